@@ -1,0 +1,502 @@
+/**
+ * A sandbox machine: a startup script run under `bash` in a temporary root, with stand-ins for
+ * the system commands a real cloud machine has (`shutdown`, `apt-get`, `systemctl`, `useradd`,
+ * `nvidia-smi`, `uname`). Generic: the EC2 fake boots these, and so can any other cloud fake.
+ *
+ * A machine is "running" from boot until it is powered off, as a real VM is: the startup script
+ * ending does not end the machine. It is powered off by `kill()` (the cloud deletes it) or by the
+ * script calling `shutdown`/`poweroff`/`halt` (the machine ends itself; the host then calls
+ * `onShutdown`, and the cloud fake decides what that means: terminate, stop, ...).
+ *
+ * Shutdown is signalled through a control file (`$SANDBOX_MACHINE_CONTROL`) that the stand-ins
+ * append to and the host polls; no network or extra tools are needed inside the machine.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface GpuSpec {
+  /** Model as `nvidia-smi` names it, e.g. `Tesla T4`, `NVIDIA A10G`. */
+  model: string;
+  count: number;
+  /** Memory per GPU in MiB, for `nvidia-smi` output. */
+  memoryMiB?: number;
+}
+
+export interface BootOptions {
+  /** The cloud's id for the machine (instance id, VM name). */
+  id: string;
+  script: string;
+  env?: Record<string, string>;
+  gpu?: GpuSpec;
+  /** What `uname -m` reports: `x86_64` (default) or `arm64` (reported as `aarch64`). */
+  arch?: 'x86_64' | 'arm64';
+  /** Called once when the machine powers itself off (`shutdown -h`, `poweroff`, `halt`), after its processes are gone. */
+  onShutdown: () => void;
+  /** The machine never runs its script: it stays up and silent (a boot that hangs). */
+  failBoot?: boolean;
+  /** Length of a `shutdown +N` minute in milliseconds (default 60000); tests shorten it. */
+  minuteMs?: number;
+  /** Lines printed to the console before the script's output (a boot banner). */
+  banner?: string[];
+}
+
+export interface Machine {
+  readonly id: string;
+  /** The temporary root (gone after the machine is powered off). */
+  readonly root: string;
+  /** Powered on: from boot until `kill()` or a shutdown. */
+  readonly running: boolean;
+  /** The console: the script's stdout and stderr, interleaved, last 1 MiB. */
+  console(): string;
+  /** The console's raw bytes (last 1 MiB). */
+  consoleBytes(): Buffer;
+  /** Pids of the machine's processes still alive (zombies excluded). */
+  processes(): number[];
+  /** Exit code of the startup script, once it has ended (`null` if it was killed by a signal). */
+  readonly scriptExit: Promise<number | null>;
+  /** A `shutdown +N` that is pending: when it fires, in epoch ms. */
+  readonly scheduledShutdown: number | undefined;
+  /** Power off: SIGTERM to the process group, SIGKILL after ~1 s; removes the temporary root. */
+  kill(): Promise<void>;
+  /** Resolves when the machine is powered off (by `kill()` or by a shutdown). */
+  readonly exited: Promise<void>;
+}
+
+const CONSOLE_CAP = 1024 * 1024;
+const POLL_MS = 50;
+
+/** Boots a machine. The script starts at once, unless `failBoot`. */
+export function bootMachine(opts: BootOptions): Machine {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `sandbox-machine-${safe(opts.id)}-`));
+  const bin = path.join(root, '.sandbox', 'bin');
+  const control = path.join(root, '.sandbox', 'control');
+  const home = path.join(root, 'root');
+  const runnerHome = path.join(root, 'opt', 'cml-runner');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.mkdirSync(home, { recursive: true });
+  fs.mkdirSync(path.join(root, 'opt'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+  fs.writeFileSync(control, '');
+  writeStandIns(bin, opts);
+  const scriptPath = path.join(root, '.sandbox', 'user-data.sh');
+  fs.writeFileSync(scriptPath, opts.script, { mode: 0o700 });
+
+  const chunks: Buffer[] = [];
+  let consoleSize = 0;
+  const append = (b: Buffer): void => {
+    chunks.push(b);
+    consoleSize += b.length;
+    while (consoleSize > CONSOLE_CAP && chunks.length > 1) {
+      consoleSize -= chunks.shift()!.length;
+    }
+  };
+  for (const line of opts.banner ?? []) append(Buffer.from(`${line}\n`));
+
+  let running = true;
+  let child: ChildProcess | undefined;
+  let pgid: number | undefined;
+  let resolveExited!: () => void;
+  const exited = new Promise<void>((r) => (resolveExited = r));
+  let resolveScript!: (code: number | null) => void;
+  const scriptExit = new Promise<number | null>((r) => (resolveScript = r));
+  let scheduled: { at: number; timer: NodeJS.Timeout } | undefined;
+  let controlOffset = 0;
+  let killing: Promise<void> | undefined;
+  const minuteMs = opts.minuteMs ?? 60_000;
+
+  if (opts.failBoot) {
+    // Never resolves its script: the boot hung before user data ran.
+  } else {
+    const env: Record<string, string> = {
+      PATH: `${bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
+      HOME: home,
+      USER: 'root',
+      LOGNAME: 'root',
+      SHELL: '/bin/bash',
+      LANG: 'C.UTF-8',
+      TMPDIR: path.join(root, 'tmp'),
+      CML_RUNNER_HOME: runnerHome,
+      SANDBOX_MACHINE_ID: opts.id,
+      SANDBOX_MACHINE_ROOT: root,
+      SANDBOX_MACHINE_CONTROL: control,
+      ...opts.env,
+    };
+    child = spawn('bash', [scriptPath], {
+      cwd: root,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    pgid = child.pid;
+    child.stdout?.on('data', append);
+    child.stderr?.on('data', append);
+    child.on('error', (err) => {
+      append(Buffer.from(`[machine] could not start the startup script: ${err.message}\n`));
+      resolveScript(null);
+    });
+    child.on('exit', (code) => resolveScript(code));
+  }
+
+  const poll = setInterval(() => readControl(), POLL_MS);
+  poll.unref();
+
+  function readControl(): void {
+    if (!running) return;
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(control);
+    } catch {
+      return;
+    }
+    if (data.length <= controlOffset) return;
+    const text = data.subarray(controlOffset).toString('utf8');
+    const complete = text.lastIndexOf('\n');
+    if (complete < 0) return;
+    controlOffset += Buffer.byteLength(text.slice(0, complete + 1));
+    for (const line of text.slice(0, complete).split('\n')) handleControl(line.trim());
+  }
+
+  function handleControl(line: string): void {
+    const [verb, arg] = line.split(/\s+/);
+    if (verb === 'poweroff') {
+      void powerOff();
+    } else if (verb === 'schedule' && arg) {
+      const at = Number(arg);
+      if (scheduled) clearTimeout(scheduled.timer);
+      const delay = Math.max(0, at - Date.now());
+      const timer = setTimeout(() => void powerOff(), delay);
+      timer.unref();
+      scheduled = { at, timer };
+    } else if (verb === 'cancel') {
+      if (scheduled) clearTimeout(scheduled.timer);
+      scheduled = undefined;
+    }
+  }
+
+  async function powerOff(): Promise<void> {
+    if (!running) return;
+    append(Buffer.from('[machine] reached target Power-Off.\n'));
+    await stop();
+    opts.onShutdown();
+  }
+
+  function stop(): Promise<void> {
+    if (killing) return killing;
+    running = false;
+    clearInterval(poll);
+    if (scheduled) clearTimeout(scheduled.timer);
+    scheduled = undefined;
+    killing = (async () => {
+      if (pgid !== undefined) await killGroup(pgid);
+      if (opts.failBoot || child === undefined) resolveScript(null);
+      fs.rmSync(root, { recursive: true, force: true });
+      resolveExited();
+    })();
+    return killing;
+  }
+
+  // Stand-ins report the time of a scheduled shutdown in "minutes" that tests may shorten.
+  fs.writeFileSync(path.join(root, '.sandbox', 'minute-ms'), String(minuteMs));
+
+  return {
+    id: opts.id,
+    root,
+    get running() {
+      return running;
+    },
+    console: () => Buffer.concat(chunks).toString('utf8'),
+    consoleBytes: () => Buffer.concat(chunks),
+    processes: () => (pgid === undefined ? [] : groupPids(pgid)),
+    scriptExit,
+    get scheduledShutdown() {
+      return scheduled?.at;
+    },
+    kill: stop,
+    exited,
+  };
+}
+
+/** Every machine booted by one cloud fake, with the `failBoot` switch the tests use. */
+export class MachineFleet {
+  private failNext = 0;
+  private readonly booted: Machine[] = [];
+
+  constructor(private readonly defaults: { minuteMs?: number } = {}) {}
+
+  /** The next `n` machines never run their script (they stay up, silent). */
+  failBoot(n = 1): void {
+    this.failNext += n;
+  }
+
+  boot(opts: BootOptions): Machine {
+    let failBoot = opts.failBoot ?? false;
+    if (this.failNext > 0) {
+      this.failNext -= 1;
+      failBoot = true;
+    }
+    const m = bootMachine({ minuteMs: this.defaults.minuteMs, ...opts, failBoot });
+    this.booted.push(m);
+    return m;
+  }
+
+  all(): readonly Machine[] {
+    return this.booted;
+  }
+
+  /** Machines still powered on, or with processes still alive. */
+  live(): Machine[] {
+    return this.booted.filter((m) => m.running || m.processes().length > 0);
+  }
+
+  async killAll(): Promise<void> {
+    await Promise.all(this.booted.map((m) => m.kill()));
+  }
+}
+
+/** Pids in a process group, read from /proc; zombies are not alive. */
+export function groupPids(pgid: number): number[] {
+  const pids: number[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return isGroupSignalable(pgid) ? [pgid] : [];
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const state = rest[0];
+    const group = Number(rest[2]);
+    if (group === pgid && state !== 'Z' && state !== 'X') pids.push(Number(e));
+  }
+  return pids;
+}
+
+function isGroupSignalable(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function killGroup(pgid: number): Promise<void> {
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-pgid, sig);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  if (groupPids(pgid).length === 0) return;
+  signal('SIGTERM');
+  const deadline = Date.now() + 1000;
+  while (Date.now() < deadline) {
+    if (groupPids(pgid).length === 0) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  signal('SIGKILL');
+  const hard = Date.now() + 2000;
+  while (Date.now() < hard && groupPids(pgid).length > 0) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function safe(id: string): string {
+  return id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
+}
+
+function writeStandIns(bin: string, opts: BootOptions): void {
+  const write = (name: string, body: string): void => {
+    fs.writeFileSync(path.join(bin, name), `#!/bin/bash\n${body}`, { mode: 0o755 });
+  };
+  const note = (what: string): string => `echo "[machine] ${what} (stand-in)" >&2\n`;
+
+  // Power: append to the control file the host polls.
+  const powerOff = `printf 'poweroff\\n' >>"$SANDBOX_MACHINE_CONTROL"\n`;
+  write(
+    'shutdown',
+    `# shutdown [-h|-P|-H|-r|-c|-k] [TIME] [MESSAGE]: TIME is now, +MINUTES or HH:MM.
+reboot=0 cancel=0 when=""
+for a in "$@"; do
+  case "$a" in
+    -r|--reboot) reboot=1 ;;
+    -c) cancel=1 ;;
+    -h|-P|-H|--poweroff|--halt|-k|--no-wall) ;;
+    now|+[0-9]*|[0-9]*:[0-9]*) [[ -z "$when" ]] && when="$a" ;;
+  esac
+done
+echo "[machine] shutdown $* (stand-in)" >&2
+if [[ $cancel -eq 1 ]]; then printf 'cancel\\n' >>"$SANDBOX_MACHINE_CONTROL"; exit 0; fi
+if [[ $reboot -eq 1 ]]; then echo "[machine] reboot ignored in the sandbox" >&2; exit 0; fi
+minute_ms="$(cat "$SANDBOX_MACHINE_ROOT/.sandbox/minute-ms" 2>/dev/null || echo 60000)"
+now_ms=$(( $(date +%s%N) / 1000000 ))
+case "\${when:-+1}" in
+  now|+0) ${powerOff.trim()} ;;
+  +*) mins="\${when#+}"; printf 'schedule %s\\n' $(( now_ms + mins * minute_ms )) >>"$SANDBOX_MACHINE_CONTROL"
+      echo "Shutdown scheduled in \${mins} minute(s), use 'shutdown -c' to cancel." ;;
+  *:*) target=$(date -d "$when" +%s 2>/dev/null) || { echo "shutdown: invalid time: $when" >&2; exit 1; }
+       now_s=$(date +%s); [[ $target -le $now_s ]] && target=$(( target + 86400 ))
+       printf 'schedule %s\\n' $(( now_ms + (target - now_s) * 1000 * minute_ms / 60000 )) >>"$SANDBOX_MACHINE_CONTROL" ;;
+esac
+exit 0
+`,
+  );
+  for (const name of ['poweroff', 'halt']) {
+    write(name, `echo "[machine] ${name} $* (stand-in)" >&2\n${powerOff}exit 0\n`);
+  }
+  write('reboot', `echo "[machine] reboot $* (stand-in, ignored)" >&2\nexit 0\n`);
+
+  write('apt-get', `echo "[machine] apt-get $* (stand-in)" >&2\nexit 0\n`);
+  write('apt', `echo "[machine] apt $* (stand-in)" >&2\nexit 0\n`);
+  write(
+    'systemctl',
+    `echo "[machine] systemctl $* (stand-in)" >&2
+case "$1" in
+  is-active) echo inactive; exit 3 ;;
+  status) echo "Unit $2 could not be found."; exit 4 ;;
+esac
+exit 0
+`,
+  );
+  write(
+    'useradd',
+    `echo "[machine] useradd $* (stand-in)" >&2
+user="\${*: -1}"
+mkdir -p "$SANDBOX_MACHINE_ROOT/.sandbox" && echo "$user" >>"$SANDBOX_MACHINE_ROOT/.sandbox/users"
+exit 0
+`,
+  );
+  write('usermod', `${note('usermod $*')}exit 0\n`);
+  write('chown', `${note('chown $*')}exit 0\n`);
+  write(
+    'id',
+    `# Users made by the useradd stand-in exist here; everything else is the host's answer.
+last="\${*: -1}"
+if [[ $# -gt 0 && -f "$SANDBOX_MACHINE_ROOT/.sandbox/users" ]] && grep -qx -- "$last" "$SANDBOX_MACHINE_ROOT/.sandbox/users"; then
+  case "$1" in -u|-g) echo 1001 ;; -un|-nu) echo "$last" ;; *) echo "uid=1001($last) gid=1001($last) groups=1001($last)" ;; esac
+  exit 0
+fi
+PATH="\${PATH#*:}"
+exec id "$@"
+`,
+  );
+  write(
+    'sudo',
+    `# sudo [-u USER] [-E] [-H] [-n] [--] CMD...: the sandbox runs everything as the host user.
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -u|-g) shift 2 ;;
+    -E|-H|-n|-i|-S|--preserve-env*) shift ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+exec "$@"
+`,
+  );
+  write(
+    'runuser',
+    `# runuser -u USER -- CMD... | runuser -l USER -c CMD
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -u) shift 2 ;;
+    -l) shift 2 ;;
+    -c) exec bash -c "$2" ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+exec "$@"
+`,
+  );
+  const machineArch = opts.arch === 'arm64' ? 'aarch64' : 'x86_64';
+  write(
+    'uname',
+    `# The machine's architecture is the instance type's, not the host's.
+real_path="\${PATH#*:}"
+case "$1" in
+  -m|-p|-i|--machine) echo "${machineArch}" ;;
+  *) out="$(PATH="$real_path" uname "$@")"; echo "\${out//$(PATH="$real_path" uname -m)/${machineArch}}" ;;
+esac
+`,
+  );
+  write(
+    'arch',
+    `echo "${machineArch}"\n`,
+  );
+  if (opts.gpu) writeNvidiaSmi(bin, opts.gpu);
+}
+
+function writeNvidiaSmi(bin: string, gpu: GpuSpec): void {
+  const mem = gpu.memoryMiB ?? 16384;
+  const names = Array.from({ length: gpu.count }, (_, i) => i);
+  const list = names.map((i) => `GPU ${i}: ${gpu.model} (UUID: GPU-5a4d${String(i).padStart(4, '0')}-sand-box0-0000-00000000000${i})`);
+  const table = [
+    `+-----------------------------------------------------------------------------------------+`,
+    `| NVIDIA-SMI 570.133.20             Driver Version: 570.133.20     CUDA Version: 12.8     |`,
+    `|-----------------------------------------+------------------------+----------------------+`,
+    `| GPU  Name                 Persistence-M | Bus-Id          Disp.A | Volatile Uncorr. ECC |`,
+    `| Fan  Temp   Perf          Pwr:Usage/Cap |           Memory-Usage | GPU-Util  Compute M. |`,
+    `|=========================================+========================+======================|`,
+    ...names.flatMap((i) => [
+      `| ${String(i).padStart(3)}  ${gpu.model.padEnd(26).slice(0, 26)}          On | 00000000:00:${(0x1e + i).toString(16).toUpperCase().padStart(2, '0')}.0 Off |                    0 |`,
+      `| N/A   34C    P8             12W /  70W  |       1MiB / ${String(mem).padStart(6)}MiB |      0%      Default |`,
+      `+-----------------------------------------+------------------------+----------------------+`,
+    ]),
+    ``,
+    `+-----------------------------------------------------------------------------------------+`,
+    `| Processes:                                                                              |`,
+    `|  No running processes found                                                             |`,
+    `+-----------------------------------------------------------------------------------------+`,
+  ];
+  const body = `echo "[machine] nvidia-smi $* (stand-in: ${gpu.count}x ${gpu.model})" >&2
+case "$1" in
+  -L|--list-gpus)
+    cat <<'EOF'
+${list.join('\n')}
+EOF
+    ;;
+  --query-gpu=*)
+    fields="\${1#--query-gpu=}"
+    header=1
+    for a in "$@"; do [[ "$a" == *noheader* ]] && header=0; done
+    [[ $header -eq 1 ]] && echo "$fields"
+    for i in $(seq 0 $(( ${gpu.count} - 1 ))); do
+      line=""
+      IFS=',' read -ra fs <<<"$fields"
+      for f in "\${fs[@]}"; do
+        case "$f" in
+          name) v="${gpu.model}" ;;
+          count) v="${gpu.count}" ;;
+          index) v="$i" ;;
+          memory.total) v="${mem} MiB" ;;
+          driver_version) v="570.133.20" ;;
+          uuid) v="GPU-5a4d000$i-sand-box0-0000-00000000000$i" ;;
+          *) v="[N/A]" ;;
+        esac
+        line="\${line:+$line, }$v"
+      done
+      echo "$line"
+    done
+    ;;
+  *)
+    cat <<'EOF'
+${table.join('\n')}
+EOF
+    ;;
+esac
+exit 0
+`;
+  fs.writeFileSync(path.join(bin, 'nvidia-smi'), `#!/bin/bash\n${body}`, { mode: 0o755 });
+}

@@ -1,0 +1,11 @@
+import type { RunContext } from '../config.js';
+
+/** The workflow run, from the variables every Actions runner sets (GHES included). */
+export function runContext(env: NodeJS.ProcessEnv = process.env): RunContext {
+  return {
+    repository: env.GITHUB_REPOSITORY ?? '',
+    runId: env.GITHUB_RUN_ID ?? 'local',
+    serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
+    apiUrl: env.GITHUB_API_URL ?? 'https://api.github.com',
+  };
+}

@@ -1,0 +1,35 @@
+import * as core from '@actions/core';
+import { loadCloud } from '../clouds/types.js';
+import { errorMessage } from '../errors.js';
+import { GitHubForge } from '../forge/github.js';
+import { cleanup } from '../lifecycle.js';
+import { actionsLog } from './core-log.js';
+import { loadLedger } from './state.js';
+
+/**
+ * Post runs with `post-if: always()`. A launch that finished with every runner online needs
+ * nothing: its runners end themselves. Anything else is ended here, from the ledger.
+ */
+export async function runPost(): Promise<void> {
+  try {
+    const ledger = loadLedger();
+    if (!ledger || (ledger.machines.length === 0 && ledger.registrations.length === 0)) {
+      core.info('Nothing was created; nothing to clean up.');
+      return;
+    }
+    if (ledger.complete) {
+      core.info(`Every runner came online; they end themselves after their job or idle-timeout.`);
+      return;
+    }
+    const token = core.getInput('token');
+    core.setSecret(token);
+    await core.group('Cleaning up the failed launch', async () => {
+      const cloud = await loadCloud(ledger.cloud, ledger.region);
+      const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
+      const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
+      core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
+    });
+  } catch (err) {
+    core.setFailed(errorMessage(err));
+  }
+}

@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Renders the startup script. The template is static; values reach it only as base64 data
+ * lines inside a quoted heredoc, so no input can become shell code.
+ */
+
+export interface RunnerDownload {
+  url: string;
+  sha256: string;
+}
+
+export interface StartupSettings {
+  runnerName: string;
+  labels: string[];
+  /** `config.sh --url`: the repository or organisation URL. */
+  url: string;
+  /** A just-in-time config (single runners) or a registration token (reusable runners). */
+  credential: { jitConfig: string } | { registrationToken: string };
+  group?: string;
+  idleTimeoutSeconds: number;
+  maxLifetimeSeconds: number;
+  downloads: { X64?: RunnerDownload; ARM64?: RunnerDownload };
+  userScript?: string;
+}
+
+const TEMPLATE = readFileSync(new URL('./startup.sh', import.meta.url), 'utf8');
+
+export function renderStartupScript(s: StartupSettings): string {
+  const settings: Record<string, string | undefined> = {
+    RUNNER_NAME: s.runnerName,
+    RUNNER_LABELS: s.labels.join(','),
+    RUNNER_URL: s.url,
+    RUNNER_GROUP: s.group,
+    RUNNER_JITCONFIG: 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
+    RUNNER_TOKEN: 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
+    IDLE_TIMEOUT: String(s.idleTimeoutSeconds),
+    MAX_LIFETIME: String(s.maxLifetimeSeconds),
+    DOWNLOAD_X64_URL: s.downloads.X64?.url,
+    DOWNLOAD_X64_SHA256: s.downloads.X64?.sha256,
+    DOWNLOAD_ARM64_URL: s.downloads.ARM64?.url,
+    DOWNLOAD_ARM64_SHA256: s.downloads.ARM64?.sha256,
+    USER_SCRIPT: s.userScript,
+  };
+  const lines = Object.entries(settings)
+    .filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '')
+    .map(([k, v]) => `${k}=${Buffer.from(v, 'utf8').toString('base64')}`);
+  return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
+}

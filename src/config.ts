@@ -1,0 +1,312 @@
+import { CATALOGS, CLOUDS, type CloudName } from './catalog/index.js';
+import { GENERIC_GPUS, GENERIC_REGIONS, GENERIC_TYPES, GPU_ALIASES, RETIRED_GPUS, isGenericGpu, type GenericGpu } from './catalog/generic.js';
+import { InputError } from './errors.js';
+
+/**
+ * Inputs become one validated, cloud-agnostic launch spec. Nothing below this file reads an
+ * input, and nothing is created before `parseSpec` has accepted every value.
+ */
+
+export type Mode = 'launch' | 'cleanup';
+
+/** Where runners register: a repository or a whole organisation, on github.com or GHES. */
+export type ForgeScope = { kind: 'repo'; owner: string; repo: string } | { kind: 'org'; org: string };
+
+export interface ForgeSpec {
+  driver: 'github';
+  scope: ForgeScope;
+  /** `https://github.com/owner/repo` or `https://github.com/org`: what `config.sh --url` takes. */
+  url: string;
+  apiUrl: string;
+  token: string;
+}
+
+export interface RunnerSpec {
+  labels: string[];
+  /** One unique name per runner. */
+  names: string[];
+  single: boolean;
+  idleTimeoutSeconds: number;
+  maxLifetimeSeconds: number;
+  startupTimeoutSeconds: number;
+  /** Runner group by id or name; undefined means the default group. */
+  group?: number | string;
+  /** `latest`, or a version that must be the one GitHub offers. */
+  version: string;
+}
+
+export interface MachineSpec {
+  cloud: CloudName;
+  region: string;
+  /** Native machine types, in the order to try. */
+  types: string[];
+  gpu: GenericGpu;
+  /** Whether the machine needs a GPU image: a GPU was asked for, or the native type has one. */
+  wantsGpu: boolean;
+  /** Root disk in GB; undefined keeps the image's own size. */
+  hddSizeGb?: number;
+  image?: string;
+  spot: boolean;
+  /** Maximum hourly price; undefined means up to the on-demand price (`spot-price: -1`). */
+  spotPrice?: number;
+  /** The user's own script, run first on the machine. */
+  startupScript?: string;
+  tags: Record<string, string>;
+  aws: { subnet?: string; securityGroup?: string; instanceProfile?: string };
+}
+
+export interface LaunchSpec {
+  mode: Mode;
+  machine: MachineSpec;
+  runner: RunnerSpec;
+  forge: ForgeSpec;
+}
+
+/** The workflow run a launch belongs to, from the Actions environment; it goes into tags. */
+export interface RunContext {
+  repository: string;
+  runId: string;
+  serverUrl: string;
+  apiUrl: string;
+}
+
+export type InputReader = (name: string) => string;
+
+const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+export function parseSpec(read: InputReader, ctx: RunContext, random: () => string = randomSuffix): LaunchSpec {
+  const input = (name: string): string => read(name).trim();
+
+  const mode = oneOf('mode', input('mode') || 'launch', ['launch', 'cleanup']) as Mode;
+  const cloud = oneOf('cloud', input('cloud'), CLOUDS) as CloudName;
+  const catalog = CATALOGS[cloud];
+
+  const regionRaw = input('region') || 'us-east';
+  const region = catalog.region(regionRaw);
+  if (!region) {
+    throw new InputError('region', regionRaw, `use one of ${GENERIC_REGIONS.join(', ')}, or ${catalog.nativeRegionHint}`);
+  }
+
+  const gpu = parseGpu(input('gpu') || 'nogpu');
+  const typeList = list(input('type') || 'm');
+  if (typeList.length === 0) throw new InputError('type', input('type'), 'give at least one type');
+  const types = typeList.map((t) => {
+    const native = catalog.machineType(t, gpu);
+    if (!native) {
+      throw new InputError('type', t, `use one of ${GENERIC_TYPES.join(', ')}, or ${catalog.nativeTypeHint}; a comma list is a fallback order`);
+    }
+    return native;
+  });
+
+  const hddRaw = input('hdd-size');
+  const hddSizeGb = hddRaw ? integer('hdd-size', hddRaw, 8, 16384, 'a disk size in GB from 8 to 16384') : undefined;
+
+  const image = input('image') || undefined;
+  if (image !== undefined && !/^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(image)) {
+    throw new InputError('image', image, 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)');
+  }
+
+  const spot = bool('spot', input('spot') || 'false');
+  const spotPriceRaw = input('spot-price') || '-1';
+  const spotPrice = Number(spotPriceRaw);
+  if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
+    throw new InputError('spot-price', spotPriceRaw, 'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price');
+  }
+
+  const startupScript = parseStartupScript(read('startup-script'));
+  const tags = parseTags(input('tags'));
+
+  const labels = parseLabels(input('labels') || 'cml');
+  const count = integer('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
+  const names = parseNames(input('name'), count, random);
+  const single = bool('single', input('single') || 'true');
+  const idleTimeoutSeconds = duration('idle-timeout', input('idle-timeout') || '300', 0);
+  const maxLifetimeSeconds = duration('max-lifetime', input('max-lifetime') || '24h', 60);
+  const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 10);
+  const group = parseGroup(input('runner-group'));
+  const version = input('runner-version') || 'latest';
+  if (version !== 'latest' && !/^\d+\.\d+\.\d+$/.test(version)) {
+    throw new InputError('runner-version', version, "use 'latest' or a version such as 2.330.0");
+  }
+
+  const driver = oneOf('driver', input('driver') || 'github', ['github', 'gitlab']);
+  if (driver === 'gitlab') {
+    throw new InputError('driver', driver, "GitLab runners are not supported by this version; use 'github'");
+  }
+  const token = read('token').trim();
+  if (mode === 'launch' && !token) {
+    throw new InputError('token', '', 'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN cannot register runners)');
+  }
+  const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);
+
+  const subnet = input('aws-subnet') || undefined;
+  if (subnet !== undefined && !/^subnet-[0-9a-f]+$/.test(subnet)) {
+    throw new InputError('aws-subnet', subnet, 'use a subnet id such as subnet-0123456789abcdef0');
+  }
+  const securityGroup = input('aws-security-group') || undefined;
+  if (securityGroup !== undefined && !/^sg-[0-9a-f]+$/.test(securityGroup)) {
+    throw new InputError('aws-security-group', securityGroup, 'use a security group id such as sg-0123456789abcdef0');
+  }
+  const instanceProfile = input('aws-instance-profile') || undefined;
+  if (instanceProfile !== undefined && !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)) {
+    throw new InputError('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
+  }
+
+  return {
+    mode,
+    machine: {
+      cloud,
+      region,
+      types,
+      gpu,
+      wantsGpu: gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t)),
+      hddSizeGb,
+      image,
+      spot,
+      spotPrice: spotPrice === -1 ? undefined : spotPrice,
+      startupScript,
+      tags,
+      aws: { subnet, securityGroup, instanceProfile },
+    },
+    runner: { labels, names, single, idleTimeoutSeconds, maxLifetimeSeconds, startupTimeoutSeconds, group, version },
+    forge: { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token },
+  };
+}
+
+function oneOf(input: string, value: string, accepted: readonly string[]): string {
+  if (!accepted.includes(value)) throw new InputError(input, value, `use one of ${accepted.join(', ')}`);
+  return value;
+}
+
+function list(value: string): string[] {
+  return value
+    .split(/[,\n]/)
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}
+
+function bool(input: string, value: string): boolean {
+  const v = value.toLowerCase();
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new InputError(input, value, 'use true or false');
+}
+
+function integer(input: string, value: string, min: number, max: number, accepted: string): number {
+  if (!/^\d+$/.test(value)) throw new InputError(input, value, accepted);
+  const n = Number(value);
+  if (n < min || n > max) throw new InputError(input, value, accepted);
+  return n;
+}
+
+/** Seconds, or a number with s, m, h or d. */
+export function duration(input: string, value: string, minSeconds: number): number {
+  const m = DURATION.exec(value);
+  const accepted = `use seconds (300) or a number with s, m, h or d (90m, 24h), at least ${minSeconds} seconds`;
+  if (!m) throw new InputError(input, value, accepted);
+  const seconds = Number(m[1]) * UNIT_SECONDS[m[2] ?? 's']!;
+  if (seconds < minSeconds || seconds > 30 * 86400) throw new InputError(input, value, `${accepted} and at most 30d`);
+  return seconds;
+}
+
+function parseGpu(value: string): GenericGpu {
+  const v = value.toLowerCase();
+  const retired = RETIRED_GPUS[v];
+  if (retired) throw new InputError('gpu', value, retired);
+  const gpu = GPU_ALIASES[v] ?? v;
+  if (!isGenericGpu(gpu)) {
+    throw new InputError('gpu', value, `use one of ${GENERIC_GPUS.join(', ')} (tesla means v100), or leave it out and give a native GPU type in 'type'`);
+  }
+  return gpu;
+}
+
+/** GitHub labels: no commas (config.sh splits on them), no control characters, at most 256 characters. */
+function parseLabels(value: string): string[] {
+  const labels = value.split(',').map((l) => l.trim());
+  for (const label of labels) {
+    if (!label || label.length > 256 || /\p{Cc}/u.test(label)) {
+      throw new InputError('labels', value, 'use a comma-separated list of non-empty labels without control characters, each at most 256 characters');
+    }
+  }
+  if (new Set(labels.map((l) => l.toLowerCase())).size !== labels.length) {
+    throw new InputError('labels', value, 'each label only once (GitHub labels are case-insensitive)');
+  }
+  return labels;
+}
+
+/** Runner names become tag values, file names and `--name` values: keep them plain. */
+function parseNames(value: string, count: number, random: () => string): string[] {
+  if (!value) return Array.from({ length: count }, () => `cml-${random()}`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,54}$/.test(value)) {
+    throw new InputError('name', value, 'use 1 to 55 letters, digits, dots, dashes or underscores, starting with a letter or digit');
+  }
+  return count === 1 ? [value] : Array.from({ length: count }, (_, i) => `${value}-${i + 1}`);
+}
+
+function parseGroup(value: string): number | string | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value);
+  if (value.length > 128 || /\p{Cc}/u.test(value)) throw new InputError('runner-group', value, 'use a runner group name or numeric id');
+  return value;
+}
+
+/** `key=value` pairs, one per line or comma-separated. Keys starting with `aws:` are reserved by AWS. */
+export function parseTags(value: string): Record<string, string> {
+  const tags: Record<string, string> = {};
+  if (!value) return tags;
+  const pairs = value.includes('\n') ? value.split('\n') : value.split(',');
+  for (const raw of pairs) {
+    const pair = raw.trim();
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const key = eq > 0 ? pair.slice(0, eq).trim() : '';
+    const val = eq > 0 ? pair.slice(eq + 1).trim() : '';
+    if (!key || key.length > 128 || val.length > 256 || /\p{Cc}/u.test(pair) || /^(aws:|cml-runner:)/i.test(key)) {
+      throw new InputError('tags', pair, 'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting with aws: or cml-runner: are reserved)');
+    }
+    tags[key] = val;
+  }
+  return tags;
+}
+
+/** A plain script, or one given as base64 (as CML accepted). */
+function parseStartupScript(value: string): string | undefined {
+  if (!value.trim()) return undefined;
+  const compact = value.trim();
+  if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact) && compact.length % 4 === 0 && compact.length >= 8) {
+    const decoded = Buffer.from(compact, 'base64').toString('utf8');
+    if (!decoded.includes('\uFFFD')) return decoded;
+  }
+  return value;
+}
+
+/** A repository or organisation URL on this server, or `owner/repo`. */
+function parseRepo(value: string, serverUrl: string): { scope: ForgeScope; url: string } {
+  const server = serverUrl.replace(/\/+$/, '');
+  const accepted = `use a repository or organisation URL on ${server} (${server}/owner/repo or ${server}/org), or owner/repo`;
+  let path = value;
+  if (/^https?:\/\//.test(value)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      throw new InputError('repo', value, accepted);
+    }
+    if (parsed.origin !== new URL(server).origin) throw new InputError('repo', value, accepted);
+    path = parsed.pathname;
+  }
+  const parts = path.replace(/^\/+|\/+$/g, '').replace(/\.git$/, '').split('/');
+  const seg = /^[A-Za-z0-9_.-]{1,100}$/;
+  if (parts.length === 2 && seg.test(parts[0]!) && seg.test(parts[1]!)) {
+    return { scope: { kind: 'repo', owner: parts[0]!, repo: parts[1]! }, url: `${server}/${parts[0]}/${parts[1]}` };
+  }
+  if (parts.length === 1 && /^https?:\/\//.test(value) && seg.test(parts[0]!)) {
+    return { scope: { kind: 'org', org: parts[0]! }, url: `${server}/${parts[0]}` };
+  }
+  throw new InputError('repo', value, accepted);
+}
+
+function randomSuffix(): string {
+  return crypto.randomUUID().replace(/-/g, '').slice(0, 10);
+}

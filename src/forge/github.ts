@@ -1,0 +1,178 @@
+import { Octokit } from '@octokit/core';
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import type { ForgeScope, ForgeSpec } from '../config.js';
+import type { RunnerDownload } from '../bootstrap/render.js';
+import { ForgeError, errorMessage } from '../errors.js';
+import type { Log } from '../log.js';
+
+/**
+ * GitHub's self-hosted runner API: mint runner credentials, watch runners come online,
+ * delete registrations. Works for repository and organisation runners, on github.com and GHES
+ * (the API URL comes from GITHUB_API_URL).
+ */
+
+export interface ForgeRunner {
+  id: number;
+  name: string;
+  status: string;
+  busy: boolean;
+  labels: string[];
+}
+
+export interface RunnerDownloads {
+  X64?: RunnerDownload;
+  ARM64?: RunnerDownload;
+  version: string;
+}
+
+const ThrottledOctokit = Octokit.plugin(retry, throttling);
+const REQUEST_TIMEOUT_MS = 30_000;
+const API_VERSION = '2022-11-28';
+
+export class GitHubForge {
+  private readonly octokit: InstanceType<typeof ThrottledOctokit>;
+  private readonly base: string;
+
+  constructor(
+    private readonly spec: Pick<ForgeSpec, 'scope' | 'apiUrl' | 'token'>,
+    private readonly log: Log,
+  ) {
+    this.base = scopePath(spec.scope);
+    this.octokit = new ThrottledOctokit({
+      auth: spec.token,
+      baseUrl: spec.apiUrl,
+      userAgent: 'cml-runner-action',
+      throttle: {
+        // GitHub's primary and secondary limits: wait as told, a few times, then give up.
+        onRateLimit: (retryAfter, options, _o, retryCount) => {
+          this.log.warning(`GitHub rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
+          return retryCount < 3;
+        },
+        onSecondaryRateLimit: (retryAfter, options, _o, retryCount) => {
+          this.log.warning(`GitHub secondary rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
+          return retryCount < 3;
+        },
+      },
+      retry: { retries: 4 },
+    });
+  }
+
+  private async call<T>(route: string, params: Record<string, unknown> = {}): Promise<{ status: number; data: T }> {
+    try {
+      const res = await this.octokit.request(route, {
+        ...params,
+        headers: { 'x-github-api-version': API_VERSION },
+        request: { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) },
+      });
+      return { status: res.status, data: res.data as T };
+    } catch (err) {
+      throw this.explain(err, route);
+    }
+  }
+
+  /** Turns GitHub's refusals into errors that say which permission is missing. */
+  private explain(err: unknown, route: string): Error {
+    const status = (err as { status?: number }).status;
+    const message = (err as { response?: { data?: { message?: string } } }).response?.data?.message ?? errorMessage(err);
+    const where = this.spec.scope.kind === 'repo' ? `${this.spec.scope.owner}/${this.spec.scope.repo}` : `organisation ${this.spec.scope.org}`;
+    const permission =
+      this.spec.scope.kind === 'repo'
+        ? 'repository permission "Administration: write" (fine-grained token or GitHub App) or the "repo" scope (classic token)'
+        : 'organisation permission "Self-hosted runners: write" (fine-grained token or GitHub App) or the "admin:org" scope (classic token)';
+    if (status === 401) {
+      return new ForgeError(`GitHub refused the token input (401 ${message}). Check that the secret passed as 'token' exists and has not expired.`, 401);
+    }
+    if (status === 403 || status === 404) {
+      return new ForgeError(
+        `GitHub answered ${status} (${message}) to ${route} for ${where}. The token input needs the ${permission}. ` +
+          `The workflow's GITHUB_TOKEN can never manage self-hosted runners: pass a personal access token or a GitHub App token in 'token'.`,
+        status,
+      );
+    }
+    return new ForgeError(`GitHub answered ${status ?? 'with an error'} to ${route}: ${message}`, status);
+  }
+
+  /** Runner tarballs GitHub currently accepts, with their checksums. */
+  async downloads(version: string): Promise<RunnerDownloads> {
+    const { data } = await this.call<Array<{ os: string; architecture: string; download_url: string; filename: string; sha256_checksum?: string }>>(
+      `GET ${this.base}/actions/runners/downloads`,
+    );
+    const pick = (arch: string): RunnerDownload | undefined => {
+      const d = data.find((x) => x.os === 'linux' && x.architecture === arch);
+      if (!d) return undefined;
+      if (!d.sha256_checksum) throw new ForgeError(`GitHub listed the ${arch} runner without a sha256 checksum; refusing to run an unverified download.`);
+      return { url: d.download_url, sha256: d.sha256_checksum };
+    };
+    const X64 = pick('x64');
+    const ARM64 = pick('arm64');
+    const offered = /(\d+\.\d+\.\d+)/.exec(data.find((x) => x.os === 'linux')?.filename ?? '')?.[1] ?? 'unknown';
+    if (!X64 && !ARM64) throw new ForgeError('GitHub listed no Linux runner download.');
+    if (version !== 'latest' && version !== offered) {
+      throw new ForgeError(
+        `Input 'runner-version' asks for ${version}, but GitHub now offers ${offered} and refuses runners older than 30 days. Use 'latest' or ${offered}.`,
+      );
+    }
+    return { X64, ARM64, version: offered };
+  }
+
+  /** The runner group id for a name or id. Repository runners only have the default group. */
+  async groupId(group: number | string | undefined): Promise<{ id: number; name: string }> {
+    if (group === undefined) return { id: 1, name: 'Default' };
+    if (this.spec.scope.kind === 'repo') {
+      if (group === 1 || group === 'Default' || group === 'default') return { id: 1, name: 'Default' };
+      throw new ForgeError(
+        `Input 'runner-group' is ${JSON.stringify(String(group))}, but runner groups belong to organisations; a repository runner is always in the default group. Set 'repo' to the organisation URL to use a group.`,
+      );
+    }
+    const { data } = await this.call<{ runner_groups: Array<{ id: number; name: string }> }>(`GET ${this.base}/actions/runner-groups`, { per_page: 100 });
+    const found = data.runner_groups.find((g) => g.id === group || g.name === group);
+    if (!found) {
+      const names = data.runner_groups.map((g) => `${g.name} (${g.id})`).join(', ');
+      throw new ForgeError(`Input 'runner-group' is ${JSON.stringify(String(group))}, which is not a runner group of ${this.spec.scope.org}. Groups: ${names}.`);
+    }
+    return { id: found.id, name: found.name };
+  }
+
+  /** A single-use, just-in-time configuration for one ephemeral runner. */
+  async jitConfig(name: string, labels: string[], groupId: number): Promise<{ runnerId: number; jitConfig: string }> {
+    const { data } = await this.call<{ runner: { id: number }; encoded_jit_config: string }>(
+      `POST ${this.base}/actions/runners/generate-jitconfig`,
+      { name, labels, runner_group_id: groupId, work_folder: '_work' },
+    );
+    return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };
+  }
+
+  /** A registration token: valid for one hour, it can only register runners. */
+  async registrationToken(): Promise<string> {
+    const { data } = await this.call<{ token: string }>(`POST ${this.base}/actions/runners/registration-token`);
+    return data.token;
+  }
+
+  async runners(): Promise<ForgeRunner[]> {
+    const all: ForgeRunner[] = [];
+    for (let page = 1; ; page++) {
+      const { data } = await this.call<{ total_count: number; runners: Array<{ id: number; name: string; status: string; busy: boolean; labels: Array<{ name: string }> }> }>(
+        `GET ${this.base}/actions/runners`,
+        { per_page: 100, page },
+      );
+      all.push(...data.runners.map((r) => ({ id: r.id, name: r.name, status: r.status, busy: r.busy, labels: r.labels.map((l) => l.name) })));
+      if (data.runners.length < 100 || all.length >= data.total_count) return all;
+    }
+  }
+
+  /** Deletes a registration; one that is already gone counts as deleted. */
+  async deleteRunner(id: number): Promise<'deleted' | 'gone'> {
+    try {
+      await this.call(`DELETE ${this.base}/actions/runners/{runner_id}`, { runner_id: id });
+      return 'deleted';
+    } catch (err) {
+      if (err instanceof ForgeError && err.status === 404) return 'gone';
+      throw err;
+    }
+  }
+}
+
+function scopePath(scope: ForgeScope): string {
+  return scope.kind === 'repo' ? `/repos/${scope.owner}/${scope.repo}` : `/orgs/${scope.org}`;
+}

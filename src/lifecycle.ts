@@ -1,0 +1,295 @@
+import { randomUUID } from 'node:crypto';
+import { renderStartupScript } from './bootstrap/render.js';
+import type { Cloud, Machine, MachineState } from './clouds/types.js';
+import type { LaunchSpec, RunContext } from './config.js';
+import { ForgeError, StartupTimeoutError, errorMessage } from './errors.js';
+import type { GitHubForge } from './forge/github.js';
+import { Ledger, type LedgerData } from './ledger.js';
+import { maskSecrets, type Log } from './log.js';
+import { mapLimited, realClock, withRetry, type Clock } from './retry.js';
+
+/**
+ * Launch and cleanup over a ledger. Launch records every registration and machine before the
+ * call that creates it, waits until GitHub lists every runner online, and otherwise fails with
+ * the machine's own log. Cleanup ends whatever a ledger names; "already gone" is success.
+ */
+
+export interface LaunchDeps {
+  cloud: Cloud;
+  forge: GitHubForge;
+  log: Log;
+  /** Called with the whole ledger after every change, before the next call. */
+  persist: (data: LedgerData) => void;
+  signal?: AbortSignal;
+  clock?: Clock;
+}
+
+export interface LaunchedRunner {
+  name: string;
+  id: number;
+  machine: Machine;
+  secondsToOnline: number;
+}
+
+export interface LaunchResult {
+  runners: LaunchedRunner[];
+  labels: string[];
+  region: string;
+  ledger: LedgerData;
+}
+
+/** How many machines are requested at once. */
+const CONCURRENCY = 10;
+const CONSOLE_TAIL_LINES = 40;
+
+export const TAG = {
+  managed: 'cml-runner:managed',
+  repo: 'cml-runner:repo',
+  runId: 'cml-runner:run-id',
+  runner: 'cml-runner:runner',
+  expiresAt: 'cml-runner:expires-at',
+} as const;
+
+export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps): Promise<LaunchResult> {
+  const { cloud, forge, log, signal } = deps;
+  const clock = deps.clock ?? realClock;
+  const started = clock.now();
+  const ledger = new Ledger(Ledger.empty(spec.machine.cloud, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
+  const secrets = new Set<string>([spec.forge.token]);
+  const stopIfCancelled = (): void => {
+    if (signal?.aborted) throw new Error('The launch was cancelled; post will end everything recorded so far.');
+  };
+
+  const [downloads, group] = await log.group('Preparing', async () => {
+    const result = await Promise.all([forge.downloads(spec.runner.version), forge.groupId(spec.runner.group), cloud.prepare(spec.machine)]);
+    log.info(`runner ${result[0].version}, ${spec.machine.types[0]} in ${cloud.region}, ${spec.machine.spot ? 'spot' : 'on-demand'}`);
+    return result;
+  });
+  stopIfCancelled();
+
+  const machines = new Map<string, Machine>();
+  const runnerIds = new Map<string, number>();
+  await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
+    let registrationToken: string | undefined;
+    if (!spec.runner.single) {
+      registrationToken = await forge.registrationToken();
+      secrets.add(registrationToken);
+      log.secret(registrationToken);
+    }
+    const results = await mapLimited(spec.runner.names, CONCURRENCY, async (name) => {
+      stopIfCancelled();
+      const registration = ledger.registration(name);
+      let credential: { jitConfig: string } | { registrationToken: string };
+      if (spec.runner.single) {
+        const jit = await forge.jitConfig(name, spec.runner.labels, group.id);
+        secrets.add(jit.jitConfig);
+        log.secret(jit.jitConfig);
+        ledger.update(registration, { id: jit.runnerId });
+        runnerIds.set(name, jit.runnerId);
+        credential = { jitConfig: jit.jitConfig };
+      } else {
+        credential = { registrationToken: registrationToken! };
+      }
+      const script = renderStartupScript({
+        runnerName: name,
+        labels: spec.runner.labels,
+        url: spec.forge.url,
+        credential,
+        group: group.id === 1 ? undefined : group.name,
+        idleTimeoutSeconds: spec.runner.idleTimeoutSeconds,
+        maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+        downloads,
+        userScript: spec.machine.startupScript,
+      });
+      stopIfCancelled();
+      const clientToken = randomUUID();
+      const entry = ledger.machine(name, clientToken);
+      const machine = await cloud.launch(spec.machine, { runnerName: name, startupScript: script, clientToken, tags: machineTags(spec, ctx, name, clock) });
+      ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
+      machines.set(name, machine);
+      log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+    });
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  });
+
+  const online = await log.group('Waiting for runners to come online', () =>
+    waitOnline(spec, { cloud, forge, log, clock, signal, machines, runnerIds, ledger, secrets, started }),
+  );
+  ledger.markComplete();
+  return {
+    runners: spec.runner.names.map((name) => ({ name, id: runnerIds.get(name)!, machine: machines.get(name)!, secondsToOnline: online.get(name)! })),
+    labels: spec.runner.labels,
+    region: cloud.region,
+    ledger: ledger.data,
+  };
+}
+
+function machineTags(spec: LaunchSpec, ctx: RunContext, name: string, clock: Clock): Record<string, string> {
+  return {
+    ...spec.machine.tags,
+    Name: name,
+    [TAG.managed]: 'true',
+    [TAG.repo]: ctx.repository,
+    [TAG.runId]: ctx.runId,
+    [TAG.runner]: name,
+    [TAG.expiresAt]: new Date(clock.now() + spec.runner.maxLifetimeSeconds * 1000).toISOString(),
+  };
+}
+
+interface WaitContext {
+  cloud: Cloud;
+  forge: GitHubForge;
+  log: Log;
+  clock: Clock;
+  signal?: AbortSignal;
+  machines: Map<string, Machine>;
+  runnerIds: Map<string, number>;
+  ledger: Ledger;
+  secrets: Set<string>;
+  started: number;
+}
+
+/**
+ * Polls GitHub once per round for all runners (one list call, not one per runner), fast at
+ * first and backing off to 10 s. Machines are checked in the same round, so a machine that
+ * ended early fails the launch at once instead of at the timeout.
+ */
+async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string, number>> {
+  const deadline = w.started + spec.runner.startupTimeoutSeconds * 1000;
+  const online = new Map<string, number>();
+  let interval = 1000;
+  let lastReport = 0;
+  for (;;) {
+    const pending = spec.runner.names.filter((n) => !online.has(n));
+    const [runners, states] = await Promise.all([
+      w.forge.runners(),
+      Promise.all(pending.map(async (n) => [n, await w.cloud.state(w.machines.get(n)!.id)] as const)),
+    ]);
+    for (const name of pending) {
+      const runner = runners.find((r) => r.name === name);
+      if (runner && !w.runnerIds.has(name)) {
+        w.runnerIds.set(name, runner.id);
+        const entry = w.ledger.data.registrations.find((r) => r.name === name);
+        if (entry) w.ledger.update(entry, { id: runner.id });
+      }
+      if (runner?.status === 'online') {
+        const seconds = Math.round((w.clock.now() - w.started) / 100) / 10;
+        online.set(name, seconds);
+        w.log.info(`${name}: online after ${seconds}s`);
+      }
+    }
+    if (online.size === spec.runner.names.length) return online;
+
+    const ended = states.filter(([n, s]) => !online.has(n) && s !== 'starting' && s !== 'running');
+    if (ended.length > 0) {
+      throw new StartupTimeoutError(await describeFailures(ended, 'ended before its runner came online', w));
+    }
+    const now = w.clock.now();
+    if (now >= deadline) {
+      const left = states.filter(([n]) => !online.has(n));
+      throw new StartupTimeoutError(await describeFailures(left, `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`, w));
+    }
+    if (now - lastReport >= 10_000 || lastReport === 0) {
+      lastReport = now;
+      const detail = states
+        .filter(([n]) => !online.has(n))
+        .map(([n, s]) => `${n}: machine ${s}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
+        .join('; ');
+      w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
+    }
+    await w.clock.sleep(Math.min(interval, Math.max(0, deadline - now)), w.signal).catch(() => {
+      throw new Error('The launch was cancelled; post will end everything recorded so far.');
+    });
+    interval = Math.min(interval * 1.5, 10_000);
+  }
+}
+
+/** Why each runner failed, with the tail of its machine's console, secrets masked. */
+async function describeFailures(failed: ReadonlyArray<readonly [string, MachineState]>, what: string, w: WaitContext): Promise<string> {
+  const parts = await Promise.all(
+    failed.map(async ([name, state]) => {
+      const machine = w.machines.get(name)!;
+      let tail: string;
+      try {
+        const text = await w.cloud.consoleLog(machine.id);
+        tail = text.trim() ? text.trimEnd().split('\n').slice(-CONSOLE_TAIL_LINES).join('\n') : '(the console is empty: the machine may not have booted yet)';
+      } catch (err) {
+        tail = `(the console could not be read: ${errorMessage(err)})`;
+      }
+      return `Runner ${name} ${what}; machine ${machine.id} is ${state}. Last lines of its console:\n${maskSecrets(tail, w.secrets)}`;
+    }),
+  );
+  return parts.join('\n\n');
+}
+
+export interface CleanupDeps {
+  cloud: Cloud;
+  forge: GitHubForge;
+  log: Log;
+  clock?: Clock;
+}
+
+export interface CleanupReport {
+  machines: Array<{ id: string; result: 'terminated' | 'gone' }>;
+  registrations: Array<{ name: string; result: 'deleted' | 'gone' }>;
+}
+
+/**
+ * Ends everything a ledger names: machines first (so runners stop taking jobs), then
+ * registrations. Entries whose create answer never arrived are found by client token or name.
+ * Every step is tried; failures are reported together at the end.
+ */
+export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<CleanupReport> {
+  const { cloud, forge, log } = deps;
+  const clock = deps.clock ?? realClock;
+  const report: CleanupReport = { machines: [], registrations: [] };
+  const errors: string[] = [];
+
+  await Promise.all(
+    data.machines.map(async (entry) => {
+      try {
+        const ids = entry.id ? [entry.id] : await cloud.findByClientToken(entry.clientToken);
+        for (const id of ids) {
+          const result = await withRetry(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: () => true, clock });
+          report.machines.push({ id, result });
+          log.info(`machine ${id} (${entry.runnerName}): ${result}`);
+        }
+      } catch (err) {
+        errors.push(`machine of ${entry.runnerName} (${entry.id ?? `client token ${entry.clientToken}`}): ${errorMessage(err)}`);
+      }
+    }),
+  );
+
+  let listed: Awaited<ReturnType<GitHubForge['runners']>> | undefined;
+  for (const entry of data.registrations) {
+    try {
+      let id = entry.id;
+      if (id === undefined) {
+        listed ??= await forge.runners();
+        id = listed.find((r) => r.name === entry.name)?.id;
+      }
+      if (id === undefined) {
+        report.registrations.push({ name: entry.name, result: 'gone' });
+        continue;
+      }
+      const runnerId = id;
+      // A runner whose machine just ended can still count as busy for a moment (422).
+      const result = await withRetry(() => forge.deleteRunner(runnerId), {
+        attempts: 6,
+        baseMs: 1000,
+        retryable: (err) => !(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500,
+        clock,
+      });
+      report.registrations.push({ name: entry.name, result });
+      log.info(`registration ${entry.name} (${runnerId}): ${result}`);
+    } catch (err) {
+      errors.push(`registration ${entry.name}: ${errorMessage(err)}`);
+    }
+  }
+
+  if (errors.length > 0) {
+    throw new Error(`Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`);
+  }
+  return report;
+}
