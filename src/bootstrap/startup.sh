@@ -12,9 +12,9 @@ umask 077
 log() { printf '%s cml-runner: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 
 declare -A setting=()
-while IFS='=' read -r key value; do
-  [[ -n "$key" ]] || continue
-  setting["$key"]="$(printf '%s' "$value" | base64 -d)"
+while read -r line; do
+  [[ "$line" == *=* ]] || continue
+  setting["${line%%=*}"]="$(printf '%s' "${line#*=}" | base64 -d)"
 done <<'CML_RUNNER_SETTINGS'
 @@SETTINGS@@
 CML_RUNNER_SETTINGS

@@ -1,0 +1,135 @@
+import { describe, expect, test } from '@jest/globals';
+import { parseSpec, type RunContext } from '../src/config.js';
+import { InputError } from '../src/errors.js';
+
+const ctx: RunContext = { repository: 'octo-org/ml', runId: '7', serverUrl: 'https://github.com', apiUrl: 'https://api.github.com' };
+
+function spec(inputs: Record<string, string>) {
+  const all: Record<string, string> = { cloud: 'aws', token: 'ghp_example', ...inputs };
+  return parseSpec((name) => all[name] ?? '', ctx, () => 'abc123');
+}
+
+function rejection(inputs: Record<string, string>): InputError {
+  try {
+    spec(inputs);
+  } catch (err) {
+    if (err instanceof InputError) return err;
+    throw err;
+  }
+  throw new Error(`accepted ${JSON.stringify(inputs)}`);
+}
+
+describe('generic names map to AWS names through the catalog', () => {
+  test.each([
+    ['us-east', 'us-east-1'],
+    ['us-west', 'us-west-1'],
+    ['eu-west', 'eu-west-1'],
+    ['eu-north', 'eu-north-1'],
+    ['ap-southeast-2', 'ap-southeast-2'],
+  ])('region %s is %s', (region, native) => {
+    expect(spec({ region }).machine.region).toBe(native);
+  });
+
+  test.each([
+    ['t4', 'g4dn'],
+    ['a10g', 'g5'],
+    ['l4', 'g6'],
+    ['l40s', 'g6e'],
+    ['a100', 'p4d'],
+    ['h100', 'p5'],
+    ['v100', 'p3'],
+    ['tesla', 'p3'],
+  ])('gpu %s gets a %s machine for every size', (gpu, family) => {
+    for (const type of ['s', 'm', 'l', 'xl']) {
+      const m = spec({ gpu, type }).machine;
+      expect(m.types[0]!.split('.')[0]).toBe(family);
+      expect(m.wantsGpu).toBe(true);
+    }
+  });
+
+  test('CPU sizes keep CML choices and need no GPU image', () => {
+    expect(spec({ type: 'm' }).machine).toMatchObject({ types: ['m5.2xlarge'], wantsGpu: false });
+    expect(spec({ type: 'xl' }).machine.types).toEqual(['m5.16xlarge']);
+  });
+
+  test('native types pass through, and a GPU family selects the GPU image', () => {
+    expect(spec({ type: 'g6.2xlarge' }).machine).toMatchObject({ types: ['g6.2xlarge'], wantsGpu: true });
+    expect(spec({ type: 'c7i.large' }).machine).toMatchObject({ types: ['c7i.large'], wantsGpu: false });
+  });
+
+  test('a comma list of types is kept in order', () => {
+    expect(spec({ type: 'g5.xlarge, s', gpu: 't4' }).machine.types).toEqual(['g5.xlarge', 'g4dn.xlarge']);
+  });
+});
+
+describe('runner settings', () => {
+  test('defaults: single ephemeral runner named cml-<random>, label cml, 5 minute idle, 24 h cap', () => {
+    const s = spec({});
+    expect(s.runner).toMatchObject({ names: ['cml-abc123'], labels: ['cml'], single: true, idleTimeoutSeconds: 300, maxLifetimeSeconds: 86400 });
+    expect(s.forge.scope).toEqual({ kind: 'repo', owner: 'octo-org', repo: 'ml' });
+    expect(s.forge.url).toBe('https://github.com/octo-org/ml');
+  });
+
+  test('an organisation URL registers organisation runners', () => {
+    expect(spec({ repo: 'https://github.com/octo-org' }).forge).toMatchObject({ scope: { kind: 'org', org: 'octo-org' }, url: 'https://github.com/octo-org' });
+  });
+
+  test('durations accept seconds and units', () => {
+    expect(spec({ 'idle-timeout': '10m', 'max-lifetime': '2d', 'startup-timeout': '90' }).runner).toMatchObject({
+      idleTimeoutSeconds: 600,
+      maxLifetimeSeconds: 172800,
+      startupTimeoutSeconds: 90,
+    });
+  });
+
+  test('count names runners after the name input', () => {
+    expect(spec({ name: 'train', count: '3' }).runner.names).toEqual(['train-1', 'train-2', 'train-3']);
+  });
+
+  test('a base64 startup script is decoded; a plain one is kept', () => {
+    expect(spec({ 'startup-script': Buffer.from('echo hello\n').toString('base64') }).machine.startupScript).toBe('echo hello\n');
+    expect(spec({ 'startup-script': 'echo plain' }).machine.startupScript).toBe('echo plain');
+  });
+
+  test('labels and tags with shell metacharacters are kept verbatim as data', () => {
+    const s = spec({ labels: `gpu,$(touch /tmp/x),"quoted",\`id\`,ünïcode`, tags: 'team=ml $(id),cost=`x`' });
+    expect(s.runner.labels).toEqual(['gpu', '$(touch /tmp/x)', '"quoted"', '`id`', 'ünïcode']);
+    expect(s.machine.tags).toEqual({ team: 'ml $(id)', cost: '`x`' });
+  });
+});
+
+describe('every bad value fails with the input, the value and what is accepted', () => {
+  test.each([
+    [{ cloud: 'ibm' }, 'cloud', 'ibm', 'aws'],
+    [{ region: 'mars' }, 'region', 'mars', 'us-east'],
+    [{ type: 'huge' }, 'type', 'huge', 's, m, l, xl'],
+    [{ gpu: 'rtx4090' }, 'gpu', 'rtx4090', 't4'],
+    [{ gpu: 'k80' }, 'gpu', 'k80', 'retired'],
+    [{ 'hdd-size': '2' }, 'hdd-size', '2', 'GB'],
+    [{ 'hdd-size': '-5' }, 'hdd-size', '-5', 'GB'],
+    [{ spot: 'yes' }, 'spot', 'yes', 'true or false'],
+    [{ 'spot-price': '0' }, 'spot-price', '0', '-1'],
+    [{ count: '0' }, 'count', '0', '1 to 100'],
+    [{ 'idle-timeout': '5 minutes' }, 'idle-timeout', '5 minutes', 'seconds'],
+    [{ 'max-lifetime': '40d' }, 'max-lifetime', '40d', '30d'],
+    [{ name: 'bad name;rm -rf' }, 'name', 'bad name;rm -rf', 'letters'],
+    [{ labels: 'a,,b' }, 'labels', 'a,,b', 'comma-separated'],
+    [{ labels: 'a\nb' }, 'labels', 'a\nb', 'control characters'],
+    [{ tags: 'novalue' }, 'tags', 'novalue', 'key=value'],
+    [{ tags: 'aws:owner=me' }, 'tags', 'aws:owner=me', 'reserved'],
+    [{ image: 'ubuntu' }, 'image', 'ubuntu', 'AMI id'],
+    [{ repo: 'https://gitlab.com/a/b' }, 'repo', 'https://gitlab.com/a/b', 'https://github.com'],
+    [{ driver: 'gitlab' }, 'driver', 'gitlab', 'github'],
+    [{ token: '' }, 'token', '', 'GITHUB_TOKEN cannot'],
+    [{ 'aws-subnet': 'default' }, 'aws-subnet', 'default', 'subnet-'],
+    [{ 'runner-version': 'v2' }, 'runner-version', 'v2', 'latest'],
+    [{ mode: 'destroy' }, 'mode', 'destroy', 'launch'],
+  ])('%j', (inputs, input, value, accepted) => {
+    const err = rejection(inputs as Record<string, string>);
+    expect(err.input).toBe(input);
+    expect(err.value).toBe(value);
+    expect(err.message).toContain(`'${input}'`);
+    expect(err.message).toContain(JSON.stringify(value));
+    expect(err.message).toContain(accepted);
+  });
+});

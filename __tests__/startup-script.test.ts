@@ -1,0 +1,90 @@
+import { describe, expect, test, afterAll } from '@jest/globals';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { renderStartupScript, type StartupSettings } from '../src/bootstrap/render.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cml-script-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const marker = join(dir, 'pwned');
+const hostile = [
+  `$(touch ${marker})`,
+  `\`touch ${marker}\``,
+  `'; touch ${marker}; '`,
+  `"; touch ${marker}; "`,
+  `x\ntouch ${marker}\n`,
+  `CML_RUNNER_SETTINGS\ntouch ${marker}\nCML_RUNNER_SETTINGS`,
+  '@@SETTINGS@@',
+  'ünïcødé ✓ 🚀',
+];
+
+function settings(overrides: Partial<StartupSettings> = {}): StartupSettings {
+  return {
+    runnerName: 'cml-test',
+    labels: ['cml', 'gpu'],
+    url: 'https://github.com/octo-org/ml',
+    credential: { jitConfig: 'eyJqaXQiOiJzZWNyZXQifQ==' },
+    idleTimeoutSeconds: 300,
+    maxLifetimeSeconds: 86400,
+    downloads: { X64: { url: 'https://example.invalid/runner-x64.tar.gz', sha256: 'a'.repeat(64) } },
+    ...overrides,
+  };
+}
+
+/** Runs only the part of the rendered script that decodes its settings, then prints them. */
+function decodeSettings(script: string): Record<string, string> {
+  const head = script.slice(0, script.indexOf('runner_home='));
+  const probe = `${head}\nfor k in "\${!setting[@]}"; do printf '%s\\0%s\\0' "$k" "\${setting[$k]}"; done\n`;
+  const file = join(dir, 'probe.sh');
+  writeFileSync(file, probe);
+  const out = execFileSync('bash', [file], { encoding: 'utf8' });
+  const parts = out.split('\0');
+  const result: Record<string, string> = {};
+  for (let i = 0; i + 1 < parts.length; i += 2) result[parts[i]!] = parts[i + 1]!;
+  return result;
+}
+
+describe('the startup script', () => {
+  test('is shellcheck-clean as rendered, for both credential kinds', () => {
+    for (const credential of [{ jitConfig: 'abc' }, { registrationToken: 'AABBCC' }]) {
+      const file = join(dir, 'rendered.sh');
+      writeFileSync(file, renderStartupScript(settings({ credential, userScript: 'echo hi', group: 'gpu' })));
+      const res = spawnSync('shellcheck', ['--severity=style', file], { encoding: 'utf8' });
+      expect(res.stdout + res.stderr).toBe('');
+      expect(res.status).toBe(0);
+    }
+  });
+
+  test('carries hostile values only as base64 data, and decodes them back verbatim without running them', () => {
+    for (const value of hostile) {
+      const script = renderStartupScript(
+        settings({ runnerName: value, labels: [value, 'cml'], url: value, group: value, userScript: value, credential: { registrationToken: value } }),
+      );
+      // Nothing a user gave appears in the script text.
+      expect(script).not.toContain(marker);
+      expect(script.split('\n').filter((l) => l === 'CML_RUNNER_SETTINGS')).toHaveLength(1);
+      const decoded = decodeSettings(script);
+      expect(decoded.RUNNER_NAME).toBe(value.replace(/\n+$/, ''));
+      expect(decoded.RUNNER_LABELS).toBe(`${value},cml`);
+      expect(decoded.USER_SCRIPT).toBe(value.replace(/\n+$/, ''));
+      expect(decoded.RUNNER_TOKEN).toBe(value.replace(/\n+$/, ''));
+      expect(existsSync(marker)).toBe(false);
+    }
+  });
+
+  test('holds a just-in-time config or a registration token, never both', () => {
+    const jit = decodeSettings(renderStartupScript(settings({ credential: { jitConfig: 'JIT' } })));
+    expect(jit.RUNNER_JITCONFIG).toBe('JIT');
+    expect(jit.RUNNER_TOKEN).toBeUndefined();
+    const reg = decodeSettings(renderStartupScript(settings({ credential: { registrationToken: 'TOKEN' } })));
+    expect(reg.RUNNER_TOKEN).toBe('TOKEN');
+    expect(reg.RUNNER_JITCONFIG).toBeUndefined();
+  });
+
+  test('never shows a credential in plain text', () => {
+    const script = renderStartupScript(settings({ credential: { jitConfig: 'SUPER-SECRET-JIT-CONFIG' } }));
+    expect(script).not.toContain('SUPER-SECRET-JIT-CONFIG');
+  });
+});
