@@ -274,15 +274,19 @@ async function run({ values }) {
   let current; // { child, cancelled }
   const aborter = new AbortController();
 
-  const closeSession = async () => {
-    if (!session) return;
-    const s = session;
-    session = undefined;
-    try {
-      await call(server, 'DELETE', `/_runner/sessions/${s.id}`, { credential });
-    } catch {
-      // The server may be gone already; the session then simply goes stale.
+  let closing;
+  const closeSession = () => {
+    if (!closing) {
+      const s = session;
+      session = undefined;
+      closing = s
+        ? call(server, 'DELETE', `/_runner/sessions/${s.id}`, { credential }).then(
+            () => undefined,
+            () => undefined, // the server may be gone already; the session then simply goes stale
+          )
+        : Promise.resolve();
     }
+    return closing;
   };
 
   const onSignal = (sig) => {
