@@ -92,7 +92,7 @@ export function bootMachine(opts: BootOptions): Machine {
       consoleSize -= chunks.shift()!.length;
     }
   };
-  for (const line of opts.banner ?? []) append(Buffer.from(`${line}\n`));
+  if (!opts.failBoot) for (const line of opts.banner ?? []) append(Buffer.from(`${line}\n`));
 
   let running = true;
   let child: ChildProcess | undefined;
@@ -105,6 +105,8 @@ export function bootMachine(opts: BootOptions): Machine {
   let controlOffset = 0;
   let killing: Promise<void> | undefined;
   const minuteMs = opts.minuteMs ?? 60_000;
+  // Every process of the machine inherits this; it finds the ones that leave the process group.
+  const marker = `SANDBOX_MACHINE_ROOT=${root}`;
 
   if (opts.failBoot) {
     // Never resolves its script: the boot hung before user data ran.
@@ -136,7 +138,10 @@ export function bootMachine(opts: BootOptions): Machine {
       append(Buffer.from(`[machine] could not start the startup script: ${err.message}\n`));
       resolveScript(null);
     });
-    child.on('exit', (code) => resolveScript(code));
+    child.on('exit', (code, signal) => {
+      if (running) append(Buffer.from(`[machine] startup script exited with ${code === null ? `signal ${signal}` : `status ${code}`}\n`));
+      resolveScript(code);
+    });
   }
 
   const poll = setInterval(() => readControl(), POLL_MS);
@@ -189,7 +194,7 @@ export function bootMachine(opts: BootOptions): Machine {
     if (scheduled) clearTimeout(scheduled.timer);
     scheduled = undefined;
     killing = (async () => {
-      if (pgid !== undefined) await killGroup(pgid);
+      if (pgid !== undefined) await killMachine(pgid, marker);
       if (opts.failBoot || child === undefined) resolveScript(null);
       fs.rmSync(root, { recursive: true, force: true });
       resolveExited();
@@ -208,7 +213,7 @@ export function bootMachine(opts: BootOptions): Machine {
     },
     console: () => Buffer.concat(chunks).toString('utf8'),
     consoleBytes: () => Buffer.concat(chunks),
-    processes: () => (pgid === undefined ? [] : groupPids(pgid)),
+    processes: () => (pgid === undefined ? [] : machinePids(pgid, marker)),
     scriptExit,
     get scheduledShutdown() {
       return scheduled?.at;
@@ -255,8 +260,12 @@ export class MachineFleet {
   }
 }
 
-/** Pids in a process group, read from /proc; zombies are not alive. */
-export function groupPids(pgid: number): number[] {
+/**
+ * Live pids of a machine, read from /proc (zombies excluded): its process group, plus any
+ * process that left the group (`setsid`, a `detached` spawn) but still carries the machine's
+ * marker in its environment.
+ */
+export function machinePids(pgid: number, marker?: string): number[] {
   const pids: number[] = [];
   let entries: string[];
   try {
@@ -264,6 +273,7 @@ export function groupPids(pgid: number): number[] {
   } catch {
     return isGroupSignalable(pgid) ? [pgid] : [];
   }
+  const needle = marker === undefined ? undefined : Buffer.from(`${marker}\0`);
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
     let stat: string;
@@ -275,10 +285,25 @@ export function groupPids(pgid: number): number[] {
     // Fields after the command name (which may contain spaces) start after the last ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const state = rest[0];
-    const group = Number(rest[2]);
-    if (group === pgid && state !== 'Z' && state !== 'X') pids.push(Number(e));
+    if (state === 'Z' || state === 'X') continue;
+    if (Number(rest[2]) === pgid) {
+      pids.push(Number(e));
+      continue;
+    }
+    if (needle) {
+      try {
+        if (fs.readFileSync(`/proc/${e}/environ`).includes(needle)) pids.push(Number(e));
+      } catch {
+        // Gone, or not ours to read.
+      }
+    }
   }
   return pids;
+}
+
+/** Live pids of a process group. */
+export function groupPids(pgid: number): number[] {
+  return machinePids(pgid);
 }
 
 function isGroupSignalable(pgid: number): boolean {
@@ -290,25 +315,33 @@ function isGroupSignalable(pgid: number): boolean {
   }
 }
 
-async function killGroup(pgid: number): Promise<void> {
+async function killMachine(pgid: number, marker: string): Promise<void> {
   const signal = (sig: NodeJS.Signals): void => {
     try {
       process.kill(-pgid, sig);
     } catch {
       // The group is already gone.
     }
+    for (const pid of machinePids(pgid, marker)) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // Gone.
+      }
+    }
   };
-  if (groupPids(pgid).length === 0) return;
+  if (machinePids(pgid, marker).length === 0) return;
   signal('SIGTERM');
   const deadline = Date.now() + 1000;
   while (Date.now() < deadline) {
-    if (groupPids(pgid).length === 0) return;
+    if (machinePids(pgid, marker).length === 0) return;
     await new Promise((r) => setTimeout(r, 25));
   }
   signal('SIGKILL');
   const hard = Date.now() + 2000;
-  while (Date.now() < hard && groupPids(pgid).length > 0) {
+  while (Date.now() < hard && machinePids(pgid, marker).length > 0) {
     await new Promise((r) => setTimeout(r, 25));
+    signal('SIGKILL');
   }
 }
 

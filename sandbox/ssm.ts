@@ -1,0 +1,212 @@
+/**
+ * Fake SSM Parameter Store, only the public AMI parameters the product resolves.
+ *
+ * SSM speaks `awsJson1_1`, not the Query protocol: `POST /` with `X-Amz-Target:
+ * AmazonSSM.<Operation>`, a JSON body, JSON answers, and errors as HTTP 400 with
+ * `{"__type": "<Code>", "message": "..."}`. Requests must carry a valid SigV4 signature for
+ * service `ssm`.
+ */
+import crypto from 'node:crypto';
+import { IMAGES, KNOWN_IMAGES, SANDBOX_CREDENTIALS, type SigV4Failure, verifySigV4 } from './ec2.js';
+import type { FaultPlan } from './faults.js';
+import { sleep } from './faults.js';
+import { serve } from './http.js';
+
+/**
+ * Public parameters and the sandbox AMI each points to. Names as published by Canonical
+ * (`/aws/service/canonical/ubuntu/server/<release>/stable/current/<arch>/hvm/<volume>/ami-id`),
+ * the Deep Learning AMI team (`/aws/service/deeplearning/ami/<arch>/<image>/latest/ami-id`) and
+ * Amazon Linux (`/aws/service/ami-amazon-linux-latest/...`).
+ */
+export const PUBLIC_PARAMETERS: Readonly<Record<string, string>> = {
+  '/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id': KNOWN_IMAGES.ubuntuX64,
+  '/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id': KNOWN_IMAGES.ubuntuArm64,
+  '/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id': KNOWN_IMAGES.gpu2204X64,
+  '/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id': KNOWN_IMAGES.gpu2204Arm64,
+  '/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id': KNOWN_IMAGES.gpuX64,
+  '/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id': KNOWN_IMAGES.gpuArm64,
+  '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64': KNOWN_IMAGES.al2023X64,
+  '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64': KNOWN_IMAGES.al2023Arm64,
+};
+
+for (const ami of Object.values(PUBLIC_PARAMETERS)) {
+  if (!IMAGES.some((i) => i.id === ami)) throw new Error(`sandbox: SSM parameter points to unknown AMI ${ami}`);
+}
+
+export interface SsmCall {
+  action: string;
+  status: number;
+  code?: string;
+  at: number;
+  ms: number;
+}
+
+export interface FakeSsm {
+  url: string;
+  calls: SsmCall[];
+  /** Points a public parameter at another AMI (or adds one), e.g. to test a stale image. */
+  setParameter(name: string, value: string): void;
+  close(): Promise<void>;
+}
+
+class SsmError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+const FAULT_STATUS: Record<string, number> = {
+  ThrottlingException: 400,
+  InternalServerError: 500,
+  ServiceUnavailable: 503,
+};
+
+interface ParameterValue {
+  Name: string;
+  Type: 'String';
+  Value: string;
+  Version: number;
+  LastModifiedDate: number;
+  ARN: string;
+  DataType: 'aws:ec2:image';
+}
+
+export async function startFakeSsm(opts: {
+  faults: FaultPlan;
+  latencyMs?: number;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}): Promise<FakeSsm> {
+  const creds = opts.credentials ?? SANDBOX_CREDENTIALS;
+  const params = new Map<string, { value: string; version: number; modified: number }>(
+    Object.entries(PUBLIC_PARAMETERS).map(([k, v]) => [k, { value: v, version: 1, modified: Date.UTC(2025, 9, 10) / 1000 }]),
+  );
+  const calls: SsmCall[] = [];
+
+  const view = (name: string, region: string): ParameterValue | undefined => {
+    const p = params.get(name);
+    if (!p) return undefined;
+    return {
+      Name: name,
+      Type: 'String',
+      Value: p.value,
+      Version: p.version,
+      LastModifiedDate: p.modified,
+      ARN: `arn:aws:ssm:${region}::parameter${name}`,
+      DataType: 'aws:ec2:image',
+    };
+  };
+
+  const checkName = (name: unknown, field: string): string => {
+    if (name === undefined || name === null) {
+      throw new SsmError('ValidationException', `1 validation error detected: Value null at '${field}' failed to satisfy constraint: Member must not be null`);
+    }
+    if (typeof name !== 'string') throw new SsmError('SerializationException', `Unexpected value for ${field}`);
+    if (name.length < 1 || name.length > 2048) {
+      throw new SsmError('ValidationException', `1 validation error detected: Value '${name}' at '${field}' failed to satisfy constraint: Member must have length less than or equal to 2048`);
+    }
+    return name;
+  };
+
+  const operations: Record<string, (input: Record<string, unknown>, region: string) => unknown> = {
+    GetParameter: (input, region) => {
+      const name = checkName(input.Name, 'name');
+      const found = view(name.replace(/:\d+$/, ''), region);
+      if (!found) throw new SsmError('ParameterNotFound', '');
+      return { Parameter: found };
+    },
+    GetParameters: (input, region) => {
+      const names = input.Names;
+      if (!Array.isArray(names)) {
+        throw new SsmError('ValidationException', "1 validation error detected: Value null at 'names' failed to satisfy constraint: Member must not be null");
+      }
+      if (names.length < 1 || names.length > 10) {
+        throw new SsmError(
+          'ValidationException',
+          `1 validation error detected: Value '[${names.join(', ')}]' at 'names' failed to satisfy constraint: Member must have length less than or equal to 10`,
+        );
+      }
+      const found: ParameterValue[] = [];
+      const invalid: string[] = [];
+      for (const n of names) {
+        const name = checkName(n, 'names');
+        const p = view(name, region);
+        if (p) found.push(p);
+        else invalid.push(name);
+      }
+      return { Parameters: found, InvalidParameters: invalid };
+    },
+  };
+
+  const server = await serve('ssm', async (req, body, res) => {
+    const started = Date.now();
+    const requestId = crypto.randomUUID();
+    const target = String(req.headers['x-amz-target'] ?? '');
+    const action = target.startsWith('AmazonSSM.') ? target.slice('AmazonSSM.'.length) : target;
+    const respond = (status: number, payload: unknown, code?: string): void => {
+      calls.push({ action, status, ...(code ? { code } : {}), at: started, ms: Date.now() - started });
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': requestId });
+      res.end(JSON.stringify(payload));
+    };
+    const fail = (e: SsmError): void => respond(e.status, { __type: e.code, message: e.message }, e.code);
+
+    if (opts.latencyMs) await sleep(opts.latencyMs);
+
+    const auth = verifySigV4(req, body, { service: 'ssm', ...creds });
+    if (!auth.ok) {
+      const map: Record<SigV4Failure, SsmError> = {
+        missing: new SsmError('MissingAuthenticationTokenException', 'Missing Authentication Token'),
+        incomplete: new SsmError('IncompleteSignatureException', auth.detail),
+        'unknown-key': new SsmError('UnrecognizedClientException', 'The security token included in the request is invalid.'),
+        'wrong-service': new SsmError('InvalidSignatureException', auth.detail),
+        'bad-signature': new SsmError(
+          'InvalidSignatureException',
+          'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
+        ),
+      };
+      fail(map[auth.failure]);
+      return;
+    }
+    const op = target.startsWith('AmazonSSM.') ? operations[action] : undefined;
+    if (!op || req.method !== 'POST') {
+      fail(new SsmError('UnknownOperationException', ''));
+      return;
+    }
+    let input: Record<string, unknown>;
+    try {
+      const parsed: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      input = parsed as Record<string, unknown>;
+    } catch {
+      fail(new SsmError('SerializationException', 'Start of structure or map found where not expected.'));
+      return;
+    }
+
+    const fault = opts.faults.take('ssm', action);
+    if (fault?.delayMs) await sleep(fault.delayMs);
+    if (fault?.code) {
+      fail(new SsmError(fault.code, fault.message ?? 'Rate exceeded', fault.status ?? FAULT_STATUS[fault.code] ?? 400));
+      return;
+    }
+
+    try {
+      respond(200, op(input, auth.region));
+    } catch (err) {
+      if (err instanceof SsmError) fail(err);
+      else throw err;
+    }
+  });
+
+  return {
+    url: server.url,
+    calls,
+    setParameter: (name, value) => {
+      const prior = params.get(name);
+      params.set(name, { value, version: (prior?.version ?? 0) + 1, modified: Date.now() / 1000 });
+    },
+    close: () => server.close(),
+  };
+}
