@@ -123,7 +123,7 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   const single = bool('single', input('single') || 'true');
   const idleTimeoutSeconds = duration('idle-timeout', input('idle-timeout') || '300', 0);
   const maxLifetimeSeconds = duration('max-lifetime', input('max-lifetime') || '24h', 60);
-  const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 10);
+  const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 5);
   const group = parseGroup(input('runner-group'));
   const version = input('runner-version') || 'latest';
   if (version !== 'latest' && !/^\d+\.\d+\.\d+$/.test(version)) {
