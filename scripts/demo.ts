@@ -36,6 +36,11 @@ function watch(sb: Sandbox): () => void {
     }
   };
   const timer = setInterval(() => {
+    const listed = new Set(sb.github.runners().map((r) => r.name));
+    for (const key of seen.keys()) {
+      const name = key.startsWith('runner:') ? key.slice('runner:'.length) : undefined;
+      if (name && !listed.has(name) && seen.get(key) !== 'gone') note(key, 'gone', `github: runner ${name} is no longer registered`);
+    }
     for (const r of sb.github.runners()) {
       note(`runner:${r.name}`, `${r.status}/${r.busy}`, `github: runner ${r.name} is ${r.status}${r.busy ? ', busy with a job' : ''} (labels ${r.labels.join(', ')})`);
     }
