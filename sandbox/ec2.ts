@@ -417,6 +417,7 @@ export interface FakeEc2 {
 // ---------------------------------------------------------------------------------------------
 // Errors and XML
 
+/** An AWS service error: code, message, HTTP status. The SSM fake answers with it too. */
 export class Ec2Error extends Error {
   constructor(
     readonly code: string,

@@ -7,7 +7,7 @@
  * service `ssm`.
  */
 import crypto from 'node:crypto';
-import { IMAGES, KNOWN_IMAGES, SANDBOX_CREDENTIALS, type SigV4Failure, verifySigV4 } from './ec2.js';
+import { Ec2Error as SsmError, IMAGES, KNOWN_IMAGES, SANDBOX_CREDENTIALS, type SigV4Failure, verifySigV4 } from './ec2.js';
 import type { FaultPlan } from './faults.js';
 import { sleep } from './faults.js';
 import { serve } from './http.js';
@@ -47,16 +47,6 @@ export interface FakeSsm {
   /** Points a public parameter at another AMI (or adds one), e.g. to test a stale image. */
   setParameter(name: string, value: string): void;
   close(): Promise<void>;
-}
-
-class SsmError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
-  }
 }
 
 const FAULT_STATUS: Record<string, number> = {
