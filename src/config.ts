@@ -7,7 +7,8 @@ import { InputError } from './errors.js';
  * input, and nothing is created before `parseSpec` has accepted every value.
  */
 
-export type Mode = 'launch' | 'cleanup';
+/** `cleanup` and `sweep` are planned; until then only `launch` is accepted. */
+export type Mode = 'launch';
 
 /** Where runners register: a repository or a whole organisation, on github.com or GHES. */
 export type ForgeScope = { kind: 'repo'; owner: string; repo: string } | { kind: 'org'; org: string };
@@ -78,7 +79,7 @@ const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 export function parseSpec(read: InputReader, ctx: RunContext, random: () => string = randomSuffix): LaunchSpec {
   const input = (name: string): string => read(name).trim();
 
-  const mode = oneOf('mode', input('mode') || 'launch', ['launch', 'cleanup']) as Mode;
+  const mode = oneOf('mode', input('mode') || 'launch', ['launch']) as Mode;
   const cloud = oneOf('cloud', input('cloud'), CLOUDS) as CloudName;
   const catalog = CATALOGS[cloud];
 
@@ -135,7 +136,7 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
     throw new InputError('driver', driver, "GitLab runners are not supported by this version; use 'github'");
   }
   const token = read('token').trim();
-  if (mode === 'launch' && !token) {
+  if (!token) {
     throw new InputError('token', '', 'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN cannot register runners)');
   }
   const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);

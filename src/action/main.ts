@@ -23,9 +23,6 @@ export async function runMain(): Promise<void> {
     const ctx = runContext();
     const spec = parseSpec((name) => core.getInput(name), ctx);
     core.setSecret(spec.forge.token);
-    if (spec.mode !== 'launch') {
-      throw new Error(`mode: ${spec.mode} is not available in this version; use mode: launch`);
-    }
     const cloud = await loadCloud(spec.machine.cloud, spec.machine.region);
     const forge = new GitHubForge(spec.forge, actionsLog);
     const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
