@@ -133,3 +133,11 @@ describe('every bad value fails with the input, the value and what is accepted',
     expect(err.message).toContain(accepted);
   });
 });
+
+test('a startup script too large for the user data fails before anything is created', () => {
+  const script = `#!/bin/bash\n${'echo padding\n'.repeat(600)}`;
+  const err = rejection({ 'startup-script': script });
+  expect(err.input).toBe('startup-script');
+  expect(err.value).toBe(`${script.slice(0, 40)}… (${Buffer.byteLength(script)} bytes)`);
+  expect(err.message).toContain('at most 6144 bytes');
+});

@@ -50,6 +50,14 @@ const ADVICE = {
     'InvalidGroup.NotFound': { advice: 'Check the aws-security-group input: the group must exist in the subnet VPC.' },
     InvalidParameterValue: { advice: 'Check the type, image, aws-instance-profile and tags inputs.' },
 };
+/** EC2 instance states as the lifecycle sees them; terminated (and anything unknown) is gone. */
+const EC2_STATES = {
+    pending: 'starting',
+    running: 'running',
+    'shutting-down': 'ending',
+    stopping: 'ending',
+    stopped: 'stopped',
+};
 class AwsCloud {
     region;
     name = 'aws';
@@ -143,29 +151,17 @@ class AwsCloud {
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .CloudError */ .K2('AWS', 'NoInstance', 'RunInstances returned no instance', '');
         return { id: inst.InstanceId, type, spot: spec.spot, zone: inst.Placement?.AvailabilityZone };
     }
-    async state(id) {
-        try {
-            const out = await this.ec2.send(new _aws_sdk_client_ec2__WEBPACK_IMPORTED_MODULE_2__/* .DescribeInstancesCommand */ .bNs({ InstanceIds: [id] }));
-            const name = out.Reservations?.[0]?.Instances?.[0]?.State?.Name;
-            switch (name) {
-                case 'pending':
-                    return 'starting';
-                case 'running':
-                    return 'running';
-                case 'shutting-down':
-                case 'stopping':
-                    return 'ending';
-                case 'stopped':
-                    return 'stopped';
-                default:
-                    return 'gone';
-            }
+    async states(ids) {
+        const states = new Map(ids.map((id) => [id, 'gone']));
+        if (ids.length === 0)
+            return states;
+        // A filter, unlike InstanceIds, does not fail the whole call for an id EC2 has forgotten.
+        const out = await this.ec2Call('DescribeInstances', () => this.ec2.send(new _aws_sdk_client_ec2__WEBPACK_IMPORTED_MODULE_2__/* .DescribeInstancesCommand */ .bNs({ Filters: [{ Name: 'instance-id', Values: [...ids] }] })));
+        for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+            if (inst.InstanceId)
+                states.set(inst.InstanceId, EC2_STATES[inst.State?.Name ?? ''] ?? 'gone');
         }
-        catch (err) {
-            if (err.name === 'InvalidInstanceID.NotFound')
-                return 'gone';
-            throw err;
-        }
+        return states;
     }
     async consoleLog(id) {
         const out = await this.ec2Call('GetConsoleOutput', () => this.ec2.send(new _aws_sdk_client_ec2__WEBPACK_IMPORTED_MODULE_2__/* .GetConsoleOutputCommand */ .Olx({ InstanceId: id, Latest: true })));

@@ -33572,6 +33572,11 @@ var src_errors = __nccwpck_require__(3916);
 
 
 
+/**
+ * EC2 user data is at most 16384 bytes. The startup template takes about 5 KB and its settings
+ * (JIT config, download URLs) about 3 KB as base64; the user's script is base64 too (4/3).
+ */
+const MAX_STARTUP_SCRIPT_BYTES = 6144;
 const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
 function parseSpec(read, ctx, random = randomSuffix) {
@@ -33608,6 +33613,9 @@ function parseSpec(read, ctx, random = randomSuffix) {
         throw new src_errors/* InputError */.dz('spot-price', spotPriceRaw, 'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price');
     }
     const startupScript = parseStartupScript(read('startup-script'));
+    if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
+        throw new src_errors/* InputError */.dz('startup-script', `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`, `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data (16 KB on EC2) with the runner settings; download larger scripts from the machine instead`);
+    }
     const tags = parseTags(input('tags'));
     const labels = parseLabels(input('labels') || 'cml');
     const count = integer('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
@@ -36419,7 +36427,6 @@ async function launch(spec, ctx, deps) {
     });
     stopIfCancelled();
     const machines = new Map();
-    const runnerIds = new Map();
     await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
         let registrationToken;
         if (!spec.runner.single) {
@@ -36436,7 +36443,6 @@ async function launch(spec, ctx, deps) {
                 secrets.add(jit.jitConfig);
                 log.secret(jit.jitConfig);
                 ledger.update(registration, { id: jit.runnerId });
-                runnerIds.set(name, jit.runnerId);
                 credential = { jitConfig: jit.jitConfig };
             }
             else {
@@ -36465,10 +36471,11 @@ async function launch(spec, ctx, deps) {
         if (failed)
             throw failed.reason;
     });
-    const online = await log.group('Waiting for runners to come online', () => waitOnline(spec, { cloud, forge, log, clock, signal, machines, runnerIds, ledger, secrets, started }));
+    const online = await log.group('Waiting for runners to come online', () => waitOnline(spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started }));
     ledger.markComplete();
+    const ids = new Map(ledger.data.registrations.map((r) => [r.name, r.id]));
     return {
-        runners: spec.runner.names.map((name) => ({ name, id: runnerIds.get(name), machine: machines.get(name), secondsToOnline: online.get(name) })),
+        runners: spec.runner.names.map((name) => ({ name, id: ids.get(name), machine: machines.get(name), secondsToOnline: online.get(name) })),
         labels: spec.runner.labels,
         region: cloud.region,
         ledger: ledger.data,
@@ -36497,18 +36504,14 @@ async function waitOnline(spec, w) {
     let lastReport = 0;
     for (;;) {
         const pending = spec.runner.names.filter((n) => !online.has(n));
-        const [runners, states] = await Promise.all([
-            w.forge.runners(),
-            Promise.all(pending.map(async (n) => [n, await w.cloud.state(w.machines.get(n).id)])),
-        ]);
+        const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n).id))]);
+        const states = pending.map((n) => [n, machineStates.get(w.machines.get(n).id)]);
         for (const name of pending) {
             const runner = runners.find((r) => r.name === name);
-            if (runner && !w.runnerIds.has(name)) {
-                w.runnerIds.set(name, runner.id);
-                const entry = w.ledger.data.registrations.find((r) => r.name === name);
-                if (entry)
-                    w.ledger.update(entry, { id: runner.id });
-            }
+            // A token-registered runner's id is known only once it has registered.
+            const entry = w.ledger.data.registrations.find((r) => r.name === name);
+            if (runner && entry && entry.id === undefined)
+                w.ledger.update(entry, { id: runner.id });
             if (runner?.status === 'online') {
                 const seconds = Math.round((w.clock.now() - w.started) / 100) / 10;
                 online.set(name, seconds);
@@ -36579,33 +36582,29 @@ async function cleanup(data, deps) {
             errors.push(`machine of ${entry.runnerName} (${entry.id ?? `client token ${entry.clientToken}`}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
         }
     }));
-    let listed;
-    for (const entry of data.registrations) {
+    // Registrations whose id never arrived are found by name, from one listing shared by all.
+    let listing;
+    await Promise.all(data.registrations.map(async (entry) => {
         try {
-            let id = entry.id;
-            if (id === undefined) {
-                listed ??= await forge.runners();
-                id = listed.find((r) => r.name === entry.name)?.id;
-            }
+            const id = entry.id ?? (await (listing ??= forge.runners())).find((r) => r.name === entry.name)?.id;
             if (id === undefined) {
                 report.registrations.push({ name: entry.name, result: 'gone' });
-                continue;
+                return;
             }
-            const runnerId = id;
             // A runner whose machine just ended can still count as busy for a moment (422).
-            const result = await withRetry(() => forge.deleteRunner(runnerId), {
+            const result = await withRetry(() => forge.deleteRunner(id), {
                 attempts: 6,
                 baseMs: 1000,
                 retryable: (err) => !(err instanceof src_errors/* ForgeError */.Q8) || err.status === undefined || err.status === 422 || err.status >= 500,
                 clock,
             });
             report.registrations.push({ name: entry.name, result });
-            log.info(`registration ${entry.name} (${runnerId}): ${result}`);
+            log.info(`registration ${entry.name} (${id}): ${result}`);
         }
         catch (err) {
             errors.push(`registration ${entry.name}: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
         }
-    }
+    }));
     if (errors.length > 0) {
         throw new Error(`Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`);
     }

@@ -36,12 +36,13 @@ function watch(sb: Sandbox): () => void {
     }
   };
   const timer = setInterval(() => {
-    const listed = new Set(sb.github.runners().map((r) => r.name));
+    const runners = sb.github.runners();
+    const listed = new Set(runners.map((r) => r.name));
     for (const key of seen.keys()) {
       const name = key.startsWith('runner:') ? key.slice('runner:'.length) : undefined;
       if (name && !listed.has(name) && seen.get(key) !== 'gone') note(key, 'gone', `github: runner ${name} is no longer registered`);
     }
-    for (const r of sb.github.runners()) {
+    for (const r of runners) {
       note(`runner:${r.name}`, `${r.status}/${r.busy}`, `github: runner ${r.name} is ${r.status}${r.busy ? ', busy with a job' : ''} (labels ${r.labels.join(', ')})`);
     }
     for (const i of sb.ec2.instances()) {

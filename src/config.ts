@@ -73,6 +73,12 @@ export interface RunContext {
 
 export type InputReader = (name: string) => string;
 
+/**
+ * EC2 user data is at most 16384 bytes. The startup template takes about 5 KB and its settings
+ * (JIT config, download URLs) about 3 KB as base64; the user's script is base64 too (4/3).
+ */
+const MAX_STARTUP_SCRIPT_BYTES = 6144;
+
 const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -116,6 +122,13 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   }
 
   const startupScript = parseStartupScript(read('startup-script'));
+  if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
+    throw new InputError(
+      'startup-script',
+      `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`,
+      `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data (16 KB on EC2) with the runner settings; download larger scripts from the machine instead`,
+    );
+  }
   const tags = parseTags(input('tags'));
 
   const labels = parseLabels(input('labels') || 'cml');

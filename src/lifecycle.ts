@@ -68,7 +68,6 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   stopIfCancelled();
 
   const machines = new Map<string, Machine>();
-  const runnerIds = new Map<string, number>();
   await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
     let registrationToken: string | undefined;
     if (!spec.runner.single) {
@@ -85,7 +84,6 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
         secrets.add(jit.jitConfig);
         log.secret(jit.jitConfig);
         ledger.update(registration, { id: jit.runnerId });
-        runnerIds.set(name, jit.runnerId);
         credential = { jitConfig: jit.jitConfig };
       } else {
         credential = { registrationToken: registrationToken! };
@@ -114,11 +112,12 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   });
 
   const online = await log.group('Waiting for runners to come online', () =>
-    waitOnline(spec, { cloud, forge, log, clock, signal, machines, runnerIds, ledger, secrets, started }),
+    waitOnline(spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started }),
   );
   ledger.markComplete();
+  const ids = new Map(ledger.data.registrations.map((r) => [r.name, r.id!]));
   return {
-    runners: spec.runner.names.map((name) => ({ name, id: runnerIds.get(name)!, machine: machines.get(name)!, secondsToOnline: online.get(name)! })),
+    runners: spec.runner.names.map((name) => ({ name, id: ids.get(name)!, machine: machines.get(name)!, secondsToOnline: online.get(name)! })),
     labels: spec.runner.labels,
     region: cloud.region,
     ledger: ledger.data,
@@ -144,7 +143,6 @@ interface WaitContext {
   clock: Clock;
   signal?: AbortSignal;
   machines: Map<string, Machine>;
-  runnerIds: Map<string, number>;
   ledger: Ledger;
   secrets: Set<string>;
   started: number;
@@ -162,17 +160,13 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
   let lastReport = 0;
   for (;;) {
     const pending = spec.runner.names.filter((n) => !online.has(n));
-    const [runners, states] = await Promise.all([
-      w.forge.runners(),
-      Promise.all(pending.map(async (n) => [n, await w.cloud.state(w.machines.get(n)!.id)] as const)),
-    ]);
+    const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n)!.id))]);
+    const states = pending.map((n) => [n, machineStates.get(w.machines.get(n)!.id)!] as const);
     for (const name of pending) {
       const runner = runners.find((r) => r.name === name);
-      if (runner && !w.runnerIds.has(name)) {
-        w.runnerIds.set(name, runner.id);
-        const entry = w.ledger.data.registrations.find((r) => r.name === name);
-        if (entry) w.ledger.update(entry, { id: runner.id });
-      }
+      // A token-registered runner's id is known only once it has registered.
+      const entry = w.ledger.data.registrations.find((r) => r.name === name);
+      if (runner && entry && entry.id === undefined) w.ledger.update(entry, { id: runner.id });
       if (runner?.status === 'online') {
         const seconds = Math.round((w.clock.now() - w.started) / 100) / 10;
         online.set(name, seconds);
@@ -261,32 +255,30 @@ export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<Clea
     }),
   );
 
-  let listed: Awaited<ReturnType<GitHubForge['runners']>> | undefined;
-  for (const entry of data.registrations) {
-    try {
-      let id = entry.id;
-      if (id === undefined) {
-        listed ??= await forge.runners();
-        id = listed.find((r) => r.name === entry.name)?.id;
+  // Registrations whose id never arrived are found by name, from one listing shared by all.
+  let listing: ReturnType<GitHubForge['runners']> | undefined;
+  await Promise.all(
+    data.registrations.map(async (entry) => {
+      try {
+        const id = entry.id ?? (await (listing ??= forge.runners())).find((r) => r.name === entry.name)?.id;
+        if (id === undefined) {
+          report.registrations.push({ name: entry.name, result: 'gone' });
+          return;
+        }
+        // A runner whose machine just ended can still count as busy for a moment (422).
+        const result = await withRetry(() => forge.deleteRunner(id), {
+          attempts: 6,
+          baseMs: 1000,
+          retryable: (err) => !(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500,
+          clock,
+        });
+        report.registrations.push({ name: entry.name, result });
+        log.info(`registration ${entry.name} (${id}): ${result}`);
+      } catch (err) {
+        errors.push(`registration ${entry.name}: ${errorMessage(err)}`);
       }
-      if (id === undefined) {
-        report.registrations.push({ name: entry.name, result: 'gone' });
-        continue;
-      }
-      const runnerId = id;
-      // A runner whose machine just ended can still count as busy for a moment (422).
-      const result = await withRetry(() => forge.deleteRunner(runnerId), {
-        attempts: 6,
-        baseMs: 1000,
-        retryable: (err) => !(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500,
-        clock,
-      });
-      report.registrations.push({ name: entry.name, result });
-      log.info(`registration ${entry.name} (${runnerId}): ${result}`);
-    } catch (err) {
-      errors.push(`registration ${entry.name}: ${errorMessage(err)}`);
-    }
-  }
+    }),
+  );
 
   if (errors.length > 0) {
     throw new Error(`Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`);

@@ -52,6 +52,15 @@ const ADVICE: Record<string, { advice: string; capacity?: boolean }> = {
   InvalidParameterValue: { advice: 'Check the type, image, aws-instance-profile and tags inputs.' },
 };
 
+/** EC2 instance states as the lifecycle sees them; terminated (and anything unknown) is gone. */
+const EC2_STATES: Record<string, MachineState> = {
+  pending: 'starting',
+  running: 'running',
+  'shutting-down': 'ending',
+  stopping: 'ending',
+  stopped: 'stopped',
+};
+
 interface PreparedImage {
   imageId: string;
   blockDevices: BlockDeviceMapping[];
@@ -147,27 +156,17 @@ export class AwsCloud implements Cloud {
     return { id: inst.InstanceId, type, spot: spec.spot, zone: inst.Placement?.AvailabilityZone };
   }
 
-  async state(id: string): Promise<MachineState> {
-    try {
-      const out = await this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
-      const name = out.Reservations?.[0]?.Instances?.[0]?.State?.Name;
-      switch (name) {
-        case 'pending':
-          return 'starting';
-        case 'running':
-          return 'running';
-        case 'shutting-down':
-        case 'stopping':
-          return 'ending';
-        case 'stopped':
-          return 'stopped';
-        default:
-          return 'gone';
-      }
-    } catch (err) {
-      if ((err as { name?: string }).name === 'InvalidInstanceID.NotFound') return 'gone';
-      throw err;
+  async states(ids: readonly string[]): Promise<Map<string, MachineState>> {
+    const states = new Map<string, MachineState>(ids.map((id) => [id, 'gone']));
+    if (ids.length === 0) return states;
+    // A filter, unlike InstanceIds, does not fail the whole call for an id EC2 has forgotten.
+    const out = await this.ec2Call('DescribeInstances', () =>
+      this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [...ids] }] })),
+    );
+    for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+      if (inst.InstanceId) states.set(inst.InstanceId, EC2_STATES[inst.State?.Name ?? ''] ?? 'gone');
     }
+    return states;
   }
 
   async consoleLog(id: string): Promise<string> {

@@ -31,7 +31,8 @@ export interface Cloud {
   /** Resolves what every machine of this launch shares (image, disk layout) before anything exists. */
   prepare(spec: MachineSpec): Promise<void>;
   launch(spec: MachineSpec, request: MachineRequest): Promise<Machine>;
-  state(id: string): Promise<MachineState>;
+  /** The state of each machine, in one call; a machine the cloud no longer knows is `gone`. */
+  states(ids: readonly string[]): Promise<Map<string, MachineState>>;
   /** The machine's own console log, for a launch that failed. */
   consoleLog(id: string): Promise<string>;
   /** Ends a machine; one that is already gone counts as ended. */
