@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { parseSpec, type RunContext } from '../src/config.js';
+import { kubeconfigSecrets, parseSpec, type RunContext } from '../src/config.js';
 import { InputError } from '../src/errors.js';
 
 const ctx: RunContext = { repository: 'octo-org/ml', runId: '7', serverUrl: 'https://github.com', apiUrl: 'https://api.github.com' };
@@ -140,4 +140,98 @@ test('a startup script too large for the user data fails before anything is crea
   expect(err.input).toBe('startup-script');
   expect(err.value).toBe(`${script.slice(0, 40)}… (${Buffer.byteLength(script)} bytes)`);
   expect(err.message).toContain('at most 6144 bytes');
+});
+
+describe('Kubernetes inputs', () => {
+  const kubeconfig = 'apiVersion: v1\nkind: Config\nclusters: []\n';
+  const k8s = (inputs: Record<string, string>, env: RunContext['kubernetes'] = {}) => {
+    const all: Record<string, string> = { cloud: 'kubernetes', token: 'ghp_example', kubeconfig, ...inputs };
+    return parseSpec((name) => all[name] ?? '', { ...ctx, kubernetes: env }, () => 'abc123');
+  };
+  const k8sRejection = (inputs: Record<string, string>, env: RunContext['kubernetes'] = {}): InputError => {
+    try {
+      k8s(inputs, env);
+    } catch (err) {
+      if (err instanceof InputError) return err;
+      throw err;
+    }
+    throw new Error(`accepted ${JSON.stringify(inputs)}`);
+  };
+
+  test('every generic GPU yields one nvidia.com/gpu with every generic size (CML once dropped it for m + t4)', () => {
+    for (const gpu of ['t4', 'a10g', 'l4', 'l40s', 'a100', 'h100', 'v100', 'tesla']) {
+      for (const type of ['s', 'm', 'l', 'xl']) {
+        const machine = k8s({ gpu, type }).machine;
+        expect(machine.types[0]).toMatch(/^[^/]+\/[^/]+\/1$/);
+        expect(machine.wantsGpu).toBe(true);
+        expect(machine.kubernetes!.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+      }
+    }
+    expect(k8s({ type: 'm' }).machine.types).toEqual(['2/8Gi']);
+    expect(k8s({ type: 'm' }).machine.kubernetes!.tolerations).toEqual([]);
+  });
+
+  test('a native size is CPU/MEMORY[/GPUS] in quantities, and a GPU asked for cannot be sized away', () => {
+    expect(k8s({ type: '500m/2Gi' }).machine.types).toEqual(['500m/2Gi']);
+    expect(k8s({ type: '16/64Gi/2' }).machine).toMatchObject({ types: ['16/64Gi/2'], wantsGpu: true });
+    expect(k8s({ type: '4/16Gi', gpu: 'l4' }).machine.types).toEqual(['4/16Gi/1']);
+    expect(k8sRejection({ type: '4/16GB' }).input).toBe('type');
+    expect(k8sRejection({ type: 'g5.xlarge' }).message).toContain('CPU/MEMORY');
+    expect(k8sRejection({ type: '4/16Gi/0', gpu: 't4' }).input).toBe('type');
+  });
+
+  test('node selector, tolerations, namespace, runtime class and image are validated', () => {
+    const m = k8s({ 'kubernetes-node-selector': 'nvidia.com/gpu.product=Tesla-T4, pool=gpu', 'kubernetes-tolerations': 'nvidia.com/gpu:NoSchedule,spot=true:NoExecute,dedicated', 'kubernetes-namespace': 'ci-runners', 'kubernetes-runtime-class': 'nvidia', 'kubernetes-image': 'nvcr.io/nvidia/cuda:12.8.1-runtime-ubuntu24.04' }).machine;
+    expect(m.kubernetes).toMatchObject({
+      namespace: 'ci-runners',
+      runtimeClass: 'nvidia',
+      image: 'nvcr.io/nvidia/cuda:12.8.1-runtime-ubuntu24.04',
+      nodeSelector: { 'nvidia.com/gpu.product': 'Tesla-T4', pool: 'gpu' },
+      tolerations: [
+        { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+        { key: 'spot', operator: 'Equal', value: 'true', effect: 'NoExecute' },
+        { key: 'dedicated', operator: 'Exists' },
+      ],
+    });
+    expect(m.region).toBe('ci-runners');
+    expect(k8s({ gpu: 't4', 'kubernetes-tolerations': 'none' }).machine.kubernetes!.tolerations).toEqual([]);
+    const bad: Array<[string, string]> = [
+      ['kubernetes-node-selector', 'gpu'],
+      ['kubernetes-node-selector', 'a=$(id)'],
+      ['kubernetes-tolerations', 'nvidia.com/gpu:Sometimes'],
+      ['kubernetes-namespace', 'CI_Runners'],
+      ['kubernetes-runtime-class', 'Nvidia Runtime'],
+      ['kubernetes-image', 'ubuntu; rm -rf /'],
+      ['kubernetes-image', 'ghcr.io/actions/actions-runner:$(id)'],
+      ['kubernetes-image', 'Ubuntu:24.04\nx'],
+    ];
+    for (const [input, value] of bad) {
+      const err = k8sRejection({ [input]: value });
+      expect(err.input).toBe(input);
+      expect(err.message).toContain(JSON.stringify(value));
+    }
+  });
+
+  test('spot and image are refused on Kubernetes with what to use instead', () => {
+    expect(k8sRejection({ spot: 'true' }).message).toContain('kubernetes-node-selector');
+    expect(k8sRejection({ image: 'ami-0123456789abcdef0' }).message).toContain('kubernetes-image');
+  });
+
+  test('cluster access: the input, then KUBERNETES_CONFIGURATION (plain or base64), then KUBECONFIG, then in-cluster', () => {
+    const env = { KUBERNETES_CONFIGURATION: 'apiVersion: v1\nkind: Config # from the variable\n', KUBECONFIG: '/home/runner/.kube/config', KUBERNETES_SERVICE_HOST: '10.0.0.1' };
+    expect(k8s({}, env).machine.kubernetes!.access).toEqual({ source: 'the kubeconfig input', text: kubeconfig.trim() });
+    expect(k8s({ kubeconfig: '' }, env).machine.kubernetes!.access).toEqual({ source: 'KUBERNETES_CONFIGURATION', text: env.KUBERNETES_CONFIGURATION.trim() });
+    const b64 = Buffer.from(env.KUBERNETES_CONFIGURATION).toString('base64');
+    expect(k8s({ kubeconfig: '' }, { KUBERNETES_CONFIGURATION: b64 }).machine.kubernetes!.access).toEqual({ source: 'KUBERNETES_CONFIGURATION', text: env.KUBERNETES_CONFIGURATION });
+    expect(k8s({ kubeconfig: '' }, { ...env, KUBERNETES_CONFIGURATION: '' }).machine.kubernetes!.access).toEqual({ source: 'KUBECONFIG', path: env.KUBECONFIG });
+    expect(k8s({ kubeconfig: '' }, { KUBERNETES_SERVICE_HOST: '10.0.0.1' }).machine.kubernetes!.access).toEqual({ source: 'in-cluster' });
+    const none = k8sRejection({ kubeconfig: '' }, {});
+    expect(none.input).toBe('kubeconfig');
+    expect(none.message).toContain('KUBERNETES_CONFIGURATION');
+  });
+
+  test('secret kubeconfig values are found for masking', () => {
+    const text = 'users:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.secret\n    client-key-data: "LS0tLS1CRUdJTiBSU0E="\n';
+    expect(kubeconfigSecrets(text)).toEqual(['eyJhbGciOiJSUzI1NiJ9.secret', 'LS0tLS1CRUdJTiBSU0E=']);
+  });
 });

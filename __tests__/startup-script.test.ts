@@ -47,10 +47,16 @@ function decodeSettings(script: string): Record<string, string> {
 }
 
 describe('the startup script', () => {
-  test('is shellcheck-clean as rendered, for both credential kinds', () => {
-    for (const credential of [{ jitConfig: 'abc' }, { registrationToken: 'AABBCC' }]) {
+  test('is shellcheck-clean as rendered, for both credential kinds and for a container', () => {
+    const variants: Array<Partial<StartupSettings>> = [
+      { credential: { jitConfig: 'abc' } },
+      { credential: { registrationToken: 'AABBCC' } },
+      // A container's script: the credential comes from the pod's Secret, not the script.
+      { credential: undefined, container: true },
+    ];
+    for (const variant of variants) {
       const file = join(dir, 'rendered.sh');
-      writeFileSync(file, renderStartupScript(settings({ credential, userScript: 'echo hi', group: 'gpu' })));
+      writeFileSync(file, renderStartupScript(settings({ ...variant, userScript: 'echo hi', group: 'gpu' })));
       const res = spawnSync('shellcheck', ['--severity=style', file], { encoding: 'utf8' });
       expect(res.stdout + res.stderr).toBe('');
       expect(res.status).toBe(0);

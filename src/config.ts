@@ -54,6 +54,40 @@ export interface MachineSpec {
   startupScript?: string;
   tags: Record<string, string>;
   aws: { subnet?: string; securityGroup?: string; instanceProfile?: string };
+  /** Set when cloud is kubernetes. */
+  kubernetes?: KubernetesSpec;
+}
+
+/** Where the cluster's credentials come from, in the order they are looked for. */
+export type ClusterAccess =
+  | { source: 'the kubeconfig input' | 'KUBERNETES_CONFIGURATION'; text: string }
+  | { source: 'KUBECONFIG'; path: string }
+  | { source: 'in-cluster' };
+
+export interface Toleration {
+  key?: string;
+  operator: 'Exists' | 'Equal';
+  value?: string;
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+}
+
+export interface KubernetesSpec {
+  access: ClusterAccess;
+  /** Undefined: the kubeconfig context's namespace, the pod's own in-cluster, or `default`. */
+  namespace?: string;
+  /** The runner container image; undefined means the official runner image of the runner version. */
+  image?: string;
+  nodeSelector: Record<string, string>;
+  tolerations: Toleration[];
+  runtimeClass?: string;
+}
+
+/** The variables the cluster access is looked up in, read by the entry from its environment. */
+export interface KubernetesEnv {
+  KUBERNETES_CONFIGURATION?: string;
+  KUBECONFIG?: string;
+  /** Set inside a pod: the in-cluster service account is available. */
+  KUBERNETES_SERVICE_HOST?: string;
 }
 
 export interface LaunchSpec {
@@ -69,6 +103,8 @@ export interface RunContext {
   runId: string;
   serverUrl: string;
   apiUrl: string;
+  /** Where cluster access may come from besides the kubeconfig input. */
+  kubernetes?: KubernetesEnv;
 }
 
 export type InputReader = (name: string) => string;
@@ -110,11 +146,12 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   const hddSizeGb = hddRaw ? integer('hdd-size', hddRaw, 8, 16384, 'a disk size in GB from 8 to 16384') : undefined;
 
   const image = input('image') || undefined;
-  if (image !== undefined && !/^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(image)) {
-    throw new InputError('image', image, 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)');
-  }
+  if (image !== undefined && !catalog.image(image)) throw new InputError('image', image, catalog.imageHint);
 
   const spot = bool('spot', input('spot') || 'false');
+  if (spot && cloud === 'kubernetes') {
+    throw new InputError('spot', input('spot'), 'use false on Kubernetes: pods run on the nodes the cluster has; to use spot nodes, select them with kubernetes-node-selector and kubernetes-tolerations');
+  }
   const spotPriceRaw = input('spot-price') || '-1';
   const spotPrice = Number(spotPriceRaw);
   if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
@@ -167,14 +204,17 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
     throw new InputError('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
   }
 
+  const wantsGpu = gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t));
+  const kubernetes = cloud === 'kubernetes' ? parseKubernetes(read, ctx, wantsGpu) : undefined;
+
   return {
     mode,
     machine: {
       cloud,
-      region,
+      region: kubernetes ? (kubernetes.namespace ?? '') : region,
       types,
       gpu,
-      wantsGpu: gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t)),
+      wantsGpu,
       hddSizeGb,
       image,
       spot,
@@ -182,10 +222,122 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
       startupScript,
       tags,
       aws: { subnet, securityGroup, instanceProfile },
+      ...(kubernetes ? { kubernetes } : {}),
     },
     runner: { labels, names, single, idleTimeoutSeconds, maxLifetimeSeconds, startupTimeoutSeconds, group, version },
     forge: { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token },
   };
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+/** An image reference: [registry[:port]/]path[:tag][@digest], lowercase path, as the OCI distribution spec allows. */
+const IMAGE_REFERENCE = /^([a-zA-Z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const;
+
+/** A Kubernetes label key: an optional DNS subdomain prefix, then a name of at most 63 characters. */
+export function isLabelKey(key: string): boolean {
+  const slash = key.lastIndexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  return (prefix === undefined || DNS_SUBDOMAIN.test(prefix)) && LABEL_NAME.test(name);
+}
+
+export const isLabelValue = (value: string): boolean => LABEL_VALUE.test(value);
+
+/**
+ * Cluster access, looked for in this order: the kubeconfig input (the file's contents), the
+ * KUBERNETES_CONFIGURATION variable (contents, plain or base64), KUBECONFIG (a path), then the
+ * in-cluster service account. Main and post both call this, so post reaches the same cluster.
+ */
+export function clusterAccess(read: InputReader, env: KubernetesEnv = {}): ClusterAccess {
+  const text = read('kubeconfig').trim();
+  if (text) return { source: 'the kubeconfig input', text: decodeKubeconfig(text) };
+  const variable = env.KUBERNETES_CONFIGURATION?.trim();
+  if (variable) return { source: 'KUBERNETES_CONFIGURATION', text: decodeKubeconfig(variable) };
+  const path = env.KUBECONFIG?.trim();
+  if (path) return { source: 'KUBECONFIG', path };
+  if (env.KUBERNETES_SERVICE_HOST) return { source: 'in-cluster' };
+  throw new InputError(
+    'kubeconfig',
+    '',
+    'give the contents of a kubeconfig file in the kubeconfig input or the KUBERNETES_CONFIGURATION variable, set KUBECONFIG to its path, or run the launch job in a pod with a service account',
+  );
+}
+
+/** A kubeconfig stored base64-encoded in a secret is accepted as it is. */
+function decodeKubeconfig(text: string): string {
+  if (/^[A-Za-z0-9+/=\s]+$/.test(text) && !text.includes(':')) {
+    const decoded = Buffer.from(text.replace(/\s+/g, ''), 'base64').toString('utf8');
+    if (decoded.includes('apiVersion') || decoded.includes('clusters')) return decoded;
+  }
+  return text;
+}
+
+/** The values in a kubeconfig that must never reach a log: tokens, keys, passwords. */
+export function kubeconfigSecrets(text: string): string[] {
+  const secrets: string[] = [];
+  const field = /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|access-token|client-secret)\s*:\s*["']?([^"'\s]+)/;
+  for (const line of text.split('\n')) {
+    const m = field.exec(line);
+    if (m && m[2]!.length >= 4) secrets.push(m[2]!);
+  }
+  return secrets;
+}
+
+function parseKubernetes(read: InputReader, ctx: RunContext, wantsGpu: boolean): KubernetesSpec {
+  const input = (name: string): string => read(name).trim();
+  const access = clusterAccess(read, ctx.kubernetes);
+
+  const namespace = input('kubernetes-namespace') || undefined;
+  if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
+    throw new InputError('kubernetes-namespace', namespace, 'use a namespace name: lowercase letters, digits and dashes, at most 63 characters');
+  }
+
+  const image = input('kubernetes-image') || undefined;
+  if (image !== undefined && (image.length > 512 || !IMAGE_REFERENCE.test(image))) {
+    throw new InputError('kubernetes-image', image, 'use an image reference such as ghcr.io/actions/actions-runner:2.331.0 or registry.example.com/ml/runner-cuda:12.8');
+  }
+
+  const nodeSelector: Record<string, string> = {};
+  for (const pair of list(input('kubernetes-node-selector'))) {
+    const eq = pair.indexOf('=');
+    const key = eq > 0 ? pair.slice(0, eq).trim() : '';
+    const value = eq > 0 ? pair.slice(eq + 1).trim() : '';
+    if (!isLabelKey(key) || !isLabelValue(value)) {
+      throw new InputError('kubernetes-node-selector', pair, 'use key=value node labels, comma-separated, such as nvidia.com/gpu.product=Tesla-T4');
+    }
+    nodeSelector[key] = value;
+  }
+
+  const runtimeClass = input('kubernetes-runtime-class') || undefined;
+  if (runtimeClass !== undefined && !DNS_SUBDOMAIN.test(runtimeClass)) {
+    throw new InputError('kubernetes-runtime-class', runtimeClass, 'use the name of a RuntimeClass in the cluster, such as nvidia');
+  }
+
+  return { access, namespace, image, nodeSelector, tolerations: parseTolerations(input('kubernetes-tolerations'), wantsGpu), runtimeClass };
+}
+
+/**
+ * Tolerations as `key[=value][:Effect]`, comma-separated (a key alone tolerates any value), or
+ * `none`. Empty: a GPU pod tolerates the nvidia.com/gpu NoSchedule taint that GPU node pools
+ * carry (GKE and AKS set it; many EKS setups do), and a CPU pod tolerates nothing.
+ */
+function parseTolerations(value: string, wantsGpu: boolean): Toleration[] {
+  if (!value) return wantsGpu ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : [];
+  if (value === 'none') return [];
+  return list(value).map((item) => {
+    const m = /^([^=:\s]+)(?:=([^:\s]*))?(?::(\w+))?$/.exec(item);
+    const effect = m?.[3];
+    if (!m || !isLabelKey(m[1]!) || (m[2] !== undefined && !isLabelValue(m[2])) || (effect !== undefined && !(EFFECTS as readonly string[]).includes(effect))) {
+      throw new InputError('kubernetes-tolerations', item, `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} (nvidia.com/gpu:NoSchedule), or none`);
+    }
+    const toleration: Toleration = m[2] !== undefined ? { key: m[1]!, operator: 'Equal', value: m[2] } : { key: m[1]!, operator: 'Exists' };
+    if (effect) toleration.effect = effect as Toleration['effect'];
+    return toleration;
+  });
 }
 
 function oneOf(input: string, value: string, accepted: readonly string[]): string {

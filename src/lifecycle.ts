@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { renderStartupScript } from './bootstrap/render.js';
-import type { Cloud, Machine, MachineState } from './clouds/types.js';
+import type { Cloud, Machine, MachineStatus } from './clouds/types.js';
 import type { LaunchSpec, RunContext } from './config.js';
 import { ForgeError, StartupTimeoutError, errorMessage } from './errors.js';
 import type { GitHubForge } from './forge/github.js';
@@ -92,7 +92,9 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
         runnerName: name,
         labels: spec.runner.labels,
         url: spec.forge.url,
-        credential,
+        // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
+        credential: cloud.kind === 'vm' ? credential : undefined,
+        container: cloud.kind === 'container',
         group: group.id === 1 ? undefined : group.name,
         idleTimeoutSeconds: spec.runner.idleTimeoutSeconds,
         maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
@@ -102,7 +104,15 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
       stopIfCancelled();
       const clientToken = randomUUID();
       const entry = ledger.machine(name, clientToken);
-      const machine = await cloud.launch(spec.machine, { runnerName: name, startupScript: script, clientToken, tags: machineTags(spec, ctx, name, clock) });
+      const machine = await cloud.launch(spec.machine, {
+        runnerName: name,
+        startupScript: script,
+        clientToken,
+        credential,
+        runnerVersion: downloads.version,
+        maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+        tags: machineTags(spec, ctx, name, clock),
+      });
       ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
       machines.set(name, machine);
       log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
@@ -175,9 +185,10 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
     }
     if (online.size === spec.runner.names.length) return online;
 
-    const ended = states.filter(([n, s]) => !online.has(n) && s !== 'starting' && s !== 'running');
+    const ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
     if (ended.length > 0) {
-      throw new StartupTimeoutError(await describeFailures(ended, 'ended before its runner came online', w));
+      const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
+      throw new StartupTimeoutError(await describeFailures(ended, what, w));
     }
     const now = w.clock.now();
     if (now >= deadline) {
@@ -188,7 +199,7 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
       lastReport = now;
       const detail = states
         .filter(([n]) => !online.has(n))
-        .map(([n, s]) => `${n}: machine ${s}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
+        .map(([n, s]) => `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
         .join('; ');
       w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
     }
@@ -200,9 +211,9 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
 }
 
 /** Why each runner failed, with the tail of its machine's console, secrets masked. */
-async function describeFailures(failed: ReadonlyArray<readonly [string, MachineState]>, what: string, w: WaitContext): Promise<string> {
+async function describeFailures(failed: ReadonlyArray<readonly [string, MachineStatus]>, what: string, w: WaitContext): Promise<string> {
   const parts = await Promise.all(
-    failed.map(async ([name, state]) => {
+    failed.map(async ([name, status]) => {
       const machine = w.machines.get(name)!;
       let tail: string;
       try {
@@ -211,7 +222,8 @@ async function describeFailures(failed: ReadonlyArray<readonly [string, MachineS
       } catch (err) {
         tail = `(the console could not be read: ${errorMessage(err)})`;
       }
-      return `Runner ${name} ${what}; machine ${machine.id} is ${state}. Last lines of its console:\n${maskSecrets(tail, w.secrets)}`;
+      const detail = status.detail ? `: ${status.detail}` : '';
+      return maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`, w.secrets);
     }),
   );
   return parts.join('\n\n');

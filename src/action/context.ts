@@ -7,5 +7,10 @@ export function runContext(env: NodeJS.ProcessEnv = process.env): RunContext {
     runId: env.GITHUB_RUN_ID ?? 'local',
     serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
     apiUrl: env.GITHUB_API_URL ?? 'https://api.github.com',
+    kubernetes: {
+      KUBERNETES_CONFIGURATION: env.KUBERNETES_CONFIGURATION,
+      KUBECONFIG: env.KUBECONFIG,
+      KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
+    },
   };
 }

@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { loadCloud } from '../clouds/types.js';
-import { parseSpec, type LaunchSpec } from '../config.js';
+import { kubeconfigSecrets, parseSpec, type LaunchSpec } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { GitHubForge } from '../forge/github.js';
 import { launch, type LaunchResult } from '../lifecycle.js';
@@ -23,7 +23,9 @@ export async function runMain(): Promise<void> {
     const ctx = runContext();
     const spec = parseSpec((name) => core.getInput(name), ctx);
     core.setSecret(spec.forge.token);
-    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region);
+    const access = spec.machine.kubernetes?.access;
+    if (access && 'text' in access) for (const secret of kubeconfigSecrets(access.text)) core.setSecret(secret);
+    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access });
     const forge = new GitHubForge(spec.forge, actionsLog);
     const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
     writeOutputs(result);

@@ -1,8 +1,10 @@
 import * as core from '@actions/core';
 import { loadCloud } from '../clouds/types.js';
+import { clusterAccess, kubeconfigSecrets } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { GitHubForge } from '../forge/github.js';
 import { cleanup } from '../lifecycle.js';
+import { runContext } from './context.js';
 import { actionsLog } from './core-log.js';
 import { loadLedger } from './state.js';
 
@@ -24,7 +26,10 @@ export async function runPost(): Promise<void> {
     const token = core.getInput('token');
     core.setSecret(token);
     await core.group('Cleaning up the failed launch', async () => {
-      const cloud = await loadCloud(ledger.cloud, ledger.region);
+      // Post reaches the cluster the same way main did: same inputs, same environment.
+      const access = ledger.cloud === 'kubernetes' ? clusterAccess((name) => core.getInput(name), runContext().kubernetes) : undefined;
+      if (access && 'text' in access) for (const secret of kubeconfigSecrets(access.text)) core.setSecret(secret);
+      const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access });
       const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
       const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
       core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);

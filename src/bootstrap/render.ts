@@ -10,13 +10,21 @@ export interface RunnerDownload {
   sha256: string;
 }
 
+export type RunnerCredential = { jitConfig: string } | { registrationToken: string };
+
 export interface StartupSettings {
   runnerName: string;
   labels: string[];
   /** `config.sh --url`: the repository or organisation URL. */
   url: string;
-  /** A just-in-time config (single runners) or a registration token (reusable runners). */
-  credential: { jitConfig: string } | { registrationToken: string };
+  /**
+   * A just-in-time config (single runners) or a registration token (reusable runners). Absent
+   * when the machine gets it apart from the script: a pod reads it from its Secret through
+   * ACTIONS_RUNNER_INPUT_JITCONFIG or ACTIONS_RUNNER_INPUT_TOKEN.
+   */
+  credential?: RunnerCredential;
+  /** The script is a container's command: it exits when done instead of shutting a VM down. */
+  container?: boolean;
   group?: string;
   idleTimeoutSeconds: number;
   maxLifetimeSeconds: number;
@@ -32,8 +40,9 @@ export function renderStartupScript(s: StartupSettings): string {
     RUNNER_LABELS: s.labels.join(','),
     RUNNER_URL: s.url,
     RUNNER_GROUP: s.group,
-    RUNNER_JITCONFIG: 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
-    RUNNER_TOKEN: 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
+    RUNNER_JITCONFIG: s.credential && 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
+    RUNNER_TOKEN: s.credential && 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
+    CONTAINER: s.container ? '1' : undefined,
     IDLE_TIMEOUT: String(s.idleTimeoutSeconds),
     MAX_LIFETIME: String(s.maxLifetimeSeconds),
     DOWNLOAD_X64_URL: s.downloads.X64?.url,

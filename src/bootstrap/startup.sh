@@ -1,8 +1,10 @@
 #!/bin/bash
 # cml-runner-action: the machine's startup script.
 #
-# It runs once as root at first boot (cloud-init user data on EC2). Everything it prints goes
-# to the machine's console, which the action reads back when a launch fails.
+# On a VM it runs once as root at first boot (cloud-init user data on EC2). On Kubernetes it is
+# the runner container's command (CONTAINER=1), possibly as a non-root user. Everything it
+# prints goes to the machine's console or the pod log, which the action reads back when a
+# launch fails.
 #
 # This file is a static template. The action never splices a value into it: every value
 # arrives in the quoted heredoc below as KEY=base64 lines and is decoded as data.
@@ -23,6 +25,12 @@ get() { printf '%s' "${setting[$1]:-}"; }
 
 runner_home="${CML_RUNNER_HOME:-/opt/cml-runner}"
 runner_dir="$runner_home/runner"
+# A runner baked into the image (the official runner image has one in /home/runner) is used as is.
+preinstalled="${CML_RUNNER_PREINSTALLED:-}"
+if [[ -n "$preinstalled" && -x "$preinstalled/run.sh" ]]; then
+  runner_dir="$preinstalled"
+fi
+container="$(get CONTAINER)"
 state_dir="$runner_home/state"
 hooks_dir="$runner_home/hooks"
 idle_timeout="$(get IDLE_TIMEOUT)"
@@ -30,9 +38,11 @@ max_lifetime="$(get MAX_LIFETIME)"
 runner_pid=""
 
 # Ending the machine is the one way out. The cloud turns the shutdown into deletion
-# (on EC2: InstanceInitiatedShutdownBehavior=terminate).
+# (on EC2: InstanceInitiatedShutdownBehavior=terminate). A container has no shutdown: it exits,
+# the Job completes (status 0) or fails, and ttlSecondsAfterFinished removes it.
 end_machine() {
-  trap - ERR
+  local status="${2:-0}"
+  trap - ERR TERM
   log "ending the machine: $1"
   if [[ -n "$runner_pid" ]] && kill -0 "$runner_pid" 2>/dev/null; then
     kill -TERM "$runner_pid" 2>/dev/null || true
@@ -41,26 +51,39 @@ end_machine() {
       sleep 1
     done
   fi
+  if [[ -n "$container" ]]; then
+    exit "$status"
+  fi
   shutdown -h now
   exit 0
 }
-trap 'end_machine "the startup script failed at line $LINENO"' ERR
+trap 'end_machine "the startup script failed at line $LINENO" 1' ERR
+# In a container this script is process 1, which gets no default SIGTERM handler: without the
+# trap, a deleted pod or an exceeded deadline would wait out the whole grace period.
+if [[ -n "$container" ]]; then
+  trap 'end_machine "received SIGTERM" 143' TERM
+fi
 
 log "starting runner $(get RUNNER_NAME) (max-lifetime ${max_lifetime}s, idle-timeout ${idle_timeout}s)"
 mkdir -p "$runner_dir" "$state_dir" "$hooks_dir"
 
 # The hard cap holds whatever happens below.
+script_pid=$$
 (
   sleep "$max_lifetime"
   log "max-lifetime of ${max_lifetime}s reached"
-  shutdown -h now
+  if [[ -n "$container" ]]; then
+    kill -TERM "$script_pid"
+  else
+    shutdown -h now
+  fi
 ) &
 
 if [[ -n "$(get USER_SCRIPT)" ]]; then
   log "running the startup-script input"
   get USER_SCRIPT >"$runner_home/user-startup.sh"
   if ! bash "$runner_home/user-startup.sh"; then
-    end_machine "the startup-script input failed"
+    end_machine "the startup-script input failed" 1
   fi
 fi
 
@@ -71,22 +94,32 @@ fi
 case "$(uname -m)" in
   x86_64 | amd64) arch=X64 ;;
   aarch64 | arm64) arch=ARM64 ;;
-  *) end_machine "unsupported architecture $(uname -m)" ;;
+  *) end_machine "unsupported architecture $(uname -m)" 1 ;;
 esac
 download_url="$(get "DOWNLOAD_${arch}_URL")"
 download_sha="$(get "DOWNLOAD_${arch}_SHA256")"
 if [[ -x "$runner_dir/run.sh" ]]; then
   log "runner already present in $runner_dir"
 else
+  if ! command -v curl >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing curl"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates
+  fi
   log "downloading the runner for $arch"
   curl -fsSL --retry 5 --retry-delay 2 --retry-all-errors -o "$runner_home/runner.tar.gz" "$download_url"
   if ! printf '%s  %s\n' "$download_sha" "$runner_home/runner.tar.gz" | sha256sum -c --quiet -; then
-    end_machine "the runner download does not match its sha256 checksum"
+    end_machine "the runner download does not match its sha256 checksum" 1
   fi
   tar -xzf "$runner_home/runner.tar.gz" -C "$runner_dir"
   rm -f "$runner_home/runner.tar.gz"
   log "installing runner dependencies"
-  "$runner_dir/bin/installdependencies.sh"
+  if [[ "$(id -u)" == 0 ]]; then
+    "$runner_dir/bin/installdependencies.sh"
+  elif sudo -n true 2>/dev/null; then
+    sudo -n "$runner_dir/bin/installdependencies.sh"
+  else
+    log "not root and no sudo: skipping bin/installdependencies.sh, so the image must already have the runner's libraries"
+  fi
 fi
 
 # The runner's own job hooks mark activity for the idle watchdog.
@@ -108,22 +141,32 @@ export ACTIONS_RUNNER_HOOK_JOB_COMPLETED="$hooks_dir/job-completed.sh"
 export RUNNER_ALLOW_RUNASROOT=1
 date +%s >"$state_dir/last-activity"
 
+# On Kubernetes the credential arrives from the pod's Secret as ACTIONS_RUNNER_INPUT_JITCONFIG
+# or ACTIONS_RUNNER_INPUT_TOKEN, the variables the runner itself reads; on a VM, from settings.
+jit_config="$(get RUNNER_JITCONFIG)"
+jit_config="${jit_config:-${ACTIONS_RUNNER_INPUT_JITCONFIG:-}}"
+registration_token="$(get RUNNER_TOKEN)"
+registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
+unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
+
 cd "$runner_dir"
-if [[ -n "$(get RUNNER_JITCONFIG)" ]]; then
+if [[ -n "$jit_config" ]]; then
   log "starting the ephemeral runner from its just-in-time configuration"
-  ACTIONS_RUNNER_INPUT_JITCONFIG="$(get RUNNER_JITCONFIG)" ./run.sh &
+  ACTIONS_RUNNER_INPUT_JITCONFIG="$jit_config" ./run.sh &
   runner_pid=$!
+elif [[ -z "$registration_token" ]]; then
+  end_machine "no runner credential: neither a just-in-time configuration nor a registration token was given" 1
 else
   log "registering the runner"
   config_args=(--unattended --url "$(get RUNNER_URL)" --name "$(get RUNNER_NAME)" --labels "$(get RUNNER_LABELS)" --work _work --disableupdate --replace)
   if [[ -n "$(get RUNNER_GROUP)" ]]; then
     config_args+=(--runnergroup "$(get RUNNER_GROUP)")
   fi
-  ACTIONS_RUNNER_INPUT_TOKEN="$(get RUNNER_TOKEN)" ./config.sh "${config_args[@]}"
+  ACTIONS_RUNNER_INPUT_TOKEN="$registration_token" ./config.sh "${config_args[@]}"
   ./run.sh &
   runner_pid=$!
 fi
-unset 'setting[RUNNER_JITCONFIG]' 'setting[RUNNER_TOKEN]'
+unset 'setting[RUNNER_JITCONFIG]' 'setting[RUNNER_TOKEN]' jit_config registration_token
 
 # Idle watchdog: the machine ends after idle-timeout seconds with no job (0 means never).
 while kill -0 "$runner_pid" 2>/dev/null; do
@@ -137,4 +180,4 @@ while kill -0 "$runner_pid" 2>/dev/null; do
 done
 status=0
 wait "$runner_pid" || status=$?
-end_machine "the runner exited with status $status"
+end_machine "the runner exited with status $status" "$status"

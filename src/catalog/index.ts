@@ -1,6 +1,7 @@
 import { AWS_NATIVE_REGION, AWS_NATIVE_TYPE, AWS_REGIONS, AWS_TYPES, awsFamilyHasGpu } from './aws.js';
 import type { GenericGpu } from './generic.js';
 import { isGenericRegion, isGenericType } from './generic.js';
+import { formatPodSize, kubernetesSize } from './kubernetes.js';
 
 /** What a cloud's catalog answers: native names for the generic words, and what it accepts natively. */
 export interface CloudCatalog {
@@ -12,6 +13,9 @@ export interface CloudCatalog {
   machineType(type: string, gpu: GenericGpu): string | undefined;
   /** Whether a native type already carries a GPU. */
   typeHasGpu(nativeType: string): boolean;
+  /** Whether the `image` input names an image this cloud can boot; `imageHint` says what it accepts. */
+  image(value: string): boolean;
+  imageHint: string;
 }
 
 const aws: CloudCatalog = {
@@ -20,8 +24,24 @@ const aws: CloudCatalog = {
   region: (v) => (isGenericRegion(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
   machineType: (t, gpu) => (isGenericType(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
   typeHasGpu: awsFamilyHasGpu,
+  image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
+  imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
 };
 
-export const CATALOGS = { aws } as const;
+/** A cluster has no regions: the namespace (kubernetes-namespace) is where runners go. */
+const kubernetes: CloudCatalog = {
+  nativeRegionHint: 'any value (region does not apply to Kubernetes)',
+  nativeTypeHint: 'a pod size CPU/MEMORY or CPU/MEMORY/GPUS in Kubernetes quantities, such as 4/16Gi or 16/64Gi/2',
+  region: (v) => v,
+  machineType: (t, gpu) => {
+    const size = kubernetesSize(t, gpu);
+    return size && formatPodSize(size);
+  },
+  typeHasGpu: (t) => (kubernetesSize(t, 'nogpu')?.gpus ?? 0) > 0,
+  image: () => false,
+  imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
+};
+
+export const CATALOGS = { aws, kubernetes } as const;
 export type CloudName = keyof typeof CATALOGS;
 export const CLOUDS = Object.keys(CATALOGS) as CloudName[];

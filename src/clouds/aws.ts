@@ -14,7 +14,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AWS_IMAGE_PARAMETERS, awsArchitecture } from '../catalog/aws.js';
 import type { MachineSpec } from '../config.js';
 import { CloudError, errorMessage } from '../errors.js';
-import type { Cloud, Machine, MachineRequest, MachineState } from './types.js';
+import type { Cloud, Machine, MachineRequest, MachineState, MachineStatus } from './types.js';
 
 /**
  * EC2. Credentials and endpoints come from the SDK's own chain (AWS_* variables, OIDC set up
@@ -68,6 +68,7 @@ interface PreparedImage {
 
 export class AwsCloud implements Cloud {
   readonly name = 'aws' as const;
+  readonly kind = 'vm' as const;
   private readonly ec2: EC2Client;
   private readonly ssm: SSMClient;
   private image?: PreparedImage;
@@ -156,15 +157,18 @@ export class AwsCloud implements Cloud {
     return { id: inst.InstanceId, type, spot: spec.spot, zone: inst.Placement?.AvailabilityZone };
   }
 
-  async states(ids: readonly string[]): Promise<Map<string, MachineState>> {
-    const states = new Map<string, MachineState>(ids.map((id) => [id, 'gone']));
+  async states(ids: readonly string[]): Promise<Map<string, MachineStatus>> {
+    const states = new Map<string, MachineStatus>(ids.map((id) => [id, { state: 'gone' }]));
     if (ids.length === 0) return states;
     // A filter, unlike InstanceIds, does not fail the whole call for an id EC2 has forgotten.
     const out = await this.ec2Call('DescribeInstances', () =>
       this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [...ids] }] })),
     );
     for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-      if (inst.InstanceId) states.set(inst.InstanceId, EC2_STATES[inst.State?.Name ?? ''] ?? 'gone');
+      if (!inst.InstanceId) continue;
+      // StateReason says why an instance ended early: Server.SpotInstanceTermination, Client.InstanceInitiatedShutdown...
+      const reason = inst.StateReason?.Message;
+      states.set(inst.InstanceId, { state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone', ...(reason ? { detail: reason } : {}) });
     }
     return states;
   }

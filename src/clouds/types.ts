@@ -1,5 +1,6 @@
+import type { RunnerCredential } from '../bootstrap/render.js';
 import type { CloudName } from '../catalog/index.js';
-import type { MachineSpec } from '../config.js';
+import type { ClusterAccess, MachineSpec } from '../config.js';
 
 /**
  * The one interface between the lifecycle and the clouds. A provider never reads inputs and
@@ -14,6 +15,15 @@ export interface MachineRequest {
   tags: Record<string, string>;
   /** Idempotency key recorded before the create call, so an interrupted create can be found. */
   clientToken: string;
+  /**
+   * The runner's credential. A VM gets it inside `startupScript`; a container cloud keeps it
+   * out of the script and hands it over apart (a Kubernetes Secret).
+   */
+  credential: RunnerCredential;
+  /** The runner version the launch resolved, for images tagged by it. */
+  runnerVersion: string;
+  /** max-lifetime, for clouds that enforce it themselves (Kubernetes activeDeadlineSeconds). */
+  maxLifetimeSeconds: number;
 }
 
 export interface Machine {
@@ -23,16 +33,28 @@ export interface Machine {
   zone?: string;
 }
 
-export type MachineState = 'starting' | 'running' | 'ending' | 'stopped' | 'gone';
+/** `failed`: the machine cannot start (a pod that cannot be scheduled, an image that cannot be pulled). */
+export type MachineState = 'starting' | 'running' | 'ending' | 'stopped' | 'failed' | 'gone';
 
+export interface MachineStatus {
+  state: MachineState;
+  /** What the cloud says about it, for a failure message: a scheduler event, a termination reason. */
+  detail?: string;
+}
 export interface Cloud {
   readonly name: CloudName;
+  /** Region, or for Kubernetes the namespace. Post finds the machines again with it. */
   readonly region: string;
+  /**
+   * `vm`: the startup script carries the credential and ends with a shutdown. `container`: the
+   * script is the container's command, reads the credential from its environment and exits.
+   */
+  readonly kind: 'vm' | 'container';
   /** Resolves what every machine of this launch shares (image, disk layout) before anything exists. */
   prepare(spec: MachineSpec): Promise<void>;
   launch(spec: MachineSpec, request: MachineRequest): Promise<Machine>;
   /** The state of each machine, in one call; a machine the cloud no longer knows is `gone`. */
-  states(ids: readonly string[]): Promise<Map<string, MachineState>>;
+  states(ids: readonly string[]): Promise<Map<string, MachineStatus>>;
   /** The machine's own console log, for a launch that failed. */
   consoleLog(id: string): Promise<string>;
   /** Ends a machine; one that is already gone counts as ended. */
@@ -41,11 +63,22 @@ export interface Cloud {
   findByClientToken(clientToken: string): Promise<string[]>;
 }
 
-export async function loadCloud(name: CloudName, region: string): Promise<Cloud> {
+export interface CloudOptions {
+  /** Required for kubernetes: where the cluster's credentials come from. */
+  kubernetes?: ClusterAccess;
+}
+
+/** Loads one cloud's module, and with it only that cloud's SDK. */
+export async function loadCloud(name: CloudName, region: string, options: CloudOptions = {}): Promise<Cloud> {
   switch (name) {
     case 'aws': {
       const { AwsCloud } = await import('./aws.js');
       return new AwsCloud(region);
+    }
+    case 'kubernetes': {
+      if (!options.kubernetes) throw new Error('kubernetes needs cluster access');
+      const { KubernetesCloud } = await import('./kubernetes.js');
+      return new KubernetesCloud(options.kubernetes, region || undefined);
     }
   }
 }

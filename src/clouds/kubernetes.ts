@@ -1,0 +1,456 @@
+import { readFileSync } from 'node:fs';
+import { ApiException, BatchV1Api, CoreV1Api, KubeConfig, type CoreV1Event, type V1Job, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import { KUBERNETES_DEFAULT_IMAGE, KUBERNETES_GPU_RESOURCE, parsePodSize } from '../catalog/kubernetes.js';
+import { isLabelKey, isLabelValue, type ClusterAccess, type MachineSpec } from '../config.js';
+import { CloudError, InputError, errorMessage } from '../errors.js';
+import { withRetry } from '../retry.js';
+import type { Cloud, Machine, MachineRequest, MachineStatus } from './types.js';
+
+/**
+ * Runner pods on an existing cluster. Each runner is a batch/v1 Job with one pod, and a Secret
+ * holding the startup script and the runner's credential. The Secret is owned by the Job, so
+ * it goes when the Job goes, and the credential reaches the container only through
+ * `valueFrom.secretKeyRef`: it is never a literal in the pod spec.
+ *
+ * The Job ends itself: the container exits after its ephemeral job or idle-timeout, the Job
+ * completes, and ttlSecondsAfterFinished removes it. activeDeadlineSeconds is max-lifetime,
+ * enforced by the cluster.
+ *
+ * RBAC (the Role in the README): jobs create/get/list/delete, secrets create/patch/list/delete,
+ * pods list, pods/log get, events list, all in the runners' namespace.
+ */
+
+const MANAGED_BY = 'cml-runner-action';
+const LABEL = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  machine: 'cml-runner/machine',
+  clientToken: 'cml-runner/client-token',
+} as const;
+/** Where the Secret's startup script is mounted, and the writable work directory. */
+const SCRIPT_DIR = '/etc/cml-runner';
+const WORK_DIR = '/cml-runner';
+/** The official runner image keeps its runner here. */
+const PREINSTALLED_RUNNER = '/home/runner';
+/** A finished Job stays this long, for `kubectl logs`, then the cluster removes it. */
+const FINISHED_TTL_SECONDS = 300;
+const CALL_TIMEOUT_MS = 30_000;
+const LOG_TAIL_LINES = 200;
+
+/** Container waiting reasons that never clear by themselves. */
+const FATAL_WAITING = new Set(['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+
+const ADVICE: Record<number, string> = {
+  401: 'The cluster refused the credentials in the kubeconfig. Check that its token or certificate is current; tokens from `kubectl create token` expire.',
+  403: 'The identity in the kubeconfig lacks a permission. Bind it to the Role in the README (jobs, secrets, pods, pods/log and events in the runners namespace).',
+  404: 'Check kubernetes-namespace: the namespace must exist.',
+  409: 'An object with this name already exists in the namespace; give another runner name.',
+  422: 'The cluster rejected the pod spec; check kubernetes-image, kubernetes-node-selector, kubernetes-tolerations, kubernetes-runtime-class, type and hdd-size.',
+  429: 'The API server is throttling requests; launch fewer runners at once or retry later.',
+};
+
+export class KubernetesCloud implements Cloud {
+  readonly name = 'kubernetes' as const;
+  readonly kind = 'container' as const;
+  readonly region: string;
+  private readonly core: CoreV1Api;
+  private readonly batch: BatchV1Api;
+  private readonly server: string;
+  private readonly usesPlugin: boolean;
+
+  constructor(
+    private readonly access: ClusterAccess,
+    namespace?: string,
+  ) {
+    const kc = loadKubeconfig(access);
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw accessError(access, 'it has no current context with a cluster');
+    this.server = cluster.server;
+    this.usesPlugin = Boolean(kc.getCurrentUser()?.exec);
+    this.region = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? inClusterNamespace(access) ?? 'default';
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.batch = kc.makeApiClient(BatchV1Api);
+  }
+
+  /** Checks access and the namespace before anything is created: one cheap list of our own Jobs. */
+  async prepare(_spec: MachineSpec): Promise<void> {
+    await this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector: `${LABEL.managedBy}=${MANAGED_BY}`, limit: 1 }));
+  }
+
+  async launch(spec: MachineSpec, request: MachineRequest): Promise<Machine> {
+    const k8s = spec.kubernetes;
+    if (!k8s) throw new Error('a kubernetes launch needs the kubernetes settings');
+    const name = objectName(request.runnerName);
+    const { labels, annotations } = metadataFromTags(request.tags);
+    Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
+    annotations['cml-runner/runner-name'] = request.runnerName;
+    const credentialKey = 'jitConfig' in request.credential ? 'jitconfig' : 'token';
+
+    // 1. The Secret first, so the pod never starts without it.
+    const secret: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, labels, annotations },
+      type: 'Opaque',
+      stringData: {
+        'startup.sh': request.startupScript,
+        [credentialKey]: 'jitConfig' in request.credential ? request.credential.jitConfig : request.credential.registrationToken,
+      },
+    };
+    await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
+
+    // 2. The Job.
+    const job = this.jobFor(spec, request, name, labels, annotations, credentialKey);
+    const created = await this.create('jobs', name, request.clientToken, () => this.batch.createNamespacedJob({ namespace: this.region, body: job }));
+    let uid = created?.metadata?.uid;
+    if (!uid) uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))).metadata?.uid;
+
+    // 3. The Job owns the Secret: deleting the Job, or its TTL, removes the credential too.
+    await this.call('patch', 'secrets', () =>
+      this.core.patchNamespacedSecret({
+        name,
+        namespace: this.region,
+        body: [{ op: 'add', path: '/metadata/ownerReferences', value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }] }],
+      }),
+    );
+    return { id: name, type: spec.types[0]!, spot: false, zone: this.region };
+  }
+
+  private jobFor(spec: MachineSpec, request: MachineRequest, name: string, labels: Record<string, string>, annotations: Record<string, string>, credentialKey: string): V1Job {
+    const k8s = spec.kubernetes!;
+    const size = parsePodSize(spec.types[0]!);
+    const limits: Record<string, string> = { cpu: size.cpu, memory: size.memory };
+    if (size.gpus > 0) limits[KUBERNETES_GPU_RESOURCE] = String(size.gpus);
+    if (spec.hddSizeGb !== undefined) limits['ephemeral-storage'] = `${spec.hddSizeGb}Gi`;
+    return {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name, labels, annotations },
+      spec: {
+        // One attempt: a failed runner is reported, not silently retried on another pod.
+        backoffLimit: 0,
+        // max-lifetime, enforced by the cluster whatever happens inside the pod.
+        activeDeadlineSeconds: request.maxLifetimeSeconds,
+        ttlSecondsAfterFinished: FINISHED_TTL_SECONDS,
+        template: {
+          metadata: { labels, annotations },
+          spec: {
+            restartPolicy: 'Never',
+            // The job runs arbitrary workflow code; it gets no credentials for this cluster.
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            terminationGracePeriodSeconds: 30,
+            ...(k8s.runtimeClass ? { runtimeClassName: k8s.runtimeClass } : {}),
+            ...(Object.keys(k8s.nodeSelector).length > 0 ? { nodeSelector: k8s.nodeSelector } : {}),
+            ...(k8s.tolerations.length > 0 ? { tolerations: k8s.tolerations } : {}),
+            containers: [
+              {
+                name: 'runner',
+                image: k8s.image ?? `${KUBERNETES_DEFAULT_IMAGE}:${request.runnerVersion}`,
+                command: ['/bin/bash', `${SCRIPT_DIR}/startup.sh`],
+                env: [
+                  { name: 'CML_RUNNER_HOME', value: WORK_DIR },
+                  { name: 'CML_RUNNER_PREINSTALLED', value: PREINSTALLED_RUNNER },
+                  {
+                    name: credentialKey === 'jitconfig' ? 'ACTIONS_RUNNER_INPUT_JITCONFIG' : 'ACTIONS_RUNNER_INPUT_TOKEN',
+                    valueFrom: { secretKeyRef: { name, key: credentialKey } },
+                  },
+                ],
+                resources: { limits },
+                volumeMounts: [
+                  { name: 'startup', mountPath: SCRIPT_DIR, readOnly: true },
+                  { name: 'work', mountPath: WORK_DIR },
+                ],
+              },
+            ],
+            volumes: [
+              { name: 'startup', secret: { secretName: name, defaultMode: 0o444, items: [{ key: 'startup.sh', path: 'startup.sh' }] } },
+              { name: 'work', emptyDir: {} },
+            ],
+          },
+        },
+      },
+    };
+  }
+
+  async states(ids: readonly string[]): Promise<Map<string, MachineStatus>> {
+    const states = new Map<string, MachineStatus>(ids.map((id) => [id, { state: 'gone' }]));
+    if (ids.length === 0) return states;
+    const selector = `${LABEL.machine} in (${ids.join(',')})`;
+    const [jobs, pods] = await Promise.all([
+      this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector: selector })),
+      this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: selector })),
+    ]);
+    await Promise.all(
+      jobs.items.map(async (job) => {
+        const id = job.metadata?.name ?? '';
+        if (!states.has(id)) return;
+        const pod = newest(pods.items.filter((p) => p.metadata?.labels?.[LABEL.machine] === id));
+        states.set(id, await this.statusOf(job, pod));
+      }),
+    );
+    return states;
+  }
+
+  private async statusOf(job: V1Job, pod: V1Pod | undefined): Promise<MachineStatus> {
+    const finished = job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+    if (finished) return { state: 'ending', detail: `the Job ${finished.type === 'Complete' ? 'completed' : 'failed'}${finished.reason ? ` (${finished.reason}${finished.message ? `: ${finished.message}` : ''})` : ''}` };
+    if (job.metadata?.deletionTimestamp) return { state: 'ending', detail: 'the Job is being deleted' };
+    if (!pod) return { state: 'starting', detail: 'no pod yet' };
+    const phase = pod.status?.phase;
+    if (phase === 'Running') return { state: 'running' };
+    if (phase === 'Succeeded' || phase === 'Failed') {
+      const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
+      return { state: 'ending', detail: `the pod ${phase === 'Succeeded' ? 'completed' : 'failed'}${term ? ` (${term.reason ?? 'exit'} ${term.exitCode})` : ''}` };
+    }
+    const waiting = pod.status?.containerStatuses?.map((c) => c.state?.waiting).find((w) => w && FATAL_WAITING.has(w.reason ?? ''));
+    if (waiting) return { state: 'failed', detail: `${waiting.reason}: ${waiting.message ?? ''}`.trim() };
+    const unscheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
+    if (unscheduled) {
+      // With a cluster autoscaler, an unschedulable pod may be waiting for a node being added.
+      const events = await this.events(pod.metadata?.name ?? '', 'Pod').catch(() => []);
+      const scaleUp = events.some((e) => e.reason === 'TriggeredScaleUp') && !events.some((e) => e.reason === 'NotTriggerScaleUp');
+      if (scaleUp) return { state: 'starting', detail: 'waiting for the cluster autoscaler to add a node' };
+      const scheduling = events.filter((e) => e.reason === 'FailedScheduling').pop()?.message ?? unscheduled.message ?? '';
+      return { state: 'failed', detail: `Unschedulable: ${scheduling}` };
+    }
+    return { state: 'starting', detail: pod.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? phase };
+  }
+
+  async consoleLog(id: string): Promise<string> {
+    const pods = await this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: `${LABEL.machine}=${id}` }));
+    const pod = newest(pods.items);
+    const podName = pod?.metadata?.name;
+    const [jobEvents, podEvents] = await Promise.all([this.events(id, 'Job').catch(() => []), podName ? this.events(podName, 'Pod').catch(() => []) : Promise.resolve([])]);
+    const lines = [...jobEvents, ...podEvents].map(
+      (e) => `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`,
+    );
+    if (podName) {
+      try {
+        const log = await this.call('get', 'pods/log', () => this.core.readNamespacedPodLog({ name: podName, namespace: this.region, container: 'runner', tailLines: LOG_TAIL_LINES }));
+        lines.push(`--- log of pod ${podName} ---`, String(log ?? '').trimEnd());
+      } catch (err) {
+        lines.push(`(no log from pod ${podName}: ${errorMessage(err).split('\n')[0]})`);
+      }
+    } else {
+      lines.push(`(the Job ${id} has no pod)`);
+    }
+    return lines.join('\n');
+  }
+
+  async terminate(id: string): Promise<'terminated' | 'gone'> {
+    // Background propagation: deleting a Job through the API orphans its pods by default.
+    const job = await this.gone(() => this.call('delete', 'jobs', () => this.batch.deleteNamespacedJob({ name: id, namespace: this.region, propagationPolicy: 'Background' })));
+    // The Secret goes with its owner; it is deleted here too in case the owner was never set.
+    const secret = await this.gone(() => this.call('delete', 'secrets', () => this.core.deleteNamespacedSecret({ name: id, namespace: this.region })));
+    return job === 'gone' && secret === 'gone' ? 'gone' : 'terminated';
+  }
+
+  async findByClientToken(clientToken: string): Promise<string[]> {
+    const labelSelector = `${LABEL.clientToken}=${clientToken}`;
+    const [jobs, secrets] = await Promise.all([
+      this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector })),
+      this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector })),
+    ]);
+    return [...new Set([...jobs.items, ...secrets.items].map((o) => o.metadata?.name ?? '').filter(Boolean))];
+  }
+
+  private async events(name: string, kind: 'Pod' | 'Job'): Promise<CoreV1Event[]> {
+    const list = await this.call('list', 'events', () =>
+      this.core.listNamespacedEvent({ namespace: this.region, fieldSelector: `involvedObject.name=${name},involvedObject.kind=${kind}` }),
+    );
+    return [...list.items].sort((a, b) => eventTime(a) - eventTime(b));
+  }
+
+  private async gone(fn: () => Promise<unknown>): Promise<'terminated' | 'gone'> {
+    try {
+      await fn();
+      return 'terminated';
+    } catch (err) {
+      if (err instanceof CloudError && err.code === 'NotFound') return 'gone';
+      throw err;
+    }
+  }
+
+  /**
+   * A create that may have happened already (a retry after a lost answer): an object of the
+   * same name carrying this launch's client token is ours, and counts as created.
+   */
+  private async create<T>(resource: 'jobs' | 'secrets', name: string, clientToken: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await this.call('create', resource, fn, { retryCreate: true });
+    } catch (err) {
+      if (!(err instanceof CloudError) || err.code !== 'AlreadyExists') throw err;
+      const existing =
+        resource === 'jobs'
+          ? await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))
+          : (await this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector: `${LABEL.clientToken}=${clientToken}` }))).items[0];
+      if (existing?.metadata?.labels?.[LABEL.clientToken] === clientToken) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * One API call, with a timeout, retries for throttling, 5xx and lost connections, and errors
+   * that say what the user can do. A create is retried only when the server cannot have acted
+   * (429) or when `create()` will recognise its own object (AlreadyExists with our client token).
+   */
+  private async call<T>(verb: string, resource: string, fn: () => Promise<T>, opts: { retryCreate?: boolean } = {}): Promise<T> {
+    const attempt = async (): Promise<T> => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([
+          fn(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new CloudError('Kubernetes', 'Timeout', `${verb} ${resource} in namespace ${this.region}: no answer from ${this.server} within ${CALL_TIMEOUT_MS / 1000}s`, 'Check that the API server is reachable from the launch job.')), CALL_TIMEOUT_MS);
+          }),
+        ]);
+      } catch (err) {
+        throw this.translate(verb, resource, err);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    return withRetry(attempt, {
+      attempts: 4,
+      baseMs: 500,
+      retryable: (err) => err instanceof CloudError && transient(err) && (verb !== 'create' || opts.retryCreate === true),
+    });
+  }
+
+  private translate(verb: string, resource: string, err: unknown): Error {
+    if (err instanceof CloudError) return err;
+    const where = `${verb} ${resource} in namespace ${this.region}`;
+    if (err instanceof ApiException) {
+      const status = parseStatus(err.body);
+      const reason = status?.reason ?? (err.code === 401 ? 'Unauthorized' : `HTTP${err.code}`);
+      const message = status?.message ?? (err.code === 401 ? 'Unauthorized' : 'no message');
+      const advice = err.code === 404 && status?.details?.kind === 'namespaces' ? ADVICE[404]! : err.code === 404 ? '' : (ADVICE[err.code] ?? '');
+      return new KubernetesApiError(err.code, reason, `${where}: ${message} (HTTP ${err.code}, credentials from ${this.access.source})`, advice);
+    }
+    const text = errorMessage(err);
+    const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    if (this.usesPlugin && !/fetch failed|ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET/.test(text + cause)) {
+      return new CloudError(
+        'Kubernetes',
+        'CredentialPlugin',
+        `${where}: the kubeconfig's exec credential plugin failed: ${text.trim()}${cause}`,
+        'Install the plugin the kubeconfig names on the launch runner (for example gke-gcloud-auth-plugin, aws or kubelogin), or use a kubeconfig with a service-account token.',
+      );
+    }
+    return new CloudError(
+      'Kubernetes',
+      'Unreachable',
+      `${where}: cannot reach the API server at ${this.server}: ${text}${cause}`,
+      'Check the server address in the kubeconfig, and that the launch job can reach it (a self-hosted launcher inside the network, or an authorised-networks rule).',
+    );
+  }
+}
+
+function loadKubeconfig(access: ClusterAccess): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (access.source === 'in-cluster') kc.loadFromCluster();
+    else if (access.source === 'KUBECONFIG') {
+      if (access.path.includes(':')) kc.loadFromDefault();
+      else kc.loadFromFile(access.path);
+    } else kc.loadFromString(access.text);
+  } catch (err) {
+    throw accessError(access, errorMessage(err).split('\n')[0]!);
+  }
+  if (kc.getClusters().length === 0) throw accessError(access, 'it names no cluster');
+  return kc;
+}
+
+function accessError(access: ClusterAccess, why: string): InputError {
+  const accepted = `${why}; give the contents of a kubeconfig file (kubectl config view --raw --minify --flatten), with a current context, a cluster and a user`;
+  switch (access.source) {
+    case 'the kubeconfig input':
+      return new InputError('kubeconfig', '(the contents, not shown)', accepted);
+    case 'KUBERNETES_CONFIGURATION':
+      return new InputError('kubeconfig', '(from the KUBERNETES_CONFIGURATION variable, not shown)', accepted);
+    case 'KUBECONFIG':
+      return new InputError('kubeconfig', `(the file ${access.path} named by KUBECONFIG)`, accepted);
+    case 'in-cluster':
+      return new InputError('kubeconfig', '(in-cluster service account)', `${why}; the launch job runs in a pod but its service account could not be read`);
+  }
+}
+
+function inClusterNamespace(access: ClusterAccess): string | undefined {
+  if (access.source !== 'in-cluster') return undefined;
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A DNS-1123 label from a runner name: lowercase, dashes for anything else, at most 63 characters. */
+export function objectName(runnerName: string): string {
+  const name = runnerName
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/-+/g, '-')
+    .slice(0, 63)
+    .replace(/^-+|-+$/g, '');
+  return name || 'cml-runner';
+}
+
+/**
+ * Tags become labels where Kubernetes allows the key and value, and annotations otherwise (a
+ * repository `owner/repo` or a timestamp is not a valid label value). `cml-runner:` keys become
+ * `cml-runner/` keys; the `Name` tag is the object name itself.
+ */
+export function metadataFromTags(tags: Record<string, string>): { labels: Record<string, string>; annotations: Record<string, string> } {
+  const labels: Record<string, string> = {};
+  const annotations: Record<string, string> = {};
+  for (const [rawKey, value] of Object.entries(tags)) {
+    if (rawKey === 'Name') continue;
+    let key = rawKey.replace(/^cml-runner:/, 'cml-runner/');
+    if (!isLabelKey(key)) key = `cml-runner/tag-${key.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '').slice(0, 50) || 'x'}`;
+    if (isLabelValue(value)) labels[key] = value;
+    else annotations[key] = value;
+  }
+  return { labels, annotations };
+}
+
+function newest(pods: V1Pod[]): V1Pod | undefined {
+  return [...pods].sort((a, b) => new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime()).pop();
+}
+
+function eventTime(e: CoreV1Event): number {
+  return new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata?.creationTimestamp ?? 0).getTime();
+}
+
+interface Status {
+  reason?: string;
+  message?: string;
+  details?: { kind?: string };
+}
+
+function parseStatus(body: unknown): Status | undefined {
+  if (typeof body === 'string') {
+    try {
+      return JSON.parse(body) as Status;
+    } catch {
+      return body ? { message: body } : undefined;
+    }
+  }
+  return body && typeof body === 'object' ? (body as Status) : undefined;
+}
+
+/** An answer from the API server: its Status reason as the code, and the HTTP status. */
+class KubernetesApiError extends CloudError {
+  constructor(
+    readonly status: number,
+    reason: string,
+    detail: string,
+    advice: string,
+  ) {
+    super('Kubernetes', reason, detail, advice);
+  }
+}
+
+function transient(err: CloudError): boolean {
+  if (err instanceof KubernetesApiError) return err.status === 429 || err.status >= 500;
+  return err.code === 'Unreachable' || err.code === 'Timeout';
+}
