@@ -1,19 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { join } from 'node:path';
 import { ActionRun } from '../sandbox/actions.js';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
 import { settle } from './helpers.js';
 
 /**
- * The action as the Actions runner runs it: INPUT_* variables, GITHUB_STATE between main and
- * post, signals on cancel. It runs the bundled dist/index.js, which CI rebuilds and checks before the tests.
+ * The action as the Actions runner runs it: the entries action.yml names (dist/index.js for
+ * main, dist/post.js for post), INPUT_* variables, GITHUB_STATE between main and post, signals
+ * on cancel. It runs the bundle, which CI rebuilds and checks before the tests.
  */
 
-const ENTRY = join(process.cwd(), 'dist', 'index.js');
 let sb: Sandbox;
 
 beforeAll(async () => {
-  sb = await startSandbox();
+  // A Kubernetes second lasts 20 ms, so a finished Job's TTL passes within the test.
+  sb = await startSandbox({ kubernetesSecondMs: 20 });
 });
 
 afterAll(async () => {
@@ -22,7 +22,6 @@ afterAll(async () => {
 
 function action(inputs: Record<string, string>): ActionRun {
   return new ActionRun({
-    command: [process.execPath, ENTRY],
     env: sb.env,
     inputs: { cloud: 'aws', token: sb.tokens.admin, 'startup-timeout': '60', ...inputs },
   });
@@ -73,6 +72,49 @@ describe('the action', () => {
     const post = await run.post();
     expect(post.code).toBe(0);
     expect(post.log).toContain('Nothing was created');
+    run.dispose();
+  });
+
+  test('on Kubernetes: the kubeconfig from KUBERNETES_CONFIGURATION is masked, outputs name the Job, and SIGTERM mid-launch leaves nothing after post', async () => {
+    const kubeconfig = sb.kubernetes.kubeconfig();
+    const env = { ...sb.env, KUBECONFIG: '', KUBERNETES_CONFIGURATION: kubeconfig };
+    const healthy = new ActionRun({ env, inputs: { cloud: 'kubernetes', token: sb.tokens.admin, gpu: 't4', labels: 'cml-k8s', 'startup-timeout': '60' } });
+    const main = await healthy.main().done;
+    expect(main.code).toBe(0);
+    expect(main.outputs).toMatchObject({ labels: 'cml-k8s', 'instance-types': '2/8Gi/1', spot: 'false' });
+    expect(sb.kubernetes.jobs().map((j) => j.metadata.name)).toContain(main.outputs['instance-ids']);
+    expect(main.log).toContain(`::add-mask::${sb.kubernetes.tokens.admin}`);
+    expect(main.log.replace(/::add-mask::.*/g, '')).not.toContain(sb.kubernetes.tokens.admin);
+    expect((await healthy.post()).code).toBe(0);
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-k8s'], script: 'true' });
+    await sb.github.waitJob(job.id, 30_000);
+    // The runner ends, the Job completes, and its TTL removes the Job, the pod and the Secret.
+    expect(await settle(sb)).toEqual([]);
+    healthy.dispose();
+
+    // The Job creations are slow: SIGTERM arrives once a runner's Secret exists and its Job is on the way.
+    sb.faults.add({ service: 'kubernetes', action: 'create jobs', delayMs: 1500, times: 3 });
+    const cancelled = new ActionRun({ env, inputs: { cloud: 'kubernetes', token: sb.tokens.admin, count: '2', 'startup-timeout': '60' } });
+    const { child, done } = cancelled.main();
+    const deadline = Date.now() + 20_000;
+    while (sb.kubernetes.secrets().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGTERM');
+    expect((await done).code).not.toBe(0);
+    const post = await cancelled.post();
+    expect(post.code).toBe(0);
+    expect(post.log).toContain('Cleaning up the failed launch');
+    expect(await settle(sb)).toEqual([]);
+    sb.faults.clear();
+    cancelled.dispose();
+  });
+
+  test('a post whose main was killed before it could write anything never launches', async () => {
+    const run = action({ gpu: 't4' });
+    const before = sb.ec2.calls.length + sb.github.calls.length + sb.kubernetes.calls.length;
+    const post = await run.post();
+    expect(post.code).toBe(0);
+    expect(post.log).toContain('Nothing was created');
+    expect(sb.ec2.calls.length + sb.github.calls.length + sb.kubernetes.calls.length).toBe(before);
     run.dispose();
   });
 

@@ -47,7 +47,7 @@ export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>,
   const spec = specFor(sb, inputs);
   const log = new MemoryLog();
   const attempt: Attempt = { log };
-  const cloud = await loadCloud(spec.machine.cloud, spec.machine.region);
+  const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access });
   const forge = new GitHubForge(spec.forge, log);
   try {
     attempt.result = await launch(spec, context(sb), {
@@ -65,9 +65,10 @@ export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>,
   return attempt;
 }
 
-/** What post does with a ledger. */
+/** What post does with a ledger (on Kubernetes, with the sandbox cluster's kubeconfig as input). */
 export async function cleanupLedger(sb: Sandbox, ledger: LedgerData): ReturnType<typeof cleanup> {
-  const cloud = await loadCloud(ledger.cloud, ledger.region);
+  const access = ledger.cloud === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
+  const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access });
   const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new MemoryLog());
   return cleanup(ledger, { cloud, forge, log: new MemoryLog() });
 }

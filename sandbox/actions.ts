@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 
 /**
  * Runs the action's entry the way the Actions runner does: inputs as INPUT_* variables, and
@@ -18,8 +19,11 @@ export interface StepResult {
 }
 
 export interface ActionRunOptions {
-  /** The command that runs the entry, e.g. [process.execPath, 'dist/index.js']. */
-  command: string[];
+  /**
+   * The folder holding action.yml, whose `runs.main` and `runs.post` are run with this Node, as
+   * the runner does. Default: the working directory.
+   */
+  actionDir?: string;
   inputs: Record<string, string>;
   env: Record<string, string>;
   /** Called with each chunk of the step's log as it arrives. */
@@ -39,6 +43,15 @@ export class ActionRun {
     return this.step('main', {});
   }
 
+  /** The entry action.yml names for a step. */
+  private entry(step: 'main' | 'post'): string {
+    const dir = this.opts.actionDir ?? process.cwd();
+    const action = parseYaml(readFileSync(join(dir, 'action.yml'), 'utf8')) as { runs: { main: string; post?: string } };
+    const file = action.runs[step];
+    if (!file) throw new Error(`action.yml has no runs.${step}`);
+    return join(dir, file);
+  }
+
   post(): Promise<StepResult> {
     const state: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.state())) state[`STATE_${k}`] = v;
@@ -53,15 +66,14 @@ export class ActionRun {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private step(name: string, extra: Record<string, string>): { child: ChildProcess; done: Promise<StepResult> } {
+  private step(name: 'main' | 'post', extra: Record<string, string>): { child: ChildProcess; done: Promise<StepResult> } {
     const output = join(this.dir, `${name}.output`);
     const summary = join(this.dir, `${name}.summary`);
     writeFileSync(output, '');
     writeFileSync(summary, '');
     const inputs: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.opts.inputs)) inputs[`INPUT_${k.replace(/ /g, '_').toUpperCase()}`] = v;
-    const [cmd, ...args] = this.opts.command;
-    const child = spawn(cmd!, args, {
+    const child = spawn(process.execPath, [this.entry(name)], {
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? this.dir,

@@ -1,15 +1,16 @@
 /**
  * Faults the fakes inject on request: a throttle, a 5xx, a capacity error, a slow answer.
- * A fault matches one service and, optionally, one action (EC2 `Action`, SSM target, or
- * `METHOD /path-regex` for the fake GitHub). Each fault fires `times` times (default 1).
+ * A fault matches one service and, optionally, one action (EC2 `Action`, SSM target,
+ * `METHOD /path-regex` for the fake GitHub, or `VERB resource` for Kubernetes: `create jobs`,
+ * `get pods/log`). Each fault fires `times` times (default 1).
  */
-export type Service = 'ec2' | 'ssm' | 'github';
+export type Service = 'ec2' | 'ssm' | 'github' | 'kubernetes';
 
 export interface Fault {
   service: Service;
-  /** EC2 Action (`RunInstances`), SSM operation (`GetParameter`), or GitHub `POST /repos/.+/generate-jitconfig`. */
+  /** EC2 Action (`RunInstances`), SSM operation (`GetParameter`), GitHub `POST /repos/.+/generate-jitconfig`, or Kubernetes `create jobs`. */
   action?: string;
-  /** Cloud error code to answer with, e.g. `InsufficientInstanceCapacity`, `RequestLimitExceeded`. */
+  /** Cloud error code to answer with, e.g. `InsufficientInstanceCapacity`, `RequestLimitExceeded`, or a Kubernetes Status reason (`TooManyRequests`). */
   code?: string;
   /** HTTP status to answer with; each fake has a sensible default per code. */
   status?: number;

@@ -68,6 +68,8 @@ export interface FakeGitHub {
   calls: Array<{ method: string; path: string; status: number }>;
   /** Extra: the tarball served for linux x64 / arm64 at the current version. */
   tarball(arch?: 'x64' | 'arm64'): Promise<{ url: string; sha256: string; filename: string; version: string }>;
+  /** Extra: the same tarball's bytes, for fakes that preinstall the runner (the Kubernetes runner image). */
+  runnerPackage(arch?: 'x64' | 'arm64'): Promise<{ body: Buffer; sha256: string; filename: string; version: string }>;
   /** Extra: makes every registration and remove token issued so far expire now. */
   expireTokens(): void;
   close(): Promise<void>;
@@ -941,6 +943,10 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
         filename: packed.filename,
         version: RUNNER_VERSION,
       };
+    },
+    async runnerPackage(arch = 'x64') {
+      const packed = await pack(RUNNER_VERSION, 'linux', arch);
+      return { body: packed.body, sha256: packed.sha256, filename: packed.filename, version: RUNNER_VERSION };
     },
     expireTokens() {
       for (const t of issued.values()) t.expiresAt = Date.now() - 1;

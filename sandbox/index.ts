@@ -2,9 +2,13 @@
  * The loopback cloud: starts every fake, returns the environment a product process needs, the
  * inventory, and `close()`. See README.md in this folder for the contract tests rely on.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { type FakeEc2, SANDBOX_CREDENTIALS, startFakeEc2 } from './ec2.js';
 import { FaultPlan } from './faults.js';
 import { type FakeGitHub, startFakeGitHub } from './github.js';
+import { type FakeKubernetes, startFakeKubernetes } from './kubernetes.js';
 import { MachineFleet } from './machine.js';
 import { type FakeSsm, startFakeSsm } from './ssm.js';
 
@@ -13,6 +17,7 @@ export type { Fault, Service } from './faults.js';
 export type { FakeEc2, Ec2Instance, Ec2Volume, SpotRequest, InstanceStateName } from './ec2.js';
 export type { FakeSsm } from './ssm.js';
 export type { FakeGitHub } from './github.js';
+export type { FakeKubernetes, KubeObject, JobObject, PodObject, SecretObject, EventObject, KubernetesCall, NodeSpec } from './kubernetes.js';
 export type { Machine } from './machine.js';
 
 export interface SandboxOptions {
@@ -24,6 +29,8 @@ export interface SandboxOptions {
   bootDelayMs?: number;
   /** Length of a `shutdown +N` minute inside machines. Default 60000 ms. */
   minuteMs?: number;
+  /** Length of a Kubernetes second (Job deadlines and TTLs, grace periods, back-offs). Default 1000 ms. */
+  kubernetesSecondMs?: number;
 }
 
 export interface SandboxEnv {
@@ -35,6 +42,8 @@ export interface SandboxEnv {
   AWS_SECRET_ACCESS_KEY: string;
   AWS_REGION: string;
   GITHUB_REPOSITORY: string;
+  /** A kubeconfig file for the fake cluster (admin token, namespace `default`). */
+  KUBECONFIG: string;
   [name: string]: string;
 }
 
@@ -44,6 +53,7 @@ export interface Sandbox {
   github: FakeGitHub;
   ec2: FakeEc2;
   ssm: FakeSsm;
+  kubernetes: FakeKubernetes;
   /** One plan shared by every fake. */
   faults: FaultPlan;
   machines: {
@@ -74,6 +84,18 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     started.push(ec2);
     const ssm = await startFakeSsm({ faults, ...latency });
     started.push(ssm);
+    const kubernetes = await startFakeKubernetes({
+      faults,
+      machines: fleet,
+      github,
+      ...latency,
+      ...(opts.kubernetesSecondMs !== undefined ? { secondMs: opts.kubernetesSecondMs } : {}),
+    });
+    started.push(kubernetes);
+    const kubeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandbox-kubeconfig-'));
+    started.push({ close: async () => fs.rmSync(kubeDir, { recursive: true, force: true }) });
+    const kubeconfigFile = path.join(kubeDir, 'config');
+    fs.writeFileSync(kubeconfigFile, kubernetes.kubeconfig(), { mode: 0o600 });
 
     const env: SandboxEnv = {
       GITHUB_API_URL: github.apiUrl,
@@ -84,6 +106,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
       AWS_REGION: 'us-east-1',
       GITHUB_REPOSITORY: 'octo-org/ml',
+      KUBECONFIG: kubeconfigFile,
     };
 
     let closing: Promise<void> | undefined;
@@ -93,12 +116,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       github,
       ec2,
       ssm,
+      kubernetes,
       faults,
       machines: {
         failBoot: (n = 1) => fleet.failBoot(n),
         all: () => fleet.all(),
       },
-      leftovers: async () => describeLeftovers(github, ec2, fleet),
+      leftovers: async () => describeLeftovers(github, ec2, fleet, kubernetes),
       close: () => {
         closing ??= (async () => {
           await fleet.killAll();
@@ -114,15 +138,25 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   }
 }
 
-/** Everything left: live or stopped instances, orphaned volumes, open spot requests, registrations, machine processes. */
-export function describeLeftovers(github: Pick<FakeGitHub, 'runners'>, ec2: Pick<FakeEc2, 'leftovers' | 'instance'>, fleet: MachineFleet): string[] {
-  const lines = [...ec2.leftovers()];
+/**
+ * Everything left: live or stopped instances, orphaned volumes, open spot requests, Jobs, pods
+ * and Secrets, registrations, machine processes.
+ */
+export function describeLeftovers(
+  github: Pick<FakeGitHub, 'runners'>,
+  ec2: Pick<FakeEc2, 'leftovers' | 'instance'>,
+  fleet: MachineFleet,
+  kubernetes?: Pick<FakeKubernetes, 'leftovers' | 'ownsMachine'>,
+): string[] {
+  const lines = [...ec2.leftovers(), ...(kubernetes?.leftovers() ?? [])];
   for (const r of github.runners()) {
     lines.push(
       `GitHub runner ${r.name} (id ${r.id}, ${r.scope}, ${r.status}${r.busy ? ', busy' : ''}${r.ephemeral ? ', ephemeral' : ''}) is still registered; labels ${r.labels.join(', ')}`,
     );
   }
   for (const m of fleet.all()) {
+    // A pod's containers are reported by the cluster, with their pod.
+    if (kubernetes?.ownsMachine(m)) continue;
     const pids = m.processes();
     const instance = ec2.instance(m.id);
     // A machine of a live instance is already reported with it; report the ones whose instance is gone.

@@ -10,6 +10,11 @@
  *
  * Shutdown is signalled through a control file (`$SANDBOX_MACHINE_CONTROL`) that the stand-ins
  * append to and the host polls; no network or extra tools are needed inside the machine.
+ *
+ * A container (`container: true`, as the Kubernetes fake's kubelet boots them) differs from a VM
+ * the way a real one does: it has no power commands, and it ends when its main process exits.
+ * Stopping it signals the main process only (a runtime sends SIGTERM to the container's PID 1),
+ * then SIGKILLs whatever is left after the grace period.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,9 +30,23 @@ export interface GpuSpec {
 }
 
 export interface BootOptions {
-  /** The cloud's id for the machine (instance id, VM name). */
+  /** The cloud's id for the machine (instance id, VM name, pod). */
   id: string;
-  script: string;
+  /** Run under `bash` as the startup script (a VM's user data). Ignored when `argv` is given. */
+  script?: string;
+  /** Run this command instead of `bash <script>` (a container's command and args). */
+  argv?: string[];
+  /**
+   * A container, not a VM: no power stand-ins (`shutdown`, `poweroff`, `halt`, `reboot`,
+   * `systemctl`), no `CML_RUNNER_HOME` default, and the machine ends when its main process
+   * exits (then `onShutdown` is called, as for a VM that powered itself off).
+   */
+  container?: true;
+  /**
+   * Lays out the fresh root before anything runs (volumes, image contents), and may then set
+   * the command, environment and working directory, which often name paths under the root.
+   */
+  prepare?: (root: string) => { argv?: string[]; env?: Record<string, string>; cwd?: string } | void;
   env?: Record<string, string>;
   gpu?: GpuSpec;
   /** What `uname -m` reports: `x86_64` (default) or `arm64` (reported as `aarch64`). */
@@ -56,10 +75,15 @@ export interface Machine {
   processes(): number[];
   /** Exit code of the startup script, once it has ended (`null` if it was killed by a signal). */
   readonly scriptExit: Promise<number | null>;
+  /** How the main process (script or `argv`) ended: its exit code, or the signal that killed it. */
+  readonly mainExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** A `shutdown +N` that is pending: when it fires, in epoch ms. */
   readonly scheduledShutdown: number | undefined;
-  /** Power off: SIGTERM to the process group, SIGKILL after ~1 s; removes the temporary root. */
-  kill(): Promise<void>;
+  /**
+   * Power off: SIGTERM to the process group (a container: to its main process only), SIGKILL
+   * after `graceMs` (default ~1 s); removes the temporary root.
+   */
+  kill(opts?: { graceMs?: number }): Promise<void>;
   /** Resolves when the machine is powered off (by `kill()` or by a shutdown). */
   readonly exited: Promise<void>;
 }
@@ -81,7 +105,8 @@ export function bootMachine(opts: BootOptions): Machine {
   fs.writeFileSync(control, '');
   writeStandIns(bin, opts);
   const scriptPath = path.join(root, '.sandbox', 'user-data.sh');
-  fs.writeFileSync(scriptPath, opts.script, { mode: 0o700 });
+  fs.writeFileSync(scriptPath, opts.script ?? '', { mode: 0o700 });
+  const container = opts.container === true;
 
   const chunks: Buffer[] = [];
   let consoleSize = 0;
@@ -99,8 +124,10 @@ export function bootMachine(opts: BootOptions): Machine {
   let pgid: number | undefined;
   let resolveExited!: () => void;
   const exited = new Promise<void>((r) => (resolveExited = r));
-  let resolveScript!: (code: number | null) => void;
-  const scriptExit = new Promise<number | null>((r) => (resolveScript = r));
+  let resolveMain!: (how: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  const mainExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => (resolveMain = r));
+  const scriptExit = mainExit.then((how) => how.code);
+  const resolveScript = (code: number | null, signal: NodeJS.Signals | null = null): void => resolveMain({ code, signal });
   let scheduled: { at: number; timer: NodeJS.Timeout } | undefined;
   let controlOffset = 0;
   let killing: Promise<void> | undefined;
@@ -111,6 +138,7 @@ export function bootMachine(opts: BootOptions): Machine {
   if (opts.failBoot) {
     // Never resolves its script: the boot hung before user data ran.
   } else {
+    const prepared = opts.prepare?.(root) ?? {};
     const env: Record<string, string> = {
       PATH: `${bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
       HOME: home,
@@ -119,14 +147,17 @@ export function bootMachine(opts: BootOptions): Machine {
       SHELL: '/bin/bash',
       LANG: 'C.UTF-8',
       TMPDIR: path.join(root, 'tmp'),
-      CML_RUNNER_HOME: runnerHome,
+      ...(container ? {} : { CML_RUNNER_HOME: runnerHome }),
+      ...opts.env,
+      ...prepared.env,
+      // The markers come last: they are how the host finds the machine's processes.
       SANDBOX_MACHINE_ID: opts.id,
       SANDBOX_MACHINE_ROOT: root,
       SANDBOX_MACHINE_CONTROL: control,
-      ...opts.env,
     };
-    child = spawn('bash', [scriptPath], {
-      cwd: root,
+    const argv = prepared.argv ?? opts.argv ?? ['bash', scriptPath];
+    child = spawn(argv[0]!, argv.slice(1), {
+      cwd: prepared.cwd ?? root,
       env,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -135,13 +166,23 @@ export function bootMachine(opts: BootOptions): Machine {
     child.stdout?.on('data', append);
     child.stderr?.on('data', append);
     child.on('error', (err) => {
-      append(Buffer.from(`[machine] could not start the startup script: ${err.message}\n`));
-      resolveScript(null);
+      append(Buffer.from(container ? `exec ${argv[0]}: ${err.message}\n` : `[machine] could not start the startup script: ${err.message}\n`));
+      // A command that cannot start exits 127 as a shell's would; a container then ends.
+      resolveScript(container ? 127 : null);
+      if (container) void endContainer();
     });
     child.on('exit', (code, signal) => {
-      if (running) append(Buffer.from(`[machine] startup script exited with ${code === null ? `signal ${signal}` : `status ${code}`}\n`));
-      resolveScript(code);
+      if (running && !container) append(Buffer.from(`[machine] startup script exited with ${code === null ? `signal ${signal}` : `status ${code}`}\n`));
+      resolveScript(code, signal);
+      if (container) void endContainer();
     });
+  }
+
+  /** A container's main process ended: what is left of it is killed at once, as when PID 1 exits. */
+  async function endContainer(): Promise<void> {
+    if (!running) return;
+    await stop({ graceMs: 0 });
+    opts.onShutdown();
   }
 
   const poll = setInterval(() => readControl(), POLL_MS);
@@ -187,14 +228,14 @@ export function bootMachine(opts: BootOptions): Machine {
     opts.onShutdown();
   }
 
-  function stop(): Promise<void> {
+  function stop(how: { graceMs?: number } = {}): Promise<void> {
     if (killing) return killing;
     running = false;
     clearInterval(poll);
     if (scheduled) clearTimeout(scheduled.timer);
     scheduled = undefined;
     killing = (async () => {
-      if (pgid !== undefined) await killMachine(pgid, marker);
+      if (pgid !== undefined) await killMachine(pgid, marker, how.graceMs ?? 1000, container);
       if (opts.failBoot || child === undefined) resolveScript(null);
       fs.rmSync(root, { recursive: true, force: true });
       resolveExited();
@@ -215,10 +256,11 @@ export function bootMachine(opts: BootOptions): Machine {
     consoleBytes: () => Buffer.concat(chunks),
     processes: () => (pgid === undefined ? [] : machinePids(pgid, marker)),
     scriptExit,
+    mainExit,
     get scheduledShutdown() {
       return scheduled?.at;
     },
-    kill: stop,
+    kill: (how) => stop(how),
     exited,
   };
 }
@@ -315,7 +357,7 @@ function isGroupSignalable(pgid: number): boolean {
   }
 }
 
-async function killMachine(pgid: number, marker: string): Promise<void> {
+async function killMachine(pgid: number, marker: string, graceMs: number, container: boolean): Promise<void> {
   const signal = (sig: NodeJS.Signals): void => {
     try {
       process.kill(-pgid, sig);
@@ -331,12 +373,25 @@ async function killMachine(pgid: number, marker: string): Promise<void> {
     }
   };
   if (machinePids(pgid, marker).length === 0) return;
-  signal('SIGTERM');
-  const deadline = Date.now() + 1000;
-  while (Date.now() < deadline) {
-    if (machinePids(pgid, marker).length === 0) return;
-    await new Promise((r) => setTimeout(r, 25));
+  if (graceMs > 0) {
+    if (container) {
+      // A runtime stops a container by signalling its PID 1; when that exits, the rest go too.
+      try {
+        process.kill(pgid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    } else {
+      signal('SIGTERM');
+    }
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline) {
+      const left = machinePids(pgid, marker);
+      if (left.length === 0 || (container && !left.includes(pgid))) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
   }
+  if (machinePids(pgid, marker).length === 0) return;
   signal('SIGKILL');
   const hard = Date.now() + 2000;
   while (Date.now() < hard && machinePids(pgid, marker).length > 0) {
@@ -355,53 +410,18 @@ function writeStandIns(bin: string, opts: BootOptions): void {
   };
   const note = (what: string): string => `echo "[machine] ${what} (stand-in)" >&2\n`;
 
-  // Power: append to the control file the host polls.
-  const powerOff = `printf 'poweroff\\n' >>"$SANDBOX_MACHINE_CONTROL"\n`;
-  write(
-    'shutdown',
-    `# shutdown [-h|-P|-H|-r|-c|-k] [TIME] [MESSAGE]: TIME is now, +MINUTES or HH:MM.
-reboot=0 cancel=0 when=""
-for a in "$@"; do
-  case "$a" in
-    -r|--reboot) reboot=1 ;;
-    -c) cancel=1 ;;
-    -h|-P|-H|--poweroff|--halt|-k|--no-wall) ;;
-    now|+[0-9]*|[0-9]*:[0-9]*) [[ -z "$when" ]] && when="$a" ;;
-  esac
-done
-echo "[machine] shutdown $* (stand-in)" >&2
-if [[ $cancel -eq 1 ]]; then printf 'cancel\\n' >>"$SANDBOX_MACHINE_CONTROL"; exit 0; fi
-if [[ $reboot -eq 1 ]]; then echo "[machine] reboot ignored in the sandbox" >&2; exit 0; fi
-minute_ms="$(cat "$SANDBOX_MACHINE_ROOT/.sandbox/minute-ms" 2>/dev/null || echo 60000)"
-now_ms=$(( $(date +%s%N) / 1000000 ))
-case "\${when:-+1}" in
-  now|+0) ${powerOff.trim()} ;;
-  +*) mins="\${when#+}"; printf 'schedule %s\\n' $(( now_ms + mins * minute_ms )) >>"$SANDBOX_MACHINE_CONTROL"
-      echo "Shutdown scheduled in \${mins} minute(s), use 'shutdown -c' to cancel." ;;
-  *:*) target=$(date -d "$when" +%s 2>/dev/null) || { echo "shutdown: invalid time: $when" >&2; exit 1; }
-       now_s=$(date +%s); [[ $target -le $now_s ]] && target=$(( target + 86400 ))
-       printf 'schedule %s\\n' $(( now_ms + (target - now_s) * 1000 * minute_ms / 60000 )) >>"$SANDBOX_MACHINE_CONTROL" ;;
-esac
-exit 0
-`,
-  );
-  for (const name of ['poweroff', 'halt']) {
-    write(name, `echo "[machine] ${name} $* (stand-in)" >&2\n${powerOff}exit 0\n`);
+  if (opts.container) {
+    // A container has no init and no power commands. The host has them further down PATH, so
+    // they are shadowed by ones that are not found, as in a container image.
+    for (const name of ['shutdown', 'poweroff', 'halt', 'reboot', 'systemctl']) {
+      write(name, `echo "bash: ${name}: command not found" >&2\nexit 127\n`);
+    }
+  } else {
+    writePowerStandIns(write);
   }
-  write('reboot', `echo "[machine] reboot $* (stand-in, ignored)" >&2\nexit 0\n`);
 
   write('apt-get', `echo "[machine] apt-get $* (stand-in)" >&2\nexit 0\n`);
   write('apt', `echo "[machine] apt $* (stand-in)" >&2\nexit 0\n`);
-  write(
-    'systemctl',
-    `echo "[machine] systemctl $* (stand-in)" >&2
-case "$1" in
-  is-active) echo inactive; exit 3 ;;
-  status) echo "Unit $2 could not be found."; exit 4 ;;
-esac
-exit 0
-`,
-  );
   write(
     'useradd',
     `echo "[machine] useradd $* (stand-in)" >&2
@@ -532,4 +552,52 @@ esac
 exit 0
 `;
   fs.writeFileSync(path.join(bin, 'nvidia-smi'), `#!/bin/bash\n${body}`, { mode: 0o755 });
+}
+
+/** A VM's power commands: they append to the control file the host polls. */
+function writePowerStandIns(write: (name: string, body: string) => void): void {
+  const powerOff = `printf 'poweroff\\n' >>"$SANDBOX_MACHINE_CONTROL"\n`;
+  write(
+    'shutdown',
+    `# shutdown [-h|-P|-H|-r|-c|-k] [TIME] [MESSAGE]: TIME is now, +MINUTES or HH:MM.
+reboot=0 cancel=0 when=""
+for a in "$@"; do
+  case "$a" in
+    -r|--reboot) reboot=1 ;;
+    -c) cancel=1 ;;
+    -h|-P|-H|--poweroff|--halt|-k|--no-wall) ;;
+    now|+[0-9]*|[0-9]*:[0-9]*) [[ -z "$when" ]] && when="$a" ;;
+  esac
+done
+echo "[machine] shutdown $* (stand-in)" >&2
+if [[ $cancel -eq 1 ]]; then printf 'cancel\\n' >>"$SANDBOX_MACHINE_CONTROL"; exit 0; fi
+if [[ $reboot -eq 1 ]]; then echo "[machine] reboot ignored in the sandbox" >&2; exit 0; fi
+minute_ms="$(cat "$SANDBOX_MACHINE_ROOT/.sandbox/minute-ms" 2>/dev/null || echo 60000)"
+now_ms=$(( $(date +%s%N) / 1000000 ))
+case "\${when:-+1}" in
+  now|+0) ${powerOff.trim()} ;;
+  +*) mins="\${when#+}"; printf 'schedule %s\\n' $(( now_ms + mins * minute_ms )) >>"$SANDBOX_MACHINE_CONTROL"
+      echo "Shutdown scheduled in \${mins} minute(s), use 'shutdown -c' to cancel." ;;
+  *:*) target=$(date -d "$when" +%s 2>/dev/null) || { echo "shutdown: invalid time: $when" >&2; exit 1; }
+       now_s=$(date +%s); [[ $target -le $now_s ]] && target=$(( target + 86400 ))
+       printf 'schedule %s\\n' $(( now_ms + (target - now_s) * 1000 * minute_ms / 60000 )) >>"$SANDBOX_MACHINE_CONTROL" ;;
+esac
+exit 0
+`,
+  );
+  for (const name of ['poweroff', 'halt']) {
+    write(name, `echo "[machine] ${name} $* (stand-in)" >&2\n${powerOff}exit 0\n`);
+  }
+  write('reboot', `echo "[machine] reboot $* (stand-in, ignored)" >&2\nexit 0\n`);
+
+  write(
+    'systemctl',
+    `echo "[machine] systemctl $* (stand-in)" >&2
+case "$1" in
+  is-active) echo inactive; exit 3 ;;
+  status) echo "Unit $2 could not be found."; exit 4 ;;
+esac
+exit 0
+`,
+  );
 }

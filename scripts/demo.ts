@@ -8,7 +8,9 @@ import { existsSync } from 'node:fs';
 import { ActionRun } from '../sandbox/actions.js';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
 
-const CLOUDS = ['aws'];
+const CLOUDS = ['aws', 'kubernetes'];
+/** Kubernetes seconds (the Job TTL) pass faster in the demo: one lasts this many milliseconds. */
+const KUBERNETES_SECOND_MS = 10;
 
 function parseArgs(argv: string[]): { cloud: string } {
   let cloud = 'aws';
@@ -35,7 +37,7 @@ function watch(sb: Sandbox): () => void {
       say(line);
     }
   };
-  const timer = setInterval(() => {
+  const tick = (): void => {
     const runners = sb.github.runners();
     const listed = new Set(runners.map((r) => r.name));
     for (const key of seen.keys()) {
@@ -48,8 +50,43 @@ function watch(sb: Sandbox): () => void {
     for (const i of sb.ec2.instances()) {
       note(`instance:${i.id}`, i.state, `ec2: instance ${i.id} (${i.type}${i.spot ? ', spot' : ''}) is ${i.state}`);
     }
-  }, 100);
-  return () => clearInterval(timer);
+    watchKubernetes(sb, seen, note);
+  };
+  const timer = setInterval(tick, 100);
+  // One last look, so that what went in the final moments is reported too.
+  return () => {
+    clearInterval(timer);
+    tick();
+  };
+}
+
+type Note = (key: string, value: string, line: string) => void;
+
+/** Jobs, pods and Secrets as they appear, change and go. */
+function watchKubernetes(sb: Sandbox, seen: Map<string, string>, note: Note): void {
+  const live = new Set<string>();
+  for (const job of sb.kubernetes.jobs()) {
+    const done = job.status?.conditions?.find((c) => c.status === 'True' && (c.type === 'Complete' || c.type === 'Failed'));
+    const state = done ? `${done.type.toLowerCase()}${done.reason ? ` (${done.reason})` : ''}` : job.status?.active ? 'active' : 'created';
+    live.add(`job:${job.metadata.name}`);
+    note(`job:${job.metadata.name}`, state, `kubernetes: Job ${job.metadata.name} is ${state}`);
+  }
+  for (const pod of sb.kubernetes.pods()) {
+    const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting?.reason;
+    const state = `${pod.status?.phase ?? 'Pending'}${waiting ? ` (${waiting})` : ''}${pod.spec?.nodeName ? ` on ${pod.spec.nodeName}` : ''}`;
+    live.add(`pod:${pod.metadata.name}`);
+    note(`pod:${pod.metadata.name}`, state, `kubernetes: pod ${pod.metadata.name} is ${state}`);
+  }
+  for (const secret of sb.kubernetes.secrets()) {
+    const owner = secret.metadata.ownerReferences?.[0];
+    const state = owner ? `owned by ${owner.kind} ${owner.name}` : 'created';
+    live.add(`secret:${secret.metadata.name}`);
+    note(`secret:${secret.metadata.name}`, state, `kubernetes: Secret ${secret.metadata.name} is ${state}`);
+  }
+  for (const key of seen.keys()) {
+    const kind = /^(job|pod|secret):/.exec(key)?.[1];
+    if (kind && !live.has(key) && seen.get(key) !== 'gone') note(key, 'gone', `kubernetes: ${kind === 'job' ? 'Job' : kind === 'pod' ? 'pod' : 'Secret'} ${key.slice(kind.length + 1)} is gone`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -58,14 +95,20 @@ async function main(): Promise<void> {
     console.error('demo: dist/index.js is missing; run npm run build first');
     process.exit(2);
   }
-  const sb = await startSandbox();
+  const sb = await startSandbox({ kubernetesSecondMs: KUBERNETES_SECOND_MS });
   const stopWatching = watch(sb);
   let leftovers: string[] = [];
   try {
-    say(`sandbox up: fake GitHub at ${sb.env.GITHUB_API_URL}, fake EC2 at ${sb.env.AWS_ENDPOINT_URL_EC2}`);
+    const kubernetes = cloud === 'kubernetes';
+    say(
+      kubernetes
+        ? `sandbox up: fake GitHub at ${sb.env.GITHUB_API_URL}, fake Kubernetes API server at ${sb.kubernetes.url} with a CPU node and a T4 GPU node (one Kubernetes second lasts ${KUBERNETES_SECOND_MS} ms here)`
+        : `sandbox up: fake GitHub at ${sb.env.GITHUB_API_URL}, fake EC2 at ${sb.env.AWS_ENDPOINT_URL_EC2}`,
+    );
+    // As in a workflow that sets KUBERNETES_CONFIGURATION from a secret holding the kubeconfig.
+    const env = kubernetes ? { ...sb.env, KUBECONFIG: '', KUBERNETES_CONFIGURATION: sb.kubernetes.kubeconfig() } : sb.env;
     const run = new ActionRun({
-      command: [process.execPath, 'dist/index.js'],
-      env: sb.env,
+      env,
       inputs: { cloud, region: 'us-east', gpu: 't4', type: 's', labels: 'cml-gpu', token: sb.tokens.admin, 'startup-timeout': '120' },
       onLog: (chunk) => {
         for (const line of chunk.split('\n')) {
@@ -74,7 +117,7 @@ async function main(): Promise<void> {
         }
       },
     });
-    say(`main: launching a ${cloud} t4 runner with label cml-gpu (the bundled dist/index.js, as the Actions runner runs it)`);
+    say(`main: launching a ${cloud} t4 runner with label cml-gpu (the bundled dist/ entries action.yml names, as the Actions runner runs them)`);
     const main = await run.main().done;
     say(`main exited ${main.code}; outputs: ${JSON.stringify(main.outputs)}`);
     const post = await run.post();
@@ -109,7 +152,7 @@ async function main(): Promise<void> {
     say(`LEFT BEHIND:\n  ${leftovers.join('\n  ')}`);
     process.exit(1);
   }
-  say('nothing left: no machine, no disk, no runner registration');
+  say(cloud === 'kubernetes' ? 'nothing left: no Job, no pod, no Secret, no runner registration' : 'nothing left: no machine, no disk, no runner registration');
 }
 
 main().catch((err: unknown) => {

@@ -6,11 +6,10 @@ import { GitHubForge } from '../forge/github.js';
 import { launch, type LaunchResult } from '../lifecycle.js';
 import { actionsLog } from './core-log.js';
 import { runContext } from './context.js';
-import { markMainStarted, saveLedger } from './state.js';
+import { saveLedger } from './state.js';
 
 /** Main: validate every input, launch, wait until online, write outputs and a summary. */
 export async function runMain(): Promise<void> {
-  markMainStarted();
   const cancel = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
     core.warning(`Received ${sig}: no new machine or registration will be created; post ends what was recorded.`);

@@ -6,11 +6,8 @@ import type { LedgerData } from '../ledger.js';
  * (`core.saveState` appends to GITHUB_STATE synchronously, so a SIGTERM cannot lose a write);
  * post reads it back.
  */
-const IS_POST = 'isPost';
 const LEDGER = 'ledger';
 
-export const isPost = (): boolean => core.getState(IS_POST) === 'true';
-export const markMainStarted = (): void => core.saveState(IS_POST, 'true');
 export const saveLedger = (data: LedgerData): void => core.saveState(LEDGER, JSON.stringify(data));
 
 export function loadLedger(): LedgerData | undefined {

@@ -48,6 +48,15 @@ const ADVICE: Record<number, string> = {
   429: 'The API server is throttling requests; launch fewer runners at once or retry later.',
 };
 
+interface JobOptions {
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  credentialKey: 'jitconfig' | 'token';
+  runnerVersion: string;
+  maxLifetimeSeconds: number;
+}
+
 export class KubernetesCloud implements Cloud {
   readonly name = 'kubernetes' as const;
   readonly kind = 'container' as const;
@@ -71,9 +80,20 @@ export class KubernetesCloud implements Cloud {
     this.batch = kc.makeApiClient(BatchV1Api);
   }
 
-  /** Checks access and the namespace before anything is created: one cheap list of our own Jobs. */
-  async prepare(_spec: MachineSpec): Promise<void> {
-    await this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector: `${LABEL.managedBy}=${MANAGED_BY}`, limit: 1 }));
+  /**
+   * Before anything exists (no registration either), a server-side dry run of the Secret and the
+   * Job: the API server authorises, validates and admits them (RBAC, the namespace, quotas,
+   * admission policies) without persisting anything.
+   */
+  async prepare(spec: MachineSpec): Promise<void> {
+    const name = `cml-runner-dry-run-${Math.random().toString(36).slice(2, 8)}`;
+    const labels = { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name };
+    const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, labels }, type: 'Opaque', stringData: { 'startup.sh': '#', jitconfig: '-' } };
+    const job = this.jobFor(spec, { name, labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
+    await Promise.all([
+      this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' })),
+      this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' })),
+    ]);
   }
 
   async launch(spec: MachineSpec, request: MachineRequest): Promise<Machine> {
@@ -83,7 +103,7 @@ export class KubernetesCloud implements Cloud {
     const { labels, annotations } = metadataFromTags(request.tags);
     Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
     annotations['cml-runner/runner-name'] = request.runnerName;
-    const credentialKey = 'jitConfig' in request.credential ? 'jitconfig' : 'token';
+    const credentialKey = 'jitConfig' in request.credential ? ('jitconfig' as const) : ('token' as const);
 
     // 1. The Secret first, so the pod never starts without it.
     const secret: V1Secret = {
@@ -99,7 +119,7 @@ export class KubernetesCloud implements Cloud {
     await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
 
     // 2. The Job.
-    const job = this.jobFor(spec, request, name, labels, annotations, credentialKey);
+    const job = this.jobFor(spec, { name, labels, annotations, credentialKey, runnerVersion: request.runnerVersion, maxLifetimeSeconds: request.maxLifetimeSeconds });
     const created = await this.create('jobs', name, request.clientToken, () => this.batch.createNamespacedJob({ namespace: this.region, body: job }));
     let uid = created?.metadata?.uid;
     if (!uid) uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))).metadata?.uid;
@@ -115,7 +135,8 @@ export class KubernetesCloud implements Cloud {
     return { id: name, type: spec.types[0]!, spot: false, zone: this.region };
   }
 
-  private jobFor(spec: MachineSpec, request: MachineRequest, name: string, labels: Record<string, string>, annotations: Record<string, string>, credentialKey: string): V1Job {
+  private jobFor(spec: MachineSpec, o: JobOptions): V1Job {
+    const { name, labels, annotations, credentialKey } = o;
     const k8s = spec.kubernetes!;
     const size = parsePodSize(spec.types[0]!);
     const limits: Record<string, string> = { cpu: size.cpu, memory: size.memory };
@@ -129,7 +150,7 @@ export class KubernetesCloud implements Cloud {
         // One attempt: a failed runner is reported, not silently retried on another pod.
         backoffLimit: 0,
         // max-lifetime, enforced by the cluster whatever happens inside the pod.
-        activeDeadlineSeconds: request.maxLifetimeSeconds,
+        activeDeadlineSeconds: o.maxLifetimeSeconds,
         ttlSecondsAfterFinished: FINISHED_TTL_SECONDS,
         template: {
           metadata: { labels, annotations },
@@ -145,7 +166,7 @@ export class KubernetesCloud implements Cloud {
             containers: [
               {
                 name: 'runner',
-                image: k8s.image ?? `${KUBERNETES_DEFAULT_IMAGE}:${request.runnerVersion}`,
+                image: k8s.image ?? `${KUBERNETES_DEFAULT_IMAGE}:${o.runnerVersion}`,
                 command: ['/bin/bash', `${SCRIPT_DIR}/startup.sh`],
                 env: [
                   { name: 'CML_RUNNER_HOME', value: WORK_DIR },

@@ -1,0 +1,296 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { loadCloud } from '../src/clouds/types.js';
+import { InputError } from '../src/errors.js';
+import { startSandbox, type Sandbox } from '../sandbox/index.js';
+import { attemptLaunch, cleanupLedger, settle, specFor } from './helpers.js';
+
+/**
+ * Runner pods end to end: the real @kubernetes/client-node and Octokit clients against the
+ * sandbox's API server, whose kubelet runs the pod's command with the stand-in runner. One
+ * Kubernetes second lasts 20 ms here, so deadlines and TTLs pass quickly.
+ */
+
+let sb: Sandbox;
+const dir = mkdtempSync(join(tmpdir(), 'cml-k8s-test-'));
+const SECOND_MS = 20;
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+beforeAll(async () => {
+  sb = await startSandbox({ kubernetesSecondMs: SECOND_MS });
+});
+
+afterEach(() => {
+  sb.faults.clear();
+});
+
+afterAll(async () => {
+  await sb.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const k8sInputs = (inputs: Record<string, string> = {}): Record<string, string> => ({
+  cloud: 'kubernetes',
+  kubeconfig: sb.kubernetes.kubeconfig(),
+  ...inputs,
+});
+
+const jobOf = (name: string): Json | undefined => (sb.kubernetes.jobs() as Json[]).find((j) => j.metadata.name === name);
+const secretOf = (name: string): Json | undefined => (sb.kubernetes.secrets() as Json[]).find((s) => s.metadata.name === name);
+const podsOf = (name: string): Json[] => (sb.kubernetes.pods() as Json[]).filter((p) => p.metadata.labels?.['job-name'] === name);
+
+describe('a GPU runner pod', () => {
+  test('the pod spec asks for the GPU, size and disk, carries tags and tolerations, and its runner takes a job on the GPU node', async () => {
+    const { result, error, ledger } = await attemptLaunch(
+      sb,
+      k8sInputs({ gpu: 't4', type: 'm', 'hdd-size': '40', labels: 'cml-gpu', 'max-lifetime': '2h', tags: 'team=vision,cost center=ml/research', 'kubernetes-runtime-class': 'nvidia', 'kubernetes-node-selector': 'nvidia.com/gpu.product=Tesla-T4' }),
+    );
+    expect(error).toBeUndefined();
+    expect(ledger!.complete).toBe(true);
+    const runner = result!.runners[0]!;
+    expect(runner.machine).toMatchObject({ type: '2/8Gi/1', spot: false });
+    expect(ledger!.region).toBe('default');
+
+    const job = jobOf(runner.machine.id)!;
+    expect(job.spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 7200, ttlSecondsAfterFinished: 300 });
+    const pod = job.spec.template.spec;
+    expect(pod).toMatchObject({
+      restartPolicy: 'Never',
+      automountServiceAccountToken: false,
+      runtimeClassName: 'nvidia',
+      nodeSelector: { 'nvidia.com/gpu.product': 'Tesla-T4' },
+      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+    });
+    const container = pod.containers[0];
+    expect(container.image).toBe('ghcr.io/actions/actions-runner:2.331.0');
+    expect(container.resources.limits).toEqual({ cpu: '2', memory: '8Gi', 'nvidia.com/gpu': '1', 'ephemeral-storage': '40Gi' });
+    // Tags: labels where Kubernetes allows them, annotations where it does not.
+    expect(job.metadata.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'cml-runner-action', 'cml-runner/run-id': '4242', 'cml-runner/runner': runner.name, team: 'vision' });
+    expect(job.metadata.annotations).toMatchObject({ 'cml-runner/repo': 'octo-org/ml', 'cml-runner/runner-name': runner.name });
+    expect(Object.values(job.metadata.annotations)).toContain('ml/research');
+    expect(Date.parse(job.metadata.annotations['cml-runner/expires-at'])).toBeGreaterThan(Date.now() + 3600_000);
+
+    const [running] = podsOf(runner.machine.id);
+    expect(running!.spec.nodeName).toBe('sandbox-gpu-1');
+    expect(sb.github.runners().find((r) => r.name === runner.name)).toMatchObject({ status: 'online', ephemeral: true });
+
+    const queued = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-gpu'], script: 'nvidia-smi -L' });
+    const done = await sb.github.waitJob(queued.id, 30_000);
+    expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: runner.name });
+    expect(done.log).toContain('Tesla T4');
+
+    // The ephemeral runner exits, the Job completes, and its TTL removes the Job, the pod and the Secret.
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('the credential reaches the container only from the Secret the Job owns, never as a literal', async () => {
+    for (const single of ['true', 'false']) {
+      // The reusable runner must stay online long enough for the launch to see it, under load too.
+      const { result, error, ledger } = await attemptLaunch(sb, k8sInputs({ single, 'idle-timeout': '6', labels: `cml-secret-${single}` }));
+      if (error) await cleanupLedger(sb, ledger!);
+      expect(error).toBeUndefined();
+      const name = result!.runners[0]!.machine.id;
+      const job = jobOf(name)!;
+      const secret = secretOf(name)!;
+      const key = single === 'true' ? 'jitconfig' : 'token';
+      const credential = Buffer.from(secret.data[key], 'base64').toString('utf8');
+      expect(credential.length).toBeGreaterThan(10);
+      expect(secret.data).toHaveProperty(['startup.sh']);
+      const script = Buffer.from(secret.data['startup.sh'], 'base64').toString('utf8');
+      expect(script).not.toContain(credential);
+      expect(script).not.toContain(Buffer.from(credential).toString('base64'));
+
+      const spec = JSON.stringify(job.spec);
+      for (const literal of [credential, Buffer.from(credential).toString('base64'), sb.tokens.admin]) expect(spec).not.toContain(literal);
+      expect(JSON.stringify(secret)).not.toContain(sb.tokens.admin);
+      const env = job.spec.template.spec.containers[0].env as Json[];
+      const variable = single === 'true' ? 'ACTIONS_RUNNER_INPUT_JITCONFIG' : 'ACTIONS_RUNNER_INPUT_TOKEN';
+      expect(env.find((e) => e.name === variable)).toEqual({ name: variable, valueFrom: { secretKeyRef: { name, key } } });
+      expect(secret.metadata.ownerReferences).toEqual([expect.objectContaining({ apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata.uid })]);
+
+      if (single === 'true') {
+        const queued = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-secret-true'], script: 'true' });
+        await sb.github.waitJob(queued.id, 30_000);
+      }
+      // The reusable runner ends after its idle-timeout; its registration is then offline, and post-style cleanup removes it.
+      const left = await settleJobs(name);
+      expect(left).toEqual([]);
+      if (single === 'false') await cleanupLedger(sb, result!.ledger);
+      expect(await settle(sb)).toEqual([]);
+    }
+  });
+});
+
+describe('a pod that cannot start fails the launch early with the cluster own words', () => {
+  test('more GPUs than any node has: FailedScheduling, long before startup-timeout, and post leaves nothing', async () => {
+    const started = Date.now();
+    const { error, ledger } = await attemptLaunch(sb, k8sInputs({ type: '4/16Gi/2', 'startup-timeout': '5m' }));
+    expect(error?.name).toBe('StartupTimeoutError');
+    expect(error!.message).toContain('could not start');
+    expect(error!.message).toContain('Insufficient nvidia.com/gpu');
+    expect(error!.message).toContain('FailedScheduling');
+    expect(Date.now() - started).toBeLessThan(30_000);
+    await cleanupLedger(sb, ledger!);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('an image that cannot be pulled: ImagePullBackOff with the pull error', async () => {
+    const { error, ledger } = await attemptLaunch(sb, k8sInputs({ 'kubernetes-image': 'registry.example.com/ml/does-not-exist:1.0' }));
+    expect(error!.message).toContain('ImagePullBackOff');
+    expect(error!.message).toContain('registry.example.com/ml/does-not-exist:1.0');
+    await cleanupLedger(sb, ledger!);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a startup-script that fails: the pod log tail, with the credential masked', async () => {
+    const { error, ledger } = await attemptLaunch(sb, k8sInputs({ 'startup-script': 'echo "preparing the image"; echo "$ACTIONS_RUNNER_INPUT_JITCONFIG"; exit 3' }));
+    expect(error!.message).toContain('ended before its runner came online');
+    expect(error!.message).toContain('preparing the image');
+    expect(error!.message).toContain('the startup-script input failed');
+    const jit = ledger!.registrations[0]!;
+    expect(jit.id).toBeDefined();
+    await cleanupLedger(sb, ledger!);
+    expect(await settle(sb)).toEqual([]);
+  });
+});
+
+describe('ending', () => {
+  test('max-lifetime is the Job activeDeadlineSeconds: the cluster ends a runner that never gets a job', async () => {
+    const { result, error, ledger } = await attemptLaunch(sb, k8sInputs({ single: 'false', 'idle-timeout': '0', 'max-lifetime': '60' }));
+    expect(error).toBeUndefined();
+    const name = result!.runners[0]!.machine.id;
+    expect(jobOf(name)!.spec.activeDeadlineSeconds).toBe(60);
+    // 60 Kubernetes seconds pass in about 1.2 s here.
+    const deadline = Date.now() + 20_000;
+    let failed: Json | undefined;
+    while (!failed && Date.now() < deadline) {
+      failed = (jobOf(name)?.status?.conditions as Json[] | undefined)?.find((c) => c.type === 'Failed' && c.status === 'True');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(failed).toMatchObject({ reason: 'DeadlineExceeded' });
+    expect(await settleJobs(name)).toEqual([]);
+    // A killed reusable runner stays registered, offline; cleanup (or sweep) deletes it.
+    expect(sb.github.runners().find((r) => r.name === result!.runners[0]!.name)?.status).toBe('offline');
+    await cleanupLedger(sb, ledger!);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('cancel mid-launch: the launch stops, and cleanup ends every Job, pod and Secret it recorded', async () => {
+    const cancel = new AbortController();
+    sb.faults.add({ service: 'kubernetes', action: 'patch secrets', delayMs: 500 });
+    const attempt = attemptLaunch(sb, k8sInputs({ count: '3' }), cancel.signal);
+    // Cancel once the first Job exists, while its Secret's owner is still being set.
+    const deadline = Date.now() + 20_000;
+    while (sb.kubernetes.jobs().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    cancel.abort(new Error('SIGTERM'));
+    const { error, ledger } = await attempt;
+    expect(error).toBeDefined();
+    expect(ledger!.machines.length).toBeGreaterThan(0);
+    await cleanupLedger(sb, ledger!);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('cleanup deletes with Background propagation: no pod is orphaned, and "not found" counts as done', async () => {
+    const { result, ledger } = await attemptLaunch(sb, k8sInputs({ labels: 'cml-cleanup' }));
+    const name = result!.runners[0]!.machine.id;
+    expect(podsOf(name)).toHaveLength(1);
+    const first = await cleanupLedger(sb, ledger!);
+    expect(first.machines).toEqual([{ id: name, result: 'terminated' }]);
+    const deletes = sb.kubernetes.calls.filter((c) => c.verb === 'delete' && c.resource === 'jobs' && c.name === name);
+    expect(deletes.length).toBeGreaterThan(0);
+    expect(await settle(sb)).toEqual([]);
+    const second = await cleanupLedger(sb, ledger!);
+    expect(second.machines).toEqual([{ id: name, result: 'gone' }]);
+  });
+});
+
+describe('cluster access', () => {
+  const prepare = async (access: Parameters<typeof loadCloud>[2]): Promise<void> => {
+    const cloud = await loadCloud('kubernetes', '', access);
+    await cloud.prepare(specFor(sb, k8sInputs()).machine);
+  };
+  const good = (): string => sb.kubernetes.kubeconfig();
+  const bad = (): string => sb.kubernetes.kubeconfig({ token: 'expired-token' });
+
+  test('the first source found is the one used: input, KUBERNETES_CONFIGURATION, KUBECONFIG', async () => {
+    const file = join(dir, 'kubeconfig');
+    writeFileSync(file, good());
+    const { clusterAccess } = await import('../src/config.js');
+    const read = (kubeconfig: string) => (name: string) => (name === 'kubeconfig' ? kubeconfig : '');
+    // Each time, the sources below the one that should win point at a refused credential.
+    await expect(prepare({ kubernetes: clusterAccess(read(good()), { KUBERNETES_CONFIGURATION: bad(), KUBECONFIG: join(dir, 'missing') }) })).resolves.toBeUndefined();
+    await expect(prepare({ kubernetes: clusterAccess(read(''), { KUBERNETES_CONFIGURATION: Buffer.from(good()).toString('base64'), KUBECONFIG: join(dir, 'missing') }) })).resolves.toBeUndefined();
+    await expect(prepare({ kubernetes: clusterAccess(read(''), { KUBECONFIG: file, KUBERNETES_SERVICE_HOST: '10.0.0.1' }) })).resolves.toBeUndefined();
+    // And a refused credential says so, naming where it came from.
+    await expect(prepare({ kubernetes: clusterAccess(read(''), { KUBERNETES_CONFIGURATION: bad() }) })).rejects.toThrow(/Unauthorized[\s\S]*KUBERNETES_CONFIGURATION/);
+  });
+
+  test('a kubeconfig with an exec credential plugin works when the plugin exists, and says what is missing when not', async () => {
+    const plugin = join(dir, 'sandbox-auth-plugin');
+    writeFileSync(
+      plugin,
+      `#!/bin/bash\nprintf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s"}}' "${sb.kubernetes.tokens.admin}"\n`,
+    );
+    chmodSync(plugin, 0o755);
+    const withExec = (command: string): string => {
+      const doc = parseYaml(good()) as Json;
+      doc.users[0].user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command, interactiveMode: 'Never' } };
+      return JSON.stringify(doc);
+    };
+    await expect(prepare({ kubernetes: { source: 'the kubeconfig input', text: withExec(plugin) } })).resolves.toBeUndefined();
+    await expect(prepare({ kubernetes: { source: 'the kubeconfig input', text: withExec(join(dir, 'no-such-plugin')) } })).rejects.toThrow(/CredentialPlugin[\s\S]*plugin/);
+  });
+
+  test('a broken or missing kubeconfig is one clear input error, before anything is created', async () => {
+    const before = sb.kubernetes.calls.length;
+    for (const access of [
+      { source: 'the kubeconfig input' as const, text: 'clusters: [this is: not yaml' },
+      { source: 'KUBERNETES_CONFIGURATION' as const, text: 'apiVersion: v1\nkind: Config\n' },
+      { source: 'KUBECONFIG' as const, path: join(dir, 'missing') },
+    ]) {
+      const err = await loadCloud('kubernetes', '', { kubernetes: access }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as InputError).input).toBe('kubeconfig');
+      expect((err as InputError).message).toContain('kubeconfig');
+    }
+    expect(sb.kubernetes.calls.length).toBe(before);
+  });
+
+  test('a namespace that does not exist, or a token without rights, is refused with what to do', async () => {
+    const { error: missing } = await attemptLaunch(sb, k8sInputs({ 'kubernetes-namespace': 'no-such-namespace' }));
+    expect(missing!.message).toContain('namespaces "no-such-namespace" not found');
+    const { error: denied } = await attemptLaunch(sb, k8sInputs({ kubeconfig: sb.kubernetes.kubeconfig({ token: sb.kubernetes.tokens.denied }) }));
+    expect(denied!.message).toContain('Forbidden');
+    expect(denied!.message).toContain('Role in the README');
+    expect(await settle(sb)).toEqual([]);
+  });
+});
+
+describe('RBAC', () => {
+  test('every call the product made in this file is allowed by the Role in the README', () => {
+    const readme = readFileSync(join(process.cwd(), 'README.md'), 'utf8');
+    const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((y) => /kind: Role\b/.test(y));
+    expect(block).toBeDefined();
+    const role = parseYaml(block!.split('\n---\n').find((d) => /kind: Role\b/.test(d))!) as { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
+    const allowed = new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}|${res}|${v}`)))));
+    const used = new Set(
+      sb.kubernetes.calls.filter((c) => c.status !== 401).map((c) => `${c.group}|${c.resource}${c.subresource ? `/${c.subresource}` : ''}|${c.verb}`),
+    );
+    expect(used.size).toBeGreaterThan(5);
+    expect([...used].filter((u) => !allowed.has(u))).toEqual([]);
+  });
+});
+
+/** Waits until the Job is gone from the cluster (TTL after it finished), returning what is left. */
+async function settleJobs(name: string, ms = 20_000): Promise<string[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = [jobOf(name), secretOf(name), ...podsOf(name)].filter(Boolean).map((o) => `${o!.kind}/${o!.metadata.name}`);
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
