@@ -34,6 +34,8 @@ export interface RunnerSpec {
   group?: number | string;
   /** `latest`, or a version that must be the one GitHub offers. */
   version: string;
+  /** A runner already unpacked in the machine image, used when its version is the one GitHub accepts. */
+  cache?: string;
 }
 
 export interface MachineSpec {
@@ -177,6 +179,10 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 5);
   const group = parseGroup(input('runner-group'));
   const version = input('runner-version') || 'latest';
+  const cache = input('runner-cache') || undefined;
+  if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
+    throw new InputError('runner-cache', cache, 'use an absolute path on the machine image, such as /opt/actions-runner, of letters, digits, dots, dashes, underscores and slashes');
+  }
   if (version !== 'latest' && !/^\d+\.\d+\.\d+$/.test(version)) {
     throw new InputError('runner-version', version, "use 'latest' or a version such as 2.330.0");
   }
@@ -224,7 +230,7 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
       aws: { subnet, securityGroup, instanceProfile },
       ...(kubernetes ? { kubernetes } : {}),
     },
-    runner: { labels, names, single, idleTimeoutSeconds, maxLifetimeSeconds, startupTimeoutSeconds, group, version },
+    runner: { labels, names, single, idleTimeoutSeconds, maxLifetimeSeconds, startupTimeoutSeconds, group, version, ...(cache ? { cache } : {}) },
     forge: { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token },
   };
 }

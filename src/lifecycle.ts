@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { renderStartupScript } from './bootstrap/render.js';
+import { renderStartupScript, type RunnerCredential } from './bootstrap/render.js';
 import type { Cloud, Machine, MachineStatus } from './clouds/types.js';
 import type { LaunchSpec, RunContext } from './config.js';
 import { ForgeError, StartupTimeoutError, errorMessage } from './errors.js';
@@ -38,8 +38,11 @@ export interface LaunchResult {
   ledger: LedgerData;
 }
 
-/** How many machines are requested at once. */
-const CONCURRENCY = 10;
+/** How many runners are minted and machines requested at once (GitHub writes are paced by the forge). */
+const CONCURRENCY = 25;
+/** Polling for online runners: fast at first, backing off; one GitHub and one cloud call per round. */
+const POLL_FIRST_MS = 1000;
+const POLL_MAX_MS = 4000;
 const CONSOLE_TAIL_LINES = 40;
 
 export const TAG = {
@@ -60,66 +63,87 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
     if (signal?.aborted) throw new Error('The launch was cancelled; post will end everything recorded so far.');
   };
 
-  const [downloads, group] = await log.group('Preparing', async () => {
-    const result = await Promise.all([forge.downloads(spec.runner.version), forge.groupId(spec.runner.group), cloud.prepare(spec.machine)]);
-    log.info(`runner ${result[0].version}, ${spec.machine.types[0]} in ${cloud.region}, ${spec.machine.spot ? 'spot' : 'on-demand'}`);
-    return result;
-  });
-  stopIfCancelled();
+  // Everything independent starts at once: the runner download and the cloud's own preparation
+  // (image, dry run) run while each runner's credential is minted, so the first machine is
+  // requested one round trip after the slowest of them.
+  const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]);
+  prepared.catch(() => undefined); // awaited below; this only keeps an early failure from going unobserved
 
   const machines = new Map<string, Machine>();
-  await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
-    let registrationToken: string | undefined;
-    if (!spec.runner.single) {
-      registrationToken = await forge.registrationToken();
-      secrets.add(registrationToken);
-      log.secret(registrationToken);
-    }
-    const results = await mapLimited(spec.runner.names, CONCURRENCY, async (name) => {
+  try {
+    await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
+      const group = await forge.groupId(spec.runner.group);
       stopIfCancelled();
-      const registration = ledger.registration(name);
-      let credential: { jitConfig: string } | { registrationToken: string };
-      if (spec.runner.single) {
-        const jit = await forge.jitConfig(name, spec.runner.labels, group.id);
-        secrets.add(jit.jitConfig);
-        log.secret(jit.jitConfig);
-        ledger.update(registration, { id: jit.runnerId });
-        credential = { jitConfig: jit.jitConfig };
-      } else {
-        credential = { registrationToken: registrationToken! };
+      let registrationToken: string | undefined;
+      if (!spec.runner.single) {
+        registrationToken = await forge.registrationToken();
+        secrets.add(registrationToken);
+        log.secret(registrationToken);
       }
-      const script = renderStartupScript({
-        runnerName: name,
-        labels: spec.runner.labels,
-        url: spec.forge.url,
-        // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
-        credential: cloud.kind === 'vm' ? credential : undefined,
-        container: cloud.kind === 'container',
-        group: group.id === 1 ? undefined : group.name,
-        idleTimeoutSeconds: spec.runner.idleTimeoutSeconds,
-        maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
-        downloads,
-        userScript: spec.machine.startupScript,
+      let announced = false;
+      const results = await mapLimited(spec.runner.names, CONCURRENCY, async (name) => {
+        stopIfCancelled();
+        const registration = ledger.registration(name);
+        let credential: RunnerCredential;
+        if (spec.runner.single) {
+          const jit = await forge.jitConfig(name, spec.runner.labels, group.id);
+          secrets.add(jit.jitConfig);
+          log.secret(jit.jitConfig);
+          ledger.update(registration, { id: jit.runnerId });
+          credential = { jitConfig: jit.jitConfig };
+        } else {
+          credential = { registrationToken: registrationToken! };
+        }
+        const [downloads] = await prepared;
+        if (!announced) {
+          announced = true;
+          log.info(`runner ${downloads.version}, ${spec.machine.types[0]} in ${cloud.region}, ${spec.machine.spot ? 'spot' : 'on-demand'}`);
+        }
+        const script = renderStartupScript({
+          runnerName: name,
+          labels: spec.runner.labels,
+          url: spec.forge.url,
+          // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
+          credential: cloud.kind === 'vm' ? credential : undefined,
+          container: cloud.kind === 'container',
+          group: group.id === 1 ? undefined : group.name,
+          idleTimeoutSeconds: spec.runner.idleTimeoutSeconds,
+          maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+          downloads,
+          userScript: spec.machine.startupScript,
+          runnerCache: spec.runner.cache,
+        });
+        stopIfCancelled();
+        const clientToken = randomUUID();
+        const entry = ledger.machine(name, clientToken);
+        const machine = await cloud.launch(spec.machine, {
+          runnerName: name,
+          startupScript: script,
+          clientToken,
+          credential,
+          runnerVersion: downloads.version,
+          maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+          tags: machineTags(spec, ctx, name, clock),
+        });
+        ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
+        machines.set(name, machine);
+        log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
       });
-      stopIfCancelled();
-      const clientToken = randomUUID();
-      const entry = ledger.machine(name, clientToken);
-      const machine = await cloud.launch(spec.machine, {
-        runnerName: name,
-        startupScript: script,
-        clientToken,
-        credential,
-        runnerVersion: downloads.version,
-        maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
-        tags: machineTags(spec, ctx, name, clock),
-      });
-      ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
-      machines.set(name, machine);
-      log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     });
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-  });
+  } catch (err) {
+    // A preparation that failed (no such image, a dry run the cluster refused) means no machine
+    // was requested; the registrations minted meanwhile are deleted now rather than left to post.
+    const preparationFailed = await prepared.then(
+      () => false,
+      () => true,
+    );
+    if (preparationFailed && ledger.data.machines.length === 0 && ledger.data.registrations.length > 0) {
+      await cleanup(ledger.data, { cloud, forge, log, clock }).catch((e: unknown) => log.warning(`Post will retry the cleanup: ${errorMessage(e)}`));
+    }
+    throw err;
+  }
 
   const online = await log.group('Waiting for runners to come online', () =>
     waitOnline(spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started }),
@@ -159,15 +183,17 @@ interface WaitContext {
 }
 
 /**
- * Polls GitHub once per round for all runners (one list call, not one per runner), fast at
- * first and backing off to 10 s. Machines are checked in the same round, so a machine that
- * ended early fails the launch at once instead of at the timeout.
+ * Polls GitHub once per round for all runners (one list call, not one per runner), from 1 s
+ * backing off to 4 s, and back to 1 s whenever a machine changes state. Machines are checked in
+ * the same round, so a machine that ended early fails the launch at once instead of at the
+ * timeout. GitHub's Retry-After is honoured by the forge's throttling.
  */
 async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string, number>> {
   const deadline = w.started + spec.runner.startupTimeoutSeconds * 1000;
   const online = new Map<string, number>();
-  let interval = 1000;
+  let interval = POLL_FIRST_MS;
   let lastReport = 0;
+  let previous = new Map<string, string>();
   for (;;) {
     const pending = spec.runner.names.filter((n) => !online.has(n));
     const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n)!.id))]);
@@ -190,6 +216,11 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
       const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
       throw new StartupTimeoutError(await describeFailures(ended, what, w));
     }
+    // A machine that changed state (booted, started its container) may have its runner online
+    // soon: polling speeds up again, then backs off.
+    const current = new Map(states.map(([n, st]) => [n, st.state]));
+    if ([...current].some(([n, st]) => previous.has(n) && previous.get(n) !== st)) interval = POLL_FIRST_MS;
+    previous = current;
     const now = w.clock.now();
     if (now >= deadline) {
       const left = states.filter(([n]) => !online.has(n));
@@ -206,7 +237,7 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
     await w.clock.sleep(Math.min(interval, Math.max(0, deadline - now)), w.signal).catch(() => {
       throw new Error('The launch was cancelled; post will end everything recorded so far.');
     });
-    interval = Math.min(interval * 1.5, 10_000);
+    interval = Math.min(interval * 1.5, POLL_MAX_MS);
   }
 }
 

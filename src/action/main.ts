@@ -24,8 +24,10 @@ export async function runMain(): Promise<void> {
     core.setSecret(spec.forge.token);
     const access = spec.machine.kubernetes?.access;
     if (access && 'text' in access) for (const secret of kubeconfigSecrets(access.text)) core.setSecret(secret);
-    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access });
     const forge = new GitHubForge(spec.forge, actionsLog);
+    // The first request goes out now; loading the cloud's SDK overlaps its round trip.
+    forge.downloads(spec.runner.version).catch(() => undefined);
+    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access });
     const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
     writeOutputs(result);
     await writeSummary(spec, result);

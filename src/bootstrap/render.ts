@@ -28,8 +28,10 @@ export interface StartupSettings {
   group?: string;
   idleTimeoutSeconds: number;
   maxLifetimeSeconds: number;
-  downloads: { X64?: RunnerDownload; ARM64?: RunnerDownload };
+  downloads: { X64?: RunnerDownload; ARM64?: RunnerDownload; version?: string };
   userScript?: string;
+  /** A directory in the image holding an unpacked runner, used when its version matches. */
+  runnerCache?: string;
 }
 
 const TEMPLATE = readFileSync(new URL('./startup.sh', import.meta.url), 'utf8');
@@ -50,6 +52,8 @@ export function renderStartupScript(s: StartupSettings): string {
     DOWNLOAD_ARM64_URL: s.downloads.ARM64?.url,
     DOWNLOAD_ARM64_SHA256: s.downloads.ARM64?.sha256,
     USER_SCRIPT: s.userScript,
+    RUNNER_VERSION: s.downloads.version,
+    RUNNER_CACHE: s.runnerCache,
   };
   const lines = Object.entries(settings)
     .filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '')

@@ -25,11 +25,7 @@ get() { printf '%s' "${setting[$1]:-}"; }
 
 runner_home="${CML_RUNNER_HOME:-/opt/cml-runner}"
 runner_dir="$runner_home/runner"
-# A runner baked into the image (the official runner image has one in /home/runner) is used as is.
-preinstalled="${CML_RUNNER_PREINSTALLED:-}"
-if [[ -n "$preinstalled" && -x "$preinstalled/run.sh" ]]; then
-  runner_dir="$preinstalled"
-fi
+runner_version="$(get RUNNER_VERSION)"
 container="$(get CONTAINER)"
 state_dir="$runner_home/state"
 hooks_dir="$runner_home/hooks"
@@ -65,7 +61,21 @@ if [[ -n "$container" ]]; then
 fi
 
 log "starting runner $(get RUNNER_NAME) (max-lifetime ${max_lifetime}s, idle-timeout ${idle_timeout}s)"
-mkdir -p "$runner_dir" "$state_dir" "$hooks_dir"
+mkdir -p "$state_dir" "$hooks_dir"
+
+# A runner already in the image (the runner-cache input, or /home/runner in the official runner
+# image) is used when its version is the one GitHub accepts; GitHub refuses older runners.
+for cache in "$(get RUNNER_CACHE)" "${CML_RUNNER_PREINSTALLED:-}"; do
+  [[ -n "$cache" && -x "$cache/run.sh" ]] || continue
+  cached_version="$("$cache/bin/Runner.Listener" --version 2>/dev/null || true)"
+  if [[ -z "$runner_version" || "$cached_version" == "$runner_version" ]]; then
+    log "using the runner in $cache (${cached_version:-version unknown})"
+    runner_dir="$cache"
+    break
+  fi
+  log "not using the runner in $cache: it is ${cached_version:-of unknown version}, GitHub accepts $runner_version"
+done
+mkdir -p "$runner_dir"
 
 # The hard cap holds whatever happens below.
 script_pid=$$
@@ -79,6 +89,34 @@ script_pid=$$
   fi
 ) &
 
+case "$(uname -m)" in
+  x86_64 | amd64) arch=X64 ;;
+  aarch64 | arm64) arch=ARM64 ;;
+  *) end_machine "unsupported architecture $(uname -m)" 1 ;;
+esac
+
+# Downloads, checks and unpacks the runner. It runs in the background, alongside the user's
+# startup-script; its exit status says what went wrong (2: the checksum does not match).
+fetch_runner() {
+  local url sha
+  url="$(get "DOWNLOAD_${arch}_URL")"
+  sha="$(get "DOWNLOAD_${arch}_SHA256")"
+  if ! command -v curl >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing curl"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates || return 1
+  fi
+  log "downloading the runner ${runner_version} for $arch"
+  curl -fsSL --retry 5 --retry-delay 2 --retry-all-errors -o "$runner_home/runner.tar.gz" "$url" || return 1
+  printf '%s  %s\n' "$sha" "$runner_home/runner.tar.gz" | sha256sum -c --quiet - || return 2
+  tar -xzf "$runner_home/runner.tar.gz" -C "$runner_dir" || return 1
+  rm -f "$runner_home/runner.tar.gz"
+}
+fetch_pid=""
+if [[ ! -x "$runner_dir/run.sh" ]]; then
+  fetch_runner >"$runner_home/fetch.log" 2>&1 &
+  fetch_pid=$!
+fi
+
 if [[ -n "$(get USER_SCRIPT)" ]]; then
   log "running the startup-script input"
   get USER_SCRIPT >"$runner_home/user-startup.sh"
@@ -91,34 +129,28 @@ if command -v nvidia-smi >/dev/null 2>&1; then
   log "GPUs: $(nvidia-smi -L 2>&1 | tr '\n' ';')"
 fi
 
-case "$(uname -m)" in
-  x86_64 | amd64) arch=X64 ;;
-  aarch64 | arm64) arch=ARM64 ;;
-  *) end_machine "unsupported architecture $(uname -m)" 1 ;;
-esac
-download_url="$(get "DOWNLOAD_${arch}_URL")"
-download_sha="$(get "DOWNLOAD_${arch}_SHA256")"
-if [[ -x "$runner_dir/run.sh" ]]; then
-  log "runner already present in $runner_dir"
-else
-  if ! command -v curl >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    log "installing curl"
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates
-  fi
-  log "downloading the runner for $arch"
-  curl -fsSL --retry 5 --retry-delay 2 --retry-all-errors -o "$runner_home/runner.tar.gz" "$download_url"
-  if ! printf '%s  %s\n' "$download_sha" "$runner_home/runner.tar.gz" | sha256sum -c --quiet -; then
-    end_machine "the runner download does not match its sha256 checksum" 1
-  fi
-  tar -xzf "$runner_home/runner.tar.gz" -C "$runner_dir"
-  rm -f "$runner_home/runner.tar.gz"
-  log "installing runner dependencies"
-  if [[ "$(id -u)" == 0 ]]; then
-    "$runner_dir/bin/installdependencies.sh"
-  elif sudo -n true 2>/dev/null; then
-    sudo -n "$runner_dir/bin/installdependencies.sh"
+if [[ -n "$fetch_pid" ]]; then
+  fetch_status=0
+  wait "$fetch_pid" || fetch_status=$?
+  cat "$runner_home/fetch.log"
+  case "$fetch_status" in
+    0) ;;
+    2) end_machine "the runner download does not match its sha256 checksum" 1 ;;
+    *) end_machine "the runner download failed" 1 ;;
+  esac
+  # The runner's native libraries (ICU, OpenSSL, Kerberos) are installed only if it cannot start
+  # without them; images that carry them (the Deep Learning AMIs) skip the package manager.
+  if "$runner_dir/bin/Runner.Listener" --version >/dev/null 2>&1; then
+    log "the runner's libraries are present"
   else
-    log "not root and no sudo: skipping bin/installdependencies.sh, so the image must already have the runner's libraries"
+    log "installing runner dependencies"
+    if [[ "$(id -u)" == 0 ]]; then
+      "$runner_dir/bin/installdependencies.sh"
+    elif sudo -n true 2>/dev/null; then
+      sudo -n "$runner_dir/bin/installdependencies.sh"
+    else
+      log "not root and no sudo: skipping bin/installdependencies.sh, so the image must already have the runner's libraries"
+    fi
   fi
 fi
 

@@ -1,6 +1,7 @@
 import { Octokit } from '@octokit/core';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
+import Bottleneck from 'bottleneck/light.js';
 import type { ForgeScope, ForgeSpec } from '../config.js';
 import type { RunnerDownload } from '../bootstrap/render.js';
 import { ForgeError, errorMessage } from '../errors.js';
@@ -27,6 +28,15 @@ export interface RunnerDownloads {
 }
 
 const ThrottledOctokit = Octokit.plugin(retry, throttling);
+
+/**
+ * Writes (a just-in-time config per runner) are paced at 10 at a time, at most 10 a second,
+ * instead of the throttling plugin's one a second, which made 50 runners wait 50 s. GitHub's
+ * secondary limits allow 100 concurrent requests and 900 points a minute per endpoint, a write
+ * costing 5 (docs: "Rate limits for the REST API"); one launch of at most 100 runners stays
+ * under both, and a secondary-limit answer is still retried after its Retry-After.
+ */
+const WRITE_PACING = { maxConcurrent: 10, minTime: 100 };
 const REQUEST_TIMEOUT_MS = 30_000;
 const API_VERSION = '2022-11-28';
 
@@ -44,6 +54,7 @@ export class GitHubForge {
       baseUrl: spec.apiUrl,
       userAgent: 'cml-runner-action',
       throttle: {
+        write: new Bottleneck.Group({ id: 'cml-runner-write', timeout: 120_000, ...WRITE_PACING }),
         // GitHub's primary and secondary limits: wait as told, a few times, then give up.
         onRateLimit: (retryAfter, options, _o, retryCount) => {
           this.log.warning(`GitHub rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
@@ -93,8 +104,22 @@ export class GitHubForge {
     return new ForgeError(`GitHub answered ${status ?? 'with an error'} to ${route}: ${message}`, status);
   }
 
-  /** Runner tarballs GitHub currently accepts, with their checksums. */
-  async downloads(version: string): Promise<RunnerDownloads> {
+  private readonly downloadsByVersion = new Map<string, Promise<RunnerDownloads>>();
+
+  /**
+   * Runner tarballs GitHub currently accepts, with their checksums. Asked once per version: main
+   * starts this request before it loads the cloud's SDK, and the launch gets the same answer.
+   */
+  downloads(version: string): Promise<RunnerDownloads> {
+    let pending = this.downloadsByVersion.get(version);
+    if (!pending) {
+      pending = this.fetchDownloads(version);
+      this.downloadsByVersion.set(version, pending);
+    }
+    return pending;
+  }
+
+  private async fetchDownloads(version: string): Promise<RunnerDownloads> {
     const { data } = await this.call<Array<{ os: string; architecture: string; download_url: string; filename: string; sha256_checksum?: string }>>(
       `GET ${this.base}/actions/runners/downloads`,
     );

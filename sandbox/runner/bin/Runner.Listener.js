@@ -517,6 +517,11 @@ async function executeJob(job, settings, hooks, setChild, getCurrent) {
 
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
+  // Like the real listener: `--version` prints the version and exits.
+  if (command === '--version') {
+    out(VERSION);
+    return;
+  }
   const envInputs = takeEnvInputs();
   const args = parseArgs(rest, envInputs);
   if (command === 'configure') return configure(args);
