@@ -51,6 +51,8 @@ export interface RunnerView {
   ephemeral: boolean;
   /** `octo-org` for an organisation runner, `octo-org/ml` for a repository runner. */
   scope: string;
+  /** When the runner's current session began: the moment the API starts listing it online (epoch ms). */
+  onlineSince?: number;
 }
 
 export interface FakeGitHub {
@@ -107,6 +109,7 @@ interface Registration {
 
 interface Session {
   id: string;
+  started: number;
   lastSeen: number;
   pendingPolls: number;
   closed: boolean;
@@ -711,7 +714,7 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
       if (r.jit) r.jitUsed = true;
       r.arch ??= typeof body.arch === 'string' ? body.arch : 'x64';
       r.version = version;
-      r.session = { id: randomUUID(), lastSeen: Date.now(), pendingPolls: 0, closed: false };
+      r.session = { id: randomUUID(), started: Date.now(), lastSeen: Date.now(), pendingPolls: 0, closed: false };
       return send(res, 201, { sessionId: r.session.id, heartbeatMs });
     }
 
@@ -934,6 +937,7 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
           busy: r.busyJob !== undefined,
           ephemeral: r.ephemeral,
           scope: r.scope,
+          ...(isOnline(r) ? { onlineSince: r.session!.started } : {}),
         })),
     async tarball(arch = 'x64') {
       const packed = await pack(RUNNER_VERSION, 'linux', arch);

@@ -41,8 +41,8 @@ export interface LaunchResult {
 /** How many runners are minted and machines requested at once (GitHub writes are paced by the forge). */
 const CONCURRENCY = 25;
 /** Polling for online runners: fast at first, backing off; one GitHub and one cloud call per round. */
-const POLL_FIRST_MS = 1000;
-const POLL_MAX_MS = 4000;
+const POLL_FIRST_MS = 500;
+const POLL_MAX_MS = 3000;
 const CONSOLE_TAIL_LINES = 40;
 
 export const TAG = {
@@ -183,8 +183,9 @@ interface WaitContext {
 }
 
 /**
- * Polls GitHub once per round for all runners (one list call, not one per runner), from 1 s
- * backing off to 4 s, and back to 1 s whenever a machine changes state. Machines are checked in
+ * Polls GitHub once per round for all runners (one list call, not one per runner), from 0.5 s
+ * backing off to 3 s, and back to 0.5 s whenever a machine changes state or a runner comes
+ * online. Machines are checked in
  * the same round, so a machine that ended early fails the launch at once instead of at the
  * timeout. GitHub's Retry-After is honoured by the forge's throttling.
  */
@@ -216,10 +217,11 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
       const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
       throw new StartupTimeoutError(await describeFailures(ended, what, w));
     }
-    // A machine that changed state (booted, started its container) may have its runner online
-    // soon: polling speeds up again, then backs off.
+    // A machine that changed state (booted, started its container), or a runner that just came
+    // online, means others may follow soon: polling speeds up again, then backs off.
     const current = new Map(states.map(([n, st]) => [n, st.state]));
-    if ([...current].some(([n, st]) => previous.has(n) && previous.get(n) !== st)) interval = POLL_FIRST_MS;
+    const cameOnline = pending.some((n) => online.has(n));
+    if (cameOnline || [...current].some(([n, st]) => previous.has(n) && previous.get(n) !== st)) interval = POLL_FIRST_MS;
     previous = current;
     const now = w.clock.now();
     if (now >= deadline) {
