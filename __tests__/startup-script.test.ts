@@ -72,10 +72,11 @@ describe('the startup script', () => {
       expect(script).not.toContain(marker);
       expect(script.split('\n').filter((l) => l === 'CML_RUNNER_SETTINGS')).toHaveLength(1);
       const decoded = decodeSettings(script);
-      expect(decoded.RUNNER_NAME).toBe(value.replace(/\n+$/, ''));
+      // Byte for byte, trailing newlines included.
+      expect(decoded.RUNNER_NAME).toBe(value);
       expect(decoded.RUNNER_LABELS).toBe(`${value},cml`);
-      expect(decoded.USER_SCRIPT).toBe(value.replace(/\n+$/, ''));
-      expect(decoded.RUNNER_TOKEN).toBe(value.replace(/\n+$/, ''));
+      expect(decoded.USER_SCRIPT).toBe(value);
+      expect(decoded.RUNNER_TOKEN).toBe(value);
       expect(existsSync(marker)).toBe(false);
     }
   });

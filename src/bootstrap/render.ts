@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Renders the startup script. The template is static; values reach it only as base64 data
- * lines inside a quoted heredoc, so no input can become shell code.
+ * inside a quoted heredoc, so no input can become shell code. A value cannot hold a NUL byte
+ * (inputs and environment variables cannot), which is what separates them.
  */
 
 export interface RunnerDownload {
@@ -55,8 +56,9 @@ export function renderStartupScript(s: StartupSettings): string {
     RUNNER_VERSION: s.downloads.version,
     RUNNER_CACHE: s.runnerCache,
   };
-  const lines = Object.entries(settings)
-    .filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '')
-    .map(([k, v]) => `${k}=${Buffer.from(v, 'utf8').toString('base64')}`);
+  // One base64 block of NUL-separated keys and values: the script decodes it with one process.
+  const pairs = Object.entries(settings).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '');
+  const block = Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(''), 'utf8').toString('base64');
+  const lines = block.match(/.{1,76}/g) ?? [];
   return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
 }

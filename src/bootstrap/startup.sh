@@ -7,30 +7,32 @@
 # launch fails.
 #
 # This file is a static template. The action never splices a value into it: every value
-# arrives in the quoted heredoc below as KEY=base64 lines and is decoded as data.
+# arrives in the quoted heredoc below, base64 of NUL-separated keys and values, and is decoded
+# as data.
 set -euo pipefail
 umask 077
 
-log() { printf '%s cml-runner: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+# Builtins where a command would fork: a machine may boot among many, and every process counts.
+log() { TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T cml-runner: %s\n' -1 "$*"; }
+now() { printf '%(%s)T\n' -1; }
 
+# The settings: one base64 block of NUL-separated keys and values, decoded by one process.
 declare -A setting=()
-while read -r line; do
-  [[ "$line" == *=* ]] || continue
-  setting["${line%%=*}"]="$(printf '%s' "${line#*=}" | base64 -d)"
-done <<'CML_RUNNER_SETTINGS'
+while IFS= read -r -d '' key && IFS= read -r -d '' value; do
+  setting["$key"]="$value"
+done < <(base64 -d <<'CML_RUNNER_SETTINGS'
 @@SETTINGS@@
 CML_RUNNER_SETTINGS
-
-get() { printf '%s' "${setting[$1]:-}"; }
+)
 
 runner_home="${CML_RUNNER_HOME:-/opt/cml-runner}"
 runner_dir="$runner_home/runner"
-runner_version="$(get RUNNER_VERSION)"
-container="$(get CONTAINER)"
+runner_version="${setting[RUNNER_VERSION]:-}"
+container="${setting[CONTAINER]:-}"
 state_dir="$runner_home/state"
 hooks_dir="$runner_home/hooks"
-idle_timeout="$(get IDLE_TIMEOUT)"
-max_lifetime="$(get MAX_LIFETIME)"
+idle_timeout="${setting[IDLE_TIMEOUT]:-0}"
+max_lifetime="${setting[MAX_LIFETIME]:-86400}"
 runner_pid=""
 
 # Ending the machine is the one way out. The cloud turns the shutdown into deletion
@@ -60,12 +62,12 @@ if [[ -n "$container" ]]; then
   trap 'end_machine "received SIGTERM" 143' TERM
 fi
 
-log "starting runner $(get RUNNER_NAME) (max-lifetime ${max_lifetime}s, idle-timeout ${idle_timeout}s)"
+log "starting runner ${setting[RUNNER_NAME]:-} (max-lifetime ${max_lifetime}s, idle-timeout ${idle_timeout}s)"
 mkdir -p "$state_dir" "$hooks_dir"
 
 # A runner already in the image (the runner-cache input, or /home/runner in the official runner
 # image) is used when its version is the one GitHub accepts; GitHub refuses older runners.
-for cache in "$(get RUNNER_CACHE)" "${CML_RUNNER_PREINSTALLED:-}"; do
+for cache in "${setting[RUNNER_CACHE]:-}" "${CML_RUNNER_PREINSTALLED:-}"; do
   [[ -n "$cache" && -x "$cache/run.sh" ]] || continue
   cached_version="$("$cache/bin/Runner.Listener" --version 2>/dev/null || true)"
   if [[ -z "$runner_version" || "$cached_version" == "$runner_version" ]]; then
@@ -99,9 +101,9 @@ esac
 # startup-script; its exit status says what went wrong (2: the checksum does not match).
 fetch_runner() {
   local url sha
-  url="$(get "DOWNLOAD_${arch}_URL")"
-  sha="$(get "DOWNLOAD_${arch}_SHA256")"
-  if ! command -v curl >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  url="${setting[DOWNLOAD_${arch}_URL]:-}"
+  sha="${setting[DOWNLOAD_${arch}_SHA256]:-}"
+  if ! command -v curl >/dev/null 2>&1 && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     log "installing curl"
     apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates || return 1
   fi
@@ -117,9 +119,9 @@ if [[ ! -x "$runner_dir/run.sh" ]]; then
   fetch_pid=$!
 fi
 
-if [[ -n "$(get USER_SCRIPT)" ]]; then
+if [[ -n "${setting[USER_SCRIPT]:-}" ]]; then
   log "running the startup-script input"
-  get USER_SCRIPT >"$runner_home/user-startup.sh"
+  printf '%s' "${setting[USER_SCRIPT]}" >"$runner_home/user-startup.sh"
   if ! bash "$runner_home/user-startup.sh"; then
     end_machine "the startup-script input failed" 1
   fi
@@ -144,7 +146,7 @@ if [[ -n "$fetch_pid" ]]; then
     log "the runner's libraries are present"
   else
     log "installing runner dependencies"
-    if [[ "$(id -u)" == 0 ]]; then
+    if [[ $EUID -eq 0 ]]; then
       "$runner_dir/bin/installdependencies.sh"
     elif sudo -n true 2>/dev/null; then
       sudo -n "$runner_dir/bin/installdependencies.sh"
@@ -159,25 +161,25 @@ cat >"$hooks_dir/job-started.sh" <<'HOOK'
 #!/bin/bash
 state_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../state" && pwd)"
 touch "$state_dir/busy"
-date +%s >"$state_dir/last-activity"
+printf '%(%s)T\n' -1 >"$state_dir/last-activity"
 HOOK
 cat >"$hooks_dir/job-completed.sh" <<'HOOK'
 #!/bin/bash
 state_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../state" && pwd)"
 rm -f "$state_dir/busy"
-date +%s >"$state_dir/last-activity"
+printf '%(%s)T\n' -1 >"$state_dir/last-activity"
 HOOK
 chmod 755 "$hooks_dir/job-started.sh" "$hooks_dir/job-completed.sh"
 export ACTIONS_RUNNER_HOOK_JOB_STARTED="$hooks_dir/job-started.sh"
 export ACTIONS_RUNNER_HOOK_JOB_COMPLETED="$hooks_dir/job-completed.sh"
 export RUNNER_ALLOW_RUNASROOT=1
-date +%s >"$state_dir/last-activity"
+now >"$state_dir/last-activity"
 
 # On Kubernetes the credential arrives from the pod's Secret as ACTIONS_RUNNER_INPUT_JITCONFIG
 # or ACTIONS_RUNNER_INPUT_TOKEN, the variables the runner itself reads; on a VM, from settings.
-jit_config="$(get RUNNER_JITCONFIG)"
+jit_config="${setting[RUNNER_JITCONFIG]:-}"
 jit_config="${jit_config:-${ACTIONS_RUNNER_INPUT_JITCONFIG:-}}"
-registration_token="$(get RUNNER_TOKEN)"
+registration_token="${setting[RUNNER_TOKEN]:-}"
 registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
 unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
 
@@ -190,9 +192,9 @@ elif [[ -z "$registration_token" ]]; then
   end_machine "no runner credential: neither a just-in-time configuration nor a registration token was given" 1
 else
   log "registering the runner"
-  config_args=(--unattended --url "$(get RUNNER_URL)" --name "$(get RUNNER_NAME)" --labels "$(get RUNNER_LABELS)" --work _work --disableupdate --replace)
-  if [[ -n "$(get RUNNER_GROUP)" ]]; then
-    config_args+=(--runnergroup "$(get RUNNER_GROUP)")
+  config_args=(--unattended --url "${setting[RUNNER_URL]:-}" --name "${setting[RUNNER_NAME]:-}" --labels "${setting[RUNNER_LABELS]:-}" --work _work --disableupdate --replace)
+  if [[ -n "${setting[RUNNER_GROUP]:-}" ]]; then
+    config_args+=(--runnergroup "${setting[RUNNER_GROUP]}")
   fi
   ACTIONS_RUNNER_INPUT_TOKEN="$registration_token" ./config.sh "${config_args[@]}"
   ./run.sh &
@@ -200,11 +202,15 @@ else
 fi
 unset 'setting[RUNNER_JITCONFIG]' 'setting[RUNNER_TOKEN]' jit_config registration_token
 
-# Idle watchdog: the machine ends after idle-timeout seconds with no job (0 means never).
+# Idle watchdog: the machine ends after idle-timeout seconds with no job (0 means never). It
+# waits on a pipe that never delivers, so a second passes without starting a process.
+exec {tick}<> <(:)
 while kill -0 "$runner_pid" 2>/dev/null; do
-  sleep 1
+  read -r -t 1 -u "$tick" _ || true
   if [[ "$idle_timeout" -gt 0 && ! -e "$state_dir/busy" ]]; then
-    idle=$(($(date +%s) - $(cat "$state_dir/last-activity")))
+    printf -v now_s '%(%s)T' -1
+    read -r last_activity <"$state_dir/last-activity" || last_activity=$now_s
+    idle=$((now_s - last_activity))
     if [[ "$idle" -ge "$idle_timeout" ]]; then
       end_machine "idle for ${idle}s (idle-timeout ${idle_timeout}s)"
     fi
