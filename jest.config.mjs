@@ -9,5 +9,7 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: { ignoreCodes: [151002] } }],
   },
   testTimeout: 60000,
-  maxWorkers: 2,
+  // One suite at a time: sandbox machines are real processes, and suites in parallel on a 2-core
+  // runner starve each other's timing (a runner that misses its max-lifetime window).
+  maxWorkers: 1,
 };

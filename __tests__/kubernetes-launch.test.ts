@@ -160,12 +160,13 @@ describe('a pod that cannot start fails the launch early with the cluster own wo
 
 describe('ending', () => {
   test('max-lifetime is the Job activeDeadlineSeconds: the cluster ends a runner that never gets a job', async () => {
-    const { result, error, ledger } = await attemptLaunch(sb, k8sInputs({ single: 'false', 'idle-timeout': '0', 'max-lifetime': '60' }));
+    const { result, error, ledger } = await attemptLaunch(sb, k8sInputs({ single: 'false', 'idle-timeout': '0', 'max-lifetime': '300' }));
+    if (error) await cleanupLedger(sb, ledger!);
     expect(error).toBeUndefined();
     const name = result!.runners[0]!.machine.id;
-    expect(jobOf(name)!.spec.activeDeadlineSeconds).toBe(60);
-    // 60 Kubernetes seconds pass in about 1.2 s here.
-    const deadline = Date.now() + 20_000;
+    expect(jobOf(name)!.spec.activeDeadlineSeconds).toBe(300);
+    // 300 Kubernetes seconds pass in about 6 s here.
+    const deadline = Date.now() + 40_000;
     let failed: Json | undefined;
     while (!failed && Date.now() < deadline) {
       failed = (jobOf(name)?.status?.conditions as Json[] | undefined)?.find((c) => c.type === 'Failed' && c.status === 'True');
@@ -182,10 +183,11 @@ describe('ending', () => {
   test('cancel mid-launch: the launch stops, and cleanup ends every Job, pod and Secret it recorded', async () => {
     const cancel = new AbortController();
     sb.faults.add({ service: 'kubernetes', action: 'patch secrets', delayMs: 500 });
+    const before = new Set(sb.kubernetes.jobs().map((j) => j.metadata.name));
     const attempt = attemptLaunch(sb, k8sInputs({ count: '3' }), cancel.signal);
-    // Cancel once the first Job exists, while its Secret's owner is still being set.
+    // Cancel once the first Job of this launch exists, while its Secret's owner is still being set.
     const deadline = Date.now() + 20_000;
-    while (sb.kubernetes.jobs().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (!sb.kubernetes.jobs().some((j) => !before.has(j.metadata.name)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     cancel.abort(new Error('SIGTERM'));
     const { error, ledger } = await attempt;
     expect(error).toBeDefined();

@@ -61,6 +61,7 @@ const EC2_STATES = {
 class AwsCloud {
     region;
     name = 'aws';
+    kind = 'vm';
     ec2;
     ssm;
     image;
@@ -152,14 +153,17 @@ class AwsCloud {
         return { id: inst.InstanceId, type, spot: spec.spot, zone: inst.Placement?.AvailabilityZone };
     }
     async states(ids) {
-        const states = new Map(ids.map((id) => [id, 'gone']));
+        const states = new Map(ids.map((id) => [id, { state: 'gone' }]));
         if (ids.length === 0)
             return states;
         // A filter, unlike InstanceIds, does not fail the whole call for an id EC2 has forgotten.
         const out = await this.ec2Call('DescribeInstances', () => this.ec2.send(new _aws_sdk_client_ec2__WEBPACK_IMPORTED_MODULE_2__/* .DescribeInstancesCommand */ .bNs({ Filters: [{ Name: 'instance-id', Values: [...ids] }] })));
         for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-            if (inst.InstanceId)
-                states.set(inst.InstanceId, EC2_STATES[inst.State?.Name ?? ''] ?? 'gone');
+            if (!inst.InstanceId)
+                continue;
+            // StateReason says why an instance ended early: Server.SpotInstanceTermination, Client.InstanceInitiatedShutdown...
+            const reason = inst.StateReason?.Message;
+            states.set(inst.InstanceId, { state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone', ...(reason ? { detail: reason } : {}) });
         }
         return states;
     }

@@ -30071,6 +30071,517 @@ const AWS_NATIVE_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 
 /***/ }),
 
+/***/ 8467:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   EE: () => (/* binding */ parsePodSize),
+/* harmony export */   WQ: () => (/* binding */ formatPodSize),
+/* harmony export */   Xh: () => (/* binding */ KUBERNETES_DEFAULT_IMAGE),
+/* harmony export */   ti: () => (/* binding */ KUBERNETES_GPU_RESOURCE),
+/* harmony export */   uu: () => (/* binding */ kubernetesSize)
+/* harmony export */ });
+/* unused harmony exports KUBERNETES_TYPES, KUBERNETES_GPUS, QUANTITY, KUBERNETES_NATIVE_TYPE */
+/**
+ * Kubernetes names for the generic vocabulary. A pod has no instance type: a size becomes the
+ * container's `resources.limits` (requests default to limits, so the pod is Guaranteed QoS and
+ * is never the first to be evicted). Sizes are modest so that they fit common GPU nodes
+ * (a g4dn.xlarge or n1-standard-4 with a T4 has 4 vCPU and 15-16 GiB, less system reserve).
+ *
+ * Resource names: https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
+ * GPUs: https://kubernetes.io/docs/tasks/manage-gpus/scheduling-gpus/ (nvidia.com/gpu, set in
+ * limits only; the NVIDIA device plugin advertises it).
+ */
+const KUBERNETES_TYPES = {
+    s: { cpu: '1', memory: '2Gi' },
+    m: { cpu: '2', memory: '8Gi' },
+    l: { cpu: '8', memory: '32Gi' },
+    xl: { cpu: '16', memory: '64Gi' },
+};
+/**
+ * The extended resource a generic GPU asks for. Every generic GPU yields one GPU: CML once let
+ * `type: m` with `gpu: t4` produce a pod without any, which is the bug this table rules out.
+ * The model is chosen by node labels (kubernetes-node-selector), because clusters name models
+ * differently (GPU feature discovery's nvidia.com/gpu.product, GKE's
+ * cloud.google.com/gke-accelerator).
+ */
+const KUBERNETES_GPU_RESOURCE = 'nvidia.com/gpu';
+const KUBERNETES_GPUS = {
+    t4: 1,
+    a10g: 1,
+    l4: 1,
+    l40s: 1,
+    a100: 1,
+    h100: 1,
+    v100: 1,
+};
+/** The official runner image (actions/runner's images/Dockerfile): the runner in /home/runner, user `runner`. */
+const KUBERNETES_DEFAULT_IMAGE = 'ghcr.io/actions/actions-runner';
+/** A resource.Quantity, as the API server parses it. */
+const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
+/**
+ * A native size is `CPU/MEMORY` or `CPU/MEMORY/GPUS` in Kubernetes quantities: `4/16Gi`,
+ * `500m/2Gi`, `16/64Gi/2`.
+ */
+const KUBERNETES_NATIVE_TYPE = /^([^/\s]+)\/([^/\s]+)(?:\/(\d{1,2}))?$/;
+/** The size a `type` names (generic or native) with the GPU asked for, or undefined when it names none. */
+function kubernetesSize(type, gpu) {
+    const generic = KUBERNETES_TYPES[type];
+    const fromGpu = gpu === 'nogpu' ? 0 : KUBERNETES_GPUS[gpu];
+    if (generic)
+        return { ...generic, gpus: fromGpu };
+    const m = KUBERNETES_NATIVE_TYPE.exec(type);
+    if (!m || !QUANTITY.test(m[1]) || !QUANTITY.test(m[2]))
+        return undefined;
+    const gpus = m[3] !== undefined ? Number(m[3]) : fromGpu;
+    // A generic GPU with an explicit count of zero would silently drop the GPU.
+    if (gpu !== 'nogpu' && gpus === 0)
+        return undefined;
+    return { cpu: m[1], memory: m[2], gpus };
+}
+function formatPodSize(size) {
+    return `${size.cpu}/${size.memory}${size.gpus > 0 ? `/${size.gpus}` : ''}`;
+}
+function parsePodSize(native) {
+    const m = KUBERNETES_NATIVE_TYPE.exec(native);
+    if (!m)
+        throw new Error(`not a pod size: ${native}`);
+    return { cpu: m[1], memory: m[2], gpus: m[3] !== undefined ? Number(m[3]) : 0 };
+}
+
+
+/***/ }),
+
+/***/ 1923:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  V$: () => (/* binding */ clusterAccess),
+  qI: () => (/* binding */ isLabelKey),
+  eZ: () => (/* binding */ isLabelValue),
+  hT: () => (/* binding */ kubeconfigSecrets),
+  F9: () => (/* binding */ parseSpec)
+});
+
+// UNUSED EXPORTS: duration, parseTags
+
+// EXTERNAL MODULE: ./src/catalog/aws.ts
+var aws = __nccwpck_require__(8922);
+;// CONCATENATED MODULE: ./src/catalog/generic.ts
+/**
+ * The cloud-agnostic vocabulary users write, kept from CML so that a migration is a rename.
+ * Each cloud's table in this folder maps these words to its native names.
+ */
+const GENERIC_REGIONS = ['us-east', 'us-west', 'eu-west', 'eu-north'];
+const GENERIC_TYPES = ['s', 'm', 'l', 'xl'];
+const GENERIC_GPUS = ['nogpu', 't4', 'a10g', 'l4', 'l40s', 'a100', 'h100', 'v100'];
+/** Old names that still mean something: `tesla` was CML's word for the V100. */
+const GPU_ALIASES = { tesla: 'v100' };
+/** GPUs the clouds no longer rent, with what to ask for instead. */
+const RETIRED_GPUS = {
+    k80: 'the K80 is retired on every cloud (AWS p2 and Azure NC v1 are gone); use t4 for a small GPU or a10g/l4 for more memory',
+};
+const isGenericRegion = (v) => GENERIC_REGIONS.includes(v);
+const isGenericType = (v) => GENERIC_TYPES.includes(v);
+const isGenericGpu = (v) => GENERIC_GPUS.includes(v);
+
+// EXTERNAL MODULE: ./src/catalog/kubernetes.ts
+var kubernetes = __nccwpck_require__(8467);
+;// CONCATENATED MODULE: ./src/catalog/index.ts
+
+
+
+const catalog_aws = {
+    nativeRegionHint: 'an AWS region such as us-east-2',
+    nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
+    region: (v) => (isGenericRegion(v) ? aws/* AWS_REGIONS */.m_[v] : aws/* AWS_NATIVE_REGION */.xy.test(v) ? v : undefined),
+    machineType: (t, gpu) => (isGenericType(t) ? aws/* AWS_TYPES */.ai[gpu][t] : aws/* AWS_NATIVE_TYPE */.zD.test(t) ? t : undefined),
+    typeHasGpu: aws/* awsFamilyHasGpu */.SM,
+    image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
+    imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
+};
+/** A cluster has no regions: the namespace (kubernetes-namespace) is where runners go. */
+const catalog_kubernetes = {
+    nativeRegionHint: 'any value (region does not apply to Kubernetes)',
+    nativeTypeHint: 'a pod size CPU/MEMORY or CPU/MEMORY/GPUS in Kubernetes quantities, such as 4/16Gi or 16/64Gi/2',
+    region: (v) => v,
+    machineType: (t, gpu) => {
+        const size = (0,kubernetes/* kubernetesSize */.uu)(t, gpu);
+        return size && (0,kubernetes/* formatPodSize */.WQ)(size);
+    },
+    typeHasGpu: (t) => ((0,kubernetes/* kubernetesSize */.uu)(t, 'nogpu')?.gpus ?? 0) > 0,
+    image: () => false,
+    imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
+};
+const CATALOGS = { aws: catalog_aws, kubernetes: catalog_kubernetes };
+const CLOUDS = Object.keys(CATALOGS);
+
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+;// CONCATENATED MODULE: ./src/config.ts
+
+
+
+/**
+ * EC2 user data is at most 16384 bytes. The startup template takes about 5 KB and its settings
+ * (JIT config, download URLs) about 3 KB as base64; the user's script is base64 too (4/3).
+ */
+const MAX_STARTUP_SCRIPT_BYTES = 6144;
+const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
+function parseSpec(read, ctx, random = randomSuffix) {
+    const input = (name) => read(name).trim();
+    const mode = oneOf('mode', input('mode') || 'launch', ['launch']);
+    const cloud = oneOf('cloud', input('cloud'), CLOUDS);
+    const catalog = CATALOGS[cloud];
+    const regionRaw = input('region') || 'us-east';
+    const region = catalog.region(regionRaw);
+    if (!region) {
+        throw new errors/* InputError */.dz('region', regionRaw, `use one of ${GENERIC_REGIONS.join(', ')}, or ${catalog.nativeRegionHint}`);
+    }
+    const gpu = parseGpu(input('gpu') || 'nogpu');
+    const typeList = list(input('type') || 'm');
+    if (typeList.length === 0)
+        throw new errors/* InputError */.dz('type', input('type'), 'give at least one type');
+    const types = typeList.map((t) => {
+        const native = catalog.machineType(t, gpu);
+        if (!native) {
+            throw new errors/* InputError */.dz('type', t, `use one of ${GENERIC_TYPES.join(', ')}, or ${catalog.nativeTypeHint}; a comma list is a fallback order`);
+        }
+        return native;
+    });
+    const hddRaw = input('hdd-size');
+    const hddSizeGb = hddRaw ? integer('hdd-size', hddRaw, 8, 16384, 'a disk size in GB from 8 to 16384') : undefined;
+    const image = input('image') || undefined;
+    if (image !== undefined && !catalog.image(image))
+        throw new errors/* InputError */.dz('image', image, catalog.imageHint);
+    const spot = bool('spot', input('spot') || 'false');
+    if (spot && cloud === 'kubernetes') {
+        throw new errors/* InputError */.dz('spot', input('spot'), 'use false on Kubernetes: pods run on the nodes the cluster has; to use spot nodes, select them with kubernetes-node-selector and kubernetes-tolerations');
+    }
+    const spotPriceRaw = input('spot-price') || '-1';
+    const spotPrice = Number(spotPriceRaw);
+    if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
+        throw new errors/* InputError */.dz('spot-price', spotPriceRaw, 'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price');
+    }
+    const startupScript = parseStartupScript(read('startup-script'));
+    if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
+        throw new errors/* InputError */.dz('startup-script', `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`, `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data (16 KB on EC2) with the runner settings; download larger scripts from the machine instead`);
+    }
+    const tags = parseTags(input('tags'));
+    const labels = parseLabels(input('labels') || 'cml');
+    const count = integer('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
+    const names = parseNames(input('name'), count, random);
+    const single = bool('single', input('single') || 'true');
+    const idleTimeoutSeconds = duration('idle-timeout', input('idle-timeout') || '300', 0);
+    const maxLifetimeSeconds = duration('max-lifetime', input('max-lifetime') || '24h', 60);
+    const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 5);
+    const group = parseGroup(input('runner-group'));
+    const version = input('runner-version') || 'latest';
+    const cache = input('runner-cache') || undefined;
+    if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
+        throw new errors/* InputError */.dz('runner-cache', cache, 'use an absolute path on the machine image, such as /opt/actions-runner, of letters, digits, dots, dashes, underscores and slashes');
+    }
+    if (version !== 'latest' && !/^\d+\.\d+\.\d+$/.test(version)) {
+        throw new errors/* InputError */.dz('runner-version', version, "use 'latest' or a version such as 2.330.0");
+    }
+    const driver = oneOf('driver', input('driver') || 'github', ['github', 'gitlab']);
+    if (driver === 'gitlab') {
+        throw new errors/* InputError */.dz('driver', driver, "GitLab runners are not supported by this version; use 'github'");
+    }
+    const token = read('token').trim();
+    if (!token) {
+        throw new errors/* InputError */.dz('token', '', 'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN cannot register runners)');
+    }
+    const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);
+    const subnet = input('aws-subnet') || undefined;
+    if (subnet !== undefined && !/^subnet-[0-9a-f]+$/.test(subnet)) {
+        throw new errors/* InputError */.dz('aws-subnet', subnet, 'use a subnet id such as subnet-0123456789abcdef0');
+    }
+    const securityGroup = input('aws-security-group') || undefined;
+    if (securityGroup !== undefined && !/^sg-[0-9a-f]+$/.test(securityGroup)) {
+        throw new errors/* InputError */.dz('aws-security-group', securityGroup, 'use a security group id such as sg-0123456789abcdef0');
+    }
+    const instanceProfile = input('aws-instance-profile') || undefined;
+    if (instanceProfile !== undefined && !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)) {
+        throw new errors/* InputError */.dz('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
+    }
+    const wantsGpu = gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t));
+    const kubernetes = cloud === 'kubernetes' ? parseKubernetes(read, ctx, wantsGpu) : undefined;
+    return {
+        mode,
+        machine: {
+            cloud,
+            region: kubernetes ? (kubernetes.namespace ?? '') : region,
+            types,
+            gpu,
+            wantsGpu,
+            hddSizeGb,
+            image,
+            spot,
+            spotPrice: spotPrice === -1 ? undefined : spotPrice,
+            startupScript,
+            tags,
+            aws: { subnet, securityGroup, instanceProfile },
+            ...(kubernetes ? { kubernetes } : {}),
+        },
+        runner: { labels, names, single, idleTimeoutSeconds, maxLifetimeSeconds, startupTimeoutSeconds, group, version, ...(cache ? { cache } : {}) },
+        forge: { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token },
+    };
+}
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+/** An image reference: [registry[:port]/]path[:tag][@digest], lowercase path, as the OCI distribution spec allows. */
+const IMAGE_REFERENCE = /^([a-zA-Z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
+/** A Kubernetes label key: an optional DNS subdomain prefix, then a name of at most 63 characters. */
+function isLabelKey(key) {
+    const slash = key.lastIndexOf('/');
+    const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+    const name = slash >= 0 ? key.slice(slash + 1) : key;
+    return (prefix === undefined || DNS_SUBDOMAIN.test(prefix)) && LABEL_NAME.test(name);
+}
+const isLabelValue = (value) => LABEL_VALUE.test(value);
+/**
+ * Cluster access, looked for in this order: the kubeconfig input (the file's contents), the
+ * KUBERNETES_CONFIGURATION variable (contents, plain or base64), KUBECONFIG (a path), then the
+ * in-cluster service account. Main and post both call this, so post reaches the same cluster.
+ */
+function clusterAccess(read, env = {}) {
+    const text = read('kubeconfig').trim();
+    if (text)
+        return { source: 'the kubeconfig input', text: decodeKubeconfig(text) };
+    const variable = env.KUBERNETES_CONFIGURATION?.trim();
+    if (variable)
+        return { source: 'KUBERNETES_CONFIGURATION', text: decodeKubeconfig(variable) };
+    const path = env.KUBECONFIG?.trim();
+    if (path)
+        return { source: 'KUBECONFIG', path };
+    if (env.KUBERNETES_SERVICE_HOST)
+        return { source: 'in-cluster' };
+    throw new errors/* InputError */.dz('kubeconfig', '', 'give the contents of a kubeconfig file in the kubeconfig input or the KUBERNETES_CONFIGURATION variable, set KUBECONFIG to its path, or run the launch job in a pod with a service account');
+}
+/** A kubeconfig stored base64-encoded in a secret is accepted as it is. */
+function decodeKubeconfig(text) {
+    if (/^[A-Za-z0-9+/=\s]+$/.test(text) && !text.includes(':')) {
+        const decoded = Buffer.from(text.replace(/\s+/g, ''), 'base64').toString('utf8');
+        if (decoded.includes('apiVersion') || decoded.includes('clusters'))
+            return decoded;
+    }
+    return text;
+}
+/** The values in a kubeconfig that must never reach a log: tokens, keys, passwords. */
+function kubeconfigSecrets(text) {
+    const secrets = [];
+    const field = /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|access-token|client-secret)\s*:\s*["']?([^"'\s]+)/;
+    for (const line of text.split('\n')) {
+        const m = field.exec(line);
+        if (m && m[2].length >= 4)
+            secrets.push(m[2]);
+    }
+    return secrets;
+}
+function parseKubernetes(read, ctx, wantsGpu) {
+    const input = (name) => read(name).trim();
+    const access = clusterAccess(read, ctx.kubernetes);
+    const namespace = input('kubernetes-namespace') || undefined;
+    if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
+        throw new errors/* InputError */.dz('kubernetes-namespace', namespace, 'use a namespace name: lowercase letters, digits and dashes, at most 63 characters');
+    }
+    const image = input('kubernetes-image') || undefined;
+    if (image !== undefined && (image.length > 512 || !IMAGE_REFERENCE.test(image))) {
+        throw new errors/* InputError */.dz('kubernetes-image', image, 'use an image reference such as ghcr.io/actions/actions-runner:2.331.0 or registry.example.com/ml/runner-cuda:12.8');
+    }
+    const nodeSelector = {};
+    for (const pair of list(input('kubernetes-node-selector'))) {
+        const eq = pair.indexOf('=');
+        const key = eq > 0 ? pair.slice(0, eq).trim() : '';
+        const value = eq > 0 ? pair.slice(eq + 1).trim() : '';
+        if (!isLabelKey(key) || !isLabelValue(value)) {
+            throw new errors/* InputError */.dz('kubernetes-node-selector', pair, 'use key=value node labels, comma-separated, such as nvidia.com/gpu.product=Tesla-T4');
+        }
+        nodeSelector[key] = value;
+    }
+    const runtimeClass = input('kubernetes-runtime-class') || undefined;
+    if (runtimeClass !== undefined && !DNS_SUBDOMAIN.test(runtimeClass)) {
+        throw new errors/* InputError */.dz('kubernetes-runtime-class', runtimeClass, 'use the name of a RuntimeClass in the cluster, such as nvidia');
+    }
+    return { access, namespace, image, nodeSelector, tolerations: parseTolerations(input('kubernetes-tolerations'), wantsGpu), runtimeClass };
+}
+/**
+ * Tolerations as `key[=value][:Effect]`, comma-separated (a key alone tolerates any value), or
+ * `none`. Empty: a GPU pod tolerates the nvidia.com/gpu NoSchedule taint that GPU node pools
+ * carry (GKE and AKS set it; many EKS setups do), and a CPU pod tolerates nothing.
+ */
+function parseTolerations(value, wantsGpu) {
+    if (!value)
+        return wantsGpu ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : [];
+    if (value === 'none')
+        return [];
+    return list(value).map((item) => {
+        const m = /^([^=:\s]+)(?:=([^:\s]*))?(?::(\w+))?$/.exec(item);
+        const effect = m?.[3];
+        if (!m || !isLabelKey(m[1]) || (m[2] !== undefined && !isLabelValue(m[2])) || (effect !== undefined && !EFFECTS.includes(effect))) {
+            throw new errors/* InputError */.dz('kubernetes-tolerations', item, `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} (nvidia.com/gpu:NoSchedule), or none`);
+        }
+        const toleration = m[2] !== undefined ? { key: m[1], operator: 'Equal', value: m[2] } : { key: m[1], operator: 'Exists' };
+        if (effect)
+            toleration.effect = effect;
+        return toleration;
+    });
+}
+function oneOf(input, value, accepted) {
+    if (!accepted.includes(value))
+        throw new errors/* InputError */.dz(input, value, `use one of ${accepted.join(', ')}`);
+    return value;
+}
+function list(value) {
+    return value
+        .split(/[,\n]/)
+        .map((v) => v.trim())
+        .filter((v) => v.length > 0);
+}
+function bool(input, value) {
+    const v = value.toLowerCase();
+    if (v === 'true')
+        return true;
+    if (v === 'false')
+        return false;
+    throw new errors/* InputError */.dz(input, value, 'use true or false');
+}
+function integer(input, value, min, max, accepted) {
+    if (!/^\d+$/.test(value))
+        throw new errors/* InputError */.dz(input, value, accepted);
+    const n = Number(value);
+    if (n < min || n > max)
+        throw new errors/* InputError */.dz(input, value, accepted);
+    return n;
+}
+/** Seconds, or a number with s, m, h or d. */
+function duration(input, value, minSeconds) {
+    const m = DURATION.exec(value);
+    const accepted = `use seconds (300) or a number with s, m, h or d (90m, 24h), at least ${minSeconds} seconds`;
+    if (!m)
+        throw new errors/* InputError */.dz(input, value, accepted);
+    const seconds = Number(m[1]) * UNIT_SECONDS[m[2] ?? 's'];
+    if (seconds < minSeconds || seconds > 30 * 86400)
+        throw new errors/* InputError */.dz(input, value, `${accepted} and at most 30d`);
+    return seconds;
+}
+function parseGpu(value) {
+    const v = value.toLowerCase();
+    const retired = RETIRED_GPUS[v];
+    if (retired)
+        throw new errors/* InputError */.dz('gpu', value, retired);
+    const gpu = GPU_ALIASES[v] ?? v;
+    if (!isGenericGpu(gpu)) {
+        throw new errors/* InputError */.dz('gpu', value, `use one of ${GENERIC_GPUS.join(', ')} (tesla means v100), or leave it out and give a native GPU type in 'type'`);
+    }
+    return gpu;
+}
+/** GitHub labels: no commas (config.sh splits on them), no control characters, at most 256 characters. */
+function parseLabels(value) {
+    const labels = value.split(',').map((l) => l.trim());
+    for (const label of labels) {
+        if (!label || label.length > 256 || /\p{Cc}/u.test(label)) {
+            throw new errors/* InputError */.dz('labels', value, 'use a comma-separated list of non-empty labels without control characters, each at most 256 characters');
+        }
+    }
+    if (new Set(labels.map((l) => l.toLowerCase())).size !== labels.length) {
+        throw new errors/* InputError */.dz('labels', value, 'each label only once (GitHub labels are case-insensitive)');
+    }
+    return labels;
+}
+/** Runner names become tag values, file names and `--name` values: keep them plain. */
+function parseNames(value, count, random) {
+    if (!value)
+        return Array.from({ length: count }, () => `cml-${random()}`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,54}$/.test(value)) {
+        throw new errors/* InputError */.dz('name', value, 'use 1 to 55 letters, digits, dots, dashes or underscores, starting with a letter or digit');
+    }
+    return count === 1 ? [value] : Array.from({ length: count }, (_, i) => `${value}-${i + 1}`);
+}
+function parseGroup(value) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value))
+        return Number(value);
+    if (value.length > 128 || /\p{Cc}/u.test(value))
+        throw new errors/* InputError */.dz('runner-group', value, 'use a runner group name or numeric id');
+    return value;
+}
+/** `key=value` pairs, one per line or comma-separated. Keys starting with `aws:` are reserved by AWS. */
+function parseTags(value) {
+    const tags = {};
+    if (!value)
+        return tags;
+    const pairs = value.includes('\n') ? value.split('\n') : value.split(',');
+    for (const raw of pairs) {
+        const pair = raw.trim();
+        if (!pair)
+            continue;
+        const eq = pair.indexOf('=');
+        const key = eq > 0 ? pair.slice(0, eq).trim() : '';
+        const val = eq > 0 ? pair.slice(eq + 1).trim() : '';
+        if (!key || key.length > 128 || val.length > 256 || /\p{Cc}/u.test(pair) || /^(aws:|cml-runner:)/i.test(key)) {
+            throw new errors/* InputError */.dz('tags', pair, 'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting with aws: or cml-runner: are reserved)');
+        }
+        tags[key] = val;
+    }
+    return tags;
+}
+/** A plain script, or one given as base64 (as CML accepted). */
+function parseStartupScript(value) {
+    if (!value.trim())
+        return undefined;
+    const compact = value.trim();
+    if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact) && compact.length % 4 === 0 && compact.length >= 8) {
+        const decoded = Buffer.from(compact, 'base64').toString('utf8');
+        if (!decoded.includes('\uFFFD'))
+            return decoded;
+    }
+    return value;
+}
+/** A repository or organisation URL on this server, or `owner/repo`. */
+function parseRepo(value, serverUrl) {
+    const server = serverUrl.replace(/\/+$/, '');
+    const accepted = `use a repository or organisation URL on ${server} (${server}/owner/repo or ${server}/org), or owner/repo`;
+    let path = value;
+    if (/^https?:\/\//.test(value)) {
+        let parsed;
+        try {
+            parsed = new URL(value);
+        }
+        catch {
+            throw new errors/* InputError */.dz('repo', value, accepted);
+        }
+        if (parsed.origin !== new URL(server).origin)
+            throw new errors/* InputError */.dz('repo', value, accepted);
+        path = parsed.pathname;
+    }
+    const parts = path.replace(/^\/+|\/+$/g, '').replace(/\.git$/, '').split('/');
+    const seg = /^[A-Za-z0-9_.-]{1,100}$/;
+    if (parts.length === 2 && seg.test(parts[0]) && seg.test(parts[1])) {
+        return { scope: { kind: 'repo', owner: parts[0], repo: parts[1] }, url: `${server}/${parts[0]}/${parts[1]}` };
+    }
+    if (parts.length === 1 && /^https?:\/\//.test(value) && seg.test(parts[0])) {
+        return { scope: { kind: 'org', org: parts[0] }, url: `${server}/${parts[0]}` };
+    }
+    throw new errors/* InputError */.dz('repo', value, accepted);
+}
+function randomSuffix() {
+    return crypto.randomUUID().replace(/-/g, '').slice(0, 10);
+}
+
+
+/***/ }),
+
 /***/ 3916:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -30131,6 +30642,69 @@ const errorMessage = (err) => (err instanceof Error ? err.message : String(err))
 
 /***/ }),
 
+/***/ 9809:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   bB: () => (/* binding */ mapLimited),
+/* harmony export */   bD: () => (/* binding */ withRetry),
+/* harmony export */   dQ: () => (/* binding */ realClock)
+/* harmony export */ });
+/** Waiting and retrying, with the clock behind one seam so tests can replace it. */
+const realClock = {
+    now: () => Date.now(),
+    sleep: (ms, signal) => new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const timer = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(signal?.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+    }),
+};
+/** Retries `fn` while `retryable(err)` holds, with jittered exponential backoff. */
+async function withRetry(fn, opts) {
+    const clock = opts.clock ?? realClock;
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await fn();
+        }
+        catch (err) {
+            if (attempt >= opts.attempts || !opts.retryable(err))
+                throw err;
+            const backoff = opts.baseMs * 2 ** (attempt - 1);
+            await clock.sleep(backoff / 2 + Math.random() * (backoff / 2));
+        }
+    }
+}
+/** Runs `fn` over `items` with at most `limit` running at once; settles all before returning. */
+async function mapLimited(items, limit, fn) {
+    const results = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const i = next++;
+            try {
+                results[i] = { status: 'fulfilled', value: await fn(items[i], i) };
+            }
+            catch (reason) {
+                results[i] = { status: 'rejected', reason };
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    return results;
+}
+
+
+/***/ }),
+
 /***/ 2613:
 /***/ ((module) => {
 
@@ -30139,11 +30713,43 @@ module.exports = require("assert");
 
 /***/ }),
 
+/***/ 181:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("buffer");
+
+/***/ }),
+
+/***/ 6982:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("crypto");
+
+/***/ }),
+
+/***/ 2250:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("dns");
+
+/***/ }),
+
 /***/ 4434:
 /***/ ((module) => {
 
 "use strict";
 module.exports = require("events");
+
+/***/ }),
+
+/***/ 9896:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("fs");
 
 /***/ }),
 
@@ -30331,11 +30937,51 @@ module.exports = require("node:querystring");
 
 /***/ }),
 
+/***/ 481:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:readline");
+
+/***/ }),
+
+/***/ 99:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:sqlite");
+
+/***/ }),
+
 /***/ 7075:
 /***/ ((module) => {
 
 "use strict";
 module.exports = require("node:stream");
+
+/***/ }),
+
+/***/ 7830:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:stream/web");
+
+/***/ }),
+
+/***/ 7997:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:timers");
+
+/***/ }),
+
+/***/ 8500:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:timers/promises");
 
 /***/ }),
 
@@ -30387,6 +31033,38 @@ module.exports = require("node:zlib");
 
 /***/ }),
 
+/***/ 857:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("os");
+
+/***/ }),
+
+/***/ 6928:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("path");
+
+/***/ }),
+
+/***/ 3480:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("querystring");
+
+/***/ }),
+
+/***/ 2203:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("stream");
+
+/***/ }),
+
 /***/ 3193:
 /***/ ((module) => {
 
@@ -30403,11 +31081,43 @@ module.exports = require("tls");
 
 /***/ }),
 
+/***/ 2018:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("tty");
+
+/***/ }),
+
+/***/ 7016:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("url");
+
+/***/ }),
+
 /***/ 9023:
 /***/ ((module) => {
 
 "use strict";
 module.exports = require("util");
+
+/***/ }),
+
+/***/ 9154:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("vm");
+
+/***/ }),
+
+/***/ 3106:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("zlib");
 
 /***/ })
 
@@ -30425,8 +31135,8 @@ module.exports = require("util");
 /******/ 		}
 /******/ 		// Create a new module (and put it into the cache)
 /******/ 		var module = __webpack_module_cache__[moduleId] = {
-/******/ 			// no module.id needed
-/******/ 			// no module.loaded needed
+/******/ 			id: moduleId,
+/******/ 			loaded: false,
 /******/ 			exports: {}
 /******/ 		};
 /******/ 	
@@ -30439,6 +31149,9 @@ module.exports = require("util");
 /******/ 			if(threw) delete __webpack_module_cache__[moduleId];
 /******/ 		}
 /******/ 	
+/******/ 		// Flag the module as loaded
+/******/ 		module.loaded = true;
+/******/ 	
 /******/ 		// Return the exports of the module
 /******/ 		return module.exports;
 /******/ 	}
@@ -30449,6 +31162,18 @@ module.exports = require("util");
 /************************************************************************/
 /******/ 	/* webpack/runtime/asset-relocator-loader */
 /******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
+/******/ 	
+/******/ 	/* webpack/runtime/compat get default export */
+/******/ 	(() => {
+/******/ 		// getDefaultExport function for compatibility with non-harmony modules
+/******/ 		__nccwpck_require__.n = (module) => {
+/******/ 			var getter = module && module.__esModule ?
+/******/ 				() => (module['default']) :
+/******/ 				() => (module);
+/******/ 			__nccwpck_require__.d(getter, { a: getter });
+/******/ 			return getter;
+/******/ 		};
+/******/ 	})();
 /******/ 	
 /******/ 	/* webpack/runtime/create fake namespace object */
 /******/ 	(() => {
@@ -30530,6 +31255,15 @@ module.exports = require("util");
 /******/ 		};
 /******/ 	})();
 /******/ 	
+/******/ 	/* webpack/runtime/node module decorator */
+/******/ 	(() => {
+/******/ 		__nccwpck_require__.nmd = (module) => {
+/******/ 			module.paths = [];
+/******/ 			if (!module.children) module.children = [];
+/******/ 			return module;
+/******/ 		};
+/******/ 	})();
+/******/ 	
 /******/ 	/* webpack/runtime/require chunk loading */
 /******/ 	(() => {
 /******/ 		// no baseURI
@@ -30578,8 +31312,8 @@ var __webpack_exports__ = {};
 (() => {
 "use strict";
 
-;// CONCATENATED MODULE: external "os"
-const external_os_namespaceObject = require("os");
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(857);
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -30654,7 +31388,7 @@ function utils_toCommandProperties(annotationProperties) {
  */
 function command_issueCommand(command, properties, message) {
     const cmd = new Command(command, properties, message);
-    process.stdout.write(cmd.toString() + external_os_namespaceObject.EOL);
+    process.stdout.write(cmd.toString() + external_os_.EOL);
 }
 function command_issue(name, message = '') {
     command_issueCommand(name, {}, message);
@@ -30708,10 +31442,10 @@ function escapeProperty(s) {
         .replace(/,/g, '%2C');
 }
 //# sourceMappingURL=command.js.map
-;// CONCATENATED MODULE: external "crypto"
-const external_crypto_namespaceObject = require("crypto");
-;// CONCATENATED MODULE: external "fs"
-const external_fs_namespaceObject = require("fs");
+// EXTERNAL MODULE: external "crypto"
+var external_crypto_ = __nccwpck_require__(6982);
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(9896);
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
@@ -30725,15 +31459,15 @@ function file_command_issueFileCommand(command, message) {
     if (!filePath) {
         throw new Error(`Unable to find environment variable for file command ${command}`);
     }
-    if (!external_fs_namespaceObject.existsSync(filePath)) {
+    if (!external_fs_.existsSync(filePath)) {
         throw new Error(`Missing file at path: ${filePath}`);
     }
-    external_fs_namespaceObject.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
+    external_fs_.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_.EOL}`, {
         encoding: 'utf8'
     });
 }
 function file_command_prepareKeyValueMessage(key, value) {
-    const delimiter = `ghadelimiter_${external_crypto_namespaceObject.randomUUID()}`;
+    const delimiter = `ghadelimiter_${external_crypto_.randomUUID()}`;
     const convertedValue = utils_toCommandValue(value);
     // These should realistically never happen, but just in case someone finds a
     // way to exploit uuid generation let's not allow keys or values that contain
@@ -30744,11 +31478,11 @@ function file_command_prepareKeyValueMessage(key, value) {
     if (convertedValue.includes(delimiter)) {
         throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
     }
-    return `${key}<<${delimiter}${external_os_namespaceObject.EOL}${convertedValue}${external_os_namespaceObject.EOL}${delimiter}`;
+    return `${key}<<${delimiter}${external_os_.EOL}${convertedValue}${external_os_.EOL}${delimiter}`;
 }
 //# sourceMappingURL=file-command.js.map
-;// CONCATENATED MODULE: external "path"
-const external_path_namespaceObject = require("path");
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(6928);
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(8611);
 // EXTERNAL MODULE: external "https"
@@ -31707,7 +32441,7 @@ var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _
 };
 
 
-const { access, appendFile, writeFile } = external_fs_namespaceObject.promises;
+const { access, appendFile, writeFile } = external_fs_.promises;
 const SUMMARY_ENV_VAR = 'GITHUB_STEP_SUMMARY';
 const SUMMARY_DOCS_URL = 'https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions#adding-a-job-summary';
 class Summary {
@@ -31730,7 +32464,7 @@ class Summary {
                 throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
             }
             try {
-                yield access(pathFromEnv, external_fs_namespaceObject.constants.R_OK | external_fs_namespaceObject.constants.W_OK);
+                yield access(pathFromEnv, external_fs_.constants.R_OK | external_fs_.constants.W_OK);
             }
             catch (_a) {
                 throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
@@ -31826,7 +32560,7 @@ class Summary {
      * @returns {Summary} summary instance
      */
     addEOL() {
-        return this.addRaw(external_os_namespaceObject.EOL);
+        return this.addRaw(external_os_.EOL);
     }
     /**
      * Adds an HTML codeblock to the summary buffer
@@ -32030,7 +32764,7 @@ var io_util_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _
 };
 
 
-const { chmod, copyFile, lstat, mkdir, open: io_util_open, readdir, rename, rm, rmdir, stat, symlink, unlink } = external_fs_namespaceObject.promises;
+const { chmod, copyFile, lstat, mkdir, open: io_util_open, readdir, rename, rm, rmdir, stat, symlink, unlink } = external_fs_.promises;
 // export const {open} = 'fs'
 const IS_WINDOWS = process.platform === 'win32';
 /**
@@ -32057,7 +32791,7 @@ function readlink(fsPath) {
 }
 // See https://github.com/nodejs/node/blob/d0153aee367422d0858105abec186da4dff0a0c5/deps/uv/include/uv/win.h#L691
 const UV_FS_O_EXLOCK = 0x10000000;
-const READONLY = external_fs_namespaceObject.constants.O_RDONLY;
+const READONLY = external_fs_.constants.O_RDONLY;
 function exists(fsPath) {
     return io_util_awaiter(this, void 0, void 0, function* () {
         try {
@@ -32115,7 +32849,7 @@ function tryGetExecutablePath(filePath, extensions) {
         if (stats && stats.isFile()) {
             if (IS_WINDOWS) {
                 // on Windows, test for valid extension
-                const upperExt = external_path_namespaceObject.extname(filePath).toUpperCase();
+                const upperExt = external_path_.extname(filePath).toUpperCase();
                 if (extensions.some(validExt => validExt.toUpperCase() === upperExt)) {
                     return filePath;
                 }
@@ -32144,11 +32878,11 @@ function tryGetExecutablePath(filePath, extensions) {
                 if (IS_WINDOWS) {
                     // preserve the case of the actual file (since an extension was appended)
                     try {
-                        const directory = external_path_namespaceObject.dirname(filePath);
-                        const upperName = external_path_namespaceObject.basename(filePath).toUpperCase();
+                        const directory = external_path_.dirname(filePath);
+                        const upperName = external_path_.basename(filePath).toUpperCase();
                         for (const actualName of yield readdir(directory)) {
                             if (upperName === actualName.toUpperCase()) {
-                                filePath = external_path_namespaceObject.join(directory, actualName);
+                                filePath = external_path_.join(directory, actualName);
                                 break;
                             }
                         }
@@ -32368,7 +33102,7 @@ function findInPath(tool) {
         // build the list of extensions to try
         const extensions = [];
         if (IS_WINDOWS && process.env['PATHEXT']) {
-            for (const extension of process.env['PATHEXT'].split(external_path_namespaceObject.delimiter)) {
+            for (const extension of process.env['PATHEXT'].split(external_path_.delimiter)) {
                 if (extension) {
                     extensions.push(extension);
                 }
@@ -32383,7 +33117,7 @@ function findInPath(tool) {
             return [];
         }
         // if any path separators, return empty
-        if (tool.includes(external_path_namespaceObject.sep)) {
+        if (tool.includes(external_path_.sep)) {
             return [];
         }
         // build the list of directories
@@ -32394,7 +33128,7 @@ function findInPath(tool) {
         // across platforms.
         const directories = [];
         if (process.env.PATH) {
-            for (const p of process.env.PATH.split(external_path_namespaceObject.delimiter)) {
+            for (const p of process.env.PATH.split(external_path_.delimiter)) {
                 if (p) {
                     directories.push(p);
                 }
@@ -32403,7 +33137,7 @@ function findInPath(tool) {
         // find all matches
         const matches = [];
         for (const directory of directories) {
-            const filePath = yield tryGetExecutablePath(external_path_namespaceObject.join(directory, tool), extensions);
+            const filePath = yield tryGetExecutablePath(external_path_.join(directory, tool), extensions);
             if (filePath) {
                 matches.push(filePath);
             }
@@ -32550,13 +33284,13 @@ class ToolRunner extends external_events_.EventEmitter {
     _processLineBuffer(data, strBuffer, onLine) {
         try {
             let s = strBuffer + data.toString();
-            let n = s.indexOf(external_os_namespaceObject.EOL);
+            let n = s.indexOf(external_os_.EOL);
             while (n > -1) {
                 const line = s.substring(0, n);
                 onLine(line);
                 // the rest of the string ...
-                s = s.substring(n + external_os_namespaceObject.EOL.length);
-                n = s.indexOf(external_os_namespaceObject.EOL);
+                s = s.substring(n + external_os_.EOL.length);
+                n = s.indexOf(external_os_.EOL);
             }
             return s;
         }
@@ -32834,7 +33568,7 @@ class ToolRunner extends external_events_.EventEmitter {
                 (this.toolPath.includes('/') ||
                     (toolrunner_IS_WINDOWS && this.toolPath.includes('\\')))) {
                 // prefer options.cwd if it is specified, however options.cwd may also need to be rooted
-                this.toolPath = external_path_namespaceObject.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
+                this.toolPath = external_path_.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
             }
             // if the tool is only a file name, then resolve it from the PATH
             // otherwise verify it exists (add extension on Windows if necessary)
@@ -32847,7 +33581,7 @@ class ToolRunner extends external_events_.EventEmitter {
                 }
                 const optionsNonNull = this._cloneExecOptions(this.options);
                 if (!optionsNonNull.silent && optionsNonNull.outStream) {
-                    optionsNonNull.outStream.write(this._getCommandString(optionsNonNull) + external_os_namespaceObject.EOL);
+                    optionsNonNull.outStream.write(this._getCommandString(optionsNonNull) + external_os_.EOL);
                 }
                 const state = new ExecState(optionsNonNull, this.toolPath);
                 state.on('debug', (message) => {
@@ -33186,8 +33920,8 @@ const getLinuxInfo = () => platform_awaiter(void 0, void 0, void 0, function* ()
         version
     };
 });
-const platform = external_os_namespaceObject.platform();
-const arch = external_os_namespaceObject.arch();
+const platform = external_os_.platform();
+const arch = external_os_.arch();
 const isWindows = platform === 'win32';
 const isMacOS = platform === 'darwin';
 const isLinux = platform === 'linux';
@@ -33368,7 +34102,7 @@ function setOutput(name, value) {
     if (filePath) {
         return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
     }
-    process.stdout.write(external_os_namespaceObject.EOL);
+    process.stdout.write(external_os_.EOL);
     command_issueCommand('set-output', { name }, utils_toCommandValue(value));
 }
 /**
@@ -33436,7 +34170,7 @@ function notice(message, properties = {}) {
  * @param message info message
  */
 function info(message) {
-    process.stdout.write(message + external_os_namespaceObject.EOL);
+    process.stdout.write(message + external_os_.EOL);
 }
 /**
  * Begin an output group.
@@ -33524,295 +34258,26 @@ function getIDToken(aud) {
 
 //# sourceMappingURL=core.js.map
 ;// CONCATENATED MODULE: ./src/clouds/types.ts
-async function loadCloud(name, region) {
+/** Loads one cloud's module, and with it only that cloud's SDK. */
+async function loadCloud(name, region, options = {}) {
     switch (name) {
         case 'aws': {
             const { AwsCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(96), __nccwpck_require__.e(891)]).then(__nccwpck_require__.bind(__nccwpck_require__, 5891));
             return new AwsCloud(region);
         }
+        case 'kubernetes': {
+            if (!options.kubernetes)
+                throw new Error('kubernetes needs cluster access');
+            const { KubernetesCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(418), __nccwpck_require__.e(232)]).then(__nccwpck_require__.bind(__nccwpck_require__, 2232));
+            return new KubernetesCloud(options.kubernetes, region || undefined);
+        }
     }
 }
 
-// EXTERNAL MODULE: ./src/catalog/aws.ts
-var aws = __nccwpck_require__(8922);
-;// CONCATENATED MODULE: ./src/catalog/generic.ts
-/**
- * The cloud-agnostic vocabulary users write, kept from CML so that a migration is a rename.
- * Each cloud's table in this folder maps these words to its native names.
- */
-const GENERIC_REGIONS = ['us-east', 'us-west', 'eu-west', 'eu-north'];
-const GENERIC_TYPES = ['s', 'm', 'l', 'xl'];
-const GENERIC_GPUS = ['nogpu', 't4', 'a10g', 'l4', 'l40s', 'a100', 'h100', 'v100'];
-/** Old names that still mean something: `tesla` was CML's word for the V100. */
-const GPU_ALIASES = { tesla: 'v100' };
-/** GPUs the clouds no longer rent, with what to ask for instead. */
-const RETIRED_GPUS = {
-    k80: 'the K80 is retired on every cloud (AWS p2 and Azure NC v1 are gone); use t4 for a small GPU or a10g/l4 for more memory',
-};
-const isGenericRegion = (v) => GENERIC_REGIONS.includes(v);
-const isGenericType = (v) => GENERIC_TYPES.includes(v);
-const isGenericGpu = (v) => GENERIC_GPUS.includes(v);
-
-;// CONCATENATED MODULE: ./src/catalog/index.ts
-
-
-const catalog_aws = {
-    nativeRegionHint: 'an AWS region such as us-east-2',
-    nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
-    region: (v) => (isGenericRegion(v) ? aws/* AWS_REGIONS */.m_[v] : aws/* AWS_NATIVE_REGION */.xy.test(v) ? v : undefined),
-    machineType: (t, gpu) => (isGenericType(t) ? aws/* AWS_TYPES */.ai[gpu][t] : aws/* AWS_NATIVE_TYPE */.zD.test(t) ? t : undefined),
-    typeHasGpu: aws/* awsFamilyHasGpu */.SM,
-};
-const CATALOGS = { aws: catalog_aws };
-const CLOUDS = Object.keys(CATALOGS);
-
+// EXTERNAL MODULE: ./src/config.ts + 2 modules
+var config = __nccwpck_require__(1923);
 // EXTERNAL MODULE: ./src/errors.ts
 var src_errors = __nccwpck_require__(3916);
-;// CONCATENATED MODULE: ./src/config.ts
-
-
-
-/**
- * EC2 user data is at most 16384 bytes. The startup template takes about 5 KB and its settings
- * (JIT config, download URLs) about 3 KB as base64; the user's script is base64 too (4/3).
- */
-const MAX_STARTUP_SCRIPT_BYTES = 6144;
-const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
-function parseSpec(read, ctx, random = randomSuffix) {
-    const input = (name) => read(name).trim();
-    const mode = oneOf('mode', input('mode') || 'launch', ['launch']);
-    const cloud = oneOf('cloud', input('cloud'), CLOUDS);
-    const catalog = CATALOGS[cloud];
-    const regionRaw = input('region') || 'us-east';
-    const region = catalog.region(regionRaw);
-    if (!region) {
-        throw new src_errors/* InputError */.dz('region', regionRaw, `use one of ${GENERIC_REGIONS.join(', ')}, or ${catalog.nativeRegionHint}`);
-    }
-    const gpu = parseGpu(input('gpu') || 'nogpu');
-    const typeList = list(input('type') || 'm');
-    if (typeList.length === 0)
-        throw new src_errors/* InputError */.dz('type', input('type'), 'give at least one type');
-    const types = typeList.map((t) => {
-        const native = catalog.machineType(t, gpu);
-        if (!native) {
-            throw new src_errors/* InputError */.dz('type', t, `use one of ${GENERIC_TYPES.join(', ')}, or ${catalog.nativeTypeHint}; a comma list is a fallback order`);
-        }
-        return native;
-    });
-    const hddRaw = input('hdd-size');
-    const hddSizeGb = hddRaw ? integer('hdd-size', hddRaw, 8, 16384, 'a disk size in GB from 8 to 16384') : undefined;
-    const image = input('image') || undefined;
-    if (image !== undefined && !/^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(image)) {
-        throw new src_errors/* InputError */.dz('image', image, 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)');
-    }
-    const spot = bool('spot', input('spot') || 'false');
-    const spotPriceRaw = input('spot-price') || '-1';
-    const spotPrice = Number(spotPriceRaw);
-    if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
-        throw new src_errors/* InputError */.dz('spot-price', spotPriceRaw, 'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price');
-    }
-    const startupScript = parseStartupScript(read('startup-script'));
-    if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
-        throw new src_errors/* InputError */.dz('startup-script', `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`, `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data (16 KB on EC2) with the runner settings; download larger scripts from the machine instead`);
-    }
-    const tags = parseTags(input('tags'));
-    const labels = parseLabels(input('labels') || 'cml');
-    const count = integer('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
-    const names = parseNames(input('name'), count, random);
-    const single = bool('single', input('single') || 'true');
-    const idleTimeoutSeconds = duration('idle-timeout', input('idle-timeout') || '300', 0);
-    const maxLifetimeSeconds = duration('max-lifetime', input('max-lifetime') || '24h', 60);
-    const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 5);
-    const group = parseGroup(input('runner-group'));
-    const version = input('runner-version') || 'latest';
-    if (version !== 'latest' && !/^\d+\.\d+\.\d+$/.test(version)) {
-        throw new src_errors/* InputError */.dz('runner-version', version, "use 'latest' or a version such as 2.330.0");
-    }
-    const driver = oneOf('driver', input('driver') || 'github', ['github', 'gitlab']);
-    if (driver === 'gitlab') {
-        throw new src_errors/* InputError */.dz('driver', driver, "GitLab runners are not supported by this version; use 'github'");
-    }
-    const token = read('token').trim();
-    if (!token) {
-        throw new src_errors/* InputError */.dz('token', '', 'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN cannot register runners)');
-    }
-    const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);
-    const subnet = input('aws-subnet') || undefined;
-    if (subnet !== undefined && !/^subnet-[0-9a-f]+$/.test(subnet)) {
-        throw new src_errors/* InputError */.dz('aws-subnet', subnet, 'use a subnet id such as subnet-0123456789abcdef0');
-    }
-    const securityGroup = input('aws-security-group') || undefined;
-    if (securityGroup !== undefined && !/^sg-[0-9a-f]+$/.test(securityGroup)) {
-        throw new src_errors/* InputError */.dz('aws-security-group', securityGroup, 'use a security group id such as sg-0123456789abcdef0');
-    }
-    const instanceProfile = input('aws-instance-profile') || undefined;
-    if (instanceProfile !== undefined && !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)) {
-        throw new src_errors/* InputError */.dz('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
-    }
-    return {
-        mode,
-        machine: {
-            cloud,
-            region,
-            types,
-            gpu,
-            wantsGpu: gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t)),
-            hddSizeGb,
-            image,
-            spot,
-            spotPrice: spotPrice === -1 ? undefined : spotPrice,
-            startupScript,
-            tags,
-            aws: { subnet, securityGroup, instanceProfile },
-        },
-        runner: { labels, names, single, idleTimeoutSeconds, maxLifetimeSeconds, startupTimeoutSeconds, group, version },
-        forge: { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token },
-    };
-}
-function oneOf(input, value, accepted) {
-    if (!accepted.includes(value))
-        throw new src_errors/* InputError */.dz(input, value, `use one of ${accepted.join(', ')}`);
-    return value;
-}
-function list(value) {
-    return value
-        .split(/[,\n]/)
-        .map((v) => v.trim())
-        .filter((v) => v.length > 0);
-}
-function bool(input, value) {
-    const v = value.toLowerCase();
-    if (v === 'true')
-        return true;
-    if (v === 'false')
-        return false;
-    throw new src_errors/* InputError */.dz(input, value, 'use true or false');
-}
-function integer(input, value, min, max, accepted) {
-    if (!/^\d+$/.test(value))
-        throw new src_errors/* InputError */.dz(input, value, accepted);
-    const n = Number(value);
-    if (n < min || n > max)
-        throw new src_errors/* InputError */.dz(input, value, accepted);
-    return n;
-}
-/** Seconds, or a number with s, m, h or d. */
-function duration(input, value, minSeconds) {
-    const m = DURATION.exec(value);
-    const accepted = `use seconds (300) or a number with s, m, h or d (90m, 24h), at least ${minSeconds} seconds`;
-    if (!m)
-        throw new src_errors/* InputError */.dz(input, value, accepted);
-    const seconds = Number(m[1]) * UNIT_SECONDS[m[2] ?? 's'];
-    if (seconds < minSeconds || seconds > 30 * 86400)
-        throw new src_errors/* InputError */.dz(input, value, `${accepted} and at most 30d`);
-    return seconds;
-}
-function parseGpu(value) {
-    const v = value.toLowerCase();
-    const retired = RETIRED_GPUS[v];
-    if (retired)
-        throw new src_errors/* InputError */.dz('gpu', value, retired);
-    const gpu = GPU_ALIASES[v] ?? v;
-    if (!isGenericGpu(gpu)) {
-        throw new src_errors/* InputError */.dz('gpu', value, `use one of ${GENERIC_GPUS.join(', ')} (tesla means v100), or leave it out and give a native GPU type in 'type'`);
-    }
-    return gpu;
-}
-/** GitHub labels: no commas (config.sh splits on them), no control characters, at most 256 characters. */
-function parseLabels(value) {
-    const labels = value.split(',').map((l) => l.trim());
-    for (const label of labels) {
-        if (!label || label.length > 256 || /\p{Cc}/u.test(label)) {
-            throw new src_errors/* InputError */.dz('labels', value, 'use a comma-separated list of non-empty labels without control characters, each at most 256 characters');
-        }
-    }
-    if (new Set(labels.map((l) => l.toLowerCase())).size !== labels.length) {
-        throw new src_errors/* InputError */.dz('labels', value, 'each label only once (GitHub labels are case-insensitive)');
-    }
-    return labels;
-}
-/** Runner names become tag values, file names and `--name` values: keep them plain. */
-function parseNames(value, count, random) {
-    if (!value)
-        return Array.from({ length: count }, () => `cml-${random()}`);
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,54}$/.test(value)) {
-        throw new src_errors/* InputError */.dz('name', value, 'use 1 to 55 letters, digits, dots, dashes or underscores, starting with a letter or digit');
-    }
-    return count === 1 ? [value] : Array.from({ length: count }, (_, i) => `${value}-${i + 1}`);
-}
-function parseGroup(value) {
-    if (!value)
-        return undefined;
-    if (/^\d+$/.test(value))
-        return Number(value);
-    if (value.length > 128 || /\p{Cc}/u.test(value))
-        throw new src_errors/* InputError */.dz('runner-group', value, 'use a runner group name or numeric id');
-    return value;
-}
-/** `key=value` pairs, one per line or comma-separated. Keys starting with `aws:` are reserved by AWS. */
-function parseTags(value) {
-    const tags = {};
-    if (!value)
-        return tags;
-    const pairs = value.includes('\n') ? value.split('\n') : value.split(',');
-    for (const raw of pairs) {
-        const pair = raw.trim();
-        if (!pair)
-            continue;
-        const eq = pair.indexOf('=');
-        const key = eq > 0 ? pair.slice(0, eq).trim() : '';
-        const val = eq > 0 ? pair.slice(eq + 1).trim() : '';
-        if (!key || key.length > 128 || val.length > 256 || /\p{Cc}/u.test(pair) || /^(aws:|cml-runner:)/i.test(key)) {
-            throw new src_errors/* InputError */.dz('tags', pair, 'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting with aws: or cml-runner: are reserved)');
-        }
-        tags[key] = val;
-    }
-    return tags;
-}
-/** A plain script, or one given as base64 (as CML accepted). */
-function parseStartupScript(value) {
-    if (!value.trim())
-        return undefined;
-    const compact = value.trim();
-    if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact) && compact.length % 4 === 0 && compact.length >= 8) {
-        const decoded = Buffer.from(compact, 'base64').toString('utf8');
-        if (!decoded.includes('\uFFFD'))
-            return decoded;
-    }
-    return value;
-}
-/** A repository or organisation URL on this server, or `owner/repo`. */
-function parseRepo(value, serverUrl) {
-    const server = serverUrl.replace(/\/+$/, '');
-    const accepted = `use a repository or organisation URL on ${server} (${server}/owner/repo or ${server}/org), or owner/repo`;
-    let path = value;
-    if (/^https?:\/\//.test(value)) {
-        let parsed;
-        try {
-            parsed = new URL(value);
-        }
-        catch {
-            throw new src_errors/* InputError */.dz('repo', value, accepted);
-        }
-        if (parsed.origin !== new URL(server).origin)
-            throw new src_errors/* InputError */.dz('repo', value, accepted);
-        path = parsed.pathname;
-    }
-    const parts = path.replace(/^\/+|\/+$/g, '').replace(/\.git$/, '').split('/');
-    const seg = /^[A-Za-z0-9_.-]{1,100}$/;
-    if (parts.length === 2 && seg.test(parts[0]) && seg.test(parts[1])) {
-        return { scope: { kind: 'repo', owner: parts[0], repo: parts[1] }, url: `${server}/${parts[0]}/${parts[1]}` };
-    }
-    if (parts.length === 1 && /^https?:\/\//.test(value) && seg.test(parts[0])) {
-        return { scope: { kind: 'org', org: parts[0] }, url: `${server}/${parts[0]}` };
-    }
-    throw new src_errors/* InputError */.dz('repo', value, accepted);
-}
-function randomSuffix() {
-    return crypto.randomUUID().replace(/-/g, '').slice(0, 10);
-}
-
 ;// CONCATENATED MODULE: ./node_modules/universal-user-agent/index.js
 function getUserAgent() {
   if (typeof navigator === "object" && "userAgent" in navigator) {
@@ -35793,6 +36258,7 @@ class Octokit {
 
 // EXTERNAL MODULE: ./node_modules/bottleneck/light.js
 var light = __nccwpck_require__(3251);
+var light_default = /*#__PURE__*/__nccwpck_require__.n(light);
 ;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-retry/dist-bundle/index.js
 // pkg/dist-src/version.js
 var plugin_retry_dist_bundle_VERSION = "0.0.0-development";
@@ -36123,7 +36589,16 @@ throttling.triggersNotification = triggersNotification;
 
 
 
+
 const ThrottledOctokit = Octokit.plugin(retry, throttling);
+/**
+ * Writes (a just-in-time config per runner) are paced at 10 at a time, at most 10 a second,
+ * instead of the throttling plugin's one a second, which made 50 runners wait 50 s. GitHub's
+ * secondary limits allow 100 concurrent requests and 900 points a minute per endpoint, a write
+ * costing 5 (docs: "Rate limits for the REST API"); one launch of at most 100 runners stays
+ * under both, and a secondary-limit answer is still retried after its Retry-After.
+ */
+const WRITE_PACING = { maxConcurrent: 10, minTime: 100 };
 const REQUEST_TIMEOUT_MS = 30_000;
 const API_VERSION = '2022-11-28';
 class GitHubForge {
@@ -36140,6 +36615,7 @@ class GitHubForge {
             baseUrl: spec.apiUrl,
             userAgent: 'cml-runner-action',
             throttle: {
+                write: new (light_default()).Group({ id: 'cml-runner-write', timeout: 120_000, ...WRITE_PACING }),
                 // GitHub's primary and secondary limits: wait as told, a few times, then give up.
                 onRateLimit: (retryAfter, options, _o, retryCount) => {
                     this.log.warning(`GitHub rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
@@ -36183,8 +36659,20 @@ class GitHubForge {
         }
         return new src_errors/* ForgeError */.Q8(`GitHub answered ${status ?? 'with an error'} to ${route}: ${message}`, status);
     }
-    /** Runner tarballs GitHub currently accepts, with their checksums. */
-    async downloads(version) {
+    downloadsByVersion = new Map();
+    /**
+     * Runner tarballs GitHub currently accepts, with their checksums. Asked once per version: main
+     * starts this request before it loads the cloud's SDK, and the launch gets the same answer.
+     */
+    downloads(version) {
+        let pending = this.downloadsByVersion.get(version);
+        if (!pending) {
+            pending = this.fetchDownloads(version);
+            this.downloadsByVersion.set(version, pending);
+        }
+        return pending;
+    }
+    async fetchDownloads(version) {
         const { data } = await this.call(`GET ${this.base}/actions/runners/downloads`);
         const pick = (arch) => {
             const d = data.find((x) => x.os === 'linux' && x.architecture === arch);
@@ -36270,8 +36758,9 @@ function renderStartupScript(s) {
         RUNNER_LABELS: s.labels.join(','),
         RUNNER_URL: s.url,
         RUNNER_GROUP: s.group,
-        RUNNER_JITCONFIG: 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
-        RUNNER_TOKEN: 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
+        RUNNER_JITCONFIG: s.credential && 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
+        RUNNER_TOKEN: s.credential && 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
+        CONTAINER: s.container ? '1' : undefined,
         IDLE_TIMEOUT: String(s.idleTimeoutSeconds),
         MAX_LIFETIME: String(s.maxLifetimeSeconds),
         DOWNLOAD_X64_URL: s.downloads.X64?.url,
@@ -36279,10 +36768,13 @@ function renderStartupScript(s) {
         DOWNLOAD_ARM64_URL: s.downloads.ARM64?.url,
         DOWNLOAD_ARM64_SHA256: s.downloads.ARM64?.sha256,
         USER_SCRIPT: s.userScript,
+        RUNNER_VERSION: s.downloads.version,
+        RUNNER_CACHE: s.runnerCache,
     };
-    const lines = Object.entries(settings)
-        .filter((e) => e[1] !== undefined && e[1] !== '')
-        .map(([k, v]) => `${k}=${Buffer.from(v, 'utf8').toString('base64')}`);
+    // One base64 block of NUL-separated keys and values: the script decodes it with one process.
+    const pairs = Object.entries(settings).filter((e) => e[1] !== undefined && e[1] !== '');
+    const block = Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(''), 'utf8').toString('base64');
+    const lines = block.match(/.{1,76}/g) ?? [];
     return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
 }
 
@@ -36341,58 +36833,8 @@ const silentLog = {
     group: (_name, fn) => fn(),
 };
 
-;// CONCATENATED MODULE: ./src/retry.ts
-/** Waiting and retrying, with the clock behind one seam so tests can replace it. */
-const realClock = {
-    now: () => Date.now(),
-    sleep: (ms, signal) => new Promise((resolve, reject) => {
-        if (signal?.aborted)
-            return reject(signal.reason);
-        const timer = setTimeout(() => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-        }, ms);
-        const onAbort = () => {
-            clearTimeout(timer);
-            reject(signal?.reason);
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-    }),
-};
-/** Retries `fn` while `retryable(err)` holds, with jittered exponential backoff. */
-async function withRetry(fn, opts) {
-    const clock = opts.clock ?? realClock;
-    for (let attempt = 1;; attempt++) {
-        try {
-            return await fn();
-        }
-        catch (err) {
-            if (attempt >= opts.attempts || !opts.retryable(err))
-                throw err;
-            const backoff = opts.baseMs * 2 ** (attempt - 1);
-            await clock.sleep(backoff / 2 + Math.random() * (backoff / 2));
-        }
-    }
-}
-/** Runs `fn` over `items` with at most `limit` running at once; settles all before returning. */
-async function mapLimited(items, limit, fn) {
-    const results = new Array(items.length);
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const i = next++;
-            try {
-                results[i] = { status: 'fulfilled', value: await fn(items[i], i) };
-            }
-            catch (reason) {
-                results[i] = { status: 'rejected', reason };
-            }
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-    return results;
-}
-
+// EXTERNAL MODULE: ./src/retry.ts
+var src_retry = __nccwpck_require__(9809);
 ;// CONCATENATED MODULE: ./src/lifecycle.ts
 
 
@@ -36400,8 +36842,11 @@ async function mapLimited(items, limit, fn) {
 
 
 
-/** How many machines are requested at once. */
-const CONCURRENCY = 10;
+/** How many runners are minted and machines requested at once (GitHub writes are paced by the forge). */
+const CONCURRENCY = 25;
+/** Polling for online runners: fast at first, backing off; one GitHub and one cloud call per round. */
+const POLL_FIRST_MS = 500;
+const POLL_MAX_MS = 3000;
 const CONSOLE_TAIL_LINES = 40;
 const TAG = {
     managed: 'cml-runner:managed',
@@ -36412,7 +36857,7 @@ const TAG = {
 };
 async function launch(spec, ctx, deps) {
     const { cloud, forge, log, signal } = deps;
-    const clock = deps.clock ?? realClock;
+    const clock = deps.clock ?? src_retry/* realClock */.dQ;
     const started = clock.now();
     const ledger = new Ledger(Ledger.empty(spec.machine.cloud, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
     const secrets = new Set([spec.forge.token]);
@@ -36420,57 +36865,86 @@ async function launch(spec, ctx, deps) {
         if (signal?.aborted)
             throw new Error('The launch was cancelled; post will end everything recorded so far.');
     };
-    const [downloads, group] = await log.group('Preparing', async () => {
-        const result = await Promise.all([forge.downloads(spec.runner.version), forge.groupId(spec.runner.group), cloud.prepare(spec.machine)]);
-        log.info(`runner ${result[0].version}, ${spec.machine.types[0]} in ${cloud.region}, ${spec.machine.spot ? 'spot' : 'on-demand'}`);
-        return result;
-    });
-    stopIfCancelled();
+    // Everything independent starts at once: the runner download and the cloud's own preparation
+    // (image, dry run) run while each runner's credential is minted, so the first machine is
+    // requested one round trip after the slowest of them.
+    const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]);
+    prepared.catch(() => undefined); // awaited below; this only keeps an early failure from going unobserved
     const machines = new Map();
-    await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
-        let registrationToken;
-        if (!spec.runner.single) {
-            registrationToken = await forge.registrationToken();
-            secrets.add(registrationToken);
-            log.secret(registrationToken);
-        }
-        const results = await mapLimited(spec.runner.names, CONCURRENCY, async (name) => {
+    try {
+        await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
+            const group = await forge.groupId(spec.runner.group);
             stopIfCancelled();
-            const registration = ledger.registration(name);
-            let credential;
-            if (spec.runner.single) {
-                const jit = await forge.jitConfig(name, spec.runner.labels, group.id);
-                secrets.add(jit.jitConfig);
-                log.secret(jit.jitConfig);
-                ledger.update(registration, { id: jit.runnerId });
-                credential = { jitConfig: jit.jitConfig };
+            let registrationToken;
+            if (!spec.runner.single) {
+                registrationToken = await forge.registrationToken();
+                secrets.add(registrationToken);
+                log.secret(registrationToken);
             }
-            else {
-                credential = { registrationToken: registrationToken };
-            }
-            const script = renderStartupScript({
-                runnerName: name,
-                labels: spec.runner.labels,
-                url: spec.forge.url,
-                credential,
-                group: group.id === 1 ? undefined : group.name,
-                idleTimeoutSeconds: spec.runner.idleTimeoutSeconds,
-                maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
-                downloads,
-                userScript: spec.machine.startupScript,
+            let announced = false;
+            const results = await (0,src_retry/* mapLimited */.bB)(spec.runner.names, CONCURRENCY, async (name) => {
+                stopIfCancelled();
+                const registration = ledger.registration(name);
+                let credential;
+                if (spec.runner.single) {
+                    const jit = await forge.jitConfig(name, spec.runner.labels, group.id);
+                    secrets.add(jit.jitConfig);
+                    log.secret(jit.jitConfig);
+                    ledger.update(registration, { id: jit.runnerId });
+                    credential = { jitConfig: jit.jitConfig };
+                }
+                else {
+                    credential = { registrationToken: registrationToken };
+                }
+                const [downloads] = await prepared;
+                if (!announced) {
+                    announced = true;
+                    log.info(`runner ${downloads.version}, ${spec.machine.types[0]} in ${cloud.region}, ${spec.machine.spot ? 'spot' : 'on-demand'}`);
+                }
+                const script = renderStartupScript({
+                    runnerName: name,
+                    labels: spec.runner.labels,
+                    url: spec.forge.url,
+                    // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
+                    credential: cloud.kind === 'vm' ? credential : undefined,
+                    container: cloud.kind === 'container',
+                    group: group.id === 1 ? undefined : group.name,
+                    idleTimeoutSeconds: spec.runner.idleTimeoutSeconds,
+                    maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+                    downloads,
+                    userScript: spec.machine.startupScript,
+                    runnerCache: spec.runner.cache,
+                });
+                stopIfCancelled();
+                const clientToken = (0,external_node_crypto_.randomUUID)();
+                const entry = ledger.machine(name, clientToken);
+                const machine = await cloud.launch(spec.machine, {
+                    runnerName: name,
+                    startupScript: script,
+                    clientToken,
+                    credential,
+                    runnerVersion: downloads.version,
+                    maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+                    tags: machineTags(spec, ctx, name, clock),
+                });
+                ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
+                machines.set(name, machine);
+                log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
             });
-            stopIfCancelled();
-            const clientToken = (0,external_node_crypto_.randomUUID)();
-            const entry = ledger.machine(name, clientToken);
-            const machine = await cloud.launch(spec.machine, { runnerName: name, startupScript: script, clientToken, tags: machineTags(spec, ctx, name, clock) });
-            ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
-            machines.set(name, machine);
-            log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+            const failed = results.find((r) => r.status === 'rejected');
+            if (failed)
+                throw failed.reason;
         });
-        const failed = results.find((r) => r.status === 'rejected');
-        if (failed)
-            throw failed.reason;
-    });
+    }
+    catch (err) {
+        // A preparation that failed (no such image, a dry run the cluster refused) means no machine
+        // was requested; the registrations minted meanwhile are deleted now rather than left to post.
+        const preparationFailed = await prepared.then(() => false, () => true);
+        if (preparationFailed && ledger.data.machines.length === 0 && ledger.data.registrations.length > 0) {
+            await cleanup(ledger.data, { cloud, forge, log, clock }).catch((e) => log.warning(`Post will retry the cleanup: ${(0,src_errors/* errorMessage */.gJ)(e)}`));
+        }
+        throw err;
+    }
     const online = await log.group('Waiting for runners to come online', () => waitOnline(spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started }));
     ledger.markComplete();
     const ids = new Map(ledger.data.registrations.map((r) => [r.name, r.id]));
@@ -36493,15 +36967,18 @@ function machineTags(spec, ctx, name, clock) {
     };
 }
 /**
- * Polls GitHub once per round for all runners (one list call, not one per runner), fast at
- * first and backing off to 10 s. Machines are checked in the same round, so a machine that
- * ended early fails the launch at once instead of at the timeout.
+ * Polls GitHub once per round for all runners (one list call, not one per runner), from 0.5 s
+ * backing off to 3 s, and back to 0.5 s whenever a machine changes state or a runner comes
+ * online. Machines are checked in
+ * the same round, so a machine that ended early fails the launch at once instead of at the
+ * timeout. GitHub's Retry-After is honoured by the forge's throttling.
  */
 async function waitOnline(spec, w) {
     const deadline = w.started + spec.runner.startupTimeoutSeconds * 1000;
     const online = new Map();
-    let interval = 1000;
+    let interval = POLL_FIRST_MS;
     let lastReport = 0;
+    let previous = new Map();
     for (;;) {
         const pending = spec.runner.names.filter((n) => !online.has(n));
         const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n).id))]);
@@ -36520,10 +36997,18 @@ async function waitOnline(spec, w) {
         }
         if (online.size === spec.runner.names.length)
             return online;
-        const ended = states.filter(([n, s]) => !online.has(n) && s !== 'starting' && s !== 'running');
+        const ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
         if (ended.length > 0) {
-            throw new src_errors/* StartupTimeoutError */.vz(await describeFailures(ended, 'ended before its runner came online', w));
+            const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
+            throw new src_errors/* StartupTimeoutError */.vz(await describeFailures(ended, what, w));
         }
+        // A machine that changed state (booted, started its container), or a runner that just came
+        // online, means others may follow soon: polling speeds up again, then backs off.
+        const current = new Map(states.map(([n, st]) => [n, st.state]));
+        const cameOnline = pending.some((n) => online.has(n));
+        if (cameOnline || [...current].some(([n, st]) => previous.has(n) && previous.get(n) !== st))
+            interval = POLL_FIRST_MS;
+        previous = current;
         const now = w.clock.now();
         if (now >= deadline) {
             const left = states.filter(([n]) => !online.has(n));
@@ -36533,19 +37018,19 @@ async function waitOnline(spec, w) {
             lastReport = now;
             const detail = states
                 .filter(([n]) => !online.has(n))
-                .map(([n, s]) => `${n}: machine ${s}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
+                .map(([n, s]) => `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
                 .join('; ');
             w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
         }
         await w.clock.sleep(Math.min(interval, Math.max(0, deadline - now)), w.signal).catch(() => {
             throw new Error('The launch was cancelled; post will end everything recorded so far.');
         });
-        interval = Math.min(interval * 1.5, 10_000);
+        interval = Math.min(interval * 1.5, POLL_MAX_MS);
     }
 }
 /** Why each runner failed, with the tail of its machine's console, secrets masked. */
 async function describeFailures(failed, what, w) {
-    const parts = await Promise.all(failed.map(async ([name, state]) => {
+    const parts = await Promise.all(failed.map(async ([name, status]) => {
         const machine = w.machines.get(name);
         let tail;
         try {
@@ -36555,7 +37040,8 @@ async function describeFailures(failed, what, w) {
         catch (err) {
             tail = `(the console could not be read: ${(0,src_errors/* errorMessage */.gJ)(err)})`;
         }
-        return `Runner ${name} ${what}; machine ${machine.id} is ${state}. Last lines of its console:\n${maskSecrets(tail, w.secrets)}`;
+        const detail = status.detail ? `: ${status.detail}` : '';
+        return maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`, w.secrets);
     }));
     return parts.join('\n\n');
 }
@@ -36566,14 +37052,14 @@ async function describeFailures(failed, what, w) {
  */
 async function cleanup(data, deps) {
     const { cloud, forge, log } = deps;
-    const clock = deps.clock ?? realClock;
+    const clock = deps.clock ?? src_retry/* realClock */.dQ;
     const report = { machines: [], registrations: [] };
     const errors = [];
     await Promise.all(data.machines.map(async (entry) => {
         try {
             const ids = entry.id ? [entry.id] : await cloud.findByClientToken(entry.clientToken);
             for (const id of ids) {
-                const result = await withRetry(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: () => true, clock });
+                const result = await (0,src_retry/* withRetry */.bD)(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: () => true, clock });
                 report.machines.push({ id, result });
                 log.info(`machine ${id} (${entry.runnerName}): ${result}`);
             }
@@ -36592,7 +37078,7 @@ async function cleanup(data, deps) {
                 return;
             }
             // A runner whose machine just ended can still count as busy for a moment (422).
-            const result = await withRetry(() => forge.deleteRunner(id), {
+            const result = await (0,src_retry/* withRetry */.bD)(() => forge.deleteRunner(id), {
                 attempts: 6,
                 baseMs: 1000,
                 retryable: (err) => !(err instanceof src_errors/* ForgeError */.Q8) || err.status === undefined || err.status === 422 || err.status >= 500,
@@ -36629,6 +37115,11 @@ function runContext(env = process.env) {
         runId: env.GITHUB_RUN_ID ?? 'local',
         serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
         apiUrl: env.GITHUB_API_URL ?? 'https://api.github.com',
+        kubernetes: {
+            KUBERNETES_CONFIGURATION: env.KUBERNETES_CONFIGURATION,
+            KUBECONFIG: env.KUBECONFIG,
+            KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
+        },
     };
 }
 
@@ -36639,10 +37130,7 @@ function runContext(env = process.env) {
  * (`core.saveState` appends to GITHUB_STATE synchronously, so a SIGTERM cannot lose a write);
  * post reads it back.
  */
-const IS_POST = 'isPost';
 const LEDGER = 'ledger';
-const isPost = () => getState(IS_POST) === 'true';
-const markMainStarted = () => saveState(IS_POST, 'true');
 const saveLedger = (data) => saveState(LEDGER, JSON.stringify(data));
 function loadLedger() {
     const raw = getState(LEDGER);
@@ -36661,7 +37149,6 @@ function loadLedger() {
 
 /** Main: validate every input, launch, wait until online, write outputs and a summary. */
 async function runMain() {
-    markMainStarted();
     const cancel = new AbortController();
     const onSignal = (sig) => {
         warning(`Received ${sig}: no new machine or registration will be created; post ends what was recorded.`);
@@ -36672,10 +37159,16 @@ async function runMain() {
     process.once('SIGINT', onSignal);
     try {
         const ctx = runContext();
-        const spec = parseSpec((name) => getInput(name), ctx);
+        const spec = (0,config/* parseSpec */.F9)((name) => getInput(name), ctx);
         core_setSecret(spec.forge.token);
-        const cloud = await loadCloud(spec.machine.cloud, spec.machine.region);
+        const access = spec.machine.kubernetes?.access;
+        if (access && 'text' in access)
+            for (const secret of (0,config/* kubeconfigSecrets */.hT)(access.text))
+                core_setSecret(secret);
         const forge = new GitHubForge(spec.forge, actionsLog);
+        // The first request goes out now; loading the cloud's SDK overlaps its round trip.
+        forge.downloads(spec.runner.version).catch(() => undefined);
+        const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access });
         const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
         writeOutputs(result);
         await writeSummary(spec, result);
@@ -36731,6 +37224,8 @@ async function writeSummary(spec, result) {
 
 
 
+
+
 /**
  * Post runs with `post-if: always()`. A launch that finished with every runner online needs
  * nothing: its runners end themselves. Anything else is ended here, from the ledger.
@@ -36749,7 +37244,12 @@ async function runPost() {
         const token = getInput('token');
         core_setSecret(token);
         await group('Cleaning up the failed launch', async () => {
-            const cloud = await loadCloud(ledger.cloud, ledger.region);
+            // Post reaches the cluster the same way main did: same inputs, same environment.
+            const access = ledger.cloud === 'kubernetes' ? (0,config/* clusterAccess */.V$)((name) => getInput(name), runContext().kubernetes) : undefined;
+            if (access && 'text' in access)
+                for (const secret of (0,config/* kubeconfigSecrets */.hT)(access.text))
+                    core_setSecret(secret);
+            const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access });
             const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
             const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
             info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
@@ -36763,9 +37263,13 @@ async function runPost() {
 ;// CONCATENATED MODULE: ./src/action/index.ts
 
 
-
-/** One bundle for both steps: the state flag written by main tells post apart (as actions/checkout does). */
-void (isPost() ? runPost() : runMain());
+/**
+ * One bundle for both steps. action.yml runs dist/index.js for main and dist/post.js for post;
+ * post.js sets this flag and loads the same bundle, so nothing is bundled twice and a post whose
+ * main was killed at once (before it wrote any state) can never launch.
+ */
+const step = globalThis.cmlRunnerActionStep;
+void (step === 'post' ? runPost() : runMain());
 
 })();
 

@@ -1,38 +1,46 @@
 #!/bin/bash
 # cml-runner-action: the machine's startup script.
 #
-# It runs once as root at first boot (cloud-init user data on EC2). Everything it prints goes
-# to the machine's console, which the action reads back when a launch fails.
+# On a VM it runs once as root at first boot (cloud-init user data on EC2). On Kubernetes it is
+# the runner container's command (CONTAINER=1), possibly as a non-root user. Everything it
+# prints goes to the machine's console or the pod log, which the action reads back when a
+# launch fails.
 #
 # This file is a static template. The action never splices a value into it: every value
-# arrives in the quoted heredoc below as KEY=base64 lines and is decoded as data.
+# arrives in the quoted heredoc below, base64 of NUL-separated keys and values, and is decoded
+# as data.
 set -euo pipefail
 umask 077
 
-log() { printf '%s cml-runner: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+# Builtins where a command would fork: a machine may boot among many, and every process counts.
+log() { TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T cml-runner: %s\n' -1 "$*"; }
+now() { printf '%(%s)T\n' -1; }
 
+# The settings: one base64 block of NUL-separated keys and values, decoded by one process.
 declare -A setting=()
-while read -r line; do
-  [[ "$line" == *=* ]] || continue
-  setting["${line%%=*}"]="$(printf '%s' "${line#*=}" | base64 -d)"
-done <<'CML_RUNNER_SETTINGS'
+while IFS= read -r -d '' key && IFS= read -r -d '' value; do
+  setting["$key"]="$value"
+done < <(base64 -d <<'CML_RUNNER_SETTINGS'
 @@SETTINGS@@
 CML_RUNNER_SETTINGS
-
-get() { printf '%s' "${setting[$1]:-}"; }
+)
 
 runner_home="${CML_RUNNER_HOME:-/opt/cml-runner}"
 runner_dir="$runner_home/runner"
+runner_version="${setting[RUNNER_VERSION]:-}"
+container="${setting[CONTAINER]:-}"
 state_dir="$runner_home/state"
 hooks_dir="$runner_home/hooks"
-idle_timeout="$(get IDLE_TIMEOUT)"
-max_lifetime="$(get MAX_LIFETIME)"
+idle_timeout="${setting[IDLE_TIMEOUT]:-0}"
+max_lifetime="${setting[MAX_LIFETIME]:-86400}"
 runner_pid=""
 
 # Ending the machine is the one way out. The cloud turns the shutdown into deletion
-# (on EC2: InstanceInitiatedShutdownBehavior=terminate).
+# (on EC2: InstanceInitiatedShutdownBehavior=terminate). A container has no shutdown: it exits,
+# the Job completes (status 0) or fails, and ttlSecondsAfterFinished removes it.
 end_machine() {
-  trap - ERR
+  local status="${2:-0}"
+  trap - ERR TERM
   log "ending the machine: $1"
   if [[ -n "$runner_pid" ]] && kill -0 "$runner_pid" 2>/dev/null; then
     kill -TERM "$runner_pid" 2>/dev/null || true
@@ -41,26 +49,81 @@ end_machine() {
       sleep 1
     done
   fi
+  if [[ -n "$container" ]]; then
+    exit "$status"
+  fi
   shutdown -h now
   exit 0
 }
-trap 'end_machine "the startup script failed at line $LINENO"' ERR
+trap 'end_machine "the startup script failed at line $LINENO" 1' ERR
+# In a container this script is process 1, which gets no default SIGTERM handler: without the
+# trap, a deleted pod or an exceeded deadline would wait out the whole grace period.
+if [[ -n "$container" ]]; then
+  trap 'end_machine "received SIGTERM" 143' TERM
+fi
 
-log "starting runner $(get RUNNER_NAME) (max-lifetime ${max_lifetime}s, idle-timeout ${idle_timeout}s)"
-mkdir -p "$runner_dir" "$state_dir" "$hooks_dir"
+log "starting runner ${setting[RUNNER_NAME]:-} (max-lifetime ${max_lifetime}s, idle-timeout ${idle_timeout}s)"
+mkdir -p "$state_dir" "$hooks_dir"
+
+# A runner already in the image (the runner-cache input, or /home/runner in the official runner
+# image) is used when its version is the one GitHub accepts; GitHub refuses older runners.
+for cache in "${setting[RUNNER_CACHE]:-}" "${CML_RUNNER_PREINSTALLED:-}"; do
+  [[ -n "$cache" && -x "$cache/run.sh" ]] || continue
+  cached_version="$("$cache/bin/Runner.Listener" --version 2>/dev/null || true)"
+  if [[ -z "$runner_version" || "$cached_version" == "$runner_version" ]]; then
+    log "using the runner in $cache (${cached_version:-version unknown})"
+    runner_dir="$cache"
+    break
+  fi
+  log "not using the runner in $cache: it is ${cached_version:-of unknown version}, GitHub accepts $runner_version"
+done
+mkdir -p "$runner_dir"
 
 # The hard cap holds whatever happens below.
+script_pid=$$
 (
   sleep "$max_lifetime"
   log "max-lifetime of ${max_lifetime}s reached"
-  shutdown -h now
+  if [[ -n "$container" ]]; then
+    kill -TERM "$script_pid"
+  else
+    shutdown -h now
+  fi
 ) &
 
-if [[ -n "$(get USER_SCRIPT)" ]]; then
+case "$(uname -m)" in
+  x86_64 | amd64) arch=X64 ;;
+  aarch64 | arm64) arch=ARM64 ;;
+  *) end_machine "unsupported architecture $(uname -m)" 1 ;;
+esac
+
+# Downloads, checks and unpacks the runner. It runs in the background, alongside the user's
+# startup-script; its exit status says what went wrong (2: the checksum does not match).
+fetch_runner() {
+  local url sha
+  url="${setting[DOWNLOAD_${arch}_URL]:-}"
+  sha="${setting[DOWNLOAD_${arch}_SHA256]:-}"
+  if ! command -v curl >/dev/null 2>&1 && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing curl"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates || return 1
+  fi
+  log "downloading the runner ${runner_version} for $arch"
+  curl -fsSL --retry 5 --retry-delay 2 --retry-all-errors -o "$runner_home/runner.tar.gz" "$url" || return 1
+  printf '%s  %s\n' "$sha" "$runner_home/runner.tar.gz" | sha256sum -c --quiet - || return 2
+  tar -xzf "$runner_home/runner.tar.gz" -C "$runner_dir" || return 1
+  rm -f "$runner_home/runner.tar.gz"
+}
+fetch_pid=""
+if [[ ! -x "$runner_dir/run.sh" ]]; then
+  fetch_runner >"$runner_home/fetch.log" 2>&1 &
+  fetch_pid=$!
+fi
+
+if [[ -n "${setting[USER_SCRIPT]:-}" ]]; then
   log "running the startup-script input"
-  get USER_SCRIPT >"$runner_home/user-startup.sh"
+  printf '%s' "${setting[USER_SCRIPT]}" >"$runner_home/user-startup.sh"
   if ! bash "$runner_home/user-startup.sh"; then
-    end_machine "the startup-script input failed"
+    end_machine "the startup-script input failed" 1
   fi
 fi
 
@@ -68,25 +131,29 @@ if command -v nvidia-smi >/dev/null 2>&1; then
   log "GPUs: $(nvidia-smi -L 2>&1 | tr '\n' ';')"
 fi
 
-case "$(uname -m)" in
-  x86_64 | amd64) arch=X64 ;;
-  aarch64 | arm64) arch=ARM64 ;;
-  *) end_machine "unsupported architecture $(uname -m)" ;;
-esac
-download_url="$(get "DOWNLOAD_${arch}_URL")"
-download_sha="$(get "DOWNLOAD_${arch}_SHA256")"
-if [[ -x "$runner_dir/run.sh" ]]; then
-  log "runner already present in $runner_dir"
-else
-  log "downloading the runner for $arch"
-  curl -fsSL --retry 5 --retry-delay 2 --retry-all-errors -o "$runner_home/runner.tar.gz" "$download_url"
-  if ! printf '%s  %s\n' "$download_sha" "$runner_home/runner.tar.gz" | sha256sum -c --quiet -; then
-    end_machine "the runner download does not match its sha256 checksum"
+if [[ -n "$fetch_pid" ]]; then
+  fetch_status=0
+  wait "$fetch_pid" || fetch_status=$?
+  cat "$runner_home/fetch.log"
+  case "$fetch_status" in
+    0) ;;
+    2) end_machine "the runner download does not match its sha256 checksum" 1 ;;
+    *) end_machine "the runner download failed" 1 ;;
+  esac
+  # The runner's native libraries (ICU, OpenSSL, Kerberos) are installed only if it cannot start
+  # without them; images that carry them (the Deep Learning AMIs) skip the package manager.
+  if "$runner_dir/bin/Runner.Listener" --version >/dev/null 2>&1; then
+    log "the runner's libraries are present"
+  else
+    log "installing runner dependencies"
+    if [[ $EUID -eq 0 ]]; then
+      "$runner_dir/bin/installdependencies.sh"
+    elif sudo -n true 2>/dev/null; then
+      sudo -n "$runner_dir/bin/installdependencies.sh"
+    else
+      log "not root and no sudo: skipping bin/installdependencies.sh, so the image must already have the runner's libraries"
+    fi
   fi
-  tar -xzf "$runner_home/runner.tar.gz" -C "$runner_dir"
-  rm -f "$runner_home/runner.tar.gz"
-  log "installing runner dependencies"
-  "$runner_dir/bin/installdependencies.sh"
 fi
 
 # The runner's own job hooks mark activity for the idle watchdog.
@@ -94,42 +161,56 @@ cat >"$hooks_dir/job-started.sh" <<'HOOK'
 #!/bin/bash
 state_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../state" && pwd)"
 touch "$state_dir/busy"
-date +%s >"$state_dir/last-activity"
+printf '%(%s)T\n' -1 >"$state_dir/last-activity"
 HOOK
 cat >"$hooks_dir/job-completed.sh" <<'HOOK'
 #!/bin/bash
 state_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../state" && pwd)"
 rm -f "$state_dir/busy"
-date +%s >"$state_dir/last-activity"
+printf '%(%s)T\n' -1 >"$state_dir/last-activity"
 HOOK
 chmod 755 "$hooks_dir/job-started.sh" "$hooks_dir/job-completed.sh"
 export ACTIONS_RUNNER_HOOK_JOB_STARTED="$hooks_dir/job-started.sh"
 export ACTIONS_RUNNER_HOOK_JOB_COMPLETED="$hooks_dir/job-completed.sh"
 export RUNNER_ALLOW_RUNASROOT=1
-date +%s >"$state_dir/last-activity"
+now >"$state_dir/last-activity"
+
+# On Kubernetes the credential arrives from the pod's Secret as ACTIONS_RUNNER_INPUT_JITCONFIG
+# or ACTIONS_RUNNER_INPUT_TOKEN, the variables the runner itself reads; on a VM, from settings.
+jit_config="${setting[RUNNER_JITCONFIG]:-}"
+jit_config="${jit_config:-${ACTIONS_RUNNER_INPUT_JITCONFIG:-}}"
+registration_token="${setting[RUNNER_TOKEN]:-}"
+registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
+unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
 
 cd "$runner_dir"
-if [[ -n "$(get RUNNER_JITCONFIG)" ]]; then
+if [[ -n "$jit_config" ]]; then
   log "starting the ephemeral runner from its just-in-time configuration"
-  ACTIONS_RUNNER_INPUT_JITCONFIG="$(get RUNNER_JITCONFIG)" ./run.sh &
+  ACTIONS_RUNNER_INPUT_JITCONFIG="$jit_config" ./run.sh &
   runner_pid=$!
+elif [[ -z "$registration_token" ]]; then
+  end_machine "no runner credential: neither a just-in-time configuration nor a registration token was given" 1
 else
   log "registering the runner"
-  config_args=(--unattended --url "$(get RUNNER_URL)" --name "$(get RUNNER_NAME)" --labels "$(get RUNNER_LABELS)" --work _work --disableupdate --replace)
-  if [[ -n "$(get RUNNER_GROUP)" ]]; then
-    config_args+=(--runnergroup "$(get RUNNER_GROUP)")
+  config_args=(--unattended --url "${setting[RUNNER_URL]:-}" --name "${setting[RUNNER_NAME]:-}" --labels "${setting[RUNNER_LABELS]:-}" --work _work --disableupdate --replace)
+  if [[ -n "${setting[RUNNER_GROUP]:-}" ]]; then
+    config_args+=(--runnergroup "${setting[RUNNER_GROUP]}")
   fi
-  ACTIONS_RUNNER_INPUT_TOKEN="$(get RUNNER_TOKEN)" ./config.sh "${config_args[@]}"
+  ACTIONS_RUNNER_INPUT_TOKEN="$registration_token" ./config.sh "${config_args[@]}"
   ./run.sh &
   runner_pid=$!
 fi
-unset 'setting[RUNNER_JITCONFIG]' 'setting[RUNNER_TOKEN]'
+unset 'setting[RUNNER_JITCONFIG]' 'setting[RUNNER_TOKEN]' jit_config registration_token
 
-# Idle watchdog: the machine ends after idle-timeout seconds with no job (0 means never).
+# Idle watchdog: the machine ends after idle-timeout seconds with no job (0 means never). It
+# waits on a pipe that never delivers, so a second passes without starting a process.
+exec {tick}<> <(:)
 while kill -0 "$runner_pid" 2>/dev/null; do
-  sleep 1
+  read -r -t 1 -u "$tick" _ || true
   if [[ "$idle_timeout" -gt 0 && ! -e "$state_dir/busy" ]]; then
-    idle=$(($(date +%s) - $(cat "$state_dir/last-activity")))
+    printf -v now_s '%(%s)T' -1
+    read -r last_activity <"$state_dir/last-activity" || last_activity=$now_s
+    idle=$((now_s - last_activity))
     if [[ "$idle" -ge "$idle_timeout" ]]; then
       end_machine "idle for ${idle}s (idle-timeout ${idle_timeout}s)"
     fi
@@ -137,4 +218,4 @@ while kill -0 "$runner_pid" 2>/dev/null; do
 done
 status=0
 wait "$runner_pid" || status=$?
-end_machine "the runner exited with status $status"
+end_machine "the runner exited with status $status" "$status"

@@ -1,0 +1,469 @@
+"use strict";
+exports.id = 232;
+exports.ids = [232];
+exports.modules = {
+
+/***/ 2232:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   KubernetesCloud: () => (/* binding */ KubernetesCloud)
+/* harmony export */ });
+/* unused harmony exports objectName, metadataFromTags */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(4418);
+/* harmony import */ var _catalog_kubernetes_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(8467);
+/* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(1923);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(3916);
+/* harmony import */ var _retry_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(9809);
+
+
+
+
+
+
+/**
+ * Runner pods on an existing cluster. Each runner is a batch/v1 Job with one pod, and a Secret
+ * holding the startup script and the runner's credential. The Secret is owned by the Job, so
+ * it goes when the Job goes, and the credential reaches the container only through
+ * `valueFrom.secretKeyRef`: it is never a literal in the pod spec.
+ *
+ * The Job ends itself: the container exits after its ephemeral job or idle-timeout, the Job
+ * completes, and ttlSecondsAfterFinished removes it. activeDeadlineSeconds is max-lifetime,
+ * enforced by the cluster.
+ *
+ * RBAC (the Role in the README): jobs create/get/list/delete, secrets create/patch/list/delete,
+ * pods list, pods/log get, events list, all in the runners' namespace.
+ */
+const MANAGED_BY = 'cml-runner-action';
+const LABEL = {
+    managedBy: 'app.kubernetes.io/managed-by',
+    machine: 'cml-runner/machine',
+    clientToken: 'cml-runner/client-token',
+};
+/** Where the Secret's startup script is mounted, and the writable work directory. */
+const SCRIPT_DIR = '/etc/cml-runner';
+const WORK_DIR = '/cml-runner';
+/** The official runner image keeps its runner here. */
+const PREINSTALLED_RUNNER = '/home/runner';
+/** A finished Job stays this long, for `kubectl logs`, then the cluster removes it. */
+const FINISHED_TTL_SECONDS = 300;
+const CALL_TIMEOUT_MS = 30_000;
+const LOG_TAIL_LINES = 200;
+/** Container waiting reasons that never clear by themselves. */
+const FATAL_WAITING = new Set(['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+const ADVICE = {
+    401: 'The cluster refused the credentials in the kubeconfig. Check that its token or certificate is current; tokens from `kubectl create token` expire.',
+    403: 'The identity in the kubeconfig lacks a permission. Bind it to the Role in the README (jobs, secrets, pods, pods/log and events in the runners namespace).',
+    404: 'Check kubernetes-namespace: the namespace must exist.',
+    409: 'An object with this name already exists in the namespace; give another runner name.',
+    422: 'The cluster rejected the pod spec; check kubernetes-image, kubernetes-node-selector, kubernetes-tolerations, kubernetes-runtime-class, type and hdd-size.',
+    429: 'The API server is throttling requests; launch fewer runners at once or retry later.',
+};
+class KubernetesCloud {
+    access;
+    name = 'kubernetes';
+    kind = 'container';
+    region;
+    core;
+    batch;
+    server;
+    usesPlugin;
+    constructor(access, namespace) {
+        this.access = access;
+        const kc = loadKubeconfig(access);
+        const cluster = kc.getCurrentCluster();
+        if (!cluster)
+            throw accessError(access, 'it has no current context with a cluster');
+        this.server = cluster.server;
+        this.usesPlugin = Boolean(kc.getCurrentUser()?.exec);
+        this.region = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? inClusterNamespace(access) ?? 'default';
+        this.core = kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .CoreV1Api */ .f5Y);
+        this.batch = kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .BatchV1Api */ .Q8C);
+    }
+    /**
+     * Before anything exists (no registration either), a server-side dry run of the Secret and the
+     * Job: the API server authorises, validates and admits them (RBAC, the namespace, quotas,
+     * admission policies) without persisting anything.
+     */
+    async prepare(spec) {
+        const name = `cml-runner-dry-run-${Math.random().toString(36).slice(2, 8)}`;
+        const labels = { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name };
+        const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, labels }, type: 'Opaque', stringData: { 'startup.sh': '#', jitconfig: '-' } };
+        const job = this.jobFor(spec, { name, labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
+        await Promise.all([
+            this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' })),
+            this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' })),
+        ]);
+    }
+    async launch(spec, request) {
+        const k8s = spec.kubernetes;
+        if (!k8s)
+            throw new Error('a kubernetes launch needs the kubernetes settings');
+        const name = objectName(request.runnerName);
+        const { labels, annotations } = metadataFromTags(request.tags);
+        Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
+        annotations['cml-runner/runner-name'] = request.runnerName;
+        const credentialKey = 'jitConfig' in request.credential ? 'jitconfig' : 'token';
+        // 1. The Secret first, so the pod never starts without it.
+        const secret = {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: { name, labels, annotations },
+            type: 'Opaque',
+            stringData: {
+                'startup.sh': request.startupScript,
+                [credentialKey]: 'jitConfig' in request.credential ? request.credential.jitConfig : request.credential.registrationToken,
+            },
+        };
+        await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
+        // 2. The Job.
+        const job = this.jobFor(spec, { name, labels, annotations, credentialKey, runnerVersion: request.runnerVersion, maxLifetimeSeconds: request.maxLifetimeSeconds });
+        const created = await this.create('jobs', name, request.clientToken, () => this.batch.createNamespacedJob({ namespace: this.region, body: job }));
+        let uid = created?.metadata?.uid;
+        if (!uid)
+            uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))).metadata?.uid;
+        // 3. The Job owns the Secret: deleting the Job, or its TTL, removes the credential too.
+        await this.call('patch', 'secrets', () => this.core.patchNamespacedSecret({
+            name,
+            namespace: this.region,
+            body: [{ op: 'add', path: '/metadata/ownerReferences', value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }] }],
+        }));
+        return { id: name, type: spec.types[0], spot: false, zone: this.region };
+    }
+    jobFor(spec, o) {
+        const { name, labels, annotations, credentialKey } = o;
+        const k8s = spec.kubernetes;
+        const size = (0,_catalog_kubernetes_js__WEBPACK_IMPORTED_MODULE_2__/* .parsePodSize */ .EE)(spec.types[0]);
+        const limits = { cpu: size.cpu, memory: size.memory };
+        if (size.gpus > 0)
+            limits[_catalog_kubernetes_js__WEBPACK_IMPORTED_MODULE_2__/* .KUBERNETES_GPU_RESOURCE */ .ti] = String(size.gpus);
+        if (spec.hddSizeGb !== undefined)
+            limits['ephemeral-storage'] = `${spec.hddSizeGb}Gi`;
+        return {
+            apiVersion: 'batch/v1',
+            kind: 'Job',
+            metadata: { name, labels, annotations },
+            spec: {
+                // One attempt: a failed runner is reported, not silently retried on another pod.
+                backoffLimit: 0,
+                // max-lifetime, enforced by the cluster whatever happens inside the pod.
+                activeDeadlineSeconds: o.maxLifetimeSeconds,
+                ttlSecondsAfterFinished: FINISHED_TTL_SECONDS,
+                template: {
+                    metadata: { labels, annotations },
+                    spec: {
+                        restartPolicy: 'Never',
+                        // The job runs arbitrary workflow code; it gets no credentials for this cluster.
+                        automountServiceAccountToken: false,
+                        enableServiceLinks: false,
+                        terminationGracePeriodSeconds: 30,
+                        ...(k8s.runtimeClass ? { runtimeClassName: k8s.runtimeClass } : {}),
+                        ...(Object.keys(k8s.nodeSelector).length > 0 ? { nodeSelector: k8s.nodeSelector } : {}),
+                        ...(k8s.tolerations.length > 0 ? { tolerations: k8s.tolerations } : {}),
+                        containers: [
+                            {
+                                name: 'runner',
+                                image: k8s.image ?? `${_catalog_kubernetes_js__WEBPACK_IMPORTED_MODULE_2__/* .KUBERNETES_DEFAULT_IMAGE */ .Xh}:${o.runnerVersion}`,
+                                command: ['/bin/bash', `${SCRIPT_DIR}/startup.sh`],
+                                env: [
+                                    { name: 'CML_RUNNER_HOME', value: WORK_DIR },
+                                    { name: 'CML_RUNNER_PREINSTALLED', value: PREINSTALLED_RUNNER },
+                                    {
+                                        name: credentialKey === 'jitconfig' ? 'ACTIONS_RUNNER_INPUT_JITCONFIG' : 'ACTIONS_RUNNER_INPUT_TOKEN',
+                                        valueFrom: { secretKeyRef: { name, key: credentialKey } },
+                                    },
+                                ],
+                                resources: { limits },
+                                volumeMounts: [
+                                    { name: 'startup', mountPath: SCRIPT_DIR, readOnly: true },
+                                    { name: 'work', mountPath: WORK_DIR },
+                                ],
+                            },
+                        ],
+                        volumes: [
+                            { name: 'startup', secret: { secretName: name, defaultMode: 0o444, items: [{ key: 'startup.sh', path: 'startup.sh' }] } },
+                            { name: 'work', emptyDir: {} },
+                        ],
+                    },
+                },
+            },
+        };
+    }
+    async states(ids) {
+        const states = new Map(ids.map((id) => [id, { state: 'gone' }]));
+        if (ids.length === 0)
+            return states;
+        const selector = `${LABEL.machine} in (${ids.join(',')})`;
+        const [jobs, pods] = await Promise.all([
+            this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector: selector })),
+            this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: selector })),
+        ]);
+        await Promise.all(jobs.items.map(async (job) => {
+            const id = job.metadata?.name ?? '';
+            if (!states.has(id))
+                return;
+            const pod = newest(pods.items.filter((p) => p.metadata?.labels?.[LABEL.machine] === id));
+            states.set(id, await this.statusOf(job, pod));
+        }));
+        return states;
+    }
+    async statusOf(job, pod) {
+        const finished = job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+        if (finished)
+            return { state: 'ending', detail: `the Job ${finished.type === 'Complete' ? 'completed' : 'failed'}${finished.reason ? ` (${finished.reason}${finished.message ? `: ${finished.message}` : ''})` : ''}` };
+        if (job.metadata?.deletionTimestamp)
+            return { state: 'ending', detail: 'the Job is being deleted' };
+        if (!pod)
+            return { state: 'starting', detail: 'no pod yet' };
+        const phase = pod.status?.phase;
+        if (phase === 'Running')
+            return { state: 'running' };
+        if (phase === 'Succeeded' || phase === 'Failed') {
+            const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
+            return { state: 'ending', detail: `the pod ${phase === 'Succeeded' ? 'completed' : 'failed'}${term ? ` (${term.reason ?? 'exit'} ${term.exitCode})` : ''}` };
+        }
+        const waiting = pod.status?.containerStatuses?.map((c) => c.state?.waiting).find((w) => w && FATAL_WAITING.has(w.reason ?? ''));
+        if (waiting)
+            return { state: 'failed', detail: `${waiting.reason}: ${waiting.message ?? ''}`.trim() };
+        const unscheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
+        if (unscheduled) {
+            // With a cluster autoscaler, an unschedulable pod may be waiting for a node being added.
+            const events = await this.events(pod.metadata?.name ?? '', 'Pod').catch(() => []);
+            const scaleUp = events.some((e) => e.reason === 'TriggeredScaleUp') && !events.some((e) => e.reason === 'NotTriggerScaleUp');
+            if (scaleUp)
+                return { state: 'starting', detail: 'waiting for the cluster autoscaler to add a node' };
+            const scheduling = events.filter((e) => e.reason === 'FailedScheduling').pop()?.message ?? unscheduled.message ?? '';
+            return { state: 'failed', detail: `Unschedulable: ${scheduling}` };
+        }
+        return { state: 'starting', detail: pod.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? phase };
+    }
+    async consoleLog(id) {
+        const pods = await this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: `${LABEL.machine}=${id}` }));
+        const pod = newest(pods.items);
+        const podName = pod?.metadata?.name;
+        const [jobEvents, podEvents] = await Promise.all([this.events(id, 'Job').catch(() => []), podName ? this.events(podName, 'Pod').catch(() => []) : Promise.resolve([])]);
+        const lines = [...jobEvents, ...podEvents].map((e) => `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`);
+        if (podName) {
+            try {
+                const log = await this.call('get', 'pods/log', () => this.core.readNamespacedPodLog({ name: podName, namespace: this.region, container: 'runner', tailLines: LOG_TAIL_LINES }));
+                lines.push(`--- log of pod ${podName} ---`, String(log ?? '').trimEnd());
+            }
+            catch (err) {
+                lines.push(`(no log from pod ${podName}: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .errorMessage */ .gJ)(err).split('\n')[0]})`);
+            }
+        }
+        else {
+            lines.push(`(the Job ${id} has no pod)`);
+        }
+        return lines.join('\n');
+    }
+    async terminate(id) {
+        // Background propagation: deleting a Job through the API orphans its pods by default.
+        const job = await this.gone(() => this.call('delete', 'jobs', () => this.batch.deleteNamespacedJob({ name: id, namespace: this.region, propagationPolicy: 'Background' })));
+        // The Secret goes with its owner; it is deleted here too in case the owner was never set.
+        const secret = await this.gone(() => this.call('delete', 'secrets', () => this.core.deleteNamespacedSecret({ name: id, namespace: this.region })));
+        return job === 'gone' && secret === 'gone' ? 'gone' : 'terminated';
+    }
+    async findByClientToken(clientToken) {
+        const labelSelector = `${LABEL.clientToken}=${clientToken}`;
+        const [jobs, secrets] = await Promise.all([
+            this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector })),
+            this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector })),
+        ]);
+        return [...new Set([...jobs.items, ...secrets.items].map((o) => o.metadata?.name ?? '').filter(Boolean))];
+    }
+    async events(name, kind) {
+        const list = await this.call('list', 'events', () => this.core.listNamespacedEvent({ namespace: this.region, fieldSelector: `involvedObject.name=${name},involvedObject.kind=${kind}` }));
+        return [...list.items].sort((a, b) => eventTime(a) - eventTime(b));
+    }
+    async gone(fn) {
+        try {
+            await fn();
+            return 'terminated';
+        }
+        catch (err) {
+            if (err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .CloudError */ .K2 && err.code === 'NotFound')
+                return 'gone';
+            throw err;
+        }
+    }
+    /**
+     * A create that may have happened already (a retry after a lost answer): an object of the
+     * same name carrying this launch's client token is ours, and counts as created.
+     */
+    async create(resource, name, clientToken, fn) {
+        try {
+            return await this.call('create', resource, fn, { retryCreate: true });
+        }
+        catch (err) {
+            if (!(err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .CloudError */ .K2) || err.code !== 'AlreadyExists')
+                throw err;
+            const existing = resource === 'jobs'
+                ? await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))
+                : (await this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector: `${LABEL.clientToken}=${clientToken}` }))).items[0];
+            if (existing?.metadata?.labels?.[LABEL.clientToken] === clientToken)
+                return undefined;
+            throw err;
+        }
+    }
+    /**
+     * One API call, with a timeout, retries for throttling, 5xx and lost connections, and errors
+     * that say what the user can do. A create is retried only when the server cannot have acted
+     * (429) or when `create()` will recognise its own object (AlreadyExists with our client token).
+     */
+    async call(verb, resource, fn, opts = {}) {
+        const attempt = async () => {
+            let timer;
+            try {
+                return await Promise.race([
+                    fn(),
+                    new Promise((_, reject) => {
+                        timer = setTimeout(() => reject(new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .CloudError */ .K2('Kubernetes', 'Timeout', `${verb} ${resource} in namespace ${this.region}: no answer from ${this.server} within ${CALL_TIMEOUT_MS / 1000}s`, 'Check that the API server is reachable from the launch job.')), CALL_TIMEOUT_MS);
+                    }),
+                ]);
+            }
+            catch (err) {
+                throw this.translate(verb, resource, err);
+            }
+            finally {
+                clearTimeout(timer);
+            }
+        };
+        return (0,_retry_js__WEBPACK_IMPORTED_MODULE_5__/* .withRetry */ .bD)(attempt, {
+            attempts: 4,
+            baseMs: 500,
+            retryable: (err) => err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .CloudError */ .K2 && transient(err) && (verb !== 'create' || opts.retryCreate === true),
+        });
+    }
+    translate(verb, resource, err) {
+        if (err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .CloudError */ .K2)
+            return err;
+        const where = `${verb} ${resource} in namespace ${this.region}`;
+        if (err instanceof _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .ApiException */ .UJ4) {
+            const status = parseStatus(err.body);
+            const reason = status?.reason ?? (err.code === 401 ? 'Unauthorized' : `HTTP${err.code}`);
+            const message = status?.message ?? (err.code === 401 ? 'Unauthorized' : 'no message');
+            const advice = err.code === 404 && status?.details?.kind === 'namespaces' ? ADVICE[404] : err.code === 404 ? '' : (ADVICE[err.code] ?? '');
+            return new KubernetesApiError(err.code, reason, `${where}: ${message} (HTTP ${err.code}, credentials from ${this.access.source})`, advice);
+        }
+        const text = (0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .errorMessage */ .gJ)(err);
+        const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+        if (this.usesPlugin && !/fetch failed|ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET/.test(text + cause)) {
+            return new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .CloudError */ .K2('Kubernetes', 'CredentialPlugin', `${where}: the kubeconfig's exec credential plugin failed: ${text.trim()}${cause}`, 'Install the plugin the kubeconfig names on the launch runner (for example gke-gcloud-auth-plugin, aws or kubelogin), or use a kubeconfig with a service-account token.');
+        }
+        return new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .CloudError */ .K2('Kubernetes', 'Unreachable', `${where}: cannot reach the API server at ${this.server}: ${text}${cause}`, 'Check the server address in the kubeconfig, and that the launch job can reach it (a self-hosted launcher inside the network, or an authorised-networks rule).');
+    }
+}
+function loadKubeconfig(access) {
+    const kc = new _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .KubeConfig */ .ypW();
+    try {
+        if (access.source === 'in-cluster')
+            kc.loadFromCluster();
+        else if (access.source === 'KUBECONFIG') {
+            if (access.path.includes(':'))
+                kc.loadFromDefault();
+            else
+                kc.loadFromFile(access.path);
+        }
+        else
+            kc.loadFromString(access.text);
+    }
+    catch (err) {
+        throw accessError(access, (0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .errorMessage */ .gJ)(err).split('\n')[0]);
+    }
+    if (kc.getClusters().length === 0)
+        throw accessError(access, 'it names no cluster');
+    return kc;
+}
+function accessError(access, why) {
+    const accepted = `${why}; give the contents of a kubeconfig file (kubectl config view --raw --minify --flatten), with a current context, a cluster and a user`;
+    switch (access.source) {
+        case 'the kubeconfig input':
+            return new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .InputError */ .dz('kubeconfig', '(the contents, not shown)', accepted);
+        case 'KUBERNETES_CONFIGURATION':
+            return new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .InputError */ .dz('kubeconfig', '(from the KUBERNETES_CONFIGURATION variable, not shown)', accepted);
+        case 'KUBECONFIG':
+            return new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .InputError */ .dz('kubeconfig', `(the file ${access.path} named by KUBECONFIG)`, accepted);
+        case 'in-cluster':
+            return new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .InputError */ .dz('kubeconfig', '(in-cluster service account)', `${why}; the launch job runs in a pod but its service account could not be read`);
+    }
+}
+function inClusterNamespace(access) {
+    if (access.source !== 'in-cluster')
+        return undefined;
+    try {
+        return (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** A DNS-1123 label from a runner name: lowercase, dashes for anything else, at most 63 characters. */
+function objectName(runnerName) {
+    const name = runnerName
+        .toLowerCase()
+        .replace(/[^a-z0-9-]+/g, '-')
+        .replace(/-+/g, '-')
+        .slice(0, 63)
+        .replace(/^-+|-+$/g, '');
+    return name || 'cml-runner';
+}
+/**
+ * Tags become labels where Kubernetes allows the key and value, and annotations otherwise (a
+ * repository `owner/repo` or a timestamp is not a valid label value). `cml-runner:` keys become
+ * `cml-runner/` keys; the `Name` tag is the object name itself.
+ */
+function metadataFromTags(tags) {
+    const labels = {};
+    const annotations = {};
+    for (const [rawKey, value] of Object.entries(tags)) {
+        if (rawKey === 'Name')
+            continue;
+        let key = rawKey.replace(/^cml-runner:/, 'cml-runner/');
+        if (!(0,_config_js__WEBPACK_IMPORTED_MODULE_3__/* .isLabelKey */ .qI)(key))
+            key = `cml-runner/tag-${key.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '').slice(0, 50) || 'x'}`;
+        if ((0,_config_js__WEBPACK_IMPORTED_MODULE_3__/* .isLabelValue */ .eZ)(value))
+            labels[key] = value;
+        else
+            annotations[key] = value;
+    }
+    return { labels, annotations };
+}
+function newest(pods) {
+    return [...pods].sort((a, b) => new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime()).pop();
+}
+function eventTime(e) {
+    return new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata?.creationTimestamp ?? 0).getTime();
+}
+function parseStatus(body) {
+    if (typeof body === 'string') {
+        try {
+            return JSON.parse(body);
+        }
+        catch {
+            return body ? { message: body } : undefined;
+        }
+    }
+    return body && typeof body === 'object' ? body : undefined;
+}
+/** An answer from the API server: its Status reason as the code, and the HTTP status. */
+class KubernetesApiError extends _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .CloudError */ .K2 {
+    status;
+    constructor(status, reason, detail, advice) {
+        super('Kubernetes', reason, detail, advice);
+        this.status = status;
+    }
+}
+function transient(err) {
+    if (err instanceof KubernetesApiError)
+        return err.status === 429 || err.status >= 500;
+    return err.code === 'Unreachable' || err.code === 'Timeout';
+}
+
+
+/***/ })
+
+};
+;
