@@ -1,6 +1,6 @@
 import { describe, expect, test, afterAll } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderStartupScript, type StartupSettings } from '../src/bootstrap/render.js';
@@ -60,6 +60,26 @@ describe('the startup script', () => {
       const res = spawnSync('shellcheck', ['--severity=style', file], { encoding: 'utf8' });
       expect(res.stdout + res.stderr).toBe('');
       expect(res.status).toBe(0);
+    }
+  });
+
+  test('writes job hooks that are shellcheck-clean scripts of their own (they run without the startup script functions)', () => {
+    const script = renderStartupScript(settings());
+    const hooks = [...script.matchAll(/<<'HOOK'\n([\s\S]*?)\nHOOK\n/g)].map((m) => m[1]!);
+    expect(hooks).toHaveLength(2);
+    for (const [i, hook] of hooks.entries()) {
+      const file = join(dir, `hook-${i}.sh`);
+      writeFileSync(file, `${hook}\n`);
+      const res = spawnSync('shellcheck', ['--severity=style', file], { encoding: 'utf8' });
+      expect(res.stdout + res.stderr).toBe('');
+      // Run it as the runner would, in a runner home with a state folder beside its hooks folder.
+      const home = mkdtempSync(join(dir, 'home-'));
+      for (const sub of ['hooks', 'state']) mkdirSync(join(home, sub));
+      writeFileSync(join(home, 'hooks', 'hook.sh'), hook);
+      const run = spawnSync('bash', [join(home, 'hooks', 'hook.sh')], { encoding: 'utf8' });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(Number(readFileSync(join(home, 'state', 'last-activity'), 'utf8'))).toBeGreaterThan(Date.now() / 1000 - 60);
     }
   });
 
