@@ -98,9 +98,6 @@ class KubernetesCloud {
         ]);
     }
     async launch(spec, request) {
-        const k8s = spec.kubernetes;
-        if (!k8s)
-            throw new Error('a kubernetes launch needs the kubernetes settings');
         const name = objectName(request.runnerName);
         const { labels, annotations } = metadataFromTags(request.tags);
         Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
@@ -135,6 +132,8 @@ class KubernetesCloud {
     jobFor(spec, o) {
         const { name, labels, annotations, credentialKey } = o;
         const k8s = spec.kubernetes;
+        if (!k8s)
+            throw new Error('a kubernetes launch needs the kubernetes settings');
         const size = (0,_catalog_kubernetes_js__WEBPACK_IMPORTED_MODULE_2__/* .parsePodSize */ .EE)(spec.types[0]);
         const limits = { cpu: size.cpu, memory: size.memory };
         if (size.gpus > 0)

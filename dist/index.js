@@ -36873,14 +36873,15 @@ async function launch(spec, ctx, deps) {
     const machines = new Map();
     try {
         await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
-            const group = await forge.groupId(spec.runner.group);
-            stopIfCancelled();
-            let registrationToken;
-            if (!spec.runner.single) {
-                registrationToken = await forge.registrationToken();
+            const [group, registrationToken] = await Promise.all([
+                forge.groupId(spec.runner.group),
+                spec.runner.single ? undefined : forge.registrationToken(),
+            ]);
+            if (registrationToken) {
                 secrets.add(registrationToken);
                 log.secret(registrationToken);
             }
+            stopIfCancelled();
             let announced = false;
             const results = await (0,src_retry/* mapLimited */.bB)(spec.runner.names, CONCURRENCY, async (name) => {
                 stopIfCancelled();

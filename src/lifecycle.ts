@@ -72,14 +72,15 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const machines = new Map<string, Machine>();
   try {
     await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
-      const group = await forge.groupId(spec.runner.group);
-      stopIfCancelled();
-      let registrationToken: string | undefined;
-      if (!spec.runner.single) {
-        registrationToken = await forge.registrationToken();
+      const [group, registrationToken] = await Promise.all([
+        forge.groupId(spec.runner.group),
+        spec.runner.single ? undefined : forge.registrationToken(),
+      ]);
+      if (registrationToken) {
         secrets.add(registrationToken);
         log.secret(registrationToken);
       }
+      stopIfCancelled();
       let announced = false;
       const results = await mapLimited(spec.runner.names, CONCURRENCY, async (name) => {
         stopIfCancelled();

@@ -97,8 +97,6 @@ export class KubernetesCloud implements Cloud {
   }
 
   async launch(spec: MachineSpec, request: MachineRequest): Promise<Machine> {
-    const k8s = spec.kubernetes;
-    if (!k8s) throw new Error('a kubernetes launch needs the kubernetes settings');
     const name = objectName(request.runnerName);
     const { labels, annotations } = metadataFromTags(request.tags);
     Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
@@ -137,7 +135,8 @@ export class KubernetesCloud implements Cloud {
 
   private jobFor(spec: MachineSpec, o: JobOptions): V1Job {
     const { name, labels, annotations, credentialKey } = o;
-    const k8s = spec.kubernetes!;
+    const k8s = spec.kubernetes;
+    if (!k8s) throw new Error('a kubernetes launch needs the kubernetes settings');
     const size = parsePodSize(spec.types[0]!);
     const limits: Record<string, string> = { cpu: size.cpu, memory: size.memory };
     if (size.gpus > 0) limits[KUBERNETES_GPU_RESOURCE] = String(size.gpus);
