@@ -50,7 +50,7 @@ describe('the action', () => {
 
     const post = await run.post();
     expect(post.code).toBe(0);
-    expect(post.log).toContain('Every runner came online');
+    expect(post.log).toContain('Every runner that came online');
     expect(sb.ec2.instances().find((i) => i.id === main.outputs['instance-ids'])!.state).toBe('running');
 
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-l4'], script: 'true' });

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
-import { attemptLaunch, cleanupLedger, settle } from './helpers.js';
+import { attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended } from './helpers.js';
 
 /**
  * The AWS slice end to end: the real EC2, SSM and Octokit clients against the sandbox, with
@@ -78,8 +78,10 @@ describe('a healthy launch', () => {
     }
     expect(sb.ec2.instances().find((i) => i.id === id)!.state).toBe('terminated');
     expect(sb.ec2.consoleOf(id)).toMatch(/idle for \d+s \(idle-timeout 3s\)/);
-    // Its offline registration stays until cleanup (or GitHub after 14 days).
-    await cleanupLedger(sb, result!.ledger);
+    // Its offline registration stays until cleanup (or GitHub after 14 days); post leaves it, as it kept the runner.
+    expect(result!.ledger.keep).toEqual([result!.runners[0]!.name]);
+    const report = await cleanupRunOf(sb);
+    expect(report.registrations.map((r) => r.name)).toEqual([result!.runners[0]!.name]);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -121,20 +123,21 @@ describe('failures leave nothing behind', () => {
     expect(await settle(sb)).toEqual([]);
   });
 
-  test('a runner that never comes online fails after startup-timeout; cleanup ends machine and registration', async () => {
+  test('a runner that never comes online fails after startup-timeout; the launch ends machine and registration at once', async () => {
     sb.machines.failBoot(1);
-    const { error, ledger } = await attemptLaunch(sb, { 'startup-timeout': '5' });
+    const { error, ledger, log } = await attemptLaunch(sb, { 'startup-timeout': '5' });
     expect(error?.name).toBe('StartupTimeoutError');
     expect(error?.message).toContain('did not come online within startup-timeout (5s)');
     expect(ledger!.machines[0]!.id).toMatch(/^i-/);
     expect(ledger!.registrations[0]!.id).toBeGreaterThan(0);
-    expect((await sb.leftovers()).length).toBeGreaterThan(0);
-    const report = await cleanupLedger(sb, ledger!);
-    expect(report.machines).toEqual([{ id: ledger!.machines[0]!.id, result: 'terminated' }]);
-    expect(report.registrations[0]!.result).toBe('deleted');
+    // Main ended both before failing, and wrote so: post has nothing left to do.
+    expect(log.lines).toContain(`machine ${ledger!.machines[0]!.id} (${ledger!.machines[0]!.runnerName}): terminated`);
+    expect(ledger!.machines[0]!.ended).toBe(true);
+    expect(ledger!.registrations[0]!.ended).toBe(true);
+    expect((await cleanupLedger(sb, ledger!)).machines).toEqual([]);
     expect(await settle(sb)).toEqual([]);
-    // Cleanup is idempotent: a second run finds everything already gone.
-    const again = await cleanupLedger(sb, ledger!);
+    // Cleanup is idempotent: ending the same things again finds them already gone.
+    const again = await cleanupLedger(sb, unended(ledger!));
     expect(again.machines[0]!.result).toBe('gone');
     expect(again.registrations[0]!.result).toBe('gone');
   });

@@ -3,7 +3,7 @@ import { parseSpec, type LaunchSpec, type RunContext } from '../src/config.js';
 import { GitHubForge } from '../src/forge/github.js';
 import type { LedgerData } from '../src/ledger.js';
 import type { Log } from '../src/log.js';
-import { cleanup, launch, type LaunchResult } from '../src/lifecycle.js';
+import { cleanup, cleanupRun, launch, sweep, type LaunchResult } from '../src/lifecycle.js';
 import type { Sandbox } from '../sandbox/index.js';
 
 /** A log that keeps what it was told, so tests can check warnings and masking. */
@@ -71,6 +71,31 @@ export async function cleanupLedger(sb: Sandbox, ledger: LedgerData): ReturnType
   const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access });
   const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new MemoryLog());
   return cleanup(ledger, { cloud, forge, log: new MemoryLog() });
+}
+
+/** A ledger as post would see it had main not ended anything itself. */
+export function unended(ledger: LedgerData): LedgerData {
+  const copy = JSON.parse(JSON.stringify(ledger)) as LedgerData;
+  for (const e of [...copy.registrations, ...copy.machines]) delete e.ended;
+  return copy;
+}
+
+async function endDeps(sb: Sandbox, cloudName: 'aws' | 'kubernetes', log: MemoryLog) {
+  const access = cloudName === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
+  const cloud = await loadCloud(cloudName, cloudName === 'aws' ? 'us-east-1' : '', { kubernetes: access });
+  const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL!, token: sb.tokens.admin }, log);
+  return { cloud, forge, log };
+}
+
+/** `mode: cleanup` for the tests' workflow run (4242, or `runId`). */
+export async function cleanupRunOf(sb: Sandbox, cloudName: 'aws' | 'kubernetes' = 'aws', runId = '4242', log = new MemoryLog()): ReturnType<typeof cleanupRun> {
+  return cleanupRun({ ...context(sb), runId }, await endDeps(sb, cloudName, log));
+}
+
+/** `mode: sweep` with a grace period, at `now` (a clock that only tells the time). */
+export async function sweepOf(sb: Sandbox, cloudName: 'aws' | 'kubernetes', graceSeconds: number, now = Date.now(), log = new MemoryLog()): ReturnType<typeof sweep> {
+  const clock = { now: () => now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
+  return sweep(context(sb), graceSeconds, { ...(await endDeps(sb, cloudName, log)), clock });
 }
 
 /** Waits until the sandbox holds nothing, or returns what is left after `ms`. */

@@ -7,8 +7,12 @@ import { InputError } from './errors.js';
  * input, and nothing is created before `parseSpec` has accepted every value.
  */
 
-/** `cleanup` and `sweep` are planned; until then only `launch` is accepted. */
-export type Mode = 'launch';
+/**
+ * `launch` starts runners; `cleanup` ends everything this workflow run launched; `sweep` ends
+ * everything of this repository's that outlived its purpose.
+ */
+export const MODES = ['launch', 'cleanup', 'sweep'] as const;
+export type Mode = (typeof MODES)[number];
 
 /** Where runners register: a repository or a whole organisation, on github.com or GHES. */
 export type ForgeScope = { kind: 'repo'; owner: string; repo: string } | { kind: 'org'; org: string };
@@ -36,6 +40,10 @@ export interface RunnerSpec {
   version: string;
   /** A runner already unpacked in the machine image, used when its version is the one GitHub accepts. */
   cache?: string;
+  /** Keep the runners that came online when others failed (otherwise all or nothing). */
+  allowPartial: boolean;
+  /** Skip launching when a matching runner is online (`online`), or online and idle (`idle`). */
+  reuse?: 'online' | 'idle';
 }
 
 export interface MachineSpec {
@@ -50,12 +58,15 @@ export interface MachineSpec {
   hddSizeGb?: number;
   image?: string;
   spot: boolean;
+  /** When spot has no capacity (or is refused at this price), try on-demand. */
+  onDemandFallback: boolean;
   /** Maximum hourly price; undefined means up to the on-demand price (`spot-price: -1`). */
   spotPrice?: number;
   /** The user's own script, run first on the machine. */
   startupScript?: string;
   tags: Record<string, string>;
-  aws: { subnet?: string; securityGroup?: string; instanceProfile?: string };
+  /** `subnets`: in the order to try, usually one per availability zone; empty lets EC2 choose. */
+  aws: { subnets: string[]; securityGroup?: string; instanceProfile?: string };
   /** Set when cloud is kubernetes. */
   kubernetes?: KubernetesSpec;
 }
@@ -123,7 +134,7 @@ const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 export function parseSpec(read: InputReader, ctx: RunContext, random: () => string = randomSuffix): LaunchSpec {
   const input = (name: string): string => read(name).trim();
 
-  const mode = oneOf('mode', input('mode') || 'launch', ['launch']) as Mode;
+  const mode = oneOf('mode', input('mode') || 'launch', MODES) as Mode;
   const cloud = oneOf('cloud', input('cloud'), CLOUDS) as CloudName;
   const catalog = CATALOGS[cloud];
 
@@ -154,6 +165,7 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   if (spot && cloud === 'kubernetes') {
     throw new InputError('spot', input('spot'), 'use false on Kubernetes: pods run on the nodes the cluster has; to use spot nodes, select them with kubernetes-node-selector and kubernetes-tolerations');
   }
+  const onDemandFallback = bool('on-demand-fallback', input('on-demand-fallback') || 'true');
   const spotPriceRaw = input('spot-price') || '-1';
   const spotPrice = Number(spotPriceRaw);
   if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
@@ -178,6 +190,10 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   const maxLifetimeSeconds = duration('max-lifetime', input('max-lifetime') || '24h', 60);
   const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 5);
   const group = parseGroup(input('runner-group'));
+  const allowPartial = bool('allow-partial', input('allow-partial') || 'false');
+  const reuseOnline = bool('reuse', input('reuse') || 'false');
+  const reuseIdle = bool('reuse-idle', input('reuse-idle') || 'false');
+  const reuse = reuseIdle ? ('idle' as const) : reuseOnline ? ('online' as const) : undefined;
   const version = input('runner-version') || 'latest';
   const cache = input('runner-cache') || undefined;
   if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
@@ -197,10 +213,14 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   }
   const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);
 
-  const subnet = input('aws-subnet') || undefined;
-  if (subnet !== undefined && !/^subnet-[0-9a-f]+$/.test(subnet)) {
-    throw new InputError('aws-subnet', subnet, 'use a subnet id such as subnet-0123456789abcdef0');
+  const subnets = list(input('aws-subnet'));
+  for (const subnet of subnets) {
+    if (!/^subnet-[0-9a-f]+$/.test(subnet)) {
+      throw new InputError('aws-subnet', subnet, 'use subnet ids such as subnet-0123456789abcdef0, comma-separated in the order to try (one per availability zone)');
+    }
   }
+  if (new Set(subnets).size !== subnets.length) throw new InputError('aws-subnet', input('aws-subnet'), 'name each subnet once');
+  if (new Set(types).size !== types.length) throw new InputError('type', input('type'), 'name each type once; a comma list is a fallback order');
   const securityGroup = input('aws-security-group') || undefined;
   if (securityGroup !== undefined && !/^sg-[0-9a-f]+$/.test(securityGroup)) {
     throw new InputError('aws-security-group', securityGroup, 'use a security group id such as sg-0123456789abcdef0');
@@ -224,13 +244,26 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
       hddSizeGb,
       image,
       spot,
+      onDemandFallback,
       spotPrice: spotPrice === -1 ? undefined : spotPrice,
       startupScript,
       tags,
-      aws: { subnet, securityGroup, instanceProfile },
+      aws: { subnets, securityGroup, instanceProfile },
       ...(kubernetes ? { kubernetes } : {}),
     },
-    runner: { labels, names, single, idleTimeoutSeconds, maxLifetimeSeconds, startupTimeoutSeconds, group, version, ...(cache ? { cache } : {}) },
+    runner: {
+      labels,
+      names,
+      single,
+      idleTimeoutSeconds,
+      maxLifetimeSeconds,
+      startupTimeoutSeconds,
+      group,
+      version,
+      allowPartial,
+      ...(cache ? { cache } : {}),
+      ...(reuse ? { reuse } : {}),
+    },
     forge: { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token },
   };
 }

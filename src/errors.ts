@@ -10,6 +10,14 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * Whether a refusal lets the launch try elsewhere: `capacity` (none of this type in this zone
+ * now: try the next type or zone), `market` (spot is refused at this price: try on-demand when
+ * on-demand-fallback allows). A quota, a permission or a bad parameter is neither: it would be
+ * refused everywhere, so the launch fails at once.
+ */
+export type Fallback = 'capacity' | 'market';
+
 /** A cloud refused: the cloud's own code, passed through verbatim, with what the user can do. */
 export class CloudError extends Error {
   constructor(
@@ -17,7 +25,7 @@ export class CloudError extends Error {
     readonly code: string,
     detail: string,
     readonly advice: string,
-    readonly capacity = false,
+    readonly fallback?: Fallback,
   ) {
     super(`${cloud} refused with ${code}: ${detail}${advice ? `\n${advice}` : ''}`);
     this.name = 'CloudError';

@@ -11,6 +11,8 @@ export interface RegistrationEntry {
   name: string;
   /** Known once GitHub answered; otherwise the registration is found by name. */
   id?: number;
+  /** Deleted already (by main, after a failed launch): post has nothing to do for it. */
+  ended?: true;
 }
 
 export interface MachineEntry {
@@ -20,6 +22,10 @@ export interface MachineEntry {
   id?: string;
   type?: string;
   spot?: boolean;
+  /** The cloud refused this create outright (no capacity there): nothing exists, but post still checks. */
+  refused?: string;
+  /** Ended already (by main, after a failed launch). */
+  ended?: true;
 }
 
 export interface LedgerData {
@@ -28,8 +34,13 @@ export interface LedgerData {
   forge: { scope: ForgeScope; apiUrl: string };
   registrations: RegistrationEntry[];
   machines: MachineEntry[];
-  /** True once every runner was online: healthy runners then end themselves. */
+  /** True once the launch finished: the runners named in `keep` were online and end themselves. */
   complete: boolean;
+  /**
+   * Runners to leave alone: written when the launch finished, before anything else is ended.
+   * Post ends every entry of a runner not named here.
+   */
+  keep: string[];
 }
 
 export class Ledger {
@@ -41,7 +52,7 @@ export class Ledger {
   }
 
   static empty(cloud: CloudName, region: string, forge: LedgerData['forge']): LedgerData {
-    return { cloud, region, forge, registrations: [], machines: [], complete: false };
+    return { cloud, region, forge, registrations: [], machines: [], complete: false, keep: [] };
   }
 
   registration(name: string): RegistrationEntry {
@@ -64,12 +75,31 @@ export class Ledger {
     this.persist(this.data);
   }
 
-  markComplete(): void {
+  /** The launch is over: these runners stay; everything else is for main or post to end. */
+  finish(keep: readonly string[]): void {
+    this.data.keep = [...keep];
     this.data.complete = true;
+    this.persist(this.data);
+  }
+
+  /** Marks every entry outside `keep` as ended, once a cleanup succeeded. */
+  markEnded(): void {
+    const keep = new Set(this.data.keep);
+    for (const e of this.data.registrations) if (!keep.has(e.name)) e.ended = true;
+    for (const e of this.data.machines) if (!keep.has(e.runnerName)) e.ended = true;
     this.persist(this.data);
   }
 
   get isEmpty(): boolean {
     return this.data.registrations.length === 0 && this.data.machines.length === 0;
   }
+}
+
+/** What is left to end: entries of runners not kept, not ended yet. */
+export function pending(data: LedgerData): { registrations: RegistrationEntry[]; machines: MachineEntry[] } {
+  const keep = new Set(data.keep ?? []);
+  return {
+    registrations: data.registrations.filter((e) => !keep.has(e.name) && !e.ended),
+    machines: data.machines.filter((e) => !keep.has(e.runnerName) && !e.ended),
+  };
 }

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { renderStartupScript, type RunnerCredential } from './bootstrap/render.js';
-import type { Cloud, Machine, MachineStatus } from './clouds/types.js';
+import type { Cloud, Machine, MachineStatus, ManagedMachine, Placement } from './clouds/types.js';
 import type { LaunchSpec, RunContext } from './config.js';
-import { ForgeError, StartupTimeoutError, errorMessage } from './errors.js';
-import type { GitHubForge } from './forge/github.js';
-import { Ledger, type LedgerData } from './ledger.js';
+import { CloudError, ForgeError, StartupTimeoutError, errorMessage } from './errors.js';
+import type { ForgeRunner, GitHubForge } from './forge/github.js';
+import { Ledger, pending, type LedgerData } from './ledger.js';
 import { maskSecrets, type Log } from './log.js';
 import { mapLimited, realClock, withRetry, type Clock } from './retry.js';
 
@@ -24,20 +24,6 @@ export interface LaunchDeps {
   clock?: Clock;
 }
 
-export interface LaunchedRunner {
-  name: string;
-  id: number;
-  machine: Machine;
-  secondsToOnline: number;
-}
-
-export interface LaunchResult {
-  runners: LaunchedRunner[];
-  labels: string[];
-  region: string;
-  ledger: LedgerData;
-}
-
 /** How many runners are minted and machines requested at once (GitHub writes are paced by the forge). */
 const CONCURRENCY = 25;
 /** Polling for online runners: fast at first, backing off; one GitHub and one cloud call per round. */
@@ -53,15 +39,59 @@ export const TAG = {
   expiresAt: 'cml-runner:expires-at',
 } as const;
 
+export interface LaunchedRunner {
+  name: string;
+  id: number;
+  machine: Machine;
+  secondsToOnline: number;
+  /** Every placement tried for this runner, in order, ending with the one obtained. */
+  tried: TriedPlacement[];
+}
+
+export interface TriedPlacement extends Placement {
+  /** `obtained`, or the cloud's code for why not (InsufficientInstanceCapacity ...). */
+  outcome: string;
+}
+
+export interface LaunchResult {
+  runners: LaunchedRunner[];
+  /** Online runners that matched `reuse`/`reuse-idle`, when nothing was launched. */
+  reused: ForgeRunner[];
+  /** Runners that did not come up, when `allow-partial` kept the others. */
+  failed: Array<{ name: string; reason: string }>;
+  labels: string[];
+  /** The label every runner of this workflow run carries: `cml-run-<run id>`. */
+  runLabel: string;
+  region: string;
+  ledger: LedgerData;
+}
+
+/** The label that ties a registration to its workflow run (cleanup finds them by it). */
+export const runLabel = (ctx: Pick<RunContext, 'runId'>): string => `cml-run-${ctx.runId}`;
+
+const CANCELLED = 'The launch was cancelled; post will end everything recorded so far.';
+
 export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps): Promise<LaunchResult> {
   const { cloud, forge, log, signal } = deps;
   const clock = deps.clock ?? realClock;
   const started = clock.now();
   const ledger = new Ledger(Ledger.empty(spec.machine.cloud, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
   const secrets = new Set<string>([spec.forge.token]);
+  const label = runLabel(ctx);
+  const base = { labels: spec.runner.labels, runLabel: label, region: cloud.region, failed: [] as LaunchResult['failed'] };
   const stopIfCancelled = (): void => {
-    if (signal?.aborted) throw new Error('The launch was cancelled; post will end everything recorded so far.');
+    if (signal?.aborted) throw new Error(CANCELLED);
   };
+
+  if (spec.runner.reuse) {
+    const reused = await findReusable(spec, forge);
+    if (reused.length > 0) {
+      log.info(`reusing ${reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')}: online with labels ${spec.runner.labels.join(', ')}; nothing is launched`);
+      ledger.finish([]);
+      return { ...base, runners: [], reused, ledger: ledger.data };
+    }
+    log.info(`no ${spec.runner.reuse === 'idle' ? 'idle ' : ''}online runner has labels ${spec.runner.labels.join(', ')}; launching`);
+  }
 
   // Everything independent starts at once: the runner download and the cloud's own preparation
   // (image, dry run) run while each runner's credential is minted, so the first machine is
@@ -69,7 +99,12 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]);
   prepared.catch(() => undefined); // awaited below; this only keeps an early failure from going unobserved
 
+  const placements = placementsFor(spec, cloud);
+  const refusedHere = new Set<string>(); // placements without capacity, shared by all runners
+  const market = { spotRefused: false, warned: false };
   const machines = new Map<string, Machine>();
+  const tried = new Map<string, TriedPlacement[]>();
+  const failures = new Map<string, string>();
   try {
     await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
       const [group, registrationToken] = await Promise.all([
@@ -82,12 +117,13 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
       }
       stopIfCancelled();
       let announced = false;
+      const labels = [...spec.runner.labels, label];
       const results = await mapLimited(spec.runner.names, CONCURRENCY, async (name) => {
         stopIfCancelled();
         const registration = ledger.registration(name);
         let credential: RunnerCredential;
         if (spec.runner.single) {
-          const jit = await forge.jitConfig(name, spec.runner.labels, group.id);
+          const jit = await forge.jitConfig(name, labels, group.id);
           secrets.add(jit.jitConfig);
           log.secret(jit.jitConfig);
           ledger.update(registration, { id: jit.runnerId });
@@ -98,11 +134,12 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
         const [downloads] = await prepared;
         if (!announced) {
           announced = true;
-          log.info(`runner ${downloads.version}, ${spec.machine.types[0]} in ${cloud.region}, ${spec.machine.spot ? 'spot' : 'on-demand'}`);
+          const order = placements.map(describePlacement).join(' → ');
+          log.info(`runner ${downloads.version} in ${cloud.region}; placements in order: ${order}`);
         }
         const script = renderStartupScript({
           runnerName: name,
-          labels: spec.runner.labels,
+          labels,
           url: spec.forge.url,
           // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
           credential: cloud.kind === 'vm' ? credential : undefined,
@@ -113,51 +150,144 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
           downloads,
           userScript: spec.machine.startupScript,
           runnerCache: spec.runner.cache,
+          ...(cloud.name === 'aws' && spec.machine.spot ? { spotNotice: 'aws' as const } : {}),
         });
-        stopIfCancelled();
-        const clientToken = randomUUID();
-        const entry = ledger.machine(name, clientToken);
-        const machine = await cloud.launch(spec.machine, {
-          runnerName: name,
-          startupScript: script,
-          clientToken,
-          credential,
-          runnerVersion: downloads.version,
-          maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
-          tags: machineTags(spec, ctx, name, clock),
-        });
-        ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
-        machines.set(name, machine);
-        log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+        const attempts: TriedPlacement[] = [];
+        let lastRefusal: CloudError | undefined;
+        tried.set(name, attempts);
+        for (const placement of placements) {
+          const key = describePlacement(placement);
+          if (refusedHere.has(key) || (placement.spot && market.spotRefused)) continue;
+          if (!placement.spot && spec.machine.spot && !market.warned) {
+            market.warned = true;
+            log.warning(`spot is not available (${attempts.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier'}); falling back to on-demand, as on-demand-fallback allows`);
+          }
+          stopIfCancelled();
+          const clientToken = randomUUID();
+          const entry = ledger.machine(name, clientToken);
+          try {
+            const machine = await cloud.launch(
+              spec.machine,
+              {
+                runnerName: name,
+                startupScript: script,
+                clientToken,
+                credential,
+                runnerVersion: downloads.version,
+                maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+                tags: machineTags(spec, ctx, name, clock),
+              },
+              placement,
+            );
+            ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
+            machines.set(name, machine);
+            attempts.push({ ...placement, outcome: 'obtained' });
+            log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+            return;
+          } catch (err) {
+            if (!(err instanceof CloudError) || !err.fallback) throw err;
+            lastRefusal = err;
+            // The cloud refused outright: nothing was created, and this placement is skipped from now on.
+            ledger.update(entry, { refused: err.code });
+            attempts.push({ ...placement, outcome: err.code });
+            if (err.fallback === 'market') market.spotRefused = true;
+            else refusedHere.add(key);
+            log.warning(`${name}: ${key}: ${err.code}; trying the next placement`);
+          }
+        }
+        // One place tried: its own error says it best. Several: the order tried, then what to do.
+        if (attempts.length === 1 && lastRefusal) throw lastRefusal;
+        throw new CloudError(
+          cloud.name === 'kubernetes' ? 'Kubernetes' : cloud.name.toUpperCase(),
+          'NoCapacity',
+          `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}`,
+          `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`,
+        );
+      });
+      stopIfCancelled();
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') failures.set(spec.runner.names[i]!, `Runner ${spec.runner.names[i]} could not be created: ${errorMessage(r.reason)}`);
       });
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      // Without allow-partial one failure fails the launch; so does a failure before any machine.
+      if (failed && (!spec.runner.allowPartial || machines.size === 0)) throw failed.reason;
     });
   } catch (err) {
-    // A preparation that failed (no such image, a dry run the cluster refused) means no machine
-    // was requested; the registrations minted meanwhile are deleted now rather than left to post.
-    const preparationFailed = await prepared.then(
-      () => false,
-      () => true,
-    );
-    if (preparationFailed && ledger.data.machines.length === 0 && ledger.data.registrations.length > 0) {
-      await cleanup(ledger.data, { cloud, forge, log, clock }).catch((e: unknown) => log.warning(`Post will retry the cleanup: ${errorMessage(e)}`));
-    }
+    if (signal?.aborted) throw new Error(CANCELLED);
+    await endFailedLaunch(ledger, [], { cloud, forge, log, clock });
     throw err;
   }
 
-  const online = await log.group('Waiting for runners to come online', () =>
-    waitOnline(spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started }),
+  const created = spec.runner.names.filter((n) => machines.has(n));
+  const waited = await log.group('Waiting for runners to come online', () =>
+    waitOnline(created, spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started }),
   );
-  ledger.markComplete();
+  for (const [name, reason] of waited.failures) failures.set(name, reason);
+  const kept = created.filter((n) => waited.online.has(n));
+
+  if (failures.size > 0) {
+    const why = [...failures.values()].join('\n\n');
+    if (!spec.runner.allowPartial || kept.length === 0) {
+      await endFailedLaunch(ledger, [], { cloud, forge, log, clock });
+      const what = `${failures.size} of ${spec.runner.names.length} runners did not come up, so every runner of this launch was ended (${spec.runner.allowPartial ? 'none came up' : 'all or nothing; allow-partial: true keeps the others'})`;
+      throw new StartupTimeoutError(spec.runner.names.length === 1 ? why : `${what}.\n\n${why}`);
+    }
+    log.warning(`${failures.size} of ${spec.runner.names.length} runners did not come up; allow-partial keeps the ${kept.length} that did.\n${why}`);
+    await endFailedLaunch(ledger, kept, { cloud, forge, log, clock });
+  } else {
+    ledger.finish(kept);
+  }
   const ids = new Map(ledger.data.registrations.map((r) => [r.name, r.id!]));
   return {
-    runners: spec.runner.names.map((name) => ({ name, id: ids.get(name)!, machine: machines.get(name)!, secondsToOnline: online.get(name)! })),
-    labels: spec.runner.labels,
-    region: cloud.region,
+    ...base,
+    runners: kept.map((name) => ({ name, id: ids.get(name)!, machine: machines.get(name)!, secondsToOnline: waited.online.get(name)!, tried: tried.get(name) ?? [] })),
+    reused: [],
+    failed: [...failures].map(([name, reason]) => ({ name, reason })),
     ledger: ledger.data,
   };
 }
+
+/**
+ * Ends everything of a launch except the runners in `keep`, right away rather than in post:
+ * a GPU that will not be used stops billing now. `keep` is written first, so if this is cut
+ * short, post ends the same set; a cleanup that fails is left to post.
+ */
+async function endFailedLaunch(ledger: Ledger, keep: readonly string[], deps: CleanupDeps): Promise<void> {
+  ledger.finish(keep);
+  if (pending(ledger.data).machines.length === 0 && pending(ledger.data).registrations.length === 0) return;
+  ledger.data.complete = keep.length > 0;
+  try {
+    await cleanup(ledger.data, deps);
+    ledger.markEnded();
+  } catch (err) {
+    deps.log.warning(`Post will retry the cleanup: ${errorMessage(err)}`);
+  }
+}
+
+/** Online runners with every requested label (and idle, for reuse-idle). Offline or busy ones never count as idle. */
+async function findReusable(spec: LaunchSpec, forge: GitHubForge): Promise<ForgeRunner[]> {
+  const wanted = spec.runner.labels.map((l) => l.toLowerCase());
+  const runners = await forge.runners();
+  return runners.filter((r) => {
+    if (r.status !== 'online') return false;
+    if (spec.runner.reuse === 'idle' && r.busy) return false;
+    const has = new Set(r.labels.map((l) => l.toLowerCase()));
+    return wanted.every((l) => has.has(l));
+  });
+}
+
+/**
+ * Where to try, in order: spot first when asked (every type, in every place), then on-demand
+ * when on-demand-fallback allows; within a market, types in the order given, and for each type
+ * the places (subnets) in the order given.
+ */
+export function placementsFor(spec: LaunchSpec, cloud: Pick<Cloud, 'places'>): Placement[] {
+  const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
+  const places = cloud.places(spec.machine);
+  return markets.flatMap((spot) => spec.machine.types.flatMap((type) => places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
+}
+
+const describePlacement = (p: Placement): string => `${p.type}${p.where ? ` in ${p.where}` : ''} ${p.spot ? 'spot' : 'on-demand'}`;
 
 function machineTags(spec: LaunchSpec, ctx: RunContext, name: string, clock: Clock): Record<string, string> {
   return {
@@ -186,18 +316,20 @@ interface WaitContext {
 /**
  * Polls GitHub once per round for all runners (one list call, not one per runner), from 0.5 s
  * backing off to 3 s, and back to 0.5 s whenever a machine changes state or a runner comes
- * online. Machines are checked in
- * the same round, so a machine that ended early fails the launch at once instead of at the
- * timeout. GitHub's Retry-After is honoured by the forge's throttling.
+ * online. Machines are checked in the same round, so a machine that ended early fails at once
+ * instead of at the timeout. Without allow-partial the first failure ends the wait; with it,
+ * the others are still waited for. GitHub's Retry-After is honoured by the forge's throttling.
  */
-async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string, number>> {
+async function waitOnline(names: readonly string[], spec: LaunchSpec, w: WaitContext): Promise<{ online: Map<string, number>; failures: Map<string, string> }> {
   const deadline = w.started + spec.runner.startupTimeoutSeconds * 1000;
   const online = new Map<string, number>();
+  const failures = new Map<string, string>();
   let interval = POLL_FIRST_MS;
   let lastReport = 0;
   let previous = new Map<string, string>();
   for (;;) {
-    const pending = spec.runner.names.filter((n) => !online.has(n));
+    const pending = names.filter((n) => !online.has(n) && !failures.has(n));
+    if (pending.length === 0) return { online, failures };
     const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n)!.id))]);
     const states = pending.map((n) => [n, machineStates.get(w.machines.get(n)!.id)!] as const);
     for (const name of pending) {
@@ -211,13 +343,15 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
         w.log.info(`${name}: online after ${seconds}s`);
       }
     }
-    if (online.size === spec.runner.names.length) return online;
 
     const ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
     if (ended.length > 0) {
       const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
-      throw new StartupTimeoutError(await describeFailures(ended, what, w));
+      for (const [name, message] of await describeFailures(ended, what, w)) failures.set(name, message);
+      if (!spec.runner.allowPartial) return { online, failures };
     }
+    const left = states.filter(([n]) => !online.has(n) && !failures.has(n));
+    if (left.length === 0) return { online, failures };
     // A machine that changed state (booted, started its container), or a runner that just came
     // online, means others may follow soon: polling speeds up again, then backs off.
     const current = new Map(states.map(([n, st]) => [n, st.state]));
@@ -226,26 +360,26 @@ async function waitOnline(spec: LaunchSpec, w: WaitContext): Promise<Map<string,
     previous = current;
     const now = w.clock.now();
     if (now >= deadline) {
-      const left = states.filter(([n]) => !online.has(n));
-      throw new StartupTimeoutError(await describeFailures(left, `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`, w));
+      const late = await describeFailures(left, `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`, w);
+      for (const [name, message] of late) failures.set(name, message);
+      return { online, failures };
     }
     if (now - lastReport >= 10_000 || lastReport === 0) {
       lastReport = now;
-      const detail = states
-        .filter(([n]) => !online.has(n))
+      const detail = left
         .map(([n, s]) => `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
         .join('; ');
       w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
     }
     await w.clock.sleep(Math.min(interval, Math.max(0, deadline - now)), w.signal).catch(() => {
-      throw new Error('The launch was cancelled; post will end everything recorded so far.');
+      throw new Error(CANCELLED);
     });
     interval = Math.min(interval * 1.5, POLL_MAX_MS);
   }
 }
 
 /** Why each runner failed, with the tail of its machine's console, secrets masked. */
-async function describeFailures(failed: ReadonlyArray<readonly [string, MachineStatus]>, what: string, w: WaitContext): Promise<string> {
+async function describeFailures(failed: ReadonlyArray<readonly [string, MachineStatus]>, what: string, w: WaitContext): Promise<Map<string, string>> {
   const parts = await Promise.all(
     failed.map(async ([name, status]) => {
       const machine = w.machines.get(name)!;
@@ -257,10 +391,10 @@ async function describeFailures(failed: ReadonlyArray<readonly [string, MachineS
         tail = `(the console could not be read: ${errorMessage(err)})`;
       }
       const detail = status.detail ? `: ${status.detail}` : '';
-      return maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`, w.secrets);
+      return [name, maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`, w.secrets)] as const;
     }),
   );
-  return parts.join('\n\n');
+  return new Map(parts);
 }
 
 export interface CleanupDeps {
@@ -276,22 +410,24 @@ export interface CleanupReport {
 }
 
 /**
- * Ends everything a ledger names: machines first (so runners stop taking jobs), then
- * registrations. Entries whose create answer never arrived are found by client token or name.
- * Every step is tried; failures are reported together at the end.
+ * Ends everything a ledger names, except the runners it keeps and what was ended already:
+ * machines first (so runners stop taking jobs), then registrations. Entries whose create answer
+ * never arrived are found by client token or name. Every step is tried; failures are reported
+ * together at the end.
  */
 export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<CleanupReport> {
   const { cloud, forge, log } = deps;
   const clock = deps.clock ?? realClock;
   const report: CleanupReport = { machines: [], registrations: [] };
   const errors: string[] = [];
+  const todo = pending(data);
 
   await Promise.all(
-    data.machines.map(async (entry) => {
+    todo.machines.map(async (entry) => {
       try {
         const ids = entry.id ? [entry.id] : await cloud.findByClientToken(entry.clientToken);
         for (const id of ids) {
-          const result = await withRetry(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: () => true, clock });
+          const result = await terminate(cloud, id, clock);
           report.machines.push({ id, result });
           log.info(`machine ${id} (${entry.runnerName}): ${result}`);
         }
@@ -304,20 +440,14 @@ export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<Clea
   // Registrations whose id never arrived are found by name, from one listing shared by all.
   let listing: ReturnType<GitHubForge['runners']> | undefined;
   await Promise.all(
-    data.registrations.map(async (entry) => {
+    todo.registrations.map(async (entry) => {
       try {
         const id = entry.id ?? (await (listing ??= forge.runners())).find((r) => r.name === entry.name)?.id;
         if (id === undefined) {
           report.registrations.push({ name: entry.name, result: 'gone' });
           return;
         }
-        // A runner whose machine just ended can still count as busy for a moment (422).
-        const result = await withRetry(() => forge.deleteRunner(id), {
-          attempts: 6,
-          baseMs: 1000,
-          retryable: (err) => !(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500,
-          clock,
-        });
+        const result = await deleteRegistration(forge, id, clock);
         report.registrations.push({ name: entry.name, result });
         log.info(`registration ${entry.name} (${id}): ${result}`);
       } catch (err) {
@@ -329,5 +459,117 @@ export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<Clea
   if (errors.length > 0) {
     throw new Error(`Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`);
   }
+  return report;
+}
+
+const terminate = (cloud: Cloud, id: string, clock: Clock): Promise<'terminated' | 'gone'> =>
+  withRetry(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: (err) => !(err instanceof CloudError) || !isPermanent(err), clock });
+
+/** A refusal that a retry cannot change: no permission, bad credentials. */
+const isPermanent = (err: CloudError): boolean => /^(UnauthorizedOperation|AuthFailure|Forbidden|Unauthorized)$/.test(err.code);
+
+/** A runner whose machine just ended can still count as busy for a moment (422): that is retried. */
+const deleteRegistration = (forge: GitHubForge, id: number, clock: Clock): Promise<'deleted' | 'gone'> =>
+  withRetry(() => forge.deleteRunner(id), {
+    attempts: 6,
+    baseMs: 1000,
+    retryable: (err) => !(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500,
+    clock,
+  });
+
+export interface EndReport {
+  machines: Array<{ id: string; runnerName: string; reason: string; result: 'terminated' | 'gone' }>;
+  registrations: Array<{ name: string; id: number; reason: string; result: 'deleted' | 'gone' }>;
+}
+
+/**
+ * `mode: cleanup`: ends everything this workflow run launched, whatever became of its launch
+ * jobs: every machine tagged with this repository and run, then every registration that carries
+ * the run's label or is named by one of those machines.
+ */
+export async function cleanupRun(ctx: RunContext, deps: CleanupDeps): Promise<EndReport> {
+  const clock = deps.clock ?? realClock;
+  const label = runLabel(ctx).toLowerCase();
+  const machines = await deps.cloud.list({ repo: ctx.repository, runId: ctx.runId });
+  const names = new Set(machines.map((m) => m.runnerName));
+  const targets = machines.filter((m) => m.state !== 'gone').map((m) => ({ machine: m, reason: `launched by run ${ctx.runId}` }));
+  const machineReport = await endMachines(targets, deps, clock);
+  const runners = await deps.forge.runners();
+  const registrations = runners
+    .filter((r) => r.labels.some((l) => l.toLowerCase() === label) || names.has(r.name))
+    .map((r) => ({ runner: r, reason: `launched by run ${ctx.runId}` }));
+  return { machines: machineReport, registrations: await endRegistrations(registrations, deps, clock, machineReport.errors) };
+}
+
+/**
+ * `mode: sweep`: for a scheduled workflow. Ends every machine this action made for the
+ * repository that is past its expires-at tag, or older than `graceSeconds` with a runner that is
+ * offline or no longer registered; then deletes offline registrations that are ours (the run
+ * label, the default `cml-` name prefix, or named by one of our machines) unless a live machine
+ * still belongs to them.
+ */
+export async function sweep(ctx: RunContext, graceSeconds: number, deps: CleanupDeps): Promise<EndReport> {
+  const clock = deps.clock ?? realClock;
+  const now = clock.now();
+  const [machines, runners] = await Promise.all([deps.cloud.list({ repo: ctx.repository }), deps.forge.runners()]);
+  const byName = new Map(runners.map((r) => [r.name, r]));
+  const targets: Array<{ machine: ManagedMachine; reason: string }> = [];
+  const protectedNames = new Set<string>();
+  for (const m of machines) {
+    if (m.state === 'gone') continue;
+    const runner = byName.get(m.runnerName);
+    const old = m.createdAt === undefined || now - m.createdAt > graceSeconds * 1000;
+    let reason: string | undefined;
+    if (m.expiresAt !== undefined && now > m.expiresAt) reason = `past its expires-at (${new Date(m.expiresAt).toISOString()})`;
+    else if (old && !runner) reason = `its runner ${m.runnerName} is no longer registered`;
+    else if (old && runner!.status !== 'online') reason = `its runner ${m.runnerName} has been offline past the grace period (${graceSeconds}s)`;
+    if (reason) targets.push({ machine: m, reason });
+    else protectedNames.add(m.runnerName);
+  }
+  const machineReport = await endMachines(targets, deps, clock);
+  const ours = new Set(machines.map((m) => m.runnerName));
+  const registrations = runners
+    .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
+    .filter((r) => r.name.startsWith('cml-') || ours.has(r.name) || r.labels.some((l) => /^cml-run-/i.test(l)))
+    .map((r) => ({ runner: r, reason: 'offline' }));
+  return { machines: machineReport, registrations: await endRegistrations(registrations, deps, clock, machineReport.errors) };
+}
+
+async function endMachines(
+  targets: Array<{ machine: ManagedMachine; reason: string }>,
+  deps: CleanupDeps,
+  clock: Clock,
+): Promise<EndReport['machines'] & { errors: string[] }> {
+  const report = Object.assign([] as EndReport['machines'], { errors: [] as string[] });
+  await mapLimited(targets, CONCURRENCY, async ({ machine, reason }) => {
+    try {
+      const result = await terminate(deps.cloud, machine.id, clock);
+      report.push({ id: machine.id, runnerName: machine.runnerName, reason, result });
+      deps.log.info(`machine ${machine.id} (${machine.runnerName}): ${result}; ${reason}`);
+    } catch (err) {
+      report.errors.push(`machine ${machine.id} (${machine.runnerName}): ${errorMessage(err)}`);
+    }
+  });
+  return report;
+}
+
+async function endRegistrations(
+  targets: Array<{ runner: ForgeRunner; reason: string }>,
+  deps: CleanupDeps,
+  clock: Clock,
+  earlier: string[],
+): Promise<EndReport['registrations']> {
+  const report: EndReport['registrations'] = [];
+  const errors = [...earlier];
+  await mapLimited(targets, CONCURRENCY, async ({ runner, reason }) => {
+    try {
+      const result = await deleteRegistration(deps.forge, runner.id, clock);
+      report.push({ name: runner.name, id: runner.id, reason, result });
+      deps.log.info(`registration ${runner.name} (${runner.id}): ${result}; ${reason}`);
+    } catch (err) {
+      errors.push(`registration ${runner.name} (${runner.id}): ${errorMessage(err)}`);
+    }
+  });
+  if (errors.length > 0) throw new Error(`Could not end everything; run again or end these by hand:\n- ${errors.join('\n- ')}`);
   return report;
 }

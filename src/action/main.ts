@@ -1,14 +1,14 @@
 import * as core from '@actions/core';
 import { loadCloud } from '../clouds/types.js';
-import { kubeconfigSecrets, parseSpec, type LaunchSpec } from '../config.js';
+import { kubeconfigSecrets, parseSpec, type LaunchSpec, type RunContext } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { GitHubForge } from '../forge/github.js';
-import { launch, type LaunchResult } from '../lifecycle.js';
+import { cleanupRun, launch, sweep, type EndReport, type LaunchResult } from '../lifecycle.js';
 import { actionsLog } from './core-log.js';
 import { runContext } from './context.js';
 import { saveLedger } from './state.js';
 
-/** Main: validate every input, launch, wait until online, write outputs and a summary. */
+/** Main: validate every input, then launch (and wait until online), clean up a run, or sweep. */
 export async function runMain(): Promise<void> {
   const cancel = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -25,12 +25,24 @@ export async function runMain(): Promise<void> {
     const access = spec.machine.kubernetes?.access;
     if (access && 'text' in access) for (const secret of kubeconfigSecrets(access.text)) core.setSecret(secret);
     const forge = new GitHubForge(spec.forge, actionsLog);
-    // The first request goes out now; loading the cloud's SDK overlaps its round trip.
-    forge.downloads(spec.runner.version).catch(() => undefined);
+    if (spec.mode === 'launch') {
+      // The first request goes out now; loading the cloud's SDK overlaps its round trip.
+      forge.downloads(spec.runner.version).catch(() => undefined);
+    }
     const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access });
-    const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
-    writeOutputs(result);
-    await writeSummary(spec, result);
+    if (spec.mode === 'launch') {
+      const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
+      writeOutputs(result);
+      await writeSummary(spec, result);
+      return;
+    }
+    const report =
+      spec.mode === 'cleanup'
+        ? await core.group(`Ending everything run ${ctx.runId} launched`, () => cleanupRun(ctx, { cloud, forge, log: actionsLog }))
+        : await core.group(`Sweeping what ${ctx.repository} left behind`, () => sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }));
+    core.setOutput('runner-names', report.registrations.map((r) => r.name).join(','));
+    core.setOutput('instance-ids', report.machines.map((m) => m.id).join(','));
+    await writeEndSummary(spec, ctx, report);
   } catch (err) {
     core.setFailed(errorMessage(err));
   } finally {
@@ -40,37 +52,82 @@ export async function runMain(): Promise<void> {
 }
 
 function writeOutputs(result: LaunchResult): void {
-  core.setOutput('runner-names', result.runners.map((r) => r.name).join(','));
-  core.setOutput('runner-ids', result.runners.map((r) => r.id).join(','));
+  if (result.reused.length > 0) {
+    core.setOutput('runner-names', result.reused.map((r) => r.name).join(','));
+    core.setOutput('runner-ids', result.reused.map((r) => r.id).join(','));
+    core.setOutput('reused', 'true');
+  } else {
+    core.setOutput('runner-names', result.runners.map((r) => r.name).join(','));
+    core.setOutput('runner-ids', result.runners.map((r) => r.id).join(','));
+    core.setOutput('reused', 'false');
+  }
   core.setOutput('labels', result.labels.join(','));
+  core.setOutput('run-label', result.runLabel);
   core.setOutput('instance-ids', result.runners.map((r) => r.machine.id).join(','));
   core.setOutput('instance-types', result.runners.map((r) => r.machine.type).join(','));
-  core.setOutput('spot', String(result.runners.every((r) => r.machine.spot)));
+  core.setOutput('spot', String(result.runners.length > 0 && result.runners.every((r) => r.machine.spot)));
 }
 
 async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<void> {
-  await core.summary
-    .addHeading('Runners launched', 3)
-    .addTable([
+  if (result.reused.length > 0) {
+    await core.summary
+      .addHeading('Runners reused', 3)
+      .addRaw(`Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`)
+      .write();
+    return;
+  }
+  const tried = (r: LaunchResult['runners'][number]): string =>
+    r.tried.map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`).join('; ');
+  const summary = core.summary.addHeading('Runners launched', 3).addTable([
+    [
+      { data: 'Runner', header: true },
+      { data: 'Cloud', header: true },
+      { data: 'Instance', header: true },
+      { data: 'Type', header: true },
+      { data: 'Market', header: true },
+      { data: 'Region', header: true },
+      { data: 'Seconds to online', header: true },
+      { data: 'Tried, in order', header: true },
+    ],
+    ...result.runners.map((r) => [
+      r.name,
+      spec.machine.cloud,
+      r.machine.id,
+      r.machine.type,
+      r.machine.spot ? 'spot' : 'on-demand',
+      result.region,
+      String(r.secondsToOnline),
+      tried(r),
+    ]),
+  ]);
+  summary.addRaw(
+    `Labels: ${result.labels.join(', ')} (and ${result.runLabel}, which only this workflow run's runners carry). ${spec.runner.single ? 'Each runner takes one job and then its machine ends.' : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`}`,
+    true,
+  );
+  if (result.failed.length > 0) {
+    summary.addRaw(`${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ${result.failed.map((f) => f.name).join(', ')}.`, true);
+  }
+  await summary.write();
+}
+
+async function writeEndSummary(spec: LaunchSpec, ctx: RunContext, report: EndReport): Promise<void> {
+  const heading = spec.mode === 'cleanup' ? `Cleanup of run ${ctx.runId}` : `Sweep of ${ctx.repository}`;
+  const rows = [
+    ...report.machines.map((m) => [`machine ${m.id}`, m.runnerName, m.result, m.reason]),
+    ...report.registrations.map((r) => [`registration ${r.id}`, r.name, r.result, r.reason]),
+  ];
+  const summary = core.summary.addHeading(heading, 3);
+  if (rows.length === 0) summary.addRaw('Nothing to end.');
+  else
+    summary.addTable([
       [
+        { data: 'What', header: true },
         { data: 'Runner', header: true },
-        { data: 'Cloud', header: true },
-        { data: 'Instance', header: true },
-        { data: 'Type', header: true },
-        { data: 'Market', header: true },
-        { data: 'Region', header: true },
-        { data: 'Seconds to online', header: true },
+        { data: 'Result', header: true },
+        { data: 'Why', header: true },
       ],
-      ...result.runners.map((r) => [
-        r.name,
-        spec.machine.cloud,
-        r.machine.id,
-        r.machine.type,
-        r.machine.spot ? 'spot' : 'on-demand',
-        result.region,
-        String(r.secondsToOnline),
-      ]),
-    ])
-    .addRaw(`Labels: ${result.labels.join(', ')}. ${spec.runner.single ? 'Each runner takes one job and then its machine ends.' : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`}`)
-    .write();
+      ...rows,
+    ]);
+  core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
+  await summary.write();
 }

@@ -3,6 +3,7 @@ import { loadCloud } from '../clouds/types.js';
 import { clusterAccess, kubeconfigSecrets } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { GitHubForge } from '../forge/github.js';
+import { pending } from '../ledger.js';
 import { cleanup } from '../lifecycle.js';
 import { runContext } from './context.js';
 import { actionsLog } from './core-log.js';
@@ -19,8 +20,13 @@ export async function runPost(): Promise<void> {
       core.info('Nothing was created; nothing to clean up.');
       return;
     }
-    if (ledger.complete) {
-      core.info(`Every runner came online; they end themselves after their job or idle-timeout.`);
+    const todo = pending(ledger);
+    if (todo.machines.length === 0 && todo.registrations.length === 0) {
+      core.info(
+        ledger.keep.length > 0
+          ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; main already ended the rest, if any.`
+          : 'Main already ended everything the launch created.',
+      );
       return;
     }
     const token = core.getInput('token');

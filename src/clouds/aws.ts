@@ -13,8 +13,8 @@ import {
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AWS_IMAGE_PARAMETERS, awsArchitecture } from '../catalog/aws.js';
 import type { MachineSpec } from '../config.js';
-import { CloudError, errorMessage } from '../errors.js';
-import type { Cloud, Machine, MachineRequest, MachineState, MachineStatus } from './types.js';
+import { CloudError, errorMessage, type Fallback } from '../errors.js';
+import type { Cloud, Machine, MachineRequest, MachineState, MachineStatus, ManagedMachine, Placement } from './types.js';
 
 /**
  * EC2. Credentials and endpoints come from the SDK's own chain (AWS_* variables, OIDC set up
@@ -32,21 +32,21 @@ const CLIENT_OPTIONS = {
 } as const;
 
 /** What each EC2 error means for the user. Codes pass through verbatim next to this advice. */
-const ADVICE: Record<string, { advice: string; capacity?: boolean }> = {
+const ADVICE: Record<string, { advice: string; fallback?: Fallback }> = {
   InsufficientInstanceCapacity: {
-    advice: 'AWS has no capacity for this instance type in this availability zone right now. Try another type (type takes a comma list), another region or subnet, or spot: false.',
-    capacity: true,
+    advice: 'AWS has no capacity for this instance type in this availability zone right now. Give more types (type takes a comma list) or subnets in other zones (aws-subnet takes a comma list), another region, or spot: false.',
+    fallback: 'capacity',
   },
-  InsufficientCapacity: { advice: 'AWS has no capacity for this request right now. Try another type, region or subnet.', capacity: true },
-  SpotMaxPriceTooLow: { advice: "The spot-price input is below the current spot price. Raise it, or use spot-price: -1 to pay up to the on-demand price." },
-  MaxSpotInstanceCountExceeded: { advice: 'The account reached its spot instance limit in this region. Use spot: false or request a higher spot quota.', capacity: true },
+  InsufficientCapacity: { advice: 'AWS has no capacity for this request right now. Give more types or subnets, or another region.', fallback: 'capacity' },
+  SpotMaxPriceTooLow: { advice: 'The spot-price input is below the current spot price. Raise it, or use spot-price: -1 to pay up to the on-demand price.', fallback: 'market' },
+  MaxSpotInstanceCountExceeded: { advice: 'The account reached its spot instance quota in this region. Use spot: false or request a higher spot quota in Service Quotas.' },
   VcpuLimitExceeded: {
     advice: 'The account vCPU quota for this instance family in this region is too low. Request an increase in Service Quotas (for GPUs: "Running On-Demand G and VT instances" or "Running On-Demand P instances", or the Spot equivalents).',
   },
   InstanceLimitExceeded: { advice: 'The account instance quota in this region is reached. Request an increase in Service Quotas.' },
   UnauthorizedOperation: { advice: 'The AWS credentials may not do this. Grant the actions in the README IAM policy to the role the workflow assumes.' },
   'InvalidAMIID.NotFound': { advice: 'The image does not exist in this region. Check the image input and the region.' },
-  Unsupported: { advice: 'This instance type is not offered in this availability zone. Pick another subnet (aws-subnet) or region.', capacity: true },
+  Unsupported: { advice: 'This instance type is not offered in this availability zone. Give subnets in other zones (aws-subnet takes a comma list), or another region.', fallback: 'capacity' },
   'InvalidSubnetID.NotFound': { advice: 'Check the aws-subnet input: the subnet must exist in this region.' },
   'InvalidGroup.NotFound': { advice: 'Check the aws-security-group input: the group must exist in the subnet VPC.' },
   InvalidParameterValue: { advice: 'Check the type, image, aws-instance-profile and tags inputs.' },
@@ -71,7 +71,8 @@ export class AwsCloud implements Cloud {
   readonly kind = 'vm' as const;
   private readonly ec2: EC2Client;
   private readonly ssm: SSMClient;
-  private image?: PreparedImage;
+  /** The image and disk layout per architecture; a type list may mix x86_64 and arm64 types. */
+  private readonly images = new Map<string, PreparedImage>();
 
   constructor(readonly region: string) {
     this.ec2 = new EC2Client({ region, ...CLIENT_OPTIONS });
@@ -79,8 +80,12 @@ export class AwsCloud implements Cloud {
   }
 
   async prepare(spec: MachineSpec): Promise<void> {
-    const type = spec.types[0]!;
-    const arch = awsArchitecture(type);
+    const byArch = new Map<'x86_64' | 'arm64', string>();
+    for (const type of spec.types) if (!byArch.has(awsArchitecture(type))) byArch.set(awsArchitecture(type), type);
+    await Promise.all([...byArch].map(([arch, type]) => this.prepareImage(spec, arch, type)));
+  }
+
+  private async prepareImage(spec: MachineSpec, arch: 'x86_64' | 'arm64', type: string): Promise<void> {
     const imageId = await this.resolveImageId(spec, arch);
     const images = await this.ec2Call('DescribeImages', () => this.ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
     const image = images.Images?.[0];
@@ -94,10 +99,10 @@ export class AwsCloud implements Cloud {
     // disk instead of growing the root (RootDeviceName differs between AMIs: /dev/sda1, /dev/xvda).
     const rootSnapshotGb = image.BlockDeviceMappings?.find((b) => b.DeviceName === image.RootDeviceName)?.Ebs?.VolumeSize ?? 8;
     const size = Math.max(spec.hddSizeGb ?? rootSnapshotGb, rootSnapshotGb);
-    this.image = {
+    this.images.set(arch, {
       imageId,
       blockDevices: [{ DeviceName: image.RootDeviceName, Ebs: { VolumeSize: size, VolumeType: 'gp3', DeleteOnTermination: true } }],
-    };
+    });
   }
 
   /** The image input, an SSM parameter it names, or the public parameter for GPU or CPU Ubuntu. */
@@ -116,12 +121,17 @@ export class AwsCloud implements Cloud {
     }
   }
 
-  async launch(spec: MachineSpec, request: MachineRequest): Promise<Machine> {
-    if (!this.image) throw new Error('prepare() must run before launch()');
-    const type = spec.types[0]!;
+  places(spec: MachineSpec): Array<string | undefined> {
+    return spec.aws.subnets.length > 0 ? spec.aws.subnets : [undefined];
+  }
+
+  async launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine> {
+    const { type, spot, where: subnet } = placement;
+    const image = this.images.get(awsArchitecture(type));
+    if (!image) throw new Error('prepare() must run before launch()');
     const tags: Tag[] = Object.entries(request.tags).map(([Key, Value]) => ({ Key, Value }));
     const input: RunInstancesCommandInput = {
-      ImageId: this.image.imageId,
+      ImageId: image.imageId,
       InstanceType: type as _InstanceType,
       MinCount: 1,
       MaxCount: 1,
@@ -131,16 +141,16 @@ export class AwsCloud implements Cloud {
       InstanceInitiatedShutdownBehavior: 'terminate',
       // IMDSv2 only, and one hop so containers in the job cannot reach instance credentials.
       MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
-      BlockDeviceMappings: this.image.blockDevices,
+      BlockDeviceMappings: image.blockDevices,
       TagSpecifications: (['instance', 'volume', 'network-interface'] as const).map((ResourceType) => ({ ResourceType, Tags: tags })),
-      SubnetId: spec.aws.subnet,
+      SubnetId: subnet,
       SecurityGroupIds: spec.aws.securityGroup ? [spec.aws.securityGroup] : undefined,
       IamInstanceProfile: spec.aws.instanceProfile
         ? spec.aws.instanceProfile.startsWith('arn:')
           ? { Arn: spec.aws.instanceProfile }
           : { Name: spec.aws.instanceProfile }
         : undefined,
-      InstanceMarketOptions: spec.spot
+      InstanceMarketOptions: spot
         ? {
             MarketType: 'spot',
             SpotOptions: {
@@ -154,7 +164,7 @@ export class AwsCloud implements Cloud {
     const out = await this.ec2Call('RunInstances', () => this.ec2.send(new RunInstancesCommand(input)));
     const inst = out.Instances?.[0];
     if (!inst?.InstanceId) throw new CloudError('AWS', 'NoInstance', 'RunInstances returned no instance', '');
-    return { id: inst.InstanceId, type, spot: spec.spot, zone: inst.Placement?.AvailabilityZone };
+    return { id: inst.InstanceId, type, spot, zone: inst.Placement?.AvailabilityZone };
   }
 
   async states(ids: readonly string[]): Promise<Map<string, MachineStatus>> {
@@ -171,6 +181,35 @@ export class AwsCloud implements Cloud {
       states.set(inst.InstanceId, { state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone', ...(reason ? { detail: reason } : {}) });
     }
     return states;
+  }
+
+  async list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]> {
+    const filters = [
+      { Name: 'tag:cml-runner:managed', Values: ['true'] },
+      { Name: 'tag:cml-runner:repo', Values: [filter.repo] },
+      ...(filter.runId ? [{ Name: 'tag:cml-runner:run-id', Values: [filter.runId] }] : []),
+    ];
+    const found: ManagedMachine[] = [];
+    let NextToken: string | undefined;
+    do {
+      const out = await this.ec2Call('DescribeInstances', () => this.ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 500, NextToken })));
+      for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        if (!inst.InstanceId) continue;
+        const tag = (key: string): string | undefined => inst.Tags?.find((t) => t.Key === key)?.Value;
+        const expires = Date.parse(tag('cml-runner:expires-at') ?? '');
+        found.push({
+          id: inst.InstanceId,
+          runnerName: tag('cml-runner:runner') ?? tag('Name') ?? '',
+          runId: tag('cml-runner:run-id'),
+          repo: tag('cml-runner:repo'),
+          ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
+          ...(inst.LaunchTime ? { createdAt: inst.LaunchTime.getTime() } : {}),
+          state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone',
+        });
+      }
+      NextToken = out.NextToken;
+    } while (NextToken);
+    return found;
   }
 
   async consoleLog(id: string): Promise<string> {
@@ -205,7 +244,7 @@ export class AwsCloud implements Cloud {
     } catch (err) {
       const code = (err as { name?: string }).name ?? 'Error';
       const known = ADVICE[code];
-      throw new CloudError('AWS', code, `ec2:${action} in ${this.region}: ${errorMessage(err)}`, known?.advice ?? '', known?.capacity ?? false);
+      throw new CloudError('AWS', code, `ec2:${action} in ${this.region}: ${errorMessage(err)}`, known?.advice ?? '', known?.fallback);
     }
   }
 }

@@ -4,7 +4,7 @@ import { KUBERNETES_DEFAULT_IMAGE, KUBERNETES_GPU_RESOURCE, parsePodSize } from 
 import { isLabelKey, isLabelValue, type ClusterAccess, type MachineSpec } from '../config.js';
 import { CloudError, InputError, errorMessage } from '../errors.js';
 import { withRetry } from '../retry.js';
-import type { Cloud, Machine, MachineRequest, MachineStatus } from './types.js';
+import type { Cloud, Machine, MachineRequest, MachineStatus, ManagedMachine, Placement } from './types.js';
 
 /**
  * Runner pods on an existing cluster. Each runner is a batch/v1 Job with one pod, and a Secret
@@ -25,6 +25,7 @@ const LABEL = {
   managedBy: 'app.kubernetes.io/managed-by',
   machine: 'cml-runner/machine',
   clientToken: 'cml-runner/client-token',
+  runId: 'cml-runner/run-id',
 } as const;
 /** Where the Secret's startup script is mounted, and the writable work directory. */
 const SCRIPT_DIR = '/etc/cml-runner';
@@ -50,6 +51,7 @@ const ADVICE: Record<number, string> = {
 
 interface JobOptions {
   name: string;
+  type: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   credentialKey: 'jitconfig' | 'token';
@@ -89,14 +91,18 @@ export class KubernetesCloud implements Cloud {
     const name = `cml-runner-dry-run-${Math.random().toString(36).slice(2, 8)}`;
     const labels = { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name };
     const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, labels }, type: 'Opaque', stringData: { 'startup.sh': '#', jitconfig: '-' } };
-    const job = this.jobFor(spec, { name, labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
+    const job = this.jobFor(spec, { name, type: spec.types[0]!, labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
     await Promise.all([
       this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' })),
       this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' })),
     ]);
   }
 
-  async launch(spec: MachineSpec, request: MachineRequest): Promise<Machine> {
+  places(): Array<string | undefined> {
+    return [undefined];
+  }
+
+  async launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine> {
     const name = objectName(request.runnerName);
     const { labels, annotations } = metadataFromTags(request.tags);
     Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
@@ -117,7 +123,7 @@ export class KubernetesCloud implements Cloud {
     await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
 
     // 2. The Job.
-    const job = this.jobFor(spec, { name, labels, annotations, credentialKey, runnerVersion: request.runnerVersion, maxLifetimeSeconds: request.maxLifetimeSeconds });
+    const job = this.jobFor(spec, { name, type: placement.type, labels, annotations, credentialKey, runnerVersion: request.runnerVersion, maxLifetimeSeconds: request.maxLifetimeSeconds });
     const created = await this.create('jobs', name, request.clientToken, () => this.batch.createNamespacedJob({ namespace: this.region, body: job }));
     let uid = created?.metadata?.uid;
     if (!uid) uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))).metadata?.uid;
@@ -130,14 +136,14 @@ export class KubernetesCloud implements Cloud {
         body: [{ op: 'add', path: '/metadata/ownerReferences', value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }] }],
       }),
     );
-    return { id: name, type: spec.types[0]!, spot: false, zone: this.region };
+    return { id: name, type: placement.type, spot: false, zone: this.region };
   }
 
   private jobFor(spec: MachineSpec, o: JobOptions): V1Job {
     const { name, labels, annotations, credentialKey } = o;
     const k8s = spec.kubernetes;
     if (!k8s) throw new Error('a kubernetes launch needs the kubernetes settings');
-    const size = parsePodSize(spec.types[0]!);
+    const size = parsePodSize(o.type);
     const limits: Record<string, string> = { cpu: size.cpu, memory: size.memory };
     if (size.gpus > 0) limits[KUBERNETES_GPU_RESOURCE] = String(size.gpus);
     if (spec.hddSizeGb !== undefined) limits['ephemeral-storage'] = `${spec.hddSizeGb}Gi`;
@@ -263,6 +269,41 @@ export class KubernetesCloud implements Cloud {
     // The Secret goes with its owner; it is deleted here too in case the owner was never set.
     const secret = await this.gone(() => this.call('delete', 'secrets', () => this.core.deleteNamespacedSecret({ name: id, namespace: this.region })));
     return job === 'gone' && secret === 'gone' ? 'gone' : 'terminated';
+  }
+
+  /**
+   * Jobs and Secrets this action made in the namespace, for a repository (an annotation, since
+   * `owner/repo` is no label value) and optionally one run (a label). A Secret whose Job was
+   * never created counts too: ending it deletes both by name.
+   */
+  async list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]> {
+    const labelSelector = `${LABEL.managedBy}=${MANAGED_BY}${filter.runId ? `,${LABEL.runId}=${filter.runId}` : ''}`;
+    const [jobs, secrets] = await Promise.all([
+      this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector })),
+      this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector })),
+    ]);
+    const found = new Map<string, ManagedMachine>();
+    for (const o of [...jobs.items, ...secrets.items]) {
+      const name = o.metadata?.name;
+      const annotations = o.metadata?.annotations ?? {};
+      const labels = o.metadata?.labels ?? {};
+      const repo = annotations['cml-runner/repo'] ?? labels['cml-runner/repo'];
+      if (!name || found.has(name) || repo !== filter.repo) continue;
+      const expires = Date.parse(annotations['cml-runner/expires-at'] ?? '');
+      const created = o.metadata?.creationTimestamp ? new Date(o.metadata.creationTimestamp).getTime() : undefined;
+      const job = 'spec' in o ? (o as V1Job) : undefined;
+      const finished = job?.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+      found.set(name, {
+        id: name,
+        runnerName: annotations['cml-runner/runner-name'] ?? name,
+        runId: labels[LABEL.runId] ?? annotations[LABEL.runId],
+        repo,
+        ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
+        ...(created !== undefined ? { createdAt: created } : {}),
+        state: job ? (finished ? 'ending' : 'running') : 'starting',
+      });
+    }
+    return [...found.values()];
   }
 
   async findByClientToken(clientToken: string): Promise<string[]> {

@@ -33,6 +33,30 @@ export interface Machine {
   zone?: string;
 }
 
+/**
+ * One place to try a machine: a native type, a market, and where (an AWS subnet; undefined lets
+ * the cloud choose). The lifecycle tries them in order, moving on only when the cloud had no
+ * capacity there.
+ */
+export interface Placement {
+  type: string;
+  spot: boolean;
+  where?: string;
+}
+
+/** A machine found by its tags rather than a ledger: what cleanup and sweep act on. */
+export interface ManagedMachine {
+  id: string;
+  runnerName: string;
+  runId?: string;
+  repo?: string;
+  /** The cml-runner:expires-at tag, epoch ms. */
+  expiresAt?: number;
+  /** When the cloud created it, epoch ms. */
+  createdAt?: number;
+  state: MachineState;
+}
+
 /** `failed`: the machine cannot start (a pod that cannot be scheduled, an image that cannot be pulled). */
 export type MachineState = 'starting' | 'running' | 'ending' | 'stopped' | 'failed' | 'gone';
 
@@ -52,7 +76,15 @@ export interface Cloud {
   readonly kind: 'vm' | 'container';
   /** Resolves what every machine of this launch shares (image, disk layout) before anything exists. */
   prepare(spec: MachineSpec): Promise<void>;
-  launch(spec: MachineSpec, request: MachineRequest): Promise<Machine>;
+  /** Where this spec may go besides its type, in the order to try: AWS subnets; `[undefined]` when the cloud chooses. */
+  places(spec: MachineSpec): Array<string | undefined>;
+  launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine>;
+  /**
+   * Every machine this action made for a repository, and for one run if `runId` is given: live
+   * ones, and ended ones the cloud still shows (their tags name the runner whose registration
+   * may be left).
+   */
+  list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]>;
   /** The state of each machine, in one call; a machine the cloud no longer knows is `gone`. */
   states(ids: readonly string[]): Promise<Map<string, MachineStatus>>;
   /** The machine's own console log, for a launch that failed. */

@@ -1,11 +1,11 @@
 import { Octokit } from '@octokit/core';
-import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import Bottleneck from 'bottleneck/light.js';
 import type { ForgeScope, ForgeSpec } from '../config.js';
 import type { RunnerDownload } from '../bootstrap/render.js';
 import { ForgeError, errorMessage } from '../errors.js';
 import type { Log } from '../log.js';
+import { realClock, withRetry, type Clock } from '../retry.js';
 
 /**
  * GitHub's self-hosted runner API: mint runner credentials, watch runners come online,
@@ -27,7 +27,7 @@ export interface RunnerDownloads {
   version: string;
 }
 
-const ThrottledOctokit = Octokit.plugin(retry, throttling);
+const ThrottledOctokit = Octokit.plugin(throttling);
 
 /**
  * Writes (a just-in-time config per runner) are paced at 10 at a time, at most 10 a second,
@@ -37,7 +37,10 @@ const ThrottledOctokit = Octokit.plugin(retry, throttling);
  * under both, and a secondary-limit answer is still retried after its Retry-After.
  */
 const WRITE_PACING = { maxConcurrent: 10, minTime: 100 };
+/** Each attempt has its own timeout; a transient failure (5xx, a reset or timed-out connection) is retried with jittered backoff. */
 const REQUEST_TIMEOUT_MS = 30_000;
+const ATTEMPTS = 5;
+const BACKOFF_BASE_MS = 1000;
 const API_VERSION = '2022-11-28';
 
 export class GitHubForge {
@@ -47,6 +50,7 @@ export class GitHubForge {
   constructor(
     private readonly spec: Pick<ForgeSpec, 'scope' | 'apiUrl' | 'token'>,
     private readonly log: Log,
+    private readonly clock: Clock = realClock,
   ) {
     this.base = scopePath(spec.scope);
     this.octokit = new ThrottledOctokit({
@@ -65,21 +69,33 @@ export class GitHubForge {
           return retryCount < 3;
         },
       },
-      retry: { retries: 4 },
     });
   }
 
-  private async call<T>(route: string, params: Record<string, unknown> = {}): Promise<{ status: number; data: T }> {
-    try {
-      const res = await this.octokit.request(route, {
-        ...params,
-        headers: { 'x-github-api-version': API_VERSION },
-        request: { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) },
-      });
-      return { status: res.status, data: res.data as T };
-    } catch (err) {
-      throw this.explain(err, route);
-    }
+  /**
+   * One API call: rate limits are waited out by the throttling plugin (Retry-After); transient
+   * failures are retried here; anything else (401, 403, 404, 409, 422) fails at once.
+   * `tries.count` tells the caller how many attempts were sent.
+   */
+  private async call<T>(route: string, params: Record<string, unknown> = {}, tries: { count: number } = { count: 0 }): Promise<{ status: number; data: T }> {
+    return withRetry(
+      async () => {
+        tries.count += 1;
+        try {
+          const res = await this.octokit.request(route, {
+            ...params,
+            headers: { 'x-github-api-version': API_VERSION },
+            request: { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) },
+          });
+          return { status: res.status, data: res.data as T };
+        } catch (err) {
+          const explained = this.explain(err, route);
+          if (isTransient(explained)) this.log.info(`GitHub: ${explained.message}; retrying`);
+          throw explained;
+        }
+      },
+      { attempts: ATTEMPTS, baseMs: BACKOFF_BASE_MS, retryable: isTransient, clock: this.clock },
+    );
   }
 
   /** Turns GitHub's refusals into errors that say which permission is missing. */
@@ -161,11 +177,26 @@ export class GitHubForge {
 
   /** A single-use, just-in-time configuration for one ephemeral runner. */
   async jitConfig(name: string, labels: string[], groupId: number): Promise<{ runnerId: number; jitConfig: string }> {
-    const { data } = await this.call<{ runner: { id: number }; encoded_jit_config: string }>(
-      `POST ${this.base}/actions/runners/generate-jitconfig`,
-      { name, labels, runner_group_id: groupId, work_folder: '_work' },
-    );
-    return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };
+    const mint = async (tries: { count: number }) => {
+      const { data } = await this.call<{ runner: { id: number }; encoded_jit_config: string }>(
+        `POST ${this.base}/actions/runners/generate-jitconfig`,
+        { name, labels, runner_group_id: groupId, work_folder: '_work' },
+        tries,
+      );
+      return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };
+    };
+    const tries = { count: 0 };
+    try {
+      return await mint(tries);
+    } catch (err) {
+      // A retry that finds the name taken: the attempt whose answer was lost registered it. That
+      // registration is ours and its config never reached us, so it is replaced.
+      if (!(err instanceof ForgeError && err.status === 409 && tries.count > 1)) throw err;
+      const stale = (await this.runners()).find((r) => r.name === name && r.status !== 'online' && !r.busy);
+      if (!stale) throw err;
+      await this.deleteRunner(stale.id);
+      return mint({ count: 0 });
+    }
   }
 
   /** A registration token: valid for one hour, it can only register runners. */
@@ -196,6 +227,12 @@ export class GitHubForge {
       throw err;
     }
   }
+}
+
+/** No answer, a timeout, a reset connection, 408 or a 5xx: worth another try. */
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof ForgeError)) return false;
+  return err.status === undefined || err.status === 408 || err.status >= 500;
 }
 
 function scopePath(scope: ForgeScope): string {
