@@ -25,8 +25,8 @@ export class MemoryLog implements Log {
   }
 }
 
-export function context(sb: Sandbox): RunContext {
-  return { repository: 'octo-org/ml', runId: '4242', serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL! };
+export function context(sb: Sandbox, runId = '4242'): RunContext {
+  return { repository: 'octo-org/ml', runId, serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL! };
 }
 
 export function specFor(sb: Sandbox, inputs: Record<string, string>): LaunchSpec {
@@ -43,14 +43,14 @@ export interface Attempt {
 }
 
 /** Launches through the real SDK clients against the sandbox, keeping the persisted ledger. */
-export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>, signal?: AbortSignal): Promise<Attempt> {
+export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>, signal?: AbortSignal, runId = '4242'): Promise<Attempt> {
   const spec = specFor(sb, inputs);
   const log = new MemoryLog();
   const attempt: Attempt = { log };
   const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access });
   const forge = new GitHubForge(spec.forge, log);
   try {
-    attempt.result = await launch(spec, context(sb), {
+    attempt.result = await launch(spec, context(sb, runId), {
       cloud,
       forge,
       log,

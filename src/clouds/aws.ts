@@ -25,9 +25,34 @@ import type { Cloud, Machine, MachineRequest, MachineState, MachineStatus, Manag
  * and iam:PassRole when aws-instance-profile is given.
  */
 
+/**
+ * Retries in the SDK: throttling, 5xx and dropped connections, up to 5 attempts with full-jitter
+ * exponential backoff (100 ms base, 500 ms when throttled, capped at 20 s), honouring a
+ * Retry-After hint. A 4xx fails at once, and so does a refusal that means "not here" (no
+ * capacity, spot refused at this price): the launch moves to its next placement instead of
+ * asking the same zone again. RunInstances carries a client token, so a retry never doubles it.
+ */
+const MAX_ATTEMPTS = 5;
+const retryStrategy = {
+  mode: 'standard',
+  async acquireInitialRetryToken() {
+    return retryToken(0, 0);
+  },
+  async refreshRetryTokenForRetry(token: { getRetryCount(): number }, info: { errorType: string; error?: { name?: string }; retryAfterHint?: Date }) {
+    const count = token.getRetryCount() + 1;
+    const code = info.error?.name ?? '';
+    if (count >= MAX_ATTEMPTS || info.errorType === 'CLIENT_ERROR' || ADVICE[code]?.fallback) throw new Error(`not retried: ${code}`);
+    const cap = Math.min(20_000, (info.errorType === 'THROTTLING' ? 500 : 100) * 2 ** (count - 1));
+    const hinted = info.retryAfterHint ? info.retryAfterHint.getTime() - Date.now() : 0;
+    return retryToken(count, Math.max(hinted, Math.random() * cap));
+  },
+  recordSuccess() {},
+};
+const retryToken = (count: number, delay: number) => ({ getRetryCount: () => count, getRetryDelay: () => delay });
+
 const CLIENT_OPTIONS = {
-  maxAttempts: 5,
-  retryMode: 'standard',
+  maxAttempts: MAX_ATTEMPTS,
+  retryStrategy,
   requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
 } as const;
 
@@ -220,7 +245,9 @@ export class AwsCloud implements Cloud {
   async terminate(id: string): Promise<'terminated' | 'gone'> {
     try {
       const out = await this.ec2Call('TerminateInstances', () => this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] })));
-      return out.TerminatingInstances?.[0]?.PreviousState?.Name === 'terminated' ? 'gone' : 'terminated';
+      // Already terminated, or already on its way there (a shutdown the machine started itself).
+      const previous = out.TerminatingInstances?.[0]?.PreviousState?.Name;
+      return previous === 'terminated' || previous === 'shutting-down' ? 'gone' : 'terminated';
     } catch (err) {
       if (err instanceof CloudError && err.code === 'InvalidInstanceID.NotFound') return 'gone';
       throw err;
