@@ -118,22 +118,67 @@ describe('the action', () => {
     run.dispose();
   });
 
-  test('SIGTERM during main stops it, and post ends everything it recorded', async () => {
-    sb.faults.add({ service: 'ec2', action: 'RunInstances', delayMs: 2000 });
+  const phases = {
+    // The image lookup is slow: SIGTERM arrives while the JIT configs are minted beside it.
+    preparing: {
+      arm: () => sb.faults.add({ service: 'ssm', action: 'GetParameter', delayMs: 2500 }),
+      reached: (base: Counts) => sb.github.calls.slice(base.github).some((c) => c.path.endsWith('generate-jitconfig')),
+    },
+    // The creations are slow: SIGTERM arrives while RunInstances calls are in flight.
+    creating: {
+      arm: () => sb.faults.add({ service: 'ec2', action: 'RunInstances', delayMs: 2000 }),
+      reached: (base: Counts) => sb.ec2.calls.slice(base.ec2).some((c) => c.action === 'RunInstances'),
+    },
+    // A machine never boots: SIGTERM arrives while main polls for runners.
+    waiting: {
+      arm: () => sb.machines.failBoot(1),
+      reached: (base: Counts) => sb.ec2.calls.slice(base.ec2).filter((c) => c.action === 'DescribeInstances').length >= 2,
+    },
+  } as const;
+  type Counts = { ec2: number; github: number };
+
+  test.each(Object.keys(phases) as Array<keyof typeof phases>)('SIGTERM while %s stops main at once, and post ends everything it recorded', async (phase) => {
     const run = action({ count: '2' });
-    const before = sb.ec2.calls.length;
+    const base = { ec2: sb.ec2.calls.length, github: sb.github.calls.length };
+    phases[phase].arm();
     const { child, done } = run.main();
     const deadline = Date.now() + 20_000;
-    while (!sb.ec2.calls.slice(before).some((c) => c.action === 'RunInstances') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (!phases[phase].reached(base) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(phases[phase].reached(base)).toBe(true);
+    const killedAt = Date.now();
     child.kill('SIGTERM');
     const main = await done;
     expect(main.code).not.toBe(0);
-    expect(run.state().ledger).toBeDefined();
+    // Within the window a cancelled workflow gives (about 7 s before SIGKILL).
+    expect(Date.now() - killedAt).toBeLessThan(7000);
+    expect(main.log).toContain('Received SIGTERM');
+    const ledger = JSON.parse(run.state().ledger!) as { registrations: unknown[] };
+    expect(ledger.registrations.length).toBeGreaterThan(0);
     const post = await run.post();
     expect(post.code).toBe(0);
     expect(post.log).toContain('Cleaning up the failed launch');
     expect(await settle(sb)).toEqual([]);
     sb.faults.clear();
     run.dispose();
+  });
+
+  test('mode cleanup in a final job ends what the run launched and says so in its summary', async () => {
+    const launch = action({ single: 'false', 'idle-timeout': '0', labels: 'cml-final' });
+    const main = await launch.main().done;
+    expect(main.code).toBe(0);
+    expect(main.outputs['run-label']).toBe('cml-run-4242');
+    expect((await launch.post()).code).toBe(0);
+    // The runner outlives the launch job; the final job ends it.
+    const cleanup = action({ mode: 'cleanup' });
+    const ended = await cleanup.main().done;
+    expect(ended.code).toBe(0);
+    expect(ended.outputs['instance-ids']).toBe(main.outputs['instance-ids']);
+    expect(ended.outputs['runner-names']).toBe(main.outputs['runner-names']);
+    expect(ended.summary).toContain('Cleanup of run 4242');
+    expect(ended.summary).toContain('launched by run 4242');
+    expect((await cleanup.post()).log).toContain('Nothing was created');
+    expect(await settle(sb)).toEqual([]);
+    launch.dispose();
+    cleanup.dispose();
   });
 });

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { loadCloud } from '../src/clouds/types.js';
 import { InputError } from '../src/errors.js';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
-import { attemptLaunch, cleanupLedger, settle, specFor } from './helpers.js';
+import { attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor } from './helpers.js';
 
 /**
  * Runner pods end to end: the real @kubernetes/client-node and Octokit clients against the
@@ -119,7 +119,7 @@ describe('a GPU runner pod', () => {
       // The reusable runner ends after its idle-timeout; its registration is then offline, and post-style cleanup removes it.
       const left = await settleJobs(name);
       expect(left).toEqual([]);
-      if (single === 'false') await cleanupLedger(sb, result!.ledger);
+      if (single === 'false') await cleanupRunOf(sb, 'kubernetes');
       expect(await settle(sb)).toEqual([]);
     }
   });
@@ -176,7 +176,8 @@ describe('ending', () => {
     expect(await settleJobs(name)).toEqual([]);
     // A killed reusable runner stays registered, offline; cleanup (or sweep) deletes it.
     expect(sb.github.runners().find((r) => r.name === result!.runners[0]!.name)?.status).toBe('offline');
-    await cleanupLedger(sb, ledger!);
+    const report = await cleanupRunOf(sb, 'kubernetes');
+    expect(report.registrations.map((r) => r.name)).toEqual([result!.runners[0]!.name]);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -196,17 +197,33 @@ describe('ending', () => {
     expect(await settle(sb)).toEqual([]);
   });
 
-  test('cleanup deletes with Background propagation: no pod is orphaned, and "not found" counts as done', async () => {
-    const { result, ledger } = await attemptLaunch(sb, k8sInputs({ labels: 'cml-cleanup' }));
+  test('mode cleanup finds the run by its labels, deletes with Background propagation (no pod orphaned), and is idempotent', async () => {
+    const { result } = await attemptLaunch(sb, k8sInputs({ labels: 'cml-cleanup', single: 'false', 'idle-timeout': '0' }));
     const name = result!.runners[0]!.machine.id;
     expect(podsOf(name)).toHaveLength(1);
-    const first = await cleanupLedger(sb, ledger!);
-    expect(first.machines).toEqual([{ id: name, result: 'terminated' }]);
+    const first = await cleanupRunOf(sb, 'kubernetes');
+    expect(first.machines.map((m) => [m.id, m.result])).toEqual([[name, 'terminated']]);
+    expect(first.registrations.map((r) => r.name)).toEqual([result!.runners[0]!.name]);
     const deletes = sb.kubernetes.calls.filter((c) => c.verb === 'delete' && c.resource === 'jobs' && c.name === name);
     expect(deletes.length).toBeGreaterThan(0);
     expect(await settle(sb)).toEqual([]);
-    const second = await cleanupLedger(sb, ledger!);
-    expect(second.machines).toEqual([{ id: name, result: 'gone' }]);
+    const second = await cleanupRunOf(sb, 'kubernetes');
+    expect(second.machines).toEqual([]);
+    expect(second.registrations).toEqual([]);
+  });
+
+  test('a type list: a pod no node can fit is ended and the runner moves to the next type', async () => {
+    const { result, error } = await attemptLaunch(sb, k8sInputs({ type: '4/16Gi/2,2/8Gi/1', labels: 'cml-k8s-fallback', 'startup-timeout': '5m' }));
+    expect(error).toBeUndefined();
+    const runner = result!.runners[0]!;
+    expect(runner.tried.map((t) => [t.type, t.outcome])).toEqual([
+      ['4/16Gi/2', 'Unschedulable'],
+      ['2/8Gi/1', 'obtained'],
+    ]);
+    expect(runner.machine).toMatchObject({ type: '2/8Gi/1', id: `${runner.name}-2` });
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-k8s-fallback'], script: 'nvidia-smi -L' });
+    expect((await sb.github.waitJob(job.id, 30_000)).conclusion).toBe('success');
+    expect(await settle(sb)).toEqual([]);
   });
 });
 

@@ -105,6 +105,95 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const machines = new Map<string, Machine>();
   const tried = new Map<string, TriedPlacement[]>();
   const failures = new Map<string, string>();
+  const requests = new Map<string, { script: string; credential: RunnerCredential; version: string }>();
+
+  /**
+   * Creates the runner's machine at the first placement that neither this runner nor another
+   * found without capacity. Each try is recorded before it is sent.
+   */
+  const place = async (name: string): Promise<Machine> => {
+    const { script, credential, version } = requests.get(name)!;
+    const attempts = tried.get(name)!;
+    let lastRefusal: CloudError | undefined;
+    for (const placement of placements) {
+      const key = describePlacement(placement);
+      if (refusedHere.has(key) || (placement.spot && market.spotRefused) || attempts.some((a) => describePlacement(a) === key)) continue;
+      if (!placement.spot && spec.machine.spot && !market.warned) {
+        market.warned = true;
+        log.warning(`spot is not available (${attempts.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier'}); falling back to on-demand, as on-demand-fallback allows`);
+      }
+      stopIfCancelled();
+      const clientToken = randomUUID();
+      const entry = ledger.machine(name, clientToken);
+      try {
+        const machine = await cloud.launch(
+          spec.machine,
+          {
+            runnerName: name,
+            attempt: attempts.length + 1,
+            startupScript: script,
+            clientToken,
+            credential,
+            runnerVersion: version,
+            maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+            tags: machineTags(spec, ctx, name, clock),
+          },
+          placement,
+        );
+        ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
+        machines.set(name, machine);
+        attempts.push({ ...placement, outcome: 'obtained' });
+        log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+        return machine;
+      } catch (err) {
+        if (!(err instanceof CloudError) || !err.fallback) throw err;
+        lastRefusal = err;
+        // The cloud refused outright: nothing was created, and this placement is skipped from now on.
+        ledger.update(entry, { refused: err.code });
+        attempts.push({ ...placement, outcome: err.code });
+        if (err.fallback === 'market') market.spotRefused = true;
+        else refusedHere.add(key);
+        log.warning(`${name}: ${key}: ${err.code}; trying the next placement`);
+      }
+    }
+    // One place tried: its own error says it best. Several: the order tried, then what to do.
+    if (attempts.length === 1 && lastRefusal) throw lastRefusal;
+    throw new CloudError(
+      cloud.name === 'kubernetes' ? 'Kubernetes' : cloud.name.toUpperCase(),
+      'NoCapacity',
+      `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}`,
+      `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`,
+    );
+  };
+
+  /**
+   * A machine the cloud accepted but cannot start for lack of room (a pod no node can fit): it
+   * is ended, its placement marked, and the runner tried at the next one. Undefined when no
+   * placement is left.
+   */
+  const replace = async (name: string, status: MachineStatus): Promise<Machine | undefined> => {
+    const old = machines.get(name)!;
+    const attempts = tried.get(name)!;
+    const last = attempts[attempts.length - 1]!;
+    const untried = placements.filter((p) => {
+      const key = describePlacement(p);
+      return key !== describePlacement(last) && !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key);
+    });
+    // Nowhere else to go: the machine stays, so the failure can show its events and log.
+    if (untried.length === 0) return undefined;
+    last.outcome = status.detail?.split(':')[0] ?? 'no capacity';
+    refusedHere.add(describePlacement(last));
+    await terminate(cloud, old.id, clock);
+    const entry = ledger.data.machines.find((m) => m.id === old.id);
+    if (entry) ledger.update(entry, { ended: true });
+    log.warning(`${name}: ${describePlacement(last)}: ${status.detail ?? 'no capacity'}; trying the next placement`);
+    try {
+      return await place(name);
+    } catch {
+      return undefined;
+    }
+  };
+
   try {
     await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
       const [group, registrationToken] = await Promise.all([
@@ -152,57 +241,9 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
           runnerCache: spec.runner.cache,
           ...(cloud.name === 'aws' && spec.machine.spot ? { spotNotice: 'aws' as const } : {}),
         });
-        const attempts: TriedPlacement[] = [];
-        let lastRefusal: CloudError | undefined;
-        tried.set(name, attempts);
-        for (const placement of placements) {
-          const key = describePlacement(placement);
-          if (refusedHere.has(key) || (placement.spot && market.spotRefused)) continue;
-          if (!placement.spot && spec.machine.spot && !market.warned) {
-            market.warned = true;
-            log.warning(`spot is not available (${attempts.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier'}); falling back to on-demand, as on-demand-fallback allows`);
-          }
-          stopIfCancelled();
-          const clientToken = randomUUID();
-          const entry = ledger.machine(name, clientToken);
-          try {
-            const machine = await cloud.launch(
-              spec.machine,
-              {
-                runnerName: name,
-                startupScript: script,
-                clientToken,
-                credential,
-                runnerVersion: downloads.version,
-                maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
-                tags: machineTags(spec, ctx, name, clock),
-              },
-              placement,
-            );
-            ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
-            machines.set(name, machine);
-            attempts.push({ ...placement, outcome: 'obtained' });
-            log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
-            return;
-          } catch (err) {
-            if (!(err instanceof CloudError) || !err.fallback) throw err;
-            lastRefusal = err;
-            // The cloud refused outright: nothing was created, and this placement is skipped from now on.
-            ledger.update(entry, { refused: err.code });
-            attempts.push({ ...placement, outcome: err.code });
-            if (err.fallback === 'market') market.spotRefused = true;
-            else refusedHere.add(key);
-            log.warning(`${name}: ${key}: ${err.code}; trying the next placement`);
-          }
-        }
-        // One place tried: its own error says it best. Several: the order tried, then what to do.
-        if (attempts.length === 1 && lastRefusal) throw lastRefusal;
-        throw new CloudError(
-          cloud.name === 'kubernetes' ? 'Kubernetes' : cloud.name.toUpperCase(),
-          'NoCapacity',
-          `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}`,
-          `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`,
-        );
+        requests.set(name, { script, credential, version: downloads.version });
+        tried.set(name, []);
+        await place(name);
       });
       stopIfCancelled();
       results.forEach((r, i) => {
@@ -220,7 +261,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
 
   const created = spec.runner.names.filter((n) => machines.has(n));
   const waited = await log.group('Waiting for runners to come online', () =>
-    waitOnline(created, spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started }),
+    waitOnline(created, spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started, replace }),
   );
   for (const [name, reason] of waited.failures) failures.set(name, reason);
   const kept = created.filter((n) => waited.online.has(n));
@@ -311,6 +352,8 @@ interface WaitContext {
   ledger: Ledger;
   secrets: Set<string>;
   started: number;
+  /** Moves a runner whose machine has no room to its next placement. */
+  replace: (name: string, status: MachineStatus) => Promise<Machine | undefined>;
 }
 
 /**
@@ -344,7 +387,13 @@ async function waitOnline(names: readonly string[], spec: LaunchSpec, w: WaitCon
       }
     }
 
-    const ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
+    let ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
+    for (const [name, status] of ended.filter(([, st]) => st.fallback === 'capacity')) {
+      if (await w.replace(name, status)) {
+        ended = ended.filter(([n]) => n !== name);
+        interval = POLL_FIRST_MS;
+      }
+    }
     if (ended.length > 0) {
       const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
       for (const [name, message] of await describeFailures(ended, what, w)) failures.set(name, message);
@@ -493,12 +542,12 @@ export async function cleanupRun(ctx: RunContext, deps: CleanupDeps): Promise<En
   const machines = await deps.cloud.list({ repo: ctx.repository, runId: ctx.runId });
   const names = new Set(machines.map((m) => m.runnerName));
   const targets = machines.filter((m) => m.state !== 'gone').map((m) => ({ machine: m, reason: `launched by run ${ctx.runId}` }));
-  const machineReport = await endMachines(targets, deps, clock);
+  const ended = await endMachines(targets, deps, clock);
   const runners = await deps.forge.runners();
   const registrations = runners
     .filter((r) => r.labels.some((l) => l.toLowerCase() === label) || names.has(r.name))
     .map((r) => ({ runner: r, reason: `launched by run ${ctx.runId}` }));
-  return { machines: machineReport, registrations: await endRegistrations(registrations, deps, clock, machineReport.errors) };
+  return { machines: ended.report, registrations: await endRegistrations(registrations, deps, clock, ended.errors) };
 }
 
 /**
@@ -526,31 +575,32 @@ export async function sweep(ctx: RunContext, graceSeconds: number, deps: Cleanup
     if (reason) targets.push({ machine: m, reason });
     else protectedNames.add(m.runnerName);
   }
-  const machineReport = await endMachines(targets, deps, clock);
+  const ended = await endMachines(targets, deps, clock);
   const ours = new Set(machines.map((m) => m.runnerName));
   const registrations = runners
     .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
     .filter((r) => r.name.startsWith('cml-') || ours.has(r.name) || r.labels.some((l) => /^cml-run-/i.test(l)))
     .map((r) => ({ runner: r, reason: 'offline' }));
-  return { machines: machineReport, registrations: await endRegistrations(registrations, deps, clock, machineReport.errors) };
+  return { machines: ended.report, registrations: await endRegistrations(registrations, deps, clock, ended.errors) };
 }
 
 async function endMachines(
   targets: Array<{ machine: ManagedMachine; reason: string }>,
   deps: CleanupDeps,
   clock: Clock,
-): Promise<EndReport['machines'] & { errors: string[] }> {
-  const report = Object.assign([] as EndReport['machines'], { errors: [] as string[] });
+): Promise<{ report: EndReport['machines']; errors: string[] }> {
+  const report: EndReport['machines'] = [];
+  const errors: string[] = [];
   await mapLimited(targets, CONCURRENCY, async ({ machine, reason }) => {
     try {
       const result = await terminate(deps.cloud, machine.id, clock);
       report.push({ id: machine.id, runnerName: machine.runnerName, reason, result });
       deps.log.info(`machine ${machine.id} (${machine.runnerName}): ${result}; ${reason}`);
     } catch (err) {
-      report.errors.push(`machine ${machine.id} (${machine.runnerName}): ${errorMessage(err)}`);
+      errors.push(`machine ${machine.id} (${machine.runnerName}): ${errorMessage(err)}`);
     }
   });
-  return report;
+  return { report, errors };
 }
 
 async function endRegistrations(

@@ -103,7 +103,8 @@ export class KubernetesCloud implements Cloud {
   }
 
   async launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine> {
-    const name = objectName(request.runnerName);
+    // A later attempt (the earlier pod found no room) gets its own name: the old Job may still be going.
+    const name = objectName(request.attempt > 1 ? `${request.runnerName}-${request.attempt}` : request.runnerName);
     const { labels, annotations } = metadataFromTags(request.tags);
     Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
     annotations['cml-runner/runner-name'] = request.runnerName;
@@ -237,7 +238,8 @@ export class KubernetesCloud implements Cloud {
       const scaleUp = events.some((e) => e.reason === 'TriggeredScaleUp') && !events.some((e) => e.reason === 'NotTriggerScaleUp');
       if (scaleUp) return { state: 'starting', detail: 'waiting for the cluster autoscaler to add a node' };
       const scheduling = events.filter((e) => e.reason === 'FailedScheduling').pop()?.message ?? unscheduled.message ?? '';
-      return { state: 'failed', detail: `Unschedulable: ${scheduling}` };
+      // "Insufficient cpu/memory/nvidia.com/gpu": a smaller type (the next in the type list) may fit.
+      return { state: 'failed', detail: `Unschedulable: ${scheduling}`, ...(/Insufficient /.test(scheduling) ? { fallback: 'capacity' as const } : {}) };
     }
     return { state: 'starting', detail: pod.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? phase };
   }

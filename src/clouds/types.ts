@@ -9,6 +9,8 @@ import type { ClusterAccess, MachineSpec } from '../config.js';
 
 export interface MachineRequest {
   runnerName: string;
+  /** 1 for the runner's first machine; more when an earlier one had no room and was ended. */
+  attempt: number;
   /** The rendered startup script. */
   startupScript: string;
   /** Every tag the machine and its disks and interfaces carry. */
@@ -64,6 +66,8 @@ export interface MachineStatus {
   state: MachineState;
   /** What the cloud says about it, for a failure message: a scheduler event, a termination reason. */
   detail?: string;
+  /** `capacity`: it failed for lack of room (no node fits the pod); another type may fit. */
+  fallback?: 'capacity';
 }
 export interface Cloud {
   readonly name: CloudName;
