@@ -60,6 +60,13 @@ describe('generic names map to AWS names through the catalog', () => {
   test('a comma list of types is kept in order', () => {
     expect(spec({ type: 'g5.xlarge, s', gpu: 't4' }).machine.types).toEqual(['g5.xlarge', 'g4dn.xlarge']);
   });
+
+  test('subnets are a list in order; spot falls back to on-demand unless told not to', () => {
+    expect(spec({ 'aws-subnet': 'subnet-0a1, subnet-0b2' }).machine.aws.subnets).toEqual(['subnet-0a1', 'subnet-0b2']);
+    expect(spec({}).machine.aws.subnets).toEqual([]);
+    expect(spec({ spot: 'true' }).machine.onDemandFallback).toBe(true);
+    expect(spec({ spot: 'true', 'on-demand-fallback': 'false' }).machine.onDemandFallback).toBe(false);
+  });
 });
 
 describe('runner settings', () => {
@@ -80,6 +87,15 @@ describe('runner settings', () => {
       maxLifetimeSeconds: 172800,
       startupTimeoutSeconds: 90,
     });
+  });
+
+  test('all or nothing by default; reuse-idle is the stricter reuse', () => {
+    expect(spec({}).runner).toMatchObject({ allowPartial: false });
+    expect(spec({}).runner.reuse).toBeUndefined();
+    expect(spec({ 'allow-partial': 'true' }).runner.allowPartial).toBe(true);
+    expect(spec({ reuse: 'true' }).runner.reuse).toBe('online');
+    expect(spec({ reuse: 'true', 'reuse-idle': 'true' }).runner.reuse).toBe('idle');
+    expect(spec({ mode: 'sweep' }).mode).toBe('sweep');
   });
 
   test('count names runners after the name input', () => {
@@ -123,7 +139,14 @@ describe('every bad value fails with the input, the value and what is accepted',
     [{ token: '' }, 'token', '', 'GITHUB_TOKEN cannot'],
     [{ 'aws-subnet': 'default' }, 'aws-subnet', 'default', 'subnet-'],
     [{ 'runner-version': 'v2' }, 'runner-version', 'v2', 'latest'],
-    [{ mode: 'destroy' }, 'mode', 'destroy', 'launch'],
+    [{ mode: 'destroy' }, 'mode', 'destroy', 'launch, cleanup, sweep'],
+    [{ 'aws-subnet': 'subnet-0a1,subnet 2' }, 'aws-subnet', 'subnet 2', 'comma-separated'],
+    [{ 'aws-subnet': 'subnet-0a1,subnet-0a1' }, 'aws-subnet', 'subnet-0a1,subnet-0a1', 'each subnet once'],
+    [{ type: 'g5.xlarge,g5.xlarge' }, 'type', 'g5.xlarge,g5.xlarge', 'each type once'],
+    [{ 'on-demand-fallback': 'maybe' }, 'on-demand-fallback', 'maybe', 'true or false'],
+    [{ 'allow-partial': '1' }, 'allow-partial', '1', 'true or false'],
+    [{ reuse: 'yes' }, 'reuse', 'yes', 'true or false'],
+    [{ 'reuse-idle': 'idle' }, 'reuse-idle', 'idle', 'true or false'],
   ])('%j', (inputs, input, value, accepted) => {
     const err = rejection(inputs as Record<string, string>);
     expect(err.input).toBe(input);
