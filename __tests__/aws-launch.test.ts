@@ -113,6 +113,19 @@ describe('a healthy launch', () => {
   });
 });
 
+test('the largest startup-script accepted fits the 16 KB user data, gzipped, and runs', async () => {
+  const script = `echo "big script starts"\n${'# padding line of a long user script, kept as it is\n'.repeat(110)}echo "big script ends"\n`.slice(0, 6100);
+  const { result, error } = await attemptLaunch(sb, { 'startup-script': `${script}\necho "big script ends"\n`, labels: 'cml-big-script' });
+  expect(error).toBeUndefined();
+  const instance = sb.ec2.instances().find((i) => i.id === result!.runners[0]!.machine.id)!;
+  expect(instance.userDataBytes).toBeLessThan(16384);
+  expect(instance.userData.length).toBeGreaterThan(16384); // what the machine runs, unpacked
+  expect(sb.ec2.consoleOf(instance.id)).toContain('big script ends');
+  const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-big-script'], script: 'true' });
+  await sb.github.waitJob(job.id, 30_000);
+  expect(await settle(sb)).toEqual([]);
+});
+
 describe('failures leave nothing behind', () => {
   test('a machine whose startup script fails ends itself, and the error shows its console', async () => {
     const { error, ledger } = await attemptLaunch(sb, { 'startup-script': 'echo "installing CUDA extras"; echo "E: disk full" >&2; exit 3' });

@@ -255,6 +255,28 @@ describe('cleanup and sweep', () => {
 });
 
 describe('retries', () => {
+  test('answers lost to a reset connection: the retried create finds what the first one made, nothing is doubled', async () => {
+    sb.faults.add({ service: 'ec2', action: 'RunInstances', reset: 'after' });
+    sb.faults.add({ service: 'github', action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig', reset: 'after' });
+    const before = sb.ec2.instances().length;
+    const { result, error } = await attemptLaunch(sb, { labels: 'retry-lost' });
+    expect(error).toBeUndefined();
+    // EC2 answered the retry from its client token: one instance, not two.
+    expect(sb.ec2.instances().length - before).toBe(1);
+    // GitHub had registered the name before the reset: that registration was replaced, not left.
+    expect(sb.github.runners().filter((r) => r.name === result!.runners[0]!.name)).toHaveLength(1);
+    expect(sb.faults.fired.filter((f) => f.action.includes('generate-jitconfig') || f.action === 'RunInstances')).toHaveLength(2);
+    await runJob('retry-lost');
+  });
+
+  test('a connection reset before the cloud acts is retried like a 5xx', async () => {
+    sb.faults.add({ service: 'ec2', action: 'DescribeInstances', reset: 'before', times: 2 });
+    sb.faults.add({ service: 'github', action: 'GET /repos/octo-org/ml/actions/runners', reset: 'before', times: 2 });
+    const { error } = await attemptLaunch(sb, { labels: 'retry-reset' });
+    expect(error).toBeUndefined();
+    await runJob('retry-reset');
+  });
+
   test('GitHub 5xx answers are retried; a 4xx fails at once with its status', async () => {
     sb.faults.add({ service: 'github', action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig', status: 502, times: 2 });
     const ok = await attemptLaunch(sb, { labels: 'retry-ok' });

@@ -477,6 +477,51 @@ describe('machines', () => {
     await expectClean();
   });
 
+  test('delayBoot: the script starts late (a slow boot); a machine killed meanwhile never runs it', async () => {
+    fleet.delayBoot(2, 600);
+    const t0 = Date.now();
+    const slow = fleet.boot({ id: 'vm-slow', script: 'echo "script ran"; sleep 60', onShutdown: () => undefined });
+    const killed = fleet.boot({ id: 'vm-killed', script: 'echo "script ran"', onShutdown: () => undefined });
+    const fast = fleet.boot({ id: 'vm-fast', script: 'echo "script ran"', onShutdown: () => undefined });
+    await waitFor(() => fast.console().includes('script ran'));
+    expect(slow.console()).toBe('');
+    await killed.kill();
+    await waitFor(() => slow.console().includes('script ran'), 5000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(590);
+    expect(await killed.scriptExit).toBeNull();
+    expect(killed.console()).toBe('');
+    await slow.kill();
+    await expectClean();
+  });
+
+  test('crashRunner SIGKILLs the runner listener and its jobs only; the rest of the machine carries on', async () => {
+    // A stand-in listener: a process named Runner.Listener with a job under it.
+    const script = [
+      'mkdir -p "$HOME/bin"',
+      `printf '#!/bin/bash\\nsleep 60 &\\nwait\\n' >"$HOME/bin/Runner.Listener"`,
+      'chmod +x "$HOME/bin/Runner.Listener"',
+      '"$HOME/bin/Runner.Listener" & listener=$!',
+      'echo "listener started"',
+      'wait "$listener" || echo "listener ended with status $?"',
+      'sleep 60',
+    ].join('\n');
+    const m = fleet.boot({ id: 'vm-crash', script, onShutdown: () => undefined });
+    expect(fleet.crashRunner('vm-nope')).toBe(false);
+    // The script, the listener and the listener's job.
+    await waitFor(() => m.console().includes('listener started') && m.processes().length === 3);
+    const runner = m.processes().filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('Runner.Listener'));
+    expect(runner).toHaveLength(1);
+    expect(fleet.crashRunner('vm-crash')).toBe(true);
+    await waitFor(() => m.console().includes('listener ended with status 137'));
+    expect(m.running).toBe(true);
+    // The script carries on (now in its own sleep); the listener and its job are gone.
+    await waitFor(() => m.processes().length === 2);
+    expect(m.processes()).not.toContain(runner[0]);
+    expect(fleet.crashRunner('vm-crash')).toBe(false);
+    await m.kill();
+    await expectClean();
+  });
+
   test('bootMachine on its own: env, stand-ins, kill', async () => {
     let shutdowns = 0;
     const m = bootMachine({
@@ -495,6 +540,132 @@ describe('machines', () => {
     expect(fs.existsSync(m.root)).toBe(false);
     expect(shutdowns).toBe(0);
     expect(await m.scriptExit).toBeNull();
+  });
+});
+
+describe('instance metadata (IMDS)', () => {
+  const imds = (id: string): string => `${fake.url}/_imds/${id}`;
+  async function token(id: string, ttl = '60'): Promise<string> {
+    const res = await fetch(`${imds(id)}/latest/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': ttl } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-aws-ec2-metadata-token-ttl-seconds')).toBe(ttl);
+    return res.text();
+  }
+  const get = (url: string, tok?: string, method = 'GET'): Promise<Response> =>
+    fetch(url, { method, headers: tok === undefined ? {} : { 'X-aws-ec2-metadata-token': tok } });
+
+  test('machines reach their own IMDS through AWS_EC2_METADATA_SERVICE_ENDPOINT, with an IMDSv2 token', async () => {
+    const script = [
+      '#!/bin/bash',
+      'echo "endpoint=$AWS_EC2_METADATA_SERVICE_ENDPOINT"',
+      'TOKEN=$(curl -sf -X PUT "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 21600")',
+      'echo "id=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/meta-data/instance-id")"',
+      'echo "v1=$(curl -s -o /dev/null -w "%{http_code}" "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/meta-data/instance-id")"',
+    ].join('\n');
+    const id = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64(script), MetadataOptions: { HttpTokens: 'required' } })))).Instances![0]!.InstanceId!;
+    await waitFor(() => fake.consoleOf(id).includes('v1='));
+    expect(fake.consoleOf(id)).toContain(`endpoint=${imds(id)}\n`);
+    expect(fake.consoleOf(id)).toContain(`id=${id}\n`);
+    expect(fake.consoleOf(id)).toContain('v1=401\n');
+    await expectClean();
+  });
+
+  test('tokens: a TTL of 1..21600 s is required, the token is needed when HttpTokens is required, valid on its own instance only', async () => {
+    const r = await ec2.send(new RunInstancesCommand(launch({ MinCount: 2, MaxCount: 2, MetadataOptions: { HttpTokens: 'required' } })));
+    const [a, b] = r.Instances!.map((i) => i.InstanceId!) as [string, string];
+    await waitState(a, 'running');
+    await waitState(b, 'running');
+    for (const ttl of [undefined, '0', '21601', 'abc']) {
+      const res = await fetch(`${imds(a)}/latest/api/token`, { method: 'PUT', headers: ttl === undefined ? {} : { 'X-aws-ec2-metadata-token-ttl-seconds': ttl } });
+      expect(res.status).toBe(400);
+      expect(await res.text()).toContain('<title>400 - Bad Request</title>');
+    }
+    // Only /latest/api/token hands out tokens, and not to a forwarded request.
+    expect((await fetch(`${imds(a)}/2021-03-23/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' } })).status).toBe(403);
+    expect((await fetch(`${imds(a)}/latest/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60', 'X-Forwarded-For': '10.0.0.1' } })).status).toBe(403);
+    expect((await get(`${imds(a)}/latest/api/token`)).status).toBe(405);
+
+    const tok = await token(a, '21600');
+    expect(tok.length).toBeGreaterThan(20);
+    const noToken = await get(`${imds(a)}/latest/meta-data/instance-id`);
+    expect(noToken.status).toBe(401);
+    expect(await noToken.text()).toContain('<h1>401 - Unauthorized</h1>');
+    expect((await get(`${imds(a)}/latest/meta-data/instance-id`, 'not-a-token')).status).toBe(401);
+    expect((await get(`${imds(b)}/latest/meta-data/instance-id`, tok)).status).toBe(401);
+    const ok = await get(`${imds(a)}/latest/meta-data/instance-id`, tok);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('content-type')).toBe('text/plain');
+    expect(await ok.text()).toBe(a);
+    expect(await (await get(`${imds(a)}/latest/meta-data/instance-life-cycle`, tok)).text()).toBe('on-demand');
+    expect(await (await get(`${imds(a)}/latest/meta-data/placement/availability-zone`, tok)).text()).toBe(fake.instance(a)!.availabilityZone);
+    const listing = await (await get(`${imds(a)}/latest/meta-data/`, tok)).text();
+    expect(listing.split('\n')).toEqual(expect.arrayContaining(['instance-id', 'placement/']));
+    expect(listing).not.toContain('spot/');
+    expect((await get(`${imds(a)}/latest/meta-data/instance-id`, tok, 'POST')).status).toBe(405);
+    const head = await get(`${imds(a)}/latest/meta-data/instance-id`, tok, 'HEAD');
+    expect(head.status).toBe(200);
+    expect((await get(`${imds(a)}/latest/meta-data/no-such-item`, tok)).status).toBe(404);
+
+    // A token expires with its TTL.
+    const short = await token(a, '1');
+    await sleep(1100);
+    expect((await get(`${imds(a)}/latest/meta-data/instance-id`, short)).status).toBe(401);
+    await expectClean();
+  });
+
+  test('HttpTokens optional answers without a token (but not with a bad one); HttpEndpoint disabled answers 403', async () => {
+    const optional = (await ec2.send(new RunInstancesCommand(launch({ MetadataOptions: { HttpTokens: 'optional' } })))).Instances![0]!.InstanceId!;
+    const disabled = (await ec2.send(new RunInstancesCommand(launch({ MetadataOptions: { HttpEndpoint: 'disabled' } })))).Instances![0]!.InstanceId!;
+    await waitState(optional, 'running');
+    await waitState(disabled, 'running');
+    expect(await (await get(`${imds(optional)}/latest/meta-data/instance-id`)).text()).toBe(optional);
+    expect((await get(`${imds(optional)}/latest/meta-data/instance-id`, 'stale')).status).toBe(401);
+    const refused = await fetch(`${imds(disabled)}/latest/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' } });
+    expect(refused.status).toBe(403);
+    expect((await get(`${imds(disabled)}/latest/meta-data/instance-id`)).status).toBe(403);
+    await expectClean();
+  });
+
+  test('spot/instance-action is 404 until interruptSpot publishes the notice, then the action and its time; the interruption follows', async () => {
+    const id = (await ec2.send(new RunInstancesCommand(launch({ InstanceMarketOptions: { MarketType: 'spot' }, MetadataOptions: { HttpTokens: 'required' } })))).Instances![0]!.InstanceId!;
+    await waitState(id, 'running');
+    const tok = await token(id);
+    expect(await (await get(`${imds(id)}/latest/meta-data/instance-life-cycle`, tok)).text()).toBe('spot');
+    expect((await get(`${imds(id)}/latest/meta-data/spot/instance-action`, tok)).status).toBe(404);
+    expect((await get(`${imds(id)}/latest/meta-data/spot/termination-time`, tok)).status).toBe(404);
+    // Without a token it stays 401, notice or not.
+    expect((await get(`${imds(id)}/latest/meta-data/spot/instance-action`)).status).toBe(401);
+
+    const t0 = Date.now();
+    const interrupted = fake.interruptSpot(id, { noticeMs: 1500 });
+    const res = await get(`${imds(id)}/latest/meta-data/spot/instance-action`, tok);
+    expect(res.status).toBe(200);
+    const body = await res.text();
+    expect(body).toMatch(/^\{"action": "terminate", "time": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\}$/);
+    const notice = JSON.parse(body) as { action: string; time: string };
+    expect(Math.abs(Date.parse(notice.time) - (t0 + 1500))).toBeLessThanOrEqual(1500);
+    expect(await (await get(`${imds(id)}/latest/meta-data/spot/termination-time`, tok)).text()).toBe(notice.time);
+    expect(await (await get(`${imds(id)}/latest/meta-data/spot/`, tok)).text()).toBe('instance-action\ntermination-time');
+    // The notice comes first; the interruption after noticeMs.
+    expect(fake.instance(id)!.state).toBe('running');
+    await interrupted;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1450);
+    await waitState(id, 'terminated');
+    expect(fake.instance(id)!.stateReason?.code).toBe('Server.SpotInstanceTermination');
+    // An instance that is gone has no metadata service to answer.
+    await expect(get(`${imds(id)}/latest/meta-data/instance-id`, tok)).rejects.toThrow();
+    await expectClean();
+  });
+
+  test('an instance that ends itself during the notice is left as it ended', async () => {
+    const id = (await ec2.send(new RunInstancesCommand(launch({ InstanceMarketOptions: { MarketType: 'spot' }, UserData: b64('#!/bin/bash\nsleep 60\n') })))).Instances![0]!.InstanceId!;
+    await waitState(id, 'running');
+    const interrupted = fake.interruptSpot(id, { noticeMs: 800 });
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+    await interrupted;
+    await waitState(id, 'terminated');
+    expect(fake.instance(id)!.stateReason?.code).toBe('Client.UserInitiatedShutdown');
+    await expectClean();
   });
 });
 

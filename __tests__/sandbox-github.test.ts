@@ -548,16 +548,21 @@ describe('stand-in runner: JIT', () => {
     expect(gh.runners()[0]).toMatchObject({ busy: false, status: 'offline' });
   });
 
-  test('SIGTERM during a job cancels it and closes the session', async () => {
+  test('SIGTERM during a job fails it with the runner shutdown message and closes the session', async () => {
     const dir = await installRunner();
     const run = start('./run.sh', ['--jitconfig', await jitConfig('term-1')], { cwd: dir });
     const j = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'], script: 'sleep 30' });
     await until('busy', () => gh.runners()[0]?.busy);
     process.kill(-run.child.pid!, 'SIGTERM');
-    expect((await gh.waitJob(j.id, 5000)).conclusion).toBe('cancelled');
+    const done = await gh.waitJob(j.id, 5000);
+    // As the real runner reports it: a failure, the shutdown error, then the cancellation.
+    expect(done.conclusion).toBe('failure');
+    expect(done.log).toMatch(
+      /##\[error\]The runner has received a shutdown signal\. This can happen when the runner service is stopped, or a manually started runner is canceled\.\n(.*\n)*##\[error\]The operation was canceled\./,
+    );
     await run.exited;
     expect(run.output()).toContain('Job job-');
-    expect(run.output()).toContain('completed with result: Canceled');
+    expect(run.output()).toContain('completed with result: Failed');
     // It took its one job, so the ephemeral registration is gone.
     expect(gh.runners()).toEqual([]);
   });

@@ -51,6 +51,8 @@ describe('the startup script', () => {
     const variants: Array<Partial<StartupSettings>> = [
       { credential: { jitConfig: 'abc' } },
       { credential: { registrationToken: 'AABBCC' } },
+      // A spot machine on AWS, which watches for the interruption notice.
+      { credential: { jitConfig: 'abc' }, spotNotice: 'aws' },
       // A container's script: the credential comes from the pod's Secret, not the script.
       { credential: undefined, container: true },
     ];
@@ -108,6 +110,15 @@ describe('the startup script', () => {
     const reg = decodeSettings(renderStartupScript(settings({ credential: { registrationToken: 'TOKEN' } })));
     expect(reg.RUNNER_TOKEN).toBe('TOKEN');
     expect(reg.RUNNER_JITCONFIG).toBeUndefined();
+  });
+
+  test('watches for spot interruption notices only when asked (AWS spot machines)', () => {
+    expect(decodeSettings(renderStartupScript(settings({ spotNotice: 'aws' }))).SPOT_NOTICE).toBe('aws');
+    expect(decodeSettings(renderStartupScript(settings())).SPOT_NOTICE).toBeUndefined();
+    expect(decodeSettings(renderStartupScript(settings({ spotNotice: undefined }))).SPOT_NOTICE).toBeUndefined();
+    // The script asks the metadata service the machine names, as the AWS SDKs do, or the real one.
+    const script = renderStartupScript(settings({ spotNotice: 'aws' }));
+    expect(script).toContain('${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}');
   });
 
   test('never shows a credential in plain text', () => {

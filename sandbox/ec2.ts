@@ -10,11 +10,16 @@
  *
  * Implemented actions: RunInstances, DescribeInstances, TerminateInstances, DescribeImages,
  * DescribeInstanceTypes, GetConsoleOutput. Anything else is `InvalidAction`.
+ *
+ * The same server is each instance's metadata service (IMDS) under `/_imds/<instance-id>`, which
+ * its machine finds in `AWS_EC2_METADATA_SERVICE_ENDPOINT` (the variable the AWS SDKs read). It
+ * answers as IMDS does: IMDSv2 session tokens, the instance's metadata options, and the spot
+ * interruption notice `spot/instance-action` once `interruptSpot()` publishes it.
  */
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import zlib from 'node:zlib';
-import { type Fault, type FaultPlan, sleep } from './faults.js';
+import { type Fault, type FaultPlan, applyReset, sleep } from './faults.js';
 import { serve } from './http.js';
 import { type Machine, MachineFleet } from './machine.js';
 
@@ -350,6 +355,8 @@ export interface Ec2Instance {
   readonly name: string | undefined;
   clientToken?: string;
   rootDeviceName: string;
+  /** The spot interruption notice in the instance metadata (`spot/instance-action`), once published. */
+  spotNotice?: { action: 'terminate' | 'stop' | 'hibernate'; time: Date };
   /** The machine running the user data, once the instance is `running`. */
   machine?: Machine;
   /** The console text (banner + the machine's stdout/stderr). */
@@ -407,8 +414,13 @@ export interface FakeEc2 {
   /** The current spot price of a type (default 40% of on-demand). */
   spotPrice(instanceType: string): number;
   setSpotPrice(instanceType: string, price: number): void;
-  /** Interrupts a spot instance as AWS would (after the two-minute notice, which the sandbox skips). */
-  interruptSpot(instanceId: string): Promise<void>;
+  /**
+   * Interrupts a spot instance as AWS does: publishes the notice in its metadata
+   * (`spot/instance-action`, with the time of the interruption) at once, then stops or terminates
+   * it after `noticeMs` (AWS gives two minutes; default 0). Resolves once the interruption is
+   * applied; an instance that ended itself during the notice is left as it is.
+   */
+  interruptSpot(instanceId: string, opts?: { noticeMs?: number }): Promise<void>;
   /** Human-readable lines for everything still billed: live instances, orphaned volumes, open spot requests. */
   leftovers(): string[];
   close(): Promise<void>;
@@ -655,6 +667,12 @@ const VOLUME_TYPES: Record<string, [number, number]> = {
 };
 const TAGGABLE = new Set(['instance', 'volume', 'network-interface', 'spot-instances-request']);
 const USER_DATA_LIMIT = 16384;
+/** Where each instance's metadata service lives on this server: `<url>/_imds/<instance-id>`. */
+const IMDS_PREFIX = '/_imds';
+const IMDS_PATH = /^\/_imds\/([^/?]+)([^?]*)/;
+/** IMDSv2 session tokens last from one second to six hours. */
+const IMDS_MAX_TTL_SECONDS = 21600;
+const IMDS_REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed' };
 
 // ---------------------------------------------------------------------------------------------
 // The server
@@ -713,7 +731,7 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
       id: inst.id,
       script,
       arch: inst.architecture,
-      env: { SANDBOX_INSTANCE_ID: inst.id, SANDBOX_CLOUD: 'aws' },
+      env: { SANDBOX_INSTANCE_ID: inst.id, SANDBOX_CLOUD: 'aws', AWS_EC2_METADATA_SERVICE_ENDPOINT: `${server.url}${IMDS_PREFIX}/${inst.id}` },
       ...(type.gpu && image.nvidiaDriver
         ? { gpu: { model: type.gpu.smiName, count: type.gpu.count, memoryMiB: type.gpu.memoryMiB } }
         : {}),
@@ -1404,9 +1422,115 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
     );
   }
 
+  // ----- instance metadata (IMDS) -----
+  //
+  // As the EC2 User Guide describes it ("Use the Instance Metadata Service to access instance
+  // metadata", "Responses and error messages"): `PUT /latest/api/token` with a TTL header gives a
+  // session token valid on that instance only; GET and HEAD read metadata as text/plain, with the
+  // token when HttpTokens is required (401 otherwise, or with a bad or expired token); 400 for a
+  // PUT that is not valid, 403 when the request is not allowed or the endpoint is disabled,
+  // 404 for what does not exist (such as spot/instance-action before a notice).
+
+  const imdsTokens = new Map<string, { instanceId: string; expiresAt: number }>();
+
+  function answerImds(req: http.IncomingMessage, res: http.ServerResponse, instanceId: string, path: string): void {
+    const inst = byId.get(instanceId);
+    // Only a running instance can reach its metadata service; for anything else nothing answers.
+    if (!inst || inst.state !== 'running') {
+      res.destroy();
+      return;
+    }
+    const method = req.method ?? 'GET';
+    const fail = (status: number, headers: Record<string, string> = {}): void => {
+      const title = `${status} - ${IMDS_REASONS[status] ?? 'Error'}`;
+      res.writeHead(status, { 'content-type': 'text/html', ...headers });
+      res.end(
+        `<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n` +
+          `<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n <head>\n  <title>${title}</title>\n </head>\n <body>\n  <h1>${title}</h1>\n </body>\n</html>\n`,
+      );
+    };
+    if (inst.metadataOptions.httpEndpoint === 'disabled') return fail(403);
+
+    if (method === 'PUT') {
+      // Tokens come only from /latest/api/token; a version path (/2021-03-23/api/token) is 403.
+      if (path !== '/latest/api/token' || header(req, 'x-forwarded-for') !== undefined) return fail(403);
+      const raw = header(req, 'x-aws-ec2-metadata-token-ttl-seconds') ?? '';
+      const ttl = /^\d{1,6}$/.test(raw) ? Number(raw) : 0;
+      if (ttl < 1 || ttl > IMDS_MAX_TTL_SECONDS) return fail(400);
+      const token = crypto.randomBytes(42).toString('base64');
+      imdsTokens.set(token, { instanceId: inst.id, expiresAt: Date.now() + ttl * 1000 });
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-aws-ec2-metadata-token-ttl-seconds': String(ttl) });
+      res.end(token);
+      return;
+    }
+    if (path === '/latest/api/token') return fail(405, { allow: 'PUT' });
+    if (method !== 'GET' && method !== 'HEAD') return fail(405, { allow: 'GET, HEAD' });
+
+    // A token header makes it an IMDSv2 request, checked even when tokens are optional.
+    const token = header(req, 'x-aws-ec2-metadata-token');
+    if (token !== undefined || inst.metadataOptions.httpTokens === 'required') {
+      const session = token === undefined ? undefined : imdsTokens.get(token);
+      if (!session || session.instanceId !== inst.id || session.expiresAt <= Date.now()) return fail(401);
+    }
+
+    const found = metadataAt(inst, path);
+    if (found === undefined) return fail(404);
+    res.writeHead(200, { 'content-type': found.type });
+    res.end(method === 'HEAD' ? undefined : found.body);
+  }
+
+  /** The metadata item or listing at a path (a listing names folders with a trailing slash). */
+  function metadataAt(inst: Ec2Instance, path: string): { body: string; type: string } | undefined {
+    if (path === '/latest/user-data') {
+      return inst.userData ? { body: inst.userData, type: 'application/octet-stream' } : undefined;
+    }
+    type Tree = { [name: string]: string | Tree };
+    const hostname = `ip-${inst.privateIp.replace(/\./g, '-')}.ec2.internal`;
+    const notice = inst.spotNotice;
+    const time = notice ? `${notice.time.toISOString().slice(0, 19)}Z` : '';
+    const metadata: Tree = {
+      'ami-id': inst.imageId,
+      'ami-launch-index': String(inst.amiLaunchIndex),
+      hostname,
+      'instance-id': inst.id,
+      'instance-life-cycle': inst.spotRequest ? 'spot' : 'on-demand',
+      'instance-type': inst.instanceType,
+      'local-hostname': hostname,
+      'local-ipv4': inst.privateIp,
+      mac: inst.networkInterface.macAddress,
+      placement: { 'availability-zone': inst.availabilityZone, region: inst.region },
+      'reservation-id': inst.reservationId,
+      'security-groups': inst.securityGroups.map((id) => SECURITY_GROUPS[id] ?? id).join('\n'),
+      // Present only once the instance is marked for interruption; termination-time only for terminate.
+      ...(notice
+        ? {
+            spot: {
+              'instance-action': `{"action": "${notice.action}", "time": "${time}"}`,
+              ...(notice.action === 'terminate' ? { 'termination-time': time } : {}),
+            },
+          }
+        : {}),
+    };
+    const root: Tree = { latest: { 'meta-data': metadata, ...(inst.userData ? { 'user-data': inst.userData } : {}) } };
+    let node: string | Tree = root;
+    for (const part of path.split('/').filter(Boolean)) {
+      if (typeof node === 'string') return undefined;
+      const next: string | Tree | undefined = node[part];
+      if (next === undefined) return undefined;
+      node = next;
+    }
+    if (typeof node === 'string') return path.endsWith('/') ? undefined : { body: node, type: 'text/plain' };
+    return { body: Object.entries(node).map(([k, v]) => (typeof v === 'string' ? k : `${k}/`)).join('\n'), type: 'text/plain' };
+  }
+
   // ----- HTTP -----
 
   const server = await serve('ec2', async (req, body, res) => {
+    const imds = IMDS_PATH.exec(req.url ?? '');
+    if (imds) {
+      answerImds(req, res, decodeURIComponent(imds[1]!), imds[2] || '/');
+      return;
+    }
     const started = Date.now();
     const requestId = crypto.randomUUID();
     const form = new URLSearchParams(body.toString('utf8'));
@@ -1454,6 +1578,7 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
 
     const fault = opts.faults.take('ec2', action);
     if (fault?.delayMs) await sleep(fault.delayMs);
+    if (applyReset(fault, res)) return;
     if (fault?.code) {
       const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {};
       fail(new Ec2Error(fault.code, fault.message ?? FAULT_MESSAGE[fault.code] ?? `Injected fault ${fault.code}`, faultStatus(fault)), headers);
@@ -1472,10 +1597,17 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
     }
   });
 
-  async function interruptSpot(instanceId: string): Promise<void> {
+  async function interruptSpot(instanceId: string, how: { noticeMs?: number } = {}): Promise<void> {
     const inst = byId.get(instanceId);
     if (!inst || !inst.spotRequest) throw new Error(`${instanceId} is not a spot instance`);
     if (inst.state !== 'running' && inst.state !== 'pending') return;
+    const noticeMs = how.noticeMs ?? 0;
+    // The notice names the action and when it happens, to the second (the docs' example:
+    // {"action": "terminate", "time": "2017-09-18T08:22:00Z"}).
+    inst.spotNotice = { action: inst.spotRequest.interruptionBehavior, time: new Date(Date.now() + noticeMs) };
+    if (noticeMs > 0) await sleep(noticeMs);
+    // The instance may have ended itself during the notice, or the sandbox closed.
+    if (closed || (inst.state !== 'running' && inst.state !== 'pending')) return;
     const reason = { code: 'Server.SpotInstanceTermination', message: 'Server.SpotInstanceTermination: Spot instance termination' };
     if (inst.spotRequest.interruptionBehavior === 'terminate') {
       await terminate(inst, reason);

@@ -1,3 +1,4 @@
+import type http from 'node:http';
 /**
  * Faults the fakes inject on request: a throttle, a 5xx, a capacity error, a slow answer.
  * A fault matches one service and, optionally, one action (EC2 `Action`, SSM target,
@@ -21,6 +22,11 @@ export interface Fault {
   delayMs?: number;
   /** Seconds sent in a `Retry-After` header. */
   retryAfter?: number;
+  /**
+   * The connection is reset: `before` the fake acts (nothing happened), or `after` it acted and
+   * before the answer (the create happened, but the client never hears of it).
+   */
+  reset?: 'before' | 'after';
 }
 
 interface Armed extends Fault {
@@ -63,6 +69,28 @@ function matches(pattern: string | undefined, action: string): boolean {
   const space = pattern.indexOf(' ');
   if (space > 0 && action.startsWith(pattern.slice(0, space + 1))) {
     return new RegExp(`^${pattern.slice(space + 1)}$`).test(action.slice(space + 1));
+  }
+  return false;
+}
+
+/**
+ * Applies a fault's connection reset. `before`: the socket is destroyed now and the caller must
+ * stop (returns true). `after`: the request is handled, but whatever answer is written is
+ * replaced by a reset connection.
+ */
+export function applyReset(fault: Fault | undefined, res: http.ServerResponse): boolean {
+  if (fault?.reset === 'before') {
+    res.socket?.destroy();
+    return true;
+  }
+  if (fault?.reset === 'after') {
+    const drop = (): http.ServerResponse => {
+      res.socket?.destroy();
+      return res;
+    };
+    res.writeHead = drop as unknown as typeof res.writeHead;
+    res.end = drop as unknown as typeof res.end;
+    res.write = (() => true) as unknown as typeof res.write;
   }
   return false;
 }

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { components } from '@octokit/openapi-types';
-import { type FaultPlan, sleep } from './faults.js';
+import { type FaultPlan, applyReset, sleep } from './faults.js';
 import { serve } from './http.js';
 
 type Runner = components['schemas']['runner'];
@@ -385,6 +385,7 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
     if (latencyMs > 0) await sleep(latencyMs);
     const fault = faults.take('github', `${method} ${p}`);
     if (fault?.delayMs) await sleep(fault.delayMs);
+    if (applyReset(fault, res)) return;
 
     const auth = req.headers.authorization;
     const m = auth ? /^(?:token|bearer)\s+(\S+)$/i.exec(auth) : null;

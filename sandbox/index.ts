@@ -59,6 +59,13 @@ export interface Sandbox {
   machines: {
     /** The next `n` machines never run their startup script (they stay up, silent). */
     failBoot(n?: number): void;
+    /** The next `n` machines run their startup script `ms` after they boot (a slow boot). */
+    delayBoot(n: number, ms: number): void;
+    /**
+     * SIGKILLs the runner's listener and its jobs on a machine, as if the runner crashed; the
+     * machine stays up. False when the machine runs no runner.
+     */
+    crashRunner(machineId: string): boolean;
     /** Every machine booted so far. */
     all: MachineFleet['all'];
   };
@@ -120,6 +127,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       faults,
       machines: {
         failBoot: (n = 1) => fleet.failBoot(n),
+        delayBoot: (n, ms) => fleet.delayBoot(n, ms),
+        crashRunner: (machineId) => fleet.crashRunner(machineId),
         all: () => fleet.all(),
       },
       leftovers: async () => describeLeftovers(github, ec2, fleet, kubernetes),

@@ -13,7 +13,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type http from 'node:http';
-import { type Fault, type FaultPlan, sleep } from './faults.js';
+import { type Fault, type FaultPlan, applyReset, sleep } from './faults.js';
 import type { FakeGitHub } from './github.js';
 import { serve } from './http.js';
 import { type Machine, MachineFleet } from './machine.js';
@@ -369,6 +369,7 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<
 
       const fault = opts.faults.take('kubernetes', `${r.verb} ${r.subresource ? `${r.resource}/${r.subresource}` : r.resource}`);
       if (fault?.delayMs) await sleep(fault.delayMs);
+      if (applyReset(fault, res)) return;
       if (fault?.code) throw faultError(fault, ref, r.name);
 
       const answer = await handle(r, req, body, q, warnings, res);

@@ -55,6 +55,8 @@ export interface BootOptions {
   onShutdown: () => void;
   /** The machine never runs its script: it stays up and silent (a boot that hangs). */
   failBoot?: boolean;
+  /** The script starts this many milliseconds after boot (a slow boot); the banner shows at once. */
+  bootDelayMs?: number;
   /** Length of a `shutdown +N` minute in milliseconds (default 60000); tests shorten it. */
   minuteMs?: number;
   /** Lines printed to the console before the script's output (a boot banner). */
@@ -73,6 +75,12 @@ export interface Machine {
   consoleBytes(): Buffer;
   /** Pids of the machine's processes still alive (zombies excluded). */
   processes(): number[];
+  /**
+   * SIGKILLs the stand-in runner's listener (`Runner.Listener`) and every process it started
+   * (its jobs), as if the runner crashed; the rest of the machine carries on. False when no
+   * listener runs on the machine.
+   */
+  crashRunner(): boolean;
   /** Exit code of the startup script, once it has ended (`null` if it was killed by a signal). */
   readonly scriptExit: Promise<number | null>;
   /** How the main process (script or `argv`) ended: its exit code, or the signal that killed it. */
@@ -91,7 +99,7 @@ export interface Machine {
 const CONSOLE_CAP = 1024 * 1024;
 const POLL_MS = 50;
 
-/** Boots a machine. The script starts at once, unless `failBoot`. */
+/** Boots a machine. The script starts at once (or after `bootDelayMs`), unless `failBoot`. */
 export function bootMachine(opts: BootOptions): Machine {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `sandbox-machine-${safe(opts.id)}-`));
   const bin = path.join(root, '.sandbox', 'bin');
@@ -135,9 +143,20 @@ export function bootMachine(opts: BootOptions): Machine {
   // Every process of the machine inherits this; it finds the ones that leave the process group.
   const marker = `SANDBOX_MACHINE_ROOT=${root}`;
 
+  let bootTimer: NodeJS.Timeout | undefined;
   if (opts.failBoot) {
     // Never resolves its script: the boot hung before user data ran.
+  } else if (opts.bootDelayMs !== undefined && opts.bootDelayMs > 0) {
+    bootTimer = setTimeout(() => {
+      bootTimer = undefined;
+      if (running) start();
+    }, opts.bootDelayMs);
+    bootTimer.unref();
   } else {
+    start();
+  }
+
+  function start(): void {
     const prepared = opts.prepare?.(root) ?? {};
     const env: Record<string, string> = {
       PATH: `${bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
@@ -232,6 +251,7 @@ export function bootMachine(opts: BootOptions): Machine {
     if (killing) return killing;
     running = false;
     clearInterval(poll);
+    if (bootTimer) clearTimeout(bootTimer);
     if (scheduled) clearTimeout(scheduled.timer);
     scheduled = undefined;
     killing = (async () => {
@@ -255,6 +275,7 @@ export function bootMachine(opts: BootOptions): Machine {
     console: () => Buffer.concat(chunks).toString('utf8'),
     consoleBytes: () => Buffer.concat(chunks),
     processes: () => (pgid === undefined ? [] : machinePids(pgid, marker)),
+    crashRunner: () => (pgid === undefined || !running ? false : crashRunner(machinePids(pgid, marker))),
     scriptExit,
     mainExit,
     get scheduledShutdown() {
@@ -265,9 +286,10 @@ export function bootMachine(opts: BootOptions): Machine {
   };
 }
 
-/** Every machine booted by one cloud fake, with the `failBoot` switch the tests use. */
+/** Every machine booted by one cloud fake, with the `failBoot`, `delayBoot` and `crashRunner` switches the tests use. */
 export class MachineFleet {
   private failNext = 0;
+  private readonly delays: number[] = [];
   private readonly booted: Machine[] = [];
 
   constructor(private readonly defaults: { minuteMs?: number } = {}) {}
@@ -277,13 +299,25 @@ export class MachineFleet {
     this.failNext += n;
   }
 
+  /** The next `n` machines run their script `ms` after boot (a slow boot). */
+  delayBoot(n: number, ms: number): void {
+    for (let i = 0; i < n; i++) this.delays.push(ms);
+  }
+
+  /** Crashes the runner on a machine (see `Machine.crashRunner`); false when it runs none. */
+  crashRunner(machineId: string): boolean {
+    const m = this.booted.findLast((b) => b.id === machineId && b.running);
+    return m?.crashRunner() ?? false;
+  }
+
   boot(opts: BootOptions): Machine {
     let failBoot = opts.failBoot ?? false;
     if (this.failNext > 0) {
       this.failNext -= 1;
       failBoot = true;
     }
-    const m = bootMachine({ minuteMs: this.defaults.minuteMs, ...opts, failBoot });
+    const delay = this.delays.shift();
+    const m = bootMachine({ minuteMs: this.defaults.minuteMs, ...opts, failBoot, ...(delay !== undefined ? { bootDelayMs: delay } : {}) });
     this.booted.push(m);
     return m;
   }
@@ -341,6 +375,43 @@ export function machinePids(pgid: number, marker?: string): number[] {
     }
   }
   return pids;
+}
+
+/**
+ * SIGKILLs, among a machine's pids, the runner's listener and its descendants (found through the
+ * parent pids in /proc). Returns whether a listener was found.
+ */
+function crashRunner(pids: number[]): boolean {
+  const parent = new Map<number, number>();
+  const listeners: number[] = [];
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parent.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('Runner.Listener')) listeners.push(pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  if (listeners.length === 0) return false;
+  const doomed = new Set(listeners);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of parent) {
+      if (!doomed.has(pid) && doomed.has(ppid)) {
+        doomed.add(pid);
+        grew = true;
+      }
+    }
+  }
+  for (const pid of doomed) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  return true;
 }
 
 /** Live pids of a process group. */

@@ -33,6 +33,11 @@ export interface StartupSettings {
   userScript?: string;
   /** A directory in the image holding an unpacked runner, used when its version matches. */
   runnerCache?: string;
+  /**
+   * Watch the cloud's spot interruption notice and stop the runner when it comes, so that its
+   * job fails with the runner's shutdown message. `aws`: the EC2 instance metadata service.
+   */
+  spotNotice?: 'aws';
 }
 
 const TEMPLATE = readFileSync(new URL('./startup.sh', import.meta.url), 'utf8');
@@ -55,6 +60,7 @@ export function renderStartupScript(s: StartupSettings): string {
     USER_SCRIPT: s.userScript,
     RUNNER_VERSION: s.downloads.version,
     RUNNER_CACHE: s.runnerCache,
+    SPOT_NOTICE: s.spotNotice,
   };
   // One base64 block of NUL-separated keys and values: the script decodes it with one process.
   const pairs = Object.entries(settings).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '');

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import {
   DescribeImagesCommand,
   DescribeInstancesCommand,
@@ -161,7 +162,9 @@ export class AwsCloud implements Cloud {
       MinCount: 1,
       MaxCount: 1,
       ClientToken: request.clientToken,
-      UserData: Buffer.from(request.startupScript, 'utf8').toString('base64'),
+      // Gzipped (cloud-init unpacks it): the script, its settings and a 6 KB startup-script stay
+      // well under the 16 KB user-data limit.
+      UserData: gzipSync(Buffer.from(request.startupScript, 'utf8'), { level: 9 }).toString('base64'),
       // A guest shutdown deletes the machine: the runner ends itself and nothing stays billed.
       InstanceInitiatedShutdownBehavior: 'terminate',
       // IMDSv2 only, and one hop so containers in the job cannot reach instance credentials.

@@ -271,7 +271,7 @@ async function run({ values }) {
 
   let session;
   let stopping = false;
-  let current; // { child, cancelled }
+  let current; // { child, cancelled, shutdown }
   const aborter = new AbortController();
 
   let closing;
@@ -296,6 +296,7 @@ async function run({ values }) {
     aborter.abort();
     if (current) {
       current.cancelled = true;
+      current.shutdown = true;
       killTree(current.child);
       return; // the job loop reports the cancellation, closes the session and exits
     }
@@ -383,7 +384,7 @@ async function run({ values }) {
     }
     const job = res.json.job;
     out(`${ts()}: Running job: ${job.name}`);
-    const result = await runJob(job, settings, hooks, (child) => (current = { child, cancelled: current?.cancelled === true || stopping }), () => current);
+    const result = await runJob(job, settings, hooks, (child) => (current = { child, cancelled: current?.cancelled === true || stopping, shutdown: stopping }), () => current);
     current = undefined;
     try {
       await call(server, 'POST', `/_runner/sessions/${session.id}/jobs/${job.id}/complete`, {
@@ -475,6 +476,7 @@ async function executeJob(job, settings, hooks, setChild, getCurrent) {
     RUNNER_WORKSPACE: path.dirname(workspace),
   };
   const cancelled = () => getCurrent()?.cancelled === true;
+  const shutdown = () => getCurrent()?.shutdown === true;
   let ok = true;
 
   // A failing job-started hook fails the job and its steps do not run; a failing job-completed
@@ -504,12 +506,19 @@ async function executeJob(job, settings, hooks, setChild, getCurrent) {
       await sleep(Math.min(100, job.durationMs - (Date.now() - started)));
     }
   }
-  if (cancelled()) log.push('##[error]The operation was canceled.\n');
+  if (cancelled()) {
+    // A shutdown signal (SIGTERM, SIGINT) fails the job with this error before the cancellation
+    // (actions/runner: Runner.Worker/JobRunner.cs; a failure, not a cancellation, since #1792).
+    if (shutdown()) {
+      log.push('##[error]The runner has received a shutdown signal. This can happen when the runner service is stopped, or a manually started runner is canceled.\n');
+    }
+    log.push('##[error]The operation was canceled.\n');
+  }
   if (hooks.completed) {
     const hookOk = await hook('completed', hooks.completed);
     ok = ok && hookOk;
   }
-  const conclusion = cancelled() ? 'cancelled' : ok ? 'success' : 'failure';
+  const conclusion = cancelled() && !shutdown() ? 'cancelled' : ok && !cancelled() ? 'success' : 'failure';
   return { conclusion, log: log.join('') };
 }
 
