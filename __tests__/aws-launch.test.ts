@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
-import { attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended } from './helpers.js';
+import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended } from './helpers.js';
 
 /**
  * The AWS slice end to end: the real EC2, SSM and Octokit clients against the sandbox, with
@@ -207,6 +207,22 @@ describe('failures leave nothing behind', () => {
     expect(sb.ec2.calls.slice(before).filter((c) => c.action === 'RunInstances')).toHaveLength(0);
     expect(ledger!.machines).toHaveLength(0);
     expect(await sb.leftovers()).toEqual([]);
+  });
+
+  test('a cancel that arrives as the runner comes online still cancels: nothing is kept for post to leave', async () => {
+    const cancel = new AbortController();
+    const log = new MemoryLog();
+    const info = log.info.bind(log);
+    log.info = (m: string) => {
+      info(m);
+      if (m.includes('online after')) cancel.abort(new Error('SIGTERM'));
+    };
+    const { error, ledger } = await attemptLaunch(sb, { labels: 'cml-cancel-online' }, cancel.signal, '4242', log);
+    expect(error?.message).toContain('cancelled');
+    expect(ledger!.keep).toEqual([]);
+    const report = await cleanupLedger(sb, ledger!);
+    expect(report.machines.map((m) => m.result)).toEqual(['terminated']);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('cancelling mid-launch stops new creations, and the ledger still names what exists', async () => {

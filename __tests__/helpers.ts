@@ -43,9 +43,8 @@ export interface Attempt {
 }
 
 /** Launches through the real SDK clients against the sandbox, keeping the persisted ledger. */
-export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>, signal?: AbortSignal, runId = '4242'): Promise<Attempt> {
+export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>, signal?: AbortSignal, runId = '4242', log = new MemoryLog()): Promise<Attempt> {
   const spec = specFor(sb, inputs);
-  const log = new MemoryLog();
   const attempt: Attempt = { log };
   const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access });
   const forge = new GitHubForge(spec.forge, log);

@@ -279,6 +279,18 @@ describe('cluster access', () => {
     expect(sb.kubernetes.calls.length).toBe(before);
   });
 
+  test('a throttled or failing dry run is sent again, as it persists nothing', async () => {
+    sb.faults.add({ service: 'kubernetes', action: 'create jobs', code: 'TooManyRequests', retryAfter: 1, times: 1 });
+    sb.faults.add({ service: 'kubernetes', action: 'create secrets', code: 'InternalError', times: 1 });
+    const { result, error } = await attemptLaunch(sb, k8sInputs({ labels: 'cml-dry-retry' }));
+    expect(error).toBeUndefined();
+    expect(sb.faults.fired.filter((f) => f.service === 'kubernetes')).toHaveLength(2);
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-dry-retry'], script: 'true' });
+    await sb.github.waitJob(job.id, 30_000);
+    expect(result!.runners).toHaveLength(1);
+    expect(await settle(sb)).toEqual([]);
+  });
+
   test('a namespace that does not exist, or a token without rights, is refused with what to do', async () => {
     const { error: missing } = await attemptLaunch(sb, k8sInputs({ 'kubernetes-namespace': 'no-such-namespace' }));
     expect(missing!.message).toContain('namespaces "no-such-namespace" not found');

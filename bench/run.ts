@@ -257,7 +257,8 @@ async function end(sb: Sandbox, ledger: LedgerData): Promise<void> {
   const access = ledger.cloud === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
   const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access });
   const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new TimedLog());
-  await cleanup(ledger, { cloud, forge, log: new TimedLog() });
+  // The bench ends the runners it launched, healthy ones too: nothing is kept.
+  await cleanup({ ...ledger, keep: [] }, { cloud, forge, log: new TimedLog() });
   const deadline = Date.now() + 60_000;
   while ((await sb.leftovers()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
 }

@@ -263,6 +263,8 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const waited = await log.group('Waiting for runners to come online', () =>
     waitOnline(created, spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started, replace }),
   );
+  // A cancel that came while the last runners came online still cancels: post ends them all.
+  stopIfCancelled();
   for (const [name, reason] of waited.failures) failures.set(name, reason);
   const kept = created.filter((n) => waited.online.has(n));
 
@@ -296,7 +298,6 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
 async function endFailedLaunch(ledger: Ledger, keep: readonly string[], deps: CleanupDeps): Promise<void> {
   ledger.finish(keep);
   if (pending(ledger.data).machines.length === 0 && pending(ledger.data).registrations.length === 0) return;
-  ledger.data.complete = keep.length > 0;
   try {
     await cleanup(ledger.data, deps);
     ledger.markEnded();
@@ -371,6 +372,7 @@ async function waitOnline(names: readonly string[], spec: LaunchSpec, w: WaitCon
   let lastReport = 0;
   let previous = new Map<string, string>();
   for (;;) {
+    if (w.signal?.aborted) throw new Error(CANCELLED);
     const pending = names.filter((n) => !online.has(n) && !failures.has(n));
     if (pending.length === 0) return { online, failures };
     const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n)!.id))]);

@@ -93,8 +93,9 @@ export class KubernetesCloud implements Cloud {
     const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, labels }, type: 'Opaque', stringData: { 'startup.sh': '#', jitconfig: '-' } };
     const job = this.jobFor(spec, { name, type: spec.types[0]!, labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
     await Promise.all([
-      this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' })),
-      this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' })),
+      // A dry run persists nothing, so a throttled or failed one is always safe to send again.
+      this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' }), { retryCreate: true }),
+      this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' }), { retryCreate: true }),
     ]);
   }
 
