@@ -41,6 +41,7 @@ const LABEL = {
     managedBy: 'app.kubernetes.io/managed-by',
     machine: 'cml-runner/machine',
     clientToken: 'cml-runner/client-token',
+    runId: 'cml-runner/run-id',
 };
 /** Where the Secret's startup script is mounted, and the writable work directory. */
 const SCRIPT_DIR = '/etc/cml-runner';
@@ -91,14 +92,19 @@ class KubernetesCloud {
         const name = `cml-runner-dry-run-${Math.random().toString(36).slice(2, 8)}`;
         const labels = { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name };
         const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, labels }, type: 'Opaque', stringData: { 'startup.sh': '#', jitconfig: '-' } };
-        const job = this.jobFor(spec, { name, labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
+        const job = this.jobFor(spec, { name, type: spec.types[0], labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
         await Promise.all([
-            this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' })),
-            this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' })),
+            // A dry run persists nothing, so a throttled or failed one is always safe to send again.
+            this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' }), { retryCreate: true }),
+            this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' }), { retryCreate: true }),
         ]);
     }
-    async launch(spec, request) {
-        const name = objectName(request.runnerName);
+    places() {
+        return [undefined];
+    }
+    async launch(spec, request, placement) {
+        // A later attempt (the earlier pod found no room) gets its own name: the old Job may still be going.
+        const name = objectName(request.attempt > 1 ? `${request.runnerName}-${request.attempt}` : request.runnerName);
         const { labels, annotations } = metadataFromTags(request.tags);
         Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
         annotations['cml-runner/runner-name'] = request.runnerName;
@@ -116,7 +122,7 @@ class KubernetesCloud {
         };
         await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
         // 2. The Job.
-        const job = this.jobFor(spec, { name, labels, annotations, credentialKey, runnerVersion: request.runnerVersion, maxLifetimeSeconds: request.maxLifetimeSeconds });
+        const job = this.jobFor(spec, { name, type: placement.type, labels, annotations, credentialKey, runnerVersion: request.runnerVersion, maxLifetimeSeconds: request.maxLifetimeSeconds });
         const created = await this.create('jobs', name, request.clientToken, () => this.batch.createNamespacedJob({ namespace: this.region, body: job }));
         let uid = created?.metadata?.uid;
         if (!uid)
@@ -127,14 +133,14 @@ class KubernetesCloud {
             namespace: this.region,
             body: [{ op: 'add', path: '/metadata/ownerReferences', value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }] }],
         }));
-        return { id: name, type: spec.types[0], spot: false, zone: this.region };
+        return { id: name, type: placement.type, spot: false, zone: this.region };
     }
     jobFor(spec, o) {
         const { name, labels, annotations, credentialKey } = o;
         const k8s = spec.kubernetes;
         if (!k8s)
             throw new Error('a kubernetes launch needs the kubernetes settings');
-        const size = (0,_catalog_kubernetes_js__WEBPACK_IMPORTED_MODULE_2__/* .parsePodSize */ .EE)(spec.types[0]);
+        const size = (0,_catalog_kubernetes_js__WEBPACK_IMPORTED_MODULE_2__/* .parsePodSize */ .EE)(o.type);
         const limits = { cpu: size.cpu, memory: size.memory };
         if (size.gpus > 0)
             limits[_catalog_kubernetes_js__WEBPACK_IMPORTED_MODULE_2__/* .KUBERNETES_GPU_RESOURCE */ .ti] = String(size.gpus);
@@ -234,7 +240,8 @@ class KubernetesCloud {
             if (scaleUp)
                 return { state: 'starting', detail: 'waiting for the cluster autoscaler to add a node' };
             const scheduling = events.filter((e) => e.reason === 'FailedScheduling').pop()?.message ?? unscheduled.message ?? '';
-            return { state: 'failed', detail: `Unschedulable: ${scheduling}` };
+            // "Insufficient cpu/memory/nvidia.com/gpu": a smaller type (the next in the type list) may fit.
+            return { state: 'failed', detail: `Unschedulable: ${scheduling}`, ...(/Insufficient /.test(scheduling) ? { fallback: 'capacity' } : {}) };
         }
         return { state: 'starting', detail: pod.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? phase };
     }
@@ -264,6 +271,41 @@ class KubernetesCloud {
         // The Secret goes with its owner; it is deleted here too in case the owner was never set.
         const secret = await this.gone(() => this.call('delete', 'secrets', () => this.core.deleteNamespacedSecret({ name: id, namespace: this.region })));
         return job === 'gone' && secret === 'gone' ? 'gone' : 'terminated';
+    }
+    /**
+     * Jobs and Secrets this action made in the namespace, for a repository (an annotation, since
+     * `owner/repo` is no label value) and optionally one run (a label). A Secret whose Job was
+     * never created counts too: ending it deletes both by name.
+     */
+    async list(filter) {
+        const labelSelector = `${LABEL.managedBy}=${MANAGED_BY}${filter.runId ? `,${LABEL.runId}=${filter.runId}` : ''}`;
+        const [jobs, secrets] = await Promise.all([
+            this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector })),
+            this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector })),
+        ]);
+        const found = new Map();
+        for (const o of [...jobs.items, ...secrets.items]) {
+            const name = o.metadata?.name;
+            const annotations = o.metadata?.annotations ?? {};
+            const labels = o.metadata?.labels ?? {};
+            const repo = annotations['cml-runner/repo'] ?? labels['cml-runner/repo'];
+            if (!name || found.has(name) || repo !== filter.repo)
+                continue;
+            const expires = Date.parse(annotations['cml-runner/expires-at'] ?? '');
+            const created = o.metadata?.creationTimestamp ? new Date(o.metadata.creationTimestamp).getTime() : undefined;
+            const job = 'spec' in o ? o : undefined;
+            const finished = job?.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+            found.set(name, {
+                id: name,
+                runnerName: annotations['cml-runner/runner-name'] ?? name,
+                runId: labels[LABEL.runId] ?? annotations[LABEL.runId],
+                repo,
+                ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
+                ...(created !== undefined ? { createdAt: created } : {}),
+                state: job ? (finished ? 'ending' : 'running') : 'starting',
+            });
+        }
+        return [...found.values()];
     }
     async findByClientToken(clientToken) {
         const labelSelector = `${LABEL.clientToken}=${clientToken}`;

@@ -30167,7 +30167,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   F9: () => (/* binding */ parseSpec)
 });
 
-// UNUSED EXPORTS: duration, parseTags
+// UNUSED EXPORTS: MODES, duration, parseTags
 
 // EXTERNAL MODULE: ./src/catalog/aws.ts
 var aws = __nccwpck_require__(8922);
@@ -30227,6 +30227,15 @@ var errors = __nccwpck_require__(3916);
 
 
 /**
+ * Inputs become one validated, cloud-agnostic launch spec. Nothing below this file reads an
+ * input, and nothing is created before `parseSpec` has accepted every value.
+ */
+/**
+ * `launch` starts runners; `cleanup` ends everything this workflow run launched; `sweep` ends
+ * everything of this repository's that outlived its purpose.
+ */
+const MODES = ['launch', 'cleanup', 'sweep'];
+/**
  * EC2 user data is at most 16384 bytes. The startup template takes about 5 KB and its settings
  * (JIT config, download URLs) about 3 KB as base64; the user's script is base64 too (4/3).
  */
@@ -30235,7 +30244,7 @@ const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
 function parseSpec(read, ctx, random = randomSuffix) {
     const input = (name) => read(name).trim();
-    const mode = oneOf('mode', input('mode') || 'launch', ['launch']);
+    const mode = oneOf('mode', input('mode') || 'launch', MODES);
     const cloud = oneOf('cloud', input('cloud'), CLOUDS);
     const catalog = CATALOGS[cloud];
     const regionRaw = input('region') || 'us-east';
@@ -30263,6 +30272,7 @@ function parseSpec(read, ctx, random = randomSuffix) {
     if (spot && cloud === 'kubernetes') {
         throw new errors/* InputError */.dz('spot', input('spot'), 'use false on Kubernetes: pods run on the nodes the cluster has; to use spot nodes, select them with kubernetes-node-selector and kubernetes-tolerations');
     }
+    const onDemandFallback = bool('on-demand-fallback', input('on-demand-fallback') || 'true');
     const spotPriceRaw = input('spot-price') || '-1';
     const spotPrice = Number(spotPriceRaw);
     if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
@@ -30281,6 +30291,10 @@ function parseSpec(read, ctx, random = randomSuffix) {
     const maxLifetimeSeconds = duration('max-lifetime', input('max-lifetime') || '24h', 60);
     const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 5);
     const group = parseGroup(input('runner-group'));
+    const allowPartial = bool('allow-partial', input('allow-partial') || 'false');
+    const reuseOnline = bool('reuse', input('reuse') || 'false');
+    const reuseIdle = bool('reuse-idle', input('reuse-idle') || 'false');
+    const reuse = reuseIdle ? 'idle' : reuseOnline ? 'online' : undefined;
     const version = input('runner-version') || 'latest';
     const cache = input('runner-cache') || undefined;
     if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
@@ -30298,10 +30312,16 @@ function parseSpec(read, ctx, random = randomSuffix) {
         throw new errors/* InputError */.dz('token', '', 'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN cannot register runners)');
     }
     const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);
-    const subnet = input('aws-subnet') || undefined;
-    if (subnet !== undefined && !/^subnet-[0-9a-f]+$/.test(subnet)) {
-        throw new errors/* InputError */.dz('aws-subnet', subnet, 'use a subnet id such as subnet-0123456789abcdef0');
+    const subnets = list(input('aws-subnet'));
+    for (const subnet of subnets) {
+        if (!/^subnet-[0-9a-f]+$/.test(subnet)) {
+            throw new errors/* InputError */.dz('aws-subnet', subnet, 'use subnet ids such as subnet-0123456789abcdef0, comma-separated in the order to try (one per availability zone)');
+        }
     }
+    if (new Set(subnets).size !== subnets.length)
+        throw new errors/* InputError */.dz('aws-subnet', input('aws-subnet'), 'name each subnet once');
+    if (new Set(types).size !== types.length)
+        throw new errors/* InputError */.dz('type', input('type'), 'name each type once; a comma list is a fallback order');
     const securityGroup = input('aws-security-group') || undefined;
     if (securityGroup !== undefined && !/^sg-[0-9a-f]+$/.test(securityGroup)) {
         throw new errors/* InputError */.dz('aws-security-group', securityGroup, 'use a security group id such as sg-0123456789abcdef0');
@@ -30323,13 +30343,26 @@ function parseSpec(read, ctx, random = randomSuffix) {
             hddSizeGb,
             image,
             spot,
+            onDemandFallback,
             spotPrice: spotPrice === -1 ? undefined : spotPrice,
             startupScript,
             tags,
-            aws: { subnet, securityGroup, instanceProfile },
+            aws: { subnets, securityGroup, instanceProfile },
             ...(kubernetes ? { kubernetes } : {}),
         },
-        runner: { labels, names, single, idleTimeoutSeconds, maxLifetimeSeconds, startupTimeoutSeconds, group, version, ...(cache ? { cache } : {}) },
+        runner: {
+            labels,
+            names,
+            single,
+            idleTimeoutSeconds,
+            maxLifetimeSeconds,
+            startupTimeoutSeconds,
+            group,
+            version,
+            allowPartial,
+            ...(cache ? { cache } : {}),
+            ...(reuse ? { reuse } : {}),
+        },
         forge: { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token },
     };
 }
@@ -30611,13 +30644,13 @@ class CloudError extends Error {
     cloud;
     code;
     advice;
-    capacity;
-    constructor(cloud, code, detail, advice, capacity = false) {
+    fallback;
+    constructor(cloud, code, detail, advice, fallback) {
         super(`${cloud} refused with ${code}: ${detail}${advice ? `\n${advice}` : ''}`);
         this.cloud = cloud;
         this.code = code;
         this.advice = advice;
-        this.capacity = capacity;
+        this.fallback = fallback;
         this.name = 'CloudError';
     }
 }
@@ -32708,7 +32741,7 @@ const _summary = new Summary();
  * @deprecated use `core.summary`
  */
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
-const summary = _summary;
+const summary_summary = _summary;
 //# sourceMappingURL=summary.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
 
@@ -36259,89 +36292,6 @@ class Octokit {
 // EXTERNAL MODULE: ./node_modules/bottleneck/light.js
 var light = __nccwpck_require__(3251);
 var light_default = /*#__PURE__*/__nccwpck_require__.n(light);
-;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-retry/dist-bundle/index.js
-// pkg/dist-src/version.js
-var plugin_retry_dist_bundle_VERSION = "0.0.0-development";
-
-// pkg/dist-src/error-request.js
-function isRequestError(error) {
-  return error.request !== void 0;
-}
-async function errorRequest(state, octokit, error, options) {
-  if (!isRequestError(error) || !error?.request.request) {
-    throw error;
-  }
-  if (error.status >= 400 && !state.doNotRetry.includes(error.status)) {
-    const retries = options.request.retries != null ? options.request.retries : state.retries;
-    const retryAfter = Math.pow((options.request.retryCount || 0) + 1, 2);
-    throw octokit.retry.retryRequest(error, retries, retryAfter);
-  }
-  throw error;
-}
-
-// pkg/dist-src/wrap-request.js
-
-
-async function wrapRequest(state, octokit, request, options) {
-  const limiter = new light();
-  limiter.on("failed", function(error, info) {
-    const maxRetries = ~~error.request.request?.retries;
-    const after = ~~error.request.request?.retryAfter;
-    options.request.retryCount = info.retryCount + 1;
-    if (maxRetries > info.retryCount) {
-      return after * state.retryAfterBaseValue;
-    }
-  });
-  return limiter.schedule(
-    requestWithGraphqlErrorHandling.bind(null, state, octokit, request),
-    options
-  );
-}
-async function requestWithGraphqlErrorHandling(state, octokit, request, options) {
-  const response = await request(options);
-  if (response.data && response.data.errors && response.data.errors.length > 0 && /Something went wrong while executing your query/.test(
-    response.data.errors[0].message
-  )) {
-    const error = new RequestError(response.data.errors[0].message, 500, {
-      request: options,
-      response
-    });
-    return errorRequest(state, octokit, error, options);
-  }
-  return response;
-}
-
-// pkg/dist-src/index.js
-function retry(octokit, octokitOptions) {
-  const state = Object.assign(
-    {
-      enabled: true,
-      retryAfterBaseValue: 1e3,
-      doNotRetry: [400, 401, 403, 404, 410, 422, 451],
-      retries: 3
-    },
-    octokitOptions.retry
-  );
-  const retryPlugin = {
-    retry: {
-      retryRequest: (error, retries, retryAfter) => {
-        error.request.request = Object.assign({}, error.request.request, {
-          retries,
-          retryAfter
-        });
-        return error;
-      }
-    }
-  };
-  if (state.enabled) {
-    octokit.hook.error("request", errorRequest.bind(null, state, retryPlugin));
-    octokit.hook.wrap("request", wrapRequest.bind(null, state, retryPlugin));
-  }
-  return retryPlugin;
-}
-retry.VERSION = plugin_retry_dist_bundle_VERSION;
-
-
 ;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-throttling/dist-bundle/index.js
 // pkg/dist-src/index.js
 
@@ -36351,7 +36301,7 @@ var plugin_throttling_dist_bundle_VERSION = "0.0.0-development";
 
 // pkg/dist-src/wrap-request.js
 var dist_bundle_noop = () => Promise.resolve();
-function dist_bundle_wrapRequest(state, request, options) {
+function wrapRequest(state, request, options) {
   return state.retryLimiter.schedule(doRequest, state, request, options);
 }
 async function doRequest(state, request, options) {
@@ -36576,7 +36526,7 @@ function throttling(octokit, octokitOptions) {
   };
   octokit.hook.wrap("request", (request, options) => {
     initializeBottleneck();
-    return dist_bundle_wrapRequest(state, request, options);
+    return wrapRequest(state, request, options);
   });
   return {};
 }
@@ -36584,13 +36534,15 @@ throttling.VERSION = plugin_throttling_dist_bundle_VERSION;
 throttling.triggersNotification = triggersNotification;
 
 
+// EXTERNAL MODULE: ./src/retry.ts
+var retry = __nccwpck_require__(9809);
 ;// CONCATENATED MODULE: ./src/forge/github.ts
 
 
 
 
 
-const ThrottledOctokit = Octokit.plugin(retry, throttling);
+const ThrottledOctokit = Octokit.plugin(throttling);
 /**
  * Writes (a just-in-time config per runner) are paced at 10 at a time, at most 10 a second,
  * instead of the throttling plugin's one a second, which made 50 runners wait 50 s. GitHub's
@@ -36599,16 +36551,21 @@ const ThrottledOctokit = Octokit.plugin(retry, throttling);
  * under both, and a secondary-limit answer is still retried after its Retry-After.
  */
 const WRITE_PACING = { maxConcurrent: 10, minTime: 100 };
+/** Each attempt has its own timeout; a transient failure (5xx, a reset or timed-out connection) is retried with jittered backoff. */
 const REQUEST_TIMEOUT_MS = 30_000;
+const ATTEMPTS = 5;
+const BACKOFF_BASE_MS = 1000;
 const API_VERSION = '2022-11-28';
 class GitHubForge {
     spec;
     log;
+    clock;
     octokit;
     base;
-    constructor(spec, log) {
+    constructor(spec, log, clock = retry/* realClock */.dQ) {
         this.spec = spec;
         this.log = log;
+        this.clock = clock;
         this.base = scopePath(spec.scope);
         this.octokit = new ThrottledOctokit({
             auth: spec.token,
@@ -36626,21 +36583,31 @@ class GitHubForge {
                     return retryCount < 3;
                 },
             },
-            retry: { retries: 4 },
         });
     }
-    async call(route, params = {}) {
-        try {
-            const res = await this.octokit.request(route, {
-                ...params,
-                headers: { 'x-github-api-version': API_VERSION },
-                request: { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) },
-            });
-            return { status: res.status, data: res.data };
-        }
-        catch (err) {
-            throw this.explain(err, route);
-        }
+    /**
+     * One API call: rate limits are waited out by the throttling plugin (Retry-After); transient
+     * failures are retried here; anything else (401, 403, 404, 409, 422) fails at once.
+     * `tries.count` tells the caller how many attempts were sent.
+     */
+    async call(route, params = {}, tries = { count: 0 }) {
+        return (0,retry/* withRetry */.bD)(async () => {
+            tries.count += 1;
+            try {
+                const res = await this.octokit.request(route, {
+                    ...params,
+                    headers: { 'x-github-api-version': API_VERSION },
+                    request: { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) },
+                });
+                return { status: res.status, data: res.data };
+            }
+            catch (err) {
+                const explained = this.explain(err, route);
+                if (isTransient(explained))
+                    this.log.info(`GitHub: ${explained.message}; retrying`);
+                throw explained;
+            }
+        }, { attempts: ATTEMPTS, baseMs: BACKOFF_BASE_MS, retryable: isTransient, clock: this.clock });
     }
     /** Turns GitHub's refusals into errors that say which permission is missing. */
     explain(err, route) {
@@ -36711,8 +36678,25 @@ class GitHubForge {
     }
     /** A single-use, just-in-time configuration for one ephemeral runner. */
     async jitConfig(name, labels, groupId) {
-        const { data } = await this.call(`POST ${this.base}/actions/runners/generate-jitconfig`, { name, labels, runner_group_id: groupId, work_folder: '_work' });
-        return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };
+        const mint = async (tries) => {
+            const { data } = await this.call(`POST ${this.base}/actions/runners/generate-jitconfig`, { name, labels, runner_group_id: groupId, work_folder: '_work' }, tries);
+            return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };
+        };
+        const tries = { count: 0 };
+        try {
+            return await mint(tries);
+        }
+        catch (err) {
+            // A retry that finds the name taken: the attempt whose answer was lost registered it. That
+            // registration is ours and its config never reached us, so it is replaced.
+            if (!(err instanceof src_errors/* ForgeError */.Q8 && err.status === 409 && tries.count > 1))
+                throw err;
+            const stale = (await this.runners()).find((r) => r.name === name && r.status !== 'online' && !r.busy);
+            if (!stale)
+                throw err;
+            await this.deleteRunner(stale.id);
+            return mint({ count: 0 });
+        }
     }
     /** A registration token: valid for one hour, it can only register runners. */
     async registrationToken() {
@@ -36740,6 +36724,12 @@ class GitHubForge {
             throw err;
         }
     }
+}
+/** No answer, a timeout, a reset connection, 408 or a 5xx: worth another try. */
+function isTransient(err) {
+    if (!(err instanceof src_errors/* ForgeError */.Q8))
+        return false;
+    return err.status === undefined || err.status === 408 || err.status >= 500;
 }
 function scopePath(scope) {
     return scope.kind === 'repo' ? `/repos/${scope.owner}/${scope.repo}` : `/orgs/${scope.org}`;
@@ -36770,6 +36760,7 @@ function renderStartupScript(s) {
         USER_SCRIPT: s.userScript,
         RUNNER_VERSION: s.downloads.version,
         RUNNER_CACHE: s.runnerCache,
+        SPOT_NOTICE: s.spotNotice,
     };
     // One base64 block of NUL-separated keys and values: the script decodes it with one process.
     const pairs = Object.entries(settings).filter((e) => e[1] !== undefined && e[1] !== '');
@@ -36788,7 +36779,7 @@ class Ledger {
         this.persist(this.data);
     }
     static empty(cloud, region, forge) {
-        return { cloud, region, forge, registrations: [], machines: [], complete: false };
+        return { cloud, region, forge, registrations: [], machines: [], complete: false, keep: [] };
     }
     registration(name) {
         const entry = { name };
@@ -36807,13 +36798,34 @@ class Ledger {
         Object.assign(entry, fields);
         this.persist(this.data);
     }
-    markComplete() {
+    /** The launch is over: these runners stay; everything else is for main or post to end. */
+    finish(keep) {
+        this.data.keep = [...keep];
         this.data.complete = true;
+        this.persist(this.data);
+    }
+    /** Marks every entry outside `keep` as ended, once a cleanup succeeded. */
+    markEnded() {
+        const keep = new Set(this.data.keep);
+        for (const e of this.data.registrations)
+            if (!keep.has(e.name))
+                e.ended = true;
+        for (const e of this.data.machines)
+            if (!keep.has(e.runnerName))
+                e.ended = true;
         this.persist(this.data);
     }
     get isEmpty() {
         return this.data.registrations.length === 0 && this.data.machines.length === 0;
     }
+}
+/** What is left to end: entries of runners not kept, not ended yet. */
+function pending(data) {
+    const keep = new Set(data.keep ?? []);
+    return {
+        registrations: data.registrations.filter((e) => !keep.has(e.name) && !e.ended),
+        machines: data.machines.filter((e) => !keep.has(e.runnerName) && !e.ended),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/log.ts
@@ -36833,8 +36845,6 @@ const silentLog = {
     group: (_name, fn) => fn(),
 };
 
-// EXTERNAL MODULE: ./src/retry.ts
-var src_retry = __nccwpck_require__(9809);
 ;// CONCATENATED MODULE: ./src/lifecycle.ts
 
 
@@ -36855,22 +36865,127 @@ const TAG = {
     runner: 'cml-runner:runner',
     expiresAt: 'cml-runner:expires-at',
 };
+/** The label that ties a registration to its workflow run (cleanup finds them by it). */
+const runLabel = (ctx) => `cml-run-${ctx.runId}`;
+const CANCELLED = 'The launch was cancelled; post will end everything recorded so far.';
 async function launch(spec, ctx, deps) {
     const { cloud, forge, log, signal } = deps;
-    const clock = deps.clock ?? src_retry/* realClock */.dQ;
+    const clock = deps.clock ?? retry/* realClock */.dQ;
     const started = clock.now();
     const ledger = new Ledger(Ledger.empty(spec.machine.cloud, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
     const secrets = new Set([spec.forge.token]);
+    const label = runLabel(ctx);
+    const base = { labels: spec.runner.labels, runLabel: label, region: cloud.region, failed: [] };
     const stopIfCancelled = () => {
         if (signal?.aborted)
-            throw new Error('The launch was cancelled; post will end everything recorded so far.');
+            throw new Error(CANCELLED);
     };
+    if (spec.runner.reuse) {
+        const reused = await findReusable(spec, forge);
+        if (reused.length > 0) {
+            log.info(`reusing ${reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')}: online with labels ${spec.runner.labels.join(', ')}; nothing is launched`);
+            ledger.finish([]);
+            return { ...base, runners: [], reused, ledger: ledger.data };
+        }
+        log.info(`no ${spec.runner.reuse === 'idle' ? 'idle ' : ''}online runner has labels ${spec.runner.labels.join(', ')}; launching`);
+    }
     // Everything independent starts at once: the runner download and the cloud's own preparation
     // (image, dry run) run while each runner's credential is minted, so the first machine is
     // requested one round trip after the slowest of them.
     const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]);
     prepared.catch(() => undefined); // awaited below; this only keeps an early failure from going unobserved
+    const placements = placementsFor(spec, cloud);
+    const refusedHere = new Set(); // placements without capacity, shared by all runners
+    const market = { spotRefused: false, warned: false };
     const machines = new Map();
+    const tried = new Map();
+    const failures = new Map();
+    const requests = new Map();
+    /**
+     * Creates the runner's machine at the first placement that neither this runner nor another
+     * found without capacity. Each try is recorded before it is sent.
+     */
+    const place = async (name) => {
+        const { script, credential, version } = requests.get(name);
+        const attempts = tried.get(name);
+        let lastRefusal;
+        for (const placement of placements) {
+            const key = describePlacement(placement);
+            if (refusedHere.has(key) || (placement.spot && market.spotRefused) || attempts.some((a) => describePlacement(a) === key))
+                continue;
+            if (!placement.spot && spec.machine.spot && !market.warned) {
+                market.warned = true;
+                log.warning(`spot is not available (${attempts.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier'}); falling back to on-demand, as on-demand-fallback allows`);
+            }
+            stopIfCancelled();
+            const clientToken = (0,external_node_crypto_.randomUUID)();
+            const entry = ledger.machine(name, clientToken);
+            try {
+                const machine = await cloud.launch(spec.machine, {
+                    runnerName: name,
+                    attempt: attempts.length + 1,
+                    startupScript: script,
+                    clientToken,
+                    credential,
+                    runnerVersion: version,
+                    maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+                    tags: machineTags(spec, ctx, name, clock),
+                }, placement);
+                ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
+                machines.set(name, machine);
+                attempts.push({ ...placement, outcome: 'obtained' });
+                log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+                return machine;
+            }
+            catch (err) {
+                if (!(err instanceof src_errors/* CloudError */.K2) || !err.fallback)
+                    throw err;
+                lastRefusal = err;
+                // The cloud refused outright: nothing was created, and this placement is skipped from now on.
+                ledger.update(entry, { refused: err.code });
+                attempts.push({ ...placement, outcome: err.code });
+                if (err.fallback === 'market')
+                    market.spotRefused = true;
+                else
+                    refusedHere.add(key);
+                log.warning(`${name}: ${key}: ${err.code}; trying the next placement`);
+            }
+        }
+        // One place tried: its own error says it best. Several: the order tried, then what to do.
+        if (attempts.length === 1 && lastRefusal)
+            throw lastRefusal;
+        throw new src_errors/* CloudError */.K2(cloud.name === 'kubernetes' ? 'Kubernetes' : cloud.name.toUpperCase(), 'NoCapacity', `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}`, `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`);
+    };
+    /**
+     * A machine the cloud accepted but cannot start for lack of room (a pod no node can fit): it
+     * is ended, its placement marked, and the runner tried at the next one. Undefined when no
+     * placement is left.
+     */
+    const replace = async (name, status) => {
+        const old = machines.get(name);
+        const attempts = tried.get(name);
+        const last = attempts[attempts.length - 1];
+        const untried = placements.filter((p) => {
+            const key = describePlacement(p);
+            return key !== describePlacement(last) && !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key);
+        });
+        // Nowhere else to go: the machine stays, so the failure can show its events and log.
+        if (untried.length === 0)
+            return undefined;
+        last.outcome = status.detail?.split(':')[0] ?? 'no capacity';
+        refusedHere.add(describePlacement(last));
+        await terminate(cloud, old.id, clock);
+        const entry = ledger.data.machines.find((m) => m.id === old.id);
+        if (entry)
+            ledger.update(entry, { ended: true });
+        log.warning(`${name}: ${describePlacement(last)}: ${status.detail ?? 'no capacity'}; trying the next placement`);
+        try {
+            return await place(name);
+        }
+        catch {
+            return undefined;
+        }
+    };
     try {
         await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
             const [group, registrationToken] = await Promise.all([
@@ -36883,12 +36998,13 @@ async function launch(spec, ctx, deps) {
             }
             stopIfCancelled();
             let announced = false;
-            const results = await (0,src_retry/* mapLimited */.bB)(spec.runner.names, CONCURRENCY, async (name) => {
+            const labels = [...spec.runner.labels, label];
+            const results = await (0,retry/* mapLimited */.bB)(spec.runner.names, CONCURRENCY, async (name) => {
                 stopIfCancelled();
                 const registration = ledger.registration(name);
                 let credential;
                 if (spec.runner.single) {
-                    const jit = await forge.jitConfig(name, spec.runner.labels, group.id);
+                    const jit = await forge.jitConfig(name, labels, group.id);
                     secrets.add(jit.jitConfig);
                     log.secret(jit.jitConfig);
                     ledger.update(registration, { id: jit.runnerId });
@@ -36900,11 +37016,12 @@ async function launch(spec, ctx, deps) {
                 const [downloads] = await prepared;
                 if (!announced) {
                     announced = true;
-                    log.info(`runner ${downloads.version}, ${spec.machine.types[0]} in ${cloud.region}, ${spec.machine.spot ? 'spot' : 'on-demand'}`);
+                    const order = placements.map(describePlacement).join(' → ');
+                    log.info(`runner ${downloads.version} in ${cloud.region}; placements in order: ${order}`);
                 }
                 const script = renderStartupScript({
                     runnerName: name,
-                    labels: spec.runner.labels,
+                    labels,
                     url: spec.forge.url,
                     // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
                     credential: cloud.kind === 'vm' ? credential : undefined,
@@ -36915,47 +37032,99 @@ async function launch(spec, ctx, deps) {
                     downloads,
                     userScript: spec.machine.startupScript,
                     runnerCache: spec.runner.cache,
+                    ...(cloud.name === 'aws' && spec.machine.spot ? { spotNotice: 'aws' } : {}),
                 });
-                stopIfCancelled();
-                const clientToken = (0,external_node_crypto_.randomUUID)();
-                const entry = ledger.machine(name, clientToken);
-                const machine = await cloud.launch(spec.machine, {
-                    runnerName: name,
-                    startupScript: script,
-                    clientToken,
-                    credential,
-                    runnerVersion: downloads.version,
-                    maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
-                    tags: machineTags(spec, ctx, name, clock),
-                });
-                ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
-                machines.set(name, machine);
-                log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+                requests.set(name, { script, credential, version: downloads.version });
+                tried.set(name, []);
+                await place(name);
+            });
+            stopIfCancelled();
+            results.forEach((r, i) => {
+                if (r.status === 'rejected')
+                    failures.set(spec.runner.names[i], `Runner ${spec.runner.names[i]} could not be created: ${(0,src_errors/* errorMessage */.gJ)(r.reason)}`);
             });
             const failed = results.find((r) => r.status === 'rejected');
-            if (failed)
+            // Without allow-partial one failure fails the launch; so does a failure before any machine.
+            if (failed && (!spec.runner.allowPartial || machines.size === 0))
                 throw failed.reason;
         });
     }
     catch (err) {
-        // A preparation that failed (no such image, a dry run the cluster refused) means no machine
-        // was requested; the registrations minted meanwhile are deleted now rather than left to post.
-        const preparationFailed = await prepared.then(() => false, () => true);
-        if (preparationFailed && ledger.data.machines.length === 0 && ledger.data.registrations.length > 0) {
-            await cleanup(ledger.data, { cloud, forge, log, clock }).catch((e) => log.warning(`Post will retry the cleanup: ${(0,src_errors/* errorMessage */.gJ)(e)}`));
-        }
+        if (signal?.aborted)
+            throw new Error(CANCELLED);
+        await endFailedLaunch(ledger, [], { cloud, forge, log, clock });
         throw err;
     }
-    const online = await log.group('Waiting for runners to come online', () => waitOnline(spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started }));
-    ledger.markComplete();
+    const created = spec.runner.names.filter((n) => machines.has(n));
+    const waited = await log.group('Waiting for runners to come online', () => waitOnline(created, spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started, replace }));
+    // A cancel that came while the last runners came online still cancels: post ends them all.
+    stopIfCancelled();
+    for (const [name, reason] of waited.failures)
+        failures.set(name, reason);
+    const kept = created.filter((n) => waited.online.has(n));
+    if (failures.size > 0) {
+        const why = [...failures.values()].join('\n\n');
+        if (!spec.runner.allowPartial || kept.length === 0) {
+            await endFailedLaunch(ledger, [], { cloud, forge, log, clock });
+            const what = `${failures.size} of ${spec.runner.names.length} runners did not come up, so every runner of this launch was ended (${spec.runner.allowPartial ? 'none came up' : 'all or nothing; allow-partial: true keeps the others'})`;
+            throw new src_errors/* StartupTimeoutError */.vz(spec.runner.names.length === 1 ? why : `${what}.\n\n${why}`);
+        }
+        log.warning(`${failures.size} of ${spec.runner.names.length} runners did not come up; allow-partial keeps the ${kept.length} that did.\n${why}`);
+        await endFailedLaunch(ledger, kept, { cloud, forge, log, clock });
+    }
+    else {
+        ledger.finish(kept);
+    }
     const ids = new Map(ledger.data.registrations.map((r) => [r.name, r.id]));
     return {
-        runners: spec.runner.names.map((name) => ({ name, id: ids.get(name), machine: machines.get(name), secondsToOnline: online.get(name) })),
-        labels: spec.runner.labels,
-        region: cloud.region,
+        ...base,
+        runners: kept.map((name) => ({ name, id: ids.get(name), machine: machines.get(name), secondsToOnline: waited.online.get(name), tried: tried.get(name) ?? [] })),
+        reused: [],
+        failed: [...failures].map(([name, reason]) => ({ name, reason })),
         ledger: ledger.data,
     };
 }
+/**
+ * Ends everything of a launch except the runners in `keep`, right away rather than in post:
+ * a GPU that will not be used stops billing now. `keep` is written first, so if this is cut
+ * short, post ends the same set; a cleanup that fails is left to post.
+ */
+async function endFailedLaunch(ledger, keep, deps) {
+    ledger.finish(keep);
+    if (pending(ledger.data).machines.length === 0 && pending(ledger.data).registrations.length === 0)
+        return;
+    try {
+        await cleanup(ledger.data, deps);
+        ledger.markEnded();
+    }
+    catch (err) {
+        deps.log.warning(`Post will retry the cleanup: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+    }
+}
+/** Online runners with every requested label (and idle, for reuse-idle). Offline or busy ones never count as idle. */
+async function findReusable(spec, forge) {
+    const wanted = spec.runner.labels.map((l) => l.toLowerCase());
+    const runners = await forge.runners();
+    return runners.filter((r) => {
+        if (r.status !== 'online')
+            return false;
+        if (spec.runner.reuse === 'idle' && r.busy)
+            return false;
+        const has = new Set(r.labels.map((l) => l.toLowerCase()));
+        return wanted.every((l) => has.has(l));
+    });
+}
+/**
+ * Where to try, in order: spot first when asked (every type, in every place), then on-demand
+ * when on-demand-fallback allows; within a market, types in the order given, and for each type
+ * the places (subnets) in the order given.
+ */
+function placementsFor(spec, cloud) {
+    const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
+    const places = cloud.places(spec.machine);
+    return markets.flatMap((spot) => spec.machine.types.flatMap((type) => places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
+}
+const describePlacement = (p) => `${p.type}${p.where ? ` in ${p.where}` : ''} ${p.spot ? 'spot' : 'on-demand'}`;
 function machineTags(spec, ctx, name, clock) {
     return {
         ...spec.machine.tags,
@@ -36970,18 +37139,23 @@ function machineTags(spec, ctx, name, clock) {
 /**
  * Polls GitHub once per round for all runners (one list call, not one per runner), from 0.5 s
  * backing off to 3 s, and back to 0.5 s whenever a machine changes state or a runner comes
- * online. Machines are checked in
- * the same round, so a machine that ended early fails the launch at once instead of at the
- * timeout. GitHub's Retry-After is honoured by the forge's throttling.
+ * online. Machines are checked in the same round, so a machine that ended early fails at once
+ * instead of at the timeout. Without allow-partial the first failure ends the wait; with it,
+ * the others are still waited for. GitHub's Retry-After is honoured by the forge's throttling.
  */
-async function waitOnline(spec, w) {
+async function waitOnline(names, spec, w) {
     const deadline = w.started + spec.runner.startupTimeoutSeconds * 1000;
     const online = new Map();
+    const failures = new Map();
     let interval = POLL_FIRST_MS;
     let lastReport = 0;
     let previous = new Map();
     for (;;) {
-        const pending = spec.runner.names.filter((n) => !online.has(n));
+        if (w.signal?.aborted)
+            throw new Error(CANCELLED);
+        const pending = names.filter((n) => !online.has(n) && !failures.has(n));
+        if (pending.length === 0)
+            return { online, failures };
         const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n).id))]);
         const states = pending.map((n) => [n, machineStates.get(w.machines.get(n).id)]);
         for (const name of pending) {
@@ -36996,13 +37170,23 @@ async function waitOnline(spec, w) {
                 w.log.info(`${name}: online after ${seconds}s`);
             }
         }
-        if (online.size === spec.runner.names.length)
-            return online;
-        const ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
+        let ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
+        for (const [name, status] of ended.filter(([, st]) => st.fallback === 'capacity')) {
+            if (await w.replace(name, status)) {
+                ended = ended.filter(([n]) => n !== name);
+                interval = POLL_FIRST_MS;
+            }
+        }
         if (ended.length > 0) {
             const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
-            throw new src_errors/* StartupTimeoutError */.vz(await describeFailures(ended, what, w));
+            for (const [name, message] of await describeFailures(ended, what, w))
+                failures.set(name, message);
+            if (!spec.runner.allowPartial)
+                return { online, failures };
         }
+        const left = states.filter(([n]) => !online.has(n) && !failures.has(n));
+        if (left.length === 0)
+            return { online, failures };
         // A machine that changed state (booted, started its container), or a runner that just came
         // online, means others may follow soon: polling speeds up again, then backs off.
         const current = new Map(states.map(([n, st]) => [n, st.state]));
@@ -37012,19 +37196,20 @@ async function waitOnline(spec, w) {
         previous = current;
         const now = w.clock.now();
         if (now >= deadline) {
-            const left = states.filter(([n]) => !online.has(n));
-            throw new src_errors/* StartupTimeoutError */.vz(await describeFailures(left, `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`, w));
+            const late = await describeFailures(left, `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`, w);
+            for (const [name, message] of late)
+                failures.set(name, message);
+            return { online, failures };
         }
         if (now - lastReport >= 10_000 || lastReport === 0) {
             lastReport = now;
-            const detail = states
-                .filter(([n]) => !online.has(n))
+            const detail = left
                 .map(([n, s]) => `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
                 .join('; ');
             w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
         }
         await w.clock.sleep(Math.min(interval, Math.max(0, deadline - now)), w.signal).catch(() => {
-            throw new Error('The launch was cancelled; post will end everything recorded so far.');
+            throw new Error(CANCELLED);
         });
         interval = Math.min(interval * 1.5, POLL_MAX_MS);
     }
@@ -37042,25 +37227,27 @@ async function describeFailures(failed, what, w) {
             tail = `(the console could not be read: ${(0,src_errors/* errorMessage */.gJ)(err)})`;
         }
         const detail = status.detail ? `: ${status.detail}` : '';
-        return maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`, w.secrets);
+        return [name, maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`, w.secrets)];
     }));
-    return parts.join('\n\n');
+    return new Map(parts);
 }
 /**
- * Ends everything a ledger names: machines first (so runners stop taking jobs), then
- * registrations. Entries whose create answer never arrived are found by client token or name.
- * Every step is tried; failures are reported together at the end.
+ * Ends everything a ledger names, except the runners it keeps and what was ended already:
+ * machines first (so runners stop taking jobs), then registrations. Entries whose create answer
+ * never arrived are found by client token or name. Every step is tried; failures are reported
+ * together at the end.
  */
 async function cleanup(data, deps) {
     const { cloud, forge, log } = deps;
-    const clock = deps.clock ?? src_retry/* realClock */.dQ;
+    const clock = deps.clock ?? retry/* realClock */.dQ;
     const report = { machines: [], registrations: [] };
     const errors = [];
-    await Promise.all(data.machines.map(async (entry) => {
+    const todo = pending(data);
+    await Promise.all(todo.machines.map(async (entry) => {
         try {
             const ids = entry.id ? [entry.id] : await cloud.findByClientToken(entry.clientToken);
             for (const id of ids) {
-                const result = await (0,src_retry/* withRetry */.bD)(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: () => true, clock });
+                const result = await terminate(cloud, id, clock);
                 report.machines.push({ id, result });
                 log.info(`machine ${id} (${entry.runnerName}): ${result}`);
             }
@@ -37071,20 +37258,14 @@ async function cleanup(data, deps) {
     }));
     // Registrations whose id never arrived are found by name, from one listing shared by all.
     let listing;
-    await Promise.all(data.registrations.map(async (entry) => {
+    await Promise.all(todo.registrations.map(async (entry) => {
         try {
             const id = entry.id ?? (await (listing ??= forge.runners())).find((r) => r.name === entry.name)?.id;
             if (id === undefined) {
                 report.registrations.push({ name: entry.name, result: 'gone' });
                 return;
             }
-            // A runner whose machine just ended can still count as busy for a moment (422).
-            const result = await (0,src_retry/* withRetry */.bD)(() => forge.deleteRunner(id), {
-                attempts: 6,
-                baseMs: 1000,
-                retryable: (err) => !(err instanceof src_errors/* ForgeError */.Q8) || err.status === undefined || err.status === 422 || err.status >= 500,
-                clock,
-            });
+            const result = await deleteRegistration(forge, id, clock);
             report.registrations.push({ name: entry.name, result });
             log.info(`registration ${entry.name} (${id}): ${result}`);
         }
@@ -37095,6 +37276,105 @@ async function cleanup(data, deps) {
     if (errors.length > 0) {
         throw new Error(`Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`);
     }
+    return report;
+}
+const terminate = (cloud, id, clock) => (0,retry/* withRetry */.bD)(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: (err) => !(err instanceof src_errors/* CloudError */.K2) || !isPermanent(err), clock });
+/** A refusal that a retry cannot change: no permission, bad credentials. */
+const isPermanent = (err) => /^(UnauthorizedOperation|AuthFailure|Forbidden|Unauthorized)$/.test(err.code);
+/** A runner whose machine just ended can still count as busy for a moment (422): that is retried. */
+const deleteRegistration = (forge, id, clock) => (0,retry/* withRetry */.bD)(() => forge.deleteRunner(id), {
+    attempts: 6,
+    baseMs: 1000,
+    retryable: (err) => !(err instanceof src_errors/* ForgeError */.Q8) || err.status === undefined || err.status === 422 || err.status >= 500,
+    clock,
+});
+/**
+ * `mode: cleanup`: ends everything this workflow run launched, whatever became of its launch
+ * jobs: every machine tagged with this repository and run, then every registration that carries
+ * the run's label or is named by one of those machines.
+ */
+async function cleanupRun(ctx, deps) {
+    const clock = deps.clock ?? retry/* realClock */.dQ;
+    const label = runLabel(ctx).toLowerCase();
+    const machines = await deps.cloud.list({ repo: ctx.repository, runId: ctx.runId });
+    const names = new Set(machines.map((m) => m.runnerName));
+    const targets = machines.filter((m) => m.state !== 'gone').map((m) => ({ machine: m, reason: `launched by run ${ctx.runId}` }));
+    const ended = await endMachines(targets, deps, clock);
+    const runners = await deps.forge.runners();
+    const registrations = runners
+        .filter((r) => r.labels.some((l) => l.toLowerCase() === label) || names.has(r.name))
+        .map((r) => ({ runner: r, reason: `launched by run ${ctx.runId}` }));
+    return { machines: ended.report, registrations: await endRegistrations(registrations, deps, clock, ended.errors) };
+}
+/**
+ * `mode: sweep`: for a scheduled workflow. Ends every machine this action made for the
+ * repository that is past its expires-at tag, or older than `graceSeconds` with a runner that is
+ * offline or no longer registered; then deletes offline registrations that are ours (the run
+ * label, the default `cml-` name prefix, or named by one of our machines) unless a live machine
+ * still belongs to them.
+ */
+async function sweep(ctx, graceSeconds, deps) {
+    const clock = deps.clock ?? retry/* realClock */.dQ;
+    const now = clock.now();
+    const [machines, runners] = await Promise.all([deps.cloud.list({ repo: ctx.repository }), deps.forge.runners()]);
+    const byName = new Map(runners.map((r) => [r.name, r]));
+    const targets = [];
+    const protectedNames = new Set();
+    for (const m of machines) {
+        if (m.state === 'gone')
+            continue;
+        const runner = byName.get(m.runnerName);
+        const old = m.createdAt === undefined || now - m.createdAt > graceSeconds * 1000;
+        let reason;
+        if (m.expiresAt !== undefined && now > m.expiresAt)
+            reason = `past its expires-at (${new Date(m.expiresAt).toISOString()})`;
+        else if (old && !runner)
+            reason = `its runner ${m.runnerName} is no longer registered`;
+        else if (old && runner.status !== 'online')
+            reason = `its runner ${m.runnerName} has been offline past the grace period (${graceSeconds}s)`;
+        if (reason)
+            targets.push({ machine: m, reason });
+        else
+            protectedNames.add(m.runnerName);
+    }
+    const ended = await endMachines(targets, deps, clock);
+    const ours = new Set(machines.map((m) => m.runnerName));
+    const registrations = runners
+        .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
+        .filter((r) => r.name.startsWith('cml-') || ours.has(r.name) || r.labels.some((l) => /^cml-run-/i.test(l)))
+        .map((r) => ({ runner: r, reason: 'offline' }));
+    return { machines: ended.report, registrations: await endRegistrations(registrations, deps, clock, ended.errors) };
+}
+async function endMachines(targets, deps, clock) {
+    const report = [];
+    const errors = [];
+    await (0,retry/* mapLimited */.bB)(targets, CONCURRENCY, async ({ machine, reason }) => {
+        try {
+            const result = await terminate(deps.cloud, machine.id, clock);
+            report.push({ id: machine.id, runnerName: machine.runnerName, reason, result });
+            deps.log.info(`machine ${machine.id} (${machine.runnerName}): ${result}; ${reason}`);
+        }
+        catch (err) {
+            errors.push(`machine ${machine.id} (${machine.runnerName}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+        }
+    });
+    return { report, errors };
+}
+async function endRegistrations(targets, deps, clock, earlier) {
+    const report = [];
+    const errors = [...earlier];
+    await (0,retry/* mapLimited */.bB)(targets, CONCURRENCY, async ({ runner, reason }) => {
+        try {
+            const result = await deleteRegistration(deps.forge, runner.id, clock);
+            report.push({ name: runner.name, id: runner.id, reason, result });
+            deps.log.info(`registration ${runner.name} (${runner.id}): ${result}; ${reason}`);
+        }
+        catch (err) {
+            errors.push(`registration ${runner.name} (${runner.id}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+        }
+    });
+    if (errors.length > 0)
+        throw new Error(`Could not end everything; run again or end these by hand:\n- ${errors.join('\n- ')}`);
     return report;
 }
 
@@ -37148,7 +37428,7 @@ function loadLedger() {
 
 
 
-/** Main: validate every input, launch, wait until online, write outputs and a summary. */
+/** Main: validate every input, then launch (and wait until online), clean up a run, or sweep. */
 async function runMain() {
     const cancel = new AbortController();
     const onSignal = (sig) => {
@@ -37167,12 +37447,23 @@ async function runMain() {
             for (const secret of (0,config/* kubeconfigSecrets */.hT)(access.text))
                 core_setSecret(secret);
         const forge = new GitHubForge(spec.forge, actionsLog);
-        // The first request goes out now; loading the cloud's SDK overlaps its round trip.
-        forge.downloads(spec.runner.version).catch(() => undefined);
+        if (spec.mode === 'launch') {
+            // The first request goes out now; loading the cloud's SDK overlaps its round trip.
+            forge.downloads(spec.runner.version).catch(() => undefined);
+        }
         const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access });
-        const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
-        writeOutputs(result);
-        await writeSummary(spec, result);
+        if (spec.mode === 'launch') {
+            const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
+            writeOutputs(result);
+            await writeSummary(spec, result);
+            return;
+        }
+        const report = spec.mode === 'cleanup'
+            ? await group(`Ending everything run ${ctx.runId} launched`, () => cleanupRun(ctx, { cloud, forge, log: actionsLog }))
+            : await group(`Sweeping what ${ctx.repository} left behind`, () => sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }));
+        setOutput('runner-names', report.registrations.map((r) => r.name).join(','));
+        setOutput('instance-ids', report.machines.map((m) => m.id).join(','));
+        await writeEndSummary(spec, ctx, report);
     }
     catch (err) {
         setFailed((0,src_errors/* errorMessage */.gJ)(err));
@@ -37183,17 +37474,32 @@ async function runMain() {
     }
 }
 function writeOutputs(result) {
-    setOutput('runner-names', result.runners.map((r) => r.name).join(','));
-    setOutput('runner-ids', result.runners.map((r) => r.id).join(','));
+    if (result.reused.length > 0) {
+        setOutput('runner-names', result.reused.map((r) => r.name).join(','));
+        setOutput('runner-ids', result.reused.map((r) => r.id).join(','));
+        setOutput('reused', 'true');
+    }
+    else {
+        setOutput('runner-names', result.runners.map((r) => r.name).join(','));
+        setOutput('runner-ids', result.runners.map((r) => r.id).join(','));
+        setOutput('reused', 'false');
+    }
     setOutput('labels', result.labels.join(','));
+    setOutput('run-label', result.runLabel);
     setOutput('instance-ids', result.runners.map((r) => r.machine.id).join(','));
     setOutput('instance-types', result.runners.map((r) => r.machine.type).join(','));
-    setOutput('spot', String(result.runners.every((r) => r.machine.spot)));
+    setOutput('spot', String(result.runners.length > 0 && result.runners.every((r) => r.machine.spot)));
 }
 async function writeSummary(spec, result) {
-    await summary
-        .addHeading('Runners launched', 3)
-        .addTable([
+    if (result.reused.length > 0) {
+        await summary_summary
+            .addHeading('Runners reused', 3)
+            .addRaw(`Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`)
+            .write();
+        return;
+    }
+    const tried = (r) => r.tried.map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`).join('; ');
+    const summary = summary_summary.addHeading('Runners launched', 3).addTable([
         [
             { data: 'Runner', header: true },
             { data: 'Cloud', header: true },
@@ -37202,6 +37508,7 @@ async function writeSummary(spec, result) {
             { data: 'Market', header: true },
             { data: 'Region', header: true },
             { data: 'Seconds to online', header: true },
+            { data: 'Tried, in order', header: true },
         ],
         ...result.runners.map((r) => [
             r.name,
@@ -37211,13 +37518,40 @@ async function writeSummary(spec, result) {
             r.machine.spot ? 'spot' : 'on-demand',
             result.region,
             String(r.secondsToOnline),
+            tried(r),
         ]),
-    ])
-        .addRaw(`Labels: ${result.labels.join(', ')}. ${spec.runner.single ? 'Each runner takes one job and then its machine ends.' : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`}`)
-        .write();
+    ]);
+    summary.addRaw(`Labels: ${result.labels.join(', ')} (and ${result.runLabel}, which only this workflow run's runners carry). ${spec.runner.single ? 'Each runner takes one job and then its machine ends.' : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`}`, true);
+    if (result.failed.length > 0) {
+        summary.addRaw(`${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ${result.failed.map((f) => f.name).join(', ')}.`, true);
+    }
+    await summary.write();
+}
+async function writeEndSummary(spec, ctx, report) {
+    const heading = spec.mode === 'cleanup' ? `Cleanup of run ${ctx.runId}` : `Sweep of ${ctx.repository}`;
+    const rows = [
+        ...report.machines.map((m) => [`machine ${m.id}`, m.runnerName, m.result, m.reason]),
+        ...report.registrations.map((r) => [`registration ${r.id}`, r.name, r.result, r.reason]),
+    ];
+    const summary = summary_summary.addHeading(heading, 3);
+    if (rows.length === 0)
+        summary.addRaw('Nothing to end.');
+    else
+        summary.addTable([
+            [
+                { data: 'What', header: true },
+                { data: 'Runner', header: true },
+                { data: 'Result', header: true },
+                { data: 'Why', header: true },
+            ],
+            ...rows,
+        ]);
+    info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
+    await summary.write();
 }
 
 ;// CONCATENATED MODULE: ./src/action/post.ts
+
 
 
 
@@ -37238,8 +37572,11 @@ async function runPost() {
             info('Nothing was created; nothing to clean up.');
             return;
         }
-        if (ledger.complete) {
-            info(`Every runner came online; they end themselves after their job or idle-timeout.`);
+        const todo = pending(ledger);
+        if (todo.machines.length === 0 && todo.registrations.length === 0) {
+            info(ledger.keep.length > 0
+                ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; main already ended the rest, if any.`
+                : 'Main already ended everything the launch created.');
             return;
         }
         const token = getInput('token');

@@ -33,6 +33,7 @@ state_dir="$runner_home/state"
 hooks_dir="$runner_home/hooks"
 idle_timeout="${setting[IDLE_TIMEOUT]:-0}"
 max_lifetime="${setting[MAX_LIFETIME]:-86400}"
+spot_notice="${setting[SPOT_NOTICE]:-}"
 runner_pid=""
 
 # Ending the machine is the one way out. The cloud turns the shutdown into deletion
@@ -42,10 +43,12 @@ end_machine() {
   local status="${2:-0}"
   trap - ERR TERM
   log "ending the machine: $1"
-  if [[ -n "$runner_pid" ]] && kill -0 "$runner_pid" 2>/dev/null; then
-    kill -TERM "$runner_pid" 2>/dev/null || true
+  # The listener gets SIGTERM itself: a running job fails with the runner's shutdown message,
+  # reported before the machine goes.
+  if [[ -n "$runner_pid" ]] && kill -0 -- "-$runner_pid" 2>/dev/null; then
+    kill -TERM -- "-$runner_pid" 2>/dev/null || true
     for _ in $(seq 1 30); do
-      kill -0 "$runner_pid" 2>/dev/null || break
+      kill -0 -- "-$runner_pid" 2>/dev/null || break
       sleep 1
     done
   fi
@@ -183,11 +186,17 @@ registration_token="${setting[RUNNER_TOKEN]:-}"
 registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
 unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
 
+# The runner runs in its own process group (runner_pid), which end_machine signals.
+start_runner() {
+  set -m
+  ./run.sh &
+  runner_pid=$!
+  set +m
+}
 cd "$runner_dir"
 if [[ -n "$jit_config" ]]; then
   log "starting the ephemeral runner from its just-in-time configuration"
-  ACTIONS_RUNNER_INPUT_JITCONFIG="$jit_config" ./run.sh &
-  runner_pid=$!
+  ACTIONS_RUNNER_INPUT_JITCONFIG="$jit_config" start_runner
 elif [[ -z "$registration_token" ]]; then
   end_machine "no runner credential: neither a just-in-time configuration nor a registration token was given" 1
 else
@@ -197,18 +206,41 @@ else
     config_args+=(--runnergroup "${setting[RUNNER_GROUP]}")
   fi
   ACTIONS_RUNNER_INPUT_TOKEN="$registration_token" ./config.sh "${config_args[@]}"
-  ./run.sh &
-  runner_pid=$!
+  start_runner
 fi
 unset 'setting[RUNNER_JITCONFIG]' 'setting[RUNNER_TOKEN]' jit_config registration_token
+
+# SPOT_NOTICE=aws: EC2 publishes meta-data/spot/instance-action two minutes before a spot
+# interruption (404 until then); the runner stops at once, so its job fails visibly.
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html
+imds="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}"
+imds_token="" imds_token_until=0 spot_check_at=0
+check_spot_notice() {
+  local notice action=interrupt
+  spot_check_at=$((now_s + 5))
+  if [[ "$now_s" -ge "$imds_token_until" ]]; then
+    imds_token="$(curl -sf --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' "$imds/latest/api/token")" || return 0
+    imds_token_until=$((now_s + 21000))
+  fi
+  notice="$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $imds_token" "$imds/latest/meta-data/spot/instance-action")" || return 0
+  [[ "$notice" =~ \"time\":\ *\"([^\"]+)\" ]] || return 0
+  local at="${BASH_REMATCH[1]}"
+  [[ "$notice" =~ \"action\":\ *\"([a-z]+)\" ]] && action="${BASH_REMATCH[1]}"
+  log "spot interruption notice: AWS will $action this machine at $at; stopping the runner so its job fails visibly"
+  end_machine "spot interruption at $at" 1
+}
+[[ -z "$spot_notice" ]] || command -v curl >/dev/null 2>&1 || { log "no curl: not watching for spot interruption notices"; spot_notice=""; }
 
 # Idle watchdog: the machine ends after idle-timeout seconds with no job (0 means never). It
 # waits on a pipe that never delivers, so a second passes without starting a process.
 exec {tick}<> <(:)
 while kill -0 "$runner_pid" 2>/dev/null; do
   read -r -t 1 -u "$tick" _ || true
+  printf -v now_s '%(%s)T' -1
+  if [[ -n "$spot_notice" && "$now_s" -ge "$spot_check_at" ]]; then
+    check_spot_notice
+  fi
   if [[ "$idle_timeout" -gt 0 && ! -e "$state_dir/busy" ]]; then
-    printf -v now_s '%(%s)T' -1
     read -r last_activity <"$state_dir/last-activity" || last_activity=$now_s
     idle=$((now_s - last_activity))
     if [[ "$idle" -ge "$idle_timeout" ]]; then
