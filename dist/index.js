@@ -36603,7 +36603,7 @@ class GitHubForge {
             }
             catch (err) {
                 const explained = this.explain(err, route);
-                if (isTransient(explained))
+                if (isTransient(explained) && tries.count < ATTEMPTS)
                     this.log.info(`GitHub: ${explained.message}; retrying`);
                 throw explained;
             }
@@ -36901,6 +36901,11 @@ async function launch(spec, ctx, deps) {
     const tried = new Map();
     const failures = new Map();
     const requests = new Map();
+    /** Placements still worth trying for a runner: not tried by it, not found full by any runner. */
+    const untried = (attempts) => placements.filter((p) => {
+        const key = describePlacement(p);
+        return !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key);
+    });
     /**
      * Creates the runner's machine at the first placement that neither this runner nor another
      * found without capacity. Each try is recorded before it is sent.
@@ -36909,9 +36914,10 @@ async function launch(spec, ctx, deps) {
         const { script, credential, version } = requests.get(name);
         const attempts = tried.get(name);
         let lastRefusal;
-        for (const placement of placements) {
+        for (const placement of untried(attempts)) {
+            // A refusal by another runner meanwhile skips this one too.
             const key = describePlacement(placement);
-            if (refusedHere.has(key) || (placement.spot && market.spotRefused) || attempts.some((a) => describePlacement(a) === key))
+            if (refusedHere.has(key) || (placement.spot && market.spotRefused))
                 continue;
             if (!placement.spot && spec.machine.spot && !market.warned) {
                 market.warned = true;
@@ -36965,12 +36971,8 @@ async function launch(spec, ctx, deps) {
         const old = machines.get(name);
         const attempts = tried.get(name);
         const last = attempts[attempts.length - 1];
-        const untried = placements.filter((p) => {
-            const key = describePlacement(p);
-            return key !== describePlacement(last) && !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key);
-        });
         // Nowhere else to go: the machine stays, so the failure can show its events and log.
-        if (untried.length === 0)
+        if (untried(attempts).length === 0)
             return undefined;
         last.outcome = status.detail?.split(':')[0] ?? 'no capacity';
         refusedHere.add(describePlacement(last));
@@ -37091,7 +37093,8 @@ async function launch(spec, ctx, deps) {
  */
 async function endFailedLaunch(ledger, keep, deps) {
     ledger.finish(keep);
-    if (pending(ledger.data).machines.length === 0 && pending(ledger.data).registrations.length === 0)
+    const todo = pending(ledger.data);
+    if (todo.machines.length === 0 && todo.registrations.length === 0)
         return;
     try {
         await cleanup(ledger.data, deps);

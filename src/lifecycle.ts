@@ -106,6 +106,12 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const tried = new Map<string, TriedPlacement[]>();
   const failures = new Map<string, string>();
   const requests = new Map<string, { script: string; credential: RunnerCredential; version: string }>();
+  /** Placements still worth trying for a runner: not tried by it, not found full by any runner. */
+  const untried = (attempts: readonly Placement[]): Placement[] =>
+    placements.filter((p) => {
+      const key = describePlacement(p);
+      return !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key);
+    });
 
   /**
    * Creates the runner's machine at the first placement that neither this runner nor another
@@ -115,9 +121,10 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
     const { script, credential, version } = requests.get(name)!;
     const attempts = tried.get(name)!;
     let lastRefusal: CloudError | undefined;
-    for (const placement of placements) {
+    for (const placement of untried(attempts)) {
+      // A refusal by another runner meanwhile skips this one too.
       const key = describePlacement(placement);
-      if (refusedHere.has(key) || (placement.spot && market.spotRefused) || attempts.some((a) => describePlacement(a) === key)) continue;
+      if (refusedHere.has(key) || (placement.spot && market.spotRefused)) continue;
       if (!placement.spot && spec.machine.spot && !market.warned) {
         market.warned = true;
         log.warning(`spot is not available (${attempts.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier'}); falling back to on-demand, as on-demand-fallback allows`);
@@ -175,12 +182,8 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
     const old = machines.get(name)!;
     const attempts = tried.get(name)!;
     const last = attempts[attempts.length - 1]!;
-    const untried = placements.filter((p) => {
-      const key = describePlacement(p);
-      return key !== describePlacement(last) && !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key);
-    });
     // Nowhere else to go: the machine stays, so the failure can show its events and log.
-    if (untried.length === 0) return undefined;
+    if (untried(attempts).length === 0) return undefined;
     last.outcome = status.detail?.split(':')[0] ?? 'no capacity';
     refusedHere.add(describePlacement(last));
     await terminate(cloud, old.id, clock);
@@ -297,7 +300,8 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
  */
 async function endFailedLaunch(ledger: Ledger, keep: readonly string[], deps: CleanupDeps): Promise<void> {
   ledger.finish(keep);
-  if (pending(ledger.data).machines.length === 0 && pending(ledger.data).registrations.length === 0) return;
+  const todo = pending(ledger.data);
+  if (todo.machines.length === 0 && todo.registrations.length === 0) return;
   try {
     await cleanup(ledger.data, deps);
     ledger.markEnded();

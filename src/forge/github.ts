@@ -90,7 +90,7 @@ export class GitHubForge {
           return { status: res.status, data: res.data as T };
         } catch (err) {
           const explained = this.explain(err, route);
-          if (isTransient(explained)) this.log.info(`GitHub: ${explained.message}; retrying`);
+          if (isTransient(explained) && tries.count < ATTEMPTS) this.log.info(`GitHub: ${explained.message}; retrying`);
           throw explained;
         }
       },
