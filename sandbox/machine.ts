@@ -184,6 +184,7 @@ export function bootMachine(opts: BootOptions): Machine {
     pgid = child.pid;
     child.stdout?.on('data', append);
     child.stderr?.on('data', append);
+    const pipes = [child.stdout, child.stderr];
     child.on('error', (err) => {
       append(Buffer.from(container ? `exec ${argv[0]}: ${err.message}\n` : `[machine] could not start the startup script: ${err.message}\n`));
       // A command that cannot start exits 127 as a shell's would; a container then ends.
@@ -191,7 +192,14 @@ export function bootMachine(opts: BootOptions): Machine {
       if (container) void endContainer();
     });
     child.on('exit', (code, signal) => {
-      if (running && !container) append(Buffer.from(`[machine] startup script exited with ${code === null ? `signal ${signal}` : `status ${code}`}\n`));
+      // 'exit' can come before the script's last output is read from its pipes: the note waits
+      // for both to end, or a moment when a background process (the runner) keeps them open.
+      if (running && !container) {
+        const drained = Promise.all(pipes.map((p) => (p && !p.readableEnded ? new Promise((r) => p.once('end', r)) : undefined)));
+        void Promise.race([drained, new Promise((r) => setTimeout(r, 100))]).then(() => {
+          append(Buffer.from(`[machine] startup script exited with ${code === null ? `signal ${signal}` : `status ${code}`}\n`));
+        });
+      }
       resolveScript(code, signal);
       if (container) void endContainer();
     });
