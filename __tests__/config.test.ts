@@ -258,3 +258,62 @@ describe('Kubernetes inputs', () => {
     expect(kubeconfigSecrets(text)).toEqual(['eyJhbGciOiJSUzI1NiJ9.secret', 'LS0tLS1CRUdJTiBSU0E=']);
   });
 });
+
+describe('Google Cloud inputs', () => {
+  const gcp = (inputs: Record<string, string>) => spec({ cloud: 'gcp', 'gcp-project': 'ml-training-1', ...inputs });
+
+  test.each([
+    ['us-east', 'us-east1'],
+    ['us-west', 'us-west1'],
+    ['eu-west', 'europe-west1'],
+    ['eu-north', 'europe-north1'],
+    ['us-central1', 'us-central1'],
+  ])('region %s is %s', (region, native) => {
+    expect(gcp({ region }).machine.region).toBe(native);
+  });
+
+  test('every generic GPU keeps its GPU with every size: N1 with attached T4/V100, or g2, a2, a3', () => {
+    const expected: Record<string, RegExp> = { t4: /^n1-standard-\d+\+(\dx)?nvidia-tesla-t4$/, tesla: /^n1-standard-\d+\+(\dx)?nvidia-tesla-v100$/, l4: /^g2-/, a100: /^a2-/, h100: /^a3-/ };
+    for (const [gpu, pattern] of Object.entries(expected)) {
+      for (const type of ['s', 'm', 'l', 'xl']) {
+        const machine = gcp({ gpu, type }).machine;
+        expect(machine.types[0]).toMatch(pattern);
+        expect(machine.wantsGpu).toBe(true);
+      }
+    }
+    expect(gcp({ type: 'm' }).machine).toMatchObject({ types: ['n2-standard-8'], wantsGpu: false });
+  });
+
+  test('a native N1 type gets the GPU attached; a GPU type names its own', () => {
+    expect(gcp({ type: 'n1-standard-16', gpu: 'v100' }).machine.types).toEqual(['n1-standard-16+nvidia-tesla-v100']);
+    expect(gcp({ type: 'n1-standard-16+2xnvidia-tesla-v100' }).machine).toMatchObject({ wantsGpu: true });
+    expect(gcp({ type: 'g2-standard-8,a2-highgpu-1g' }).machine).toMatchObject({ types: ['g2-standard-8', 'a2-highgpu-1g'], wantsGpu: true });
+  });
+
+  test('the project comes from the input, else from what google-github-actions/auth sets', () => {
+    expect(gcp({}).machine.gcp).toEqual({ project: 'ml-training-1' });
+    const fromEnv = parseSpec((n) => ({ cloud: 'gcp', token: 't' })[n] ?? '', { ...ctx, gcp: { GOOGLE_CLOUD_PROJECT: 'from-auth-42' } });
+    expect(fromEnv.machine.gcp?.project).toBe('from-auth-42');
+    expect(rejection({ cloud: 'gcp' })).toMatchObject({ input: 'gcp-project', value: '' });
+    expect(gcp({ 'gcp-service-account': 'runner-vm@ml-training-1.iam.gserviceaccount.com' }).machine.gcp?.serviceAccount).toBe('runner-vm@ml-training-1.iam.gserviceaccount.com');
+  });
+
+  test.each([
+    [{ gpu: 'a10g' }, 'gpu'],
+    [{ gpu: 'l40s' }, 'gpu'],
+    [{ gpu: 'k80' }, 'gpu'],
+    [{ type: 'n2-standard-8', gpu: 't4' }, 'type'],
+    [{ type: 'a2-highgpu-1g', gpu: 'h100' }, 'type'],
+    [{ type: 'n2-standard-8+nvidia-tesla-t4' }, 'type'],
+    [{ type: 'n1-standard-8+9xnvidia-tesla-t4' }, 'type'],
+    [{ 'spot-price': '1.5' }, 'spot-price'],
+    [{ tags: 'team=ML' }, 'tags'],
+    [{ tags: 'cost-center=a/b' }, 'tags'],
+    [{ 'gcp-service-account': 'runner$(id)@x.iam.gserviceaccount.com' }, 'gcp-service-account'],
+    [{ 'gcp-project': 'My_Project' }, 'gcp-project'],
+    [{ image: 'ami-0123456789abcdef0' }, 'image'],
+    [{ region: 'us-east-1' }, 'region'],
+  ])('%j is refused naming %s', (inputs, input) => {
+    expect(rejection({ cloud: 'gcp', 'gcp-project': 'ml-training-1', ...inputs }).input).toBe(input);
+  });
+});

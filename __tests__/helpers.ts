@@ -26,7 +26,7 @@ export class MemoryLog implements Log {
 }
 
 export function context(sb: Sandbox, runId = '4242'): RunContext {
-  return { repository: 'octo-org/ml', runId, serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL! };
+  return { repository: 'octo-org/ml', runId, serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL!, gcp: { GOOGLE_CLOUD_PROJECT: sb.env.GOOGLE_CLOUD_PROJECT } };
 }
 
 export function specFor(sb: Sandbox, inputs: Record<string, string>): LaunchSpec {
@@ -46,7 +46,7 @@ export interface Attempt {
 export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>, signal?: AbortSignal, runId = '4242', log = new MemoryLog()): Promise<Attempt> {
   const spec = specFor(sb, inputs);
   const attempt: Attempt = { log };
-  const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access });
+  const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access, gcp: spec.machine.gcp });
   const forge = new GitHubForge(spec.forge, log);
   try {
     attempt.result = await launch(spec, context(sb, runId), {
@@ -67,7 +67,7 @@ export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>,
 /** What post does with a ledger (on Kubernetes, with the sandbox cluster's kubeconfig as input). */
 export async function cleanupLedger(sb: Sandbox, ledger: LedgerData): ReturnType<typeof cleanup> {
   const access = ledger.cloud === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
-  const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access });
+  const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp: { project: sb.env.GOOGLE_CLOUD_PROJECT! } });
   const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new MemoryLog());
   return cleanup(ledger, { cloud, forge, log: new MemoryLog() });
 }
@@ -79,20 +79,23 @@ export function unended(ledger: LedgerData): LedgerData {
   return copy;
 }
 
-async function endDeps(sb: Sandbox, cloudName: 'aws' | 'kubernetes', log: MemoryLog) {
+export type SandboxCloud = 'aws' | 'kubernetes' | 'gcp';
+const REGIONS: Record<SandboxCloud, string> = { aws: 'us-east-1', kubernetes: '', gcp: 'us-central1' };
+
+async function endDeps(sb: Sandbox, cloudName: SandboxCloud, log: MemoryLog) {
   const access = cloudName === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
-  const cloud = await loadCloud(cloudName, cloudName === 'aws' ? 'us-east-1' : '', { kubernetes: access });
+  const cloud = await loadCloud(cloudName, REGIONS[cloudName], { kubernetes: access, gcp: { project: sb.env.GOOGLE_CLOUD_PROJECT! } });
   const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL!, token: sb.tokens.admin }, log);
   return { cloud, forge, log };
 }
 
 /** `mode: cleanup` for the tests' workflow run (4242, or `runId`). */
-export async function cleanupRunOf(sb: Sandbox, cloudName: 'aws' | 'kubernetes' = 'aws', runId = '4242', log = new MemoryLog()): ReturnType<typeof cleanupRun> {
+export async function cleanupRunOf(sb: Sandbox, cloudName: SandboxCloud = 'aws', runId = '4242', log = new MemoryLog()): ReturnType<typeof cleanupRun> {
   return cleanupRun({ ...context(sb), runId }, await endDeps(sb, cloudName, log));
 }
 
 /** `mode: sweep` with a grace period, at `now` (a clock that only tells the time). */
-export async function sweepOf(sb: Sandbox, cloudName: 'aws' | 'kubernetes', graceSeconds: number, now = Date.now(), log = new MemoryLog()): ReturnType<typeof sweep> {
+export async function sweepOf(sb: Sandbox, cloudName: SandboxCloud, graceSeconds: number, now = Date.now(), log = new MemoryLog()): ReturnType<typeof sweep> {
   const clock = { now: () => now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
   return sweep(context(sb), graceSeconds, { ...(await endDeps(sb, cloudName, log)), clock });
 }

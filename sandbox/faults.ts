@@ -2,14 +2,15 @@ import type http from 'node:http';
 /**
  * Faults the fakes inject on request: a throttle, a 5xx, a capacity error, a slow answer.
  * A fault matches one service and, optionally, one action (EC2 `Action`, SSM target,
- * `METHOD /path-regex` for the fake GitHub, or `VERB resource` for Kubernetes: `create jobs`,
- * `get pods/log`). Each fault fires `times` times (default 1).
+ * `METHOD /path-regex` for the fake GitHub, `VERB resource` for Kubernetes: `create jobs`,
+ * `get pods/log`, or `method scope-regex` for GCE: `instances.insert us-central1-a`,
+ * `instances.insert .*`, `sts.token global`). Each fault fires `times` times (default 1).
  */
-export type Service = 'ec2' | 'ssm' | 'github' | 'kubernetes';
+export type Service = 'ec2' | 'ssm' | 'github' | 'kubernetes' | 'gce';
 
 export interface Fault {
   service: Service;
-  /** EC2 Action (`RunInstances`), SSM operation (`GetParameter`), GitHub `POST /repos/.+/generate-jitconfig`, or Kubernetes `create jobs`. */
+  /** EC2 Action (`RunInstances`), SSM operation (`GetParameter`), GitHub `POST /repos/.+/generate-jitconfig`, Kubernetes `create jobs`, or GCE `instances.insert .*`. */
   action?: string;
   /** Cloud error code to answer with, e.g. `InsufficientInstanceCapacity`, `RequestLimitExceeded`, or a Kubernetes Status reason (`TooManyRequests`). */
   code?: string;

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type FakeEc2, SANDBOX_CREDENTIALS, startFakeEc2 } from './ec2.js';
 import { FaultPlan } from './faults.js';
+import { type FakeGce, GCE_PROJECT, startFakeGce } from './gce.js';
 import { type FakeGitHub, startFakeGitHub } from './github.js';
 import { type FakeKubernetes, startFakeKubernetes } from './kubernetes.js';
 import { MachineFleet } from './machine.js';
@@ -16,6 +17,7 @@ export { FaultPlan } from './faults.js';
 export type { Fault, Service } from './faults.js';
 export type { FakeEc2, Ec2Instance, Ec2Volume, SpotRequest, InstanceStateName } from './ec2.js';
 export type { FakeSsm } from './ssm.js';
+export type { FakeGce, GceInstance, GceDisk, GceStatus, GceCall } from './gce.js';
 export type { FakeGitHub } from './github.js';
 export type { FakeKubernetes, KubeObject, JobObject, PodObject, SecretObject, EventObject, KubernetesCall, NodeSpec } from './kubernetes.js';
 export type { Machine } from './machine.js';
@@ -25,12 +27,14 @@ export interface SandboxOptions {
   latencyMs?: number;
   /** The stand-in runner's heartbeat to the fake GitHub. */
   heartbeatMs?: number;
-  /** EC2 `pending` → `running` (and the machine boot). Default 100 ms. */
+  /** EC2 `pending` → `running` and GCE PROVISIONING → RUNNING (and the machine boot). Default 100 ms. */
   bootDelayMs?: number;
   /** Length of a `shutdown +N` minute inside machines. Default 60000 ms. */
   minuteMs?: number;
   /** Length of a Kubernetes second (Job deadlines and TTLs, grace periods, back-offs). Default 1000 ms. */
   kubernetesSecondMs?: number;
+  /** Length of a Compute Engine second (`scheduling.maxRunDuration`). Default 1000 ms. */
+  gceSecondMs?: number;
 }
 
 export interface SandboxEnv {
@@ -44,6 +48,11 @@ export interface SandboxEnv {
   GITHUB_REPOSITORY: string;
   /** A kubeconfig file for the fake cluster (admin token, namespace `default`). */
   KUBECONFIG: string;
+  /** An `external_account` credential configuration (workload identity federation from GitHub OIDC). */
+  GOOGLE_APPLICATION_CREDENTIALS: string;
+  GOOGLE_CLOUD_PROJECT: string;
+  /** `<gce url>/compute/v1/`. */
+  CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: string;
   [name: string]: string;
 }
 
@@ -54,6 +63,7 @@ export interface Sandbox {
   ec2: FakeEc2;
   ssm: FakeSsm;
   kubernetes: FakeKubernetes;
+  gce: FakeGce;
   /** One plan shared by every fake. */
   faults: FaultPlan;
   machines: {
@@ -99,6 +109,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ...(opts.kubernetesSecondMs !== undefined ? { secondMs: opts.kubernetesSecondMs } : {}),
     });
     started.push(kubernetes);
+    const gce = await startFakeGce({
+      faults,
+      machines: fleet,
+      ...latency,
+      ...(opts.bootDelayMs !== undefined ? { bootDelayMs: opts.bootDelayMs } : {}),
+      ...(opts.gceSecondMs !== undefined ? { secondMs: opts.gceSecondMs } : {}),
+    });
+    started.push(gce);
+    const gcpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandbox-gcp-credentials-'));
+    started.push({ close: async () => fs.rmSync(gcpDir, { recursive: true, force: true }) });
+    const gcpCredentials = gce.credentialsFile(gcpDir);
     const kubeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandbox-kubeconfig-'));
     started.push({ close: async () => fs.rmSync(kubeDir, { recursive: true, force: true }) });
     const kubeconfigFile = path.join(kubeDir, 'config');
@@ -114,6 +135,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       AWS_REGION: 'us-east-1',
       GITHUB_REPOSITORY: 'octo-org/ml',
       KUBECONFIG: kubeconfigFile,
+      GOOGLE_APPLICATION_CREDENTIALS: gcpCredentials,
+      GOOGLE_CLOUD_PROJECT: GCE_PROJECT,
+      CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: `${gce.url}/compute/v1/`,
     };
 
     let closing: Promise<void> | undefined;
@@ -124,6 +148,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ec2,
       ssm,
       kubernetes,
+      gce,
       faults,
       machines: {
         failBoot: (n = 1) => fleet.failBoot(n),
@@ -131,7 +156,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         crashRunner: (machineId) => fleet.crashRunner(machineId),
         all: () => fleet.all(),
       },
-      leftovers: async () => describeLeftovers(github, ec2, fleet, kubernetes),
+      leftovers: async () => describeLeftovers(github, ec2, fleet, kubernetes, gce),
       close: () => {
         closing ??= (async () => {
           await fleet.killAll();
@@ -148,16 +173,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 }
 
 /**
- * Everything left: live or stopped instances, orphaned volumes, open spot requests, Jobs, pods
- * and Secrets, registrations, machine processes.
+ * Everything left: live or stopped instances (EC2 and GCE), orphaned volumes and disks, open spot
+ * requests, Jobs, pods and Secrets, registrations, machine processes.
  */
 export function describeLeftovers(
   github: Pick<FakeGitHub, 'runners'>,
   ec2: Pick<FakeEc2, 'leftovers' | 'instance'>,
   fleet: MachineFleet,
   kubernetes?: Pick<FakeKubernetes, 'leftovers' | 'ownsMachine'>,
+  gce?: Pick<FakeGce, 'leftovers' | 'ownsMachine' | 'instances'>,
 ): string[] {
-  const lines = [...ec2.leftovers(), ...(kubernetes?.leftovers() ?? [])];
+  const lines = [...ec2.leftovers(), ...(kubernetes?.leftovers() ?? []), ...(gce?.leftovers() ?? [])];
   for (const r of github.runners()) {
     lines.push(
       `GitHub runner ${r.name} (id ${r.id}, ${r.scope}, ${r.status}${r.busy ? ', busy' : ''}${r.ephemeral ? ', ephemeral' : ''}) is still registered; labels ${r.labels.join(', ')}`,
@@ -167,6 +193,18 @@ export function describeLeftovers(
     // A pod's containers are reported by the cluster, with their pod.
     if (kubernetes?.ownsMachine(m)) continue;
     const pids = m.processes();
+    if (gce?.ownsMachine(m)) {
+      // A VM that is not deleted is already reported with its instance (a TERMINATED one too);
+      // report the processes of one that is gone, or has ended, but left processes behind.
+      const vm = gce.instances().find((i) => i.machine === m);
+      const reported = vm !== undefined && !vm.deleted && vm.status !== 'TERMINATED';
+      if (pids.length > 0 && !reported) {
+        lines.push(`machine ${m.id} (GCE instance ${vm?.zone}/${vm?.name}) still has ${pids.length} process(es) running (pids ${pids.join(', ')})`);
+      } else if (m.running && (vm === undefined || vm.deleted)) {
+        lines.push(`machine ${m.id} (GCE instance ${vm?.zone}/${vm?.name}, deleted) is still powered on`);
+      }
+      continue;
+    }
     const instance = ec2.instance(m.id);
     // A machine of a live instance is already reported with it; report the ones whose instance is gone.
     const reported = instance !== undefined && instance.state !== 'terminated' && instance.state !== 'stopped';

@@ -6,9 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import { ActionRun } from '../sandbox/actions.js';
+import { GCE_SERVICE_ACCOUNTS } from '../sandbox/gce.js';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
 
-const CLOUDS = ['aws', 'kubernetes'];
+const CLOUDS = ['aws', 'gcp', 'kubernetes'];
 /** Kubernetes seconds (the Job TTL) pass faster in the demo: one lasts this many milliseconds. */
 const KUBERNETES_SECOND_MS = 10;
 
@@ -49,6 +50,10 @@ function watch(sb: Sandbox): () => void {
     }
     for (const i of sb.ec2.instances()) {
       note(`instance:${i.id}`, i.state, `ec2: instance ${i.id} (${i.type}${i.spot ? ', spot' : ''}) is ${i.state}`);
+    }
+    for (const i of sb.gce.instances()) {
+      const state = i.deleted ? `deleted (${i.endedReason ?? 'deleted'})` : i.status;
+      note(`gce:${i.zone}/${i.name}`, state, `gce: instance ${i.zone}/${i.name} (${i.machineType}${i.guestAccelerators.map((g) => ` + ${g.count}x ${g.type}`).join('')}${i.scheduling?.provisioningModel === 'SPOT' ? ', spot' : ''}) is ${state}`);
     }
     watchKubernetes(sb, seen, note);
   };
@@ -98,18 +103,30 @@ async function main(): Promise<void> {
   const sb = await startSandbox({ kubernetesSecondMs: KUBERNETES_SECOND_MS });
   const stopWatching = watch(sb);
   let leftovers: string[] = [];
+  const ended: string[] = [];
   try {
     const kubernetes = cloud === 'kubernetes';
-    say(
-      kubernetes
-        ? `sandbox up: fake GitHub at ${sb.env.GITHUB_API_URL}, fake Kubernetes API server at ${sb.kubernetes.url} with a CPU node and a T4 GPU node (one Kubernetes second lasts ${KUBERNETES_SECOND_MS} ms here)`
-        : `sandbox up: fake GitHub at ${sb.env.GITHUB_API_URL}, fake EC2 at ${sb.env.AWS_ENDPOINT_URL_EC2}`,
-    );
+    const where = {
+      aws: `fake EC2 at ${sb.env.AWS_ENDPOINT_URL_EC2}`,
+      gcp: `fake Compute Engine at ${sb.gce.url} (credentials: Workload Identity Federation, as google-github-actions/auth sets up)`,
+      kubernetes: `fake Kubernetes API server at ${sb.kubernetes.url} with a CPU node and a T4 GPU node (one Kubernetes second lasts ${KUBERNETES_SECOND_MS} ms here)`,
+    }[cloud as 'aws' | 'gcp' | 'kubernetes'];
+    say(`sandbox up: fake GitHub at ${sb.env.GITHUB_API_URL}, ${where}`);
     // As in a workflow that sets KUBERNETES_CONFIGURATION from a secret holding the kubeconfig.
     const env = kubernetes ? { ...sb.env, KUBECONFIG: '', KUBERNETES_CONFIGURATION: sb.kubernetes.kubeconfig() } : sb.env;
     const run = new ActionRun({
       env,
-      inputs: { cloud, region: 'us-east', gpu: 't4', type: 's', labels: 'cml-gpu', token: sb.tokens.admin, 'startup-timeout': '120' },
+      inputs: {
+        cloud,
+        region: 'us-east',
+        gpu: 't4',
+        type: 's',
+        labels: 'cml-gpu',
+        token: sb.tokens.admin,
+        'startup-timeout': '120',
+        // The VM's own identity, which may delete its instance when the runner is done.
+        ...(cloud === 'gcp' ? { 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner } : {}),
+      },
       onLog: (chunk) => {
         for (const line of chunk.split('\n')) {
           if (line.trim() && !line.startsWith('::')) say(`  action | ${line}`);
@@ -146,6 +163,7 @@ async function main(): Promise<void> {
   } finally {
     stopWatching();
     leftovers = await sb.leftovers();
+    for (const i of sb.gce.instances()) ended.push(`${i.name}: ${i.endedReason ?? i.status}`);
     await sb.close();
   }
   if (leftovers.length > 0) {
@@ -153,6 +171,9 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   say(cloud === 'kubernetes' ? 'nothing left: no Job, no pod, no Secret, no runner registration' : 'nothing left: no machine, no disk, no runner registration');
+  if (cloud === 'gcp') {
+    say(`how each VM ended: ${ended.join('; ')} ('deleted': the VM deleted its own instance with its service account token from the metadata server)`);
+  }
 }
 
 main().catch((err: unknown) => {

@@ -69,6 +69,27 @@ export interface MachineSpec {
   aws: { subnets: string[]; securityGroup?: string; instanceProfile?: string };
   /** Set when cloud is kubernetes. */
   kubernetes?: KubernetesSpec;
+  /** Set when cloud is gcp. */
+  gcp?: GcpSpec;
+}
+
+export interface GcpSpec {
+  project: string;
+  /**
+   * The machine's own service account (cloud-platform scope; IAM decides what it may do). The
+   * startup script uses it to delete its own instance. Undefined: the machine has none, so it
+   * cannot delete itself and stops instead; cleanup or sweep must then delete it (maxRunDuration
+   * no longer applies to a stopped VM).
+   */
+  serviceAccount?: string;
+}
+
+/** Where the Google Cloud project may come from besides the gcp-project input: what google-github-actions/auth and gcloud set. */
+export interface GcpEnv {
+  GOOGLE_CLOUD_PROJECT?: string;
+  GCLOUD_PROJECT?: string;
+  CLOUDSDK_CORE_PROJECT?: string;
+  CLOUDSDK_PROJECT?: string;
 }
 
 /** Where the cluster's credentials come from, in the order they are looked for. */
@@ -118,6 +139,7 @@ export interface RunContext {
   apiUrl: string;
   /** Where cluster access may come from besides the kubeconfig input. */
   kubernetes?: KubernetesEnv;
+  gcp?: GcpEnv;
 }
 
 export type InputReader = (name: string) => string;
@@ -171,6 +193,9 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
     throw new InputError('spot-price', spotPriceRaw, 'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price');
   }
+  if (cloud === 'gcp' && spotPrice !== -1) {
+    throw new InputError('spot-price', spotPriceRaw, 'use -1 on Google Cloud: spot VMs there have no maximum price (they are preempted for capacity, not price)');
+  }
 
   const startupScript = parseStartupScript(read('startup-script'));
   if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
@@ -181,6 +206,13 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
     );
   }
   const tags = parseTags(input('tags'));
+  if (cloud === 'gcp') {
+    for (const [key, value] of Object.entries(tags)) {
+      if (!GCP_LABEL_KEY.test(key) || !GCP_LABEL_VALUE.test(value)) {
+        throw new InputError('tags', `${key}=${value}`, 'on Google Cloud tags become labels: keys start with a lowercase letter, and keys and values have at most 63 lowercase letters, digits, dashes or underscores');
+      }
+    }
+  }
 
   const labels = parseLabels(input('labels') || 'cml');
   const count = integer('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
@@ -232,6 +264,7 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
 
   const wantsGpu = gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t));
   const kubernetes = cloud === 'kubernetes' ? parseKubernetes(read, ctx, wantsGpu) : undefined;
+  const gcp = cloud === 'gcp' ? parseGcp(read, ctx) : undefined;
 
   return {
     mode,
@@ -250,6 +283,7 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
       tags,
       aws: { subnets, securityGroup, instanceProfile },
       ...(kubernetes ? { kubernetes } : {}),
+      ...(gcp ? { gcp } : {}),
     },
     runner: {
       labels,
@@ -274,6 +308,12 @@ const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 /** An image reference: [registry[:port]/]path[:tag][@digest], lowercase path, as the OCI distribution spec allows. */
 const IMAGE_REFERENCE = /^([a-zA-Z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+const GCP_LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
+const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
+/** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
+const GCP_PROJECT = /^([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
+/** A user-managed service account, or a project's default compute one. */
+const GCP_SERVICE_ACCOUNT = /^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com|\d+-compute@developer\.gserviceaccount\.com)$/;
 const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const;
 
 /** A Kubernetes label key: an optional DNS subdomain prefix, then a name of at most 63 characters. */
@@ -304,6 +344,32 @@ export function clusterAccess(read: InputReader, env: KubernetesEnv = {}): Clust
     '',
     'give the contents of a kubeconfig file in the kubeconfig input or the KUBERNETES_CONFIGURATION variable, set KUBECONFIG to its path, or run the launch job in a pod with a service account',
   );
+}
+
+/**
+ * The Google Cloud project: the gcp-project input, else what google-github-actions/auth or
+ * gcloud set in the environment. Main and post both call this.
+ */
+export function gcpProject(read: InputReader, env: GcpEnv = {}): string {
+  const given = read('gcp-project').trim();
+  const project = given || env.GOOGLE_CLOUD_PROJECT || env.GCLOUD_PROJECT || env.CLOUDSDK_CORE_PROJECT || env.CLOUDSDK_PROJECT || '';
+  if (!GCP_PROJECT.test(project)) {
+    throw new InputError(
+      'gcp-project',
+      project,
+      given || project ? 'use a project id such as ml-training-123 (6 to 30 lowercase letters, digits and dashes)' : 'give the project id, or let google-github-actions/auth set GOOGLE_CLOUD_PROJECT',
+    );
+  }
+  return project;
+}
+
+function parseGcp(read: InputReader, ctx: RunContext): GcpSpec {
+  const project = gcpProject(read, ctx.gcp);
+  const serviceAccount = read('gcp-service-account').trim() || undefined;
+  if (serviceAccount !== undefined && !GCP_SERVICE_ACCOUNT.test(serviceAccount)) {
+    throw new InputError('gcp-service-account', serviceAccount, 'use a service account email such as ci-runner@my-project.iam.gserviceaccount.com');
+  }
+  return { project, ...(serviceAccount ? { serviceAccount } : {}) };
 }
 
 /** A kubeconfig stored base64-encoded in a secret is accepted as it is. */

@@ -96,10 +96,14 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   // Everything independent starts at once: the runner download and the cloud's own preparation
   // (image, dry run) run while each runner's credential is minted, so the first machine is
   // requested one round trip after the slowest of them.
-  const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]);
+  // Where machines may go is known once the cloud is prepared (Compute Engine zones offering the type).
+  let placements: Placement[] = [];
+  const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]).then((done) => {
+    placements = placementsFor(spec, cloud);
+    return done;
+  });
   prepared.catch(() => undefined); // awaited below; this only keeps an early failure from going unobserved
 
-  const placements = placementsFor(spec, cloud);
   const refusedHere = new Set<string>(); // placements without capacity, shared by all runners
   const market = { spotRefused: false, warned: false };
   const machines = new Map<string, Machine>();
@@ -168,7 +172,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
     throw new CloudError(
       cloud.name === 'kubernetes' ? 'Kubernetes' : cloud.name.toUpperCase(),
       'NoCapacity',
-      `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}`,
+      `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}${lastRefusal ? `. The last answer: ${lastRefusal.message.split('\n')[0]}` : ''}`,
       `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`,
     );
   };
@@ -242,7 +246,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
           downloads,
           userScript: spec.machine.startupScript,
           runnerCache: spec.runner.cache,
-          ...(cloud.name === 'aws' && spec.machine.spot ? { spotNotice: 'aws' as const } : {}),
+          ...cloud.scriptSettings(spec.machine),
         });
         requests.set(name, { script, credential, version: downloads.version });
         tried.set(name, []);

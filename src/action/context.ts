@@ -12,5 +12,11 @@ export function runContext(env: NodeJS.ProcessEnv = process.env): RunContext {
       KUBECONFIG: env.KUBECONFIG,
       KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
     },
+    gcp: {
+      GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT,
+      GCLOUD_PROJECT: env.GCLOUD_PROJECT,
+      CLOUDSDK_CORE_PROJECT: env.CLOUDSDK_CORE_PROJECT,
+      CLOUDSDK_PROJECT: env.CLOUDSDK_PROJECT,
+    },
   };
 }

@@ -29,8 +29,13 @@ export async function runMain(): Promise<void> {
       // The first request goes out now; loading the cloud's SDK overlaps its round trip.
       forge.downloads(spec.runner.version).catch(() => undefined);
     }
-    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access });
+    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access, gcp: spec.machine.gcp });
     if (spec.mode === 'launch') {
+      if (spec.machine.gcp && !spec.machine.gcp.serviceAccount) {
+        core.warning(
+          'gcp-service-account is empty, so the machines cannot delete themselves: when a runner ends, its VM stops and its disk bills until the cleanup job or a sweep deletes it (Compute Engine deletes a VM at max-lifetime only while it runs). Give a service account that may delete instances; see "Google Cloud" in the README.',
+        );
+      }
       const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
       writeOutputs(result);
       await writeSummary(spec, result);

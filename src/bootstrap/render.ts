@@ -38,7 +38,16 @@ export interface StartupSettings {
    * job fails with the runner's shutdown message. `aws`: the EC2 instance metadata service.
    */
   spotNotice?: 'aws';
+  /**
+   * How the machine ends itself besides a shutdown. `gcp`: it deletes its own instance through
+   * the Compute Engine API at `apiUrl`, with its service account's token from the metadata
+   * server, since a stopped instance keeps its disk; it powers off only if that is refused.
+   */
+  selfDelete?: { cloud: 'gcp'; apiUrl: string };
 }
+
+/** What a cloud adds to every startup script it launches. */
+export type CloudScriptSettings = Pick<StartupSettings, 'spotNotice' | 'selfDelete'>;
 
 const TEMPLATE = readFileSync(new URL('./startup.sh', import.meta.url), 'utf8');
 
@@ -61,6 +70,8 @@ export function renderStartupScript(s: StartupSettings): string {
     RUNNER_VERSION: s.downloads.version,
     RUNNER_CACHE: s.runnerCache,
     SPOT_NOTICE: s.spotNotice,
+    SELF_DELETE: s.selfDelete?.cloud,
+    COMPUTE_API_URL: s.selfDelete?.apiUrl,
   };
   // One base64 block of NUL-separated keys and values: the script decodes it with one process.
   const pairs = Object.entries(settings).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '');

@@ -1,4 +1,5 @@
 import { AWS_NATIVE_REGION, AWS_NATIVE_TYPE, AWS_REGIONS, AWS_TYPES, awsFamilyHasGpu } from './aws.js';
+import { GCP_IMAGE, GCP_NATIVE_REGION, GCP_REGIONS, gcpMachineType, gcpTypeHasGpu } from './gcp.js';
 import type { GenericGpu } from './generic.js';
 import { isGenericRegion, isGenericType } from './generic.js';
 import { formatPodSize, kubernetesSize } from './kubernetes.js';
@@ -28,6 +29,17 @@ const aws: CloudCatalog = {
   imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
 };
 
+/** Google Cloud: a region (the zone is chosen at launch), a machine type with its GPUs. */
+const gcp: CloudCatalog = {
+  nativeRegionHint: 'a Google Cloud region such as us-central1',
+  nativeTypeHint: 'a Compute Engine machine type such as g2-standard-8, or an N1 type with GPUs attached such as n1-standard-8+nvidia-tesla-t4 or n1-standard-16+2xnvidia-tesla-v100',
+  region: (v) => (isGenericRegion(v) ? GCP_REGIONS[v] : GCP_NATIVE_REGION.test(v) ? v : undefined),
+  machineType: (t, gpu) => gcpMachineType(t, gpu, isGenericType(t)),
+  typeHasGpu: gcpTypeHasGpu,
+  image: (v) => GCP_IMAGE.test(v),
+  imageHint: 'use an image or image family path (projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64, projects/my-project/global/images/my-runner) or its full URL',
+};
+
 /** A cluster has no regions: the namespace (kubernetes-namespace) is where runners go. */
 const kubernetes: CloudCatalog = {
   nativeRegionHint: 'any value (region does not apply to Kubernetes)',
@@ -42,6 +54,6 @@ const kubernetes: CloudCatalog = {
   imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
 };
 
-export const CATALOGS = { aws, kubernetes } as const;
+export const CATALOGS = { aws, gcp, kubernetes } as const;
 export type CloudName = keyof typeof CATALOGS;
 export const CLOUDS = Object.keys(CATALOGS) as CloudName[];

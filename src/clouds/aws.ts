@@ -12,6 +12,7 @@ import {
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { CloudScriptSettings } from '../bootstrap/render.js';
 import { AWS_IMAGE_PARAMETERS, awsArchitecture } from '../catalog/aws.js';
 import type { MachineSpec } from '../config.js';
 import { CloudError, errorMessage, type Fallback } from '../errors.js';
@@ -145,6 +146,10 @@ export class AwsCloud implements Cloud {
       const code = (err as { name?: string }).name ?? 'Error';
       throw new CloudError('AWS', code, `ssm:GetParameter ${name} in ${this.region}: ${errorMessage(err)}`, code === 'ParameterNotFound' ? 'Check the image input and the region.' : 'The credentials need ssm:GetParameter on public parameters.');
     }
+  }
+
+  scriptSettings(spec: MachineSpec): CloudScriptSettings {
+    return spec.spot ? { spotNotice: 'aws' } : {};
   }
 
   places(spec: MachineSpec): Array<string | undefined> {

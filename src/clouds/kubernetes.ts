@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ApiException, BatchV1Api, CoreV1Api, KubeConfig, type CoreV1Event, type V1Job, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import type { CloudScriptSettings } from '../bootstrap/render.js';
 import { KUBERNETES_DEFAULT_IMAGE, KUBERNETES_GPU_RESOURCE, parsePodSize } from '../catalog/kubernetes.js';
 import { isLabelKey, isLabelValue, type ClusterAccess, type MachineSpec } from '../config.js';
 import { CloudError, InputError, errorMessage } from '../errors.js';
@@ -97,6 +98,10 @@ export class KubernetesCloud implements Cloud {
       this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' }), { retryCreate: true }),
       this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' }), { retryCreate: true }),
     ]);
+  }
+
+  scriptSettings(): CloudScriptSettings {
+    return {};
   }
 
   places(): Array<string | undefined> {

@@ -1,6 +1,6 @@
-import type { RunnerCredential } from '../bootstrap/render.js';
+import type { CloudScriptSettings, RunnerCredential } from '../bootstrap/render.js';
 import type { CloudName } from '../catalog/index.js';
-import type { ClusterAccess, MachineSpec } from '../config.js';
+import type { ClusterAccess, GcpSpec, MachineSpec } from '../config.js';
 
 /**
  * The one interface between the lifecycle and the clouds. A provider never reads inputs and
@@ -78,9 +78,14 @@ export interface Cloud {
    * script is the container's command, reads the credential from its environment and exits.
    */
   readonly kind: 'vm' | 'container';
+  /** What this cloud adds to the startup script: a spot notice to watch, a way to delete itself. */
+  scriptSettings(spec: MachineSpec): CloudScriptSettings;
   /** Resolves what every machine of this launch shares (image, disk layout) before anything exists. */
   prepare(spec: MachineSpec): Promise<void>;
-  /** Where this spec may go besides its type, in the order to try: AWS subnets; `[undefined]` when the cloud chooses. */
+  /**
+   * Where this spec may go besides its type, in the order to try: AWS subnets, Compute Engine
+   * zones; `[undefined]` when the cloud chooses. Asked after `prepare()`.
+   */
   places(spec: MachineSpec): Array<string | undefined>;
   launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine>;
   /**
@@ -102,6 +107,8 @@ export interface Cloud {
 export interface CloudOptions {
   /** Required for kubernetes: where the cluster's credentials come from. */
   kubernetes?: ClusterAccess;
+  /** Required for gcp: the project (and the machines' service account, for launches). */
+  gcp?: Pick<GcpSpec, 'project'>;
 }
 
 /** Loads one cloud's module, and with it only that cloud's SDK. */
@@ -110,6 +117,11 @@ export async function loadCloud(name: CloudName, region: string, options: CloudO
     case 'aws': {
       const { AwsCloud } = await import('./aws.js');
       return new AwsCloud(region);
+    }
+    case 'gcp': {
+      if (!options.gcp) throw new Error('gcp needs a project');
+      const { GcpCloud } = await import('./gcp.js');
+      return new GcpCloud(options.gcp.project, region);
     }
     case 'kubernetes': {
       if (!options.kubernetes) throw new Error('kubernetes needs cluster access');

@@ -1,0 +1,268 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startSandbox, type Sandbox } from '../sandbox/index.js';
+import { GCE_SERVICE_ACCOUNTS } from '../sandbox/gce.js';
+import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor, sweepOf, unended } from './helpers.js';
+
+/**
+ * The Google Cloud slice end to end: the real @google-cloud/compute clients (REST) and
+ * google-auth-library's Workload Identity Federation credential against the sandbox, with VMs
+ * that really run the rendered startup script and delete themselves through their metadata
+ * server's token.
+ */
+
+let sb: Sandbox;
+const savedEnv = { ...process.env };
+/** One GCE second lasts 100 ms: a 60 s maxRunDuration ends after 6 s. */
+const GCE_SECOND_MS = 100;
+
+beforeAll(async () => {
+  sb = await startSandbox({ gceSecondMs: GCE_SECOND_MS });
+  Object.assign(process.env, sb.env);
+});
+
+afterEach(() => {
+  sb.faults.clear();
+});
+
+afterAll(async () => {
+  await sb.close();
+  process.env = savedEnv;
+});
+
+const base = { cloud: 'gcp', region: 'us-central1', 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner };
+const instanceOf = (id: string) => {
+  const [zone, name] = id.split('/') as [string, string];
+  return sb.gce.instances().find((i) => i.zone === zone && i.name === name)!;
+};
+const consoleOf = (id: string): string => instanceOf(id).machine?.console() ?? '';
+
+async function until(what: string, done: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('a healthy launch', () => {
+  test('a T4 on N1 comes online, runs a job on its GPU and the VM deletes itself', async () => {
+    const { result, error, ledger } = await attemptLaunch(sb, { ...base, gpu: 't4', type: 's', labels: 'cml-gpu' });
+    expect(error).toBeUndefined();
+    expect(ledger!.complete).toBe(true);
+    const runner = result!.runners[0]!;
+    expect(runner.machine.id).toMatch(/^us-central1-[a-f]\/cml-[0-9a-f]{10}$/);
+    expect(runner.machine.type).toBe('n1-standard-4+nvidia-tesla-t4');
+
+    const vm = instanceOf(runner.machine.id);
+    expect(vm).toMatchObject({ machineType: 'n1-standard-4', status: 'RUNNING', guestAccelerators: [{ type: 'nvidia-tesla-t4', count: 1 }] });
+    // GCE itself deletes the VM at max-lifetime; GPUs cannot live-migrate.
+    expect(vm.scheduling).toMatchObject({ provisioningModel: 'STANDARD', instanceTerminationAction: 'DELETE', onHostMaintenance: 'TERMINATE', maxRunDuration: { seconds: '86400' } });
+    expect(vm.serviceAccount).toEqual({ email: GCE_SERVICE_ACCOUNTS.runner, scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+    expect(vm.disks[0]).toMatchObject({ boot: true, autoDelete: true });
+    expect(vm.disks[0]!.sourceImage).toContain('projects/deeplearning-platform-release/');
+    expect(vm.labels).toMatchObject({ 'cml-runner-managed': 'true', 'cml-runner-repo': 'octo-org_ml', 'cml-runner-run-id': '4242', 'cml-runner-runner': runner.name });
+    expect(vm.metadata).toMatchObject({ 'cml-runner-repo': 'octo-org/ml', 'cml-runner-runner': runner.name });
+    expect(vm.metadata['startup-script']).toMatch(/^#!\/bin\/bash/);
+    // The PAT never reaches the machine.
+    expect(JSON.stringify(vm.metadata)).not.toContain(sb.tokens.admin);
+
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-gpu'], script: 'nvidia-smi -L' });
+    const done = await sb.github.waitJob(job.id, 30_000);
+    expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: runner.name });
+    expect(done.log).toContain('Tesla T4');
+
+    expect(await settle(sb)).toEqual([]);
+    expect(instanceOf(runner.machine.id)).toMatchObject({ deleted: true, endedReason: 'deleted' });
+    // The VM deleted itself, with its own service account's token; nobody else deleted anything.
+    expect(sb.gce.calls.filter((c) => c.action.startsWith('instances.delete'))).toEqual([expect.objectContaining({ status: 200, identity: GCE_SERVICE_ACCOUNTS.runner })]);
+    expect(consoleOf(runner.machine.id)).toContain('asking Compute Engine to delete this instance');
+  });
+
+  test('a spot L4 gets a g2 machine with the SPOT model, and ends after idle-timeout', async () => {
+    const { result, error } = await attemptLaunch(sb, { ...base, gpu: 'l4', type: 's', spot: 'true', single: 'false', 'idle-timeout': '3', 'hdd-size': '120' });
+    expect(error).toBeUndefined();
+    const { machine } = result!.runners[0]!;
+    expect(machine).toMatchObject({ type: 'g2-standard-4', spot: true });
+    const vm = instanceOf(machine.id);
+    expect(vm.scheduling).toMatchObject({ provisioningModel: 'SPOT', automaticRestart: false, instanceTerminationAction: 'DELETE', onHostMaintenance: 'TERMINATE' });
+    expect(vm.guestAccelerators).toEqual([]);
+    expect(vm.disks[0]).toMatchObject({ sizeGb: 120, autoDelete: true });
+    await until('the idle VM deleted itself', () => instanceOf(machine.id).deleted);
+    expect(consoleOf(machine.id)).toMatch(/idle for \d+s \(idle-timeout 3s\)/);
+    // A reusable runner's registration outlives its machine; the cleanup job removes it.
+    await cleanupRunOf(sb, 'gcp');
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a CPU machine gets Ubuntu 24.04 and live migration', async () => {
+    const { result, error } = await attemptLaunch(sb, { ...base, type: 's', region: 'us-east' });
+    expect(error).toBeUndefined();
+    const vm = instanceOf(result!.runners[0]!.machine.id);
+    expect(vm.zone).toMatch(/^us-east1-/);
+    expect(vm.machineType).toBe('n2-standard-2');
+    expect(vm.scheduling).toMatchObject({ provisioningModel: 'STANDARD', onHostMaintenance: 'MIGRATE' });
+    expect(vm.disks[0]!.sourceImage).toMatch(/projects\/ubuntu-os-cloud\/global\/images\/ubuntu-2404-/);
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo trained' });
+    await sb.github.waitJob(job.id, 30_000);
+    expect(await settle(sb)).toEqual([]);
+  });
+});
+
+describe('capacity and quota', () => {
+  test('a zone without capacity moves the runner to the next zone of the region', async () => {
+    sb.faults.add({ service: 'gce', action: 'instances.insert us-central1-a', code: 'ZONE_RESOURCE_POOL_EXHAUSTED' });
+    const { result, error } = await attemptLaunch(sb, { ...base, gpu: 'a100', type: 's' });
+    expect(error).toBeUndefined();
+    const runner = result!.runners[0]!;
+    expect(runner.tried).toEqual([
+      { type: 'a2-highgpu-1g', spot: false, where: 'us-central1-a', outcome: 'ZONE_RESOURCE_POOL_EXHAUSTED' },
+      { type: 'a2-highgpu-1g', spot: false, where: 'us-central1-b', outcome: 'obtained' },
+    ]);
+    expect(instanceOf(runner.machine.id).zone).toBe('us-central1-b');
+    // The refused zone holds nothing.
+    expect(sb.gce.instances().filter((i) => i.zone === 'us-central1-a' && i.labels['cml-runner-runner'] === runner.name)).toEqual([]);
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'nvidia-smi -L' });
+    const done = await sb.github.waitJob(job.id, 30_000);
+    expect(done.log).toContain('A100');
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('zones that do not offer the GPU are never tried', async () => {
+    // V100s are in us-central1 a, b, c and f; so are T4s, and us-west1 offers T4 only in a and b.
+    const { result, error } = await attemptLaunch(sb, { ...base, region: 'us-west1', gpu: 't4', type: 's', spot: 'true', 'on-demand-fallback': 'false' });
+    expect(error).toBeUndefined();
+    expect(result!.runners[0]!.machine.zone).toBe('us-west1-a');
+    await cleanupRunOf(sb, 'gcp');
+    expect(await settle(sb)).toEqual([]);
+
+    const none = await attemptLaunch(sb, { ...base, region: 'europe-north1', gpu: 't4' });
+    expect(none.error?.message).toMatch(/no zone of europe-north1 offers n1-standard-8\+nvidia-tesla-t4/);
+    expect(none.ledger?.machines ?? []).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('spot without capacity anywhere falls back to on-demand', async () => {
+    sb.faults.add({ service: 'gce', action: 'instances.insert .*', code: 'ZONE_RESOURCE_POOL_EXHAUSTED', times: 3 });
+    const log = new MemoryLog();
+    const { result, error } = await attemptLaunch(sb, { ...base, gpu: 'l4', spot: 'true' }, undefined, '4242', log);
+    expect(error).toBeUndefined();
+    const runner = result!.runners[0]!;
+    expect(runner.machine).toMatchObject({ spot: false, type: 'g2-standard-16' });
+    expect(runner.tried.filter((t) => t.outcome === 'ZONE_RESOURCE_POOL_EXHAUSTED').every((t) => t.spot)).toBe(true);
+    expect(log.lines.some((l) => l.includes('falling back to on-demand'))).toBe(true);
+    await cleanupRunOf(sb, 'gcp');
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a quota error names the quota, and fails once every zone refused', async () => {
+    sb.faults.add({ service: 'gce', action: 'instances.insert .*', code: 'QUOTA_EXCEEDED', times: Infinity });
+    const { error, ledger } = await attemptLaunch(sb, { ...base, gpu: 't4' });
+    expect(error?.message).toContain("Quota 'NVIDIA_T4_GPUS' exceeded");
+    expect(error?.message).toContain('IAM & Admin > Quotas');
+    expect(ledger!.machines.every((m) => m.refused === 'QUOTA_EXCEEDED')).toBe(true);
+    // Nothing was created, and main ended the registration.
+    expect(await settle(sb)).toEqual([]);
+    await cleanupLedger(sb, unended(ledger!));
+    expect(await settle(sb)).toEqual([]);
+  });
+});
+
+describe('ends that need help', () => {
+  test('Compute Engine deletes the VM at max-lifetime (maxRunDuration), and cleanup removes its registration', async () => {
+    const { result, error } = await attemptLaunch(sb, { ...base, type: 's', 'max-lifetime': '60' });
+    expect(error).toBeUndefined();
+    const { machine } = result!.runners[0]!;
+    expect(instanceOf(machine.id).scheduling).toMatchObject({ maxRunDuration: { seconds: '60' } });
+    await until('maxRunDuration deleted the VM', () => instanceOf(machine.id).deleted, 30_000);
+    expect(instanceOf(machine.id).endedReason).toBe('maxRunDuration');
+    const report = await cleanupRunOf(sb, 'gcp');
+    expect(report.registrations.map((r) => r.name)).toEqual([result!.runners[0]!.name]);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a VM whose service account may not delete it stops instead, says why, and cleanup deletes it', async () => {
+    const { result, error } = await attemptLaunch(sb, { ...base, type: 's', 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runnerNoDelete });
+    expect(error).toBeUndefined();
+    const { machine } = result!.runners[0]!;
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo done' });
+    await sb.github.waitJob(job.id, 30_000);
+    await until('the VM stopped', () => instanceOf(machine.id).status === 'TERMINATED', 30_000);
+    expect(consoleOf(machine.id)).toMatch(/Compute Engine refused to delete this instance \(HTTP 403\)/);
+    // A stopped VM keeps its disk: it is left over until cleanup.
+    expect((await sb.leftovers()).join('\n')).toContain(machine.id.split('/')[1]);
+    const report = await cleanupRunOf(sb, 'gcp');
+    expect(report.machines.map((m) => m.id)).toEqual([machine.id]);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('without a service account the VM stops, and a sweep deletes it', async () => {
+    const { result, error } = await attemptLaunch(sb, { ...base, type: 's', 'gcp-service-account': '' });
+    expect(error).toBeUndefined();
+    const { machine } = result!.runners[0]!;
+    expect(instanceOf(machine.id).serviceAccount).toBeUndefined();
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo done' });
+    await sb.github.waitJob(job.id, 30_000);
+    await until('the VM stopped', () => instanceOf(machine.id).status === 'TERMINATED', 30_000);
+    const report = await sweepOf(sb, 'gcp', 0);
+    expect(report.machines.map((m) => m.id)).toEqual([machine.id]);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a VM that never boots fails the launch with its serial console, and nothing is left', async () => {
+    sb.machines.failBoot(1);
+    const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's', 'startup-timeout': '5' });
+    expect(error?.message).toMatch(/did not come online/);
+    expect(ledger!.machines).toHaveLength(1);
+    expect(await settle(sb)).toEqual([]);
+    // Post, finding the ledger without main's ends, is idempotent: already gone is success.
+    await cleanupLedger(sb, unended(ledger!));
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('an insert whose answer is lost is found by its client token and ended by post', async () => {
+    sb.faults.add({ service: 'gce', action: 'instances.insert .*', reset: 'after', times: 5 });
+    const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's' });
+    expect(error).toBeDefined();
+    const entry = ledger!.machines[0]!;
+    expect(entry.id).toBeUndefined();
+    // Main may not know the machine; post finds it by its client token.
+    await cleanupLedger(sb, unended(ledger!));
+    expect(await settle(sb)).toEqual([]);
+  });
+});
+
+describe('inputs and credentials', () => {
+  test('bad Google Cloud inputs name the input and create nothing', () => {
+    const bad: Array<[Record<string, string>, RegExp]> = [
+      [{ gpu: 'a10g' }, /Input 'gpu' .*"a10g".*l4/],
+      [{ type: 'n2-standard-8', gpu: 't4' }, /Input 'type' .*"n2-standard-8".*N1/],
+      [{ type: 'g2-standard-8', gpu: 't4' }, /Input 'type' .*carries a l4/],
+      [{ spot: 'true', 'spot-price': '0.5' }, /Input 'spot-price' .*use -1 on Google Cloud/],
+      [{ tags: 'Team=ML' }, /Input 'tags' .*"Team=ML".*lowercase/],
+      [{ 'gcp-service-account': 'runner; rm -rf /' }, /Input 'gcp-service-account'/],
+      [{ 'gcp-project': 'x' }, /Input 'gcp-project' .*"x"/],
+      [{ image: 'ubuntu' }, /Input 'image' .*projects\//],
+    ];
+    for (const [inputs, message] of bad) expect(() => specFor(sb, { ...base, ...inputs })).toThrow(message);
+    expect(sb.gce.instances().filter((i) => !i.deleted)).toEqual([]);
+  });
+
+  test('credentials that GCP refuses fail the launch before any VM, with advice', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcp-creds-'));
+    const file = sb.gce.credentialsFile(dir);
+    fs.writeFileSync(path.join(dir, 'github-oidc-token'), 'not-the-token');
+    process.env.GOOGLE_APPLICATION_CREDENTIALS = file;
+    try {
+      const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's' });
+      expect(error?.message).toMatch(/invalid_grant|UNAUTHENTICATED|unauthorized/i);
+      expect(ledger?.machines ?? []).toEqual([]);
+    } finally {
+      process.env.GOOGLE_APPLICATION_CREDENTIALS = sb.env.GOOGLE_APPLICATION_CREDENTIALS;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(await settle(sb)).toEqual([]);
+  });
+});

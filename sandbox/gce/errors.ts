@@ -1,0 +1,121 @@
+/**
+ * Errors as Google APIs write them: `{"error": {"code", "message", "errors": [{message, domain,
+ * reason}], "status"?, "details"?}}`. Compute Engine's own errors carry the legacy `errors` list
+ * with its reason (`invalid`, `notFound`, `alreadyExists`, ...); the front end's (authentication,
+ * scopes) also carry `status` and an ErrorInfo detail.
+ */
+
+export interface ErrorInfoDetail {
+  '@type': 'type.googleapis.com/google.rpc.ErrorInfo';
+  reason: string;
+  domain: string;
+  metadata?: Record<string, string>;
+}
+
+export class GceError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+    readonly extra: {
+      status?: string;
+      details?: unknown[];
+      /** The `errors[0].message` when it differs from the top message. */
+      itemMessage?: string;
+      location?: { location: string; locationType: string };
+      headers?: Record<string, string>;
+    } = {},
+  ) {
+    super(message);
+  }
+
+  body(): Record<string, unknown> {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        errors: [
+          {
+            message: this.extra.itemMessage ?? this.message,
+            domain: 'global',
+            reason: this.reason,
+            ...(this.extra.location ?? {}),
+          },
+        ],
+        ...(this.extra.status ? { status: this.extra.status } : {}),
+        ...(this.extra.details ? { details: this.extra.details } : {}),
+      },
+    };
+  }
+}
+
+export const notFound = (resource: string): GceError => new GceError(404, 'notFound', `The resource '${resource}' was not found`);
+export const alreadyExists = (resource: string): GceError => new GceError(409, 'alreadyExists', `The resource '${resource}' already exists`);
+/** `Invalid value for field 'F': 'V'. WHY` (400 invalid). */
+export const invalidField = (field: string, value: unknown, why: string): GceError =>
+  new GceError(400, 'invalid', `Invalid value for field '${field}': '${typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value)}'. ${why}`);
+export const invalid = (message: string): GceError => new GceError(400, 'invalid', message);
+export const required = (field: string): GceError => new GceError(400, 'required', `Required field '${field}' not specified`);
+export const forbidden = (permission: string, resource: string): GceError =>
+  new GceError(403, 'forbidden', `Required '${permission}' permission for '${resource}'`);
+/** The JSON decoder's answer to a value of the wrong type (`Invalid value at 'resource.name' (TYPE_STRING), 5`). */
+export const badType = (at: string, protoType: string, value: unknown): GceError =>
+  new GceError(400, 'invalid', `Invalid value at '${at}' (${protoType}), ${JSON.stringify(value)}`, { status: 'INVALID_ARGUMENT' });
+export const unknownName = (name: string, at: string): GceError =>
+  new GceError(400, 'invalid', `Invalid JSON payload received. Unknown name "${name}"${at ? ` at '${at}'` : ''}: Cannot find field.`, {
+    status: 'INVALID_ARGUMENT',
+  });
+export const unknownQuery = (name: string): GceError =>
+  new GceError(
+    400,
+    'invalid',
+    `Invalid JSON payload received. Unknown name "${name}": Cannot bind query parameter. Field '${name}' could not be found in request message.`,
+    { status: 'INVALID_ARGUMENT' },
+  );
+
+const SIGN_IN = 'See https://developers.google.com/identity/sign-in/web/devconsole-project.';
+
+export const missingCredentials = (service: string): GceError =>
+  new GceError(
+    401,
+    'required',
+    `Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. ${SIGN_IN}`,
+    {
+      status: 'UNAUTHENTICATED',
+      itemMessage: 'Login Required.',
+      location: { location: 'Authorization', locationType: 'header' },
+      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'CREDENTIALS_MISSING', domain: 'googleapis.com', metadata: { service } }],
+      headers: { 'www-authenticate': 'Bearer realm="https://accounts.google.com/"' },
+    },
+  );
+
+export const invalidCredentials = (): GceError =>
+  new GceError(
+    401,
+    'authError',
+    `Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. ${SIGN_IN}`,
+    {
+      status: 'UNAUTHENTICATED',
+      itemMessage: 'Invalid Credentials',
+      location: { location: 'Authorization', locationType: 'header' },
+      headers: { 'www-authenticate': 'Bearer realm="https://accounts.google.com/", error="invalid_token"' },
+    },
+  );
+
+export const insufficientScopes = (service: string, method: string): GceError =>
+  new GceError(403, 'insufficientPermissions', 'Request had insufficient authentication scopes.', {
+    status: 'PERMISSION_DENIED',
+    itemMessage: 'Insufficient Permission',
+    details: [
+      { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT', domain: 'googleapis.com', metadata: { service, method } },
+    ],
+    headers: { 'www-authenticate': 'Bearer realm="https://accounts.google.com/", error="insufficient_scope"' },
+  });
+
+/** Google's 404 page for a path no API serves (it is HTML, not JSON). */
+export function notFoundPage(path: string): string {
+  return (
+    `<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n` +
+    `  <p><b>404.</b> <ins>That’s an error.</ins>\n  <p>The requested URL <code>${path.replace(/[<>&]/g, '')}</code> was not found on this server.  <ins>That’s all we know.</ins>\n`
+  );
+}
