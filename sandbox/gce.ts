@@ -864,6 +864,44 @@ export async function startFakeGce(opts: FakeGceOptions): Promise<FakeGce> {
     if (f.startsWith('labels.')) return i.labels[f.slice(7)];
     return undefined;
   };
+  /**
+   * Machine types and accelerator types: read-only, per zone, the same three calls each (get,
+   * list, aggregatedList), with a name filter.
+   */
+  function zonalOffering(
+    resource: 'machineTypes' | 'acceleratorTypes',
+    verb: 'get' | 'list' | 'aggregatedList',
+    zone: string,
+    name: string | undefined,
+    q: URLSearchParams,
+  ): { status: number; body: J } {
+    const table: Record<string, { name: string; zones: readonly string[] }> = resource === 'machineTypes' ? MACHINE_TYPES : ACCELERATORS;
+    const json = resource === 'machineTypes' ? machineTypeJson : acceleratorJson;
+    const kind = resource === 'machineTypes' ? 'compute#machineType' : 'compute#acceleratorType';
+    if (verb === 'get') {
+      const item = table[name!];
+      if (!item || !item.zones.includes(zone)) throw notFound(`projects/${GCE_PROJECT}/zones/${zone}/${resource}/${name}`);
+      return { status: 200, body: json(name!, zone) };
+    }
+    const pred = parseFilter(q.get('filter') ?? undefined, nameOnly);
+    const offered = (z: string) => Object.values(table).filter((item) => item.zones.includes(z) && pred(nameGetter(item.name)));
+    if (verb === 'aggregatedList') {
+      const entries = ZONES.flatMap((z) => offered(z).map((item) => [z, json(item.name, z)] as [string, J]));
+      return { status: 200, body: aggregated(`${kind}AggregatedList`, resource, entries, q, `${API_ROOT}/projects/${GCE_PROJECT}/aggregated/${resource}`) };
+    }
+    const { items, next } = page(offered(zone), q);
+    return {
+      status: 200,
+      body: {
+        kind: `${kind}List`,
+        id: `projects/${GCE_PROJECT}/zones/${zone}/${resource}`,
+        ...(items.length > 0 ? { items: items.map((item) => json(item.name, zone)) } : {}),
+        selfLink: `${zoneLink(zone)}/${resource}`,
+        ...(next ? { nextPageToken: next } : {}),
+      },
+    };
+  }
+
   const nameOnly = (f: string): boolean => f === 'name';
   const nameGetter = (name: string) => (f: string): string | undefined => (f === 'name' ? name : undefined);
 
@@ -946,75 +984,14 @@ export async function startFakeGce(opts: FakeGceOptions): Promise<FakeGce> {
         }
         return { status: 200, body: opJson(op) };
       }
-      case 'machineTypes.get': {
-        const m = MACHINE_TYPES[arg!];
-        if (!m || !m.zones.includes(r.scope)) throw notFound(`projects/${GCE_PROJECT}/zones/${r.scope}/machineTypes/${arg}`);
-        return { status: 200, body: machineTypeJson(arg!, r.scope) };
-      }
-      case 'machineTypes.list': {
-        const pred = parseFilter(q.get('filter') ?? undefined, nameOnly);
-        const names = Object.values(MACHINE_TYPES).filter((m) => m.zones.includes(r.scope) && pred(nameGetter(m.name)));
-        const { items, next } = page(names, q);
-        return {
-          status: 200,
-          body: {
-            kind: 'compute#machineTypeList',
-            id: `projects/${GCE_PROJECT}/zones/${r.scope}/machineTypes`,
-            ...(items.length > 0 ? { items: items.map((m) => machineTypeJson(m.name, r.scope)) } : {}),
-            selfLink: `${zoneLink(r.scope)}/machineTypes`,
-            ...(next ? { nextPageToken: next } : {}),
-          },
-        };
-      }
-      case 'machineTypes.aggregatedList': {
-        const pred = parseFilter(q.get('filter') ?? undefined, nameOnly);
-        const entries = ZONES.flatMap((z) =>
-          Object.values(MACHINE_TYPES)
-            .filter((m) => m.zones.includes(z) && pred(nameGetter(m.name)))
-            .map((m) => [z, machineTypeJson(m.name, z)] as [string, J]),
-        );
-        return {
-          status: 200,
-          body: aggregated('compute#machineTypeAggregatedList', 'machineTypes', entries, q, `${API_ROOT}/projects/${GCE_PROJECT}/aggregated/machineTypes`),
-        };
-      }
-      case 'acceleratorTypes.get': {
-        const a = ACCELERATORS[arg!];
-        if (!a || !a.zones.includes(r.scope)) throw notFound(`projects/${GCE_PROJECT}/zones/${r.scope}/acceleratorTypes/${arg}`);
-        return { status: 200, body: acceleratorJson(arg!, r.scope) };
-      }
-      case 'acceleratorTypes.list': {
-        const pred = parseFilter(q.get('filter') ?? undefined, nameOnly);
-        const found = Object.values(ACCELERATORS).filter((a) => a.zones.includes(r.scope) && pred(nameGetter(a.name)));
-        const { items, next } = page(found, q);
-        return {
-          status: 200,
-          body: {
-            kind: 'compute#acceleratorTypeList',
-            id: `projects/${GCE_PROJECT}/zones/${r.scope}/acceleratorTypes`,
-            ...(items.length > 0 ? { items: items.map((a) => acceleratorJson(a.name, r.scope)) } : {}),
-            selfLink: `${zoneLink(r.scope)}/acceleratorTypes`,
-            ...(next ? { nextPageToken: next } : {}),
-          },
-        };
-      }
+      case 'machineTypes.get':
+      case 'acceleratorTypes.get':
+      case 'machineTypes.list':
+      case 'acceleratorTypes.list':
+      case 'machineTypes.aggregatedList':
       case 'acceleratorTypes.aggregatedList': {
-        const pred = parseFilter(q.get('filter') ?? undefined, nameOnly);
-        const entries = ZONES.flatMap((z) =>
-          Object.values(ACCELERATORS)
-            .filter((a) => a.zones.includes(z) && pred(nameGetter(a.name)))
-            .map((a) => [z, acceleratorJson(a.name, z)] as [string, J]),
-        );
-        return {
-          status: 200,
-          body: aggregated(
-            'compute#acceleratorTypeAggregatedList',
-            'acceleratorTypes',
-            entries,
-            q,
-            `${API_ROOT}/projects/${GCE_PROJECT}/aggregated/acceleratorTypes`,
-          ),
-        };
+        const [resource, verb] = r.method.split('.') as ['machineTypes' | 'acceleratorTypes', 'get' | 'list' | 'aggregatedList'];
+        return zonalOffering(resource, verb, r.scope, arg, q);
       }
       case 'zones.get':
         return { status: 200, body: zoneJson(r.scope) };

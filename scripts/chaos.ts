@@ -2,7 +2,7 @@
  * `npm run chaos`: random launch → job → cleanup lifecycles of the bundled action against the
  * loopback sandbox, with faults injected at random points, then a count of what was left.
  *
- *   npm run chaos -- --runs 20 --seed 1 [--concurrency 4] [--clouds aws,kubernetes]
+ *   npm run chaos -- --runs 20 --seed 1 [--concurrency 4] [--clouds aws,kubernetes,gcp]
  *                    [--only 3,7] [--settle 60] [--verbose]
  *
  * The last line of a clean run, and the first line of the report otherwise, is
@@ -16,8 +16,10 @@ import { join } from 'node:path';
 import { ActionRun, type StepResult } from '../sandbox/actions.js';
 import { startSandbox, type Fault, type Sandbox } from '../sandbox/index.js';
 
-const CLOUDS = ['aws', 'kubernetes'] as const;
+const CLOUDS = ['aws', 'kubernetes', 'gcp'] as const;
 type Cloud = (typeof CLOUDS)[number];
+/** Without --clouds: the clouds whose figures the notes quote, so a seed replays as it did. */
+const DEFAULT_CLOUDS: Cloud[] = ['aws', 'kubernetes'];
 
 /** A Kubernetes second lasts this many milliseconds, so a finished Job's 300 s TTL passes in 3 s. */
 const KUBERNETES_SECOND_MS = 10;
@@ -43,10 +45,10 @@ interface Options {
   cleanupJob: boolean;
 }
 
-const USAGE = `usage: npm run chaos -- [--runs N] [--seed S] [--concurrency C] [--clouds aws,kubernetes] [--only K[,K...]] [--settle SECONDS] [--no-cleanup-job] [--verbose] [--plan]`;
+const USAGE = `usage: npm run chaos -- [--runs N] [--seed S] [--concurrency C] [--clouds aws,kubernetes,gcp] [--only K[,K...]] [--settle SECONDS] [--no-cleanup-job] [--verbose] [--plan]`;
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { runs: 20, seed: 1, concurrency: 4, clouds: [...CLOUDS], settleSeconds: 60, verbose: false, planOnly: false, cleanupJob: true };
+  const opts: Options = { runs: 20, seed: 1, concurrency: 4, clouds: [...DEFAULT_CLOUDS], settleSeconds: 60, verbose: false, planOnly: false, cleanupJob: true };
   const fail = (message: string): never => {
     console.error(`chaos: ${message}\n${USAGE}`);
     process.exit(2);
@@ -218,6 +220,8 @@ function launchApiFault(rnd: Random, cloud: Cloud, single: boolean, atMs: number
   const ec2Error = rnd.pick(['InternalError', 'Unavailable']);
   const kubeAction = rnd.pick(['create jobs', 'create secrets', 'list pods', 'list jobs']);
   const kubeError = rnd.pick(['TooManyRequests', 'InternalError', 'ServiceUnavailable']);
+  const gceAction = rnd.pick(['instances.insert .*', 'instances.aggregatedList global', 'zoneOperations.wait .*', 'machineTypes.aggregatedList global']);
+  const gceError = rnd.pick(['backendError', 'rateLimitExceeded']);
   const route = rnd.pick([single ? 'POST /repos/.+/actions/runners/generate-jitconfig' : 'POST /repos/.+/actions/runners/registration-token', 'GET /repos/.+/actions/runners']);
   const status = rnd.pick([500, 502, 503]);
   const limit = rnd.pick([429, 403]);
@@ -229,7 +233,13 @@ function launchApiFault(rnd: Random, cloud: Cloud, single: boolean, atMs: number
     [0.2, `github ${route} ${status}${times(n)}`, { service: 'github', action: route, status, times: n }],
     [0.15, `github ${route} ${limit} rate limit, Retry-After 1${times(n)}`, { service: 'github', action: route, status: limit, retryAfter: 1, times: n }],
     [0.15, `github ${route} slow ${delayMs} ms`, { service: 'github', action: route, delayMs }],
-    ...(cloud === 'aws'
+    ...(cloud === 'gcp'
+      ? ([
+          [0.2, `gce ${gceAction} ${gceError}${times(n)}`, { service: 'gce', action: gceAction, code: gceError, times: n }],
+          [0.2, `gce instances.insert ZONE_RESOURCE_POOL_EXHAUSTED${times(capacityTimes)}`, { service: 'gce', action: 'instances.insert .*', code: 'ZONE_RESOURCE_POOL_EXHAUSTED', times: capacityTimes }],
+          [0.1, `gce ${gceAction} slow ${delayMs} ms`, { service: 'gce', action: gceAction, delayMs }],
+        ] as Array<[number, string, Fault]>)
+      : cloud === 'aws'
       ? ([
           [0.15, `ec2 ${ec2Action} RequestLimitExceeded${times(n)}`, { service: 'ec2', action: ec2Action, code: 'RequestLimitExceeded', times: n }],
           [0.1, `ec2 ${ec2Action} ${ec2Error}${times(n)}`, { service: 'ec2', action: ec2Action, code: ec2Error, times: n }],
@@ -262,6 +272,10 @@ function endingApiFault(rnd: Random, cloud: Cloud): PlannedFault {
     return apiFault(`github DELETE runner ${status}${times(n)}`, fault, 'ending', 0);
   }
   if (cloud === 'kubernetes') return apiFault(`kubernetes ${kubeAction} ${kubeError}${times(n)}`, { service: 'kubernetes', action: kubeAction, code: kubeError, times: n }, 'ending', 0);
+  if (cloud === 'gcp') {
+    const gceAction = kind < 0.7 ? 'instances.delete .*' : 'instances.aggregatedList global';
+    return apiFault(`gce ${gceAction} backendError${times(n)}`, { service: 'gce', action: gceAction, code: 'backendError', times: n }, 'ending', 0);
+  }
   return apiFault(`ec2 ${ec2Action} ${ec2Error}${times(n)}`, { service: 'ec2', action: ec2Action, code: ec2Error, times: n }, 'ending', 0);
 }
 
@@ -300,6 +314,14 @@ function planRun(seed: number, run: number, clouds: readonly Cloud[], features: 
       inputs['aws-subnet'] = 'subnet-0a1,subnet-0b2';
       choices.push(`aws-subnet=${inputs['aws-subnet']}`);
     } else if (subnets) dropped.push('aws-subnet=subnet-0a1,subnet-0b2 (this build takes one subnet)');
+  } else if (cloud === 'gcp') {
+    // The VM's own account may delete it, so it ends itself as in the README's setup.
+    Object.assign(inputs, { region: 'us-central1', type: typeList ? 'n1-standard-4,n2-standard-2' : 's', gpu: gpu ? 't4' : 'nogpu', 'gcp-service-account': 'runner@sandbox-project.iam.gserviceaccount.com' });
+    choices.push(`type=${inputs.type}${gpu ? ' gpu=t4' : ''}`);
+    if (spot) {
+      inputs.spot = 'true';
+      choices.push('spot');
+    }
   } else {
     // Half a CPU, so that a few runs' pods fit the sandbox's 8-CPU node side by side.
     Object.assign(inputs, { type: '500m/1Gi', gpu: gpu ? 't4' : 'nogpu' });
@@ -360,6 +382,21 @@ function planRun(seed: number, run: number, clouds: readonly Cloud[], features: 
   // Jobs last about two seconds once a runner takes them; this lands most job faults mid-job.
   const jobFaultAtMs = rnd.int(300, 2500);
   const interrupt = rnd.chance(0.5);
+  if (spot && cloud === 'gcp' && interrupt) {
+    faults.push({
+      phase: 'job',
+      atMs: jobFaultAtMs,
+      what: `spot preemption of machine ${victim + 1}`,
+      inject: ({ sb, machines, problems }) => {
+        const id = machines[victim % Math.max(1, machines.length)];
+        if (!id) return 'no machine was launched';
+        const [zone, name] = id.split('/') as [string, string];
+        if (sb.gce.instance(zone, name)?.provisioningModel !== 'SPOT') return `${id} is on-demand (the launch fell back)`;
+        sb.gce.preempt(zone, name).catch((err: Error) => problems.push(`preempt(${id}) failed: ${err.message}`));
+        return undefined;
+      },
+    });
+  }
   if (spot && cloud === 'aws' && interrupt) {
     faults.push({
       phase: 'job',
@@ -382,8 +419,10 @@ function planRun(seed: number, run: number, clouds: readonly Cloud[], features: 
       inject: ({ sb, machines }) => {
         const id = machines[victim % Math.max(1, machines.length)];
         if (!id) return 'no machine was launched';
-        // A pod's machine is its container, named after the pod (`<Job name>-xxxxx`).
-        const machine = sb.machines.all().find((m) => m.running && (m.id === id || m.id.startsWith(`${id}-`)));
+        // A pod's machine is its container, named after the pod (`<Job name>-xxxxx`); a GCE
+        // machine is its instance's numeric id.
+        const gce = id.includes('/') ? sb.gce.instance(...(id.split('/') as [string, string]))?.id : undefined;
+        const machine = sb.machines.all().find((m) => m.running && (m.id === id || m.id === gce || m.id.startsWith(`${id}-`)));
         if (!machine) return `the machine of ${id} is not running`;
         return sb.machines.crashRunner(machine.id) ? undefined : `no runner was running on ${machine.id}`;
       },
@@ -600,7 +639,7 @@ function describeOutcome(o: Outcome): string[] {
 /** The resource a leftover line is about, without its changing state. */
 function leftoverKey(line: string): string {
   const m =
-    /^(Kubernetes container \S+ of pod \S+|Kubernetes \w+ \S+|EC2 instance \S+|EBS volume \S+|Spot request \S+|GitHub runner \S+|machine \S+)/.exec(line);
+    /^(Kubernetes container \S+ of pod \S+|Kubernetes \w+ \S+|EC2 instance \S+|EBS volume \S+|Spot request \S+|GCE instance \S+|GCE disk \S+|GitHub runner \S+|machine \S+)/.exec(line);
   return m ? m[1]! : line;
 }
 
@@ -622,7 +661,10 @@ function attribution(sb: Sandbox, plans: RunPlan[]): (line: string, plan: RunPla
     if (patterns.get(plan)!.test(line)) return true;
     // A machine whose line carries no tags: look its instance up.
     const id = /\b(i-[0-9a-f]+)\b/.exec(line)?.[1];
-    return id !== undefined && byRunId.get(sb.ec2.instance(id)?.tags['cml-runner:run-id'] ?? '') === plan;
+    if (id !== undefined) return byRunId.get(sb.ec2.instance(id)?.tags['cml-runner:run-id'] ?? '') === plan;
+    // A GCE machine is named by its instance's numeric id.
+    const gce = /^machine (\d+) /.exec(line)?.[1];
+    return gce !== undefined && byRunId.get(sb.gce.instances().find((i) => i.id === gce)?.labels['cml-runner-run-id'] ?? '') === plan;
   };
 }
 

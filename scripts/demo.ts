@@ -52,7 +52,7 @@ function watch(sb: Sandbox): () => void {
       note(`instance:${i.id}`, i.state, `ec2: instance ${i.id} (${i.type}${i.spot ? ', spot' : ''}) is ${i.state}`);
     }
     for (const i of sb.gce.instances()) {
-      const state = i.deleted ? `deleted (${i.endedReason ?? 'deleted'})` : i.status;
+      const state = i.deleted ? `deleted${i.endedReason && i.endedReason !== 'deleted' ? ` (${i.endedReason})` : ''}` : i.status;
       note(`gce:${i.zone}/${i.name}`, state, `gce: instance ${i.zone}/${i.name} (${i.machineType}${i.guestAccelerators.map((g) => ` + ${g.count}x ${g.type}`).join('')}${i.scheduling?.provisioningModel === 'SPOT' ? ', spot' : ''}) is ${state}`);
     }
     watchKubernetes(sb, seen, note);
@@ -163,7 +163,8 @@ async function main(): Promise<void> {
   } finally {
     stopWatching();
     leftovers = await sb.leftovers();
-    for (const i of sb.gce.instances()) ended.push(`${i.name}: ${i.endedReason ?? i.status}`);
+    // Who deleted each VM: its own service account (from inside the machine) or the action.
+    for (const c of sb.gce.calls.filter((c) => c.action.startsWith('instances.delete') && c.status === 200)) ended.push(`deleted by ${c.identity ?? 'unknown'}`);
     await sb.close();
   }
   if (leftovers.length > 0) {
@@ -172,7 +173,7 @@ async function main(): Promise<void> {
   }
   say(cloud === 'kubernetes' ? 'nothing left: no Job, no pod, no Secret, no runner registration' : 'nothing left: no machine, no disk, no runner registration');
   if (cloud === 'gcp') {
-    say(`how each VM ended: ${ended.join('; ')} ('deleted': the VM deleted its own instance with its service account token from the metadata server)`);
+    say(`each VM was ${ended.join('; ') || 'not deleted'}: the VM's own service account, with the token its metadata server gave it`);
   }
 }
 

@@ -38,6 +38,8 @@ const DEFAULT_API = 'https://compute.googleapis.com/compute/v1';
 const OPERATION_TIMEOUT_MS = 10 * 60_000;
 /** Each call: 30 s, retried by us (never by the client, so one policy holds everywhere). */
 const CALL = { timeout: 30_000, retry: { retryCodes: [] } };
+/** Lists page through every result themselves. */
+const LIST = { ...CALL, autoPaginate: false };
 
 /** What each Compute Engine error means for the user. Codes pass through verbatim next to this advice. */
 const ADVICE: Record<string, { advice: string; fallback?: Fallback }> = {
@@ -130,12 +132,12 @@ export class GcpCloud implements Cloud {
     const acceleratorNames = [...new Set(types.flatMap((t) => (t.accelerator ? [t.accelerator.type] : [])))];
     const [offeredTypes, offeredAccelerators, image] = await Promise.all([
       this.offered('machineTypes.aggregatedList', machineNames, (filter) =>
-        this.machineTypes.aggregatedListAsync({ project: this.project, filter }, CALL),
+        this.machineTypes.aggregatedListAsync({ project: this.project, filter }, LIST),
       (l: google.cloud.compute.v1.IMachineTypesScopedList) => l.machineTypes ?? []),
       acceleratorNames.length === 0
         ? Promise.resolve(new Map<string, Set<string>>())
         : this.offered('acceleratorTypes.aggregatedList', acceleratorNames, (filter) =>
-            this.acceleratorTypes.aggregatedListAsync({ project: this.project, filter }, CALL),
+            this.acceleratorTypes.aggregatedListAsync({ project: this.project, filter }, LIST),
           (l: google.cloud.compute.v1.IAcceleratorTypesScopedList) => l.acceleratorTypes ?? []),
       this.resolveImage(spec.image ?? GCP_IMAGES[spec.wantsGpu ? 'gpu' : 'cpu']),
     ]);
@@ -330,7 +332,7 @@ export class GcpCloud implements Cloud {
   private async aggregated(filter: string): Promise<Array<{ zone: string; instance: IInstance }>> {
     return this.call('instances.aggregatedList', 'global', async () => {
       const out: Array<{ zone: string; instance: IInstance }> = [];
-      for await (const [key, scoped] of this.instances.aggregatedListAsync({ project: this.project, filter, maxResults: 500 }, CALL)) {
+      for await (const [key, scoped] of this.instances.aggregatedListAsync({ project: this.project, filter, maxResults: 500 }, LIST)) {
         for (const instance of scoped.instances ?? []) out.push({ zone: key.replace(/^zones\//, ''), instance });
       }
       return out;
