@@ -24,11 +24,11 @@ describe('npm run bench', () => {
       expect(run.status).toBe(0);
       const b = JSON.parse(readFileSync(file, 'utf8')) as Json;
 
-      for (const variant of ['aws', 'kubernetes', 'aws_all_sdks_bundle']) expect(isFigure(b.cold_start_ms[variant])).toBe(true);
+      for (const variant of ['aws', 'gcp', 'kubernetes', 'aws_all_sdks_bundle']) expect(isFigure(b.cold_start_ms[variant])).toBe(true);
       expect(b.bundle_bytes.entries['index.js']).toBeGreaterThan(0);
       expect(b.bundle_bytes.entries['post.js']).toBeGreaterThan(0);
       const holds = Object.values(b.bundle_bytes.chunks as Record<string, { bytes: number; holds: string }>).map((c) => c.holds);
-      expect(holds).toEqual(expect.arrayContaining(['aws', 'kubernetes']));
+      expect(holds).toEqual(expect.arrayContaining(['aws', 'gcp', 'kubernetes']));
       for (const part of ['total', 'before_machine', 'after_online']) expect(isFigure(b.critical_path_round_trips[part])).toBe(true);
       expect(Object.keys(b.api_calls_per_runner.aws).sort()).toEqual(['ec2', 'github', 'ssm']);
       expect(Object.keys(b.api_calls_per_runner.kubernetes).sort()).toEqual(['github', 'kubernetes']);

@@ -75,6 +75,7 @@ async function times(n: number, fn: () => Promise<number>): Promise<Figure> {
 function chunkHolds(text: string): string {
   if (text.includes('BatchV1Api')) return 'kubernetes';
   if (text.includes('RunInstancesCommand')) return 'aws';
+  if (text.includes('google.cloud.compute.v1.Instances')) return 'gcp';
   return 'shared';
 }
 
@@ -90,7 +91,7 @@ function bundleBytes(): { entries: Record<string, number>; chunks: Record<string
   // What one launch loads: the entry, shared chunks, and its own cloud's chunks.
   const loadedFor = (cloud: string): number =>
     entries['index.js']! + Object.values(chunks).filter((c) => c.holds === cloud || c.holds === 'shared').reduce((n, c) => n + c.bytes, 0);
-  return { entries, chunks, loaded_for: { aws: loadedFor('aws'), kubernetes: loadedFor('kubernetes') } };
+  return { entries, chunks, loaded_for: { aws: loadedFor('aws'), gcp: loadedFor('gcp'), kubernetes: loadedFor('kubernetes') } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ async function allSdksBundle(): Promise<string> {
  * answers 503, and returns the time from spawn to its first request, and to its first cloud
  * request. The process is killed once both arrived.
  */
-async function coldStart(entry: string, cloud: 'aws' | 'kubernetes'): Promise<{ first: number; cloud: number }> {
+async function coldStart(entry: string, cloud: 'aws' | 'gcp' | 'kubernetes'): Promise<{ first: number; cloud: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'cml-bench-cold-'));
   let first: number | undefined;
   let firstCloud: number | undefined;
@@ -141,6 +142,10 @@ async function coldStart(entry: string, cloud: 'aws' | 'kubernetes'): Promise<{ 
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const kubeconfig = `apiVersion: v1\nkind: Config\nclusters:\n- name: bench\n  cluster: {server: '${url}', insecure-skip-tls-verify: true}\nusers:\n- name: bench\n  user: {token: bench-token}\ncontexts:\n- name: bench\n  context: {cluster: bench, user: bench, namespace: default}\ncurrent-context: bench\n`;
   for (const f of ['state', 'output', 'summary']) writeFileSync(join(dir, f), '');
+  // Workload Identity Federation as google-github-actions/auth writes it: the first GCP request is the token exchange.
+  writeFileSync(join(dir, 'oidc-token'), 'bench-subject-token');
+  const gcpCredentials = { type: 'external_account', audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/bench/providers/bench', subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_url: `${url}/sts/v1/token`, credential_source: { file: join(dir, 'oidc-token') } };
+  writeFileSync(join(dir, 'gcp.json'), JSON.stringify(gcpCredentials));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: dir,
@@ -161,6 +166,7 @@ async function coldStart(entry: string, cloud: 'aws' | 'kubernetes'): Promise<{ 
     INPUT_TOKEN: 'ghp_bench',
     INPUT_GPU: 't4',
     ...(cloud === 'kubernetes' ? { INPUT_KUBECONFIG: kubeconfig } : {}),
+    ...(cloud === 'gcp' ? { GOOGLE_APPLICATION_CREDENTIALS: join(dir, 'gcp.json'), GOOGLE_CLOUD_PROJECT: 'bench-project', CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: `${url}/compute/v1/` } : {}),
   };
   const started = performance.now();
   const child = spawn(process.execPath, [entry], { env, stdio: 'ignore' });
@@ -178,8 +184,9 @@ async function coldStart(entry: string, cloud: 'aws' | 'kubernetes'): Promise<{ 
 async function coldStarts(): Promise<Record<string, Figure>> {
   const dist = join(root, 'dist', 'index.js');
   const allSdks = await allSdksBundle();
-  const variants: Array<[string, string, 'aws' | 'kubernetes']> = [
+  const variants: Array<[string, string, 'aws' | 'gcp' | 'kubernetes']> = [
     ['aws', dist, 'aws'],
+    ['gcp', dist, 'gcp'],
     ['kubernetes', dist, 'kubernetes'],
     ['aws_all_sdks_bundle', allSdks, 'aws'],
   ];

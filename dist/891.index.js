@@ -3,18 +3,18 @@ exports.id = 891;
 exports.ids = [891];
 exports.modules = {
 
-/***/ 5891:
+/***/ 15891:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   AwsCloud: () => (/* binding */ AwsCloud)
 /* harmony export */ });
-/* harmony import */ var node_zlib__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(8522);
+/* harmony import */ var node_zlib__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(38522);
 /* harmony import */ var node_zlib__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_zlib__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _aws_sdk_client_ec2__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(5193);
-/* harmony import */ var _aws_sdk_client_ssm__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(4736);
-/* harmony import */ var _catalog_aws_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(8922);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(3916);
+/* harmony import */ var _aws_sdk_client_ec2__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(35193);
+/* harmony import */ var _aws_sdk_client_ssm__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(34736);
+/* harmony import */ var _catalog_aws_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(78922);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(83916);
 
 
 
@@ -143,6 +143,9 @@ class AwsCloud {
             const code = err.name ?? 'Error';
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .CloudError */ .K2('AWS', code, `ssm:GetParameter ${name} in ${this.region}: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .errorMessage */ .gJ)(err)}`, code === 'ParameterNotFound' ? 'Check the image input and the region.' : 'The credentials need ssm:GetParameter on public parameters.');
         }
+    }
+    scriptSettings(spec) {
+        return spec.spot ? { spotNotice: 'aws' } : {};
     }
     places(spec) {
         return spec.aws.subnets.length > 0 ? spec.aws.subnets : [undefined];

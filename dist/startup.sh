@@ -34,7 +34,50 @@ hooks_dir="$runner_home/hooks"
 idle_timeout="${setting[IDLE_TIMEOUT]:-0}"
 max_lifetime="${setting[MAX_LIFETIME]:-86400}"
 spot_notice="${setting[SPOT_NOTICE]:-}"
+self_delete="${setting[SELF_DELETE]:-}"
+compute_api="${setting[COMPUTE_API_URL]:-}"
 runner_pid=""
+
+# SELF_DELETE=gcp: a Compute Engine instance that shuts down is only stopped, and its disk still
+# bills. So the machine deletes its own instance, with its service account's token from the
+# metadata server (never written to disk or argv), and powers off only if that is refused.
+# https://cloud.google.com/compute/docs/access/authenticate-workloads#applications
+delete_own_instance() {
+  local md="http://${GCE_METADATA_HOST:-metadata.google.internal}/computeMetadata/v1"
+  local token_json token project zone name status
+  command -v curl >/dev/null 2>&1 || { log "no curl: cannot delete this instance"; return 1; }
+  token_json="$(curl -sf --max-time 5 -H 'Metadata-Flavor: Google' "$md/instance/service-accounts/default/token")" || {
+    log "no service account token from the metadata server (the instance has no service account): cannot delete this instance"
+    return 1
+  }
+  [[ "$token_json" =~ \"access_token\":\ *\"([^\"]+)\" ]] || { log "the metadata server gave no access token"; return 1; }
+  token="${BASH_REMATCH[1]}"
+  project="$(curl -sf --max-time 5 -H 'Metadata-Flavor: Google' "$md/project/project-id")" || return 1
+  zone="$(curl -sf --max-time 5 -H 'Metadata-Flavor: Google' "$md/instance/zone")" || return 1
+  name="$(curl -sf --max-time 5 -H 'Metadata-Flavor: Google' "$md/instance/name")" || return 1
+  # The deletion may power the machine off before its answer arrives: say it first.
+  log "asking Compute Engine to delete this instance ($name in ${zone##*/})"
+  status="$(curl -s --max-time 30 -o "$runner_home/delete-instance.json" -w '%{http_code}' -X DELETE \
+    -H @<(printf 'Authorization: Bearer %s\n' "$token") \
+    "$compute_api/projects/$project/zones/${zone##*/}/instances/$name")" || status=000
+  if [[ "$status" == 200 ]]; then
+    log "Compute Engine accepted the deletion"
+    return 0
+  fi
+  log "Compute Engine refused to delete this instance (HTTP $status): $(head -c 400 "$runner_home/delete-instance.json" 2>/dev/null | tr '\n' ' ')"
+  log "grant the instance's service account compute.instances.delete (see the README), or let the cleanup job or sweep delete it"
+  return 1
+}
+
+# Powers the machine off for good: the cloud deletes it (EC2 terminates on shutdown), or it
+# deletes itself first (SELF_DELETE), then waits for the deletion to reach it.
+power_off() {
+  if [[ "$self_delete" == gcp ]] && delete_own_instance; then
+    sleep 120
+    log "the instance is still here two minutes after its deletion was accepted; powering off"
+  fi
+  shutdown -h now
+}
 
 # Ending the machine is the one way out. The cloud turns the shutdown into deletion
 # (on EC2: InstanceInitiatedShutdownBehavior=terminate). A container has no shutdown: it exits,
@@ -55,7 +98,7 @@ end_machine() {
   if [[ -n "$container" ]]; then
     exit "$status"
   fi
-  shutdown -h now
+  power_off
   exit 0
 }
 trap 'end_machine "the startup script failed at line $LINENO" 1' ERR
@@ -90,7 +133,7 @@ script_pid=$$
   if [[ -n "$container" ]]; then
     kill -TERM "$script_pid"
   else
-    shutdown -h now
+    power_off
   fi
 ) &
 

@@ -391,8 +391,13 @@ function planRun(seed: number, run: number, clouds: readonly Cloud[], features: 
         const id = machines[victim % Math.max(1, machines.length)];
         if (!id) return 'no machine was launched';
         const [zone, name] = id.split('/') as [string, string];
-        if (sb.gce.instance(zone, name)?.provisioningModel !== 'SPOT') return `${id} is on-demand (the launch fell back)`;
-        sb.gce.preempt(zone, name).catch((err: Error) => problems.push(`preempt(${id}) failed: ${err.message}`));
+        const vm = sb.gce.instance(zone, name);
+        if (vm?.provisioningModel !== 'SPOT') return `${id} is on-demand (the launch fell back)`;
+        if (vm.deleted) return `${id} had already deleted itself`;
+        // The VM may still delete itself meanwhile; only a live VM's failed preemption is a problem.
+        sb.gce.preempt(zone, name).catch((err: Error) => {
+          if (!sb.gce.instance(zone, name)?.deleted) problems.push(`preempt(${id}) failed: ${err.message}`);
+        });
         return undefined;
       },
     });
