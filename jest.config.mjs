@@ -3,6 +3,8 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
+  // Trusts the sandbox CA (sandbox/tls/ca.pem) in-process, for the fake Azure's https.
+  setupFiles: ['<rootDir>/__tests__/setup-tls.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {

@@ -317,3 +317,49 @@ describe('Google Cloud inputs', () => {
     expect(rejection({ cloud: 'gcp', 'gcp-project': 'ml-training-1', ...inputs }).input).toBe(input);
   });
 });
+
+describe('Azure inputs', () => {
+  const subscription = '11111111-2222-3333-4444-555555555555';
+  const azure = (inputs: Record<string, string>) => spec({ cloud: 'azure', 'azure-subscription-id': subscription, ...inputs });
+
+  test.each([
+    ['us-east', 'eastus'],
+    ['us-west', 'westus2'],
+    ['eu-west', 'westeurope'],
+    ['eu-north', 'northeurope'],
+    ['swedencentral', 'swedencentral'],
+  ])('region %s is %s', (region, native) => {
+    expect(azure({ region }).machine.region).toBe(native);
+  });
+
+  test('every generic GPU keeps its GPU: NCasT4_v3, NVadsA10_v5, NC A100 v4, NCads H100 v5, NCv3', () => {
+    const expected: Record<string, RegExp> = { t4: /^Standard_NC\d+as_T4_v3$/, a10g: /^Standard_NV\d+ads_A10_v5$/, a100: /_A100_v4$/, h100: /_H100_v5$/, v100: /^Standard_NC\d+s_v3$/ };
+    for (const [gpu, pattern] of Object.entries(expected)) {
+      for (const type of ['s', 'm', 'l', 'xl']) {
+        const machine = azure({ gpu, type }).machine;
+        expect(machine.types[0]).toMatch(pattern);
+        expect(machine.wantsGpu).toBe(true);
+      }
+    }
+    expect(azure({}).machine).toMatchObject({ types: ['Standard_D8s_v5'], wantsGpu: false, azure: { subscriptionId: subscription, resourceGroupPrefix: 'cml-runner' } });
+  });
+
+  test('the subscription comes from the input, else AZURE_SUBSCRIPTION_ID', () => {
+    const fromEnv = parseSpec((n) => ({ cloud: 'azure', token: 't' })[n] ?? '', { ...ctx, azureSubscriptionId: subscription });
+    expect(fromEnv.machine.azure?.subscriptionId).toBe(subscription);
+    expect(rejection({ cloud: 'azure' })).toMatchObject({ input: 'azure-subscription-id', value: '' });
+  });
+
+  test.each([
+    [{ gpu: 'k80' }, 'gpu'],
+    [{ gpu: 'l4' }, 'gpu'],
+    [{ gpu: 'l40s' }, 'gpu'],
+    [{ type: 'g4dn.xlarge' }, 'type'],
+    [{ region: 'us-east-1' }, 'region'],
+    [{ 'azure-subscription-id': 'my-sub' }, 'azure-subscription-id'],
+    [{ 'azure-resource-group-prefix': 'runners/$(id)' }, 'azure-resource-group-prefix'],
+    [{ image: 'ubuntu' }, 'image'],
+  ])('%j is refused naming %s', (inputs, input) => {
+    expect(rejection({ cloud: 'azure', 'azure-subscription-id': subscription, ...inputs }).input).toBe(input);
+  });
+});

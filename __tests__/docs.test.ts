@@ -37,6 +37,7 @@ describe('docs match action.yml', () => {
   test('every cloud is named in the cloud input and has a README section', () => {
     for (const cloud of CLOUDS) expect(action.inputs.cloud!.description).toContain(cloud);
     expect(readme).toContain('## Use it in a workflow (AWS)');
+    expect(readme).toContain('## Use it in a workflow (Azure)');
     expect(readme).toContain('## Use it in a workflow (Google Cloud)');
     expect(readme).toContain('## Use it in a workflow (Kubernetes)');
   });

@@ -26,7 +26,7 @@ export class MemoryLog implements Log {
 }
 
 export function context(sb: Sandbox, runId = '4242'): RunContext {
-  return { repository: 'octo-org/ml', runId, serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL!, gcp: { GOOGLE_CLOUD_PROJECT: sb.env.GOOGLE_CLOUD_PROJECT } };
+  return { repository: 'octo-org/ml', runId, serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL!, gcp: { GOOGLE_CLOUD_PROJECT: sb.env.GOOGLE_CLOUD_PROJECT }, azureSubscriptionId: sb.env.AZURE_SUBSCRIPTION_ID };
 }
 
 export function specFor(sb: Sandbox, inputs: Record<string, string>): LaunchSpec {
@@ -46,7 +46,7 @@ export interface Attempt {
 export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>, signal?: AbortSignal, runId = '4242', log = new MemoryLog()): Promise<Attempt> {
   const spec = specFor(sb, inputs);
   const attempt: Attempt = { log };
-  const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access, gcp: spec.machine.gcp });
+  const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access, gcp: spec.machine.gcp, azure: spec.machine.azure });
   const forge = new GitHubForge(spec.forge, log);
   try {
     attempt.result = await launch(spec, context(sb, runId), {
@@ -67,7 +67,7 @@ export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>,
 /** What post does with a ledger (on Kubernetes, with the sandbox cluster's kubeconfig as input). */
 export async function cleanupLedger(sb: Sandbox, ledger: LedgerData): ReturnType<typeof cleanup> {
   const access = ledger.cloud === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
-  const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp: { project: sb.env.GOOGLE_CLOUD_PROJECT! } });
+  const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp: { project: sb.env.GOOGLE_CLOUD_PROJECT! }, azure: { subscriptionId: sb.env.AZURE_SUBSCRIPTION_ID! } });
   const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new MemoryLog());
   return cleanup(ledger, { cloud, forge, log: new MemoryLog() });
 }
@@ -79,12 +79,12 @@ export function unended(ledger: LedgerData): LedgerData {
   return copy;
 }
 
-export type SandboxCloud = 'aws' | 'kubernetes' | 'gcp';
-const REGIONS: Record<SandboxCloud, string> = { aws: 'us-east-1', kubernetes: '', gcp: 'us-central1' };
+export type SandboxCloud = 'aws' | 'kubernetes' | 'gcp' | 'azure';
+const REGIONS: Record<SandboxCloud, string> = { aws: 'us-east-1', kubernetes: '', gcp: 'us-central1', azure: 'eastus' };
 
 async function endDeps(sb: Sandbox, cloudName: SandboxCloud, log: MemoryLog) {
   const access = cloudName === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
-  const cloud = await loadCloud(cloudName, REGIONS[cloudName], { kubernetes: access, gcp: { project: sb.env.GOOGLE_CLOUD_PROJECT! } });
+  const cloud = await loadCloud(cloudName, REGIONS[cloudName], { kubernetes: access, gcp: { project: sb.env.GOOGLE_CLOUD_PROJECT! }, azure: { subscriptionId: sb.env.AZURE_SUBSCRIPTION_ID! } });
   const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL!, token: sb.tokens.admin }, log);
   return { cloud, forge, log };
 }

@@ -4,9 +4,11 @@ import type http from 'node:http';
  * A fault matches one service and, optionally, one action (EC2 `Action`, SSM target,
  * `METHOD /path-regex` for the fake GitHub, `VERB resource` for Kubernetes: `create jobs`,
  * `get pods/log`, or `method scope-regex` for GCE: `instances.insert us-central1-a`,
- * `instances.insert .*`, `sts.token global`). Each fault fires `times` times (default 1).
+ * `instances.insert .*`, `sts.token global`, or `resource.verb location` for Azure:
+ * `virtualMachines.createOrUpdate eastus`, `resourceGroups.delete global`, `oauth2.token global`).
+ * Each fault fires `times` times (default 1).
  */
-export type Service = 'ec2' | 'ssm' | 'github' | 'kubernetes' | 'gce';
+export type Service = 'ec2' | 'ssm' | 'github' | 'kubernetes' | 'gce' | 'azure';
 
 export interface Fault {
   service: Service;

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { AZURE_APPS, AZURE_CA_FILE, AZURE_SUBSCRIPTION_ID, AZURE_TENANT_ID, type FakeAzure, startFakeAzure } from './azure.js';
 import { type FakeEc2, SANDBOX_CREDENTIALS, startFakeEc2 } from './ec2.js';
 import { FaultPlan } from './faults.js';
 import { type FakeGce, GCE_PROJECT, startFakeGce } from './gce.js';
@@ -18,6 +19,7 @@ export type { Fault, Service } from './faults.js';
 export type { FakeEc2, Ec2Instance, Ec2Volume, SpotRequest, InstanceStateName } from './ec2.js';
 export type { FakeSsm } from './ssm.js';
 export type { FakeGce, GceInstance, GceDisk, GceStatus, GceCall } from './gce.js';
+export type { FakeAzure, AzureGroup, AzureVm, AzureCall, AzureRoleAssignment, AzurePowerState } from './azure.js';
 export type { FakeGitHub } from './github.js';
 export type { FakeKubernetes, KubeObject, JobObject, PodObject, SecretObject, EventObject, KubernetesCall, NodeSpec } from './kubernetes.js';
 export type { Machine } from './machine.js';
@@ -27,7 +29,7 @@ export interface SandboxOptions {
   latencyMs?: number;
   /** The stand-in runner's heartbeat to the fake GitHub. */
   heartbeatMs?: number;
-  /** EC2 `pending` → `running` and GCE PROVISIONING → RUNNING (and the machine boot). Default 100 ms. */
+  /** EC2 `pending` → `running`, GCE PROVISIONING → RUNNING and an Azure VM's create (and the machine boot). Default 100 ms. */
   bootDelayMs?: number;
   /** Length of a `shutdown +N` minute inside machines. Default 60000 ms. */
   minuteMs?: number;
@@ -53,6 +55,17 @@ export interface SandboxEnv {
   GOOGLE_CLOUD_PROJECT: string;
   /** `<gce url>/compute/v1/`. */
   CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: string;
+  /** The fake's https origin: Entra sign-in (the credential needs `disableInstanceDiscovery`). */
+  AZURE_AUTHORITY_HOST: string;
+  AZURE_TENANT_ID: string;
+  /** The `launcher` app (Owner: may create role assignments). */
+  AZURE_CLIENT_ID: string;
+  AZURE_CLIENT_SECRET: string;
+  AZURE_SUBSCRIPTION_ID: string;
+  /** The fake's https origin, no trailing slash. */
+  AZURE_RESOURCE_MANAGER_ENDPOINT: string;
+  /** The sandbox CA (sandbox/tls/ca.pem), for the https of the fake Azure; read by Node at start. */
+  NODE_EXTRA_CA_CERTS: string;
   [name: string]: string;
 }
 
@@ -64,6 +77,7 @@ export interface Sandbox {
   ssm: FakeSsm;
   kubernetes: FakeKubernetes;
   gce: FakeGce;
+  azure: FakeAzure;
   /** One plan shared by every fake. */
   faults: FaultPlan;
   machines: {
@@ -117,6 +131,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ...(opts.gceSecondMs !== undefined ? { secondMs: opts.gceSecondMs } : {}),
     });
     started.push(gce);
+    const azure = await startFakeAzure({
+      faults,
+      machines: fleet,
+      ...latency,
+      ...(opts.bootDelayMs !== undefined ? { bootDelayMs: opts.bootDelayMs } : {}),
+    });
+    started.push(azure);
     const gcpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandbox-gcp-credentials-'));
     started.push({ close: async () => fs.rmSync(gcpDir, { recursive: true, force: true }) });
     const gcpCredentials = gce.credentialsFile(gcpDir);
@@ -138,6 +159,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       GOOGLE_APPLICATION_CREDENTIALS: gcpCredentials,
       GOOGLE_CLOUD_PROJECT: GCE_PROJECT,
       CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: `${gce.url}/compute/v1/`,
+      AZURE_AUTHORITY_HOST: azure.url,
+      AZURE_TENANT_ID,
+      AZURE_CLIENT_ID: AZURE_APPS.launcher.clientId,
+      AZURE_CLIENT_SECRET: AZURE_APPS.launcher.secret,
+      AZURE_SUBSCRIPTION_ID,
+      AZURE_RESOURCE_MANAGER_ENDPOINT: azure.url.replace(/\/+$/, ''),
+      NODE_EXTRA_CA_CERTS: AZURE_CA_FILE,
     };
 
     let closing: Promise<void> | undefined;
@@ -149,6 +177,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ssm,
       kubernetes,
       gce,
+      azure,
       faults,
       machines: {
         failBoot: (n = 1) => fleet.failBoot(n),
@@ -156,7 +185,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         crashRunner: (machineId) => fleet.crashRunner(machineId),
         all: () => fleet.all(),
       },
-      leftovers: async () => describeLeftovers(github, ec2, fleet, kubernetes, gce),
+      leftovers: async () => describeLeftovers(github, ec2, fleet, kubernetes, gce, azure),
       close: () => {
         closing ??= (async () => {
           await fleet.killAll();
@@ -173,8 +202,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 }
 
 /**
- * Everything left: live or stopped instances (EC2 and GCE), orphaned volumes and disks, open spot
- * requests, Jobs, pods and Secrets, registrations, machine processes.
+ * Everything left: live or stopped instances (EC2 and GCE), Azure resource groups and running or
+ * stopped VMs, orphaned volumes and disks, open spot requests, Jobs, pods and Secrets,
+ * registrations, machine processes.
  */
 export function describeLeftovers(
   github: Pick<FakeGitHub, 'runners'>,
@@ -182,8 +212,9 @@ export function describeLeftovers(
   fleet: MachineFleet,
   kubernetes?: Pick<FakeKubernetes, 'leftovers' | 'ownsMachine'>,
   gce?: Pick<FakeGce, 'leftovers' | 'ownsMachine' | 'instances'>,
+  azure?: Pick<FakeAzure, 'leftovers' | 'ownsMachine'>,
 ): string[] {
-  const lines = [...ec2.leftovers(), ...(kubernetes?.leftovers() ?? []), ...(gce?.leftovers() ?? [])];
+  const lines = [...ec2.leftovers(), ...(kubernetes?.leftovers() ?? []), ...(gce?.leftovers() ?? []), ...(azure?.leftovers() ?? [])];
   for (const r of github.runners()) {
     lines.push(
       `GitHub runner ${r.name} (id ${r.id}, ${r.scope}, ${r.status}${r.busy ? ', busy' : ''}${r.ephemeral ? ', ephemeral' : ''}) is still registered; labels ${r.labels.join(', ')}`,
@@ -192,6 +223,8 @@ export function describeLeftovers(
   for (const m of fleet.all()) {
     // A pod's containers are reported by the cluster, with their pod.
     if (kubernetes?.ownsMachine(m)) continue;
+    // An Azure VM's machine is reported by the fake Azure, with its VM (or as left behind by it).
+    if (azure?.ownsMachine(m)) continue;
     const pids = m.processes();
     if (gce?.ownsMachine(m)) {
       // A VM that is not deleted is already reported with its instance (a TERMINATED one too);

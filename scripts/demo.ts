@@ -9,7 +9,7 @@ import { ActionRun } from '../sandbox/actions.js';
 import { GCE_SERVICE_ACCOUNTS } from '../sandbox/gce.js';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
 
-const CLOUDS = ['aws', 'gcp', 'kubernetes'];
+const CLOUDS = ['aws', 'azure', 'gcp', 'kubernetes'];
 /** Kubernetes seconds (the Job TTL) pass faster in the demo: one lasts this many milliseconds. */
 const KUBERNETES_SECOND_MS = 10;
 
@@ -54,6 +54,14 @@ function watch(sb: Sandbox): () => void {
     for (const i of sb.gce.instances()) {
       const state = i.deleted ? `deleted${i.endedReason && i.endedReason !== 'deleted' ? ` (${i.endedReason})` : ''}` : i.status;
       note(`gce:${i.zone}/${i.name}`, state, `gce: instance ${i.zone}/${i.name} (${i.machineType}${i.guestAccelerators.map((g) => ` + ${g.count}x ${g.type}`).join('')}${i.scheduling?.provisioningModel === 'SPOT' ? ', spot' : ''}) is ${state}`);
+    }
+    for (const g of sb.azure.groups()) {
+      const state = g.deleted ? 'deleted' : (g.provisioningState ?? 'Succeeded');
+      note(`azure-group:${g.name}`, state, `azure: resource group ${g.name} is ${state}`);
+    }
+    for (const v of sb.azure.vms()) {
+      const state = v.deleted ? 'deleted' : (v.powerState ?? 'creating');
+      note(`azure-vm:${v.group}/${v.name}`, state, `azure: VM ${v.name} in ${v.group} (${v.vmSize}${v.priority === 'Spot' ? ', spot' : ''}) is ${state}`);
     }
     watchKubernetes(sb, seen, note);
   };
@@ -108,9 +116,10 @@ async function main(): Promise<void> {
     const kubernetes = cloud === 'kubernetes';
     const where = {
       aws: `fake EC2 at ${sb.env.AWS_ENDPOINT_URL_EC2}`,
+      azure: `fake Azure Resource Manager and Entra sign-in at ${sb.azure.url} (https, sandbox CA)`,
       gcp: `fake Compute Engine at ${sb.gce.url} (credentials: Workload Identity Federation, as google-github-actions/auth sets up)`,
       kubernetes: `fake Kubernetes API server at ${sb.kubernetes.url} with a CPU node and a T4 GPU node (one Kubernetes second lasts ${KUBERNETES_SECOND_MS} ms here)`,
-    }[cloud as 'aws' | 'gcp' | 'kubernetes'];
+    }[cloud as 'aws' | 'azure' | 'gcp' | 'kubernetes'];
     say(`sandbox up: fake GitHub at ${sb.env.GITHUB_API_URL}, ${where}`);
     // As in a workflow that sets KUBERNETES_CONFIGURATION from a secret holding the kubeconfig.
     const env = kubernetes ? { ...sb.env, KUBECONFIG: '', KUBERNETES_CONFIGURATION: sb.kubernetes.kubeconfig() } : sb.env;
@@ -119,6 +128,8 @@ async function main(): Promise<void> {
       inputs: {
         cloud,
         region: 'us-east',
+        // Azure's Ubuntu image has no NVIDIA driver; this one has.
+        ...(cloud === 'azure' ? { image: 'microsoft-dsvm:ubuntu-hpc:2204:latest' } : {}),
         gpu: 't4',
         type: 's',
         labels: 'cml-gpu',
@@ -165,6 +176,7 @@ async function main(): Promise<void> {
     leftovers = await sb.leftovers();
     // Who deleted each VM: its own service account (from inside the machine) or the action.
     for (const c of sb.gce.calls.filter((c) => c.action.startsWith('instances.delete') && c.status === 200)) ended.push(`deleted by ${c.identity ?? 'unknown'}`);
+    for (const c of sb.azure.calls.filter((c) => c.action.startsWith('resourceGroups.delete') && c.status < 300)) ended.push(`deleted by ${c.identity ?? 'unknown'}`);
     await sb.close();
   }
   if (leftovers.length > 0) {
@@ -172,6 +184,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   say(cloud === 'kubernetes' ? 'nothing left: no Job, no pod, no Secret, no runner registration' : 'nothing left: no machine, no disk, no runner registration');
+  if (cloud === 'azure') say(`each resource group was ${ended.join('; ') || 'not deleted'}: the VM's own managed identity, with the token the instance metadata service gave it`);
   if (cloud === 'gcp') {
     say(`each VM was ${ended.join('; ') || 'not deleted'}: the VM's own service account, with the token its metadata server gave it`);
   }

@@ -71,6 +71,14 @@ export interface MachineSpec {
   kubernetes?: KubernetesSpec;
   /** Set when cloud is gcp. */
   gcp?: GcpSpec;
+  /** Set when cloud is azure. */
+  azure?: AzureSpec;
+}
+
+export interface AzureSpec {
+  subscriptionId: string;
+  /** Each runner's resource group is `<prefix>-<runner name>`. */
+  resourceGroupPrefix: string;
 }
 
 export interface GcpSpec {
@@ -140,6 +148,8 @@ export interface RunContext {
   /** Where cluster access may come from besides the kubeconfig input. */
   kubernetes?: KubernetesEnv;
   gcp?: GcpEnv;
+  /** AZURE_SUBSCRIPTION_ID, which azure/login and the Azure CLI setups export. */
+  azureSubscriptionId?: string;
 }
 
 export type InputReader = (name: string) => string;
@@ -265,6 +275,7 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
   const wantsGpu = gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t));
   const kubernetes = cloud === 'kubernetes' ? parseKubernetes(read, ctx, wantsGpu) : undefined;
   const gcp = cloud === 'gcp' ? parseGcp(read, ctx) : undefined;
+  const azure = cloud === 'azure' ? parseAzure(read, ctx) : undefined;
 
   return {
     mode,
@@ -284,6 +295,7 @@ export function parseSpec(read: InputReader, ctx: RunContext, random: () => stri
       aws: { subnets, securityGroup, instanceProfile },
       ...(kubernetes ? { kubernetes } : {}),
       ...(gcp ? { gcp } : {}),
+      ...(azure ? { azure } : {}),
     },
     runner: {
       labels,
@@ -361,6 +373,26 @@ export function gcpProject(read: InputReader, env: GcpEnv = {}): string {
     );
   }
   return project;
+}
+
+/** The Azure subscription: the azure-subscription-id input, else AZURE_SUBSCRIPTION_ID. Main and post both call this. */
+export function azureSubscription(read: InputReader, env: string | undefined): string {
+  const given = read('azure-subscription-id').trim();
+  const id = given || env?.trim() || '';
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+    throw new InputError('azure-subscription-id', id, id ? 'use a subscription id, a GUID such as 00000000-0000-0000-0000-000000000000' : 'give the subscription id, or set AZURE_SUBSCRIPTION_ID');
+  }
+  return id;
+}
+
+function parseAzure(read: InputReader, ctx: RunContext): AzureSpec {
+  const subscriptionId = azureSubscription(read, ctx.azureSubscriptionId);
+  const resourceGroupPrefix = read('azure-resource-group-prefix').trim() || 'cml-runner';
+  // Group names take 90 characters of letters, digits, _ ( ) - .; the runner name follows the prefix.
+  if (!/^[A-Za-z0-9_().-]{1,30}$/.test(resourceGroupPrefix) || resourceGroupPrefix.endsWith('.')) {
+    throw new InputError('azure-resource-group-prefix', resourceGroupPrefix, 'use 1 to 30 letters, digits, dashes, underscores, dots or parentheses, not ending in a dot');
+  }
+  return { subscriptionId, resourceGroupPrefix };
 }
 
 function parseGcp(read: InputReader, ctx: RunContext): GcpSpec {

@@ -256,6 +256,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
       results.forEach((r, i) => {
         if (r.status === 'rejected') failures.set(spec.runner.names[i]!, `Runner ${spec.runner.names[i]} could not be created: ${errorMessage(r.reason)}`);
       });
+      for (const warning of cloud.warnings ?? []) log.warning(warning);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       // Without allow-partial one failure fails the launch; so does a failure before any machine.
       if (failed && (!spec.runner.allowPartial || machines.size === 0)) throw failed.reason;

@@ -12,6 +12,7 @@ export function runContext(env: NodeJS.ProcessEnv = process.env): RunContext {
       KUBECONFIG: env.KUBECONFIG,
       KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
     },
+    azureSubscriptionId: env.AZURE_SUBSCRIPTION_ID,
     gcp: {
       GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT,
       GCLOUD_PROJECT: env.GCLOUD_PROJECT,

@@ -29,7 +29,7 @@ export async function runMain(): Promise<void> {
       // The first request goes out now; loading the cloud's SDK overlaps its round trip.
       forge.downloads(spec.runner.version).catch(() => undefined);
     }
-    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access, gcp: spec.machine.gcp });
+    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access, gcp: spec.machine.gcp, azure: spec.machine.azure });
     if (spec.mode === 'launch') {
       if (spec.machine.gcp && !spec.machine.gcp.serviceAccount) {
         core.warning(

@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { loadCloud } from '../clouds/types.js';
-import { clusterAccess, gcpProject, kubeconfigSecrets } from '../config.js';
+import { azureSubscription, clusterAccess, gcpProject, kubeconfigSecrets } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { GitHubForge } from '../forge/github.js';
 import { pending } from '../ledger.js';
@@ -36,7 +36,8 @@ export async function runPost(): Promise<void> {
       const access = ledger.cloud === 'kubernetes' ? clusterAccess((name) => core.getInput(name), runContext().kubernetes) : undefined;
       if (access && 'text' in access) for (const secret of kubeconfigSecrets(access.text)) core.setSecret(secret);
       const gcp = ledger.cloud === 'gcp' ? { project: gcpProject((name) => core.getInput(name), runContext().gcp) } : undefined;
-      const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp });
+      const azure = ledger.cloud === 'azure' ? { subscriptionId: azureSubscription((name) => core.getInput(name), runContext().azureSubscriptionId) } : undefined;
+      const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp, azure });
       const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
       const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
       core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);

@@ -43,7 +43,7 @@ export interface StartupSettings {
    * the Compute Engine API at `apiUrl`, with its service account's token from the metadata
    * server, since a stopped instance keeps its disk; it powers off only if that is refused.
    */
-  selfDelete?: { cloud: 'gcp'; apiUrl: string };
+  selfDelete?: { cloud: 'gcp' | 'azure'; apiUrl: string };
 }
 
 /** What a cloud adds to every startup script it launches. */

@@ -1,4 +1,6 @@
+import { InputError } from '../errors.js';
 import { AWS_NATIVE_REGION, AWS_NATIVE_TYPE, AWS_REGIONS, AWS_TYPES, awsFamilyHasGpu } from './aws.js';
+import { AZURE_NATIVE_REGION, AZURE_NATIVE_TYPE, AZURE_REGIONS, AZURE_TYPES, azureTypeHasGpu, parseAzureImage } from './azure.js';
 import { GCP_IMAGE, GCP_NATIVE_REGION, GCP_REGIONS, gcpMachineType, gcpTypeHasGpu } from './gcp.js';
 import type { GenericGpu } from './generic.js';
 import { isGenericRegion, isGenericType } from './generic.js';
@@ -29,6 +31,22 @@ const aws: CloudCatalog = {
   imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
 };
 
+/** Azure: a region, a VM size. */
+const azure: CloudCatalog = {
+  nativeRegionHint: 'an Azure region such as eastus',
+  nativeTypeHint: 'a VM size such as Standard_NC8as_T4_v3',
+  region: (v) => (isGenericRegion(v) ? AZURE_REGIONS[v] : AZURE_NATIVE_REGION.test(v) && !v.includes('-') ? v : undefined),
+  machineType: (t, gpu) => {
+    if (!isGenericType(t)) return AZURE_NATIVE_TYPE.test(t) ? t : undefined;
+    const row = AZURE_TYPES[gpu];
+    if (typeof row === 'string') throw new InputError('gpu', gpu, row);
+    return row[t];
+  },
+  typeHasGpu: azureTypeHasGpu,
+  image: (v) => parseAzureImage(v) !== undefined,
+  imageHint: 'use an image URN publisher:offer:sku:version (Canonical:ubuntu-24_04-lts:server:latest) or an image resource id',
+};
+
 /** Google Cloud: a region (the zone is chosen at launch), a machine type with its GPUs. */
 const gcp: CloudCatalog = {
   nativeRegionHint: 'a Google Cloud region such as us-central1',
@@ -54,6 +72,6 @@ const kubernetes: CloudCatalog = {
   imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
 };
 
-export const CATALOGS = { aws, gcp, kubernetes } as const;
+export const CATALOGS = { aws, azure, gcp, kubernetes } as const;
 export type CloudName = keyof typeof CATALOGS;
 export const CLOUDS = Object.keys(CATALOGS) as CloudName[];

@@ -1,6 +1,6 @@
 import type { CloudScriptSettings, RunnerCredential } from '../bootstrap/render.js';
 import type { CloudName } from '../catalog/index.js';
-import type { ClusterAccess, GcpSpec, MachineSpec } from '../config.js';
+import type { AzureSpec, ClusterAccess, GcpSpec, MachineSpec } from '../config.js';
 
 /**
  * The one interface between the lifecycle and the clouds. A provider never reads inputs and
@@ -80,6 +80,8 @@ export interface Cloud {
   readonly kind: 'vm' | 'container';
   /** What this cloud adds to the startup script: a spot notice to watch, a way to delete itself. */
   scriptSettings(spec: MachineSpec): CloudScriptSettings;
+  /** Warnings a launch collected (a right the launching identity lacks), reported once. */
+  readonly warnings?: readonly string[];
   /** Resolves what every machine of this launch shares (image, disk layout) before anything exists. */
   prepare(spec: MachineSpec): Promise<void>;
   /**
@@ -109,6 +111,8 @@ export interface CloudOptions {
   kubernetes?: ClusterAccess;
   /** Required for gcp: the project (and the machines' service account, for launches). */
   gcp?: Pick<GcpSpec, 'project'>;
+  /** Required for azure: the subscription, and the prefix of the runners' resource groups. */
+  azure?: Partial<AzureSpec> & Pick<AzureSpec, 'subscriptionId'>;
 }
 
 /** Loads one cloud's module, and with it only that cloud's SDK. */
@@ -117,6 +121,11 @@ export async function loadCloud(name: CloudName, region: string, options: CloudO
     case 'aws': {
       const { AwsCloud } = await import('./aws.js');
       return new AwsCloud(region);
+    }
+    case 'azure': {
+      if (!options.azure) throw new Error('azure needs a subscription');
+      const { AzureCloud } = await import('./azure.js');
+      return new AzureCloud(options.azure.subscriptionId, region, options.azure.resourceGroupPrefix);
     }
     case 'gcp': {
       if (!options.gcp) throw new Error('gcp needs a project');
