@@ -211,6 +211,38 @@ describe('ends that need help', () => {
     expect(await settle(sb)).toEqual([]);
   });
 
+  test('a preempted spot VM fails its job with the runner\'s shutdown message, Compute Engine deletes it, and nothing is left', async () => {
+    const { result, error } = await attemptLaunch(sb, { ...base, gpu: 'l4', type: 's', spot: 'true' });
+    expect(error).toBeUndefined();
+    const { machine, name } = result!.runners[0]!;
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo training; sleep 30' });
+    await until('the job started', () => sb.github.job(job.id).status === 'in_progress');
+    const [zone, vm] = machine.id.split('/') as [string, string];
+    await sb.gce.preempt(zone, vm);
+    const done = await sb.github.waitJob(job.id, 30_000);
+    expect(done.conclusion).toBe('failure');
+    expect(done.log).toContain('The runner has received a shutdown signal');
+    expect(instanceOf(machine.id)).toMatchObject({ deleted: true, endedReason: 'preempted' });
+    // The ephemeral registration went with its failed job; the cleanup job finds nothing more.
+    await until('the registration is gone', () => !sb.github.runners().some((r) => r.name === name));
+    const report = await cleanupRunOf(sb, 'gcp');
+    expect(report.machines).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('an insert retried after a lost answer creates one VM, not two', async () => {
+    sb.faults.add({ service: 'gce', action: 'instances.insert .*', reset: 'after', times: 1 });
+    const insertsBefore = sb.gce.calls.filter((c) => c.action.startsWith('instances.insert')).length;
+    const { result, error } = await attemptLaunch(sb, { ...base, type: 's' });
+    expect(error).toBeUndefined();
+    const name = result!.runners[0]!.name;
+    // The retry carried the same requestId: Compute Engine answered with the first operation.
+    expect(sb.gce.instances().filter((i) => i.labels['cml-runner-runner'] === name)).toHaveLength(1);
+    expect(sb.gce.calls.filter((c) => c.action.startsWith('instances.insert')).length - insertsBefore).toBe(2);
+    await cleanupRunOf(sb, 'gcp');
+    expect(await settle(sb)).toEqual([]);
+  });
+
   test('a VM that never boots fails the launch with its serial console, and nothing is left', async () => {
     sb.machines.failBoot(1);
     const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's', 'startup-timeout': '5' });
@@ -257,7 +289,8 @@ describe('inputs and credentials', () => {
     process.env.GOOGLE_APPLICATION_CREDENTIALS = file;
     try {
       const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's' });
-      expect(error?.message).toMatch(/invalid_grant|UNAUTHENTICATED|unauthorized/i);
+      expect(error?.message).toMatch(/GCP refused with UNAUTHENTICATED: .*invalid_grant/);
+      expect(error?.message).toContain('google-github-actions/auth');
       expect(ledger?.machines ?? []).toEqual([]);
     } finally {
       process.env.GOOGLE_APPLICATION_CREDENTIALS = sb.env.GOOGLE_APPLICATION_CREDENTIALS;
