@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
 import { GCE_SERVICE_ACCOUNTS } from '../sandbox/gce.js';
-import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor, sweepOf, unended } from './helpers.js';
+import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor, sweepOf, unended, until } from './helpers.js';
 
 /**
  * The Google Cloud slice end to end: the real @google-cloud/compute clients (REST) and
@@ -38,14 +38,6 @@ const instanceOf = (id: string) => {
   return sb.gce.instances().find((i) => i.zone === zone && i.name === name)!;
 };
 const consoleOf = (id: string): string => instanceOf(id).machine?.console() ?? '';
-
-async function until(what: string, done: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('a healthy launch', () => {
   test('a T4 on N1 comes online, runs a job on its GPU and the VM deletes itself', async () => {
@@ -280,6 +272,30 @@ describe('inputs and credentials', () => {
     ];
     for (const [inputs, message] of bad) expect(() => specFor(sb, { ...base, ...inputs })).toThrow(message);
     expect(sb.gce.instances().filter((i) => !i.deleted)).toEqual([]);
+  });
+
+  test('an image that does not exist fails before any VM, naming the image', async () => {
+    const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's', image: 'projects/sandbox-project/global/images/no-such-image' });
+    expect(error?.message).toMatch(/GCP refused with notFound: compute images.get: .*no-such-image/);
+    expect(ledger?.machines ?? []).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a service account that does not exist is refused with Compute Engine\'s reason and advice, and nothing is left', async () => {
+    const { error } = await attemptLaunch(sb, { ...base, type: 's', 'gcp-service-account': 'ghost-vm@sandbox-project.iam.gserviceaccount.com' });
+    expect(error?.message).toMatch(/GCP refused with invalid: compute instances.insert in us-central1-a: .*ghost-vm@sandbox-project/);
+    expect(error?.message).toContain('gcp-service-account');
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('rate limits and backend errors are retried; the launch goes on', async () => {
+    sb.faults.add({ service: 'gce', action: 'machineTypes.aggregatedList global', code: 'rateLimitExceeded', times: 2 });
+    sb.faults.add({ service: 'gce', action: 'instances.insert .*', code: 'backendError', times: 1 });
+    const { error } = await attemptLaunch(sb, { ...base, type: 's' });
+    expect(error).toBeUndefined();
+    expect(sb.faults.fired.filter((f) => f.service === 'gce')).toHaveLength(3);
+    await cleanupRunOf(sb, 'gcp');
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('credentials that GCP refuses fail the launch before any VM, with advice', async () => {
