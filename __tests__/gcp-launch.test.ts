@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
 import { GCE_SERVICE_ACCOUNTS } from '../sandbox/gce.js';
-import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor, sweepOf, unended } from './helpers.js';
+import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor, sweepOf, unended, until } from './helpers.js';
 
 /**
  * The Google Cloud slice end to end: the real @google-cloud/compute clients (REST) and
@@ -38,14 +38,6 @@ const instanceOf = (id: string) => {
   return sb.gce.instances().find((i) => i.zone === zone && i.name === name)!;
 };
 const consoleOf = (id: string): string => instanceOf(id).machine?.console() ?? '';
-
-async function until(what: string, done: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('a healthy launch', () => {
   test('a T4 on N1 comes online, runs a job on its GPU and the VM deletes itself', async () => {
@@ -211,6 +203,38 @@ describe('ends that need help', () => {
     expect(await settle(sb)).toEqual([]);
   });
 
+  test('a preempted spot VM fails its job with the runner\'s shutdown message, Compute Engine deletes it, and nothing is left', async () => {
+    const { result, error } = await attemptLaunch(sb, { ...base, gpu: 'l4', type: 's', spot: 'true' });
+    expect(error).toBeUndefined();
+    const { machine, name } = result!.runners[0]!;
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo training; sleep 30' });
+    await until('the job started', () => sb.github.job(job.id).status === 'in_progress');
+    const [zone, vm] = machine.id.split('/') as [string, string];
+    await sb.gce.preempt(zone, vm);
+    const done = await sb.github.waitJob(job.id, 30_000);
+    expect(done.conclusion).toBe('failure');
+    expect(done.log).toContain('The runner has received a shutdown signal');
+    expect(instanceOf(machine.id)).toMatchObject({ deleted: true, endedReason: 'preempted' });
+    // The ephemeral registration went with its failed job; the cleanup job finds nothing more.
+    await until('the registration is gone', () => !sb.github.runners().some((r) => r.name === name));
+    const report = await cleanupRunOf(sb, 'gcp');
+    expect(report.machines).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('an insert retried after a lost answer creates one VM, not two', async () => {
+    sb.faults.add({ service: 'gce', action: 'instances.insert .*', reset: 'after', times: 1 });
+    const insertsBefore = sb.gce.calls.filter((c) => c.action.startsWith('instances.insert')).length;
+    const { result, error } = await attemptLaunch(sb, { ...base, type: 's' });
+    expect(error).toBeUndefined();
+    const name = result!.runners[0]!.name;
+    // The retry carried the same requestId: Compute Engine answered with the first operation.
+    expect(sb.gce.instances().filter((i) => i.labels['cml-runner-runner'] === name)).toHaveLength(1);
+    expect(sb.gce.calls.filter((c) => c.action.startsWith('instances.insert')).length - insertsBefore).toBe(2);
+    await cleanupRunOf(sb, 'gcp');
+    expect(await settle(sb)).toEqual([]);
+  });
+
   test('a VM that never boots fails the launch with its serial console, and nothing is left', async () => {
     sb.machines.failBoot(1);
     const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's', 'startup-timeout': '5' });
@@ -250,6 +274,30 @@ describe('inputs and credentials', () => {
     expect(sb.gce.instances().filter((i) => !i.deleted)).toEqual([]);
   });
 
+  test('an image that does not exist fails before any VM, naming the image', async () => {
+    const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's', image: 'projects/sandbox-project/global/images/no-such-image' });
+    expect(error?.message).toMatch(/GCP refused with notFound: compute images.get: .*no-such-image/);
+    expect(ledger?.machines ?? []).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a service account that does not exist is refused with Compute Engine\'s reason and advice, and nothing is left', async () => {
+    const { error } = await attemptLaunch(sb, { ...base, type: 's', 'gcp-service-account': 'ghost-vm@sandbox-project.iam.gserviceaccount.com' });
+    expect(error?.message).toMatch(/GCP refused with invalid: compute instances.insert in us-central1-a: .*ghost-vm@sandbox-project/);
+    expect(error?.message).toContain('gcp-service-account');
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('rate limits and backend errors are retried; the launch goes on', async () => {
+    sb.faults.add({ service: 'gce', action: 'machineTypes.aggregatedList global', code: 'rateLimitExceeded', times: 2 });
+    sb.faults.add({ service: 'gce', action: 'instances.insert .*', code: 'backendError', times: 1 });
+    const { error } = await attemptLaunch(sb, { ...base, type: 's' });
+    expect(error).toBeUndefined();
+    expect(sb.faults.fired.filter((f) => f.service === 'gce')).toHaveLength(3);
+    await cleanupRunOf(sb, 'gcp');
+    expect(await settle(sb)).toEqual([]);
+  });
+
   test('credentials that GCP refuses fail the launch before any VM, with advice', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcp-creds-'));
     const file = sb.gce.credentialsFile(dir);
@@ -257,7 +305,8 @@ describe('inputs and credentials', () => {
     process.env.GOOGLE_APPLICATION_CREDENTIALS = file;
     try {
       const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's' });
-      expect(error?.message).toMatch(/invalid_grant|UNAUTHENTICATED|unauthorized/i);
+      expect(error?.message).toMatch(/GCP refused with UNAUTHENTICATED: .*invalid_grant/);
+      expect(error?.message).toContain('google-github-actions/auth');
       expect(ledger?.machines ?? []).toEqual([]);
     } finally {
       process.env.GOOGLE_APPLICATION_CREDENTIALS = sb.env.GOOGLE_APPLICATION_CREDENTIALS;

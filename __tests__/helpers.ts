@@ -109,3 +109,12 @@ export async function settle(sb: Sandbox, ms = 20_000): Promise<string[]> {
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** Polls until `done()` holds, or fails naming what it waited for. */
+export async function until(what: string, done: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

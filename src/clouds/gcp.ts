@@ -402,10 +402,10 @@ function splitId(id: string): [string, string] {
 const RETRYABLE_GRPC = new Set([4, 8, 13, 14]);
 
 function retryable(err: unknown): boolean {
-  const e = err as { code?: unknown; reason?: string; errors?: Array<{ reason?: string }>; message?: string };
-  const reason = e.reason ?? e.errors?.[0]?.reason;
-  if (reason === 'QUOTA_EXCEEDED' || reason === 'quotaExceeded') return false;
-  if (reason === 'rateLimitExceeded' || reason === 'userRateLimitExceeded' || reason === 'backendError' || reason === 'RATE_LIMIT_EXCEEDED') return true;
+  const { code } = describeError(err);
+  if (code === 'QUOTA_EXCEEDED') return false;
+  if (code === 'rateLimitExceeded' || code === 'userRateLimitExceeded' || code === 'backendError' || code === 'RATE_LIMIT_EXCEEDED') return true;
+  const e = err as { code?: unknown; message?: string };
   if (typeof e.code === 'number' && RETRYABLE_GRPC.has(e.code)) return true;
   if (typeof e.code === 'string' && /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|UND_ERR_SOCKET)$/.test(e.code)) return true;
   return /socket hang up|ECONNRESET|other side closed|fetch failed/i.test(e.message ?? '');
@@ -423,20 +423,13 @@ const STATUS_CODES: Record<number, string> = { 401: 'UNAUTHENTICATED', 403: 'for
 function describeError(err: unknown): { code: string; message: string } {
   const e = err as { code?: unknown; reason?: string; httpStatusCode?: number; message?: string; [RAW_PAYLOAD]?: unknown };
   let reason: string | undefined;
-  let status = e.httpStatusCode;
-  const raw = e[RAW_PAYLOAD] as { statusCode?: number; body?: unknown } | undefined;
   try {
-    const text = typeof raw?.body === 'string' ? raw.body : Buffer.isBuffer(raw?.body) ? raw.body.toString('utf8') : raw?.body ? JSON.stringify(raw.body) : undefined;
-    const body = text ? (JSON.parse(text) as { error?: { errors?: Array<{ reason?: string }>; code?: number } | string }) : undefined;
-    if (body && typeof body.error === 'object') {
-      reason = body.error.errors?.[0]?.reason;
-      status ??= body.error.code;
-    }
+    const body = typeof e[RAW_PAYLOAD] === 'string' ? (JSON.parse(e[RAW_PAYLOAD]) as { error?: { errors?: Array<{ reason?: string }> } }) : undefined;
+    reason = body?.error?.errors?.[0]?.reason;
   } catch {
     // Not JSON: the status alone says it.
   }
-  status ??= raw?.statusCode;
-  let code = e.reason ?? reason ?? (status ? STATUS_CODES[status] : undefined);
+  let code = e.reason ?? reason ?? (e.httpStatusCode ? STATUS_CODES[e.httpStatusCode] : undefined);
   if (code === 'quotaExceeded') code = 'QUOTA_EXCEEDED';
   if (!code && /invalid_grant|unauthorized_client|invalid_client/.test(e.message ?? '')) code = 'UNAUTHENTICATED';
   return { code: code ?? String(e.code ?? 'Error'), message: errorMessage(err) };

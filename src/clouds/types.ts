@@ -109,7 +109,7 @@ export interface Cloud {
 export interface CloudOptions {
   /** Required for kubernetes: where the cluster's credentials come from. */
   kubernetes?: ClusterAccess;
-  /** Required for gcp: the project (and the machines' service account, for launches). */
+  /** Required for gcp: the project machines are created in. */
   gcp?: Pick<GcpSpec, 'project'>;
   /** Required for azure: the subscription, and the prefix of the runners' resource groups. */
   azure?: Partial<AzureSpec> & Pick<AzureSpec, 'subscriptionId'>;
