@@ -31,6 +31,8 @@ const DEFAULT_ARM = 'https://management.azure.com';
 /** Contributor, a built-in role: on the VM's own resource group only. */
 const CONTRIBUTOR = 'b24988ac-6180-42a0-ab88-20f7382dd24c';
 const LRO_TIMEOUT_MS = 15 * 60_000;
+/** Long-running operations are polled as often as ARM's Retry-After says, or every 0.5 s when it says nothing. */
+const POLL = { updateIntervalInMs: 500 };
 
 const ADVICE: Record<string, { advice: string; fallback?: Fallback }> = {
   SkuNotAvailable: {
@@ -106,27 +108,31 @@ export class AzureCloud implements Cloud {
   private async createMachine(spec: MachineSpec, request: MachineRequest, placement: Placement, group: string, tags: Record<string, string>): Promise<Machine> {
     const location = this.region;
     const vmName = 'runner';
-    // No inbound rule at all: the NSG's default rules deny inbound from the internet.
-    const nsg = await this.lro('networkSecurityGroups.createOrUpdate', () => this.network.networkSecurityGroups.createOrUpdate(group, 'runner-nsg', { location, tags, securityRules: [] }));
-    const vnet = await this.lro('virtualNetworks.createOrUpdate', () =>
-      this.network.virtualNetworks.createOrUpdate(group, 'runner-vnet', {
-        location,
-        tags,
-        addressSpace: { addressPrefixes: ['10.0.0.0/24'] },
-        subnets: [{ name: 'runner', addressPrefix: '10.0.0.0/24', networkSecurityGroup: { id: nsg.id } }],
-      }),
-    );
+    // The network and the address do not depend on each other: they are created side by side.
+    const network = (async () => {
+      // No inbound rule at all: the NSG's default rules deny inbound from the internet.
+      const nsg = await this.lro('networkSecurityGroups.createOrUpdate', () => this.network.networkSecurityGroups.createOrUpdate(group, 'runner-nsg', { location, tags, securityRules: [] }, POLL));
+      return this.lro('virtualNetworks.createOrUpdate', () =>
+        this.network.virtualNetworks.createOrUpdate(
+          group,
+          'runner-vnet',
+          { location, tags, addressSpace: { addressPrefixes: ['10.0.0.0/24'] }, subnets: [{ name: 'runner', addressPrefix: '10.0.0.0/24', networkSecurityGroup: { id: nsg.id } }] },
+          POLL,
+        ),
+      );
+    })();
     // A public address is the machine's way out to GitHub (new virtual networks have no default
     // outbound access); the NSG keeps everything from coming in.
-    const ip = await this.lro('publicIPAddresses.createOrUpdate', () =>
-      this.network.publicIPAddresses.createOrUpdate(group, 'runner-ip', { location, tags, sku: { name: 'Standard' }, publicIPAllocationMethod: 'Static' }),
+    const address = this.lro('publicIPAddresses.createOrUpdate', () =>
+      this.network.publicIPAddresses.createOrUpdate(group, 'runner-ip', { location, tags, sku: { name: 'Standard' }, publicIPAllocationMethod: 'Static' }, POLL),
     );
+    const [vnet, ip] = await Promise.all([network, address]);
     const nic = await this.lro('networkInterfaces.createOrUpdate', () =>
       this.network.networkInterfaces.createOrUpdate(group, 'runner-nic', {
         location,
         tags,
         ipConfigurations: [{ name: 'primary', subnet: { id: vnet.subnets?.[0]?.id }, publicIPAddress: { id: ip.id, deleteOption: 'Delete' } }],
-      }),
+      }, POLL),
     );
     const image = parseAzureImage(spec.image ?? AZURE_DEFAULT_IMAGE)!;
     const vm: VirtualMachine = {
@@ -154,7 +160,7 @@ export class AzureCloud implements Cloud {
       diagnosticsProfile: { bootDiagnostics: { enabled: true } },
       ...(placement.spot ? { priority: 'Spot', evictionPolicy: 'Delete', billingProfile: { maxPrice: spec.spotPrice ?? -1 } } : {}),
     };
-    const created = await this.lro('virtualMachines.createOrUpdate', () => this.compute.virtualMachines.createOrUpdate(group, vmName, vm));
+    const created = await this.lro('virtualMachines.createOrUpdate', () => this.compute.virtualMachines.createOrUpdate(group, vmName, vm, POLL));
     await this.allowSelfDelete(group, created.identity?.principalId);
     return { id: group, type: placement.type, spot: placement.spot, zone: location };
   }
