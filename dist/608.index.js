@@ -387,12 +387,12 @@ function splitId(id) {
 /** gRPC codes the REST transport maps HTTP statuses to: 4 deadline, 8 resource exhausted (429), 13 internal, 14 unavailable. */
 const RETRYABLE_GRPC = new Set([4, 8, 13, 14]);
 function retryable(err) {
-    const e = err;
-    const reason = e.reason ?? e.errors?.[0]?.reason;
-    if (reason === 'QUOTA_EXCEEDED' || reason === 'quotaExceeded')
+    const { code } = describeError(err);
+    if (code === 'QUOTA_EXCEEDED')
         return false;
-    if (reason === 'rateLimitExceeded' || reason === 'userRateLimitExceeded' || reason === 'backendError' || reason === 'RATE_LIMIT_EXCEEDED')
+    if (code === 'rateLimitExceeded' || code === 'userRateLimitExceeded' || code === 'backendError' || code === 'RATE_LIMIT_EXCEEDED')
         return true;
+    const e = err;
     if (typeof e.code === 'number' && RETRYABLE_GRPC.has(e.code))
         return true;
     if (typeof e.code === 'string' && /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|UND_ERR_SOCKET)$/.test(e.code))
@@ -410,21 +410,14 @@ const STATUS_CODES = { 401: 'UNAUTHENTICATED', 403: 'forbidden', 404: 'notFound'
 function describeError(err) {
     const e = err;
     let reason;
-    let status = e.httpStatusCode;
-    const raw = e[RAW_PAYLOAD];
     try {
-        const text = typeof raw?.body === 'string' ? raw.body : Buffer.isBuffer(raw?.body) ? raw.body.toString('utf8') : raw?.body ? JSON.stringify(raw.body) : undefined;
-        const body = text ? JSON.parse(text) : undefined;
-        if (body && typeof body.error === 'object') {
-            reason = body.error.errors?.[0]?.reason;
-            status ??= body.error.code;
-        }
+        const body = typeof e[RAW_PAYLOAD] === 'string' ? JSON.parse(e[RAW_PAYLOAD]) : undefined;
+        reason = body?.error?.errors?.[0]?.reason;
     }
     catch {
         // Not JSON: the status alone says it.
     }
-    status ??= raw?.statusCode;
-    let code = e.reason ?? reason ?? (status ? STATUS_CODES[status] : undefined);
+    let code = e.reason ?? reason ?? (e.httpStatusCode ? STATUS_CODES[e.httpStatusCode] : undefined);
     if (code === 'quotaExceeded')
         code = 'QUOTA_EXCEEDED';
     if (!code && /invalid_grant|unauthorized_client|invalid_client/.test(e.message ?? ''))

@@ -1534,7 +1534,7 @@
 /***/ 20770:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-/* unused reexport */ __nccwpck_require__(20218);
+module.exports = __nccwpck_require__(20218);
 
 
 /***/ }),
@@ -1555,10 +1555,10 @@ var assert = __nccwpck_require__(42613);
 var util = __nccwpck_require__(39023);
 
 
-__webpack_unused_export__ = httpOverHttp;
-__webpack_unused_export__ = httpsOverHttp;
-__webpack_unused_export__ = httpOverHttps;
-__webpack_unused_export__ = httpsOverHttps;
+exports.httpOverHttp = httpOverHttp;
+exports.httpsOverHttp = httpsOverHttp;
+exports.httpOverHttps = httpOverHttps;
+exports.httpsOverHttps = httpsOverHttps;
 
 
 function httpOverHttp(options) {
@@ -1849,7 +1849,7 @@ __webpack_unused_export__ = Client
 __webpack_unused_export__ = Pool
 __webpack_unused_export__ = BalancedPool
 __webpack_unused_export__ = Agent
-__webpack_unused_export__ = ProxyAgent
+module.exports.kT = ProxyAgent
 __webpack_unused_export__ = EnvHttpProxyAgent
 __webpack_unused_export__ = RetryAgent
 __webpack_unused_export__ = RetryHandler
@@ -30071,6 +30071,64 @@ const AWS_NATIVE_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 
 /***/ }),
 
+/***/ 53412:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   D4: () => (/* binding */ AZURE_NATIVE_TYPE),
+/* harmony export */   U0: () => (/* binding */ AZURE_REGIONS),
+/* harmony export */   gy: () => (/* binding */ AZURE_TYPES),
+/* harmony export */   u5: () => (/* binding */ azureTypeHasGpu),
+/* harmony export */   uk: () => (/* binding */ parseAzureImage),
+/* harmony export */   v8: () => (/* binding */ AZURE_NATIVE_REGION),
+/* harmony export */   yu: () => (/* binding */ AZURE_DEFAULT_IMAGE)
+/* harmony export */ });
+/**
+ * Azure names for the generic vocabulary.
+ *
+ * Regions follow CML's table (terraform-provider-iterative, azure) so a migrated workflow lands
+ * where it did before. GPU sizes: t4 = NCasT4_v3, a10g = NVadsA10_v5 (A10), a100 = NC A100 v4,
+ * h100 = NCads H100 v5, v100 = NCv3. The K80 (NC v1) is retired.
+ */
+const AZURE_REGIONS = {
+    'us-east': 'eastus',
+    'us-west': 'westus2',
+    'eu-west': 'westeurope',
+    'eu-north': 'northeurope',
+};
+/** A string: the GPU is not offered on Azure, and what to ask for instead. */
+const AZURE_TYPES = {
+    nogpu: { s: 'Standard_D2s_v5', m: 'Standard_D8s_v5', l: 'Standard_D32s_v5', xl: 'Standard_D64s_v5' },
+    t4: { s: 'Standard_NC4as_T4_v3', m: 'Standard_NC8as_T4_v3', l: 'Standard_NC16as_T4_v3', xl: 'Standard_NC64as_T4_v3' },
+    a10g: { s: 'Standard_NV6ads_A10_v5', m: 'Standard_NV12ads_A10_v5', l: 'Standard_NV36ads_A10_v5', xl: 'Standard_NV72ads_A10_v5' },
+    a100: { s: 'Standard_NC24ads_A100_v4', m: 'Standard_NC48ads_A100_v4', l: 'Standard_NC96ads_A100_v4', xl: 'Standard_NC96ads_A100_v4' },
+    h100: { s: 'Standard_NC40ads_H100_v5', m: 'Standard_NC80adis_H100_v5', l: 'Standard_NC80adis_H100_v5', xl: 'Standard_NC80adis_H100_v5' },
+    v100: { s: 'Standard_NC6s_v3', m: 'Standard_NC12s_v3', l: 'Standard_NC24s_v3', xl: 'Standard_NC24s_v3' },
+    l4: 'the L4 is not offered on Azure; use t4, or a10g for 24 GB',
+    l40s: 'the L40S is not offered on Azure; use a100 or h100',
+};
+/** `Standard_NC4as_T4_v3`, `Standard_D8s_v5`. */
+const AZURE_NATIVE_TYPE = /^(Standard|Basic)_[A-Za-z0-9_]+$/;
+/** `eastus`, `westeurope`, `usgovvirginia`. */
+const AZURE_NATIVE_REGION = /^[a-z]+[a-z0-9]*$/;
+/** N-series sizes carry NVIDIA GPUs. */
+const azureTypeHasGpu = (size) => /^Standard_N/.test(size);
+/** Canonical Ubuntu 24.04 LTS. It carries no NVIDIA driver: GPU jobs need an image that has one. */
+const AZURE_DEFAULT_IMAGE = 'Canonical:ubuntu-24_04-lts:server:latest';
+/** A URN `publisher:offer:sku:version`, or an image or gallery image version resource id. */
+function parseAzureImage(value) {
+    const urn = /^([A-Za-z0-9._-]+):([A-Za-z0-9._-]+):([A-Za-z0-9._-]+):([A-Za-z0-9._-]+)$/.exec(value);
+    if (urn)
+        return { publisher: urn[1], offer: urn[2], sku: urn[3], version: urn[4] };
+    if (/^\/subscriptions\/[0-9a-f-]{36}\/resourceGroups\/[\w.()-]+\/providers\/Microsoft\.Compute\/(images\/[\w.-]+|galleries\/[\w.]+\/images\/[\w.-]+(\/versions\/[\w.-]+)?)$/i.test(value))
+        return { id: value };
+    return undefined;
+}
+
+
+/***/ }),
+
 /***/ 13973:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -30286,6 +30344,7 @@ function parsePodSize(native) {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  tm: () => (/* binding */ azureSubscription),
   V$: () => (/* binding */ clusterAccess),
   Mk: () => (/* binding */ gcpProject),
   qI: () => (/* binding */ isLabelKey),
@@ -30296,8 +30355,12 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: MODES, duration, parseTags
 
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(83916);
 // EXTERNAL MODULE: ./src/catalog/aws.ts
 var aws = __nccwpck_require__(78922);
+// EXTERNAL MODULE: ./src/catalog/azure.ts
+var azure = __nccwpck_require__(53412);
 // EXTERNAL MODULE: ./src/catalog/gcp.ts
 var gcp = __nccwpck_require__(13973);
 ;// CONCATENATED MODULE: ./src/catalog/generic.ts
@@ -30325,6 +30388,8 @@ var kubernetes = __nccwpck_require__(98467);
 
 
 
+
+
 const catalog_aws = {
     nativeRegionHint: 'an AWS region such as us-east-2',
     nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
@@ -30333,6 +30398,23 @@ const catalog_aws = {
     typeHasGpu: aws/* awsFamilyHasGpu */.SM,
     image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
     imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
+};
+/** Azure: a region, a VM size. */
+const catalog_azure = {
+    nativeRegionHint: 'an Azure region such as eastus',
+    nativeTypeHint: 'a VM size such as Standard_NC8as_T4_v3',
+    region: (v) => (isGenericRegion(v) ? azure/* AZURE_REGIONS */.U0[v] : azure/* AZURE_NATIVE_REGION */.v8.test(v) && !v.includes('-') ? v : undefined),
+    machineType: (t, gpu) => {
+        if (!isGenericType(t))
+            return azure/* AZURE_NATIVE_TYPE */.D4.test(t) ? t : undefined;
+        const row = azure/* AZURE_TYPES */.gy[gpu];
+        if (typeof row === 'string')
+            throw new errors/* InputError */.dz('gpu', gpu, row);
+        return row[t];
+    },
+    typeHasGpu: azure/* azureTypeHasGpu */.u5,
+    image: (v) => (0,azure/* parseAzureImage */.uk)(v) !== undefined,
+    imageHint: 'use an image URN publisher:offer:sku:version (Canonical:ubuntu-24_04-lts:server:latest) or an image resource id',
 };
 /** Google Cloud: a region (the zone is chosen at launch), a machine type with its GPUs. */
 const catalog_gcp = {
@@ -30357,11 +30439,9 @@ const catalog_kubernetes = {
     image: () => false,
     imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
 };
-const CATALOGS = { aws: catalog_aws, gcp: catalog_gcp, kubernetes: catalog_kubernetes };
+const CATALOGS = { aws: catalog_aws, azure: catalog_azure, gcp: catalog_gcp, kubernetes: catalog_kubernetes };
 const CLOUDS = Object.keys(CATALOGS);
 
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(83916);
 ;// CONCATENATED MODULE: ./src/config.ts
 
 
@@ -30483,6 +30563,7 @@ function parseSpec(read, ctx, random = randomSuffix) {
     const wantsGpu = gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t));
     const kubernetes = cloud === 'kubernetes' ? parseKubernetes(read, ctx, wantsGpu) : undefined;
     const gcp = cloud === 'gcp' ? parseGcp(read, ctx) : undefined;
+    const azure = cloud === 'azure' ? parseAzure(read, ctx) : undefined;
     return {
         mode,
         machine: {
@@ -30501,6 +30582,7 @@ function parseSpec(read, ctx, random = randomSuffix) {
             aws: { subnets, securityGroup, instanceProfile },
             ...(kubernetes ? { kubernetes } : {}),
             ...(gcp ? { gcp } : {}),
+            ...(azure ? { azure } : {}),
         },
         runner: {
             labels,
@@ -30569,6 +30651,24 @@ function gcpProject(read, env = {}) {
         throw new errors/* InputError */.dz('gcp-project', project, given || project ? 'use a project id such as ml-training-123 (6 to 30 lowercase letters, digits and dashes)' : 'give the project id, or let google-github-actions/auth set GOOGLE_CLOUD_PROJECT');
     }
     return project;
+}
+/** The Azure subscription: the azure-subscription-id input, else AZURE_SUBSCRIPTION_ID. Main and post both call this. */
+function azureSubscription(read, env) {
+    const given = read('azure-subscription-id').trim();
+    const id = given || env?.trim() || '';
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+        throw new errors/* InputError */.dz('azure-subscription-id', id, id ? 'use a subscription id, a GUID such as 00000000-0000-0000-0000-000000000000' : 'give the subscription id, or set AZURE_SUBSCRIPTION_ID');
+    }
+    return id;
+}
+function parseAzure(read, ctx) {
+    const subscriptionId = azureSubscription(read, ctx.azureSubscriptionId);
+    const resourceGroupPrefix = read('azure-resource-group-prefix').trim() || 'cml-runner';
+    // Group names take 90 characters of letters, digits, _ ( ) - .; the runner name follows the prefix.
+    if (!/^[A-Za-z0-9_().-]{1,30}$/.test(resourceGroupPrefix) || resourceGroupPrefix.endsWith('.')) {
+        throw new errors/* InputError */.dz('azure-resource-group-prefix', resourceGroupPrefix, 'use 1 to 30 letters, digits, dashes, underscores, dots or parentheses, not ending in a dot');
+    }
+    return { subscriptionId, resourceGroupPrefix };
 }
 function parseGcp(read, ctx) {
     const project = gcpProject(read, ctx.gcp);
@@ -30948,7 +31048,7 @@ module.exports = require("crypto");
 
 /***/ }),
 
-/***/ 72250:
+/***/ 49869:
 /***/ ((module) => {
 
 "use strict";
@@ -31362,198 +31462,30 @@ module.exports = require("worker_threads");
 "use strict";
 module.exports = require("zlib");
 
-/***/ })
+/***/ }),
 
-/******/ 	});
-/************************************************************************/
-/******/ 	// The module cache
-/******/ 	var __webpack_module_cache__ = {};
-/******/ 	
-/******/ 	// The require function
-/******/ 	function __nccwpck_require__(moduleId) {
-/******/ 		// Check if module is in cache
-/******/ 		var cachedModule = __webpack_module_cache__[moduleId];
-/******/ 		if (cachedModule !== undefined) {
-/******/ 			return cachedModule.exports;
-/******/ 		}
-/******/ 		// Create a new module (and put it into the cache)
-/******/ 		var module = __webpack_module_cache__[moduleId] = {
-/******/ 			id: moduleId,
-/******/ 			loaded: false,
-/******/ 			exports: {}
-/******/ 		};
-/******/ 	
-/******/ 		// Execute the module function
-/******/ 		var threw = true;
-/******/ 		try {
-/******/ 			__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
-/******/ 			threw = false;
-/******/ 		} finally {
-/******/ 			if(threw) delete __webpack_module_cache__[moduleId];
-/******/ 		}
-/******/ 	
-/******/ 		// Flag the module as loaded
-/******/ 		module.loaded = true;
-/******/ 	
-/******/ 		// Return the exports of the module
-/******/ 		return module.exports;
-/******/ 	}
-/******/ 	
-/******/ 	// expose the modules object (__webpack_modules__)
-/******/ 	__nccwpck_require__.m = __webpack_modules__;
-/******/ 	
-/************************************************************************/
-/******/ 	/* webpack/runtime/asset-relocator-loader */
-/******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
-/******/ 	
-/******/ 	/* webpack/runtime/compat get default export */
-/******/ 	(() => {
-/******/ 		// getDefaultExport function for compatibility with non-harmony modules
-/******/ 		__nccwpck_require__.n = (module) => {
-/******/ 			var getter = module && module.__esModule ?
-/******/ 				() => (module['default']) :
-/******/ 				() => (module);
-/******/ 			__nccwpck_require__.d(getter, { a: getter });
-/******/ 			return getter;
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/create fake namespace object */
-/******/ 	(() => {
-/******/ 		var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
-/******/ 		var leafPrototypes;
-/******/ 		// create a fake namespace object
-/******/ 		// mode & 1: value is a module id, require it
-/******/ 		// mode & 2: merge all properties of value into the ns
-/******/ 		// mode & 4: return value when already ns object
-/******/ 		// mode & 16: return value when it's Promise-like
-/******/ 		// mode & 8|1: behave like require
-/******/ 		__nccwpck_require__.t = function(value, mode) {
-/******/ 			if(mode & 1) value = this(value);
-/******/ 			if(mode & 8) return value;
-/******/ 			if(typeof value === 'object' && value) {
-/******/ 				if((mode & 4) && value.__esModule) return value;
-/******/ 				if((mode & 16) && typeof value.then === 'function') return value;
-/******/ 			}
-/******/ 			var ns = Object.create(null);
-/******/ 			__nccwpck_require__.r(ns);
-/******/ 			var def = {};
-/******/ 			leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
-/******/ 			for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
-/******/ 				Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
-/******/ 			}
-/******/ 			def['default'] = () => (value);
-/******/ 			__nccwpck_require__.d(ns, def);
-/******/ 			return ns;
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/define property getters */
-/******/ 	(() => {
-/******/ 		// define getter functions for harmony exports
-/******/ 		__nccwpck_require__.d = (exports, definition) => {
-/******/ 			for(var key in definition) {
-/******/ 				if(__nccwpck_require__.o(definition, key) && !__nccwpck_require__.o(exports, key)) {
-/******/ 					Object.defineProperty(exports, key, { enumerable: true, get: definition[key] });
-/******/ 				}
-/******/ 			}
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/ensure chunk */
-/******/ 	(() => {
-/******/ 		__nccwpck_require__.f = {};
-/******/ 		// This file contains only the entry chunk.
-/******/ 		// The chunk loading function for additional chunks
-/******/ 		__nccwpck_require__.e = (chunkId) => {
-/******/ 			return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
-/******/ 				__nccwpck_require__.f[key](chunkId, promises);
-/******/ 				return promises;
-/******/ 			}, []));
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/get javascript chunk filename */
-/******/ 	(() => {
-/******/ 		// This function allow to reference async chunks
-/******/ 		__nccwpck_require__.u = (chunkId) => {
-/******/ 			// return url for filenames based on template
-/******/ 			return "" + chunkId + ".index.js";
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/hasOwnProperty shorthand */
-/******/ 	(() => {
-/******/ 		__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/make namespace object */
-/******/ 	(() => {
-/******/ 		// define __esModule on exports
-/******/ 		__nccwpck_require__.r = (exports) => {
-/******/ 			if(typeof Symbol !== 'undefined' && Symbol.toStringTag) {
-/******/ 				Object.defineProperty(exports, Symbol.toStringTag, { value: 'Module' });
-/******/ 			}
-/******/ 			Object.defineProperty(exports, '__esModule', { value: true });
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/node module decorator */
-/******/ 	(() => {
-/******/ 		__nccwpck_require__.nmd = (module) => {
-/******/ 			module.paths = [];
-/******/ 			if (!module.children) module.children = [];
-/******/ 			return module;
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/require chunk loading */
-/******/ 	(() => {
-/******/ 		// no baseURI
-/******/ 		
-/******/ 		// object to store loaded chunks
-/******/ 		// "1" means "loaded", otherwise not loaded yet
-/******/ 		var installedChunks = {
-/******/ 			792: 1
-/******/ 		};
-/******/ 		
-/******/ 		// no on chunks loaded
-/******/ 		
-/******/ 		var installChunk = (chunk) => {
-/******/ 			var moreModules = chunk.modules, chunkIds = chunk.ids, runtime = chunk.runtime;
-/******/ 			for(var moduleId in moreModules) {
-/******/ 				if(__nccwpck_require__.o(moreModules, moduleId)) {
-/******/ 					__nccwpck_require__.m[moduleId] = moreModules[moduleId];
-/******/ 				}
-/******/ 			}
-/******/ 			if(runtime) runtime(__nccwpck_require__);
-/******/ 			for(var i = 0; i < chunkIds.length; i++)
-/******/ 				installedChunks[chunkIds[i]] = 1;
-/******/ 		
-/******/ 		};
-/******/ 		
-/******/ 		// require() chunk loading for javascript
-/******/ 		__nccwpck_require__.f.require = (chunkId, promises) => {
-/******/ 			// "1" is the signal for "already loaded"
-/******/ 			if(!installedChunks[chunkId]) {
-/******/ 				if(true) { // all chunks have JS
-/******/ 					installChunk(require("./" + __nccwpck_require__.u(chunkId)));
-/******/ 				} else installedChunks[chunkId] = 1;
-/******/ 			}
-/******/ 		};
-/******/ 		
-/******/ 		// no external install chunk
-/******/ 		
-/******/ 		// no HMR
-/******/ 		
-/******/ 		// no HMR manifest
-/******/ 	})();
-/******/ 	
-/************************************************************************/
-var __webpack_exports__ = {};
-// This entry need to be wrapped in an IIFE because it need to be in strict mode.
-(() => {
+/***/ 14116:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
 "use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Yz: () => (/* binding */ debug),
+  V9: () => (/* binding */ getIDToken),
+  V4: () => (/* binding */ getInput),
+  Gu: () => (/* binding */ getState),
+  Os: () => (/* binding */ group),
+  pq: () => (/* binding */ info),
+  LZ: () => (/* binding */ saveState),
+  C1: () => (/* binding */ setFailed),
+  uH: () => (/* binding */ setOutput),
+  Pq: () => (/* binding */ setSecret),
+  z: () => (/* reexport */ summary),
+  $e: () => (/* binding */ warning)
+});
+
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, error, exportVariable, getBooleanInput, getMultilineInput, isDebug, markdownSummary, notice, platform, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
@@ -31728,8 +31660,10 @@ function file_command_prepareKeyValueMessage(key, value) {
 var external_path_ = __nccwpck_require__(16928);
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(58611);
+var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_http_, 2);
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(65692);
+var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
 ;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
@@ -31822,7 +31756,7 @@ class DecodedURL extends URL {
 }
 //# sourceMappingURL=proxy.js.map
 // EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var node_modules_tunnel = __nccwpck_require__(20770);
+var tunnel = __nccwpck_require__(20770);
 // EXTERNAL MODULE: ./node_modules/undici/index.js
 var undici = __nccwpck_require__(46752);
 ;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
@@ -31900,7 +31834,7 @@ const HttpResponseRetryCodes = [
     HttpCodes.ServiceUnavailable,
     HttpCodes.GatewayTimeout
 ];
-const RetryableHttpVerbs = (/* unused pure expression or super */ null && (['OPTIONS', 'GET', 'DELETE', 'HEAD']));
+const RetryableHttpVerbs = ['OPTIONS', 'GET', 'DELETE', 'HEAD'];
 const ExponentialBackoffCeiling = 10;
 const ExponentialBackoffTimeSlice = 5;
 class HttpClientError extends Error {
@@ -31946,7 +31880,7 @@ function isHttps(requestUrl) {
     const parsedUrl = new URL(requestUrl);
     return parsedUrl.protocol === 'https:';
 }
-class lib_HttpClient {
+class HttpClient {
     constructor(userAgent, handlers, requestOptions) {
         this._ignoreSslError = false;
         this._allowRedirects = true;
@@ -32249,7 +32183,7 @@ class lib_HttpClient {
     }
     getAgentDispatcher(serverUrl) {
         const parsedUrl = new URL(serverUrl);
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
         const useProxy = proxyUrl && proxyUrl.hostname;
         if (!useProxy) {
             return;
@@ -32260,7 +32194,7 @@ class lib_HttpClient {
         const info = {};
         info.parsedUrl = requestUrl;
         const usingSsl = info.parsedUrl.protocol === 'https:';
-        info.httpModule = usingSsl ? https : http;
+        info.httpModule = usingSsl ? external_https_namespaceObject : external_http_namespaceObject;
         const defaultPort = usingSsl ? 443 : 80;
         info.options = {};
         info.options.host = info.parsedUrl.hostname;
@@ -32359,7 +32293,7 @@ class lib_HttpClient {
     }
     _getAgent(parsedUrl) {
         let agent;
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
         const useProxy = proxyUrl && proxyUrl.hostname;
         if (this._keepAlive && useProxy) {
             agent = this._proxyAgent;
@@ -32374,7 +32308,7 @@ class lib_HttpClient {
         const usingSsl = parsedUrl.protocol === 'https:';
         let maxSockets = 100;
         if (this.requestOptions) {
-            maxSockets = this.requestOptions.maxSockets || http.globalAgent.maxSockets;
+            maxSockets = this.requestOptions.maxSockets || external_http_.globalAgent.maxSockets;
         }
         // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
         if (proxyUrl && proxyUrl.hostname) {
@@ -32399,7 +32333,7 @@ class lib_HttpClient {
         // if tunneling agent isn't assigned create a new agent
         if (!agent) {
             const options = { keepAlive: this._keepAlive, maxSockets };
-            agent = usingSsl ? new https.Agent(options) : new http.Agent(options);
+            agent = usingSsl ? new external_https_.Agent(options) : new external_http_.Agent(options);
             this._agent = agent;
         }
         if (usingSsl && this._ignoreSslError) {
@@ -32422,7 +32356,7 @@ class lib_HttpClient {
             return proxyAgent;
         }
         const usingSsl = parsedUrl.protocol === 'https:';
-        proxyAgent = new ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+        proxyAgent = new undici/* ProxyAgent */.kT(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
             token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
         })));
         this._proxyAgentDispatcher = proxyAgent;
@@ -32553,7 +32487,7 @@ class BasicCredentialHandler {
         });
     }
 }
-class auth_BearerCredentialHandler {
+class BearerCredentialHandler {
     constructor(token) {
         this.token = token;
     }
@@ -32611,13 +32545,13 @@ var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg
 
 
 
-class oidc_utils_OidcClient {
+class OidcClient {
     static createHttpClient(allowRetry = true, maxRetry = 10) {
         const requestOptions = {
             allowRetries: allowRetry,
             maxRetries: maxRetry
         };
-        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
+        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(OidcClient.getRequestToken())], requestOptions);
     }
     static getRequestToken() {
         const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
@@ -32636,7 +32570,7 @@ class oidc_utils_OidcClient {
     static getCall(id_token_url) {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             var _a;
-            const httpclient = oidc_utils_OidcClient.createHttpClient();
+            const httpclient = OidcClient.createHttpClient();
             const res = yield httpclient
                 .getJson(id_token_url)
                 .catch(error => {
@@ -32655,13 +32589,13 @@ class oidc_utils_OidcClient {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             try {
                 // New ID Token is requested from action service
-                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
+                let id_token_url = OidcClient.getIDTokenUrl();
                 if (audience) {
                     const encodedAudience = encodeURIComponent(audience);
                     id_token_url = `${id_token_url}&audience=${encodedAudience}`;
                 }
                 debug(`ID token url is ${id_token_url}`);
-                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
+                const id_token = yield OidcClient.getCall(id_token_url);
                 setSecret(id_token);
                 return id_token;
             }
@@ -32951,7 +32885,7 @@ const _summary = new Summary();
  * @deprecated use `core.summary`
  */
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
-const summary_summary = _summary;
+const summary = _summary;
 //# sourceMappingURL=summary.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
 
@@ -34259,7 +34193,7 @@ function exportVariable(name, val) {
  * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
  * ```
  */
-function core_setSecret(secret) {
+function setSecret(secret) {
     command_issueCommand('add-mask', {}, secret);
 }
 /**
@@ -34381,8 +34315,8 @@ function isDebug() {
  * Writes debug message to user log
  * @param message debug message
  */
-function core_debug(message) {
-    issueCommand('debug', {}, message);
+function debug(message) {
+    command_issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -34500,6 +34434,202 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+
+/***/ })
+
+/******/ 	});
+/************************************************************************/
+/******/ 	// The module cache
+/******/ 	var __webpack_module_cache__ = {};
+/******/ 	
+/******/ 	// The require function
+/******/ 	function __nccwpck_require__(moduleId) {
+/******/ 		// Check if module is in cache
+/******/ 		var cachedModule = __webpack_module_cache__[moduleId];
+/******/ 		if (cachedModule !== undefined) {
+/******/ 			return cachedModule.exports;
+/******/ 		}
+/******/ 		// Create a new module (and put it into the cache)
+/******/ 		var module = __webpack_module_cache__[moduleId] = {
+/******/ 			id: moduleId,
+/******/ 			loaded: false,
+/******/ 			exports: {}
+/******/ 		};
+/******/ 	
+/******/ 		// Execute the module function
+/******/ 		var threw = true;
+/******/ 		try {
+/******/ 			__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
+/******/ 			threw = false;
+/******/ 		} finally {
+/******/ 			if(threw) delete __webpack_module_cache__[moduleId];
+/******/ 		}
+/******/ 	
+/******/ 		// Flag the module as loaded
+/******/ 		module.loaded = true;
+/******/ 	
+/******/ 		// Return the exports of the module
+/******/ 		return module.exports;
+/******/ 	}
+/******/ 	
+/******/ 	// expose the modules object (__webpack_modules__)
+/******/ 	__nccwpck_require__.m = __webpack_modules__;
+/******/ 	
+/************************************************************************/
+/******/ 	/* webpack/runtime/asset-relocator-loader */
+/******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
+/******/ 	
+/******/ 	/* webpack/runtime/compat get default export */
+/******/ 	(() => {
+/******/ 		// getDefaultExport function for compatibility with non-harmony modules
+/******/ 		__nccwpck_require__.n = (module) => {
+/******/ 			var getter = module && module.__esModule ?
+/******/ 				() => (module['default']) :
+/******/ 				() => (module);
+/******/ 			__nccwpck_require__.d(getter, { a: getter });
+/******/ 			return getter;
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/create fake namespace object */
+/******/ 	(() => {
+/******/ 		var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
+/******/ 		var leafPrototypes;
+/******/ 		// create a fake namespace object
+/******/ 		// mode & 1: value is a module id, require it
+/******/ 		// mode & 2: merge all properties of value into the ns
+/******/ 		// mode & 4: return value when already ns object
+/******/ 		// mode & 16: return value when it's Promise-like
+/******/ 		// mode & 8|1: behave like require
+/******/ 		__nccwpck_require__.t = function(value, mode) {
+/******/ 			if(mode & 1) value = this(value);
+/******/ 			if(mode & 8) return value;
+/******/ 			if(typeof value === 'object' && value) {
+/******/ 				if((mode & 4) && value.__esModule) return value;
+/******/ 				if((mode & 16) && typeof value.then === 'function') return value;
+/******/ 			}
+/******/ 			var ns = Object.create(null);
+/******/ 			__nccwpck_require__.r(ns);
+/******/ 			var def = {};
+/******/ 			leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
+/******/ 			for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
+/******/ 				Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
+/******/ 			}
+/******/ 			def['default'] = () => (value);
+/******/ 			__nccwpck_require__.d(ns, def);
+/******/ 			return ns;
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/define property getters */
+/******/ 	(() => {
+/******/ 		// define getter functions for harmony exports
+/******/ 		__nccwpck_require__.d = (exports, definition) => {
+/******/ 			for(var key in definition) {
+/******/ 				if(__nccwpck_require__.o(definition, key) && !__nccwpck_require__.o(exports, key)) {
+/******/ 					Object.defineProperty(exports, key, { enumerable: true, get: definition[key] });
+/******/ 				}
+/******/ 			}
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/ensure chunk */
+/******/ 	(() => {
+/******/ 		__nccwpck_require__.f = {};
+/******/ 		// This file contains only the entry chunk.
+/******/ 		// The chunk loading function for additional chunks
+/******/ 		__nccwpck_require__.e = (chunkId) => {
+/******/ 			return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
+/******/ 				__nccwpck_require__.f[key](chunkId, promises);
+/******/ 				return promises;
+/******/ 			}, []));
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/get javascript chunk filename */
+/******/ 	(() => {
+/******/ 		// This function allow to reference async chunks
+/******/ 		__nccwpck_require__.u = (chunkId) => {
+/******/ 			// return url for filenames based on template
+/******/ 			return "" + chunkId + ".index.js";
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/hasOwnProperty shorthand */
+/******/ 	(() => {
+/******/ 		__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/make namespace object */
+/******/ 	(() => {
+/******/ 		// define __esModule on exports
+/******/ 		__nccwpck_require__.r = (exports) => {
+/******/ 			if(typeof Symbol !== 'undefined' && Symbol.toStringTag) {
+/******/ 				Object.defineProperty(exports, Symbol.toStringTag, { value: 'Module' });
+/******/ 			}
+/******/ 			Object.defineProperty(exports, '__esModule', { value: true });
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/node module decorator */
+/******/ 	(() => {
+/******/ 		__nccwpck_require__.nmd = (module) => {
+/******/ 			module.paths = [];
+/******/ 			if (!module.children) module.children = [];
+/******/ 			return module;
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/require chunk loading */
+/******/ 	(() => {
+/******/ 		// no baseURI
+/******/ 		
+/******/ 		// object to store loaded chunks
+/******/ 		// "1" means "loaded", otherwise not loaded yet
+/******/ 		var installedChunks = {
+/******/ 			792: 1
+/******/ 		};
+/******/ 		
+/******/ 		// no on chunks loaded
+/******/ 		
+/******/ 		var installChunk = (chunk) => {
+/******/ 			var moreModules = chunk.modules, chunkIds = chunk.ids, runtime = chunk.runtime;
+/******/ 			for(var moduleId in moreModules) {
+/******/ 				if(__nccwpck_require__.o(moreModules, moduleId)) {
+/******/ 					__nccwpck_require__.m[moduleId] = moreModules[moduleId];
+/******/ 				}
+/******/ 			}
+/******/ 			if(runtime) runtime(__nccwpck_require__);
+/******/ 			for(var i = 0; i < chunkIds.length; i++)
+/******/ 				installedChunks[chunkIds[i]] = 1;
+/******/ 		
+/******/ 		};
+/******/ 		
+/******/ 		// require() chunk loading for javascript
+/******/ 		__nccwpck_require__.f.require = (chunkId, promises) => {
+/******/ 			// "1" is the signal for "already loaded"
+/******/ 			if(!installedChunks[chunkId]) {
+/******/ 				if(true) { // all chunks have JS
+/******/ 					installChunk(require("./" + __nccwpck_require__.u(chunkId)));
+/******/ 				} else installedChunks[chunkId] = 1;
+/******/ 			}
+/******/ 		};
+/******/ 		
+/******/ 		// no external install chunk
+/******/ 		
+/******/ 		// no HMR
+/******/ 		
+/******/ 		// no HMR manifest
+/******/ 	})();
+/******/ 	
+/************************************************************************/
+var __webpack_exports__ = {};
+// This entry need to be wrapped in an IIFE because it need to be in strict mode.
+(() => {
+"use strict";
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
+var core = __nccwpck_require__(14116);
 ;// CONCATENATED MODULE: ./src/clouds/types.ts
 /** Loads one cloud's module, and with it only that cloud's SDK. */
 async function loadCloud(name, region, options = {}) {
@@ -34508,10 +34638,16 @@ async function loadCloud(name, region, options = {}) {
             const { AwsCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(96), __nccwpck_require__.e(891)]).then(__nccwpck_require__.bind(__nccwpck_require__, 15891));
             return new AwsCloud(region);
         }
+        case 'azure': {
+            if (!options.azure)
+                throw new Error('azure needs a subscription');
+            const { AzureCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(830), __nccwpck_require__.e(324), __nccwpck_require__.e(669), __nccwpck_require__.e(378), __nccwpck_require__.e(717)]).then(__nccwpck_require__.bind(__nccwpck_require__, 96717));
+            return new AzureCloud(options.azure.subscriptionId, region, options.azure.resourceGroupPrefix);
+        }
         case 'gcp': {
             if (!options.gcp)
                 throw new Error('gcp needs a project');
-            const { GcpCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(940), __nccwpck_require__.e(608)]).then(__nccwpck_require__.bind(__nccwpck_require__, 87608));
+            const { GcpCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(324), __nccwpck_require__.e(940), __nccwpck_require__.e(608)]).then(__nccwpck_require__.bind(__nccwpck_require__, 87608));
             return new GcpCloud(options.gcp.project, region);
         }
         case 'kubernetes': {
@@ -34709,7 +34845,7 @@ var DEFAULTS = {
 };
 
 // pkg/dist-src/util/lowercase-keys.js
-function dist_bundle_lowercaseKeys(object) {
+function lowercaseKeys(object) {
   if (!object) {
     return {};
   }
@@ -34761,7 +34897,7 @@ function merge(defaults, route, options) {
   } else {
     options = Object.assign({}, route);
   }
-  options.headers = dist_bundle_lowercaseKeys(options.headers);
+  options.headers = lowercaseKeys(options.headers);
   removeUndefinedProperties(options);
   removeUndefinedProperties(options.headers);
   const mergedOptions = mergeDeep(defaults || {}, options);
@@ -37267,6 +37403,8 @@ async function launch(spec, ctx, deps) {
                 if (r.status === 'rejected')
                     failures.set(spec.runner.names[i], `Runner ${spec.runner.names[i]} could not be created: ${(0,src_errors/* errorMessage */.gJ)(r.reason)}`);
             });
+            for (const warning of cloud.warnings ?? [])
+                log.warning(warning);
             const failed = results.find((r) => r.status === 'rejected');
             // Without allow-partial one failure fails the launch; so does a failure before any machine.
             if (failed && (!spec.runner.allowPartial || machines.size === 0))
@@ -37607,10 +37745,10 @@ async function endRegistrations(targets, deps, clock, earlier) {
 
 /** The core's log, written to the Actions log with masking and groups. */
 const actionsLog = {
-    info: (m) => info(m),
-    warning: (m) => warning(m),
-    secret: (v) => core_setSecret(v),
-    group: (name, fn) => group(name, fn),
+    info: (m) => core/* info */.pq(m),
+    warning: (m) => core/* warning */.$e(m),
+    secret: (v) => core/* setSecret */.Pq(v),
+    group: (name, fn) => core/* group */.Os(name, fn),
 };
 
 ;// CONCATENATED MODULE: ./src/action/context.ts
@@ -37626,6 +37764,7 @@ function runContext(env = process.env) {
             KUBECONFIG: env.KUBECONFIG,
             KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
         },
+        azureSubscriptionId: env.AZURE_SUBSCRIPTION_ID,
         gcp: {
             GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT,
             GCLOUD_PROJECT: env.GCLOUD_PROJECT,
@@ -37643,9 +37782,9 @@ function runContext(env = process.env) {
  * post reads it back.
  */
 const LEDGER = 'ledger';
-const saveLedger = (data) => saveState(LEDGER, JSON.stringify(data));
+const saveLedger = (data) => core/* saveState */.LZ(LEDGER, JSON.stringify(data));
 function loadLedger() {
-    const raw = getState(LEDGER);
+    const raw = core/* getState */.Gu(LEDGER);
     return raw ? JSON.parse(raw) : undefined;
 }
 
@@ -37663,7 +37802,7 @@ function loadLedger() {
 async function runMain() {
     const cancel = new AbortController();
     const onSignal = (sig) => {
-        warning(`Received ${sig}: no new machine or registration will be created; post ends what was recorded.`);
+        core/* warning */.$e(`Received ${sig}: no new machine or registration will be created; post ends what was recorded.`);
         cancel.abort(new Error(`cancelled by ${sig}`));
         setTimeout(() => process.exit(1), 3000).unref();
     };
@@ -37671,21 +37810,21 @@ async function runMain() {
     process.once('SIGINT', onSignal);
     try {
         const ctx = runContext();
-        const spec = (0,config/* parseSpec */.F9)((name) => getInput(name), ctx);
-        core_setSecret(spec.forge.token);
+        const spec = (0,config/* parseSpec */.F9)((name) => core/* getInput */.V4(name), ctx);
+        core/* setSecret */.Pq(spec.forge.token);
         const access = spec.machine.kubernetes?.access;
         if (access && 'text' in access)
             for (const secret of (0,config/* kubeconfigSecrets */.hT)(access.text))
-                core_setSecret(secret);
+                core/* setSecret */.Pq(secret);
         const forge = new GitHubForge(spec.forge, actionsLog);
         if (spec.mode === 'launch') {
             // The first request goes out now; loading the cloud's SDK overlaps its round trip.
             forge.downloads(spec.runner.version).catch(() => undefined);
         }
-        const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access, gcp: spec.machine.gcp });
+        const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access, gcp: spec.machine.gcp, azure: spec.machine.azure });
         if (spec.mode === 'launch') {
             if (spec.machine.gcp && !spec.machine.gcp.serviceAccount) {
-                warning('gcp-service-account is empty, so the machines cannot delete themselves: when a runner ends, its VM stops and its disk bills until the cleanup job or a sweep deletes it (Compute Engine deletes a VM at max-lifetime only while it runs). Give a service account that may delete instances; see "Google Cloud" in the README.');
+                core/* warning */.$e('gcp-service-account is empty, so the machines cannot delete themselves: when a runner ends, its VM stops and its disk bills until the cleanup job or a sweep deletes it (Compute Engine deletes a VM at max-lifetime only while it runs). Give a service account that may delete instances; see "Google Cloud" in the README.');
             }
             const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
             writeOutputs(result);
@@ -37693,14 +37832,14 @@ async function runMain() {
             return;
         }
         const report = spec.mode === 'cleanup'
-            ? await group(`Ending everything run ${ctx.runId} launched`, () => cleanupRun(ctx, { cloud, forge, log: actionsLog }))
-            : await group(`Sweeping what ${ctx.repository} left behind`, () => sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }));
-        setOutput('runner-names', report.registrations.map((r) => r.name).join(','));
-        setOutput('instance-ids', report.machines.map((m) => m.id).join(','));
+            ? await core/* group */.Os(`Ending everything run ${ctx.runId} launched`, () => cleanupRun(ctx, { cloud, forge, log: actionsLog }))
+            : await core/* group */.Os(`Sweeping what ${ctx.repository} left behind`, () => sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }));
+        core/* setOutput */.uH('runner-names', report.registrations.map((r) => r.name).join(','));
+        core/* setOutput */.uH('instance-ids', report.machines.map((m) => m.id).join(','));
         await writeEndSummary(spec, ctx, report);
     }
     catch (err) {
-        setFailed((0,src_errors/* errorMessage */.gJ)(err));
+        core/* setFailed */.C1((0,src_errors/* errorMessage */.gJ)(err));
     }
     finally {
         process.removeListener('SIGTERM', onSignal);
@@ -37709,31 +37848,31 @@ async function runMain() {
 }
 function writeOutputs(result) {
     if (result.reused.length > 0) {
-        setOutput('runner-names', result.reused.map((r) => r.name).join(','));
-        setOutput('runner-ids', result.reused.map((r) => r.id).join(','));
-        setOutput('reused', 'true');
+        core/* setOutput */.uH('runner-names', result.reused.map((r) => r.name).join(','));
+        core/* setOutput */.uH('runner-ids', result.reused.map((r) => r.id).join(','));
+        core/* setOutput */.uH('reused', 'true');
     }
     else {
-        setOutput('runner-names', result.runners.map((r) => r.name).join(','));
-        setOutput('runner-ids', result.runners.map((r) => r.id).join(','));
-        setOutput('reused', 'false');
+        core/* setOutput */.uH('runner-names', result.runners.map((r) => r.name).join(','));
+        core/* setOutput */.uH('runner-ids', result.runners.map((r) => r.id).join(','));
+        core/* setOutput */.uH('reused', 'false');
     }
-    setOutput('labels', result.labels.join(','));
-    setOutput('run-label', result.runLabel);
-    setOutput('instance-ids', result.runners.map((r) => r.machine.id).join(','));
-    setOutput('instance-types', result.runners.map((r) => r.machine.type).join(','));
-    setOutput('spot', String(result.runners.length > 0 && result.runners.every((r) => r.machine.spot)));
+    core/* setOutput */.uH('labels', result.labels.join(','));
+    core/* setOutput */.uH('run-label', result.runLabel);
+    core/* setOutput */.uH('instance-ids', result.runners.map((r) => r.machine.id).join(','));
+    core/* setOutput */.uH('instance-types', result.runners.map((r) => r.machine.type).join(','));
+    core/* setOutput */.uH('spot', String(result.runners.length > 0 && result.runners.every((r) => r.machine.spot)));
 }
 async function writeSummary(spec, result) {
     if (result.reused.length > 0) {
-        await summary_summary
+        await core/* summary */.z
             .addHeading('Runners reused', 3)
             .addRaw(`Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`)
             .write();
         return;
     }
     const tried = (r) => r.tried.map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`).join('; ');
-    const summary = summary_summary.addHeading('Runners launched', 3).addTable([
+    const summary = core/* summary */.z.addHeading('Runners launched', 3).addTable([
         [
             { data: 'Runner', header: true },
             { data: 'Cloud', header: true },
@@ -37767,7 +37906,7 @@ async function writeEndSummary(spec, ctx, report) {
         ...report.machines.map((m) => [`machine ${m.id}`, m.runnerName, m.result, m.reason]),
         ...report.registrations.map((r) => [`registration ${r.id}`, r.name, r.result, r.reason]),
     ];
-    const summary = summary_summary.addHeading(heading, 3);
+    const summary = core/* summary */.z.addHeading(heading, 3);
     if (rows.length === 0)
         summary.addRaw('Nothing to end.');
     else
@@ -37780,7 +37919,7 @@ async function writeEndSummary(spec, ctx, report) {
             ],
             ...rows,
         ]);
-    info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
+    core/* info */.pq(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
     await summary.write();
 }
 
@@ -37803,33 +37942,34 @@ async function runPost() {
     try {
         const ledger = loadLedger();
         if (!ledger || (ledger.machines.length === 0 && ledger.registrations.length === 0)) {
-            info('Nothing was created; nothing to clean up.');
+            core/* info */.pq('Nothing was created; nothing to clean up.');
             return;
         }
         const todo = pending(ledger);
         if (todo.machines.length === 0 && todo.registrations.length === 0) {
-            info(ledger.keep.length > 0
+            core/* info */.pq(ledger.keep.length > 0
                 ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; main already ended the rest, if any.`
                 : 'Main already ended everything the launch created.');
             return;
         }
-        const token = getInput('token');
-        core_setSecret(token);
-        await group('Cleaning up the failed launch', async () => {
+        const token = core/* getInput */.V4('token');
+        core/* setSecret */.Pq(token);
+        await core/* group */.Os('Cleaning up the failed launch', async () => {
             // Post reaches the cluster the same way main did: same inputs, same environment.
-            const access = ledger.cloud === 'kubernetes' ? (0,config/* clusterAccess */.V$)((name) => getInput(name), runContext().kubernetes) : undefined;
+            const access = ledger.cloud === 'kubernetes' ? (0,config/* clusterAccess */.V$)((name) => core/* getInput */.V4(name), runContext().kubernetes) : undefined;
             if (access && 'text' in access)
                 for (const secret of (0,config/* kubeconfigSecrets */.hT)(access.text))
-                    core_setSecret(secret);
-            const gcp = ledger.cloud === 'gcp' ? { project: (0,config/* gcpProject */.Mk)((name) => getInput(name), runContext().gcp) } : undefined;
-            const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp });
+                    core/* setSecret */.Pq(secret);
+            const gcp = ledger.cloud === 'gcp' ? { project: (0,config/* gcpProject */.Mk)((name) => core/* getInput */.V4(name), runContext().gcp) } : undefined;
+            const azure = ledger.cloud === 'azure' ? { subscriptionId: (0,config/* azureSubscription */.tm)((name) => core/* getInput */.V4(name), runContext().azureSubscriptionId) } : undefined;
+            const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp, azure });
             const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
             const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
-            info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
+            core/* info */.pq(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
         });
     }
     catch (err) {
-        setFailed((0,src_errors/* errorMessage */.gJ)(err));
+        core/* setFailed */.C1((0,src_errors/* errorMessage */.gJ)(err));
     }
 }
 

@@ -69,10 +69,50 @@ delete_own_instance() {
   return 1
 }
 
+# SELF_DELETE=azure: a stopped Azure VM still bills, so the machine deletes its own resource
+# group (everything of it is in there), with its managed identity's token from the instance
+# metadata service. The identity has Contributor on that group only.
+# https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service
+delete_own_group() {
+  local imds="${AZURE_POD_IDENTITY_AUTHORITY_HOST:-http://169.254.169.254}" token_json token compute sub group status
+  command -v curl >/dev/null 2>&1 || { log "no curl: cannot delete this machine's resource group"; return 1; }
+  token_json="$(curl -sf --max-time 5 -H 'Metadata: true' --get --data-urlencode 'api-version=2018-02-01' \
+    --data-urlencode "resource=$compute_api/" "$imds/metadata/identity/oauth2/token")" || {
+    log "no managed identity token from the instance metadata service: cannot delete this machine's resource group"
+    return 1
+  }
+  [[ "$token_json" =~ \"access_token\":\ *\"([^\"]+)\" ]] || { log "the instance metadata service gave no access token"; return 1; }
+  token="${BASH_REMATCH[1]}"
+  compute="$(curl -sf --max-time 5 -H 'Metadata: true' "$imds/metadata/instance/compute?api-version=2021-02-01")" || return 1
+  [[ "$compute" =~ \"subscriptionId\":\ *\"([^\"]+)\" ]] && sub="${BASH_REMATCH[1]}" || return 1
+  [[ "$compute" =~ \"resourceGroupName\":\ *\"([^\"]+)\" ]] && group="${BASH_REMATCH[1]}" || return 1
+  log "asking Azure to delete this machine's resource group $group"
+  # A role assignment takes minutes to reach every ARM node: a refusal is retried for 5 minutes.
+  for attempt in 1 2 3 4 5 6 7 8 9 10 11; do
+    status="$(curl -s --max-time 30 -o "$runner_home/delete-group.json" -w '%{http_code}' -X DELETE \
+      -H @<(printf 'Authorization: Bearer %s\n' "$token") \
+      "$compute_api/subscriptions/$sub/resourcegroups/$group?api-version=2025-04-01")" || status=000
+    if [[ "$status" == 200 || "$status" == 202 ]]; then
+      log "Azure accepted the deletion"
+      return 0
+    fi
+    log "Azure refused to delete this machine's resource group (HTTP $status, try $attempt): $(head -c 400 "$runner_home/delete-group.json" 2>/dev/null | tr '\n' ' ')"
+    [[ "$status" == 401 || "$status" == 403 || "$status" == 429 || "$status" == 000 || "$status" == 5* ]] || break
+    [[ $attempt -lt 11 ]] && sleep 30
+  done
+  log "the cleanup job or a sweep must delete it; see the README for the role assignment the launch needs"
+  return 1
+}
+
 # Powers the machine off for good: the cloud deletes it (EC2 terminates on shutdown), or it
 # deletes itself first (SELF_DELETE), then waits for the deletion to reach it.
 power_off() {
-  if [[ "$self_delete" == gcp ]] && delete_own_instance; then
+  local deleting=""
+  case "$self_delete" in
+    gcp) delete_own_instance && deleting=1 ;;
+    azure) delete_own_group && deleting=1 ;;
+  esac
+  if [[ -n "$deleting" ]]; then
     sleep 120
     log "the instance is still here two minutes after its deletion was accepted; powering off"
   fi

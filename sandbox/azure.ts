@@ -1,7 +1,7 @@
 /**
  * Fake Azure: Microsoft Entra ID, Azure Resource Manager and each VM's instance metadata
  * service, driven by the real `@azure/identity` credentials and ARM clients
- * (`@azure/arm-resources`, `-network`, `-compute`, `-authorization`). See AZURE-FINDINGS.md for
+ * (`@azure/arm-resources`, `-network`, `-compute`, `-authorization`). See azure/FINDINGS.md for
  * what was measured against them.
  *
  * One https loopback server (the sandbox CA, sandbox/tls) answers:
