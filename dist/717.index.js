@@ -78,6 +78,8 @@ class AzureCloud {
     compute;
     authorization;
     arm;
+    /** One throwaway key for every VM of the launch: making an RSA key blocks for tens of milliseconds. */
+    sshKey;
     /** Launch warnings the lifecycle reports once (a role assignment refused). */
     warnings = [];
     constructor(subscriptionId, region, groupPrefix = 'cml-runner', clock = _retry_js__WEBPACK_IMPORTED_MODULE_8__/* .realClock */ .dQ) {
@@ -155,7 +157,7 @@ class AzureCloud {
                 // No password, no key: nobody signs in. The serial log says what happened.
                 linuxConfiguration: {
                     disablePasswordAuthentication: true,
-                    ssh: { publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: throwawaySshKey() }] },
+                    ssh: { publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: (this.sshKey ??= throwawaySshKey()) }] },
                     provisionVMAgent: true,
                 },
             },

@@ -58,6 +58,8 @@ export class AzureCloud implements Cloud {
   private readonly compute: ComputeManagementClient;
   private readonly authorization: AuthorizationManagementClient;
   private readonly arm: string;
+  /** One throwaway key for every VM of the launch: making an RSA key blocks for tens of milliseconds. */
+  private sshKey?: string;
   /** Launch warnings the lifecycle reports once (a role assignment refused). */
   readonly warnings: string[] = [];
 
@@ -152,7 +154,7 @@ export class AzureCloud implements Cloud {
         // No password, no key: nobody signs in. The serial log says what happened.
         linuxConfiguration: {
           disablePasswordAuthentication: true,
-          ssh: { publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: throwawaySshKey() }] },
+          ssh: { publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: (this.sshKey ??= throwawaySshKey()) }] },
           provisionVMAgent: true,
         },
       },
