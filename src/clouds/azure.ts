@@ -284,7 +284,7 @@ export class AzureCloud implements Cloud {
   }
 
   /** A long-running create, awaited through the SDK's poller, with a timeout. */
-  private async lro<T>(action: string, start: () => PromiseLike<T> & { pollUntilDone?: () => Promise<T> }): Promise<T> {
+  private async lro<T>(action: string, start: () => PromiseLike<T>): Promise<T> {
     return this.call(action, async () => {
       const timeout = AbortSignal.timeout(LRO_TIMEOUT_MS);
       const poller = start();
