@@ -11,12 +11,19 @@ export class InputError extends Error {
 }
 
 /**
- * Whether a refusal lets the launch try elsewhere: `capacity` (none of this type in this zone
- * now: try the next type or zone), `market` (spot is refused at this price: try on-demand when
- * on-demand-fallback allows). A quota, a permission or a bad parameter is neither: it would be
- * refused everywhere, so the launch fails at once.
+ * What a refusal means for the caller. Each cloud module and the forge classify their own
+ * services' errors into these; the retry layer and the lifecycle act on the kind only.
+ * - `transient`: a throttle, a 5xx, a reset or timed-out connection; the same call may succeed.
+ * - `permanent`: a permission, a bad parameter or bad credentials; fails at once, everywhere.
+ * - `gone`: the thing does not exist (any more); ending it counts as done.
+ * - `capacity`: none of this type in this place now; the launch tries the next placement.
+ * - `market`: spot is refused (at this price); the launch tries on-demand when allowed.
+ * - `quota`: an account limit; it would be refused everywhere, so the launch fails at once, naming it.
  */
-export type Fallback = 'capacity' | 'market';
+export type ErrorKind = 'transient' | 'permanent' | 'gone' | 'capacity' | 'market' | 'quota';
+
+/** The kinds that let a launch try elsewhere instead of failing. */
+export const isFallback = (kind: ErrorKind): kind is 'capacity' | 'market' => kind === 'capacity' || kind === 'market';
 
 /** A cloud refused: the cloud's own code, passed through verbatim, with what the user can do. */
 export class CloudError extends Error {
@@ -25,7 +32,7 @@ export class CloudError extends Error {
     readonly code: string,
     detail: string,
     readonly advice: string,
-    readonly fallback?: Fallback,
+    readonly kind: ErrorKind,
   ) {
     super(`${cloud} refused with ${code}: ${detail}${advice ? `\n${advice}` : ''}`);
     this.name = 'CloudError';
@@ -37,10 +44,18 @@ export class ForgeError extends Error {
   constructor(
     message: string,
     readonly status?: number,
+    readonly kind: ErrorKind = forgeKind(status),
   ) {
     super(message);
     this.name = 'ForgeError';
   }
+}
+
+/** No answer, a timeout, 408, 429 or a 5xx is worth another try; 404 is gone; the rest is final. */
+function forgeKind(status: number | undefined): ErrorKind {
+  if (status === undefined || status === 408 || status === 429 || status >= 500) return 'transient';
+  if (status === 404) return 'gone';
+  return 'permanent';
 }
 
 /** A runner did not come online in time; carries the machine's own log tail. */
@@ -49,6 +64,12 @@ export class StartupTimeoutError extends Error {
     super(message);
     this.name = 'StartupTimeoutError';
   }
+}
+
+/** The kind an error carries; anything we did not classify is not retried. */
+export function errorKind(err: unknown): ErrorKind {
+  if (err instanceof CloudError || err instanceof ForgeError) return err.kind;
+  return 'permanent';
 }
 
 export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));

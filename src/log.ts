@@ -3,6 +3,8 @@
  * pass their own. Secrets registered with `secret` are masked wherever the sink supports it.
  */
 export interface Log {
+  /** Detail for someone debugging a launch; the action sends it to step debug logging (ACTIONS_STEP_DEBUG). */
+  debug(message: string): void;
   info(message: string): void;
   warning(message: string): void;
   secret(value: string): void;
@@ -19,6 +21,7 @@ export function maskSecrets(text: string, secrets: Iterable<string>): string {
 }
 
 export const silentLog: Log = {
+  debug: () => undefined,
   info: () => undefined,
   warning: () => undefined,
   secret: () => undefined,

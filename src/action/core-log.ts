@@ -3,6 +3,7 @@ import type { Log } from '../log.js';
 
 /** The core's log, written to the Actions log with masking and groups. */
 export const actionsLog: Log = {
+  debug: (m) => core.debug(m),
   info: (m) => core.info(m),
   warning: (m) => core.warning(m),
   secret: (v) => core.setSecret(v),

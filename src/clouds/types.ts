@@ -1,11 +1,21 @@
 import type { CloudScriptSettings, RunnerCredential } from '../bootstrap/render.js';
-import type { CloudName } from '../catalog/index.js';
-import type { AzureSpec, ClusterAccess, GcpSpec, MachineSpec } from '../config.js';
+import type { MachineSpec } from '../config.js';
+import type { Log } from '../log.js';
+import type { Clock } from '../retry.js';
 
 /**
- * The one interface between the lifecycle and the clouds. A provider never reads inputs and
- * never talks to the forge; it creates, watches and ends machines.
+ * The one interface between the lifecycle and the clouds. A provider never reads inputs or the
+ * process environment and never talks to the forge; it creates, watches and ends machines.
  */
+
+/** What every provider is built with. `env` is the environment its SDK's credential chain reads. */
+export interface CloudContext {
+  env: Readonly<Record<string, string | undefined>>;
+  log: Log;
+  clock: Clock;
+  /** The launch's cancel signal: retry waits and new creations stop when it aborts. */
+  signal?: AbortSignal;
+}
 
 export interface MachineRequest {
   runnerName: string;
@@ -36,9 +46,9 @@ export interface Machine {
 }
 
 /**
- * One place to try a machine: a native type, a market, and where (an AWS subnet; undefined lets
- * the cloud choose). The lifecycle tries them in order, moving on only when the cloud had no
- * capacity there.
+ * One place to try a machine: a native type, a market, and where (an AWS subnet, a Compute
+ * Engine zone; undefined lets the cloud choose). The lifecycle tries them in order, moving on
+ * only when the cloud had no capacity there.
  */
 export interface Placement {
   type: string;
@@ -69,8 +79,12 @@ export interface MachineStatus {
   /** `capacity`: it failed for lack of room (no node fits the pod); another type may fit. */
   fallback?: 'capacity';
 }
+
+/** A cloud, ready to watch and end machines. `prepare()` gives what can launch them. */
 export interface Cloud {
-  readonly name: CloudName;
+  readonly name: string;
+  /** How the cloud is named to users in errors: AWS, Azure, Google Cloud, Kubernetes. */
+  readonly title: string;
   /** Region, or for Kubernetes the namespace. Post finds the machines again with it. */
   readonly region: string;
   /**
@@ -78,18 +92,11 @@ export interface Cloud {
    * script is the container's command, reads the credential from its environment and exits.
    */
   readonly kind: 'vm' | 'container';
-  /** What this cloud adds to the startup script: a spot notice to watch, a way to delete itself. */
-  scriptSettings(spec: MachineSpec): CloudScriptSettings;
-  /** Warnings a launch collected (a right the launching identity lacks), reported once. */
-  readonly warnings?: readonly string[];
-  /** Resolves what every machine of this launch shares (image, disk layout) before anything exists. */
-  prepare(spec: MachineSpec): Promise<void>;
   /**
-   * Where this spec may go besides its type, in the order to try: AWS subnets, Compute Engine
-   * zones; `[undefined]` when the cloud chooses. Asked after `prepare()`.
+   * Resolves what every machine of this launch shares (image, zones, a dry run) before anything
+   * exists. Only the prepared cloud can launch, so the order is in the types.
    */
-  places(spec: MachineSpec): Array<string | undefined>;
-  launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine>;
+  prepare(spec: MachineSpec): Promise<PreparedCloud>;
   /**
    * Every machine this action made for a repository, and for one run if `runId` is given: live
    * ones, and ended ones the cloud still shows (their tags name the runner whose registration
@@ -106,36 +113,16 @@ export interface Cloud {
   findByClientToken(clientToken: string): Promise<string[]>;
 }
 
-export interface CloudOptions {
-  /** Required for kubernetes: where the cluster's credentials come from. */
-  kubernetes?: ClusterAccess;
-  /** Required for gcp: the project machines are created in. */
-  gcp?: Pick<GcpSpec, 'project'>;
-  /** Required for azure: the subscription, and the prefix of the runners' resource groups. */
-  azure?: Partial<AzureSpec> & Pick<AzureSpec, 'subscriptionId'>;
-}
-
-/** Loads one cloud's module, and with it only that cloud's SDK. */
-export async function loadCloud(name: CloudName, region: string, options: CloudOptions = {}): Promise<Cloud> {
-  switch (name) {
-    case 'aws': {
-      const { AwsCloud } = await import('./aws.js');
-      return new AwsCloud(region);
-    }
-    case 'azure': {
-      if (!options.azure) throw new Error('azure needs a subscription');
-      const { AzureCloud } = await import('./azure.js');
-      return new AzureCloud(options.azure.subscriptionId, region, options.azure.resourceGroupPrefix);
-    }
-    case 'gcp': {
-      if (!options.gcp) throw new Error('gcp needs a project');
-      const { GcpCloud } = await import('./gcp.js');
-      return new GcpCloud(options.gcp.project, region);
-    }
-    case 'kubernetes': {
-      if (!options.kubernetes) throw new Error('kubernetes needs cluster access');
-      const { KubernetesCloud } = await import('./kubernetes.js');
-      return new KubernetesCloud(options.kubernetes, region || undefined);
-    }
-  }
+/** A cloud prepared for one launch spec. */
+export interface PreparedCloud {
+  /** What this cloud adds to the startup script: a spot notice to watch, a way to delete itself. */
+  readonly scriptSettings: CloudScriptSettings;
+  /**
+   * Where this spec may go besides its type, in the order to try: AWS subnets, Compute Engine
+   * zones; `[undefined]` when the cloud chooses.
+   */
+  readonly places: ReadonlyArray<string | undefined>;
+  /** Warnings about this launch (a right the launching identity lacks), reported once. */
+  readonly warnings: readonly string[];
+  launch(request: MachineRequest, placement: Placement): Promise<Machine>;
 }
