@@ -19,7 +19,7 @@ import {
   type FakeAzure,
   startFakeAzure,
 } from '../sandbox/azure.js';
-import { FaultPlan } from '../sandbox/faults.js';
+import { FaultPlan } from '../sandbox/core/index.js';
 import { MachineFleet } from '../sandbox/machine.js';
 
 /**

@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { type FakeEc2, INSTANCE_TYPES, KNOWN_IMAGES, SANDBOX_CREDENTIALS, startFakeEc2 } from '../sandbox/ec2.js';
-import { FaultPlan } from '../sandbox/faults.js';
+import { FaultPlan } from '../sandbox/core/index.js';
 import { MachineFleet, bootMachine } from '../sandbox/machine.js';
 import { type FakeSsm, PUBLIC_PARAMETERS, startFakeSsm } from '../sandbox/ssm.js';
 

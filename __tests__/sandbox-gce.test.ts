@@ -8,7 +8,7 @@ import { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_cl
 import { MachineTypesClient } from '@google-cloud/compute/build/src/v1/machine_types_client.js';
 import { ZoneOperationsClient } from '@google-cloud/compute/build/src/v1/zone_operations_client.js';
 import { GoogleAuth, IdentityPoolClient } from 'google-auth-library';
-import { FaultPlan } from '../sandbox/faults.js';
+import { FaultPlan } from '../sandbox/core/index.js';
 import { type FakeGce, GCE_PROJECT, GCE_SERVICE_ACCOUNTS, startFakeGce } from '../sandbox/gce.js';
 import { MachineFleet } from '../sandbox/machine.js';
 

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Octokit } from '@octokit/core';
-import { FaultPlan } from '../sandbox/faults.js';
+import { FaultPlan } from '../sandbox/core/index.js';
 import { type FakeGitHub, RUNNER_VERSION, startFakeGitHub } from '../sandbox/github.js';
 
 const HEARTBEAT = 200;

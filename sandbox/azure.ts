@@ -28,7 +28,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
-import { type Fault, type FaultPlan, applyReset, sleep } from './faults.js';
+import { type Fault, type FaultPlan, applyReset, sleep } from './core/index.js';
 import type { GpuSpec, Machine, MachineFleet } from './machine.js';
 import {
   AZURE_API_VERSIONS,

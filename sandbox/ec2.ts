@@ -19,7 +19,7 @@
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import zlib from 'node:zlib';
-import { type Fault, type FaultPlan, applyReset, sleep } from './faults.js';
+import { type Fault, type FaultPlan, applyReset, sleep } from './core/index.js';
 import { serve } from './http.js';
 import { type Machine, MachineFleet } from './machine.js';
 

@@ -21,7 +21,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import { type Fault, type FaultPlan, applyReset, sleep } from './faults.js';
+import { type Fault, type FaultPlan, applyReset, sleep } from './core/index.js';
 import { serve } from './http.js';
 import type { Machine, MachineFleet } from './machine.js';
 import {

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { components } from '@octokit/openapi-types';
-import { type FaultPlan, applyReset, sleep } from './faults.js';
+import { type FaultPlan, applyReset, sleep } from './core/index.js';
 import { serve } from './http.js';
 
 type Runner = components['schemas']['runner'];

@@ -7,15 +7,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { AZURE_APPS, AZURE_CA_FILE, AZURE_SUBSCRIPTION_ID, AZURE_TENANT_ID, type FakeAzure, startFakeAzure } from './azure.js';
 import { type FakeEc2, SANDBOX_CREDENTIALS, startFakeEc2 } from './ec2.js';
-import { FaultPlan } from './faults.js';
+import { FaultPlan } from './core/index.js';
 import { type FakeGce, GCE_PROJECT, startFakeGce } from './gce.js';
 import { type FakeGitHub, startFakeGitHub } from './github.js';
 import { type FakeKubernetes, startFakeKubernetes } from './kubernetes.js';
 import { MachineFleet } from './machine.js';
 import { type FakeSsm, startFakeSsm } from './ssm.js';
 
-export { FaultPlan } from './faults.js';
-export type { Fault, Service } from './faults.js';
+export { FaultPlan } from './core/index.js';
+export type { Fault, Service } from './core/index.js';
 export type { FakeEc2, Ec2Instance, Ec2Volume, SpotRequest, InstanceStateName } from './ec2.js';
 export type { FakeSsm } from './ssm.js';
 export type { FakeGce, GceInstance, GceDisk, GceStatus, GceCall } from './gce.js';

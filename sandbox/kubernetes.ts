@@ -13,7 +13,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type http from 'node:http';
-import { type Fault, type FaultPlan, applyReset, sleep } from './faults.js';
+import { type Fault, type FaultPlan, applyReset, sleep } from './core/index.js';
 import type { FakeGitHub } from './github.js';
 import { serve } from './http.js';
 import { type Machine, MachineFleet } from './machine.js';

@@ -8,8 +8,7 @@
  */
 import crypto from 'node:crypto';
 import { Ec2Error as SsmError, IMAGES, KNOWN_IMAGES, SANDBOX_CREDENTIALS, type SigV4Failure, verifySigV4 } from './ec2.js';
-import type { FaultPlan } from './faults.js';
-import { sleep } from './faults.js';
+import { type Answer, type FaultPlan, type Identified, pipeline } from './core/index.js';
 import { serve } from './http.js';
 
 /**
@@ -54,6 +53,14 @@ const FAULT_STATUS: Record<string, number> = {
   InternalServerError: 500,
   ServiceUnavailable: 503,
 };
+
+interface SsmRequest extends Identified {
+  method: string;
+  /** Whether the target names the AmazonSSM service at all. */
+  known: boolean;
+  /** The JSON body; undefined when it is not a JSON object. */
+  input: Record<string, unknown> | undefined;
+}
 
 interface ParameterValue {
   Name: string;
@@ -131,64 +138,62 @@ export async function startFakeSsm(opts: {
     },
   };
 
-  const server = await serve('ssm', async (req, body, res) => {
-    const started = Date.now();
-    const requestId = crypto.randomUUID();
-    const target = String(req.headers['x-amz-target'] ?? '');
-    const action = target.startsWith('AmazonSSM.') ? target.slice('AmazonSSM.'.length) : target;
-    const respond = (status: number, payload: unknown, code?: string): void => {
-      calls.push({ action, status, ...(code ? { code } : {}), at: started, ms: Date.now() - started });
-      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': requestId });
-      res.end(JSON.stringify(payload));
-    };
-    const fail = (e: SsmError): void => respond(e.status, { __type: e.code, message: e.message }, e.code);
-
-    if (opts.latencyMs) await sleep(opts.latencyMs);
-
-    const auth = verifySigV4(req, body, { service: 'ssm', ...creds });
-    if (!auth.ok) {
-      const map: Record<SigV4Failure, SsmError> = {
-        missing: new SsmError('MissingAuthenticationTokenException', 'Missing Authentication Token'),
-        incomplete: new SsmError('IncompleteSignatureException', auth.detail),
-        'unknown-key': new SsmError('UnrecognizedClientException', 'The security token included in the request is invalid.'),
-        'wrong-service': new SsmError('InvalidSignatureException', auth.detail),
-        'bad-signature': new SsmError(
-          'InvalidSignatureException',
-          'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
-        ),
-      };
-      fail(map[auth.failure]);
-      return;
-    }
-    const op = target.startsWith('AmazonSSM.') ? operations[action] : undefined;
-    if (!op || req.method !== 'POST') {
-      fail(new SsmError('UnknownOperationException', ''));
-      return;
-    }
-    let input: Record<string, unknown>;
-    try {
-      const parsed: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-      input = parsed as Record<string, unknown>;
-    } catch {
-      fail(new SsmError('SerializationException', 'Start of structure or map found where not expected.'));
-      return;
-    }
-
-    const fault = opts.faults.take('ssm', action);
-    if (fault?.delayMs) await sleep(fault.delayMs);
-    if (fault?.code) {
-      fail(new SsmError(fault.code, fault.message ?? 'Rate exceeded', fault.status ?? FAULT_STATUS[fault.code] ?? 400));
-      return;
-    }
-
-    try {
-      respond(200, op(input, auth.region));
-    } catch (err) {
-      if (err instanceof SsmError) fail(err);
-      else throw err;
-    }
+  const authFailures = (detail: string): Record<SigV4Failure, SsmError> => ({
+    missing: new SsmError('MissingAuthenticationTokenException', 'Missing Authentication Token'),
+    incomplete: new SsmError('IncompleteSignatureException', detail),
+    'unknown-key': new SsmError('UnrecognizedClientException', 'The security token included in the request is invalid.'),
+    'wrong-service': new SsmError('InvalidSignatureException', detail),
+    'bad-signature': new SsmError(
+      'InvalidSignatureException',
+      'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
+    ),
   });
+  const answer = (status: number, payload: unknown, code?: string): Answer => ({
+    status,
+    body: JSON.stringify(payload),
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': crypto.randomUUID() },
+    ...(code ? { code } : {}),
+  });
+
+  const server = await serve(
+    'ssm',
+    pipeline<SsmRequest, { region: string; accessKeyId: string }>({
+      service: 'ssm',
+      faults: opts.faults,
+      ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
+      identify: (req, body) => {
+        const target = String(req.headers['x-amz-target'] ?? '');
+        const action = target.startsWith('AmazonSSM.') ? target.slice('AmazonSSM.'.length) : target;
+        let input: Record<string, unknown> | undefined;
+        try {
+          const parsed: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+          if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) input = parsed as Record<string, unknown>;
+        } catch {
+          input = undefined;
+        }
+        const name = typeof input?.Name === 'string' ? { Name: input.Name } : undefined;
+        return { action, method: req.method ?? '', known: target.startsWith('AmazonSSM.'), input, ...(name ? { params: name } : {}) };
+      },
+      authenticate: (req, body) => {
+        const auth = verifySigV4(req, body, { service: 'ssm', ...creds });
+        if (!auth.ok) throw authFailures(auth.detail)[auth.failure];
+        return { region: auth.region, accessKeyId: creds.accessKeyId };
+      },
+      identityOf: (who) => who.accessKeyId,
+      faultError: (fault) => new SsmError(fault.code ?? 'ThrottlingException', fault.message ?? 'Rate exceeded', fault.status ?? FAULT_STATUS[fault.code ?? ''] ?? 400),
+      handle: (request, who) => {
+        const op = request.known ? operations[request.action] : undefined;
+        if (!op || request.method !== 'POST') throw new SsmError('UnknownOperationException', '');
+        if (!request.input) throw new SsmError('SerializationException', 'Start of structure or map found where not expected.');
+        return answer(200, op(request.input, who.region));
+      },
+      errorAnswer: (err) => {
+        if (!(err instanceof SsmError)) throw err;
+        return answer(err.status, { __type: err.code, message: err.message }, err.code);
+      },
+      record: (call) => calls.push({ action: call.action, status: call.status, ...(call.code ? { code: call.code } : {}), at: call.at, ms: call.ms }),
+    }),
+  );
 
   return {
     url: server.url,
