@@ -1,0 +1,207 @@
+/**
+ * Virtual machines: the PUT (201 + an async operation that ends after `vmLroMs`, when the VM's
+ * machine boots its customData), GET, instanceView, boot diagnostics (the serial log as a SAS
+ * blob URL), the end of a VM (its group deleted, or a Spot eviction).
+ * https://learn.microsoft.com/rest/api/compute/virtual-machines
+ */
+import crypto from 'node:crypto';
+import { type Fault, sleep } from '../../core/index.js';
+import type { AzureVm } from '../../azure.js';
+import { AZURE_CA_FILE, gpuOfSize, imageHasNvidiaDriver } from '../catalog.js';
+import { type AzureStore, type Group, type J, type Reply, type Vm, lower, uuid } from '../store.js';
+import { ALLOCATION_MESSAGE, ASYNC_VM_FAULTS, ArmError, type VmSpec, checkVmPut, invalid, ref, vmFaultError } from '../validation.js';
+import { startOp } from './operations.js';
+
+const TYPE = 'Microsoft.Compute/virtualMachines';
+
+/**
+ * Creates the VM after its checks. A capacity or quota fault refuses it synchronously (409); an
+ * allocation fault lets it be created and fails its async operation, leaving a Failed VM.
+ */
+export function putVm(store: AzureStore, g: Group, name: string, body: J, fault: Fault | undefined): Reply {
+  const spec = checkVmPut(store, g, name, body);
+  const refused = vmFaultError(fault, spec);
+  if (refused) throw refused;
+  const vm = newVm(store, g, name, body, spec);
+  g.resources.set(lower(`${TYPE}/${name}`), vm);
+  store.allVms.push(vm);
+  if (vm.principalId) store.vmIdentities.set(vm.principalId, vm);
+  const asyncCode = fault?.code && ASYNC_VM_FAULTS.has(fault.code) ? fault.code : undefined;
+  const asyncUrl = startOp(store, 'Microsoft.Compute', spec.location, store.config.vmLroMs, () => {
+    if (vm.deleted) return { status: 'Failed', error: { code: 'Canceled', message: 'The operation was canceled: the VM was deleted.' } };
+    if (asyncCode) {
+      vm.provisioningState = 'Failed';
+      vm.failureCode = asyncCode;
+      vm.powerState = 'deallocated';
+      (vm.body.properties as J).provisioningState = 'Failed';
+      return { status: 'Failed', error: { code: asyncCode, message: fault?.message ?? ALLOCATION_MESSAGE } };
+    }
+    vm.provisioningState = 'Succeeded';
+    (vm.body.properties as J).provisioningState = 'Succeeded';
+    boot(store, vm);
+    return { status: 'Succeeded' };
+  });
+  return { status: 201, json: structuredClone(vm.body), headers: { 'azure-asyncoperation': asyncUrl, 'retry-after': store.config.retryAfter } };
+}
+
+function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec): Vm {
+  const { location, props: p, os, size, priority, customData, image, osDisk, nics } = spec;
+  const id = `/subscriptions/${store.sub}/resourceGroups/${g.name}/providers/${TYPE}/${name}`;
+  const vmId = uuid();
+  const principalId = (body.identity as J | undefined)?.type === 'SystemAssigned' ? uuid() : undefined;
+  const identity = principalId ? { type: 'SystemAssigned' as const, principalId, tenantId: store.tenant } : undefined;
+  const out: J = {
+    name,
+    id,
+    type: TYPE,
+    location,
+    ...(body.tags ? { tags: body.tags } : {}),
+    ...(identity ? { identity } : {}),
+    properties: { ...p, osProfile: { ...os, customData: undefined, adminPassword: undefined }, vmId, provisioningState: 'Creating', timeCreated: new Date().toISOString() },
+  };
+  const nicRef = nics.find((n) => (n.properties as J | undefined)?.primary === true) ?? nics[0]!;
+  const nicDelete = (nicRef.properties as J | undefined)?.deleteOption;
+  const gpu = gpuOfSize(size);
+  return {
+    id,
+    type: TYPE,
+    body: out,
+    vmId,
+    group: g.name,
+    name,
+    location,
+    vmSize: size,
+    priority,
+    ...(priority === 'Spot' ? { evictionPolicy: String(p.evictionPolicy ?? 'Deallocate') } : {}),
+    ...(p.billingProfile ? { billingProfile: p.billingProfile as { maxPrice?: number } } : {}),
+    ...(principalId && identity ? { principalId, identity } : {}),
+    imageReference: image,
+    ...(osDisk.deleteOption !== undefined ? { osDiskDeleteOption: String(osDisk.deleteOption) } : {}),
+    ...(nicDelete !== undefined ? { nicDeleteOption: String(nicDelete) } : {}),
+    ...(customData !== undefined ? { customData } : {}),
+    tags: { ...((body.tags as Record<string, string> | undefined) ?? {}) },
+    provisioningState: 'Creating',
+    powerState: 'starting',
+    ...(gpu && imageHasNvidiaDriver(image) ? { gpu } : {}),
+    deleted: false,
+    evictionNotice: false,
+    createdAt: new Date(),
+    serialBanner: [
+      '[    0.000000] Linux version 6.8.0-1021-azure (buildd@sandbox) #25-Ubuntu SMP',
+      `[    0.000000] DMI: Microsoft Corporation Virtual Machine/Virtual Machine, ${size}`,
+      `Ubuntu 24.04 LTS ${String(os.computerName)} ttyS0`,
+      customData !== undefined ? `cloud-init[1021]: running customData (${customData.length} bytes)` : 'cloud-init[1021]: no customData',
+    ],
+    console() {
+      return this.machine ? this.machine.console() : this.serialBanner.map((l) => `${l}\n`).join('');
+    },
+    nicId: lower(ref(nicRef) ?? ''),
+  };
+}
+
+function boot(store: AzureStore, vm: Vm): void {
+  vm.powerState = 'running';
+  const m = store.config.machines.boot({
+    id: vm.vmId,
+    script: vm.customData ?? '',
+    arch: /^Standard_[A-Z]+\d+[a-z]*p[a-z]*_v\d+$/.test(vm.vmSize) ? 'arm64' : 'x86_64',
+    env: {
+      SANDBOX_CLOUD: 'azure',
+      SANDBOX_INSTANCE_ID: vm.vmId,
+      AZURE_POD_IDENTITY_AUTHORITY_HOST: `${store.imdsUrl}/_imds/${vm.vmId}`,
+      CURL_CA_BUNDLE: AZURE_CA_FILE,
+    },
+    ...(vm.gpu ? { gpu: vm.gpu } : {}),
+    banner: vm.serialBanner,
+    onShutdown: () => {
+      // A guest shutdown stops the VM; it is not deallocated, so it still bills.
+      if (!vm.deleted && vm.powerState === 'running') vm.powerState = 'stopped';
+    },
+  });
+  vm.machine = m;
+  store.owned.add(m);
+}
+
+/** Removes a VM (group deletion or eviction): its machine is powered off, its identity's roles go. */
+export function endVm(store: AzureStore, vm: Vm, reason: NonNullable<AzureVm['endedReason']>): void {
+  if (vm.deleted) return;
+  vm.deleted = true;
+  vm.endedReason ??= reason;
+  vm.endedAt = new Date();
+  vm.powerState = 'deleted';
+  if (vm.principalId) store.assignments = store.assignments.filter((a) => a.principalId !== vm.principalId);
+  void vm.machine?.kill();
+}
+
+export function vmIn(g: Group, name: string): Vm | undefined {
+  return g.resources.get(lower(`${TYPE}/${name}`)) as Vm | undefined;
+}
+
+/** SAS URLs of the serial log and screenshot blobs, valid `sasUriExpirationTimeInMinutes` (1..1440, default 120). */
+export function bootDiagnostics(store: AzureStore, vm: Vm, q: URLSearchParams): Reply {
+  const diag = ((vm.body.properties as J).diagnosticsProfile as J | undefined)?.bootDiagnostics as J | undefined;
+  if (diag?.enabled !== true) throw new ArmError(409, 'OperationNotAllowed', 'Boot diagnostics are not enabled for this virtual machine.');
+  const minutes = Number(q.get('sasUriExpirationTimeInMinutes') ?? 120);
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw invalid('sasUriExpirationTimeInMinutes must be 1 to 1440.', 'sasUriExpirationTimeInMinutes');
+  const sig = crypto.randomBytes(16).toString('base64url');
+  const expires = Date.now() + minutes * 60000;
+  store.blobSigs.set(sig, { vm, expires });
+  const se = new Date(expires).toISOString().replace(/\.\d+Z$/, 'Z');
+  const sas = `sv=2018-03-28&sr=b&sp=r&se=${encodeURIComponent(se)}&sig=${sig}`;
+  const base = `${store.url}/_blob/bootdiagnostics-${vm.vmId}/${vm.name}.${vm.vmId}`;
+  return { status: 200, json: { consoleScreenshotBlobUri: `${base}.screenshot.bmp?${sas}`, serialConsoleLogBlobUri: `${base}.serialconsole.log?${sas}` } };
+}
+
+/** Real instance views name a failed create's error in the code: `ProvisioningState/failed/<code>`. */
+export function instanceView(vm: Vm): J {
+  const now = new Date().toISOString();
+  const statuses: J[] = [];
+  if (vm.provisioningState === 'Failed') {
+    statuses.push({ code: `ProvisioningState/failed/${vm.failureCode ?? 'InternalError'}`, level: 'Error', displayStatus: 'Provisioning failed', message: ALLOCATION_MESSAGE, time: now });
+  } else {
+    const succeeded = vm.provisioningState === 'Succeeded';
+    statuses.push({
+      code: `ProvisioningState/${lower(vm.provisioningState)}`,
+      level: 'Info',
+      displayStatus: succeeded ? 'Provisioning succeeded' : 'Creating',
+      ...(succeeded ? { time: now } : {}),
+    });
+    const power = vm.powerState === 'deleted' ? 'deallocated' : vm.powerState;
+    statuses.push({ code: `PowerState/${power}`, level: 'Info', displayStatus: `VM ${power}` });
+  }
+  return {
+    computerName: ((vm.body.properties as J).osProfile as J).computerName,
+    osName: 'ubuntu',
+    osVersion: '24.04',
+    hyperVGeneration: 'V2',
+    vmAgent: { vmAgentVersion: '2.12.0.2', statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Ready', time: now }] },
+    disks: [{ name: `${vm.name}_OsDisk_1_${vm.vmId.replace(/-/g, '')}`, statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded' }] }],
+    bootDiagnostics: {},
+    statuses,
+  };
+}
+
+/**
+ * Evicts the Spot VM of a group: a Preempt scheduled event, `noticeMs`, then its evictionPolicy
+ * (Delete: the VM and its OS disk go, the group and its network stay; Deallocate).
+ * https://learn.microsoft.com/azure/virtual-machines/spot-vms#eviction-policy
+ */
+export async function evict(store: AzureStore, groupName: string, noticeMs = 0): Promise<void> {
+  const g = store.group(groupName);
+  const vm = store.liveVm(groupName);
+  if (!g || !vm) throw new Error(`no live VM in resource group ${groupName}`);
+  if (vm.priority === 'Regular') throw new Error(`${groupName}/${vm.name} is not a Spot VM`);
+  if (vm.powerState === 'deallocated') return;
+  vm.evictionNotice = true;
+  if (noticeMs > 0) await sleep(noticeMs);
+  if (store.timers.isClosed || vm.deleted) return;
+  if (vm.evictionPolicy === 'Delete') {
+    g.resources.delete(lower(`${vm.type}/${vm.name}`));
+    endVm(store, vm, 'evicted');
+  } else {
+    vm.endedReason ??= 'evicted';
+    vm.powerState = 'deallocated';
+    void vm.machine?.kill();
+  }
+  await vm.machine?.exited;
+}
