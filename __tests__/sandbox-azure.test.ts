@@ -202,10 +202,10 @@ async function powerState(c: Clients, group: string): Promise<string[]> {
 const vmOf = (group: string) => az.vms().findLast((v) => v.group === group)!;
 const groupOf = (group: string) => az.groups().findLast((g) => g.name === group)!;
 
-function httpsGet(url: string): Promise<{ status: number; text: string }> {
+function httpsGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     https
-      .get(url, (res) => {
+      .get(url, { headers }, (res) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
@@ -380,6 +380,63 @@ describe('faults through the shared FaultPlan', () => {
     expect(groupOf(group).deleted).toBe(false);
     await c.resources.resourceGroups.delete(group, POLL);
     expect(groupOf(group).deletedBy).toBe('noRoleAssignments');
+  });
+});
+
+describe('the request pipeline', () => {
+  test('a fault with `where` fires only for requests with those parameters, which the call log records', async () => {
+    faults.add({ service: 'azure', action: 'virtualMachines.createOrUpdate .*', where: { vmSize: 'Standard_NC4as_T4_v3', priority: 'Spot' }, code: 'SkuNotAvailable' });
+    const n = az.calls.length;
+    // Another size, and the same size on demand: the fault does not match.
+    const { c } = await launch('cml-w-other', { customData: 'true' });
+    await launch('cml-w-regular', { size: 'Standard_NC4as_T4_v3', customData: 'true' });
+    expect(faults.unfired()).toHaveLength(1);
+    const err = await failure(launch('cml-w-spot', { size: 'Standard_NC4as_T4_v3', spot: true }));
+    expect(err).toMatchObject({ statusCode: 409, code: 'SkuNotAvailable' });
+    expect(faults.unfired()).toEqual([]);
+    const puts = az.calls.slice(n).filter((x) => x.op === 'virtualMachines.createOrUpdate');
+    expect(puts.map((x) => [x.params?.resourceGroup, x.params?.vmSize, x.params?.priority, x.status, x.fault])).toEqual([
+      ['cml-w-other', 'Standard_D2s_v5', 'Regular', 201, undefined],
+      ['cml-w-regular', 'Standard_NC4as_T4_v3', 'Regular', 201, undefined],
+      ['cml-w-spot', 'Standard_NC4as_T4_v3', 'Spot', 409, 'SkuNotAvailable'],
+    ]);
+    expect(puts[0]!.params).toMatchObject({ name: 'runner', location: LOCATION });
+    expect(faults.fired).toEqual([
+      { service: 'azure', action: 'virtualMachines.createOrUpdate eastus', code: 'SkuNotAvailable', params: expect.objectContaining({ resourceGroup: 'cml-w-spot', vmSize: 'Standard_NC4as_T4_v3', priority: 'Spot' }) },
+    ]);
+    // A resource group is a parameter of every call in it.
+    faults.add({ service: 'azure', action: 'resourceGroups.get global', where: { resourceGroup: 'cml-w-regular' }, code: 'Conflict', status: 409 });
+    expect((await c.resources.resourceGroups.get('cml-w-other')).name).toBe('cml-w-other');
+    expect(await failure(c.resources.resourceGroups.get('cml-w-regular'))).toMatchObject({ statusCode: 409, code: 'Conflict' });
+    await Promise.all(['cml-w-other', 'cml-w-regular', 'cml-w-spot'].map((g) => c.resources.resourceGroups.delete(g, POLL)));
+  });
+
+  test('a request without valid credentials is refused as such even with a fault armed, and the fault waits', async () => {
+    faults.add({ service: 'azure', action: 'resourceGroups.list global', code: 'TooManyRequests', retryAfter: 0 });
+    faults.add({ service: 'azure', action: 'oauth2.token global', code: 'temporarily_unavailable', status: 503 });
+    const list = `${az.url}/subscriptions/${AZURE_SUBSCRIPTION_ID}/resourcegroups?api-version=${AZURE_API_VERSIONS.resources}`;
+    const n = az.calls.length;
+    expect(await httpsGet(list)).toMatchObject({ status: 401, text: expect.stringContaining('"code":"AuthenticationFailed"') });
+    expect(await httpsGet(list, { authorization: 'Bearer not-a-token' })).toMatchObject({ status: 401, text: expect.stringContaining('"code":"InvalidAuthenticationToken"') });
+    const opts = { authorityHost: az.url, disableInstanceDiscovery: true };
+    const wrong = await failure(new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS.launcher.clientId, 'wrong', opts).getToken(`${az.url}/.default`));
+    expect(wrong.message).toMatch(/AADSTS7000215/);
+    expect(faults.unfired()).toHaveLength(2);
+    const refused = az.calls.slice(n).filter((x) => x.action !== 'openid-configuration global');
+    expect(refused.map((x) => [x.action, x.status, x.code, x.fault])).toEqual([
+      ['resourceGroups.list global', 401, 'AuthenticationFailed', undefined],
+      ['resourceGroups.list global', 401, 'InvalidAuthenticationToken', undefined],
+      ['oauth2.token global', 401, 'invalid_client', undefined],
+    ]);
+    expect(az.calls.at(-1)?.params).toEqual({ clientId: AZURE_APPS.launcher.clientId });
+    // With credentials, the faults answer: Entra's 503 (which the credential retries), then ARM's 429.
+    const m = az.calls.length;
+    const names: string[] = [];
+    for await (const g of clients().resources.resourceGroups.list()) names.push(g.name!);
+    expect(faults.unfired()).toEqual([]);
+    expect(az.calls.slice(m).map((x) => `${x.action} ${x.status}${x.fault ? ` ${x.fault}` : ''}`)).toEqual(
+      expect.arrayContaining(['oauth2.token global 503 temporarily_unavailable', 'resourceGroups.list global 429 TooManyRequests', 'resourceGroups.list global 200']),
+    );
   });
 });
 
