@@ -98,6 +98,7 @@ export function azurePipeline(store: AzureStore, faults: FaultPlan, latencyMs: n
       const call = request.call;
       call.action = c.action;
       call.status = c.status;
+      call.at = c.at;
       call.ms = c.ms;
       if (c.code) call.code = c.code;
       if (c.identity) call.identity = c.identity;

@@ -21,7 +21,7 @@ export interface Fault {
   /**
    * Request parameters that must match, as the fake names them in its call log's `params` (EC2
    * `InstanceType`, `SubnetId`, `Spot`; Compute Engine `machineType`, `zone`; Azure `vmSize`,
-   * `priority`; GitHub `name`; Kubernetes `name`). A string matches exactly; a RegExp by test.
+   * `priority`, `resourceGroup`, `name`, `location`, Entra `clientId`; GitHub `name`; Kubernetes `name`). A string matches exactly; a RegExp by test.
    */
   where?: Readonly<Record<string, string | RegExp>>;
   /** Cloud error code to answer with, e.g. `InsufficientInstanceCapacity`, `RequestLimitExceeded`, or a Kubernetes Status reason (`TooManyRequests`). */
