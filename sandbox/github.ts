@@ -15,11 +15,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
-import { type FaultPlan, Timers, applyReset, sleep } from './core/index.js';
+import { type Answer, type FaultPlan, Timers, pipeline } from './core/index.js';
 import type { GitHubContext } from './github/controllers.js';
 import { HttpError, errorBody, faultError } from './github/errors.js';
 import { handleRunner } from './github/runner-protocol.js';
-import { dispatch, identifyRest, rateLimit, requireAdmin, restHeaders } from './github/routes.js';
+import { type RestRequest, dispatch, identifyRest, rateLimit, requireAdmin, restHeaders } from './github/routes.js';
 import { GitHubStore, type JobView, type RunnerView } from './github/store.js';
 import { RUNNER_VERSION, RunnerPacks } from './github/tarball.js';
 import { apiVersion } from './github/validation.js';
@@ -40,8 +40,11 @@ export interface FakeGitHub {
   /** Resolves with the job once it completed; rejects with its state when `timeoutMs` passes first. */
   waitJob(id: number, timeoutMs: number): Promise<JobView>;
   runners(): RunnerView[];
-  /** REST calls only (path without `/api/v3` and without the query), oldest first. */
-  calls: Array<{ method: string; path: string; status: number }>;
+  /**
+   * REST calls only (path without `/api/v3` and without the query), oldest first; `params` are
+   * those faults match on (`name`, `id`), when the request had any. Status 0: a fault reset it.
+   */
+  calls: Array<{ method: string; path: string; status: number; params?: Record<string, string> }>;
   /** Extra: the tarball served for linux x64 / arm64 at the current version. */
   tarball(arch?: 'x64' | 'arm64'): Promise<{ url: string; sha256: string; filename: string; version: string }>;
   /** Extra: the same tarball's bytes, for fakes that preinstall the runner (the Kubernetes runner image). */
@@ -65,38 +68,43 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
   const calls: FakeGitHub['calls'] = [];
   sweepLostJobs(store, timers);
 
-  const rest = async (req: http.IncomingMessage, raw: Buffer, res: http.ServerResponse, url: URL): Promise<void> => {
-    const request = identifyRest(req, raw, url);
-    let status = 500;
-    if (opts.latencyMs) await sleep(opts.latencyMs);
-    const fault = opts.faults.take('github', request.action, request.params);
-    if (fault?.delayMs) await sleep(fault.delayMs);
-    if (applyReset(fault, res)) return;
-    let headers = restHeaders(ctx, request, request.requestedVersion ?? '2022-11-28');
-    try {
-      if (fault?.status !== undefined || fault?.code !== undefined) throw faultError(fault, rateLimit(ctx, request.token));
+  // The REST API, in the pipeline's order: the version header and credentials, then the
+  // permission, then a fault, then the action (see core/pipeline.ts).
+  const rest = pipeline<RestRequest, 'admin' | 'readOnly'>({
+    service: 'github',
+    faults: opts.faults,
+    ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
+    identify: identifyRest,
+    authenticate: (_req, _raw, request) => {
+      // An unsupported version is refused before the credentials are read, with or without a token.
       apiVersion(request.requestedVersion);
       if (!request.hasAuth) throw new HttpError(401, 'Requires authentication', { documentation_url: 'https://docs.github.com/rest' });
-      if (request.token !== ctx.tokens.admin && request.token !== ctx.tokens.readOnly) {
-        throw new HttpError(401, 'Bad credentials', { documentation_url: 'https://docs.github.com/rest' });
-      }
-      requireAdmin(request, request.token === ctx.tokens.admin);
+      if (request.token === ctx.tokens.admin) return 'admin';
+      if (request.token === ctx.tokens.readOnly) return 'readOnly';
+      throw new HttpError(401, 'Bad credentials', { documentation_url: 'https://docs.github.com/rest' });
+    },
+    authorize: (who, request) => requireAdmin(request, who === 'admin'),
+    faultError: (fault, request) => faultError(fault, rateLimit(ctx, request.token)),
+    handle: async (request) => {
       const result = await dispatch(ctx, request);
-      status = result.status;
-      headers = { ...headers, ...(result.headers ?? {}) };
-      sendJson(res, result.status, result.body, headers);
-    } catch (err) {
-      if (!(err instanceof HttpError)) throw err;
-      status = err.status;
-      sendJson(res, err.status, errorBody(err.status, err.message, err.extra), { ...headers, ...err.headers });
-    } finally {
-      calls.push({ method: request.method, path: request.path, status });
-    }
-  };
+      return jsonAnswer(result.status, result.body, { ...headersFor(request), ...(result.headers ?? {}) });
+    },
+    errorAnswer: (err, request) => {
+      if (!(err instanceof HttpError) || !request) throw err;
+      return jsonAnswer(err.status, errorBody(err.status, err.message, err.extra), { ...headersFor(request), ...err.headers });
+    },
+    record: (call, request) => {
+      if (!request) return;
+      const params = call.params && Object.keys(call.params).length > 0 ? { params: call.params } : {};
+      calls.push({ method: request.method, path: request.path, status: call.status, ...params });
+    },
+  });
+  // The selected version echoes what was asked, even a version about to be refused.
+  const headersFor = (request: RestRequest): Record<string, string> => restHeaders(ctx, request, request.requestedVersion ?? '2022-11-28');
 
   const server = await serve('github', async (req, raw, res) => {
     const url = new URL(req.url ?? '/', 'http://fake');
-    if (url.pathname === '/api/v3' || url.pathname.startsWith('/api/v3/')) return rest(req, raw, res, url);
+    if (url.pathname === '/api/v3' || url.pathname.startsWith('/api/v3/')) return rest(req, raw, res);
     if (url.pathname.startsWith('/_runner/')) return handleRunner(ctx, req, raw, res, url);
     if (req.method === 'GET' || req.method === 'HEAD') return ctx.packs.serve(res, url, ctx.serverUrl);
     return sendJson(res, 404, { message: 'Not Found' }, {});
@@ -135,14 +143,23 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
   };
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
+function jsonAnswer(status: number, body: unknown, headers: Record<string, string>): Answer {
   const text = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, {
-    ...(body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8' }),
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  res.end(text);
+  return {
+    status,
+    body: text,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8' }),
+      'content-length': String(Buffer.byteLength(text)),
+      ...headers,
+    },
+  };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
+  const answer = jsonAnswer(status, body, headers);
+  res.writeHead(answer.status, answer.headers);
+  res.end(answer.body);
 }
 
 /** Fails, every half heartbeat, the jobs whose runner stopped renewing them. */
