@@ -217,7 +217,7 @@ export class KubeApi {
         this.cluster.timers.cancel(timer);
         if (!res.writableEnded) res.end();
       };
-      // The server ends a watch after its timeoutSeconds (default: a random 30 to 60 minutes; 30 here).
+      // The server ends a watch after its timeoutSeconds; without one, after 30 minutes here.
       const timer = this.cluster.timers.later(Number(q.get('timeoutSeconds') ?? 1800) * 1000, end);
       res.on('close', end);
     };
