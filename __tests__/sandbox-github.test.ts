@@ -241,10 +241,46 @@ describe('REST: tokens, JIT configs and runners', () => {
     expect(throttled.headers['retry-after']).toBe('2');
     expect(throttled.data.message).toMatch(/secondary rate limit/);
     expect(gh.calls).toEqual([
-      { method: 'POST', path: '/repos/octo-org/ml/actions/runners/generate-jitconfig', status: 503 },
-      { method: 'POST', path: '/repos/octo-org/ml/actions/runners/generate-jitconfig', status: 201 },
+      { method: 'POST', path: '/repos/octo-org/ml/actions/runners/generate-jitconfig', status: 503, params: { name: 'f' } },
+      { method: 'POST', path: '/repos/octo-org/ml/actions/runners/generate-jitconfig', status: 201, params: { name: 'f' } },
       { method: 'GET', path: '/orgs/octo-org/actions/runners', status: 403 },
     ]);
+  });
+
+  test('a fault with where fires only for the runner it names, and the call log records the name', async () => {
+    faults.add({ service: 'github', action: 'POST /repos/.+/generate-jitconfig', where: { name: /^gpu-/ }, status: 502 });
+    const admin = client(gh.tokens.admin);
+    const jit = (name: string) =>
+      admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', { owner: 'octo-org', repo: 'ml', name, runner_group_id: 1, labels: ['a'] });
+    expect((await jit('cpu-1')).status).toBe(201);
+    expect((await failure(jit('gpu-1'))).status).toBe(502);
+    expect((await jit('gpu-2')).status).toBe(201);
+    expect(faults.unfired()).toEqual([]);
+    expect(faults.fired).toEqual([{ service: 'github', action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig', params: { name: 'gpu-1' } }]);
+    expect(gh.calls.map((c) => [c.params?.name, c.status])).toEqual([
+      ['cpu-1', 201],
+      ['gpu-1', 502],
+      ['gpu-2', 201],
+    ]);
+  });
+
+  test('credentials and permissions are checked before an armed fault: refused requests leave it armed', async () => {
+    faults.add({ service: 'github', action: 'GET /repos/.+/actions/runners', status: 503 });
+    const args = { owner: 'octo-org', repo: 'ml' };
+    const none = await failure(client().request('GET /repos/{owner}/{repo}/actions/runners', args));
+    expect(none.status).toBe(401);
+    expect(none.data.message).toBe('Requires authentication');
+    const bad = await failure(client(gh.tokens.bad).request('GET /repos/{owner}/{repo}/actions/runners', args));
+    expect(bad.status).toBe(401);
+    expect(bad.data.message).toBe('Bad credentials');
+    const ro = await failure(client(gh.tokens.readOnly).request('GET /repos/{owner}/{repo}/actions/runners', args));
+    expect(ro.status).toBe(403);
+    expect(ro.data.message).toBe('Resource not accessible by integration');
+    expect(faults.fired).toEqual([]);
+    // The first request the service would have served takes the fault.
+    expect((await failure(client(gh.tokens.admin).request('GET /repos/{owner}/{repo}/actions/runners', args))).status).toBe(503);
+    expect(faults.unfired()).toEqual([]);
+    expect(gh.calls.map((c) => c.status)).toEqual([401, 401, 403, 503]);
   });
 });
 

@@ -365,6 +365,38 @@ describe('objects, as the API server stores and answers them', () => {
     expect(sb.faults.fired.map((f) => f.action)).toEqual(expect.arrayContaining(['list jobs', 'create secrets', 'list pods']));
     expect(await settle()).toEqual([]);
   });
+
+  test('a fault with where fires only for the object it names, and the call log records the name', async () => {
+    sb.faults.add({ service: 'kubernetes', action: 'create secrets', where: { name: 'where-b', namespace: NS }, code: 'InternalError' });
+    const before = sb.kubernetes.calls.length;
+    const create = (name: string) => core.createNamespacedSecret({ namespace: NS, body: { metadata: { name }, stringData: { k: 'v' } } });
+    await create('where-a');
+    expect((await statusOf(create('where-b'))).code).toBe(500);
+    await create('where-c');
+    expect(sb.faults.unfired()).toEqual([]);
+    expect(sb.faults.fired.filter((f) => f.service === 'kubernetes')).toEqual([{ service: 'kubernetes', action: 'create secrets', code: 'InternalError', params: { namespace: NS, name: 'where-b' } }]);
+    const made = sb.kubernetes.calls.slice(before).filter((c) => c.verb === 'create');
+    expect(made.map((c) => [c.params?.name, c.status, c.reason])).toEqual([
+      ['where-a', 201, undefined],
+      ['where-b', 500, 'InternalError'],
+      ['where-c', 201, undefined],
+    ]);
+    for (const name of ['where-a', 'where-c']) await core.deleteNamespacedSecret({ name, namespace: NS });
+    expect(await settle()).toEqual([]);
+  });
+
+  test('credentials and RBAC are checked before an armed fault: refused requests leave it armed', async () => {
+    sb.faults.add({ service: 'kubernetes', action: 'list secrets', code: 'ServiceUnavailable' });
+    const path = `/api/v1/namespaces/${NS}/secrets`;
+    expect((await raw('GET', path, { token: null })).json).toMatchObject({ reason: 'Unauthorized', code: 401 });
+    expect((await raw('GET', path, { token: 'not-a-token' })).json).toMatchObject({ reason: 'Unauthorized', code: 401 });
+    expect((await raw('GET', path, { token: sb.kubernetes.tokens.denied })).json).toMatchObject({ reason: 'Forbidden', code: 403 });
+    expect(sb.faults.fired).toEqual([]);
+    // The first request the server would have served takes the fault.
+    expect((await raw('GET', path)).json).toMatchObject({ reason: 'ServiceUnavailable', code: 503 });
+    expect(sb.faults.unfired()).toEqual([]);
+    expect(await settle()).toEqual([]);
+  });
 });
 
 describe('a Job lives: scheduled, run, finished and removed', () => {

@@ -21,7 +21,9 @@ export interface Fault {
   /**
    * Request parameters that must match, as the fake names them in its call log's `params` (EC2
    * `InstanceType`, `SubnetId`, `Spot`; Compute Engine `machineType`, `zone`; Azure `vmSize`,
-   * `priority`, `resourceGroup`, `name`, `location`, Entra `clientId`; GitHub `name`; Kubernetes `name`). A string matches exactly; a RegExp by test.
+   * `priority`, `resourceGroup`, `name`, `location`, Entra `clientId`; GitHub `name` (a JIT runner's,
+   * or the runners list's filter) and `id` (a runner's); Kubernetes `name` (from the path, or a
+   * created object's) and `namespace`). A string matches exactly; a RegExp by test.
    */
   where?: Readonly<Record<string, string | RegExp>>;
   /** Cloud error code to answer with, e.g. `InsufficientInstanceCapacity`, `RequestLimitExceeded`, or a Kubernetes Status reason (`TooManyRequests`). */

@@ -13,6 +13,7 @@
  * The kubelet (kubelet.ts) runs the pods' containers as sandbox machines.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { Timers } from '../core/index.js';
 import type { MachineFleet } from '../machine.js';
 import { Kubelet } from './kubelet.js';
 import { canonicalQuantity, parseQuantity, quantityValue } from './quantity.js';
@@ -81,6 +82,8 @@ export interface ClusterOptions {
   unpullable: (image: string) => boolean;
   /** The stand-in runner tarball, for the `ghcr.io/actions/actions-runner` image. */
   runnerTarball?: () => Promise<Buffer>;
+  /** The fake's timers (sandbox/core), closed when the fake closes. */
+  timers: Timers;
 }
 
 const JOB_TRACKING = 'batch.kubernetes.io/job-tracking';
@@ -103,8 +106,8 @@ export class Cluster {
   readonly nodeObjects: Json[];
   readonly nodeSpecs: readonly NodeSpec[];
   private rv = 1000;
-  private closed = false;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** The controllers' delayed work (deadlines, TTLs, back-offs, garbage collection); closed with the fake. */
+  readonly timers: Timers;
   private readonly listeners = new Set<(resource: Resource, type: WatchType, obj: Json) => void>();
   private readonly jobRuntime = new Map<string, JobRuntime>();
   private readonly pendingSync = new Set<string>();
@@ -115,6 +118,7 @@ export class Cluster {
 
   constructor(readonly opts: ClusterOptions) {
     this.secondMs = opts.secondMs;
+    this.timers = opts.timers;
     this.nodeSpecs = opts.nodes;
     for (const ns of new Set([...opts.namespaces, 'kube-system', 'kube-public', 'kube-node-lease'])) {
       this.namespaceObjects.set(ns, {
@@ -232,7 +236,7 @@ export class Cluster {
     if (resource === 'jobs') this.syncJobSoon(obj);
     if (resource === 'pods') this.scheduleSoon();
     // An owner reference to an owner that does not exist is a dependent the collector removes.
-    if ((obj.metadata.ownerReferences ?? []).length > 0) this.later(0, () => this.collectDangling());
+    if ((obj.metadata.ownerReferences ?? []).length > 0) this.timers.later(0, () => this.collectDangling());
     if (resource === 'secrets') this.kubelet.secretChanged();
   }
 
@@ -273,7 +277,7 @@ export class Cluster {
       // the Job controller count a deleted, unfinished pod as failed), so its Job can account for it.
       if (!obj.spec.nodeName && !isTerminal(obj)) obj.status = { ...obj.status, phase: 'Failed' };
       this.put('pods', obj);
-      if (propagation === 'Background') this.later(0, () => this.deleteDependents(meta.uid));
+      if (propagation === 'Background') this.timers.later(0, () => this.deleteDependents(meta.uid));
       this.kubelet.stopPod(obj, grace);
       this.syncOwnerOf(obj);
       if (grace === 0 && !meta.finalizers) {
@@ -287,11 +291,11 @@ export class Cluster {
     meta.deletionGracePeriodSeconds = 0;
     if (!meta.finalizers) {
       this.drop(resource, obj);
-      if (propagation === 'Background') this.later(0, () => this.deleteDependents(meta.uid));
+      if (propagation === 'Background') this.timers.later(0, () => this.deleteDependents(meta.uid));
       return { gone: true, obj };
     }
     this.put(resource, obj);
-    this.later(0, () => this.collect(resource, obj));
+    this.timers.later(0, () => this.collect(resource, obj));
     return { gone: false, obj };
   }
 
@@ -393,7 +397,7 @@ export class Cluster {
     }
     if (resource === 'jobs') {
       const rt = this.jobRuntime.get(obj.metadata.uid);
-      if (rt) for (const t of rt.timers) clearTimeout(t);
+      if (rt) for (const t of rt.timers) this.timers.cancel(t);
       this.jobRuntime.delete(obj.metadata.uid);
       // Pods the Job tracked keep its finalizer until the controller sees them orphaned.
       for (const pod of this.list('pods', obj.metadata.namespace)) this.syncOrphanPod(pod);
@@ -476,7 +480,7 @@ export class Cluster {
     const key = `${job.metadata.namespace}/${job.metadata.name}`;
     if (this.pendingSync.has(key)) return;
     this.pendingSync.add(key);
-    this.later(0, () => {
+    this.timers.later(0, () => {
       this.pendingSync.delete(key);
       const current = this.get('jobs', job.metadata.namespace, job.metadata.name);
       if (current) this.syncJob(current);
@@ -496,7 +500,7 @@ export class Cluster {
     const ref = (pod.metadata.ownerReferences as Json[] | undefined)?.find((o) => o.controller && o.kind === 'Job');
     const job = ref && this.get('jobs', pod.metadata.namespace, ref.name);
     if (job && job.metadata.uid === ref.uid && !job.metadata.deletionTimestamp) return;
-    this.later(0, () => this.removeFinalizer('pods', pod, JOB_TRACKING));
+    this.timers.later(0, () => this.removeFinalizer('pods', pod, JOB_TRACKING));
   }
 
   private runtimeOf(job: Json): JobRuntime {
@@ -515,7 +519,7 @@ export class Cluster {
   }
 
   private syncJob(job: Json): void {
-    if (this.closed) return;
+    if (this.timers.isClosed) return;
     const rt = this.runtimeOf(job);
     const spec = job.spec as Json;
     const status = (job.status ??= {}) as Json;
@@ -530,7 +534,7 @@ export class Cluster {
         if (pod.status.phase === 'Succeeded') rt.succeeded += 1;
         else rt.failed += 1;
       }
-      if ((pod.metadata.finalizers ?? []).includes(JOB_TRACKING)) this.later(0, () => this.removeFinalizer('pods', pod, JOB_TRACKING));
+      if ((pod.metadata.finalizers ?? []).includes(JOB_TRACKING)) this.timers.later(0, () => this.removeFinalizer('pods', pod, JOB_TRACKING));
     }
     const running = pods.filter((p) => !isTerminal(p));
     const active = running.filter((p) => !p.metadata.deletionTimestamp);
@@ -619,7 +623,7 @@ export class Cluster {
     if (deadline === undefined || rt.deadlineArmed) return;
     rt.deadlineArmed = true;
     const at = rt.startedAt! + deadline * this.secondMs;
-    rt.timers.push(this.later(Math.max(0, at - Date.now()) + 1, () => this.syncJobSoon(job)));
+    rt.timers.push(this.timers.later(Math.max(0, at - Date.now()) + 1, () => this.syncJobSoon(job)));
   }
 
   private armTtl(job: Json, rt: JobRuntime, finishedAt: number): void {
@@ -628,7 +632,7 @@ export class Cluster {
     rt.ttlArmed = true;
     const at = (rt.finishedAt ?? finishedAt) + ttl * this.secondMs;
     rt.timers.push(
-      this.later(Math.max(0, at - Date.now()), () => {
+      this.timers.later(Math.max(0, at - Date.now()), () => {
         const current = this.get('jobs', job.metadata.namespace, job.metadata.name);
         // The TTL controller deletes the Job with Background propagation: its pods and owned objects go too.
         if (current && current.metadata.uid === job.metadata.uid && !current.metadata.deletionTimestamp) this.delete('jobs', current, 'Background');
@@ -645,7 +649,7 @@ export class Cluster {
     if (wait > since) {
       rt.creating = true;
       rt.timers.push(
-        this.later(wait - since, () => {
+        this.timers.later(wait - since, () => {
           rt.creating = false;
           this.syncJobSoon(job);
         }),
@@ -697,7 +701,7 @@ export class Cluster {
   scheduleSoon(): void {
     if (this.scheduling) return;
     this.scheduling = true;
-    this.later(0, () => {
+    this.timers.later(0, () => {
       this.scheduling = false;
       this.schedulePending();
     });
@@ -711,7 +715,7 @@ export class Cluster {
   }
 
   private schedulePending(): void {
-    if (this.closed) return;
+    if (this.timers.isClosed) return;
     const pending = this.list('pods')
       .filter((p) => !p.spec.nodeName && !p.metadata.deletionTimestamp && !isTerminal(p) && !this.unschedulable.has(p.metadata.uid))
       .sort((a, b) => (a.metadata.creationTimestamp < b.metadata.creationTimestamp ? -1 : 1));
@@ -840,24 +844,12 @@ export class Cluster {
   // ------------------------------------------------------------------------------------------
   // Timers and shutdown
 
-  later(ms: number, fn: () => void): NodeJS.Timeout {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      if (!this.closed) fn();
-    }, ms);
-    timer.unref();
-    this.timers.add(timer);
-    return timer;
-  }
-
   get isClosed(): boolean {
-    return this.closed;
+    return this.timers.isClosed;
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.timers.close();
     await this.kubelet.close();
   }
 }

@@ -169,9 +169,9 @@ export class Kubelet {
   /** Waits `ms`, or less when the pod is stopped or a Secret changes. */
   private pause(run: PodRun, ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = this.cluster.later(ms, () => done());
+      const timer = this.cluster.timers.later(ms, () => done());
       const done = (): void => {
-        clearTimeout(timer);
+        this.cluster.timers.cancel(timer);
         if (run.wake === done) run.wake = undefined;
         resolve();
       };

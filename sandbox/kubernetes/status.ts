@@ -5,6 +5,8 @@
  * https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/status/
  */
 
+import type { Fault } from '../core/index.js';
+
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export interface StatusCause {
@@ -140,4 +142,30 @@ export function invalidObject(kind: string, group: string, name: string, errors:
     kind,
     causes: errors.map((e) => ({ reason: e.type, message: e.body, field: e.field })),
   });
+}
+
+/** The Status an injected fault answers with: the code as reason, with the real status and message. */
+export function faultError(fault: Fault, ref: { group: string; resource: string }, name: string | undefined): ApiError {
+  const code = fault.code!;
+  const defaults: Record<string, [number, string]> = {
+    TooManyRequests: [429, 'Too many requests, please try again later.'],
+    InternalError: [500, 'Internal error occurred: injected by the sandbox'],
+    ServiceUnavailable: [503, 'the server is currently unable to handle the request'],
+    Timeout: [504, 'Timeout: request did not complete within requested timeout - context deadline exceeded'],
+    ServerTimeout: [500, 'The list operation could not be completed at this time, please try again.'],
+    Conflict: [409, `Operation cannot be fulfilled on ${ref.group ? `${ref.resource}.${ref.group}` : ref.resource} "${name ?? ''}": the object has been modified; please apply your changes to the latest version and try again`],
+    Forbidden: [403, 'forbidden'],
+    Unauthorized: [401, 'Unauthorized'],
+    BadRequest: [400, 'bad request'],
+    NotFound: [404, `${ref.group ? `${ref.resource}.${ref.group}` : ref.resource} "${name ?? ''}" not found`],
+  };
+  const [status, message] = defaults[code] ?? [500, `injected fault ${code}`];
+  const retryAfter = fault.retryAfter ?? (code === 'TooManyRequests' ? 1 : undefined);
+  return new ApiError(
+    fault.status ?? status,
+    code,
+    fault.message ?? message,
+    { ...(name !== undefined ? { name } : {}), ...(ref.group ? { group: ref.group } : {}), kind: ref.resource, ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) },
+    retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {},
+  );
 }
