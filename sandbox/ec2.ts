@@ -16,7 +16,6 @@
  * answers as IMDS does: IMDSv2 session tokens, the instance's metadata options, and the spot
  * interruption notice `spot/instance-action` once `interruptSpot()` publishes it.
  */
-
 import { type FaultPlan, pipeline } from './core/index.js';
 import { KNOWN_IMAGES } from './ec2/catalog.js';
 import { authError, faultError } from './ec2/errors.js';

@@ -20,7 +20,7 @@ export interface Fault {
   action?: string;
   /**
    * Request parameters that must match, as the fake names them in its call log's `params` (EC2
-   * `InstanceType`, `SubnetId`, `Spot`; Compute Engine `machineType`, `zone`; Azure `vmSize`,
+   * `InstanceType`, `SubnetId`, `Spot`, `ImageId`, `InstanceId`; Compute Engine `machineType`, `zone`; Azure `vmSize`,
    * `priority`; GitHub `name`; Kubernetes `name`). A string matches exactly; a RegExp by test.
    */
   where?: Readonly<Record<string, string | RegExp>>;
