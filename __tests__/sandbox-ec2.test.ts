@@ -704,6 +704,57 @@ describe('faults and latency', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
   });
 
+  test('a fault `where` InstanceType and Spot match fires only for those launches; the call log records each launch\'s parameters', async () => {
+    faults.add({ service: 'ec2', action: 'RunInstances', where: { InstanceType: 'g4dn.xlarge', Spot: 'true' }, code: 'InsufficientInstanceCapacity' });
+    const spot = { InstanceMarketOptions: { MarketType: 'spot' as const } };
+    await ec2.send(new RunInstancesCommand(launch({ InstanceType: 'g4dn.xlarge' })));
+    await ec2.send(new RunInstancesCommand(launch({ ...spot, SubnetId: 'subnet-0b2' })));
+    expect(faults.fired).toEqual([]);
+    expect(await errorOf(ec2.send(new RunInstancesCommand(launch({ ...spot, InstanceType: 'g4dn.xlarge' }))))).toMatchObject({
+      name: 'InsufficientInstanceCapacity',
+      status: 500,
+    });
+    // Used up: the same launch now succeeds.
+    await ec2.send(new RunInstancesCommand(launch({ ...spot, InstanceType: 'g4dn.xlarge' })));
+    const image = KNOWN_IMAGES.ubuntuX64;
+    expect(fake.calls.filter((c) => c.action === 'RunInstances').map(({ status, code, params }) => ({ status, code, params }))).toEqual([
+      { status: 200, code: undefined, params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'false' } },
+      { status: 200, code: undefined, params: { ImageId: image, InstanceType: 't3.micro', SubnetId: 'subnet-0b2', Spot: 'true' } },
+      { status: 500, code: 'InsufficientInstanceCapacity', params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' } },
+      { status: 200, code: undefined, params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' } },
+    ]);
+    expect(faults.fired).toEqual([
+      { service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity', params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' } },
+    ]);
+    expect(fake.instances()).toHaveLength(3);
+    await expectClean();
+  });
+
+  test('a request without a valid signature, or naming no action EC2 has, is refused even when a fault is armed', async () => {
+    faults.add({ service: 'ec2', code: 'RequestLimitExceeded' });
+    const unsigned = await fetch(fake.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'Action=DescribeInstances&Version=2016-11-15',
+    });
+    expect(unsigned.status).toBe(401);
+    expect(await unsigned.text()).toContain('<Code>MissingAuthenticationToken</Code>');
+    const wrong = new EC2Client({ endpoint: fake.url, region: 'us-east-1', credentials: { ...credentials, secretAccessKey: 'nope' }, maxAttempts: 1 });
+    expect(await errorOf(wrong.send(new RunInstancesCommand(launch())))).toMatchObject({ name: 'SignatureDoesNotMatch', status: 403 });
+    wrong.destroy();
+    expect(await errorOf(ec2.send(new DescribeVpcsCommand({})))).toMatchObject({ name: 'InvalidAction', status: 400 });
+    expect(faults.fired).toEqual([]);
+    expect(fake.calls.map(({ action, status, code }) => ({ action, status, code }))).toEqual([
+      { action: 'DescribeInstances', status: 401, code: 'MissingAuthenticationToken' },
+      { action: 'RunInstances', status: 403, code: 'SignatureDoesNotMatch' },
+      { action: 'DescribeVpcs', status: 400, code: 'InvalidAction' },
+    ]);
+    // The fault was armed all along: the first request EC2 accepts takes it.
+    expect(await errorOf(ec2.send(new DescribeInstancesCommand({})))).toMatchObject({ name: 'RequestLimitExceeded', status: 503 });
+    expect(faults.unfired()).toEqual([]);
+    expect(fake.instances()).toEqual([]);
+  });
+
   test('SSM faults use the SSM error shape', async () => {
     faults.add({ service: 'ssm', action: 'GetParameter', code: 'ThrottlingException' });
     const err = await errorOf(ssm.send(new GetParameterCommand({ Name: Object.keys(PUBLIC_PARAMETERS)[0]! })));

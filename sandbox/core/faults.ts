@@ -19,11 +19,13 @@ export interface Fault {
   /** The action, as above. Undefined matches every action of the service. */
   action?: string;
   /**
-   * Request parameters that must match, as the fake names them in its call log's `params` (EC2
-   * `InstanceType`, `SubnetId`, `Spot`; Compute Engine `machineType`, `zone`; Azure `vmSize`,
-   * `priority`, `resourceGroup`, `name`, `location`, Entra `clientId`; GitHub `name` (a JIT runner's,
-   * or the runners list's filter) and `id` (a runner's); Kubernetes `name` (from the path, or a
-   * created object's) and `namespace`). A string matches exactly; a RegExp by test.
+   * Request parameters that must match, as the fake names them in its call log's `params`. A
+   * string matches exactly; a RegExp by test. Each fake documents its own names:
+   * - EC2: `InstanceType`, `SubnetId`, `Spot`, `ImageId`, `InstanceId`.
+   * - Compute Engine: `machineType`, `zone`, `spot`, `instance`.
+   * - Azure: `vmSize`, `priority`, `resourceGroup`, `name`, `location`; Entra `clientId`.
+   * - GitHub: `name` (a JIT runner's, or the runners list's filter), `id` (a runner's).
+   * - Kubernetes: `name` (from the path, or a created object's), `namespace`.
    */
   where?: Readonly<Record<string, string | RegExp>>;
   /** Cloud error code to answer with, e.g. `InsufficientInstanceCapacity`, `RequestLimitExceeded`, or a Kubernetes Status reason (`TooManyRequests`). */

@@ -1,0 +1,106 @@
+/**
+ * DescribeInstances, TerminateInstances and GetConsoleOutput ("DescribeInstances",
+ * "TerminateInstances", "GetConsoleOutput", EC2 API reference).
+ */
+import type { Ec2Instance } from '../../ec2.js';
+import { STATE_CODES, VPC_ID } from '../catalog.js';
+import { Ec2Error } from '../errors.js';
+import { terminate } from '../lifecycle.js';
+import type { Ec2Context } from '../routes.js';
+import type { Ec2Store } from '../store.js';
+import { INSTANCE_ID, type Params, anyMatch, dryRun, int, required, str, strList, structList } from '../validation.js';
+import { reservationXml } from '../views.js';
+import { items, n, t } from '../xml.js';
+
+/** The instances named, each visible in the region; EC2 names every one it cannot find. */
+export function findInstances(store: Ec2Store, ids: string[], region: string): Ec2Instance[] {
+  for (const id of ids) {
+    if (!INSTANCE_ID.test(id)) throw new Ec2Error('InvalidInstanceID.Malformed', `Invalid id: "${id}" (expecting "i-...")`);
+  }
+  const missing = ids.filter((id) => {
+    const inst = store.byId.get(id);
+    return !inst || !store.visible(inst, region);
+  });
+  if (missing.length === 1) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
+  if (missing.length > 1) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance IDs '${missing.join(', ')}' do not exist`);
+  return [...new Set(ids)].map((id) => store.byId.get(id)!);
+}
+
+const INSTANCE_FILTERS: Record<string, (i: Ec2Instance, values: string[]) => boolean> = {
+  'instance-id': (i, v) => anyMatch(v, i.id),
+  'instance-state-name': (i, v) => anyMatch(v, i.state),
+  'instance-state-code': (i, v) => anyMatch(v, String(STATE_CODES[i.state])),
+  'instance-type': (i, v) => anyMatch(v, i.instanceType),
+  'image-id': (i, v) => anyMatch(v, i.imageId),
+  'client-token': (i, v) => anyMatch(v, i.clientToken),
+  'reservation-id': (i, v) => anyMatch(v, i.reservationId),
+  'subnet-id': (i, v) => anyMatch(v, i.subnetId),
+  'vpc-id': (i, v) => anyMatch(v, VPC_ID),
+  'availability-zone': (i, v) => anyMatch(v, i.availabilityZone),
+  'instance-lifecycle': (i, v) => anyMatch(v, i.market === 'spot' ? 'spot' : undefined),
+  'tag-key': (i, v) => Object.keys(i.tags).some((k) => anyMatch(v, k)),
+  'tag-value': (i, v) => Object.values(i.tags).some((x) => anyMatch(v, x)),
+};
+
+export function describeInstances(store: Ec2Store, p: Params, ctx: Ec2Context): string {
+  const ids = strList(p, 'InstanceId');
+  const maxResults = int(str(p, 'MaxResults'), 'MaxResults');
+  if (maxResults !== undefined && ids.length > 0) {
+    throw new Ec2Error('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
+  }
+  if (maxResults !== undefined && (maxResults < 5 || maxResults > 1000)) {
+    throw new Ec2Error('InvalidParameterValue', `Value ( ${maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`);
+  }
+  let found = ids.length > 0 ? findInstances(store, ids, ctx.region) : store.all.filter((i) => store.visible(i, ctx.region));
+  for (const f of structList(p, 'Filter')) {
+    const name = str(f, 'Name') ?? '';
+    const values = strList(f, 'Value');
+    let test = INSTANCE_FILTERS[name];
+    if (name.startsWith('tag:')) {
+      const key = name.slice(4);
+      test = (i, v) => anyMatch(v, i.tags[key]);
+    }
+    if (!test) throw new Ec2Error('InvalidParameterValue', `The filter '${name}' is invalid`);
+    found = found.filter((i) => test(i, values));
+  }
+  const start = Number(str(p, 'NextToken') ?? '0');
+  if (!Number.isInteger(start) || start < 0) throw new Ec2Error('InvalidParameterValue', 'The token is invalid');
+  const page = maxResults === undefined ? found.slice(start) : found.slice(start, start + maxResults);
+  const next = maxResults !== undefined && start + maxResults < found.length ? String(start + maxResults) : undefined;
+  const reservations: Array<{ id: string; insts: Ec2Instance[] }> = [];
+  for (const i of page) {
+    const r = reservations.find((x) => x.id === i.reservationId);
+    if (r) r.insts.push(i);
+    else reservations.push({ id: i.reservationId, insts: [i] });
+  }
+  return items('reservationSet', reservations, (r) => reservationXml(r.id, r.insts)) + t('nextToken', next);
+}
+
+export function terminateInstances(store: Ec2Store, p: Params, ctx: Ec2Context): string {
+  const ids = strList(p, 'InstanceId');
+  if (ids.length === 0) throw new Ec2Error('MissingParameter', 'The request must contain the parameter InstanceId');
+  const insts = findInstances(store, ids, ctx.region);
+  dryRun(p);
+  const changes = insts.map((inst) => {
+    const previous = inst.state;
+    void terminate(store, inst, { code: 'Client.UserInitiatedShutdown', message: 'Client.UserInitiatedShutdown: User initiated shutdown' });
+    return { inst, previous };
+  });
+  return items('instancesSet', changes, ({ inst, previous }) =>
+    t('instanceId', inst.id) +
+    n('currentState', t('code', STATE_CODES[inst.state]) + t('name', inst.state)) +
+    n('previousState', t('code', STATE_CODES[previous]) + t('name', previous)),
+  );
+}
+
+export function getConsoleOutput(store: Ec2Store, p: Params, ctx: Ec2Context): string {
+  const id = required(p, 'InstanceId');
+  const [inst] = findInstances(store, [id], ctx.region);
+  const bytes = inst!.machine?.consoleBytes() ?? Buffer.alloc(0);
+  const tail = bytes.subarray(Math.max(0, bytes.length - 64 * 1024));
+  return (
+    t('instanceId', inst!.id) +
+    t('timestamp', new Date().toISOString()) +
+    (tail.length > 0 ? t('output', tail.toString('base64')) : '')
+  );
+}

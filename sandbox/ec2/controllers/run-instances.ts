@@ -1,0 +1,113 @@
+/**
+ * RunInstances: idempotency by client token, DryRun, the checks (validation.ts), then one
+ * reservation of `pending` instances that boot after the boot delay ("RunInstances" and
+ * "Ensure idempotency in Amazon EC2 API requests", EC2 API reference).
+ */
+import type { Ec2Instance, Ec2Volume } from '../../ec2.js';
+import { Ec2Error } from '../errors.js';
+import { boot } from '../lifecycle.js';
+import type { Ec2Context } from '../routes.js';
+import { type Ec2Store, hex, newId } from '../store.js';
+import { type LaunchSpec, type Params, dryRun, launchCounts, launchFingerprint, launchSpec, required, str } from '../validation.js';
+import { reservationXml } from '../views.js';
+
+export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): string {
+  const imageId = required(p, 'ImageId');
+  const { maxCount } = launchCounts(p);
+  const clientToken = str(p, 'ClientToken');
+  const fingerprint = launchFingerprint(p);
+  if (clientToken !== undefined) {
+    if (clientToken.length > 64) throw new Ec2Error('InvalidParameterValue', 'The client token must be 64 characters or fewer');
+    const prior = store.byToken.get(`${ctx.region}/${clientToken}`);
+    if (prior) {
+      if (prior.fingerprint !== fingerprint) {
+        throw new Ec2Error(
+          'IdempotentParameterMismatch',
+          'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
+        );
+      }
+      return reservationXml(prior.reservationId, prior.instanceIds.map((id) => store.byId.get(id)!));
+    }
+  }
+  dryRun(p);
+  const spec = launchSpec(p, imageId, (type) => store.spotPrice(type));
+
+  const reservationId = newId('r');
+  const created: Ec2Instance[] = [];
+  for (let i = 0; i < maxCount; i++) {
+    const inst = newInstance(spec, { reservationId, launchIndex: i, region: ctx.region, clientToken, ordinal: store.all.length + i });
+    store.add(inst);
+    created.push(inst);
+    store.timers.later(store.settings.bootDelayMs, () => boot(store, inst));
+  }
+  if (clientToken !== undefined) {
+    store.byToken.set(`${ctx.region}/${clientToken}`, { fingerprint, reservationId, instanceIds: created.map((i) => i.id) });
+  }
+  return reservationXml(reservationId, created);
+}
+
+/** One `pending` instance with its volumes, network interface and spot request. */
+function newInstance(
+  spec: LaunchSpec,
+  at: { reservationId: string; launchIndex: number; region: string; clientToken: string | undefined; ordinal: number },
+): Ec2Instance {
+  const { tagsFor, spot } = spec;
+  const id = newId('i');
+  const now = new Date();
+  const volumes: Ec2Volume[] = spec.volumes.map((v) => ({
+    ...v,
+    id: newId('vol'),
+    instanceId: id,
+    state: 'in-use' as const,
+    tags: { ...(tagsFor.volume ?? {}) },
+    attachTime: now,
+  }));
+  const networkInterface = {
+    id: newId('eni'),
+    macAddress: `0a:${hex(2)}:${hex(2)}:${hex(2)}:${hex(2)}:${hex(2)}`,
+    tags: { ...(tagsFor['network-interface'] ?? {}) },
+  };
+  return {
+    id,
+    reservationId: at.reservationId,
+    amiLaunchIndex: at.launchIndex,
+    region: at.region,
+    imageId: spec.image.id,
+    instanceType: spec.instanceType,
+    type: spec.instanceType,
+    architecture: spec.type.arch,
+    state: 'pending',
+    stateTransitionReason: '',
+    launchTime: now,
+    subnetId: spec.subnetId,
+    availabilityZone: `${at.region}${spec.subnet.azSuffix}`,
+    privateIp: `${spec.subnet.cidrPrefix}.${10 + (at.ordinal % 240)}`,
+    securityGroups: spec.securityGroups,
+    tags: { ...(tagsFor.instance ?? {}) },
+    market: spot ? 'spot' : 'on-demand',
+    spot: spot !== undefined,
+    ...(spot
+      ? {
+          spotRequest: { ...spot.request, id: `sir-${hex(8)}`, instanceId: id, state: 'active' as const, tags: { ...(tagsFor['spot-instances-request'] ?? {}) } },
+          spotOptions: spot.options,
+        }
+      : {}),
+    userData: spec.userData,
+    userDataBytes: spec.userDataBytes,
+    shutdownBehavior: spec.shutdownBehavior,
+    metadataOptions: spec.metadataOptions,
+    ...(spec.iamInstanceProfile ? { iamInstanceProfile: spec.iamInstanceProfile } : {}),
+    volumes,
+    blockDevices: volumes,
+    networkInterface,
+    networkInterfaceTags: networkInterface.tags,
+    ...(at.clientToken !== undefined ? { clientToken: at.clientToken } : {}),
+    rootDeviceName: spec.image.rootDeviceName,
+    get name(): string | undefined {
+      return this.tags.Name;
+    },
+    console(): string {
+      return this.machine ? this.machine.console() : '';
+    },
+  };
+}

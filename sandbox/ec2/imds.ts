@@ -1,0 +1,117 @@
+/**
+ * Each instance's metadata service (IMDS), served by the fake EC2's server under
+ * `/_imds/<instance-id>`; its machine finds it in `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
+ *
+ * As the EC2 User Guide describes it ("Use the Instance Metadata Service to access instance
+ * metadata", "Responses and error messages"): `PUT /latest/api/token` with a TTL header gives a
+ * session token valid on that instance only; GET and HEAD read metadata as text/plain, with the
+ * token when HttpTokens is required (401 otherwise, or with a bad or expired token); 400 for a
+ * PUT that is not valid, 403 when the request is not allowed or the endpoint is disabled,
+ * 404 for what does not exist (such as spot/instance-action before a notice).
+ *
+ * It is the instance's endpoint, not the EC2 API: it stays outside the request pipeline and
+ * takes no faults.
+ */
+import crypto from 'node:crypto';
+import type http from 'node:http';
+import type { Ec2Instance } from '../ec2.js';
+import { SECURITY_GROUPS } from './catalog.js';
+import { header } from './sigv4.js';
+import type { Ec2Store } from './store.js';
+
+/** Where each instance's metadata service lives on this server: `<url>/_imds/<instance-id>`. */
+export const IMDS_PREFIX = '/_imds';
+export const IMDS_PATH = /^\/_imds\/([^/?]+)([^?]*)/;
+/** IMDSv2 session tokens last from one second to six hours. */
+const IMDS_MAX_TTL_SECONDS = 21600;
+const IMDS_REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed' };
+
+export function answerImds(store: Ec2Store, req: http.IncomingMessage, res: http.ServerResponse, instanceId: string, path: string): void {
+  const inst = store.byId.get(instanceId);
+  // Only a running instance can reach its metadata service; for anything else nothing answers.
+  if (!inst || inst.state !== 'running') {
+    res.destroy();
+    return;
+  }
+  const method = req.method ?? 'GET';
+  const fail = (status: number, headers: Record<string, string> = {}): void => {
+    const title = `${status} - ${IMDS_REASONS[status] ?? 'Error'}`;
+    res.writeHead(status, { 'content-type': 'text/html', ...headers });
+    res.end(
+      `<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n` +
+        `<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n <head>\n  <title>${title}</title>\n </head>\n <body>\n  <h1>${title}</h1>\n </body>\n</html>\n`,
+    );
+  };
+  if (inst.metadataOptions.httpEndpoint === 'disabled') return fail(403);
+
+  if (method === 'PUT') {
+    // Tokens come only from /latest/api/token; a version path (/2021-03-23/api/token) is 403.
+    if (path !== '/latest/api/token' || header(req, 'x-forwarded-for') !== undefined) return fail(403);
+    const raw = header(req, 'x-aws-ec2-metadata-token-ttl-seconds') ?? '';
+    const ttl = /^\d{1,6}$/.test(raw) ? Number(raw) : 0;
+    if (ttl < 1 || ttl > IMDS_MAX_TTL_SECONDS) return fail(400);
+    const token = crypto.randomBytes(42).toString('base64');
+    store.imdsTokens.set(token, { instanceId: inst.id, expiresAt: Date.now() + ttl * 1000 });
+    res.writeHead(200, { 'content-type': 'text/plain', 'x-aws-ec2-metadata-token-ttl-seconds': String(ttl) });
+    res.end(token);
+    return;
+  }
+  if (path === '/latest/api/token') return fail(405, { allow: 'PUT' });
+  if (method !== 'GET' && method !== 'HEAD') return fail(405, { allow: 'GET, HEAD' });
+
+  // A token header makes it an IMDSv2 request, checked even when tokens are optional.
+  const token = header(req, 'x-aws-ec2-metadata-token');
+  if (token !== undefined || inst.metadataOptions.httpTokens === 'required') {
+    const session = token === undefined ? undefined : store.imdsTokens.get(token);
+    if (!session || session.instanceId !== inst.id || session.expiresAt <= Date.now()) return fail(401);
+  }
+
+  const found = metadataAt(inst, path);
+  if (found === undefined) return fail(404);
+  res.writeHead(200, { 'content-type': found.type });
+  res.end(method === 'HEAD' ? undefined : found.body);
+}
+
+/** The metadata item or listing at a path (a listing names folders with a trailing slash). */
+function metadataAt(inst: Ec2Instance, path: string): { body: string; type: string } | undefined {
+  if (path === '/latest/user-data') {
+    return inst.userData ? { body: inst.userData, type: 'application/octet-stream' } : undefined;
+  }
+  type Tree = { [name: string]: string | Tree };
+  const hostname = `ip-${inst.privateIp.replace(/\./g, '-')}.ec2.internal`;
+  const notice = inst.spotNotice;
+  const time = notice ? `${notice.time.toISOString().slice(0, 19)}Z` : '';
+  const metadata: Tree = {
+    'ami-id': inst.imageId,
+    'ami-launch-index': String(inst.amiLaunchIndex),
+    hostname,
+    'instance-id': inst.id,
+    'instance-life-cycle': inst.spotRequest ? 'spot' : 'on-demand',
+    'instance-type': inst.instanceType,
+    'local-hostname': hostname,
+    'local-ipv4': inst.privateIp,
+    mac: inst.networkInterface.macAddress,
+    placement: { 'availability-zone': inst.availabilityZone, region: inst.region },
+    'reservation-id': inst.reservationId,
+    'security-groups': inst.securityGroups.map((id) => SECURITY_GROUPS[id] ?? id).join('\n'),
+    // Present only once the instance is marked for interruption; termination-time only for terminate.
+    ...(notice
+      ? {
+          spot: {
+            'instance-action': `{"action": "${notice.action}", "time": "${time}"}`,
+            ...(notice.action === 'terminate' ? { 'termination-time': time } : {}),
+          },
+        }
+      : {}),
+  };
+  const root: Tree = { latest: { 'meta-data': metadata, ...(inst.userData ? { 'user-data': inst.userData } : {}) } };
+  let node: string | Tree = root;
+  for (const part of path.split('/').filter(Boolean)) {
+    if (typeof node === 'string') return undefined;
+    const next: string | Tree | undefined = node[part];
+    if (next === undefined) return undefined;
+    node = next;
+  }
+  if (typeof node === 'string') return path.endsWith('/') ? undefined : { body: node, type: 'text/plain' };
+  return { body: Object.entries(node).map(([k, v]) => (typeof v === 'string' ? k : `${k}/`)).join('\n'), type: 'text/plain' };
+}
