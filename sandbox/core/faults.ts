@@ -20,7 +20,9 @@ export interface Fault {
   action?: string;
   /**
    * Request parameters that must match, as the fake names them in its call log's `params` (EC2
-   * `InstanceType`, `SubnetId`, `Spot`; Compute Engine `machineType`, `zone`; Azure `vmSize`,
+   * `InstanceType`, `SubnetId`, `Spot`; Compute Engine `zone`, `instance`, `operation`, and for
+   * instances.insert `name`, `machineType` (short name), `spot` (`true`/`false`), `acceleratorType`,
+   * for images `project`, for IAM Credentials `serviceAccount`; Azure `vmSize`,
    * `priority`; GitHub `name`; Kubernetes `name`). A string matches exactly; a RegExp by test.
    */
   where?: Readonly<Record<string, string | RegExp>>;
