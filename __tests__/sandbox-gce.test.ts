@@ -392,6 +392,95 @@ describe('instances', () => {
     await expectClean(c);
   });
 
+  test('a fault with `where` answers only the matching insert (machineType, zone, spot), and the call log keeps the params', async () => {
+    const c = clients();
+    faults.add({ service: 'gce', action: 'instances.insert .*', where: { machineType: 'e2-standard-4', zone: ZONE, spot: 'true' }, code: 'QUOTA_EXCEEDED' });
+    // On demand, and Spot of another type: not matched, both launch.
+    expect((await launch(c, vm('on-demand', { machineType: `zones/${ZONE}/machineTypes/e2-standard-4` }))).error).toBeFalsy();
+    expect((await launch(c, vm('spot-small', { scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' } }))).error).toBeFalsy();
+    expect(faults.unfired()).toHaveLength(1);
+    const spot = vm('spot-big', { machineType: `zones/${ZONE}/machineTypes/e2-standard-4`, scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' } });
+    const err = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: spot }));
+    expect(err).toMatchObject({ code: 7, httpStatusCode: 403, message: "Quota 'PREEMPTIBLE_CPUS' exceeded.  Limit: 0.0 in region us-central1." });
+    expect(faults.unfired()).toEqual([]);
+    expect(faults.fired).toEqual([
+      { service: 'gce', action: `instances.insert ${ZONE}`, code: 'QUOTA_EXCEEDED', params: { zone: ZONE, name: 'spot-big', machineType: 'e2-standard-4', spot: 'true' } },
+    ]);
+    const inserts = fake.calls.filter((x) => x.action === `instances.insert ${ZONE}`);
+    expect(inserts.map((x) => [x.status, x.reason, x.params])).toEqual([
+      [200, undefined, { zone: ZONE, name: 'on-demand', machineType: 'e2-standard-4', spot: 'false' }],
+      [200, undefined, { zone: ZONE, name: 'spot-small', machineType: 'e2-standard-2', spot: 'true' }],
+      [403, 'quotaExceeded', { zone: ZONE, name: 'spot-big', machineType: 'e2-standard-4', spot: 'true' }],
+    ]);
+    expect(fake.instances().map((i) => i.name)).toEqual(['on-demand', 'spot-small']);
+    await expectClean(c);
+  });
+
+  test('an unauthenticated or unauthorised request is refused even when a fault is armed; the fault waits for one that is not', async () => {
+    const config = JSON.parse(fs.readFileSync(credFile, 'utf8'));
+    const subject = fs.readFileSync(path.join(dir, 'github-oidc-token'), 'utf8');
+    const exchange = (subjectToken: string) =>
+      fetch(config.token_url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          audience: config.audience,
+          scope: CLOUD_PLATFORM,
+          requested_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          subject_token: subjectToken,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        }),
+      });
+    const federatedToken = ((await (await exchange(subject)).json()) as { access_token: string }).access_token;
+    const deployerToken = (
+      (await (
+        await fetch(`${fake.url}/iamcredentials/v1/projects/-/serviceAccounts/${GCE_SERVICE_ACCOUNTS.deployer}:generateAccessToken`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${federatedToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ scope: [CLOUD_PLATFORM] }),
+        })
+      ).json()) as { accessToken: string }
+    ).accessToken;
+
+    faults.add({ service: 'gce', action: 'instances.list .*', code: 'backendError' });
+    faults.add({ service: 'gce', action: 'sts.token global', code: 'temporarily_unavailable' });
+    const list = `${fake.url}/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances`;
+    const as = (token?: string) => fetch(list, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+    const none = await as();
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ error: { code: 401, status: 'UNAUTHENTICATED', errors: [{ reason: 'required' }] } });
+    expect((await as('ya29.nope')).status).toBe(401);
+    // The federated token is authenticated, but holds no Compute permission.
+    const denied = await as(federatedToken);
+    expect(denied.status).toBe(403);
+    expect(await denied.json()).toMatchObject({ error: { errors: [{ reason: 'forbidden' }] } });
+    // STS refuses a GitHub token it did not issue before any fault.
+    const forged = await exchange(`${subject.split('.').slice(0, 2).join('.')}.c2lnbmF0dXJl`);
+    expect(forged.status).toBe(400);
+    expect(await forged.json()).toMatchObject({ error: 'invalid_grant' });
+    expect(faults.fired).toEqual([]);
+    expect(faults.unfired()).toHaveLength(2);
+
+    // The same requests, authenticated and allowed, meet the faults.
+    const unavailable = await exchange(subject);
+    expect(unavailable.status).toBe(503);
+    expect(await unavailable.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    const busy = await as(deployerToken);
+    expect(busy.status).toBe(503);
+    expect(await busy.json()).toMatchObject({ error: { code: 503, errors: [{ reason: 'backendError' }] } });
+    expect(faults.unfired()).toEqual([]);
+    expect(fake.calls.slice(2).map((x) => [x.action, x.status, x.reason ?? null, x.identity ?? null])).toEqual([
+      [`instances.list ${ZONE}`, 401, 'required', null],
+      [`instances.list ${ZONE}`, 401, 'authError', null],
+      [`instances.list ${ZONE}`, 403, 'forbidden', expect.stringMatching(/^principal:\/\//)],
+      ['sts.token global', 400, 'invalid_grant', null],
+      ['sts.token global', 503, 'temporarily_unavailable', null],
+      [`instances.list ${ZONE}`, 503, 'backendError', GCE_SERVICE_ACCOUNTS.deployer],
+    ]);
+    await expectClean();
+  });
+
   test('maxRunDuration with DELETE deletes the VM and kills its machine', async () => {
     const c = clients();
     const op = await launch(c, vm('short-lived', { scheduling: { maxRunDuration: { seconds: 30 }, instanceTerminationAction: 'DELETE' } }, 'sleep 600'));

@@ -22,7 +22,8 @@ export interface Fault {
    * Request parameters that must match, as the fake names them in its call log's `params`. A
    * string matches exactly; a RegExp by test. Each fake documents its own names:
    * - EC2: `InstanceType`, `SubnetId`, `Spot`, `ImageId`, `InstanceId`.
-   * - Compute Engine: `machineType`, `zone`, `spot`, `instance`.
+   * - Compute Engine: `zone`, `instance`, `operation`; on instances.insert `name`, `machineType` (short
+   *   name), `spot`, `acceleratorType`; `project` on images; `serviceAccount` on IAM Credentials.
    * - Azure: `vmSize`, `priority`, `resourceGroup`, `name`, `location`; Entra `clientId`.
    * - GitHub: `name` (a JIT runner's, or the runners list's filter), `id` (a runner's).
    * - Kubernetes: `name` (from the path, or a created object's), `namespace`.

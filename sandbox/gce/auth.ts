@@ -110,8 +110,11 @@ const oauthError = (status: number, error: string, description: string): JsonAns
   reason: error,
 });
 
-/** `POST /sts/v1/token`: exchanges the GitHub OIDC token for a federated access token. */
-export function stsToken(contentType: string | undefined, body: Buffer, subjectToken: string, tokens: TokenStore): JsonAnswer {
+/**
+ * `POST /sts/v1/token`, the request half: checks the exchange (its form and the GitHub OIDC token
+ * it carries, the caller's only credential) and gives the scopes to grant, or the OAuth error.
+ */
+export function checkExchange(contentType: string | undefined, body: Buffer, subjectToken: string): { scopes: string[] } | JsonAnswer {
   if (!(contentType ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     return oauthError(400, 'invalid_request', 'Request must use Content-Type: application/x-www-form-urlencoded.');
   }
@@ -155,6 +158,11 @@ export function stsToken(contentType: string | undefined, body: Buffer, subjectT
   }
   if (subject.split('.').length !== 3) return oauthError(400, 'invalid_grant', 'Unable to parse the ID Token.');
   if (subject !== subjectToken) return oauthError(400, 'invalid_grant', 'Invalid JWT signature.');
+  return { scopes };
+}
+
+/** `POST /sts/v1/token`, the answer: a federated access token for the GitHub identity. */
+export function federatedToken(scopes: string[], tokens: TokenStore): JsonAnswer {
   const issued = tokens.issue('federated', GITHUB_PRINCIPAL, scopes, 3600);
   return {
     status: 200,
@@ -168,15 +176,17 @@ const googleError = (code: number, status: string, message: string, details?: un
   reason: status,
 });
 
-/** `POST /iamcredentials/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken`. */
-export function generateAccessToken(email: string, authorization: string | undefined, body: Buffer, tokens: TokenStore): JsonAnswer {
+const IAM_METHOD = 'google.iam.credentials.v1.IAMCredentials.GenerateAccessToken';
+
+/** IAM Credentials: who calls, from the bearer token; the 401 for a missing or unknown one. */
+export function iamCaller(authorization: string | undefined, tokens: TokenStore): TokenInfo | JsonAnswer {
   const bearer = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (!bearer) {
     return googleError(
       401,
       'UNAUTHENTICATED',
       'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
-      [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'CREDENTIALS_MISSING', domain: 'googleapis.com', metadata: { service: 'iamcredentials.googleapis.com', method: 'google.iam.credentials.v1.IAMCredentials.GenerateAccessToken' } }],
+      [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'CREDENTIALS_MISSING', domain: 'googleapis.com', metadata: { service: 'iamcredentials.googleapis.com', method: IAM_METHOD } }],
     );
   }
   const caller = tokens.lookup(bearer[1]!);
@@ -187,11 +197,25 @@ export function generateAccessToken(email: string, authorization: string | undef
       'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
     );
   }
+  return caller;
+}
+
+/**
+ * IAM Credentials: may the caller's token impersonate `email`? It needs an IAM scope, and only
+ * the GitHub identity may impersonate, and only the deployer. Undefined when it may.
+ */
+export function iamRefusal(caller: TokenInfo, email: string): JsonAnswer | undefined {
   if (!caller.scopes.includes(SCOPE_CLOUD_PLATFORM) && !caller.scopes.includes(SCOPE_IAM)) {
     return googleError(403, 'PERMISSION_DENIED', 'Request had insufficient authentication scopes.', [
-      { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT', domain: 'googleapis.com', metadata: { service: 'iamcredentials.googleapis.com', method: 'google.iam.credentials.v1.IAMCredentials.GenerateAccessToken' } },
+      { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT', domain: 'googleapis.com', metadata: { service: 'iamcredentials.googleapis.com', method: IAM_METHOD } },
     ]);
   }
+  if (caller.kind !== 'federated' || email !== GCE_SERVICE_ACCOUNTS.deployer) return denied();
+  return undefined;
+}
+
+/** `POST /iamcredentials/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken`, for a caller iamRefusal let through. */
+export function generateAccessToken(email: string, body: Buffer, tokens: TokenStore): JsonAnswer {
   let req: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(body.toString('utf8') || '{}');
@@ -221,8 +245,6 @@ export function generateAccessToken(email: string, authorization: string | undef
   if (req.delegates !== undefined && (!Array.isArray(req.delegates) || req.delegates.length > 0)) {
     return denied();
   }
-  // Only the GitHub identity may impersonate, and only the deployer.
-  if (caller.kind !== 'federated' || email !== GCE_SERVICE_ACCOUNTS.deployer) return denied();
   const issued = tokens.issue('service-account', email, scope as string[], lifetime);
   return {
     status: 200,

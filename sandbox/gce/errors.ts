@@ -4,6 +4,7 @@
  * with its reason (`invalid`, `notFound`, `alreadyExists`, ...); the front end's (authentication,
  * scopes) also carry `status` and an ErrorInfo detail.
  */
+import { GCE_PROJECT_NUMBER } from './catalog.js';
 
 export interface ErrorInfoDetail {
   '@type': 'type.googleapis.com/google.rpc.ErrorInfo';
@@ -118,4 +119,49 @@ export function notFoundPage(path: string): string {
     `<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n` +
     `  <p><b>404.</b> <ins>That’s an error.</ins>\n  <p>The requested URL <code>${path.replace(/[<>&]/g, '')}</code> was not found on this server.  <ins>That’s all we know.</ins>\n`
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Injected faults, as Compute Engine words the same errors
+
+const RATE_LIMIT_MESSAGE =
+  "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service 'compute.googleapis.com' for consumer " +
+  `'project_number:${GCE_PROJECT_NUMBER}'.`;
+
+/** Default status and message per fault code; an unknown code is a 503. */
+const FAULT_DEFAULTS: Record<string, { status: number; message: string }> = {
+  backendError: { status: 503, message: 'The service is currently unavailable.' },
+  internalError: { status: 500, message: "Internal error. Please try again or contact Google Support. (Code: '-4305279823658593215')" },
+  rateLimitExceeded: { status: 403, message: RATE_LIMIT_MESSAGE },
+  resourceNotReady: { status: 400, message: 'The resource is not ready' },
+  invalid: { status: 400, message: 'Invalid request.' },
+  notFound: { status: 404, message: 'The resource was not found' },
+  forbidden: { status: 403, message: 'Forbidden' },
+  alreadyExists: { status: 409, message: 'The resource already exists' },
+  quotaExceeded: { status: 403, message: 'Quota exceeded.' },
+  QUOTA_EXCEEDED: { status: 403, message: 'Quota exceeded.' },
+};
+
+/** A fault's error on a Compute method; its `retryAfter` becomes a `Retry-After` header. */
+export function faultError(f: { code: string; status?: number; message?: string; retryAfter?: number }): GceError {
+  const headers = f.retryAfter !== undefined ? { 'retry-after': String(f.retryAfter) } : undefined;
+  const code = f.code;
+  if (code === 'rateLimitExceeded' || code === 'RATE_LIMIT_EXCEEDED') {
+    const detail: ErrorInfoDetail = {
+      '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+      reason: 'RATE_LIMIT_EXCEEDED',
+      domain: 'googleapis.com',
+      metadata: {
+        service: 'compute.googleapis.com',
+        quota_metric: 'compute.googleapis.com/default',
+        quota_limit: 'defaultPerMinutePerProject',
+        consumer: `projects/${GCE_PROJECT_NUMBER}`,
+      },
+    };
+    return new GceError(f.status ?? 403, 'rateLimitExceeded', f.message ?? RATE_LIMIT_MESSAGE, { details: [detail], ...(headers ? { headers } : {}) });
+  }
+  if (code === 'QUOTA_EXCEEDED') return new GceError(f.status ?? 403, 'quotaExceeded', f.message ?? 'Quota exceeded.', headers ? { headers } : {});
+  const known = FAULT_DEFAULTS[code];
+  const status = f.status ?? known?.status ?? 503;
+  return new GceError(status, code, f.message ?? known?.message ?? 'The service is currently unavailable.', headers ? { headers } : {});
 }

@@ -220,7 +220,45 @@ export function validateInsert(raw: unknown, zone: string): InsertPlan {
   }
   const deletionProtection = flag(r.deletionProtection, 'resource.deletionProtection') ?? false;
 
-  // Machine type.
+  const machineType = decodeMachineType(r, zone);
+  const guestAccelerators = decodeAccelerators(r, zone, machineType);
+  const gpus = guestAccelerators[0] ?? (machineType.gpu ? { spec: ACCELERATORS[machineType.gpu.type]!, count: machineType.gpu.count } : undefined);
+
+  // Scheduling.
+  const s = msg(r.scheduling, 'resource.scheduling') ?? {};
+  known(s, SCHEDULING_FIELDS, 'resource.scheduling');
+  const scheduling = validateScheduling(s, gpus !== undefined);
+
+  const { disks, image } = decodeDisks(r, zone, name, machineType);
+  const nics = decodeNics(r, zone);
+
+  // Labels.
+  const labels = stringMap(r.labels, 'resource.labels');
+  validateLabels(labels, 'resource.labels');
+
+  const metadata = decodeMetadata(r);
+  const serviceAccount = decodeServiceAccount(r);
+
+  return {
+    name,
+    ...(description !== undefined ? { description } : {}),
+    machineType,
+    guestAccelerators,
+    ...(gpus ? { gpus } : {}),
+    image,
+    disks,
+    schedulingSent: s,
+    scheduling,
+    labels,
+    metadata,
+    ...(serviceAccount ? { serviceAccount } : {}),
+    nics,
+    deletionProtection,
+    ...(hostname !== undefined ? { hostname } : {}),
+  };
+}
+
+function decodeMachineType(r: J, zone: string): MachineTypeSpec {
   const mtRef = text(r.machineType, 'resource.machineType');
   if (mtRef === undefined || mtRef === '') throw required('resource.machineType');
   const mt = MACHINE_TYPE_REF.exec(mtRef);
@@ -233,8 +271,10 @@ export function validateInsert(raw: unknown, zone: string): InsertPlan {
   if (!machineType || !machineType.zones.includes(zone)) {
     throw invalidField('resource.machineType', mtRef, `Machine type with name '${mt[3]}' does not exist in zone '${zone}'.`);
   }
+  return machineType;
+}
 
-  // Accelerators.
+function decodeAccelerators(r: J, zone: string, machineType: MachineTypeSpec): InsertPlan['guestAccelerators'] {
   const guestAccelerators: InsertPlan['guestAccelerators'] = [];
   const accs = list(r.guestAccelerators, 'resource.guestAccelerators');
   if (accs.length > 1) throw invalidField('resource.guestAccelerators', '', 'At most one accelerator type may be attached to an instance.');
@@ -261,14 +301,10 @@ export function validateInsert(raw: unknown, zone: string): InsertPlan {
     }
     guestAccelerators.push({ spec, count });
   });
-  const gpus = guestAccelerators[0] ?? (machineType.gpu ? { spec: ACCELERATORS[machineType.gpu.type]!, count: machineType.gpu.count } : undefined);
+  return guestAccelerators;
+}
 
-  // Scheduling.
-  const s = msg(r.scheduling, 'resource.scheduling') ?? {};
-  known(s, SCHEDULING_FIELDS, 'resource.scheduling');
-  const scheduling = validateScheduling(s, gpus !== undefined);
-
-  // Disks.
+function decodeDisks(r: J, zone: string, name: string, machineType: MachineTypeSpec): { disks: DiskPlan[]; image: GceImageSpec } {
   const rawDisks = list(r.disks, 'resource.disks');
   if (rawDisks.length === 0) throw required('resource.disks');
   const disks: DiskPlan[] = [];
@@ -361,7 +397,10 @@ export function validateInsert(raw: unknown, zone: string): InsertPlan {
     );
   }
 
-  // Network interfaces.
+  return { disks, image };
+}
+
+function decodeNics(r: J, zone: string): NicPlan[] {
   const rawNics = list(r.networkInterfaces, 'resource.networkInterfaces');
   if (rawNics.length === 0) throw invalidField('resource.networkInterfaces', '', 'At least one network interface is required.');
   const nics: NicPlan[] = [];
@@ -407,11 +446,10 @@ export function validateInsert(raw: unknown, zone: string): InsertPlan {
     });
   });
 
-  // Labels.
-  const labels = stringMap(r.labels, 'resource.labels');
-  validateLabels(labels, 'resource.labels');
+  return nics;
+}
 
-  // Metadata.
+function decodeMetadata(r: J): InsertPlan['metadata'] {
   const md = msg(r.metadata, 'resource.metadata') ?? {};
   known(md, ['fingerprint', 'items', 'kind'], 'resource.metadata');
   const metadata: InsertPlan['metadata'] = [];
@@ -435,7 +473,10 @@ export function validateInsert(raw: unknown, zone: string): InsertPlan {
     throw new GceError(400, 'invalid', `Value for field 'resource.metadata' is too large: maximum size ${METADATA_TOTAL_MAX} character(s); actual size ${total}.`);
   }
 
-  // Service account.
+  return metadata;
+}
+
+function decodeServiceAccount(r: J): InsertPlan['serviceAccount'] {
   const sas = list(r.serviceAccounts, 'resource.serviceAccounts');
   if (sas.length > 1) throw invalidField('resource.serviceAccounts', '', 'At most one service account can be attached to an instance.');
   let serviceAccount: InsertPlan['serviceAccount'];
@@ -457,23 +498,7 @@ export function validateInsert(raw: unknown, zone: string): InsertPlan {
     serviceAccount = { email, scopes: [...new Set(scopes)] };
   });
 
-  return {
-    name,
-    ...(description !== undefined ? { description } : {}),
-    machineType,
-    guestAccelerators,
-    ...(gpus ? { gpus } : {}),
-    image,
-    disks,
-    schedulingSent: s,
-    scheduling,
-    labels,
-    metadata,
-    ...(serviceAccount ? { serviceAccount } : {}),
-    nics,
-    deletionProtection,
-    ...(hostname !== undefined ? { hostname } : {}),
-  };
+  return serviceAccount;
 }
 
 function validateScheduling(s: J, hasGpus: boolean): SchedulingPlan {
