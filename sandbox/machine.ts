@@ -20,6 +20,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { sleep, Timers } from './core/index.js';
 
 export interface GpuSpec {
   /** Model as `nvidia-smi` names it, e.g. `Tesla T4`, `NVIDIA A10G`. */
@@ -101,197 +102,290 @@ const POLL_MS = 50;
 
 /** Boots a machine. The script starts at once (or after `bootDelayMs`), unless `failBoot`. */
 export function bootMachine(opts: BootOptions): Machine {
+  const m = new BootedMachine(opts);
+  return {
+    id: opts.id,
+    root: m.root,
+    get running() {
+      return m.running;
+    },
+    console: () => m.console.text(),
+    consoleBytes: () => m.console.bytes(),
+    processes: () => m.processes(),
+    crashRunner: () => m.crashRunner(),
+    scriptExit: m.scriptExit,
+    mainExit: m.mainExit,
+    get scheduledShutdown() {
+      return m.scheduledShutdown;
+    },
+    kill: (how) => m.stop(how),
+    exited: m.exited,
+  };
+}
+
+/** Where a machine's parts live under its temporary root. */
+interface MachineRoot {
+  root: string;
+  /** The stand-in commands, first on the machine's PATH. */
+  bin: string;
+  /** The control file the power stand-ins append to and the host polls. */
+  control: string;
+  home: string;
+  runnerHome: string;
+  scriptPath: string;
+}
+
+/** Lays out a fresh root: home, `/opt`, `/tmp`, the stand-ins, the control file and the startup script. */
+function prepareRoot(opts: BootOptions, minuteMs: number): MachineRoot {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `sandbox-machine-${safe(opts.id)}-`));
-  const bin = path.join(root, '.sandbox', 'bin');
-  const control = path.join(root, '.sandbox', 'control');
-  const home = path.join(root, 'root');
-  const runnerHome = path.join(root, 'opt', 'cml-runner');
-  fs.mkdirSync(bin, { recursive: true });
-  fs.mkdirSync(home, { recursive: true });
+  const layout: MachineRoot = {
+    root,
+    bin: path.join(root, '.sandbox', 'bin'),
+    control: path.join(root, '.sandbox', 'control'),
+    home: path.join(root, 'root'),
+    runnerHome: path.join(root, 'opt', 'cml-runner'),
+    scriptPath: path.join(root, '.sandbox', 'user-data.sh'),
+  };
+  fs.mkdirSync(layout.bin, { recursive: true });
+  fs.mkdirSync(layout.home, { recursive: true });
   fs.mkdirSync(path.join(root, 'opt'), { recursive: true });
   fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
-  fs.writeFileSync(control, '');
-  writeStandIns(bin, opts);
-  const scriptPath = path.join(root, '.sandbox', 'user-data.sh');
-  fs.writeFileSync(scriptPath, opts.script ?? '', { mode: 0o700 });
-  const container = opts.container === true;
+  fs.writeFileSync(layout.control, '');
+  writeStandIns(layout.bin, opts);
+  fs.writeFileSync(layout.scriptPath, opts.script ?? '', { mode: 0o700 });
+  // Stand-ins report the time of a scheduled shutdown in "minutes" that tests may shorten.
+  fs.writeFileSync(path.join(root, '.sandbox', 'minute-ms'), String(minuteMs));
+  return layout;
+}
 
-  const chunks: Buffer[] = [];
-  let consoleSize = 0;
-  const append = (b: Buffer): void => {
-    chunks.push(b);
-    consoleSize += b.length;
-    while (consoleSize > CONSOLE_CAP && chunks.length > 1) {
-      consoleSize -= chunks.shift()!.length;
+/** A machine's console: its main process's stdout and stderr, interleaved, last `CONSOLE_CAP` bytes. */
+class MachineConsole {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  /** A listener for the process's pipes, hence bound. */
+  readonly append = (b: Buffer): void => {
+    this.chunks.push(b);
+    this.size += b.length;
+    while (this.size > CONSOLE_CAP && this.chunks.length > 1) {
+      this.size -= this.chunks.shift()!.length;
     }
   };
-  if (!opts.failBoot) for (const line of opts.banner ?? []) append(Buffer.from(`${line}\n`));
 
-  let running = true;
-  let child: ChildProcess | undefined;
-  let pgid: number | undefined;
-  let resolveExited!: () => void;
-  const exited = new Promise<void>((r) => (resolveExited = r));
-  let resolveMain!: (how: { code: number | null; signal: NodeJS.Signals | null }) => void;
-  const mainExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => (resolveMain = r));
-  const scriptExit = mainExit.then((how) => how.code);
-  const resolveScript = (code: number | null, signal: NodeJS.Signals | null = null): void => resolveMain({ code, signal });
-  let scheduled: { at: number; timer: NodeJS.Timeout } | undefined;
-  let controlOffset = 0;
-  let killing: Promise<void> | undefined;
-  const minuteMs = opts.minuteMs ?? 60_000;
-  // Every process of the machine inherits this; it finds the ones that leave the process group.
-  const marker = `SANDBOX_MACHINE_ROOT=${root}`;
-
-  let bootTimer: NodeJS.Timeout | undefined;
-  if (opts.failBoot) {
-    // Never resolves its script: the boot hung before user data ran.
-  } else if (opts.bootDelayMs !== undefined && opts.bootDelayMs > 0) {
-    bootTimer = setTimeout(() => {
-      bootTimer = undefined;
-      if (running) start();
-    }, opts.bootDelayMs);
-    bootTimer.unref();
-  } else {
-    start();
+  note(line: string): void {
+    this.append(Buffer.from(line));
   }
 
-  function start(): void {
-    const prepared = opts.prepare?.(root) ?? {};
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
+  text(): string {
+    return this.bytes().toString('utf8');
+  }
+}
+
+type MainExit = { code: number | null; signal: NodeJS.Signals | null };
+
+/**
+ * One booted machine's state: its root, its main process, the control file it is powered off
+ * through, and its own delayed work (a slow boot, a `shutdown +N`), which ends with the machine.
+ */
+class BootedMachine {
+  readonly root: string;
+  readonly console = new MachineConsole();
+  readonly exited: Promise<void>;
+  readonly mainExit: Promise<MainExit>;
+  readonly scriptExit: Promise<number | null>;
+  running = true;
+
+  private readonly layout: MachineRoot;
+  private readonly container: boolean;
+  // Every process of the machine inherits this; it finds the ones that leave the process group.
+  private readonly marker: string;
+  private readonly timers = new Timers();
+  private resolveExited: () => void = () => {};
+  private resolveMain: (how: MainExit) => void = () => {};
+  private child: ChildProcess | undefined;
+  private pgid: number | undefined;
+  private scheduled: { at: number; timer: NodeJS.Timeout } | undefined;
+  private controlOffset = 0;
+  private killing: Promise<void> | undefined;
+  private readonly poll: NodeJS.Timeout;
+
+  constructor(private readonly opts: BootOptions) {
+    this.layout = prepareRoot(opts, opts.minuteMs ?? 60_000);
+    this.root = this.layout.root;
+    this.container = opts.container === true;
+    this.marker = `SANDBOX_MACHINE_ROOT=${this.root}`;
+    this.exited = new Promise<void>((r) => (this.resolveExited = r));
+    this.mainExit = new Promise<MainExit>((r) => (this.resolveMain = r));
+    this.scriptExit = this.mainExit.then((how) => how.code);
+    if (!opts.failBoot) for (const line of opts.banner ?? []) this.console.note(`${line}\n`);
+    this.boot();
+    this.poll = setInterval(() => this.readControl(), POLL_MS);
+    this.poll.unref();
+  }
+
+  get scheduledShutdown(): number | undefined {
+    return this.scheduled?.at;
+  }
+
+  // --- Starting and supervising the main process ---
+
+  private boot(): void {
+    if (this.opts.failBoot) {
+      // Never resolves its script: the boot hung before user data ran.
+    } else if (this.opts.bootDelayMs !== undefined && this.opts.bootDelayMs > 0) {
+      this.timers.later(this.opts.bootDelayMs, () => {
+        if (this.running) this.start();
+      });
+    } else {
+      this.start();
+    }
+  }
+
+  private start(): void {
+    const { opts, layout, container } = this;
+    const prepared = opts.prepare?.(this.root) ?? {};
     const env: Record<string, string> = {
-      PATH: `${bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
-      HOME: home,
+      PATH: `${layout.bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
+      HOME: layout.home,
       USER: 'root',
       LOGNAME: 'root',
       SHELL: '/bin/bash',
       LANG: 'C.UTF-8',
-      TMPDIR: path.join(root, 'tmp'),
-      ...(container ? {} : { CML_RUNNER_HOME: runnerHome }),
+      TMPDIR: path.join(this.root, 'tmp'),
+      ...(container ? {} : { CML_RUNNER_HOME: layout.runnerHome }),
       ...opts.env,
       ...prepared.env,
       // The markers come last: they are how the host finds the machine's processes.
       SANDBOX_MACHINE_ID: opts.id,
-      SANDBOX_MACHINE_ROOT: root,
-      SANDBOX_MACHINE_CONTROL: control,
+      SANDBOX_MACHINE_ROOT: this.root,
+      SANDBOX_MACHINE_CONTROL: layout.control,
     };
-    const argv = prepared.argv ?? opts.argv ?? ['bash', scriptPath];
-    child = spawn(argv[0]!, argv.slice(1), {
-      cwd: prepared.cwd ?? root,
+    const argv = prepared.argv ?? opts.argv ?? ['bash', layout.scriptPath];
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: prepared.cwd ?? this.root,
       env,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    pgid = child.pid;
-    child.stdout?.on('data', append);
-    child.stderr?.on('data', append);
+    this.child = child;
+    this.pgid = child.pid;
+    child.stdout?.on('data', this.console.append);
+    child.stderr?.on('data', this.console.append);
+    this.supervise(child, argv);
+  }
+
+  private supervise(child: ChildProcess, argv: string[]): void {
+    const { container } = this;
     const pipes = [child.stdout, child.stderr];
     child.on('error', (err) => {
-      append(Buffer.from(container ? `exec ${argv[0]}: ${err.message}\n` : `[machine] could not start the startup script: ${err.message}\n`));
+      this.console.note(
+        container
+          ? `exec ${argv[0]}: ${err.message}\n`
+          : `[machine] could not start the startup script: ${err.message}\n`,
+      );
       // A command that cannot start exits 127 as a shell's would; a container then ends.
-      resolveScript(container ? 127 : null);
-      if (container) void endContainer();
+      this.resolveMain({ code: container ? 127 : null, signal: null });
+      if (container) void this.endContainer();
     });
     child.on('exit', (code, signal) => {
       // 'exit' can come before the script's last output is read from its pipes: the note waits
       // for both to end, or a moment when a background process (the runner) keeps them open.
-      if (running && !container) {
-        const drained = Promise.all(pipes.map((p) => (p && !p.readableEnded ? new Promise((r) => p.once('end', r)) : undefined)));
-        void Promise.race([drained, new Promise((r) => setTimeout(r, 100))]).then(() => {
-          append(Buffer.from(`[machine] startup script exited with ${code === null ? `signal ${signal}` : `status ${code}`}\n`));
+      if (this.running && !container) {
+        const drained = Promise.all(
+          pipes.map((p) => (p && !p.readableEnded ? new Promise((r) => p.once('end', r)) : undefined)),
+        );
+        void Promise.race([drained, sleep(100)]).then(() => {
+          this.console.note(
+            `[machine] startup script exited with ${code === null ? `signal ${signal}` : `status ${code}`}\n`,
+          );
         });
       }
-      resolveScript(code, signal);
-      if (container) void endContainer();
+      this.resolveMain({ code, signal });
+      if (container) void this.endContainer();
     });
   }
 
   /** A container's main process ended: what is left of it is killed at once, as when PID 1 exits. */
-  async function endContainer(): Promise<void> {
-    if (!running) return;
-    await stop({ graceMs: 0 });
-    opts.onShutdown();
+  private async endContainer(): Promise<void> {
+    if (!this.running) return;
+    await this.stop({ graceMs: 0 });
+    this.opts.onShutdown();
   }
 
-  const poll = setInterval(() => readControl(), POLL_MS);
-  poll.unref();
+  // --- Power: the control file, a scheduled shutdown, powering off ---
 
-  function readControl(): void {
-    if (!running) return;
+  private readControl(): void {
+    if (!this.running) return;
     let data: Buffer;
     try {
-      data = fs.readFileSync(control);
+      data = fs.readFileSync(this.layout.control);
     } catch {
       return;
     }
-    if (data.length <= controlOffset) return;
-    const text = data.subarray(controlOffset).toString('utf8');
+    if (data.length <= this.controlOffset) return;
+    const text = data.subarray(this.controlOffset).toString('utf8');
     const complete = text.lastIndexOf('\n');
     if (complete < 0) return;
-    controlOffset += Buffer.byteLength(text.slice(0, complete + 1));
-    for (const line of text.slice(0, complete).split('\n')) handleControl(line.trim());
+    this.controlOffset += Buffer.byteLength(text.slice(0, complete + 1));
+    for (const line of text.slice(0, complete).split('\n')) this.handleControl(line.trim());
   }
 
-  function handleControl(line: string): void {
+  private handleControl(line: string): void {
     const [verb, arg] = line.split(/\s+/);
     if (verb === 'poweroff') {
-      void powerOff();
+      void this.powerOff();
     } else if (verb === 'schedule' && arg) {
       const at = Number(arg);
-      if (scheduled) clearTimeout(scheduled.timer);
-      const delay = Math.max(0, at - Date.now());
-      const timer = setTimeout(() => void powerOff(), delay);
-      timer.unref();
-      scheduled = { at, timer };
+      this.cancelScheduled();
+      const timer = this.timers.later(at - Date.now(), () => void this.powerOff());
+      this.scheduled = { at, timer };
     } else if (verb === 'cancel') {
-      if (scheduled) clearTimeout(scheduled.timer);
-      scheduled = undefined;
+      this.cancelScheduled();
     }
   }
 
-  async function powerOff(): Promise<void> {
-    if (!running) return;
-    append(Buffer.from('[machine] reached target Power-Off.\n'));
-    await stop();
-    opts.onShutdown();
+  private cancelScheduled(): void {
+    if (this.scheduled) this.timers.cancel(this.scheduled.timer);
+    this.scheduled = undefined;
   }
 
-  function stop(how: { graceMs?: number } = {}): Promise<void> {
-    if (killing) return killing;
-    running = false;
-    clearInterval(poll);
-    if (bootTimer) clearTimeout(bootTimer);
-    if (scheduled) clearTimeout(scheduled.timer);
-    scheduled = undefined;
-    killing = (async () => {
-      if (pgid !== undefined) await killMachine(pgid, marker, how.graceMs ?? 1000, container);
-      if (opts.failBoot || child === undefined) resolveScript(null);
-      fs.rmSync(root, { recursive: true, force: true });
-      resolveExited();
+  private async powerOff(): Promise<void> {
+    if (!this.running) return;
+    this.console.note('[machine] reached target Power-Off.\n');
+    await this.stop();
+    this.opts.onShutdown();
+  }
+
+  /** Powers off once: stops the polling and the machine's timers, ends its processes, removes its root. */
+  stop(how: { graceMs?: number } = {}): Promise<void> {
+    if (this.killing) return this.killing;
+    this.running = false;
+    clearInterval(this.poll);
+    // Cancels a slow boot that has not started and a pending `shutdown +N`.
+    this.timers.close();
+    this.scheduled = undefined;
+    this.killing = (async () => {
+      if (this.pgid !== undefined) await killMachine(this.pgid, this.marker, how.graceMs ?? 1000, this.container);
+      if (this.opts.failBoot || this.child === undefined) this.resolveMain({ code: null, signal: null });
+      fs.rmSync(this.root, { recursive: true, force: true });
+      this.resolveExited();
     })();
-    return killing;
+    return this.killing;
   }
 
-  // Stand-ins report the time of a scheduled shutdown in "minutes" that tests may shorten.
-  fs.writeFileSync(path.join(root, '.sandbox', 'minute-ms'), String(minuteMs));
+  // --- Process bookkeeping ---
 
-  return {
-    id: opts.id,
-    root,
-    get running() {
-      return running;
-    },
-    console: () => Buffer.concat(chunks).toString('utf8'),
-    consoleBytes: () => Buffer.concat(chunks),
-    processes: () => (pgid === undefined ? [] : machinePids(pgid, marker)),
-    crashRunner: () => (pgid === undefined || !running ? false : crashRunner(machinePids(pgid, marker))),
-    scriptExit,
-    mainExit,
-    get scheduledShutdown() {
-      return scheduled?.at;
-    },
-    kill: (how) => stop(how),
-    exited,
-  };
+  processes(): number[] {
+    return this.pgid === undefined ? [] : machinePids(this.pgid, this.marker);
+  }
+
+  crashRunner(): boolean {
+    return this.pgid === undefined || !this.running ? false : crashRunner(machinePids(this.pgid, this.marker));
+  }
 }
 
 /** Every machine booted by one cloud fake, with the `failBoot`, `delayBoot` and `crashRunner` switches the tests use. */
