@@ -14,13 +14,11 @@ import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor,
  */
 
 let sb: Sandbox;
-const savedEnv = { ...process.env };
 /** One GCE second lasts 100 ms: a 60 s maxRunDuration ends after 6 s. */
 const GCE_SECOND_MS = 100;
 
 beforeAll(async () => {
   sb = await startSandbox({ gceSecondMs: GCE_SECOND_MS });
-  Object.assign(process.env, sb.env);
 });
 
 afterEach(() => {
@@ -29,7 +27,6 @@ afterEach(() => {
 
 afterAll(async () => {
   await sb.close();
-  process.env = savedEnv;
 });
 
 const base = { cloud: 'gcp', region: 'us-central1', 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner };
@@ -303,14 +300,13 @@ describe('inputs and credentials', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcp-creds-'));
     const file = sb.gce.credentialsFile(dir);
     fs.writeFileSync(path.join(dir, 'github-oidc-token'), 'not-the-token');
-    process.env.GOOGLE_APPLICATION_CREDENTIALS = file;
     try {
-      const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's' });
+      const env = { ...sb.env, GOOGLE_APPLICATION_CREDENTIALS: file };
+      const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's' }, undefined, '4242', undefined, env);
       expect(error?.message).toMatch(/GCP refused with UNAUTHENTICATED: .*invalid_grant/);
       expect(error?.message).toContain('google-github-actions/auth');
       expect(ledger?.machines ?? []).toEqual([]);
     } finally {
-      process.env.GOOGLE_APPLICATION_CREDENTIALS = sb.env.GOOGLE_APPLICATION_CREDENTIALS;
       fs.rmSync(dir, { recursive: true, force: true });
     }
     expect(await settle(sb)).toEqual([]);

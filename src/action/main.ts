@@ -1,7 +1,8 @@
 import * as core from '@actions/core';
-import { loadCloud } from '../clouds/types.js';
-import { kubeconfigSecrets, parseSpec, type LaunchSpec, type RunContext } from '../config.js';
+import { descriptorOf, loadCloud } from '../clouds/index.js';
+import { parseSpec, type LaunchSpec, type RunContext } from '../config.js';
 import { errorMessage } from '../errors.js';
+import { realClock } from '../retry.js';
 import { GitHubForge } from '../forge/github.js';
 import { cleanupRun, launch, sweep, type EndReport, type LaunchResult } from '../lifecycle.js';
 import { actionsLog } from './core-log.js';
@@ -22,20 +23,15 @@ export async function runMain(): Promise<void> {
     const ctx = runContext();
     const spec = parseSpec((name) => core.getInput(name), ctx);
     core.setSecret(spec.forge.token);
-    const access = spec.machine.kubernetes?.access;
-    if (access && 'text' in access) for (const secret of kubeconfigSecrets(access.text)) core.setSecret(secret);
+    for (const secret of descriptorOf(spec.cloud.name).secrets?.(spec.cloud.options) ?? []) core.setSecret(secret);
     const forge = new GitHubForge(spec.forge, actionsLog);
     if (spec.mode === 'launch') {
       // The first request goes out now; loading the cloud's SDK overlaps its round trip.
       forge.downloads(spec.runner.version).catch(() => undefined);
     }
-    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access, gcp: spec.machine.gcp, azure: spec.machine.azure });
+    const cloudContext = { env: ctx.env, log: actionsLog, clock: realClock, signal: cancel.signal };
+    const cloud = await loadCloud(spec.cloud, spec.machine.region, cloudContext);
     if (spec.mode === 'launch') {
-      if (spec.machine.gcp && !spec.machine.gcp.serviceAccount) {
-        core.warning(
-          'gcp-service-account is empty, so the machines cannot delete themselves: when a runner ends, its VM stops and its disk bills until the cleanup job or a sweep deletes it (Compute Engine deletes a VM at max-lifetime only while it runs). Give a service account that may delete instances; see "Google Cloud" in the README.',
-        );
-      }
       const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
       writeOutputs(result);
       await writeSummary(spec, result);
@@ -96,7 +92,7 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
     ],
     ...result.runners.map((r) => [
       r.name,
-      spec.machine.cloud,
+      spec.cloud.name,
       r.machine.id,
       r.machine.type,
       r.machine.spot ? 'spot' : 'on-demand',

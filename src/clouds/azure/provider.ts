@@ -3,24 +3,47 @@ import { ComputeManagementClient, type VirtualMachine } from '@azure/arm-compute
 import { NetworkManagementClient } from '@azure/arm-network';
 import { ResourceManagementClient } from '@azure/arm-resources';
 import { getIDToken } from '@actions/core';
-import { ClientAssertionCredential, DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import {
+  ClientAssertionCredential,
+  ClientSecretCredential,
+  DefaultAzureCredential,
+  type TokenCredential,
+  WorkloadIdentityCredential,
+} from '@azure/identity';
 import { generateKeyPairSync } from 'node:crypto';
-import type { CloudScriptSettings } from '../bootstrap/render.js';
-import { AZURE_DEFAULT_IMAGE, parseAzureImage } from '../catalog/azure.js';
-import type { MachineSpec } from '../config.js';
-import { CloudError, errorMessage, type Fallback } from '../errors.js';
-import { realClock, withRetry, type Clock } from '../retry.js';
-import type { Cloud, Machine, MachineRequest, MachineState, MachineStatus, ManagedMachine, Placement } from './types.js';
+import type { MachineSpec } from '../../config/spec.js';
+import { CloudError } from '../../errors.js';
+import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
+import type { Env } from '../descriptor.js';
+import { TAG, managedFromTags } from '../tags.js';
+import type {
+  Cloud,
+  CloudContext,
+  Machine,
+  MachineRequest,
+  MachineState,
+  MachineStatus,
+  ManagedMachine,
+  Placement,
+  PreparedCloud,
+} from '../types.js';
+import { AZURE_DEFAULT_IMAGE, parseAzureImage } from './catalog.js';
+import { azureError, azureRefusal, azureRetryAfterMs } from './errors.js';
+import type { AzureOptions } from './options.js';
 
 /**
  * Azure. Each runner gets its own resource group holding everything of its machine (network
  * security group, virtual network, public address, network interface, VM and its disk), so one
  * deletion ends it all, and a machine's id is its resource group's name.
  *
- * Credentials: @azure/identity's DefaultAzureCredential (AZURE_CLIENT_ID / AZURE_TENANT_ID with
- * AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, the Azure CLI that azure/login signs in,
- * a managed identity). The ARM endpoint moves with AZURE_RESOURCE_MANAGER_ENDPOINT (sovereign
- * clouds, Azure Stack Hub).
+ * Credentials, from the context's environment: AZURE_CLIENT_ID / AZURE_TENANT_ID with
+ * AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, or the job's GitHub OIDC token; otherwise
+ * @azure/identity's DefaultAzureCredential (the Azure CLI that azure/login signs in, a managed
+ * identity). The ARM endpoint moves with AZURE_RESOURCE_MANAGER_ENDPOINT (sovereign clouds,
+ * Azure Stack Hub).
+ *
+ * Retries: the SDK's are off (maxRetries 0); each call, a long-running one as a whole, is
+ * retried by `cloudCall`. Creates are PUTs of a named resource, so a repeat is harmless.
  *
  * The VM has a system-assigned managed identity with Contributor on its own resource group, so
  * that its startup script can delete the group when the runner is done: a stopped Azure VM still
@@ -34,24 +57,13 @@ const LRO_TIMEOUT_MS = 15 * 60_000;
 /** Long-running operations are polled as often as ARM's Retry-After says, or every 0.5 s when it says nothing. */
 const POLL = { updateIntervalInMs: 500 };
 
-const ADVICE: Record<string, { advice: string; fallback?: Fallback }> = {
-  SkuNotAvailable: {
-    advice: 'This VM size is not available in this region for the subscription right now. Give more types (type takes a comma list) or another region.',
-    fallback: 'capacity',
-  },
-  AllocationFailed: { advice: 'Azure has no capacity for this VM size in this region right now. Give more types, another region, or spot: false.', fallback: 'capacity' },
-  ZonalAllocationFailed: { advice: 'Azure has no capacity for this VM size in this zone right now.', fallback: 'capacity' },
-  OverconstrainedAllocationRequest: { advice: 'Azure cannot place this VM size with these constraints right now.', fallback: 'capacity' },
-  OperationNotAllowed: {
-    advice: 'A quota of the subscription is too low for this VM (the message names it). Request an increase under Subscriptions > Usage + quotas (GPU families have their own vCPU quotas; spot VMs use the Spot quota).',
-  },
-  AuthorizationFailed: { advice: 'The Azure credentials may not do this. Grant the custom role in the README (Azure section) to the identity the workflow signs in as.' },
-  InvalidTemplateDeployment: { advice: 'Check the type, image and tags inputs.' },
-  InvalidParameter: { advice: 'Check the type, image and tags inputs.' },
-};
+export function createCloud(options: AzureOptions, region: string, ctx: CloudContext): Cloud {
+  return new AzureCloud(options, region, ctx);
+}
 
 export class AzureCloud implements Cloud {
-  readonly name = 'azure' as const;
+  readonly name = 'azure';
+  readonly title = 'Azure';
   readonly kind = 'vm' as const;
   private readonly resources: ResourceManagementClient;
   private readonly network: NetworkManagementClient;
@@ -60,46 +72,55 @@ export class AzureCloud implements Cloud {
   private readonly arm: string;
   /** One throwaway key for every VM of the launch: making an RSA key blocks for tens of milliseconds. */
   private sshKey?: string;
-  /** Launch warnings the lifecycle reports once (a role assignment refused). */
-  readonly warnings: string[] = [];
+  private readonly subscriptionId: string;
+  private readonly policy: CallPolicy = { translate: (err, action) => azureError(err, action), retryAfterMs: azureRetryAfterMs };
 
   constructor(
-    readonly subscriptionId: string,
+    private readonly options: AzureOptions,
     readonly region: string,
-    private readonly groupPrefix = 'cml-runner',
-    private readonly clock: Clock = realClock,
+    private readonly ctx: CloudContext,
   ) {
-    this.arm = (process.env.AZURE_RESOURCE_MANAGER_ENDPOINT || DEFAULT_ARM).replace(/\/+$/, '');
-    const credential = azureCredential(process.env);
+    this.subscriptionId = options.subscriptionId;
+    this.arm = (ctx.env.AZURE_RESOURCE_MANAGER_ENDPOINT || DEFAULT_ARM).replace(/\/+$/, '');
+    const credential = azureCredential(ctx.env);
     const scopes = [`${this.arm}/.default`];
-    const options = { endpoint: this.arm, credentials: { scopes }, retryOptions: { maxRetries: 4 } };
-    this.resources = new ResourceManagementClient(credential, subscriptionId, options);
-    this.network = new NetworkManagementClient(credential, subscriptionId, options);
-    this.compute = new ComputeManagementClient(credential, subscriptionId, options);
-    this.authorization = new AuthorizationManagementClient(credential, subscriptionId, { endpoint: this.arm, credentialScopes: scopes });
+    // No retries in the SDK: cloudCall is the only retry layer.
+    const retryOptions = { maxRetries: 0 };
+    const clientOptions = { endpoint: this.arm, credentials: { scopes }, retryOptions };
+    this.resources = new ResourceManagementClient(credential, this.subscriptionId, clientOptions);
+    this.network = new NetworkManagementClient(credential, this.subscriptionId, clientOptions);
+    this.compute = new ComputeManagementClient(credential, this.subscriptionId, clientOptions);
+    this.authorization = new AuthorizationManagementClient(credential, this.subscriptionId, {
+      endpoint: this.arm,
+      credentialScopes: scopes,
+      retryOptions,
+    });
   }
 
-  scriptSettings(): CloudScriptSettings {
-    return { selfDelete: { cloud: 'azure', apiUrl: this.arm } };
-  }
-
-  async prepare(): Promise<void> {
+  async prepare(spec: MachineSpec): Promise<PreparedCloud> {
     // Nothing is shared between runners: each has its own group. Sizes the region does not offer
     // are refused by the create itself (SkuNotAvailable), which moves on to the next type.
+    const warnings: string[] = [];
+    return {
+      scriptSettings: { selfDelete: { cloud: 'azure', apiUrl: this.arm } },
+      places: [undefined],
+      warnings,
+      launch: (request, placement) => this.launch(spec, request, placement, warnings),
+    };
   }
 
-  places(): Array<string | undefined> {
-    return [undefined];
-  }
-
-  async launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine> {
-    const group = groupName(this.groupPrefix, request.runnerName, request.attempt);
+  private async launch(spec: MachineSpec, request: MachineRequest, placement: Placement, warnings: string[]): Promise<Machine> {
+    const group = groupName(this.options.resourceGroupPrefix, request.runnerName, request.attempt);
     // Resource groups carry no creation time a list returns: the sweep's grace period needs one.
-    const tags = { ...request.tags, 'cml-runner:client-token': request.clientToken, 'cml-runner:created-at': new Date(this.clock.now()).toISOString() };
+    const tags = {
+      ...request.tags,
+      [TAG.clientToken]: request.clientToken,
+      [TAG.createdAt]: new Date(this.ctx.clock.now()).toISOString(),
+    };
     const location = this.region;
     await this.call('resourceGroups.createOrUpdate', () => this.resources.resourceGroups.createOrUpdate(group, { location, tags }));
     try {
-      return await this.createMachine(spec, request, placement, group, tags);
+      return await this.createMachine(spec, request, placement, group, tags, warnings);
     } catch (err) {
       // Whatever was created goes with its group; the refusal itself is what the user sees.
       await this.deleteGroup(group).catch(() => undefined);
@@ -107,7 +128,14 @@ export class AzureCloud implements Cloud {
     }
   }
 
-  private async createMachine(spec: MachineSpec, request: MachineRequest, placement: Placement, group: string, tags: Record<string, string>): Promise<Machine> {
+  private async createMachine(
+    spec: MachineSpec,
+    request: MachineRequest,
+    placement: Placement,
+    group: string,
+    tags: Record<string, string>,
+    warnings: string[],
+  ): Promise<Machine> {
     const location = this.region;
     const vmName = 'runner';
     // The network and the address do not depend on each other: they are created side by side.
@@ -163,40 +191,45 @@ export class AzureCloud implements Cloud {
       ...(placement.spot ? { priority: 'Spot', evictionPolicy: 'Delete', billingProfile: { maxPrice: spec.spotPrice ?? -1 } } : {}),
     };
     const created = await this.lro('virtualMachines.createOrUpdate', () => this.compute.virtualMachines.createOrUpdate(group, vmName, vm, POLL));
-    await this.allowSelfDelete(group, created.identity?.principalId);
+    await this.allowSelfDelete(group, created.identity?.principalId, warnings);
     return { id: group, type: placement.type, spot: placement.spot, zone: location };
   }
 
   /** Contributor on its own group for the VM's identity, so the VM can delete the group. */
-  private async allowSelfDelete(group: string, principalId: string | undefined): Promise<void> {
+  private async allowSelfDelete(group: string, principalId: string | undefined, warnings: string[]): Promise<void> {
     if (!principalId) return;
     const scope = `/subscriptions/${this.subscriptionId}/resourceGroups/${group}`;
+    const roleDefinitionId = `/subscriptions/${this.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR}`;
+    // A new identity takes a moment to replicate: PrincipalNotFound is worth another try here.
+    // The assignment's name is fixed before the first try, so a repeat cannot make a second one.
+    const name = crypto.randomUUID();
+    const policy: CallPolicy = {
+      ...this.policy,
+      translate: (err, action) => {
+        const e = azureError(err, action);
+        return e.code === 'PrincipalNotFound' ? azureRefusal(e.code, e.message, 'transient') : e;
+      },
+      baseMs: 2000,
+    };
     try {
-      await withRetry(
-        () =>
-          this.authorization.roleAssignments.create(scope, crypto.randomUUID(), {
-            roleDefinitionId: `/subscriptions/${this.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR}`,
-            principalId,
-            principalType: 'ServicePrincipal',
-          }),
-        // A new identity takes a moment to replicate: PrincipalNotFound is retried.
-        { attempts: 5, baseMs: 2000, retryable: (err) => (err as { code?: string }).code === 'PrincipalNotFound', clock: this.clock },
+      await cloudCall(this.ctx, policy, 'roleAssignments.create', () =>
+        this.authorization.roleAssignments.create(scope, name, { roleDefinitionId, principalId, principalType: 'ServicePrincipal' }),
       );
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'Error';
-      if (code !== 'AuthorizationFailed') throw armError('roleAssignments.create', err);
+      if (code !== 'AuthorizationFailed') throw err;
       const warning =
         `The launching identity may not create role assignments (${code}), so the VMs cannot delete their own resource groups. ` +
         'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled sweep, which delete them. ' +
         'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write (see "Azure" in the README).';
-      if (!this.warnings.includes(warning)) this.warnings.push(warning);
+      if (!warnings.includes(warning)) warnings.push(warning);
     }
   }
 
   async states(ids: readonly string[]): Promise<Map<string, MachineStatus>> {
     const states = new Map<string, MachineStatus>(ids.map((id) => [id, { state: 'gone' }]));
     if (ids.length === 0) return states;
-    const groups = await this.groups(`tagName eq 'cml-runner:managed' and tagValue eq 'true'`);
+    const groups = await this.groups(`tagName eq '${TAG.managed}' and tagValue eq 'true'`);
     const wanted = new Set(ids);
     await Promise.all(
       groups
@@ -219,28 +252,18 @@ export class AzureCloud implements Cloud {
       return { state };
     } catch (err) {
       // A launch returns once its VM exists, so a group without one lost it: evicted or deleted.
-      if (err instanceof CloudError && (err.code === 'ResourceNotFound' || err.code === 'NotFound')) return { state: 'gone', detail: 'the VM is gone from its resource group (a spot eviction, or deleted)' };
+      if (err instanceof CloudError && err.kind === 'gone') {
+        return { state: 'gone', detail: 'the VM is gone from its resource group (a spot eviction, or deleted)' };
+      }
       throw err;
     }
   }
 
   async list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]> {
-    const groups = await this.groups(`tagName eq 'cml-runner:repo' and tagValue eq '${filter.repo.replace(/'/g, "''")}'`);
+    const groups = await this.groups(`tagName eq '${TAG.repo}' and tagValue eq '${filter.repo.replace(/'/g, "''")}'`);
     return groups
-      .filter((g) => g.tags['cml-runner:managed'] === 'true' && (!filter.runId || g.tags['cml-runner:run-id'] === filter.runId))
-      .map((g) => {
-        const expires = Date.parse(g.tags['cml-runner:expires-at'] ?? '');
-        const created = Date.parse(g.tags['cml-runner:created-at'] ?? '');
-        return {
-          id: g.name,
-          runnerName: g.tags['cml-runner:runner'] ?? '',
-          runId: g.tags['cml-runner:run-id'],
-          repo: g.tags['cml-runner:repo'],
-          ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
-          ...(Number.isFinite(created) ? { createdAt: created } : {}),
-          state: g.provisioningState === 'Deleting' ? 'ending' : 'running',
-        };
-      });
+      .filter((g) => g.tags[TAG.managed] === 'true' && (!filter.runId || g.tags[TAG.runId] === filter.runId))
+      .map((g) => managedFromTags(g.name, g.tags, { state: g.provisioningState === 'Deleting' ? 'ending' : 'running' }));
   }
 
   private async groups(filter: string): Promise<Array<{ name: string; tags: Record<string, string>; provisioningState?: string }>> {
@@ -261,13 +284,7 @@ export class AzureCloud implements Cloud {
   }
 
   async terminate(id: string): Promise<'terminated' | 'gone'> {
-    try {
-      await this.deleteGroup(id);
-      return 'terminated';
-    } catch (err) {
-      if (err instanceof CloudError && (err.code === 'ResourceGroupNotFound' || err.code === 'NotFound')) return 'gone';
-      throw err;
-    }
+    return endedOrGone(() => this.deleteGroup(id));
   }
 
   /** Starts the group's deletion; ARM goes on with it. Everything in the group goes with it. */
@@ -279,7 +296,7 @@ export class AzureCloud implements Cloud {
   }
 
   async findByClientToken(clientToken: string): Promise<string[]> {
-    const groups = await this.groups(`tagName eq 'cml-runner:client-token' and tagValue eq '${clientToken}'`);
+    const groups = await this.groups(`tagName eq '${TAG.clientToken}' and tagValue eq '${clientToken}'`);
     return groups.map((g) => g.name);
   }
 
@@ -290,18 +307,17 @@ export class AzureCloud implements Cloud {
       const poller = start();
       return await Promise.race([
         Promise.resolve(poller),
-        new Promise<never>((_, reject) => timeout.addEventListener('abort', () => reject(new CloudError('Azure', 'OperationTimedOut', `${action} not done after ${LRO_TIMEOUT_MS / 60_000} minutes`, '')))),
+        new Promise<never>((_, reject) =>
+          timeout.addEventListener('abort', () =>
+            reject(azureRefusal('OperationTimedOut', `${action} not done after ${LRO_TIMEOUT_MS / 60_000} minutes`, 'permanent')),
+          ),
+        ),
       ]);
     });
   }
 
-  private async call<T>(action: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof CloudError) throw err;
-      throw armError(action, err);
-    }
+  private call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    return cloudCall(this.ctx, this.policy, action, fn);
   }
 }
 
@@ -310,12 +326,20 @@ export class AzureCloud implements Cloud {
  * secret: then the job's own OIDC token is the client assertion (federated credentials).
  * Instance discovery is for Microsoft's own clouds; another authority host (Azure Stack) skips it.
  */
-export function azureCredential(env: NodeJS.ProcessEnv): TokenCredential {
+export function azureCredential(env: Env): TokenCredential {
   const host = env.AZURE_AUTHORITY_HOST;
-  const microsoft = !host || /(^|\.)(microsoftonline\.(com|us|de)|chinacloudapi\.cn|microsoftonline\.microsoft\.scloud)$/.test(new URL(host).hostname);
-  const options = microsoft ? {} : { disableInstanceDiscovery: true };
-  const { AZURE_TENANT_ID: tenant, AZURE_CLIENT_ID: client } = env;
-  if (env.ACTIONS_ID_TOKEN_REQUEST_URL && tenant && client && !env.AZURE_CLIENT_SECRET && !env.AZURE_FEDERATED_TOKEN_FILE) {
+  const microsoft =
+    !host ||
+    /(^|\.)(microsoftonline\.(com|us|de)|chinacloudapi\.cn|microsoftonline\.microsoft\.scloud)$/.test(new URL(host).hostname);
+  // The credential is handed what it would otherwise read from the process environment.
+  const options = { ...(host ? { authorityHost: host } : {}), ...(microsoft ? {} : { disableInstanceDiscovery: true }) };
+  const { AZURE_TENANT_ID: tenant, AZURE_CLIENT_ID: client, AZURE_CLIENT_SECRET: secret } = env;
+  const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE;
+  if (tenant && client && secret) return new ClientSecretCredential(tenant, client, secret, options);
+  if (tenant && client && tokenFile) {
+    return new WorkloadIdentityCredential({ ...options, tenantId: tenant, clientId: client, tokenFilePath: tokenFile });
+  }
+  if (env.ACTIONS_ID_TOKEN_REQUEST_URL && tenant && client) {
     return new ClientAssertionCredential(tenant, client, () => getIDToken('api://AzureADTokenExchange'), options);
   }
   return new DefaultAzureCredential(options);
@@ -335,16 +359,6 @@ function throwawaySshKey(): string {
   const field = (b: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, (b.length >> 8) & 0xff, b.length & 0xff]), b]);
   const blob = Buffer.concat([field(Buffer.from('ssh-rsa')), field(mpint(jwk.e)), field(mpint(jwk.n))]);
   return `ssh-rsa ${blob.toString('base64')} cml-runner`;
-}
-
-/** The poller's message for a failed operation: `The long-running operation has failed. AllocationFailed. ...`. */
-const FAILED_OPERATION = /^The long-running operation has failed\. (\w+)\./;
-
-function armError(action: string, err: unknown): CloudError {
-  const e = err as { code?: string; statusCode?: number; details?: { error?: { code?: string } }; message?: string };
-  const code = e.code ?? e.details?.error?.code ?? FAILED_OPERATION.exec(e.message ?? '')?.[1] ?? String(e.statusCode ?? 'Error');
-  const known = ADVICE[code];
-  return new CloudError('Azure', code, `${action}: ${errorMessage(err)}`, known?.advice ?? '', known?.fallback);
 }
 
 /** Resource group names: the prefix, the runner name, and the attempt when it is not the first. */

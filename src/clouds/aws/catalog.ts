@@ -1,4 +1,5 @@
-import type { GenericGpu, GenericRegion, GenericType } from './generic.js';
+import type { CloudCatalog } from '../descriptor.js';
+import { type GenericGpu, type GenericRegion, type GenericType, isGenericRegion, isGenericType } from '../generic.js';
 
 /**
  * AWS names for the generic vocabulary.
@@ -66,3 +67,14 @@ export const AWS_IMAGE_PARAMETERS = {
 export const AWS_NATIVE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
 /** A native region: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`. */
 export const AWS_NATIVE_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+
+export const AWS_CATALOG: CloudCatalog = {
+  nativeRegionHint: 'an AWS region such as us-east-2',
+  nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
+  region: (v) => (isGenericRegion(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
+  machineType: (t, gpu) => (isGenericType(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
+  typeHasGpu: awsFamilyHasGpu,
+  image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
+  imageHint:
+    'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
+};

@@ -1,5 +1,6 @@
-import { InputError } from '../errors.js';
-import type { GenericGpu, GenericRegion, GenericType } from './generic.js';
+import type { CloudCatalog } from '../descriptor.js';
+import { InputError } from '../../errors.js';
+import { type GenericGpu, type GenericRegion, type GenericType, isGenericRegion, isGenericType } from '../generic.js';
 
 /**
  * Google Cloud names for the generic vocabulary.
@@ -121,3 +122,18 @@ export const GCP_IMAGE = /^(https:\/\/(compute|www)\.googleapis\.com\/compute\/v
 
 /** `us-central1`, `europe-west4`, `me-central2`. */
 export const GCP_NATIVE_REGION = /^[a-z]+-[a-z]+\d+$/;
+
+/** Google Cloud: a region (the zone is chosen at launch), a machine type with its GPUs. */
+export const GCP_CATALOG: CloudCatalog = {
+  nativeRegionHint: 'a Google Cloud region such as us-central1',
+  nativeTypeHint:
+    'a Compute Engine machine type such as g2-standard-8, or an N1 type with GPUs attached such as ' +
+    'n1-standard-8+nvidia-tesla-t4 or n1-standard-16+2xnvidia-tesla-v100',
+  region: (v) => (isGenericRegion(v) ? GCP_REGIONS[v] : GCP_NATIVE_REGION.test(v) ? v : undefined),
+  machineType: (t, gpu) => gcpMachineType(t, gpu, isGenericType(t)),
+  typeHasGpu: gcpTypeHasGpu,
+  image: (v) => GCP_IMAGE.test(v),
+  imageHint:
+    'use an image or image family path (projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64, ' +
+    'projects/my-project/global/images/my-runner) or its full URL',
+};

@@ -1,4 +1,6 @@
-import type { GenericGpu, GenericRegion, GenericType } from './generic.js';
+import type { CloudCatalog } from '../descriptor.js';
+import { InputError } from '../../errors.js';
+import { type GenericGpu, type GenericRegion, type GenericType, isGenericRegion, isGenericType } from '../generic.js';
 
 /**
  * Azure names for the generic vocabulary.
@@ -52,3 +54,21 @@ export function parseAzureImage(value: string): AzureImage | undefined {
   if (/^\/subscriptions\/[0-9a-f-]{36}\/resourceGroups\/[\w.()-]+\/providers\/Microsoft\.Compute\/(images\/[\w.-]+|galleries\/[\w.]+\/images\/[\w.-]+(\/versions\/[\w.-]+)?)$/i.test(value)) return { id: value };
   return undefined;
 }
+
+/** Azure: a region, a VM size. */
+export const AZURE_CATALOG: CloudCatalog = {
+  nativeRegionHint: 'an Azure region such as eastus',
+  nativeTypeHint: 'a VM size such as Standard_NC8as_T4_v3',
+  region: (v) =>
+    isGenericRegion(v) ? AZURE_REGIONS[v] : AZURE_NATIVE_REGION.test(v) && !v.includes('-') ? v : undefined,
+  machineType: (t, gpu) => {
+    if (!isGenericType(t)) return AZURE_NATIVE_TYPE.test(t) ? t : undefined;
+    const row = AZURE_TYPES[gpu];
+    if (typeof row === 'string') throw new InputError('gpu', gpu, row);
+    return row[t];
+  },
+  typeHasGpu: azureTypeHasGpu,
+  image: (v) => parseAzureImage(v) !== undefined,
+  imageHint:
+    'use an image URN publisher:offer:sku:version (Canonical:ubuntu-24_04-lts:server:latest) or an image resource id',
+};

@@ -4,12 +4,24 @@ import { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_cl
 import { MachineTypesClient } from '@google-cloud/compute/build/src/v1/machine_types_client.js';
 import { ZoneOperationsClient } from '@google-cloud/compute/build/src/v1/zone_operations_client.js';
 import type { google } from '@google-cloud/compute/build/protos/protos.js';
-import type { CloudScriptSettings } from '../bootstrap/render.js';
-import { GCP_IMAGES, parseGcpType, type GcpMachineType } from '../catalog/gcp.js';
-import type { MachineSpec } from '../config.js';
-import { CloudError, errorMessage, type Fallback } from '../errors.js';
-import { realClock, withRetry, type Clock } from '../retry.js';
-import type { Cloud, Machine, MachineRequest, MachineState, MachineStatus, ManagedMachine, Placement } from './types.js';
+import type { MachineSpec } from '../../config/spec.js';
+import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
+import type { Env } from '../descriptor.js';
+import { TAG, managedFromTags } from '../tags.js';
+import type {
+  Cloud,
+  CloudContext,
+  Machine,
+  MachineRequest,
+  MachineState,
+  MachineStatus,
+  ManagedMachine,
+  Placement,
+  PreparedCloud,
+} from '../types.js';
+import { GCP_IMAGES, type GcpMachineType, parseGcpType } from './catalog.js';
+import { gceError, gceRefusal } from './errors.js';
+import type { GcpOptions } from './options.js';
 
 type IInstance = google.cloud.compute.v1.IInstance;
 type IOperation = google.cloud.compute.v1.IOperation;
@@ -17,10 +29,14 @@ type IOperation = google.cloud.compute.v1.IOperation;
 /**
  * Compute Engine, through the REST transport of @google-cloud/compute.
  *
- * Credentials: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, which
- * google-github-actions/auth writes for Workload Identity Federation; gcloud's; or the metadata
- * server). The API endpoint can be moved (Private Service Connect, a proxy) with gcloud's own
- * setting CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE (`https://host/compute/v1/`).
+ * Credentials: the file GOOGLE_APPLICATION_CREDENTIALS names in the context's environment (what
+ * google-github-actions/auth writes for Workload Identity Federation), handed to GoogleAuth;
+ * without it, Application Default Credentials (gcloud's, or the metadata server). The API
+ * endpoint can be moved (Private Service Connect, a proxy) with gcloud's own setting
+ * CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE (`https://host/compute/v1/`).
+ *
+ * Retries: gax retries nothing (`retryCodes: []` on every call); each call is retried by
+ * `cloudCall`. An insert carries a requestId, so a repeat after a lost answer makes one VM.
  *
  * Permissions called: compute.instances.create, .list, .delete, .getSerialPortOutput,
  * .setMetadata, .setLabels (labels and metadata at creation), compute.disks.create,
@@ -41,24 +57,6 @@ const CALL = { timeout: 30_000, retry: { retryCodes: [] } };
 /** Lists page through every result themselves. */
 const LIST = { ...CALL, autoPaginate: false };
 
-/** What each Compute Engine error means for the user. Codes pass through verbatim next to this advice. */
-const ADVICE: Record<string, { advice: string; fallback?: Fallback }> = {
-  ZONE_RESOURCE_POOL_EXHAUSTED: {
-    advice: 'Compute Engine has no capacity for this machine in this zone right now. Other zones of the region are tried; give more types (type takes a comma list), another region, or spot: false.',
-    fallback: 'capacity',
-  },
-  ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS: { advice: 'Compute Engine has no capacity for this machine in this zone right now.', fallback: 'capacity' },
-  QUOTA_EXCEEDED: {
-    advice: 'A quota of the project is too low for this machine. Request an increase under IAM & Admin > Quotas for the quota named above (GPU quotas are per region and per model; spot VMs use the PREEMPTIBLE_ ones).',
-    fallback: 'capacity',
-  },
-  NOT_OFFERED: { advice: 'This zone does not offer the machine type or its GPU.', fallback: 'capacity' },
-  forbidden: { advice: 'The credentials may not do this. Grant the role in the README (Google Cloud section) to the service account the workflow authenticates as.' },
-  notFound: { advice: 'Check the gcp-project, region, type and image inputs.' },
-  invalid: { advice: 'Compute Engine refused the request; check the type, image, tags and gcp-service-account inputs.' },
-  UNAUTHENTICATED: { advice: 'No valid Google Cloud credentials: authenticate with google-github-actions/auth before this step.' },
-};
-
 /** Compute Engine instance statuses as the lifecycle sees them. */
 const GCE_STATES: Record<string, MachineState> = {
   PROVISIONING: 'starting',
@@ -72,12 +70,13 @@ const GCE_STATES: Record<string, MachineState> = {
 };
 
 /** Labels are the only filterable tags: lowercase, 63 characters. Exact values go in metadata too. */
+const asKey = (tag: string): string => tag.replace(':', '-');
 const LABEL = {
-  managed: 'cml-runner-managed',
-  repo: 'cml-runner-repo',
-  runId: 'cml-runner-run-id',
-  runner: 'cml-runner-runner',
-  clientToken: 'cml-runner-client-token',
+  managed: asKey(TAG.managed),
+  repo: asKey(TAG.repo),
+  runId: asKey(TAG.runId),
+  runner: asKey(TAG.runner),
+  clientToken: asKey(TAG.clientToken),
 } as const;
 
 /** `https://host[:port]/compute/v1/` as the client's endpoint options. */
@@ -89,8 +88,23 @@ export function computeEndpoint(override: string | undefined): { options: Record
   return { options: { apiEndpoint: url.hostname, port, protocol }, apiUrl: `${url.origin}/compute/v1` };
 }
 
+export function createCloud(options: GcpOptions, region: string, ctx: CloudContext): Cloud {
+  return new GcpCloud(options, region, ctx);
+}
+
+/** The warning a launch without a service account gets: its machines cannot delete themselves. */
+export const NO_SERVICE_ACCOUNT_WARNING =
+  'gcp-service-account is empty, so the machines cannot delete themselves: when a runner ends, its VM stops and ' +
+  'its disk bills until the cleanup job or a sweep deletes it (Compute Engine deletes a VM at max-lifetime only ' +
+  'while it runs). Give a service account that may delete instances; see "Google Cloud" in the README.';
+
+/** Zones of the region, in order, each with the machine types and GPUs it offers for this launch. */
+type Zone = { zone: string; machineTypes: Set<string>; accelerators: Set<string> };
+type PreparedImage = { sourceImage: string; diskSizeGb: number };
+
 export class GcpCloud implements Cloud {
-  readonly name = 'gcp' as const;
+  readonly name = 'gcp';
+  readonly title = 'Google Cloud';
   readonly kind = 'vm' as const;
   private readonly instances: InstancesClient;
   private readonly operations: ZoneOperationsClient;
@@ -98,35 +112,30 @@ export class GcpCloud implements Cloud {
   private readonly acceleratorTypes: AcceleratorTypesClient;
   private readonly images: ImagesClient;
   private readonly apiUrl: string;
-  /** Zones of the region, in order, each with the machine types and GPUs it offers for this launch. */
-  private zones: Array<{ zone: string; machineTypes: Set<string>; accelerators: Set<string> }> = [];
-  private image?: { sourceImage: string; diskSizeGb: number };
+  private readonly project: string;
+  private readonly policy: CallPolicy = { translate: (err, action) => gceError(err, action) };
 
   constructor(
-    readonly project: string,
+    private readonly options: GcpOptions,
     readonly region: string,
-    private readonly clock: Clock = realClock,
+    private readonly ctx: CloudContext,
   ) {
-    const endpoint = computeEndpoint(process.env.CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE);
+    this.project = options.project;
+    const endpoint = computeEndpoint(ctx.env.CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE);
     this.apiUrl = endpoint.apiUrl;
     // The project is given: otherwise the auth library asks Resource Manager for it.
-    const options = { ...endpoint.options, fallback: true, scopes: SCOPES, projectId: project };
-    this.instances = new InstancesClient(options);
+    const clientOptions = { ...endpoint.options, ...credentialOptions(ctx.env), fallback: true, scopes: SCOPES, projectId: this.project };
+    this.instances = new InstancesClient(clientOptions);
     // One credential for every client: one token exchange, one refresh.
-    const shared = { ...options, auth: this.instances.auth };
+    const shared = { ...clientOptions, auth: this.instances.auth };
     this.operations = new ZoneOperationsClient(shared);
     this.machineTypes = new MachineTypesClient(shared);
     this.acceleratorTypes = new AcceleratorTypesClient(shared);
     this.images = new ImagesClient(shared);
   }
 
-  scriptSettings(spec: MachineSpec): CloudScriptSettings {
-    // Without a service account the machine has no token to delete itself with; it stops instead.
-    return spec.gcp?.serviceAccount ? { selfDelete: { cloud: 'gcp', apiUrl: this.apiUrl } } : {};
-  }
-
   /** Finds the zones of the region that offer the types and their GPUs, and the image. */
-  async prepare(spec: MachineSpec): Promise<void> {
+  async prepare(spec: MachineSpec): Promise<PreparedCloud> {
     const types = spec.types.map((t) => parseGcpType(t)!);
     const machineNames = [...new Set(types.map((t) => t.machineType))];
     const acceleratorNames = [...new Set(types.flatMap((t) => (t.accelerator ? [t.accelerator.type] : [])))];
@@ -141,21 +150,29 @@ export class GcpCloud implements Cloud {
           (l: google.cloud.compute.v1.IAcceleratorTypesScopedList) => l.acceleratorTypes ?? []),
       this.resolveImage(spec.image ?? GCP_IMAGES[spec.wantsGpu ? 'gpu' : 'cpu']),
     ]);
-    this.zones = [...offeredTypes.keys()]
+    const zones: Zone[] = [...offeredTypes.keys()]
       .filter((zone) => zone.startsWith(`${this.region}-`))
       .sort()
-      .map((zone) => ({ zone, machineTypes: offeredTypes.get(zone)!, accelerators: offeredAccelerators.get(zone) ?? new Set<string>() }));
-    const usable = this.zones.filter((z) => types.some((t) => this.offers(z, t)));
-    if (usable.length === 0) {
-      throw new CloudError(
-        'GCP',
+      .map((zone) => ({ zone, machineTypes: offeredTypes.get(zone)!, accelerators: offeredAccelerators.get(zone) ?? new Set<string>() }))
+      .filter((z) => types.some((t) => this.offers(z, t)));
+    if (zones.length === 0) {
+      // Nowhere in the region: not a capacity to wait for, so the launch fails at once.
+      throw gceRefusal(
         'NOT_OFFERED',
         `no zone of ${this.region} offers ${spec.types.join(' or ')} (project ${this.project})`,
         'Pick another region (for GPUs see https://cloud.google.com/compute/docs/gpus/gpu-regions-zones), or other types.',
+        'permanent',
       );
     }
-    this.zones = usable;
-    this.image = { sourceImage: image.selfLink, diskSizeGb: Math.max(spec.hddSizeGb ?? 0, image.diskSizeGb) };
+    const prepared: PreparedImage = { sourceImage: image.selfLink, diskSizeGb: Math.max(spec.hddSizeGb ?? 0, image.diskSizeGb) };
+    const serviceAccount = this.options.serviceAccount;
+    return {
+      // Without a service account the machine has no token to delete itself with; it stops instead.
+      scriptSettings: serviceAccount ? { selfDelete: { cloud: 'gcp', apiUrl: this.apiUrl } } : {},
+      places: zones.map((z) => z.zone),
+      warnings: serviceAccount ? [] : [NO_SERVICE_ACCOUNT_WARNING],
+      launch: (request, placement) => this.launch(zones, prepared, request, placement),
+    };
   }
 
   /** Zone → names offered, for the given names, from one aggregated list. */
@@ -166,7 +183,7 @@ export class GcpCloud implements Cloud {
     items: (l: L) => Array<{ name?: string | null }>,
   ): Promise<Map<string, Set<string>>> {
     const filter = names.map((n) => `(name = "${n}")`).join(' OR ');
-    return this.call(action, 'global', async () => {
+    return this.call(action, async () => {
       const byZone = new Map<string, Set<string>>();
       for await (const [key, scoped] of list(filter)) {
         const zone = key.replace(/^zones\//, '');
@@ -183,35 +200,31 @@ export class GcpCloud implements Cloud {
   private async resolveImage(path: string): Promise<{ selfLink: string; diskSizeGb: number }> {
     const m = /projects\/([^/]+)\/global\/images\/(family\/)?([^/]+)$/.exec(path)!;
     const [, project, family, name] = m as unknown as [string, string, string | undefined, string];
-    const [image] = await this.call(family ? 'images.getFromFamily' : 'images.get', 'global', () =>
+    const [image] = await this.call(family ? 'images.getFromFamily' : 'images.get', () =>
       family ? this.images.getFromFamily({ project, family: name }, CALL) : this.images.get({ project, image: name }, CALL),
     );
-    if (!image.selfLink) throw new CloudError('GCP', 'notFound', `image ${path} has no self link`, ADVICE.notFound!.advice);
+    if (!image.selfLink) throw gceRefusal('notFound', `image ${path} has no self link`, undefined, 'permanent');
     return { selfLink: image.selfLink, diskSizeGb: Number(image.diskSizeGb ?? 10) };
   }
 
-  places(): Array<string | undefined> {
-    return this.zones.map((z) => z.zone);
-  }
-
-  async launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine> {
+  private async launch(zones: readonly Zone[], image: PreparedImage, request: MachineRequest, placement: Placement): Promise<Machine> {
     const zone = placement.where!;
     const type = parseGcpType(placement.type)!;
-    const offered = this.zones.find((z) => z.zone === zone);
-    if (!this.image || !offered) throw new Error('prepare() must run before launch()');
-    if (!this.offers(offered, type)) {
-      throw new CloudError('GCP', 'NOT_OFFERED', `${zone} does not offer ${placement.type}`, ADVICE.NOT_OFFERED!.advice, 'capacity');
-    }
+    const offered = zones.find((z) => z.zone === zone);
+    if (!offered) throw new Error(`${zone} is not a place this launch was prepared for`);
+    if (!this.offers(offered, type)) throw gceRefusal('NOT_OFFERED', `${zone} does not offer ${placement.type}`);
     const name = instanceName(request.runnerName, request.attempt);
-    const instance = this.instanceResource(spec, request, placement, zone, type, name);
+    const instance = this.instanceResource(image, request, placement, zone, type, name);
     try {
-      const [operation] = await this.call('instances.insert', zone, () =>
+      // Retried with the same requestId: Compute Engine answers a repeat with the first insert's operation.
+      const [operation] = await this.call(`instances.insert in ${zone}`, () =>
         this.instances.insert({ project: this.project, zone, requestId: request.clientToken, instanceResource: instance }, CALL),
       );
       await this.awaitOperation(zone, operation.latestResponse as IOperation, `instances.insert ${name}`);
     } catch (err) {
       // Already there: an insert whose answer was lost, retried. Ours if it carries this client token.
-      if (err instanceof CloudError && err.code === 'alreadyExists' && (await this.findByClientToken(request.clientToken)).includes(`${zone}/${name}`)) {
+      const code = (err as { code?: string }).code;
+      if (code === 'alreadyExists' && (await this.findByClientToken(request.clientToken)).includes(`${zone}/${name}`)) {
         return { id: `${zone}/${name}`, type: placement.type, spot: placement.spot, zone };
       }
       throw err;
@@ -219,7 +232,15 @@ export class GcpCloud implements Cloud {
     return { id: `${zone}/${name}`, type: placement.type, spot: placement.spot, zone };
   }
 
-  private instanceResource(spec: MachineSpec, request: MachineRequest, placement: Placement, zone: string, type: GcpMachineType, name: string): IInstance {
+  private instanceResource(
+    image: PreparedImage,
+    request: MachineRequest,
+    placement: Placement,
+    zone: string,
+    type: GcpMachineType,
+    name: string,
+  ): IInstance {
+    const serviceAccount = this.options.serviceAccount;
     const hasGpu = !!type.accelerator || /^(g2|a2|a3|a4|g4)-/.test(type.machineType);
     const labels = this.labels(request);
     return {
@@ -240,8 +261,8 @@ export class GcpCloud implements Cloud {
           boot: true,
           autoDelete: true,
           initializeParams: {
-            sourceImage: this.image!.sourceImage,
-            diskSizeGb: String(this.image!.diskSizeGb),
+            sourceImage: image.sourceImage,
+            diskSizeGb: String(image.diskSizeGb),
             diskType: `zones/${zone}/diskTypes/pd-balanced`,
             labels,
           },
@@ -260,7 +281,7 @@ export class GcpCloud implements Cloud {
         onHostMaintenance: hasGpu || placement.spot ? 'TERMINATE' : 'MIGRATE',
         automaticRestart: !placement.spot,
       },
-      serviceAccounts: spec.gcp?.serviceAccount ? [{ email: spec.gcp.serviceAccount, scopes: SCOPES }] : [],
+      serviceAccounts: serviceAccount ? [{ email: serviceAccount, scopes: SCOPES }] : [],
     };
   }
 
@@ -278,16 +299,20 @@ export class GcpCloud implements Cloud {
 
   private async awaitOperation(zone: string, first: IOperation, what: string): Promise<void> {
     let op = first;
-    const deadline = this.clock.now() + OPERATION_TIMEOUT_MS;
+    const deadline = this.ctx.clock.now() + OPERATION_TIMEOUT_MS;
     while (op.status !== 'DONE') {
-      if (this.clock.now() > deadline) throw new CloudError('GCP', 'OPERATION_TIMEOUT', `${what}: operation ${op.name} not done after ${OPERATION_TIMEOUT_MS / 60_000} minutes`, '');
-      [op] = await this.call('zoneOperations.wait', zone, () => this.operations.wait({ project: this.project, zone, operation: op.name! }, { timeout: 150_000, retry: { retryCodes: [] } }));
+      if (this.ctx.clock.now() > deadline) {
+        throw gceRefusal('OPERATION_TIMEOUT', `${what}: operation ${op.name} not done after ${OPERATION_TIMEOUT_MS / 60_000} minutes`);
+      }
+      const request = { project: this.project, zone, operation: op.name! };
+      [op] = await this.call(`zoneOperations.wait in ${zone}`, () =>
+        this.operations.wait(request, { timeout: 150_000, retry: { retryCodes: [] } }),
+      );
     }
     const error = op.error?.errors?.[0];
     if (error) {
       const code = error.code ?? 'OPERATION_FAILED';
-      const known = ADVICE[code];
-      throw new CloudError('GCP', code, `${what} in ${zone}: ${error.message ?? code}`, known?.advice ?? '', known?.fallback);
+      throw gceRefusal(code, `${what} in ${zone}: ${error.message ?? code}`);
     }
   }
 
@@ -310,27 +335,23 @@ export class GcpCloud implements Cloud {
     if (filter.runId) clauses.push(`(labels.${LABEL.runId} = "${labelValue(filter.runId)}")`);
     const found: ManagedMachine[] = [];
     for (const { zone, instance } of await this.aggregated(clauses.join(' '))) {
-      const meta = (key: string): string | undefined => instance.metadata?.items?.find((i) => i.key === key)?.value ?? undefined;
-      const repo = meta('cml-runner-repo');
+      const tags = tagsFromMetadata(instance);
       // The label is lowercased; the exact repository is in the metadata.
-      if (repo !== undefined && repo !== filter.repo) continue;
-      const expires = Date.parse(meta('cml-runner-expires-at') ?? '');
+      if (tags[TAG.repo] !== undefined && tags[TAG.repo] !== filter.repo) continue;
+      tags[TAG.runner] ??= instance.labels?.[LABEL.runner] ?? undefined;
       const created = Date.parse(instance.creationTimestamp ?? '');
-      found.push({
-        id: `${zone}/${instance.name}`,
-        runnerName: meta('cml-runner-runner') ?? instance.labels?.[LABEL.runner] ?? '',
-        runId: meta('cml-runner-run-id'),
-        repo,
-        ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
-        ...(Number.isFinite(created) ? { createdAt: created } : {}),
-        state: GCE_STATES[instance.status ?? ''] ?? 'gone',
-      });
+      found.push(
+        managedFromTags(`${zone}/${instance.name}`, tags, {
+          state: GCE_STATES[instance.status ?? ''] ?? 'gone',
+          ...(Number.isFinite(created) ? { createdAt: created } : {}),
+        }),
+      );
     }
     return found;
   }
 
   private async aggregated(filter: string): Promise<Array<{ zone: string; instance: IInstance }>> {
-    return this.call('instances.aggregatedList', 'global', async () => {
+    return this.call('instances.aggregatedList', async () => {
       const out: Array<{ zone: string; instance: IInstance }> = [];
       for await (const [key, scoped] of this.instances.aggregatedListAsync({ project: this.project, filter, maxResults: 500 }, LIST)) {
         for (const instance of scoped.instances ?? []) out.push({ zone: key.replace(/^zones\//, ''), instance });
@@ -341,21 +362,19 @@ export class GcpCloud implements Cloud {
 
   async consoleLog(id: string): Promise<string> {
     const [zone, name] = splitId(id);
-    const [out] = await this.call('instances.getSerialPortOutput', zone, () => this.instances.getSerialPortOutput({ project: this.project, zone, instance: name, port: 1 }, CALL));
+    const request = { project: this.project, zone, instance: name, port: 1 };
+    const [out] = await this.call(`instances.getSerialPortOutput in ${zone}`, () => this.instances.getSerialPortOutput(request, CALL));
     return out.contents ?? '';
   }
 
   async terminate(id: string): Promise<'terminated' | 'gone'> {
     const [zone, name] = splitId(id);
-    try {
-      const [operation] = await this.call('instances.delete', zone, () => this.instances.delete({ project: this.project, zone, instance: name }, CALL));
+    // Already deleted counts: by itself, by maxRunDuration, by a spot preemption, or by another cleanup.
+    return endedOrGone(async () => {
+      const request = { project: this.project, zone, instance: name };
+      const [operation] = await this.call(`instances.delete in ${zone}`, () => this.instances.delete(request, CALL));
       await this.awaitOperation(zone, operation.latestResponse as IOperation, `instances.delete ${name}`);
-      return 'terminated';
-    } catch (err) {
-      // Already deleted: by itself, by maxRunDuration, by a spot preemption, or by another cleanup.
-      if (err instanceof CloudError && (err.code === 'notFound' || err.code === 'RESOURCE_NOT_FOUND')) return 'gone';
-      throw err;
-    }
+    });
   }
 
   async findByClientToken(clientToken: string): Promise<string[]> {
@@ -363,17 +382,23 @@ export class GcpCloud implements Cloud {
     return found.map((f) => `${f.zone}/${f.instance.name}`);
   }
 
-  /** One call with retries for throttling, 5xx and dropped connections; errors become CloudErrors. */
-  private async call<T>(action: string, where: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await withRetry(fn, { attempts: 5, baseMs: 500, retryable, clock: this.clock });
-    } catch (err) {
-      if (err instanceof CloudError) throw err;
-      const { code, message } = describeError(err);
-      const known = ADVICE[code];
-      throw new CloudError('GCP', code, `compute ${action}${where === 'global' ? '' : ` in ${where}`}: ${message}`, known?.advice ?? '', known?.fallback);
-    }
+  private call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    return cloudCall(this.ctx, this.policy, action, fn);
   }
+}
+
+/** The credential file from the context's environment, handed to GoogleAuth; none: its own chain. */
+function credentialOptions(env: Env): { keyFilename?: string } {
+  return env.GOOGLE_APPLICATION_CREDENTIALS ? { keyFilename: env.GOOGLE_APPLICATION_CREDENTIALS } : {};
+}
+
+/** The exact tag values, which the instance keeps in its metadata (`cml-runner-repo`). */
+function tagsFromMetadata(instance: IInstance): Record<string, string | undefined> {
+  const tags: Record<string, string | undefined> = {};
+  for (const item of instance.metadata?.items ?? []) {
+    if (item.key?.startsWith('cml-runner-') && item.value != null) tags[item.key.replace('cml-runner-', 'cml-runner:')] = item.value;
+  }
+  return tags;
 }
 
 /** Instance names: lowercase letters, digits and dashes, starting with a letter, 63 at most. */
@@ -396,41 +421,4 @@ export function labelValue(value: string): string {
 function splitId(id: string): [string, string] {
   const slash = id.indexOf('/');
   return [id.slice(0, slash), id.slice(slash + 1)];
-}
-
-/** gRPC codes the REST transport maps HTTP statuses to: 4 deadline, 8 resource exhausted (429), 13 internal, 14 unavailable. */
-const RETRYABLE_GRPC = new Set([4, 8, 13, 14]);
-
-function retryable(err: unknown): boolean {
-  const { code } = describeError(err);
-  if (code === 'QUOTA_EXCEEDED') return false;
-  if (code === 'rateLimitExceeded' || code === 'userRateLimitExceeded' || code === 'backendError' || code === 'RATE_LIMIT_EXCEEDED') return true;
-  const e = err as { code?: unknown; message?: string };
-  if (typeof e.code === 'number' && RETRYABLE_GRPC.has(e.code)) return true;
-  if (typeof e.code === 'string' && /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|UND_ERR_SOCKET)$/.test(e.code)) return true;
-  return /socket hang up|ECONNRESET|other side closed|fetch failed/i.test(e.message ?? '');
-}
-
-/** The REST transport keeps the raw error body here; Compute Engine's own reason is only in it. */
-const RAW_PAYLOAD = Symbol.for('google-gax.rawHttpResponsePayload');
-/** HTTP statuses without a reason in the body, as Compute Engine names them. */
-const STATUS_CODES: Record<number, string> = { 401: 'UNAUTHENTICATED', 403: 'forbidden', 404: 'notFound', 409: 'alreadyExists' };
-
-/**
- * The Compute Engine reason (notFound, alreadyExists, quotaExceeded…) as the code, read from the
- * raw error body, or from the ErrorInfo detail the client decodes (QUOTA_EXCEEDED).
- */
-function describeError(err: unknown): { code: string; message: string } {
-  const e = err as { code?: unknown; reason?: string; httpStatusCode?: number; message?: string; [RAW_PAYLOAD]?: unknown };
-  let reason: string | undefined;
-  try {
-    const body = typeof e[RAW_PAYLOAD] === 'string' ? (JSON.parse(e[RAW_PAYLOAD]) as { error?: { errors?: Array<{ reason?: string }> } }) : undefined;
-    reason = body?.error?.errors?.[0]?.reason;
-  } catch {
-    // Not JSON: the status alone says it.
-  }
-  let code = e.reason ?? reason ?? (e.httpStatusCode ? STATUS_CODES[e.httpStatusCode] : undefined);
-  if (code === 'quotaExceeded') code = 'QUOTA_EXCEEDED';
-  if (!code && /invalid_grant|unauthorized_client|invalid_client/.test(e.message ?? '')) code = 'UNAUTHENTICATED';
-  return { code: code ?? String(e.code ?? 'Error'), message: errorMessage(err) };
 }
