@@ -146,12 +146,16 @@ describe('capacity and quota', () => {
     expect(await settle(sb)).toEqual([]);
   });
 
-  test('a quota error names the quota, and fails once every zone refused', async () => {
+  test('a quota error names the quota, and fails at once: a quota holds in every zone of the region', async () => {
     sb.faults.add({ service: 'gce', action: 'instances.insert .*', code: 'QUOTA_EXCEEDED', times: Infinity });
+    const firedBefore = sb.faults.fired.length;
     const { error, ledger } = await attemptLaunch(sb, { ...base, gpu: 't4' });
+    expect(error?.message).toContain('GCP refused with QUOTA_EXCEEDED');
     expect(error?.message).toContain("Quota 'NVIDIA_T4_GPUS' exceeded");
     expect(error?.message).toContain('IAM & Admin > Quotas');
-    expect(ledger!.machines.every((m) => m.refused === 'QUOTA_EXCEEDED')).toBe(true);
+    // One insert in one zone: neither retried nor tried in the next zone.
+    expect(sb.faults.fired.slice(firedBefore).map((f) => f.code)).toEqual(['QUOTA_EXCEEDED']);
+    expect(ledger!.machines).toHaveLength(1);
     // Nothing was created, and main ended the registration.
     expect(await settle(sb)).toEqual([]);
     await cleanupLedger(sb, unended(ledger!));
