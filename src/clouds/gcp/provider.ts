@@ -4,6 +4,8 @@ import { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_cl
 import { MachineTypesClient } from '@google-cloud/compute/build/src/v1/machine_types_client.js';
 import { ZoneOperationsClient } from '@google-cloud/compute/build/src/v1/zone_operations_client.js';
 import type { google } from '@google-cloud/compute/build/protos/protos.js';
+import { readFileSync } from 'node:fs';
+import { errorMessage } from '../../errors.js';
 import type { MachineSpec } from '../../config/spec.js';
 import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
 import type { Env } from '../descriptor.js';
@@ -124,8 +126,9 @@ export class GcpCloud implements Cloud {
     const endpoint = computeEndpoint(ctx.env.CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE);
     this.apiUrl = endpoint.apiUrl;
     // The project is given: otherwise the auth library asks Resource Manager for it.
-    const clientOptions = { ...endpoint.options, ...credentialOptions(ctx.env), fallback: true, scopes: SCOPES, projectId: this.project };
+    const clientOptions = { ...endpoint.options, fallback: true, scopes: SCOPES, projectId: this.project };
     this.instances = new InstancesClient(clientOptions);
+    giveCredentialFile(this.instances.auth, ctx.env);
     // One credential for every client: one token exchange, one refresh.
     const shared = { ...clientOptions, auth: this.instances.auth };
     this.operations = new ZoneOperationsClient(shared);
@@ -387,9 +390,24 @@ export class GcpCloud implements Cloud {
   }
 }
 
-/** The credential file from the context's environment, handed to GoogleAuth; none: its own chain. */
-function credentialOptions(env: Env): { keyFilename?: string } {
-  return env.GOOGLE_APPLICATION_CREDENTIALS ? { keyFilename: env.GOOGLE_APPLICATION_CREDENTIALS } : {};
+/**
+ * The credential file named in the context's environment, handed to GoogleAuth as its contents
+ * (what its own chain would read from GOOGLE_APPLICATION_CREDENTIALS; the keyFilename option is
+ * deprecated and warns). Without it, GoogleAuth's own chain: gcloud's, or the metadata server.
+ */
+function giveCredentialFile(auth: InstancesClient['auth'], env: Env): void {
+  const file = env.GOOGLE_APPLICATION_CREDENTIALS;
+  if (!file) return;
+  try {
+    auth.jsonContent = JSON.parse(readFileSync(file, 'utf8')) as typeof auth.jsonContent;
+  } catch (err) {
+    throw gceRefusal(
+      'UNAUTHENTICATED',
+      `the credential file GOOGLE_APPLICATION_CREDENTIALS names (${file}) cannot be read: ${errorMessage(err)}`,
+      undefined,
+      'permanent',
+    );
+  }
 }
 
 /** The exact tag values, which the instance keeps in its metadata (`cml-runner-repo`). */
