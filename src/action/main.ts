@@ -32,15 +32,25 @@ export async function runMain(): Promise<void> {
     const cloudContext = { env: ctx.env, log: actionsLog, clock: realClock, signal: cancel.signal };
     const cloud = await loadCloud(spec.cloud, spec.machine.region, cloudContext);
     if (spec.mode === 'launch') {
-      const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
+      const result = await launch(spec, ctx, {
+        cloud,
+        forge,
+        log: actionsLog,
+        persist: saveLedger,
+        signal: cancel.signal,
+      });
       writeOutputs(result);
       await writeSummary(spec, result);
       return;
     }
     const report =
       spec.mode === 'cleanup'
-        ? await core.group(`Ending everything run ${ctx.runId} launched`, () => cleanupRun(ctx, { cloud, forge, log: actionsLog }))
-        : await core.group(`Sweeping what ${ctx.repository} left behind`, () => sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }));
+        ? await core.group(`Ending everything run ${ctx.runId} launched`, () =>
+            cleanupRun(ctx, { cloud, forge, log: actionsLog }),
+          )
+        : await core.group(`Sweeping what ${ctx.repository} left behind`, () =>
+            sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }),
+          );
     core.setOutput('runner-names', report.registrations.map((r) => r.name).join(','));
     core.setOutput('instance-ids', report.machines.map((m) => m.id).join(','));
     await writeEndSummary(spec, ctx, report);
@@ -73,12 +83,16 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
   if (result.reused.length > 0) {
     await core.summary
       .addHeading('Runners reused', 3)
-      .addRaw(`Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`)
+      .addRaw(
+        `Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`,
+      )
       .write();
     return;
   }
   const tried = (r: LaunchResult['runners'][number]): string =>
-    r.tried.map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`).join('; ');
+    r.tried
+      .map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`)
+      .join('; ');
   const summary = core.summary.addHeading('Runners launched', 3).addTable([
     [
       { data: 'Runner', header: true },
@@ -106,7 +120,10 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
     true,
   );
   if (result.failed.length > 0) {
-    summary.addRaw(`${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ${result.failed.map((f) => f.name).join(', ')}.`, true);
+    summary.addRaw(
+      `${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ${result.failed.map((f) => f.name).join(', ')}.`,
+      true,
+    );
   }
   await summary.write();
 }

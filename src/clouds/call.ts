@@ -45,7 +45,9 @@ export function cloudCall<T>(ctx: CloudContext, policy: CallPolicy, action: stri
       classify: errorKind,
       retryAfterMs: (err) => (err instanceof CloudError ? hints.get(err) : undefined),
       onRetry: (err, attempt, waitMs) =>
-        ctx.log.debug(`${action}: ${errorMessage(err).split('\n')[0]}; attempt ${attempt + 1} in ${Math.round(waitMs)} ms`),
+        ctx.log.debug(
+          `${action}: ${errorMessage(err).split('\n')[0]}; attempt ${attempt + 1} in ${Math.round(waitMs)} ms`,
+        ),
     },
   );
 }
@@ -76,9 +78,13 @@ export function retryAfterHeader(value: string | null | undefined, now: number =
 export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: unknown; name?: string; message?: string; cause?: { code?: unknown; message?: string } };
   const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : '';
-  if (/^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|UND_ERR_SOCKET|UND_ERR_CONNECT_TIMEOUT)$/.test(code)) {
+  if (
+    /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|UND_ERR_SOCKET|UND_ERR_CONNECT_TIMEOUT)$/.test(code)
+  ) {
     return true;
   }
   if (e.name === 'TimeoutError' || e.name === 'AbortError') return true;
-  return /socket hang up|ECONNRESET|other side closed|fetch failed|network|timed? ?out/i.test(`${e.message ?? ''} ${e.cause?.message ?? ''}`);
+  return /socket hang up|ECONNRESET|other side closed|fetch failed|network|timed? ?out/i.test(
+    `${e.message ?? ''} ${e.cause?.message ?? ''}`,
+  );
 }

@@ -11,7 +11,12 @@ export function parseForge(read: InputReader, ctx: Pick<RunContext, 'repository'
   }
   const token = read('token').trim();
   if (!token) {
-    throw new InputError('token', '', 'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN cannot register runners)');
+    throw new InputError(
+      'token',
+      '',
+      'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN ' +
+        'cannot register runners)',
+    );
   }
   const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);
   return { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token };
@@ -32,7 +37,10 @@ function parseRepo(value: string, serverUrl: string): { scope: ForgeScope; url: 
     if (parsed.origin !== new URL(server).origin) throw new InputError('repo', value, accepted);
     path = parsed.pathname;
   }
-  const parts = path.replace(/^\/+|\/+$/g, '').replace(/\.git$/, '').split('/');
+  const parts = path
+    .replace(/^\/+|\/+$/g, '')
+    .replace(/\.git$/, '')
+    .split('/');
   const seg = /^[A-Za-z0-9_.-]{1,100}$/;
   if (parts.length === 2 && seg.test(parts[0]!) && seg.test(parts[1]!)) {
     return { scope: { kind: 'repo', owner: parts[0]!, repo: parts[1]! }, url: `${server}/${parts[0]}/${parts[1]}` };
@@ -42,4 +50,3 @@ function parseRepo(value: string, serverUrl: string): { scope: ForgeScope; url: 
   }
   throw new InputError('repo', value, accepted);
 }
-

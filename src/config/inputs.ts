@@ -53,10 +53,14 @@ export function parseTags(value: string): Record<string, string> {
     const key = eq > 0 ? pair.slice(0, eq).trim() : '';
     const val = eq > 0 ? pair.slice(eq + 1).trim() : '';
     if (!key || key.length > 128 || val.length > 256 || /\p{Cc}/u.test(pair) || /^(aws:|cml-runner:)/i.test(key)) {
-      throw new InputError('tags', pair, 'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting with aws: or cml-runner: are reserved)');
+      throw new InputError(
+        'tags',
+        pair,
+        'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting ' +
+          'with aws: or cml-runner: are reserved)',
+      );
     }
     tags[key] = val;
   }
   return tags;
 }
-

@@ -26,7 +26,11 @@ export function parseMachine(read: InputReader, cloud: Pick<CloudDescriptor, 'ca
   const regionRaw = input('region') || 'us-east';
   const region = catalog.region(regionRaw);
   if (region === undefined) {
-    throw new InputError('region', regionRaw, `use one of ${GENERIC_REGIONS.join(', ')}, or ${catalog.nativeRegionHint}`);
+    throw new InputError(
+      'region',
+      regionRaw,
+      `use one of ${GENERIC_REGIONS.join(', ')}, or ${catalog.nativeRegionHint}`,
+    );
   }
   const gpu = parseGpu(input('gpu') || 'nogpu');
   const typeList = list(input('type') || 'm');
@@ -34,7 +38,11 @@ export function parseMachine(read: InputReader, cloud: Pick<CloudDescriptor, 'ca
   const types = typeList.map((t) => {
     const native = catalog.machineType(t, gpu);
     if (!native) {
-      throw new InputError('type', t, `use one of ${GENERIC_TYPES.join(', ')}, or ${catalog.nativeTypeHint}; a comma list is a fallback order`);
+      throw new InputError(
+        'type',
+        t,
+        `use one of ${GENERIC_TYPES.join(', ')}, or ${catalog.nativeTypeHint}; a comma list is a fallback order`,
+      );
     }
     return native;
   });
@@ -49,7 +57,11 @@ export function parseMachine(read: InputReader, cloud: Pick<CloudDescriptor, 'ca
   const spotPriceRaw = input('spot-price') || '-1';
   const spotPrice = Number(spotPriceRaw);
   if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
-    throw new InputError('spot-price', spotPriceRaw, 'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price');
+    throw new InputError(
+      'spot-price',
+      spotPriceRaw,
+      'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price',
+    );
   }
   const startupScript = parseStartupScript(read('startup-script'));
   if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
@@ -85,11 +97,14 @@ function parseGpu(value: string): GenericGpu {
   if (retired) throw new InputError('gpu', value, retired);
   const gpu = GPU_ALIASES[v] ?? v;
   if (!isGenericGpu(gpu)) {
-    throw new InputError('gpu', value, `use one of ${GENERIC_GPUS.join(', ')} (tesla means v100), or leave it out and give a native GPU type in 'type'`);
+    throw new InputError(
+      'gpu',
+      value,
+      `use one of ${GENERIC_GPUS.join(', ')} (tesla means v100), or leave it out and give a native GPU type in 'type'`,
+    );
   }
   return gpu;
 }
-
 
 /** A plain script, or one given as base64 (as CML accepted). */
 function parseStartupScript(value: string): string | undefined {
@@ -101,4 +116,3 @@ function parseStartupScript(value: string): string | undefined {
   }
   return value;
 }
-

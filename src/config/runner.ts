@@ -20,7 +20,12 @@ export function parseRunner(read: InputReader, random: () => string = randomSuff
   const version = input('runner-version') || 'latest';
   const cache = input('runner-cache') || undefined;
   if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
-    throw new InputError('runner-cache', cache, 'use an absolute path on the machine image, such as /opt/actions-runner, of letters, digits, dots, dashes, underscores and slashes');
+    throw new InputError(
+      'runner-cache',
+      cache,
+      'use an absolute path on the machine image, such as /opt/actions-runner, of letters, digits, dots, dashes, ' +
+        'underscores and slashes',
+    );
   }
   if (version !== 'latest' && !/^\d+\.\d+\.\d+$/.test(version)) {
     throw new InputError('runner-version', version, "use 'latest' or a version such as 2.330.0");
@@ -45,7 +50,11 @@ function parseLabels(value: string): string[] {
   const labels = value.split(',').map((l) => l.trim());
   for (const label of labels) {
     if (!label || label.length > 256 || /\p{Cc}/u.test(label)) {
-      throw new InputError('labels', value, 'use a comma-separated list of non-empty labels without control characters, each at most 256 characters');
+      throw new InputError(
+        'labels',
+        value,
+        'use a comma-separated list of non-empty labels without control characters, each at most 256 characters',
+      );
     }
   }
   if (new Set(labels.map((l) => l.toLowerCase())).size !== labels.length) {
@@ -58,7 +67,11 @@ function parseLabels(value: string): string[] {
 function parseNames(value: string, count: number, random: () => string): string[] {
   if (!value) return Array.from({ length: count }, () => `cml-${random()}`);
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,54}$/.test(value)) {
-    throw new InputError('name', value, 'use 1 to 55 letters, digits, dots, dashes or underscores, starting with a letter or digit');
+    throw new InputError(
+      'name',
+      value,
+      'use 1 to 55 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+    );
   }
   return count === 1 ? [value] : Array.from({ length: count }, (_, i) => `${value}-${i + 1}`);
 }
@@ -66,7 +79,8 @@ function parseNames(value: string, count: number, random: () => string): string[
 function parseGroup(value: string): number | string | undefined {
   if (!value) return undefined;
   if (/^\d+$/.test(value)) return Number(value);
-  if (value.length > 128 || /\p{Cc}/u.test(value)) throw new InputError('runner-group', value, 'use a runner group name or numeric id');
+  if (value.length > 128 || /\p{Cc}/u.test(value))
+    throw new InputError('runner-group', value, 'use a runner group name or numeric id');
   return value;
 }
 

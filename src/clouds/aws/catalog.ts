@@ -34,7 +34,21 @@ export const AWS_TYPES: Readonly<Record<GenericGpu, Readonly<Record<GenericType,
  * Graviton GPU families (g5g) are arm64.
  */
 export const AWS_GPU_FAMILIES: ReadonlySet<string> = new Set([
-  'g4dn', 'g5', 'g5g', 'g6', 'g6e', 'g6f', 'gr6', 'p3', 'p3dn', 'p4d', 'p4de', 'p5', 'p5e', 'p5en', 'p6-b200',
+  'g4dn',
+  'g5',
+  'g5g',
+  'g6',
+  'g6e',
+  'g6f',
+  'gr6',
+  'p3',
+  'p3dn',
+  'p4d',
+  'p4de',
+  'p5',
+  'p5e',
+  'p5en',
+  'p6-b200',
 ]);
 
 /** Graviton families: the image must be arm64. A family ending in `g` (m7g, c7gn, g5g) is Graviton. */
@@ -75,6 +89,5 @@ export const AWS_CATALOG: CloudCatalog = {
   machineType: (t, gpu) => (isGenericType(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
   typeHasGpu: awsFamilyHasGpu,
   image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
-  imageHint:
-    'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
+  imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
 };

@@ -30,13 +30,16 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
   },
   MaxSpotInstanceCountExceeded: {
     kind: 'quota',
-    advice: 'The account reached its spot instance quota in this region. Use spot: false or request a higher spot quota in Service Quotas.',
+    advice:
+      'The account reached its spot instance quota in this region. Use spot: false or request a higher spot quota ' +
+        'in Service Quotas.',
   },
   VcpuLimitExceeded: {
     kind: 'quota',
     advice:
       'The account vCPU quota for this instance family in this region is too low. Request an increase in Service ' +
-      'Quotas (for GPUs: "Running On-Demand G and VT instances" or "Running On-Demand P instances", or the Spot equivalents).',
+      'Quotas (for GPUs: "Running On-Demand G and VT instances" or "Running On-Demand P instances", or the Spot ' +
+        'equivalents).',
   },
   InstanceLimitExceeded: {
     kind: 'quota',
@@ -44,15 +47,28 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
   },
   UnauthorizedOperation: {
     kind: 'permanent',
-    advice: 'The AWS credentials may not do this. Grant the actions in the README IAM policy to the role the workflow assumes.',
+    advice:
+      'The AWS credentials may not do this. Grant the actions in the README IAM policy to the role the workflow ' +
+        'assumes.',
   },
   AuthFailure: {
     kind: 'permanent',
-    advice: 'AWS did not accept the credentials. Check the AWS_* variables or the role aws-actions/configure-aws-credentials assumes.',
+    advice:
+      'AWS did not accept the credentials. Check the AWS_* variables or the role ' +
+        'aws-actions/configure-aws-credentials assumes.',
   },
-  'InvalidAMIID.NotFound': { kind: 'permanent', advice: 'The image does not exist in this region. Check the image input and the region.' },
-  'InvalidSubnetID.NotFound': { kind: 'permanent', advice: 'Check the aws-subnet input: the subnet must exist in this region.' },
-  'InvalidGroup.NotFound': { kind: 'permanent', advice: 'Check the aws-security-group input: the group must exist in the subnet VPC.' },
+  'InvalidAMIID.NotFound': {
+    kind: 'permanent',
+    advice: 'The image does not exist in this region. Check the image input and the region.',
+  },
+  'InvalidSubnetID.NotFound': {
+    kind: 'permanent',
+    advice: 'Check the aws-subnet input: the subnet must exist in this region.',
+  },
+  'InvalidGroup.NotFound': {
+    kind: 'permanent',
+    advice: 'Check the aws-security-group input: the group must exist in the subnet VPC.',
+  },
   InvalidParameterValue: { kind: 'permanent', advice: 'Check the type, image, aws-instance-profile and tags inputs.' },
   ParameterNotFound: { kind: 'permanent', advice: 'Check the image input and the region.' },
   AccessDeniedException: { kind: 'permanent', advice: 'The credentials need ssm:GetParameter on public parameters.' },
@@ -94,7 +110,13 @@ export function awsErrorKind(err: unknown): ErrorKind {
 
 export function awsError(err: unknown, action: string, region: string): CloudError {
   const code = (err as SdkError).name ?? 'Error';
-  return new CloudError('AWS', code, `${action} in ${region}: ${errorMessage(err)}`, KNOWN[code]?.advice ?? '', awsErrorKind(err));
+  return new CloudError(
+    'AWS',
+    code,
+    `${action} in ${region}: ${errorMessage(err)}`,
+    KNOWN[code]?.advice ?? '',
+    awsErrorKind(err),
+  );
 }
 
 export const awsRetryAfterMs = (err: unknown): number | undefined =>

@@ -16,16 +16,25 @@ export function awsOptions(read: InputReader, _env: Env): AwsOptions {
   const subnets = list(input('aws-subnet'));
   for (const subnet of subnets) {
     if (!/^subnet-[0-9a-f]+$/.test(subnet)) {
-      throw new InputError('aws-subnet', subnet, 'use subnet ids such as subnet-0123456789abcdef0, comma-separated in the order to try (one per availability zone)');
+      throw new InputError(
+        'aws-subnet',
+        subnet,
+        'use subnet ids such as subnet-0123456789abcdef0, comma-separated in the order to try (one per ' +
+          'availability zone)',
+      );
     }
   }
-  if (new Set(subnets).size !== subnets.length) throw new InputError('aws-subnet', input('aws-subnet'), 'name each subnet once');
+  if (new Set(subnets).size !== subnets.length)
+    throw new InputError('aws-subnet', input('aws-subnet'), 'name each subnet once');
   const securityGroup = input('aws-security-group') || undefined;
   if (securityGroup !== undefined && !/^sg-[0-9a-f]+$/.test(securityGroup)) {
     throw new InputError('aws-security-group', securityGroup, 'use a security group id such as sg-0123456789abcdef0');
   }
   const instanceProfile = input('aws-instance-profile') || undefined;
-  if (instanceProfile !== undefined && !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)) {
+  if (
+    instanceProfile !== undefined &&
+    !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)
+  ) {
     throw new InputError('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
   }
   return { subnets, ...(securityGroup ? { securityGroup } : {}), ...(instanceProfile ? { instanceProfile } : {}) };

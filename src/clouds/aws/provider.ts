@@ -67,14 +67,20 @@ export function createCloud(options: AwsOptions, region: string, ctx: CloudConte
 
 /** The SDK's settings from the context's environment: endpoints, and keys when they are given. */
 function clientConfig(region: string, env: Env, endpoint: string | undefined) {
-  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = env;
+  const {
+    AWS_ACCESS_KEY_ID: accessKeyId,
+    AWS_SECRET_ACCESS_KEY: secretAccessKey,
+    AWS_SESSION_TOKEN: sessionToken,
+  } = env;
   return {
     region,
     // One attempt: cloudCall is the only retry, so the SDK's own retry strategy is left out.
     maxAttempts: 1,
     requestHandler: REQUEST_HANDLER,
     ...(endpoint ? { endpoint } : {}),
-    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
+    ...(accessKeyId && secretAccessKey
+      ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+      : {}),
   };
 }
 
@@ -109,7 +115,9 @@ export class AwsCloud implements Cloud {
     for (const type of spec.types) if (!byArch.has(awsArchitecture(type))) byArch.set(awsArchitecture(type), type);
     // The image and disk layout per architecture; a type list may mix x86_64 and arm64 types.
     const images = new Map<string, PreparedImage>();
-    await Promise.all([...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))));
+    await Promise.all(
+      [...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))),
+    );
     return {
       scriptSettings: spec.spot ? { spotNotice: 'aws' } : {},
       places: this.options.subnets.length > 0 ? this.options.subnets : [undefined],
@@ -120,7 +128,9 @@ export class AwsCloud implements Cloud {
 
   private async prepareImage(spec: MachineSpec, arch: 'x86_64' | 'arm64', type: string): Promise<PreparedImage> {
     const imageId = await this.resolveImageId(spec, arch);
-    const images = await this.call('ec2:DescribeImages', () => this.ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
+    const images = await this.call('ec2:DescribeImages', () =>
+      this.ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })),
+    );
     const image = images.Images?.[0];
     if (!image?.RootDeviceName) {
       throw awsRefusal('InvalidAMIID.NotFound', `image ${imageId} was not found in ${this.region}`);
@@ -134,7 +144,8 @@ export class AwsCloud implements Cloud {
     }
     // The root volume must be mapped at the image's own root device name, or EC2 adds a second
     // disk instead of growing the root (RootDeviceName differs between AMIs: /dev/sda1, /dev/xvda).
-    const rootSnapshotGb = image.BlockDeviceMappings?.find((b) => b.DeviceName === image.RootDeviceName)?.Ebs?.VolumeSize ?? 8;
+    const rootSnapshotGb =
+      image.BlockDeviceMappings?.find((b) => b.DeviceName === image.RootDeviceName)?.Ebs?.VolumeSize ?? 8;
     const size = Math.max(spec.hddSizeGb ?? rootSnapshotGb, rootSnapshotGb);
     return {
       imageId,
@@ -148,7 +159,9 @@ export class AwsCloud implements Cloud {
   private async resolveImageId(spec: MachineSpec, arch: 'x86_64' | 'arm64'): Promise<string> {
     if (spec.image?.startsWith('ami-')) return spec.image;
     const name = spec.image ?? AWS_IMAGE_PARAMETERS[spec.wantsGpu ? 'gpu' : 'cpu'][arch];
-    const out = await this.call(`ssm:GetParameter ${name}`, () => this.ssm.send(new GetParameterCommand({ Name: name })));
+    const out = await this.call(`ssm:GetParameter ${name}`, () =>
+      this.ssm.send(new GetParameterCommand({ Name: name })),
+    );
     const value = out.Parameter?.Value;
     if (!value?.startsWith('ami-')) {
       throw awsRefusal('InvalidParameter', `SSM parameter ${name} does not hold an AMI id`, 'Check the image input.');
@@ -180,7 +193,10 @@ export class AwsCloud implements Cloud {
       // IMDSv2 only, and one hop so containers in the job cannot reach instance credentials.
       MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
       BlockDeviceMappings: image.blockDevices,
-      TagSpecifications: (['instance', 'volume', 'network-interface'] as const).map((ResourceType) => ({ ResourceType, Tags: tags })),
+      TagSpecifications: (['instance', 'volume', 'network-interface'] as const).map((ResourceType) => ({
+        ResourceType,
+        Tags: tags,
+      })),
       SubnetId: subnet,
       SecurityGroupIds: this.options.securityGroup ? [this.options.securityGroup] : undefined,
       IamInstanceProfile: this.instanceProfile(),
@@ -220,7 +236,10 @@ export class AwsCloud implements Cloud {
       if (!inst.InstanceId) continue;
       // StateReason says why an instance ended early: Server.SpotInstanceTermination, Client.InstanceInitiatedShutdown...
       const reason = inst.StateReason?.Message;
-      states.set(inst.InstanceId, { state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone', ...(reason ? { detail: reason } : {}) });
+      states.set(inst.InstanceId, {
+        state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone',
+        ...(reason ? { detail: reason } : {}),
+      });
     }
     return states;
   }
@@ -234,7 +253,9 @@ export class AwsCloud implements Cloud {
     const found: ManagedMachine[] = [];
     let NextToken: string | undefined;
     do {
-      const out = await this.call('ec2:DescribeInstances', () => this.ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 500, NextToken })));
+      const out = await this.call('ec2:DescribeInstances', () =>
+        this.ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 500, NextToken })),
+      );
       for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
         if (!inst.InstanceId) continue;
         const tags = Object.fromEntries((inst.Tags ?? []).map((t) => [t.Key ?? '', t.Value]));
@@ -251,7 +272,9 @@ export class AwsCloud implements Cloud {
   }
 
   async consoleLog(id: string): Promise<string> {
-    const out = await this.call('ec2:GetConsoleOutput', () => this.ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: true })));
+    const out = await this.call('ec2:GetConsoleOutput', () =>
+      this.ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: true })),
+    );
     return out.Output ? Buffer.from(out.Output, 'base64').toString('utf8') : '';
   }
 

@@ -14,10 +14,15 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
   },
   AllocationFailed: {
     kind: 'capacity',
-    advice: 'Azure has no capacity for this VM size in this region right now. Give more types, another region, or spot: false.',
+    advice:
+      'Azure has no capacity for this VM size in this region right now. Give more types, another region, or spot: ' +
+        'false.',
   },
   ZonalAllocationFailed: { kind: 'capacity', advice: 'Azure has no capacity for this VM size in this zone right now.' },
-  OverconstrainedAllocationRequest: { kind: 'capacity', advice: 'Azure cannot place this VM size with these constraints right now.' },
+  OverconstrainedAllocationRequest: {
+    kind: 'capacity',
+    advice: 'Azure cannot place this VM size with these constraints right now.',
+  },
   OperationNotAllowed: {
     kind: 'quota',
     advice:
@@ -30,7 +35,10 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
       'The Azure credentials may not do this. Grant the custom role in the README (Azure section) to the identity ' +
       'the workflow signs in as.',
   },
-  InvalidAuthenticationToken: { kind: 'permanent', advice: 'Azure did not accept the token; check the AZURE_* variables or azure/login.' },
+  InvalidAuthenticationToken: {
+    kind: 'permanent',
+    advice: 'Azure did not accept the token; check the AZURE_* variables or azure/login.',
+  },
   InvalidTemplateDeployment: { kind: 'permanent', advice: 'Check the type, image and tags inputs.' },
   InvalidParameter: { kind: 'permanent', advice: 'Check the type, image and tags inputs.' },
   ResourceGroupNotFound: { kind: 'gone', advice: '' },
@@ -39,7 +47,13 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
 };
 
 /** Throttles and service-side failures: the same request may succeed. */
-const TRANSIENT = new Set(['TooManyRequests', 'InternalServerError', 'ServiceUnavailable', 'GatewayTimeout', 'RetryableError']);
+const TRANSIENT = new Set([
+  'TooManyRequests',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'GatewayTimeout',
+  'RetryableError',
+]);
 
 /** The poller's message for a failed operation: `The long-running operation has failed. AllocationFailed. ...`. */
 const FAILED_OPERATION = /^The long-running operation has failed\. (\w+)\./;
@@ -55,7 +69,12 @@ interface ArmError {
 export function armCode(err: unknown): string {
   const e = err as ArmError;
   const code = e.code && e.code !== 'REQUEST_SEND_ERROR' ? e.code : undefined;
-  return code ?? e.details?.error?.code ?? FAILED_OPERATION.exec(e.message ?? '')?.[1] ?? String(e.statusCode ?? e.code ?? 'Error');
+  return (
+    code ??
+    e.details?.error?.code ??
+    FAILED_OPERATION.exec(e.message ?? '')?.[1] ??
+    String(e.statusCode ?? e.code ?? 'Error')
+  );
 }
 
 /** The kind of an ARM error, by its code, then by its HTTP status, then by its connection. */
@@ -73,7 +92,13 @@ export function azureErrorKind(err: unknown): ErrorKind {
 
 export function azureError(err: unknown, action: string): CloudError {
   const code = armCode(err);
-  return new CloudError('Azure', code, `${action}: ${errorMessage(err)}`, KNOWN[code]?.advice ?? '', azureErrorKind(err));
+  return new CloudError(
+    'Azure',
+    code,
+    `${action}: ${errorMessage(err)}`,
+    KNOWN[code]?.advice ?? '',
+    azureErrorKind(err),
+  );
 }
 
 export const azureRetryAfterMs = (err: unknown): number | undefined =>

@@ -73,7 +73,10 @@ export class AzureCloud implements Cloud {
   /** One throwaway key for every VM of the launch: making an RSA key blocks for tens of milliseconds. */
   private sshKey?: string;
   private readonly subscriptionId: string;
-  private readonly policy: CallPolicy = { translate: (err, action) => azureError(err, action), retryAfterMs: azureRetryAfterMs };
+  private readonly policy: CallPolicy = {
+    translate: (err, action) => azureError(err, action),
+    retryAfterMs: azureRetryAfterMs,
+  };
 
   constructor(
     private readonly options: AzureOptions,
@@ -109,7 +112,12 @@ export class AzureCloud implements Cloud {
     };
   }
 
-  private async launch(spec: MachineSpec, request: MachineRequest, placement: Placement, warnings: string[]): Promise<Machine> {
+  private async launch(
+    spec: MachineSpec,
+    request: MachineRequest,
+    placement: Placement,
+    warnings: string[],
+  ): Promise<Machine> {
     const group = groupName(this.options.resourceGroupPrefix, request.runnerName, request.attempt);
     // Resource groups carry no creation time a list returns: the sweep's grace period needs one.
     const tags = {
@@ -118,7 +126,9 @@ export class AzureCloud implements Cloud {
       [TAG.createdAt]: new Date(this.ctx.clock.now()).toISOString(),
     };
     const location = this.region;
-    await this.call('resourceGroups.createOrUpdate', () => this.resources.resourceGroups.createOrUpdate(group, { location, tags }));
+    await this.call('resourceGroups.createOrUpdate', () =>
+      this.resources.resourceGroups.createOrUpdate(group, { location, tags }),
+    );
     try {
       return await this.createMachine(spec, request, placement, group, tags, warnings);
     } catch (err) {
@@ -141,12 +151,24 @@ export class AzureCloud implements Cloud {
     // The network and the address do not depend on each other: they are created side by side.
     const network = (async () => {
       // No inbound rule at all: the NSG's default rules deny inbound from the internet.
-      const nsg = await this.lro('networkSecurityGroups.createOrUpdate', () => this.network.networkSecurityGroups.createOrUpdate(group, 'runner-nsg', { location, tags, securityRules: [] }, POLL));
+      const nsg = await this.lro('networkSecurityGroups.createOrUpdate', () =>
+        this.network.networkSecurityGroups.createOrUpdate(
+          group,
+          'runner-nsg',
+          { location, tags, securityRules: [] },
+          POLL,
+        ),
+      );
       return this.lro('virtualNetworks.createOrUpdate', () =>
         this.network.virtualNetworks.createOrUpdate(
           group,
           'runner-vnet',
-          { location, tags, addressSpace: { addressPrefixes: ['10.0.0.0/24'] }, subnets: [{ name: 'runner', addressPrefix: '10.0.0.0/24', networkSecurityGroup: { id: nsg.id } }] },
+          {
+            location,
+            tags,
+            addressSpace: { addressPrefixes: ['10.0.0.0/24'] },
+            subnets: [{ name: 'runner', addressPrefix: '10.0.0.0/24', networkSecurityGroup: { id: nsg.id } }],
+          },
           POLL,
         ),
       );
@@ -154,15 +176,31 @@ export class AzureCloud implements Cloud {
     // A public address is the machine's way out to GitHub (new virtual networks have no default
     // outbound access); the NSG keeps everything from coming in.
     const address = this.lro('publicIPAddresses.createOrUpdate', () =>
-      this.network.publicIPAddresses.createOrUpdate(group, 'runner-ip', { location, tags, sku: { name: 'Standard' }, publicIPAllocationMethod: 'Static' }, POLL),
+      this.network.publicIPAddresses.createOrUpdate(
+        group,
+        'runner-ip',
+        { location, tags, sku: { name: 'Standard' }, publicIPAllocationMethod: 'Static' },
+        POLL,
+      ),
     );
     const [vnet, ip] = await Promise.all([network, address]);
     const nic = await this.lro('networkInterfaces.createOrUpdate', () =>
-      this.network.networkInterfaces.createOrUpdate(group, 'runner-nic', {
-        location,
-        tags,
-        ipConfigurations: [{ name: 'primary', subnet: { id: vnet.subnets?.[0]?.id }, publicIPAddress: { id: ip.id, deleteOption: 'Delete' } }],
-      }, POLL),
+      this.network.networkInterfaces.createOrUpdate(
+        group,
+        'runner-nic',
+        {
+          location,
+          tags,
+          ipConfigurations: [
+            {
+              name: 'primary',
+              subnet: { id: vnet.subnets?.[0]?.id },
+              publicIPAddress: { id: ip.id, deleteOption: 'Delete' },
+            },
+          ],
+        },
+        POLL,
+      ),
     );
     const image = parseAzureImage(spec.image ?? AZURE_DEFAULT_IMAGE)!;
     const vm: VirtualMachine = {
@@ -172,7 +210,12 @@ export class AzureCloud implements Cloud {
       hardwareProfile: { vmSize: placement.type },
       storageProfile: {
         imageReference: image,
-        osDisk: { createOption: 'FromImage', deleteOption: 'Delete', managedDisk: { storageAccountType: 'StandardSSD_LRS' }, ...(spec.hddSizeGb ? { diskSizeGB: spec.hddSizeGb } : {}) },
+        osDisk: {
+          createOption: 'FromImage',
+          deleteOption: 'Delete',
+          managedDisk: { storageAccountType: 'StandardSSD_LRS' },
+          ...(spec.hddSizeGb ? { diskSizeGB: spec.hddSizeGb } : {}),
+        },
       },
       osProfile: {
         computerName: vmName,
@@ -182,15 +225,21 @@ export class AzureCloud implements Cloud {
         // No password, no key: nobody signs in. The serial log says what happened.
         linuxConfiguration: {
           disablePasswordAuthentication: true,
-          ssh: { publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: (this.sshKey ??= throwawaySshKey()) }] },
+          ssh: {
+            publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: (this.sshKey ??= throwawaySshKey()) }],
+          },
           provisionVMAgent: true,
         },
       },
       networkProfile: { networkInterfaces: [{ id: nic.id, primary: true, deleteOption: 'Delete' }] },
       diagnosticsProfile: { bootDiagnostics: { enabled: true } },
-      ...(placement.spot ? { priority: 'Spot', evictionPolicy: 'Delete', billingProfile: { maxPrice: spec.spotPrice ?? -1 } } : {}),
+      ...(placement.spot
+        ? { priority: 'Spot', evictionPolicy: 'Delete', billingProfile: { maxPrice: spec.spotPrice ?? -1 } }
+        : {}),
     };
-    const created = await this.lro('virtualMachines.createOrUpdate', () => this.compute.virtualMachines.createOrUpdate(group, vmName, vm, POLL));
+    const created = await this.lro('virtualMachines.createOrUpdate', () =>
+      this.compute.virtualMachines.createOrUpdate(group, vmName, vm, POLL),
+    );
     await this.allowSelfDelete(group, created.identity?.principalId, warnings);
     return { id: group, type: placement.type, spot: placement.spot, zone: location };
   }
@@ -213,15 +262,21 @@ export class AzureCloud implements Cloud {
     };
     try {
       await cloudCall(this.ctx, policy, 'roleAssignments.create', () =>
-        this.authorization.roleAssignments.create(scope, name, { roleDefinitionId, principalId, principalType: 'ServicePrincipal' }),
+        this.authorization.roleAssignments.create(scope, name, {
+          roleDefinitionId,
+          principalId,
+          principalType: 'ServicePrincipal',
+        }),
       );
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'Error';
       if (code !== 'AuthorizationFailed') throw err;
       const warning =
         `The launching identity may not create role assignments (${code}), so the VMs cannot delete their own resource groups. ` +
-        'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled sweep, which delete them. ' +
-        'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write (see "Azure" in the README).';
+        'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled ' +
+          'sweep, which delete them. ' +
+        'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write (see "Azure" in the ' +
+          'README).';
       if (!warnings.includes(warning)) warnings.push(warning);
     }
   }
@@ -243,12 +298,21 @@ export class AzureCloud implements Cloud {
 
   private async vmState(group: string): Promise<MachineStatus> {
     try {
-      const view = await this.call('virtualMachines.instanceView', () => this.compute.virtualMachines.instanceView(group, 'runner'));
+      const view = await this.call('virtualMachines.instanceView', () =>
+        this.compute.virtualMachines.instanceView(group, 'runner'),
+      );
       const codes = (view.statuses ?? []).map((s) => s.code ?? '');
       const power = codes.find((c) => c.startsWith('PowerState/'))?.slice('PowerState/'.length);
       const failed = view.statuses?.find((s) => s.code?.startsWith('ProvisioningState/failed'));
       if (failed) return { state: 'failed', detail: failed.message ?? failed.code ?? 'provisioning failed' };
-      const state: MachineState = power === 'running' ? 'running' : power === 'stopped' || power === 'deallocated' ? 'stopped' : power === 'stopping' || power === 'deallocating' ? 'ending' : 'starting';
+      const state: MachineState =
+        power === 'running'
+          ? 'running'
+          : power === 'stopped' || power === 'deallocated'
+            ? 'stopped'
+            : power === 'stopping' || power === 'deallocating'
+              ? 'ending'
+              : 'starting';
       return { state };
     } catch (err) {
       // A launch returns once its VM exists, so a group without one lost it: evicted or deleted.
@@ -263,10 +327,14 @@ export class AzureCloud implements Cloud {
     const groups = await this.groups(`tagName eq '${TAG.repo}' and tagValue eq '${filter.repo.replace(/'/g, "''")}'`);
     return groups
       .filter((g) => g.tags[TAG.managed] === 'true' && (!filter.runId || g.tags[TAG.runId] === filter.runId))
-      .map((g) => managedFromTags(g.name, g.tags, { state: g.provisioningState === 'Deleting' ? 'ending' : 'running' }));
+      .map((g) =>
+        managedFromTags(g.name, g.tags, { state: g.provisioningState === 'Deleting' ? 'ending' : 'running' }),
+      );
   }
 
-  private async groups(filter: string): Promise<Array<{ name: string; tags: Record<string, string>; provisioningState?: string }>> {
+  private async groups(
+    filter: string,
+  ): Promise<Array<{ name: string; tags: Record<string, string>; provisioningState?: string }>> {
     return this.call('resourceGroups.list', async () => {
       const out: Array<{ name: string; tags: Record<string, string>; provisioningState?: string }> = [];
       for await (const g of this.resources.resourceGroups.list({ filter })) {
@@ -277,7 +345,9 @@ export class AzureCloud implements Cloud {
   }
 
   async consoleLog(id: string): Promise<string> {
-    const data = await this.call('virtualMachines.retrieveBootDiagnosticsData', () => this.compute.virtualMachines.retrieveBootDiagnosticsData(id, 'runner'));
+    const data = await this.call('virtualMachines.retrieveBootDiagnosticsData', () =>
+      this.compute.virtualMachines.retrieveBootDiagnosticsData(id, 'runner'),
+    );
     if (!data.serialConsoleLogBlobUri) return '';
     const res = await fetch(data.serialConsoleLogBlobUri, { signal: AbortSignal.timeout(30_000) });
     return res.ok ? await res.text() : '';
@@ -290,7 +360,9 @@ export class AzureCloud implements Cloud {
   /** Starts the group's deletion; ARM goes on with it. Everything in the group goes with it. */
   private async deleteGroup(group: string): Promise<void> {
     await this.call('resourceGroups.delete', async () => {
-      const poller = this.resources.resourceGroups.delete(group, { forceDeletionTypes: 'Microsoft.Compute/virtualMachines' });
+      const poller = this.resources.resourceGroups.delete(group, {
+        forceDeletionTypes: 'Microsoft.Compute/virtualMachines',
+      });
       await poller.submitted();
     });
   }
@@ -309,7 +381,13 @@ export class AzureCloud implements Cloud {
         Promise.resolve(poller),
         new Promise<never>((_, reject) =>
           timeout.addEventListener('abort', () =>
-            reject(azureRefusal('OperationTimedOut', `${action} not done after ${LRO_TIMEOUT_MS / 60_000} minutes`, 'permanent')),
+            reject(
+              azureRefusal(
+                'OperationTimedOut',
+                `${action} not done after ${LRO_TIMEOUT_MS / 60_000} minutes`,
+                'permanent',
+              ),
+            ),
           ),
         ),
       ]);
@@ -330,9 +408,14 @@ export function azureCredential(env: Env): TokenCredential {
   const host = env.AZURE_AUTHORITY_HOST;
   const microsoft =
     !host ||
-    /(^|\.)(microsoftonline\.(com|us|de)|chinacloudapi\.cn|microsoftonline\.microsoft\.scloud)$/.test(new URL(host).hostname);
+    /(^|\.)(microsoftonline\.(com|us|de)|chinacloudapi\.cn|microsoftonline\.microsoft\.scloud)$/.test(
+      new URL(host).hostname,
+    );
   // The credential is handed what it would otherwise read from the process environment.
-  const options = { ...(host ? { authorityHost: host } : {}), ...(microsoft ? {} : { disableInstanceDiscovery: true }) };
+  const options = {
+    ...(host ? { authorityHost: host } : {}),
+    ...(microsoft ? {} : { disableInstanceDiscovery: true }),
+  };
   const { AZURE_TENANT_ID: tenant, AZURE_CLIENT_ID: client, AZURE_CLIENT_SECRET: secret } = env;
   const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE;
   if (tenant && client && secret) return new ClientSecretCredential(tenant, client, secret, options);

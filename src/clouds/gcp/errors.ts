@@ -43,25 +43,43 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
   },
 };
 
-const TRANSIENT = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'backendError', 'RATE_LIMIT_EXCEEDED', 'internalError']);
+const TRANSIENT = new Set([
+  'rateLimitExceeded',
+  'userRateLimitExceeded',
+  'backendError',
+  'RATE_LIMIT_EXCEEDED',
+  'internalError',
+]);
 /** gRPC codes the REST transport maps HTTP statuses to: 4 deadline, 8 resource exhausted (429), 13 internal, 14 unavailable. */
 const TRANSIENT_GRPC = new Set([4, 8, 13, 14]);
 
 /** The REST transport keeps the raw error body here; Compute Engine's own reason is only in it. */
 const RAW_PAYLOAD = Symbol.for('google-gax.rawHttpResponsePayload');
 /** HTTP statuses without a reason in the body, as Compute Engine names them. */
-const STATUS_CODES: Record<number, string> = { 401: 'UNAUTHENTICATED', 403: 'forbidden', 404: 'notFound', 409: 'alreadyExists' };
+const STATUS_CODES: Record<number, string> = {
+  401: 'UNAUTHENTICATED',
+  403: 'forbidden',
+  404: 'notFound',
+  409: 'alreadyExists',
+};
 
 /**
  * The Compute Engine reason (notFound, alreadyExists, quotaExceeded…) as the code, read from the
  * raw error body, or from the ErrorInfo detail the client decodes (QUOTA_EXCEEDED).
  */
 export function gceCode(err: unknown): string {
-  const e = err as { code?: unknown; reason?: string; httpStatusCode?: number; message?: string; [RAW_PAYLOAD]?: unknown };
+  const e = err as {
+    code?: unknown;
+    reason?: string;
+    httpStatusCode?: number;
+    message?: string;
+    [RAW_PAYLOAD]?: unknown;
+  };
   let reason: string | undefined;
   try {
     const raw = e[RAW_PAYLOAD];
-    const body = typeof raw === 'string' ? (JSON.parse(raw) as { error?: { errors?: Array<{ reason?: string }> } }) : undefined;
+    const body =
+      typeof raw === 'string' ? (JSON.parse(raw) as { error?: { errors?: Array<{ reason?: string }> } }) : undefined;
     reason = body?.error?.errors?.[0]?.reason;
   } catch {
     // Not JSON: the status alone says it.
@@ -79,13 +97,20 @@ export function gceErrorKind(code: string, err?: unknown): ErrorKind {
   if (TRANSIENT.has(code)) return 'transient';
   const e = (err ?? {}) as { code?: unknown; httpStatusCode?: number };
   if (typeof e.code === 'number' && TRANSIENT_GRPC.has(e.code)) return 'transient';
-  if (e.httpStatusCode !== undefined) return e.httpStatusCode === 429 || e.httpStatusCode >= 500 ? 'transient' : 'permanent';
+  if (e.httpStatusCode !== undefined)
+    return e.httpStatusCode === 429 || e.httpStatusCode >= 500 ? 'transient' : 'permanent';
   return err !== undefined && isConnectionError(err) ? 'transient' : 'permanent';
 }
 
 export function gceError(err: unknown, action: string): CloudError {
   const code = gceCode(err);
-  return new CloudError('GCP', code, `compute ${action}: ${errorMessage(err)}`, KNOWN[code]?.advice ?? '', gceErrorKind(code, err));
+  return new CloudError(
+    'GCP',
+    code,
+    `compute ${action}: ${errorMessage(err)}`,
+    KNOWN[code]?.advice ?? '',
+    gceErrorKind(code, err),
+  );
 }
 
 /** A refusal made here, or an operation's own error, in the same shape as the service's. */

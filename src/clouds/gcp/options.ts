@@ -18,7 +18,8 @@ const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 /** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
 const GCP_PROJECT = /^([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
 /** A user-managed service account, or a project's default compute one. */
-const GCP_SERVICE_ACCOUNT = /^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com|\d+-compute@developer\.gserviceaccount\.com)$/;
+const GCP_SERVICE_ACCOUNT =
+  /^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com|\d+-compute@developer\.gserviceaccount\.com)$/;
 
 /** gcp-project (or what google-github-actions/auth set), gcp-service-account, and Google's rules for tags and spot. */
 export function gcpOptions(read: InputReader, env: Env, machine?: MachineSpec): GcpOptions {
@@ -60,12 +61,15 @@ export function gcpOptions(read: InputReader, env: Env, machine?: MachineSpec): 
  */
 function gcpProject(read: InputReader, env: Env): string {
   const given = read('gcp-project').trim();
-  const project = given || env.GOOGLE_CLOUD_PROJECT || env.GCLOUD_PROJECT || env.CLOUDSDK_CORE_PROJECT || env.CLOUDSDK_PROJECT || '';
+  const project =
+    given || env.GOOGLE_CLOUD_PROJECT || env.GCLOUD_PROJECT || env.CLOUDSDK_CORE_PROJECT || env.CLOUDSDK_PROJECT || '';
   if (!GCP_PROJECT.test(project)) {
     throw new InputError(
       'gcp-project',
       project,
-      given || project ? 'use a project id such as ml-training-123 (6 to 30 lowercase letters, digits and dashes)' : 'give the project id, or let google-github-actions/auth set GOOGLE_CLOUD_PROJECT',
+      given || project
+        ? 'use a project id such as ml-training-123 (6 to 30 lowercase letters, digits and dashes)'
+        : 'give the project id, or let google-github-actions/auth set GOOGLE_CLOUD_PROJECT',
     );
   }
   return project;

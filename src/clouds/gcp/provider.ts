@@ -143,31 +143,45 @@ export class GcpCloud implements Cloud {
     const machineNames = [...new Set(types.map((t) => t.machineType))];
     const acceleratorNames = [...new Set(types.flatMap((t) => (t.accelerator ? [t.accelerator.type] : [])))];
     const [offeredTypes, offeredAccelerators, image] = await Promise.all([
-      this.offered('machineTypes.aggregatedList', machineNames, (filter) =>
-        this.machineTypes.aggregatedListAsync({ project: this.project, filter }, LIST),
-      (l: google.cloud.compute.v1.IMachineTypesScopedList) => l.machineTypes ?? []),
+      this.offered(
+        'machineTypes.aggregatedList',
+        machineNames,
+        (filter) => this.machineTypes.aggregatedListAsync({ project: this.project, filter }, LIST),
+        (l: google.cloud.compute.v1.IMachineTypesScopedList) => l.machineTypes ?? [],
+      ),
       acceleratorNames.length === 0
         ? Promise.resolve(new Map<string, Set<string>>())
-        : this.offered('acceleratorTypes.aggregatedList', acceleratorNames, (filter) =>
-            this.acceleratorTypes.aggregatedListAsync({ project: this.project, filter }, LIST),
-          (l: google.cloud.compute.v1.IAcceleratorTypesScopedList) => l.acceleratorTypes ?? []),
+        : this.offered(
+            'acceleratorTypes.aggregatedList',
+            acceleratorNames,
+            (filter) => this.acceleratorTypes.aggregatedListAsync({ project: this.project, filter }, LIST),
+            (l: google.cloud.compute.v1.IAcceleratorTypesScopedList) => l.acceleratorTypes ?? [],
+          ),
       this.resolveImage(spec.image ?? GCP_IMAGES[spec.wantsGpu ? 'gpu' : 'cpu']),
     ]);
     const zones: Zone[] = [...offeredTypes.keys()]
       .filter((zone) => zone.startsWith(`${this.region}-`))
       .sort()
-      .map((zone) => ({ zone, machineTypes: offeredTypes.get(zone)!, accelerators: offeredAccelerators.get(zone) ?? new Set<string>() }))
+      .map((zone) => ({
+        zone,
+        machineTypes: offeredTypes.get(zone)!,
+        accelerators: offeredAccelerators.get(zone) ?? new Set<string>(),
+      }))
       .filter((z) => types.some((t) => this.offers(z, t)));
     if (zones.length === 0) {
       // Nowhere in the region: not a capacity to wait for, so the launch fails at once.
       throw gceRefusal(
         'NOT_OFFERED',
         `no zone of ${this.region} offers ${spec.types.join(' or ')} (project ${this.project})`,
-        'Pick another region (for GPUs see https://cloud.google.com/compute/docs/gpus/gpu-regions-zones), or other types.',
+        'Pick another region (for GPUs see https://cloud.google.com/compute/docs/gpus/gpu-regions-zones), or ' +
+          'other types.',
         'permanent',
       );
     }
-    const prepared: PreparedImage = { sourceImage: image.selfLink, diskSizeGb: Math.max(spec.hddSizeGb ?? 0, image.diskSizeGb) };
+    const prepared: PreparedImage = {
+      sourceImage: image.selfLink,
+      diskSizeGb: Math.max(spec.hddSizeGb ?? 0, image.diskSizeGb),
+    };
     const serviceAccount = this.options.serviceAccount;
     return {
       // Without a service account the machine has no token to delete itself with; it stops instead.
@@ -190,7 +204,8 @@ export class GcpCloud implements Cloud {
       const byZone = new Map<string, Set<string>>();
       for await (const [key, scoped] of list(filter)) {
         const zone = key.replace(/^zones\//, '');
-        for (const item of items(scoped)) if (item.name) (byZone.get(zone) ?? byZone.set(zone, new Set()).get(zone)!).add(item.name);
+        for (const item of items(scoped))
+          if (item.name) (byZone.get(zone) ?? byZone.set(zone, new Set()).get(zone)!).add(item.name);
       }
       return byZone;
     });
@@ -204,13 +219,20 @@ export class GcpCloud implements Cloud {
     const m = /projects\/([^/]+)\/global\/images\/(family\/)?([^/]+)$/.exec(path)!;
     const [, project, family, name] = m as unknown as [string, string, string | undefined, string];
     const [image] = await this.call(family ? 'images.getFromFamily' : 'images.get', () =>
-      family ? this.images.getFromFamily({ project, family: name }, CALL) : this.images.get({ project, image: name }, CALL),
+      family
+        ? this.images.getFromFamily({ project, family: name }, CALL)
+        : this.images.get({ project, image: name }, CALL),
     );
     if (!image.selfLink) throw gceRefusal('notFound', `image ${path} has no self link`, undefined, 'permanent');
     return { selfLink: image.selfLink, diskSizeGb: Number(image.diskSizeGb ?? 10) };
   }
 
-  private async launch(zones: readonly Zone[], image: PreparedImage, request: MachineRequest, placement: Placement): Promise<Machine> {
+  private async launch(
+    zones: readonly Zone[],
+    image: PreparedImage,
+    request: MachineRequest,
+    placement: Placement,
+  ): Promise<Machine> {
     const zone = placement.where!;
     const type = parseGcpType(placement.type)!;
     const offered = zones.find((z) => z.zone === zone);
@@ -221,7 +243,10 @@ export class GcpCloud implements Cloud {
     try {
       // Retried with the same requestId: Compute Engine answers a repeat with the first insert's operation.
       const [operation] = await this.call(`instances.insert in ${zone}`, () =>
-        this.instances.insert({ project: this.project, zone, requestId: request.clientToken, instanceResource: instance }, CALL),
+        this.instances.insert(
+          { project: this.project, zone, requestId: request.clientToken, instanceResource: instance },
+          CALL,
+        ),
       );
       await this.awaitOperation(zone, operation.latestResponse as IOperation, `instances.insert ${name}`);
     } catch (err) {
@@ -273,8 +298,17 @@ export class GcpCloud implements Cloud {
       ],
       // The default network, with an ephemeral external address for the way out to GitHub. No
       // firewall rule is created; the network's own ingress rules apply.
-      networkInterfaces: [{ network: 'global/networks/default', accessConfigs: [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] }],
-      guestAccelerators: type.accelerator ? [{ acceleratorType: `zones/${zone}/acceleratorTypes/${type.accelerator.type}`, acceleratorCount: type.accelerator.count }] : [],
+      networkInterfaces: [
+        { network: 'global/networks/default', accessConfigs: [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] },
+      ],
+      guestAccelerators: type.accelerator
+        ? [
+            {
+              acceleratorType: `zones/${zone}/acceleratorTypes/${type.accelerator.type}`,
+              acceleratorCount: type.accelerator.count,
+            },
+          ]
+        : [],
       scheduling: {
         provisioningModel: placement.spot ? 'SPOT' : 'STANDARD',
         // Compute Engine itself deletes the VM at max-lifetime (and a preempted spot VM), disk included.
@@ -305,7 +339,10 @@ export class GcpCloud implements Cloud {
     const deadline = this.ctx.clock.now() + OPERATION_TIMEOUT_MS;
     while (op.status !== 'DONE') {
       if (this.ctx.clock.now() > deadline) {
-        throw gceRefusal('OPERATION_TIMEOUT', `${what}: operation ${op.name} not done after ${OPERATION_TIMEOUT_MS / 60_000} minutes`);
+        throw gceRefusal(
+          'OPERATION_TIMEOUT',
+          `${what}: operation ${op.name} not done after ${OPERATION_TIMEOUT_MS / 60_000} minutes`,
+        );
       }
       const request = { project: this.project, zone, operation: op.name! };
       [op] = await this.call(`zoneOperations.wait in ${zone}`, () =>
@@ -356,7 +393,10 @@ export class GcpCloud implements Cloud {
   private async aggregated(filter: string): Promise<Array<{ zone: string; instance: IInstance }>> {
     return this.call('instances.aggregatedList', async () => {
       const out: Array<{ zone: string; instance: IInstance }> = [];
-      for await (const [key, scoped] of this.instances.aggregatedListAsync({ project: this.project, filter, maxResults: 500 }, LIST)) {
+      for await (const [key, scoped] of this.instances.aggregatedListAsync(
+        { project: this.project, filter, maxResults: 500 },
+        LIST,
+      )) {
         for (const instance of scoped.instances ?? []) out.push({ zone: key.replace(/^zones\//, ''), instance });
       }
       return out;
@@ -366,7 +406,9 @@ export class GcpCloud implements Cloud {
   async consoleLog(id: string): Promise<string> {
     const [zone, name] = splitId(id);
     const request = { project: this.project, zone, instance: name, port: 1 };
-    const [out] = await this.call(`instances.getSerialPortOutput in ${zone}`, () => this.instances.getSerialPortOutput(request, CALL));
+    const [out] = await this.call(`instances.getSerialPortOutput in ${zone}`, () =>
+      this.instances.getSerialPortOutput(request, CALL),
+    );
     return out.contents ?? '';
   }
 
@@ -414,7 +456,8 @@ function giveCredentialFile(auth: InstancesClient['auth'], env: Env): void {
 function tagsFromMetadata(instance: IInstance): Record<string, string | undefined> {
   const tags: Record<string, string | undefined> = {};
   for (const item of instance.metadata?.items ?? []) {
-    if (item.key?.startsWith('cml-runner-') && item.value != null) tags[item.key.replace('cml-runner-', 'cml-runner:')] = item.value;
+    if (item.key?.startsWith('cml-runner-') && item.value != null)
+      tags[item.key.replace('cml-runner-', 'cml-runner:')] = item.value;
   }
   return tags;
 }

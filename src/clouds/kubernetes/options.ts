@@ -45,7 +45,8 @@ const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 /** An image reference: [registry[:port]/]path[:tag][@digest], lowercase path, as the OCI distribution spec allows. */
-const IMAGE_REFERENCE = /^([a-zA-Z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+const IMAGE_REFERENCE =
+  /^([a-zA-Z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
 const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const;
 
 /** A Kubernetes label key: an optional DNS subdomain prefix, then a name of at most 63 characters. */
@@ -74,7 +75,8 @@ export function clusterAccess(read: InputReader, env: Env = {}): ClusterAccess {
   throw new InputError(
     'kubeconfig',
     '',
-    'give the contents of a kubeconfig file in the kubeconfig input or the KUBERNETES_CONFIGURATION variable, set KUBECONFIG to its path, or run the launch job in a pod with a service account',
+    'give the contents of a kubeconfig file in the kubeconfig input or the KUBERNETES_CONFIGURATION variable, set ' +
+      'KUBECONFIG to its path, or run the launch job in a pod with a service account',
   );
 }
 
@@ -90,7 +92,8 @@ function decodeKubeconfig(text: string): string {
 /** The values in a kubeconfig that must never reach a log: tokens, keys, passwords. */
 export function kubeconfigSecrets(text: string): string[] {
   const secrets: string[] = [];
-  const field = /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|access-token|client-secret)\s*:\s*["']?([^"'\s]+)/;
+  const field =
+    /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|access-token|client-secret)\s*:\s*["']?([^"'\s]+)/;
   for (const line of text.split('\n')) {
     const m = field.exec(line);
     if (m && m[2]!.length >= 4) secrets.push(m[2]!);
@@ -104,12 +107,21 @@ function parseKubernetes(read: InputReader, env: Env, wantsGpu: boolean): Kubern
 
   const namespace = input('kubernetes-namespace') || undefined;
   if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
-    throw new InputError('kubernetes-namespace', namespace, 'use a namespace name: lowercase letters, digits and dashes, at most 63 characters');
+    throw new InputError(
+      'kubernetes-namespace',
+      namespace,
+      'use a namespace name: lowercase letters, digits and dashes, at most 63 characters',
+    );
   }
 
   const image = input('kubernetes-image') || undefined;
   if (image !== undefined && (image.length > 512 || !IMAGE_REFERENCE.test(image))) {
-    throw new InputError('kubernetes-image', image, 'use an image reference such as ghcr.io/actions/actions-runner:2.331.0 or registry.example.com/ml/runner-cuda:12.8');
+    throw new InputError(
+      'kubernetes-image',
+      image,
+      'use an image reference such as ghcr.io/actions/actions-runner:2.331.0 or ' +
+        'registry.example.com/ml/runner-cuda:12.8',
+    );
   }
 
   const nodeSelector: Record<string, string> = {};
@@ -118,17 +130,32 @@ function parseKubernetes(read: InputReader, env: Env, wantsGpu: boolean): Kubern
     const key = eq > 0 ? pair.slice(0, eq).trim() : '';
     const value = eq > 0 ? pair.slice(eq + 1).trim() : '';
     if (!isLabelKey(key) || !isLabelValue(value)) {
-      throw new InputError('kubernetes-node-selector', pair, 'use key=value node labels, comma-separated, such as nvidia.com/gpu.product=Tesla-T4');
+      throw new InputError(
+        'kubernetes-node-selector',
+        pair,
+        'use key=value node labels, comma-separated, such as nvidia.com/gpu.product=Tesla-T4',
+      );
     }
     nodeSelector[key] = value;
   }
 
   const runtimeClass = input('kubernetes-runtime-class') || undefined;
   if (runtimeClass !== undefined && !DNS_SUBDOMAIN.test(runtimeClass)) {
-    throw new InputError('kubernetes-runtime-class', runtimeClass, 'use the name of a RuntimeClass in the cluster, such as nvidia');
+    throw new InputError(
+      'kubernetes-runtime-class',
+      runtimeClass,
+      'use the name of a RuntimeClass in the cluster, such as nvidia',
+    );
   }
 
-  return { access, namespace, image, nodeSelector, tolerations: parseTolerations(input('kubernetes-tolerations'), wantsGpu), runtimeClass };
+  return {
+    access,
+    namespace,
+    image,
+    nodeSelector,
+    tolerations: parseTolerations(input('kubernetes-tolerations'), wantsGpu),
+    runtimeClass,
+  };
 }
 
 /**
@@ -142,12 +169,21 @@ function parseTolerations(value: string, wantsGpu: boolean): Toleration[] {
   return list(value).map((item) => {
     const m = /^([^=:\s]+)(?:=([^:\s]*))?(?::(\w+))?$/.exec(item);
     const effect = m?.[3];
-    if (!m || !isLabelKey(m[1]!) || (m[2] !== undefined && !isLabelValue(m[2])) || (effect !== undefined && !(EFFECTS as readonly string[]).includes(effect))) {
-      throw new InputError('kubernetes-tolerations', item, `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} (nvidia.com/gpu:NoSchedule), or none`);
+    if (
+      !m ||
+      !isLabelKey(m[1]!) ||
+      (m[2] !== undefined && !isLabelValue(m[2])) ||
+      (effect !== undefined && !(EFFECTS as readonly string[]).includes(effect))
+    ) {
+      throw new InputError(
+        'kubernetes-tolerations',
+        item,
+        `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} (nvidia.com/gpu:NoSchedule), or none`,
+      );
     }
-    const toleration: Toleration = m[2] !== undefined ? { key: m[1]!, operator: 'Equal', value: m[2] } : { key: m[1]!, operator: 'Exists' };
+    const toleration: Toleration =
+      m[2] !== undefined ? { key: m[1]!, operator: 'Equal', value: m[2] } : { key: m[1]!, operator: 'Exists' };
     if (effect) toleration.effect = effect as Toleration['effect'];
     return toleration;
   });
 }
-

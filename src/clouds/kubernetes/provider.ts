@@ -1,10 +1,27 @@
 import { readFileSync } from 'node:fs';
-import { BatchV1Api, CoreV1Api, type CoreV1Event, KubeConfig, type V1Job, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  type CoreV1Event,
+  KubeConfig,
+  type V1Job,
+  type V1Pod,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import type { MachineSpec } from '../../config/spec.js';
 import { CloudError, InputError, errorMessage } from '../../errors.js';
 import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
 import { TAG, managedFromTags } from '../tags.js';
-import type { Cloud, CloudContext, Machine, MachineRequest, MachineStatus, ManagedMachine, Placement, PreparedCloud } from '../types.js';
+import type {
+  Cloud,
+  CloudContext,
+  Machine,
+  MachineRequest,
+  MachineStatus,
+  ManagedMachine,
+  Placement,
+  PreparedCloud,
+} from '../types.js';
 import { KUBERNETES_DEFAULT_IMAGE, KUBERNETES_GPU_RESOURCE, parsePodSize } from './catalog.js';
 import { kubernetesError, kubernetesRetryAfterMs } from './errors.js';
 import { type ClusterAccess, type KubernetesOptions, isLabelKey, isLabelValue } from './options.js';
@@ -50,7 +67,14 @@ const CALL_TIMEOUT_MS = 30_000;
 const LOG_TAIL_LINES = 200;
 
 /** Container waiting reasons that never clear by themselves. */
-const FATAL_WAITING = new Set(['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+const FATAL_WAITING = new Set([
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+]);
 
 interface JobOptions {
   name: string;
@@ -91,7 +115,8 @@ export class KubernetesCloud implements Cloud {
     if (!cluster) throw accessError(access, 'it has no current context with a cluster');
     this.server = cluster.server;
     this.usesPlugin = Boolean(kc.getCurrentUser()?.exec);
-    this.region = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? inClusterNamespace(access) ?? 'default';
+    this.region =
+      namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? inClusterNamespace(access) ?? 'default';
     this.core = kc.makeApiClient(CoreV1Api);
     this.batch = kc.makeApiClient(BatchV1Api);
   }
@@ -104,21 +129,54 @@ export class KubernetesCloud implements Cloud {
   async prepare(spec: MachineSpec): Promise<PreparedCloud> {
     const name = `cml-runner-dry-run-${Math.random().toString(36).slice(2, 8)}`;
     const labels = { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name };
-    const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, labels }, type: 'Opaque', stringData: { 'startup.sh': '#', jitconfig: '-' } };
-    const job = this.jobFor(spec, { name, type: spec.types[0]!, labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
+    const secret: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, labels },
+      type: 'Opaque',
+      stringData: { 'startup.sh': '#', jitconfig: '-' },
+    };
+    const job = this.jobFor(spec, {
+      name,
+      type: spec.types[0]!,
+      labels,
+      annotations: {},
+      credentialKey: 'jitconfig',
+      runnerVersion: 'latest',
+      maxLifetimeSeconds: 3600,
+    });
     await Promise.all([
       // A dry run persists nothing, so a throttled or failed one is always safe to send again.
-      this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' }), { retryCreate: true }),
-      this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' }), { retryCreate: true }),
+      this.call(
+        'create',
+        'secrets',
+        () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' }),
+        { retryCreate: true },
+      ),
+      this.call(
+        'create',
+        'jobs',
+        () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' }),
+        { retryCreate: true },
+      ),
     ]);
-    return { scriptSettings: {}, places: [undefined], warnings: [], launch: (request, placement) => this.launch(spec, request, placement) };
+    return {
+      scriptSettings: {},
+      places: [undefined],
+      warnings: [],
+      launch: (request, placement) => this.launch(spec, request, placement),
+    };
   }
 
   private async launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine> {
     // A later attempt (the earlier pod found no room) gets its own name: the old Job may still be going.
     const name = objectName(request.attempt > 1 ? `${request.runnerName}-${request.attempt}` : request.runnerName);
     const { labels, annotations } = metadataFromTags(request.tags);
-    Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
+    Object.assign(labels, {
+      [LABEL.managedBy]: MANAGED_BY,
+      [LABEL.machine]: name,
+      [LABEL.clientToken]: request.clientToken,
+    });
     annotations[RUNNER_NAME] = request.runnerName;
     const credentialKey = 'jitConfig' in request.credential ? ('jitconfig' as const) : ('token' as const);
 
@@ -130,23 +188,44 @@ export class KubernetesCloud implements Cloud {
       type: 'Opaque',
       stringData: {
         'startup.sh': request.startupScript,
-        [credentialKey]: 'jitConfig' in request.credential ? request.credential.jitConfig : request.credential.registrationToken,
+        [credentialKey]:
+          'jitConfig' in request.credential ? request.credential.jitConfig : request.credential.registrationToken,
       },
     };
-    await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
+    await this.create('secrets', name, request.clientToken, () =>
+      this.core.createNamespacedSecret({ namespace: this.region, body: secret }),
+    );
 
     // 2. The Job.
-    const job = this.jobFor(spec, { name, type: placement.type, labels, annotations, credentialKey, runnerVersion: request.runnerVersion, maxLifetimeSeconds: request.maxLifetimeSeconds });
-    const created = await this.create('jobs', name, request.clientToken, () => this.batch.createNamespacedJob({ namespace: this.region, body: job }));
+    const job = this.jobFor(spec, {
+      name,
+      type: placement.type,
+      labels,
+      annotations,
+      credentialKey,
+      runnerVersion: request.runnerVersion,
+      maxLifetimeSeconds: request.maxLifetimeSeconds,
+    });
+    const created = await this.create('jobs', name, request.clientToken, () =>
+      this.batch.createNamespacedJob({ namespace: this.region, body: job }),
+    );
     let uid = created?.metadata?.uid;
-    if (!uid) uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))).metadata?.uid;
+    if (!uid)
+      uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region })))
+        .metadata?.uid;
 
     // 3. The Job owns the Secret: deleting the Job, or its TTL, removes the credential too.
     await this.call('patch', 'secrets', () =>
       this.core.patchNamespacedSecret({
         name,
         namespace: this.region,
-        body: [{ op: 'add', path: '/metadata/ownerReferences', value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }] }],
+        body: [
+          {
+            op: 'add',
+            path: '/metadata/ownerReferences',
+            value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }],
+          },
+        ],
       }),
     );
     return { id: name, type: placement.type, spot: false, zone: this.region };
@@ -189,7 +268,8 @@ export class KubernetesCloud implements Cloud {
                   { name: 'CML_RUNNER_HOME', value: WORK_DIR },
                   { name: 'CML_RUNNER_PREINSTALLED', value: PREINSTALLED_RUNNER },
                   {
-                    name: credentialKey === 'jitconfig' ? 'ACTIONS_RUNNER_INPUT_JITCONFIG' : 'ACTIONS_RUNNER_INPUT_TOKEN',
+                    name:
+                      credentialKey === 'jitconfig' ? 'ACTIONS_RUNNER_INPUT_JITCONFIG' : 'ACTIONS_RUNNER_INPUT_TOKEN',
                     valueFrom: { secretKeyRef: { name, key: credentialKey } },
                   },
                 ],
@@ -201,7 +281,10 @@ export class KubernetesCloud implements Cloud {
               },
             ],
             volumes: [
-              { name: 'startup', secret: { secretName: name, defaultMode: 0o444, items: [{ key: 'startup.sh', path: 'startup.sh' }] } },
+              {
+                name: 'startup',
+                secret: { secretName: name, defaultMode: 0o444, items: [{ key: 'startup.sh', path: 'startup.sh' }] },
+              },
               { name: 'work', emptyDir: {} },
             ],
           },
@@ -215,7 +298,9 @@ export class KubernetesCloud implements Cloud {
     if (ids.length === 0) return states;
     const selector = `${LABEL.machine} in (${ids.join(',')})`;
     const [jobs, pods] = await Promise.all([
-      this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector: selector })),
+      this.call('list', 'jobs', () =>
+        this.batch.listNamespacedJob({ namespace: this.region, labelSelector: selector }),
+      ),
       this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: selector })),
     ]);
     await Promise.all(
@@ -230,42 +315,74 @@ export class KubernetesCloud implements Cloud {
   }
 
   private async statusOf(job: V1Job, pod: V1Pod | undefined): Promise<MachineStatus> {
-    const finished = job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-    if (finished) return { state: 'ending', detail: `the Job ${finished.type === 'Complete' ? 'completed' : 'failed'}${finished.reason ? ` (${finished.reason}${finished.message ? `: ${finished.message}` : ''})` : ''}` };
+    const finished = job.status?.conditions?.find(
+      (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+    );
+    if (finished)
+      return {
+        state: 'ending',
+        detail: `the Job ${finished.type === 'Complete' ? 'completed' : 'failed'}${finished.reason ? ` (${finished.reason}${finished.message ? `: ${finished.message}` : ''})` : ''}`,
+      };
     if (job.metadata?.deletionTimestamp) return { state: 'ending', detail: 'the Job is being deleted' };
     if (!pod) return { state: 'starting', detail: 'no pod yet' };
     const phase = pod.status?.phase;
     if (phase === 'Running') return { state: 'running' };
     if (phase === 'Succeeded' || phase === 'Failed') {
       const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
-      return { state: 'ending', detail: `the pod ${phase === 'Succeeded' ? 'completed' : 'failed'}${term ? ` (${term.reason ?? 'exit'} ${term.exitCode})` : ''}` };
+      return {
+        state: 'ending',
+        detail: `the pod ${phase === 'Succeeded' ? 'completed' : 'failed'}${term ? ` (${term.reason ?? 'exit'} ${term.exitCode})` : ''}`,
+      };
     }
-    const waiting = pod.status?.containerStatuses?.map((c) => c.state?.waiting).find((w) => w && FATAL_WAITING.has(w.reason ?? ''));
+    const waiting = pod.status?.containerStatuses
+      ?.map((c) => c.state?.waiting)
+      .find((w) => w && FATAL_WAITING.has(w.reason ?? ''));
     if (waiting) return { state: 'failed', detail: `${waiting.reason}: ${waiting.message ?? ''}`.trim() };
-    const unscheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
+    const unscheduled = pod.status?.conditions?.find(
+      (c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable',
+    );
     if (unscheduled) {
       // With a cluster autoscaler, an unschedulable pod may be waiting for a node being added.
       const events = await this.events(pod.metadata?.name ?? '', 'Pod').catch(() => []);
-      const scaleUp = events.some((e) => e.reason === 'TriggeredScaleUp') && !events.some((e) => e.reason === 'NotTriggerScaleUp');
+      const scaleUp =
+        events.some((e) => e.reason === 'TriggeredScaleUp') && !events.some((e) => e.reason === 'NotTriggerScaleUp');
       if (scaleUp) return { state: 'starting', detail: 'waiting for the cluster autoscaler to add a node' };
-      const scheduling = events.filter((e) => e.reason === 'FailedScheduling').pop()?.message ?? unscheduled.message ?? '';
+      const scheduling =
+        events.filter((e) => e.reason === 'FailedScheduling').pop()?.message ?? unscheduled.message ?? '';
       // "Insufficient cpu/memory/nvidia.com/gpu": a smaller type (the next in the type list) may fit.
-      return { state: 'failed', detail: `Unschedulable: ${scheduling}`, ...(/Insufficient /.test(scheduling) ? { fallback: 'capacity' as const } : {}) };
+      return {
+        state: 'failed',
+        detail: `Unschedulable: ${scheduling}`,
+        ...(/Insufficient /.test(scheduling) ? { fallback: 'capacity' as const } : {}),
+      };
     }
     return { state: 'starting', detail: pod.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? phase };
   }
 
   async consoleLog(id: string): Promise<string> {
-    const pods = await this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: `${LABEL.machine}=${id}` }));
+    const pods = await this.call('list', 'pods', () =>
+      this.core.listNamespacedPod({ namespace: this.region, labelSelector: `${LABEL.machine}=${id}` }),
+    );
     const pod = newest(pods.items);
     const podName = pod?.metadata?.name;
-    const [jobEvents, podEvents] = await Promise.all([this.events(id, 'Job').catch(() => []), podName ? this.events(podName, 'Pod').catch(() => []) : Promise.resolve([])]);
+    const [jobEvents, podEvents] = await Promise.all([
+      this.events(id, 'Job').catch(() => []),
+      podName ? this.events(podName, 'Pod').catch(() => []) : Promise.resolve([]),
+    ]);
     const lines = [...jobEvents, ...podEvents].map(
-      (e) => `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`,
+      (e) =>
+        `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`,
     );
     if (podName) {
       try {
-        const log = await this.call('get', 'pods/log', () => this.core.readNamespacedPodLog({ name: podName, namespace: this.region, container: 'runner', tailLines: LOG_TAIL_LINES }));
+        const log = await this.call('get', 'pods/log', () =>
+          this.core.readNamespacedPodLog({
+            name: podName,
+            namespace: this.region,
+            container: 'runner',
+            tailLines: LOG_TAIL_LINES,
+          }),
+        );
         lines.push(`--- log of pod ${podName} ---`, String(log ?? '').trimEnd());
       } catch (err) {
         lines.push(`(no log from pod ${podName}: ${errorMessage(err).split('\n')[0]})`);
@@ -285,7 +402,9 @@ export class KubernetesCloud implements Cloud {
     });
     // The Secret goes with its owner; it is deleted here too in case the owner was never set.
     const secret = await endedOrGone(async () => {
-      await this.call('delete', 'secrets', () => this.core.deleteNamespacedSecret({ name: id, namespace: this.region }));
+      await this.call('delete', 'secrets', () =>
+        this.core.deleteNamespacedSecret({ name: id, namespace: this.region }),
+      );
     });
     return job === 'gone' && secret === 'gone' ? 'gone' : 'terminated';
   }
@@ -309,7 +428,9 @@ export class KubernetesCloud implements Cloud {
       tags[TAG.runner] = o.metadata?.annotations?.[RUNNER_NAME] ?? name;
       const created = o.metadata?.creationTimestamp ? new Date(o.metadata.creationTimestamp).getTime() : undefined;
       const job = 'spec' in o ? (o as V1Job) : undefined;
-      const finished = job?.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+      const finished = job?.status?.conditions?.some(
+        (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+      );
       const state = job ? (finished ? 'ending' : 'running') : 'starting';
       found.set(name, managedFromTags(name, tags, { state, ...(created !== undefined ? { createdAt: created } : {}) }));
     }
@@ -327,7 +448,10 @@ export class KubernetesCloud implements Cloud {
 
   private async events(name: string, kind: 'Pod' | 'Job'): Promise<CoreV1Event[]> {
     const list = await this.call('list', 'events', () =>
-      this.core.listNamespacedEvent({ namespace: this.region, fieldSelector: `involvedObject.name=${name},involvedObject.kind=${kind}` }),
+      this.core.listNamespacedEvent({
+        namespace: this.region,
+        fieldSelector: `involvedObject.name=${name},involvedObject.kind=${kind}`,
+      }),
     );
     return [...list.items].sort((a, b) => eventTime(a) - eventTime(b));
   }
@@ -336,7 +460,12 @@ export class KubernetesCloud implements Cloud {
    * A create that may have happened already (a retry after a lost answer): an object of the
    * same name carrying this launch's client token is ours, and counts as created.
    */
-  private async create<T>(resource: 'jobs' | 'secrets', name: string, clientToken: string, fn: () => Promise<T>): Promise<T | undefined> {
+  private async create<T>(
+    resource: 'jobs' | 'secrets',
+    name: string,
+    clientToken: string,
+    fn: () => Promise<T>,
+  ): Promise<T | undefined> {
     try {
       return await this.call('create', resource, fn, { retryCreate: true });
     } catch (err) {
@@ -344,7 +473,14 @@ export class KubernetesCloud implements Cloud {
       const existing =
         resource === 'jobs'
           ? await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))
-          : (await this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector: `${LABEL.clientToken}=${clientToken}` }))).items[0];
+          : (
+              await this.call('list', 'secrets', () =>
+                this.core.listNamespacedSecret({
+                  namespace: this.region,
+                  labelSelector: `${LABEL.clientToken}=${clientToken}`,
+                }),
+              )
+            ).items[0];
       if (existing?.metadata?.labels?.[LABEL.clientToken] === clientToken) return undefined;
       throw err;
     }
@@ -356,16 +492,28 @@ export class KubernetesCloud implements Cloud {
    * server cannot have acted (429) or when `create()` will recognise its own object
    * (AlreadyExists with our client token).
    */
-  private call<T>(verb: string, resource: string, fn: () => Promise<T>, opts: { retryCreate?: boolean } = {}): Promise<T> {
+  private call<T>(
+    verb: string,
+    resource: string,
+    fn: () => Promise<T>,
+    opts: { retryCreate?: boolean } = {},
+  ): Promise<T> {
     const where = `${verb} ${resource} in namespace ${this.region}`;
     const mayRepeat = verb !== 'create' || opts.retryCreate === true;
     const policy: CallPolicy = {
       attempts: 4,
       retryAfterMs: kubernetesRetryAfterMs,
       translate: (err) => {
-        const e = kubernetesError(err, { where, source: this.access.source, server: this.server, usesPlugin: this.usesPlugin });
+        const e = kubernetesError(err, {
+          where,
+          source: this.access.source,
+          server: this.server,
+          usesPlugin: this.usesPlugin,
+        });
         const status = (e as { status?: number }).status;
-        return e.kind === 'transient' && !mayRepeat && status !== 429 ? new CloudError(e.cloud, e.code, e.message, '', 'permanent') : e;
+        return e.kind === 'transient' && !mayRepeat && status !== 429
+          ? new CloudError(e.cloud, e.code, e.message, '', 'permanent')
+          : e;
       },
     };
     return cloudCall(this.ctx, policy, where, async () => {
@@ -421,7 +569,11 @@ function accessError(access: ClusterAccess, why: string): InputError {
     case 'KUBECONFIG':
       return new InputError('kubeconfig', `(the file ${access.path} named by KUBECONFIG)`, accepted);
     case 'in-cluster':
-      return new InputError('kubeconfig', '(in-cluster service account)', `${why}; the launch job runs in a pod but its service account could not be read`);
+      return new InputError(
+        'kubeconfig',
+        '(in-cluster service account)',
+        `${why}; the launch job runs in a pod but its service account could not be read`,
+      );
   }
 }
 
@@ -450,13 +602,22 @@ export function objectName(runnerName: string): string {
  * repository `owner/repo` or a timestamp is not a valid label value). `cml-runner:` keys become
  * `cml-runner/` keys; the `Name` tag is the object name itself.
  */
-export function metadataFromTags(tags: Record<string, string>): { labels: Record<string, string>; annotations: Record<string, string> } {
+export function metadataFromTags(tags: Record<string, string>): {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+} {
   const labels: Record<string, string> = {};
   const annotations: Record<string, string> = {};
   for (const [rawKey, value] of Object.entries(tags)) {
     if (rawKey === 'Name') continue;
     let key = rawKey.replace(/^cml-runner:/, 'cml-runner/');
-    if (!isLabelKey(key)) key = `cml-runner/tag-${key.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '').slice(0, 50) || 'x'}`;
+    if (!isLabelKey(key))
+      key = `cml-runner/tag-${
+        key
+          .replace(/[^A-Za-z0-9_.-]+/g, '-')
+          .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '')
+          .slice(0, 50) || 'x'
+      }`;
     if (isLabelValue(value)) labels[key] = value;
     else annotations[key] = value;
   }
@@ -473,7 +634,12 @@ function tagsFromMetadata(labels: Record<string, string>, annotations: Record<st
 }
 
 function newest(pods: V1Pod[]): V1Pod | undefined {
-  return [...pods].sort((a, b) => new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime()).pop();
+  return [...pods]
+    .sort(
+      (a, b) =>
+        new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime(),
+    )
+    .pop();
 }
 
 function eventTime(e: CoreV1Event): number {
