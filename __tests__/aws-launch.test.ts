@@ -11,11 +11,9 @@ import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended 
  */
 
 let sb: Sandbox;
-const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   sb = await startSandbox();
-  Object.assign(process.env, sb.env);
 });
 
 afterEach(async () => {
@@ -24,7 +22,6 @@ afterEach(async () => {
 
 afterAll(async () => {
   await sb.close();
-  process.env = savedEnv;
 });
 
 describe('a healthy launch', () => {

@@ -11,22 +11,17 @@ import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended,
  */
 
 let sb: Sandbox;
-const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   sb = await startSandbox();
-  Object.assign(process.env, sb.env);
 });
 
 afterEach(() => {
   sb.faults.clear();
-  process.env.AZURE_CLIENT_ID = sb.env.AZURE_CLIENT_ID;
-  process.env.AZURE_CLIENT_SECRET = sb.env.AZURE_CLIENT_SECRET;
 });
 
 afterAll(async () => {
   await sb.close();
-  process.env = savedEnv;
 });
 
 const base = { cloud: 'azure', region: 'eastus' };
@@ -118,10 +113,10 @@ describe('capacity and quota', () => {
 
 describe('ends that need help', () => {
   test('without the right to assign roles the launch warns; the VM cannot delete itself, and cleanup does', async () => {
-    process.env.AZURE_CLIENT_ID = AZURE_APPS.noRoleAssignments.clientId;
-    process.env.AZURE_CLIENT_SECRET = AZURE_APPS.noRoleAssignments.secret;
+    // The launching identity may not assign roles; cleanup below runs as the launcher again.
+    const env = { ...sb.env, AZURE_CLIENT_ID: AZURE_APPS.noRoleAssignments.clientId, AZURE_CLIENT_SECRET: AZURE_APPS.noRoleAssignments.secret };
     const log = new MemoryLog();
-    const { result, error } = await attemptLaunch(sb, { ...base, type: 's', labels: 'cml-norole' }, undefined, '4242', log);
+    const { result, error } = await attemptLaunch(sb, { ...base, type: 's', labels: 'cml-norole' }, undefined, '4242', log, env);
     expect(error).toBeUndefined();
     expect(log.lines.filter((l) => l.startsWith('warning: The launching identity may not create role assignments'))).toHaveLength(1);
     const { machine } = result!.runners[0]!;

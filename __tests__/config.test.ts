@@ -1,8 +1,18 @@
 import { describe, expect, test } from '@jest/globals';
-import { kubeconfigSecrets, parseSpec, type RunContext } from '../src/config.js';
+import type { AwsOptions } from '../src/clouds/aws/options.js';
+import type { AzureOptions } from '../src/clouds/azure/options.js';
+import type { GcpOptions } from '../src/clouds/gcp/options.js';
+import { type KubernetesOptions, kubeconfigSecrets } from '../src/clouds/kubernetes/options.js';
+import { type LaunchSpec, parseSpec, type RunContext } from '../src/config.js';
 import { InputError } from '../src/errors.js';
 
-const ctx: RunContext = { repository: 'octo-org/ml', runId: '7', serverUrl: 'https://github.com', apiUrl: 'https://api.github.com' };
+const ctx: RunContext = { repository: 'octo-org/ml', runId: '7', serverUrl: 'https://github.com', apiUrl: 'https://api.github.com', env: {} };
+
+/** The cloud's own options, as its descriptor read them. */
+const aws = (s: LaunchSpec) => s.cloud.options as AwsOptions;
+const kubernetesOf = (s: LaunchSpec) => s.cloud.options as KubernetesOptions;
+const gcpOf = (s: LaunchSpec) => s.cloud.options as GcpOptions;
+const azureOf = (s: LaunchSpec) => s.cloud.options as AzureOptions;
 
 function spec(inputs: Record<string, string>) {
   const all: Record<string, string> = { cloud: 'aws', token: 'ghp_example', ...inputs };
@@ -62,8 +72,8 @@ describe('generic names map to AWS names through the catalog', () => {
   });
 
   test('subnets are a list in order; spot falls back to on-demand unless told not to', () => {
-    expect(spec({ 'aws-subnet': 'subnet-0a1, subnet-0b2' }).machine.aws.subnets).toEqual(['subnet-0a1', 'subnet-0b2']);
-    expect(spec({}).machine.aws.subnets).toEqual([]);
+    expect(aws(spec({ 'aws-subnet': 'subnet-0a1, subnet-0b2' })).subnets).toEqual(['subnet-0a1', 'subnet-0b2']);
+    expect(aws(spec({})).subnets).toEqual([]);
     expect(spec({ spot: 'true' }).machine.onDemandFallback).toBe(true);
     expect(spec({ spot: 'true', 'on-demand-fallback': 'false' }).machine.onDemandFallback).toBe(false);
   });
@@ -167,11 +177,12 @@ test('a startup script too large for the user data fails before anything is crea
 
 describe('Kubernetes inputs', () => {
   const kubeconfig = 'apiVersion: v1\nkind: Config\nclusters: []\n';
-  const k8s = (inputs: Record<string, string>, env: RunContext['kubernetes'] = {}) => {
+  const k8s = (inputs: Record<string, string>, env: RunContext['env'] = {}) => {
     const all: Record<string, string> = { cloud: 'kubernetes', token: 'ghp_example', kubeconfig, ...inputs };
-    return parseSpec((name) => all[name] ?? '', { ...ctx, kubernetes: env }, () => 'abc123');
+    const parsed = parseSpec((name) => all[name] ?? '', { ...ctx, env }, () => 'abc123');
+    return { ...parsed, kubernetes: kubernetesOf(parsed) };
   };
-  const k8sRejection = (inputs: Record<string, string>, env: RunContext['kubernetes'] = {}): InputError => {
+  const k8sRejection = (inputs: Record<string, string>, env: RunContext['env'] = {}): InputError => {
     try {
       k8s(inputs, env);
     } catch (err) {
@@ -184,14 +195,14 @@ describe('Kubernetes inputs', () => {
   test('every generic GPU yields one nvidia.com/gpu with every generic size (CML once dropped it for m + t4)', () => {
     for (const gpu of ['t4', 'a10g', 'l4', 'l40s', 'a100', 'h100', 'v100', 'tesla']) {
       for (const type of ['s', 'm', 'l', 'xl']) {
-        const machine = k8s({ gpu, type }).machine;
+        const { machine, kubernetes } = k8s({ gpu, type });
         expect(machine.types[0]).toMatch(/^[^/]+\/[^/]+\/1$/);
         expect(machine.wantsGpu).toBe(true);
-        expect(machine.kubernetes!.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+        expect(kubernetes.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
       }
     }
     expect(k8s({ type: 'm' }).machine.types).toEqual(['2/8Gi']);
-    expect(k8s({ type: 'm' }).machine.kubernetes!.tolerations).toEqual([]);
+    expect(k8s({ type: 'm' }).kubernetes.tolerations).toEqual([]);
   });
 
   test('a native size is CPU/MEMORY[/GPUS] in quantities, and a GPU asked for cannot be sized away', () => {
@@ -204,7 +215,7 @@ describe('Kubernetes inputs', () => {
   });
 
   test('node selector, tolerations, namespace, runtime class and image are validated', () => {
-    const m = k8s({ 'kubernetes-node-selector': 'nvidia.com/gpu.product=Tesla-T4, pool=gpu', 'kubernetes-tolerations': 'nvidia.com/gpu:NoSchedule,spot=true:NoExecute,dedicated', 'kubernetes-namespace': 'ci-runners', 'kubernetes-runtime-class': 'nvidia', 'kubernetes-image': 'nvcr.io/nvidia/cuda:12.8.1-runtime-ubuntu24.04' }).machine;
+    const m = k8s({ 'kubernetes-node-selector': 'nvidia.com/gpu.product=Tesla-T4, pool=gpu', 'kubernetes-tolerations': 'nvidia.com/gpu:NoSchedule,spot=true:NoExecute,dedicated', 'kubernetes-namespace': 'ci-runners', 'kubernetes-runtime-class': 'nvidia', 'kubernetes-image': 'nvcr.io/nvidia/cuda:12.8.1-runtime-ubuntu24.04' });
     expect(m.kubernetes).toMatchObject({
       namespace: 'ci-runners',
       runtimeClass: 'nvidia',
@@ -216,8 +227,10 @@ describe('Kubernetes inputs', () => {
         { key: 'dedicated', operator: 'Exists' },
       ],
     });
-    expect(m.region).toBe('ci-runners');
-    expect(k8s({ gpu: 't4', 'kubernetes-tolerations': 'none' }).machine.kubernetes!.tolerations).toEqual([]);
+    // Regions do not apply to a cluster: the namespace is where runners go.
+    expect(m.machine.region).toBe('');
+    expect(m.kubernetes.namespace).toBe('ci-runners');
+    expect(k8s({ gpu: 't4', 'kubernetes-tolerations': 'none' }).kubernetes.tolerations).toEqual([]);
     const bad: Array<[string, string]> = [
       ['kubernetes-node-selector', 'gpu'],
       ['kubernetes-node-selector', 'a=$(id)'],
@@ -242,12 +255,12 @@ describe('Kubernetes inputs', () => {
 
   test('cluster access: the input, then KUBERNETES_CONFIGURATION (plain or base64), then KUBECONFIG, then in-cluster', () => {
     const env = { KUBERNETES_CONFIGURATION: 'apiVersion: v1\nkind: Config # from the variable\n', KUBECONFIG: '/home/runner/.kube/config', KUBERNETES_SERVICE_HOST: '10.0.0.1' };
-    expect(k8s({}, env).machine.kubernetes!.access).toEqual({ source: 'the kubeconfig input', text: kubeconfig.trim() });
-    expect(k8s({ kubeconfig: '' }, env).machine.kubernetes!.access).toEqual({ source: 'KUBERNETES_CONFIGURATION', text: env.KUBERNETES_CONFIGURATION.trim() });
+    expect(k8s({}, env).kubernetes.access).toEqual({ source: 'the kubeconfig input', text: kubeconfig.trim() });
+    expect(k8s({ kubeconfig: '' }, env).kubernetes.access).toEqual({ source: 'KUBERNETES_CONFIGURATION', text: env.KUBERNETES_CONFIGURATION.trim() });
     const b64 = Buffer.from(env.KUBERNETES_CONFIGURATION).toString('base64');
-    expect(k8s({ kubeconfig: '' }, { KUBERNETES_CONFIGURATION: b64 }).machine.kubernetes!.access).toEqual({ source: 'KUBERNETES_CONFIGURATION', text: env.KUBERNETES_CONFIGURATION });
-    expect(k8s({ kubeconfig: '' }, { ...env, KUBERNETES_CONFIGURATION: '' }).machine.kubernetes!.access).toEqual({ source: 'KUBECONFIG', path: env.KUBECONFIG });
-    expect(k8s({ kubeconfig: '' }, { KUBERNETES_SERVICE_HOST: '10.0.0.1' }).machine.kubernetes!.access).toEqual({ source: 'in-cluster' });
+    expect(k8s({ kubeconfig: '' }, { KUBERNETES_CONFIGURATION: b64 }).kubernetes.access).toEqual({ source: 'KUBERNETES_CONFIGURATION', text: env.KUBERNETES_CONFIGURATION });
+    expect(k8s({ kubeconfig: '' }, { ...env, KUBERNETES_CONFIGURATION: '' }).kubernetes.access).toEqual({ source: 'KUBECONFIG', path: env.KUBECONFIG });
+    expect(k8s({ kubeconfig: '' }, { KUBERNETES_SERVICE_HOST: '10.0.0.1' }).kubernetes.access).toEqual({ source: 'in-cluster' });
     const none = k8sRejection({ kubeconfig: '' }, {});
     expect(none.input).toBe('kubeconfig');
     expect(none.message).toContain('KUBERNETES_CONFIGURATION');
@@ -291,11 +304,11 @@ describe('Google Cloud inputs', () => {
   });
 
   test('the project comes from the input, else from what google-github-actions/auth sets', () => {
-    expect(gcp({}).machine.gcp).toEqual({ project: 'ml-training-1' });
-    const fromEnv = parseSpec((n) => ({ cloud: 'gcp', token: 't' })[n] ?? '', { ...ctx, gcp: { GOOGLE_CLOUD_PROJECT: 'from-auth-42' } });
-    expect(fromEnv.machine.gcp?.project).toBe('from-auth-42');
+    expect(gcpOf(gcp({}))).toEqual({ project: 'ml-training-1' });
+    const fromEnv = parseSpec((n) => ({ cloud: 'gcp', token: 't' })[n] ?? '', { ...ctx, env: { GOOGLE_CLOUD_PROJECT: 'from-auth-42' } });
+    expect(gcpOf(fromEnv).project).toBe('from-auth-42');
     expect(rejection({ cloud: 'gcp' })).toMatchObject({ input: 'gcp-project', value: '' });
-    expect(gcp({ 'gcp-service-account': 'runner-vm@ml-training-1.iam.gserviceaccount.com' }).machine.gcp?.serviceAccount).toBe('runner-vm@ml-training-1.iam.gserviceaccount.com');
+    expect(gcpOf(gcp({ 'gcp-service-account': 'runner-vm@ml-training-1.iam.gserviceaccount.com' })).serviceAccount).toBe('runner-vm@ml-training-1.iam.gserviceaccount.com');
   });
 
   test.each([
@@ -341,12 +354,13 @@ describe('Azure inputs', () => {
         expect(machine.wantsGpu).toBe(true);
       }
     }
-    expect(azure({}).machine).toMatchObject({ types: ['Standard_D8s_v5'], wantsGpu: false, azure: { subscriptionId: subscription, resourceGroupPrefix: 'cml-runner' } });
+    expect(azure({}).machine).toMatchObject({ types: ['Standard_D8s_v5'], wantsGpu: false });
+    expect(azureOf(azure({}))).toEqual({ subscriptionId: subscription, resourceGroupPrefix: 'cml-runner' });
   });
 
   test('the subscription comes from the input, else AZURE_SUBSCRIPTION_ID', () => {
-    const fromEnv = parseSpec((n) => ({ cloud: 'azure', token: 't' })[n] ?? '', { ...ctx, azureSubscriptionId: subscription });
-    expect(fromEnv.machine.azure?.subscriptionId).toBe(subscription);
+    const fromEnv = parseSpec((n) => ({ cloud: 'azure', token: 't' })[n] ?? '', { ...ctx, env: { AZURE_SUBSCRIPTION_ID: subscription } });
+    expect(azureOf(fromEnv).subscriptionId).toBe(subscription);
     expect(rejection({ cloud: 'azure' })).toMatchObject({ input: 'azure-subscription-id', value: '' });
   });
 

@@ -2,7 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { CLOUDS } from '../src/catalog/index.js';
+import { CLOUD_NAMES as CLOUDS } from '../src/clouds/index.js';
 
 /**
  * The documentation a user copies from must name what the action has: every input in the README

@@ -14,13 +14,11 @@ import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor,
  */
 
 let sb: Sandbox;
-const savedEnv = { ...process.env };
 /** One GCE second lasts 100 ms: a 60 s maxRunDuration ends after 6 s. */
 const GCE_SECOND_MS = 100;
 
 beforeAll(async () => {
   sb = await startSandbox({ gceSecondMs: GCE_SECOND_MS });
-  Object.assign(process.env, sb.env);
 });
 
 afterEach(() => {
@@ -29,7 +27,6 @@ afterEach(() => {
 
 afterAll(async () => {
   await sb.close();
-  process.env = savedEnv;
 });
 
 const base = { cloud: 'gcp', region: 'us-central1', 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner };
@@ -149,12 +146,16 @@ describe('capacity and quota', () => {
     expect(await settle(sb)).toEqual([]);
   });
 
-  test('a quota error names the quota, and fails once every zone refused', async () => {
+  test('a quota error names the quota, and fails at once: a quota holds in every zone of the region', async () => {
     sb.faults.add({ service: 'gce', action: 'instances.insert .*', code: 'QUOTA_EXCEEDED', times: Infinity });
+    const firedBefore = sb.faults.fired.length;
     const { error, ledger } = await attemptLaunch(sb, { ...base, gpu: 't4' });
+    expect(error?.message).toContain('GCP refused with QUOTA_EXCEEDED');
     expect(error?.message).toContain("Quota 'NVIDIA_T4_GPUS' exceeded");
     expect(error?.message).toContain('IAM & Admin > Quotas');
-    expect(ledger!.machines.every((m) => m.refused === 'QUOTA_EXCEEDED')).toBe(true);
+    // One insert in one zone: neither retried nor tried in the next zone.
+    expect(sb.faults.fired.slice(firedBefore).map((f) => f.code)).toEqual(['QUOTA_EXCEEDED']);
+    expect(ledger!.machines).toHaveLength(1);
     // Nothing was created, and main ended the registration.
     expect(await settle(sb)).toEqual([]);
     await cleanupLedger(sb, unended(ledger!));
@@ -303,14 +304,13 @@ describe('inputs and credentials', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcp-creds-'));
     const file = sb.gce.credentialsFile(dir);
     fs.writeFileSync(path.join(dir, 'github-oidc-token'), 'not-the-token');
-    process.env.GOOGLE_APPLICATION_CREDENTIALS = file;
     try {
-      const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's' });
+      const env = { ...sb.env, GOOGLE_APPLICATION_CREDENTIALS: file };
+      const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's' }, undefined, '4242', undefined, env);
       expect(error?.message).toMatch(/GCP refused with UNAUTHENTICATED: .*invalid_grant/);
       expect(error?.message).toContain('google-github-actions/auth');
       expect(ledger?.machines ?? []).toEqual([]);
     } finally {
-      process.env.GOOGLE_APPLICATION_CREDENTIALS = sb.env.GOOGLE_APPLICATION_CREDENTIALS;
       fs.rmSync(dir, { recursive: true, force: true });
     }
     expect(await settle(sb)).toEqual([]);

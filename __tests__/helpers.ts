@@ -1,8 +1,10 @@
-import { loadCloud } from '../src/clouds/types.js';
+import { type CloudName, type CloudSpec, descriptorOf, loadCloud } from '../src/clouds/index.js';
+import type { Cloud } from '../src/clouds/types.js';
 import { parseSpec, type LaunchSpec, type RunContext } from '../src/config.js';
 import { GitHubForge } from '../src/forge/github.js';
 import type { LedgerData } from '../src/ledger.js';
 import type { Log } from '../src/log.js';
+import { realClock } from '../src/retry.js';
 import { cleanup, cleanupRun, launch, sweep, type LaunchResult } from '../src/lifecycle.js';
 import type { Sandbox } from '../sandbox/index.js';
 
@@ -10,6 +12,11 @@ import type { Sandbox } from '../sandbox/index.js';
 export class MemoryLog implements Log {
   lines: string[] = [];
   secrets: string[] = [];
+  /** Debug lines are kept apart, so tests that read `lines` see what a user sees. */
+  debugLines: string[] = [];
+  debug(m: string): void {
+    this.debugLines.push(m);
+  }
   info(m: string): void {
     this.lines.push(m);
   }
@@ -25,13 +32,21 @@ export class MemoryLog implements Log {
   }
 }
 
-export function context(sb: Sandbox, runId = '4242'): RunContext {
-  return { repository: 'octo-org/ml', runId, serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL!, gcp: { GOOGLE_CLOUD_PROJECT: sb.env.GOOGLE_CLOUD_PROJECT }, azureSubscriptionId: sb.env.AZURE_SUBSCRIPTION_ID };
+/** The workflow run, with the sandbox's environment as the one the entry would read (never process.env). */
+export function context(sb: Sandbox, runId = '4242', env: Record<string, string> = sb.env): RunContext {
+  return { repository: 'octo-org/ml', runId, serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL!, env };
 }
 
-export function specFor(sb: Sandbox, inputs: Record<string, string>): LaunchSpec {
+export function specFor(sb: Sandbox, inputs: Record<string, string>, env: Record<string, string> = sb.env): LaunchSpec {
   const all: Record<string, string> = { cloud: 'aws', region: 'us-east', token: sb.tokens.admin, 'startup-timeout': '60', ...inputs };
-  return parseSpec((n) => all[n] ?? '', context(sb));
+  return parseSpec((n) => all[n] ?? '', context(sb, '4242', env));
+}
+
+/** A cloud as post loads it: its options re-read by its descriptor (on Kubernetes, the sandbox kubeconfig as input). */
+export async function cloudFor(sb: Sandbox, name: CloudName, region: string, log: Log = new MemoryLog(), env: Record<string, string> = sb.env): Promise<Cloud> {
+  const inputs: Record<string, string> = name === 'kubernetes' ? { kubeconfig: sb.kubernetes.kubeconfig() } : {};
+  const options = descriptorOf(name).options((n) => inputs[n] ?? '', env);
+  return loadCloud({ name, options } as CloudSpec, region, { env, log, clock: realClock });
 }
 
 export interface Attempt {
@@ -43,13 +58,20 @@ export interface Attempt {
 }
 
 /** Launches through the real SDK clients against the sandbox, keeping the persisted ledger. */
-export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>, signal?: AbortSignal, runId = '4242', log = new MemoryLog()): Promise<Attempt> {
-  const spec = specFor(sb, inputs);
+export async function attemptLaunch(
+  sb: Sandbox,
+  inputs: Record<string, string>,
+  signal?: AbortSignal,
+  runId = '4242',
+  log = new MemoryLog(),
+  env: Record<string, string> = sb.env,
+): Promise<Attempt> {
+  const spec = specFor(sb, inputs, env);
   const attempt: Attempt = { log };
-  const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access, gcp: spec.machine.gcp, azure: spec.machine.azure });
+  const cloud = await loadCloud(spec.cloud, spec.machine.region, { env, log, clock: realClock, signal });
   const forge = new GitHubForge(spec.forge, log);
   try {
-    attempt.result = await launch(spec, context(sb, runId), {
+    attempt.result = await launch(spec, context(sb, runId, env), {
       cloud,
       forge,
       log,
@@ -66,8 +88,7 @@ export async function attemptLaunch(sb: Sandbox, inputs: Record<string, string>,
 
 /** What post does with a ledger (on Kubernetes, with the sandbox cluster's kubeconfig as input). */
 export async function cleanupLedger(sb: Sandbox, ledger: LedgerData): ReturnType<typeof cleanup> {
-  const access = ledger.cloud === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
-  const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp: { project: sb.env.GOOGLE_CLOUD_PROJECT! }, azure: { subscriptionId: sb.env.AZURE_SUBSCRIPTION_ID! } });
+  const cloud = await cloudFor(sb, ledger.cloud, ledger.region);
   const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new MemoryLog());
   return cleanup(ledger, { cloud, forge, log: new MemoryLog() });
 }
@@ -83,8 +104,7 @@ export type SandboxCloud = 'aws' | 'kubernetes' | 'gcp' | 'azure';
 const REGIONS: Record<SandboxCloud, string> = { aws: 'us-east-1', kubernetes: '', gcp: 'us-central1', azure: 'eastus' };
 
 async function endDeps(sb: Sandbox, cloudName: SandboxCloud, log: MemoryLog) {
-  const access = cloudName === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
-  const cloud = await loadCloud(cloudName, REGIONS[cloudName], { kubernetes: access, gcp: { project: sb.env.GOOGLE_CLOUD_PROJECT! }, azure: { subscriptionId: sb.env.AZURE_SUBSCRIPTION_ID! } });
+  const cloud = await cloudFor(sb, cloudName, REGIONS[cloudName], log);
   const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL!, token: sb.tokens.admin }, log);
   return { cloud, forge, log };
 }

@@ -3,10 +3,12 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { loadCloud } from '../src/clouds/types.js';
+import { loadCloud } from '../src/clouds/index.js';
+import type { ClusterAccess, KubernetesOptions } from '../src/clouds/kubernetes/options.js';
+import { realClock } from '../src/retry.js';
 import { InputError } from '../src/errors.js';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
-import { attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor } from './helpers.js';
+import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor } from './helpers.js';
 
 /**
  * Runner pods end to end: the real @kubernetes/client-node and Octokit clients against the
@@ -228,8 +230,14 @@ describe('ending', () => {
 });
 
 describe('cluster access', () => {
-  const prepare = async (access: Parameters<typeof loadCloud>[2]): Promise<void> => {
-    const cloud = await loadCloud('kubernetes', '', access);
+  /** The kubernetes cloud as main loads it, with only its cluster access changed. */
+  const load = (access: ClusterAccess) => {
+    const spec = specFor(sb, k8sInputs());
+    const options: KubernetesOptions = { ...(spec.cloud.options as KubernetesOptions), access };
+    return loadCloud({ name: 'kubernetes', options }, '', { env: {}, log: new MemoryLog(), clock: realClock });
+  };
+  const prepare = async ({ kubernetes: access }: { kubernetes: ClusterAccess }): Promise<void> => {
+    const cloud = await load(access);
     await cloud.prepare(specFor(sb, k8sInputs()).machine);
   };
   const good = (): string => sb.kubernetes.kubeconfig();
@@ -238,7 +246,7 @@ describe('cluster access', () => {
   test('the first source found is the one used: input, KUBERNETES_CONFIGURATION, KUBECONFIG', async () => {
     const file = join(dir, 'kubeconfig');
     writeFileSync(file, good());
-    const { clusterAccess } = await import('../src/config.js');
+    const { clusterAccess } = await import('../src/clouds/kubernetes/options.js');
     const read = (kubeconfig: string) => (name: string) => (name === 'kubeconfig' ? kubeconfig : '');
     // Each time, the sources below the one that should win point at a refused credential.
     await expect(prepare({ kubernetes: clusterAccess(read(good()), { KUBERNETES_CONFIGURATION: bad(), KUBECONFIG: join(dir, 'missing') }) })).resolves.toBeUndefined();
@@ -271,7 +279,7 @@ describe('cluster access', () => {
       { source: 'KUBERNETES_CONFIGURATION' as const, text: 'apiVersion: v1\nkind: Config\n' },
       { source: 'KUBECONFIG' as const, path: join(dir, 'missing') },
     ]) {
-      const err = await loadCloud('kubernetes', '', { kubernetes: access }).catch((e: unknown) => e);
+      const err = await load(access).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InputError);
       expect((err as InputError).input).toBe('kubeconfig');
       expect((err as InputError).message).toContain('kubeconfig');

@@ -9,11 +9,9 @@ import { MemoryLog, attemptLaunch, cleanupRunOf, settle, sweepOf } from './helpe
  */
 
 let sb: Sandbox;
-const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   sb = await startSandbox();
-  Object.assign(process.env, sb.env);
 });
 
 afterEach(async () => {
@@ -23,7 +21,6 @@ afterEach(async () => {
 
 afterAll(async () => {
   await sb.close();
-  process.env = savedEnv;
 });
 
 const runInstances = (): number => sb.ec2.calls.filter((c) => c.action === 'RunInstances').length;

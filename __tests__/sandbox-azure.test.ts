@@ -25,7 +25,7 @@ import { MachineFleet } from '../sandbox/machine.js';
 /**
  * The sandbox's Azure (sandbox/azure.ts) driven by the real @azure/identity credentials and ARM
  * clients, over https with the sandbox CA, which __tests__/setup-tls.ts trusts in-process (no
- * `tlsOptions` here). The calls are the product's (src/clouds/azure.ts): a resource group, then
+ * `tlsOptions` here). The calls are the product's (src/clouds/azure/provider.ts): a resource group, then
  * runner-nsg, runner-vnet (subnet runner), runner-ip, runner-nic, the VM `runner` and a role
  * assignment; VMs really boot their customData. Every test ends with nothing left.
  */

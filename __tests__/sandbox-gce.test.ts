@@ -169,29 +169,22 @@ describe('authentication', () => {
     expect(await bad.json()).toMatchObject({ error: { code: 401, errors: [{ reason: 'authError' }] } });
   });
 
-  test('Application Default Credentials from GOOGLE_APPLICATION_CREDENTIALS (with GOOGLE_CLOUD_PROJECT), as the product runs', async () => {
-    const saved = { creds: process.env.GOOGLE_APPLICATION_CREDENTIALS, project: process.env.GOOGLE_CLOUD_PROJECT };
-    process.env.GOOGLE_APPLICATION_CREDENTIALS = credFile;
-    // Without a project id, google-auth-library asks Cloud Resource Manager for the pool's project.
-    process.env.GOOGLE_CLOUD_PROJECT = GCE_PROJECT;
-    try {
-      const adc = new InstancesClient({ apiEndpoint: '127.0.0.1', port: Number(new URL(fake.url).port), protocol: 'http', fallback: true });
-      closers.push(adc);
-      const [list] = await adc.list({ project: GCE_PROJECT, zone: ZONE });
-      expect(list).toEqual([]);
-      expect(fake.calls.map((x) => `${x.action} ${x.status}`)).toEqual([
-        'sts.token global 200',
-        'iamcredentials.generateAccessToken global 200',
-        `instances.list ${ZONE} 200`,
-      ]);
-      expect(fake.calls[2]!.identity).toBe(GCE_SERVICE_ACCOUNTS.deployer);
-    } finally {
-      for (const [k, v] of [['GOOGLE_APPLICATION_CREDENTIALS', saved.creds], ['GOOGLE_CLOUD_PROJECT', saved.project]] as const) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
+  test('the credential file GOOGLE_APPLICATION_CREDENTIALS names, handed to GoogleAuth with the project, as the product runs', async () => {
+    // The product reads the environment once and hands the file's contents to GoogleAuth; with
+    // the project given, google-auth-library does not ask Cloud Resource Manager for it.
+    const adc = new InstancesClient({ apiEndpoint: '127.0.0.1', port: Number(new URL(fake.url).port), protocol: 'http', fallback: true, projectId: GCE_PROJECT });
+    closers.push(adc);
+    adc.auth.jsonContent = JSON.parse(fs.readFileSync(credFile, 'utf8')) as typeof adc.auth.jsonContent;
+    const [list] = await adc.list({ project: GCE_PROJECT, zone: ZONE });
+    expect(list).toEqual([]);
+    expect(fake.calls.map((x) => `${x.action} ${x.status}`)).toEqual([
+      'sts.token global 200',
+      'iamcredentials.generateAccessToken global 200',
+      `instances.list ${ZONE} 200`,
+    ]);
+    expect(fake.calls[2]!.identity).toBe(GCE_SERVICE_ACCOUNTS.deployer);
   });
+
 
   test('STS refuses a token it did not issue, a missing token and a wrong audience; IAM lets GitHub impersonate the deployer only', async () => {
     const config = JSON.parse(fs.readFileSync(credFile, 'utf8'));

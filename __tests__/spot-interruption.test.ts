@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
-import { loadCloud } from '../src/clouds/types.js';
 import { GitHubForge } from '../src/forge/github.js';
 import type { LedgerData } from '../src/ledger.js';
 import { cleanupRun, type EndReport } from '../src/lifecycle.js';
-import { attemptLaunch, context, MemoryLog, settle } from './helpers.js';
+import { attemptLaunch, cloudFor, context, MemoryLog, settle } from './helpers.js';
 
 /**
  * What a user sees when a runner's machine goes away mid-job: a spot interruption on AWS (the
@@ -14,16 +13,13 @@ import { attemptLaunch, context, MemoryLog, settle } from './helpers.js';
  */
 
 let sb: Sandbox;
-const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   sb = await startSandbox();
-  Object.assign(process.env, sb.env);
 });
 
 afterAll(async () => {
   await sb.close();
-  process.env = savedEnv;
 });
 
 const SHUTDOWN_MESSAGE =
@@ -34,7 +30,7 @@ const SHUTDOWN_MESSAGE =
  * themselves, so what an interrupted machine leaves (an offline registration) is ended here.
  */
 async function cleanupTheRun(ledger: LedgerData): Promise<EndReport> {
-  const cloud = await loadCloud(ledger.cloud, ledger.region);
+  const cloud = await cloudFor(sb, ledger.cloud, ledger.region);
   const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new MemoryLog());
   return cleanupRun(context(sb), { cloud, forge, log: new MemoryLog() });
 }

@@ -14,7 +14,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { renderStartupScript } from '../src/bootstrap/render.js';
-import { loadCloud } from '../src/clouds/types.js';
+import { type CloudSpec, descriptorOf, loadCloud } from '../src/clouds/index.js';
+import { realClock } from '../src/retry.js';
 import { parseSpec, type RunContext } from '../src/config.js';
 import { GitHubForge } from '../src/forge/github.js';
 import { cleanup, launch } from '../src/lifecycle.js';
@@ -212,6 +213,7 @@ async function coldStarts(): Promise<Record<string, Figure>> {
 
 class TimedLog implements Log {
   readonly onlineAt = new Map<string, number>();
+  debug(): void {}
   info(m: string): void {
     const online = /^(\S+): online after/.exec(m);
     if (online) this.onlineAt.set(online[1]!, Date.now());
@@ -225,15 +227,13 @@ class TimedLog implements Log {
   }
 }
 
-/** A sandbox whose endpoints this process's SDK clients use, as the action's would. */
+/** A sandbox whose endpoints this process's SDK clients are handed, as the action's would be. */
 async function sandbox(opts: Parameters<typeof startSandbox>[0]): Promise<Sandbox> {
-  const sb = await startSandbox(opts);
-  Object.assign(process.env, sb.env);
-  return sb;
+  return startSandbox(opts);
 }
 
 function context(sb: Sandbox): RunContext {
-  return { repository: 'octo-org/ml', runId: 'bench', serverUrl: sb.env.GITHUB_SERVER_URL, apiUrl: sb.env.GITHUB_API_URL, kubernetes: {} };
+  return { repository: 'octo-org/ml', runId: 'bench', serverUrl: sb.env.GITHUB_SERVER_URL, apiUrl: sb.env.GITHUB_API_URL, env: sb.env };
 }
 
 interface Launched {
@@ -248,7 +248,7 @@ async function launchIn(sb: Sandbox, inputs: Record<string, string>): Promise<La
   const spec = parseSpec((n) => all[n] ?? '', context(sb));
   const log = new TimedLog();
   const forge = new GitHubForge(spec.forge, log);
-  const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: spec.machine.kubernetes?.access });
+  const cloud = await loadCloud(spec.cloud, spec.machine.region, { env: sb.env, log, clock: realClock });
   // Loading code is cold_start_ms's business; the launch is timed from its first call.
   const startedAt = Date.now();
   let ledger: LedgerData | undefined;
@@ -261,8 +261,9 @@ async function launchIn(sb: Sandbox, inputs: Record<string, string>): Promise<La
 
 /** Ends what a launch made and waits until the sandbox is empty. */
 async function end(sb: Sandbox, ledger: LedgerData): Promise<void> {
-  const access = ledger.cloud === 'kubernetes' ? ({ source: 'the kubeconfig input', text: sb.kubernetes.kubeconfig() } as const) : undefined;
-  const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access });
+  const inputs: Record<string, string> = ledger.cloud === 'kubernetes' ? { kubeconfig: sb.kubernetes.kubeconfig() } : {};
+  const options = descriptorOf(ledger.cloud).options((n) => inputs[n] ?? '', sb.env);
+  const cloud = await loadCloud({ name: ledger.cloud, options } as CloudSpec, ledger.region, { env: sb.env, log: new TimedLog(), clock: realClock });
   const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new TimedLog());
   // The bench ends the runners it launched, healthy ones too: nothing is kept.
   await cleanup({ ...ledger, keep: [] }, { cloud, forge, log: new TimedLog() });

@@ -1,4 +1,4 @@
-import type { CloudName } from './catalog/index.js';
+import type { CloudName } from './clouds/index.js';
 import type { ForgeScope } from './config.js';
 
 /**

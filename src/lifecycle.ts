@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { renderStartupScript, type RunnerCredential } from './bootstrap/render.js';
-import type { Cloud, Machine, MachineStatus, ManagedMachine, Placement } from './clouds/types.js';
+import type { Cloud, Machine, MachineStatus, ManagedMachine, Placement, PreparedCloud } from './clouds/types.js';
 import type { LaunchSpec, RunContext } from './config.js';
-import { CloudError, ForgeError, StartupTimeoutError, errorMessage } from './errors.js';
+import { CloudError, ForgeError, StartupTimeoutError, errorMessage, isFallback } from './errors.js';
 import type { ForgeRunner, GitHubForge } from './forge/github.js';
 import { Ledger, pending, type LedgerData } from './ledger.js';
 import { maskSecrets, type Log } from './log.js';
-import { mapLimited, realClock, withRetry, type Clock } from './retry.js';
+import { mapLimited, realClock, retry, type Clock } from './retry.js';
 
 /**
  * Launch and cleanup over a ledger. Launch records every registration and machine before the
@@ -75,7 +75,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const { cloud, forge, log, signal } = deps;
   const clock = deps.clock ?? realClock;
   const started = clock.now();
-  const ledger = new Ledger(Ledger.empty(spec.machine.cloud, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
+  const ledger = new Ledger(Ledger.empty(spec.cloud.name, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
   const secrets = new Set<string>([spec.forge.token]);
   const label = runLabel(ctx);
   const base = { labels: spec.runner.labels, runLabel: label, region: cloud.region, failed: [] as LaunchResult['failed'] };
@@ -98,8 +98,10 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   // requested one round trip after the slowest of them.
   // Where machines may go is known once the cloud is prepared (Compute Engine zones offering the type).
   let placements: Placement[] = [];
+  let ready: PreparedCloud | undefined;
   const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]).then((done) => {
-    placements = placementsFor(spec, cloud);
+    ready = done[1];
+    placements = placementsFor(spec, ready);
     return done;
   });
   prepared.catch(() => undefined); // awaited below; this only keeps an early failure from going unobserved
@@ -137,8 +139,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
       const clientToken = randomUUID();
       const entry = ledger.machine(name, clientToken);
       try {
-        const machine = await cloud.launch(
-          spec.machine,
+        const machine = await ready!.launch(
           {
             runnerName: name,
             attempt: attempts.length + 1,
@@ -157,12 +158,12 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
         log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
         return machine;
       } catch (err) {
-        if (!(err instanceof CloudError) || !err.fallback) throw err;
+        if (!(err instanceof CloudError) || !isFallback(err.kind)) throw err;
         lastRefusal = err;
         // The cloud refused outright: nothing was created, and this placement is skipped from now on.
         ledger.update(entry, { refused: err.code });
         attempts.push({ ...placement, outcome: err.code });
-        if (err.fallback === 'market') market.spotRefused = true;
+        if (err.kind === 'market') market.spotRefused = true;
         else refusedHere.add(key);
         log.warning(`${name}: ${key}: ${err.code}; trying the next placement`);
       }
@@ -170,10 +171,11 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
     // One place tried: its own error says it best. Several: the order tried, then what to do.
     if (attempts.length === 1 && lastRefusal) throw lastRefusal;
     throw new CloudError(
-      cloud.name === 'kubernetes' ? 'Kubernetes' : cloud.name.toUpperCase(),
+      cloud.title,
       'NoCapacity',
       `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}${lastRefusal ? `. The last answer: ${lastRefusal.message.split('\n')[0]}` : ''}`,
       `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`,
+      'capacity',
     );
   };
 
@@ -246,7 +248,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
           downloads,
           userScript: spec.machine.startupScript,
           runnerCache: spec.runner.cache,
-          ...cloud.scriptSettings(spec.machine),
+          ...ready!.scriptSettings,
         });
         requests.set(name, { script, credential, version: downloads.version });
         tried.set(name, []);
@@ -256,7 +258,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
       results.forEach((r, i) => {
         if (r.status === 'rejected') failures.set(spec.runner.names[i]!, `Runner ${spec.runner.names[i]} could not be created: ${errorMessage(r.reason)}`);
       });
-      for (const warning of cloud.warnings ?? []) log.warning(warning);
+      for (const warning of ready?.warnings ?? []) log.warning(warning);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       // Without allow-partial one failure fails the launch; so does a failure before any machine.
       if (failed && (!spec.runner.allowPartial || machines.size === 0)) throw failed.reason;
@@ -332,9 +334,9 @@ async function findReusable(spec: LaunchSpec, forge: GitHubForge): Promise<Forge
  * when on-demand-fallback allows; within a market, types in the order given, and for each type
  * the places (subnets) in the order given.
  */
-export function placementsFor(spec: LaunchSpec, cloud: Pick<Cloud, 'places'>): Placement[] {
+export function placementsFor(spec: LaunchSpec, cloud: Pick<PreparedCloud, 'places'>): Placement[] {
   const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
-  const places = cloud.places(spec.machine);
+  const places = cloud.places;
   return markets.flatMap((spot) => spec.machine.types.flatMap((type) => places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
 }
 
@@ -522,18 +524,15 @@ export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<Clea
   return report;
 }
 
-const terminate = (cloud: Cloud, id: string, clock: Clock): Promise<'terminated' | 'gone'> =>
-  withRetry(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: (err) => !(err instanceof CloudError) || !isPermanent(err), clock });
-
-/** A refusal that a retry cannot change: no permission, bad credentials. */
-const isPermanent = (err: CloudError): boolean => /^(UnauthorizedOperation|AuthFailure|Forbidden|Unauthorized)$/.test(err.code);
+/** The provider retries its own calls; the clock is kept for the signature the callers use. */
+const terminate = (cloud: Cloud, id: string, _clock: Clock): Promise<'terminated' | 'gone'> => cloud.terminate(id);
 
 /** A runner whose machine just ended can still count as busy for a moment (422): that is retried. */
 const deleteRegistration = (forge: GitHubForge, id: number, clock: Clock): Promise<'deleted' | 'gone'> =>
-  withRetry(() => forge.deleteRunner(id), {
+  retry(() => forge.deleteRunner(id), {
     attempts: 6,
     baseMs: 1000,
-    retryable: (err) => !(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500,
+    classify: (err) => (!(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500 ? 'transient' : 'permanent'),
     clock,
   });
 

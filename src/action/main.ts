@@ -1,7 +1,8 @@
 import * as core from '@actions/core';
-import { loadCloud } from '../clouds/types.js';
-import { kubeconfigSecrets, parseSpec, type LaunchSpec, type RunContext } from '../config.js';
+import { descriptorOf, loadCloud } from '../clouds/index.js';
+import { parseSpec, type LaunchSpec, type RunContext } from '../config.js';
 import { errorMessage } from '../errors.js';
+import { realClock } from '../retry.js';
 import { GitHubForge } from '../forge/github.js';
 import { cleanupRun, launch, sweep, type EndReport, type LaunchResult } from '../lifecycle.js';
 import { actionsLog } from './core-log.js';
@@ -22,29 +23,34 @@ export async function runMain(): Promise<void> {
     const ctx = runContext();
     const spec = parseSpec((name) => core.getInput(name), ctx);
     core.setSecret(spec.forge.token);
-    const access = spec.machine.kubernetes?.access;
-    if (access && 'text' in access) for (const secret of kubeconfigSecrets(access.text)) core.setSecret(secret);
+    for (const secret of descriptorOf(spec.cloud.name).secrets?.(spec.cloud.options) ?? []) core.setSecret(secret);
     const forge = new GitHubForge(spec.forge, actionsLog);
     if (spec.mode === 'launch') {
       // The first request goes out now; loading the cloud's SDK overlaps its round trip.
       forge.downloads(spec.runner.version).catch(() => undefined);
     }
-    const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access, gcp: spec.machine.gcp, azure: spec.machine.azure });
+    const cloudContext = { env: ctx.env, log: actionsLog, clock: realClock, signal: cancel.signal };
+    const cloud = await loadCloud(spec.cloud, spec.machine.region, cloudContext);
     if (spec.mode === 'launch') {
-      if (spec.machine.gcp && !spec.machine.gcp.serviceAccount) {
-        core.warning(
-          'gcp-service-account is empty, so the machines cannot delete themselves: when a runner ends, its VM stops and its disk bills until the cleanup job or a sweep deletes it (Compute Engine deletes a VM at max-lifetime only while it runs). Give a service account that may delete instances; see "Google Cloud" in the README.',
-        );
-      }
-      const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
+      const result = await launch(spec, ctx, {
+        cloud,
+        forge,
+        log: actionsLog,
+        persist: saveLedger,
+        signal: cancel.signal,
+      });
       writeOutputs(result);
       await writeSummary(spec, result);
       return;
     }
     const report =
       spec.mode === 'cleanup'
-        ? await core.group(`Ending everything run ${ctx.runId} launched`, () => cleanupRun(ctx, { cloud, forge, log: actionsLog }))
-        : await core.group(`Sweeping what ${ctx.repository} left behind`, () => sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }));
+        ? await core.group(`Ending everything run ${ctx.runId} launched`, () =>
+            cleanupRun(ctx, { cloud, forge, log: actionsLog }),
+          )
+        : await core.group(`Sweeping what ${ctx.repository} left behind`, () =>
+            sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }),
+          );
     core.setOutput('runner-names', report.registrations.map((r) => r.name).join(','));
     core.setOutput('instance-ids', report.machines.map((m) => m.id).join(','));
     await writeEndSummary(spec, ctx, report);
@@ -77,12 +83,16 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
   if (result.reused.length > 0) {
     await core.summary
       .addHeading('Runners reused', 3)
-      .addRaw(`Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`)
+      .addRaw(
+        `Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`,
+      )
       .write();
     return;
   }
   const tried = (r: LaunchResult['runners'][number]): string =>
-    r.tried.map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`).join('; ');
+    r.tried
+      .map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`)
+      .join('; ');
   const summary = core.summary.addHeading('Runners launched', 3).addTable([
     [
       { data: 'Runner', header: true },
@@ -96,7 +106,7 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
     ],
     ...result.runners.map((r) => [
       r.name,
-      spec.machine.cloud,
+      spec.cloud.name,
       r.machine.id,
       r.machine.type,
       r.machine.spot ? 'spot' : 'on-demand',
@@ -110,7 +120,10 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
     true,
   );
   if (result.failed.length > 0) {
-    summary.addRaw(`${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ${result.failed.map((f) => f.name).join(', ')}.`, true);
+    summary.addRaw(
+      `${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ${result.failed.map((f) => f.name).join(', ')}.`,
+      true,
+    );
   }
   await summary.write();
 }

@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
-import { loadCloud } from '../clouds/types.js';
-import { azureSubscription, clusterAccess, gcpProject, kubeconfigSecrets } from '../config.js';
+import { type CloudSpec, descriptorOf, loadCloud } from '../clouds/index.js';
 import { errorMessage } from '../errors.js';
+import { realClock } from '../retry.js';
 import { GitHubForge } from '../forge/github.js';
 import { pending } from '../ledger.js';
 import { cleanup } from '../lifecycle.js';
@@ -32,12 +32,14 @@ export async function runPost(): Promise<void> {
     const token = core.getInput('token');
     core.setSecret(token);
     await core.group('Cleaning up the failed launch', async () => {
-      // Post reaches the cluster the same way main did: same inputs, same environment.
-      const access = ledger.cloud === 'kubernetes' ? clusterAccess((name) => core.getInput(name), runContext().kubernetes) : undefined;
-      if (access && 'text' in access) for (const secret of kubeconfigSecrets(access.text)) core.setSecret(secret);
-      const gcp = ledger.cloud === 'gcp' ? { project: gcpProject((name) => core.getInput(name), runContext().gcp) } : undefined;
-      const azure = ledger.cloud === 'azure' ? { subscriptionId: azureSubscription((name) => core.getInput(name), runContext().azureSubscriptionId) } : undefined;
-      const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp, azure });
+      // Post reaches the cloud the same way main did: the cloud's own options, from the same
+      // inputs and environment, read by its descriptor.
+      const { env } = runContext();
+      const descriptor = descriptorOf(ledger.cloud);
+      const options = descriptor.options((name) => core.getInput(name), env);
+      for (const secret of descriptor.secrets?.(options) ?? []) core.setSecret(secret);
+      const spec = { name: ledger.cloud, options } as CloudSpec;
+      const cloud = await loadCloud(spec, ledger.region, { env, log: actionsLog, clock: realClock });
       const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
       const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
       core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);

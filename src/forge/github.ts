@@ -5,7 +5,7 @@ import type { ForgeScope, ForgeSpec } from '../config.js';
 import type { RunnerDownload } from '../bootstrap/render.js';
 import { ForgeError, errorMessage } from '../errors.js';
 import type { Log } from '../log.js';
-import { realClock, withRetry, type Clock } from '../retry.js';
+import { realClock, retry, type Clock } from '../retry.js';
 
 /**
  * GitHub's self-hosted runner API: mint runner credentials, watch runners come online,
@@ -78,7 +78,7 @@ export class GitHubForge {
    * `tries.count` tells the caller how many attempts were sent.
    */
   private async call<T>(route: string, params: Record<string, unknown> = {}, tries: { count: number } = { count: 0 }): Promise<{ status: number; data: T }> {
-    return withRetry(
+    return retry(
       async () => {
         tries.count += 1;
         try {
@@ -94,7 +94,7 @@ export class GitHubForge {
           throw explained;
         }
       },
-      { attempts: ATTEMPTS, baseMs: BACKOFF_BASE_MS, retryable: isTransient, clock: this.clock },
+      { attempts: ATTEMPTS, baseMs: BACKOFF_BASE_MS, classify: (err) => (isTransient(err) ? 'transient' : 'permanent'), clock: this.clock },
     );
   }
 

@@ -1,5 +1,6 @@
-import { InputError } from '../errors.js';
-import type { GenericGpu, GenericRegion, GenericType } from './generic.js';
+import type { CloudCatalog } from '../descriptor.js';
+import { InputError } from '../../errors.js';
+import { type GenericGpu, type GenericRegion, type GenericType, isGenericRegion, isGenericType } from '../generic.js';
 
 /**
  * Google Cloud names for the generic vocabulary.
@@ -24,8 +25,18 @@ export const GCP_REGIONS: Readonly<Record<GenericRegion, string>> = {
 /** `null`: the GPU is not offered on Compute Engine; the string says what to ask for instead. */
 export const GCP_TYPES: Readonly<Record<GenericGpu, Readonly<Record<GenericType, string>> | string>> = {
   nogpu: { s: 'n2-standard-2', m: 'n2-standard-8', l: 'n2-standard-32', xl: 'n2-standard-64' },
-  t4: { s: 'n1-standard-4+nvidia-tesla-t4', m: 'n1-standard-8+nvidia-tesla-t4', l: 'n1-standard-16+2xnvidia-tesla-t4', xl: 'n1-standard-32+4xnvidia-tesla-t4' },
-  v100: { s: 'n1-standard-8+nvidia-tesla-v100', m: 'n1-standard-16+2xnvidia-tesla-v100', l: 'n1-standard-32+4xnvidia-tesla-v100', xl: 'n1-standard-64+8xnvidia-tesla-v100' },
+  t4: {
+    s: 'n1-standard-4+nvidia-tesla-t4',
+    m: 'n1-standard-8+nvidia-tesla-t4',
+    l: 'n1-standard-16+2xnvidia-tesla-t4',
+    xl: 'n1-standard-32+4xnvidia-tesla-t4',
+  },
+  v100: {
+    s: 'n1-standard-8+nvidia-tesla-v100',
+    m: 'n1-standard-16+2xnvidia-tesla-v100',
+    l: 'n1-standard-32+4xnvidia-tesla-v100',
+    xl: 'n1-standard-64+8xnvidia-tesla-v100',
+  },
   l4: { s: 'g2-standard-4', m: 'g2-standard-16', l: 'g2-standard-24', xl: 'g2-standard-48' },
   a100: { s: 'a2-highgpu-1g', m: 'a2-highgpu-2g', l: 'a2-highgpu-4g', xl: 'a2-highgpu-8g' },
   h100: { s: 'a3-highgpu-1g', m: 'a3-highgpu-2g', l: 'a3-highgpu-4g', xl: 'a3-highgpu-8g' },
@@ -77,7 +88,8 @@ const FAMILY_GPUS: Readonly<Record<string, GenericGpu>> = { g2: 'l4', a2: 'a100'
 
 /** The generic GPU a native type carries, when it is one of ours. */
 function gpuOf(t: GcpMachineType): GenericGpu | undefined {
-  if (t.accelerator) return (Object.keys(GCP_ATTACHED_GPUS) as GenericGpu[]).find((g) => GCP_ATTACHED_GPUS[g] === t.accelerator!.type);
+  if (t.accelerator)
+    return (Object.keys(GCP_ATTACHED_GPUS) as GenericGpu[]).find((g) => GCP_ATTACHED_GPUS[g] === t.accelerator!.type);
   return FAMILY_GPUS[t.machineType.split('-')[0]!];
 }
 
@@ -95,11 +107,17 @@ export function gcpMachineType(type: string, gpu: GenericGpu, generic: boolean):
   if (!parsed || gpu === 'nogpu') return parsed && type;
   if (gcpTypeHasGpu(type)) {
     const carried = gpuOf(parsed);
-    if (carried && carried !== gpu) throw new InputError('type', type, `${type} carries a ${carried} GPU but gpu is ${gpu}: leave gpu out, or give a type with a ${gpu}`);
+    if (carried && carried !== gpu)
+      throw new InputError(
+        'type',
+        type,
+        `${type} carries a ${carried} GPU but gpu is ${gpu}: leave gpu out, or give a type with a ${gpu}`,
+      );
     return type;
   }
   const attach = GCP_ATTACHED_GPUS[gpu];
-  if (attach && parsed.machineType.startsWith('n1-')) return formatGcpType({ machineType: parsed.machineType, accelerator: { type: attach, count: 1 } });
+  if (attach && parsed.machineType.startsWith('n1-'))
+    return formatGcpType({ machineType: parsed.machineType, accelerator: { type: attach, count: 1 } });
   throw new InputError(
     'type',
     type,
@@ -117,7 +135,23 @@ export const GCP_IMAGES = {
 } as const;
 
 /** `projects/P/global/images/NAME`, `projects/P/global/images/family/F`, or a full URL of either. */
-export const GCP_IMAGE = /^(https:\/\/(compute|www)\.googleapis\.com\/compute\/v1\/)?projects\/[a-z][-a-z0-9]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const GCP_IMAGE =
+  /^(https:\/\/(compute|www)\.googleapis\.com\/compute\/v1\/)?projects\/[a-z][-a-z0-9]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** `us-central1`, `europe-west4`, `me-central2`. */
 export const GCP_NATIVE_REGION = /^[a-z]+-[a-z]+\d+$/;
+
+/** Google Cloud: a region (the zone is chosen at launch), a machine type with its GPUs. */
+export const GCP_CATALOG: CloudCatalog = {
+  nativeRegionHint: 'a Google Cloud region such as us-central1',
+  nativeTypeHint:
+    'a Compute Engine machine type such as g2-standard-8, or an N1 type with GPUs attached such as ' +
+    'n1-standard-8+nvidia-tesla-t4 or n1-standard-16+2xnvidia-tesla-v100',
+  region: (v) => (isGenericRegion(v) ? GCP_REGIONS[v] : GCP_NATIVE_REGION.test(v) ? v : undefined),
+  machineType: (t, gpu) => gcpMachineType(t, gpu, isGenericType(t)),
+  typeHasGpu: gcpTypeHasGpu,
+  image: (v) => GCP_IMAGE.test(v),
+  imageHint:
+    'use an image or image family path (projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64, ' +
+    'projects/my-project/global/images/my-runner) or its full URL',
+};

@@ -1,11 +1,30 @@
 import { readFileSync } from 'node:fs';
-import { ApiException, BatchV1Api, CoreV1Api, KubeConfig, type CoreV1Event, type V1Job, type V1Pod, type V1Secret } from '@kubernetes/client-node';
-import type { CloudScriptSettings } from '../bootstrap/render.js';
-import { KUBERNETES_DEFAULT_IMAGE, KUBERNETES_GPU_RESOURCE, parsePodSize } from '../catalog/kubernetes.js';
-import { isLabelKey, isLabelValue, type ClusterAccess, type MachineSpec } from '../config.js';
-import { CloudError, InputError, errorMessage } from '../errors.js';
-import { withRetry } from '../retry.js';
-import type { Cloud, Machine, MachineRequest, MachineStatus, ManagedMachine, Placement } from './types.js';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  type CoreV1Event,
+  KubeConfig,
+  type V1Job,
+  type V1Pod,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import type { MachineSpec } from '../../config/spec.js';
+import { CloudError, InputError, errorMessage } from '../../errors.js';
+import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
+import { TAG, managedFromTags } from '../tags.js';
+import type {
+  Cloud,
+  CloudContext,
+  Machine,
+  MachineRequest,
+  MachineStatus,
+  ManagedMachine,
+  Placement,
+  PreparedCloud,
+} from '../types.js';
+import { KUBERNETES_DEFAULT_IMAGE, KUBERNETES_GPU_RESOURCE, parsePodSize } from './catalog.js';
+import { kubernetesError, kubernetesRetryAfterMs } from './errors.js';
+import { type ClusterAccess, type KubernetesOptions, isLabelKey, isLabelValue } from './options.js';
 
 /**
  * Runner pods on an existing cluster. Each runner is a batch/v1 Job with one pod, and a Secret
@@ -19,14 +38,23 @@ import type { Cloud, Machine, MachineRequest, MachineStatus, ManagedMachine, Pla
  *
  * RBAC (the Role in the README): jobs create/get/list/delete, secrets create/patch/list/delete,
  * pods list, pods/log get, events list, all in the runners' namespace.
+ *
+ * Retries: the client has none of its own; each call is retried by `cloudCall` (a create only
+ * where a repeat is recognised as ours: a dry run, or an object carrying our client token).
  */
 
 const MANAGED_BY = 'cml-runner-action';
+/** The runner's exact name, which an object name (lowercased, 63 characters) may not keep. */
+const RUNNER_NAME = 'cml-runner/runner-name';
+/** Our tags become `cml-runner/` label and annotation keys: `cml-runner:run-id` is `cml-runner/run-id`. */
+function asLabelKey(tag: string): string {
+  return tag.replace(/^cml-runner:/, 'cml-runner/');
+}
 const LABEL = {
   managedBy: 'app.kubernetes.io/managed-by',
   machine: 'cml-runner/machine',
-  clientToken: 'cml-runner/client-token',
-  runId: 'cml-runner/run-id',
+  clientToken: asLabelKey(TAG.clientToken),
+  runId: asLabelKey(TAG.runId),
 } as const;
 /** Where the Secret's startup script is mounted, and the writable work directory. */
 const SCRIPT_DIR = '/etc/cml-runner';
@@ -39,16 +67,14 @@ const CALL_TIMEOUT_MS = 30_000;
 const LOG_TAIL_LINES = 200;
 
 /** Container waiting reasons that never clear by themselves. */
-const FATAL_WAITING = new Set(['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
-
-const ADVICE: Record<number, string> = {
-  401: 'The cluster refused the credentials in the kubeconfig. Check that its token or certificate is current; tokens from `kubectl create token` expire.',
-  403: 'The identity in the kubeconfig lacks a permission. Bind it to the Role in the README (jobs, secrets, pods, pods/log and events in the runners namespace).',
-  404: 'Check kubernetes-namespace: the namespace must exist.',
-  409: 'An object with this name already exists in the namespace; give another runner name.',
-  422: 'The cluster rejected the pod spec; check kubernetes-image, kubernetes-node-selector, kubernetes-tolerations, kubernetes-runtime-class, type and hdd-size.',
-  429: 'The API server is throttling requests; launch fewer runners at once or retry later.',
-};
+const FATAL_WAITING = new Set([
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+]);
 
 interface JobOptions {
   name: string;
@@ -60,25 +86,37 @@ interface JobOptions {
   maxLifetimeSeconds: number;
 }
 
+export function createCloud(options: KubernetesOptions, region: string, ctx: CloudContext): Cloud {
+  return new KubernetesCloud(options, region, ctx);
+}
+
 export class KubernetesCloud implements Cloud {
-  readonly name = 'kubernetes' as const;
+  readonly name = 'kubernetes';
+  readonly title = 'Kubernetes';
   readonly kind = 'container' as const;
   readonly region: string;
   private readonly core: CoreV1Api;
   private readonly batch: BatchV1Api;
   private readonly server: string;
   private readonly usesPlugin: boolean;
+  private readonly access: ClusterAccess;
 
+  /** `region` is the namespace a ledger recorded; the kubernetes-namespace input comes first. */
   constructor(
-    private readonly access: ClusterAccess,
-    namespace?: string,
+    private readonly options: KubernetesOptions,
+    region: string,
+    private readonly ctx: CloudContext,
   ) {
+    this.access = options.access;
+    const access = options.access;
+    const namespace = options.namespace ?? (region || undefined);
     const kc = loadKubeconfig(access);
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw accessError(access, 'it has no current context with a cluster');
     this.server = cluster.server;
     this.usesPlugin = Boolean(kc.getCurrentUser()?.exec);
-    this.region = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? inClusterNamespace(access) ?? 'default';
+    this.region =
+      namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? inClusterNamespace(access) ?? 'default';
     this.core = kc.makeApiClient(CoreV1Api);
     this.batch = kc.makeApiClient(BatchV1Api);
   }
@@ -88,32 +126,58 @@ export class KubernetesCloud implements Cloud {
    * Job: the API server authorises, validates and admits them (RBAC, the namespace, quotas,
    * admission policies) without persisting anything.
    */
-  async prepare(spec: MachineSpec): Promise<void> {
+  async prepare(spec: MachineSpec): Promise<PreparedCloud> {
     const name = `cml-runner-dry-run-${Math.random().toString(36).slice(2, 8)}`;
     const labels = { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name };
-    const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, labels }, type: 'Opaque', stringData: { 'startup.sh': '#', jitconfig: '-' } };
-    const job = this.jobFor(spec, { name, type: spec.types[0]!, labels, annotations: {}, credentialKey: 'jitconfig', runnerVersion: 'latest', maxLifetimeSeconds: 3600 });
+    const secret: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, labels },
+      type: 'Opaque',
+      stringData: { 'startup.sh': '#', jitconfig: '-' },
+    };
+    const job = this.jobFor(spec, {
+      name,
+      type: spec.types[0]!,
+      labels,
+      annotations: {},
+      credentialKey: 'jitconfig',
+      runnerVersion: 'latest',
+      maxLifetimeSeconds: 3600,
+    });
     await Promise.all([
       // A dry run persists nothing, so a throttled or failed one is always safe to send again.
-      this.call('create', 'secrets', () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' }), { retryCreate: true }),
-      this.call('create', 'jobs', () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' }), { retryCreate: true }),
+      this.call(
+        'create',
+        'secrets',
+        () => this.core.createNamespacedSecret({ namespace: this.region, body: secret, dryRun: 'All' }),
+        { retryCreate: true },
+      ),
+      this.call(
+        'create',
+        'jobs',
+        () => this.batch.createNamespacedJob({ namespace: this.region, body: job, dryRun: 'All' }),
+        { retryCreate: true },
+      ),
     ]);
+    return {
+      scriptSettings: {},
+      places: [undefined],
+      warnings: [],
+      launch: (request, placement) => this.launch(spec, request, placement),
+    };
   }
 
-  scriptSettings(): CloudScriptSettings {
-    return {};
-  }
-
-  places(): Array<string | undefined> {
-    return [undefined];
-  }
-
-  async launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine> {
+  private async launch(spec: MachineSpec, request: MachineRequest, placement: Placement): Promise<Machine> {
     // A later attempt (the earlier pod found no room) gets its own name: the old Job may still be going.
     const name = objectName(request.attempt > 1 ? `${request.runnerName}-${request.attempt}` : request.runnerName);
     const { labels, annotations } = metadataFromTags(request.tags);
-    Object.assign(labels, { [LABEL.managedBy]: MANAGED_BY, [LABEL.machine]: name, [LABEL.clientToken]: request.clientToken });
-    annotations['cml-runner/runner-name'] = request.runnerName;
+    Object.assign(labels, {
+      [LABEL.managedBy]: MANAGED_BY,
+      [LABEL.machine]: name,
+      [LABEL.clientToken]: request.clientToken,
+    });
+    annotations[RUNNER_NAME] = request.runnerName;
     const credentialKey = 'jitConfig' in request.credential ? ('jitconfig' as const) : ('token' as const);
 
     // 1. The Secret first, so the pod never starts without it.
@@ -124,23 +188,44 @@ export class KubernetesCloud implements Cloud {
       type: 'Opaque',
       stringData: {
         'startup.sh': request.startupScript,
-        [credentialKey]: 'jitConfig' in request.credential ? request.credential.jitConfig : request.credential.registrationToken,
+        [credentialKey]:
+          'jitConfig' in request.credential ? request.credential.jitConfig : request.credential.registrationToken,
       },
     };
-    await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
+    await this.create('secrets', name, request.clientToken, () =>
+      this.core.createNamespacedSecret({ namespace: this.region, body: secret }),
+    );
 
     // 2. The Job.
-    const job = this.jobFor(spec, { name, type: placement.type, labels, annotations, credentialKey, runnerVersion: request.runnerVersion, maxLifetimeSeconds: request.maxLifetimeSeconds });
-    const created = await this.create('jobs', name, request.clientToken, () => this.batch.createNamespacedJob({ namespace: this.region, body: job }));
+    const job = this.jobFor(spec, {
+      name,
+      type: placement.type,
+      labels,
+      annotations,
+      credentialKey,
+      runnerVersion: request.runnerVersion,
+      maxLifetimeSeconds: request.maxLifetimeSeconds,
+    });
+    const created = await this.create('jobs', name, request.clientToken, () =>
+      this.batch.createNamespacedJob({ namespace: this.region, body: job }),
+    );
     let uid = created?.metadata?.uid;
-    if (!uid) uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))).metadata?.uid;
+    if (!uid)
+      uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region })))
+        .metadata?.uid;
 
     // 3. The Job owns the Secret: deleting the Job, or its TTL, removes the credential too.
     await this.call('patch', 'secrets', () =>
       this.core.patchNamespacedSecret({
         name,
         namespace: this.region,
-        body: [{ op: 'add', path: '/metadata/ownerReferences', value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }] }],
+        body: [
+          {
+            op: 'add',
+            path: '/metadata/ownerReferences',
+            value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }],
+          },
+        ],
       }),
     );
     return { id: name, type: placement.type, spot: false, zone: this.region };
@@ -148,8 +233,7 @@ export class KubernetesCloud implements Cloud {
 
   private jobFor(spec: MachineSpec, o: JobOptions): V1Job {
     const { name, labels, annotations, credentialKey } = o;
-    const k8s = spec.kubernetes;
-    if (!k8s) throw new Error('a kubernetes launch needs the kubernetes settings');
+    const k8s = this.options;
     const size = parsePodSize(o.type);
     const limits: Record<string, string> = { cpu: size.cpu, memory: size.memory };
     if (size.gpus > 0) limits[KUBERNETES_GPU_RESOURCE] = String(size.gpus);
@@ -184,7 +268,8 @@ export class KubernetesCloud implements Cloud {
                   { name: 'CML_RUNNER_HOME', value: WORK_DIR },
                   { name: 'CML_RUNNER_PREINSTALLED', value: PREINSTALLED_RUNNER },
                   {
-                    name: credentialKey === 'jitconfig' ? 'ACTIONS_RUNNER_INPUT_JITCONFIG' : 'ACTIONS_RUNNER_INPUT_TOKEN',
+                    name:
+                      credentialKey === 'jitconfig' ? 'ACTIONS_RUNNER_INPUT_JITCONFIG' : 'ACTIONS_RUNNER_INPUT_TOKEN',
                     valueFrom: { secretKeyRef: { name, key: credentialKey } },
                   },
                 ],
@@ -196,7 +281,10 @@ export class KubernetesCloud implements Cloud {
               },
             ],
             volumes: [
-              { name: 'startup', secret: { secretName: name, defaultMode: 0o444, items: [{ key: 'startup.sh', path: 'startup.sh' }] } },
+              {
+                name: 'startup',
+                secret: { secretName: name, defaultMode: 0o444, items: [{ key: 'startup.sh', path: 'startup.sh' }] },
+              },
               { name: 'work', emptyDir: {} },
             ],
           },
@@ -210,7 +298,9 @@ export class KubernetesCloud implements Cloud {
     if (ids.length === 0) return states;
     const selector = `${LABEL.machine} in (${ids.join(',')})`;
     const [jobs, pods] = await Promise.all([
-      this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector: selector })),
+      this.call('list', 'jobs', () =>
+        this.batch.listNamespacedJob({ namespace: this.region, labelSelector: selector }),
+      ),
       this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: selector })),
     ]);
     await Promise.all(
@@ -225,42 +315,74 @@ export class KubernetesCloud implements Cloud {
   }
 
   private async statusOf(job: V1Job, pod: V1Pod | undefined): Promise<MachineStatus> {
-    const finished = job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-    if (finished) return { state: 'ending', detail: `the Job ${finished.type === 'Complete' ? 'completed' : 'failed'}${finished.reason ? ` (${finished.reason}${finished.message ? `: ${finished.message}` : ''})` : ''}` };
+    const finished = job.status?.conditions?.find(
+      (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+    );
+    if (finished)
+      return {
+        state: 'ending',
+        detail: `the Job ${finished.type === 'Complete' ? 'completed' : 'failed'}${finished.reason ? ` (${finished.reason}${finished.message ? `: ${finished.message}` : ''})` : ''}`,
+      };
     if (job.metadata?.deletionTimestamp) return { state: 'ending', detail: 'the Job is being deleted' };
     if (!pod) return { state: 'starting', detail: 'no pod yet' };
     const phase = pod.status?.phase;
     if (phase === 'Running') return { state: 'running' };
     if (phase === 'Succeeded' || phase === 'Failed') {
       const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
-      return { state: 'ending', detail: `the pod ${phase === 'Succeeded' ? 'completed' : 'failed'}${term ? ` (${term.reason ?? 'exit'} ${term.exitCode})` : ''}` };
+      return {
+        state: 'ending',
+        detail: `the pod ${phase === 'Succeeded' ? 'completed' : 'failed'}${term ? ` (${term.reason ?? 'exit'} ${term.exitCode})` : ''}`,
+      };
     }
-    const waiting = pod.status?.containerStatuses?.map((c) => c.state?.waiting).find((w) => w && FATAL_WAITING.has(w.reason ?? ''));
+    const waiting = pod.status?.containerStatuses
+      ?.map((c) => c.state?.waiting)
+      .find((w) => w && FATAL_WAITING.has(w.reason ?? ''));
     if (waiting) return { state: 'failed', detail: `${waiting.reason}: ${waiting.message ?? ''}`.trim() };
-    const unscheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
+    const unscheduled = pod.status?.conditions?.find(
+      (c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable',
+    );
     if (unscheduled) {
       // With a cluster autoscaler, an unschedulable pod may be waiting for a node being added.
       const events = await this.events(pod.metadata?.name ?? '', 'Pod').catch(() => []);
-      const scaleUp = events.some((e) => e.reason === 'TriggeredScaleUp') && !events.some((e) => e.reason === 'NotTriggerScaleUp');
+      const scaleUp =
+        events.some((e) => e.reason === 'TriggeredScaleUp') && !events.some((e) => e.reason === 'NotTriggerScaleUp');
       if (scaleUp) return { state: 'starting', detail: 'waiting for the cluster autoscaler to add a node' };
-      const scheduling = events.filter((e) => e.reason === 'FailedScheduling').pop()?.message ?? unscheduled.message ?? '';
+      const scheduling =
+        events.filter((e) => e.reason === 'FailedScheduling').pop()?.message ?? unscheduled.message ?? '';
       // "Insufficient cpu/memory/nvidia.com/gpu": a smaller type (the next in the type list) may fit.
-      return { state: 'failed', detail: `Unschedulable: ${scheduling}`, ...(/Insufficient /.test(scheduling) ? { fallback: 'capacity' as const } : {}) };
+      return {
+        state: 'failed',
+        detail: `Unschedulable: ${scheduling}`,
+        ...(/Insufficient /.test(scheduling) ? { fallback: 'capacity' as const } : {}),
+      };
     }
     return { state: 'starting', detail: pod.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? phase };
   }
 
   async consoleLog(id: string): Promise<string> {
-    const pods = await this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: `${LABEL.machine}=${id}` }));
+    const pods = await this.call('list', 'pods', () =>
+      this.core.listNamespacedPod({ namespace: this.region, labelSelector: `${LABEL.machine}=${id}` }),
+    );
     const pod = newest(pods.items);
     const podName = pod?.metadata?.name;
-    const [jobEvents, podEvents] = await Promise.all([this.events(id, 'Job').catch(() => []), podName ? this.events(podName, 'Pod').catch(() => []) : Promise.resolve([])]);
+    const [jobEvents, podEvents] = await Promise.all([
+      this.events(id, 'Job').catch(() => []),
+      podName ? this.events(podName, 'Pod').catch(() => []) : Promise.resolve([]),
+    ]);
     const lines = [...jobEvents, ...podEvents].map(
-      (e) => `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`,
+      (e) =>
+        `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`,
     );
     if (podName) {
       try {
-        const log = await this.call('get', 'pods/log', () => this.core.readNamespacedPodLog({ name: podName, namespace: this.region, container: 'runner', tailLines: LOG_TAIL_LINES }));
+        const log = await this.call('get', 'pods/log', () =>
+          this.core.readNamespacedPodLog({
+            name: podName,
+            namespace: this.region,
+            container: 'runner',
+            tailLines: LOG_TAIL_LINES,
+          }),
+        );
         lines.push(`--- log of pod ${podName} ---`, String(log ?? '').trimEnd());
       } catch (err) {
         lines.push(`(no log from pod ${podName}: ${errorMessage(err).split('\n')[0]})`);
@@ -273,9 +395,17 @@ export class KubernetesCloud implements Cloud {
 
   async terminate(id: string): Promise<'terminated' | 'gone'> {
     // Background propagation: deleting a Job through the API orphans its pods by default.
-    const job = await this.gone(() => this.call('delete', 'jobs', () => this.batch.deleteNamespacedJob({ name: id, namespace: this.region, propagationPolicy: 'Background' })));
+    const job = await endedOrGone(async () => {
+      await this.call('delete', 'jobs', () =>
+        this.batch.deleteNamespacedJob({ name: id, namespace: this.region, propagationPolicy: 'Background' }),
+      );
+    });
     // The Secret goes with its owner; it is deleted here too in case the owner was never set.
-    const secret = await this.gone(() => this.call('delete', 'secrets', () => this.core.deleteNamespacedSecret({ name: id, namespace: this.region })));
+    const secret = await endedOrGone(async () => {
+      await this.call('delete', 'secrets', () =>
+        this.core.deleteNamespacedSecret({ name: id, namespace: this.region }),
+      );
+    });
     return job === 'gone' && secret === 'gone' ? 'gone' : 'terminated';
   }
 
@@ -293,23 +423,16 @@ export class KubernetesCloud implements Cloud {
     const found = new Map<string, ManagedMachine>();
     for (const o of [...jobs.items, ...secrets.items]) {
       const name = o.metadata?.name;
-      const annotations = o.metadata?.annotations ?? {};
-      const labels = o.metadata?.labels ?? {};
-      const repo = annotations['cml-runner/repo'] ?? labels['cml-runner/repo'];
-      if (!name || found.has(name) || repo !== filter.repo) continue;
-      const expires = Date.parse(annotations['cml-runner/expires-at'] ?? '');
+      const tags = tagsFromMetadata(o.metadata?.labels ?? {}, o.metadata?.annotations ?? {});
+      if (!name || found.has(name) || tags[TAG.repo] !== filter.repo) continue;
+      tags[TAG.runner] = o.metadata?.annotations?.[RUNNER_NAME] ?? name;
       const created = o.metadata?.creationTimestamp ? new Date(o.metadata.creationTimestamp).getTime() : undefined;
       const job = 'spec' in o ? (o as V1Job) : undefined;
-      const finished = job?.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-      found.set(name, {
-        id: name,
-        runnerName: annotations['cml-runner/runner-name'] ?? name,
-        runId: labels[LABEL.runId] ?? annotations[LABEL.runId],
-        repo,
-        ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
-        ...(created !== undefined ? { createdAt: created } : {}),
-        state: job ? (finished ? 'ending' : 'running') : 'starting',
-      });
+      const finished = job?.status?.conditions?.some(
+        (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+      );
+      const state = job ? (finished ? 'ending' : 'running') : 'starting';
+      found.set(name, managedFromTags(name, tags, { state, ...(created !== undefined ? { createdAt: created } : {}) }));
     }
     return [...found.values()];
   }
@@ -325,26 +448,24 @@ export class KubernetesCloud implements Cloud {
 
   private async events(name: string, kind: 'Pod' | 'Job'): Promise<CoreV1Event[]> {
     const list = await this.call('list', 'events', () =>
-      this.core.listNamespacedEvent({ namespace: this.region, fieldSelector: `involvedObject.name=${name},involvedObject.kind=${kind}` }),
+      this.core.listNamespacedEvent({
+        namespace: this.region,
+        fieldSelector: `involvedObject.name=${name},involvedObject.kind=${kind}`,
+      }),
     );
     return [...list.items].sort((a, b) => eventTime(a) - eventTime(b));
-  }
-
-  private async gone(fn: () => Promise<unknown>): Promise<'terminated' | 'gone'> {
-    try {
-      await fn();
-      return 'terminated';
-    } catch (err) {
-      if (err instanceof CloudError && err.code === 'NotFound') return 'gone';
-      throw err;
-    }
   }
 
   /**
    * A create that may have happened already (a retry after a lost answer): an object of the
    * same name carrying this launch's client token is ours, and counts as created.
    */
-  private async create<T>(resource: 'jobs' | 'secrets', name: string, clientToken: string, fn: () => Promise<T>): Promise<T | undefined> {
+  private async create<T>(
+    resource: 'jobs' | 'secrets',
+    name: string,
+    clientToken: string,
+    fn: () => Promise<T>,
+  ): Promise<T | undefined> {
     try {
       return await this.call('create', resource, fn, { retryCreate: true });
     } catch (err) {
@@ -352,66 +473,74 @@ export class KubernetesCloud implements Cloud {
       const existing =
         resource === 'jobs'
           ? await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))
-          : (await this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector: `${LABEL.clientToken}=${clientToken}` }))).items[0];
+          : (
+              await this.call('list', 'secrets', () =>
+                this.core.listNamespacedSecret({
+                  namespace: this.region,
+                  labelSelector: `${LABEL.clientToken}=${clientToken}`,
+                }),
+              )
+            ).items[0];
       if (existing?.metadata?.labels?.[LABEL.clientToken] === clientToken) return undefined;
       throw err;
     }
   }
 
   /**
-   * One API call, with a timeout, retries for throttling, 5xx and lost connections, and errors
-   * that say what the user can do. A create is retried only when the server cannot have acted
-   * (429) or when `create()` will recognise its own object (AlreadyExists with our client token).
+   * One API call, with a timeout, and errors that say what the user can do; retried by
+   * `cloudCall` for throttling, 5xx and lost connections. A create is retried only when the
+   * server cannot have acted (429) or when `create()` will recognise its own object
+   * (AlreadyExists with our client token).
    */
-  private async call<T>(verb: string, resource: string, fn: () => Promise<T>, opts: { retryCreate?: boolean } = {}): Promise<T> {
-    const attempt = async (): Promise<T> => {
+  private call<T>(
+    verb: string,
+    resource: string,
+    fn: () => Promise<T>,
+    opts: { retryCreate?: boolean } = {},
+  ): Promise<T> {
+    const where = `${verb} ${resource} in namespace ${this.region}`;
+    const mayRepeat = verb !== 'create' || opts.retryCreate === true;
+    const policy: CallPolicy = {
+      attempts: 4,
+      retryAfterMs: kubernetesRetryAfterMs,
+      translate: (err) => {
+        const e = kubernetesError(err, {
+          where,
+          source: this.access.source,
+          server: this.server,
+          usesPlugin: this.usesPlugin,
+        });
+        const status = (e as { status?: number }).status;
+        return e.kind === 'transient' && !mayRepeat && status !== 429
+          ? new CloudError(e.cloud, e.code, e.message, '', 'permanent')
+          : e;
+      },
+    };
+    return cloudCall(this.ctx, policy, where, async () => {
       let timer: NodeJS.Timeout | undefined;
       try {
         return await Promise.race([
           fn(),
           new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new CloudError('Kubernetes', 'Timeout', `${verb} ${resource} in namespace ${this.region}: no answer from ${this.server} within ${CALL_TIMEOUT_MS / 1000}s`, 'Check that the API server is reachable from the launch job.')), CALL_TIMEOUT_MS);
+            timer = setTimeout(
+              () =>
+                reject(
+                  new CloudError(
+                    'Kubernetes',
+                    'Timeout',
+                    `${where}: no answer from ${this.server} within ${CALL_TIMEOUT_MS / 1000}s`,
+                    'Check that the API server is reachable from the launch job.',
+                    'transient',
+                  ),
+                ),
+              CALL_TIMEOUT_MS,
+            );
           }),
         ]);
-      } catch (err) {
-        throw this.translate(verb, resource, err);
       } finally {
         clearTimeout(timer);
       }
-    };
-    return withRetry(attempt, {
-      attempts: 4,
-      baseMs: 500,
-      retryable: (err) => err instanceof CloudError && transient(err) && (verb !== 'create' || opts.retryCreate === true),
     });
-  }
-
-  private translate(verb: string, resource: string, err: unknown): Error {
-    if (err instanceof CloudError) return err;
-    const where = `${verb} ${resource} in namespace ${this.region}`;
-    if (err instanceof ApiException) {
-      const status = parseStatus(err.body);
-      const reason = status?.reason ?? (err.code === 401 ? 'Unauthorized' : `HTTP${err.code}`);
-      const message = status?.message ?? (err.code === 401 ? 'Unauthorized' : 'no message');
-      const advice = err.code === 404 && status?.details?.kind === 'namespaces' ? ADVICE[404]! : err.code === 404 ? '' : (ADVICE[err.code] ?? '');
-      return new KubernetesApiError(err.code, reason, `${where}: ${message} (HTTP ${err.code}, credentials from ${this.access.source})`, advice);
-    }
-    const text = errorMessage(err);
-    const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    if (this.usesPlugin && !/fetch failed|ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET/.test(text + cause)) {
-      return new CloudError(
-        'Kubernetes',
-        'CredentialPlugin',
-        `${where}: the kubeconfig's exec credential plugin failed: ${text.trim()}${cause}`,
-        'Install the plugin the kubeconfig names on the launch runner (for example gke-gcloud-auth-plugin, aws or kubelogin), or use a kubeconfig with a service-account token.',
-      );
-    }
-    return new CloudError(
-      'Kubernetes',
-      'Unreachable',
-      `${where}: cannot reach the API server at ${this.server}: ${text}${cause}`,
-      'Check the server address in the kubeconfig, and that the launch job can reach it (a self-hosted launcher inside the network, or an authorised-networks rule).',
-    );
   }
 }
 
@@ -440,7 +569,11 @@ function accessError(access: ClusterAccess, why: string): InputError {
     case 'KUBECONFIG':
       return new InputError('kubeconfig', `(the file ${access.path} named by KUBECONFIG)`, accepted);
     case 'in-cluster':
-      return new InputError('kubeconfig', '(in-cluster service account)', `${why}; the launch job runs in a pod but its service account could not be read`);
+      return new InputError(
+        'kubeconfig',
+        '(in-cluster service account)',
+        `${why}; the launch job runs in a pod but its service account could not be read`,
+      );
   }
 }
 
@@ -469,57 +602,46 @@ export function objectName(runnerName: string): string {
  * repository `owner/repo` or a timestamp is not a valid label value). `cml-runner:` keys become
  * `cml-runner/` keys; the `Name` tag is the object name itself.
  */
-export function metadataFromTags(tags: Record<string, string>): { labels: Record<string, string>; annotations: Record<string, string> } {
+export function metadataFromTags(tags: Record<string, string>): {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+} {
   const labels: Record<string, string> = {};
   const annotations: Record<string, string> = {};
   for (const [rawKey, value] of Object.entries(tags)) {
     if (rawKey === 'Name') continue;
     let key = rawKey.replace(/^cml-runner:/, 'cml-runner/');
-    if (!isLabelKey(key)) key = `cml-runner/tag-${key.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '').slice(0, 50) || 'x'}`;
+    if (!isLabelKey(key))
+      key = `cml-runner/tag-${
+        key
+          .replace(/[^A-Za-z0-9_.-]+/g, '-')
+          .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '')
+          .slice(0, 50) || 'x'
+      }`;
     if (isLabelValue(value)) labels[key] = value;
     else annotations[key] = value;
   }
   return { labels, annotations };
 }
 
+/** Our tags back from an object's labels and annotations (`cml-runner/repo` is `cml-runner:repo`). */
+function tagsFromMetadata(labels: Record<string, string>, annotations: Record<string, string>): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const [key, value] of [...Object.entries(labels), ...Object.entries(annotations)]) {
+    if (key.startsWith('cml-runner/')) tags[key.replace('cml-runner/', 'cml-runner:')] = value;
+  }
+  return tags;
+}
+
 function newest(pods: V1Pod[]): V1Pod | undefined {
-  return [...pods].sort((a, b) => new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime()).pop();
+  return [...pods]
+    .sort(
+      (a, b) =>
+        new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime(),
+    )
+    .pop();
 }
 
 function eventTime(e: CoreV1Event): number {
   return new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata?.creationTimestamp ?? 0).getTime();
-}
-
-interface Status {
-  reason?: string;
-  message?: string;
-  details?: { kind?: string };
-}
-
-function parseStatus(body: unknown): Status | undefined {
-  if (typeof body === 'string') {
-    try {
-      return JSON.parse(body) as Status;
-    } catch {
-      return body ? { message: body } : undefined;
-    }
-  }
-  return body && typeof body === 'object' ? (body as Status) : undefined;
-}
-
-/** An answer from the API server: its Status reason as the code, and the HTTP status. */
-class KubernetesApiError extends CloudError {
-  constructor(
-    readonly status: number,
-    reason: string,
-    detail: string,
-    advice: string,
-  ) {
-    super('Kubernetes', reason, detail, advice);
-  }
-}
-
-function transient(err: CloudError): boolean {
-  if (err instanceof KubernetesApiError) return err.status === 429 || err.status >= 500;
-  return err.code === 'Unreachable' || err.code === 'Timeout';
 }

@@ -1,4 +1,5 @@
-import type { GenericGpu, GenericType } from './generic.js';
+import type { CloudCatalog } from '../descriptor.js';
+import type { GenericGpu, GenericType } from '../generic.js';
 
 /**
  * Kubernetes names for the generic vocabulary. A pod has no instance type: a size becomes the
@@ -75,3 +76,20 @@ export function parsePodSize(native: string): PodSize {
   if (!m) throw new Error(`not a pod size: ${native}`);
   return { cpu: m[1]!, memory: m[2]!, gpus: m[3] !== undefined ? Number(m[3]) : 0 };
 }
+
+/**
+ * A cluster has no regions: the namespace (kubernetes-namespace) is where runners go, so any
+ * region is accepted and none is kept.
+ */
+export const KUBERNETES_CATALOG: CloudCatalog = {
+  nativeRegionHint: 'any value (region does not apply to Kubernetes)',
+  nativeTypeHint: 'a pod size CPU/MEMORY or CPU/MEMORY/GPUS in Kubernetes quantities, such as 4/16Gi or 16/64Gi/2',
+  region: () => '',
+  machineType: (t, gpu) => {
+    const size = kubernetesSize(t, gpu);
+    return size && formatPodSize(size);
+  },
+  typeHasGpu: (t) => (kubernetesSize(t, 'nogpu')?.gpus ?? 0) > 0,
+  image: () => false,
+  imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
+};

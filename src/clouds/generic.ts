@@ -1,6 +1,6 @@
 /**
  * The cloud-agnostic vocabulary users write, kept from CML so that a migration is a rename.
- * Each cloud's table in this folder maps these words to its native names.
+ * Each cloud's catalog (src/clouds/<cloud>/catalog.ts) maps these words to its native names.
  */
 export const GENERIC_REGIONS = ['us-east', 'us-west', 'eu-west', 'eu-north'] as const;
 export type GenericRegion = (typeof GENERIC_REGIONS)[number];

@@ -1,4 +1,5 @@
-import type { GenericGpu, GenericRegion, GenericType } from './generic.js';
+import type { CloudCatalog } from '../descriptor.js';
+import { type GenericGpu, type GenericRegion, type GenericType, isGenericRegion, isGenericType } from '../generic.js';
 
 /**
  * AWS names for the generic vocabulary.
@@ -33,7 +34,21 @@ export const AWS_TYPES: Readonly<Record<GenericGpu, Readonly<Record<GenericType,
  * Graviton GPU families (g5g) are arm64.
  */
 export const AWS_GPU_FAMILIES: ReadonlySet<string> = new Set([
-  'g4dn', 'g5', 'g5g', 'g6', 'g6e', 'g6f', 'gr6', 'p3', 'p3dn', 'p4d', 'p4de', 'p5', 'p5e', 'p5en', 'p6-b200',
+  'g4dn',
+  'g5',
+  'g5g',
+  'g6',
+  'g6e',
+  'g6f',
+  'gr6',
+  'p3',
+  'p3dn',
+  'p4d',
+  'p4de',
+  'p5',
+  'p5e',
+  'p5en',
+  'p6-b200',
 ]);
 
 /** Graviton families: the image must be arm64. A family ending in `g` (m7g, c7gn, g5g) is Graviton. */
@@ -66,3 +81,13 @@ export const AWS_IMAGE_PARAMETERS = {
 export const AWS_NATIVE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
 /** A native region: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`. */
 export const AWS_NATIVE_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+
+export const AWS_CATALOG: CloudCatalog = {
+  nativeRegionHint: 'an AWS region such as us-east-2',
+  nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
+  region: (v) => (isGenericRegion(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
+  machineType: (t, gpu) => (isGenericType(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
+  typeHasGpu: awsFamilyHasGpu,
+  image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
+  imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
+};

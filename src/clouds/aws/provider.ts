@@ -1,0 +1,302 @@
+import { gzipSync } from 'node:zlib';
+import {
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+  GetConsoleOutputCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  type BlockDeviceMapping,
+  type RunInstancesCommandInput,
+  type Tag,
+  type _InstanceType,
+} from '@aws-sdk/client-ec2';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { MachineSpec } from '../../config/spec.js';
+import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
+import type { Env } from '../descriptor.js';
+import { TAG, managedFromTags } from '../tags.js';
+import type {
+  Cloud,
+  CloudContext,
+  Machine,
+  MachineRequest,
+  MachineState,
+  MachineStatus,
+  ManagedMachine,
+  Placement,
+  PreparedCloud,
+} from '../types.js';
+import { AWS_IMAGE_PARAMETERS, awsArchitecture } from './catalog.js';
+import { awsError, awsRefusal, awsRetryAfterMs } from './errors.js';
+import type { AwsOptions } from './options.js';
+
+/**
+ * EC2. Endpoints and credentials are handed to the SDK from the context's environment
+ * (AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL_SSM; AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY with
+ * AWS_SESSION_TOKEN, as aws-actions/configure-aws-credentials exports them); without keys there,
+ * the SDK's default chain (web identity, SSO, instance role) finds them.
+ *
+ * IAM actions called: ec2:RunInstances, ec2:CreateTags (tags at launch), ec2:DescribeImages,
+ * ec2:DescribeInstances, ec2:GetConsoleOutput, ec2:TerminateInstances, ssm:GetParameter,
+ * and iam:PassRole when aws-instance-profile is given.
+ *
+ * Retries: the SDK's are off (one attempt); each call is retried by `cloudCall` when it failed
+ * for a throttle, a 5xx or a dropped connection, honouring Retry-After. RunInstances carries a
+ * client token, so a retry after a lost answer never makes a second machine.
+ */
+const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 30_000 } as const;
+
+/** EC2 instance states as the lifecycle sees them; terminated (and anything unknown) is gone. */
+const EC2_STATES: Record<string, MachineState> = {
+  pending: 'starting',
+  running: 'running',
+  'shutting-down': 'ending',
+  stopping: 'ending',
+  stopped: 'stopped',
+};
+
+interface PreparedImage {
+  imageId: string;
+  blockDevices: BlockDeviceMapping[];
+}
+
+export function createCloud(options: AwsOptions, region: string, ctx: CloudContext): Cloud {
+  return new AwsCloud(options, region, ctx);
+}
+
+/** The SDK's settings from the context's environment: endpoints, and keys when they are given. */
+function clientConfig(region: string, env: Env, endpoint: string | undefined) {
+  const {
+    AWS_ACCESS_KEY_ID: accessKeyId,
+    AWS_SECRET_ACCESS_KEY: secretAccessKey,
+    AWS_SESSION_TOKEN: sessionToken,
+  } = env;
+  return {
+    region,
+    // One attempt: cloudCall is the only retry, so the SDK's own retry strategy is left out.
+    maxAttempts: 1,
+    requestHandler: REQUEST_HANDLER,
+    ...(endpoint ? { endpoint } : {}),
+    ...(accessKeyId && secretAccessKey
+      ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+      : {}),
+  };
+}
+
+export class AwsCloud implements Cloud {
+  readonly name = 'aws';
+  readonly title = 'AWS';
+  readonly kind = 'vm' as const;
+  private readonly ec2: EC2Client;
+  private readonly ssm: SSMClient;
+  private readonly policy: CallPolicy;
+
+  constructor(
+    private readonly options: AwsOptions,
+    readonly region: string,
+    private readonly ctx: CloudContext,
+  ) {
+    this.ec2 = new EC2Client(clientConfig(region, ctx.env, ctx.env.AWS_ENDPOINT_URL_EC2 || ctx.env.AWS_ENDPOINT_URL));
+    this.ssm = new SSMClient(clientConfig(region, ctx.env, ctx.env.AWS_ENDPOINT_URL_SSM || ctx.env.AWS_ENDPOINT_URL));
+    this.policy = {
+      translate: (err, action) => awsError(err, action, region),
+      retryAfterMs: awsRetryAfterMs,
+      baseMs: 250,
+    };
+  }
+
+  private call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    return cloudCall(this.ctx, this.policy, action, fn);
+  }
+
+  async prepare(spec: MachineSpec): Promise<PreparedCloud> {
+    const byArch = new Map<'x86_64' | 'arm64', string>();
+    for (const type of spec.types) if (!byArch.has(awsArchitecture(type))) byArch.set(awsArchitecture(type), type);
+    // The image and disk layout per architecture; a type list may mix x86_64 and arm64 types.
+    const images = new Map<string, PreparedImage>();
+    await Promise.all(
+      [...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))),
+    );
+    return {
+      scriptSettings: spec.spot ? { spotNotice: 'aws' } : {},
+      places: this.options.subnets.length > 0 ? this.options.subnets : [undefined],
+      warnings: [],
+      launch: (request, placement) => this.launch(spec, images, request, placement),
+    };
+  }
+
+  private async prepareImage(spec: MachineSpec, arch: 'x86_64' | 'arm64', type: string): Promise<PreparedImage> {
+    const imageId = await this.resolveImageId(spec, arch);
+    const images = await this.call('ec2:DescribeImages', () =>
+      this.ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })),
+    );
+    const image = images.Images?.[0];
+    if (!image?.RootDeviceName) {
+      throw awsRefusal('InvalidAMIID.NotFound', `image ${imageId} was not found in ${this.region}`);
+    }
+    if (image.Architecture && image.Architecture !== arch) {
+      throw awsRefusal(
+        'ArchitectureMismatch',
+        `image ${imageId} is ${image.Architecture} but ${type} needs ${arch}`,
+        'Pick an image for the type architecture, or leave the image input empty.',
+      );
+    }
+    // The root volume must be mapped at the image's own root device name, or EC2 adds a second
+    // disk instead of growing the root (RootDeviceName differs between AMIs: /dev/sda1, /dev/xvda).
+    const rootSnapshotGb =
+      image.BlockDeviceMappings?.find((b) => b.DeviceName === image.RootDeviceName)?.Ebs?.VolumeSize ?? 8;
+    const size = Math.max(spec.hddSizeGb ?? rootSnapshotGb, rootSnapshotGb);
+    return {
+      imageId,
+      blockDevices: [
+        { DeviceName: image.RootDeviceName, Ebs: { VolumeSize: size, VolumeType: 'gp3', DeleteOnTermination: true } },
+      ],
+    };
+  }
+
+  /** The image input, an SSM parameter it names, or the public parameter for GPU or CPU Ubuntu. */
+  private async resolveImageId(spec: MachineSpec, arch: 'x86_64' | 'arm64'): Promise<string> {
+    if (spec.image?.startsWith('ami-')) return spec.image;
+    const name = spec.image ?? AWS_IMAGE_PARAMETERS[spec.wantsGpu ? 'gpu' : 'cpu'][arch];
+    const out = await this.call(`ssm:GetParameter ${name}`, () =>
+      this.ssm.send(new GetParameterCommand({ Name: name })),
+    );
+    const value = out.Parameter?.Value;
+    if (!value?.startsWith('ami-')) {
+      throw awsRefusal('InvalidParameter', `SSM parameter ${name} does not hold an AMI id`, 'Check the image input.');
+    }
+    return value;
+  }
+
+  private async launch(
+    spec: MachineSpec,
+    images: ReadonlyMap<string, PreparedImage>,
+    request: MachineRequest,
+    placement: Placement,
+  ): Promise<Machine> {
+    const { type, spot, where: subnet } = placement;
+    const image = images.get(awsArchitecture(type));
+    if (!image) throw new Error('prepare() must run before launch()');
+    const tags: Tag[] = Object.entries(request.tags).map(([Key, Value]) => ({ Key, Value }));
+    const input: RunInstancesCommandInput = {
+      ImageId: image.imageId,
+      InstanceType: type as _InstanceType,
+      MinCount: 1,
+      MaxCount: 1,
+      ClientToken: request.clientToken,
+      // Gzipped (cloud-init unpacks it): the script, its settings and a 6 KB startup-script stay
+      // well under the 16 KB user-data limit.
+      UserData: gzipSync(Buffer.from(request.startupScript, 'utf8'), { level: 9 }).toString('base64'),
+      // A guest shutdown deletes the machine: the runner ends itself and nothing stays billed.
+      InstanceInitiatedShutdownBehavior: 'terminate',
+      // IMDSv2 only, and one hop so containers in the job cannot reach instance credentials.
+      MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
+      BlockDeviceMappings: image.blockDevices,
+      TagSpecifications: (['instance', 'volume', 'network-interface'] as const).map((ResourceType) => ({
+        ResourceType,
+        Tags: tags,
+      })),
+      SubnetId: subnet,
+      SecurityGroupIds: this.options.securityGroup ? [this.options.securityGroup] : undefined,
+      IamInstanceProfile: this.instanceProfile(),
+      InstanceMarketOptions: spot
+        ? {
+            MarketType: 'spot',
+            SpotOptions: {
+              SpotInstanceType: 'one-time',
+              InstanceInterruptionBehavior: 'terminate',
+              MaxPrice: spec.spotPrice === undefined ? undefined : String(spec.spotPrice),
+            },
+          }
+        : undefined,
+    };
+    // Retried with the same input, so with the same ClientToken: EC2 answers a repeat with the
+    // instance the first call made (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html).
+    const out = await this.call('ec2:RunInstances', () => this.ec2.send(new RunInstancesCommand(input)));
+    const inst = out.Instances?.[0];
+    if (!inst?.InstanceId) throw awsRefusal('NoInstance', 'RunInstances returned no instance', '');
+    return { id: inst.InstanceId, type, spot, zone: inst.Placement?.AvailabilityZone };
+  }
+
+  private instanceProfile(): { Arn: string } | { Name: string } | undefined {
+    const profile = this.options.instanceProfile;
+    if (!profile) return undefined;
+    return profile.startsWith('arn:') ? { Arn: profile } : { Name: profile };
+  }
+
+  async states(ids: readonly string[]): Promise<Map<string, MachineStatus>> {
+    const states = new Map<string, MachineStatus>(ids.map((id) => [id, { state: 'gone' }]));
+    if (ids.length === 0) return states;
+    // A filter, unlike InstanceIds, does not fail the whole call for an id EC2 has forgotten.
+    const out = await this.call('ec2:DescribeInstances', () =>
+      this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [...ids] }] })),
+    );
+    for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+      if (!inst.InstanceId) continue;
+      // StateReason says why an instance ended early: Server.SpotInstanceTermination, Client.InstanceInitiatedShutdown...
+      const reason = inst.StateReason?.Message;
+      states.set(inst.InstanceId, {
+        state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone',
+        ...(reason ? { detail: reason } : {}),
+      });
+    }
+    return states;
+  }
+
+  async list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]> {
+    const filters = [
+      { Name: `tag:${TAG.managed}`, Values: ['true'] },
+      { Name: `tag:${TAG.repo}`, Values: [filter.repo] },
+      ...(filter.runId ? [{ Name: `tag:${TAG.runId}`, Values: [filter.runId] }] : []),
+    ];
+    const found: ManagedMachine[] = [];
+    let NextToken: string | undefined;
+    do {
+      const out = await this.call('ec2:DescribeInstances', () =>
+        this.ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 500, NextToken })),
+      );
+      for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        if (!inst.InstanceId) continue;
+        const tags = Object.fromEntries((inst.Tags ?? []).map((t) => [t.Key ?? '', t.Value]));
+        found.push(
+          managedFromTags(inst.InstanceId, tags, {
+            state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone',
+            ...(inst.LaunchTime ? { createdAt: inst.LaunchTime.getTime() } : {}),
+          }),
+        );
+      }
+      NextToken = out.NextToken;
+    } while (NextToken);
+    return found;
+  }
+
+  async consoleLog(id: string): Promise<string> {
+    const out = await this.call('ec2:GetConsoleOutput', () =>
+      this.ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: true })),
+    );
+    return out.Output ? Buffer.from(out.Output, 'base64').toString('utf8') : '';
+  }
+
+  async terminate(id: string): Promise<'terminated' | 'gone'> {
+    return endedOrGone(async () => {
+      const out = await this.call('ec2:TerminateInstances', () =>
+        this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] })),
+      );
+      // Already terminated, or already on its way there (a shutdown the machine started itself).
+      const previous = out.TerminatingInstances?.[0]?.PreviousState?.Name;
+      return previous === 'terminated' || previous === 'shutting-down' ? 'gone' : 'terminated';
+    });
+  }
+
+  async findByClientToken(clientToken: string): Promise<string[]> {
+    const out = await this.call('ec2:DescribeInstances', () =>
+      this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: [clientToken] }] })),
+    );
+    return (out.Reservations ?? [])
+      .flatMap((r) => r.Instances ?? [])
+      .filter((i) => i.State?.Name !== 'terminated')
+      .map((i) => i.InstanceId!)
+      .filter(Boolean);
+  }
+}

@@ -1,0 +1,450 @@
+import { AuthorizationManagementClient } from '@azure/arm-authorization';
+import { ComputeManagementClient, type VirtualMachine } from '@azure/arm-compute';
+import { NetworkManagementClient } from '@azure/arm-network';
+import { ResourceManagementClient } from '@azure/arm-resources';
+import { getIDToken } from '@actions/core';
+import {
+  ClientAssertionCredential,
+  ClientSecretCredential,
+  DefaultAzureCredential,
+  type TokenCredential,
+  WorkloadIdentityCredential,
+} from '@azure/identity';
+import { generateKeyPairSync } from 'node:crypto';
+import type { MachineSpec } from '../../config/spec.js';
+import { CloudError } from '../../errors.js';
+import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
+import type { Env } from '../descriptor.js';
+import { TAG, managedFromTags } from '../tags.js';
+import type {
+  Cloud,
+  CloudContext,
+  Machine,
+  MachineRequest,
+  MachineState,
+  MachineStatus,
+  ManagedMachine,
+  Placement,
+  PreparedCloud,
+} from '../types.js';
+import { AZURE_DEFAULT_IMAGE, parseAzureImage } from './catalog.js';
+import { azureError, azureRefusal, azureRetryAfterMs } from './errors.js';
+import type { AzureOptions } from './options.js';
+
+/**
+ * Azure. Each runner gets its own resource group holding everything of its machine (network
+ * security group, virtual network, public address, network interface, VM and its disk), so one
+ * deletion ends it all, and a machine's id is its resource group's name.
+ *
+ * Credentials, from the context's environment: AZURE_CLIENT_ID / AZURE_TENANT_ID with
+ * AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, or the job's GitHub OIDC token; otherwise
+ * @azure/identity's DefaultAzureCredential (the Azure CLI that azure/login signs in, a managed
+ * identity). The ARM endpoint moves with AZURE_RESOURCE_MANAGER_ENDPOINT (sovereign clouds,
+ * Azure Stack Hub).
+ *
+ * Retries: the SDK's are off (maxRetries 0); each call, a long-running one as a whole, is
+ * retried by `cloudCall`. Creates are PUTs of a named resource, so a repeat is harmless.
+ *
+ * The VM has a system-assigned managed identity with Contributor on its own resource group, so
+ * that its startup script can delete the group when the runner is done: a stopped Azure VM still
+ * bills.
+ */
+
+const DEFAULT_ARM = 'https://management.azure.com';
+/** Contributor, a built-in role: on the VM's own resource group only. */
+const CONTRIBUTOR = 'b24988ac-6180-42a0-ab88-20f7382dd24c';
+const LRO_TIMEOUT_MS = 15 * 60_000;
+/** Long-running operations are polled as often as ARM's Retry-After says, or every 0.5 s when it says nothing. */
+const POLL = { updateIntervalInMs: 500 };
+
+export function createCloud(options: AzureOptions, region: string, ctx: CloudContext): Cloud {
+  return new AzureCloud(options, region, ctx);
+}
+
+export class AzureCloud implements Cloud {
+  readonly name = 'azure';
+  readonly title = 'Azure';
+  readonly kind = 'vm' as const;
+  private readonly resources: ResourceManagementClient;
+  private readonly network: NetworkManagementClient;
+  private readonly compute: ComputeManagementClient;
+  private readonly authorization: AuthorizationManagementClient;
+  private readonly arm: string;
+  /** One throwaway key for every VM of the launch: making an RSA key blocks for tens of milliseconds. */
+  private sshKey?: string;
+  private readonly subscriptionId: string;
+  private readonly policy: CallPolicy = {
+    translate: (err, action) => azureError(err, action),
+    retryAfterMs: azureRetryAfterMs,
+  };
+
+  constructor(
+    private readonly options: AzureOptions,
+    readonly region: string,
+    private readonly ctx: CloudContext,
+  ) {
+    this.subscriptionId = options.subscriptionId;
+    this.arm = (ctx.env.AZURE_RESOURCE_MANAGER_ENDPOINT || DEFAULT_ARM).replace(/\/+$/, '');
+    const credential = azureCredential(ctx.env);
+    const scopes = [`${this.arm}/.default`];
+    // No retries in the SDK: cloudCall is the only retry layer.
+    const retryOptions = { maxRetries: 0 };
+    const clientOptions = { endpoint: this.arm, credentials: { scopes }, retryOptions };
+    this.resources = new ResourceManagementClient(credential, this.subscriptionId, clientOptions);
+    this.network = new NetworkManagementClient(credential, this.subscriptionId, clientOptions);
+    this.compute = new ComputeManagementClient(credential, this.subscriptionId, clientOptions);
+    this.authorization = new AuthorizationManagementClient(credential, this.subscriptionId, {
+      endpoint: this.arm,
+      credentialScopes: scopes,
+      retryOptions,
+    });
+  }
+
+  async prepare(spec: MachineSpec): Promise<PreparedCloud> {
+    // Nothing is shared between runners: each has its own group. Sizes the region does not offer
+    // are refused by the create itself (SkuNotAvailable), which moves on to the next type.
+    const warnings: string[] = [];
+    return {
+      scriptSettings: { selfDelete: { cloud: 'azure', apiUrl: this.arm } },
+      places: [undefined],
+      warnings,
+      launch: (request, placement) => this.launch(spec, request, placement, warnings),
+    };
+  }
+
+  private async launch(
+    spec: MachineSpec,
+    request: MachineRequest,
+    placement: Placement,
+    warnings: string[],
+  ): Promise<Machine> {
+    const group = groupName(this.options.resourceGroupPrefix, request.runnerName, request.attempt);
+    // Resource groups carry no creation time a list returns: the sweep's grace period needs one.
+    const tags = {
+      ...request.tags,
+      [TAG.clientToken]: request.clientToken,
+      [TAG.createdAt]: new Date(this.ctx.clock.now()).toISOString(),
+    };
+    const location = this.region;
+    await this.call('resourceGroups.createOrUpdate', () =>
+      this.resources.resourceGroups.createOrUpdate(group, { location, tags }),
+    );
+    try {
+      return await this.createMachine(spec, request, placement, group, tags, warnings);
+    } catch (err) {
+      // Whatever was created goes with its group; the refusal itself is what the user sees.
+      await this.deleteGroup(group).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async createMachine(
+    spec: MachineSpec,
+    request: MachineRequest,
+    placement: Placement,
+    group: string,
+    tags: Record<string, string>,
+    warnings: string[],
+  ): Promise<Machine> {
+    const location = this.region;
+    const vmName = 'runner';
+    // The network and the address do not depend on each other: they are created side by side.
+    const network = (async () => {
+      // No inbound rule at all: the NSG's default rules deny inbound from the internet.
+      const nsg = await this.lro('networkSecurityGroups.createOrUpdate', () =>
+        this.network.networkSecurityGroups.createOrUpdate(
+          group,
+          'runner-nsg',
+          { location, tags, securityRules: [] },
+          POLL,
+        ),
+      );
+      return this.lro('virtualNetworks.createOrUpdate', () =>
+        this.network.virtualNetworks.createOrUpdate(
+          group,
+          'runner-vnet',
+          {
+            location,
+            tags,
+            addressSpace: { addressPrefixes: ['10.0.0.0/24'] },
+            subnets: [{ name: 'runner', addressPrefix: '10.0.0.0/24', networkSecurityGroup: { id: nsg.id } }],
+          },
+          POLL,
+        ),
+      );
+    })();
+    // A public address is the machine's way out to GitHub (new virtual networks have no default
+    // outbound access); the NSG keeps everything from coming in.
+    const address = this.lro('publicIPAddresses.createOrUpdate', () =>
+      this.network.publicIPAddresses.createOrUpdate(
+        group,
+        'runner-ip',
+        { location, tags, sku: { name: 'Standard' }, publicIPAllocationMethod: 'Static' },
+        POLL,
+      ),
+    );
+    const [vnet, ip] = await Promise.all([network, address]);
+    const nic = await this.lro('networkInterfaces.createOrUpdate', () =>
+      this.network.networkInterfaces.createOrUpdate(
+        group,
+        'runner-nic',
+        {
+          location,
+          tags,
+          ipConfigurations: [
+            {
+              name: 'primary',
+              subnet: { id: vnet.subnets?.[0]?.id },
+              publicIPAddress: { id: ip.id, deleteOption: 'Delete' },
+            },
+          ],
+        },
+        POLL,
+      ),
+    );
+    const image = parseAzureImage(spec.image ?? AZURE_DEFAULT_IMAGE)!;
+    const vm: VirtualMachine = {
+      location,
+      tags,
+      identity: { type: 'SystemAssigned' },
+      hardwareProfile: { vmSize: placement.type },
+      storageProfile: {
+        imageReference: image,
+        osDisk: {
+          createOption: 'FromImage',
+          deleteOption: 'Delete',
+          managedDisk: { storageAccountType: 'StandardSSD_LRS' },
+          ...(spec.hddSizeGb ? { diskSizeGB: spec.hddSizeGb } : {}),
+        },
+      },
+      osProfile: {
+        computerName: vmName,
+        adminUsername: 'runner',
+        // The startup script: cloud-init runs it as root at first boot. Base64, 64 KB at most.
+        customData: Buffer.from(request.startupScript, 'utf8').toString('base64'),
+        // No password, no key: nobody signs in. The serial log says what happened.
+        linuxConfiguration: {
+          disablePasswordAuthentication: true,
+          ssh: {
+            publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: (this.sshKey ??= throwawaySshKey()) }],
+          },
+          provisionVMAgent: true,
+        },
+      },
+      networkProfile: { networkInterfaces: [{ id: nic.id, primary: true, deleteOption: 'Delete' }] },
+      diagnosticsProfile: { bootDiagnostics: { enabled: true } },
+      ...(placement.spot
+        ? { priority: 'Spot', evictionPolicy: 'Delete', billingProfile: { maxPrice: spec.spotPrice ?? -1 } }
+        : {}),
+    };
+    const created = await this.lro('virtualMachines.createOrUpdate', () =>
+      this.compute.virtualMachines.createOrUpdate(group, vmName, vm, POLL),
+    );
+    await this.allowSelfDelete(group, created.identity?.principalId, warnings);
+    return { id: group, type: placement.type, spot: placement.spot, zone: location };
+  }
+
+  /** Contributor on its own group for the VM's identity, so the VM can delete the group. */
+  private async allowSelfDelete(group: string, principalId: string | undefined, warnings: string[]): Promise<void> {
+    if (!principalId) return;
+    const scope = `/subscriptions/${this.subscriptionId}/resourceGroups/${group}`;
+    const roleDefinitionId = `/subscriptions/${this.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR}`;
+    // A new identity takes a moment to replicate: PrincipalNotFound is worth another try here.
+    // The assignment's name is fixed before the first try, so a repeat cannot make a second one.
+    const name = crypto.randomUUID();
+    const policy: CallPolicy = {
+      ...this.policy,
+      translate: (err, action) => {
+        const e = azureError(err, action);
+        return e.code === 'PrincipalNotFound' ? azureRefusal(e.code, e.message, 'transient') : e;
+      },
+      baseMs: 2000,
+    };
+    try {
+      await cloudCall(this.ctx, policy, 'roleAssignments.create', () =>
+        this.authorization.roleAssignments.create(scope, name, {
+          roleDefinitionId,
+          principalId,
+          principalType: 'ServicePrincipal',
+        }),
+      );
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'Error';
+      if (code !== 'AuthorizationFailed') throw err;
+      const warning =
+        `The launching identity may not create role assignments (${code}), so the VMs cannot delete their own resource groups. ` +
+        'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled ' +
+          'sweep, which delete them. ' +
+        'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write (see "Azure" in the ' +
+          'README).';
+      if (!warnings.includes(warning)) warnings.push(warning);
+    }
+  }
+
+  async states(ids: readonly string[]): Promise<Map<string, MachineStatus>> {
+    const states = new Map<string, MachineStatus>(ids.map((id) => [id, { state: 'gone' }]));
+    if (ids.length === 0) return states;
+    const groups = await this.groups(`tagName eq '${TAG.managed}' and tagValue eq 'true'`);
+    const wanted = new Set(ids);
+    await Promise.all(
+      groups
+        .filter((g) => wanted.has(g.name))
+        .map(async (g) => {
+          states.set(g.name, g.provisioningState === 'Deleting' ? { state: 'ending' } : await this.vmState(g.name));
+        }),
+    );
+    return states;
+  }
+
+  private async vmState(group: string): Promise<MachineStatus> {
+    try {
+      const view = await this.call('virtualMachines.instanceView', () =>
+        this.compute.virtualMachines.instanceView(group, 'runner'),
+      );
+      const codes = (view.statuses ?? []).map((s) => s.code ?? '');
+      const power = codes.find((c) => c.startsWith('PowerState/'))?.slice('PowerState/'.length);
+      const failed = view.statuses?.find((s) => s.code?.startsWith('ProvisioningState/failed'));
+      if (failed) return { state: 'failed', detail: failed.message ?? failed.code ?? 'provisioning failed' };
+      const state: MachineState =
+        power === 'running'
+          ? 'running'
+          : power === 'stopped' || power === 'deallocated'
+            ? 'stopped'
+            : power === 'stopping' || power === 'deallocating'
+              ? 'ending'
+              : 'starting';
+      return { state };
+    } catch (err) {
+      // A launch returns once its VM exists, so a group without one lost it: evicted or deleted.
+      if (err instanceof CloudError && err.kind === 'gone') {
+        return { state: 'gone', detail: 'the VM is gone from its resource group (a spot eviction, or deleted)' };
+      }
+      throw err;
+    }
+  }
+
+  async list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]> {
+    const groups = await this.groups(`tagName eq '${TAG.repo}' and tagValue eq '${filter.repo.replace(/'/g, "''")}'`);
+    return groups
+      .filter((g) => g.tags[TAG.managed] === 'true' && (!filter.runId || g.tags[TAG.runId] === filter.runId))
+      .map((g) =>
+        managedFromTags(g.name, g.tags, { state: g.provisioningState === 'Deleting' ? 'ending' : 'running' }),
+      );
+  }
+
+  private async groups(
+    filter: string,
+  ): Promise<Array<{ name: string; tags: Record<string, string>; provisioningState?: string }>> {
+    return this.call('resourceGroups.list', async () => {
+      const out: Array<{ name: string; tags: Record<string, string>; provisioningState?: string }> = [];
+      for await (const g of this.resources.resourceGroups.list({ filter })) {
+        if (g.name) out.push({ name: g.name, tags: g.tags ?? {}, provisioningState: g.properties?.provisioningState });
+      }
+      return out;
+    });
+  }
+
+  async consoleLog(id: string): Promise<string> {
+    const data = await this.call('virtualMachines.retrieveBootDiagnosticsData', () =>
+      this.compute.virtualMachines.retrieveBootDiagnosticsData(id, 'runner'),
+    );
+    if (!data.serialConsoleLogBlobUri) return '';
+    const res = await fetch(data.serialConsoleLogBlobUri, { signal: AbortSignal.timeout(30_000) });
+    return res.ok ? await res.text() : '';
+  }
+
+  async terminate(id: string): Promise<'terminated' | 'gone'> {
+    return endedOrGone(() => this.deleteGroup(id));
+  }
+
+  /** Starts the group's deletion; ARM goes on with it. Everything in the group goes with it. */
+  private async deleteGroup(group: string): Promise<void> {
+    await this.call('resourceGroups.delete', async () => {
+      const poller = this.resources.resourceGroups.delete(group, {
+        forceDeletionTypes: 'Microsoft.Compute/virtualMachines',
+      });
+      await poller.submitted();
+    });
+  }
+
+  async findByClientToken(clientToken: string): Promise<string[]> {
+    const groups = await this.groups(`tagName eq '${TAG.clientToken}' and tagValue eq '${clientToken}'`);
+    return groups.map((g) => g.name);
+  }
+
+  /** A long-running create, awaited through the SDK's poller, with a timeout. */
+  private async lro<T>(action: string, start: () => PromiseLike<T>): Promise<T> {
+    return this.call(action, async () => {
+      const timeout = AbortSignal.timeout(LRO_TIMEOUT_MS);
+      const poller = start();
+      return await Promise.race([
+        Promise.resolve(poller),
+        new Promise<never>((_, reject) =>
+          timeout.addEventListener('abort', () =>
+            reject(
+              azureRefusal(
+                'OperationTimedOut',
+                `${action} not done after ${LRO_TIMEOUT_MS / 60_000} minutes`,
+                'permanent',
+              ),
+            ),
+          ),
+        ),
+      ]);
+    });
+  }
+
+  private call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    return cloudCall(this.ctx, this.policy, action, fn);
+  }
+}
+
+/**
+ * @azure/identity's chain, except in a workflow with GitHub OIDC and an app registration but no
+ * secret: then the job's own OIDC token is the client assertion (federated credentials).
+ * Instance discovery is for Microsoft's own clouds; another authority host (Azure Stack) skips it.
+ */
+export function azureCredential(env: Env): TokenCredential {
+  const host = env.AZURE_AUTHORITY_HOST;
+  const microsoft =
+    !host ||
+    /(^|\.)(microsoftonline\.(com|us|de)|chinacloudapi\.cn|microsoftonline\.microsoft\.scloud)$/.test(
+      new URL(host).hostname,
+    );
+  // The credential is handed what it would otherwise read from the process environment.
+  const options = {
+    ...(host ? { authorityHost: host } : {}),
+    ...(microsoft ? {} : { disableInstanceDiscovery: true }),
+  };
+  const { AZURE_TENANT_ID: tenant, AZURE_CLIENT_ID: client, AZURE_CLIENT_SECRET: secret } = env;
+  const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE;
+  if (tenant && client && secret) return new ClientSecretCredential(tenant, client, secret, options);
+  if (tenant && client && tokenFile) {
+    return new WorkloadIdentityCredential({ ...options, tenantId: tenant, clientId: client, tokenFilePath: tokenFile });
+  }
+  if (env.ACTIONS_ID_TOKEN_REQUEST_URL && tenant && client) {
+    return new ClientAssertionCredential(tenant, client, () => getIDToken('api://AzureADTokenExchange'), options);
+  }
+  return new DefaultAzureCredential(options);
+}
+
+/**
+ * A Linux VM needs a password or a key. It gets a fresh public key whose private half is never
+ * kept: nobody signs in, and the serial log says what happened.
+ */
+function throwawaySshKey(): string {
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = publicKey.export({ format: 'jwk' }) as { e: string; n: string };
+  const mpint = (b64url: string): Buffer => {
+    const bytes = Buffer.from(b64url, 'base64url');
+    return bytes[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes;
+  };
+  const field = (b: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, (b.length >> 8) & 0xff, b.length & 0xff]), b]);
+  const blob = Buffer.concat([field(Buffer.from('ssh-rsa')), field(mpint(jwk.e)), field(mpint(jwk.n))]);
+  return `ssh-rsa ${blob.toString('base64')} cml-runner`;
+}
+
+/** Resource group names: the prefix, the runner name, and the attempt when it is not the first. */
+export function groupName(prefix: string, runnerName: string, attempt: number): string {
+  return `${prefix}-${runnerName}${attempt > 1 ? `-${attempt}` : ''}`.slice(0, 90);
+}
