@@ -78,7 +78,10 @@ describe('the action', () => {
   test('on Kubernetes: the kubeconfig from KUBERNETES_CONFIGURATION is masked, outputs name the Job, and SIGTERM mid-launch leaves nothing after post', async () => {
     const kubeconfig = sb.kubernetes.kubeconfig();
     const env = { ...sb.env, KUBECONFIG: '', KUBERNETES_CONFIGURATION: kubeconfig };
-    const healthy = new ActionRun({ env, inputs: { cloud: 'kubernetes', token: sb.tokens.admin, gpu: 't4', labels: 'cml-k8s', 'startup-timeout': '60' } });
+    const healthy = new ActionRun({
+      env,
+      inputs: { cloud: 'kubernetes', token: sb.tokens.admin, gpu: 't4', labels: 'cml-k8s', 'startup-timeout': '60' },
+    });
     const main = await healthy.main().done;
     expect(main.code).toBe(0);
     expect(main.outputs).toMatchObject({ labels: 'cml-k8s', 'instance-types': '2/8Gi/1', spot: 'false' });
@@ -94,7 +97,10 @@ describe('the action', () => {
 
     // The Job creations are slow: SIGTERM arrives once a runner's Secret exists and its Job is on the way.
     sb.faults.add({ service: 'kubernetes', action: 'create jobs', delayMs: 1500, times: 3 });
-    const cancelled = new ActionRun({ env, inputs: { cloud: 'kubernetes', token: sb.tokens.admin, count: '2', 'startup-timeout': '60' } });
+    const cancelled = new ActionRun({
+      env,
+      inputs: { cloud: 'kubernetes', token: sb.tokens.admin, count: '2', 'startup-timeout': '60' },
+    });
     const { child, done } = cancelled.main();
     const deadline = Date.now() + 20_000;
     while (sb.kubernetes.secrets().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -132,35 +138,39 @@ describe('the action', () => {
     // A machine never boots: SIGTERM arrives while main polls for runners.
     waiting: {
       arm: () => sb.machines.failBoot(1),
-      reached: (base: Counts) => sb.ec2.calls.slice(base.ec2).filter((c) => c.action === 'DescribeInstances').length >= 2,
+      reached: (base: Counts) =>
+        sb.ec2.calls.slice(base.ec2).filter((c) => c.action === 'DescribeInstances').length >= 2,
     },
   } as const;
   type Counts = { ec2: number; github: number };
 
-  test.each(Object.keys(phases) as Array<keyof typeof phases>)('SIGTERM while %s stops main at once, and post ends everything it recorded', async (phase) => {
-    const run = action({ count: '2' });
-    const base = { ec2: sb.ec2.calls.length, github: sb.github.calls.length };
-    phases[phase].arm();
-    const { child, done } = run.main();
-    const deadline = Date.now() + 20_000;
-    while (!phases[phase].reached(base) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(phases[phase].reached(base)).toBe(true);
-    const killedAt = Date.now();
-    child.kill('SIGTERM');
-    const main = await done;
-    expect(main.code).not.toBe(0);
-    // Within the window a cancelled workflow gives (about 7 s before SIGKILL).
-    expect(Date.now() - killedAt).toBeLessThan(7000);
-    expect(main.log).toContain('Received SIGTERM');
-    const ledger = JSON.parse(run.state().ledger!) as { registrations: unknown[] };
-    expect(ledger.registrations.length).toBeGreaterThan(0);
-    const post = await run.post();
-    expect(post.code).toBe(0);
-    expect(post.log).toContain('Cleaning up the failed launch');
-    expect(await settle(sb)).toEqual([]);
-    sb.faults.clear();
-    run.dispose();
-  });
+  test.each(Object.keys(phases) as Array<keyof typeof phases>)(
+    'SIGTERM while %s stops main at once, and post ends everything it recorded',
+    async (phase) => {
+      const run = action({ count: '2' });
+      const base = { ec2: sb.ec2.calls.length, github: sb.github.calls.length };
+      phases[phase].arm();
+      const { child, done } = run.main();
+      const deadline = Date.now() + 20_000;
+      while (!phases[phase].reached(base) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(phases[phase].reached(base)).toBe(true);
+      const killedAt = Date.now();
+      child.kill('SIGTERM');
+      const main = await done;
+      expect(main.code).not.toBe(0);
+      // Within the window a cancelled workflow gives (about 7 s before SIGKILL).
+      expect(Date.now() - killedAt).toBeLessThan(7000);
+      expect(main.log).toContain('Received SIGTERM');
+      const ledger = JSON.parse(run.state().ledger!) as { registrations: unknown[] };
+      expect(ledger.registrations.length).toBeGreaterThan(0);
+      const post = await run.post();
+      expect(post.code).toBe(0);
+      expect(post.log).toContain('Cleaning up the failed launch');
+      expect(await settle(sb)).toEqual([]);
+      sb.faults.clear();
+      run.dispose();
+    },
+  );
 
   test('mode cleanup in a final job ends what the run launched and says so in its summary', async () => {
     const launch = action({ single: 'false', 'idle-timeout': '0', labels: 'cml-final' });

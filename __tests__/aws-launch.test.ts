@@ -33,14 +33,25 @@ describe('a healthy launch', () => {
     expect(ledger!.complete).toBe(true);
 
     const instance = sb.ec2.instances().find((i) => i.id === runner.machine.id)!;
-    expect(instance).toMatchObject({ type: 'g4dn.xlarge', state: 'running', spot: false, shutdownBehavior: 'terminate' });
+    expect(instance).toMatchObject({
+      type: 'g4dn.xlarge',
+      state: 'running',
+      spot: false,
+      shutdownBehavior: 'terminate',
+    });
     expect(instance.metadataOptions).toMatchObject({ httpTokens: 'required', httpPutResponseHopLimit: 1 });
     // The GPU image, its root grown in place rather than a second disk added.
     expect(instance.imageId).toBe(sb.ec2.images.gpuX64);
     expect(instance.volumes).toHaveLength(1);
     expect(instance.volumes[0]!.deviceName).toBe(instance.rootDeviceName);
     for (const tags of [instance.tags, instance.volumes[0]!.tags, instance.networkInterfaceTags]) {
-      expect(tags).toMatchObject({ Name: runner.name, 'cml-runner:runner': runner.name, 'cml-runner:repo': 'octo-org/ml', 'cml-runner:run-id': '4242', 'cml-runner:managed': 'true' });
+      expect(tags).toMatchObject({
+        Name: runner.name,
+        'cml-runner:runner': runner.name,
+        'cml-runner:repo': 'octo-org/ml',
+        'cml-runner:run-id': '4242',
+        'cml-runner:managed': 'true',
+      });
       expect(Date.parse(tags['cml-runner:expires-at']!)).toBeGreaterThan(Date.now() + 23 * 3600_000);
     }
 
@@ -48,7 +59,12 @@ describe('a healthy launch', () => {
     expect(registered).toMatchObject({ status: 'online', ephemeral: true, id: runner.id });
     expect(registered.labels).toEqual(expect.arrayContaining(['self-hosted', 'cml-gpu']));
 
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-gpu'], script: 'nvidia-smi -L' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml-gpu'],
+      script: 'nvidia-smi -L',
+    });
     const done = await sb.github.waitJob(job.id, 30_000);
     expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: runner.name });
     expect(done.log).toContain('Tesla T4');
@@ -58,13 +74,28 @@ describe('a healthy launch', () => {
   });
 
   test('a spot CPU runner gets the Ubuntu image, the asked disk size and the spot market', async () => {
-    const { result, error } = await attemptLaunch(sb, { type: 'm', spot: 'true', 'spot-price': '0.5', 'hdd-size': '120', single: 'false', 'idle-timeout': '3' });
+    const { result, error } = await attemptLaunch(sb, {
+      type: 'm',
+      spot: 'true',
+      'spot-price': '0.5',
+      'hdd-size': '120',
+      single: 'false',
+      'idle-timeout': '3',
+    });
     expect(error).toBeUndefined();
     const id = result!.runners[0]!.machine.id;
     const instance = sb.ec2.instances().find((i) => i.id === id)!;
     expect(instance).toMatchObject({ type: 'm5.2xlarge', spot: true, imageId: sb.ec2.images.ubuntuX64 });
-    expect(instance.spotOptions).toMatchObject({ spotInstanceType: 'one-time', instanceInterruptionBehavior: 'terminate', maxPrice: '0.5' });
-    expect(instance.volumes[0]).toMatchObject({ deviceName: instance.rootDeviceName, size: 120, deleteOnTermination: true });
+    expect(instance.spotOptions).toMatchObject({
+      spotInstanceType: 'one-time',
+      instanceInterruptionBehavior: 'terminate',
+      maxPrice: '0.5',
+    });
+    expect(instance.volumes[0]).toMatchObject({
+      deviceName: instance.rootDeviceName,
+      size: 120,
+      deleteOnTermination: true,
+    });
 
     // A reusable runner registered with a token, not JIT; it ends after idle-timeout with no job.
     const registered = sb.github.runners().find((r) => r.name === result!.runners[0]!.name)!;
@@ -83,7 +114,11 @@ describe('a healthy launch', () => {
   });
 
   test('organisation runners use a runner group by name', async () => {
-    const { result, error } = await attemptLaunch(sb, { repo: `${sb.env.GITHUB_SERVER_URL}/octo-org`, 'runner-group': 'gpu', labels: 'org-gpu' });
+    const { result, error } = await attemptLaunch(sb, {
+      repo: `${sb.env.GITHUB_SERVER_URL}/octo-org`,
+      'runner-group': 'gpu',
+      labels: 'org-gpu',
+    });
     expect(error).toBeUndefined();
     const registered = sb.github.runners().find((r) => r.name === result!.runners[0]!.name)!;
     expect(registered).toMatchObject({ scope: expect.stringContaining('octo-org'), status: 'online' });
@@ -96,7 +131,11 @@ describe('a healthy launch', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cml-hostile-'));
     const marker = join(dir, 'pwned');
     const label = `x$(touch ${marker})\`touch ${marker}\`'"`;
-    const { result, error } = await attemptLaunch(sb, { labels: `${label},ünï✓`, tags: `note=$(touch ${marker})`, 'startup-script': `echo 'CML_RUNNER_SETTINGS'; echo "user script ran"` });
+    const { result, error } = await attemptLaunch(sb, {
+      labels: `${label},ünï✓`,
+      tags: `note=$(touch ${marker})`,
+      'startup-script': `echo 'CML_RUNNER_SETTINGS'; echo "user script ran"`,
+    });
     expect(error).toBeUndefined();
     const name = result!.runners[0]!.name;
     expect(sb.github.runners().find((r) => r.name === name)!.labels).toEqual(expect.arrayContaining([label, 'ünï✓']));
@@ -111,8 +150,15 @@ describe('a healthy launch', () => {
 });
 
 test('the largest startup-script accepted fits the 16 KB user data, gzipped, and runs', async () => {
-  const script = `echo "big script starts"\n${'# padding line of a long user script, kept as it is\n'.repeat(110)}echo "big script ends"\n`.slice(0, 6100);
-  const { result, error } = await attemptLaunch(sb, { 'startup-script': `${script}\necho "big script ends"\n`, labels: 'cml-big-script' });
+  const script =
+    `echo "big script starts"\n${'# padding line of a long user script, kept as it is\n'.repeat(110)}echo "big script ends"\n`.slice(
+      0,
+      6100,
+    );
+  const { result, error } = await attemptLaunch(sb, {
+    'startup-script': `${script}\necho "big script ends"\n`,
+    labels: 'cml-big-script',
+  });
   expect(error).toBeUndefined();
   const instance = sb.ec2.instances().find((i) => i.id === result!.runners[0]!.machine.id)!;
   expect(instance.userDataBytes).toBeLessThan(16384);
@@ -125,7 +171,9 @@ test('the largest startup-script accepted fits the 16 KB user data, gzipped, and
 
 describe('failures leave nothing behind', () => {
   test('a machine whose startup script fails ends itself, and the error shows its console', async () => {
-    const { error, ledger } = await attemptLaunch(sb, { 'startup-script': 'echo "installing CUDA extras"; echo "E: disk full" >&2; exit 3' });
+    const { error, ledger } = await attemptLaunch(sb, {
+      'startup-script': 'echo "installing CUDA extras"; echo "E: disk full" >&2; exit 3',
+    });
     expect(error?.message).toContain('ended before its runner came online');
     expect(error?.message).toContain('E: disk full');
     expect(error?.message).toContain('the startup-script input failed');
@@ -153,7 +201,12 @@ describe('failures leave nothing behind', () => {
   });
 
   test('a launch that fails after the instance exists (GitHub errors while waiting) is cleaned from the ledger', async () => {
-    sb.faults.add({ service: 'github', action: 'GET /repos/octo-org/ml/actions/runners', status: 500, times: Infinity });
+    sb.faults.add({
+      service: 'github',
+      action: 'GET /repos/octo-org/ml/actions/runners',
+      status: 500,
+      times: Infinity,
+    });
     const { error, ledger } = await attemptLaunch(sb, {});
     expect(error?.message).toContain('500');
     expect(ledger!.machines[0]!.id).toMatch(/^i-/);
@@ -182,7 +235,14 @@ describe('failures leave nothing behind', () => {
 
   test('throttling by EC2 and GitHub is answered by retries', async () => {
     sb.faults.add({ service: 'ec2', action: 'RunInstances', code: 'RequestLimitExceeded', times: 2 });
-    sb.faults.add({ service: 'github', action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig', status: 403, retryAfter: 1, message: 'You have exceeded a secondary rate limit', times: 1 });
+    sb.faults.add({
+      service: 'github',
+      action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig',
+      status: 403,
+      retryAfter: 1,
+      message: 'You have exceeded a secondary rate limit',
+      times: 1,
+    });
     const before = sb.ec2.calls.filter((c) => c.action === 'RunInstances').length;
     const { error, result } = await attemptLaunch(sb, {});
     expect(error).toBeUndefined();
@@ -196,15 +256,18 @@ describe('failures leave nothing behind', () => {
   test.each([
     ['readOnly', 403, 'Administration: write'],
     ['bad', 401, '401'],
-  ] as const)('a %s token fails with the permission needed, before anything is created', async (kind, _status, expected) => {
-    const before = sb.ec2.calls.length;
-    const { error, ledger } = await attemptLaunch(sb, { token: sb.tokens[kind] });
-    expect(error?.message).toContain(expected);
-    if (kind === 'readOnly') expect(error?.message).toContain('GITHUB_TOKEN can never manage self-hosted runners');
-    expect(sb.ec2.calls.slice(before).filter((c) => c.action === 'RunInstances')).toHaveLength(0);
-    expect(ledger!.machines).toHaveLength(0);
-    expect(await sb.leftovers()).toEqual([]);
-  });
+  ] as const)(
+    'a %s token fails with the permission needed, before anything is created',
+    async (kind, _status, expected) => {
+      const before = sb.ec2.calls.length;
+      const { error, ledger } = await attemptLaunch(sb, { token: sb.tokens[kind] });
+      expect(error?.message).toContain(expected);
+      if (kind === 'readOnly') expect(error?.message).toContain('GITHUB_TOKEN can never manage self-hosted runners');
+      expect(sb.ec2.calls.slice(before).filter((c) => c.action === 'RunInstances')).toHaveLength(0);
+      expect(ledger!.machines).toHaveLength(0);
+      expect(await sb.leftovers()).toEqual([]);
+    },
+  );
 
   test('a cancel that arrives as the runner comes online still cancels: nothing is kept for post to leave', async () => {
     const cancel = new AbortController();
@@ -229,7 +292,8 @@ describe('failures leave nothing behind', () => {
     const pending = attemptLaunch(sb, { count: '3' }, cancel.signal);
     // Cancel while the first RunInstances calls are in flight.
     const deadline = Date.now() + 10_000;
-    while (!sb.ec2.calls.slice(before).some((c) => c.action === 'RunInstances') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (!sb.ec2.calls.slice(before).some((c) => c.action === 'RunInstances') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     cancel.abort(new Error('SIGTERM'));
     const { error, ledger } = await pending;
     expect(error).toBeDefined();

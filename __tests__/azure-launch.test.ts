@@ -27,7 +27,12 @@ afterAll(async () => {
 const base = { cloud: 'azure', region: 'eastus' };
 const groupOf = (id: string) => sb.azure.groups().findLast((g) => g.name === id)!;
 const vmOf = (id: string) => sb.azure.vms().findLast((v) => v.group === id)!;
-const deletes = (group: string) => sb.azure.calls.filter((c) => c.action.startsWith('resourceGroups.delete') && c.path?.toLowerCase().includes(`/resourcegroups/${group.toLowerCase()}`));
+const deletes = (group: string) =>
+  sb.azure.calls.filter(
+    (c) =>
+      c.action.startsWith('resourceGroups.delete') &&
+      c.path?.toLowerCase().includes(`/resourcegroups/${group.toLowerCase()}`),
+  );
 
 describe('a healthy launch', () => {
   test('a runner comes online in its own resource group, takes one job, and the VM deletes its group', async () => {
@@ -38,18 +43,30 @@ describe('a healthy launch', () => {
     expect(runner.machine).toMatchObject({ id: `cml-runner-${runner.name}`, type: 'Standard_D2s_v5', spot: false });
 
     const group = groupOf(runner.machine.id);
-    expect(group.tags).toMatchObject({ 'cml-runner:managed': 'true', 'cml-runner:repo': 'octo-org/ml', 'cml-runner:run-id': '4242', 'cml-runner:runner': runner.name });
+    expect(group.tags).toMatchObject({
+      'cml-runner:managed': 'true',
+      'cml-runner:repo': 'octo-org/ml',
+      'cml-runner:run-id': '4242',
+      'cml-runner:runner': runner.name,
+    });
     const vm = vmOf(runner.machine.id);
     expect(vm).toMatchObject({ vmSize: 'Standard_D2s_v5' });
     expect(vm.identity?.principalId).toBeTruthy();
     // The VM's identity may change its own group, and nothing else.
     const grants = sb.azure.roleAssignments().filter((r) => r.principalId === vm.identity!.principalId);
     expect(grants).toHaveLength(1);
-    expect(grants[0]!.scope.toLowerCase()).toBe(`/subscriptions/${sb.env.AZURE_SUBSCRIPTION_ID}/resourcegroups/${runner.machine.id}`.toLowerCase());
+    expect(grants[0]!.scope.toLowerCase()).toBe(
+      `/subscriptions/${sb.env.AZURE_SUBSCRIPTION_ID}/resourcegroups/${runner.machine.id}`.toLowerCase(),
+    );
     expect(vm.customData).toMatch(/^#!\/bin\/bash/);
     expect(vm.customData).not.toContain(sb.tokens.admin);
 
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-azure'], script: 'echo trained' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml-azure'],
+      script: 'echo trained',
+    });
     const done = await sb.github.waitJob(job.id, 30_000);
     expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: runner.name });
 
@@ -59,12 +76,28 @@ describe('a healthy launch', () => {
   });
 
   test('a spot T4 with a driver image: priority Spot, evicted by deletion, and the GPU in the job', async () => {
-    const { result, error } = await attemptLaunch(sb, { ...base, gpu: 't4', type: 's', spot: 'true', image: 'microsoft-dsvm:ubuntu-hpc:2204:latest', labels: 'cml-t4' });
+    const { result, error } = await attemptLaunch(sb, {
+      ...base,
+      gpu: 't4',
+      type: 's',
+      spot: 'true',
+      image: 'microsoft-dsvm:ubuntu-hpc:2204:latest',
+      labels: 'cml-t4',
+    });
     expect(error).toBeUndefined();
     const { machine } = result!.runners[0]!;
     expect(machine).toMatchObject({ type: 'Standard_NC4as_T4_v3', spot: true });
-    expect(vmOf(machine.id)).toMatchObject({ priority: 'Spot', evictionPolicy: 'Delete', billingProfile: { maxPrice: -1 } });
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-t4'], script: 'nvidia-smi -L' });
+    expect(vmOf(machine.id)).toMatchObject({
+      priority: 'Spot',
+      evictionPolicy: 'Delete',
+      billingProfile: { maxPrice: -1 },
+    });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml-t4'],
+      script: 'nvidia-smi -L',
+    });
     expect((await sb.github.waitJob(job.id, 30_000)).log).toContain('T4');
     expect(await settle(sb)).toEqual([]);
   });
@@ -73,7 +106,11 @@ describe('a healthy launch', () => {
 describe('capacity and quota', () => {
   test('SkuNotAvailable moves to the next size, and the refused size leaves no group', async () => {
     sb.faults.add({ service: 'azure', action: 'virtualMachines.createOrUpdate .*', code: 'SkuNotAvailable', times: 1 });
-    const { result, error } = await attemptLaunch(sb, { ...base, type: 'Standard_D2s_v5,Standard_D4s_v5', labels: 'cml-sku' });
+    const { result, error } = await attemptLaunch(sb, {
+      ...base,
+      type: 'Standard_D2s_v5,Standard_D4s_v5',
+      labels: 'cml-sku',
+    });
     expect(error).toBeUndefined();
     const runner = result!.runners[0]!;
     expect(runner.tried.map((t) => [t.type, t.outcome])).toEqual([
@@ -87,19 +124,34 @@ describe('capacity and quota', () => {
   });
 
   test('AllocationFailed in the long-running operation moves on too; the failed VM goes with its group', async () => {
-    sb.faults.add({ service: 'azure', action: 'virtualMachines.createOrUpdate .*', code: 'AllocationFailed', times: 1 });
+    sb.faults.add({
+      service: 'azure',
+      action: 'virtualMachines.createOrUpdate .*',
+      code: 'AllocationFailed',
+      times: 1,
+    });
     const { result, error } = await attemptLaunch(sb, { ...base, gpu: 't4', type: 's,m', labels: 'cml-alloc' });
     expect(error).toBeUndefined();
     const runner = result!.runners[0]!;
     expect(runner.tried[0]).toMatchObject({ type: 'Standard_NC4as_T4_v3', outcome: 'AllocationFailed' });
     expect(runner.machine.type).toBe('Standard_NC8as_T4_v3');
-    expect(sb.azure.vms().filter((v) => v.group === `cml-runner-${runner.name}`).every((v) => v.deleted)).toBe(true);
+    expect(
+      sb.azure
+        .vms()
+        .filter((v) => v.group === `cml-runner-${runner.name}`)
+        .every((v) => v.deleted),
+    ).toBe(true);
     await cleanupRunOf(sb, 'azure');
     expect(await settle(sb)).toEqual([]);
   });
 
   test('a quota refusal fails at once, names the quota, and leaves nothing', async () => {
-    sb.faults.add({ service: 'azure', action: 'virtualMachines.createOrUpdate .*', code: 'OperationNotAllowed', times: Infinity });
+    sb.faults.add({
+      service: 'azure',
+      action: 'virtualMachines.createOrUpdate .*',
+      code: 'OperationNotAllowed',
+      times: Infinity,
+    });
     const { error, ledger } = await attemptLaunch(sb, { ...base, gpu: 't4', type: 's,m' });
     expect(error?.message).toMatch(/Azure refused with OperationNotAllowed: .*quota/);
     expect(error?.message).toContain('Usage + quotas');
@@ -114,15 +166,37 @@ describe('capacity and quota', () => {
 describe('ends that need help', () => {
   test('without the right to assign roles the launch warns; the VM cannot delete itself, and cleanup does', async () => {
     // The launching identity may not assign roles; cleanup below runs as the launcher again.
-    const env = { ...sb.env, AZURE_CLIENT_ID: AZURE_APPS.noRoleAssignments.clientId, AZURE_CLIENT_SECRET: AZURE_APPS.noRoleAssignments.secret };
+    const env = {
+      ...sb.env,
+      AZURE_CLIENT_ID: AZURE_APPS.noRoleAssignments.clientId,
+      AZURE_CLIENT_SECRET: AZURE_APPS.noRoleAssignments.secret,
+    };
     const log = new MemoryLog();
-    const { result, error } = await attemptLaunch(sb, { ...base, type: 's', labels: 'cml-norole' }, undefined, '4242', log, env);
+    const { result, error } = await attemptLaunch(
+      sb,
+      { ...base, type: 's', labels: 'cml-norole' },
+      undefined,
+      '4242',
+      log,
+      env,
+    );
     expect(error).toBeUndefined();
-    expect(log.lines.filter((l) => l.startsWith('warning: The launching identity may not create role assignments'))).toHaveLength(1);
+    expect(
+      log.lines.filter((l) => l.startsWith('warning: The launching identity may not create role assignments')),
+    ).toHaveLength(1);
     const { machine } = result!.runners[0]!;
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-norole'], script: 'echo done' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml-norole'],
+      script: 'echo done',
+    });
     await sb.github.waitJob(job.id, 30_000);
-    await until('the VM gave up deleting its group', () => vmOf(machine.id).machine?.console().includes('Azure refused to delete') ?? false, 30_000);
+    await until(
+      'the VM gave up deleting its group',
+      () => vmOf(machine.id).machine?.console().includes('Azure refused to delete') ?? false,
+      30_000,
+    );
     expect(groupOf(machine.id).deleted).toBe(false);
     const report = await cleanupRunOf(sb, 'azure');
     expect(report.machines.map((m) => m.id)).toEqual([machine.id]);
@@ -133,7 +207,12 @@ describe('ends that need help', () => {
     const { result, error } = await attemptLaunch(sb, { ...base, type: 's', spot: 'true', labels: 'cml-evict' });
     expect(error).toBeUndefined();
     const { machine } = result!.runners[0]!;
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-evict'], script: 'echo training; sleep 30' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml-evict'],
+      script: 'echo training; sleep 30',
+    });
     await until('the job started', () => sb.github.job(job.id).status === 'in_progress');
     await sb.azure.evict(machine.id);
     expect((await sb.github.waitJob(job.id, 30_000)).conclusion).toBe('failure');

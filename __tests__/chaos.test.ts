@@ -26,7 +26,11 @@ describe('npm run chaos', () => {
     const run = await chaos(['--runs', '4', '--seed', '124', '--concurrency', '2']);
     const summary = run.stdout.split('\n').filter((l) => l.startsWith('chaos: runs='));
     // On failure the report below the summary names each leftover and the run to replay.
-    expect({ summary, report: run.stdout, stderr: run.stderr }).toEqual({ summary: [expect.stringMatching(/ orphans=0 leaked-registrations=0$/)], report: expect.any(String), stderr: expect.any(String) });
+    expect({ summary, report: run.stdout, stderr: run.stderr }).toEqual({
+      summary: [expect.stringMatching(/ orphans=0 leaked-registrations=0$/)],
+      report: expect.any(String),
+      stderr: expect.any(String),
+    });
     const [, runs, faults] = /^chaos: runs=(\d+) faults=(\d+) /.exec(summary[0]!)!;
     expect(Number(runs)).toBe(4);
     expect(Number(faults)).toBeGreaterThan(0);

@@ -29,9 +29,15 @@ afterAll(async () => {
   await sb.close();
 });
 
-async function cloudOf(inputs: Record<string, string>): Promise<{ cloud: Cloud; prepared: () => Promise<PreparedCloud> }> {
+async function cloudOf(
+  inputs: Record<string, string>,
+): Promise<{ cloud: Cloud; prepared: () => Promise<PreparedCloud> }> {
   const spec = specFor(sb, inputs);
-  const cloud = await loadCloud(spec.cloud, spec.machine.region, { env: sb.env, log: new MemoryLog(), clock: realClock });
+  const cloud = await loadCloud(spec.cloud, spec.machine.region, {
+    env: sb.env,
+    log: new MemoryLog(),
+    clock: realClock,
+  });
   return { cloud, prepared: () => cloud.prepare(spec.machine) };
 }
 
@@ -40,7 +46,13 @@ function request(name: string): MachineRequest {
     runnerName: name,
     attempt: 1,
     startupScript: '#!/bin/bash\ntrue\n',
-    tags: { Name: name, 'cml-runner:managed': 'true', 'cml-runner:repo': 'octo-org/ml', 'cml-runner:run-id': '77', 'cml-runner:runner': name },
+    tags: {
+      Name: name,
+      'cml-runner:managed': 'true',
+      'cml-runner:repo': 'octo-org/ml',
+      'cml-runner:run-id': '77',
+      'cml-runner:runner': name,
+    },
     clientToken: randomUUID(),
     credential: { jitConfig: 'not-a-real-config' },
     runnerVersion: '2.330.0',
@@ -58,7 +70,10 @@ async function refused(fault: Fault, call: () => Promise<unknown>): Promise<{ er
   );
   sb.faults.clear();
   expect(error).toBeInstanceOf(CloudError);
-  return { error: error as CloudError, answered: sb.faults.fired.slice(before).filter((f) => f.code === fault.code).length };
+  return {
+    error: error as CloudError,
+    answered: sb.faults.fired.slice(before).filter((f) => f.code === fault.code).length,
+  };
 }
 
 /** A transient fault twice, then the real answer: the call succeeds after two retries. */
@@ -78,15 +93,37 @@ describe('AWS', () => {
 
   test('a throttle and a 5xx are retried; the call goes on', async () => {
     const { cloud } = await cloudOf(inputs);
-    await retried({ service: 'ec2', action: 'DescribeInstances', code: 'RequestLimitExceeded' }, () => cloud.states(['i-0123456789abcdef0']));
-    await retried({ service: 'ec2', action: 'DescribeInstances', code: 'InternalError' }, () => cloud.list({ repo: 'octo-org/ml' }));
+    await retried({ service: 'ec2', action: 'DescribeInstances', code: 'RequestLimitExceeded' }, () =>
+      cloud.states(['i-0123456789abcdef0']),
+    );
+    await retried({ service: 'ec2', action: 'DescribeInstances', code: 'InternalError' }, () =>
+      cloud.list({ repo: 'octo-org/ml' }),
+    );
   });
 
   test('a permission refusal is permanent, an unknown instance is gone, and neither is retried', async () => {
     const { cloud } = await cloudOf(inputs);
-    expectKind(await refused({ service: 'ec2', action: 'DescribeInstances', code: 'UnauthorizedOperation', status: 403 }, () => cloud.states(['i-0123456789abcdef0'])), 'UnauthorizedOperation', 'permanent');
-    expectKind(await refused({ service: 'ec2', action: 'DescribeInstances', code: 'AuthFailure', status: 401 }, () => cloud.list({ repo: 'octo-org/ml' })), 'AuthFailure', 'permanent');
-    expectKind(await refused({ service: 'ec2', action: 'GetConsoleOutput', code: 'InvalidInstanceID.NotFound' }, () => cloud.consoleLog('i-0123456789abcdef0')), 'InvalidInstanceID.NotFound', 'gone');
+    expectKind(
+      await refused({ service: 'ec2', action: 'DescribeInstances', code: 'UnauthorizedOperation', status: 403 }, () =>
+        cloud.states(['i-0123456789abcdef0']),
+      ),
+      'UnauthorizedOperation',
+      'permanent',
+    );
+    expectKind(
+      await refused({ service: 'ec2', action: 'DescribeInstances', code: 'AuthFailure', status: 401 }, () =>
+        cloud.list({ repo: 'octo-org/ml' }),
+      ),
+      'AuthFailure',
+      'permanent',
+    );
+    expectKind(
+      await refused({ service: 'ec2', action: 'GetConsoleOutput', code: 'InvalidInstanceID.NotFound' }, () =>
+        cloud.consoleLog('i-0123456789abcdef0'),
+      ),
+      'InvalidInstanceID.NotFound',
+      'gone',
+    );
     await expect(cloud.terminate('i-0123456789abcdef0')).resolves.toBe('gone');
   });
 
@@ -94,8 +131,16 @@ describe('AWS', () => {
     const { prepared } = await cloudOf(inputs);
     const ready = await prepared();
     const launch = () => ready.launch(request('cml-errors-aws'), { type: 'm5.large', spot: false });
-    expectKind(await refused({ service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity' }, launch), 'InsufficientInstanceCapacity', 'capacity');
-    expectKind(await refused({ service: 'ec2', action: 'RunInstances', code: 'SpotMaxPriceTooLow' }, launch), 'SpotMaxPriceTooLow', 'market');
+    expectKind(
+      await refused({ service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity' }, launch),
+      'InsufficientInstanceCapacity',
+      'capacity',
+    );
+    expectKind(
+      await refused({ service: 'ec2', action: 'RunInstances', code: 'SpotMaxPriceTooLow' }, launch),
+      'SpotMaxPriceTooLow',
+      'market',
+    );
     const quota = await refused({ service: 'ec2', action: 'RunInstances', code: 'VcpuLimitExceeded' }, launch);
     expectKind(quota, 'VcpuLimitExceeded', 'quota');
     expect(quota.error.message).toContain('Service Quotas');
@@ -104,26 +149,52 @@ describe('AWS', () => {
 });
 
 describe('Google Cloud', () => {
-  const inputs = { cloud: 'gcp', region: 'us-central1', type: 'n2-standard-2', 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner };
+  const inputs = {
+    cloud: 'gcp',
+    region: 'us-central1',
+    type: 'n2-standard-2',
+    'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner,
+  };
 
   test('a rate limit and a backend error are retried; the call goes on', async () => {
     const { cloud } = await cloudOf(inputs);
-    await retried({ service: 'gce', action: 'instances.aggregatedList .*', code: 'rateLimitExceeded' }, () => cloud.list({ repo: 'octo-org/ml' }));
-    await retried({ service: 'gce', action: 'instances.aggregatedList .*', code: 'backendError' }, () => cloud.states(['us-central1-a/x']));
+    await retried({ service: 'gce', action: 'instances.aggregatedList .*', code: 'rateLimitExceeded' }, () =>
+      cloud.list({ repo: 'octo-org/ml' }),
+    );
+    await retried({ service: 'gce', action: 'instances.aggregatedList .*', code: 'backendError' }, () =>
+      cloud.states(['us-central1-a/x']),
+    );
   });
 
   test('forbidden is permanent, an unknown instance is gone, and neither is retried', async () => {
     const { cloud } = await cloudOf(inputs);
-    expectKind(await refused({ service: 'gce', action: 'instances.aggregatedList .*', code: 'forbidden' }, () => cloud.list({ repo: 'octo-org/ml' })), 'forbidden', 'permanent');
-    expectKind(await refused({ service: 'gce', action: 'instances.getSerialPortOutput .*', code: 'notFound' }, () => cloud.consoleLog('us-central1-a/nope')), 'notFound', 'gone');
+    expectKind(
+      await refused({ service: 'gce', action: 'instances.aggregatedList .*', code: 'forbidden' }, () =>
+        cloud.list({ repo: 'octo-org/ml' }),
+      ),
+      'forbidden',
+      'permanent',
+    );
+    expectKind(
+      await refused({ service: 'gce', action: 'instances.getSerialPortOutput .*', code: 'notFound' }, () =>
+        cloud.consoleLog('us-central1-a/nope'),
+      ),
+      'notFound',
+      'gone',
+    );
     await expect(cloud.terminate('us-central1-a/no-such-instance')).resolves.toBe('gone');
   });
 
   test('no capacity in a zone is capacity; a quota is quota and fails at once', async () => {
     const { prepared } = await cloudOf(inputs);
     const ready = await prepared();
-    const launch = () => ready.launch(request('cml-errors-gcp'), { type: 'n2-standard-2', spot: false, where: ready.places[0]! });
-    expectKind(await refused({ service: 'gce', action: 'instances.insert .*', code: 'ZONE_RESOURCE_POOL_EXHAUSTED' }, launch), 'ZONE_RESOURCE_POOL_EXHAUSTED', 'capacity');
+    const launch = () =>
+      ready.launch(request('cml-errors-gcp'), { type: 'n2-standard-2', spot: false, where: ready.places[0]! });
+    expectKind(
+      await refused({ service: 'gce', action: 'instances.insert .*', code: 'ZONE_RESOURCE_POOL_EXHAUSTED' }, launch),
+      'ZONE_RESOURCE_POOL_EXHAUSTED',
+      'capacity',
+    );
     const quota = await refused({ service: 'gce', action: 'instances.insert .*', code: 'QUOTA_EXCEEDED' }, launch);
     expectKind(quota, 'QUOTA_EXCEEDED', 'quota');
     expect(quota.error.message).toContain('IAM & Admin > Quotas');
@@ -136,22 +207,44 @@ describe('Azure', () => {
 
   test('throttling and an unavailable service are retried; the call goes on', async () => {
     const { cloud } = await cloudOf(inputs);
-    await retried({ service: 'azure', action: 'resourceGroups.list .*', code: 'TooManyRequests', retryAfter: 1 }, () => cloud.list({ repo: 'octo-org/ml' }));
-    await retried({ service: 'azure', action: 'resourceGroups.list .*', code: 'ServiceUnavailable' }, () => cloud.states(['cml-runner-x']));
+    await retried({ service: 'azure', action: 'resourceGroups.list .*', code: 'TooManyRequests', retryAfter: 1 }, () =>
+      cloud.list({ repo: 'octo-org/ml' }),
+    );
+    await retried({ service: 'azure', action: 'resourceGroups.list .*', code: 'ServiceUnavailable' }, () =>
+      cloud.states(['cml-runner-x']),
+    );
   });
 
   test('AuthorizationFailed is permanent, an unknown group is gone, and neither is retried', async () => {
     const { cloud } = await cloudOf(inputs);
-    expectKind(await refused({ service: 'azure', action: 'resourceGroups.list .*', code: 'AuthorizationFailed', status: 403 }, () => cloud.list({ repo: 'octo-org/ml' })), 'AuthorizationFailed', 'permanent');
+    expectKind(
+      await refused(
+        { service: 'azure', action: 'resourceGroups.list .*', code: 'AuthorizationFailed', status: 403 },
+        () => cloud.list({ repo: 'octo-org/ml' }),
+      ),
+      'AuthorizationFailed',
+      'permanent',
+    );
     await expect(cloud.terminate('cml-runner-no-such-group')).resolves.toBe('gone');
   });
 
   test('no capacity for a size is capacity; a quota is quota and fails at once; nothing is left', async () => {
     const { prepared } = await cloudOf(inputs);
     const ready = await prepared();
-    const launch = () => ready.launch(request(`cml-errors-az-${randomUUID().slice(0, 6)}`), { type: 'Standard_D2s_v5', spot: false });
-    expectKind(await refused({ service: 'azure', action: 'virtualMachines.createOrUpdate .*', code: 'AllocationFailed' }, launch), 'AllocationFailed', 'capacity');
-    const quota = await refused({ service: 'azure', action: 'virtualMachines.createOrUpdate .*', code: 'OperationNotAllowed' }, launch);
+    const launch = () =>
+      ready.launch(request(`cml-errors-az-${randomUUID().slice(0, 6)}`), { type: 'Standard_D2s_v5', spot: false });
+    expectKind(
+      await refused(
+        { service: 'azure', action: 'virtualMachines.createOrUpdate .*', code: 'AllocationFailed' },
+        launch,
+      ),
+      'AllocationFailed',
+      'capacity',
+    );
+    const quota = await refused(
+      { service: 'azure', action: 'virtualMachines.createOrUpdate .*', code: 'OperationNotAllowed' },
+      launch,
+    );
     expectKind(quota, 'OperationNotAllowed', 'quota');
     expect(quota.error.message).toContain('Usage + quotas');
     expect(await settle(sb)).toEqual([]);
@@ -163,15 +256,28 @@ describe('Kubernetes', () => {
 
   test('throttling and a 5xx are retried; the call goes on', async () => {
     const { cloud } = await cloudOf(inputs());
-    await retried({ service: 'kubernetes', action: 'list jobs', code: 'TooManyRequests', retryAfter: 1 }, () => cloud.list({ repo: 'octo-org/ml' }));
+    await retried({ service: 'kubernetes', action: 'list jobs', code: 'TooManyRequests', retryAfter: 1 }, () =>
+      cloud.list({ repo: 'octo-org/ml' }),
+    );
     await retried({ service: 'kubernetes', action: 'list jobs', code: 'InternalError' }, () => cloud.states(['cml-x']));
   });
 
   test('Forbidden is permanent, a ResourceQuota refusal is quota, an unknown Job is gone; none is retried', async () => {
     const { cloud, prepared } = await cloudOf(inputs());
-    expectKind(await refused({ service: 'kubernetes', action: 'list jobs', code: 'Forbidden' }, () => cloud.list({ repo: 'octo-org/ml' })), 'Forbidden', 'permanent');
-    const message = 'jobs "cml-x" is forbidden: exceeded quota: compute, requested: limits.cpu=1, used: limits.cpu=8, limited: limits.cpu=8';
-    expectKind(await refused({ service: 'kubernetes', action: 'create jobs', code: 'Forbidden', message }, prepared), 'Forbidden', 'quota');
+    expectKind(
+      await refused({ service: 'kubernetes', action: 'list jobs', code: 'Forbidden' }, () =>
+        cloud.list({ repo: 'octo-org/ml' }),
+      ),
+      'Forbidden',
+      'permanent',
+    );
+    const message =
+      'jobs "cml-x" is forbidden: exceeded quota: compute, requested: limits.cpu=1, used: limits.cpu=8, limited: limits.cpu=8';
+    expectKind(
+      await refused({ service: 'kubernetes', action: 'create jobs', code: 'Forbidden', message }, prepared),
+      'Forbidden',
+      'quota',
+    );
     await expect(cloud.terminate('cml-no-such-job')).resolves.toBe('gone');
     expect(await settle(sb)).toEqual([]);
   });

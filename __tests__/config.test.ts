@@ -6,7 +6,13 @@ import { type KubernetesOptions, kubeconfigSecrets } from '../src/clouds/kuberne
 import { type LaunchSpec, parseSpec, type RunContext } from '../src/config.js';
 import { InputError } from '../src/errors.js';
 
-const ctx: RunContext = { repository: 'octo-org/ml', runId: '7', serverUrl: 'https://github.com', apiUrl: 'https://api.github.com', env: {} };
+const ctx: RunContext = {
+  repository: 'octo-org/ml',
+  runId: '7',
+  serverUrl: 'https://github.com',
+  apiUrl: 'https://api.github.com',
+  env: {},
+};
 
 /** The cloud's own options, as its descriptor read them. */
 const aws = (s: LaunchSpec) => s.cloud.options as AwsOptions;
@@ -16,7 +22,11 @@ const azureOf = (s: LaunchSpec) => s.cloud.options as AzureOptions;
 
 function spec(inputs: Record<string, string>) {
   const all: Record<string, string> = { cloud: 'aws', token: 'ghp_example', ...inputs };
-  return parseSpec((name) => all[name] ?? '', ctx, () => 'abc123');
+  return parseSpec(
+    (name) => all[name] ?? '',
+    ctx,
+    () => 'abc123',
+  );
 }
 
 function rejection(inputs: Record<string, string>): InputError {
@@ -82,13 +92,22 @@ describe('generic names map to AWS names through the catalog', () => {
 describe('runner settings', () => {
   test('defaults: single ephemeral runner named cml-<random>, label cml, 5 minute idle, 24 h cap', () => {
     const s = spec({});
-    expect(s.runner).toMatchObject({ names: ['cml-abc123'], labels: ['cml'], single: true, idleTimeoutSeconds: 300, maxLifetimeSeconds: 86400 });
+    expect(s.runner).toMatchObject({
+      names: ['cml-abc123'],
+      labels: ['cml'],
+      single: true,
+      idleTimeoutSeconds: 300,
+      maxLifetimeSeconds: 86400,
+    });
     expect(s.forge.scope).toEqual({ kind: 'repo', owner: 'octo-org', repo: 'ml' });
     expect(s.forge.url).toBe('https://github.com/octo-org/ml');
   });
 
   test('an organisation URL registers organisation runners', () => {
-    expect(spec({ repo: 'https://github.com/octo-org' }).forge).toMatchObject({ scope: { kind: 'org', org: 'octo-org' }, url: 'https://github.com/octo-org' });
+    expect(spec({ repo: 'https://github.com/octo-org' }).forge).toMatchObject({
+      scope: { kind: 'org', org: 'octo-org' },
+      url: 'https://github.com/octo-org',
+    });
   });
 
   test('durations accept seconds and units', () => {
@@ -113,7 +132,9 @@ describe('runner settings', () => {
   });
 
   test('a base64 startup script is decoded; a plain one is kept', () => {
-    expect(spec({ 'startup-script': Buffer.from('echo hello\n').toString('base64') }).machine.startupScript).toBe('echo hello\n');
+    expect(spec({ 'startup-script': Buffer.from('echo hello\n').toString('base64') }).machine.startupScript).toBe(
+      'echo hello\n',
+    );
     expect(spec({ 'startup-script': 'echo plain' }).machine.startupScript).toBe('echo plain');
   });
 
@@ -179,7 +200,11 @@ describe('Kubernetes inputs', () => {
   const kubeconfig = 'apiVersion: v1\nkind: Config\nclusters: []\n';
   const k8s = (inputs: Record<string, string>, env: RunContext['env'] = {}) => {
     const all: Record<string, string> = { cloud: 'kubernetes', token: 'ghp_example', kubeconfig, ...inputs };
-    const parsed = parseSpec((name) => all[name] ?? '', { ...ctx, env }, () => 'abc123');
+    const parsed = parseSpec(
+      (name) => all[name] ?? '',
+      { ...ctx, env },
+      () => 'abc123',
+    );
     return { ...parsed, kubernetes: kubernetesOf(parsed) };
   };
   const k8sRejection = (inputs: Record<string, string>, env: RunContext['env'] = {}): InputError => {
@@ -215,7 +240,13 @@ describe('Kubernetes inputs', () => {
   });
 
   test('node selector, tolerations, namespace, runtime class and image are validated', () => {
-    const m = k8s({ 'kubernetes-node-selector': 'nvidia.com/gpu.product=Tesla-T4, pool=gpu', 'kubernetes-tolerations': 'nvidia.com/gpu:NoSchedule,spot=true:NoExecute,dedicated', 'kubernetes-namespace': 'ci-runners', 'kubernetes-runtime-class': 'nvidia', 'kubernetes-image': 'nvcr.io/nvidia/cuda:12.8.1-runtime-ubuntu24.04' });
+    const m = k8s({
+      'kubernetes-node-selector': 'nvidia.com/gpu.product=Tesla-T4, pool=gpu',
+      'kubernetes-tolerations': 'nvidia.com/gpu:NoSchedule,spot=true:NoExecute,dedicated',
+      'kubernetes-namespace': 'ci-runners',
+      'kubernetes-runtime-class': 'nvidia',
+      'kubernetes-image': 'nvcr.io/nvidia/cuda:12.8.1-runtime-ubuntu24.04',
+    });
     expect(m.kubernetes).toMatchObject({
       namespace: 'ci-runners',
       runtimeClass: 'nvidia',
@@ -254,20 +285,36 @@ describe('Kubernetes inputs', () => {
   });
 
   test('cluster access: the input, then KUBERNETES_CONFIGURATION (plain or base64), then KUBECONFIG, then in-cluster', () => {
-    const env = { KUBERNETES_CONFIGURATION: 'apiVersion: v1\nkind: Config # from the variable\n', KUBECONFIG: '/home/runner/.kube/config', KUBERNETES_SERVICE_HOST: '10.0.0.1' };
+    const env = {
+      KUBERNETES_CONFIGURATION: 'apiVersion: v1\nkind: Config # from the variable\n',
+      KUBECONFIG: '/home/runner/.kube/config',
+      KUBERNETES_SERVICE_HOST: '10.0.0.1',
+    };
     expect(k8s({}, env).kubernetes.access).toEqual({ source: 'the kubeconfig input', text: kubeconfig.trim() });
-    expect(k8s({ kubeconfig: '' }, env).kubernetes.access).toEqual({ source: 'KUBERNETES_CONFIGURATION', text: env.KUBERNETES_CONFIGURATION.trim() });
+    expect(k8s({ kubeconfig: '' }, env).kubernetes.access).toEqual({
+      source: 'KUBERNETES_CONFIGURATION',
+      text: env.KUBERNETES_CONFIGURATION.trim(),
+    });
     const b64 = Buffer.from(env.KUBERNETES_CONFIGURATION).toString('base64');
-    expect(k8s({ kubeconfig: '' }, { KUBERNETES_CONFIGURATION: b64 }).kubernetes.access).toEqual({ source: 'KUBERNETES_CONFIGURATION', text: env.KUBERNETES_CONFIGURATION });
-    expect(k8s({ kubeconfig: '' }, { ...env, KUBERNETES_CONFIGURATION: '' }).kubernetes.access).toEqual({ source: 'KUBECONFIG', path: env.KUBECONFIG });
-    expect(k8s({ kubeconfig: '' }, { KUBERNETES_SERVICE_HOST: '10.0.0.1' }).kubernetes.access).toEqual({ source: 'in-cluster' });
+    expect(k8s({ kubeconfig: '' }, { KUBERNETES_CONFIGURATION: b64 }).kubernetes.access).toEqual({
+      source: 'KUBERNETES_CONFIGURATION',
+      text: env.KUBERNETES_CONFIGURATION,
+    });
+    expect(k8s({ kubeconfig: '' }, { ...env, KUBERNETES_CONFIGURATION: '' }).kubernetes.access).toEqual({
+      source: 'KUBECONFIG',
+      path: env.KUBECONFIG,
+    });
+    expect(k8s({ kubeconfig: '' }, { KUBERNETES_SERVICE_HOST: '10.0.0.1' }).kubernetes.access).toEqual({
+      source: 'in-cluster',
+    });
     const none = k8sRejection({ kubeconfig: '' }, {});
     expect(none.input).toBe('kubeconfig');
     expect(none.message).toContain('KUBERNETES_CONFIGURATION');
   });
 
   test('secret kubeconfig values are found for masking', () => {
-    const text = 'users:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.secret\n    client-key-data: "LS0tLS1CRUdJTiBSU0E="\n';
+    const text =
+      'users:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.secret\n    client-key-data: "LS0tLS1CRUdJTiBSU0E="\n';
     expect(kubeconfigSecrets(text)).toEqual(['eyJhbGciOiJSUzI1NiJ9.secret', 'LS0tLS1CRUdJTiBSU0E=']);
   });
 });
@@ -286,7 +333,13 @@ describe('Google Cloud inputs', () => {
   });
 
   test('every generic GPU keeps its GPU with every size: N1 with attached T4/V100, or g2, a2, a3', () => {
-    const expected: Record<string, RegExp> = { t4: /^n1-standard-\d+\+(\dx)?nvidia-tesla-t4$/, tesla: /^n1-standard-\d+\+(\dx)?nvidia-tesla-v100$/, l4: /^g2-/, a100: /^a2-/, h100: /^a3-/ };
+    const expected: Record<string, RegExp> = {
+      t4: /^n1-standard-\d+\+(\dx)?nvidia-tesla-t4$/,
+      tesla: /^n1-standard-\d+\+(\dx)?nvidia-tesla-v100$/,
+      l4: /^g2-/,
+      a100: /^a2-/,
+      h100: /^a3-/,
+    };
     for (const [gpu, pattern] of Object.entries(expected)) {
       for (const type of ['s', 'm', 'l', 'xl']) {
         const machine = gcp({ gpu, type }).machine;
@@ -300,15 +353,23 @@ describe('Google Cloud inputs', () => {
   test('a native N1 type gets the GPU attached; a GPU type names its own', () => {
     expect(gcp({ type: 'n1-standard-16', gpu: 'v100' }).machine.types).toEqual(['n1-standard-16+nvidia-tesla-v100']);
     expect(gcp({ type: 'n1-standard-16+2xnvidia-tesla-v100' }).machine).toMatchObject({ wantsGpu: true });
-    expect(gcp({ type: 'g2-standard-8,a2-highgpu-1g' }).machine).toMatchObject({ types: ['g2-standard-8', 'a2-highgpu-1g'], wantsGpu: true });
+    expect(gcp({ type: 'g2-standard-8,a2-highgpu-1g' }).machine).toMatchObject({
+      types: ['g2-standard-8', 'a2-highgpu-1g'],
+      wantsGpu: true,
+    });
   });
 
   test('the project comes from the input, else from what google-github-actions/auth sets', () => {
     expect(gcpOf(gcp({}))).toEqual({ project: 'ml-training-1' });
-    const fromEnv = parseSpec((n) => ({ cloud: 'gcp', token: 't' })[n] ?? '', { ...ctx, env: { GOOGLE_CLOUD_PROJECT: 'from-auth-42' } });
+    const fromEnv = parseSpec((n) => ({ cloud: 'gcp', token: 't' })[n] ?? '', {
+      ...ctx,
+      env: { GOOGLE_CLOUD_PROJECT: 'from-auth-42' },
+    });
     expect(gcpOf(fromEnv).project).toBe('from-auth-42');
     expect(rejection({ cloud: 'gcp' })).toMatchObject({ input: 'gcp-project', value: '' });
-    expect(gcpOf(gcp({ 'gcp-service-account': 'runner-vm@ml-training-1.iam.gserviceaccount.com' })).serviceAccount).toBe('runner-vm@ml-training-1.iam.gserviceaccount.com');
+    expect(
+      gcpOf(gcp({ 'gcp-service-account': 'runner-vm@ml-training-1.iam.gserviceaccount.com' })).serviceAccount,
+    ).toBe('runner-vm@ml-training-1.iam.gserviceaccount.com');
   });
 
   test.each([
@@ -333,7 +394,8 @@ describe('Google Cloud inputs', () => {
 
 describe('Azure inputs', () => {
   const subscription = '11111111-2222-3333-4444-555555555555';
-  const azure = (inputs: Record<string, string>) => spec({ cloud: 'azure', 'azure-subscription-id': subscription, ...inputs });
+  const azure = (inputs: Record<string, string>) =>
+    spec({ cloud: 'azure', 'azure-subscription-id': subscription, ...inputs });
 
   test.each([
     ['us-east', 'eastus'],
@@ -346,7 +408,13 @@ describe('Azure inputs', () => {
   });
 
   test('every generic GPU keeps its GPU: NCasT4_v3, NVadsA10_v5, NC A100 v4, NCads H100 v5, NCv3', () => {
-    const expected: Record<string, RegExp> = { t4: /^Standard_NC\d+as_T4_v3$/, a10g: /^Standard_NV\d+ads_A10_v5$/, a100: /_A100_v4$/, h100: /_H100_v5$/, v100: /^Standard_NC\d+s_v3$/ };
+    const expected: Record<string, RegExp> = {
+      t4: /^Standard_NC\d+as_T4_v3$/,
+      a10g: /^Standard_NV\d+ads_A10_v5$/,
+      a100: /_A100_v4$/,
+      h100: /_H100_v5$/,
+      v100: /^Standard_NC\d+s_v3$/,
+    };
     for (const [gpu, pattern] of Object.entries(expected)) {
       for (const type of ['s', 'm', 'l', 'xl']) {
         const machine = azure({ gpu, type }).machine;
@@ -359,7 +427,10 @@ describe('Azure inputs', () => {
   });
 
   test('the subscription comes from the input, else AZURE_SUBSCRIPTION_ID', () => {
-    const fromEnv = parseSpec((n) => ({ cloud: 'azure', token: 't' })[n] ?? '', { ...ctx, env: { AZURE_SUBSCRIPTION_ID: subscription } });
+    const fromEnv = parseSpec((n) => ({ cloud: 'azure', token: 't' })[n] ?? '', {
+      ...ctx,
+      env: { AZURE_SUBSCRIPTION_ID: subscription },
+    });
     expect(azureOf(fromEnv).subscriptionId).toBe(subscription);
     expect(rejection({ cloud: 'azure' })).toMatchObject({ input: 'azure-subscription-id', value: '' });
   });

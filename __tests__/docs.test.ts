@@ -11,7 +11,9 @@ import { CLOUD_NAMES as CLOUDS } from '../src/clouds/index.js';
  */
 
 const root = path.join(import.meta.dirname, '..');
-const action = parse(fs.readFileSync(path.join(root, 'action.yml'), 'utf8')) as { inputs: Record<string, { description: string }> };
+const action = parse(fs.readFileSync(path.join(root, 'action.yml'), 'utf8')) as {
+  inputs: Record<string, { description: string }>;
+};
 const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
 const inputs = Object.keys(action.inputs);
 
@@ -27,10 +29,16 @@ describe('docs match action.yml', () => {
     const examples = fs.readdirSync(dir).filter((f) => f.startsWith('example-'));
     expect(examples.length).toBeGreaterThanOrEqual(3);
     for (const file of examples) {
-      const workflow = parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { jobs: Record<string, { steps?: Array<{ uses?: string; with?: Record<string, unknown> }> }> };
-      const ours = Object.values(workflow.jobs).flatMap((j) => j.steps ?? []).filter((s) => s.uses?.startsWith('cml-runner-action/'));
+      const workflow = parse(fs.readFileSync(path.join(dir, file), 'utf8')) as {
+        jobs: Record<string, { steps?: Array<{ uses?: string; with?: Record<string, unknown> }> }>;
+      };
+      const ours = Object.values(workflow.jobs)
+        .flatMap((j) => j.steps ?? [])
+        .filter((s) => s.uses?.startsWith('cml-runner-action/'));
       expect(ours.length).toBeGreaterThan(0);
-      for (const step of ours) for (const key of Object.keys(step.with ?? {})) expect({ file, input: key, known: inputs.includes(key) }).toEqual({ file, input: key, known: true });
+      for (const step of ours)
+        for (const key of Object.keys(step.with ?? {}))
+          expect({ file, input: key, known: inputs.includes(key) }).toEqual({ file, input: key, known: true });
     }
   });
 

@@ -4,7 +4,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
 import { GCE_SERVICE_ACCOUNTS } from '../sandbox/gce.js';
-import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor, sweepOf, unended, until } from './helpers.js';
+import {
+  MemoryLog,
+  attemptLaunch,
+  cleanupLedger,
+  cleanupRunOf,
+  settle,
+  specFor,
+  sweepOf,
+  unended,
+  until,
+} from './helpers.js';
 
 /**
  * The Google Cloud slice end to end: the real @google-cloud/compute clients (REST) and
@@ -46,19 +56,41 @@ describe('a healthy launch', () => {
     expect(runner.machine.type).toBe('n1-standard-4+nvidia-tesla-t4');
 
     const vm = instanceOf(runner.machine.id);
-    expect(vm).toMatchObject({ machineType: 'n1-standard-4', status: 'RUNNING', guestAccelerators: [{ type: 'nvidia-tesla-t4', count: 1 }] });
+    expect(vm).toMatchObject({
+      machineType: 'n1-standard-4',
+      status: 'RUNNING',
+      guestAccelerators: [{ type: 'nvidia-tesla-t4', count: 1 }],
+    });
     // GCE itself deletes the VM at max-lifetime; GPUs cannot live-migrate.
-    expect(vm.scheduling).toMatchObject({ provisioningModel: 'STANDARD', instanceTerminationAction: 'DELETE', onHostMaintenance: 'TERMINATE', maxRunDuration: { seconds: '86400' } });
-    expect(vm.serviceAccount).toEqual({ email: GCE_SERVICE_ACCOUNTS.runner, scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+    expect(vm.scheduling).toMatchObject({
+      provisioningModel: 'STANDARD',
+      instanceTerminationAction: 'DELETE',
+      onHostMaintenance: 'TERMINATE',
+      maxRunDuration: { seconds: '86400' },
+    });
+    expect(vm.serviceAccount).toEqual({
+      email: GCE_SERVICE_ACCOUNTS.runner,
+      scopes: ['https://www.googleapis.com/auth/cloud-platform'],
+    });
     expect(vm.disks[0]).toMatchObject({ boot: true, autoDelete: true });
     expect(vm.disks[0]!.sourceImage).toContain('projects/deeplearning-platform-release/');
-    expect(vm.labels).toMatchObject({ 'cml-runner-managed': 'true', 'cml-runner-repo': 'octo-org_ml', 'cml-runner-run-id': '4242', 'cml-runner-runner': runner.name });
+    expect(vm.labels).toMatchObject({
+      'cml-runner-managed': 'true',
+      'cml-runner-repo': 'octo-org_ml',
+      'cml-runner-run-id': '4242',
+      'cml-runner-runner': runner.name,
+    });
     expect(vm.metadata).toMatchObject({ 'cml-runner-repo': 'octo-org/ml', 'cml-runner-runner': runner.name });
     expect(vm.metadata['startup-script']).toMatch(/^#!\/bin\/bash/);
     // The PAT never reaches the machine.
     expect(JSON.stringify(vm.metadata)).not.toContain(sb.tokens.admin);
 
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-gpu'], script: 'nvidia-smi -L' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml-gpu'],
+      script: 'nvidia-smi -L',
+    });
     const done = await sb.github.waitJob(job.id, 30_000);
     expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: runner.name });
     expect(done.log).toContain('Tesla T4');
@@ -66,17 +98,32 @@ describe('a healthy launch', () => {
     expect(await settle(sb)).toEqual([]);
     expect(instanceOf(runner.machine.id)).toMatchObject({ deleted: true, endedReason: 'deleted' });
     // The VM deleted itself, with its own service account's token; nobody else deleted anything.
-    expect(sb.gce.calls.filter((c) => c.action.startsWith('instances.delete'))).toEqual([expect.objectContaining({ status: 200, identity: GCE_SERVICE_ACCOUNTS.runner })]);
+    expect(sb.gce.calls.filter((c) => c.action.startsWith('instances.delete'))).toEqual([
+      expect.objectContaining({ status: 200, identity: GCE_SERVICE_ACCOUNTS.runner }),
+    ]);
     expect(consoleOf(runner.machine.id)).toContain('asking Compute Engine to delete this instance');
   });
 
   test('a spot L4 gets a g2 machine with the SPOT model, and ends after idle-timeout', async () => {
-    const { result, error } = await attemptLaunch(sb, { ...base, gpu: 'l4', type: 's', spot: 'true', single: 'false', 'idle-timeout': '3', 'hdd-size': '120' });
+    const { result, error } = await attemptLaunch(sb, {
+      ...base,
+      gpu: 'l4',
+      type: 's',
+      spot: 'true',
+      single: 'false',
+      'idle-timeout': '3',
+      'hdd-size': '120',
+    });
     expect(error).toBeUndefined();
     const { machine } = result!.runners[0]!;
     expect(machine).toMatchObject({ type: 'g2-standard-4', spot: true });
     const vm = instanceOf(machine.id);
-    expect(vm.scheduling).toMatchObject({ provisioningModel: 'SPOT', automaticRestart: false, instanceTerminationAction: 'DELETE', onHostMaintenance: 'TERMINATE' });
+    expect(vm.scheduling).toMatchObject({
+      provisioningModel: 'SPOT',
+      automaticRestart: false,
+      instanceTerminationAction: 'DELETE',
+      onHostMaintenance: 'TERMINATE',
+    });
     expect(vm.guestAccelerators).toEqual([]);
     expect(vm.disks[0]).toMatchObject({ sizeGb: 120, autoDelete: true });
     await until('the idle VM deleted itself', () => instanceOf(machine.id).deleted);
@@ -94,7 +141,12 @@ describe('a healthy launch', () => {
     expect(vm.machineType).toBe('n2-standard-2');
     expect(vm.scheduling).toMatchObject({ provisioningModel: 'STANDARD', onHostMaintenance: 'MIGRATE' });
     expect(vm.disks[0]!.sourceImage).toMatch(/projects\/ubuntu-os-cloud\/global\/images\/ubuntu-2404-/);
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo trained' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml'],
+      script: 'echo trained',
+    });
     await sb.github.waitJob(job.id, 30_000);
     expect(await settle(sb)).toEqual([]);
   });
@@ -112,8 +164,15 @@ describe('capacity and quota', () => {
     ]);
     expect(instanceOf(runner.machine.id).zone).toBe('us-central1-b');
     // The refused zone holds nothing.
-    expect(sb.gce.instances().filter((i) => i.zone === 'us-central1-a' && i.labels['cml-runner-runner'] === runner.name)).toEqual([]);
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'nvidia-smi -L' });
+    expect(
+      sb.gce.instances().filter((i) => i.zone === 'us-central1-a' && i.labels['cml-runner-runner'] === runner.name),
+    ).toEqual([]);
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml'],
+      script: 'nvidia-smi -L',
+    });
     const done = await sb.github.waitJob(job.id, 30_000);
     expect(done.log).toContain('A100');
     expect(await settle(sb)).toEqual([]);
@@ -121,7 +180,14 @@ describe('capacity and quota', () => {
 
   test('zones that do not offer the GPU are never tried', async () => {
     // V100s are in us-central1 a, b, c and f; so are T4s, and us-west1 offers T4 only in a and b.
-    const { result, error } = await attemptLaunch(sb, { ...base, region: 'us-west1', gpu: 't4', type: 's', spot: 'true', 'on-demand-fallback': 'false' });
+    const { result, error } = await attemptLaunch(sb, {
+      ...base,
+      region: 'us-west1',
+      gpu: 't4',
+      type: 's',
+      spot: 'true',
+      'on-demand-fallback': 'false',
+    });
     expect(error).toBeUndefined();
     expect(result!.runners[0]!.machine.zone).toBe('us-west1-a');
     await cleanupRunOf(sb, 'gcp');
@@ -177,10 +243,19 @@ describe('ends that need help', () => {
   });
 
   test('a VM whose service account may not delete it stops instead, says why, and cleanup deletes it', async () => {
-    const { result, error } = await attemptLaunch(sb, { ...base, type: 's', 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runnerNoDelete });
+    const { result, error } = await attemptLaunch(sb, {
+      ...base,
+      type: 's',
+      'gcp-service-account': GCE_SERVICE_ACCOUNTS.runnerNoDelete,
+    });
     expect(error).toBeUndefined();
     const { machine } = result!.runners[0]!;
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo done' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml'],
+      script: 'echo done',
+    });
     await sb.github.waitJob(job.id, 30_000);
     await until('the VM stopped', () => instanceOf(machine.id).status === 'TERMINATED', 30_000);
     expect(consoleOf(machine.id)).toMatch(/Compute Engine refused to delete this instance \(HTTP 403\)/);
@@ -196,7 +271,12 @@ describe('ends that need help', () => {
     expect(error).toBeUndefined();
     const { machine } = result!.runners[0]!;
     expect(instanceOf(machine.id).serviceAccount).toBeUndefined();
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo done' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml'],
+      script: 'echo done',
+    });
     await sb.github.waitJob(job.id, 30_000);
     await until('the VM stopped', () => instanceOf(machine.id).status === 'TERMINATED', 30_000);
     const report = await sweepOf(sb, 'gcp', 0);
@@ -204,11 +284,16 @@ describe('ends that need help', () => {
     expect(await settle(sb)).toEqual([]);
   });
 
-  test('a preempted spot VM fails its job with the runner\'s shutdown message, Compute Engine deletes it, and nothing is left', async () => {
+  test("a preempted spot VM fails its job with the runner's shutdown message, Compute Engine deletes it, and nothing is left", async () => {
     const { result, error } = await attemptLaunch(sb, { ...base, gpu: 'l4', type: 's', spot: 'true' });
     expect(error).toBeUndefined();
     const { machine, name } = result!.runners[0]!;
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], script: 'echo training; sleep 30' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml'],
+      script: 'echo training; sleep 30',
+    });
     await until('the job started', () => sb.github.job(job.id).status === 'in_progress');
     const [zone, vm] = machine.id.split('/') as [string, string];
     await sb.gce.preempt(zone, vm);
@@ -276,26 +361,45 @@ describe('inputs and credentials', () => {
   });
 
   test('an image that does not exist fails before any VM, naming the image', async () => {
-    const { error, ledger } = await attemptLaunch(sb, { ...base, type: 's', image: 'projects/sandbox-project/global/images/no-such-image' });
+    const { error, ledger } = await attemptLaunch(sb, {
+      ...base,
+      type: 's',
+      image: 'projects/sandbox-project/global/images/no-such-image',
+    });
     expect(error?.message).toMatch(/GCP refused with notFound: compute images.get: .*no-such-image/);
     expect(ledger?.machines ?? []).toEqual([]);
     expect(await settle(sb)).toEqual([]);
   });
 
-  test('a service account that does not exist is refused with Compute Engine\'s reason and advice, and nothing is left', async () => {
-    const { error } = await attemptLaunch(sb, { ...base, type: 's', 'gcp-service-account': 'ghost-vm@sandbox-project.iam.gserviceaccount.com' });
-    expect(error?.message).toMatch(/GCP refused with invalid: compute instances.insert in us-central1-a: .*ghost-vm@sandbox-project/);
+  test("a service account that does not exist is refused with Compute Engine's reason and advice, and nothing is left", async () => {
+    const { error } = await attemptLaunch(sb, {
+      ...base,
+      type: 's',
+      'gcp-service-account': 'ghost-vm@sandbox-project.iam.gserviceaccount.com',
+    });
+    expect(error?.message).toMatch(
+      /GCP refused with invalid: compute instances.insert in us-central1-a: .*ghost-vm@sandbox-project/,
+    );
     expect(error?.message).toContain('gcp-service-account');
     expect(await settle(sb)).toEqual([]);
   });
 
   test('rate limits and backend errors are retried; the launch goes on', async () => {
     const firedBefore = sb.faults.fired.length;
-    sb.faults.add({ service: 'gce', action: 'machineTypes.aggregatedList global', code: 'rateLimitExceeded', times: 2 });
+    sb.faults.add({
+      service: 'gce',
+      action: 'machineTypes.aggregatedList global',
+      code: 'rateLimitExceeded',
+      times: 2,
+    });
     sb.faults.add({ service: 'gce', action: 'instances.insert .*', code: 'backendError', times: 1 });
     const { error } = await attemptLaunch(sb, { ...base, type: 's' });
     expect(error).toBeUndefined();
-    expect(sb.faults.fired.slice(firedBefore).map((f) => f.code)).toEqual(['rateLimitExceeded', 'rateLimitExceeded', 'backendError']);
+    expect(sb.faults.fired.slice(firedBefore).map((f) => f.code)).toEqual([
+      'rateLimitExceeded',
+      'rateLimitExceeded',
+      'backendError',
+    ]);
     await cleanupRunOf(sb, 'gcp');
     expect(await settle(sb)).toEqual([]);
   });

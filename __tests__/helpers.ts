@@ -34,16 +34,34 @@ export class MemoryLog implements Log {
 
 /** The workflow run, with the sandbox's environment as the one the entry would read (never process.env). */
 export function context(sb: Sandbox, runId = '4242', env: Record<string, string> = sb.env): RunContext {
-  return { repository: 'octo-org/ml', runId, serverUrl: sb.env.GITHUB_SERVER_URL!, apiUrl: sb.env.GITHUB_API_URL!, env };
+  return {
+    repository: 'octo-org/ml',
+    runId,
+    serverUrl: sb.env.GITHUB_SERVER_URL!,
+    apiUrl: sb.env.GITHUB_API_URL!,
+    env,
+  };
 }
 
 export function specFor(sb: Sandbox, inputs: Record<string, string>, env: Record<string, string> = sb.env): LaunchSpec {
-  const all: Record<string, string> = { cloud: 'aws', region: 'us-east', token: sb.tokens.admin, 'startup-timeout': '60', ...inputs };
+  const all: Record<string, string> = {
+    cloud: 'aws',
+    region: 'us-east',
+    token: sb.tokens.admin,
+    'startup-timeout': '60',
+    ...inputs,
+  };
   return parseSpec((n) => all[n] ?? '', context(sb, '4242', env));
 }
 
 /** A cloud as post loads it: its options re-read by its descriptor (on Kubernetes, the sandbox kubeconfig as input). */
-export async function cloudFor(sb: Sandbox, name: CloudName, region: string, log: Log = new MemoryLog(), env: Record<string, string> = sb.env): Promise<Cloud> {
+export async function cloudFor(
+  sb: Sandbox,
+  name: CloudName,
+  region: string,
+  log: Log = new MemoryLog(),
+  env: Record<string, string> = sb.env,
+): Promise<Cloud> {
   const inputs: Record<string, string> = name === 'kubernetes' ? { kubeconfig: sb.kubernetes.kubeconfig() } : {};
   const options = descriptorOf(name).options((n) => inputs[n] ?? '', env);
   return loadCloud({ name, options } as CloudSpec, region, { env, log, clock: realClock });
@@ -89,7 +107,10 @@ export async function attemptLaunch(
 /** What post does with a ledger (on Kubernetes, with the sandbox cluster's kubeconfig as input). */
 export async function cleanupLedger(sb: Sandbox, ledger: LedgerData): ReturnType<typeof cleanup> {
   const cloud = await cloudFor(sb, ledger.cloud, ledger.region);
-  const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new MemoryLog());
+  const forge = new GitHubForge(
+    { scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin },
+    new MemoryLog(),
+  );
   return cleanup(ledger, { cloud, forge, log: new MemoryLog() });
 }
 
@@ -105,17 +126,31 @@ const REGIONS: Record<SandboxCloud, string> = { aws: 'us-east-1', kubernetes: ''
 
 async function endDeps(sb: Sandbox, cloudName: SandboxCloud, log: MemoryLog) {
   const cloud = await cloudFor(sb, cloudName, REGIONS[cloudName], log);
-  const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL!, token: sb.tokens.admin }, log);
+  const forge = new GitHubForge(
+    { scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL!, token: sb.tokens.admin },
+    log,
+  );
   return { cloud, forge, log };
 }
 
 /** `mode: cleanup` for the tests' workflow run (4242, or `runId`). */
-export async function cleanupRunOf(sb: Sandbox, cloudName: SandboxCloud = 'aws', runId = '4242', log = new MemoryLog()): ReturnType<typeof cleanupRun> {
+export async function cleanupRunOf(
+  sb: Sandbox,
+  cloudName: SandboxCloud = 'aws',
+  runId = '4242',
+  log = new MemoryLog(),
+): ReturnType<typeof cleanupRun> {
   return cleanupRun({ ...context(sb), runId }, await endDeps(sb, cloudName, log));
 }
 
 /** `mode: sweep` with a grace period, at `now` (a clock that only tells the time). */
-export async function sweepOf(sb: Sandbox, cloudName: SandboxCloud, graceSeconds: number, now = Date.now(), log = new MemoryLog()): ReturnType<typeof sweep> {
+export async function sweepOf(
+  sb: Sandbox,
+  cloudName: SandboxCloud,
+  graceSeconds: number,
+  now = Date.now(),
+  log = new MemoryLog(),
+): ReturnType<typeof sweep> {
   const clock = { now: () => now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
   return sweep(context(sb), graceSeconds, { ...(await endDeps(sb, cloudName, log)), clock });
 }

@@ -41,15 +41,27 @@ const k8sInputs = (inputs: Record<string, string> = {}): Record<string, string> 
   ...inputs,
 });
 
-const jobOf = (name: string): Json | undefined => (sb.kubernetes.jobs() as Json[]).find((j) => j.metadata.name === name);
-const secretOf = (name: string): Json | undefined => (sb.kubernetes.secrets() as Json[]).find((s) => s.metadata.name === name);
-const podsOf = (name: string): Json[] => (sb.kubernetes.pods() as Json[]).filter((p) => p.metadata.labels?.['job-name'] === name);
+const jobOf = (name: string): Json | undefined =>
+  (sb.kubernetes.jobs() as Json[]).find((j) => j.metadata.name === name);
+const secretOf = (name: string): Json | undefined =>
+  (sb.kubernetes.secrets() as Json[]).find((s) => s.metadata.name === name);
+const podsOf = (name: string): Json[] =>
+  (sb.kubernetes.pods() as Json[]).filter((p) => p.metadata.labels?.['job-name'] === name);
 
 describe('a GPU runner pod', () => {
   test('the pod spec asks for the GPU, size and disk, carries tags and tolerations, and its runner takes a job on the GPU node', async () => {
     const { result, error, ledger } = await attemptLaunch(
       sb,
-      k8sInputs({ gpu: 't4', type: 'm', 'hdd-size': '40', labels: 'cml-gpu', 'max-lifetime': '2h', tags: 'team=vision,cost center=ml/research', 'kubernetes-runtime-class': 'nvidia', 'kubernetes-node-selector': 'nvidia.com/gpu.product=Tesla-T4' }),
+      k8sInputs({
+        gpu: 't4',
+        type: 'm',
+        'hdd-size': '40',
+        labels: 'cml-gpu',
+        'max-lifetime': '2h',
+        tags: 'team=vision,cost center=ml/research',
+        'kubernetes-runtime-class': 'nvidia',
+        'kubernetes-node-selector': 'nvidia.com/gpu.product=Tesla-T4',
+      }),
     );
     expect(error).toBeUndefined();
     expect(ledger!.complete).toBe(true);
@@ -69,18 +81,39 @@ describe('a GPU runner pod', () => {
     });
     const container = pod.containers[0];
     expect(container.image).toBe('ghcr.io/actions/actions-runner:2.331.0');
-    expect(container.resources.limits).toEqual({ cpu: '2', memory: '8Gi', 'nvidia.com/gpu': '1', 'ephemeral-storage': '40Gi' });
+    expect(container.resources.limits).toEqual({
+      cpu: '2',
+      memory: '8Gi',
+      'nvidia.com/gpu': '1',
+      'ephemeral-storage': '40Gi',
+    });
     // Tags: labels where Kubernetes allows them, annotations where it does not.
-    expect(job.metadata.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'cml-runner-action', 'cml-runner/run-id': '4242', 'cml-runner/runner': runner.name, team: 'vision' });
-    expect(job.metadata.annotations).toMatchObject({ 'cml-runner/repo': 'octo-org/ml', 'cml-runner/runner-name': runner.name });
+    expect(job.metadata.labels).toMatchObject({
+      'app.kubernetes.io/managed-by': 'cml-runner-action',
+      'cml-runner/run-id': '4242',
+      'cml-runner/runner': runner.name,
+      team: 'vision',
+    });
+    expect(job.metadata.annotations).toMatchObject({
+      'cml-runner/repo': 'octo-org/ml',
+      'cml-runner/runner-name': runner.name,
+    });
     expect(Object.values(job.metadata.annotations)).toContain('ml/research');
     expect(Date.parse(job.metadata.annotations['cml-runner/expires-at'])).toBeGreaterThan(Date.now() + 3600_000);
 
     const [running] = podsOf(runner.machine.id);
     expect(running!.spec.nodeName).toBe('sandbox-gpu-1');
-    expect(sb.github.runners().find((r) => r.name === runner.name)).toMatchObject({ status: 'online', ephemeral: true });
+    expect(sb.github.runners().find((r) => r.name === runner.name)).toMatchObject({
+      status: 'online',
+      ephemeral: true,
+    });
 
-    const queued = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-gpu'], script: 'nvidia-smi -L' });
+    const queued = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml-gpu'],
+      script: 'nvidia-smi -L',
+    });
     const done = await sb.github.waitJob(queued.id, 30_000);
     expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: runner.name });
     expect(done.log).toContain('Tesla T4');
@@ -92,7 +125,10 @@ describe('a GPU runner pod', () => {
   test('the credential reaches the container only from the Secret the Job owns, never as a literal', async () => {
     for (const single of ['true', 'false']) {
       // The reusable runner must stay online long enough for the launch to see it, under load too.
-      const { result, error, ledger } = await attemptLaunch(sb, k8sInputs({ single, 'idle-timeout': '6', labels: `cml-secret-${single}` }));
+      const { result, error, ledger } = await attemptLaunch(
+        sb,
+        k8sInputs({ single, 'idle-timeout': '6', labels: `cml-secret-${single}` }),
+      );
       if (error) await cleanupLedger(sb, ledger!);
       expect(error).toBeUndefined();
       const name = result!.runners[0]!.machine.id;
@@ -107,15 +143,26 @@ describe('a GPU runner pod', () => {
       expect(script).not.toContain(Buffer.from(credential).toString('base64'));
 
       const spec = JSON.stringify(job.spec);
-      for (const literal of [credential, Buffer.from(credential).toString('base64'), sb.tokens.admin]) expect(spec).not.toContain(literal);
+      for (const literal of [credential, Buffer.from(credential).toString('base64'), sb.tokens.admin])
+        expect(spec).not.toContain(literal);
       expect(JSON.stringify(secret)).not.toContain(sb.tokens.admin);
       const env = job.spec.template.spec.containers[0].env as Json[];
       const variable = single === 'true' ? 'ACTIONS_RUNNER_INPUT_JITCONFIG' : 'ACTIONS_RUNNER_INPUT_TOKEN';
-      expect(env.find((e) => e.name === variable)).toEqual({ name: variable, valueFrom: { secretKeyRef: { name, key } } });
-      expect(secret.metadata.ownerReferences).toEqual([expect.objectContaining({ apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata.uid })]);
+      expect(env.find((e) => e.name === variable)).toEqual({
+        name: variable,
+        valueFrom: { secretKeyRef: { name, key } },
+      });
+      expect(secret.metadata.ownerReferences).toEqual([
+        expect.objectContaining({ apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata.uid }),
+      ]);
 
       if (single === 'true') {
-        const queued = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-secret-true'], script: 'true' });
+        const queued = sb.github.queueJob({
+          owner: 'octo-org',
+          repo: 'ml',
+          labels: ['cml-secret-true'],
+          script: 'true',
+        });
         await sb.github.waitJob(queued.id, 30_000);
       }
       // The reusable runner ends after its idle-timeout; its registration is then offline, and post-style cleanup removes it.
@@ -141,7 +188,10 @@ describe('a pod that cannot start fails the launch early with the cluster own wo
   });
 
   test('an image that cannot be pulled: ImagePullBackOff with the pull error', async () => {
-    const { error, ledger } = await attemptLaunch(sb, k8sInputs({ 'kubernetes-image': 'registry.example.com/ml/does-not-exist:1.0' }));
+    const { error, ledger } = await attemptLaunch(
+      sb,
+      k8sInputs({ 'kubernetes-image': 'registry.example.com/ml/does-not-exist:1.0' }),
+    );
     expect(error!.message).toContain('ImagePullBackOff');
     expect(error!.message).toContain('registry.example.com/ml/does-not-exist:1.0');
     await cleanupLedger(sb, ledger!);
@@ -149,7 +199,10 @@ describe('a pod that cannot start fails the launch early with the cluster own wo
   });
 
   test('a startup-script that fails: the pod log tail, with the credential masked', async () => {
-    const { error, ledger } = await attemptLaunch(sb, k8sInputs({ 'startup-script': 'echo "preparing the image"; echo "$ACTIONS_RUNNER_INPUT_JITCONFIG"; exit 3' }));
+    const { error, ledger } = await attemptLaunch(
+      sb,
+      k8sInputs({ 'startup-script': 'echo "preparing the image"; echo "$ACTIONS_RUNNER_INPUT_JITCONFIG"; exit 3' }),
+    );
     expect(error!.message).toContain('ended before its runner came online');
     expect(error!.message).toContain('preparing the image');
     expect(error!.message).toContain('the startup-script input failed');
@@ -162,7 +215,10 @@ describe('a pod that cannot start fails the launch early with the cluster own wo
 
 describe('ending', () => {
   test('max-lifetime is the Job activeDeadlineSeconds: the cluster ends a runner that never gets a job', async () => {
-    const { result, error, ledger } = await attemptLaunch(sb, k8sInputs({ single: 'false', 'idle-timeout': '0', 'max-lifetime': '300' }));
+    const { result, error, ledger } = await attemptLaunch(
+      sb,
+      k8sInputs({ single: 'false', 'idle-timeout': '0', 'max-lifetime': '300' }),
+    );
     if (error) await cleanupLedger(sb, ledger!);
     expect(error).toBeUndefined();
     const name = result!.runners[0]!.machine.id;
@@ -171,7 +227,9 @@ describe('ending', () => {
     const deadline = Date.now() + 40_000;
     let failed: Json | undefined;
     while (!failed && Date.now() < deadline) {
-      failed = (jobOf(name)?.status?.conditions as Json[] | undefined)?.find((c) => c.type === 'Failed' && c.status === 'True');
+      failed = (jobOf(name)?.status?.conditions as Json[] | undefined)?.find(
+        (c) => c.type === 'Failed' && c.status === 'True',
+      );
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(failed).toMatchObject({ reason: 'DeadlineExceeded' });
@@ -190,7 +248,8 @@ describe('ending', () => {
     const attempt = attemptLaunch(sb, k8sInputs({ count: '3' }), cancel.signal);
     // Cancel once the first Job of this launch exists, while its Secret's owner is still being set.
     const deadline = Date.now() + 20_000;
-    while (!sb.kubernetes.jobs().some((j) => !before.has(j.metadata.name)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (!sb.kubernetes.jobs().some((j) => !before.has(j.metadata.name)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
     cancel.abort(new Error('SIGTERM'));
     const { error, ledger } = await attempt;
     expect(error).toBeDefined();
@@ -200,7 +259,10 @@ describe('ending', () => {
   });
 
   test('mode cleanup finds the run by its labels, deletes with Background propagation (no pod orphaned), and is idempotent', async () => {
-    const { result } = await attemptLaunch(sb, k8sInputs({ labels: 'cml-cleanup', single: 'false', 'idle-timeout': '0' }));
+    const { result } = await attemptLaunch(
+      sb,
+      k8sInputs({ labels: 'cml-cleanup', single: 'false', 'idle-timeout': '0' }),
+    );
     const name = result!.runners[0]!.machine.id;
     expect(podsOf(name)).toHaveLength(1);
     const first = await cleanupRunOf(sb, 'kubernetes');
@@ -215,7 +277,10 @@ describe('ending', () => {
   });
 
   test('a type list: a pod no node can fit is ended and the runner moves to the next type', async () => {
-    const { result, error } = await attemptLaunch(sb, k8sInputs({ type: '4/16Gi/2,2/8Gi/1', labels: 'cml-k8s-fallback', 'startup-timeout': '5m' }));
+    const { result, error } = await attemptLaunch(
+      sb,
+      k8sInputs({ type: '4/16Gi/2,2/8Gi/1', labels: 'cml-k8s-fallback', 'startup-timeout': '5m' }),
+    );
     expect(error).toBeUndefined();
     const runner = result!.runners[0]!;
     expect(runner.tried.map((t) => [t.type, t.outcome])).toEqual([
@@ -223,7 +288,12 @@ describe('ending', () => {
       ['2/8Gi/1', 'obtained'],
     ]);
     expect(runner.machine).toMatchObject({ type: '2/8Gi/1', id: `${runner.name}-2` });
-    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-k8s-fallback'], script: 'nvidia-smi -L' });
+    const job = sb.github.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['cml-k8s-fallback'],
+      script: 'nvidia-smi -L',
+    });
     expect((await sb.github.waitJob(job.id, 30_000)).conclusion).toBe('success');
     expect(await settle(sb)).toEqual([]);
   });
@@ -249,11 +319,26 @@ describe('cluster access', () => {
     const { clusterAccess } = await import('../src/clouds/kubernetes/options.js');
     const read = (kubeconfig: string) => (name: string) => (name === 'kubeconfig' ? kubeconfig : '');
     // Each time, the sources below the one that should win point at a refused credential.
-    await expect(prepare({ kubernetes: clusterAccess(read(good()), { KUBERNETES_CONFIGURATION: bad(), KUBECONFIG: join(dir, 'missing') }) })).resolves.toBeUndefined();
-    await expect(prepare({ kubernetes: clusterAccess(read(''), { KUBERNETES_CONFIGURATION: Buffer.from(good()).toString('base64'), KUBECONFIG: join(dir, 'missing') }) })).resolves.toBeUndefined();
-    await expect(prepare({ kubernetes: clusterAccess(read(''), { KUBECONFIG: file, KUBERNETES_SERVICE_HOST: '10.0.0.1' }) })).resolves.toBeUndefined();
+    await expect(
+      prepare({
+        kubernetes: clusterAccess(read(good()), { KUBERNETES_CONFIGURATION: bad(), KUBECONFIG: join(dir, 'missing') }),
+      }),
+    ).resolves.toBeUndefined();
+    await expect(
+      prepare({
+        kubernetes: clusterAccess(read(''), {
+          KUBERNETES_CONFIGURATION: Buffer.from(good()).toString('base64'),
+          KUBECONFIG: join(dir, 'missing'),
+        }),
+      }),
+    ).resolves.toBeUndefined();
+    await expect(
+      prepare({ kubernetes: clusterAccess(read(''), { KUBECONFIG: file, KUBERNETES_SERVICE_HOST: '10.0.0.1' }) }),
+    ).resolves.toBeUndefined();
     // And a refused credential says so, naming where it came from.
-    await expect(prepare({ kubernetes: clusterAccess(read(''), { KUBERNETES_CONFIGURATION: bad() }) })).rejects.toThrow(/Unauthorized[\s\S]*KUBERNETES_CONFIGURATION/);
+    await expect(prepare({ kubernetes: clusterAccess(read(''), { KUBERNETES_CONFIGURATION: bad() }) })).rejects.toThrow(
+      /Unauthorized[\s\S]*KUBERNETES_CONFIGURATION/,
+    );
   });
 
   test('a kubeconfig with an exec credential plugin works when the plugin exists, and says what is missing when not', async () => {
@@ -265,11 +350,17 @@ describe('cluster access', () => {
     chmodSync(plugin, 0o755);
     const withExec = (command: string): string => {
       const doc = parseYaml(good()) as Json;
-      doc.users[0].user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command, interactiveMode: 'Never' } };
+      doc.users[0].user = {
+        exec: { apiVersion: 'client.authentication.k8s.io/v1', command, interactiveMode: 'Never' },
+      };
       return JSON.stringify(doc);
     };
-    await expect(prepare({ kubernetes: { source: 'the kubeconfig input', text: withExec(plugin) } })).resolves.toBeUndefined();
-    await expect(prepare({ kubernetes: { source: 'the kubeconfig input', text: withExec(join(dir, 'no-such-plugin')) } })).rejects.toThrow(/CredentialPlugin[\s\S]*plugin/);
+    await expect(
+      prepare({ kubernetes: { source: 'the kubeconfig input', text: withExec(plugin) } }),
+    ).resolves.toBeUndefined();
+    await expect(
+      prepare({ kubernetes: { source: 'the kubeconfig input', text: withExec(join(dir, 'no-such-plugin')) } }),
+    ).rejects.toThrow(/CredentialPlugin[\s\S]*plugin/);
   });
 
   test('a broken or missing kubeconfig is one clear input error, before anything is created', async () => {
@@ -293,7 +384,12 @@ describe('cluster access', () => {
     sb.faults.add({ service: 'kubernetes', action: 'create secrets', code: 'InternalError', times: 1 });
     const { result, error } = await attemptLaunch(sb, k8sInputs({ labels: 'cml-dry-retry' }));
     expect(error).toBeUndefined();
-    expect(sb.faults.fired.slice(fired).map((f) => f.code).sort()).toEqual(['InternalError', 'TooManyRequests']);
+    expect(
+      sb.faults.fired
+        .slice(fired)
+        .map((f) => f.code)
+        .sort(),
+    ).toEqual(['InternalError', 'TooManyRequests']);
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-dry-retry'], script: 'true' });
     await sb.github.waitJob(job.id, 30_000);
     expect(result!.runners).toHaveLength(1);
@@ -303,7 +399,10 @@ describe('cluster access', () => {
   test('a namespace that does not exist, or a token without rights, is refused with what to do', async () => {
     const { error: missing } = await attemptLaunch(sb, k8sInputs({ 'kubernetes-namespace': 'no-such-namespace' }));
     expect(missing!.message).toContain('namespaces "no-such-namespace" not found');
-    const { error: denied } = await attemptLaunch(sb, k8sInputs({ kubeconfig: sb.kubernetes.kubeconfig({ token: sb.kubernetes.tokens.denied }) }));
+    const { error: denied } = await attemptLaunch(
+      sb,
+      k8sInputs({ kubeconfig: sb.kubernetes.kubeconfig({ token: sb.kubernetes.tokens.denied }) }),
+    );
     expect(denied!.message).toContain('Forbidden');
     expect(denied!.message).toContain('Role in the README');
     expect(await settle(sb)).toEqual([]);
@@ -315,10 +414,18 @@ describe('RBAC', () => {
     const readme = readFileSync(join(process.cwd(), 'README.md'), 'utf8');
     const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((y) => /kind: Role\b/.test(y));
     expect(block).toBeDefined();
-    const role = parseYaml(block!.split('\n---\n').find((d) => /kind: Role\b/.test(d))!) as { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
-    const allowed = new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}|${res}|${v}`)))));
+    const role = parseYaml(block!.split('\n---\n').find((d) => /kind: Role\b/.test(d))!) as {
+      rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+    };
+    const allowed = new Set(
+      role.rules.flatMap((r) =>
+        r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}|${res}|${v}`))),
+      ),
+    );
     const used = new Set(
-      sb.kubernetes.calls.filter((c) => c.status !== 401).map((c) => `${c.group}|${c.resource}${c.subresource ? `/${c.subresource}` : ''}|${c.verb}`),
+      sb.kubernetes.calls
+        .filter((c) => c.status !== 401)
+        .map((c) => `${c.group}|${c.resource}${c.subresource ? `/${c.subresource}` : ''}|${c.verb}`),
     );
     expect(used.size).toBeGreaterThan(5);
     expect([...used].filter((u) => !allowed.has(u))).toEqual([]);
@@ -329,7 +436,9 @@ describe('RBAC', () => {
 async function settleJobs(name: string, ms = 20_000): Promise<string[]> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const left = [jobOf(name), secretOf(name), ...podsOf(name)].filter(Boolean).map((o) => `${o!.kind}/${o!.metadata.name}`);
+    const left = [jobOf(name), secretOf(name), ...podsOf(name)]
+      .filter(Boolean)
+      .map((o) => `${o!.kind}/${o!.metadata.name}`);
     if (left.length === 0 || Date.now() > deadline) return left;
     await new Promise((r) => setTimeout(r, 100));
   }

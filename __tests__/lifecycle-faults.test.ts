@@ -24,7 +24,8 @@ afterAll(async () => {
 });
 
 const runInstances = (): number => sb.ec2.calls.filter((c) => c.action === 'RunInstances').length;
-const capacity = (times = 1): void => sb.faults.add({ service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity', times });
+const capacity = (times = 1): void =>
+  sb.faults.add({ service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity', times });
 
 async function runJob(label: string): Promise<void> {
   const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: [label], script: 'true' });
@@ -44,13 +45,21 @@ describe('capacity fallback', () => {
       { type: 'g4dn.xlarge', spot: false, outcome: 'InsufficientInstanceCapacity' },
       { type: 'g5.xlarge', spot: false, outcome: 'obtained' },
     ]);
-    expect(log.lines.some((l) => l.startsWith('warning:') && l.includes('g4dn.xlarge on-demand: InsufficientInstanceCapacity'))).toBe(true);
+    expect(
+      log.lines.some(
+        (l) => l.startsWith('warning:') && l.includes('g4dn.xlarge on-demand: InsufficientInstanceCapacity'),
+      ),
+    ).toBe(true);
     await runJob('fb-type');
   });
 
   test('a subnet list: no capacity in the first zone, the next subnet is used', async () => {
     capacity();
-    const { result, error } = await attemptLaunch(sb, { type: 's', 'aws-subnet': 'subnet-0a1,subnet-0b2', labels: 'fb-subnet' });
+    const { result, error } = await attemptLaunch(sb, {
+      type: 's',
+      'aws-subnet': 'subnet-0a1,subnet-0b2',
+      labels: 'fb-subnet',
+    });
     expect(error).toBeUndefined();
     const instance = sb.ec2.instance(result!.runners[0]!.machine.id)!;
     expect(instance.subnetId).toBe('subnet-0b2');
@@ -64,7 +73,11 @@ describe('capacity fallback', () => {
 
   test('spot without capacity anywhere falls back to on-demand, with a warning', async () => {
     capacity(2); // both spot placements
-    const { result, error, log } = await attemptLaunch(sb, { type: 'g4dn.xlarge,g5.xlarge', spot: 'true', labels: 'fb-spot' });
+    const { result, error, log } = await attemptLaunch(sb, {
+      type: 'g4dn.xlarge,g5.xlarge',
+      spot: 'true',
+      labels: 'fb-spot',
+    });
     expect(error).toBeUndefined();
     const runner = result!.runners[0]!;
     expect(runner.machine).toMatchObject({ type: 'g4dn.xlarge', spot: false });
@@ -80,7 +93,12 @@ describe('capacity fallback', () => {
 
   test('a spot price below the market goes on-demand at once, skipping the other spot placements', async () => {
     const before = runInstances();
-    const { result, error } = await attemptLaunch(sb, { type: 'g4dn.xlarge,g5.xlarge', spot: 'true', 'spot-price': '0.001', labels: 'fb-price' });
+    const { result, error } = await attemptLaunch(sb, {
+      type: 'g4dn.xlarge,g5.xlarge',
+      spot: 'true',
+      'spot-price': '0.001',
+      labels: 'fb-price',
+    });
     expect(error).toBeUndefined();
     expect(result!.runners[0]!.tried.map((t) => t.outcome)).toEqual(['SpotMaxPriceTooLow', 'obtained']);
     expect(result!.runners[0]!.machine.spot).toBe(false);
@@ -98,7 +116,11 @@ describe('capacity fallback', () => {
   test('a quota error is not retried elsewhere as if it were capacity', async () => {
     sb.faults.add({ service: 'ec2', action: 'RunInstances', code: 'VcpuLimitExceeded' });
     const before = runInstances();
-    const { error } = await attemptLaunch(sb, { type: 'g4dn.xlarge,g5.xlarge', 'aws-subnet': 'subnet-0a1,subnet-0b2', spot: 'true' });
+    const { error } = await attemptLaunch(sb, {
+      type: 'g4dn.xlarge,g5.xlarge',
+      'aws-subnet': 'subnet-0a1,subnet-0b2',
+      spot: 'true',
+    });
     expect(error?.message).toContain('VcpuLimitExceeded');
     expect(error?.message).toContain('Service Quotas');
     expect(runInstances() - before).toBe(1);
@@ -107,7 +129,12 @@ describe('capacity fallback', () => {
   test('with several runners, a placement without capacity is skipped by the others', async () => {
     capacity();
     const before = runInstances();
-    const { result, error } = await attemptLaunch(sb, { type: 'g4dn.xlarge,g5.xlarge', count: '3', labels: 'fb-many', 'startup-timeout': '60' });
+    const { result, error } = await attemptLaunch(sb, {
+      type: 'g4dn.xlarge,g5.xlarge',
+      count: '3',
+      labels: 'fb-many',
+      'startup-timeout': '60',
+    });
     expect(error).toBeUndefined();
     // The refusal is learnt once; at most the runners already in flight try the first type.
     expect(result!.runners.filter((r) => r.machine.type === 'g5.xlarge').length).toBeGreaterThanOrEqual(1);
@@ -130,13 +157,20 @@ describe('count', () => {
 
   test('allow-partial keeps the runners that came up and ends the one that did not', async () => {
     sb.machines.failBoot(1);
-    const { result, error, log } = await attemptLaunch(sb, { count: '3', 'startup-timeout': '6', 'allow-partial': 'true', labels: 'count-partial' });
+    const { result, error, log } = await attemptLaunch(sb, {
+      count: '3',
+      'startup-timeout': '6',
+      'allow-partial': 'true',
+      labels: 'count-partial',
+    });
     expect(error).toBeUndefined();
     expect(result!.runners).toHaveLength(2);
     expect(result!.failed).toHaveLength(1);
     expect(result!.failed[0]!.reason).toContain('did not come online within startup-timeout');
     expect(result!.ledger.keep.sort()).toEqual(result!.runners.map((r) => r.name).sort());
-    expect(log.lines.some((l) => l.startsWith('warning: 1 of 3 runners did not come up; allow-partial keeps the 2'))).toBe(true);
+    expect(
+      log.lines.some((l) => l.startsWith('warning: 1 of 3 runners did not come up; allow-partial keeps the 2')),
+    ).toBe(true);
     const failedEntry = result!.ledger.machines.find((m) => m.runnerName === result!.failed[0]!.name)!;
     expect(sb.ec2.instance(failedEntry.id!)!.state).toMatch(/shutting-down|terminated/);
     expect(sb.github.runners().map((r) => r.name)).not.toContain(result!.failed[0]!.name);
@@ -173,8 +207,11 @@ describe('reuse', () => {
     // Busy: reuse still counts it; reuse-idle does not, and launches.
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['reuse-gpu', 'big'], script: 'sleep 4' });
     const deadline = Date.now() + 15_000;
-    while (sb.github.job(job.id).status !== 'in_progress' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect((await attemptLaunch(sb, { labels: 'reuse-gpu', reuse: 'true' })).result!.reused.map((r) => r.name)).toEqual([name]);
+    while (sb.github.job(job.id).status !== 'in_progress' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    expect((await attemptLaunch(sb, { labels: 'reuse-gpu', reuse: 'true' })).result!.reused.map((r) => r.name)).toEqual(
+      [name],
+    );
     const idle = await attemptLaunch(sb, { labels: 'reuse-gpu', 'reuse-idle': 'true' });
     expect(idle.result!.reused).toEqual([]);
     expect(idle.result!.runners).toHaveLength(1);
@@ -184,7 +221,10 @@ describe('reuse', () => {
   });
 
   test('an offline registration never satisfies reuse', async () => {
-    const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin }, new MemoryLog());
+    const forge = new GitHubForge(
+      { scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin },
+      new MemoryLog(),
+    );
     await forge.jitConfig('cml-offline-one', ['reuse-off', 'cml-run-4242'], 1);
     const { result } = await attemptLaunch(sb, { labels: 'reuse-off', reuse: 'true' });
     expect(result!.reused).toEqual([]);
@@ -198,16 +238,26 @@ describe('reuse', () => {
 describe('cleanup and sweep', () => {
   test('mode cleanup ends every machine and registration of its run, and nothing of another run', async () => {
     const mine = await attemptLaunch(sb, { count: '2', single: 'false', 'idle-timeout': '0', labels: 'cleanup-mine' });
-    const theirs = await attemptLaunch(sb, { single: 'false', 'idle-timeout': '0', labels: 'cleanup-theirs' }, undefined, '777');
+    const theirs = await attemptLaunch(
+      sb,
+      { single: 'false', 'idle-timeout': '0', labels: 'cleanup-theirs' },
+      undefined,
+      '777',
+    );
     expect(mine.error).toBeUndefined();
     expect(theirs.error).toBeUndefined();
-    const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin }, new MemoryLog());
+    const forge = new GitHubForge(
+      { scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin },
+      new MemoryLog(),
+    );
     // A registration minted by a launch that died before its machine: only the run label ties it to the run.
     await forge.jitConfig('gpu-trainer-orphan', ['cleanup-mine', 'cml-run-4242'], 1);
 
     const report = await cleanupRunOf(sb);
     expect(report.machines.map((m) => m.id).sort()).toEqual(mine.result!.runners.map((r) => r.machine.id).sort());
-    expect(report.registrations.map((r) => r.name).sort()).toEqual([...mine.result!.runners.map((r) => r.name), 'gpu-trainer-orphan'].sort());
+    expect(report.registrations.map((r) => r.name).sort()).toEqual(
+      [...mine.result!.runners.map((r) => r.name), 'gpu-trainer-orphan'].sort(),
+    );
     expect(sb.ec2.instance(theirs.result!.runners[0]!.machine.id)!.state).toBe('running');
     expect(sb.github.runners().map((r) => r.name)).toContain(theirs.result!.runners[0]!.name);
 
@@ -219,10 +269,28 @@ describe('cleanup and sweep', () => {
   });
 
   test('mode sweep ends what is past expires-at or whose runner is gone, and offline registrations of ours; it spares the healthy', async () => {
-    const expiring = await attemptLaunch(sb, { single: 'false', 'idle-timeout': '0', 'max-lifetime': '60', labels: 'sweep-a' }, undefined, '801');
-    const healthy = await attemptLaunch(sb, { single: 'false', 'idle-timeout': '0', labels: 'sweep-b' }, undefined, '802');
-    const orphaned = await attemptLaunch(sb, { single: 'false', 'idle-timeout': '0', labels: 'sweep-c' }, undefined, '803');
-    const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin }, new MemoryLog());
+    const expiring = await attemptLaunch(
+      sb,
+      { single: 'false', 'idle-timeout': '0', 'max-lifetime': '60', labels: 'sweep-a' },
+      undefined,
+      '801',
+    );
+    const healthy = await attemptLaunch(
+      sb,
+      { single: 'false', 'idle-timeout': '0', labels: 'sweep-b' },
+      undefined,
+      '802',
+    );
+    const orphaned = await attemptLaunch(
+      sb,
+      { single: 'false', 'idle-timeout': '0', labels: 'sweep-c' },
+      undefined,
+      '803',
+    );
+    const forge = new GitHubForge(
+      { scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin },
+      new MemoryLog(),
+    );
     // Its registration deleted by hand: the machine has no runner any more.
     await forge.deleteRunner(orphaned.result!.runners[0]!.id);
     // An offline registration of ours with no machine, and a stranger's offline one.
@@ -255,7 +323,11 @@ describe('retries', () => {
   test('answers lost to a reset connection: the retried create finds what the first one made, nothing is doubled', async () => {
     const fired = sb.faults.fired.length;
     sb.faults.add({ service: 'ec2', action: 'RunInstances', reset: 'after' });
-    sb.faults.add({ service: 'github', action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig', reset: 'after' });
+    sb.faults.add({
+      service: 'github',
+      action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig',
+      reset: 'after',
+    });
     const before = sb.ec2.instances().length;
     const { result, error } = await attemptLaunch(sb, { labels: 'retry-lost' });
     expect(error).toBeUndefined();
@@ -263,7 +335,12 @@ describe('retries', () => {
     expect(sb.ec2.instances().length - before).toBe(1);
     // GitHub had registered the name before the reset: that registration was replaced, not left.
     expect(sb.github.runners().filter((r) => r.name === result!.runners[0]!.name)).toHaveLength(1);
-    expect(sb.faults.fired.slice(fired).map((f) => f.service).sort()).toEqual(['ec2', 'github']);
+    expect(
+      sb.faults.fired
+        .slice(fired)
+        .map((f) => f.service)
+        .sort(),
+    ).toEqual(['ec2', 'github']);
     await runJob('retry-lost');
   });
 
@@ -276,13 +353,24 @@ describe('retries', () => {
   });
 
   test('GitHub 5xx answers are retried; a 4xx fails at once with its status', async () => {
-    sb.faults.add({ service: 'github', action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig', status: 502, times: 2 });
+    sb.faults.add({
+      service: 'github',
+      action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig',
+      status: 502,
+      times: 2,
+    });
     const ok = await attemptLaunch(sb, { labels: 'retry-ok' });
     expect(ok.error).toBeUndefined();
     await runJob('retry-ok');
 
     const before = sb.github.calls.filter((c) => c.path.endsWith('generate-jitconfig')).length;
-    sb.faults.add({ service: 'github', action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig', status: 422, message: 'Validation Failed', times: 1 });
+    sb.faults.add({
+      service: 'github',
+      action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig',
+      status: 422,
+      message: 'Validation Failed',
+      times: 1,
+    });
     const failed = await attemptLaunch(sb, {});
     expect(failed.error?.message).toContain('422');
     expect(sb.github.calls.filter((c) => c.path.endsWith('generate-jitconfig')).length - before).toBe(1);

@@ -88,14 +88,20 @@ interface Clients {
 
 /** The product's clients: one ARM endpoint, passed as `endpoint` and scope to each. */
 function clients(app: AzureAppName = 'launcher'): Clients {
-  const cred = new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS[app].clientId, AZURE_APPS[app].secret, { authorityHost: az.url, disableInstanceDiscovery: true });
+  const cred = new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS[app].clientId, AZURE_APPS[app].secret, {
+    authorityHost: az.url,
+    disableInstanceDiscovery: true,
+  });
   const scopes = [`${az.url}/.default`];
   const options = { endpoint: az.url, credentials: { scopes }, retryOptions: { maxRetries: 4, retryDelayInMs: 10 } };
   return {
     resources: new ResourceManagementClient(cred, AZURE_SUBSCRIPTION_ID, options),
     network: new NetworkManagementClient(cred, AZURE_SUBSCRIPTION_ID, options),
     compute: new ComputeManagementClient(cred, AZURE_SUBSCRIPTION_ID, options),
-    authorization: new AuthorizationManagementClient(cred, AZURE_SUBSCRIPTION_ID, { endpoint: az.url, credentialScopes: scopes }),
+    authorization: new AuthorizationManagementClient(cred, AZURE_SUBSCRIPTION_ID, {
+      endpoint: az.url,
+      credentialScopes: scopes,
+    }),
   };
 }
 
@@ -149,18 +155,43 @@ async function launch(group: string, o: LaunchOptions = {}): Promise<{ vm: Virtu
   const tags = o.tags ?? { 'cml-runner:managed': 'true', 'cml-runner:run-id': '4242', 'cml-runner:runner': group };
   const location = LOCATION;
   await c.resources.resourceGroups.createOrUpdate(group, { location, tags });
-  const nsg = await c.network.networkSecurityGroups.createOrUpdate(group, 'runner-nsg', { location, tags, securityRules: [] }, POLL);
+  const nsg = await c.network.networkSecurityGroups.createOrUpdate(
+    group,
+    'runner-nsg',
+    { location, tags, securityRules: [] },
+    POLL,
+  );
   const vnet = await c.network.virtualNetworks.createOrUpdate(
     group,
     'runner-vnet',
-    { location, tags, addressSpace: { addressPrefixes: ['10.0.0.0/24'] }, subnets: [{ name: 'runner', addressPrefix: '10.0.0.0/24', networkSecurityGroup: { id: nsg.id } }] },
+    {
+      location,
+      tags,
+      addressSpace: { addressPrefixes: ['10.0.0.0/24'] },
+      subnets: [{ name: 'runner', addressPrefix: '10.0.0.0/24', networkSecurityGroup: { id: nsg.id } }],
+    },
     POLL,
   );
-  const ip = await c.network.publicIPAddresses.createOrUpdate(group, 'runner-ip', { location, tags, sku: { name: 'Standard' }, publicIPAllocationMethod: 'Static' }, POLL);
+  const ip = await c.network.publicIPAddresses.createOrUpdate(
+    group,
+    'runner-ip',
+    { location, tags, sku: { name: 'Standard' }, publicIPAllocationMethod: 'Static' },
+    POLL,
+  );
   const nic = await c.network.networkInterfaces.createOrUpdate(
     group,
     'runner-nic',
-    { location, tags, ipConfigurations: [{ name: 'primary', subnet: { id: vnet.subnets?.[0]?.id }, publicIPAddress: { id: ip.id, deleteOption: 'Delete' } }] },
+    {
+      location,
+      tags,
+      ipConfigurations: [
+        {
+          name: 'primary',
+          subnet: { id: vnet.subnets?.[0]?.id },
+          publicIPAddress: { id: ip.id, deleteOption: 'Delete' },
+        },
+      ],
+    },
     POLL,
   );
   const body: VirtualMachine = {
@@ -170,13 +201,21 @@ async function launch(group: string, o: LaunchOptions = {}): Promise<{ vm: Virtu
     hardwareProfile: { vmSize: o.size ?? 'Standard_D2s_v5' },
     storageProfile: {
       imageReference: o.image ?? CANONICAL,
-      osDisk: { createOption: 'FromImage', deleteOption: 'Delete', managedDisk: { storageAccountType: 'StandardSSD_LRS' } },
+      osDisk: {
+        createOption: 'FromImage',
+        deleteOption: 'Delete',
+        managedDisk: { storageAccountType: 'StandardSSD_LRS' },
+      },
     },
     osProfile: {
       computerName: 'runner',
       adminUsername: 'runner',
       customData: Buffer.from(o.customData ?? 'echo hello from customData', 'utf8').toString('base64'),
-      linuxConfiguration: { disablePasswordAuthentication: true, ssh: { publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: SSH_KEY }] }, provisionVMAgent: true },
+      linuxConfiguration: {
+        disablePasswordAuthentication: true,
+        ssh: { publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: SSH_KEY }] },
+        provisionVMAgent: true,
+      },
     },
     networkProfile: { networkInterfaces: [{ id: nic.id, primary: true, deleteOption: 'Delete' }] },
     diagnosticsProfile: { bootDiagnostics: { enabled: true } },
@@ -187,11 +226,15 @@ async function launch(group: string, o: LaunchOptions = {}): Promise<{ vm: Virtu
 }
 
 async function grant(c: Clients, group: string, principalId: string): Promise<void> {
-  await c.authorization.roleAssignments.create(`/subscriptions/${AZURE_SUBSCRIPTION_ID}/resourceGroups/${group}`, crypto.randomUUID(), {
-    roleDefinitionId: `/subscriptions/${AZURE_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${AZURE_ROLE_IDS.contributor}`,
-    principalId,
-    principalType: 'ServicePrincipal',
-  });
+  await c.authorization.roleAssignments.create(
+    `/subscriptions/${AZURE_SUBSCRIPTION_ID}/resourceGroups/${group}`,
+    crypto.randomUUID(),
+    {
+      roleDefinitionId: `/subscriptions/${AZURE_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${AZURE_ROLE_IDS.contributor}`,
+      principalId,
+      principalType: 'ServicePrincipal',
+    },
+  );
 }
 
 async function powerState(c: Clients, group: string): Promise<string[]> {
@@ -236,20 +279,27 @@ describe('a runner life, with the product calls', () => {
     });
     expect(made.identity?.principalId).toBe(vm.identity?.principalId);
     expect(made.customData).toContain('runner machine');
-    expect(az.roleAssignments().map((r) => r.scope)).toEqual([`/subscriptions/${AZURE_SUBSCRIPTION_ID}/resourceGroups/${group}`]);
+    expect(az.roleAssignments().map((r) => r.scope)).toEqual([
+      `/subscriptions/${AZURE_SUBSCRIPTION_ID}/resourceGroups/${group}`,
+    ]);
     expect(await powerState(c, group)).toEqual(['ProvisioningState/succeeded', 'PowerState/running']);
     expect(az.leftovers().join('\n')).toContain(`Azure resource group ${group} (eastus, Succeeded) still exists`);
     expect(az.leftovers().join('\n')).toContain('cml-runner:run-id=4242');
 
     // The list the product's cleanup does.
     const listed: string[] = [];
-    for await (const g of c.resources.resourceGroups.list({ filter: "tagName eq 'cml-runner:run-id' and tagValue eq '4242'" })) listed.push(g.name!);
+    for await (const g of c.resources.resourceGroups.list({
+      filter: "tagName eq 'cml-runner:run-id' and tagValue eq '4242'",
+    }))
+      listed.push(g.name!);
     expect(listed).toEqual([group]);
     expect((await c.resources.resourceGroups.get(group)).tags).toMatchObject({ 'cml-runner:managed': 'true' });
 
     // The serial log (boot diagnostics) is the machine's console.
     await until('the script ran', () => made.console().includes('runner machine'));
-    const diag = await c.compute.virtualMachines.retrieveBootDiagnosticsData(group, 'runner', { sasUriExpirationTimeInMinutes: 10 });
+    const diag = await c.compute.virtualMachines.retrieveBootDiagnosticsData(group, 'runner', {
+      sasUriExpirationTimeInMinutes: 10,
+    });
     const log = await httpsGet(diag.serialConsoleLogBlobUri!);
     expect(log.status).toBe(200);
     expect(log.text).toContain(`runner machine ${made.vmId} on azure`);
@@ -260,8 +310,17 @@ describe('a runner life, with the product calls', () => {
     expect(made.console()).toMatch(/delete cml-runner-life: 202/);
     expect(groupOf(group).deletedBy).toBe(`vm:${group}`);
     expect(az.roleAssignments()).toEqual([]);
-    expect(az.calls.filter((x) => x.action === 'resourceGroups.delete global').map((x) => `${x.identity} ${x.status}`)).toEqual([`vm:${group} 202`]);
-    const actions = [...new Set(az.calls.slice(n).filter((x) => x.service === 'arm' && x.status < 300).map((x) => x.action))];
+    expect(
+      az.calls.filter((x) => x.action === 'resourceGroups.delete global').map((x) => `${x.identity} ${x.status}`),
+    ).toEqual([`vm:${group} 202`]);
+    const actions = [
+      ...new Set(
+        az.calls
+          .slice(n)
+          .filter((x) => x.service === 'arm' && x.status < 300)
+          .map((x) => x.action),
+      ),
+    ];
     expect(actions).toEqual(
       expect.arrayContaining([
         'resourceGroups.createOrUpdate global',
@@ -286,12 +345,17 @@ describe('a runner life, with the product calls', () => {
     const group = 'cml-runner-cleanup';
     const { c } = await launch(group, { customData: 'echo up; sleep 60' });
     await until('the machine is up', () => vmOf(group).machine?.console().includes('up') ?? false);
-    const poller = c.resources.resourceGroups.delete(group, { forceDeletionTypes: 'Microsoft.Compute/virtualMachines', ...POLL });
+    const poller = c.resources.resourceGroups.delete(group, {
+      forceDeletionTypes: 'Microsoft.Compute/virtualMachines',
+      ...POLL,
+    });
     await poller.submitted();
     await poller;
     expect(vmOf(group)).toMatchObject({ deleted: true, endedReason: 'deleted' });
     expect(groupOf(group)).toMatchObject({ deleted: true, deletedBy: 'launcher' });
-    const bad = await failure(c.resources.resourceGroups.delete('nope', { forceDeletionTypes: 'Microsoft.Network/virtualNetworks' }));
+    const bad = await failure(
+      c.resources.resourceGroups.delete('nope', { forceDeletionTypes: 'Microsoft.Network/virtualNetworks' }),
+    );
     expect(bad).toMatchObject({ statusCode: 400, code: 'InvalidForceDeletionTypes' });
   });
 
@@ -300,7 +364,9 @@ describe('a runner life, with the product calls', () => {
     const { c } = await launch(group, { customData: 'echo bye; shutdown -h now' });
     await until('stopped', () => vmOf(group).powerState === 'stopped');
     expect(await powerState(c, group)).toEqual(['ProvisioningState/succeeded', 'PowerState/stopped']);
-    expect(az.leftovers().join('\n')).toMatch(/Azure VM cml-runner-shutdown\/runner .* is stopped \(stopped, not deallocated: still billed\)/);
+    expect(az.leftovers().join('\n')).toMatch(
+      /Azure VM cml-runner-shutdown\/runner .* is stopped \(stopped, not deallocated: still billed\)/,
+    );
     await c.resources.resourceGroups.delete(group, POLL);
   });
 
@@ -310,15 +376,25 @@ describe('a runner life, with the product calls', () => {
     await az.evict(group);
     expect(vmOf(group)).toMatchObject({ deleted: true, endedReason: 'evicted', evictionNotice: true });
     expect(vmOf(group).machine?.running).toBe(false);
-    expect(await failure(c.compute.virtualMachines.instanceView(group, 'runner'))).toMatchObject({ statusCode: 404, code: 'ResourceNotFound' });
+    expect(await failure(c.compute.virtualMachines.instanceView(group, 'runner'))).toMatchObject({
+      statusCode: 404,
+      code: 'ResourceNotFound',
+    });
     expect(az.leftovers()).toEqual([expect.stringContaining(`Azure resource group ${group}`)]);
     await c.resources.resourceGroups.delete(group, POLL);
   });
 
   test('GPU sizes: nvidia-smi only with a driver image (microsoft-dsvm:ubuntu-hpc), not on Canonical Ubuntu', async () => {
-    const { c } = await launch('cml-runner-gpu', { size: 'Standard_NC4as_T4_v3', image: DSVM, customData: 'nvidia-smi -L' });
+    const { c } = await launch('cml-runner-gpu', {
+      size: 'Standard_NC4as_T4_v3',
+      image: DSVM,
+      customData: 'nvidia-smi -L',
+    });
     await launch('cml-runner-nogpu', { size: 'Standard_NC4as_T4_v3', customData: 'nvidia-smi -L || echo no-driver' });
-    await until('both ran', () => /GPU 0/.test(vmOf('cml-runner-gpu').console()) && /no-driver/.test(vmOf('cml-runner-nogpu').console()));
+    await until(
+      'both ran',
+      () => /GPU 0/.test(vmOf('cml-runner-gpu').console()) && /no-driver/.test(vmOf('cml-runner-nogpu').console()),
+    );
     expect(vmOf('cml-runner-gpu').gpu).toMatchObject({ model: 'Tesla T4', count: 1 });
     expect(vmOf('cml-runner-gpu').console()).toContain('Tesla T4');
     expect(vmOf('cml-runner-nogpu').gpu).toBeUndefined();
@@ -336,7 +412,8 @@ describe('faults through the shared FaultPlan', () => {
       faults.add({ service: 'azure', action: 'virtualMachines.createOrUpdate eastus', code });
       const err = await failure(launch(group, { size: 'Standard_NC4as_T4_v3' }));
       expect(err).toMatchObject({ name: 'RestError', statusCode: 409, code });
-      if (code === 'OperationNotAllowed') expect(err.message).toMatch(/exceeding approved standardNCASv3_T4Family Cores quota/);
+      if (code === 'OperationNotAllowed')
+        expect(err.message).toMatch(/exceeding approved standardNCASv3_T4Family Cores quota/);
       expect(az.vms().some((v) => v.group === group)).toBe(false);
       await c.resources.resourceGroups.delete(group, POLL);
     }
@@ -359,9 +436,24 @@ describe('faults through the shared FaultPlan', () => {
     const n = az.calls.length;
     const names: string[] = [];
     for await (const g of c.resources.resourceGroups.list()) names.push(g.name!);
-    expect(az.calls.slice(n).filter((x) => x.action === 'resourceGroups.list global').map((x) => x.status)).toEqual([429, 200]);
-    faults.add({ service: 'azure', action: 'resourceGroups.createOrUpdate global', code: 'Conflict', status: 409, message: 'busy' });
-    expect(await failure(c.resources.resourceGroups.createOrUpdate('cml-f-x', { location: LOCATION }))).toMatchObject({ statusCode: 409, code: 'Conflict', message: 'busy' });
+    expect(
+      az.calls
+        .slice(n)
+        .filter((x) => x.action === 'resourceGroups.list global')
+        .map((x) => x.status),
+    ).toEqual([429, 200]);
+    faults.add({
+      service: 'azure',
+      action: 'resourceGroups.createOrUpdate global',
+      code: 'Conflict',
+      status: 409,
+      message: 'busy',
+    });
+    expect(await failure(c.resources.resourceGroups.createOrUpdate('cml-f-x', { location: LOCATION }))).toMatchObject({
+      statusCode: 409,
+      code: 'Conflict',
+      message: 'busy',
+    });
     faults.add({ service: 'azure', action: 'resourceGroups.createOrUpdate global', reset: 'after' });
     await c.resources.resourceGroups.createOrUpdate('cml-f-reset', { location: LOCATION }).catch(() => undefined);
     // A reset after: the group was created, the client never heard of it (it retries, and gets 200).
@@ -374,7 +466,9 @@ describe('faults through the shared FaultPlan', () => {
     const { vm, c } = await launch(group, { app: 'noRoleAssignments', customData: script('', true) });
     const err = await failure(grant(c, group, vm.identity!.principalId!));
     expect(err).toMatchObject({ name: 'RestError', statusCode: 403, code: 'AuthorizationFailed' });
-    expect(err.message).toContain("does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write'");
+    expect(err.message).toContain(
+      "does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write'",
+    );
     await until('the VM gave up', () => vmOf(group).console().includes('Azure refused to delete'));
     expect(vmOf(group).console()).toContain(`delete ${group}: 403`);
     expect(groupOf(group).deleted).toBe(false);
@@ -385,7 +479,12 @@ describe('faults through the shared FaultPlan', () => {
 
 describe('the request pipeline', () => {
   test('a fault with `where` fires only for requests with those parameters, which the call log records', async () => {
-    faults.add({ service: 'azure', action: 'virtualMachines.createOrUpdate .*', where: { vmSize: 'Standard_NC4as_T4_v3', priority: 'Spot' }, code: 'SkuNotAvailable' });
+    faults.add({
+      service: 'azure',
+      action: 'virtualMachines.createOrUpdate .*',
+      where: { vmSize: 'Standard_NC4as_T4_v3', priority: 'Spot' },
+      code: 'SkuNotAvailable',
+    });
     const n = az.calls.length;
     // Another size, and the same size on demand: the fault does not match.
     const { c } = await launch('cml-w-other', { customData: 'true' });
@@ -395,20 +494,42 @@ describe('the request pipeline', () => {
     expect(err).toMatchObject({ statusCode: 409, code: 'SkuNotAvailable' });
     expect(faults.unfired()).toEqual([]);
     const puts = az.calls.slice(n).filter((x) => x.op === 'virtualMachines.createOrUpdate');
-    expect(puts.map((x) => [x.params?.resourceGroup, x.params?.vmSize, x.params?.priority, x.status, x.fault])).toEqual([
-      ['cml-w-other', 'Standard_D2s_v5', 'Regular', 201, undefined],
-      ['cml-w-regular', 'Standard_NC4as_T4_v3', 'Regular', 201, undefined],
-      ['cml-w-spot', 'Standard_NC4as_T4_v3', 'Spot', 409, 'SkuNotAvailable'],
-    ]);
+    expect(puts.map((x) => [x.params?.resourceGroup, x.params?.vmSize, x.params?.priority, x.status, x.fault])).toEqual(
+      [
+        ['cml-w-other', 'Standard_D2s_v5', 'Regular', 201, undefined],
+        ['cml-w-regular', 'Standard_NC4as_T4_v3', 'Regular', 201, undefined],
+        ['cml-w-spot', 'Standard_NC4as_T4_v3', 'Spot', 409, 'SkuNotAvailable'],
+      ],
+    );
     expect(puts[0]!.params).toMatchObject({ name: 'runner', location: LOCATION });
     expect(faults.fired).toEqual([
-      { service: 'azure', action: 'virtualMachines.createOrUpdate eastus', code: 'SkuNotAvailable', params: expect.objectContaining({ resourceGroup: 'cml-w-spot', vmSize: 'Standard_NC4as_T4_v3', priority: 'Spot' }) },
+      {
+        service: 'azure',
+        action: 'virtualMachines.createOrUpdate eastus',
+        code: 'SkuNotAvailable',
+        params: expect.objectContaining({
+          resourceGroup: 'cml-w-spot',
+          vmSize: 'Standard_NC4as_T4_v3',
+          priority: 'Spot',
+        }),
+      },
     ]);
     // A resource group is a parameter of every call in it.
-    faults.add({ service: 'azure', action: 'resourceGroups.get global', where: { resourceGroup: 'cml-w-regular' }, code: 'Conflict', status: 409 });
+    faults.add({
+      service: 'azure',
+      action: 'resourceGroups.get global',
+      where: { resourceGroup: 'cml-w-regular' },
+      code: 'Conflict',
+      status: 409,
+    });
     expect((await c.resources.resourceGroups.get('cml-w-other')).name).toBe('cml-w-other');
-    expect(await failure(c.resources.resourceGroups.get('cml-w-regular'))).toMatchObject({ statusCode: 409, code: 'Conflict' });
-    await Promise.all(['cml-w-other', 'cml-w-regular', 'cml-w-spot'].map((g) => c.resources.resourceGroups.delete(g, POLL)));
+    expect(await failure(c.resources.resourceGroups.get('cml-w-regular'))).toMatchObject({
+      statusCode: 409,
+      code: 'Conflict',
+    });
+    await Promise.all(
+      ['cml-w-other', 'cml-w-regular', 'cml-w-spot'].map((g) => c.resources.resourceGroups.delete(g, POLL)),
+    );
   });
 
   test('a request without valid credentials is refused as such even with a fault armed, and the fault waits', async () => {
@@ -416,10 +537,20 @@ describe('the request pipeline', () => {
     faults.add({ service: 'azure', action: 'oauth2.token global', code: 'temporarily_unavailable', status: 503 });
     const list = `${az.url}/subscriptions/${AZURE_SUBSCRIPTION_ID}/resourcegroups?api-version=${AZURE_API_VERSIONS.resources}`;
     const n = az.calls.length;
-    expect(await httpsGet(list)).toMatchObject({ status: 401, text: expect.stringContaining('"code":"AuthenticationFailed"') });
-    expect(await httpsGet(list, { authorization: 'Bearer not-a-token' })).toMatchObject({ status: 401, text: expect.stringContaining('"code":"InvalidAuthenticationToken"') });
+    expect(await httpsGet(list)).toMatchObject({
+      status: 401,
+      text: expect.stringContaining('"code":"AuthenticationFailed"'),
+    });
+    expect(await httpsGet(list, { authorization: 'Bearer not-a-token' })).toMatchObject({
+      status: 401,
+      text: expect.stringContaining('"code":"InvalidAuthenticationToken"'),
+    });
     const opts = { authorityHost: az.url, disableInstanceDiscovery: true };
-    const wrong = await failure(new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS.launcher.clientId, 'wrong', opts).getToken(`${az.url}/.default`));
+    const wrong = await failure(
+      new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS.launcher.clientId, 'wrong', opts).getToken(
+        `${az.url}/.default`,
+      ),
+    );
     expect(wrong.message).toMatch(/AADSTS7000215/);
     expect(faults.unfired()).toHaveLength(2);
     const refused = az.calls.slice(n).filter((x) => x.action !== 'openid-configuration global');
@@ -435,7 +566,11 @@ describe('the request pipeline', () => {
     for await (const g of clients().resources.resourceGroups.list()) names.push(g.name!);
     expect(faults.unfired()).toEqual([]);
     expect(az.calls.slice(m).map((x) => `${x.action} ${x.status}${x.fault ? ` ${x.fault}` : ''}`)).toEqual(
-      expect.arrayContaining(['oauth2.token global 503 temporarily_unavailable', 'resourceGroups.list global 429 TooManyRequests', 'resourceGroups.list global 200']),
+      expect.arrayContaining([
+        'oauth2.token global 503 temporarily_unavailable',
+        'resourceGroups.list global 429 TooManyRequests',
+        'resourceGroups.list global 200',
+      ]),
     );
   });
 });
@@ -444,17 +579,43 @@ describe('strictness', () => {
   test('credentials: secret, workload identity and client assertion; a wrong secret is AADSTS7000215', async () => {
     const opts = { authorityHost: az.url, disableInstanceDiscovery: true };
     const file = az.federatedTokenFile(dir);
-    expect((await new WorkloadIdentityCredential({ ...opts, tenantId: AZURE_TENANT_ID, clientId: AZURE_APPS.launcher.clientId, tokenFilePath: file }).getToken(`${az.url}/.default`)).token).toBeTruthy();
+    expect(
+      (
+        await new WorkloadIdentityCredential({
+          ...opts,
+          tenantId: AZURE_TENANT_ID,
+          clientId: AZURE_APPS.launcher.clientId,
+          tokenFilePath: file,
+        }).getToken(`${az.url}/.default`)
+      ).token,
+    ).toBeTruthy();
     const assertion = fs.readFileSync(file, 'utf8');
-    await new ClientAssertionCredential(AZURE_TENANT_ID, AZURE_APPS.launcher.clientId, async () => assertion, opts).getToken(`${az.url}/.default`);
-    const err = await failure(new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS.launcher.clientId, 'wrong', opts).getToken(`${az.url}/.default`));
+    await new ClientAssertionCredential(
+      AZURE_TENANT_ID,
+      AZURE_APPS.launcher.clientId,
+      async () => assertion,
+      opts,
+    ).getToken(`${az.url}/.default`);
+    const err = await failure(
+      new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS.launcher.clientId, 'wrong', opts).getToken(
+        `${az.url}/.default`,
+      ),
+    );
     expect(err.message).toMatch(/AADSTS7000215/);
   });
 
   test('raw requests: api-version, auth, references', async () => {
     const c = clients();
-    const token = (await new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS.launcher.clientId, AZURE_APPS.launcher.secret, { authorityHost: az.url, disableInstanceDiscovery: true }).getToken(`${az.url}/.default`)).token;
-    const get = (p: string, headers: Record<string, string> = { authorization: `Bearer ${token}` }): Promise<{ status: number; text: string }> =>
+    const token = (
+      await new ClientSecretCredential(AZURE_TENANT_ID, AZURE_APPS.launcher.clientId, AZURE_APPS.launcher.secret, {
+        authorityHost: az.url,
+        disableInstanceDiscovery: true,
+      }).getToken(`${az.url}/.default`)
+    ).token;
+    const get = (
+      p: string,
+      headers: Record<string, string> = { authorization: `Bearer ${token}` },
+    ): Promise<{ status: number; text: string }> =>
       new Promise((resolve, reject) => {
         https
           .get(`${az.url}${p}`, { headers }, (res) => {
@@ -465,14 +626,36 @@ describe('strictness', () => {
           .on('error', reject);
       });
     const base = `/subscriptions/${AZURE_SUBSCRIPTION_ID}/resourcegroups`;
-    expect(await get(`${base}?api-version=2099-01-01`)).toMatchObject({ status: 400, text: expect.stringContaining('"code":"InvalidApiVersionParameter"') });
-    expect(await get(base)).toMatchObject({ status: 400, text: expect.stringContaining('"code":"MissingApiVersionParameter"') });
-    expect(await get(`${base}?api-version=${AZURE_API_VERSIONS.resources}`, {})).toMatchObject({ status: 401, text: expect.stringContaining('"code":"AuthenticationFailed"') });
+    expect(await get(`${base}?api-version=2099-01-01`)).toMatchObject({
+      status: 400,
+      text: expect.stringContaining('"code":"InvalidApiVersionParameter"'),
+    });
+    expect(await get(base)).toMatchObject({
+      status: 400,
+      text: expect.stringContaining('"code":"MissingApiVersionParameter"'),
+    });
+    expect(await get(`${base}?api-version=${AZURE_API_VERSIONS.resources}`, {})).toMatchObject({
+      status: 401,
+      text: expect.stringContaining('"code":"AuthenticationFailed"'),
+    });
     expect(await get(`${base}?api-version=${AZURE_API_VERSIONS.resources}`)).toMatchObject({ status: 200 });
     // A NIC whose subnet does not exist; a VM whose NIC does not exist.
     await c.resources.resourceGroups.createOrUpdate('cml-strict', { location: LOCATION });
     const nic = await failure(
-      c.network.networkInterfaces.createOrUpdate('cml-strict', 'runner-nic', { location: LOCATION, ipConfigurations: [{ name: 'p', subnet: { id: `${base}/cml-strict/providers/Microsoft.Network/virtualNetworks/x/subnets/runner` } }] }, POLL),
+      c.network.networkInterfaces.createOrUpdate(
+        'cml-strict',
+        'runner-nic',
+        {
+          location: LOCATION,
+          ipConfigurations: [
+            {
+              name: 'p',
+              subnet: { id: `${base}/cml-strict/providers/Microsoft.Network/virtualNetworks/x/subnets/runner` },
+            },
+          ],
+        },
+        POLL,
+      ),
     );
     expect(nic).toMatchObject({ statusCode: 400, code: 'InvalidResourceReference' });
     await c.resources.resourceGroups.delete('cml-strict', POLL);

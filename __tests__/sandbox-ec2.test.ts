@@ -38,7 +38,13 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function start(opts: { latencyMs?: number; minuteMs?: number } = {}): Promise<void> {
   faults = new FaultPlan();
   fleet = new MachineFleet({ minuteMs: opts.minuteMs ?? 60_000 });
-  fake = await startFakeEc2({ faults, machines: fleet, bootDelayMs: 20, shutdownDelayMs: 20, ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}) });
+  fake = await startFakeEc2({
+    faults,
+    machines: fleet,
+    bootDelayMs: 20,
+    shutdownDelayMs: 20,
+    ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
+  });
   fakeSsm = await startFakeSsm({ faults });
   ec2 = new EC2Client({ endpoint: fake.url, region: 'us-east-1', credentials, maxAttempts: 1 });
   ssm = new SSMClient({ endpoint: fakeSsm.url, region: 'us-east-1', credentials, maxAttempts: 1 });
@@ -82,7 +88,10 @@ async function waitFor(pred: () => boolean, ms = 10_000): Promise<void> {
 
 /** Terminates whatever is still live and checks nothing is left. */
 async function expectClean(): Promise<void> {
-  const live = fake.instances().filter((i) => i.state !== 'terminated').map((i) => i.id);
+  const live = fake
+    .instances()
+    .filter((i) => i.state !== 'terminated')
+    .map((i) => i.id);
   if (live.length > 0) await ec2.send(new TerminateInstancesCommand({ InstanceIds: live }));
   for (const id of live) await waitState(id, 'terminated');
   expect(fake.leftovers()).toEqual([]);
@@ -94,7 +103,11 @@ async function errorOf(p: Promise<unknown>): Promise<{ name: string; message: st
     await p;
   } catch (err) {
     const e = err as Error & { $metadata?: { httpStatusCode?: number } };
-    return { name: e.name, message: e.message, ...(e.$metadata?.httpStatusCode ? { status: e.$metadata.httpStatusCode } : {}) };
+    return {
+      name: e.name,
+      message: e.message,
+      ...(e.$metadata?.httpStatusCode ? { status: e.$metadata.httpStatusCode } : {}),
+    };
   }
   throw new Error('expected the call to fail');
 }
@@ -122,26 +135,50 @@ describe('SSM public parameters', () => {
       expect(Parameter).toMatchObject({ Name: name, Type: 'String', Value: PUBLIC_PARAMETERS[name] });
       const { Images } = await ec2.send(new DescribeImagesCommand({ ImageIds: [Parameter!.Value!] }));
       expect(Images).toHaveLength(1);
-      expect(Images![0]).toMatchObject({ ImageId: Parameter!.Value, Architecture: arch, State: 'available', RootDeviceType: 'ebs' });
+      expect(Images![0]).toMatchObject({
+        ImageId: Parameter!.Value,
+        Architecture: arch,
+        State: 'available',
+        RootDeviceType: 'ebs',
+      });
     }
   });
 
   test('an unknown parameter is ParameterNotFound (HTTP 400); GetParameters lists it as invalid', async () => {
-    const err = await errorOf(ssm.send(new GetParameterCommand({ Name: '/aws/service/canonical/ubuntu/server/99.04/nope' })));
+    const err = await errorOf(
+      ssm.send(new GetParameterCommand({ Name: '/aws/service/canonical/ubuntu/server/99.04/nope' })),
+    );
     expect(err).toMatchObject({ name: 'ParameterNotFound', status: 400 });
     const many = await ssm.send(
-      new GetParametersCommand({ Names: ['/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id', '/nope'] }),
+      new GetParametersCommand({
+        Names: ['/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id', '/nope'],
+      }),
     );
     expect(many.Parameters).toHaveLength(1);
     expect(many.InvalidParameters).toEqual(['/nope']);
   });
 
   test('a wrong secret is InvalidSignatureException, an unknown key UnrecognizedClientException', async () => {
-    const wrong = new SSMClient({ endpoint: fakeSsm.url, region: 'us-east-1', credentials: { ...credentials, secretAccessKey: 'nope' }, maxAttempts: 1 });
-    const unknown = new SSMClient({ endpoint: fakeSsm.url, region: 'us-east-1', credentials: { accessKeyId: 'AKIAOTHER', secretAccessKey: 'x' }, maxAttempts: 1 });
+    const wrong = new SSMClient({
+      endpoint: fakeSsm.url,
+      region: 'us-east-1',
+      credentials: { ...credentials, secretAccessKey: 'nope' },
+      maxAttempts: 1,
+    });
+    const unknown = new SSMClient({
+      endpoint: fakeSsm.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIAOTHER', secretAccessKey: 'x' },
+      maxAttempts: 1,
+    });
     const name = '/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id';
-    expect(await errorOf(wrong.send(new GetParameterCommand({ Name: name })))).toMatchObject({ name: 'InvalidSignatureException', status: 400 });
-    expect(await errorOf(unknown.send(new GetParameterCommand({ Name: name })))).toMatchObject({ name: 'UnrecognizedClientException' });
+    expect(await errorOf(wrong.send(new GetParameterCommand({ Name: name })))).toMatchObject({
+      name: 'InvalidSignatureException',
+      status: 400,
+    });
+    expect(await errorOf(unknown.send(new GetParameterCommand({ Name: name })))).toMatchObject({
+      name: 'UnrecognizedClientException',
+    });
     wrong.destroy();
     unknown.destroy();
   });
@@ -161,9 +198,22 @@ describe('EC2 authentication', () => {
   });
 
   test('a wrong secret is SignatureDoesNotMatch (403); an unknown key AuthFailure (401)', async () => {
-    const wrong = new EC2Client({ endpoint: fake.url, region: 'us-east-1', credentials: { ...credentials, secretAccessKey: 'nope' }, maxAttempts: 1 });
-    const unknown = new EC2Client({ endpoint: fake.url, region: 'us-east-1', credentials: { accessKeyId: 'AKIAOTHER', secretAccessKey: 'x' }, maxAttempts: 1 });
-    expect(await errorOf(wrong.send(new DescribeInstancesCommand({})))).toMatchObject({ name: 'SignatureDoesNotMatch', status: 403 });
+    const wrong = new EC2Client({
+      endpoint: fake.url,
+      region: 'us-east-1',
+      credentials: { ...credentials, secretAccessKey: 'nope' },
+      maxAttempts: 1,
+    });
+    const unknown = new EC2Client({
+      endpoint: fake.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIAOTHER', secretAccessKey: 'x' },
+      maxAttempts: 1,
+    });
+    expect(await errorOf(wrong.send(new DescribeInstancesCommand({})))).toMatchObject({
+      name: 'SignatureDoesNotMatch',
+      status: 403,
+    });
     expect(await errorOf(unknown.send(new DescribeInstancesCommand({})))).toMatchObject({
       name: 'AuthFailure',
       status: 401,
@@ -179,7 +229,9 @@ describe('EC2 authentication', () => {
     const id = r.Instances![0]!.InstanceId!;
     expect(r.Instances![0]!.Placement!.AvailabilityZone).toBe('eu-west-1b');
     expect(fake.instance(id)!.region).toBe('eu-west-1');
-    expect(await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] })))).toMatchObject({ name: 'InvalidInstanceID.NotFound' });
+    expect(await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] })))).toMatchObject({
+      name: 'InvalidInstanceID.NotFound',
+    });
     await eu.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
     await waitState(id, 'terminated');
     eu.destroy();
@@ -193,22 +245,37 @@ describe('EC2 authentication', () => {
 
 describe('catalogue', () => {
   test('images have their own root device names and snapshot sizes', async () => {
-    const { Images } = await ec2.send(new DescribeImagesCommand({ ImageIds: [KNOWN_IMAGES.ubuntuX64, KNOWN_IMAGES.al2023X64, KNOWN_IMAGES.gpuX64] }));
+    const { Images } = await ec2.send(
+      new DescribeImagesCommand({ ImageIds: [KNOWN_IMAGES.ubuntuX64, KNOWN_IMAGES.al2023X64, KNOWN_IMAGES.gpuX64] }),
+    );
     const byId = Object.fromEntries(Images!.map((i) => [i.ImageId!, i]));
-    expect(byId[KNOWN_IMAGES.ubuntuX64]).toMatchObject({ RootDeviceName: '/dev/sda1', BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 8 } }] });
-    expect(byId[KNOWN_IMAGES.al2023X64]).toMatchObject({ RootDeviceName: '/dev/xvda', BlockDeviceMappings: [{ DeviceName: '/dev/xvda' }] });
+    expect(byId[KNOWN_IMAGES.ubuntuX64]).toMatchObject({
+      RootDeviceName: '/dev/sda1',
+      BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 8 } }],
+    });
+    expect(byId[KNOWN_IMAGES.al2023X64]).toMatchObject({
+      RootDeviceName: '/dev/xvda',
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda' }],
+    });
     expect(byId[KNOWN_IMAGES.gpuX64]!.BlockDeviceMappings![0]!.Ebs!.VolumeSize).toBe(75);
-    expect(await errorOf(ec2.send(new DescribeImagesCommand({ ImageIds: ['ami-0123456789abcdef0'] })))).toMatchObject({ name: 'InvalidAMIID.NotFound' });
-    expect(await errorOf(ec2.send(new DescribeImagesCommand({ ImageIds: ['ami-xyz'] })))).toMatchObject({ name: 'InvalidAMIID.Malformed' });
+    expect(await errorOf(ec2.send(new DescribeImagesCommand({ ImageIds: ['ami-0123456789abcdef0'] })))).toMatchObject({
+      name: 'InvalidAMIID.NotFound',
+    });
+    expect(await errorOf(ec2.send(new DescribeImagesCommand({ ImageIds: ['ami-xyz'] })))).toMatchObject({
+      name: 'InvalidAMIID.Malformed',
+    });
     const owned = await ec2.send(new DescribeImagesCommand({ Owners: ['099720109477'] }));
     expect(owned.Images!.every((i) => i.OwnerId === '099720109477')).toBe(true);
   });
 
   test('instance types carry architecture, vCPUs, memory and GPUs', async () => {
-    const required = `t3.micro t3.large m5.large m5.2xlarge m5.8xlarge m5.16xlarge m7g.large g4dn.xlarge g4dn.4xlarge g4dn.12xlarge g4dn.metal
+    const required =
+      `t3.micro t3.large m5.large m5.2xlarge m5.8xlarge m5.16xlarge m7g.large g4dn.xlarge g4dn.4xlarge g4dn.12xlarge g4dn.metal
       g5.xlarge g5.4xlarge g5.12xlarge g5.48xlarge g6.xlarge g6.4xlarge g6.12xlarge g6.48xlarge g6e.xlarge g6e.4xlarge g6e.12xlarge
       g6e.48xlarge p3.2xlarge p3.8xlarge p3.16xlarge p4d.24xlarge p5.4xlarge p5.48xlarge g5g.xlarge`.split(/\s+/);
-    const { InstanceTypes } = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: required as _InstanceType[] }));
+    const { InstanceTypes } = await ec2.send(
+      new DescribeInstanceTypesCommand({ InstanceTypes: required as _InstanceType[] }),
+    );
     expect(InstanceTypes!.map((t) => t.InstanceType).sort()).toEqual([...required].sort());
     const get = (n: string) => InstanceTypes!.find((t) => t.InstanceType === n)!;
     expect(get('g5.12xlarge')).toMatchObject({
@@ -217,10 +284,15 @@ describe('catalogue', () => {
       MemoryInfo: { SizeInMiB: 196608 },
       GpuInfo: { Gpus: [{ Name: 'A10G', Manufacturer: 'NVIDIA', Count: 4, MemoryInfo: { SizeInMiB: 24576 } }] },
     });
-    expect(get('g5g.xlarge')).toMatchObject({ ProcessorInfo: { SupportedArchitectures: ['arm64'] }, GpuInfo: { Gpus: [{ Name: 'T4g' }] } });
+    expect(get('g5g.xlarge')).toMatchObject({
+      ProcessorInfo: { SupportedArchitectures: ['arm64'] },
+      GpuInfo: { Gpus: [{ Name: 'T4g' }] },
+    });
     expect(get('m7g.large').ProcessorInfo!.SupportedArchitectures).toEqual(['arm64']);
     expect(get('m5.large').GpuInfo).toBeUndefined();
-    expect(await errorOf(ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['g9.huge' as _InstanceType] })))).toMatchObject({ name: 'InvalidInstanceType' });
+    expect(
+      await errorOf(ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['g9.huge' as _InstanceType] }))),
+    ).toMatchObject({ name: 'InvalidInstanceType' });
     expect(Object.keys(INSTANCE_TYPES).length).toBeGreaterThanOrEqual(required.length);
   });
 });
@@ -230,22 +302,77 @@ describe('RunInstances is strict', () => {
   const cases: Array<[string, Partial<RunInstancesCommandInput>, string, RegExp?]> = [
     ['an unknown AMI', { ImageId: 'ami-0123456789abcdef0' }, 'InvalidAMIID.NotFound'],
     ['a malformed AMI', { ImageId: 'ubuntu' }, 'InvalidAMIID.Malformed'],
-    ['an unknown instance type', { InstanceType: 'g9.huge' as never }, 'InvalidParameterValue', /Invalid value 'g9.huge' for InstanceType/],
-    ['an arm64 type with an x86_64 image', { InstanceType: 'm7g.large' }, 'InvalidParameterValue', /architecture 'arm64'.*does not match.*'x86_64'/],
+    [
+      'an unknown instance type',
+      { InstanceType: 'g9.huge' as never },
+      'InvalidParameterValue',
+      /Invalid value 'g9.huge' for InstanceType/,
+    ],
+    [
+      'an arm64 type with an x86_64 image',
+      { InstanceType: 'm7g.large' },
+      'InvalidParameterValue',
+      /architecture 'arm64'.*does not match.*'x86_64'/,
+    ],
     ['an unknown subnet', { SubnetId: 'subnet-0zz' }, 'InvalidSubnetID.NotFound'],
     ['an unknown security group', { SecurityGroupIds: ['sg-0nope'] }, 'InvalidGroup.NotFound'],
-    ['an unknown instance profile', { IamInstanceProfile: { Name: 'nope' } }, 'InvalidParameterValue', /^Value \(nope\) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name$/],
+    [
+      'an unknown instance profile',
+      { IamInstanceProfile: { Name: 'nope' } },
+      'InvalidParameterValue',
+      /^Value \(nope\) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name$/,
+    ],
     ['user data over 16 KB', { UserData: b64(big) }, 'InvalidParameterValue', /^User data is limited to 16384 bytes$/],
-    ['a root volume smaller than its snapshot', { BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 4 } }] }, 'InvalidBlockDeviceMapping', /Volume of size 4GB is smaller than snapshot 'snap-[0-9a-f]+', expect size >= 8GB/],
-    ['an extra volume with neither size nor snapshot', { BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeType: 'gp3' } }] }, 'InvalidBlockDeviceMapping'],
-    ['an unknown volume type', { BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 20, VolumeType: 'gp9' as never } }] }, 'InvalidParameterValue'],
-    ['a tag on an untaggable resource type', { TagSpecifications: [{ ResourceType: 'vpc', Tags: [{ Key: 'a', Value: 'b' }] }] }, 'InvalidParameterValue', /not a valid taggable resource type/],
-    ['a reserved aws: tag key', { TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'aws:x', Value: 'b' }] }] }, 'InvalidParameterValue'],
+    [
+      'a root volume smaller than its snapshot',
+      { BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 4 } }] },
+      'InvalidBlockDeviceMapping',
+      /Volume of size 4GB is smaller than snapshot 'snap-[0-9a-f]+', expect size >= 8GB/,
+    ],
+    [
+      'an extra volume with neither size nor snapshot',
+      { BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeType: 'gp3' } }] },
+      'InvalidBlockDeviceMapping',
+    ],
+    [
+      'an unknown volume type',
+      { BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 20, VolumeType: 'gp9' as never } }] },
+      'InvalidParameterValue',
+    ],
+    [
+      'a tag on an untaggable resource type',
+      { TagSpecifications: [{ ResourceType: 'vpc', Tags: [{ Key: 'a', Value: 'b' }] }] },
+      'InvalidParameterValue',
+      /not a valid taggable resource type/,
+    ],
+    [
+      'a reserved aws: tag key',
+      { TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'aws:x', Value: 'b' }] }] },
+      'InvalidParameterValue',
+    ],
     ['a hop limit of 65', { MetadataOptions: { HttpPutResponseHopLimit: 65 } }, 'InvalidParameterValue'],
     ['HttpTokens maybe', { MetadataOptions: { HttpTokens: 'maybe' as never } }, 'InvalidParameterValue'],
-    ['a shutdown behaviour of explode', { InstanceInitiatedShutdownBehavior: 'explode' as never }, 'InvalidParameterValue'],
-    ['a spot max price below the spot price', { InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { MaxPrice: '0.0001' } } }, 'SpotMaxPriceTooLow', /Your Spot request price of 0.0001 is lower than the minimum required Spot request fulfillment price of/],
-    ['a one-time spot request that stops', { InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'stop' } } }, 'InvalidParameterCombination'],
+    [
+      'a shutdown behaviour of explode',
+      { InstanceInitiatedShutdownBehavior: 'explode' as never },
+      'InvalidParameterValue',
+    ],
+    [
+      'a spot max price below the spot price',
+      { InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { MaxPrice: '0.0001' } } },
+      'SpotMaxPriceTooLow',
+      /Your Spot request price of 0.0001 is lower than the minimum required Spot request fulfillment price of/,
+    ],
+    [
+      'a one-time spot request that stops',
+      {
+        InstanceMarketOptions: {
+          MarketType: 'spot',
+          SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'stop' },
+        },
+      },
+      'InvalidParameterCombination',
+    ],
     ['no MinCount', { MinCount: undefined }, 'MissingParameter'],
   ];
   const rows = cases.map(([what, over, code, message]) => ({ what, over, code, message }));
@@ -259,7 +386,10 @@ describe('RunInstances is strict', () => {
   });
 
   test('DryRun answers DryRunOperation and creates nothing', async () => {
-    expect(await errorOf(ec2.send(new RunInstancesCommand(launch({ DryRun: true }))))).toMatchObject({ name: 'DryRunOperation', status: 412 });
+    expect(await errorOf(ec2.send(new RunInstancesCommand(launch({ DryRun: true }))))).toMatchObject({
+      name: 'DryRunOperation',
+      status: 412,
+    });
     expect(fake.instances()).toEqual([]);
   });
 });
@@ -267,18 +397,45 @@ describe('RunInstances is strict', () => {
 describe('RunInstances records what was asked', () => {
   test('a mapping on the root device resizes the root; any other device adds a second, billed volume', async () => {
     const one = await ec2.send(
-      new RunInstancesCommand(launch({ BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 100, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true } }] })),
+      new RunInstancesCommand(
+        launch({
+          BlockDeviceMappings: [
+            {
+              DeviceName: '/dev/sda1',
+              Ebs: { VolumeSize: 100, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true },
+            },
+          ],
+        }),
+      ),
     );
-    const two = await ec2.send(new RunInstancesCommand(launch({ BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 100 } }] })));
+    const two = await ec2.send(
+      new RunInstancesCommand(launch({ BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 100 } }] })),
+    );
     const resized = fake.instance(one.Instances![0]!.InstanceId!)!;
-    expect(resized.volumes).toEqual([expect.objectContaining({ deviceName: '/dev/sda1', size: 100, volumeType: 'gp3', root: true, encrypted: true, deleteOnTermination: true })]);
+    expect(resized.volumes).toEqual([
+      expect.objectContaining({
+        deviceName: '/dev/sda1',
+        size: 100,
+        volumeType: 'gp3',
+        root: true,
+        encrypted: true,
+        deleteOnTermination: true,
+      }),
+    ]);
     const doubled = fake.instance(two.Instances![0]!.InstanceId!)!;
     expect(doubled.volumes.map((v) => [v.deviceName, v.size, v.root])).toEqual([
       ['/dev/sda1', 8, true],
       ['/dev/xvda', 100, false],
     ]);
     // The same mistake on Amazon Linux, whose root is /dev/xvda, is a resize.
-    const al = await ec2.send(new RunInstancesCommand(launch({ ImageId: KNOWN_IMAGES.al2023X64, BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 100 } }] })));
+    const al = await ec2.send(
+      new RunInstancesCommand(
+        launch({
+          ImageId: KNOWN_IMAGES.al2023X64,
+          BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 100 } }],
+        }),
+      ),
+    );
     expect(fake.instance(al.Instances![0]!.InstanceId!)!.volumes).toHaveLength(1);
     await expectClean();
   });
@@ -297,17 +454,39 @@ describe('RunInstances records what was asked', () => {
           SecurityGroupIds: ['sg-0default'],
           IamInstanceProfile: { Name: 'cml-runner-profile' },
           MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
-          InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate', MaxPrice: '0.5' } },
-          TagSpecifications: ['instance', 'volume', 'network-interface'].map((ResourceType) => ({ ResourceType: ResourceType as 'instance', Tags: tags })),
+          InstanceMarketOptions: {
+            MarketType: 'spot',
+            SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate', MaxPrice: '0.5' },
+          },
+          TagSpecifications: ['instance', 'volume', 'network-interface'].map((ResourceType) => ({
+            ResourceType: ResourceType as 'instance',
+            Tags: tags,
+          })),
         }),
       ),
     );
     const id = r.Instances![0]!.InstanceId!;
     const inst = fake.instance(id)!;
-    expect(inst).toMatchObject({ type: 'g4dn.xlarge', spot: true, market: 'spot', shutdownBehavior: 'terminate', name: 'cml-abc', availabilityZone: 'us-east-1b' });
-    expect(inst.spotOptions).toEqual({ spotInstanceType: 'one-time', instanceInterruptionBehavior: 'terminate', maxPrice: '0.5' });
-    expect(inst.metadataOptions).toEqual({ httpTokens: 'required', httpPutResponseHopLimit: 1, httpEndpoint: 'enabled' });
-    for (const t of [inst.tags, inst.volumes[0]!.tags, inst.networkInterfaceTags]) expect(t).toEqual({ Name: 'cml-abc', 'cml-runner:managed': 'true' });
+    expect(inst).toMatchObject({
+      type: 'g4dn.xlarge',
+      spot: true,
+      market: 'spot',
+      shutdownBehavior: 'terminate',
+      name: 'cml-abc',
+      availabilityZone: 'us-east-1b',
+    });
+    expect(inst.spotOptions).toEqual({
+      spotInstanceType: 'one-time',
+      instanceInterruptionBehavior: 'terminate',
+      maxPrice: '0.5',
+    });
+    expect(inst.metadataOptions).toEqual({
+      httpTokens: 'required',
+      httpPutResponseHopLimit: 1,
+      httpEndpoint: 'enabled',
+    });
+    for (const t of [inst.tags, inst.volumes[0]!.tags, inst.networkInterfaceTags])
+      expect(t).toEqual({ Name: 'cml-abc', 'cml-runner:managed': 'true' });
 
     await waitState(id, 'running');
     const d = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
@@ -323,7 +502,9 @@ describe('RunInstances records what was asked', () => {
     });
     expect(seen.LaunchTime).toBeInstanceOf(Date);
     expect(seen.Tags).toEqual(expect.arrayContaining(tags));
-    expect(seen.BlockDeviceMappings).toEqual([expect.objectContaining({ DeviceName: '/dev/sda1', Ebs: expect.objectContaining({ DeleteOnTermination: true }) })]);
+    expect(seen.BlockDeviceMappings).toEqual([
+      expect.objectContaining({ DeviceName: '/dev/sda1', Ebs: expect.objectContaining({ DeleteOnTermination: true }) }),
+    ]);
     await expectClean();
   });
 
@@ -333,20 +514,31 @@ describe('RunInstances records what was asked', () => {
     expect(b.ReservationId).toBe(a.ReservationId);
     expect(b.Instances![0]!.InstanceId).toBe(a.Instances![0]!.InstanceId);
     expect(fake.instances()).toHaveLength(1);
-    expect(await errorOf(ec2.send(new RunInstancesCommand(launch({ ClientToken: 'tok-1', InstanceType: 't3.large' }))))).toMatchObject({
+    expect(
+      await errorOf(ec2.send(new RunInstancesCommand(launch({ ClientToken: 'tok-1', InstanceType: 't3.large' })))),
+    ).toMatchObject({
       name: 'IdempotentParameterMismatch',
     });
-    const byToken = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: ['tok-1'] }] }));
-    expect(byToken.Reservations!.flatMap((r) => r.Instances!).map((i) => i.InstanceId)).toEqual([a.Instances![0]!.InstanceId]);
+    const byToken = await ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: ['tok-1'] }] }),
+    );
+    expect(byToken.Reservations!.flatMap((r) => r.Instances!).map((i) => i.InstanceId)).toEqual([
+      a.Instances![0]!.InstanceId,
+    ]);
     await expectClean();
   });
 
   test('DescribeInstances filters by tag, tag key, state, client token and id; unknown filters and ids are refused', async () => {
-    const tagged = (v: string) => ({ TagSpecifications: [{ ResourceType: 'instance' as const, Tags: [{ Key: 'cml-runner:repo', Value: v }] }] });
+    const tagged = (v: string) => ({
+      TagSpecifications: [{ ResourceType: 'instance' as const, Tags: [{ Key: 'cml-runner:repo', Value: v }] }],
+    });
     const a = (await ec2.send(new RunInstancesCommand(launch(tagged('octo-org/ml'))))).Instances![0]!.InstanceId!;
     const b = (await ec2.send(new RunInstancesCommand(launch(tagged('octo-org/web'))))).Instances![0]!.InstanceId!;
     const ids = async (Filters: Array<{ Name: string; Values: string[] }>) =>
-      (await ec2.send(new DescribeInstancesCommand({ Filters }))).Reservations!.flatMap((r) => r.Instances!).map((i) => i.InstanceId).sort();
+      (await ec2.send(new DescribeInstancesCommand({ Filters })))
+        .Reservations!.flatMap((r) => r.Instances!)
+        .map((i) => i.InstanceId)
+        .sort();
     expect(await ids([{ Name: 'tag:cml-runner:repo', Values: ['octo-org/ml'] }])).toEqual([a]);
     expect(await ids([{ Name: 'tag:cml-runner:repo', Values: ['octo-org/*'] }])).toEqual([a, b].sort());
     expect(await ids([{ Name: 'tag-key', Values: ['cml-runner:repo'] }])).toEqual([a, b].sort());
@@ -356,16 +548,23 @@ describe('RunInstances records what was asked', () => {
     expect(await ids([{ Name: 'instance-state-name', Values: ['pending', 'running'] }])).toEqual([a]);
     // Terminated instances stay visible, as in AWS.
     expect(await ids([{ Name: 'instance-state-name', Values: ['terminated'] }])).toEqual([b]);
-    expect(await errorOf(ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'colour', Values: ['red'] }] })))).toMatchObject({ name: 'InvalidParameterValue' });
-    expect(await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })))).toMatchObject({ name: 'InvalidInstanceID.NotFound' });
-    expect(await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-nope'] })))).toMatchObject({ name: 'InvalidInstanceID.Malformed' });
+    expect(
+      await errorOf(ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'colour', Values: ['red'] }] }))),
+    ).toMatchObject({ name: 'InvalidParameterValue' });
+    expect(
+      await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] }))),
+    ).toMatchObject({ name: 'InvalidInstanceID.NotFound' });
+    expect(await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-nope'] })))).toMatchObject({
+      name: 'InvalidInstanceID.Malformed',
+    });
     await expectClean();
   });
 });
 
 describe('machines', () => {
   test('user data runs; `shutdown -h now` terminates the instance; its console outlives it', async () => {
-    const script = '#!/bin/bash\necho "hello from $(uname -m) as $HOME"\necho oops >&2\napt-get install -y jq\nshutdown -h now\nsleep 30\n';
+    const script =
+      '#!/bin/bash\necho "hello from $(uname -m) as $HOME"\necho oops >&2\napt-get install -y jq\nshutdown -h now\nsleep 30\n';
     const r = await ec2.send(new RunInstancesCommand(launch({ UserData: b64(script) })));
     const id = r.Instances![0]!.InstanceId!;
     expect(r.Instances![0]!.State).toEqual({ Code: 0, Name: 'pending' });
@@ -390,7 +589,11 @@ describe('machines', () => {
   });
 
   test('with the default shutdown behaviour the instance stops, and a stopped instance is a leftover', async () => {
-    const r = await ec2.send(new RunInstancesCommand(launch({ InstanceInitiatedShutdownBehavior: undefined, UserData: b64('#!/bin/bash\npoweroff\n') })));
+    const r = await ec2.send(
+      new RunInstancesCommand(
+        launch({ InstanceInitiatedShutdownBehavior: undefined, UserData: b64('#!/bin/bash\npoweroff\n') }),
+      ),
+    );
     const id = r.Instances![0]!.InstanceId!;
     await waitState(id, 'stopped');
     expect(fake.leftovers()).toEqual([expect.stringMatching(new RegExp(`EC2 instance ${id} .* is stopped`))]);
@@ -408,22 +611,45 @@ describe('machines', () => {
     const machine = fake.instance(id)!.machine!;
     await waitFor(() => machine.processes().length >= 5);
     const t1 = await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
-    expect(t1.TerminatingInstances![0]).toMatchObject({ PreviousState: { Name: 'running', Code: 16 }, CurrentState: { Name: 'shutting-down', Code: 32 } });
+    expect(t1.TerminatingInstances![0]).toMatchObject({
+      PreviousState: { Name: 'running', Code: 16 },
+      CurrentState: { Name: 'shutting-down', Code: 32 },
+    });
     await machine.exited;
     expect(machine.processes()).toEqual([]);
     await waitState(id, 'terminated');
     const t2 = await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
-    expect(t2.TerminatingInstances![0]).toMatchObject({ PreviousState: { Name: 'terminated' }, CurrentState: { Name: 'terminated' } });
-    expect(await errorOf(ec2.send(new TerminateInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })))).toMatchObject({ name: 'InvalidInstanceID.NotFound' });
-    expect(await errorOf(ec2.send(new TerminateInstancesCommand({ InstanceIds: ['i-bad'] })))).toMatchObject({ name: 'InvalidInstanceID.Malformed' });
+    expect(t2.TerminatingInstances![0]).toMatchObject({
+      PreviousState: { Name: 'terminated' },
+      CurrentState: { Name: 'terminated' },
+    });
+    expect(
+      await errorOf(ec2.send(new TerminateInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] }))),
+    ).toMatchObject({ name: 'InvalidInstanceID.NotFound' });
+    expect(await errorOf(ec2.send(new TerminateInstancesCommand({ InstanceIds: ['i-bad'] })))).toMatchObject({
+      name: 'InvalidInstanceID.Malformed',
+    });
     await expectClean();
   });
 
   test('GPU images on GPU types see their GPUs; plain Ubuntu does not; arm64 types report aarch64', async () => {
-    const probe = b64('#!/bin/bash\nuname -m\nnvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no nvidia-smi"\n');
-    const gpu = (await ec2.send(new RunInstancesCommand(launch({ ImageId: KNOWN_IMAGES.gpuX64, InstanceType: 'g5.12xlarge', UserData: probe })))).Instances![0]!.InstanceId!;
-    const plain = (await ec2.send(new RunInstancesCommand(launch({ InstanceType: 'g5.xlarge', UserData: probe })))).Instances![0]!.InstanceId!;
-    const arm = (await ec2.send(new RunInstancesCommand(launch({ ImageId: KNOWN_IMAGES.gpuArm64, InstanceType: 'g5g.xlarge', UserData: probe })))).Instances![0]!.InstanceId!;
+    const probe = b64(
+      '#!/bin/bash\nuname -m\nnvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no nvidia-smi"\n',
+    );
+    const gpu = (
+      await ec2.send(
+        new RunInstancesCommand(launch({ ImageId: KNOWN_IMAGES.gpuX64, InstanceType: 'g5.12xlarge', UserData: probe })),
+      )
+    ).Instances![0]!.InstanceId!;
+    const plain = (await ec2.send(new RunInstancesCommand(launch({ InstanceType: 'g5.xlarge', UserData: probe }))))
+      .Instances![0]!.InstanceId!;
+    const arm = (
+      await ec2.send(
+        new RunInstancesCommand(
+          launch({ ImageId: KNOWN_IMAGES.gpuArm64, InstanceType: 'g5g.xlarge', UserData: probe }),
+        ),
+      )
+    ).Instances![0]!.InstanceId!;
     for (const id of [gpu, plain, arm]) await waitFor(() => /startup script exited/.test(fake.consoleOf(id)));
     expect(fake.consoleOf(gpu).match(/NVIDIA A10G, 24576 MiB/g)).toHaveLength(4);
     expect(fake.consoleOf(plain)).toContain('no nvidia-smi');
@@ -435,7 +661,8 @@ describe('machines', () => {
   test('gzipped user data runs; user data that is not a script does not', async () => {
     const gz = zlib.gzipSync(Buffer.from('#!/bin/bash\necho from-gzip\n')).toString('base64');
     const a = (await ec2.send(new RunInstancesCommand(launch({ UserData: gz })))).Instances![0]!.InstanceId!;
-    const b = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64('echo not a script\n') })))).Instances![0]!.InstanceId!;
+    const b = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64('echo not a script\n') })))).Instances![0]!
+      .InstanceId!;
     await waitFor(() => fake.consoleOf(a).includes('from-gzip'));
     await waitFor(() => fake.consoleOf(b).includes('Unhandled non-multipart'));
     expect(fake.consoleOf(b)).not.toContain('not a script\n');
@@ -444,7 +671,8 @@ describe('machines', () => {
 
   test('failBoot: the instance runs but its script never does, and its console is empty', async () => {
     fleet.failBoot(1);
-    const id = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64('#!/bin/bash\necho hi\n') })))).Instances![0]!.InstanceId!;
+    const id = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64('#!/bin/bash\necho hi\n') }))))
+      .Instances![0]!.InstanceId!;
     await waitState(id, 'running');
     await sleep(200);
     const out = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id }));
@@ -456,8 +684,12 @@ describe('machines', () => {
   test('`shutdown -h +N` is scheduled and `shutdown -c` cancels it', async () => {
     await stop();
     await start({ minuteMs: 300 });
-    const cancelled = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64('#!/bin/bash\nshutdown -h +1\nshutdown -c\n') })))).Instances![0]!.InstanceId!;
-    const scheduled = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64('#!/bin/bash\nshutdown -h +1 "max lifetime"\n') })))).Instances![0]!.InstanceId!;
+    const cancelled = (
+      await ec2.send(new RunInstancesCommand(launch({ UserData: b64('#!/bin/bash\nshutdown -h +1\nshutdown -c\n') })))
+    ).Instances![0]!.InstanceId!;
+    const scheduled = (
+      await ec2.send(new RunInstancesCommand(launch({ UserData: b64('#!/bin/bash\nshutdown -h +1 "max lifetime"\n') })))
+    ).Instances![0]!.InstanceId!;
     await waitFor(() => fake.consoleOf(scheduled).includes('Shutdown scheduled in 1 minute(s)'));
     expect(fake.instance(scheduled)!.state).toBe('running');
     await waitState(scheduled, 'terminated', 5000);
@@ -468,7 +700,8 @@ describe('machines', () => {
   });
 
   test('a spot interruption terminates the instance with the spot reason', async () => {
-    const id = (await ec2.send(new RunInstancesCommand(launch({ InstanceMarketOptions: { MarketType: 'spot' } })))).Instances![0]!.InstanceId!;
+    const id = (await ec2.send(new RunInstancesCommand(launch({ InstanceMarketOptions: { MarketType: 'spot' } }))))
+      .Instances![0]!.InstanceId!;
     await waitState(id, 'running');
     await fake.interruptSpot(id);
     await waitState(id, 'terminated');
@@ -509,7 +742,9 @@ describe('machines', () => {
     expect(fleet.crashRunner('vm-nope')).toBe(false);
     // The script, the listener and the listener's job.
     await waitFor(() => m.console().includes('listener started') && m.processes().length === 3);
-    const runner = m.processes().filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('Runner.Listener'));
+    const runner = m
+      .processes()
+      .filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('Runner.Listener'));
     expect(runner).toHaveLength(1);
     expect(fleet.crashRunner('vm-crash')).toBe(true);
     await waitFor(() => m.console().includes('listener ended with status 137'));
@@ -526,7 +761,8 @@ describe('machines', () => {
     let shutdowns = 0;
     const m = bootMachine({
       id: 'vm-1',
-      script: 'echo "id=$SANDBOX_MACHINE_ID home=$CML_RUNNER_HOME x=$EXTRA"; command -v nvidia-smi || echo "nvidia-smi: command not found"; useradd -m runner; id -un runner; sleep 60',
+      script:
+        'echo "id=$SANDBOX_MACHINE_ID home=$CML_RUNNER_HOME x=$EXTRA"; command -v nvidia-smi || echo "nvidia-smi: command not found"; useradd -m runner; id -un runner; sleep 60',
       env: { EXTRA: 'yes' },
       onShutdown: () => shutdowns++,
     });
@@ -546,7 +782,10 @@ describe('machines', () => {
 describe('instance metadata (IMDS)', () => {
   const imds = (id: string): string => `${fake.url}/_imds/${id}`;
   async function token(id: string, ttl = '60'): Promise<string> {
-    const res = await fetch(`${imds(id)}/latest/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': ttl } });
+    const res = await fetch(`${imds(id)}/latest/api/token`, {
+      method: 'PUT',
+      headers: { 'X-aws-ec2-metadata-token-ttl-seconds': ttl },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-aws-ec2-metadata-token-ttl-seconds')).toBe(ttl);
     return res.text();
@@ -562,7 +801,11 @@ describe('instance metadata (IMDS)', () => {
       'echo "id=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/meta-data/instance-id")"',
       'echo "v1=$(curl -s -o /dev/null -w "%{http_code}" "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/meta-data/instance-id")"',
     ].join('\n');
-    const id = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64(script), MetadataOptions: { HttpTokens: 'required' } })))).Instances![0]!.InstanceId!;
+    const id = (
+      await ec2.send(
+        new RunInstancesCommand(launch({ UserData: b64(script), MetadataOptions: { HttpTokens: 'required' } })),
+      )
+    ).Instances![0]!.InstanceId!;
     await waitFor(() => fake.consoleOf(id).includes('v1='));
     expect(fake.consoleOf(id)).toContain(`endpoint=${imds(id)}\n`);
     expect(fake.consoleOf(id)).toContain(`id=${id}\n`);
@@ -571,18 +814,37 @@ describe('instance metadata (IMDS)', () => {
   });
 
   test('tokens: a TTL of 1..21600 s is required, the token is needed when HttpTokens is required, valid on its own instance only', async () => {
-    const r = await ec2.send(new RunInstancesCommand(launch({ MinCount: 2, MaxCount: 2, MetadataOptions: { HttpTokens: 'required' } })));
+    const r = await ec2.send(
+      new RunInstancesCommand(launch({ MinCount: 2, MaxCount: 2, MetadataOptions: { HttpTokens: 'required' } })),
+    );
     const [a, b] = r.Instances!.map((i) => i.InstanceId!) as [string, string];
     await waitState(a, 'running');
     await waitState(b, 'running');
     for (const ttl of [undefined, '0', '21601', 'abc']) {
-      const res = await fetch(`${imds(a)}/latest/api/token`, { method: 'PUT', headers: ttl === undefined ? {} : { 'X-aws-ec2-metadata-token-ttl-seconds': ttl } });
+      const res = await fetch(`${imds(a)}/latest/api/token`, {
+        method: 'PUT',
+        headers: ttl === undefined ? {} : { 'X-aws-ec2-metadata-token-ttl-seconds': ttl },
+      });
       expect(res.status).toBe(400);
       expect(await res.text()).toContain('<title>400 - Bad Request</title>');
     }
     // Only /latest/api/token hands out tokens, and not to a forwarded request.
-    expect((await fetch(`${imds(a)}/2021-03-23/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' } })).status).toBe(403);
-    expect((await fetch(`${imds(a)}/latest/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60', 'X-Forwarded-For': '10.0.0.1' } })).status).toBe(403);
+    expect(
+      (
+        await fetch(`${imds(a)}/2021-03-23/api/token`, {
+          method: 'PUT',
+          headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' },
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (
+        await fetch(`${imds(a)}/latest/api/token`, {
+          method: 'PUT',
+          headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60', 'X-Forwarded-For': '10.0.0.1' },
+        })
+      ).status,
+    ).toBe(403);
     expect((await get(`${imds(a)}/latest/api/token`)).status).toBe(405);
 
     const tok = await token(a, '21600');
@@ -597,7 +859,9 @@ describe('instance metadata (IMDS)', () => {
     expect(ok.headers.get('content-type')).toBe('text/plain');
     expect(await ok.text()).toBe(a);
     expect(await (await get(`${imds(a)}/latest/meta-data/instance-life-cycle`, tok)).text()).toBe('on-demand');
-    expect(await (await get(`${imds(a)}/latest/meta-data/placement/availability-zone`, tok)).text()).toBe(fake.instance(a)!.availabilityZone);
+    expect(await (await get(`${imds(a)}/latest/meta-data/placement/availability-zone`, tok)).text()).toBe(
+      fake.instance(a)!.availabilityZone,
+    );
     const listing = await (await get(`${imds(a)}/latest/meta-data/`, tok)).text();
     expect(listing.split('\n')).toEqual(expect.arrayContaining(['instance-id', 'placement/']));
     expect(listing).not.toContain('spot/');
@@ -614,20 +878,32 @@ describe('instance metadata (IMDS)', () => {
   });
 
   test('HttpTokens optional answers without a token (but not with a bad one); HttpEndpoint disabled answers 403', async () => {
-    const optional = (await ec2.send(new RunInstancesCommand(launch({ MetadataOptions: { HttpTokens: 'optional' } })))).Instances![0]!.InstanceId!;
-    const disabled = (await ec2.send(new RunInstancesCommand(launch({ MetadataOptions: { HttpEndpoint: 'disabled' } })))).Instances![0]!.InstanceId!;
+    const optional = (await ec2.send(new RunInstancesCommand(launch({ MetadataOptions: { HttpTokens: 'optional' } }))))
+      .Instances![0]!.InstanceId!;
+    const disabled = (
+      await ec2.send(new RunInstancesCommand(launch({ MetadataOptions: { HttpEndpoint: 'disabled' } })))
+    ).Instances![0]!.InstanceId!;
     await waitState(optional, 'running');
     await waitState(disabled, 'running');
     expect(await (await get(`${imds(optional)}/latest/meta-data/instance-id`)).text()).toBe(optional);
     expect((await get(`${imds(optional)}/latest/meta-data/instance-id`, 'stale')).status).toBe(401);
-    const refused = await fetch(`${imds(disabled)}/latest/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' } });
+    const refused = await fetch(`${imds(disabled)}/latest/api/token`, {
+      method: 'PUT',
+      headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' },
+    });
     expect(refused.status).toBe(403);
     expect((await get(`${imds(disabled)}/latest/meta-data/instance-id`)).status).toBe(403);
     await expectClean();
   });
 
   test('spot/instance-action is 404 until interruptSpot publishes the notice, then the action and its time; the interruption follows', async () => {
-    const id = (await ec2.send(new RunInstancesCommand(launch({ InstanceMarketOptions: { MarketType: 'spot' }, MetadataOptions: { HttpTokens: 'required' } })))).Instances![0]!.InstanceId!;
+    const id = (
+      await ec2.send(
+        new RunInstancesCommand(
+          launch({ InstanceMarketOptions: { MarketType: 'spot' }, MetadataOptions: { HttpTokens: 'required' } }),
+        ),
+      )
+    ).Instances![0]!.InstanceId!;
     await waitState(id, 'running');
     const tok = await token(id);
     expect(await (await get(`${imds(id)}/latest/meta-data/instance-life-cycle`, tok)).text()).toBe('spot');
@@ -645,7 +921,9 @@ describe('instance metadata (IMDS)', () => {
     const notice = JSON.parse(body) as { action: string; time: string };
     expect(Math.abs(Date.parse(notice.time) - (t0 + 1500))).toBeLessThanOrEqual(1500);
     expect(await (await get(`${imds(id)}/latest/meta-data/spot/termination-time`, tok)).text()).toBe(notice.time);
-    expect(await (await get(`${imds(id)}/latest/meta-data/spot/`, tok)).text()).toBe('instance-action\ntermination-time');
+    expect(await (await get(`${imds(id)}/latest/meta-data/spot/`, tok)).text()).toBe(
+      'instance-action\ntermination-time',
+    );
     // The notice comes first; the interruption after noticeMs.
     expect(fake.instance(id)!.state).toBe('running');
     await interrupted;
@@ -658,7 +936,13 @@ describe('instance metadata (IMDS)', () => {
   });
 
   test('an instance that ends itself during the notice is left as it ended', async () => {
-    const id = (await ec2.send(new RunInstancesCommand(launch({ InstanceMarketOptions: { MarketType: 'spot' }, UserData: b64('#!/bin/bash\nsleep 60\n') })))).Instances![0]!.InstanceId!;
+    const id = (
+      await ec2.send(
+        new RunInstancesCommand(
+          launch({ InstanceMarketOptions: { MarketType: 'spot' }, UserData: b64('#!/bin/bash\nsleep 60\n') }),
+        ),
+      )
+    ).Instances![0]!.InstanceId!;
     await waitState(id, 'running');
     const interrupted = fake.interruptSpot(id, { noticeMs: 800 });
     await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
@@ -672,7 +956,10 @@ describe('instance metadata (IMDS)', () => {
 describe('faults and latency', () => {
   test('a capacity error answers with its code and HTTP 500, then the next call succeeds', async () => {
     faults.add({ service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity' });
-    expect(await errorOf(ec2.send(new RunInstancesCommand(launch())))).toMatchObject({ name: 'InsufficientInstanceCapacity', status: 500 });
+    expect(await errorOf(ec2.send(new RunInstancesCommand(launch())))).toMatchObject({
+      name: 'InsufficientInstanceCapacity',
+      status: 500,
+    });
     expect(fake.instances()).toEqual([]);
     await ec2.send(new RunInstancesCommand(launch()));
     expect(fake.instances()).toHaveLength(1);
@@ -680,14 +967,23 @@ describe('faults and latency', () => {
   });
 
   test('throttling (503) is retried by the SDK with the same client token; VcpuLimitExceeded is 400', async () => {
-    const retrying = new EC2Client({ endpoint: fake.url, region: 'us-east-1', credentials, maxAttempts: 3, retryMode: 'standard' });
+    const retrying = new EC2Client({
+      endpoint: fake.url,
+      region: 'us-east-1',
+      credentials,
+      maxAttempts: 3,
+      retryMode: 'standard',
+    });
     faults.add({ service: 'ec2', action: 'RunInstances', code: 'RequestLimitExceeded', times: 2 });
     const r = await retrying.send(new RunInstancesCommand(launch()));
     expect(r.Instances).toHaveLength(1);
     expect(fake.calls.filter((c) => c.action === 'RunInstances').map((c) => c.status)).toEqual([503, 503, 200]);
     retrying.destroy();
     faults.add({ service: 'ec2', action: 'RunInstances', code: 'VcpuLimitExceeded' });
-    expect(await errorOf(ec2.send(new RunInstancesCommand(launch())))).toMatchObject({ name: 'VcpuLimitExceeded', status: 400 });
+    expect(await errorOf(ec2.send(new RunInstancesCommand(launch())))).toMatchObject({
+      name: 'VcpuLimitExceeded',
+      status: 400,
+    });
     await expectClean();
   }, 30_000);
 
@@ -704,27 +1000,59 @@ describe('faults and latency', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
   });
 
-  test('a fault `where` InstanceType and Spot match fires only for those launches; the call log records each launch\'s parameters', async () => {
-    faults.add({ service: 'ec2', action: 'RunInstances', where: { InstanceType: 'g4dn.xlarge', Spot: 'true' }, code: 'InsufficientInstanceCapacity' });
+  test("a fault `where` InstanceType and Spot match fires only for those launches; the call log records each launch's parameters", async () => {
+    faults.add({
+      service: 'ec2',
+      action: 'RunInstances',
+      where: { InstanceType: 'g4dn.xlarge', Spot: 'true' },
+      code: 'InsufficientInstanceCapacity',
+    });
     const spot = { InstanceMarketOptions: { MarketType: 'spot' as const } };
     await ec2.send(new RunInstancesCommand(launch({ InstanceType: 'g4dn.xlarge' })));
     await ec2.send(new RunInstancesCommand(launch({ ...spot, SubnetId: 'subnet-0b2' })));
     expect(faults.fired).toEqual([]);
-    expect(await errorOf(ec2.send(new RunInstancesCommand(launch({ ...spot, InstanceType: 'g4dn.xlarge' }))))).toMatchObject({
+    expect(
+      await errorOf(ec2.send(new RunInstancesCommand(launch({ ...spot, InstanceType: 'g4dn.xlarge' })))),
+    ).toMatchObject({
       name: 'InsufficientInstanceCapacity',
       status: 500,
     });
     // Used up: the same launch now succeeds.
     await ec2.send(new RunInstancesCommand(launch({ ...spot, InstanceType: 'g4dn.xlarge' })));
     const image = KNOWN_IMAGES.ubuntuX64;
-    expect(fake.calls.filter((c) => c.action === 'RunInstances').map(({ status, code, params }) => ({ status, code, params }))).toEqual([
-      { status: 200, code: undefined, params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'false' } },
-      { status: 200, code: undefined, params: { ImageId: image, InstanceType: 't3.micro', SubnetId: 'subnet-0b2', Spot: 'true' } },
-      { status: 500, code: 'InsufficientInstanceCapacity', params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' } },
-      { status: 200, code: undefined, params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' } },
+    expect(
+      fake.calls
+        .filter((c) => c.action === 'RunInstances')
+        .map(({ status, code, params }) => ({ status, code, params })),
+    ).toEqual([
+      {
+        status: 200,
+        code: undefined,
+        params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'false' },
+      },
+      {
+        status: 200,
+        code: undefined,
+        params: { ImageId: image, InstanceType: 't3.micro', SubnetId: 'subnet-0b2', Spot: 'true' },
+      },
+      {
+        status: 500,
+        code: 'InsufficientInstanceCapacity',
+        params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' },
+      },
+      {
+        status: 200,
+        code: undefined,
+        params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' },
+      },
     ]);
     expect(faults.fired).toEqual([
-      { service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity', params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' } },
+      {
+        service: 'ec2',
+        action: 'RunInstances',
+        code: 'InsufficientInstanceCapacity',
+        params: { ImageId: image, InstanceType: 'g4dn.xlarge', SubnetId: 'subnet-0a1', Spot: 'true' },
+      },
     ]);
     expect(fake.instances()).toHaveLength(3);
     await expectClean();
@@ -739,8 +1067,16 @@ describe('faults and latency', () => {
     });
     expect(unsigned.status).toBe(401);
     expect(await unsigned.text()).toContain('<Code>MissingAuthenticationToken</Code>');
-    const wrong = new EC2Client({ endpoint: fake.url, region: 'us-east-1', credentials: { ...credentials, secretAccessKey: 'nope' }, maxAttempts: 1 });
-    expect(await errorOf(wrong.send(new RunInstancesCommand(launch())))).toMatchObject({ name: 'SignatureDoesNotMatch', status: 403 });
+    const wrong = new EC2Client({
+      endpoint: fake.url,
+      region: 'us-east-1',
+      credentials: { ...credentials, secretAccessKey: 'nope' },
+      maxAttempts: 1,
+    });
+    expect(await errorOf(wrong.send(new RunInstancesCommand(launch())))).toMatchObject({
+      name: 'SignatureDoesNotMatch',
+      status: 403,
+    });
     wrong.destroy();
     expect(await errorOf(ec2.send(new DescribeVpcsCommand({})))).toMatchObject({ name: 'InvalidAction', status: 400 });
     expect(faults.fired).toEqual([]);
@@ -750,7 +1086,10 @@ describe('faults and latency', () => {
       { action: 'DescribeVpcs', status: 400, code: 'InvalidAction' },
     ]);
     // The fault was armed all along: the first request EC2 accepts takes it.
-    expect(await errorOf(ec2.send(new DescribeInstancesCommand({})))).toMatchObject({ name: 'RequestLimitExceeded', status: 503 });
+    expect(await errorOf(ec2.send(new DescribeInstancesCommand({})))).toMatchObject({
+      name: 'RequestLimitExceeded',
+      status: 503,
+    });
     expect(faults.unfired()).toEqual([]);
     expect(fake.instances()).toEqual([]);
   });
@@ -768,7 +1107,10 @@ describe('leftovers', () => {
       new RunInstancesCommand(
         launch({
           BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 50, DeleteOnTermination: false } }],
-          InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'persistent', InstanceInterruptionBehavior: 'terminate' } },
+          InstanceMarketOptions: {
+            MarketType: 'spot',
+            SpotOptions: { SpotInstanceType: 'persistent', InstanceInterruptionBehavior: 'terminate' },
+          },
         }),
       ),
     );
@@ -777,7 +1119,9 @@ describe('leftovers', () => {
     await waitState(id, 'terminated');
     const left = fake.leftovers();
     expect(left).toEqual([
-      expect.stringMatching(/^EBS volume vol-\w+ \(50 GiB gp2, \/dev\/sdf of i-\w+\) was left after termination: DeleteOnTermination was false$/),
+      expect.stringMatching(
+        /^EBS volume vol-\w+ \(50 GiB gp2, \/dev\/sdf of i-\w+\) was left after termination: DeleteOnTermination was false$/,
+      ),
       expect.stringMatching(/^Spot request sir-\w+ \(persistent, for i-\w+\) is still open/),
     ]);
     // Nothing else: no live instance and no machine process.

@@ -49,7 +49,13 @@ function federated(file = credFile): IdentityPoolClient {
 }
 
 function clients(authClient = federated()): Clients {
-  const options = { apiEndpoint: '127.0.0.1', port: Number(new URL(fake.url).port), protocol: 'http', fallback: true, authClient };
+  const options = {
+    apiEndpoint: '127.0.0.1',
+    port: Number(new URL(fake.url).port),
+    protocol: 'http',
+    fallback: true,
+    authClient,
+  };
   const made: Clients = {
     instances: new InstancesClient(options),
     ops: new ZoneOperationsClient(options),
@@ -67,7 +73,9 @@ function vm(name: string, over: Partial<Instance> = {}, script = 'echo hello fro
     name,
     machineType: `zones/${ZONE}/machineTypes/e2-standard-2`,
     disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: UBUNTU, diskSizeGb: 20 } }],
-    networkInterfaces: [{ network: 'global/networks/default', accessConfigs: [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] }],
+    networkInterfaces: [
+      { network: 'global/networks/default', accessConfigs: [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] },
+    ],
     labels: { 'cml-runner': 'true', pool: 'cpu' },
     metadata: { items: [{ key: 'startup-script', value: `#!/bin/bash\n${script}\n` }] },
     ...over,
@@ -76,7 +84,12 @@ function vm(name: string, over: Partial<Instance> = {}, script = 'echo hello fro
 
 /** Inserts and waits for the insert operation; returns the final operation. */
 async function launch(c: Clients, instance: Instance, zone = ZONE, requestId?: string) {
-  const [lro] = await c.instances.insert({ project: GCE_PROJECT, zone, instanceResource: instance, ...(requestId ? { requestId } : {}) });
+  const [lro] = await c.instances.insert({
+    project: GCE_PROJECT,
+    zone,
+    instanceResource: instance,
+    ...(requestId ? { requestId } : {}),
+  });
   return waitOp(c, lro.latestResponse as { name?: string | null }, zone);
 }
 
@@ -95,7 +108,11 @@ async function waitFor(pred: () => boolean, ms = 10_000, what = 'condition'): Pr
   }
 }
 
-async function errorOf(p: Promise<unknown>): Promise<Error & { code?: number; reason?: string; errorInfoMetadata?: Record<string, string>; httpStatusCode?: number }> {
+async function errorOf(
+  p: Promise<unknown>,
+): Promise<
+  Error & { code?: number; reason?: string; errorInfoMetadata?: Record<string, string>; httpStatusCode?: number }
+> {
   try {
     await p;
   } catch (err) {
@@ -105,7 +122,9 @@ async function errorOf(p: Promise<unknown>): Promise<Error & { code?: number; re
 }
 
 /** The JSON body the API answered with, as the REST transport keeps it on the error. */
-function rawBody(err: unknown): { error: { code: number; message: string; errors: Array<{ reason: string }>; details?: unknown[] } } {
+function rawBody(err: unknown): {
+  error: { code: number; message: string; errors: Array<{ reason: string }>; details?: unknown[] };
+} {
   const raw = (err as Record<symbol, unknown>)[Symbol.for('google-gax.rawHttpResponsePayload')];
   return typeof raw === 'string' ? JSON.parse(raw) : (raw as ReturnType<typeof rawBody>);
 }
@@ -144,7 +163,8 @@ describe('authentication', () => {
     const config = JSON.parse(fs.readFileSync(credFile, 'utf8'));
     expect(config).toMatchObject({
       type: 'external_account',
-      audience: '//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/github/providers/github',
+      audience:
+        '//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/github/providers/github',
       subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
       token_url: `${fake.url}/sts/v1/token`,
       credential_source: { file: path.join(dir, 'github-oidc-token') },
@@ -160,10 +180,18 @@ describe('authentication', () => {
     const image = `${fake.url}/compute/v1/projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64`;
     const ok = await fetch(image, { headers: { authorization: `Bearer ${token}` } });
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toMatchObject({ kind: 'compute#image', family: 'ubuntu-2404-lts-amd64', diskSizeGb: '10', architecture: 'X86_64', status: 'READY' });
+    expect(await ok.json()).toMatchObject({
+      kind: 'compute#image',
+      family: 'ubuntu-2404-lts-amd64',
+      diskSizeGb: '10',
+      architecture: 'X86_64',
+      status: 'READY',
+    });
     const none = await fetch(image);
     expect(none.status).toBe(401);
-    expect(await none.json()).toMatchObject({ error: { code: 401, status: 'UNAUTHENTICATED', errors: [{ reason: 'required' }] } });
+    expect(await none.json()).toMatchObject({
+      error: { code: 401, status: 'UNAUTHENTICATED', errors: [{ reason: 'required' }] },
+    });
     const bad = await fetch(image, { headers: { authorization: 'Bearer ya29.nope' } });
     expect(bad.status).toBe(401);
     expect(await bad.json()).toMatchObject({ error: { code: 401, errors: [{ reason: 'authError' }] } });
@@ -172,7 +200,13 @@ describe('authentication', () => {
   test('the credential file GOOGLE_APPLICATION_CREDENTIALS names, handed to GoogleAuth with the project, as the product runs', async () => {
     // The product reads the environment once and hands the file's contents to GoogleAuth; with
     // the project given, google-auth-library does not ask Cloud Resource Manager for it.
-    const adc = new InstancesClient({ apiEndpoint: '127.0.0.1', port: Number(new URL(fake.url).port), protocol: 'http', fallback: true, projectId: GCE_PROJECT });
+    const adc = new InstancesClient({
+      apiEndpoint: '127.0.0.1',
+      port: Number(new URL(fake.url).port),
+      protocol: 'http',
+      fallback: true,
+      projectId: GCE_PROJECT,
+    });
     closers.push(adc);
     adc.auth.jsonContent = JSON.parse(fs.readFileSync(credFile, 'utf8')) as typeof adc.auth.jsonContent;
     const [list] = await adc.list({ project: GCE_PROJECT, zone: ZONE });
@@ -184,7 +218,6 @@ describe('authentication', () => {
     ]);
     expect(fake.calls[2]!.identity).toBe(GCE_SERVICE_ACCOUNTS.deployer);
   });
-
 
   test('STS refuses a token it did not issue, a missing token and a wrong audience; IAM lets GitHub impersonate the deployer only', async () => {
     const config = JSON.parse(fs.readFileSync(credFile, 'utf8'));
@@ -202,20 +235,32 @@ describe('authentication', () => {
         if (v === undefined) delete f[k];
         else f[k] = v;
       }
-      return fetch(config.token_url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(f) });
+      return fetch(config.token_url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(f),
+      });
     };
     const forged = subject.split('.').slice(0, 2).join('.') + '.c2lnbmF0dXJl';
     expect(await (await form({ subject_token: forged })).json()).toMatchObject({ error: 'invalid_grant' });
     const missing = await form({ subject_token: undefined });
     expect(missing.status).toBe(400);
     expect(await missing.json()).toMatchObject({ error: 'invalid_request' });
-    expect(await (await form({ audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/x/providers/y' })).json()).toMatchObject({
+    expect(
+      await (
+        await form({ audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/x/providers/y' })
+      ).json(),
+    ).toMatchObject({
       error: 'invalid_target',
     });
     const good = await form({});
     expect(good.status).toBe(200);
     const sts = (await good.json()) as { access_token: string; token_type: string; expires_in: number };
-    expect(sts).toMatchObject({ token_type: 'Bearer', expires_in: 3600, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
+    expect(sts).toMatchObject({
+      token_type: 'Bearer',
+      expires_in: 3600,
+      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    });
 
     const impersonate = (email: string) =>
       fetch(`${fake.url}/iamcredentials/v1/projects/-/serviceAccounts/${email}:generateAccessToken`, {
@@ -226,14 +271,23 @@ describe('authentication', () => {
     const denied = await impersonate(GCE_SERVICE_ACCOUNTS.runner);
     expect(denied.status).toBe(403);
     expect(await denied.json()).toMatchObject({
-      error: { code: 403, status: 'PERMISSION_DENIED', message: "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)." },
+      error: {
+        code: 403,
+        status: 'PERMISSION_DENIED',
+        message: "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
+      },
     });
     const deployer = await impersonate(GCE_SERVICE_ACCOUNTS.deployer);
     expect(deployer.status).toBe(200);
-    expect(await deployer.json()).toMatchObject({ accessToken: expect.stringMatching(/^ya29\./), expireTime: expect.stringMatching(/Z$/) });
+    expect(await deployer.json()).toMatchObject({
+      accessToken: expect.stringMatching(/^ya29\./),
+      expireTime: expect.stringMatching(/Z$/),
+    });
 
     // The federated token itself has no Compute permission.
-    const direct = await fetch(`${fake.url}/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances`, { headers: { authorization: `Bearer ${sts.access_token}` } });
+    const direct = await fetch(`${fake.url}/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances`, {
+      headers: { authorization: `Bearer ${sts.access_token}` },
+    });
     expect(direct.status).toBe(403);
 
     // The real client with a GitHub token the fake never issued fails before reaching Compute.
@@ -255,10 +309,18 @@ describe('instances', () => {
       requestId: '5b6c0f3e-0d7f-4d1e-9a43-1f0f4c6b8e21',
       instanceResource: vm('runner-1', {}, 'echo "hello from $(hostname) on $SANDBOX_CLOUD"'),
     });
-    const first = lro.latestResponse as { kind?: string; name?: string; status?: string; operationType?: string; targetLink?: string };
+    const first = lro.latestResponse as {
+      kind?: string;
+      name?: string;
+      status?: string;
+      operationType?: string;
+      targetLink?: string;
+    };
     expect(first).toMatchObject({ kind: 'compute#operation', operationType: 'insert', status: 'PENDING' });
     expect(first.name).toMatch(/^operation-\d{13}-[0-9a-f]+/);
-    expect(first.targetLink).toBe(`https://www.googleapis.com/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances/runner-1`);
+    expect(first.targetLink).toBe(
+      `https://www.googleapis.com/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances/runner-1`,
+    );
     const done = await waitOp(c, first);
     expect(done).toMatchObject({ status: 'DONE', progress: 100, user: GCE_SERVICE_ACCOUNTS.deployer });
     expect(done.error).toBeFalsy();
@@ -270,18 +332,37 @@ describe('instances', () => {
     expect(got.networkInterfaces?.[0]?.accessConfigs?.[0]?.natIP).toMatch(/^34\./);
 
     const inst = fake.instance(ZONE, 'runner-1')!;
-    expect(inst).toMatchObject({ status: 'RUNNING', machineType: 'e2-standard-2', deleted: false, labels: { pool: 'cpu' } });
+    expect(inst).toMatchObject({
+      status: 'RUNNING',
+      machineType: 'e2-standard-2',
+      deleted: false,
+      labels: { pool: 'cpu' },
+    });
     await waitFor(() => inst.console().includes('startup script exited with status 0'), 10_000, 'the startup script');
-    const [serial] = await c.instances.getSerialPortOutput({ project: GCE_PROJECT, zone: ZONE, instance: 'runner-1', port: 1 });
+    const [serial] = await c.instances.getSerialPortOutput({
+      project: GCE_PROJECT,
+      zone: ZONE,
+      instance: 'runner-1',
+      port: 1,
+    });
     expect(serial.contents).toContain('google_metadata_script_runner');
     expect(serial.contents).toContain('hello from');
     expect(serial.contents).toContain('on gcp');
     expect(Number(serial.next)).toBe(Buffer.byteLength(serial.contents!));
-    const [tail] = await c.instances.getSerialPortOutput({ project: GCE_PROJECT, zone: ZONE, instance: 'runner-1', port: 1, start: serial.next });
+    const [tail] = await c.instances.getSerialPortOutput({
+      project: GCE_PROJECT,
+      zone: ZONE,
+      instance: 'runner-1',
+      port: 1,
+      start: serial.next,
+    });
     expect(tail.contents).toBe('');
 
     const [del] = await c.instances.delete({ project: GCE_PROJECT, zone: ZONE, instance: 'runner-1' });
-    expect(await waitOp(c, del.latestResponse as { name?: string })).toMatchObject({ status: 'DONE', operationType: 'delete' });
+    expect(await waitOp(c, del.latestResponse as { name?: string })).toMatchObject({
+      status: 'DONE',
+      operationType: 'delete',
+    });
     const gone = await errorOf(c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'runner-1' }));
     expect(gone.code).toBe(5);
     expect(gone.message).toBe(`The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/runner-1' was not found`);
@@ -297,36 +378,104 @@ describe('instances', () => {
     const c = clients();
     const t4 = { acceleratorType: `zones/${ZONE}/acceleratorTypes/nvidia-tesla-t4`, acceleratorCount: 1 };
     const cases: Array<[Instance, number, RegExp]> = [
-      [vm('gpu-1', { machineType: `zones/${ZONE}/machineTypes/n1-standard-4`, guestAccelerators: [t4] }), 3, /^Instances with guest accelerators do not support live migration\.$/],
-      [vm('Bad_Name'), 3, /^Invalid value for field 'resource\.name': 'Bad_Name'\. Must be a match of regex '\(\?:\[a-z\]\(\?:\[-a-z0-9\]\{0,61\}\[a-z0-9\]\)\?\)'$/],
-      [vm('no-image', { disks: [{ boot: true, autoDelete: true, initializeParams: { diskSizeGb: 20 } }] }), 3, /sourceImage/],
+      [
+        vm('gpu-1', { machineType: `zones/${ZONE}/machineTypes/n1-standard-4`, guestAccelerators: [t4] }),
+        3,
+        /^Instances with guest accelerators do not support live migration\.$/,
+      ],
+      [
+        vm('Bad_Name'),
+        3,
+        /^Invalid value for field 'resource\.name': 'Bad_Name'\. Must be a match of regex '\(\?:\[a-z\]\(\?:\[-a-z0-9\]\{0,61\}\[a-z0-9\]\)\?\)'$/,
+      ],
+      [
+        vm('no-image', { disks: [{ boot: true, autoDelete: true, initializeParams: { diskSizeGb: 20 } }] }),
+        3,
+        /sourceImage/,
+      ],
       [vm('bad-label', { labels: { Pool: 'cpu' } }), 3, /Label key 'Pool' violates format constraints/],
-      [vm('small-disk', { disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: DLVM, diskSizeGb: 20 } }] }), 3, /cannot be smaller than the image size \(50 GB\)/],
-      [vm('e2-gpu', { guestAccelerators: [t4], scheduling: { onHostMaintenance: 'TERMINATE' } }), 3, /\[e2-standard-2, nvidia-tesla-t4\] features are not compatible/],
-      [vm('no-gpu-here', { machineType: 'zones/europe-north1-a/machineTypes/g2-standard-4', scheduling: { onHostMaintenance: 'TERMINATE' } }), 3, /different scope/],
+      [
+        vm('small-disk', {
+          disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: DLVM, diskSizeGb: 20 } }],
+        }),
+        3,
+        /cannot be smaller than the image size \(50 GB\)/,
+      ],
+      [
+        vm('e2-gpu', { guestAccelerators: [t4], scheduling: { onHostMaintenance: 'TERMINATE' } }),
+        3,
+        /\[e2-standard-2, nvidia-tesla-t4\] features are not compatible/,
+      ],
+      [
+        vm('no-gpu-here', {
+          machineType: 'zones/europe-north1-a/machineTypes/g2-standard-4',
+          scheduling: { onHostMaintenance: 'TERMINATE' },
+        }),
+        3,
+        /different scope/,
+      ],
       [vm('short-type', { machineType: 'e2-standard-2' }), 3, /Must be a URL to a valid Compute resource/],
-      [vm('spot-restart', { scheduling: { provisioningModel: 'SPOT', automaticRestart: true } }), 3, /preemptible be false when AutomaticRestart is true/],
-      [vm('max-run', { scheduling: { maxRunDuration: { seconds: 600 } } }), 3, /Instance termination action must be specified/],
-      [vm('no-image-2', { disks: [{ boot: true, initializeParams: { sourceImage: 'projects/ubuntu-os-cloud/global/images/family/ubuntu-9999' } }] }), 5, /'projects\/ubuntu-os-cloud\/global\/images\/family\/ubuntu-9999' was not found/],
-      [vm('no-sa', { serviceAccounts: [{ email: 'nobody@sandbox-project.iam.gserviceaccount.com', scopes: [CLOUD_PLATFORM] }] }), 3, /serviceAccounts\/nobody@/],
+      [
+        vm('spot-restart', { scheduling: { provisioningModel: 'SPOT', automaticRestart: true } }),
+        3,
+        /preemptible be false when AutomaticRestart is true/,
+      ],
+      [
+        vm('max-run', { scheduling: { maxRunDuration: { seconds: 600 } } }),
+        3,
+        /Instance termination action must be specified/,
+      ],
+      [
+        vm('no-image-2', {
+          disks: [
+            {
+              boot: true,
+              initializeParams: { sourceImage: 'projects/ubuntu-os-cloud/global/images/family/ubuntu-9999' },
+            },
+          ],
+        }),
+        5,
+        /'projects\/ubuntu-os-cloud\/global\/images\/family\/ubuntu-9999' was not found/,
+      ],
+      [
+        vm('no-sa', {
+          serviceAccounts: [{ email: 'nobody@sandbox-project.iam.gserviceaccount.com', scopes: [CLOUD_PLATFORM] }],
+        }),
+        3,
+        /serviceAccounts\/nobody@/,
+      ],
     ];
     for (const [instance, code, message] of cases) {
       const err = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: instance }));
-      expect({ name: instance.name, code: err.code, message: err.message }).toEqual({ name: instance.name, code, message: expect.stringMatching(message) });
+      expect({ name: instance.name, code: err.code, message: err.message }).toEqual({
+        name: instance.name,
+        code,
+        message: expect.stringMatching(message),
+      });
     }
-    const gpuErr = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: cases[0]![0] }));
+    const gpuErr = await errorOf(
+      c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: cases[0]![0] }),
+    );
     expect(rawBody(gpuErr).error).toMatchObject({ code: 400, errors: [{ reason: 'invalid', domain: 'global' }] });
     // Unknown zone, unknown project.
-    expect((await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: 'mars-north1-a', instanceResource: vm('x') }))).message).toBe(
-      `The resource 'projects/${GCE_PROJECT}/zones/mars-north1-a' was not found`,
-    );
+    expect(
+      (await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: 'mars-north1-a', instanceResource: vm('x') })))
+        .message,
+    ).toBe(`The resource 'projects/${GCE_PROJECT}/zones/mars-north1-a' was not found`);
     expect((await errorOf(c.instances.get({ project: 'other-project', zone: ZONE, instance: 'x' }))).code).toBe(5);
     expect(fake.instances()).toEqual([]);
 
     // A GPU VM that does it right: N1 + T4 + TERMINATE; the same name again is 409.
-    const ok = vm('gpu-1', { machineType: `zones/${ZONE}/machineTypes/n1-standard-4`, guestAccelerators: [t4], scheduling: { onHostMaintenance: 'TERMINATE' } });
+    const ok = vm('gpu-1', {
+      machineType: `zones/${ZONE}/machineTypes/n1-standard-4`,
+      guestAccelerators: [t4],
+      scheduling: { onHostMaintenance: 'TERMINATE' },
+    });
     expect((await launch(c, ok)).error).toBeFalsy();
-    expect(fake.instance(ZONE, 'gpu-1')).toMatchObject({ guestAccelerators: [{ type: 'nvidia-tesla-t4', count: 1 }], gpus: { model: 'Tesla T4', count: 1 } });
+    expect(fake.instance(ZONE, 'gpu-1')).toMatchObject({
+      guestAccelerators: [{ type: 'nvidia-tesla-t4', count: 1 }],
+      gpus: { model: 'Tesla T4', count: 1 },
+    });
     const dup = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: ok }));
     expect(dup.message).toBe(`The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/gpu-1' already exists`);
     expect(rawBody(dup).error.errors[0]!.reason).toBe('alreadyExists');
@@ -336,12 +485,24 @@ describe('instances', () => {
   test('a requestId makes insert idempotent: the same id answers the original operation', async () => {
     const c = clients();
     const requestId = '0f8fad5b-d9cb-469f-a165-70867728950e';
-    const [a] = await c.instances.insert({ project: GCE_PROJECT, zone: ZONE, requestId, instanceResource: vm('idem-1') });
-    const [b] = await c.instances.insert({ project: GCE_PROJECT, zone: ZONE, requestId, instanceResource: vm('idem-1') });
+    const [a] = await c.instances.insert({
+      project: GCE_PROJECT,
+      zone: ZONE,
+      requestId,
+      instanceResource: vm('idem-1'),
+    });
+    const [b] = await c.instances.insert({
+      project: GCE_PROJECT,
+      zone: ZONE,
+      requestId,
+      instanceResource: vm('idem-1'),
+    });
     expect((b.latestResponse as { name: string }).name).toBe((a.latestResponse as { name: string }).name);
     expect(fake.instances()).toHaveLength(1);
     expect(fake.instances()[0]!.requestId).toBe(requestId);
-    const bad = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, requestId: 'not-a-uuid', instanceResource: vm('idem-2') }));
+    const bad = await errorOf(
+      c.instances.insert({ project: GCE_PROJECT, zone: ZONE, requestId: 'not-a-uuid', instanceResource: vm('idem-2') }),
+    );
     expect(bad.code).toBe(3);
     await waitOp(c, a.latestResponse as { name: string });
     await expectClean(c);
@@ -367,8 +528,17 @@ describe('instances', () => {
       scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' },
     });
     const quota = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: t4 }));
-    expect(quota).toMatchObject({ code: 7, httpStatusCode: 403, reason: 'QUOTA_EXCEEDED', message: "Quota 'PREEMPTIBLE_NVIDIA_T4_GPUS' exceeded.  Limit: 0.0 in region us-central1." });
-    expect(quota.errorInfoMetadata).toMatchObject({ quota_metric: 'compute.googleapis.com/preemptible_nvidia_t4_gpus', quota_limit_value: '0', region: 'us-central1' });
+    expect(quota).toMatchObject({
+      code: 7,
+      httpStatusCode: 403,
+      reason: 'QUOTA_EXCEEDED',
+      message: "Quota 'PREEMPTIBLE_NVIDIA_T4_GPUS' exceeded.  Limit: 0.0 in region us-central1.",
+    });
+    expect(quota.errorInfoMetadata).toMatchObject({
+      quota_metric: 'compute.googleapis.com/preemptible_nvidia_t4_gpus',
+      quota_limit_value: '0',
+      region: 'us-central1',
+    });
     expect(rawBody(quota).error.errors[0]!.reason).toBe('quotaExceeded');
     expect(fake.instances()).toEqual([]);
 
@@ -387,17 +557,43 @@ describe('instances', () => {
 
   test('a fault with `where` answers only the matching insert (machineType, zone, spot), and the call log keeps the params', async () => {
     const c = clients();
-    faults.add({ service: 'gce', action: 'instances.insert .*', where: { machineType: 'e2-standard-4', zone: ZONE, spot: 'true' }, code: 'QUOTA_EXCEEDED' });
+    faults.add({
+      service: 'gce',
+      action: 'instances.insert .*',
+      where: { machineType: 'e2-standard-4', zone: ZONE, spot: 'true' },
+      code: 'QUOTA_EXCEEDED',
+    });
     // On demand, and Spot of another type: not matched, both launch.
-    expect((await launch(c, vm('on-demand', { machineType: `zones/${ZONE}/machineTypes/e2-standard-4` }))).error).toBeFalsy();
-    expect((await launch(c, vm('spot-small', { scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' } }))).error).toBeFalsy();
+    expect(
+      (await launch(c, vm('on-demand', { machineType: `zones/${ZONE}/machineTypes/e2-standard-4` }))).error,
+    ).toBeFalsy();
+    expect(
+      (
+        await launch(
+          c,
+          vm('spot-small', { scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' } }),
+        )
+      ).error,
+    ).toBeFalsy();
     expect(faults.unfired()).toHaveLength(1);
-    const spot = vm('spot-big', { machineType: `zones/${ZONE}/machineTypes/e2-standard-4`, scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' } });
+    const spot = vm('spot-big', {
+      machineType: `zones/${ZONE}/machineTypes/e2-standard-4`,
+      scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' },
+    });
     const err = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: spot }));
-    expect(err).toMatchObject({ code: 7, httpStatusCode: 403, message: "Quota 'PREEMPTIBLE_CPUS' exceeded.  Limit: 0.0 in region us-central1." });
+    expect(err).toMatchObject({
+      code: 7,
+      httpStatusCode: 403,
+      message: "Quota 'PREEMPTIBLE_CPUS' exceeded.  Limit: 0.0 in region us-central1.",
+    });
     expect(faults.unfired()).toEqual([]);
     expect(faults.fired).toEqual([
-      { service: 'gce', action: `instances.insert ${ZONE}`, code: 'QUOTA_EXCEEDED', params: { zone: ZONE, name: 'spot-big', machineType: 'e2-standard-4', spot: 'true' } },
+      {
+        service: 'gce',
+        action: `instances.insert ${ZONE}`,
+        code: 'QUOTA_EXCEEDED',
+        params: { zone: ZONE, name: 'spot-big', machineType: 'e2-standard-4', spot: 'true' },
+      },
     ]);
     const inserts = fake.calls.filter((x) => x.action === `instances.insert ${ZONE}`);
     expect(inserts.map((x) => [x.status, x.reason, x.params])).toEqual([
@@ -428,11 +624,14 @@ describe('instances', () => {
     const federatedToken = ((await (await exchange(subject)).json()) as { access_token: string }).access_token;
     const deployerToken = (
       (await (
-        await fetch(`${fake.url}/iamcredentials/v1/projects/-/serviceAccounts/${GCE_SERVICE_ACCOUNTS.deployer}:generateAccessToken`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${federatedToken}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ scope: [CLOUD_PLATFORM] }),
-        })
+        await fetch(
+          `${fake.url}/iamcredentials/v1/projects/-/serviceAccounts/${GCE_SERVICE_ACCOUNTS.deployer}:generateAccessToken`,
+          {
+            method: 'POST',
+            headers: { authorization: `Bearer ${federatedToken}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ scope: [CLOUD_PLATFORM] }),
+          },
+        )
       ).json()) as { accessToken: string }
     ).accessToken;
 
@@ -442,7 +641,9 @@ describe('instances', () => {
     const as = (token?: string) => fetch(list, token ? { headers: { authorization: `Bearer ${token}` } } : {});
     const none = await as();
     expect(none.status).toBe(401);
-    expect(await none.json()).toMatchObject({ error: { code: 401, status: 'UNAUTHENTICATED', errors: [{ reason: 'required' }] } });
+    expect(await none.json()).toMatchObject({
+      error: { code: 401, status: 'UNAUTHENTICATED', errors: [{ reason: 'required' }] },
+    });
     expect((await as('ya29.nope')).status).toBe(401);
     // The federated token is authenticated, but holds no Compute permission.
     const denied = await as(federatedToken);
@@ -476,7 +677,14 @@ describe('instances', () => {
 
   test('maxRunDuration with DELETE deletes the VM and kills its machine', async () => {
     const c = clients();
-    const op = await launch(c, vm('short-lived', { scheduling: { maxRunDuration: { seconds: 30 }, instanceTerminationAction: 'DELETE' } }, 'sleep 600'));
+    const op = await launch(
+      c,
+      vm(
+        'short-lived',
+        { scheduling: { maxRunDuration: { seconds: 30 }, instanceTerminationAction: 'DELETE' } },
+        'sleep 600',
+      ),
+    );
     expect(op.error).toBeFalsy();
     const inst = fake.instance(ZONE, 'short-lived')!;
     expect(inst.maxRunDurationSeconds).toBe(30);
@@ -492,7 +700,9 @@ describe('instances', () => {
     const inst = fake.instance(ZONE, 'self-stop')!;
     await waitFor(() => inst.status === 'TERMINATED', 10_000, 'TERMINATED');
     expect(inst.endedReason).toBe('guest shutdown');
-    expect(fake.leftovers()).toEqual([expect.stringMatching(/^GCE instance self-stop .* is TERMINATED \(stopped: its disks are still billed\)/)]);
+    expect(fake.leftovers()).toEqual([
+      expect.stringMatching(/^GCE instance self-stop .* is TERMINATED \(stopped: its disks are still billed\)/),
+    ]);
     const [got] = await c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'self-stop' });
     expect(got.status).toBe('TERMINATED');
     await expectClean(c);
@@ -504,9 +714,13 @@ describe('instances', () => {
     await launch(c, vm('keeps-disk', { disks: [{ boot: true, initializeParams: { sourceImage: UBUNTU } }] }));
     const [del] = await c.instances.delete({ project: GCE_PROJECT, zone: ZONE, instance: 'keeps-disk' });
     await waitOp(c, del.latestResponse as { name: string });
-    expect(fake.leftovers()).toEqual([`GCE disk keeps-disk (10 GB pd-standard, ${ZONE}) was left after instance keeps-disk was deleted: autoDelete was false`]);
+    expect(fake.leftovers()).toEqual([
+      `GCE disk keeps-disk (10 GB pd-standard, ${ZONE}) was left after instance keeps-disk was deleted: autoDelete was false`,
+    ]);
     // The orphaned disk's name blocks a new VM of the same name.
-    const err = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: vm('keeps-disk') }));
+    const err = await errorOf(
+      c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: vm('keeps-disk') }),
+    );
     expect(err.message).toBe(`The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/disks/keeps-disk' already exists`);
     // The disk stays (there is no disks API in the sandbox): the sandbox says so.
     fake.disks()[0]!.state = 'deleted';
@@ -532,7 +746,11 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     const script = `COMPUTE=${fake.url}/compute/v1\n${selfDelete}\nsleep 600`;
     await launch(
       c,
-      vm('self-delete', { serviceAccounts: [{ email: GCE_SERVICE_ACCOUNTS.runner, scopes: [CLOUD_PLATFORM] }] }, script),
+      vm(
+        'self-delete',
+        { serviceAccounts: [{ email: GCE_SERVICE_ACCOUNTS.runner, scopes: [CLOUD_PLATFORM] }] },
+        script,
+      ),
     );
     const inst = fake.instance(ZONE, 'self-delete')!;
     await waitFor(() => inst.deleted, 15_000, 'self-deletion');
@@ -540,7 +758,10 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     expect(out).toContain(`whoami: ${GCE_SERVICE_ACCOUNTS.runner}`);
     expect(out).toContain('no-header: 403');
     // The delete powers the VM off at once: the script is gone before it can print the answer.
-    expect(fake.calls.find((x) => x.action === `instances.delete ${ZONE}`)).toMatchObject({ status: 200, identity: GCE_SERVICE_ACCOUNTS.runner });
+    expect(fake.calls.find((x) => x.action === `instances.delete ${ZONE}`)).toMatchObject({
+      status: 200,
+      identity: GCE_SERVICE_ACCOUNTS.runner,
+    });
     await expectClean(c);
   });
 
@@ -549,7 +770,11 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     const script = `COMPUTE=${fake.url}/compute/v1\n${selfDelete}\necho done-trying`;
     await launch(
       c,
-      vm('cannot-delete', { serviceAccounts: [{ email: GCE_SERVICE_ACCOUNTS.runnerNoDelete, scopes: [CLOUD_PLATFORM] }] }, script),
+      vm(
+        'cannot-delete',
+        { serviceAccounts: [{ email: GCE_SERVICE_ACCOUNTS.runnerNoDelete, scopes: [CLOUD_PLATFORM] }] },
+        script,
+      ),
     );
     const inst = fake.instance(ZONE, 'cannot-delete')!;
     await waitFor(() => inst.console().includes('done-trying'), 15_000, 'the script');
@@ -560,7 +785,8 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
 
     // The metadata server, from outside: header required, listings, values, token, 404s.
     const md = `${fake.url}/_gce_md/${inst.id}/computeMetadata/v1`;
-    const get = (p: string, headers: Record<string, string> = { 'Metadata-Flavor': 'Google' }) => fetch(`${md}/${p}`, { headers, redirect: 'manual' });
+    const get = (p: string, headers: Record<string, string> = { 'Metadata-Flavor': 'Google' }) =>
+      fetch(`${md}/${p}`, { headers, redirect: 'manual' });
     expect((await get('instance/id', {})).status).toBe(403);
     expect((await get('instance/id', { 'Metadata-Flavor': 'Google', 'X-Forwarded-For': '1.2.3.4' })).status).toBe(403);
     const id = await get('instance/id');
@@ -572,7 +798,10 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     expect(await (await get('instance/attributes/startup-script')).text()).toContain('done-trying');
     expect((await get('instance/attributes')).status).toBe(301);
     expect(await (await get('instance/scheduling/provisioning-model')).text()).toBe('STANDARD');
-    expect(await (await get('instance/service-accounts/default/token')).json()).toMatchObject({ token_type: 'Bearer', expires_in: 3599 });
+    expect(await (await get('instance/service-accounts/default/token')).json()).toMatchObject({
+      token_type: 'Bearer',
+      expires_in: 3599,
+    });
     expect((await get('instance/nope')).status).toBe(404);
     await expectClean(c);
     // A deleted VM's metadata server does not answer.
@@ -582,14 +811,34 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
   test('a VM without a service account has no token; a token without a Compute scope is refused', async () => {
     const c = clients();
     await launch(c, vm('no-sa', {}, 'true'));
-    await launch(c, vm('no-scope', { serviceAccounts: [{ email: GCE_SERVICE_ACCOUNTS.runner, scopes: ['https://www.googleapis.com/auth/devstorage.read_only'] }] }, 'true'));
+    await launch(
+      c,
+      vm(
+        'no-scope',
+        {
+          serviceAccounts: [
+            { email: GCE_SERVICE_ACCOUNTS.runner, scopes: ['https://www.googleapis.com/auth/devstorage.read_only'] },
+          ],
+        },
+        'true',
+      ),
+    );
     const mdOf = (name: string) => `${fake.url}/_gce_md/${fake.instance(ZONE, name)!.id}/computeMetadata/v1`;
     const headers = { 'Metadata-Flavor': 'Google' };
     expect((await fetch(`${mdOf('no-sa')}/instance/service-accounts/default/token`, { headers })).status).toBe(404);
-    const tok = (await (await fetch(`${mdOf('no-scope')}/instance/service-accounts/default/token`, { headers })).json()) as { access_token: string };
-    const res = await fetch(`${fake.url}/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances/no-scope`, { headers: { authorization: `Bearer ${tok.access_token}` } });
+    const tok = (await (
+      await fetch(`${mdOf('no-scope')}/instance/service-accounts/default/token`, { headers })
+    ).json()) as { access_token: string };
+    const res = await fetch(`${fake.url}/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances/no-scope`, {
+      headers: { authorization: `Bearer ${tok.access_token}` },
+    });
     expect(res.status).toBe(403);
-    expect(await res.json()).toMatchObject({ error: { message: 'Request had insufficient authentication scopes.', errors: [{ reason: 'insufficientPermissions' }] } });
+    expect(await res.json()).toMatchObject({
+      error: {
+        message: 'Request had insufficient authentication scopes.',
+        errors: [{ reason: 'insufficientPermissions' }],
+      },
+    });
     await expectClean(c);
   });
 
@@ -601,8 +850,18 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
         'gpu-l4',
         {
           machineType: `zones/${ZONE}/machineTypes/g2-standard-4`,
-          disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: DLVM, diskSizeGb: 60, diskType: `zones/${ZONE}/diskTypes/pd-balanced` } }],
-          scheduling: { onHostMaintenance: 'TERMINATE', provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' },
+          disks: [
+            {
+              boot: true,
+              autoDelete: true,
+              initializeParams: { sourceImage: DLVM, diskSizeGb: 60, diskType: `zones/${ZONE}/diskTypes/pd-balanced` },
+            },
+          ],
+          scheduling: {
+            onHostMaintenance: 'TERMINATE',
+            provisioningModel: 'SPOT',
+            instanceTerminationAction: 'DELETE',
+          },
         },
         'nvidia-smi -L; echo smi-done',
       ),
@@ -610,7 +869,11 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     const inst = fake.instance(ZONE, 'gpu-l4')!;
     await waitFor(() => inst.console().includes('smi-done'), 10_000, 'nvidia-smi');
     expect(inst.console()).toMatch(/GPU 0: NVIDIA L4 \(UUID/);
-    expect(inst).toMatchObject({ gpus: { type: 'nvidia-l4', count: 1, model: 'NVIDIA L4' }, provisioningModel: 'SPOT', disks: [{ type: 'pd-balanced', sizeGb: 60 }] });
+    expect(inst).toMatchObject({
+      gpus: { type: 'nvidia-l4', count: 1, model: 'NVIDIA L4' },
+      provisioningModel: 'SPOT',
+      disks: [{ type: 'pd-balanced', sizeGb: 60 }],
+    });
 
     // Spot preemption applies instanceTerminationAction: DELETE.
     await fake.preempt(ZONE, 'gpu-l4');
@@ -625,53 +888,101 @@ describe('listing and catalogue', () => {
     await launch(c, vm('pool-a-1', { labels: { 'cml-runner': 'true', pool: 'a' } }));
     await launch(
       c,
-      vm('pool-b-1', { labels: { 'cml-runner': 'true', pool: 'b' }, machineType: 'zones/europe-west4-b/machineTypes/e2-standard-2' }),
+      vm('pool-b-1', {
+        labels: { 'cml-runner': 'true', pool: 'b' },
+        machineType: 'zones/europe-west4-b/machineTypes/e2-standard-2',
+      }),
       'europe-west4-b',
     );
     const seen: Record<string, string[]> = {};
     let warnings = 0;
-    for await (const [scope, list] of c.instances.aggregatedListAsync({ project: GCE_PROJECT, filter: 'labels.pool = "b"' })) {
+    for await (const [scope, list] of c.instances.aggregatedListAsync({
+      project: GCE_PROJECT,
+      filter: 'labels.pool = "b"',
+    })) {
       if (list.warning?.code === 'NO_RESULTS_ON_PAGE') warnings++;
       if (list.instances && list.instances.length > 0) seen[scope] = list.instances.map((i) => i.name!);
     }
     expect(seen).toEqual({ 'zones/europe-west4-b': ['pool-b-1'] });
     expect(warnings).toBeGreaterThan(10);
     const both: string[] = [];
-    for await (const [, list] of c.instances.aggregatedListAsync({ project: GCE_PROJECT, filter: '(labels.cml-runner = "true") (name = pool-a-1)' })) {
+    for await (const [, list] of c.instances.aggregatedListAsync({
+      project: GCE_PROJECT,
+      filter: '(labels.cml-runner = "true") (name = pool-a-1)',
+    })) {
       both.push(...(list.instances ?? []).map((i) => i.name!));
     }
     expect(both).toEqual(['pool-a-1']);
-    const [zoned] = await c.instances.list({ project: GCE_PROJECT, zone: ZONE, filter: 'labels.pool = "a" AND name = "pool-a-1"' });
+    const [zoned] = await c.instances.list({
+      project: GCE_PROJECT,
+      zone: ZONE,
+      filter: 'labels.pool = "a" AND name = "pool-a-1"',
+    });
     expect(zoned.map((i) => i.name)).toEqual(['pool-a-1']);
     const bad = await errorOf(c.instances.list({ project: GCE_PROJECT, zone: ZONE, filter: 'labels.pool = = a' }));
-    expect(bad).toMatchObject({ code: 3, message: "Invalid value for field 'filter': 'labels.pool = = a'. Invalid list filter expression." });
+    expect(bad).toMatchObject({
+      code: 3,
+      message: "Invalid value for field 'filter': 'labels.pool = = a'. Invalid list filter expression.",
+    });
     await expectClean(c);
   });
 
   test('machine types, accelerator types and images', async () => {
     const c = clients();
     const zones: Record<string, string[]> = {};
-    for await (const [scope, list] of c.machineTypes.aggregatedListAsync({ project: GCE_PROJECT, filter: '(name = "g2-standard-4") OR (name = "a3-highgpu-8g")' })) {
+    for await (const [scope, list] of c.machineTypes.aggregatedListAsync({
+      project: GCE_PROJECT,
+      filter: '(name = "g2-standard-4") OR (name = "a3-highgpu-8g")',
+    })) {
       for (const m of list.machineTypes ?? []) (zones[m.name!] ??= []).push(scope.replace('zones/', ''));
     }
     expect(zones['g2-standard-4']).toContain('us-central1-a');
     expect(zones['g2-standard-4']).not.toContain('europe-north1-a');
-    expect(zones['a3-highgpu-8g']).toEqual(expect.arrayContaining(['us-central1-a', 'us-central1-c', 'us-east1-d', 'europe-west4-b', 'europe-west4-c', 'europe-west1-b']));
+    expect(zones['a3-highgpu-8g']).toEqual(
+      expect.arrayContaining([
+        'us-central1-a',
+        'us-central1-c',
+        'us-east1-d',
+        'europe-west4-b',
+        'europe-west4-c',
+        'europe-west1-b',
+      ]),
+    );
     const [g2] = await c.machineTypes.get({ project: GCE_PROJECT, zone: ZONE, machineType: 'g2-standard-24' });
-    expect(g2).toMatchObject({ guestCpus: 24, accelerators: [{ guestAcceleratorType: 'nvidia-l4', guestAcceleratorCount: 2 }] });
+    expect(g2).toMatchObject({
+      guestCpus: 24,
+      accelerators: [{ guestAcceleratorType: 'nvidia-l4', guestAcceleratorCount: 2 }],
+    });
 
     const t4Zones: string[] = [];
-    for await (const [scope, list] of c.accelerators.aggregatedListAsync({ project: GCE_PROJECT, filter: 'name = "nvidia-tesla-t4"' })) {
+    for await (const [scope, list] of c.accelerators.aggregatedListAsync({
+      project: GCE_PROJECT,
+      filter: 'name = "nvidia-tesla-t4"',
+    })) {
       if (list.acceleratorTypes?.length) t4Zones.push(scope);
     }
     expect(t4Zones).toContain('zones/us-central1-f');
     expect(t4Zones.some((z) => z.includes('europe-north1'))).toBe(false);
     const [t4] = await c.accelerators.get({ project: GCE_PROJECT, zone: ZONE, acceleratorType: 'nvidia-tesla-t4' });
     expect(t4).toMatchObject({ maximumCardsPerInstance: 4, description: 'NVIDIA T4' });
-    expect((await errorOf(c.accelerators.get({ project: GCE_PROJECT, zone: 'europe-north1-a', acceleratorType: 'nvidia-tesla-t4' }))).code).toBe(5);
+    expect(
+      (
+        await errorOf(
+          c.accelerators.get({ project: GCE_PROJECT, zone: 'europe-north1-a', acceleratorType: 'nvidia-tesla-t4' }),
+        )
+      ).code,
+    ).toBe(5);
 
-    const [dl] = await c.images.getFromFamily({ project: 'deeplearning-platform-release', family: 'common-cu128-ubuntu-2204-nvidia-570' });
-    expect(dl).toMatchObject({ diskSizeGb: '50', architecture: 'X86_64', status: 'READY', family: 'common-cu128-ubuntu-2204-nvidia-570' });
+    const [dl] = await c.images.getFromFamily({
+      project: 'deeplearning-platform-release',
+      family: 'common-cu128-ubuntu-2204-nvidia-570',
+    });
+    expect(dl).toMatchObject({
+      diskSizeGb: '50',
+      architecture: 'X86_64',
+      status: 'READY',
+      family: 'common-cu128-ubuntu-2204-nvidia-570',
+    });
     const [custom] = await c.images.get({ project: GCE_PROJECT, image: 'custom-runner' });
     expect(custom.diskSizeGb).toBe('20');
     expect((await errorOf(c.images.getFromFamily({ project: 'ubuntu-os-cloud', family: 'nope' }))).code).toBe(5);

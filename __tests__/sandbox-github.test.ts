@@ -47,12 +47,23 @@ function client(token?: string, extra: Record<string, unknown> = {}): Octokit {
   return new Octokit({ baseUrl: gh.apiUrl, ...(token ? { auth: token } : {}), ...extra });
 }
 
-async function failure(p: Promise<unknown>): Promise<{ status: number; message: string; data: Record<string, unknown>; headers: Record<string, unknown> }> {
+async function failure(
+  p: Promise<unknown>,
+): Promise<{ status: number; message: string; data: Record<string, unknown>; headers: Record<string, unknown> }> {
   try {
     await p;
   } catch (e) {
-    const err = e as { status: number; message: string; response?: { data: Record<string, unknown>; headers: Record<string, unknown> } };
-    return { status: err.status, message: err.message, data: err.response?.data ?? {}, headers: err.response?.headers ?? {} };
+    const err = e as {
+      status: number;
+      message: string;
+      response?: { data: Record<string, unknown>; headers: Record<string, unknown> };
+    };
+    return {
+      status: err.status,
+      message: err.message,
+      data: err.response?.data ?? {},
+      headers: err.response?.headers ?? {},
+    };
   }
   throw new Error('expected the request to fail');
 }
@@ -65,10 +76,14 @@ function tmp(prefix: string): string {
 
 describe('REST: authentication and permissions', () => {
   test('no token is 401 Requires authentication, an unknown token 401 Bad credentials', async () => {
-    const none = await failure(client().request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'octo-org', repo: 'ml' }));
+    const none = await failure(
+      client().request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'octo-org', repo: 'ml' }),
+    );
     expect(none.status).toBe(401);
     expect(none.data.message).toBe('Requires authentication');
-    const bad = await failure(client(gh.tokens.bad).request('POST /orgs/{org}/actions/runners/registration-token', { org: 'octo-org' }));
+    const bad = await failure(
+      client(gh.tokens.bad).request('POST /orgs/{org}/actions/runners/registration-token', { org: 'octo-org' }),
+    );
     expect(bad.status).toBe(401);
     expect(bad.data).toMatchObject({ message: 'Bad credentials', status: '401' });
     expect(typeof bad.data.documentation_url).toBe('string');
@@ -78,7 +93,12 @@ describe('REST: authentication and permissions', () => {
     const ro = client(gh.tokens.readOnly);
     for (const p of [
       ro.request('POST /repos/{owner}/{repo}/actions/runners/registration-token', { owner: 'octo-org', repo: 'ml' }),
-      ro.request('POST /orgs/{org}/actions/runners/generate-jitconfig', { org: 'octo-org', name: 'x', runner_group_id: 1, labels: ['a'] }),
+      ro.request('POST /orgs/{org}/actions/runners/generate-jitconfig', {
+        org: 'octo-org',
+        name: 'x',
+        runner_group_id: 1,
+        labels: ['a'],
+      }),
       ro.request('GET /orgs/{org}/actions/runners', { org: 'octo-org' }),
     ]) {
       const f = await failure(p);
@@ -107,10 +127,18 @@ describe('REST: authentication and permissions', () => {
   test('X-GitHub-Api-Version: known versions are honoured, unknown ones refused with 400', async () => {
     const admin = client(gh.tokens.admin);
     for (const v of ['2022-11-28', '2026-03-10']) {
-      const ok = await admin.request('GET /orgs/{org}/actions/runner-groups', { org: 'octo-org', headers: { 'x-github-api-version': v } });
+      const ok = await admin.request('GET /orgs/{org}/actions/runner-groups', {
+        org: 'octo-org',
+        headers: { 'x-github-api-version': v },
+      });
       expect(ok.headers['x-github-api-version-selected']).toBe(v);
     }
-    const f = await failure(admin.request('GET /orgs/{org}/actions/runner-groups', { org: 'octo-org', headers: { 'x-github-api-version': 'v3' } }));
+    const f = await failure(
+      admin.request('GET /orgs/{org}/actions/runner-groups', {
+        org: 'octo-org',
+        headers: { 'x-github-api-version': 'v3' },
+      }),
+    );
     expect(f.status).toBe(400);
     expect(f.data.message).toMatch(/"v3", is not a supported version/);
   });
@@ -121,14 +149,23 @@ describe('REST: authentication and permissions', () => {
     expect(Number(res.headers['x-ratelimit-remaining'])).toBeLessThan(5000);
     expect(Number(res.headers['x-ratelimit-reset'])).toBeGreaterThan(Date.now() / 1000);
     expect(res.headers['x-github-request-id']).toMatch(/^[0-9A-F]+(:[0-9A-F]+){4}$/);
-    expect(res.data).toMatchObject({ total_count: 2, runner_groups: [{ id: 1, name: 'Default', default: true }, { id: 2, name: 'gpu', default: false }] });
+    expect(res.data).toMatchObject({
+      total_count: 2,
+      runner_groups: [
+        { id: 1, name: 'Default', default: true },
+        { id: 2, name: 'gpu', default: false },
+      ],
+    });
   });
 });
 
 describe('REST: tokens, JIT configs and runners', () => {
   test('registration and remove tokens are 201 and expire in one hour', async () => {
     const admin = client(gh.tokens.admin);
-    for (const route of ['POST /repos/{owner}/{repo}/actions/runners/registration-token', 'POST /repos/{owner}/{repo}/actions/runners/remove-token']) {
+    for (const route of [
+      'POST /repos/{owner}/{repo}/actions/runners/registration-token',
+      'POST /repos/{owner}/{repo}/actions/runners/remove-token',
+    ]) {
       const res = await admin.request(route, { owner: 'octo-org', repo: 'ml' });
       expect(res.status).toBe(201);
       expect(res.data.token).toMatch(/^[A-Z2-7]{29}$/);
@@ -144,15 +181,23 @@ describe('REST: tokens, JIT configs and runners', () => {
       failure(
         org
           ? admin.request('POST /orgs/{org}/actions/runners/generate-jitconfig', { org: 'octo-org', ...body } as never)
-          : admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', { owner: 'octo-org', repo: 'ml', ...body } as never),
+          : admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', {
+              owner: 'octo-org',
+              repo: 'ml',
+              ...body,
+            } as never),
       );
     const missing = await jit({ labels: ['a'] });
     expect(missing.status).toBe(422);
     expect(missing.data.message).toBe('Validation Failed');
-    expect(missing.data.errors).toEqual(expect.arrayContaining(['"name" wasn\'t supplied.', '"runner_group_id" wasn\'t supplied.']));
+    expect(missing.data.errors).toEqual(
+      expect.arrayContaining(['"name" wasn\'t supplied.', '"runner_group_id" wasn\'t supplied.']),
+    );
     expect((await jit({ name: 'a', runner_group_id: '1', labels: ['a'] })).status).toBe(422);
     expect((await jit({ name: 'a', runner_group_id: 1, labels: [] })).status).toBe(422);
-    expect((await jit({ name: 'a', runner_group_id: 1, labels: Array.from({ length: 101 }, (_, i) => `l${i}`) })).status).toBe(422);
+    expect(
+      (await jit({ name: 'a', runner_group_id: 1, labels: Array.from({ length: 101 }, (_, i) => `l${i}`) })).status,
+    ).toBe(422);
     expect((await jit({ name: 'a', runner_group_id: 1, labels: [1] })).status).toBe(422);
     expect((await jit({ name: 'a', runner_group_id: 1, labels: ['a'], work_folder: 3 })).status).toBe(422);
     expect((await jit({ name: 'a', runner_group_id: 99, labels: ['a'] })).status).toBe(404);
@@ -171,53 +216,122 @@ describe('REST: tokens, JIT configs and runners', () => {
       work_folder: '_work',
     });
     expect(res.status).toBe(201);
-    expect(res.data.runner).toMatchObject({ name: 'cml-1', status: 'offline', busy: false, ephemeral: true, runner_group_id: 2 });
+    expect(res.data.runner).toMatchObject({
+      name: 'cml-1',
+      status: 'offline',
+      busy: false,
+      ephemeral: true,
+      runner_group_id: 2,
+    });
     expect(res.data.runner.labels).toEqual([
       { id: 1, name: 'self-hosted', type: 'read-only' },
       expect.objectContaining({ name: 'cml', type: 'custom' }),
       expect.objectContaining({ name: 'gpu', type: 'custom' }),
     ]);
     expect(() => JSON.parse(Buffer.from(res.data.encoded_jit_config, 'base64').toString())).not.toThrow();
-    expect(gh.runners()).toEqual([expect.objectContaining({ name: 'cml-1', scope: 'octo-org', status: 'offline', ephemeral: true })]);
+    expect(gh.runners()).toEqual([
+      expect.objectContaining({ name: 'cml-1', scope: 'octo-org', status: 'offline', ephemeral: true }),
+    ]);
 
-    const dup = await failure(admin.request('POST /orgs/{org}/actions/runners/generate-jitconfig', { org: 'octo-org', name: 'cml-1', runner_group_id: 1, labels: ['x'] }));
+    const dup = await failure(
+      admin.request('POST /orgs/{org}/actions/runners/generate-jitconfig', {
+        org: 'octo-org',
+        name: 'cml-1',
+        runner_group_id: 1,
+        labels: ['x'],
+      }),
+    );
     expect(dup.status).toBe(409);
     expect(dup.data.message).toBe('Already exists - A runner with the name cml-1 already exists.');
     // The same name is free at repository level: another scope.
-    await admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', { owner: 'octo-org', repo: 'ml', name: 'cml-1', runner_group_id: 1, labels: ['x'] });
+    await admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', {
+      owner: 'octo-org',
+      repo: 'ml',
+      name: 'cml-1',
+      runner_group_id: 1,
+      labels: ['x'],
+    });
     expect(gh.runners().map((r) => r.scope)).toEqual(['octo-org', 'octo-org/ml']);
   });
 
   test('runners list pages with a Link header, filters by name, and deletes', async () => {
     const admin = client(gh.tokens.admin);
     for (let i = 0; i < 5; i++) {
-      await admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', { owner: 'octo-org', repo: 'ml', name: `r-${i}`, runner_group_id: 1, labels: ['cml'] });
+      await admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', {
+        owner: 'octo-org',
+        repo: 'ml',
+        name: `r-${i}`,
+        runner_group_id: 1,
+        labels: ['cml'],
+      });
     }
-    const page1 = await admin.request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'octo-org', repo: 'ml', per_page: 2 });
+    const page1 = await admin.request('GET /repos/{owner}/{repo}/actions/runners', {
+      owner: 'octo-org',
+      repo: 'ml',
+      per_page: 2,
+    });
     expect(page1.data.total_count).toBe(5);
     expect(page1.data.runners.map((r) => r.name)).toEqual(['r-0', 'r-1']);
     expect(page1.headers.link).toContain('rel="next"');
     expect(page1.headers.link).toContain('page=3>; rel="last"');
-    const page3 = await admin.request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'octo-org', repo: 'ml', per_page: 2, page: 3 });
+    const page3 = await admin.request('GET /repos/{owner}/{repo}/actions/runners', {
+      owner: 'octo-org',
+      repo: 'ml',
+      per_page: 2,
+      page: 3,
+    });
     expect(page3.data.runners.map((r) => r.name)).toEqual(['r-4']);
     expect(page3.headers.link).not.toContain('rel="next"');
-    const big = await admin.request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'octo-org', repo: 'ml', per_page: 500 });
+    const big = await admin.request('GET /repos/{owner}/{repo}/actions/runners', {
+      owner: 'octo-org',
+      repo: 'ml',
+      per_page: 500,
+    });
     expect(big.data.runners).toHaveLength(5);
-    const named = await admin.request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'octo-org', repo: 'ml', name: 'r-3' });
+    const named = await admin.request('GET /repos/{owner}/{repo}/actions/runners', {
+      owner: 'octo-org',
+      repo: 'ml',
+      name: 'r-3',
+    });
     expect(named.data.runners.map((r) => r.name)).toEqual(['r-3']);
     // Org listing does not show repository runners.
     expect((await admin.request('GET /orgs/{org}/actions/runners', { org: 'octo-org' })).data.total_count).toBe(0);
 
     const id = named.data.runners[0].id;
-    const one = await admin.request('GET /repos/{owner}/{repo}/actions/runners/{runner_id}', { owner: 'octo-org', repo: 'ml', runner_id: id });
+    const one = await admin.request('GET /repos/{owner}/{repo}/actions/runners/{runner_id}', {
+      owner: 'octo-org',
+      repo: 'ml',
+      runner_id: id,
+    });
     expect(one.data).toMatchObject({ id, name: 'r-3', os: 'unknown', status: 'offline', busy: false });
-    expect((await admin.request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', { owner: 'octo-org', repo: 'ml', runner_id: id })).status).toBe(204);
-    expect((await failure(admin.request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', { owner: 'octo-org', repo: 'ml', runner_id: id }))).status).toBe(404);
+    expect(
+      (
+        await admin.request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
+          owner: 'octo-org',
+          repo: 'ml',
+          runner_id: id,
+        })
+      ).status,
+    ).toBe(204);
+    expect(
+      (
+        await failure(
+          admin.request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
+            owner: 'octo-org',
+            repo: 'ml',
+            runner_id: id,
+          }),
+        )
+      ).status,
+    ).toBe(404);
     expect(gh.runners()).toHaveLength(4);
   });
 
   test('downloads list every platform and the linux tarballs match their sha256', async () => {
-    const res = await client(gh.tokens.admin).request('GET /repos/{owner}/{repo}/actions/runners/downloads', { owner: 'octo-org', repo: 'ml' });
+    const res = await client(gh.tokens.admin).request('GET /repos/{owner}/{repo}/actions/runners/downloads', {
+      owner: 'octo-org',
+      repo: 'ml',
+    });
     const platforms = res.data.map((a) => `${a.os}-${a.architecture}`);
     expect(platforms).toEqual(expect.arrayContaining(['linux-x64', 'linux-arm64', 'osx-x64', 'win-x64']));
     for (const arch of ['x64', 'arm64']) {
@@ -234,29 +348,60 @@ describe('REST: tokens, JIT configs and runners', () => {
     faults.add({ service: 'github', action: 'GET /orgs/octo-org/actions/runners', status: 403, retryAfter: 2 });
     const admin = client(gh.tokens.admin);
     const body = { owner: 'octo-org', repo: 'ml', name: 'f', runner_group_id: 1, labels: ['a'] };
-    expect((await failure(admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', body))).status).toBe(503);
-    expect((await admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', body)).status).toBe(201);
+    expect(
+      (await failure(admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', body))).status,
+    ).toBe(503);
+    expect((await admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', body)).status).toBe(
+      201,
+    );
     const throttled = await failure(admin.request('GET /orgs/{org}/actions/runners', { org: 'octo-org' }));
     expect(throttled.status).toBe(403);
     expect(throttled.headers['retry-after']).toBe('2');
     expect(throttled.data.message).toMatch(/secondary rate limit/);
     expect(gh.calls).toEqual([
-      { method: 'POST', path: '/repos/octo-org/ml/actions/runners/generate-jitconfig', status: 503, params: { name: 'f' } },
-      { method: 'POST', path: '/repos/octo-org/ml/actions/runners/generate-jitconfig', status: 201, params: { name: 'f' } },
+      {
+        method: 'POST',
+        path: '/repos/octo-org/ml/actions/runners/generate-jitconfig',
+        status: 503,
+        params: { name: 'f' },
+      },
+      {
+        method: 'POST',
+        path: '/repos/octo-org/ml/actions/runners/generate-jitconfig',
+        status: 201,
+        params: { name: 'f' },
+      },
       { method: 'GET', path: '/orgs/octo-org/actions/runners', status: 403 },
     ]);
   });
 
   test('a fault with where fires only for the runner it names, and the call log records the name', async () => {
-    faults.add({ service: 'github', action: 'POST /repos/.+/generate-jitconfig', where: { name: /^gpu-/ }, status: 502 });
+    faults.add({
+      service: 'github',
+      action: 'POST /repos/.+/generate-jitconfig',
+      where: { name: /^gpu-/ },
+      status: 502,
+    });
     const admin = client(gh.tokens.admin);
     const jit = (name: string) =>
-      admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', { owner: 'octo-org', repo: 'ml', name, runner_group_id: 1, labels: ['a'] });
+      admin.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', {
+        owner: 'octo-org',
+        repo: 'ml',
+        name,
+        runner_group_id: 1,
+        labels: ['a'],
+      });
     expect((await jit('cpu-1')).status).toBe(201);
     expect((await failure(jit('gpu-1'))).status).toBe(502);
     expect((await jit('gpu-2')).status).toBe(201);
     expect(faults.unfired()).toEqual([]);
-    expect(faults.fired).toEqual([{ service: 'github', action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig', params: { name: 'gpu-1' } }]);
+    expect(faults.fired).toEqual([
+      {
+        service: 'github',
+        action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig',
+        params: { name: 'gpu-1' },
+      },
+    ]);
     expect(gh.calls.map((c) => [c.params?.name, c.status])).toEqual([
       ['cpu-1', 201],
       ['gpu-1', 502],
@@ -278,7 +423,9 @@ describe('REST: tokens, JIT configs and runners', () => {
     expect(ro.data.message).toBe('Resource not accessible by integration');
     expect(faults.fired).toEqual([]);
     // The first request the service would have served takes the fault.
-    expect((await failure(client(gh.tokens.admin).request('GET /repos/{owner}/{repo}/actions/runners', args))).status).toBe(503);
+    expect(
+      (await failure(client(gh.tokens.admin).request('GET /repos/{owner}/{repo}/actions/runners', args))).status,
+    ).toBe(503);
     expect(faults.unfired()).toEqual([]);
     expect(gh.calls.map((c) => c.status)).toEqual([401, 401, 403, 503]);
   });
@@ -317,7 +464,9 @@ function start(cmd: string, args: string[], o: { cwd: string; env?: Record<strin
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))));
+  const exited = new Promise<number>((resolve) =>
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))),
+  );
   return { child, output: () => out, exited };
 }
 
@@ -354,15 +503,36 @@ describe('stand-in runner: config.sh + run.sh', () => {
     const dir = await installRunner();
     const token = await registrationToken('repo');
     // Secrets come through ACTIONS_RUNNER_INPUT_*, as the product passes them.
-    const cfg = start('./config.sh', ['--unattended', '--url', `${gh.serverUrl}/octo-org/ml`, '--name', 'box-1', '--labels', 'cml,gpu', '--disableupdate'], {
-      cwd: dir,
-      env: { ACTIONS_RUNNER_INPUT_TOKEN: token },
-    });
+    const cfg = start(
+      './config.sh',
+      [
+        '--unattended',
+        '--url',
+        `${gh.serverUrl}/octo-org/ml`,
+        '--name',
+        'box-1',
+        '--labels',
+        'cml,gpu',
+        '--disableupdate',
+      ],
+      {
+        cwd: dir,
+        env: { ACTIONS_RUNNER_INPUT_TOKEN: token },
+      },
+    );
     expect(await cfg.exited).toBe(0);
     expect(cfg.output()).toContain('√ Settings Saved.');
     expect(fs.existsSync(path.join(dir, '.runner'))).toBe(true);
     expect(gh.runners()).toEqual([
-      { id: expect.any(Number), name: 'box-1', labels: ['self-hosted', 'X64', 'Linux', 'cml', 'gpu'], status: 'offline', busy: false, ephemeral: false, scope: 'octo-org/ml' },
+      {
+        id: expect.any(Number),
+        name: 'box-1',
+        labels: ['self-hosted', 'X64', 'Linux', 'cml', 'gpu'],
+        status: 'offline',
+        busy: false,
+        ephemeral: false,
+        scope: 'octo-org/ml',
+      },
     ]);
 
     const hooks = writeHooks(dir);
@@ -372,9 +542,22 @@ describe('stand-in runner: config.sh + run.sh', () => {
     expect(run.output()).toContain(`Current runner version: '${RUNNER_VERSION}'`);
     expect(gh.runners()[0].status).toBe('online');
 
-    const a = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'linux', 'cml'], name: 'train', script: 'echo "token=${ACTIONS_RUNNER_INPUT_TOKEN:-none}"; pwd', durationMs: 300 });
+    const a = gh.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'linux', 'cml'],
+      name: 'train',
+      script: 'echo "token=${ACTIONS_RUNNER_INPUT_TOKEN:-none}"; pwd',
+      durationMs: 300,
+    });
     await until('busy', () => gh.runners()[0].busy);
-    const busy = await failure(client(gh.tokens.admin).request('DELETE /repos/{owner}/{repo}/actions/runners/{id}', { owner: 'octo-org', repo: 'ml', id: gh.runners()[0].id }));
+    const busy = await failure(
+      client(gh.tokens.admin).request('DELETE /repos/{owner}/{repo}/actions/runners/{id}', {
+        owner: 'octo-org',
+        repo: 'ml',
+        id: gh.runners()[0].id,
+      }),
+    );
     expect(busy.status).toBe(422);
     expect(busy.data.message).toBe('Bad request - Runner "box-1" is still running a job"');
     const ja = await gh.waitJob(a.id, 10000);
@@ -387,7 +570,9 @@ describe('stand-in runner: config.sh + run.sh', () => {
     expect(await gh.waitJob(b.id, 10000)).toMatchObject({ conclusion: 'failure' });
     await until('job lines', () => run.output().includes('Job eval completed with result: Failed'));
     expect(run.output()).toMatch(/Running job: train[\s\S]*Job train completed with result: Succeeded/);
-    expect(fs.readFileSync(hooks.marks, 'utf8')).toBe('started train octo-org/ml\ncompleted train\nstarted eval octo-org/ml\ncompleted eval\n');
+    expect(fs.readFileSync(hooks.marks, 'utf8')).toBe(
+      'started train octo-org/ml\ncompleted train\nstarted eval octo-org/ml\ncompleted eval\n',
+    );
 
     // A job for other labels or another scope is not taken.
     const c = gh.queueJob({ owner: 'octo-org', repo: 'other', labels: ['cml'] });
@@ -402,7 +587,9 @@ describe('stand-in runner: config.sh + run.sh', () => {
     await run.exited;
     expect(gh.runners()[0].status).toBe('offline');
 
-    const rm = start('./config.sh', ['remove', '--token', await registrationToken('repo', 'remove-token')], { cwd: dir });
+    const rm = start('./config.sh', ['remove', '--token', await registrationToken('repo', 'remove-token')], {
+      cwd: dir,
+    });
     expect(await rm.exited).toBe(0);
     expect(rm.output()).toContain('√ Runner removed successfully');
     expect(fs.existsSync(path.join(dir, '.runner'))).toBe(false);
@@ -419,25 +606,46 @@ describe('stand-in runner: config.sh + run.sh', () => {
     expect(await noToken.exited).not.toBe(0);
     expect(noToken.output()).toContain('Invalid configuration provided for token');
 
-    const bad = start('./config.sh', ['--unattended', '--url', url, '--token', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAA'], { cwd: dir });
+    const bad = start('./config.sh', ['--unattended', '--url', url, '--token', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAA'], {
+      cwd: dir,
+    });
     expect(await bad.exited).not.toBe(0);
     expect(bad.output()).toMatch(/Http response code: NotFound from 'POST .*'[\s\S]*404 \(Not Found\)/);
 
     const token = await registrationToken('org');
     // A repository token does not register at organisation level.
-    const wrongScope = start('./config.sh', ['--unattended', '--url', `${gh.serverUrl}/octo-org/ml`, '--token', token], { cwd: dir });
+    const wrongScope = start(
+      './config.sh',
+      ['--unattended', '--url', `${gh.serverUrl}/octo-org/ml`, '--token', token],
+      { cwd: dir },
+    );
     expect(await wrongScope.exited).not.toBe(0);
 
-    const noGroup = start('./config.sh', ['--unattended', '--url', url, '--token', token, '--name', 'n', '--runnergroup', 'tpu'], { cwd: dir });
+    const noGroup = start(
+      './config.sh',
+      ['--unattended', '--url', url, '--token', token, '--name', 'n', '--runnergroup', 'tpu'],
+      { cwd: dir },
+    );
     expect(await noGroup.exited).not.toBe(0);
     expect(noGroup.output()).toContain('Could not find any self-hosted runner group named "tpu".');
 
     const ok = start('./config.sh', ['--unattended', '--url', url, '--name', 'dup', '--runnergroup', 'gpu'], {
       cwd: dir,
-      env: { ACTIONS_RUNNER_INPUT_TOKEN: token, ACTIONS_RUNNER_INPUT_EPHEMERAL: 'true', ACTIONS_RUNNER_INPUT_LABELS: 'a,b' },
+      env: {
+        ACTIONS_RUNNER_INPUT_TOKEN: token,
+        ACTIONS_RUNNER_INPUT_EPHEMERAL: 'true',
+        ACTIONS_RUNNER_INPUT_LABELS: 'a,b',
+      },
     });
     expect(await ok.exited).toBe(0);
-    expect(gh.runners()).toEqual([expect.objectContaining({ name: 'dup', ephemeral: true, labels: ['self-hosted', 'X64', 'Linux', 'a', 'b'], scope: 'octo-org' })]);
+    expect(gh.runners()).toEqual([
+      expect.objectContaining({
+        name: 'dup',
+        ephemeral: true,
+        labels: ['self-hosted', 'X64', 'Linux', 'a', 'b'],
+        scope: 'octo-org',
+      }),
+    ]);
     const again = start('./config.sh', ['--unattended', '--url', url, '--token', token, '--name', 'dup'], { cwd: dir });
     expect(await again.exited).not.toBe(0);
     expect(again.output()).toContain('Cannot configure the runner because it is already configured');
@@ -447,14 +655,20 @@ describe('stand-in runner: config.sh + run.sh', () => {
     expect(await dup.exited).not.toBe(0);
     expect(dup.output()).toContain('A runner exists with the same name');
     const oldId = gh.runners()[0].id;
-    const replace = start('./config.sh', ['--unattended', '--url', url, '--token', token, '--name', 'dup', '--replace'], { cwd: dir2 });
+    const replace = start(
+      './config.sh',
+      ['--unattended', '--url', url, '--token', token, '--name', 'dup', '--replace'],
+      { cwd: dir2 },
+    );
     expect(await replace.exited).toBe(0);
     expect(gh.runners()).toEqual([expect.objectContaining({ name: 'dup', ephemeral: false })]);
     expect(gh.runners()[0].id).not.toBe(oldId);
 
     gh.expireTokens();
     const dir3 = await installRunner();
-    const expired = start('./config.sh', ['--unattended', '--url', url, '--token', token, '--name', 'late'], { cwd: dir3 });
+    const expired = start('./config.sh', ['--unattended', '--url', url, '--token', token, '--name', 'late'], {
+      cwd: dir3,
+    });
     expect(await expired.exited).not.toBe(0);
     expect(expired.output()).toContain('404 (Not Found)');
   });
@@ -475,7 +689,22 @@ describe('stand-in runner: config.sh + run.sh', () => {
 
   test('--ephemeral takes one job, exits 0, and its registration is gone', async () => {
     const dir = await installRunner();
-    const cfg = start('./config.sh', ['--unattended', '--url', `${gh.serverUrl}/octo-org`, '--token', await registrationToken('org'), '--name', 'eph', '--labels', 'cml', '--ephemeral'], { cwd: dir });
+    const cfg = start(
+      './config.sh',
+      [
+        '--unattended',
+        '--url',
+        `${gh.serverUrl}/octo-org`,
+        '--token',
+        await registrationToken('org'),
+        '--name',
+        'eph',
+        '--labels',
+        'cml',
+        '--ephemeral',
+      ],
+      { cwd: dir },
+    );
     expect(await cfg.exited).toBe(0);
     const run = start('./run.sh', [], { cwd: dir });
     const j = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'] });
@@ -507,12 +736,20 @@ describe('stand-in runner: JIT', () => {
     const run = start('./run.sh', ['--jitconfig', jit], { cwd: dir, env: hooks.env });
     await until('online', () => gh.runners()[0]?.status === 'online');
     expect(gh.runners()[0]).toMatchObject({ labels: ['self-hosted', 'X64', 'Linux', 'cml'], ephemeral: true });
-    const j = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml'], name: 'one', script: 'echo "$RUNNER_NAME did it"' });
+    const j = gh.queueJob({
+      owner: 'octo-org',
+      repo: 'ml',
+      labels: ['self-hosted', 'cml'],
+      name: 'one',
+      script: 'echo "$RUNNER_NAME did it"',
+    });
     const done = await gh.waitJob(j.id, 10000);
     expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: 'jit-1' });
     expect(done.log).toContain('jit-1 did it');
     expect(await run.exited).toBe(0);
-    expect(run.output()).toMatch(/Listening for Jobs[\s\S]*Running job: one[\s\S]*Job one completed with result: Succeeded/);
+    expect(run.output()).toMatch(
+      /Listening for Jobs[\s\S]*Running job: one[\s\S]*Job one completed with result: Succeeded/,
+    );
     expect(fs.readFileSync(hooks.marks, 'utf8')).toBe('started one octo-org/ml\ncompleted one\n');
     expect(gh.runners()).toEqual([]);
 
@@ -526,7 +763,10 @@ describe('stand-in runner: JIT', () => {
     const dir = await installRunner();
     const jit = await jitConfig('jit-2');
     // With RUNNER_MANUALLY_TRAP_SIG, run.sh forwards SIGTERM to the listener and exits with its code.
-    const run = start('./run.sh', [], { cwd: dir, env: { ACTIONS_RUNNER_INPUT_JITCONFIG: jit, RUNNER_MANUALLY_TRAP_SIG: '1' } });
+    const run = start('./run.sh', [], {
+      cwd: dir,
+      env: { ACTIONS_RUNNER_INPUT_JITCONFIG: jit, RUNNER_MANUALLY_TRAP_SIG: '1' },
+    });
     await until('online', () => gh.runners()[0]?.status === 'online');
     process.kill(run.child.pid!, 'SIGTERM');
     expect(await run.exited).toBe(0);
@@ -543,7 +783,10 @@ describe('stand-in runner: JIT', () => {
     const hook = path.join(dir, 'fail.sh');
     fs.writeFileSync(hook, 'echo nope; exit 3\n');
     const ran = path.join(dir, 'ran');
-    const run = start('./run.sh', ['--jitconfig', await jitConfig('h-1')], { cwd: dir, env: { ACTIONS_RUNNER_HOOK_JOB_STARTED: hook } });
+    const run = start('./run.sh', ['--jitconfig', await jitConfig('h-1')], {
+      cwd: dir,
+      env: { ACTIONS_RUNNER_HOOK_JOB_STARTED: hook },
+    });
     const j = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'], script: `touch ${ran}` });
     const done = await gh.waitJob(j.id, 10000);
     expect(done.conclusion).toBe('failure');
@@ -552,7 +795,10 @@ describe('stand-in runner: JIT', () => {
     expect(await run.exited).toBe(0);
 
     const dir2 = await installRunner();
-    const run2 = start('./run.sh', ['--jitconfig', await jitConfig('h-2')], { cwd: dir2, env: { ACTIONS_RUNNER_HOOK_JOB_COMPLETED: hook } });
+    const run2 = start('./run.sh', ['--jitconfig', await jitConfig('h-2')], {
+      cwd: dir2,
+      env: { ACTIONS_RUNNER_HOOK_JOB_COMPLETED: hook },
+    });
     const j2 = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'], script: `touch ${ran}` });
     expect((await gh.waitJob(j2.id, 10000)).conclusion).toBe('failure');
     expect(fs.existsSync(ran)).toBe(true);
@@ -564,7 +810,11 @@ describe('stand-in runner: JIT', () => {
     const dir = await installRunner();
     const run = start('./run.sh', ['--jitconfig', await jitConfig('del-1')], { cwd: dir });
     await until('online', () => gh.runners()[0]?.status === 'online');
-    await client(gh.tokens.admin).request('DELETE /repos/{owner}/{repo}/actions/runners/{id}', { owner: 'octo-org', repo: 'ml', id: gh.runners()[0].id });
+    await client(gh.tokens.admin).request('DELETE /repos/{owner}/{repo}/actions/runners/{id}', {
+      owner: 'octo-org',
+      repo: 'ml',
+      id: gh.runners()[0].id,
+    });
     await run.exited;
     expect(run.output()).toContain('Runner registration has been deleted from the server, please re-configure.');
     expect(run.output()).toContain('Runner listener exit with terminated error');

@@ -81,14 +81,23 @@ describe('the startup script', () => {
       const run = spawnSync('bash', [join(home, 'hooks', 'hook.sh')], { encoding: 'utf8' });
       expect(run.stderr).toBe('');
       expect(run.status).toBe(0);
-      expect(Number(readFileSync(join(home, 'state', 'last-activity'), 'utf8'))).toBeGreaterThan(Date.now() / 1000 - 60);
+      expect(Number(readFileSync(join(home, 'state', 'last-activity'), 'utf8'))).toBeGreaterThan(
+        Date.now() / 1000 - 60,
+      );
     }
   });
 
   test('carries hostile values only as base64 data, and decodes them back verbatim without running them', () => {
     for (const value of hostile) {
       const script = renderStartupScript(
-        settings({ runnerName: value, labels: [value, 'cml'], url: value, group: value, userScript: value, credential: { registrationToken: value } }),
+        settings({
+          runnerName: value,
+          labels: [value, 'cml'],
+          url: value,
+          group: value,
+          userScript: value,
+          credential: { registrationToken: value },
+        }),
       );
       // Nothing a user gave appears in the script text.
       expect(script).not.toContain(marker);

@@ -6,7 +6,17 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -60,7 +70,12 @@ function figure(runs: number[]): Figure {
   const mid = Math.floor(sorted.length / 2);
   const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   const round = (n: number): number => Math.round(n * 100) / 100;
-  return { median: round(median), min: round(sorted[0]!), max: round(sorted[sorted.length - 1]!), runs: runs.map(round) };
+  return {
+    median: round(median),
+    min: round(sorted[0]!),
+    max: round(sorted[sorted.length - 1]!),
+    runs: runs.map(round),
+  };
 }
 
 async function times(n: number, fn: () => Promise<number>): Promise<Figure> {
@@ -80,7 +95,11 @@ function chunkHolds(text: string): string {
   return 'shared';
 }
 
-function bundleBytes(): { entries: Record<string, number>; chunks: Record<string, { bytes: number; holds: string }>; loaded_for: Record<string, number> } {
+function bundleBytes(): {
+  entries: Record<string, number>;
+  chunks: Record<string, { bytes: number; holds: string }>;
+  loaded_for: Record<string, number>;
+} {
   const dist = join(root, 'dist');
   const entries: Record<string, number> = {};
   const chunks: Record<string, { bytes: number; holds: string }> = {};
@@ -91,8 +110,15 @@ function bundleBytes(): { entries: Record<string, number>; chunks: Record<string
   }
   // What one launch loads: the entry, shared chunks, and its own cloud's chunks.
   const loadedFor = (cloud: string): number =>
-    entries['index.js']! + Object.values(chunks).filter((c) => c.holds === cloud || c.holds === 'shared').reduce((n, c) => n + c.bytes, 0);
-  return { entries, chunks, loaded_for: { aws: loadedFor('aws'), gcp: loadedFor('gcp'), kubernetes: loadedFor('kubernetes') } };
+    entries['index.js']! +
+    Object.values(chunks)
+      .filter((c) => c.holds === cloud || c.holds === 'shared')
+      .reduce((n, c) => n + c.bytes, 0);
+  return {
+    entries,
+    chunks,
+    loaded_for: { aws: loadedFor('aws'), gcp: loadedFor('gcp'), kubernetes: loadedFor('kubernetes') },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,7 +152,10 @@ async function allSdksBundle(): Promise<string> {
  * answers 503, and returns the time from spawn to its first request, and to its first cloud
  * request. The process is killed once both arrived.
  */
-async function coldStart(entry: string, cloud: 'aws' | 'gcp' | 'kubernetes'): Promise<{ first: number; cloud: number }> {
+async function coldStart(
+  entry: string,
+  cloud: 'aws' | 'gcp' | 'kubernetes',
+): Promise<{ first: number; cloud: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'cml-bench-cold-'));
   let first: number | undefined;
   let firstCloud: number | undefined;
@@ -145,7 +174,13 @@ async function coldStart(entry: string, cloud: 'aws' | 'gcp' | 'kubernetes'): Pr
   for (const f of ['state', 'output', 'summary']) writeFileSync(join(dir, f), '');
   // Workload Identity Federation as google-github-actions/auth writes it: the first GCP request is the token exchange.
   writeFileSync(join(dir, 'oidc-token'), 'bench-subject-token');
-  const gcpCredentials = { type: 'external_account', audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/bench/providers/bench', subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_url: `${url}/sts/v1/token`, credential_source: { file: join(dir, 'oidc-token') } };
+  const gcpCredentials = {
+    type: 'external_account',
+    audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/bench/providers/bench',
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    token_url: `${url}/sts/v1/token`,
+    credential_source: { file: join(dir, 'oidc-token') },
+  };
   writeFileSync(join(dir, 'gcp.json'), JSON.stringify(gcpCredentials));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -167,7 +202,13 @@ async function coldStart(entry: string, cloud: 'aws' | 'gcp' | 'kubernetes'): Pr
     INPUT_TOKEN: 'ghp_bench',
     INPUT_GPU: 't4',
     ...(cloud === 'kubernetes' ? { INPUT_KUBECONFIG: kubeconfig } : {}),
-    ...(cloud === 'gcp' ? { GOOGLE_APPLICATION_CREDENTIALS: join(dir, 'gcp.json'), GOOGLE_CLOUD_PROJECT: 'bench-project', CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: `${url}/compute/v1/` } : {}),
+    ...(cloud === 'gcp'
+      ? {
+          GOOGLE_APPLICATION_CREDENTIALS: join(dir, 'gcp.json'),
+          GOOGLE_CLOUD_PROJECT: 'bench-project',
+          CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: `${url}/compute/v1/`,
+        }
+      : {}),
   };
   const started = performance.now();
   const child = spawn(process.execPath, [entry], { env, stdio: 'ignore' });
@@ -178,7 +219,8 @@ async function coldStart(entry: string, cloud: 'aws' | 'gcp' | 'kubernetes'): Pr
   await new Promise<void>((r) => server.close(() => r()));
   server.closeAllConnections();
   rmSync(dir, { recursive: true, force: true });
-  if (first === undefined || firstCloud === undefined) throw new Error(`${entry} (${cloud}) made no request within 15 s`);
+  if (first === undefined || firstCloud === undefined)
+    throw new Error(`${entry} (${cloud}) made no request within 15 s`);
   return { first: first - started, cloud: firstCloud - started };
 }
 
@@ -233,7 +275,13 @@ async function sandbox(opts: Parameters<typeof startSandbox>[0]): Promise<Sandbo
 }
 
 function context(sb: Sandbox): RunContext {
-  return { repository: 'octo-org/ml', runId: 'bench', serverUrl: sb.env.GITHUB_SERVER_URL, apiUrl: sb.env.GITHUB_API_URL, env: sb.env };
+  return {
+    repository: 'octo-org/ml',
+    runId: 'bench',
+    serverUrl: sb.env.GITHUB_SERVER_URL,
+    apiUrl: sb.env.GITHUB_API_URL,
+    env: sb.env,
+  };
 }
 
 interface Launched {
@@ -252,7 +300,12 @@ async function launchIn(sb: Sandbox, inputs: Record<string, string>): Promise<La
   // Loading code is cold_start_ms's business; the launch is timed from its first call.
   const startedAt = Date.now();
   let ledger: LedgerData | undefined;
-  const result = await launch(spec, context(sb), { cloud, forge, log, persist: (d) => (ledger = JSON.parse(JSON.stringify(d)) as LedgerData) }).catch(async (err: unknown) => {
+  const result = await launch(spec, context(sb), {
+    cloud,
+    forge,
+    log,
+    persist: (d) => (ledger = JSON.parse(JSON.stringify(d)) as LedgerData),
+  }).catch(async (err: unknown) => {
     if (ledger) await end(sb, ledger);
     throw err;
   });
@@ -261,10 +314,18 @@ async function launchIn(sb: Sandbox, inputs: Record<string, string>): Promise<La
 
 /** Ends what a launch made and waits until the sandbox is empty. */
 async function end(sb: Sandbox, ledger: LedgerData): Promise<void> {
-  const inputs: Record<string, string> = ledger.cloud === 'kubernetes' ? { kubeconfig: sb.kubernetes.kubeconfig() } : {};
+  const inputs: Record<string, string> =
+    ledger.cloud === 'kubernetes' ? { kubeconfig: sb.kubernetes.kubeconfig() } : {};
   const options = descriptorOf(ledger.cloud).options((n) => inputs[n] ?? '', sb.env);
-  const cloud = await loadCloud({ name: ledger.cloud, options } as CloudSpec, ledger.region, { env: sb.env, log: new TimedLog(), clock: realClock });
-  const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin }, new TimedLog());
+  const cloud = await loadCloud({ name: ledger.cloud, options } as CloudSpec, ledger.region, {
+    env: sb.env,
+    log: new TimedLog(),
+    clock: realClock,
+  });
+  const forge = new GitHubForge(
+    { scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin },
+    new TimedLog(),
+  );
   // The bench ends the runners it launched, healthy ones too: nothing is kept.
   await cleanup({ ...ledger, keep: [] }, { cloud, forge, log: new TimedLog() });
   const deadline = Date.now() + 60_000;
@@ -273,14 +334,17 @@ async function end(sb: Sandbox, ledger: LedgerData): Promise<void> {
 
 /** Milliseconds from the fake GitHub listing each runner online to the launch noticing it. */
 function detectLags(sb: Sandbox, l: Launched, onlineSince: Map<string, number>): number[] {
-  return [...l.log.onlineAt].map(([name, noticed]) => noticed - onlineSince.get(name)!).filter((n) => Number.isFinite(n));
+  return [...l.log.onlineAt]
+    .map(([name, noticed]) => noticed - onlineSince.get(name)!)
+    .filter((n) => Number.isFinite(n));
 }
 
 /** Records when each runner went online, as the fake GitHub lists it, while a launch runs. */
 function watchOnline(sb: Sandbox): { since: Map<string, number>; stop(): void } {
   const since = new Map<string, number>();
   const look = (): void => {
-    for (const r of sb.github.runners()) if (r.onlineSince !== undefined && !since.has(r.name)) since.set(r.name, r.onlineSince);
+    for (const r of sb.github.runners())
+      if (r.onlineSince !== undefined && !since.has(r.name)) since.set(r.name, r.onlineSince);
   };
   const timer = setInterval(look, 5);
   return {
@@ -320,7 +384,10 @@ async function criticalPath(): Promise<{ round_trips: Record<string, Figure>; de
   } finally {
     await sb.close();
   }
-  return { round_trips: { total: figure(total), before_machine: figure(before), after_online: figure(after) }, detect_lag: lags };
+  return {
+    round_trips: { total: figure(total), before_machine: figure(before), after_online: figure(after) },
+    detect_lag: lags,
+  };
 }
 
 async function apiCalls(): Promise<Record<string, Record<string, number>>> {
@@ -329,11 +396,18 @@ async function apiCalls(): Promise<Record<string, Record<string, number>>> {
     const sb = await sandbox({ bootDelayMs: PARAMS.boot_ms, kubernetesSecondMs: 10 });
     try {
       const n = PARAMS.api_calls_count;
-      const l = await launchIn(sb, cloud === 'aws' ? { count: String(n) } : { cloud, count: String(n), type: '500m/1Gi', kubeconfig: sb.kubernetes.kubeconfig() });
+      const l = await launchIn(
+        sb,
+        cloud === 'aws'
+          ? { count: String(n) }
+          : { cloud, count: String(n), type: '500m/1Gi', kubeconfig: sb.kubernetes.kubeconfig() },
+      );
       // The fake records the REST API calls only: the action's, not the runners' own protocol.
       const github = sb.github.calls.length;
       const counts: Record<string, number> =
-        cloud === 'aws' ? { github, ec2: sb.ec2.calls.length, ssm: sb.ssm.calls.length } : { github, kubernetes: sb.kubernetes.calls.length };
+        cloud === 'aws'
+          ? { github, ec2: sb.ec2.calls.length, ssm: sb.ssm.calls.length }
+          : { github, kubernetes: sb.kubernetes.calls.length };
       out[cloud] = Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, Math.round((v / n) * 100) / 100]));
       await end(sb, l.ledger);
     } finally {
@@ -348,8 +422,14 @@ async function apiCalls(): Promise<Record<string, Record<string, number>>> {
  * requested, plus from the last runner online to the launch noticing it. The rest is the
  * machines booting, which in the sandbox all share this one host.
  */
-async function launchByCount(lags: number[]): Promise<{ wall: Record<string, Figure>; overhead: Record<string, Figure> }> {
-  const sb = await sandbox({ latencyMs: PARAMS.count_latency_ms, bootDelayMs: PARAMS.count_boot_ms, heartbeatMs: 2000 });
+async function launchByCount(
+  lags: number[],
+): Promise<{ wall: Record<string, Figure>; overhead: Record<string, Figure> }> {
+  const sb = await sandbox({
+    latencyMs: PARAMS.count_latency_ms,
+    bootDelayMs: PARAMS.count_boot_ms,
+    heartbeatMs: 2000,
+  });
   const wall: Record<string, Figure> = {};
   const overhead: Record<string, Figure> = {};
   try {
@@ -362,7 +442,12 @@ async function launchByCount(lags: number[]): Promise<{ wall: Record<string, Fig
         const l = await launchIn(sb, { count: String(count), type: 's' });
         watch.stop();
         lags.push(...detectLags(sb, l, watch.since));
-        const lastMachine = Math.max(...sb.ec2.calls.slice(callsBefore).filter((c) => c.action === 'RunInstances').map((c) => c.at + c.ms));
+        const lastMachine = Math.max(
+          ...sb.ec2.calls
+            .slice(callsBefore)
+            .filter((c) => c.action === 'RunInstances')
+            .map((c) => c.at + c.ms),
+        );
         const lastOnline = Math.max(...[...l.log.onlineAt.keys()].map((n) => watch.since.get(n)!));
         walls.push(l.wallMs);
         own.push(lastMachine - l.startedAt + (l.startedAt + l.wallMs - lastOnline));
@@ -387,12 +472,19 @@ async function launchByCount(lags: number[]): Promise<{ wall: Record<string, Fig
  */
 async function scriptOverhead(): Promise<Record<string, Figure>> {
   const sb = await sandbox({});
-  const forge = new GitHubForge({ scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin }, new TimedLog());
+  const forge = new GitHubForge(
+    { scope: { kind: 'repo', owner: 'octo-org', repo: 'ml' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin },
+    new TimedLog(),
+  );
   const downloads = await forge.downloads('latest');
   const cacheDir = mkdtempSync(join(tmpdir(), 'cml-bench-cache-'));
   const tarball = await sb.github.runnerPackage('x64');
   writeFileSync(join(cacheDir, 'runner.tar.gz'), tarball.body);
-  await new Promise<void>((r, j) => spawn('tar', ['-xzf', 'runner.tar.gz'], { cwd: cacheDir }).on('close', (c) => (c === 0 ? r() : j(new Error(`tar ${c}`)))));
+  await new Promise<void>((r, j) =>
+    spawn('tar', ['-xzf', 'runner.tar.gz'], { cwd: cacheDir }).on('close', (c) =>
+      c === 0 ? r() : j(new Error(`tar ${c}`)),
+    ),
+  );
   const once = async (cache: boolean, i: number): Promise<number> => {
     const name = `bench-script-${cache ? 'cached' : 'download'}-${i}`;
     const jit = await forge.jitConfig(name, ['bench'], 1);
@@ -408,7 +500,8 @@ async function scriptOverhead(): Promise<Record<string, Figure>> {
     });
     const started = performance.now();
     const machine = bootMachine({ id: name, script, onShutdown: () => undefined });
-    while (!machine.console().includes('Listening for Jobs') && performance.now() - started < 30_000) await new Promise((r) => setTimeout(r, 5));
+    while (!machine.console().includes('Listening for Jobs') && performance.now() - started < 30_000)
+      await new Promise((r) => setTimeout(r, 5));
     const ms = performance.now() - started;
     await machine.kill();
     await forge.deleteRunner(jit.runnerId).catch(() => undefined);
@@ -448,7 +541,10 @@ async function main(): Promise<void> {
     generated_at: new Date().toISOString(),
     node: process.version,
     params: PARAMS,
-    source: createHash('sha256').update(readFileSync(join(root, 'dist', 'index.js'))).digest('hex').slice(0, 12),
+    source: createHash('sha256')
+      .update(readFileSync(join(root, 'dist', 'index.js')))
+      .digest('hex')
+      .slice(0, 12),
     cold_start_ms: cold,
     bundle_bytes: bundle,
     critical_path_round_trips: critical.round_trips,
@@ -460,13 +556,22 @@ async function main(): Promise<void> {
   };
   if (jsonFile) writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
 
-  const row = (name: string, f: Figure, unit = 'ms'): string => `${name.padEnd(44)} ${String(f.median).padStart(9)} ${unit}  (min ${f.min}, max ${f.max})`;
+  const row = (name: string, f: Figure, unit = 'ms'): string =>
+    `${name.padEnd(44)} ${String(f.median).padStart(9)} ${unit}  (min ${f.min}, max ${f.max})`;
   const lines = [
     ...Object.entries(cold).map(([k, f]) => row(`cold_start_ms.${k}`, f)),
-    ...Object.entries(bundle.entries).map(([k, v]) => `${`bundle_bytes.entries.${k}`.padEnd(44)} ${String(v).padStart(9)} B`),
-    ...Object.entries(bundle.chunks).map(([k, v]) => `${`bundle_bytes.chunks.${k} (${v.holds})`.padEnd(44)} ${String(v.bytes).padStart(9)} B`),
+    ...Object.entries(bundle.entries).map(
+      ([k, v]) => `${`bundle_bytes.entries.${k}`.padEnd(44)} ${String(v).padStart(9)} B`,
+    ),
+    ...Object.entries(bundle.chunks).map(
+      ([k, v]) => `${`bundle_bytes.chunks.${k} (${v.holds})`.padEnd(44)} ${String(v.bytes).padStart(9)} B`,
+    ),
     ...Object.entries(critical.round_trips).map(([k, f]) => row(`critical_path_round_trips.${k}`, f, 'RT')),
-    ...Object.entries(calls).flatMap(([cloud, c]) => Object.entries(c).map(([svc, v]) => `${`api_calls_per_runner.${cloud}.${svc}`.padEnd(44)} ${String(v).padStart(9)}`)),
+    ...Object.entries(calls).flatMap(([cloud, c]) =>
+      Object.entries(c).map(
+        ([svc, v]) => `${`api_calls_per_runner.${cloud}.${svc}`.padEnd(44)} ${String(v).padStart(9)}`,
+      ),
+    ),
     ...Object.entries(byCount.wall).map(([k, f]) => row(`launch_ms_by_count.${k}`, f)),
     ...Object.entries(byCount.overhead).map(([k, f]) => row(`launch_overhead_ms_by_count.${k}`, f)),
     row('poll_detect_lag_ms', results.poll_detect_lag_ms),

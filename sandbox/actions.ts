@@ -46,7 +46,9 @@ export class ActionRun {
   /** The entry action.yml names for a step. */
   private entry(step: 'main' | 'post'): string {
     const dir = this.opts.actionDir ?? process.cwd();
-    const action = parseYaml(readFileSync(join(dir, 'action.yml'), 'utf8')) as { runs: { main: string; post?: string } };
+    const action = parseYaml(readFileSync(join(dir, 'action.yml'), 'utf8')) as {
+      runs: { main: string; post?: string };
+    };
     const file = action.runs[step];
     if (!file) throw new Error(`action.yml has no runs.${step}`);
     return join(dir, file);
@@ -66,7 +68,10 @@ export class ActionRun {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private step(name: 'main' | 'post', extra: Record<string, string>): { child: ChildProcess; done: Promise<StepResult> } {
+  private step(
+    name: 'main' | 'post',
+    extra: Record<string, string>,
+  ): { child: ChildProcess; done: Promise<StepResult> } {
     const output = join(this.dir, `${name}.output`);
     const summary = join(this.dir, `${name}.summary`);
     writeFileSync(output, '');

@@ -263,7 +263,10 @@ type Handler = (req: http.IncomingMessage, body: Buffer, res: http.ServerRespons
 
 /** ARM and Entra are https only: a loopback https server with the sandbox certificate (tls/). */
 async function listenHttps(handler: Handler): Promise<{ url: string; close(): Promise<void> }> {
-  const tls = { cert: fs.readFileSync(path.join(TLS_DIR, 'server.pem')), key: fs.readFileSync(path.join(TLS_DIR, 'server-key.pem')) };
+  const tls = {
+    cert: fs.readFileSync(path.join(TLS_DIR, 'server.pem')),
+    key: fs.readFileSync(path.join(TLS_DIR, 'server-key.pem')),
+  };
   const sockets = new Set<Socket>();
   const server = https.createServer(tls, (req, res) => {
     const chunks: Buffer[] = [];

@@ -109,13 +109,21 @@ export interface Ec2Instance {
   /** The spot request behind a spot instance. */
   spotRequest?: SpotRequest;
   /** The SpotOptions as asked for (MaxPrice as the string sent). */
-  spotOptions?: { spotInstanceType: 'one-time' | 'persistent'; instanceInterruptionBehavior: 'terminate' | 'stop' | 'hibernate'; maxPrice?: string };
+  spotOptions?: {
+    spotInstanceType: 'one-time' | 'persistent';
+    instanceInterruptionBehavior: 'terminate' | 'stop' | 'hibernate';
+    maxPrice?: string;
+  };
   /** Decoded user data (after gunzip if it was gzipped), as text. */
   userData: string;
   /** Size in bytes of the decoded user data as sent (before any gunzip). */
   userDataBytes: number;
   shutdownBehavior: 'stop' | 'terminate';
-  metadataOptions: { httpTokens: 'optional' | 'required'; httpPutResponseHopLimit: number; httpEndpoint: 'enabled' | 'disabled' };
+  metadataOptions: {
+    httpTokens: 'optional' | 'required';
+    httpPutResponseHopLimit: number;
+    httpEndpoint: 'enabled' | 'disabled';
+  };
   iamInstanceProfile?: { arn: string; id: string };
   /** EBS volumes created at launch: the root, plus any extra mapping (each one billed). */
   volumes: Ec2Volume[];

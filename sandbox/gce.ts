@@ -175,7 +175,8 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
   headers: { ...JSON_HEADERS, ...headers },
   ...(code ? { code } : {}),
 });
-const retryAfter = (f: Fault): Record<string, string> => (f.retryAfter !== undefined ? { 'retry-after': String(f.retryAfter) } : {});
+const retryAfter = (f: Fault): Record<string, string> =>
+  f.retryAfter !== undefined ? { 'retry-after': String(f.retryAfter) } : {};
 
 /**
  * A fault's error in the API's own shape; undefined hands it to the method (insert reports a
@@ -186,7 +187,13 @@ function faultAnswer(fault: Fault, request: GceRequest): unknown {
   const message = fault.message ?? 'The service is currently unavailable.';
   const status = fault.status ?? 503;
   if (request.api === 'sts') {
-    return new Refusal(status, JSON.stringify({ error: fault.code, error_description: message }), JSON_HEADERS['content-type'], fault.code, retryAfter(fault));
+    return new Refusal(
+      status,
+      JSON.stringify({ error: fault.code, error_description: message }),
+      JSON_HEADERS['content-type'],
+      fault.code,
+      retryAfter(fault),
+    );
   }
   if (request.api === 'iam') {
     const body = { error: { code: status, message, status: fault.code } };
@@ -213,7 +220,10 @@ async function handle(store: GceStore, request: GceRequest, who: Caller, fault: 
 function errorAnswer(err: unknown): Answer {
   if (err instanceof GceError) return json(err.code, err.body(), err.extra.headers ?? {}, err.reason);
   if (err instanceof Refusal) {
-    const headers = { ...(err.contentType.startsWith('application/json') ? JSON_HEADERS : { 'content-type': err.contentType }), ...err.headers };
+    const headers = {
+      ...(err.contentType.startsWith('application/json') ? JSON_HEADERS : { 'content-type': err.contentType }),
+      ...err.headers,
+    };
     return { status: err.status, body: err.payload, headers, ...(err.reason ? { code: err.reason } : {}) };
   }
   throw err;
@@ -229,13 +239,23 @@ function serveMetadata(store: GceStore, req: http.IncomingMessage, res: http.Ser
   const inst = store.byId.get(decodeURIComponent(md[1]!));
   answerMetadata(req, res, metadataView(inst), md[2] ?? '', url.searchParams, () => {
     if (!inst?.serviceAccount) return undefined;
-    const t = store.tokens.issue('service-account', inst.serviceAccount.email, inst.serviceAccount.scopes, 3599, inst.id);
+    const t = store.tokens.issue(
+      'service-account',
+      inst.serviceAccount.email,
+      inst.serviceAccount.scopes,
+      3599,
+      inst.id,
+    );
     return { token: t.token, expiresIn: 3599 };
   });
 }
 
 export async function startFakeGce(opts: FakeGceOptions): Promise<FakeGce> {
-  const store = new GceStore({ machines: opts.machines, bootDelayMs: opts.bootDelayMs ?? 100, secondMs: opts.secondMs ?? 1000 });
+  const store = new GceStore({
+    machines: opts.machines,
+    bootDelayMs: opts.bootDelayMs ?? 100,
+    secondMs: opts.secondMs ?? 1000,
+  });
   const api = pipeline<GceRequest, Caller>({
     service: 'gce',
     faults: opts.faults,

@@ -35,7 +35,14 @@ export interface FakeGitHub {
   /** What GITHUB_SERVER_URL is set to. Runner URLs are `<serverUrl>/octo-org` or `<serverUrl>/octo-org/ml`. */
   serverUrl: string;
   tokens: { admin: string; readOnly: string; bad: string };
-  queueJob(j: { owner: string; repo?: string; labels: string[]; script?: string; durationMs?: number; name?: string }): { id: number };
+  queueJob(j: {
+    owner: string;
+    repo?: string;
+    labels: string[];
+    script?: string;
+    durationMs?: number;
+    name?: string;
+  }): { id: number };
   job(id: number): JobView;
   /** Resolves with the job once it completed; rejects with its state when `timeoutMs` passes first. */
   waitJob(id: number, timeoutMs: number): Promise<JobView>;
@@ -54,10 +61,15 @@ export interface FakeGitHub {
   close(): Promise<void>;
 }
 
-export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: number; heartbeatMs?: number }): Promise<FakeGitHub> {
+export async function startFakeGitHub(opts: {
+  faults: FaultPlan;
+  latencyMs?: number;
+  heartbeatMs?: number;
+}): Promise<FakeGitHub> {
   const timers = new Timers();
   const store = new GitHubStore(opts.heartbeatMs ?? 500, timers);
-  const token = (prefix: string): string => prefix + randomBytes(27).toString('base64url').replace(/[-_]/g, 'x').slice(0, 36);
+  const token = (prefix: string): string =>
+    prefix + randomBytes(27).toString('base64url').replace(/[-_]/g, 'x').slice(0, 36);
   const ctx: GitHubContext = {
     store,
     packs: new RunnerPacks(),
@@ -78,7 +90,8 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
     authenticate: (_req, _raw, request) => {
       // An unsupported version is refused before the credentials are read, with or without a token.
       apiVersion(request.requestedVersion);
-      if (!request.hasAuth) throw new HttpError(401, 'Requires authentication', { documentation_url: 'https://docs.github.com/rest' });
+      if (!request.hasAuth)
+        throw new HttpError(401, 'Requires authentication', { documentation_url: 'https://docs.github.com/rest' });
       if (request.token === ctx.tokens.admin) return 'admin';
       if (request.token === ctx.tokens.readOnly) return 'readOnly';
       throw new HttpError(401, 'Bad credentials', { documentation_url: 'https://docs.github.com/rest' });
@@ -91,7 +104,10 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
     },
     errorAnswer: (err, request) => {
       if (!(err instanceof HttpError) || !request) throw err;
-      return jsonAnswer(err.status, errorBody(err.status, err.message, err.extra), { ...headersFor(request), ...err.headers });
+      return jsonAnswer(err.status, errorBody(err.status, err.message, err.extra), {
+        ...headersFor(request),
+        ...err.headers,
+      });
     },
     record: (call, request) => {
       if (!request) return;
@@ -100,7 +116,8 @@ export async function startFakeGitHub(opts: { faults: FaultPlan; latencyMs?: num
     },
   });
   // The selected version echoes what was asked, even a version about to be refused.
-  const headersFor = (request: RestRequest): Record<string, string> => restHeaders(ctx, request, request.requestedVersion ?? '2022-11-28');
+  const headersFor = (request: RestRequest): Record<string, string> =>
+    restHeaders(ctx, request, request.requestedVersion ?? '2022-11-28');
 
   const server = await serve('github', async (req, raw, res) => {
     const url = new URL(req.url ?? '/', 'http://fake');
@@ -182,7 +199,11 @@ function waitJob(store: GitHubStore, id: number, timeoutMs: number): Promise<Job
     const t = setTimeout(() => {
       j.waiters = j.waiters.filter((w) => w !== done);
       const rs = store.describeRunners();
-      reject(new Error(`fake GitHub: job ${id} (${j.name}, labels ${j.labels.join(',')}) is still ${j.status} after ${timeoutMs} ms; runners: ${rs || 'none'}`));
+      reject(
+        new Error(
+          `fake GitHub: job ${id} (${j.name}, labels ${j.labels.join(',')}) is still ${j.status} after ${timeoutMs} ms; runners: ${rs || 'none'}`,
+        ),
+      );
     }, timeoutMs);
     j.waiters.push(done);
   });

@@ -5,7 +5,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AZURE_APPS, AZURE_CA_FILE, AZURE_SUBSCRIPTION_ID, AZURE_TENANT_ID, type FakeAzure, startFakeAzure } from './azure.js';
+import {
+  AZURE_APPS,
+  AZURE_CA_FILE,
+  AZURE_SUBSCRIPTION_ID,
+  AZURE_TENANT_ID,
+  type FakeAzure,
+  startFakeAzure,
+} from './azure.js';
 import { type FakeEc2, SANDBOX_CREDENTIALS, startFakeEc2 } from './ec2.js';
 import { FaultPlan } from './core/index.js';
 import { type FakeGce, GCE_PROJECT, startFakeGce } from './gce.js';
@@ -21,7 +28,16 @@ export type { FakeSsm } from './ssm.js';
 export type { FakeGce, GceInstance, GceDisk, GceStatus, GceCall } from './gce.js';
 export type { FakeAzure, AzureGroup, AzureVm, AzureCall, AzureRoleAssignment, AzurePowerState } from './azure.js';
 export type { FakeGitHub } from './github.js';
-export type { FakeKubernetes, KubeObject, JobObject, PodObject, SecretObject, EventObject, KubernetesCall, NodeSpec } from './kubernetes.js';
+export type {
+  FakeKubernetes,
+  KubeObject,
+  JobObject,
+  PodObject,
+  SecretObject,
+  EventObject,
+  KubernetesCall,
+  NodeSpec,
+} from './kubernetes.js';
 export type { Machine } from './machine.js';
 
 export interface SandboxOptions {
@@ -104,7 +120,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const latency = opts.latencyMs !== undefined ? { latencyMs: opts.latencyMs } : {};
   const started: Array<{ close(): Promise<void> }> = [];
   try {
-    const github = await startFakeGitHub({ faults, ...latency, ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}) });
+    const github = await startFakeGitHub({
+      faults,
+      ...latency,
+      ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+    });
     started.push(github);
     const ec2 = await startFakeEc2({
       faults,
@@ -214,7 +234,12 @@ export function describeLeftovers(
   gce?: Pick<FakeGce, 'leftovers' | 'ownsMachine' | 'instances'>,
   azure?: Pick<FakeAzure, 'leftovers' | 'ownsMachine'>,
 ): string[] {
-  const lines = [...ec2.leftovers(), ...(kubernetes?.leftovers() ?? []), ...(gce?.leftovers() ?? []), ...(azure?.leftovers() ?? [])];
+  const lines = [
+    ...ec2.leftovers(),
+    ...(kubernetes?.leftovers() ?? []),
+    ...(gce?.leftovers() ?? []),
+    ...(azure?.leftovers() ?? []),
+  ];
   for (const r of github.runners()) {
     lines.push(
       `GitHub runner ${r.name} (id ${r.id}, ${r.scope}, ${r.status}${r.busy ? ', busy' : ''}${r.ephemeral ? ', ephemeral' : ''}) is still registered; labels ${r.labels.join(', ')}`,
@@ -232,7 +257,9 @@ export function describeLeftovers(
       const vm = gce.instances().find((i) => i.machine === m);
       const reported = vm !== undefined && !vm.deleted && vm.status !== 'TERMINATED';
       if (pids.length > 0 && !reported) {
-        lines.push(`machine ${m.id} (GCE instance ${vm?.zone}/${vm?.name}) still has ${pids.length} process(es) running (pids ${pids.join(', ')})`);
+        lines.push(
+          `machine ${m.id} (GCE instance ${vm?.zone}/${vm?.name}) still has ${pids.length} process(es) running (pids ${pids.join(', ')})`,
+        );
       } else if (m.running && (vm === undefined || vm.deleted)) {
         lines.push(`machine ${m.id} (GCE instance ${vm?.zone}/${vm?.name}, deleted) is still powered on`);
       }

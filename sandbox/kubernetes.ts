@@ -43,7 +43,14 @@ export interface KubeObject {
     generateName?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
-    ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+    ownerReferences?: Array<{
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller?: boolean;
+      blockOwnerDeletion?: boolean;
+    }>;
     finalizers?: string[];
     deletionTimestamp?: string;
     deletionGracePeriodSeconds?: number;
@@ -63,7 +70,14 @@ export interface Condition {
 export interface ContainerState {
   waiting?: { reason?: string; message?: string };
   running?: { startedAt?: string };
-  terminated?: { exitCode: number; reason?: string; message?: string; startedAt?: string | null; finishedAt?: string | null; containerID?: string };
+  terminated?: {
+    exitCode: number;
+    reason?: string;
+    message?: string;
+    startedAt?: string | null;
+    finishedAt?: string | null;
+    containerID?: string;
+  };
 }
 
 export interface JobObject extends KubeObject {
@@ -85,7 +99,17 @@ export interface PodObject extends KubeObject {
   status?: {
     phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
     conditions?: Condition[];
-    containerStatuses?: Array<{ name: string; state?: ContainerState; lastState?: ContainerState; ready: boolean; restartCount: number; image: string; imageID: string; containerID?: string; started?: boolean }>;
+    containerStatuses?: Array<{
+      name: string;
+      state?: ContainerState;
+      lastState?: ContainerState;
+      ready: boolean;
+      restartCount: number;
+      image: string;
+      imageID: string;
+      containerID?: string;
+      started?: boolean;
+    }>;
     hostIP?: string;
     podIP?: string;
     startTime?: string;
@@ -101,7 +125,14 @@ export interface SecretObject extends KubeObject {
 }
 
 export interface EventObject extends KubeObject {
-  involvedObject: { kind: string; namespace?: string; name: string; uid: string; apiVersion?: string; fieldPath?: string };
+  involvedObject: {
+    kind: string;
+    namespace?: string;
+    name: string;
+    uid: string;
+    apiVersion?: string;
+    fieldPath?: string;
+  };
   reason: string;
   message: string;
   type: 'Normal' | 'Warning';
@@ -186,7 +217,12 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<
     nodes: opts.nodes ?? DEFAULT_NODES,
     runtimeClasses: opts.runtimeClasses ?? ['nvidia'],
     namespaces: opts.namespaces ?? ['default', 'ci'],
-    unpullable: typeof unpullable === 'function' ? unpullable : unpullable ? (image) => unpullable.includes(image) : (image) => image.includes('does-not-exist'),
+    unpullable:
+      typeof unpullable === 'function'
+        ? unpullable
+        : unpullable
+          ? (image) => unpullable.includes(image)
+          : (image) => image.includes('does-not-exist'),
     ...(opts.github ? { runnerTarball: async () => (await opts.github!.runnerPackage()).body } : {}),
     timers: new Timers(),
   });
@@ -207,11 +243,19 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<
       authorize,
       identityOf: (user) => (user === 'denied' ? DENIED_USER : 'admin'),
       // A fault without a code (a delay, a reset) shapes the answer but is not an error.
-      faultError: (fault, request) => (fault.code ? faultError(fault, request.route ?? { group: '', resource: request.pathname }, request.route?.name) : undefined),
+      faultError: (fault, request) =>
+        fault.code
+          ? faultError(fault, request.route ?? { group: '', resource: request.pathname }, request.route?.name)
+          : undefined,
       handle: (request) => answer(api, request),
       errorAnswer: (err, request) => {
         if (!(err instanceof ApiError)) throw err;
-        return { status: err.code, body: JSON.stringify(err.status()), headers: { 'content-type': 'application/json', ...headersOf(request), ...err.headers }, code: err.reason };
+        return {
+          status: err.code,
+          body: JSON.stringify(err.status()),
+          headers: { 'content-type': 'application/json', ...headersOf(request), ...err.headers },
+          code: err.reason,
+        };
       },
       record: (call, request) => {
         const route = request?.route;
@@ -251,7 +295,14 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<
     podLog(name, o = {}) {
       const pod = cluster.list('pods', o.namespace).find((p) => p.metadata.name === name);
       if (!pod) return '';
-      const m = cluster.kubelet.machines().find((x) => x.namespace === pod.metadata.namespace && x.pod === name && (o.container === undefined || x.container === o.container));
+      const m = cluster.kubelet
+        .machines()
+        .find(
+          (x) =>
+            x.namespace === pod.metadata.namespace &&
+            x.pod === name &&
+            (o.container === undefined || x.container === o.container),
+        );
       return m?.machine.console() ?? '';
     },
     leftovers: () => leftovers(cluster),
@@ -279,16 +330,36 @@ function headersOf(request: KubeRequest | undefined): Record<string, string> {
 function answer(api: KubeApi, request: KubeRequest): Answer {
   const { parsed } = request;
   if (parsed.kind === 'discovery') {
-    return { status: 200, body: parsed.text ?? JSON.stringify(parsed.body), headers: { 'content-type': parsed.text ? 'text/plain; charset=utf-8' : 'application/json', ...headersOf(request) } };
+    return {
+      status: 200,
+      body: parsed.text ?? JSON.stringify(parsed.body),
+      headers: {
+        'content-type': parsed.text ? 'text/plain; charset=utf-8' : 'application/json',
+        ...headersOf(request),
+      },
+    };
   }
   if (parsed.kind === 'notFound') {
     if (parsed.status) throw parsed.status;
-    return { status: 404, body: '404 page not found\n', headers: { 'content-type': 'text/plain; charset=utf-8', ...headersOf(request) } };
+    return {
+      status: 404,
+      body: '404 page not found\n',
+      headers: { 'content-type': 'text/plain; charset=utf-8', ...headersOf(request) },
+    };
   }
   const result = api.handle(parsed.route, request.contentType, request.body, request.q, request.warnings);
   if (result.stream) return { status: result.status, write: result.stream };
-  if (result.text !== undefined) return { status: result.status, body: result.text, headers: { 'content-type': 'text/plain', ...headersOf(request) } };
-  return { status: result.status, body: JSON.stringify(result.body), headers: { 'content-type': 'application/json', ...headersOf(request) } };
+  if (result.text !== undefined)
+    return {
+      status: result.status,
+      body: result.text,
+      headers: { 'content-type': 'text/plain', ...headersOf(request) },
+    };
+  return {
+    status: result.status,
+    body: JSON.stringify(result.body),
+    headers: { 'content-type': 'application/json', ...headersOf(request) },
+  };
 }
 
 function kubeconfig(server: string, tokens: { admin: string }, o: { token?: string; namespace?: string } = {}): string {
@@ -318,17 +389,34 @@ function kubeconfig(server: string, tokens: { admin: string }, o: { token?: stri
 function leftovers(cluster: Cluster): string[] {
   const lines: string[] = [];
   const labels = (o: Json): string => {
-    const l = Object.entries((o.metadata.labels ?? {}) as Record<string, string>).filter(([k]) => !/(^|\/)(controller-uid|job-name)$/.test(k));
+    const l = Object.entries((o.metadata.labels ?? {}) as Record<string, string>).filter(
+      ([k]) => !/(^|\/)(controller-uid|job-name)$/.test(k),
+    );
     return l.length > 0 ? `; labels ${l.map(([k, v]) => `${k}=${v}`).join(', ')}` : '';
   };
   for (const job of cluster.list('jobs')) {
-    const done = (job.status?.conditions as Json[] | undefined)?.find((c) => c.status === 'True' && (c.type === 'Complete' || c.type === 'Failed'));
-    const state = job.metadata.deletionTimestamp ? 'being deleted' : done ? `${done.type}${done.reason ? ` (${done.reason})` : ''}` : `active ${job.status?.active ?? 0}`;
-    lines.push(`Kubernetes Job ${job.metadata.namespace}/${job.metadata.name} is still present (${state})${labels(job)}`);
+    const done = (job.status?.conditions as Json[] | undefined)?.find(
+      (c) => c.status === 'True' && (c.type === 'Complete' || c.type === 'Failed'),
+    );
+    const state = job.metadata.deletionTimestamp
+      ? 'being deleted'
+      : done
+        ? `${done.type}${done.reason ? ` (${done.reason})` : ''}`
+        : `active ${job.status?.active ?? 0}`;
+    lines.push(
+      `Kubernetes Job ${job.metadata.namespace}/${job.metadata.name} is still present (${state})${labels(job)}`,
+    );
   }
   const podsWithMachines = new Set<string>();
   for (const pod of cluster.list('pods')) {
-    const running = cluster.kubelet.machines().filter((m) => m.namespace === pod.metadata.namespace && m.pod === pod.metadata.name && (m.machine.running || m.machine.processes().length > 0));
+    const running = cluster.kubelet
+      .machines()
+      .filter(
+        (m) =>
+          m.namespace === pod.metadata.namespace &&
+          m.pod === pod.metadata.name &&
+          (m.machine.running || m.machine.processes().length > 0),
+      );
     if (running.length > 0) podsWithMachines.add(`${pod.metadata.namespace}/${pod.metadata.name}`);
     const owner = (pod.metadata.ownerReferences as Json[] | undefined)?.find((o) => o.controller);
     lines.push(
@@ -337,13 +425,19 @@ function leftovers(cluster: Cluster): string[] {
   }
   for (const secret of cluster.list('secrets')) {
     const owner = (secret.metadata.ownerReferences as Json[] | undefined)?.[0];
-    lines.push(`Kubernetes Secret ${secret.metadata.namespace}/${secret.metadata.name} is still present${owner ? ` (owned by ${owner.kind} ${owner.name})` : ''}`);
+    lines.push(
+      `Kubernetes Secret ${secret.metadata.namespace}/${secret.metadata.name} is still present${owner ? ` (owned by ${owner.kind} ${owner.name})` : ''}`,
+    );
   }
   for (const m of cluster.kubelet.machines()) {
     if (podsWithMachines.has(`${m.namespace}/${m.pod}`)) continue;
     const pids = m.machine.processes();
-    if (pids.length > 0) lines.push(`Kubernetes container ${m.container} of pod ${m.namespace}/${m.pod} (gone) still has ${pids.length} process(es) running (pids ${pids.join(', ')})`);
-    else if (m.machine.running) lines.push(`Kubernetes container ${m.container} of pod ${m.namespace}/${m.pod} (gone) is still running`);
+    if (pids.length > 0)
+      lines.push(
+        `Kubernetes container ${m.container} of pod ${m.namespace}/${m.pod} (gone) still has ${pids.length} process(es) running (pids ${pids.join(', ')})`,
+      );
+    else if (m.machine.running)
+      lines.push(`Kubernetes container ${m.container} of pod ${m.namespace}/${m.pod} (gone) is still running`);
   }
   return lines;
 }

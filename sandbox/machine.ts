@@ -419,7 +419,12 @@ export class MachineFleet {
       failBoot = true;
     }
     const delay = this.delays.shift();
-    const m = bootMachine({ minuteMs: this.defaults.minuteMs, ...opts, failBoot, ...(delay !== undefined ? { bootDelayMs: delay } : {}) });
+    const m = bootMachine({
+      minuteMs: this.defaults.minuteMs,
+      ...opts,
+      failBoot,
+      ...(delay !== undefined ? { bootDelayMs: delay } : {}),
+    });
     this.booted.push(m);
     return m;
   }
@@ -657,17 +662,16 @@ case "$1" in
 esac
 `,
   );
-  write(
-    'arch',
-    `echo "${machineArch}"\n`,
-  );
+  write('arch', `echo "${machineArch}"\n`);
   if (opts.gpu) writeNvidiaSmi(bin, opts.gpu);
 }
 
 function writeNvidiaSmi(bin: string, gpu: GpuSpec): void {
   const mem = gpu.memoryMiB ?? 16384;
   const names = Array.from({ length: gpu.count }, (_, i) => i);
-  const list = names.map((i) => `GPU ${i}: ${gpu.model} (UUID: GPU-5a4d${String(i).padStart(4, '0')}-sand-box0-0000-00000000000${i})`);
+  const list = names.map(
+    (i) => `GPU ${i}: ${gpu.model} (UUID: GPU-5a4d${String(i).padStart(4, '0')}-sand-box0-0000-00000000000${i})`,
+  );
   const table = [
     `+-----------------------------------------------------------------------------------------+`,
     `| NVIDIA-SMI 570.133.20             Driver Version: 570.133.20     CUDA Version: 12.8     |`,

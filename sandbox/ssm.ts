@@ -7,7 +7,14 @@
  * service `ssm`.
  */
 import crypto from 'node:crypto';
-import { Ec2Error as SsmError, IMAGES, KNOWN_IMAGES, SANDBOX_CREDENTIALS, type SigV4Failure, verifySigV4 } from './ec2.js';
+import {
+  Ec2Error as SsmError,
+  IMAGES,
+  KNOWN_IMAGES,
+  SANDBOX_CREDENTIALS,
+  type SigV4Failure,
+  verifySigV4,
+} from './ec2.js';
 import { type Answer, type FaultPlan, type Identified, pipeline } from './core/index.js';
 import { serve } from './http.js';
 
@@ -21,7 +28,8 @@ export const PUBLIC_PARAMETERS: Readonly<Record<string, string>> = {
   '/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id': KNOWN_IMAGES.ubuntuX64,
   '/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id': KNOWN_IMAGES.ubuntuArm64,
   '/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id': KNOWN_IMAGES.gpu2204X64,
-  '/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id': KNOWN_IMAGES.gpu2204Arm64,
+  '/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id':
+    KNOWN_IMAGES.gpu2204Arm64,
   '/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id': KNOWN_IMAGES.gpuX64,
   '/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id': KNOWN_IMAGES.gpuArm64,
   '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64': KNOWN_IMAGES.al2023X64,
@@ -79,7 +87,10 @@ export async function startFakeSsm(opts: {
 }): Promise<FakeSsm> {
   const creds = opts.credentials ?? SANDBOX_CREDENTIALS;
   const params = new Map<string, { value: string; version: number; modified: number }>(
-    Object.entries(PUBLIC_PARAMETERS).map(([k, v]) => [k, { value: v, version: 1, modified: Date.UTC(2025, 9, 10) / 1000 }]),
+    Object.entries(PUBLIC_PARAMETERS).map(([k, v]) => [
+      k,
+      { value: v, version: 1, modified: Date.UTC(2025, 9, 10) / 1000 },
+    ]),
   );
   const calls: SsmCall[] = [];
 
@@ -99,11 +110,17 @@ export async function startFakeSsm(opts: {
 
   const checkName = (name: unknown, field: string): string => {
     if (name === undefined || name === null) {
-      throw new SsmError('ValidationException', `1 validation error detected: Value null at '${field}' failed to satisfy constraint: Member must not be null`);
+      throw new SsmError(
+        'ValidationException',
+        `1 validation error detected: Value null at '${field}' failed to satisfy constraint: Member must not be null`,
+      );
     }
     if (typeof name !== 'string') throw new SsmError('SerializationException', `Unexpected value for ${field}`);
     if (name.length < 1 || name.length > 2048) {
-      throw new SsmError('ValidationException', `1 validation error detected: Value '${name}' at '${field}' failed to satisfy constraint: Member must have length less than or equal to 2048`);
+      throw new SsmError(
+        'ValidationException',
+        `1 validation error detected: Value '${name}' at '${field}' failed to satisfy constraint: Member must have length less than or equal to 2048`,
+      );
     }
     return name;
   };
@@ -118,7 +135,10 @@ export async function startFakeSsm(opts: {
     GetParameters: (input, region) => {
       const names = input.Names;
       if (!Array.isArray(names)) {
-        throw new SsmError('ValidationException', "1 validation error detected: Value null at 'names' failed to satisfy constraint: Member must not be null");
+        throw new SsmError(
+          'ValidationException',
+          "1 validation error detected: Value null at 'names' failed to satisfy constraint: Member must not be null",
+        );
       }
       if (names.length < 1 || names.length > 10) {
         throw new SsmError(
@@ -141,7 +161,10 @@ export async function startFakeSsm(opts: {
   const authFailures = (detail: string): Record<SigV4Failure, SsmError> => ({
     missing: new SsmError('MissingAuthenticationTokenException', 'Missing Authentication Token'),
     incomplete: new SsmError('IncompleteSignatureException', detail),
-    'unknown-key': new SsmError('UnrecognizedClientException', 'The security token included in the request is invalid.'),
+    'unknown-key': new SsmError(
+      'UnrecognizedClientException',
+      'The security token included in the request is invalid.',
+    ),
     'wrong-service': new SsmError('InvalidSignatureException', detail),
     'bad-signature': new SsmError(
       'InvalidSignatureException',
@@ -167,12 +190,19 @@ export async function startFakeSsm(opts: {
         let input: Record<string, unknown> | undefined;
         try {
           const parsed: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-          if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) input = parsed as Record<string, unknown>;
+          if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed))
+            input = parsed as Record<string, unknown>;
         } catch {
           input = undefined;
         }
         const name = typeof input?.Name === 'string' ? { Name: input.Name } : undefined;
-        return { action, method: req.method ?? '', known: target.startsWith('AmazonSSM.'), input, ...(name ? { params: name } : {}) };
+        return {
+          action,
+          method: req.method ?? '',
+          known: target.startsWith('AmazonSSM.'),
+          input,
+          ...(name ? { params: name } : {}),
+        };
       },
       authenticate: (req, body) => {
         const auth = verifySigV4(req, body, { service: 'ssm', ...creds });
@@ -180,18 +210,31 @@ export async function startFakeSsm(opts: {
         return { region: auth.region, accessKeyId: creds.accessKeyId };
       },
       identityOf: (who) => who.accessKeyId,
-      faultError: (fault) => new SsmError(fault.code ?? 'ThrottlingException', fault.message ?? 'Rate exceeded', fault.status ?? FAULT_STATUS[fault.code ?? ''] ?? 400),
+      faultError: (fault) =>
+        new SsmError(
+          fault.code ?? 'ThrottlingException',
+          fault.message ?? 'Rate exceeded',
+          fault.status ?? FAULT_STATUS[fault.code ?? ''] ?? 400,
+        ),
       handle: (request, who) => {
         const op = request.known ? operations[request.action] : undefined;
         if (!op || request.method !== 'POST') throw new SsmError('UnknownOperationException', '');
-        if (!request.input) throw new SsmError('SerializationException', 'Start of structure or map found where not expected.');
+        if (!request.input)
+          throw new SsmError('SerializationException', 'Start of structure or map found where not expected.');
         return answer(200, op(request.input, who.region));
       },
       errorAnswer: (err) => {
         if (!(err instanceof SsmError)) throw err;
         return answer(err.status, { __type: err.code, message: err.message }, err.code);
       },
-      record: (call) => calls.push({ action: call.action, status: call.status, ...(call.code ? { code: call.code } : {}), at: call.at, ms: call.ms }),
+      record: (call) =>
+        calls.push({
+          action: call.action,
+          status: call.status,
+          ...(call.code ? { code: call.code } : {}),
+          at: call.at,
+          ms: call.ms,
+        }),
     }),
   );
 

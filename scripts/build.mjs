@@ -8,7 +8,9 @@ import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 const next = 'dist.next';
 const old = 'dist.old';
 rmSync(next, { recursive: true, force: true });
-execFileSync('ncc', ['build', 'src/action/index.ts', '-o', next, '--target', 'es2023', '--quiet'], { stdio: 'inherit' });
+execFileSync('ncc', ['build', 'src/action/index.ts', '-o', next, '--target', 'es2023', '--quiet'], {
+  stdio: 'inherit',
+});
 
 // Post has its own small entry that marks itself and loads the same bundle. A state flag alone
 // cannot tell post apart when main was killed before it could write one: post would then launch.

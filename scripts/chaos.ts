@@ -48,13 +48,23 @@ interface Options {
 const USAGE = `usage: npm run chaos -- [--runs N] [--seed S] [--concurrency C] [--clouds aws,kubernetes,gcp] [--only K[,K...]] [--settle SECONDS] [--no-cleanup-job] [--verbose] [--plan]`;
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { runs: 20, seed: 1, concurrency: 4, clouds: [...DEFAULT_CLOUDS], settleSeconds: 60, verbose: false, planOnly: false, cleanupJob: true };
+  const opts: Options = {
+    runs: 20,
+    seed: 1,
+    concurrency: 4,
+    clouds: [...DEFAULT_CLOUDS],
+    settleSeconds: 60,
+    verbose: false,
+    planOnly: false,
+    cleanupJob: true,
+  };
   const fail = (message: string): never => {
     console.error(`chaos: ${message}\n${USAGE}`);
     process.exit(2);
   };
   const whole = (flag: string, value: string | undefined, min: number): number => {
-    if (value === undefined || !/^\d+$/.test(value) || Number(value) < min) fail(`${flag} takes a whole number of at least ${min}; got ${JSON.stringify(value)}`);
+    if (value === undefined || !/^\d+$/.test(value) || Number(value) < min)
+      fail(`${flag} takes a whole number of at least ${min}; got ${JSON.stringify(value)}`);
     return Number(value);
   };
   for (let i = 0; i < argv.length; i++) {
@@ -76,15 +86,20 @@ function parseArgs(argv: string[]): Options {
         opts.settleSeconds = whole(flag, value(), 0);
         break;
       case '--clouds': {
-        const clouds = (value() ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+        const clouds = (value() ?? '')
+          .split(',')
+          .map((c) => c.trim())
+          .filter(Boolean);
         const unknown = clouds.filter((c) => !(CLOUDS as readonly string[]).includes(c));
-        if (clouds.length === 0 || unknown.length > 0) fail(`--clouds takes a comma list of ${CLOUDS.join(', ')}; got ${JSON.stringify(clouds.join(','))}`);
+        if (clouds.length === 0 || unknown.length > 0)
+          fail(`--clouds takes a comma list of ${CLOUDS.join(', ')}; got ${JSON.stringify(clouds.join(','))}`);
         opts.clouds = clouds as Cloud[];
         break;
       }
       case '--only': {
         const raw = value() ?? '';
-        if (!/^\d+(,\d+)*$/.test(raw) || raw.split(',').some((k) => Number(k) < 1)) fail(`--only takes run numbers from 1, comma-separated; got ${JSON.stringify(raw)}`);
+        if (!/^\d+(,\d+)*$/.test(raw) || raw.split(',').some((k) => Number(k) < 1))
+          fail(`--only takes run numbers from 1, comma-separated; got ${JSON.stringify(raw)}`);
         opts.only = [...new Set(raw.split(',').map(Number))].sort((a, b) => a - b);
         break;
       }
@@ -220,9 +235,17 @@ function launchApiFault(rnd: Random, cloud: Cloud, single: boolean, atMs: number
   const ec2Error = rnd.pick(['InternalError', 'Unavailable']);
   const kubeAction = rnd.pick(['create jobs', 'create secrets', 'list pods', 'list jobs']);
   const kubeError = rnd.pick(['TooManyRequests', 'InternalError', 'ServiceUnavailable']);
-  const gceAction = rnd.pick(['instances.insert .*', 'instances.aggregatedList global', 'zoneOperations.wait .*', 'machineTypes.aggregatedList global']);
+  const gceAction = rnd.pick([
+    'instances.insert .*',
+    'instances.aggregatedList global',
+    'zoneOperations.wait .*',
+    'machineTypes.aggregatedList global',
+  ]);
   const gceError = rnd.pick(['backendError', 'rateLimitExceeded']);
-  const route = rnd.pick([single ? 'POST /repos/.+/actions/runners/generate-jitconfig' : 'POST /repos/.+/actions/runners/registration-token', 'GET /repos/.+/actions/runners']);
+  const route = rnd.pick([
+    single ? 'POST /repos/.+/actions/runners/generate-jitconfig' : 'POST /repos/.+/actions/runners/registration-token',
+    'GET /repos/.+/actions/runners',
+  ]);
   const status = rnd.pick([500, 502, 503]);
   const limit = rnd.pick([429, 403]);
   const delayMs = rnd.int(500, 3000);
@@ -231,26 +254,67 @@ function launchApiFault(rnd: Random, cloud: Cloud, single: boolean, atMs: number
   // [weight, what, fault]: half GitHub, half the cloud.
   const kinds: Array<[number, string, Fault]> = [
     [0.2, `github ${route} ${status}${times(n)}`, { service: 'github', action: route, status, times: n }],
-    [0.15, `github ${route} ${limit} rate limit, Retry-After 1${times(n)}`, { service: 'github', action: route, status: limit, retryAfter: 1, times: n }],
+    [
+      0.15,
+      `github ${route} ${limit} rate limit, Retry-After 1${times(n)}`,
+      { service: 'github', action: route, status: limit, retryAfter: 1, times: n },
+    ],
     [0.15, `github ${route} slow ${delayMs} ms`, { service: 'github', action: route, delayMs }],
     ...(cloud === 'gcp'
       ? ([
-          [0.2, `gce ${gceAction} ${gceError}${times(n)}`, { service: 'gce', action: gceAction, code: gceError, times: n }],
-          [0.2, `gce instances.insert ZONE_RESOURCE_POOL_EXHAUSTED${times(capacityTimes)}`, { service: 'gce', action: 'instances.insert .*', code: 'ZONE_RESOURCE_POOL_EXHAUSTED', times: capacityTimes }],
+          [
+            0.2,
+            `gce ${gceAction} ${gceError}${times(n)}`,
+            { service: 'gce', action: gceAction, code: gceError, times: n },
+          ],
+          [
+            0.2,
+            `gce instances.insert ZONE_RESOURCE_POOL_EXHAUSTED${times(capacityTimes)}`,
+            {
+              service: 'gce',
+              action: 'instances.insert .*',
+              code: 'ZONE_RESOURCE_POOL_EXHAUSTED',
+              times: capacityTimes,
+            },
+          ],
           [0.1, `gce ${gceAction} slow ${delayMs} ms`, { service: 'gce', action: gceAction, delayMs }],
         ] as Array<[number, string, Fault]>)
       : cloud === 'aws'
-      ? ([
-          [0.15, `ec2 ${ec2Action} RequestLimitExceeded${times(n)}`, { service: 'ec2', action: ec2Action, code: 'RequestLimitExceeded', times: n }],
-          [0.1, `ec2 ${ec2Action} ${ec2Error}${times(n)}`, { service: 'ec2', action: ec2Action, code: ec2Error, times: n }],
-          [0.15, `ec2 RunInstances InsufficientInstanceCapacity${times(capacityTimes)}`, { service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity', times: capacityTimes }],
-          [0.05, `ssm GetParameter ThrottlingException${times(n)}`, { service: 'ssm', action: 'GetParameter', code: 'ThrottlingException', times: n }],
-          [0.05, `ec2 ${ec2Action} slow ${delayMs} ms`, { service: 'ec2', action: ec2Action, delayMs }],
-        ] as Array<[number, string, Fault]>)
-      : ([
-          [0.3, `kubernetes ${kubeAction} ${kubeError}${times(n)}`, { service: 'kubernetes', action: kubeAction, code: kubeError, times: n }],
-          [0.2, `kubernetes ${kubeAction} slow ${delayMs} ms`, { service: 'kubernetes', action: kubeAction, delayMs }],
-        ] as Array<[number, string, Fault]>)),
+        ? ([
+            [
+              0.15,
+              `ec2 ${ec2Action} RequestLimitExceeded${times(n)}`,
+              { service: 'ec2', action: ec2Action, code: 'RequestLimitExceeded', times: n },
+            ],
+            [
+              0.1,
+              `ec2 ${ec2Action} ${ec2Error}${times(n)}`,
+              { service: 'ec2', action: ec2Action, code: ec2Error, times: n },
+            ],
+            [
+              0.15,
+              `ec2 RunInstances InsufficientInstanceCapacity${times(capacityTimes)}`,
+              { service: 'ec2', action: 'RunInstances', code: 'InsufficientInstanceCapacity', times: capacityTimes },
+            ],
+            [
+              0.05,
+              `ssm GetParameter ThrottlingException${times(n)}`,
+              { service: 'ssm', action: 'GetParameter', code: 'ThrottlingException', times: n },
+            ],
+            [0.05, `ec2 ${ec2Action} slow ${delayMs} ms`, { service: 'ec2', action: ec2Action, delayMs }],
+          ] as Array<[number, string, Fault]>)
+        : ([
+            [
+              0.3,
+              `kubernetes ${kubeAction} ${kubeError}${times(n)}`,
+              { service: 'kubernetes', action: kubeAction, code: kubeError, times: n },
+            ],
+            [
+              0.2,
+              `kubernetes ${kubeAction} slow ${delayMs} ms`,
+              { service: 'kubernetes', action: kubeAction, delayMs },
+            ],
+          ] as Array<[number, string, Fault]>)),
   ];
   let left = kind;
   const [, what, fault] = kinds.find(([weight]) => (left -= weight) < 0) ?? kinds[kinds.length - 1]!;
@@ -268,15 +332,37 @@ function endingApiFault(rnd: Random, cloud: Cloud): PlannedFault {
   const kubeError = rnd.pick(['TooManyRequests', 'InternalError']);
   const route = 'DELETE /repos/.+/actions/runners/\\d+';
   if (kind < 0.4) {
-    const fault: Fault = { service: 'github', action: route, status, times: n, ...(status === 429 ? { retryAfter: 1 } : {}) };
+    const fault: Fault = {
+      service: 'github',
+      action: route,
+      status,
+      times: n,
+      ...(status === 429 ? { retryAfter: 1 } : {}),
+    };
     return apiFault(`github DELETE runner ${status}${times(n)}`, fault, 'ending', 0);
   }
-  if (cloud === 'kubernetes') return apiFault(`kubernetes ${kubeAction} ${kubeError}${times(n)}`, { service: 'kubernetes', action: kubeAction, code: kubeError, times: n }, 'ending', 0);
+  if (cloud === 'kubernetes')
+    return apiFault(
+      `kubernetes ${kubeAction} ${kubeError}${times(n)}`,
+      { service: 'kubernetes', action: kubeAction, code: kubeError, times: n },
+      'ending',
+      0,
+    );
   if (cloud === 'gcp') {
     const gceAction = kind < 0.7 ? 'instances.delete .*' : 'instances.aggregatedList global';
-    return apiFault(`gce ${gceAction} backendError${times(n)}`, { service: 'gce', action: gceAction, code: 'backendError', times: n }, 'ending', 0);
+    return apiFault(
+      `gce ${gceAction} backendError${times(n)}`,
+      { service: 'gce', action: gceAction, code: 'backendError', times: n },
+      'ending',
+      0,
+    );
   }
-  return apiFault(`ec2 ${ec2Action} ${ec2Error}${times(n)}`, { service: 'ec2', action: ec2Action, code: ec2Error, times: n }, 'ending', 0);
+  return apiFault(
+    `ec2 ${ec2Action} ${ec2Error}${times(n)}`,
+    { service: 'ec2', action: ec2Action, code: ec2Error, times: n },
+    'ending',
+    0,
+  );
 }
 
 function planRun(seed: number, run: number, clouds: readonly Cloud[], features: Features): RunPlan {
@@ -297,8 +383,20 @@ function planRun(seed: number, run: number, clouds: readonly Cloud[], features: 
   const kubeconfigInput = rnd.chance(0.5);
 
   const label = `chaos-s${seed}-r${run}`;
-  const inputs: Record<string, string> = { cloud, labels: label, name: label, count: String(count), single: String(single), 'startup-timeout': String(startupTimeout) };
-  const choices = [cloud, `count=${count}`, single ? 'single' : `reusable idle-timeout=${idleTimeout}s`, `startup-timeout=${startupTimeout}s`];
+  const inputs: Record<string, string> = {
+    cloud,
+    labels: label,
+    name: label,
+    count: String(count),
+    single: String(single),
+    'startup-timeout': String(startupTimeout),
+  };
+  const choices = [
+    cloud,
+    `count=${count}`,
+    single ? 'single' : `reusable idle-timeout=${idleTimeout}s`,
+    `startup-timeout=${startupTimeout}s`,
+  ];
   const dropped: string[] = [];
   if (!single) inputs['idle-timeout'] = String(idleTimeout);
   if (cloud === 'aws') {
@@ -316,7 +414,12 @@ function planRun(seed: number, run: number, clouds: readonly Cloud[], features: 
     } else if (subnets) dropped.push('aws-subnet=subnet-0a1,subnet-0b2 (this build takes one subnet)');
   } else if (cloud === 'gcp') {
     // The VM's own account may delete it, so it ends itself as in the README's setup.
-    Object.assign(inputs, { region: 'us-central1', type: typeList ? 'n1-standard-4,n2-standard-2' : 's', gpu: gpu ? 't4' : 'nogpu', 'gcp-service-account': 'runner@sandbox-project.iam.gserviceaccount.com' });
+    Object.assign(inputs, {
+      region: 'us-central1',
+      type: typeList ? 'n1-standard-4,n2-standard-2' : 's',
+      gpu: gpu ? 't4' : 'nogpu',
+      'gcp-service-account': 'runner@sandbox-project.iam.gserviceaccount.com',
+    });
     choices.push(`type=${inputs.type}${gpu ? ' gpu=t4' : ''}`);
     if (spot) {
       inputs.spot = 'true';
@@ -411,7 +514,9 @@ function planRun(seed: number, run: number, clouds: readonly Cloud[], features: 
         const id = machines[victim % Math.max(1, machines.length)];
         if (!id) return 'no machine was launched';
         if (!sb.ec2.instance(id)?.spot) return `${id} is on-demand (the launch fell back)`;
-        sb.ec2.interruptSpot(id, { noticeMs: 2000 }).catch((err: Error) => problems.push(`interruptSpot(${id}) failed: ${err.message}`));
+        sb.ec2
+          .interruptSpot(id, { noticeMs: 2000 })
+          .catch((err: Error) => problems.push(`interruptSpot(${id}) failed: ${err.message}`));
         return undefined;
       },
     });
@@ -427,7 +532,9 @@ function planRun(seed: number, run: number, clouds: readonly Cloud[], features: 
         // A pod's machine is its container, named after the pod (`<Job name>-xxxxx`); a GCE
         // machine is its instance's numeric id.
         const gce = id.includes('/') ? sb.gce.instance(...(id.split('/') as [string, string]))?.id : undefined;
-        const machine = sb.machines.all().find((m) => m.running && (m.id === id || m.id === gce || m.id.startsWith(`${id}-`)));
+        const machine = sb.machines
+          .all()
+          .find((m) => m.running && (m.id === id || m.id === gce || m.id.startsWith(`${id}-`)));
         if (!machine) return `the machine of ${id} is not running`;
         return sb.machines.crashRunner(machine.id) ? undefined : `no runner was running on ${machine.id}`;
       },
@@ -480,17 +587,32 @@ interface Outcome {
 function firstError(log: string, failed: boolean): string | undefined {
   const lines = log.split('\n');
   const error = lines.find((l) => l.startsWith('::error'));
-  const text = error ? error.replace(/^::error[^:]*::/, '').split('%0A')[0]! : failed ? lines.filter((l) => l.trim() && !l.startsWith('::')).pop() : undefined;
+  const text = error
+    ? error.replace(/^::error[^:]*::/, '').split('%0A')[0]!
+    : failed
+      ? lines.filter((l) => l.trim() && !l.startsWith('::')).pop()
+      : undefined;
   return text && text.length > 220 ? `${text.slice(0, 217)}...` : text;
 }
 
 function stepOutcome(result: StepResult, startedAt: number): StepOutcome {
   const error = firstError(result.log, result.code !== 0);
-  return { code: result.code, signal: result.signal, seconds: (Date.now() - startedAt) / 1000, ...(error ? { error } : {}) };
+  return {
+    code: result.code,
+    signal: result.signal,
+    seconds: (Date.now() - startedAt) / 1000,
+    ...(error ? { error } : {}),
+  };
 }
 
 /** Waits for a step; one that outlives `limitMs` is reported, and killed when we hold its process. */
-async function finish(done: Promise<StepResult>, limitMs: number, what: string, problems: string[], child?: ChildProcess): Promise<StepResult | undefined> {
+async function finish(
+  done: Promise<StepResult>,
+  limitMs: number,
+  what: string,
+  problems: string[],
+  child?: ChildProcess,
+): Promise<StepResult | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => {
@@ -539,7 +661,14 @@ interface Lab {
 }
 
 async function playRun({ sb, features, actionDir, belongs }: Lab, plan: RunPlan): Promise<Outcome> {
-  const outcome: Outcome = { plan, injected: [], skipped: [], afterPost: new Set(), afterCleanup: new Set(), problems: [] };
+  const outcome: Outcome = {
+    plan,
+    injected: [],
+    skipped: [],
+    afterPost: new Set(),
+    afterCleanup: new Set(),
+    problems: [],
+  };
   const state: RunState = { sb, machines: [], cancelled: false, problems: outcome.problems };
   const env = { ...sb.env, GITHUB_RUN_ID: plan.runId };
   const access: Record<string, string> = plan.kubeconfigInput ? { kubeconfig: sb.kubernetes.kubeconfig() } : {};
@@ -554,12 +683,21 @@ async function playRun({ sb, features, actionDir, belongs }: Lab, plan: RunPlan)
     const started = launch.main();
     state.child = started.child;
     const stop = startPhase('launch', state, outcome);
-    const main = await finish(started.done, plan.startupTimeoutMs + STEP_GRACE_MS, 'main', outcome.problems, started.child);
+    const main = await finish(
+      started.done,
+      plan.startupTimeoutMs + STEP_GRACE_MS,
+      'main',
+      outcome.problems,
+      started.child,
+    );
     stop();
     state.child = undefined;
     if (main) {
       state.machines = (main.outputs['instance-ids'] ?? '').split(',').filter(Boolean);
-      outcome.main = { ...stepOutcome(main, t), runners: (main.outputs['runner-names'] ?? '').split(',').filter(Boolean).length };
+      outcome.main = {
+        ...stepOutcome(main, t),
+        runners: (main.outputs['runner-names'] ?? '').split(',').filter(Boolean).length,
+      };
     }
     const launched = main?.code === 0;
     if (launched && state.cancelled) {
@@ -581,12 +719,18 @@ async function playRun({ sb, features, actionDir, belongs }: Lab, plan: RunPlan)
     // The next jobs: one per runner, on this run's label; a cancelled workflow runs none.
     if (launched && state.cancelled) outcome.jobs = 'cancelled';
     else if (launched && outcome.main) {
-      const ids = state.machines.map(() => sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: [plan.label], script: 'sleep 2' }).id);
+      const ids = state.machines.map(
+        () => sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: [plan.label], script: 'sleep 2' }).id,
+      );
       const stopJob = startPhase('job', state, outcome);
       const results = await Promise.allSettled(ids.map((id) => sb.github.waitJob(id, JOB_TIMEOUT_MS)));
       stopJob();
       const done = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-      outcome.jobs = { queued: ids.length, completed: done.length, failed: done.filter((j) => j.conclusion !== 'success').length };
+      outcome.jobs = {
+        queued: ids.length,
+        completed: done.length,
+        failed: done.filter((j) => j.conclusion !== 'success').length,
+      };
     }
   } finally {
     launch.dispose();
@@ -596,7 +740,8 @@ async function playRun({ sb, features, actionDir, belongs }: Lab, plan: RunPlan)
   if (!features.cleanup) {
     outcome.cleanup = 'none';
     if (outcome.main?.code === 0) {
-      for (const f of plan.faults.filter((x) => x.phase === 'ending')) outcome.skipped.push(`${f.what}: nothing to end (the launch succeeded, and no cleanup job runs)`);
+      for (const f of plan.faults.filter((x) => x.phase === 'ending'))
+        outcome.skipped.push(`${f.what}: nothing to end (the launch succeeded, and no cleanup job runs)`);
     }
   } else {
     const inputs: Record<string, string> = { mode: 'cleanup', cloud: plan.cloud, token: sb.tokens.admin, ...access };
@@ -626,12 +771,22 @@ function describeStep(name: string, s: StepOutcome | undefined): string {
 
 function describeOutcome(o: Outcome): string[] {
   const p = o.plan;
-  const lines = [`run ${p.run} (run id ${p.runId}): ${p.choices}${p.dropped.length ? `; dropped: ${p.dropped.join(', ')}` : ''}`];
+  const lines = [
+    `run ${p.run} (run id ${p.runId}): ${p.choices}${p.dropped.length ? `; dropped: ${p.dropped.join(', ')}` : ''}`,
+  ];
   lines.push(`  faults: ${o.injected.length ? o.injected.join('; ') : 'none'}`);
   if (o.skipped.length) lines.push(`  not injected: ${o.skipped.join('; ')}`);
-  const steps = [o.main ? `${describeStep('main', o.main)}${o.main.code === 0 ? ` (${o.main.runners} runner(s))` : ''}` : 'main hung', describeStep('post', o.post)];
+  const steps = [
+    o.main
+      ? `${describeStep('main', o.main)}${o.main.code === 0 ? ` (${o.main.runners} runner(s))` : ''}`
+      : 'main hung',
+    describeStep('post', o.post),
+  ];
   if (o.jobs === 'cancelled') steps.push('no jobs (the workflow was cancelled)');
-  else if (o.jobs) steps.push(`jobs ${o.jobs.completed}/${o.jobs.queued} completed${o.jobs.failed ? `, ${o.jobs.failed} failed` : ''}`);
+  else if (o.jobs)
+    steps.push(
+      `jobs ${o.jobs.completed}/${o.jobs.queued} completed${o.jobs.failed ? `, ${o.jobs.failed} failed` : ''}`,
+    );
   steps.push(o.cleanup === 'none' ? 'no cleanup job' : describeStep('cleanup', o.cleanup));
   lines.push(`  ${steps.join(' | ')}`);
   for (const problem of o.problems) lines.push(`  problem: ${problem}`);
@@ -644,7 +799,9 @@ function describeOutcome(o: Outcome): string[] {
 /** The resource a leftover line is about, without its changing state. */
 function leftoverKey(line: string): string {
   const m =
-    /^(Kubernetes container \S+ of pod \S+|Kubernetes \w+ \S+|EC2 instance \S+|EBS volume \S+|Spot request \S+|GCE instance \S+|GCE disk \S+|GitHub runner \S+|machine \S+)/.exec(line);
+    /^(Kubernetes container \S+ of pod \S+|Kubernetes \w+ \S+|EC2 instance \S+|EBS volume \S+|Spot request \S+|GCE instance \S+|GCE disk \S+|GitHub runner \S+|machine \S+)/.exec(
+      line,
+    );
   return m ? m[1]! : line;
 }
 
@@ -669,7 +826,10 @@ function attribution(sb: Sandbox, plans: RunPlan[]): (line: string, plan: RunPla
     if (id !== undefined) return byRunId.get(sb.ec2.instance(id)?.tags['cml-runner:run-id'] ?? '') === plan;
     // A GCE machine is named by its instance's numeric id.
     const gce = /^machine (\d+) /.exec(line)?.[1];
-    return gce !== undefined && byRunId.get(sb.gce.instances().find((i) => i.id === gce)?.labels['cml-runner-run-id'] ?? '') === plan;
+    return (
+      gce !== undefined &&
+      byRunId.get(sb.gce.instances().find((i) => i.id === gce)?.labels['cml-runner-run-id'] ?? '') === plan
+    );
   };
 }
 
@@ -682,7 +842,10 @@ async function settle(sb: Sandbox, maxMs: number): Promise<{ left: string[]; sec
     const left = await sb.leftovers();
     const seconds = (Date.now() - t0) / 1000;
     if (left.length === 0) return { left, seconds };
-    const now = left.map((l) => l.replace(/\(pids [^)]*\)/, '')).sort().join('\n');
+    const now = left
+      .map((l) => l.replace(/\(pids [^)]*\)/, ''))
+      .sort()
+      .join('\n');
     if (now !== last) {
       last = now;
       changedAt = Date.now();
@@ -696,7 +859,11 @@ async function settle(sb: Sandbox, maxMs: number): Promise<{ left: string[]; sec
 async function detectFeatures(sb: Sandbox, actionDir: string): Promise<Features> {
   const accepts = async (input: string, value: string): Promise<boolean> => {
     // A bad token fails the launch (or the cleanup) before anything is created.
-    const run = new ActionRun({ actionDir, env: { ...sb.env, GITHUB_RUN_ID: '999999999' }, inputs: { cloud: 'aws', token: sb.tokens.bad, 'startup-timeout': '20', [input]: value } });
+    const run = new ActionRun({
+      actionDir,
+      env: { ...sb.env, GITHUB_RUN_ID: '999999999' },
+      inputs: { cloud: 'aws', token: sb.tokens.bad, 'startup-timeout': '20', [input]: value },
+    });
     try {
       return !(await run.main().done).log.includes(`Input '${input}'`);
     } finally {
@@ -777,7 +944,8 @@ async function main(): Promise<void> {
       for (const line of describeOutcome(outcome)) say(line);
     });
     outcomes.sort((a, b) => a.plan.run - b.plan.run);
-    if (!opts.verbose) for (const o of outcomes) for (const problem of o.problems) console.error(`chaos: run ${o.plan.run}: ${problem}`);
+    if (!opts.verbose)
+      for (const o of outcomes) for (const problem of o.problems) console.error(`chaos: run ${o.plan.run}: ${problem}`);
 
     // Faults still armed would only answer the runners' own calls now.
     sb.faults.clear();
@@ -789,7 +957,9 @@ async function main(): Promise<void> {
       `chaos: ${((Date.now() - t0) / 1000).toFixed(0)} s in all, ${seconds.toFixed(0)} s settling; launches ok ${outcomes.filter((o) => o.main?.code === 0).length}/${outcomes.length}; ` +
         `${sb.faults.fired.length} API fault answers given`,
     );
-    console.log(`chaos: runs=${plans.length} faults=${faults} orphans=${orphans.length} leaked-registrations=${registrations.length}`);
+    console.log(
+      `chaos: runs=${plans.length} faults=${faults} orphans=${orphans.length} leaked-registrations=${registrations.length}`,
+    );
     if (left.length === 0) return;
 
     failed = true;
@@ -800,17 +970,26 @@ async function main(): Promise<void> {
       const owners = outcomes.filter((o) => belongs(line, o.plan));
       owners.forEach((o) => guilty.add(o));
       const seen = owners.map((o) => {
-        const phases = [o.afterPost.has(key) && 'after post', o.afterCleanup.has(key) && 'after the cleanup job'].filter(Boolean);
+        const phases = [
+          o.afterPost.has(key) && 'after post',
+          o.afterCleanup.has(key) && 'after the cleanup job',
+        ].filter(Boolean);
         return `run ${o.plan.run}${phases.length ? `, present ${phases.join(' and ')}` : ''}`;
       });
-      console.log(`  ${line}\n    ← ${seen.length ? seen.join('; ') : 'no run (not tagged with a run id this chaos run used)'}`);
+      console.log(
+        `  ${line}\n    ← ${seen.length ? seen.join('; ') : 'no run (not tagged with a run id this chaos run used)'}`,
+      );
     }
     const clouds = opts.clouds.join(',');
     for (const o of guilty) {
       for (const line of describeOutcome(o)) console.log(line);
-      console.log(`  replay: npm run chaos -- --seed ${opts.seed} --only ${o.plan.run} --clouds ${clouds}${opts.cleanupJob ? '' : ' --no-cleanup-job'} --verbose`);
+      console.log(
+        `  replay: npm run chaos -- --seed ${opts.seed} --only ${o.plan.run} --clouds ${clouds}${opts.cleanupJob ? '' : ' --no-cleanup-job'} --verbose`,
+      );
     }
-    console.log(`Choices replay exactly with the same --seed and --clouds; timing does not, and with --concurrency above 1 a fault one run arms may be answered to another run's call.`);
+    console.log(
+      `Choices replay exactly with the same --seed and --clouds; timing does not, and with --concurrency above 1 a fault one run arms may be answered to another run's call.`,
+    );
   } finally {
     await close();
   }

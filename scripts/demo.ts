@@ -43,17 +43,28 @@ function watch(sb: Sandbox): () => void {
     const listed = new Set(runners.map((r) => r.name));
     for (const key of seen.keys()) {
       const name = key.startsWith('runner:') ? key.slice('runner:'.length) : undefined;
-      if (name && !listed.has(name) && seen.get(key) !== 'gone') note(key, 'gone', `github: runner ${name} is no longer registered`);
+      if (name && !listed.has(name) && seen.get(key) !== 'gone')
+        note(key, 'gone', `github: runner ${name} is no longer registered`);
     }
     for (const r of runners) {
-      note(`runner:${r.name}`, `${r.status}/${r.busy}`, `github: runner ${r.name} is ${r.status}${r.busy ? ', busy with a job' : ''} (labels ${r.labels.join(', ')})`);
+      note(
+        `runner:${r.name}`,
+        `${r.status}/${r.busy}`,
+        `github: runner ${r.name} is ${r.status}${r.busy ? ', busy with a job' : ''} (labels ${r.labels.join(', ')})`,
+      );
     }
     for (const i of sb.ec2.instances()) {
       note(`instance:${i.id}`, i.state, `ec2: instance ${i.id} (${i.type}${i.spot ? ', spot' : ''}) is ${i.state}`);
     }
     for (const i of sb.gce.instances()) {
-      const state = i.deleted ? `deleted${i.endedReason && i.endedReason !== 'deleted' ? ` (${i.endedReason})` : ''}` : i.status;
-      note(`gce:${i.zone}/${i.name}`, state, `gce: instance ${i.zone}/${i.name} (${i.machineType}${i.guestAccelerators.map((g) => ` + ${g.count}x ${g.type}`).join('')}${i.scheduling?.provisioningModel === 'SPOT' ? ', spot' : ''}) is ${state}`);
+      const state = i.deleted
+        ? `deleted${i.endedReason && i.endedReason !== 'deleted' ? ` (${i.endedReason})` : ''}`
+        : i.status;
+      note(
+        `gce:${i.zone}/${i.name}`,
+        state,
+        `gce: instance ${i.zone}/${i.name} (${i.machineType}${i.guestAccelerators.map((g) => ` + ${g.count}x ${g.type}`).join('')}${i.scheduling?.provisioningModel === 'SPOT' ? ', spot' : ''}) is ${state}`,
+      );
     }
     for (const g of sb.azure.groups()) {
       const state = g.deleted ? 'deleted' : (g.provisioningState ?? 'Succeeded');
@@ -61,7 +72,11 @@ function watch(sb: Sandbox): () => void {
     }
     for (const v of sb.azure.vms()) {
       const state = v.deleted ? 'deleted' : (v.powerState ?? 'creating');
-      note(`azure-vm:${v.group}/${v.name}`, state, `azure: VM ${v.name} in ${v.group} (${v.vmSize}${v.priority === 'Spot' ? ', spot' : ''}) is ${state}`);
+      note(
+        `azure-vm:${v.group}/${v.name}`,
+        state,
+        `azure: VM ${v.name} in ${v.group} (${v.vmSize}${v.priority === 'Spot' ? ', spot' : ''}) is ${state}`,
+      );
     }
     watchKubernetes(sb, seen, note);
   };
@@ -79,8 +94,14 @@ type Note = (key: string, value: string, line: string) => void;
 function watchKubernetes(sb: Sandbox, seen: Map<string, string>, note: Note): void {
   const live = new Set<string>();
   for (const job of sb.kubernetes.jobs()) {
-    const done = job.status?.conditions?.find((c) => c.status === 'True' && (c.type === 'Complete' || c.type === 'Failed'));
-    const state = done ? `${done.type.toLowerCase()}${done.reason ? ` (${done.reason})` : ''}` : job.status?.active ? 'active' : 'created';
+    const done = job.status?.conditions?.find(
+      (c) => c.status === 'True' && (c.type === 'Complete' || c.type === 'Failed'),
+    );
+    const state = done
+      ? `${done.type.toLowerCase()}${done.reason ? ` (${done.reason})` : ''}`
+      : job.status?.active
+        ? 'active'
+        : 'created';
     live.add(`job:${job.metadata.name}`);
     note(`job:${job.metadata.name}`, state, `kubernetes: Job ${job.metadata.name} is ${state}`);
   }
@@ -98,7 +119,12 @@ function watchKubernetes(sb: Sandbox, seen: Map<string, string>, note: Note): vo
   }
   for (const key of seen.keys()) {
     const kind = /^(job|pod|secret):/.exec(key)?.[1];
-    if (kind && !live.has(key) && seen.get(key) !== 'gone') note(key, 'gone', `kubernetes: ${kind === 'job' ? 'Job' : kind === 'pod' ? 'pod' : 'Secret'} ${key.slice(kind.length + 1)} is gone`);
+    if (kind && !live.has(key) && seen.get(key) !== 'gone')
+      note(
+        key,
+        'gone',
+        `kubernetes: ${kind === 'job' ? 'Job' : kind === 'pod' ? 'pod' : 'Secret'} ${key.slice(kind.length + 1)} is gone`,
+      );
   }
 }
 
@@ -122,7 +148,9 @@ async function main(): Promise<void> {
     }[cloud as 'aws' | 'azure' | 'gcp' | 'kubernetes'];
     say(`sandbox up: fake GitHub at ${sb.env.GITHUB_API_URL}, ${where}`);
     // As in a workflow that sets KUBERNETES_CONFIGURATION from a secret holding the kubeconfig.
-    const env = kubernetes ? { ...sb.env, KUBECONFIG: '', KUBERNETES_CONFIGURATION: sb.kubernetes.kubeconfig() } : sb.env;
+    const env = kubernetes
+      ? { ...sb.env, KUBECONFIG: '', KUBERNETES_CONFIGURATION: sb.kubernetes.kubeconfig() }
+      : sb.env;
     const run = new ActionRun({
       env,
       inputs: {
@@ -145,7 +173,9 @@ async function main(): Promise<void> {
         }
       },
     });
-    say(`main: launching a ${cloud} t4 runner with label cml-gpu (the bundled dist/ entries action.yml names, as the Actions runner runs them)`);
+    say(
+      `main: launching a ${cloud} t4 runner with label cml-gpu (the bundled dist/ entries action.yml names, as the Actions runner runs them)`,
+    );
     const main = await run.main().done;
     say(`main exited ${main.code}; outputs: ${JSON.stringify(main.outputs)}`);
     const post = await run.post();
@@ -175,18 +205,29 @@ async function main(): Promise<void> {
     stopWatching();
     leftovers = await sb.leftovers();
     // Who deleted each VM: its own service account (from inside the machine) or the action.
-    for (const c of sb.gce.calls.filter((c) => c.action.startsWith('instances.delete') && c.status === 200)) ended.push(`deleted by ${c.identity ?? 'unknown'}`);
-    for (const c of sb.azure.calls.filter((c) => c.action.startsWith('resourceGroups.delete') && c.status < 300)) ended.push(`deleted by ${c.identity ?? 'unknown'}`);
+    for (const c of sb.gce.calls.filter((c) => c.action.startsWith('instances.delete') && c.status === 200))
+      ended.push(`deleted by ${c.identity ?? 'unknown'}`);
+    for (const c of sb.azure.calls.filter((c) => c.action.startsWith('resourceGroups.delete') && c.status < 300))
+      ended.push(`deleted by ${c.identity ?? 'unknown'}`);
     await sb.close();
   }
   if (leftovers.length > 0) {
     say(`LEFT BEHIND:\n  ${leftovers.join('\n  ')}`);
     process.exit(1);
   }
-  say(cloud === 'kubernetes' ? 'nothing left: no Job, no pod, no Secret, no runner registration' : 'nothing left: no machine, no disk, no runner registration');
-  if (cloud === 'azure') say(`each resource group was ${ended.join('; ') || 'not deleted'}: the VM's own managed identity, with the token the instance metadata service gave it`);
+  say(
+    cloud === 'kubernetes'
+      ? 'nothing left: no Job, no pod, no Secret, no runner registration'
+      : 'nothing left: no machine, no disk, no runner registration',
+  );
+  if (cloud === 'azure')
+    say(
+      `each resource group was ${ended.join('; ') || 'not deleted'}: the VM's own managed identity, with the token the instance metadata service gave it`,
+    );
   if (cloud === 'gcp') {
-    say(`each VM was ${ended.join('; ') || 'not deleted'}: the VM's own service account, with the token its metadata server gave it`);
+    say(
+      `each VM was ${ended.join('; ') || 'not deleted'}: the VM's own service account, with the token its metadata server gave it`,
+    );
   }
 }
 

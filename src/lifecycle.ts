@@ -75,10 +75,18 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const { cloud, forge, log, signal } = deps;
   const clock = deps.clock ?? realClock;
   const started = clock.now();
-  const ledger = new Ledger(Ledger.empty(spec.cloud.name, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
+  const ledger = new Ledger(
+    Ledger.empty(spec.cloud.name, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }),
+    deps.persist,
+  );
   const secrets = new Set<string>([spec.forge.token]);
   const label = runLabel(ctx);
-  const base = { labels: spec.runner.labels, runLabel: label, region: cloud.region, failed: [] as LaunchResult['failed'] };
+  const base = {
+    labels: spec.runner.labels,
+    runLabel: label,
+    region: cloud.region,
+    failed: [] as LaunchResult['failed'],
+  };
   const stopIfCancelled = (): void => {
     if (signal?.aborted) throw new Error(CANCELLED);
   };
@@ -86,11 +94,15 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   if (spec.runner.reuse) {
     const reused = await findReusable(spec, forge);
     if (reused.length > 0) {
-      log.info(`reusing ${reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')}: online with labels ${spec.runner.labels.join(', ')}; nothing is launched`);
+      log.info(
+        `reusing ${reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')}: online with labels ${spec.runner.labels.join(', ')}; nothing is launched`,
+      );
       ledger.finish([]);
       return { ...base, runners: [], reused, ledger: ledger.data };
     }
-    log.info(`no ${spec.runner.reuse === 'idle' ? 'idle ' : ''}online runner has labels ${spec.runner.labels.join(', ')}; launching`);
+    log.info(
+      `no ${spec.runner.reuse === 'idle' ? 'idle ' : ''}online runner has labels ${spec.runner.labels.join(', ')}; launching`,
+    );
   }
 
   // Everything independent starts at once: the runner download and the cloud's own preparation
@@ -116,7 +128,9 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const untried = (attempts: readonly Placement[]): Placement[] =>
     placements.filter((p) => {
       const key = describePlacement(p);
-      return !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key);
+      return (
+        !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key)
+      );
     });
 
   /**
@@ -133,7 +147,9 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
       if (refusedHere.has(key) || (placement.spot && market.spotRefused)) continue;
       if (!placement.spot && spec.machine.spot && !market.warned) {
         market.warned = true;
-        log.warning(`spot is not available (${attempts.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier'}); falling back to on-demand, as on-demand-fallback allows`);
+        log.warning(
+          `spot is not available (${attempts.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier'}); falling back to on-demand, as on-demand-fallback allows`,
+        );
       }
       stopIfCancelled();
       const clientToken = randomUUID();
@@ -155,7 +171,9 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
         ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
         machines.set(name, machine);
         attempts.push({ ...placement, outcome: 'obtained' });
-        log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
+        log.info(
+          `${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`,
+        );
         return machine;
       } catch (err) {
         if (!(err instanceof CloudError) || !isFallback(err.kind)) throw err;
@@ -256,7 +274,11 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
       });
       stopIfCancelled();
       results.forEach((r, i) => {
-        if (r.status === 'rejected') failures.set(spec.runner.names[i]!, `Runner ${spec.runner.names[i]} could not be created: ${errorMessage(r.reason)}`);
+        if (r.status === 'rejected')
+          failures.set(
+            spec.runner.names[i]!,
+            `Runner ${spec.runner.names[i]} could not be created: ${errorMessage(r.reason)}`,
+          );
       });
       for (const warning of ready?.warnings ?? []) log.warning(warning);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -285,7 +307,9 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
       const what = `${failures.size} of ${spec.runner.names.length} runners did not come up, so every runner of this launch was ended (${spec.runner.allowPartial ? 'none came up' : 'all or nothing; allow-partial: true keeps the others'})`;
       throw new StartupTimeoutError(spec.runner.names.length === 1 ? why : `${what}.\n\n${why}`);
     }
-    log.warning(`${failures.size} of ${spec.runner.names.length} runners did not come up; allow-partial keeps the ${kept.length} that did.\n${why}`);
+    log.warning(
+      `${failures.size} of ${spec.runner.names.length} runners did not come up; allow-partial keeps the ${kept.length} that did.\n${why}`,
+    );
     await endFailedLaunch(ledger, kept, { cloud, forge, log, clock });
   } else {
     ledger.finish(kept);
@@ -293,7 +317,13 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   const ids = new Map(ledger.data.registrations.map((r) => [r.name, r.id!]));
   return {
     ...base,
-    runners: kept.map((name) => ({ name, id: ids.get(name)!, machine: machines.get(name)!, secondsToOnline: waited.online.get(name)!, tried: tried.get(name) ?? [] })),
+    runners: kept.map((name) => ({
+      name,
+      id: ids.get(name)!,
+      machine: machines.get(name)!,
+      secondsToOnline: waited.online.get(name)!,
+      tried: tried.get(name) ?? [],
+    })),
     reused: [],
     failed: [...failures].map(([name, reason]) => ({ name, reason })),
     ledger: ledger.data,
@@ -337,10 +367,13 @@ async function findReusable(spec: LaunchSpec, forge: GitHubForge): Promise<Forge
 export function placementsFor(spec: LaunchSpec, cloud: Pick<PreparedCloud, 'places'>): Placement[] {
   const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
   const places = cloud.places;
-  return markets.flatMap((spot) => spec.machine.types.flatMap((type) => places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
+  return markets.flatMap((spot) =>
+    spec.machine.types.flatMap((type) => places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))),
+  );
 }
 
-const describePlacement = (p: Placement): string => `${p.type}${p.where ? ` in ${p.where}` : ''} ${p.spot ? 'spot' : 'on-demand'}`;
+const describePlacement = (p: Placement): string =>
+  `${p.type}${p.where ? ` in ${p.where}` : ''} ${p.spot ? 'spot' : 'on-demand'}`;
 
 function machineTags(spec: LaunchSpec, ctx: RunContext, name: string, clock: Clock): Record<string, string> {
   return {
@@ -375,7 +408,11 @@ interface WaitContext {
  * instead of at the timeout. Without allow-partial the first failure ends the wait; with it,
  * the others are still waited for. GitHub's Retry-After is honoured by the forge's throttling.
  */
-async function waitOnline(names: readonly string[], spec: LaunchSpec, w: WaitContext): Promise<{ online: Map<string, number>; failures: Map<string, string> }> {
+async function waitOnline(
+  names: readonly string[],
+  spec: LaunchSpec,
+  w: WaitContext,
+): Promise<{ online: Map<string, number>; failures: Map<string, string> }> {
   const deadline = w.started + spec.runner.startupTimeoutSeconds * 1000;
   const online = new Map<string, number>();
   const failures = new Map<string, string>();
@@ -386,7 +423,10 @@ async function waitOnline(names: readonly string[], spec: LaunchSpec, w: WaitCon
     if (w.signal?.aborted) throw new Error(CANCELLED);
     const pending = names.filter((n) => !online.has(n) && !failures.has(n));
     if (pending.length === 0) return { online, failures };
-    const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n)!.id))]);
+    const [runners, machineStates] = await Promise.all([
+      w.forge.runners(),
+      w.cloud.states(pending.map((n) => w.machines.get(n)!.id)),
+    ]);
     const states = pending.map((n) => [n, machineStates.get(w.machines.get(n)!.id)!] as const);
     for (const name of pending) {
       const runner = runners.find((r) => r.name === name);
@@ -408,7 +448,9 @@ async function waitOnline(names: readonly string[], spec: LaunchSpec, w: WaitCon
       }
     }
     if (ended.length > 0) {
-      const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
+      const what = ended.every(([, s]) => s.state === 'failed')
+        ? 'could not start'
+        : 'ended before its runner came online';
       for (const [name, message] of await describeFailures(ended, what, w)) failures.set(name, message);
       if (!spec.runner.allowPartial) return { online, failures };
     }
@@ -418,18 +460,26 @@ async function waitOnline(names: readonly string[], spec: LaunchSpec, w: WaitCon
     // online, means others may follow soon: polling speeds up again, then backs off.
     const current = new Map(states.map(([n, st]) => [n, st.state]));
     const cameOnline = pending.some((n) => online.has(n));
-    if (cameOnline || [...current].some(([n, st]) => previous.has(n) && previous.get(n) !== st)) interval = POLL_FIRST_MS;
+    if (cameOnline || [...current].some(([n, st]) => previous.has(n) && previous.get(n) !== st))
+      interval = POLL_FIRST_MS;
     previous = current;
     const now = w.clock.now();
     if (now >= deadline) {
-      const late = await describeFailures(left, `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`, w);
+      const late = await describeFailures(
+        left,
+        `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`,
+        w,
+      );
       for (const [name, message] of late) failures.set(name, message);
       return { online, failures };
     }
     if (now - lastReport >= 10_000 || lastReport === 0) {
       lastReport = now;
       const detail = left
-        .map(([n, s]) => `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
+        .map(
+          ([n, s]) =>
+            `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`,
+        )
         .join('; ');
       w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
     }
@@ -441,19 +491,31 @@ async function waitOnline(names: readonly string[], spec: LaunchSpec, w: WaitCon
 }
 
 /** Why each runner failed, with the tail of its machine's console, secrets masked. */
-async function describeFailures(failed: ReadonlyArray<readonly [string, MachineStatus]>, what: string, w: WaitContext): Promise<Map<string, string>> {
+async function describeFailures(
+  failed: ReadonlyArray<readonly [string, MachineStatus]>,
+  what: string,
+  w: WaitContext,
+): Promise<Map<string, string>> {
   const parts = await Promise.all(
     failed.map(async ([name, status]) => {
       const machine = w.machines.get(name)!;
       let tail: string;
       try {
         const text = await w.cloud.consoleLog(machine.id);
-        tail = text.trim() ? text.trimEnd().split('\n').slice(-CONSOLE_TAIL_LINES).join('\n') : '(the console is empty: the machine may not have booted yet)';
+        tail = text.trim()
+          ? text.trimEnd().split('\n').slice(-CONSOLE_TAIL_LINES).join('\n')
+          : '(the console is empty: the machine may not have booted yet)';
       } catch (err) {
         tail = `(the console could not be read: ${errorMessage(err)})`;
       }
       const detail = status.detail ? `: ${status.detail}` : '';
-      return [name, maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`, w.secrets)] as const;
+      return [
+        name,
+        maskSecrets(
+          `Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`,
+          w.secrets,
+        ),
+      ] as const;
     }),
   );
   return new Map(parts);
@@ -494,7 +556,9 @@ export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<Clea
           log.info(`machine ${id} (${entry.runnerName}): ${result}`);
         }
       } catch (err) {
-        errors.push(`machine of ${entry.runnerName} (${entry.id ?? `client token ${entry.clientToken}`}): ${errorMessage(err)}`);
+        errors.push(
+          `machine of ${entry.runnerName} (${entry.id ?? `client token ${entry.clientToken}`}): ${errorMessage(err)}`,
+        );
       }
     }),
   );
@@ -519,7 +583,9 @@ export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<Clea
   );
 
   if (errors.length > 0) {
-    throw new Error(`Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`);
+    throw new Error(
+      `Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`,
+    );
   }
   return report;
 }
@@ -532,7 +598,10 @@ const deleteRegistration = (forge: GitHubForge, id: number, clock: Clock): Promi
   retry(() => forge.deleteRunner(id), {
     attempts: 6,
     baseMs: 1000,
-    classify: (err) => (!(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500 ? 'transient' : 'permanent'),
+    classify: (err) =>
+      !(err instanceof ForgeError) || err.status === undefined || err.status === 422 || err.status >= 500
+        ? 'transient'
+        : 'permanent',
     clock,
   });
 
@@ -551,7 +620,9 @@ export async function cleanupRun(ctx: RunContext, deps: CleanupDeps): Promise<En
   const label = runLabel(ctx).toLowerCase();
   const machines = await deps.cloud.list({ repo: ctx.repository, runId: ctx.runId });
   const names = new Set(machines.map((m) => m.runnerName));
-  const targets = machines.filter((m) => m.state !== 'gone').map((m) => ({ machine: m, reason: `launched by run ${ctx.runId}` }));
+  const targets = machines
+    .filter((m) => m.state !== 'gone')
+    .map((m) => ({ machine: m, reason: `launched by run ${ctx.runId}` }));
   const ended = await endMachines(targets, deps, clock);
   const runners = await deps.forge.runners();
   const registrations = runners
@@ -579,9 +650,11 @@ export async function sweep(ctx: RunContext, graceSeconds: number, deps: Cleanup
     const runner = byName.get(m.runnerName);
     const old = m.createdAt === undefined || now - m.createdAt > graceSeconds * 1000;
     let reason: string | undefined;
-    if (m.expiresAt !== undefined && now > m.expiresAt) reason = `past its expires-at (${new Date(m.expiresAt).toISOString()})`;
+    if (m.expiresAt !== undefined && now > m.expiresAt)
+      reason = `past its expires-at (${new Date(m.expiresAt).toISOString()})`;
     else if (old && !runner) reason = `its runner ${m.runnerName} is no longer registered`;
-    else if (old && runner!.status !== 'online') reason = `its runner ${m.runnerName} has been offline past the grace period (${graceSeconds}s)`;
+    else if (old && runner!.status !== 'online')
+      reason = `its runner ${m.runnerName} has been offline past the grace period (${graceSeconds}s)`;
     if (reason) targets.push({ machine: m, reason });
     else protectedNames.add(m.runnerName);
   }
@@ -630,6 +703,7 @@ async function endRegistrations(
       errors.push(`registration ${runner.name} (${runner.id}): ${errorMessage(err)}`);
     }
   });
-  if (errors.length > 0) throw new Error(`Could not end everything; run again or end these by hand:\n- ${errors.join('\n- ')}`);
+  if (errors.length > 0)
+    throw new Error(`Could not end everything; run again or end these by hand:\n- ${errors.join('\n- ')}`);
   return report;
 }

@@ -19,7 +19,9 @@ export function useSandbox(opts: SandboxOptions & { settleMs?: number } = {}): (
     const left = await settle(sb, settleMs);
     const problems = [
       ...left.map((l) => `left behind: ${l}`),
-      ...unfired.map((f) => `a fault never fired: ${JSON.stringify(f, (_k, v) => (v instanceof RegExp ? String(v) : v))}`),
+      ...unfired.map(
+        (f) => `a fault never fired: ${JSON.stringify(f, (_k, v) => (v instanceof RegExp ? String(v) : v))}`,
+      ),
     ];
     if (problems.length > 0) throw new Error(`After this test:\n- ${problems.join('\n- ')}`);
   });

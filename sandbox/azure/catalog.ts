@@ -24,7 +24,15 @@ export const AZURE_API_VERSIONS = {
   authorization: '2022-04-01',
 } as const;
 /** IMDS versions the fake knows (IMDS itself accepts many dated versions). */
-export const IMDS_VERSIONS = ['2018-02-01', '2019-08-01', '2020-07-01', '2020-09-01', '2021-02-01', '2021-12-13', '2023-07-01'];
+export const IMDS_VERSIONS = [
+  '2018-02-01',
+  '2019-08-01',
+  '2020-07-01',
+  '2020-09-01',
+  '2021-02-01',
+  '2021-12-13',
+  '2023-07-01',
+];
 
 export const ROLE_IDS = {
   owner: '8e3af657-a8ff-443c-a75c-2fe8c4bcb635',
@@ -70,13 +78,28 @@ const GPU_SIZES: Array<{ re: RegExp; model: string; memoryMiB: number; count: (n
   // NVads A10 v5: NV6ads..NV36ads share one A10 (a fraction below 36); NV72ads has 2.
   { re: /^Standard_NV(\d+)ads_A10_v5$/i, model: 'NVIDIA A10', memoryMiB: 23028, count: (n) => (n >= 72 ? 2 : 1) },
   // NC A100 v4: 24 vCPUs per GPU; ND A100 v4: 8.
-  { re: /^Standard_NC(\d+)ads_A100_v4$/i, model: 'NVIDIA A100 80GB PCIe', memoryMiB: 81920, count: (n) => Math.max(1, Math.floor(n / 24)) },
+  {
+    re: /^Standard_NC(\d+)ads_A100_v4$/i,
+    model: 'NVIDIA A100 80GB PCIe',
+    memoryMiB: 81920,
+    count: (n) => Math.max(1, Math.floor(n / 24)),
+  },
   { re: /^Standard_ND(\d+)am?sr(?:_A100)?_v4$/i, model: 'NVIDIA A100-SXM4-40GB', memoryMiB: 40960, count: () => 8 },
   // NC H100 v5: NC40ads 1, NC80adis 2; ND H100 v5: 8.
-  { re: /^Standard_NC(\d+)adi?s_H100_v5$/i, model: 'NVIDIA H100 NVL', memoryMiB: 95830, count: (n) => (n >= 80 ? 2 : 1) },
+  {
+    re: /^Standard_NC(\d+)adi?s_H100_v5$/i,
+    model: 'NVIDIA H100 NVL',
+    memoryMiB: 95830,
+    count: (n) => (n >= 80 ? 2 : 1),
+  },
   { re: /^Standard_ND(\d+)isr_H100_v5$/i, model: 'NVIDIA H100 80GB HBM3', memoryMiB: 81559, count: () => 8 },
   // NCv3: NC6s 1, NC12s 2, NC24s/NC24rs 4.
-  { re: /^Standard_NC(\d+)r?s_v3$/i, model: 'Tesla V100-PCIE-16GB', memoryMiB: 16384, count: (n) => Math.max(1, Math.floor(n / 6)) },
+  {
+    re: /^Standard_NC(\d+)r?s_v3$/i,
+    model: 'Tesla V100-PCIE-16GB',
+    memoryMiB: 16384,
+    count: (n) => Math.max(1, Math.floor(n / 6)),
+  },
 ];
 
 /** The GPUs of a VM size (`Standard_N*`), whatever the image. */
@@ -91,5 +114,8 @@ export function gpuOfSize(size: string): GpuSpec | undefined {
 /** Whether the image has the NVIDIA driver (`nvidia-smi` works): the HPC Data Science images do, Canonical's Ubuntu does not. */
 export function imageHasNvidiaDriver(image: Record<string, unknown> | undefined): boolean {
   if (!image) return false;
-  return String(image.publisher ?? '').toLowerCase() === 'microsoft-dsvm' && String(image.offer ?? '').toLowerCase() === 'ubuntu-hpc';
+  return (
+    String(image.publisher ?? '').toLowerCase() === 'microsoft-dsvm' &&
+    String(image.offer ?? '').toLowerCase() === 'ubuntu-hpc'
+  );
 }

@@ -19,10 +19,31 @@ export function jwt(store: AzureStore, claims: J): string {
   return `${head}.${body}.${sig}`;
 }
 
-export function issue(store: AzureStore, principal: string, appId: string, identity: string, audience: string, lifetimeS = 3599): Issued {
+export function issue(
+  store: AzureStore,
+  principal: string,
+  appId: string,
+  identity: string,
+  audience: string,
+  lifetimeS = 3599,
+): Issued {
   const now = Math.floor(Date.now() / 1000);
-  const claims = { aud: audience, iss: `https://sts.windows.net/${store.tenant}/`, iat: now, nbf: now, exp: now + lifetimeS };
-  const token = jwt(store, { ...claims, appid: appId, idtyp: 'app', oid: principal, sub: principal, tid: store.tenant, jti: uuid() });
+  const claims = {
+    aud: audience,
+    iss: `https://sts.windows.net/${store.tenant}/`,
+    iat: now,
+    nbf: now,
+    exp: now + lifetimeS,
+  };
+  const token = jwt(store, {
+    ...claims,
+    appid: appId,
+    idtyp: 'app',
+    oid: principal,
+    sub: principal,
+    tid: store.tenant,
+    jti: uuid(),
+  });
   const rec = { token, principal, appId, identity, audience, expiresAt: (now + lifetimeS) * 1000 };
   store.tokens.set(token, rec);
   return rec;
@@ -32,7 +53,9 @@ export function issue(store: AzureStore, principal: string, appId: string, ident
 // Entra ID
 
 /** `/{tenant}/v2.0/.well-known/openid-configuration` or `/{tenant}/oauth2/v2.0/token`. */
-export function entraPath(pathname: string): { op: 'openid-configuration' | 'oauth2.token'; tenant: string } | undefined {
+export function entraPath(
+  pathname: string,
+): { op: 'openid-configuration' | 'oauth2.token'; tenant: string } | undefined {
   const m = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token)$/.exec(pathname);
   if (!m) return undefined;
   return { op: m[2]!.startsWith('v2.0') ? 'openid-configuration' : 'oauth2.token', tenant: m[1]! };
@@ -41,7 +64,12 @@ export function entraPath(pathname: string): { op: 'openid-configuration' | 'oau
 export const unknownEntraPath = (): EntraError => new EntraError(404, 'invalid_request', 90002, 'Unknown path.');
 
 export function unknownTenant(tenant: string): EntraError {
-  return new EntraError(400, 'invalid_tenant', 90002, `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`);
+  return new EntraError(
+    400,
+    'invalid_tenant',
+    90002,
+    `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+  );
 }
 
 function appByClientId(id: string): [AzureAppName, AzureApp] | undefined {
@@ -54,24 +82,51 @@ function appByClientId(id: string): [AzureAppName, AzureApp] | undefined {
  * its federated assertion. `grant` reports which (`token client_secret`, `token client_assertion`)
  * for the call log as soon as it is known.
  */
-export function authenticateClient(store: AzureStore, req: http.IncomingMessage, form: URLSearchParams, grant: (op: string) => void): AzureAppName {
-  if (req.method !== 'POST') throw new EntraError(405, 'invalid_request', 900561, 'The endpoint only accepts POST requests.');
+export function authenticateClient(
+  store: AzureStore,
+  req: http.IncomingMessage,
+  form: URLSearchParams,
+  grant: (op: string) => void,
+): AzureAppName {
+  if (req.method !== 'POST')
+    throw new EntraError(405, 'invalid_request', 900561, 'The endpoint only accepts POST requests.');
   if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
-    throw new EntraError(400, 'invalid_request', 900144, "The request body must contain the following parameter: 'grant_type'.");
+    throw new EntraError(
+      400,
+      'invalid_request',
+      900144,
+      "The request body must contain the following parameter: 'grant_type'.",
+    );
   }
   grant('token');
   const type = form.get('grant_type');
-  if (type !== 'client_credentials') throw new EntraError(400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${type}'.`);
+  if (type !== 'client_credentials')
+    throw new EntraError(
+      400,
+      'unsupported_grant_type',
+      70003,
+      `The app requested an unsupported grant type '${type}'.`,
+    );
   const found = appByClientId(form.get('client_id') ?? '');
   if (!found) {
-    throw new EntraError(400, 'unauthorized_client', 700016, `Application with identifier '${form.get('client_id')}' was not found in the directory 'sandbox'.`);
+    throw new EntraError(
+      400,
+      'unauthorized_client',
+      700016,
+      `Application with identifier '${form.get('client_id')}' was not found in the directory 'sandbox'.`,
+    );
   }
   const [appName, app] = found;
   const assertion = form.get('client_assertion');
   if (assertion !== null) {
     grant('token client_assertion');
     if (form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
-      throw new EntraError(400, 'invalid_request', 50027, 'Invalid JWT token. The client assertion type is not supported.');
+      throw new EntraError(
+        400,
+        'invalid_request',
+        50027,
+        'Invalid JWT token. The client assertion type is not supported.',
+      );
     }
     if (store.federated.get(assertion) !== appName) {
       throw new EntraError(
@@ -85,7 +140,12 @@ export function authenticateClient(store: AzureStore, req: http.IncomingMessage,
   }
   grant('token client_secret');
   if (form.get('client_secret') !== app.secret) {
-    throw new EntraError(401, 'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.');
+    throw new EntraError(
+      401,
+      'invalid_client',
+      7000215,
+      'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.',
+    );
   }
   return appName;
 }
@@ -104,7 +164,12 @@ export function clientToken(store: AzureStore, appName: AzureAppName, form: URLS
   }
   const resource = resources[0]!.slice(0, -'/.default'.length);
   if (!store.armAudiences().includes(resource) && !store.armAudiences().includes(`${resource}/`)) {
-    throw new EntraError(400, 'invalid_resource', 500011, `The resource principal named ${resource} was not found in the tenant named sandbox.`);
+    throw new EntraError(
+      400,
+      'invalid_resource',
+      500011,
+      `The resource principal named ${resource} was not found in the tenant named sandbox.`,
+    );
   }
   const app = AZURE_APPS[appName];
   const t = issue(store, app.objectId, app.clientId, appName, `${store.url}/`);
@@ -148,14 +213,25 @@ export function openidConfiguration(store: AzureStore): J {
 export function authenticateBearer(store: AzureStore, req: http.IncomingMessage): Issued {
   const h = req.headers.authorization;
   if (!h) {
-    throw new ArmError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is missing.", {}, {
-      'www-authenticate': `Bearer authorization_uri="${store.url}/${store.tenant}", error="invalid_token", error_description="The authentication failed because of missing 'Authorization' header."`,
-    });
+    throw new ArmError(
+      401,
+      'AuthenticationFailed',
+      "Authentication failed. The 'Authorization' header is missing.",
+      {},
+      {
+        'www-authenticate': `Bearer authorization_uri="${store.url}/${store.tenant}", error="invalid_token", error_description="The authentication failed because of missing 'Authorization' header."`,
+      },
+    );
   }
   const m = /^Bearer (.+)$/.exec(h);
   const rec = m ? store.tokens.get(m[1]!) : undefined;
   if (!rec) throw new ArmError(401, 'InvalidAuthenticationToken', 'The access token is invalid.');
-  if (rec.expiresAt < Date.now()) throw new ArmError(401, 'ExpiredAuthenticationToken', 'The access token expiry UTC time is earlier than current UTC time.');
+  if (rec.expiresAt < Date.now())
+    throw new ArmError(
+      401,
+      'ExpiredAuthenticationToken',
+      'The access token expiry UTC time is earlier than current UTC time.',
+    );
   if (!store.armAudiences().includes(rec.audience)) {
     throw new ArmError(
       401,

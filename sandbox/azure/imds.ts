@@ -19,9 +19,24 @@ interface Served {
 }
 
 /** A call log entry for a request outside ARM's pipeline. */
-export function logCall(store: AzureStore, service: AzureCall['service'], req: http.IncomingMessage, u: URL): AzureCall {
+export function logCall(
+  store: AzureStore,
+  service: AzureCall['service'],
+  req: http.IncomingMessage,
+  u: URL,
+): AzureCall {
   const rawPath = (req.url ?? '/').split('?')[0]!;
-  const call: AzureCall = { action: '', service, method: req.method ?? 'GET', path: u.pathname, op: '', status: 0, headers: { ...req.headers }, at: Date.now(), ms: 0 };
+  const call: AzureCall = {
+    action: '',
+    service,
+    method: req.method ?? 'GET',
+    path: u.pathname,
+    op: '',
+    status: 0,
+    headers: { ...req.headers },
+    at: Date.now(),
+    ms: 0,
+  };
   if (rawPath !== u.pathname) call.rawPath = rawPath;
   delete call.headers.authorization;
   store.calls.push(call);
@@ -52,7 +67,8 @@ export function serveBlob(store: AzureStore, req: http.IncomingMessage, u: URL, 
   const s = store.blobSigs.get(u.searchParams.get('sig') ?? '');
   const se = Date.parse(u.searchParams.get('se') ?? '');
   let r: Served;
-  if (!s || !(se > Date.now()) || s.expires < Date.now()) r = { status: 403, text: 'AuthenticationFailed: Server failed to authenticate the request.' };
+  if (!s || !(se > Date.now()) || s.expires < Date.now())
+    r = { status: 403, text: 'AuthenticationFailed: Server failed to authenticate the request.' };
   else if (u.pathname.endsWith('.serialconsole.log')) r = { status: 200, text: s.vm.console() };
   else r = { status: 404, text: 'BlobNotFound: The specified blob does not exist.' };
   send(res, call, r, 'text/plain');
@@ -77,14 +93,21 @@ function imds(store: AzureStore, req: http.IncomingMessage, u: URL, call: AzureC
   call.identity = `vm:${vm.group}`;
   const v = u.searchParams.get('api-version');
   if (v !== null) call.apiVersion = v;
-  if (req.headers['x-forwarded-for']) return { status: 400, json: { error: 'bad_request', error_description: 'Forwarded requests are not allowed.' } };
+  if (req.headers['x-forwarded-for'])
+    return { status: 400, json: { error: 'bad_request', error_description: 'Forwarded requests are not allowed.' } };
   if (lower(String(req.headers.metadata ?? '')) !== 'true') {
     return { status: 400, json: { error: 'bad_request', error_description: 'Required metadata header not specified' } };
   }
   if (req.method !== 'GET') return { status: 405, json: { error: 'method_not_allowed' } };
   if (!v || !IMDS_VERSIONS.includes(v)) {
     const newest = [...IMDS_VERSIONS].reverse().slice(0, 3);
-    return { status: 400, json: { error: 'Bad request. api-version is invalid or was not specified in the request.', 'newest-versions': newest } };
+    return {
+      status: 400,
+      json: {
+        error: 'Bad request. api-version is invalid or was not specified in the request.',
+        'newest-versions': newest,
+      },
+    };
   }
   const named = (op: string): void => {
     call.op = op;
@@ -108,10 +131,17 @@ function imds(store: AzureStore, req: http.IncomingMessage, u: URL, call: AzureC
 
 /** The VM's system-assigned identity's token, for ARM only. */
 function managedIdentityToken(store: AzureStore, vm: Vm, u: URL): Served {
-  if (!vm.principalId) return { status: 400, json: { error: 'invalid_request', error_description: 'Identity not found' } };
+  if (!vm.principalId)
+    return { status: 400, json: { error: 'invalid_request', error_description: 'Identity not found' } };
   const resource = u.searchParams.get('resource') ?? '';
   if (!store.armAudiences().includes(resource)) {
-    return { status: 400, json: { error: 'invalid_resource', error_description: `AADSTS500011: The resource principal named ${resource} was not found in the tenant.` } };
+    return {
+      status: 400,
+      json: {
+        error: 'invalid_resource',
+        error_description: `AADSTS500011: The resource principal named ${resource} was not found in the tenant.`,
+      },
+    };
   }
   const t = issue(store, vm.principalId, vm.principalId, `vm:${vm.group}`, resource, 86399);
   const now = Math.floor(Date.now() / 1000);

@@ -82,13 +82,15 @@ export function azurePipeline(store: AzureStore, faults: FaultPlan, latencyMs: n
       if (request.target.api !== 'arm' || who.kind !== 'arm') return;
       const { refusal, apiVersion, permission } = request.target.route;
       if (refusal) throw refusal;
-      if (apiVersion) checkApiVersion(request.url.searchParams, apiVersion.expected, apiVersion.type, apiVersion.location);
+      if (apiVersion)
+        checkApiVersion(request.url.searchParams, apiVersion.expected, apiVersion.type, apiVersion.location);
       if (permission) authorize(store, who.token, permission.action, permission.scope);
     },
     identityOf: (who) => (who.kind === 'arm' ? who.token.identity : who.kind === 'client' ? who.app : undefined),
     faultError: (fault, request) => {
       if (request.target.api === 'entra') return entraFault(fault);
-      if (request.target.route.op === 'virtualMachines.createOrUpdate' && fault.code && VM_FAULTS.has(fault.code)) return undefined;
+      if (request.target.route.op === 'virtualMachines.createOrUpdate' && fault.code && VM_FAULTS.has(fault.code))
+        return undefined;
       return armFault(fault);
     },
     handle: (request, who, fault) => handle(store, request, who, fault),
@@ -124,7 +126,17 @@ function identify(store: AzureStore, req: http.IncomingMessage, body: Buffer): A
   const method = req.method ?? 'GET';
   const isEntra = !/^\/subscriptions\//i.test(u.pathname);
   const rawPath = (req.url ?? '/').split('?')[0]!;
-  const call: AzureCall = { action: '', service: isEntra ? 'entra' : 'arm', method, path: u.pathname, op: '', status: 0, headers: { ...req.headers }, at: Date.now(), ms: 0 };
+  const call: AzureCall = {
+    action: '',
+    service: isEntra ? 'entra' : 'arm',
+    method,
+    path: u.pathname,
+    op: '',
+    status: 0,
+    headers: { ...req.headers },
+    at: Date.now(),
+    ms: 0,
+  };
   if (rawPath !== u.pathname) call.rawPath = rawPath;
   delete call.headers.authorization;
   store.calls.push(call);
@@ -132,10 +144,21 @@ function identify(store: AzureStore, req: http.IncomingMessage, body: Buffer): A
   if (isEntra) {
     const path = entraPath(u.pathname);
     const form = new URLSearchParams(body.toString('utf8'));
-    if (!path) return { action: unnamed, call, req, url: u, target: { api: 'entra', op: 'oauth2.token', form, refusal: unknownEntraPath() } };
+    if (!path)
+      return {
+        action: unnamed,
+        call,
+        req,
+        url: u,
+        target: { api: 'entra', op: 'oauth2.token', form, refusal: unknownEntraPath() },
+      };
     call.op = path.op;
     const refusal = path.tenant !== store.tenant ? unknownTenant(path.tenant) : undefined;
-    if (path.op === 'oauth2.token' && method === 'POST' && String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+    if (
+      path.op === 'oauth2.token' &&
+      method === 'POST' &&
+      String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')
+    ) {
       call.body = [...form.entries()]
         .filter(([k]) => !/secret|assertion$/.test(k))
         .map(([k, v]) => `${k}=${v}`)
@@ -173,7 +196,8 @@ function identify(store: AzureStore, req: http.IncomingMessage, body: Buffer): A
 
 function unroutable(store: AzureStore, u: URL): ArmError {
   const segs = u.pathname.split('/').filter(Boolean);
-  if (segs[1] !== store.sub) return new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
+  if (segs[1] !== store.sub)
+    return new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
   if (lower(segs[2] ?? '') === 'resourcegroups' && segs.length >= 5 && lower(segs[4]!) === 'providers') {
     return new ArmError(400, 'InvalidResourceNamespace', `The fake does not serve ${u.pathname}.`);
   }
@@ -192,7 +216,8 @@ function handle(store: AzureStore, request: AzureRequest, who: Caller, fault: Fa
   const t = request.target;
   if (t.api === 'entra') {
     if (t.op === 'openid-configuration') {
-      if (request.req.method !== 'GET') throw new EntraError(405, 'invalid_request', 900561, 'The endpoint only accepts GET requests.');
+      if (request.req.method !== 'GET')
+        throw new EntraError(405, 'invalid_request', 900561, 'The endpoint only accepts GET requests.');
       return answer(request, { status: 200, json: openidConfiguration(store) });
     }
     if (who.kind !== 'client') throw new Error('azure fake: a token request without an authenticated client');
@@ -205,7 +230,10 @@ function handle(store: AzureStore, request: AzureRequest, who: Caller, fault: Fa
   return answer(request, reply);
 }
 
-function answer(request: AzureRequest | undefined, r: { status: number; json?: J; headers?: Record<string, string> }): Answer {
+function answer(
+  request: AzureRequest | undefined,
+  r: { status: number; json?: J; headers?: Record<string, string> },
+): Answer {
   return {
     status: r.status,
     body: r.json === undefined ? '' : JSON.stringify(r.json),
@@ -219,10 +247,18 @@ function answer(request: AzureRequest | undefined, r: { status: number; json?: J
 }
 
 function errorAnswer(store: AzureStore, err: unknown, request: AzureRequest | undefined): Answer {
-  if (err instanceof ArmError) return { ...answer(request, { status: err.status, json: err.body(), headers: err.headers }), code: err.code };
-  if (err instanceof EntraError) return { ...answer(request, { status: err.status, json: err.body(store.url), headers: err.headers }), code: err.error };
+  if (err instanceof ArmError)
+    return { ...answer(request, { status: err.status, json: err.body(), headers: err.headers }), code: err.code };
+  if (err instanceof EntraError)
+    return {
+      ...answer(request, { status: err.status, json: err.body(store.url), headers: err.headers }),
+      code: err.error,
+    };
   const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  return { ...answer(request, { status: 500, json: { error: { code: 'InternalServerError', message } } }), code: 'InternalServerError' };
+  return {
+    ...answer(request, { status: 500, json: { error: { code: 'InternalServerError', message } } }),
+    code: 'InternalServerError',
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -233,7 +269,12 @@ function armRoute(store: AzureStore, method: string, u: URL, body: Buffer): ArmR
   const segs = u.pathname.split('/').filter(Boolean).map(decodeSegment);
   if (lower(segs[0] ?? '') !== 'subscriptions' || segs[1] !== store.sub) return undefined;
   // Async operation status (network, compute).
-  if (segs.length === 8 && lower(segs[2]!) === 'providers' && lower(segs[4]!) === 'locations' && lower(segs[6]!) === 'operations') {
+  if (
+    segs.length === 8 &&
+    lower(segs[2]!) === 'providers' &&
+    lower(segs[4]!) === 'locations' &&
+    lower(segs[6]!) === 'operations'
+  ) {
     const compute = lower(segs[3]!) === 'microsoft.compute';
     return {
       op: compute ? 'virtualMachines.asyncOperation' : 'network.asyncOperation',
@@ -243,7 +284,11 @@ function armRoute(store: AzureStore, method: string, u: URL, body: Buffer): ArmR
   }
   // Resource group deletion status.
   if (segs.length === 4 && lower(segs[2]!) === 'operationresults') {
-    return { op: 'resourceGroups.deleteOperation', location: 'global', run: () => deletionStatus(store, q, segs[3]!, `${store.url}${u.pathname}${u.search}`) };
+    return {
+      op: 'resourceGroups.deleteOperation',
+      location: 'global',
+      run: () => deletionStatus(store, q, segs[3]!, `${store.url}${u.pathname}${u.search}`),
+    };
   }
   if (segs.length === 3 && lower(segs[2]!) === 'resourcegroups') {
     const read = { action: 'Microsoft.Resources/subscriptions/resourceGroups/read', scope: store.subScope };
@@ -265,8 +310,13 @@ function armRoute(store: AzureStore, method: string, u: URL, body: Buffer): ArmR
   if (provider === 'microsoft.authorization' && lower(segs[6] ?? '') === 'roleassignments' && segs.length === 8) {
     return roleAssignmentRoute(store, method, segs[3]!, segs[7]!, body);
   }
-  if (provider === 'microsoft.network' && segs.length === 8) return networkRoute(store, method, segs[3]!, segs[6]!, segs[7]!, body);
-  if (provider === 'microsoft.compute' && lower(segs[6] ?? '') === 'virtualmachines' && (segs.length === 8 || segs.length === 9)) {
+  if (provider === 'microsoft.network' && segs.length === 8)
+    return networkRoute(store, method, segs[3]!, segs[6]!, segs[7]!, body);
+  if (
+    provider === 'microsoft.compute' &&
+    lower(segs[6] ?? '') === 'virtualmachines' &&
+    (segs.length === 8 || segs.length === 9)
+  ) {
     return vmRoute(store, method, segs[3]!, segs[7]!, segs[8], q, body);
   }
   return undefined;
@@ -285,7 +335,9 @@ function groupRoute(store: AzureStore, method: string, rgName: string, q: URLSea
     location: 'global',
     params: { resourceGroup: rgName, ...(location ? { location } : {}) },
     apiVersion: { expected: AZURE_API_VERSIONS.resources, type: 'resourceGroups' },
-    ...(rbac[method] ? { permission: { action: `Microsoft.Resources/subscriptions/resourceGroups/${rbac[method]}`, scope } } : {}),
+    ...(rbac[method]
+      ? { permission: { action: `Microsoft.Resources/subscriptions/resourceGroups/${rbac[method]}`, scope } }
+      : {}),
     run: (who) => {
       if (method === 'PUT') return putGroup(store, rgName, jsonBody(body));
       if (method === 'GET') return getGroup(store, rgName);
@@ -311,7 +363,14 @@ function roleAssignmentRoute(store: AzureStore, method: string, rgName: string, 
   };
 }
 
-function networkRoute(store: AzureStore, method: string, rgName: string, kind: string, name: string, body: Buffer): ArmRoute {
+function networkRoute(
+  store: AzureStore,
+  method: string,
+  rgName: string,
+  kind: string,
+  name: string,
+  body: Buffer,
+): ArmRoute {
   const type = `Microsoft.Network/${kind}`;
   const verb = VERBS[method] ?? 'unknown';
   const put = resourcePut(store, method, rgName, body);
@@ -336,7 +395,15 @@ function networkRoute(store: AzureStore, method: string, rgName: string, kind: s
   };
 }
 
-function vmRoute(store: AzureStore, method: string, rgName: string, name: string, sub: string | undefined, q: URLSearchParams, body: Buffer): ArmRoute {
+function vmRoute(
+  store: AzureStore,
+  method: string,
+  rgName: string,
+  name: string,
+  sub: string | undefined,
+  q: URLSearchParams,
+  body: Buffer,
+): ArmRoute {
   const type = 'Microsoft.Compute/virtualMachines';
   let verb: string;
   if (sub === undefined) verb = VERBS[method] ?? 'unknown';
@@ -347,7 +414,12 @@ function vmRoute(store: AzureStore, method: string, rgName: string, name: string
   const props = (put.parsed?.properties ?? {}) as J;
   const size = (props.hardwareProfile as J | undefined)?.vmSize;
   const scope = `${store.subScope}/resourceGroups/${rgName}/providers/${type}/${name}`;
-  const rbac: Record<string, string> = { retrieveBootDiagnosticsData: 'retrieveBootDiagnosticsData/action', instanceView: 'read', createOrUpdate: 'write', get: 'read' };
+  const rbac: Record<string, string> = {
+    retrieveBootDiagnosticsData: 'retrieveBootDiagnosticsData/action',
+    instanceView: 'read',
+    createOrUpdate: 'write',
+    get: 'read',
+  };
   const path = `${store.subScope}/resourceGroups/${rgName}/providers/Microsoft.Compute/virtualMachines/${name}${sub ? `/${sub}` : ''}`;
   const refusal = verb === 'unknown' ? new ArmError(404, 'InvalidResourceType', `No route for ${path}.`) : put.refusal;
   return {
@@ -379,7 +451,12 @@ function vmRoute(store: AzureStore, method: string, rgName: string, name: string
 }
 
 /** A regional resource's PUT body and location (else its group's); an unreadable body is refused. */
-function resourcePut(store: AzureStore, method: string, rgName: string, body: Buffer): { parsed?: J; location: string; refusal?: ArmError } {
+function resourcePut(
+  store: AzureStore,
+  method: string,
+  rgName: string,
+  body: Buffer,
+): { parsed?: J; location: string; refusal?: ArmError } {
   if (method !== 'PUT') return { location: store.group(rgName)?.location ?? 'global' };
   try {
     const parsed = jsonBody(body);

@@ -120,7 +120,10 @@ export class AzureStore {
   /** A resource by its ARM id, if it exists and has that type. */
   lookup(id: string | undefined, type: string): Resource | undefined {
     if (!id) return undefined;
-    const m = new RegExp(`^/subscriptions/${this.sub}/resourceGroups/([^/]+)/providers/${type}/([^/]+)(/.*)?$`, 'i').exec(id);
+    const m = new RegExp(
+      `^/subscriptions/${this.sub}/resourceGroups/([^/]+)/providers/${type}/([^/]+)(/.*)?$`,
+      'i',
+    ).exec(id);
     if (!m) return undefined;
     return this.group(m[1]!)?.resources.get(lower(`${type}/${m[2]}`));
   }
@@ -128,7 +131,9 @@ export class AzureStore {
   /** The VM of a group that is still in it, if any. */
   liveVm(groupName: string): Vm | undefined {
     const g = this.group(groupName);
-    return this.allVms.find((v) => !v.deleted && lower(v.group) === lower(groupName) && g?.resources.get(lower(`${v.type}/${v.name}`)) === v);
+    return this.allVms.find(
+      (v) => !v.deleted && lower(v.group) === lower(groupName) && g?.resources.get(lower(`${v.type}/${v.name}`)) === v,
+    );
   }
 
   /** One line per resource group not deleted, per VM still running or stopped, and per machine of a gone VM still on. */

@@ -50,20 +50,37 @@ export class EntraError extends Error {
   }
 }
 
-export const invalid = (message: string, target?: string): ArmError => new ArmError(400, 'InvalidParameter', message, target ? { target } : {});
-export const notAllowed = (method: string): ArmError => new ArmError(405, 'MethodNotAllowed', `The requested resource does not support http method '${method}'.`);
+export const invalid = (message: string, target?: string): ArmError =>
+  new ArmError(400, 'InvalidParameter', message, target ? { target } : {});
+export const notAllowed = (method: string): ArmError =>
+  new ArmError(405, 'MethodNotAllowed', `The requested resource does not support http method '${method}'.`);
 export const beingDeleted = (g: Group): ArmError =>
-  new ArmError(409, 'ResourceGroupBeingDeleted', `The resource group '${g.name}' is in deprovisioning state and cannot perform this operation.`);
+  new ArmError(
+    409,
+    'ResourceGroupBeingDeleted',
+    `The resource group '${g.name}' is in deprovisioning state and cannot perform this operation.`,
+  );
 export const resourceNotFound = (type: string, name: string, group: string): ArmError =>
-  new ArmError(404, 'ResourceNotFound', `The Resource '${type}/${name}' under resource group '${group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
-export const groupNotFound = (name: string): ArmError => new ArmError(404, 'ResourceGroupNotFound', `Resource group '${name}' could not be found.`);
-export const locationRequired = (): ArmError => new ArmError(400, 'LocationRequired', 'The location property is required for this definition.');
+  new ArmError(
+    404,
+    'ResourceNotFound',
+    `The Resource '${type}/${name}' under resource group '${group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+  );
+export const groupNotFound = (name: string): ArmError =>
+  new ArmError(404, 'ResourceGroupNotFound', `Resource group '${name}' could not be found.`);
+export const locationRequired = (): ArmError =>
+  new ArmError(400, 'LocationRequired', 'The location property is required for this definition.');
 export const operationNotFound = (): ArmError => new ArmError(404, 'NotFound', 'The operation was not found.');
 
 /** ARM takes exactly the api-versions the provider registered; a location in the message when the type is regional. */
 export function checkApiVersion(q: URLSearchParams, expected: string, resourceType: string, location?: string): void {
   const v = q.get('api-version');
-  if (v === null) throw new ArmError(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
+  if (v === null)
+    throw new ArmError(
+      400,
+      'MissingApiVersionParameter',
+      'The api-version query parameter (?api-version=) is required for all requests.',
+    );
   if (v === expected) return;
   if (location) {
     throw new ArmError(
@@ -72,7 +89,11 @@ export function checkApiVersion(q: URLSearchParams, expected: string, resourceTy
       `No registered resource provider found for location '${location}' and API version '${v}' for type '${resourceType}'. The supported api-versions are '${expected}'.`,
     );
   }
-  throw new ArmError(400, 'InvalidApiVersionParameter', `The api-version '${v}' is invalid. The supported versions are '${expected}'.`);
+  throw new ArmError(
+    400,
+    'InvalidApiVersionParameter',
+    `The api-version '${v}' is invalid. The supported versions are '${expected}'.`,
+  );
 }
 
 /** The body as a JSON object, or ARM's InvalidRequestContent. */
@@ -86,7 +107,8 @@ export function jsonBody(body: Buffer): J {
   throw new ArmError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized.');
 }
 
-export const ref = (v: unknown): string | undefined => (v && typeof v === 'object' && typeof (v as J).id === 'string' ? ((v as J).id as string) : undefined);
+export const ref = (v: unknown): string | undefined =>
+  v && typeof v === 'object' && typeof (v as J).id === 'string' ? ((v as J).id as string) : undefined;
 
 // ---------------------------------------------------------------------------------------------
 // Resource groups
@@ -104,7 +126,8 @@ export function checkGroupPut(name: string, b: J): { location: string; tags: Rec
   const tags = (b.tags as Record<string, string> | undefined) ?? {};
   if (Object.keys(tags).length > 50) throw new ArmError(400, 'InvalidTag', 'A resource can have at most 50 tags.');
   for (const [k, v] of Object.entries(tags)) {
-    if (k.length > 512 || String(v).length > 256 || /[<>%&\\?/]/.test(k)) throw new ArmError(400, 'InvalidTagNameCharacters', `The tag name '${k}' or its value is not valid.`);
+    if (k.length > 512 || String(v).length > 256 || /[<>%&\\?/]/.test(k))
+      throw new ArmError(400, 'InvalidTagNameCharacters', `The tag name '${k}' or its value is not valid.`);
   }
   return { location: b.location, tags };
 }
@@ -121,7 +144,10 @@ export function groupFilter(filter: string | null): (g: Group) => boolean {
 }
 
 export function checkForceDeletionTypes(force: string | null): void {
-  if (force !== null && !['Microsoft.Compute/virtualMachines', 'Microsoft.Compute/virtualMachineScaleSets'].includes(force)) {
+  if (
+    force !== null &&
+    !['Microsoft.Compute/virtualMachines', 'Microsoft.Compute/virtualMachineScaleSets'].includes(force)
+  ) {
     throw new ArmError(
       400,
       'InvalidForceDeletionTypes',
@@ -136,7 +162,11 @@ export function checkForceDeletionTypes(force: string | null): void {
 /** A role assignment's name is a GUID. */
 export function checkAssignmentName(name: string): void {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)) {
-    throw new ArmError(400, 'InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
+    throw new ArmError(
+      400,
+      'InvalidRoleAssignmentId',
+      `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`,
+    );
   }
 }
 
@@ -144,9 +174,16 @@ export function checkAssignmentName(name: string): void {
 export function checkRoleDefinition(store: AzureStore, props: J): { roleDefinitionId: string; roleGuid: string } {
   const roleDefinitionId = String(props.roleDefinitionId ?? '');
   const roleGuid = roleDefinitionId.split('/').pop() ?? '';
-  const shape = new RegExp(`^/subscriptions/${store.sub}/providers/Microsoft\\.Authorization/roleDefinitions/[0-9a-f-]{36}$`, 'i');
+  const shape = new RegExp(
+    `^/subscriptions/${store.sub}/providers/Microsoft\\.Authorization/roleDefinitions/[0-9a-f-]{36}$`,
+    'i',
+  );
   if (!shape.test(roleDefinitionId) || !Object.values(ROLE_IDS).includes(roleGuid as never)) {
-    throw new ArmError(400, 'RoleDefinitionDoesNotExist', `The specified role definition with ID '${roleGuid}' does not exist.`);
+    throw new ArmError(
+      400,
+      'RoleDefinitionDoesNotExist',
+      `The specified role definition with ID '${roleGuid}' does not exist.`,
+    );
   }
   return { roleDefinitionId, roleGuid };
 }
@@ -166,7 +203,11 @@ export function checkSecurityRules(props: J): void {
   for (const r of (props.securityRules as J[] | undefined) ?? []) {
     const rp = (r.properties ?? {}) as J;
     if (!r.name || !rp.protocol || !rp.access || !rp.direction || typeof rp.priority !== 'number') {
-      throw new ArmError(400, 'SecurityRuleInvalid', `Security rule ${String(r.name)} is missing name, protocol, access, direction or priority.`);
+      throw new ArmError(
+        400,
+        'SecurityRuleInvalid',
+        `Security rule ${String(r.name)} is missing name, protocol, access, direction or priority.`,
+      );
     }
   }
 }
@@ -195,9 +236,18 @@ export function checkSubnet(store: AzureStore, vnetId: string, location: string,
 /** Basic public IPs are retired; a Standard one must be Static. */
 export function checkPublicIp(id: string, body: J, props: J): void {
   const sku = (body.sku as J | undefined)?.name ?? 'Basic';
-  if (sku !== 'Standard') throw new ArmError(400, 'BasicSkuPublicIpRetired', 'The fake only takes Standard public IPs (Basic SKU public IPs are retired).');
+  if (sku !== 'Standard')
+    throw new ArmError(
+      400,
+      'BasicSkuPublicIpRetired',
+      'The fake only takes Standard public IPs (Basic SKU public IPs are retired).',
+    );
   if ((props.publicIPAllocationMethod ?? 'Dynamic') !== 'Static') {
-    throw new ArmError(400, 'StandardSkuPublicIPAddressesMustBeStatic', `Standard sku publicIp ${id} must have AllocationMethod set to Static.`);
+    throw new ArmError(
+      400,
+      'StandardSkuPublicIPAddressesMustBeStatic',
+      `Standard sku publicIp ${id} must have AllocationMethod set to Static.`,
+    );
   }
 }
 
@@ -206,13 +256,29 @@ export function checkIpConfiguration(store: AzureStore, nicId: string, location:
   const subnet = ref(cp.subnet);
   const m = subnet ? /^(.*)\/subnets\/([^/]+)$/i.exec(subnet) : null;
   const vnet = m ? store.lookup(m[1]!, 'Microsoft.Network/virtualNetworks') : undefined;
-  const hasSubnet = vnet && ((vnet.body.properties as J).subnets as J[] | undefined)?.some((s) => lower(String(s.name)) === lower(m![2]!));
-  if (!m || !vnet || !hasSubnet) throw new ArmError(400, 'InvalidResourceReference', `Resource ${String(subnet)} referenced by resource ${nicId} was not found.`);
-  if (vnet.location !== location) throw new ArmError(400, 'InvalidResourceReference', `Subnet ${subnet} and network interface ${nicId} are in different locations.`);
+  const hasSubnet =
+    vnet &&
+    ((vnet.body.properties as J).subnets as J[] | undefined)?.some((s) => lower(String(s.name)) === lower(m![2]!));
+  if (!m || !vnet || !hasSubnet)
+    throw new ArmError(
+      400,
+      'InvalidResourceReference',
+      `Resource ${String(subnet)} referenced by resource ${nicId} was not found.`,
+    );
+  if (vnet.location !== location)
+    throw new ArmError(
+      400,
+      'InvalidResourceReference',
+      `Subnet ${subnet} and network interface ${nicId} are in different locations.`,
+    );
   const pip = ref(cp.publicIPAddress);
   const pipRes = pip ? store.lookup(pip, 'Microsoft.Network/publicIPAddresses') : undefined;
   if (pip && (!pipRes || pipRes.location !== location)) {
-    throw new ArmError(400, 'InvalidResourceReference', `Resource ${pip} referenced by resource ${nicId} was not found.`);
+    throw new ArmError(
+      400,
+      'InvalidResourceReference',
+      `Resource ${pip} referenced by resource ${nicId} was not found.`,
+    );
   }
 }
 
@@ -238,11 +304,13 @@ export function checkVmPut(store: AzureStore, g: Group, name: string, body: J): 
   const id = `/subscriptions/${store.sub}/resourceGroups/${g.name}/providers/${type}/${name}`;
   const location = body.location;
   if (typeof location !== 'string' || !location) throw locationRequired();
-  if (g.resources.has(lower(`${type}/${name}`))) throw new ArmError(409, 'Conflict', `The fake does not update VMs: ${id} exists.`);
+  if (g.resources.has(lower(`${type}/${name}`)))
+    throw new ArmError(409, 'Conflict', `The fake does not update VMs: ${id} exists.`);
   if (body.properties === undefined) throw invalid("Required parameter 'properties' is missing (null).", 'properties');
   const p = body.properties as J;
   const size = (p.hardwareProfile as J | undefined)?.vmSize;
-  if (typeof size !== 'string' || !/^(Standard|Basic)_\w+$/.test(size)) throw invalid(`The value '${String(size)}' provided for the VM size is not valid.`, 'hardwareProfile.vmSize');
+  if (typeof size !== 'string' || !/^(Standard|Basic)_\w+$/.test(size))
+    throw invalid(`The value '${String(size)}' provided for the VM size is not valid.`, 'hardwareProfile.vmSize');
   const os = (p.osProfile ?? {}) as J;
   const customData = checkOsProfile(os);
   const storage = (p.storageProfile ?? {}) as J;
@@ -252,33 +320,55 @@ export function checkVmPut(store: AzureStore, g: Group, name: string, body: J): 
     throw invalid('The image reference needs publisher, offer, sku and version, or an id.', 'imageReference');
   }
   const osDisk = (storage.osDisk ?? {}) as J;
-  if (osDisk.deleteOption !== undefined && !['Delete', 'Detach'].includes(String(osDisk.deleteOption))) throw invalid('osDisk.deleteOption must be Delete or Detach.', 'osDisk.deleteOption');
+  if (osDisk.deleteOption !== undefined && !['Delete', 'Detach'].includes(String(osDisk.deleteOption)))
+    throw invalid('osDisk.deleteOption must be Delete or Detach.', 'osDisk.deleteOption');
   const priority = checkPriority(p);
   const nics = ((p.networkProfile as J | undefined)?.networkInterfaces as J[] | undefined) ?? [];
   if (!nics.length) throw invalid('At least one network interface is required.', 'networkProfile');
   for (const n of nics) checkVmNic(store, g, location, n);
   const diag = ((p.diagnosticsProfile as J | undefined)?.bootDiagnostics ?? {}) as J;
-  if (diag.enabled === true && diag.storageUri !== undefined) throw invalid('The fake serves managed boot diagnostics only (no storageUri).', 'bootDiagnostics.storageUri');
-  return { location, props: p, os, size, priority, ...(customData !== undefined ? { customData } : {}), image, osDisk, nics };
+  if (diag.enabled === true && diag.storageUri !== undefined)
+    throw invalid('The fake serves managed boot diagnostics only (no storageUri).', 'bootDiagnostics.storageUri');
+  return {
+    location,
+    props: p,
+    os,
+    size,
+    priority,
+    ...(customData !== undefined ? { customData } : {}),
+    image,
+    osDisk,
+    nics,
+  };
 }
 
 /** Linux auth (a password, or SSH keys when passwords are off) and base64 customData; returns it decoded. */
 function checkOsProfile(os: J): string | undefined {
-  if (typeof os.computerName !== 'string' || typeof os.adminUsername !== 'string') throw invalid("Required parameter 'osProfile' is missing (null).", 'osProfile');
+  if (typeof os.computerName !== 'string' || typeof os.adminUsername !== 'string')
+    throw invalid("Required parameter 'osProfile' is missing (null).", 'osProfile');
   const linux = (os.linuxConfiguration ?? {}) as J;
   const keys = ((linux.ssh as J | undefined)?.publicKeys as J[] | undefined) ?? [];
   if (linux.disablePasswordAuthentication === true ? keys.length === 0 : typeof os.adminPassword !== 'string') {
     throw invalid("Required parameter 'adminPassword' is missing (null).", 'adminPassword');
   }
   for (const k of keys) {
-    if (typeof k.keyData !== 'string' || !/^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+/.test(k.keyData)) {
-      throw invalid('The value of parameter linuxConfiguration.ssh.publicKeys.keyData is invalid.', 'linuxConfiguration.ssh.publicKeys.keyData');
+    if (
+      typeof k.keyData !== 'string' ||
+      !/^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+/.test(k.keyData)
+    ) {
+      throw invalid(
+        'The value of parameter linuxConfiguration.ssh.publicKeys.keyData is invalid.',
+        'linuxConfiguration.ssh.publicKeys.keyData',
+      );
     }
   }
   if (os.customData === undefined) return undefined;
   const cd = os.customData;
   if (typeof cd !== 'string' || cd.length > 87380 || !/^[A-Za-z0-9+/]*={0,2}$/.test(cd)) {
-    throw invalid('Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.', 'customData');
+    throw invalid(
+      'Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.',
+      'customData',
+    );
   }
   return Buffer.from(cd, 'base64').toString('utf8');
 }
@@ -286,11 +376,14 @@ function checkOsProfile(os: J): string | undefined {
 /** Spot fields (evictionPolicy, billingProfile.maxPrice) only with Spot or Low priority. */
 function checkPriority(p: J): AzureVm['priority'] {
   const priority = String(p.priority ?? 'Regular') as AzureVm['priority'];
-  if (!['Regular', 'Spot', 'Low'].includes(priority)) throw invalid(`The value '${priority}' of parameter 'priority' is not valid.`, 'priority');
+  if (!['Regular', 'Spot', 'Low'].includes(priority))
+    throw invalid(`The value '${priority}' of parameter 'priority' is not valid.`, 'priority');
   const max = (p.billingProfile as J | undefined)?.maxPrice;
   if (priority === 'Spot') {
-    if (!['Delete', 'Deallocate'].includes(String(p.evictionPolicy ?? 'Deallocate'))) throw invalid('A Spot VM needs evictionPolicy Delete or Deallocate.', 'evictionPolicy');
-    if (max !== undefined && max !== -1 && !(typeof max === 'number' && max > 0)) throw invalid('billingProfile.maxPrice must be -1 or greater than 0.', 'billingProfile.maxPrice');
+    if (!['Delete', 'Deallocate'].includes(String(p.evictionPolicy ?? 'Deallocate')))
+      throw invalid('A Spot VM needs evictionPolicy Delete or Deallocate.', 'evictionPolicy');
+    if (max !== undefined && max !== -1 && !(typeof max === 'number' && max > 0))
+      throw invalid('billingProfile.maxPrice must be -1 or greater than 0.', 'billingProfile.maxPrice');
   } else if (p.evictionPolicy !== undefined || p.billingProfile !== undefined) {
     throw invalid('evictionPolicy and billingProfile are only for Spot (and Low) priority VMs.', 'evictionPolicy');
   }
@@ -300,9 +393,18 @@ function checkPriority(p: J): AzureVm['priority'] {
 function checkVmNic(store: AzureStore, g: Group, location: string, n: J): void {
   const nic: Resource | undefined = store.lookup(ref(n), 'Microsoft.Network/networkInterfaces');
   if (!nic) throw new ArmError(404, 'NotFound', `Resource ${String(ref(n))} was not found.`);
-  if (nic.location !== location) throw new ArmError(400, 'NicInDifferentLocation', `The network interface ${nic.id} is in '${nic.location}', the VM in '${location}'.`);
+  if (nic.location !== location)
+    throw new ArmError(
+      400,
+      'NicInDifferentLocation',
+      `The network interface ${nic.id} is in '${nic.location}', the VM in '${location}'.`,
+    );
   if (store.allVms.some((v) => !v.deleted && lower(v.group) === lower(g.name) && v.nicId === lower(nic.id))) {
-    throw new ArmError(400, 'NicInUse', `Network Interface ${nic.id} is used by existing resource. In order to create a new resource, please detach the NIC.`);
+    throw new ArmError(
+      400,
+      'NicInUse',
+      `Network Interface ${nic.id} is used by existing resource. In order to create a new resource, please detach the NIC.`,
+    );
   }
 }
 
@@ -310,8 +412,18 @@ function checkVmNic(store: AzureStore, g: Group, location: string, n: J): void {
 // Faults: the services' own error shapes
 
 /** Faults the VM PUT takes itself: capacity and quota (synchronous 409s) and allocation (in the async operation). */
-export const VM_FAULTS = new Set(['SkuNotAvailable', 'OperationNotAllowed', 'AllocationFailed', 'ZonalAllocationFailed', 'OverconstrainedAllocationRequest']);
-export const ASYNC_VM_FAULTS = new Set(['AllocationFailed', 'ZonalAllocationFailed', 'OverconstrainedAllocationRequest']);
+export const VM_FAULTS = new Set([
+  'SkuNotAvailable',
+  'OperationNotAllowed',
+  'AllocationFailed',
+  'ZonalAllocationFailed',
+  'OverconstrainedAllocationRequest',
+]);
+export const ASYNC_VM_FAULTS = new Set([
+  'AllocationFailed',
+  'ZonalAllocationFailed',
+  'OverconstrainedAllocationRequest',
+]);
 export const ALLOCATION_MESSAGE =
   'Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance';
 
@@ -325,15 +437,34 @@ export function armFault(f: Fault): ArmError {
   const code = f.code ?? (f.status === 429 ? 'TooManyRequests' : 'ServiceUnavailable');
   const headers = faultHeaders({ ...f, code });
   if (code === 'TooManyRequests') {
-    return new ArmError(f.status ?? 429, code, f.message ?? 'The request is being throttled as the limit has been reached for operation type - Write_ObservationWindow_00:05:00.', {}, headers);
+    return new ArmError(
+      f.status ?? 429,
+      code,
+      f.message ??
+        'The request is being throttled as the limit has been reached for operation type - Write_ObservationWindow_00:05:00.',
+      {},
+      headers,
+    );
   }
-  return new ArmError(f.status ?? 503, code, f.message ?? 'The service is temporarily unavailable. Please try again later.', {}, headers);
+  return new ArmError(
+    f.status ?? 503,
+    code,
+    f.message ?? 'The service is temporarily unavailable. Please try again later.',
+    {},
+    headers,
+  );
 }
 
 /** An Entra fault: its code as the OAuth `error`, AADSTS50000, status 503 unless given. */
 export function entraFault(f: Fault): EntraError {
   const code = f.code ?? (f.status === 429 ? 'temporarily_unavailable' : 'server_error');
-  return new EntraError(f.status ?? 503, code, 50000, f.message ?? 'There was an error issuing a token or an issue with our sign-in service.', faultHeaders(f));
+  return new EntraError(
+    f.status ?? 503,
+    code,
+    50000,
+    f.message ?? 'There was an error issuing a token or an issue with our sign-in service.',
+    faultHeaders(f),
+  );
 }
 
 /** The VM PUT's synchronous capacity and quota refusals, after its validation. */
@@ -369,4 +500,3 @@ export function quotaFamily(size: string, priority: string): string {
   const [, fam, feats, accel, ver] = m;
   return `standard${fam}${feats!.toUpperCase()}v${ver}${accel ? `_${accel}` : ''}Family`;
 }
-

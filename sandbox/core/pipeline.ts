@@ -97,7 +97,8 @@ export function pipeline<R extends Identified, W>(
         log(p, { request, who, fault, at, status: 0 });
         return;
       }
-      const error = fault && (fault.code !== undefined || fault.status !== undefined) ? p.faultError(fault, request) : undefined;
+      const error =
+        fault && (fault.code !== undefined || fault.status !== undefined) ? p.faultError(fault, request) : undefined;
       if (error !== undefined) throw error;
       answer = await p.handle(request, who, fault);
     } catch (err) {
@@ -115,7 +116,14 @@ export function pipeline<R extends Identified, W>(
 
 function log<R extends Identified, W>(
   p: Pipeline<R, W>,
-  c: { request: R | undefined; who: W | undefined; fault: Fault | undefined; at: number; status: number; code?: string },
+  c: {
+    request: R | undefined;
+    who: W | undefined;
+    fault: Fault | undefined;
+    at: number;
+    status: number;
+    code?: string;
+  },
 ): void {
   const identity = c.who !== undefined ? p.identityOf?.(c.who) : undefined;
   p.record(

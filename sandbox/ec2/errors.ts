@@ -51,14 +51,23 @@ export function faultStatus(f: Fault): number {
 export function faultError(f: Fault): Ec2Error | undefined {
   if (!f.code) return undefined;
   const headers: Record<string, string> = f.retryAfter !== undefined ? { 'retry-after': String(f.retryAfter) } : {};
-  return new Ec2Error(f.code, f.message ?? FAULT_MESSAGE[f.code] ?? `Injected fault ${f.code}`, faultStatus(f), headers);
+  return new Ec2Error(
+    f.code,
+    f.message ?? FAULT_MESSAGE[f.code] ?? `Injected fault ${f.code}`,
+    faultStatus(f),
+    headers,
+  );
 }
 
 /** EC2's answer to a request whose signature failed (see sigv4.ts). */
 export function authError(failure: SigV4Failure, detail: string): Ec2Error {
   switch (failure) {
     case 'missing':
-      return new Ec2Error('MissingAuthenticationToken', 'The request must contain either a valid (registered) AWS access key ID or X.509 certificate.', 401);
+      return new Ec2Error(
+        'MissingAuthenticationToken',
+        'The request must contain either a valid (registered) AWS access key ID or X.509 certificate.',
+        401,
+      );
     case 'incomplete':
       return new Ec2Error('IncompleteSignature', detail, 400);
     case 'unknown-key':

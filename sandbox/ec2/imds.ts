@@ -24,9 +24,21 @@ export const IMDS_PREFIX = '/_imds';
 export const IMDS_PATH = /^\/_imds\/([^/?]+)([^?]*)/;
 /** IMDSv2 session tokens last from one second to six hours. */
 const IMDS_MAX_TTL_SECONDS = 21600;
-const IMDS_REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed' };
+const IMDS_REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+};
 
-export function answerImds(store: Ec2Store, req: http.IncomingMessage, res: http.ServerResponse, instanceId: string, path: string): void {
+export function answerImds(
+  store: Ec2Store,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  instanceId: string,
+  path: string,
+): void {
   const inst = store.byId.get(instanceId);
   // Only a running instance can reach its metadata service; for anything else nothing answers.
   if (!inst || inst.state !== 'running') {
@@ -113,5 +125,10 @@ function metadataAt(inst: Ec2Instance, path: string): { body: string; type: stri
     node = next;
   }
   if (typeof node === 'string') return path.endsWith('/') ? undefined : { body: node, type: 'text/plain' };
-  return { body: Object.entries(node).map(([k, v]) => (typeof v === 'string' ? k : `${k}/`)).join('\n'), type: 'text/plain' };
+  return {
+    body: Object.entries(node)
+      .map(([k, v]) => (typeof v === 'string' ? k : `${k}/`))
+      .join('\n'),
+    type: 'text/plain',
+  };
 }

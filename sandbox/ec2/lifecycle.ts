@@ -22,7 +22,8 @@ export function setState(inst: Ec2Instance, state: InstanceStateName): void {
       else if (inst.spotRequest.state === 'active') inst.spotRequest.state = 'open';
     }
   }
-  if (state === 'stopped' && inst.spotRequest && inst.spotRequest.type === 'persistent') inst.spotRequest.state = 'disabled';
+  if (state === 'stopped' && inst.spotRequest && inst.spotRequest.type === 'persistent')
+    inst.spotRequest.state = 'disabled';
 }
 
 export function boot(store: Ec2Store, inst: Ec2Instance): void {
@@ -35,7 +36,11 @@ export function boot(store: Ec2Store, inst: Ec2Instance): void {
     id: inst.id,
     script,
     arch: inst.architecture,
-    env: { SANDBOX_INSTANCE_ID: inst.id, SANDBOX_CLOUD: 'aws', AWS_EC2_METADATA_SERVICE_ENDPOINT: `${store.imdsUrl}/${inst.id}` },
+    env: {
+      SANDBOX_INSTANCE_ID: inst.id,
+      SANDBOX_CLOUD: 'aws',
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: `${store.imdsUrl}/${inst.id}`,
+    },
     ...(type.gpu && image.nvidiaDriver
       ? { gpu: { model: type.gpu.smiName, count: type.gpu.count, memoryMiB: type.gpu.memoryMiB } }
       : {}),
@@ -62,7 +67,10 @@ function userDataScript(userData: string): { script: string; note?: string } {
 
 function instanceInitiatedShutdown(store: Ec2Store, inst: Ec2Instance): void {
   if (inst.state !== 'running' && inst.state !== 'pending') return;
-  inst.stateReason = { code: 'Client.InstanceInitiatedShutdown', message: 'Client.InstanceInitiatedShutdown: Instance initiated shutdown' };
+  inst.stateReason = {
+    code: 'Client.InstanceInitiatedShutdown',
+    message: 'Client.InstanceInitiatedShutdown: Instance initiated shutdown',
+  };
   inst.stateTransitionReason = `User initiated (${awsTime(new Date())})`;
   // One-time spot instances cannot be stopped; they end on shutdown whatever the behaviour says.
   const terminate =
@@ -76,7 +84,11 @@ function instanceInitiatedShutdown(store: Ec2Store, inst: Ec2Instance): void {
   }
 }
 
-export async function terminate(store: Ec2Store, inst: Ec2Instance, reason: { code: string; message: string }): Promise<void> {
+export async function terminate(
+  store: Ec2Store,
+  inst: Ec2Instance,
+  reason: { code: string; message: string },
+): Promise<void> {
   if (inst.state === 'terminated' || inst.state === 'shutting-down') return;
   const wasStopped = inst.state === 'stopped';
   inst.stateReason = reason;
@@ -88,7 +100,11 @@ export async function terminate(store: Ec2Store, inst: Ec2Instance, reason: { co
   });
 }
 
-export async function interruptSpot(store: Ec2Store, instanceId: string, how: { noticeMs?: number } = {}): Promise<void> {
+export async function interruptSpot(
+  store: Ec2Store,
+  instanceId: string,
+  how: { noticeMs?: number } = {},
+): Promise<void> {
   const inst = store.byId.get(instanceId);
   if (!inst || !inst.spotRequest) throw new Error(`${instanceId} is not a spot instance`);
   if (inst.state !== 'running' && inst.state !== 'pending') return;
@@ -100,11 +116,17 @@ export async function interruptSpot(store: Ec2Store, instanceId: string, how: { 
   if (noticeMs > 0) await sleep(noticeMs);
   // The instance may have ended itself during the notice, or the sandbox closed.
   if (store.timers.isClosed || (inst.state !== 'running' && inst.state !== 'pending')) return;
-  const reason = { code: 'Server.SpotInstanceTermination', message: 'Server.SpotInstanceTermination: Spot instance termination' };
+  const reason = {
+    code: 'Server.SpotInstanceTermination',
+    message: 'Server.SpotInstanceTermination: Spot instance termination',
+  };
   if (inst.spotRequest.interruptionBehavior === 'terminate') {
     await terminate(store, inst, reason);
   } else {
-    inst.stateReason = { code: 'Server.SpotInstanceShutdown', message: 'Server.SpotInstanceShutdown: Spot instance shutdown' };
+    inst.stateReason = {
+      code: 'Server.SpotInstanceShutdown',
+      message: 'Server.SpotInstanceShutdown: Spot instance shutdown',
+    };
     setState(inst, 'stopping');
     await inst.machine?.kill();
     store.timers.later(store.settings.shutdownDelayMs, () => setState(inst, 'stopped'));
@@ -113,5 +135,5 @@ export async function interruptSpot(store: Ec2Store, instanceId: string, how: { 
 
 /** `2025-10-01 12:00:00 GMT`, as in EC2's state transition reasons. */
 export function awsTime(d: Date): string {
-return `${d.toISOString().slice(0, 19).replace('T', ' ')} GMT`;
+  return `${d.toISOString().slice(0, 19).replace('T', ' ')} GMT`;
 }

@@ -112,13 +112,16 @@ function listValues(p: Params, key: string): string[] {
  */
 export function checkAction(request: Ec2Request): void {
   if (!request.action) throw new Ec2Error('MissingAction', 'The request must contain the parameter Action');
-  if (!CONTROLLERS[request.action]) throw new Ec2Error('InvalidAction', `The action ${request.action} is not valid for this web service.`);
-  if (request.version !== API_VERSION) throw new Ec2Error('InvalidParameterValue', `Invalid value '${request.version ?? ''}' for Version.`);
+  if (!CONTROLLERS[request.action])
+    throw new Ec2Error('InvalidAction', `The action ${request.action} is not valid for this web service.`);
+  if (request.version !== API_VERSION)
+    throw new Ec2Error('InvalidParameterValue', `Invalid value '${request.version ?? ''}' for Version.`);
 }
 
 export function dispatch(store: Ec2Store, request: Ec2Request, ctx: Ec2Context): Answer {
   const controller = CONTROLLERS[request.action];
-  if (!controller) throw new Ec2Error('InvalidAction', `The action ${request.action} is not valid for this web service.`);
+  if (!controller)
+    throw new Ec2Error('InvalidAction', `The action ${request.action} is not valid for this web service.`);
   const inner = controller(store, request.query, ctx);
   return xmlAnswer(200, responseXml(request.action, request.requestId, inner), request.requestId);
 }
@@ -127,9 +130,21 @@ export function dispatch(store: Ec2Store, request: Ec2Request, ctx: Ec2Context):
 export function errorAnswer(err: unknown, request: Ec2Request | undefined): Answer {
   if (!(err instanceof Ec2Error)) throw err;
   const requestId = request?.requestId ?? crypto.randomUUID();
-  return { ...xmlAnswer(err.status, errorXml(err.code, err.message, requestId), requestId, err.headers), code: err.code };
+  return {
+    ...xmlAnswer(err.status, errorXml(err.code, err.message, requestId), requestId, err.headers),
+    code: err.code,
+  };
 }
 
-function xmlAnswer(status: number, body: string, requestId: string, headers: Readonly<Record<string, string>> = {}): Answer {
-  return { status, body, headers: { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId, ...headers } };
+function xmlAnswer(
+  status: number,
+  body: string,
+  requestId: string,
+  headers: Readonly<Record<string, string>> = {},
+): Answer {
+  return {
+    status,
+    body,
+    headers: { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId, ...headers },
+  };
 }

@@ -27,21 +27,41 @@ export function verifySigV4(
 ): SigV4Result {
   const auth = req.headers.authorization;
   if (!auth) return { ok: false, failure: 'missing', detail: 'no Authorization header' };
-  const m = /^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})\s*$/.exec(auth);
-  if (!m) return { ok: false, failure: 'incomplete', detail: `Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters. Authorization=${auth.split(' ')[0]}` };
+  const m = /^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})\s*$/.exec(
+    auth,
+  );
+  if (!m)
+    return {
+      ok: false,
+      failure: 'incomplete',
+      detail: `Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters. Authorization=${auth.split(' ')[0]}`,
+    };
   const [, credential, signedHeadersRaw, signature] = m as unknown as [string, string, string, string];
   const scope = credential.split('/');
   if (scope.length !== 5 || scope[4] !== 'aws4_request') {
-    return { ok: false, failure: 'incomplete', detail: `Credential should be scoped to a valid region, not '${scope[2] ?? ''}'. ` };
+    return {
+      ok: false,
+      failure: 'incomplete',
+      detail: `Credential should be scoped to a valid region, not '${scope[2] ?? ''}'. `,
+    };
   }
   const [accessKeyId, date, region, service] = scope as [string, string, string, string, string];
   if (accessKeyId !== expected.accessKeyId) return { ok: false, failure: 'unknown-key', detail: accessKeyId };
   if (service !== expected.service) {
-    return { ok: false, failure: 'wrong-service', detail: `Credential should be scoped to correct service: '${expected.service}'. ` };
+    return {
+      ok: false,
+      failure: 'wrong-service',
+      detail: `Credential should be scoped to correct service: '${expected.service}'. `,
+    };
   }
   const amzDate = header(req, 'x-amz-date');
   if (!amzDate || !amzDate.startsWith(date)) {
-    return { ok: false, failure: 'incomplete', detail: 'Date must be in ISO-8601 \'basic format\'. Got x-amz-date missing or not matching the credential scope date.' };
+    return {
+      ok: false,
+      failure: 'incomplete',
+      detail:
+        "Date must be in ISO-8601 'basic format'. Got x-amz-date missing or not matching the credential scope date.",
+    };
   }
   const signedHeaders = signedHeadersRaw.split(';');
   if (!signedHeaders.includes('host')) {
@@ -72,7 +92,14 @@ export function verifySigV4(
     .map((h) => `${h}:${(header(req, h) ?? '').trim().replace(/\s+/g, ' ')}\n`)
     .join('');
   const payloadHash = header(req, 'x-amz-content-sha256') ?? sha256(body);
-  const canonicalRequest = [req.method ?? 'POST', canonicalPath, canonicalQuery, canonicalHeaders, signedHeadersRaw, payloadHash].join('\n');
+  const canonicalRequest = [
+    req.method ?? 'POST',
+    canonicalPath,
+    canonicalQuery,
+    canonicalHeaders,
+    signedHeadersRaw,
+    payloadHash,
+  ].join('\n');
   const credentialScope = `${date}/${region}/${service}/aws4_request`;
   const stringToSign = ['AWS4-HMAC-SHA256', amzDate, credentialScope, sha256(canonicalRequest)].join('\n');
   const kDate = hmac(`AWS4${expected.secretAccessKey}`, date);

@@ -25,7 +25,11 @@ export interface TokenRecord {
   instanceIds: string[];
 }
 
-export const hex = (len: number): string => crypto.randomBytes(Math.ceil(len / 2)).toString('hex').slice(0, len);
+export const hex = (len: number): string =>
+  crypto
+    .randomBytes(Math.ceil(len / 2))
+    .toString('hex')
+    .slice(0, len);
 export const newId = (prefix: string): string => `${prefix}-0${hex(16)}`;
 
 export class Ec2Store {
@@ -59,7 +63,11 @@ export class Ec2Store {
   /** Instances live in one region; a terminated one stays visible for a while, as in AWS. */
   visible(inst: Ec2Instance, region: string): boolean {
     if (inst.region !== region) return false;
-    return !(inst.state === 'terminated' && inst.terminatedAt && Date.now() - inst.terminatedAt.getTime() > this.settings.terminatedVisibleMs);
+    return !(
+      inst.state === 'terminated' &&
+      inst.terminatedAt &&
+      Date.now() - inst.terminatedAt.getTime() > this.settings.terminatedVisibleMs
+    );
   }
 
   spotRequests(): SpotRequest[] {
@@ -80,11 +88,16 @@ export class Ec2Store {
       }
       for (const v of i.blockDevices) {
         if (v.state === 'available') {
-          lines.push(`EBS volume ${v.id} (${v.size} GiB ${v.volumeType}, ${v.deviceName} of ${i.id}) was left after termination: DeleteOnTermination was false`);
+          lines.push(
+            `EBS volume ${v.id} (${v.size} GiB ${v.volumeType}, ${v.deviceName} of ${i.id}) was left after termination: DeleteOnTermination was false`,
+          );
         }
       }
       const sr = i.spotRequest;
-      if (sr && (sr.state === 'open' || sr.state === 'disabled' || (sr.state === 'active' && i.state === 'terminated'))) {
+      if (
+        sr &&
+        (sr.state === 'open' || sr.state === 'disabled' || (sr.state === 'active' && i.state === 'terminated'))
+      ) {
         lines.push(`Spot request ${sr.id} (${sr.type}, for ${i.id}) is still ${sr.state} and will launch again`);
       }
     }

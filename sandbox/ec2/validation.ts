@@ -61,7 +61,8 @@ export function list(p: Params | undefined, key: string): Array<Params | string>
   if (!node) return [];
   return Object.keys(node)
     .map((k) => {
-      if (!/^[1-9]\d*$/.test(k)) throw new Ec2Error('InvalidParameterValue', `The parameter ${key}.${k} is not recognized`);
+      if (!/^[1-9]\d*$/.test(k))
+        throw new Ec2Error('InvalidParameterValue', `The parameter ${key}.${k} is not recognized`);
       return Number(k);
     })
     .sort((a, b) => a - b)
@@ -86,15 +87,16 @@ export function bool(v: string | undefined, name: string): boolean | undefined {
 }
 export function int(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^-?\d+$/.test(v)) throw new Ec2Error('InvalidParameterValue', `Invalid value '${v}' for ${name}. Must be an integer`);
+  if (!/^-?\d+$/.test(v))
+    throw new Ec2Error('InvalidParameterValue', `Invalid value '${v}' for ${name}. Must be an integer`);
   return Number(v);
 }
 export function required(p: Params, key: string): string {
   const v = str(p, key);
-  if (v === undefined || v === '') throw new Ec2Error('MissingParameter', `The request must contain the parameter ${key}`);
+  if (v === undefined || v === '')
+    throw new Ec2Error('MissingParameter', `The request must contain the parameter ${key}`);
   return v;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Ids and filters
@@ -104,7 +106,10 @@ export const AMI_ID = /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/;
 
 /** A filter value: `*` matches any run of characters, `?` one character (DescribeInstances, Filter). */
 function wildcard(pattern: string): RegExp {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`);
 }
 export const anyMatch = (values: string[], actual: string | undefined): boolean =>
@@ -148,10 +153,15 @@ export interface SpotPlan {
 export function launchCounts(p: Params): { minCount: number; maxCount: number } {
   const minCount = int(required(p, 'MinCount'), 'MinCount')!;
   const maxCount = int(required(p, 'MaxCount'), 'MaxCount')!;
-  if (minCount < 1) throw new Ec2Error('InvalidParameterValue', `Invalid value '${minCount}' for minCount. Must be greater than 0`);
-  if (maxCount < 1) throw new Ec2Error('InvalidParameterValue', `Invalid value '${maxCount}' for maxCount. Must be greater than 0`);
+  if (minCount < 1)
+    throw new Ec2Error('InvalidParameterValue', `Invalid value '${minCount}' for minCount. Must be greater than 0`);
+  if (maxCount < 1)
+    throw new Ec2Error('InvalidParameterValue', `Invalid value '${maxCount}' for maxCount. Must be greater than 0`);
   if (minCount > maxCount) {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value '${maxCount}' for maxCount. Must be greater than or equal to minCount`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${maxCount}' for maxCount. Must be greater than or equal to minCount`,
+    );
   }
   return { minCount, maxCount };
 }
@@ -168,7 +178,10 @@ export function launchSpec(p: Params, imageId: string, spotPrice: (type: string)
   const userData = decodeUserData(str(p, 'UserData'));
   const shutdownBehavior = str(p, 'InstanceInitiatedShutdownBehavior') ?? 'stop';
   if (shutdownBehavior !== 'stop' && shutdownBehavior !== 'terminate') {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value '${shutdownBehavior}' for InstanceInitiatedShutdownBehavior`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${shutdownBehavior}' for InstanceInitiatedShutdownBehavior`,
+    );
   }
   const metadataOptions = launchMetadataOptions(sub(p, 'MetadataOptions'), image);
   const volumes = planVolumes(p, image);
@@ -190,7 +203,8 @@ export function launchSpec(p: Params, imageId: string, spotPrice: (type: string)
 }
 
 function launchImage(imageId: string): ImageSpec {
-  if (!AMI_ID.test(imageId)) throw new Ec2Error('InvalidAMIID.Malformed', `Invalid id: "${imageId}" (expecting "ami-...")`);
+  if (!AMI_ID.test(imageId))
+    throw new Ec2Error('InvalidAMIID.Malformed', `Invalid id: "${imageId}" (expecting "ami-...")`);
   const image = IMAGES.find((i) => i.id === imageId);
   if (!image) throw new Ec2Error('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
   return image;
@@ -218,14 +232,21 @@ function launchNetwork(p: Params): Pick<LaunchSpec, 'subnetId' | 'subnet' | 'sec
   const groupIds = strList(p, 'SecurityGroupId');
   const groupNames = strList(p, 'SecurityGroup');
   if (groupNames.length > 0 && str(p, 'SubnetId') !== undefined) {
-    throw new Ec2Error('InvalidParameterCombination', 'The parameter groupName cannot be used with the parameter subnet');
+    throw new Ec2Error(
+      'InvalidParameterCombination',
+      'The parameter groupName cannot be used with the parameter subnet',
+    );
   }
   for (const g of groupIds) {
-    if (!SECURITY_GROUPS[g]) throw new Ec2Error('InvalidGroup.NotFound', `The security group '${g}' does not exist in VPC '${VPC_ID}'`);
+    if (!SECURITY_GROUPS[g])
+      throw new Ec2Error('InvalidGroup.NotFound', `The security group '${g}' does not exist in VPC '${VPC_ID}'`);
   }
   for (const g of groupNames) {
     if (!Object.values(SECURITY_GROUPS).includes(g)) {
-      throw new Ec2Error('InvalidGroup.NotFound', `The security group '${g}' does not exist in default VPC '${VPC_ID}'`);
+      throw new Ec2Error(
+        'InvalidGroup.NotFound',
+        `The security group '${g}' does not exist in default VPC '${VPC_ID}'`,
+      );
     }
   }
   const securityGroups = [
@@ -245,13 +266,19 @@ function instanceProfile(p: Params): { arn: string; id: string } | undefined {
     if (name !== undefined) {
       iamInstanceProfile = INSTANCE_PROFILES[name];
       if (!iamInstanceProfile) {
-        throw new Ec2Error('InvalidParameterValue', `Value (${name}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name`);
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          `Value (${name}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name`,
+        );
       }
     }
     if (arn !== undefined) {
       const byArn = Object.values(INSTANCE_PROFILES).find((x) => x.arn === arn);
       if (!byArn || (iamInstanceProfile && iamInstanceProfile !== byArn)) {
-        throw new Ec2Error('InvalidParameterValue', `Value (${arn}) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN`);
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          `Value (${arn}) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN`,
+        );
       }
       iamInstanceProfile = byArn;
     }
@@ -281,15 +308,25 @@ function decodeUserData(rawUserData: string | undefined): { userData: string; us
 function launchMetadataOptions(meta: Params | undefined, image: ImageSpec): Ec2Instance['metadataOptions'] {
   const httpTokens = str(meta, 'HttpTokens') ?? (image.imdsSupport === 'v2.0' ? 'required' : 'optional');
   if (httpTokens !== 'optional' && httpTokens !== 'required') {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value '${httpTokens}' for HttpTokens. Valid values are optional, required.`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${httpTokens}' for HttpTokens. Valid values are optional, required.`,
+    );
   }
-  const hopLimit = int(str(meta, 'HttpPutResponseHopLimit'), 'HttpPutResponseHopLimit') ?? (image.imdsSupport === 'v2.0' ? 2 : 1);
+  const hopLimit =
+    int(str(meta, 'HttpPutResponseHopLimit'), 'HttpPutResponseHopLimit') ?? (image.imdsSupport === 'v2.0' ? 2 : 1);
   if (hopLimit < 1 || hopLimit > 64) {
-    throw new Ec2Error('InvalidParameterValue', `The HttpPutResponseHopLimit '${hopLimit}' is invalid. Specify a value from 1 to 64.`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `The HttpPutResponseHopLimit '${hopLimit}' is invalid. Specify a value from 1 to 64.`,
+    );
   }
   const httpEndpoint = str(meta, 'HttpEndpoint') ?? 'enabled';
   if (httpEndpoint !== 'enabled' && httpEndpoint !== 'disabled') {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value '${httpEndpoint}' for HttpEndpoint. Valid values are enabled, disabled.`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${httpEndpoint}' for HttpEndpoint. Valid values are enabled, disabled.`,
+    );
   }
   return { httpTokens, httpPutResponseHopLimit: hopLimit, httpEndpoint };
 }
@@ -310,17 +347,25 @@ function planVolumes(p: Params, image: ImageSpec): VolumePlan[] {
   const seenDevices = new Set<string>();
   for (const m of structList(p, 'BlockDeviceMapping')) {
     const deviceName = str(m, 'DeviceName');
-    if (!deviceName) throw new Ec2Error('MissingParameter', 'The request must contain the parameter BlockDeviceMapping.DeviceName');
+    if (!deviceName)
+      throw new Ec2Error('MissingParameter', 'The request must contain the parameter BlockDeviceMapping.DeviceName');
     if (!/^(\/dev\/)?(sd[a-z]\d*|xvd[a-z]{1,2}\d*|nvme\d+n\d+)$/.test(deviceName)) {
       throw new Ec2Error('InvalidBlockDeviceMapping', `Invalid device name ${deviceName}`);
     }
     if (seenDevices.has(deviceName)) {
-      throw new Ec2Error('InvalidBlockDeviceMapping', `The device '${deviceName}' is used in more than one block-device mapping`);
+      throw new Ec2Error(
+        'InvalidBlockDeviceMapping',
+        `The device '${deviceName}' is used in more than one block-device mapping`,
+      );
     }
     seenDevices.add(deviceName);
     const isRoot = deviceName === image.rootDeviceName;
     if (str(m, 'NoDevice') !== undefined) {
-      if (isRoot) throw new Ec2Error('InvalidBlockDeviceMapping', `The device '${deviceName}' is the root device and cannot be suppressed`);
+      if (isRoot)
+        throw new Ec2Error(
+          'InvalidBlockDeviceMapping',
+          `The device '${deviceName}' is the root device and cannot be suppressed`,
+        );
       continue;
     }
     if (str(m, 'VirtualName') !== undefined) continue; // instance store: not a billed EBS volume
@@ -340,7 +385,10 @@ function ebsVolume(ebs: Params, deviceName: string, rootImage: ImageSpec | undef
   const volumeType = str(ebs, 'VolumeType') ?? rootImage?.volumeType ?? 'gp2';
   const limits = VOLUME_TYPES[volumeType];
   if (!limits) {
-    throw new Ec2Error('InvalidParameterValue', `Value (${volumeType}) for parameter volumeType is invalid. Valid values: standard, io1, io2, gp2, sc1, st1, gp3.`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Value (${volumeType}) for parameter volumeType is invalid. Valid values: standard, io1, io2, gp2, sc1, st1, gp3.`,
+    );
   }
   const deleteOnTermination = bool(str(ebs, 'DeleteOnTermination'), 'DeleteOnTermination') ?? true;
   const encrypted = bool(str(ebs, 'Encrypted'), 'Encrypted') ?? false;
@@ -350,7 +398,10 @@ function ebsVolume(ebs: Params, deviceName: string, rootImage: ImageSpec | undef
     throw new Ec2Error('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
   }
   if (size === undefined && snapshotId === undefined) {
-    throw new Ec2Error('InvalidBlockDeviceMapping', `Either snapshot ID or volume size must be provided for: ${deviceName}`);
+    throw new Ec2Error(
+      'InvalidBlockDeviceMapping',
+      `Either snapshot ID or volume size must be provided for: ${deviceName}`,
+    );
   }
   const finalSize = size ?? snapshotSize!;
   if (snapshotSize !== undefined && finalSize < snapshotSize) {
@@ -365,7 +416,15 @@ function ebsVolume(ebs: Params, deviceName: string, rootImage: ImageSpec | undef
       `Volume of ${finalSize}GiB is outside the range allowed for volume type ${volumeType}: ${limits[0]}-${limits[1]}GiB.`,
     );
   }
-  return { deviceName, size: finalSize, volumeType, deleteOnTermination, encrypted, root: isRoot, ...(snapshotId ? { snapshotId } : {}) };
+  return {
+    deviceName,
+    size: finalSize,
+    volumeType,
+    deleteOnTermination,
+    encrypted,
+    root: isRoot,
+    ...(snapshotId ? { snapshotId } : {}),
+  };
 }
 
 /** InstanceMarketOptions: a spot request, or undefined for on-demand. */
@@ -373,16 +432,25 @@ function planSpot(market: Params | undefined, currentPrice: () => number): SpotP
   if (!market) return undefined;
   const marketType = str(market, 'MarketType');
   if (marketType !== 'spot') {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value '${marketType ?? ''}' for MarketType. Valid values: spot`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${marketType ?? ''}' for MarketType. Valid values: spot`,
+    );
   }
   const so = sub(market, 'SpotOptions');
   const spotType = str(so, 'SpotInstanceType') ?? 'one-time';
   if (spotType !== 'one-time' && spotType !== 'persistent') {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value '${spotType}' for SpotInstanceType. Valid values: one-time, persistent`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${spotType}' for SpotInstanceType. Valid values: one-time, persistent`,
+    );
   }
   const behavior = str(so, 'InstanceInterruptionBehavior') ?? 'terminate';
   if (behavior !== 'terminate' && behavior !== 'stop' && behavior !== 'hibernate') {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value '${behavior}' for InstanceInterruptionBehavior. Valid values: hibernate, stop, terminate`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${behavior}' for InstanceInterruptionBehavior. Valid values: hibernate, stop, terminate`,
+    );
   }
   if (spotType === 'one-time' && behavior !== 'terminate') {
     throw new Ec2Error(
@@ -394,7 +462,11 @@ function planSpot(market: Params | undefined, currentPrice: () => number): SpotP
   const maxPrice = maxPriceRaw === undefined ? undefined : checkMaxPrice(maxPriceRaw, currentPrice());
   return {
     request: { type: spotType, interruptionBehavior: behavior, ...(maxPrice !== undefined ? { maxPrice } : {}) },
-    options: { spotInstanceType: spotType, instanceInterruptionBehavior: behavior, ...(maxPriceRaw !== undefined ? { maxPrice: maxPriceRaw } : {}) },
+    options: {
+      spotInstanceType: spotType,
+      instanceInterruptionBehavior: behavior,
+      ...(maxPriceRaw !== undefined ? { maxPrice: maxPriceRaw } : {}),
+    },
   };
 }
 
@@ -419,13 +491,22 @@ function tagSpecifications(p: Params, spot: boolean): Record<string, Record<stri
     const resourceType = str(spec, 'ResourceType');
     if (!resourceType) throw new Ec2Error('InvalidParameterValue', 'Tag specification resource type must have a value');
     if (!TAGGABLE.has(resourceType)) {
-      throw new Ec2Error('InvalidParameterValue', `'${resourceType}' is not a valid taggable resource type for this operation.`);
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        `'${resourceType}' is not a valid taggable resource type for this operation.`,
+      );
     }
     if (resourceType === 'spot-instances-request' && !spot) {
-      throw new Ec2Error('InvalidParameterValue', "'spot-instances-request' is not a valid taggable resource type for this operation.");
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        "'spot-instances-request' is not a valid taggable resource type for this operation.",
+      );
     }
     if (tagsFor[resourceType]) {
-      throw new Ec2Error('InvalidParameterValue', `The resource type '${resourceType}' is specified in more than one tag specification.`);
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        `The resource type '${resourceType}' is specified in more than one tag specification.`,
+      );
     }
     tagsFor[resourceType] = tagSet(spec);
   }
@@ -438,15 +519,18 @@ function tagSet(spec: Params): Record<string, string> {
     const key = str(tag, 'Key');
     const value = str(tag, 'Value') ?? '';
     if (key === undefined || key === '') throw new Ec2Error('InvalidParameterValue', 'Tag key must have a value');
-    if (key.length > 128) throw new Ec2Error('InvalidParameterValue', `Tag key exceeds the maximum length of 128 characters`);
-    if (value.length > 256) throw new Ec2Error('InvalidParameterValue', `Tag value exceeds the maximum length of 256 characters`);
+    if (key.length > 128)
+      throw new Ec2Error('InvalidParameterValue', `Tag key exceeds the maximum length of 128 characters`);
+    if (value.length > 256)
+      throw new Ec2Error('InvalidParameterValue', `Tag value exceeds the maximum length of 256 characters`);
     if (key.toLowerCase().startsWith('aws:')) {
       throw new Ec2Error('InvalidParameterValue', "Tag keys starting with 'aws:' are reserved for internal use");
     }
     if (key in tags) throw new Ec2Error('InvalidParameterValue', `Duplicate tag key '${key}' specified.`);
     tags[key] = value;
   }
-  if (Object.keys(tags).length > 50) throw new Ec2Error('TagLimitExceeded', 'The maximum number of tags for a resource is 50.');
+  if (Object.keys(tags).length > 50)
+    throw new Ec2Error('TagLimitExceeded', 'The maximum number of tags for a resource is 50.');
   return tags;
 }
 

@@ -20,7 +20,8 @@ export function reservationXml(reservationId: string, insts: Ec2Instance[]): str
 function instanceXml(i: Ec2Instance): string {
   const gone = i.state === 'terminated';
   const groups = i.securityGroups.map((id) => ({ id, name: SECURITY_GROUPS[id] ?? id }));
-  const groupXml = (name: string) => items(name, gone ? [] : groups, (g) => t('groupId', g.id) + t('groupName', g.name));
+  const groupXml = (name: string) =>
+    items(name, gone ? [] : groups, (g) => t('groupId', g.id) + t('groupName', g.name));
   const attached = i.blockDevices.filter((v) => v.state === 'in-use');
   return (
     t('instanceId', i.id) +
@@ -42,35 +43,50 @@ function instanceXml(i: Ec2Instance): string {
     t('architecture', i.architecture) +
     t('rootDeviceType', 'ebs') +
     t('rootDeviceName', i.rootDeviceName) +
-    items('blockDeviceMapping', attached, (v) =>
-      t('deviceName', v.deviceName) +
-      n(
-        'ebs',
-        t('volumeId', v.id) + t('status', 'attached') + t('attachTime', v.attachTime.toISOString()) + t('deleteOnTermination', v.deleteOnTermination),
-      ),
+    items(
+      'blockDeviceMapping',
+      attached,
+      (v) =>
+        t('deviceName', v.deviceName) +
+        n(
+          'ebs',
+          t('volumeId', v.id) +
+            t('status', 'attached') +
+            t('attachTime', v.attachTime.toISOString()) +
+            t('deleteOnTermination', v.deleteOnTermination),
+        ),
     ) +
     t('virtualizationType', 'hvm') +
     t('clientToken', i.clientToken ?? '') +
     items('tagSet', Object.entries(i.tags), ([k, v]) => t('key', k) + t('value', v)) +
     t('hypervisor', 'xen') +
-    items('networkInterfaceSet', gone ? [] : [i.networkInterface], (e) =>
-      t('networkInterfaceId', e.id) +
-      t('subnetId', i.subnetId) +
-      t('vpcId', VPC_ID) +
-      t('description', '') +
-      t('ownerId', ACCOUNT_ID) +
-      t('status', 'in-use') +
-      t('macAddress', e.macAddress) +
-      t('privateIpAddress', i.privateIp) +
-      t('sourceDestCheck', true) +
-      groupXml('groupSet') +
-      n(
-        'attachment',
-        t('attachmentId', `eni-attach-${e.id.slice(4)}`) + t('deviceIndex', 0) + t('status', 'attached') + t('attachTime', i.launchTime.toISOString()) + t('deleteOnTermination', true),
-      ) +
-      t('interfaceType', 'interface'),
+    items(
+      'networkInterfaceSet',
+      gone ? [] : [i.networkInterface],
+      (e) =>
+        t('networkInterfaceId', e.id) +
+        t('subnetId', i.subnetId) +
+        t('vpcId', VPC_ID) +
+        t('description', '') +
+        t('ownerId', ACCOUNT_ID) +
+        t('status', 'in-use') +
+        t('macAddress', e.macAddress) +
+        t('privateIpAddress', i.privateIp) +
+        t('sourceDestCheck', true) +
+        groupXml('groupSet') +
+        n(
+          'attachment',
+          t('attachmentId', `eni-attach-${e.id.slice(4)}`) +
+            t('deviceIndex', 0) +
+            t('status', 'attached') +
+            t('attachTime', i.launchTime.toISOString()) +
+            t('deleteOnTermination', true),
+        ) +
+        t('interfaceType', 'interface'),
     ) +
-    (i.iamInstanceProfile ? n('iamInstanceProfile', t('arn', i.iamInstanceProfile.arn) + t('id', i.iamInstanceProfile.id)) : '') +
+    (i.iamInstanceProfile
+      ? n('iamInstanceProfile', t('arn', i.iamInstanceProfile.arn) + t('id', i.iamInstanceProfile.id))
+      : '') +
     t('ebsOptimized', false) +
     t('enaSupport', true) +
     (i.spotRequest ? t('instanceLifecycle', 'spot') + t('spotInstanceRequestId', i.spotRequest.id) : '') +
@@ -105,12 +121,19 @@ export function imageXml(i: ImageSpec): string {
     t('imageOwnerAlias', i.ownerAlias) +
     t('rootDeviceType', 'ebs') +
     t('rootDeviceName', i.rootDeviceName) +
-    items('blockDeviceMapping', [i], (x) =>
-      t('deviceName', x.rootDeviceName) +
-      n(
-        'ebs',
-        t('snapshotId', x.snapshotId) + t('volumeSize', x.snapshotSizeGiB) + t('deleteOnTermination', true) + t('volumeType', x.volumeType) + t('encrypted', false),
-      ),
+    items(
+      'blockDeviceMapping',
+      [i],
+      (x) =>
+        t('deviceName', x.rootDeviceName) +
+        n(
+          'ebs',
+          t('snapshotId', x.snapshotId) +
+            t('volumeSize', x.snapshotSizeGiB) +
+            t('deleteOnTermination', true) +
+            t('volumeType', x.volumeType) +
+            t('encrypted', false),
+        ),
     ) +
     t('virtualizationType', 'hvm') +
     t('hypervisor', 'xen') +
@@ -135,16 +158,28 @@ export function instanceTypeXml(x: InstanceTypeSpec): string {
     t('hypervisor', x.name.endsWith('.metal') ? undefined : 'nitro') +
     n(
       'processorInfo',
-      items('supportedArchitectures', [x.arch], (a) => esc(a)) + t('manufacturer', x.arch === 'arm64' ? 'AWS' : 'Intel'),
+      items('supportedArchitectures', [x.arch], (a) => esc(a)) +
+        t('manufacturer', x.arch === 'arm64' ? 'AWS' : 'Intel'),
     ) +
-    n('vCpuInfo', t('defaultVCpus', x.vcpus) + t('defaultCores', Math.max(1, x.vcpus / 2)) + t('defaultThreadsPerCore', x.vcpus > 1 ? 2 : 1)) +
+    n(
+      'vCpuInfo',
+      t('defaultVCpus', x.vcpus) +
+        t('defaultCores', Math.max(1, x.vcpus / 2)) +
+        t('defaultThreadsPerCore', x.vcpus > 1 ? 2 : 1),
+    ) +
     n('memoryInfo', t('sizeInMiB', x.memoryMiB)) +
     t('instanceStorageSupported', false) +
     (x.gpu
       ? n(
           'gpuInfo',
-          items('gpus', [x.gpu], (g) =>
-            t('name', g.name) + t('manufacturer', g.manufacturer) + t('count', g.count) + n('memoryInfo', t('sizeInMiB', g.memoryMiB)),
+          items(
+            'gpus',
+            [x.gpu],
+            (g) =>
+              t('name', g.name) +
+              t('manufacturer', g.manufacturer) +
+              t('count', g.count) +
+              n('memoryInfo', t('sizeInMiB', g.memoryMiB)),
           ) + t('totalGpuMemoryInMiB', x.gpu.count * x.gpu.memoryMiB),
         )
       : '') +

@@ -29,7 +29,8 @@ export interface Caller {
 
 const JSON_TYPE = 'application/json; charset=UTF-8';
 
-export const jsonRefusal = (a: JsonAnswer): Refusal => new Refusal(a.status, JSON.stringify(a.body), JSON_TYPE, a.reason);
+export const jsonRefusal = (a: JsonAnswer): Refusal =>
+  new Refusal(a.status, JSON.stringify(a.body), JSON_TYPE, a.reason);
 
 export function authenticate(store: GceStore, request: GceRequest): Caller {
   if (request.early !== undefined) throw request.early;
@@ -60,7 +61,9 @@ export function authorize(who: Caller, request: GceRequest): void {
   const r = request.route!;
   const { scopes, identity } = who.token!;
   const scoped =
-    scopes.includes(SCOPE_CLOUD_PLATFORM) || scopes.includes(SCOPE_COMPUTE) || (!r.write && scopes.includes(SCOPE_COMPUTE_READONLY));
+    scopes.includes(SCOPE_CLOUD_PLATFORM) ||
+    scopes.includes(SCOPE_COMPUTE) ||
+    (!r.write && scopes.includes(SCOPE_COMPUTE_READONLY));
   if (!scoped) throw insufficientScopes('compute.googleapis.com', serviceMethod(r.method));
   const imageRead = r.publicRead === true;
   if (imageRead ? !IMAGE_PROJECTS.has(r.project) : r.project !== GCE_PROJECT) {
@@ -70,7 +73,8 @@ export function authorize(who: Caller, request: GceRequest): void {
   const permitted = (imageRead && PUBLIC_IMAGE_PROJECTS.has(r.project)) || hasPermission(identity, r.permission);
   if (!permitted) {
     const name = request.resource?.name;
-    const resource = r.method === 'instances.insert' ? `${r.resource}/${typeof name === 'string' ? name : ''}` : r.resource;
+    const resource =
+      r.method === 'instances.insert' ? `${r.resource}/${typeof name === 'string' ? name : ''}` : r.resource;
     throw forbidden(r.permission, resource);
   }
 }

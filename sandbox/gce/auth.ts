@@ -12,13 +12,7 @@
  * Every token is opaque, remembered with its identity, scopes and expiry; Compute checks them.
  */
 import crypto from 'node:crypto';
-import {
-  GCE_PROJECT_NUMBER,
-  GCE_SERVICE_ACCOUNTS,
-  SCOPE_CLOUD_PLATFORM,
-  SCOPE_IAM,
-  WIF_AUDIENCE,
-} from './catalog.js';
+import { GCE_PROJECT_NUMBER, GCE_SERVICE_ACCOUNTS, SCOPE_CLOUD_PLATFORM, SCOPE_IAM, WIF_AUDIENCE } from './catalog.js';
 
 export interface TokenInfo {
   token: string;
@@ -42,7 +36,13 @@ const SUBJECT_TOKEN_TYPES = ['urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:p
 export class TokenStore {
   private readonly tokens = new Map<string, TokenInfo>();
 
-  issue(kind: TokenInfo['kind'], identity: string, scopes: string[], lifetimeSeconds: number, instanceId?: string): TokenInfo {
+  issue(
+    kind: TokenInfo['kind'],
+    identity: string,
+    scopes: string[],
+    lifetimeSeconds: number,
+    instanceId?: string,
+  ): TokenInfo {
     const prefix = kind === 'federated' ? 'ya29.d.' : 'ya29.c.';
     const info: TokenInfo = {
       token: `${prefix}${crypto.randomBytes(48).toString('base64url')}`,
@@ -114,7 +114,11 @@ const oauthError = (status: number, error: string, description: string): JsonAns
  * `POST /sts/v1/token`, the request half: checks the exchange (its form and the GitHub OIDC token
  * it carries, the caller's only credential) and gives the scopes to grant, or the OAuth error.
  */
-export function checkExchange(contentType: string | undefined, body: Buffer, subjectToken: string): { scopes: string[] } | JsonAnswer {
+export function checkExchange(
+  contentType: string | undefined,
+  body: Buffer,
+  subjectToken: string,
+): { scopes: string[] } | JsonAnswer {
   if (!(contentType ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     return oauthError(400, 'invalid_request', 'Request must use Content-Type: application/x-www-form-urlencoded.');
   }
@@ -122,7 +126,8 @@ export function checkExchange(contentType: string | undefined, body: Buffer, sub
   const get = (k: string): string | undefined => form.get(k) ?? undefined;
   const grantType = get('grant_type');
   if (grantType === undefined) return oauthError(400, 'invalid_request', 'Missing required field: "grant_type".');
-  if (grantType !== TOKEN_EXCHANGE) return oauthError(400, 'unsupported_grant_type', `Unsupported grant_type: "${grantType}".`);
+  if (grantType !== TOKEN_EXCHANGE)
+    return oauthError(400, 'unsupported_grant_type', `Unsupported grant_type: "${grantType}".`);
   const audience = get('audience');
   if (audience === undefined) return oauthError(400, 'invalid_request', 'Missing required field: "audience".');
   if (audience !== WIF_AUDIENCE) {
@@ -133,17 +138,26 @@ export function checkExchange(contentType: string | undefined, body: Buffer, sub
     );
   }
   const requested = get('requested_token_type');
-  if (requested === undefined) return oauthError(400, 'invalid_request', 'Missing required field: "requested_token_type".');
-  if (requested !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `Invalid value for "requested_token_type": ${requested}`);
+  if (requested === undefined)
+    return oauthError(400, 'invalid_request', 'Missing required field: "requested_token_type".');
+  if (requested !== ACCESS_TOKEN_TYPE)
+    return oauthError(400, 'invalid_request', `Invalid value for "requested_token_type": ${requested}`);
   const subjectType = get('subject_token_type');
-  if (subjectType === undefined) return oauthError(400, 'invalid_request', 'Missing required field: "subject_token_type".');
+  if (subjectType === undefined)
+    return oauthError(400, 'invalid_request', 'Missing required field: "subject_token_type".');
   if (!SUBJECT_TOKEN_TYPES.includes(subjectType)) {
-    return oauthError(400, 'invalid_request', `Invalid value for "subject_token_type": ${subjectType}. The provider expects an OIDC token.`);
+    return oauthError(
+      400,
+      'invalid_request',
+      `Invalid value for "subject_token_type": ${subjectType}. The provider expects an OIDC token.`,
+    );
   }
   const subject = get('subject_token');
-  if (subject === undefined || subject === '') return oauthError(400, 'invalid_request', 'Missing required field: "subject_token".');
+  if (subject === undefined || subject === '')
+    return oauthError(400, 'invalid_request', 'Missing required field: "subject_token".');
   const scope = get('scope');
-  if (scope === undefined || scope.trim() === '') return oauthError(400, 'invalid_request', 'Missing required field: "scope".');
+  if (scope === undefined || scope.trim() === '')
+    return oauthError(400, 'invalid_request', 'Missing required field: "scope".');
   const scopes = scope.split(/\s+/).filter(Boolean);
   if (scopes.some((s) => !/^https:\/\/www\.googleapis\.com\/auth\/[a-z0-9._-]+$/.test(s))) {
     return oauthError(400, 'invalid_scope', `The scope "${scope}" is invalid.`);
@@ -186,7 +200,14 @@ export function iamCaller(authorization: string | undefined, tokens: TokenStore)
       401,
       'UNAUTHENTICATED',
       'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
-      [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'CREDENTIALS_MISSING', domain: 'googleapis.com', metadata: { service: 'iamcredentials.googleapis.com', method: IAM_METHOD } }],
+      [
+        {
+          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+          reason: 'CREDENTIALS_MISSING',
+          domain: 'googleapis.com',
+          metadata: { service: 'iamcredentials.googleapis.com', method: IAM_METHOD },
+        },
+      ],
     );
   }
   const caller = tokens.lookup(bearer[1]!);
@@ -207,7 +228,12 @@ export function iamCaller(authorization: string | undefined, tokens: TokenStore)
 export function iamRefusal(caller: TokenInfo, email: string): JsonAnswer | undefined {
   if (!caller.scopes.includes(SCOPE_CLOUD_PLATFORM) && !caller.scopes.includes(SCOPE_IAM)) {
     return googleError(403, 'PERMISSION_DENIED', 'Request had insufficient authentication scopes.', [
-      { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT', domain: 'googleapis.com', metadata: { service: 'iamcredentials.googleapis.com', method: IAM_METHOD } },
+      {
+        '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+        reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT',
+        domain: 'googleapis.com',
+        metadata: { service: 'iamcredentials.googleapis.com', method: IAM_METHOD },
+      },
     ]);
   }
   if (caller.kind !== 'federated' || email !== GCE_SERVICE_ACCOUNTS.deployer) return denied();
@@ -226,7 +252,11 @@ export function generateAccessToken(email: string, body: Buffer, tokens: TokenSt
   }
   for (const k of Object.keys(req)) {
     if (!['delegates', 'scope', 'lifetime'].includes(k)) {
-      return googleError(400, 'INVALID_ARGUMENT', `Invalid JSON payload received. Unknown name "${k}": Cannot find field.`);
+      return googleError(
+        400,
+        'INVALID_ARGUMENT',
+        `Invalid JSON payload received. Unknown name "${k}": Cannot find field.`,
+      );
     }
   }
   const scope = req.scope;
@@ -236,7 +266,12 @@ export function generateAccessToken(email: string, body: Buffer, tokens: TokenSt
   let lifetime = 3600;
   if (req.lifetime !== undefined) {
     const m = typeof req.lifetime === 'string' ? /^(\d+)(?:\.\d+)?s$/.exec(req.lifetime) : null;
-    if (!m) return googleError(400, 'INVALID_ARGUMENT', `Invalid value at 'lifetime' (type.googleapis.com/google.protobuf.Duration), ${JSON.stringify(req.lifetime)}`);
+    if (!m)
+      return googleError(
+        400,
+        'INVALID_ARGUMENT',
+        `Invalid value at 'lifetime' (type.googleapis.com/google.protobuf.Duration), ${JSON.stringify(req.lifetime)}`,
+      );
     lifetime = Number(m[1]);
     if (lifetime < 1 || lifetime > 3600) {
       return googleError(400, 'INVALID_ARGUMENT', 'The lifetime must be between 1s and 3600s.');
@@ -253,20 +288,29 @@ export function generateAccessToken(email: string, body: Buffer, tokens: TokenSt
 }
 
 function denied(): JsonAnswer {
-  return googleError(403, 'PERMISSION_DENIED', "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).", [
-    {
-      '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-      reason: 'IAM_PERMISSION_DENIED',
-      domain: 'iam.googleapis.com',
-      metadata: { permission: 'iam.serviceAccounts.getAccessToken' },
-    },
-  ]);
+  return googleError(
+    403,
+    'PERMISSION_DENIED',
+    "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
+    [
+      {
+        '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+        reason: 'IAM_PERMISSION_DENIED',
+        domain: 'iam.googleapis.com',
+        metadata: { permission: 'iam.serviceAccounts.getAccessToken' },
+      },
+    ],
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Compute Engine permissions of each identity
 
-const RUNNER_PERMISSIONS: ReadonlySet<string> = new Set(['compute.instances.get', 'compute.instances.delete', 'compute.zoneOperations.get']);
+const RUNNER_PERMISSIONS: ReadonlySet<string> = new Set([
+  'compute.instances.get',
+  'compute.instances.delete',
+  'compute.zoneOperations.get',
+]);
 
 /** Whether an identity holds a Compute Engine permission in the sandbox project. */
 export function hasPermission(identity: string, permission: string): boolean {

@@ -37,17 +37,65 @@ export const REGIONS: Readonly<Record<string, readonly string[]>> = {
   'europe-north1': ['a', 'b', 'c'],
 };
 
-export const ZONES: readonly string[] = Object.entries(REGIONS).flatMap(([r, suffixes]) => suffixes.map((s) => `${r}-${s}`));
+export const ZONES: readonly string[] = Object.entries(REGIONS).flatMap(([r, suffixes]) =>
+  suffixes.map((s) => `${r}-${s}`),
+);
 
 export const regionOf = (zone: string): string => zone.replace(/-[a-z]$/, '');
 
 /** Where each GPU-bearing offering exists (machine families g2/a2/a3, and N1 accelerators). */
 const WHERE = {
-  g2: ['us-central1-a', 'us-central1-b', 'us-central1-c', 'us-east1-b', 'us-east1-c', 'us-east1-d', 'us-west1-a', 'us-west1-b', 'europe-west1-b', 'europe-west1-c', 'europe-west4-a', 'europe-west4-b', 'europe-west4-c'],
-  a2: ['us-central1-a', 'us-central1-b', 'us-central1-c', 'us-central1-f', 'us-east1-b', 'europe-west4-a', 'europe-west4-b'],
+  g2: [
+    'us-central1-a',
+    'us-central1-b',
+    'us-central1-c',
+    'us-east1-b',
+    'us-east1-c',
+    'us-east1-d',
+    'us-west1-a',
+    'us-west1-b',
+    'europe-west1-b',
+    'europe-west1-c',
+    'europe-west4-a',
+    'europe-west4-b',
+    'europe-west4-c',
+  ],
+  a2: [
+    'us-central1-a',
+    'us-central1-b',
+    'us-central1-c',
+    'us-central1-f',
+    'us-east1-b',
+    'europe-west4-a',
+    'europe-west4-b',
+  ],
   a3: ['us-central1-a', 'us-central1-c', 'us-east1-d', 'europe-west4-b', 'europe-west4-c', 'europe-west1-b'],
-  t4: ['us-central1-a', 'us-central1-b', 'us-central1-c', 'us-central1-f', 'us-east1-c', 'us-east1-d', 'us-west1-a', 'us-west1-b', 'europe-west1-b', 'europe-west1-d', 'europe-west4-a', 'europe-west4-b', 'europe-west4-c'],
-  v100: ['us-central1-a', 'us-central1-b', 'us-central1-c', 'us-central1-f', 'us-west1-a', 'us-west1-b', 'europe-west4-a', 'europe-west4-b', 'europe-west4-c'],
+  t4: [
+    'us-central1-a',
+    'us-central1-b',
+    'us-central1-c',
+    'us-central1-f',
+    'us-east1-c',
+    'us-east1-d',
+    'us-west1-a',
+    'us-west1-b',
+    'europe-west1-b',
+    'europe-west1-d',
+    'europe-west4-a',
+    'europe-west4-b',
+    'europe-west4-c',
+  ],
+  v100: [
+    'us-central1-a',
+    'us-central1-b',
+    'us-central1-c',
+    'us-central1-f',
+    'us-west1-a',
+    'us-west1-b',
+    'europe-west4-a',
+    'europe-west4-b',
+    'europe-west4-c',
+  ],
 } as const;
 
 // ---------------------------------------------------------------------------------------------

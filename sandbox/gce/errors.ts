@@ -50,22 +50,36 @@ export class GceError extends Error {
   }
 }
 
-export const notFound = (resource: string): GceError => new GceError(404, 'notFound', `The resource '${resource}' was not found`);
-export const alreadyExists = (resource: string): GceError => new GceError(409, 'alreadyExists', `The resource '${resource}' already exists`);
+export const notFound = (resource: string): GceError =>
+  new GceError(404, 'notFound', `The resource '${resource}' was not found`);
+export const alreadyExists = (resource: string): GceError =>
+  new GceError(409, 'alreadyExists', `The resource '${resource}' already exists`);
 /** `Invalid value for field 'F': 'V'. WHY` (400 invalid). */
 export const invalidField = (field: string, value: unknown, why: string): GceError =>
-  new GceError(400, 'invalid', `Invalid value for field '${field}': '${typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value)}'. ${why}`);
+  new GceError(
+    400,
+    'invalid',
+    `Invalid value for field '${field}': '${typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value)}'. ${why}`,
+  );
 export const invalid = (message: string): GceError => new GceError(400, 'invalid', message);
-export const required = (field: string): GceError => new GceError(400, 'required', `Required field '${field}' not specified`);
+export const required = (field: string): GceError =>
+  new GceError(400, 'required', `Required field '${field}' not specified`);
 export const forbidden = (permission: string, resource: string): GceError =>
   new GceError(403, 'forbidden', `Required '${permission}' permission for '${resource}'`);
 /** The JSON decoder's answer to a value of the wrong type (`Invalid value at 'resource.name' (TYPE_STRING), 5`). */
 export const badType = (at: string, protoType: string, value: unknown): GceError =>
-  new GceError(400, 'invalid', `Invalid value at '${at}' (${protoType}), ${JSON.stringify(value)}`, { status: 'INVALID_ARGUMENT' });
-export const unknownName = (name: string, at: string): GceError =>
-  new GceError(400, 'invalid', `Invalid JSON payload received. Unknown name "${name}"${at ? ` at '${at}'` : ''}: Cannot find field.`, {
+  new GceError(400, 'invalid', `Invalid value at '${at}' (${protoType}), ${JSON.stringify(value)}`, {
     status: 'INVALID_ARGUMENT',
   });
+export const unknownName = (name: string, at: string): GceError =>
+  new GceError(
+    400,
+    'invalid',
+    `Invalid JSON payload received. Unknown name "${name}"${at ? ` at '${at}'` : ''}: Cannot find field.`,
+    {
+      status: 'INVALID_ARGUMENT',
+    },
+  );
 export const unknownQuery = (name: string): GceError =>
   new GceError(
     400,
@@ -85,7 +99,14 @@ export const missingCredentials = (service: string): GceError =>
       status: 'UNAUTHENTICATED',
       itemMessage: 'Login Required.',
       location: { location: 'Authorization', locationType: 'header' },
-      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'CREDENTIALS_MISSING', domain: 'googleapis.com', metadata: { service } }],
+      details: [
+        {
+          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+          reason: 'CREDENTIALS_MISSING',
+          domain: 'googleapis.com',
+          metadata: { service },
+        },
+      ],
       headers: { 'www-authenticate': 'Bearer realm="https://accounts.google.com/"' },
     },
   );
@@ -108,7 +129,12 @@ export const insufficientScopes = (service: string, method: string): GceError =>
     status: 'PERMISSION_DENIED',
     itemMessage: 'Insufficient Permission',
     details: [
-      { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT', domain: 'googleapis.com', metadata: { service, method } },
+      {
+        '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+        reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT',
+        domain: 'googleapis.com',
+        metadata: { service, method },
+      },
     ],
     headers: { 'www-authenticate': 'Bearer realm="https://accounts.google.com/", error="insufficient_scope"' },
   });
@@ -131,7 +157,10 @@ const RATE_LIMIT_MESSAGE =
 /** Default status and message per fault code; an unknown code is a 503. */
 const FAULT_DEFAULTS: Record<string, { status: number; message: string }> = {
   backendError: { status: 503, message: 'The service is currently unavailable.' },
-  internalError: { status: 500, message: "Internal error. Please try again or contact Google Support. (Code: '-4305279823658593215')" },
+  internalError: {
+    status: 500,
+    message: "Internal error. Please try again or contact Google Support. (Code: '-4305279823658593215')",
+  },
   rateLimitExceeded: { status: 403, message: RATE_LIMIT_MESSAGE },
   resourceNotReady: { status: 400, message: 'The resource is not ready' },
   invalid: { status: 400, message: 'Invalid request.' },
@@ -158,10 +187,19 @@ export function faultError(f: { code: string; status?: number; message?: string;
         consumer: `projects/${GCE_PROJECT_NUMBER}`,
       },
     };
-    return new GceError(f.status ?? 403, 'rateLimitExceeded', f.message ?? RATE_LIMIT_MESSAGE, { details: [detail], ...(headers ? { headers } : {}) });
+    return new GceError(f.status ?? 403, 'rateLimitExceeded', f.message ?? RATE_LIMIT_MESSAGE, {
+      details: [detail],
+      ...(headers ? { headers } : {}),
+    });
   }
-  if (code === 'QUOTA_EXCEEDED') return new GceError(f.status ?? 403, 'quotaExceeded', f.message ?? 'Quota exceeded.', headers ? { headers } : {});
+  if (code === 'QUOTA_EXCEEDED')
+    return new GceError(f.status ?? 403, 'quotaExceeded', f.message ?? 'Quota exceeded.', headers ? { headers } : {});
   const known = FAULT_DEFAULTS[code];
   const status = f.status ?? known?.status ?? 503;
-  return new GceError(status, code, f.message ?? known?.message ?? 'The service is currently unavailable.', headers ? { headers } : {});
+  return new GceError(
+    status,
+    code,
+    f.message ?? known?.message ?? 'The service is currently unavailable.',
+    headers ? { headers } : {},
+  );
 }

@@ -27,7 +27,8 @@ export function parseFilter(filter: string | undefined, knownField: (field: stri
 
   const comparison = (): Predicate => {
     const field = tokens[pos++];
-    if (!field || field.kind !== 'word' || !/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$/.test(field.text)) return fail();
+    if (!field || field.kind !== 'word' || !/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$/.test(field.text))
+      return fail();
     if (!knownField(field.text)) return fail();
     const op = tokens[pos++];
     if (!op || op.kind !== 'op') return fail();

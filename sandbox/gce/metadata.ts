@@ -63,15 +63,34 @@ export function answerMetadata(
   };
   const full = `/computeMetadata/v1${path}`;
   if (req.headers['x-forwarded-for'] !== undefined) {
-    send(403, 'text/html; charset=UTF-8', HTML(403, `Your client does not have permission to get URL <code>${full}</code> from this server. Request had an X-Forwarded-For header.`));
+    send(
+      403,
+      'text/html; charset=UTF-8',
+      HTML(
+        403,
+        `Your client does not have permission to get URL <code>${full}</code> from this server. Request had an X-Forwarded-For header.`,
+      ),
+    );
     return;
   }
   if (req.headers['metadata-flavor'] !== 'Google') {
-    send(403, 'text/html; charset=UTF-8', HTML(403, `Your client does not have permission to get URL <code>${full}</code> from this server. Missing Metadata-Flavor:Google header.`));
+    send(
+      403,
+      'text/html; charset=UTF-8',
+      HTML(
+        403,
+        `Your client does not have permission to get URL <code>${full}</code> from this server. Missing Metadata-Flavor:Google header.`,
+      ),
+    );
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    send(405, 'text/html; charset=UTF-8', HTML(405, `The request method <code>${req.method}</code> is inappropriate for the URL <code>${full}</code>.`), { allow: 'GET, HEAD' });
+    send(
+      405,
+      'text/html; charset=UTF-8',
+      HTML(405, `The request method <code>${req.method}</code> is inappropriate for the URL <code>${full}</code>.`),
+      { allow: 'GET, HEAD' },
+    );
     return;
   }
 
@@ -82,7 +101,12 @@ export function answerMetadata(
     scopes: `${scopes.join('\n')}\n`,
     token: () => {
       const t = issueToken();
-      return t ? { type: 'application/json', body: JSON.stringify({ access_token: t.token, expires_in: t.expiresIn, token_type: 'Bearer' }) } : undefined;
+      return t
+        ? {
+            type: 'application/json',
+            body: JSON.stringify({ access_token: t.token, expires_in: t.expiresIn, token_type: 'Bearer' }),
+          }
+        : undefined;
     },
   });
   const tree: Tree = {
@@ -135,7 +159,12 @@ export function answerMetadata(
     node = (node as Tree)[decodeURIComponent(p)] as Leaf | Tree;
     if (node === undefined) break;
   }
-  const notFound = (): void => send(404, 'text/html; charset=UTF-8', HTML(404, `The requested URL <code>${full}</code> was not found on this server.`));
+  const notFound = (): void =>
+    send(
+      404,
+      'text/html; charset=UTF-8',
+      HTML(404, `The requested URL <code>${full}</code> was not found on this server.`),
+    );
   if (node === undefined) return notFound();
 
   const isDir = typeof node === 'object';
@@ -145,7 +174,9 @@ export function answerMetadata(
   }
   if (!isDir && path.endsWith('/')) return notFound();
 
-  const etag = Math.abs(hash(JSON.stringify(tree))).toString(16).padStart(16, '0');
+  const etag = Math.abs(hash(JSON.stringify(tree)))
+    .toString(16)
+    .padStart(16, '0');
   if (typeof node === 'function') {
     const out = node();
     if (!out) return notFound();

@@ -10,7 +10,14 @@ import type { Fault, Identified } from '../core/index.js';
 import { GceError, notFoundPage } from './errors.js';
 import type { GceStore, J } from './store.js';
 import { checkQuery, decodeBody } from './validation.js';
-import { getImage, getZone, listZones, type OfferingResource, type OfferingVerb, zonalOffering } from './controllers/catalog.js';
+import {
+  getImage,
+  getZone,
+  listZones,
+  type OfferingResource,
+  type OfferingVerb,
+  zonalOffering,
+} from './controllers/catalog.js';
 import {
   type InstanceCall,
   aggregatedInstances,
@@ -90,12 +97,23 @@ export function identify(req: http.IncomingMessage, body: Buffer, url: URL): Gce
   const htmlNotFound = new Refusal(404, notFoundPage(url.pathname), 'text/html; charset=UTF-8', 'notFound');
   if (url.pathname === '/sts/v1/token') {
     const wrongMethod = new Refusal(404, notFoundPage(url.pathname), 'text/html; charset=UTF-8');
-    return { ...base, api: 'sts', action: 'sts.token global', ...(httpMethod !== 'POST' ? { early: wrongMethod } : {}) };
+    return {
+      ...base,
+      api: 'sts',
+      action: 'sts.token global',
+      ...(httpMethod !== 'POST' ? { early: wrongMethod } : {}),
+    };
   }
   const iam = IAM_PATH.exec(url.pathname);
   if (iam && httpMethod === 'POST') {
     const email = decodeURIComponent(iam[2]!);
-    return { ...base, api: 'iam', action: 'iamcredentials.generateAccessToken global', email, params: { serviceAccount: email } };
+    return {
+      ...base,
+      api: 'iam',
+      action: 'iamcredentials.generateAccessToken global',
+      email,
+      params: { serviceAccount: email },
+    };
   }
   const r = route(httpMethod, url.pathname);
   if (!r) return { ...base, api: 'none', action: `${httpMethod} ${url.pathname}`, early: htmlNotFound };
@@ -148,7 +166,15 @@ function route(method: string, pathname: string): Route | undefined {
   if (!m) return undefined;
   const project = decodeURIComponent(m[1]!);
   const rest = m[2]!.split('/').map((s) => decodeURIComponent(s));
-  const r = (name: string, scope: string, permission: string, resource: string, params: readonly string[], args: string[] = [], write = false): Route => ({
+  const r = (
+    name: string,
+    scope: string,
+    permission: string,
+    resource: string,
+    params: readonly string[],
+    args: string[] = [],
+    write = false,
+  ): Route => ({
     method: name,
     scope,
     project,
@@ -169,19 +195,45 @@ function route(method: string, pathname: string): Route | undefined {
     if (c === 'instances') {
       if (n === 3 && method === 'GET') return r('instances.list', z, 'compute.instances.list', zp, LIST_PARAMS);
       if (n === 3 && method === 'POST') {
-        return r('instances.insert', z, 'compute.instances.create', `${zp}/instances`, ['requestId', 'sourceInstanceTemplate', 'sourceMachineImage'], [], true);
+        return r(
+          'instances.insert',
+          z,
+          'compute.instances.create',
+          `${zp}/instances`,
+          ['requestId', 'sourceInstanceTemplate', 'sourceMachineImage'],
+          [],
+          true,
+        );
       }
-      if (n === 4 && method === 'GET') return r('instances.get', z, 'compute.instances.get', `${zp}/instances/${d}`, [], [d!]);
+      if (n === 4 && method === 'GET')
+        return r('instances.get', z, 'compute.instances.get', `${zp}/instances/${d}`, [], [d!]);
       if (n === 4 && method === 'DELETE') {
-        return r('instances.delete', z, 'compute.instances.delete', `${zp}/instances/${d}`, ['requestId', 'noGracefulShutdown'], [d!], true);
+        return r(
+          'instances.delete',
+          z,
+          'compute.instances.delete',
+          `${zp}/instances/${d}`,
+          ['requestId', 'noGracefulShutdown'],
+          [d!],
+          true,
+        );
       }
       if (n === 5 && e === 'serialPort' && method === 'GET') {
-        return r('instances.getSerialPortOutput', z, 'compute.instances.getSerialPortOutput', `${zp}/instances/${d}`, ['port', 'start'], [d!]);
+        return r(
+          'instances.getSerialPortOutput',
+          z,
+          'compute.instances.getSerialPortOutput',
+          `${zp}/instances/${d}`,
+          ['port', 'start'],
+          [d!],
+        );
       }
     }
     if (c === 'operations') {
-      if (n === 4 && method === 'GET') return r('zoneOperations.get', z, 'compute.zoneOperations.get', `${zp}/operations/${d}`, [], [d!]);
-      if (n === 5 && e === 'wait' && method === 'POST') return r('zoneOperations.wait', z, 'compute.zoneOperations.get', `${zp}/operations/${d}`, [], [d!]);
+      if (n === 4 && method === 'GET')
+        return r('zoneOperations.get', z, 'compute.zoneOperations.get', `${zp}/operations/${d}`, [], [d!]);
+      if (n === 5 && e === 'wait' && method === 'POST')
+        return r('zoneOperations.wait', z, 'compute.zoneOperations.get', `${zp}/operations/${d}`, [], [d!]);
     }
     if (c === 'machineTypes' && method === 'GET') {
       if (n === 3) return r('machineTypes.list', z, 'compute.machineTypes.list', zp, LIST_PARAMS);
@@ -189,21 +241,38 @@ function route(method: string, pathname: string): Route | undefined {
     }
     if (c === 'acceleratorTypes' && method === 'GET') {
       if (n === 3) return r('acceleratorTypes.list', z, 'compute.acceleratorTypes.list', zp, LIST_PARAMS);
-      if (n === 4) return r('acceleratorTypes.get', z, 'compute.acceleratorTypes.get', `${zp}/acceleratorTypes/${d}`, [], [d!]);
+      if (n === 4)
+        return r('acceleratorTypes.get', z, 'compute.acceleratorTypes.get', `${zp}/acceleratorTypes/${d}`, [], [d!]);
     }
     return undefined;
   }
   if (a === 'aggregated' && n === 2 && method === 'GET') {
     if (b === 'instances') return r('instances.aggregatedList', 'global', 'compute.instances.list', p, AGG_PARAMS);
-    if (b === 'machineTypes') return r('machineTypes.aggregatedList', 'global', 'compute.machineTypes.list', p, AGG_PARAMS);
-    if (b === 'acceleratorTypes') return r('acceleratorTypes.aggregatedList', 'global', 'compute.acceleratorTypes.list', p, AGG_PARAMS);
+    if (b === 'machineTypes')
+      return r('machineTypes.aggregatedList', 'global', 'compute.machineTypes.list', p, AGG_PARAMS);
+    if (b === 'acceleratorTypes')
+      return r('acceleratorTypes.aggregatedList', 'global', 'compute.acceleratorTypes.list', p, AGG_PARAMS);
     return undefined;
   }
   if (a === 'global' && b === 'images' && method === 'GET') {
     if (n === 4 && c === 'family') {
-      return { ...r('images.getFromFamily', 'global', 'compute.images.getFromFamily', `${p}/global/images/family/${d}`, [], [d!]), publicRead: true };
+      return {
+        ...r(
+          'images.getFromFamily',
+          'global',
+          'compute.images.getFromFamily',
+          `${p}/global/images/family/${d}`,
+          [],
+          [d!],
+        ),
+        publicRead: true,
+      };
     }
-    if (n === 3) return { ...r('images.get', 'global', 'compute.images.get', `${p}/global/images/${c}`, [], [c!]), publicRead: true };
+    if (n === 3)
+      return {
+        ...r('images.get', 'global', 'compute.images.get', `${p}/global/images/${c}`, [], [c!]),
+        publicRead: true,
+      };
   }
   return undefined;
 }

@@ -59,13 +59,15 @@ export interface StoreOptions {
 
 export const zoneLink = (zone: string): string => `${API_ROOT}/projects/${GCE_PROJECT}/zones/${zone}`;
 export const instanceLink = (zone: string, name: string): string => `${zoneLink(zone)}/instances/${name}`;
-export const instancePath = (zone: string, name: string): string => `projects/${GCE_PROJECT}/zones/${zone}/instances/${name}`;
+export const instancePath = (zone: string, name: string): string =>
+  `projects/${GCE_PROJECT}/zones/${zone}/instances/${name}`;
 
 /** Timestamps as the API writes them: RFC 3339 with milliseconds in Pacific time. */
 export function gceTime(d: Date): string {
   return new Date(d.getTime() - 7 * 3600_000).toISOString().replace('Z', '-07:00');
 }
-export const numericId = (): string => `${1 + crypto.randomInt(9)}${Array.from({ length: 18 }, () => crypto.randomInt(10)).join('')}`;
+export const numericId = (): string =>
+  `${1 + crypto.randomInt(9)}${Array.from({ length: 18 }, () => crypto.randomInt(10)).join('')}`;
 
 /** How long a `requestId` makes a retried insert or delete answer the first operation. */
 const REQUEST_ID_TTL_MS = 60 * 60 * 1000;

@@ -74,35 +74,151 @@ export interface InsertPlan {
 // Fields each message knows (the API rejects any other name)
 
 const INSTANCE_FIELDS = [
-  'advancedMachineFeatures', 'canIpForward', 'confidentialInstanceConfig', 'cpuPlatform', 'creationTimestamp', 'deletionProtection',
-  'description', 'disks', 'displayDevice', 'fingerprint', 'guestAccelerators', 'hostname', 'id', 'instanceEncryptionKey',
-  'keyRevocationActionType', 'kind', 'labelFingerprint', 'labels', 'lastStartTimestamp', 'lastStopTimestamp', 'lastSuspendedTimestamp',
-  'localSsdEncryptionMode', 'machineType', 'metadata', 'minCpuPlatform', 'name', 'networkInterfaces', 'networkPerformanceConfig',
-  'params', 'privateIpv6GoogleAccess', 'reservationAffinity', 'resourcePolicies', 'resourceStatus', 'satisfiesPzi', 'satisfiesPzs',
-  'scheduling', 'selfLink', 'serviceAccounts', 'shieldedInstanceConfig', 'shieldedInstanceIntegrityPolicy', 'sourceMachineImage',
-  'sourceMachineImageEncryptionKey', 'startRestricted', 'status', 'statusMessage', 'tags', 'workloadIdentityConfig', 'zone',
+  'advancedMachineFeatures',
+  'canIpForward',
+  'confidentialInstanceConfig',
+  'cpuPlatform',
+  'creationTimestamp',
+  'deletionProtection',
+  'description',
+  'disks',
+  'displayDevice',
+  'fingerprint',
+  'guestAccelerators',
+  'hostname',
+  'id',
+  'instanceEncryptionKey',
+  'keyRevocationActionType',
+  'kind',
+  'labelFingerprint',
+  'labels',
+  'lastStartTimestamp',
+  'lastStopTimestamp',
+  'lastSuspendedTimestamp',
+  'localSsdEncryptionMode',
+  'machineType',
+  'metadata',
+  'minCpuPlatform',
+  'name',
+  'networkInterfaces',
+  'networkPerformanceConfig',
+  'params',
+  'privateIpv6GoogleAccess',
+  'reservationAffinity',
+  'resourcePolicies',
+  'resourceStatus',
+  'satisfiesPzi',
+  'satisfiesPzs',
+  'scheduling',
+  'selfLink',
+  'serviceAccounts',
+  'shieldedInstanceConfig',
+  'shieldedInstanceIntegrityPolicy',
+  'sourceMachineImage',
+  'sourceMachineImageEncryptionKey',
+  'startRestricted',
+  'status',
+  'statusMessage',
+  'tags',
+  'workloadIdentityConfig',
+  'zone',
 ];
 const DISK_FIELDS = [
-  'architecture', 'autoDelete', 'boot', 'deviceName', 'diskEncryptionKey', 'diskSizeGb', 'forceAttach', 'guestOsFeatures', 'index',
-  'initializeParams', 'interface', 'kind', 'licenses', 'mode', 'savedState', 'shieldedInstanceInitialState', 'source', 'type',
+  'architecture',
+  'autoDelete',
+  'boot',
+  'deviceName',
+  'diskEncryptionKey',
+  'diskSizeGb',
+  'forceAttach',
+  'guestOsFeatures',
+  'index',
+  'initializeParams',
+  'interface',
+  'kind',
+  'licenses',
+  'mode',
+  'savedState',
+  'shieldedInstanceInitialState',
+  'source',
+  'type',
 ];
 const INIT_FIELDS = [
-  'architecture', 'description', 'diskName', 'diskSizeGb', 'diskType', 'enableConfidentialCompute', 'labels', 'licenses', 'onUpdateAction',
-  'provisionedIops', 'provisionedThroughput', 'replicaZones', 'resourceManagerTags', 'resourcePolicies', 'sourceImage',
-  'sourceImageEncryptionKey', 'sourceSnapshot', 'sourceSnapshotEncryptionKey', 'storagePool',
+  'architecture',
+  'description',
+  'diskName',
+  'diskSizeGb',
+  'diskType',
+  'enableConfidentialCompute',
+  'labels',
+  'licenses',
+  'onUpdateAction',
+  'provisionedIops',
+  'provisionedThroughput',
+  'replicaZones',
+  'resourceManagerTags',
+  'resourcePolicies',
+  'sourceImage',
+  'sourceImageEncryptionKey',
+  'sourceSnapshot',
+  'sourceSnapshotEncryptionKey',
+  'storagePool',
 ];
 const SCHEDULING_FIELDS = [
-  'automaticRestart', 'availabilityDomain', 'exposeHostTopology', 'gracefulShutdown', 'hostErrorTimeoutSeconds', 'instanceTerminationAction',
-  'localSsdRecoveryTimeout', 'locationHint', 'maxRunDuration', 'minNodeCpus', 'nodeAffinities', 'onHostMaintenance', 'onInstanceStopAction',
-  'preemptible', 'preemptionNoticeDuration', 'provisioningModel', 'skipGuestOsShutdown', 'terminationTime',
+  'automaticRestart',
+  'availabilityDomain',
+  'exposeHostTopology',
+  'gracefulShutdown',
+  'hostErrorTimeoutSeconds',
+  'instanceTerminationAction',
+  'localSsdRecoveryTimeout',
+  'locationHint',
+  'maxRunDuration',
+  'minNodeCpus',
+  'nodeAffinities',
+  'onHostMaintenance',
+  'onInstanceStopAction',
+  'preemptible',
+  'preemptionNoticeDuration',
+  'provisioningModel',
+  'skipGuestOsShutdown',
+  'terminationTime',
 ];
 const NIC_FIELDS = [
-  'accessConfigs', 'aliasIpRanges', 'aliasIpv6Ranges', 'enableVpcScopedDns', 'fingerprint', 'igmpQuery', 'internalIpv6PrefixLength',
-  'ipv6AccessConfigs', 'ipv6AccessType', 'ipv6Address', 'kind', 'name', 'network', 'networkAttachment', 'networkIP', 'nicType',
-  'parentNicName', 'queueCount', 'serviceClassId', 'stackType', 'subnetwork', 'vlan',
+  'accessConfigs',
+  'aliasIpRanges',
+  'aliasIpv6Ranges',
+  'enableVpcScopedDns',
+  'fingerprint',
+  'igmpQuery',
+  'internalIpv6PrefixLength',
+  'ipv6AccessConfigs',
+  'ipv6AccessType',
+  'ipv6Address',
+  'kind',
+  'name',
+  'network',
+  'networkAttachment',
+  'networkIP',
+  'nicType',
+  'parentNicName',
+  'queueCount',
+  'serviceClassId',
+  'stackType',
+  'subnetwork',
+  'vlan',
 ];
 const ACCESS_CONFIG_FIELDS = [
-  'externalIpv6', 'externalIpv6PrefixLength', 'kind', 'name', 'natIP', 'networkTier', 'publicPtrDomainName', 'securityPolicy', 'setPublicPtr', 'type',
+  'externalIpv6',
+  'externalIpv6PrefixLength',
+  'kind',
+  'name',
+  'natIP',
+  'networkTier',
+  'publicPtrDomainName',
+  'securityPolicy',
+  'setPublicPtr',
+  'type',
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -174,7 +290,11 @@ const MAX_RUN_MIN = 30;
 const MAX_RUN_MAX = 120 * 24 * 3600;
 
 /** Resolves an image reference (`projects/P/global/images/family/F`, `.../images/I`, or a URL). */
-export function findImage(project: string, family: string | undefined, name: string | undefined): GceImageSpec | undefined {
+export function findImage(
+  project: string,
+  family: string | undefined,
+  name: string | undefined,
+): GceImageSpec | undefined {
   if (family !== undefined) return IMAGES.find((i) => i.project === project && i.family === family);
   return IMAGES.find((i) => i.project === project && i.name === name);
 }
@@ -215,14 +335,23 @@ export function validateInsert(raw: unknown, zone: string): InsertPlan {
   }
   const description = text(r.description, 'resource.description');
   const hostname = text(r.hostname, 'resource.hostname');
-  if (hostname !== undefined && !/^(?=.{1,253}$)[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)+$/.test(hostname)) {
-    throw invalidField('resource.hostname', hostname, 'Hostname must be a fully qualified DNS name with at least two labels.');
+  if (
+    hostname !== undefined &&
+    !/^(?=.{1,253}$)[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)+$/.test(hostname)
+  ) {
+    throw invalidField(
+      'resource.hostname',
+      hostname,
+      'Hostname must be a fully qualified DNS name with at least two labels.',
+    );
   }
   const deletionProtection = flag(r.deletionProtection, 'resource.deletionProtection') ?? false;
 
   const machineType = decodeMachineType(r, zone);
   const guestAccelerators = decodeAccelerators(r, zone, machineType);
-  const gpus = guestAccelerators[0] ?? (machineType.gpu ? { spec: ACCELERATORS[machineType.gpu.type]!, count: machineType.gpu.count } : undefined);
+  const gpus =
+    guestAccelerators[0] ??
+    (machineType.gpu ? { spec: ACCELERATORS[machineType.gpu.type]!, count: machineType.gpu.count } : undefined);
 
   // Scheduling.
   const s = msg(r.scheduling, 'resource.scheduling') ?? {};
@@ -265,11 +394,19 @@ function decodeMachineType(r: J, zone: string): MachineTypeSpec {
   if (!mt) throw invalidField('resource.machineType', mtRef, NOT_A_URL);
   if (mt[1] !== undefined && mt[1] !== GCE_PROJECT) throw invalidField('resource.machineType', mtRef, CROSS_PROJECT);
   if (mt[2] !== zone) {
-    throw invalidField('resource.machineType', mtRef, `Machine type specified '${mt[3]}' is in a different scope than the instance.`);
+    throw invalidField(
+      'resource.machineType',
+      mtRef,
+      `Machine type specified '${mt[3]}' is in a different scope than the instance.`,
+    );
   }
   const machineType = MACHINE_TYPES[mt[3]!];
   if (!machineType || !machineType.zones.includes(zone)) {
-    throw invalidField('resource.machineType', mtRef, `Machine type with name '${mt[3]}' does not exist in zone '${zone}'.`);
+    throw invalidField(
+      'resource.machineType',
+      mtRef,
+      `Machine type with name '${mt[3]}' does not exist in zone '${zone}'.`,
+    );
   }
   return machineType;
 }
@@ -277,7 +414,12 @@ function decodeMachineType(r: J, zone: string): MachineTypeSpec {
 function decodeAccelerators(r: J, zone: string, machineType: MachineTypeSpec): InsertPlan['guestAccelerators'] {
   const guestAccelerators: InsertPlan['guestAccelerators'] = [];
   const accs = list(r.guestAccelerators, 'resource.guestAccelerators');
-  if (accs.length > 1) throw invalidField('resource.guestAccelerators', '', 'At most one accelerator type may be attached to an instance.');
+  if (accs.length > 1)
+    throw invalidField(
+      'resource.guestAccelerators',
+      '',
+      'At most one accelerator type may be attached to an instance.',
+    );
   accs.forEach((a, i) => {
     const at = `resource.guestAccelerators[${i}]`;
     const o = msg(a, at) ?? {};
@@ -297,14 +439,23 @@ function decodeAccelerators(r: J, zone: string, machineType: MachineTypeSpec): I
     const count = integer(o.acceleratorCount, `${at}.acceleratorCount`, 'TYPE_INT32') ?? 0;
     const allowed = [1, 2, 4, 8].filter((n) => n <= spec.maximumCardsPerInstance);
     if (!allowed.includes(count)) {
-      throw invalidField(`${at}.acceleratorCount`, String(count), `Accelerator count must be one of [${allowed.join(', ')}] for accelerator type '${spec.name}'.`);
+      throw invalidField(
+        `${at}.acceleratorCount`,
+        String(count),
+        `Accelerator count must be one of [${allowed.join(', ')}] for accelerator type '${spec.name}'.`,
+      );
     }
     guestAccelerators.push({ spec, count });
   });
   return guestAccelerators;
 }
 
-function decodeDisks(r: J, zone: string, name: string, machineType: MachineTypeSpec): { disks: DiskPlan[]; image: GceImageSpec } {
+function decodeDisks(
+  r: J,
+  zone: string,
+  name: string,
+  machineType: MachineTypeSpec,
+): { disks: DiskPlan[]; image: GceImageSpec } {
   const rawDisks = list(r.disks, 'resource.disks');
   if (rawDisks.length === 0) throw required('resource.disks');
   const disks: DiskPlan[] = [];
@@ -314,27 +465,34 @@ function decodeDisks(r: J, zone: string, name: string, machineType: MachineTypeS
     const o = msg(d, at) ?? {};
     known(o, DISK_FIELDS, at);
     const boot = flag(o.boot, `${at}.boot`) ?? false;
-    if (boot && i !== 0) throw invalidField(`${at}.boot`, 'true', 'Boot disk must be the first disk attached to the instance.');
+    if (boot && i !== 0)
+      throw invalidField(`${at}.boot`, 'true', 'Boot disk must be the first disk attached to the instance.');
     const source = text(o.source, `${at}.source`);
     if (source !== undefined) throw notFound(`projects/${GCE_PROJECT}/zones/${zone}/disks/${source.split('/').pop()}`);
     const type = text(o.type, `${at}.type`) ?? 'PERSISTENT';
-    if (type === 'SCRATCH') throw invalid(`[${machineType.name}, local-ssd] features are not compatible for creating instance.`);
+    if (type === 'SCRATCH')
+      throw invalid(`[${machineType.name}, local-ssd] features are not compatible for creating instance.`);
     if (type !== 'PERSISTENT') throw invalidField(`${at}.type`, type, "Must be one of ['PERSISTENT', 'SCRATCH'].");
     const mode = text(o.mode, `${at}.mode`) ?? 'READ_WRITE';
-    if (mode !== 'READ_WRITE' && mode !== 'READ_ONLY') throw invalidField(`${at}.mode`, mode, "Must be one of ['READ_ONLY', 'READ_WRITE'].");
-    if (boot && mode !== 'READ_WRITE') throw invalidField(`${at}.mode`, mode, 'Boot disk must be attached in READ_WRITE mode.');
+    if (mode !== 'READ_WRITE' && mode !== 'READ_ONLY')
+      throw invalidField(`${at}.mode`, mode, "Must be one of ['READ_ONLY', 'READ_WRITE'].");
+    if (boot && mode !== 'READ_WRITE')
+      throw invalidField(`${at}.mode`, mode, 'Boot disk must be attached in READ_WRITE mode.');
     const iface = text(o.interface, `${at}.interface`) ?? 'SCSI';
-    if (iface !== 'SCSI' && iface !== 'NVME') throw invalidField(`${at}.interface`, iface, "Must be one of ['NVME', 'SCSI'].");
+    if (iface !== 'SCSI' && iface !== 'NVME')
+      throw invalidField(`${at}.interface`, iface, "Must be one of ['NVME', 'SCSI'].");
     const autoDelete = flag(o.autoDelete, `${at}.autoDelete`) ?? false;
     const deviceName = text(o.deviceName, `${at}.deviceName`) ?? `persistent-disk-${i}`;
-    if (!NAME.test(deviceName)) throw invalidField(`${at}.deviceName`, deviceName, `Must be a match of regex '${NAME_REGEX}'`);
+    if (!NAME.test(deviceName))
+      throw invalidField(`${at}.deviceName`, deviceName, `Must be a match of regex '${NAME_REGEX}'`);
     const sizeOnDisk = integer(o.diskSizeGb, `${at}.diskSizeGb`, 'TYPE_INT64');
 
     const p = msg(o.initializeParams, `${at}.initializeParams`);
     if (!p) throw required(`${at}.initializeParams`);
     known(p, INIT_FIELDS, `${at}.initializeParams`);
     const diskName = text(p.diskName, `${at}.initializeParams.diskName`) ?? (boot ? name : `${name}-${i}`);
-    if (!NAME.test(diskName)) throw invalidField(`${at}.initializeParams.diskName`, diskName, `Must be a match of regex '${NAME_REGEX}'`);
+    if (!NAME.test(diskName))
+      throw invalidField(`${at}.initializeParams.diskName`, diskName, `Must be a match of regex '${NAME_REGEX}'`);
     if (text(p.sourceSnapshot, `${at}.initializeParams.sourceSnapshot`) !== undefined) {
       throw notFound(`projects/${GCE_PROJECT}/global/snapshots/${String(p.sourceSnapshot).split('/').pop()}`);
     }
@@ -345,11 +503,16 @@ function decodeDisks(r: J, zone: string, name: string, machineType: MachineTypeS
       if (!m) throw invalidField(`${at}.initializeParams.sourceImage`, imageRef, NOT_A_URL);
       const project = m[1] ?? GCE_PROJECT;
       diskImage = findImage(project, m[2], m[3]);
-      if (!diskImage) throw notFound(`projects/${project}/global/images/${m[2] !== undefined ? `family/${m[2]}` : m[3]}`);
+      if (!diskImage)
+        throw notFound(`projects/${project}/global/images/${m[2] !== undefined ? `family/${m[2]}` : m[3]}`);
     } else if (boot) {
       throw required(`${at}.initializeParams.sourceImage`);
     }
-    const size = integer(p.diskSizeGb, `${at}.initializeParams.diskSizeGb`, 'TYPE_INT64') ?? sizeOnDisk ?? diskImage?.diskSizeGb ?? 10;
+    const size =
+      integer(p.diskSizeGb, `${at}.initializeParams.diskSizeGb`, 'TYPE_INT64') ??
+      sizeOnDisk ??
+      diskImage?.diskSizeGb ??
+      10;
     if (diskImage && size < diskImage.diskSizeGb) {
       throw invalidField(
         `${at}.initializeParams.diskSizeGb`,
@@ -358,23 +521,43 @@ function decodeDisks(r: J, zone: string, name: string, machineType: MachineTypeS
       );
     }
     if (size < 1 || size > 65536) {
-      throw invalidField(`${at}.initializeParams.diskSizeGb`, String(size), 'Disk size must be between 1 GB and 65536 GB.');
+      throw invalidField(
+        `${at}.initializeParams.diskSizeGb`,
+        String(size),
+        'Disk size must be between 1 GB and 65536 GB.',
+      );
     }
     const diskTypeRef = text(p.diskType, `${at}.initializeParams.diskType`);
     let diskType = 'pd-standard';
     if (diskTypeRef !== undefined && diskTypeRef !== '') {
       const m = DISK_TYPE_REF.exec(diskTypeRef);
       if (!m) throw invalidField(`${at}.initializeParams.diskType`, diskTypeRef, NOT_A_URL);
-      if (m[1] !== undefined && m[1] !== GCE_PROJECT) throw invalidField(`${at}.initializeParams.diskType`, diskTypeRef, CROSS_PROJECT);
+      if (m[1] !== undefined && m[1] !== GCE_PROJECT)
+        throw invalidField(`${at}.initializeParams.diskType`, diskTypeRef, CROSS_PROJECT);
       if (m[2] !== zone || !DISK_TYPES.includes(m[3]!)) {
-        throw invalidField(`${at}.initializeParams.diskType`, diskTypeRef, 'The referenced diskType resource cannot be found.');
+        throw invalidField(
+          `${at}.initializeParams.diskType`,
+          diskTypeRef,
+          'The referenced diskType resource cannot be found.',
+        );
       }
       diskType = m[3]!;
     }
     const labels = stringMap(p.labels, `${at}.initializeParams.labels`);
     validateLabels(labels, `${at}.initializeParams.labels`);
     if (boot) image = diskImage;
-    disks.push({ name: diskName, deviceName, boot, autoDelete, sizeGb: size, type: diskType, mode, interface: iface, labels, ...(diskImage ? { image: diskImage } : {}) });
+    disks.push({
+      name: diskName,
+      deviceName,
+      boot,
+      autoDelete,
+      sizeGb: size,
+      type: diskType,
+      mode,
+      interface: iface,
+      labels,
+      ...(diskImage ? { image: diskImage } : {}),
+    });
   });
   const boots = disks.filter((d) => d.boot).length;
   if (boots === 0 || !image) throw invalidField('resource.disks', '', 'Exactly one boot disk must be specified.');
@@ -386,7 +569,8 @@ function decodeDisks(r: J, zone: string, name: string, machineType: MachineTypeS
   }
   const devices = new Set<string>();
   for (const d of disks) {
-    if (devices.has(d.deviceName)) throw invalidField('resource.disks', '', `Device name '${d.deviceName}' is used more than once.`);
+    if (devices.has(d.deviceName))
+      throw invalidField('resource.disks', '', `Device name '${d.deviceName}' is used more than once.`);
     devices.add(d.deviceName);
   }
   if (image.architecture !== 'X86_64') {
@@ -402,7 +586,8 @@ function decodeDisks(r: J, zone: string, name: string, machineType: MachineTypeS
 
 function decodeNics(r: J, zone: string): NicPlan[] {
   const rawNics = list(r.networkInterfaces, 'resource.networkInterfaces');
-  if (rawNics.length === 0) throw invalidField('resource.networkInterfaces', '', 'At least one network interface is required.');
+  if (rawNics.length === 0)
+    throw invalidField('resource.networkInterfaces', '', 'At least one network interface is required.');
   const nics: NicPlan[] = [];
   rawNics.forEach((n, i) => {
     const at = `resource.networkInterfaces[${i}]`;
@@ -422,18 +607,22 @@ function decodeNics(r: J, zone: string): NicPlan[] {
         throw invalidField(`${at}.subnetwork`, subnetRef, 'The referenced subnetwork resource cannot be found.');
       }
     }
-    if (i > 0) throw invalidField(`${at}.network`, networkRef ?? '', 'Networks must be distinct for NICs attached to a VM.');
+    if (i > 0)
+      throw invalidField(`${at}.network`, networkRef ?? '', 'Networks must be distinct for NICs attached to a VM.');
     const configs = list(o.accessConfigs, `${at}.accessConfigs`);
-    if (configs.length > 1) throw invalidField(`${at}.accessConfigs`, '', 'At most one access config currently supported.');
+    if (configs.length > 1)
+      throw invalidField(`${at}.accessConfigs`, '', 'At most one access config currently supported.');
     let accessConfig: NicPlan['accessConfig'];
     configs.forEach((c, j) => {
       const cat = `${at}.accessConfigs[${j}]`;
       const co = msg(c, cat) ?? {};
       known(co, ACCESS_CONFIG_FIELDS, cat);
       const type = text(co.type, `${cat}.type`) ?? 'ONE_TO_ONE_NAT';
-      if (type !== 'ONE_TO_ONE_NAT') throw invalidField(`${cat}.type`, type, "Must be one of ['DIRECT_IPV6', 'ONE_TO_ONE_NAT'].");
+      if (type !== 'ONE_TO_ONE_NAT')
+        throw invalidField(`${cat}.type`, type, "Must be one of ['DIRECT_IPV6', 'ONE_TO_ONE_NAT'].");
       const tier = text(co.networkTier, `${cat}.networkTier`) ?? 'PREMIUM';
-      if (tier !== 'PREMIUM' && tier !== 'STANDARD') throw invalidField(`${cat}.networkTier`, tier, "Must be one of ['PREMIUM', 'STANDARD'].");
+      if (tier !== 'PREMIUM' && tier !== 'STANDARD')
+        throw invalidField(`${cat}.networkTier`, tier, "Must be one of ['PREMIUM', 'STANDARD'].");
       if (text(co.natIP, `${cat}.natIP`) !== undefined) {
         throw invalidField(`${cat}.natIP`, String(co.natIP), 'The referenced address resource cannot be found.');
       }
@@ -460,17 +649,26 @@ function decodeMetadata(r: J): InsertPlan['metadata'] {
     known(o, ['key', 'value'], at);
     const key = text(o.key, `${at}.key`);
     if (key === undefined || key === '') throw required(`${at}.key`);
-    if (!METADATA_KEY.test(key)) throw invalidField(`${at}.key`, key, "Must be a match of regex '[a-zA-Z0-9-_]{1,128}'");
+    if (!METADATA_KEY.test(key))
+      throw invalidField(`${at}.key`, key, "Must be a match of regex '[a-zA-Z0-9-_]{1,128}'");
     if (metadata.some((x) => x.key === key)) throw invalidField(`${at}.key`, key, 'Duplicate metadata key.');
     const value = text(o.value, `${at}.value`) ?? '';
     if (value.length > METADATA_VALUE_MAX) {
-      throw new GceError(400, 'invalid', `Value for field '${at}.value' is too large: maximum size ${METADATA_VALUE_MAX} character(s); actual size ${value.length}.`);
+      throw new GceError(
+        400,
+        'invalid',
+        `Value for field '${at}.value' is too large: maximum size ${METADATA_VALUE_MAX} character(s); actual size ${value.length}.`,
+      );
     }
     total += key.length + value.length;
     metadata.push({ key, value });
   });
   if (total > METADATA_TOTAL_MAX) {
-    throw new GceError(400, 'invalid', `Value for field 'resource.metadata' is too large: maximum size ${METADATA_TOTAL_MAX} character(s); actual size ${total}.`);
+    throw new GceError(
+      400,
+      'invalid',
+      `Value for field 'resource.metadata' is too large: maximum size ${METADATA_TOTAL_MAX} character(s); actual size ${total}.`,
+    );
   }
 
   return metadata;
@@ -478,7 +676,8 @@ function decodeMetadata(r: J): InsertPlan['metadata'] {
 
 function decodeServiceAccount(r: J): InsertPlan['serviceAccount'] {
   const sas = list(r.serviceAccounts, 'resource.serviceAccounts');
-  if (sas.length > 1) throw invalidField('resource.serviceAccounts', '', 'At most one service account can be attached to an instance.');
+  if (sas.length > 1)
+    throw invalidField('resource.serviceAccounts', '', 'At most one service account can be attached to an instance.');
   let serviceAccount: InsertPlan['serviceAccount'];
   sas.forEach((sa, i) => {
     const at = `resource.serviceAccounts[${i}]`;
@@ -504,7 +703,8 @@ function decodeServiceAccount(r: J): InsertPlan['serviceAccount'] {
 function validateScheduling(s: J, hasGpus: boolean): SchedulingPlan {
   const at = 'resource.scheduling';
   const model = text(s.provisioningModel, `${at}.provisioningModel`) ?? 'STANDARD';
-  if (model !== 'STANDARD' && model !== 'SPOT') throw invalidField(`${at}.provisioningModel`, model, "Must be one of ['SPOT', 'STANDARD'].");
+  if (model !== 'STANDARD' && model !== 'SPOT')
+    throw invalidField(`${at}.provisioningModel`, model, "Must be one of ['SPOT', 'STANDARD'].");
   const preemptibleSent = flag(s.preemptible, `${at}.preemptible`) ?? false;
   const preemptible = preemptibleSent || model === 'SPOT';
   const automaticRestartSent = flag(s.automaticRestart, `${at}.automaticRestart`);
@@ -513,13 +713,22 @@ function validateScheduling(s: J, hasGpus: boolean): SchedulingPlan {
     throw invalidField(`${at}.onHostMaintenance`, onHostSent, "Must be one of ['MIGRATE', 'TERMINATE'].");
   }
   if (preemptible && automaticRestartSent === true) {
-    throw invalidField(`${at}.automaticRestart`, 'true', 'Scheduling must have preemptible be false when AutomaticRestart is true.');
+    throw invalidField(
+      `${at}.automaticRestart`,
+      'true',
+      'Scheduling must have preemptible be false when AutomaticRestart is true.',
+    );
   }
   if (preemptible && onHostSent === 'MIGRATE') {
-    throw invalidField(`${at}.onHostMaintenance`, 'MIGRATE', "Scheduling must have preemptible be false when OnHostMaintenance isn't TERMINATE.");
+    throw invalidField(
+      `${at}.onHostMaintenance`,
+      'MIGRATE',
+      "Scheduling must have preemptible be false when OnHostMaintenance isn't TERMINATE.",
+    );
   }
   const onHostMaintenance = onHostSent ?? (preemptible ? 'TERMINATE' : 'MIGRATE');
-  if (hasGpus && onHostMaintenance !== 'TERMINATE') throw invalid('Instances with guest accelerators do not support live migration.');
+  if (hasGpus && onHostMaintenance !== 'TERMINATE')
+    throw invalid('Instances with guest accelerators do not support live migration.');
   const automaticRestart = automaticRestartSent ?? !preemptible;
 
   const action = text(s.instanceTerminationAction, `${at}.instanceTerminationAction`);
@@ -571,7 +780,8 @@ function validateScheduling(s: J, hasGpus: boolean): SchedulingPlan {
       'Instance termination action can only be specified for Spot VMs or VMs with maxRunDuration or terminationTime.',
     );
   }
-  const instanceTerminationAction = (action ?? (preemptible ? 'STOP' : undefined)) as SchedulingPlan['instanceTerminationAction'];
+  const instanceTerminationAction = (action ??
+    (preemptible ? 'STOP' : undefined)) as SchedulingPlan['instanceTerminationAction'];
   return {
     provisioningModel: model,
     preemptible,

@@ -47,7 +47,9 @@ export function decodeBody(httpMethod: string, body: Buffer, wantsResource: bool
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw new GceError(400, 'parseError', `Invalid JSON payload received. ${(err as Error).message}`, { status: 'INVALID_ARGUMENT' });
+      throw new GceError(400, 'parseError', `Invalid JSON payload received. ${(err as Error).message}`, {
+        status: 'INVALID_ARGUMENT',
+      });
     }
   }
   if (!wantsResource) return undefined;
@@ -90,7 +92,11 @@ export function checkRequestId(q: URLSearchParams): string | undefined {
   const requestId = q.get('requestId') ?? undefined;
   if (requestId === undefined) return undefined;
   if (!UUID.test(requestId) || /^[0-]+$/.test(requestId)) {
-    throw invalidField('requestId', requestId, 'The request id must be a valid UUID with the exception that zero UUID is not supported.');
+    throw invalidField(
+      'requestId',
+      requestId,
+      'The request id must be a valid UUID with the exception that zero UUID is not supported.',
+    );
   }
   return requestId.toLowerCase();
 }

@@ -30,7 +30,13 @@ export interface Result {
 }
 
 /** The `Link` header GitHub pages lists with (prev, next, last, first). */
-function linkHeader(ctx: GitHubContext, url: URL, page: number, perPage: number, total: number): Record<string, string> {
+function linkHeader(
+  ctx: GitHubContext,
+  url: URL,
+  page: number,
+  perPage: number,
+  total: number,
+): Record<string, string> {
   const last = Math.max(1, Math.ceil(total / perPage));
   const link = (n: number, rel: string): string => {
     const u = new URL(url.toString());
@@ -75,7 +81,11 @@ export function listRunnerGroups(ctx: GitHubContext, url: URL): Result {
     workflow_restrictions_read_only: false,
   }));
   const slice = groups.slice((page - 1) * perPage, page * perPage);
-  return { status: 200, body: { total_count: groups.length, runner_groups: slice }, headers: linkHeader(ctx, url, page, perPage, groups.length) };
+  return {
+    status: 200,
+    body: { total_count: groups.length, runner_groups: slice },
+    headers: linkHeader(ctx, url, page, perPage, groups.length),
+  };
 }
 
 export async function listDownloads(ctx: GitHubContext): Promise<Result> {
@@ -98,9 +108,19 @@ export function generateJitConfig(ctx: GitHubContext, scope: string, raw: Buffer
   const group = GROUPS.find((g) => g.id === b.runner_group_id && (isOrg || g.default));
   if (!group) throw new HttpError(404, 'Not Found', { documentation_url: docs });
   if (ctx.store.byName(scope, b.name)) {
-    throw new HttpError(409, `Already exists - A runner with the name ${b.name} already exists.`, { documentation_url: docs });
+    throw new HttpError(409, `Already exists - A runner with the name ${b.name} already exists.`, {
+      documentation_url: docs,
+    });
   }
-  const r = ctx.store.createRegistration({ scope, name: b.name, groupId: group.id, labels: b.labels, ephemeral: true, jit: true, noDefaultLabels: false });
+  const r = ctx.store.createRegistration({
+    scope,
+    name: b.name,
+    groupId: group.id,
+    labels: b.labels,
+    ephemeral: true,
+    jit: true,
+    noDefaultLabels: false,
+  });
   const runnerFile = {
     agentId: r.id,
     agentName: r.name,
@@ -116,7 +136,13 @@ export function generateJitConfig(ctx: GitHubContext, scope: string, raw: Buffer
     '.runner': Buffer.from(JSON.stringify(runnerFile)).toString('base64'),
     '.credentials': Buffer.from(JSON.stringify(credentialsFile)).toString('base64'),
   };
-  return { status: 201, body: { runner: ctx.store.runnerJson(r), encoded_jit_config: Buffer.from(JSON.stringify(files)).toString('base64') } };
+  return {
+    status: 201,
+    body: {
+      runner: ctx.store.runnerJson(r),
+      encoded_jit_config: Buffer.from(JSON.stringify(files)).toString('base64'),
+    },
+  };
 }
 
 /** `GET runners/{id}`, `GET runners/{id}/labels` and `DELETE runners/{id}`. */

@@ -20,7 +20,11 @@ export class HttpError extends Error {
 
 export const notFound = (): HttpError => new HttpError(404, 'Not Found');
 
-export function errorBody(status: number, message: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function errorBody(
+  status: number,
+  message: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     message,
     ...extra,

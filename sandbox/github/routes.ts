@@ -57,10 +57,15 @@ export function identifyRest(req: http.IncomingMessage, raw: Buffer, url: URL): 
   const token = auth ? /^(?:token|bearer)\s+(\S+)$/i.exec(auth)?.[1] : undefined;
   const requested = req.headers['x-github-api-version'];
   const scopeMatch = /^\/(repos\/[^/]+\/[^/]+|orgs\/[^/]+)\//.exec(path);
-  const accepted = scopeMatch ? (scopeMatch[1].startsWith('orgs/') ? 'organization_self_hosted_runners=write' : 'administration=write') : undefined;
+  const accepted = scopeMatch
+    ? scopeMatch[1].startsWith('orgs/')
+      ? 'organization_self_hosted_runners=write'
+      : 'administration=write'
+    : undefined;
   const { scope, rest } = scopeOf(path);
   const key = `${method} ${rest.join('/')}`;
-  const known = scope !== undefined && ROUTES.some((r) => r.test(key)) && !(key === 'GET runner-groups' && scope !== ORG);
+  const known =
+    scope !== undefined && ROUTES.some((r) => r.test(key)) && !(key === 'GET runner-groups' && scope !== ORG);
   return {
     action: `${method} ${path}`,
     params: paramsOf(rest, url, raw),
@@ -145,7 +150,8 @@ export function rateLimit(ctx: GitHubContext, token: string | undefined): number
  * organisation Self-hosted runners permission); an unknown route stays a 404 for it.
  */
 export function requireAdmin(request: RestRequest, admin: boolean): void {
-  if (request.known && !admin) throw new HttpError(403, 'Resource not accessible by integration', { documentation_url: DOCS });
+  if (request.known && !admin)
+    throw new HttpError(403, 'Resource not accessible by integration', { documentation_url: DOCS });
 }
 
 /** Runs the controller for a known route; anything else is 404. */

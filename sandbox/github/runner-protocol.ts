@@ -15,7 +15,10 @@ interface Reply {
   body?: unknown;
 }
 
-const GONE: Reply = { status: 404, body: { message: 'The runner registration has been deleted from the server, please re-configure.' } };
+const GONE: Reply = {
+  status: 404,
+  body: { message: 'The runner registration has been deleted from the server, please re-configure.' },
+};
 
 function send(res: http.ServerResponse, reply: Reply): void {
   const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
@@ -26,14 +29,30 @@ function send(res: http.ServerResponse, reply: Reply): void {
   res.end(text);
 }
 
-export async function handleRunner(ctx: GitHubContext, req: http.IncomingMessage, raw: Buffer, res: http.ServerResponse, url: URL): Promise<void> {
+export async function handleRunner(
+  ctx: GitHubContext,
+  req: http.IncomingMessage,
+  raw: Buffer,
+  res: http.ServerResponse,
+  url: URL,
+): Promise<void> {
   let body: Record<string, unknown>;
   try {
     body = raw.length ? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>) : {};
   } catch {
     return send(res, { status: 400, body: { message: 'Problems parsing JSON' } });
   }
-  send(res, await runnerAction(ctx, req.method ?? 'GET', url.pathname.split('/').filter(Boolean).slice(1), body, req.headers.authorization, res));
+  send(
+    res,
+    await runnerAction(
+      ctx,
+      req.method ?? 'GET',
+      url.pathname.split('/').filter(Boolean).slice(1),
+      body,
+      req.headers.authorization,
+      res,
+    ),
+  );
 }
 
 async function runnerAction(
@@ -70,7 +89,8 @@ async function runnerAction(
   }
   if (method === 'POST' && parts[2] === 'jobs' && parts[4] === 'complete') {
     const job = ctx.store.jobs.get(Number(parts[3]));
-    if (!job || job.runnerId !== r.id || job.status !== 'in_progress') return { status: 404, body: { message: 'No such job for this runner.' } };
+    if (!job || job.runnerId !== r.id || job.status !== 'in_progress')
+      return { status: 404, body: { message: 'No such job for this runner.' } };
     const conclusion = (['success', 'failure', 'cancelled'] as const).find((c) => c === body.conclusion) ?? 'failure';
     ctx.store.finishJob(job, conclusion, typeof body.log === 'string' ? body.log : '');
     return { status: 204 };
@@ -82,13 +102,24 @@ async function runnerAction(
 function openSession(ctx: GitHubContext, r: Registration, body: Record<string, unknown>): Reply {
   const version = String(body.version ?? '');
   if (!ACCEPTED_VERSIONS.has(version)) {
-    return { status: 403, body: { message: `Runner version v${version} is deprecated and cannot receive messages.`, deprecated: true } };
+    return {
+      status: 403,
+      body: { message: `Runner version v${version} is deprecated and cannot receive messages.`, deprecated: true },
+    };
   }
   if (r.jit && r.jitUsed) {
-    return { status: 403, body: { message: 'This just-in-time runner configuration has already been used; generate a new one.' } };
+    return {
+      status: 403,
+      body: { message: 'This just-in-time runner configuration has already been used; generate a new one.' },
+    };
   }
   if (r.session && !r.session.closed && ctx.store.isOnline(r)) {
-    return { status: 409, body: { message: `A session for this runner already exists. The actions runner ${r.name} already has an active session.` } };
+    return {
+      status: 409,
+      body: {
+        message: `A session for this runner already exists. The actions runner ${r.name} already has an active session.`,
+      },
+    };
   }
   if (r.jit) r.jitUsed = true;
   r.arch ??= typeof body.arch === 'string' ? body.arch : 'x64';
@@ -144,11 +175,16 @@ function register(ctx: GitHubContext, body: Record<string, unknown>): Reply {
   let group = GROUPS[0];
   if (typeof body.runnerGroup === 'string' && body.runnerGroup !== '' && it.scope === ORG) {
     const g = GROUPS.find((x) => x.name.toLowerCase() === String(body.runnerGroup).toLowerCase());
-    if (!g) return { status: 422, body: { message: `Could not find any self-hosted runner group named "${body.runnerGroup}".` } };
+    if (!g)
+      return {
+        status: 422,
+        body: { message: `Could not find any self-hosted runner group named "${body.runnerGroup}".` },
+      };
     group = g;
   }
   const existing = ctx.store.byName(it.scope, name);
-  if (existing && !body.replace) return { status: 409, body: { message: `A runner exists with the same name ${name}.` } };
+  if (existing && !body.replace)
+    return { status: 409, body: { message: `A runner exists with the same name ${name}.` } };
   if (existing) ctx.store.removeRegistration(existing);
   const r = ctx.store.createRegistration({
     scope: it.scope,
@@ -162,7 +198,14 @@ function register(ctx: GitHubContext, body: Record<string, unknown>): Reply {
   });
   return {
     status: 201,
-    body: { runnerId: r.id, runnerGroupId: group.id, runnerGroupName: group.name, credential: r.credential, clientId: r.clientId, replaced: !!existing },
+    body: {
+      runnerId: r.id,
+      runnerGroupId: group.id,
+      runnerGroupName: group.name,
+      credential: r.credential,
+      clientId: r.clientId,
+      replaced: !!existing,
+    },
   };
 }
 
@@ -172,7 +215,8 @@ function remove(ctx: GitHubContext, body: Record<string, unknown>): Reply {
   if (!it) return { status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
   const r = ctx.store.registrations.get(Number(body.runnerId));
   if (r && r.scope === it.scope) {
-    if (r.busyJob !== undefined) return { status: 422, body: { message: `Bad request - Runner "${r.name}" is still running a job"` } };
+    if (r.busyJob !== undefined)
+      return { status: 422, body: { message: `Bad request - Runner "${r.name}" is still running a job"` } };
     ctx.store.removeRegistration(r);
   }
   return { status: 204 };

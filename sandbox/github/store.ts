@@ -134,7 +134,11 @@ export class GitHubStore {
   // -------------------------------------------------------------- runners
 
   isOnline(r: Registration): boolean {
-    return !!r.session && !r.session.closed && (r.session.pendingPolls > 0 || Date.now() - r.session.lastSeen <= this.staleMs);
+    return (
+      !!r.session &&
+      !r.session.closed &&
+      (r.session.pendingPolls > 0 || Date.now() - r.session.lastSeen <= this.staleMs)
+    );
   }
 
   labelsOf(r: Registration): RunnerLabel[] {
@@ -186,7 +190,9 @@ export class GitHubStore {
 
   /** The runner with this name in this scope (names are case-insensitive, as on GitHub). */
   byName(scope: string, name: string): Registration | undefined {
-    return [...this.registrations.values()].find((r) => r.scope === scope && r.name.toLowerCase() === name.toLowerCase());
+    return [...this.registrations.values()].find(
+      (r) => r.scope === scope && r.name.toLowerCase() === name.toLowerCase(),
+    );
   }
 
   byCredential(credential: string): Registration | undefined {
@@ -251,7 +257,14 @@ export class GitHubStore {
 
   // -------------------------------------------------------------- jobs
 
-  queueJob(j: { owner: string; repo?: string; labels: string[]; script?: string; durationMs?: number; name?: string }): { id: number } {
+  queueJob(j: {
+    owner: string;
+    repo?: string;
+    labels: string[];
+    script?: string;
+    durationMs?: number;
+    name?: string;
+  }): { id: number } {
     const id = this.nextJobId++;
     this.jobs.set(id, {
       id,
@@ -324,7 +337,12 @@ export class GitHubStore {
     for (const job of this.jobs.values()) {
       if (job.status !== 'in_progress') continue;
       if (now - (job.lastRenew ?? now) > this.staleMs * 2) {
-        this.finishJob(job, 'failure', `##[error]The self-hosted runner: ${job.runnerName} lost communication with the server.\n`, true);
+        this.finishJob(
+          job,
+          'failure',
+          `##[error]The self-hosted runner: ${job.runnerName} lost communication with the server.\n`,
+          true,
+        );
       }
     }
   }

@@ -53,13 +53,18 @@ async function packRunner(version: string, osName: string, arch: string): Promis
   try {
     await fs.promises.chmod(stage, 0o755);
     await fs.promises.cp(runnerSourceDir(), stage, { recursive: true });
-    await fs.promises.writeFile(path.join(stage, 'bin', 'stand-in.json'), JSON.stringify({ version, os: osName, arch }) + '\n');
+    await fs.promises.writeFile(
+      path.join(stage, 'bin', 'stand-in.json'),
+      JSON.stringify({ version, os: osName, arch }) + '\n',
+    );
     await fs.promises.mkdir(path.join(stage, 'externals', 'node24', 'bin'), { recursive: true });
     // The real tarball ships its own node under externals/; the stand-in borrows this one.
     await fs.promises.symlink(process.execPath, path.join(stage, 'externals', 'node24', 'bin', 'node'));
     const out = path.join(stage, '..', `${path.basename(stage)}.tar.gz`);
     await new Promise<void>((resolve, reject) => {
-      const tar = spawn('tar', ['-czf', out, '--owner=0', '--group=0', '--numeric-owner', '-C', stage, '.'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const tar = spawn('tar', ['-czf', out, '--owner=0', '--group=0', '--numeric-owner', '-C', stage, '.'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let err = '';
       tar.stderr.on('data', (d: Buffer) => (err += d.toString()));
       tar.on('error', reject);
@@ -110,7 +115,10 @@ export class RunnerPacks {
 
   /** A release download (`GET` or `HEAD`): the redirect, then the object it points to. */
   async serve(res: http.ServerResponse, url: URL, serverUrl: string): Promise<void> {
-    const m = /^\/actions\/runner\/releases\/download\/v(\d+\.\d+\.\d+)\/actions-runner-(linux|osx|win)-(x64|arm64|arm)-(\d+\.\d+\.\d+)\.(tar\.gz|zip)$/.exec(url.pathname);
+    const m =
+      /^\/actions\/runner\/releases\/download\/v(\d+\.\d+\.\d+)\/actions-runner-(linux|osx|win)-(x64|arm64|arm)-(\d+\.\d+\.\d+)\.(tar\.gz|zip)$/.exec(
+        url.pathname,
+      );
     if (m && m[1] === m[4] && (m[5] === 'zip') === (m[2] === 'win')) {
       // github.com answers release downloads with a redirect to its object storage; follow it (curl -L).
       res.writeHead(302, { 'content-length': '0', location: `${serverUrl}/_objects/${m[1]}/${m[2]}/${m[3]}` });
@@ -120,7 +128,10 @@ export class RunnerPacks {
     const o = /^\/_objects\/(\d+\.\d+\.\d+)\/(linux|osx|win)\/(x64|arm64|arm)$/.exec(url.pathname);
     if (!o) {
       const text = JSON.stringify({ message: 'Not Found' });
-      res.writeHead(404, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
+      res.writeHead(404, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': String(Buffer.byteLength(text)),
+      });
       res.end(text);
       return;
     }

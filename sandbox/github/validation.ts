@@ -26,7 +26,9 @@ export function parseJson(raw: Buffer): unknown {
   try {
     return JSON.parse(raw.toString('utf8'));
   } catch {
-    throw new HttpError(400, 'Problems parsing JSON', { documentation_url: `${DOCS}#create-configuration-for-a-just-in-time-runner-for-an-organization` });
+    throw new HttpError(400, 'Problems parsing JSON', {
+      documentation_url: `${DOCS}#create-configuration-for-a-just-in-time-runner-for-an-organization`,
+    });
   }
 }
 
@@ -47,10 +49,13 @@ export function validateJitBody(body: unknown, docs: string): JitRequest {
   } else {
     const b = body as Record<string, unknown>;
     for (const k of ['name', 'runner_group_id', 'labels']) if (!(k in b)) errors.push(`"${k}" wasn't supplied.`);
-    if ('name' in b && (typeof b.name !== 'string' || b.name.trim() === '')) errors.push(`For 'properties/name', ${describe(b.name)} is not a non-empty string.`);
-    if ('runner_group_id' in b && !Number.isInteger(b.runner_group_id)) errors.push(`For 'properties/runner_group_id', ${describe(b.runner_group_id)} is not an integer.`);
+    if ('name' in b && (typeof b.name !== 'string' || b.name.trim() === ''))
+      errors.push(`For 'properties/name', ${describe(b.name)} is not a non-empty string.`);
+    if ('runner_group_id' in b && !Number.isInteger(b.runner_group_id))
+      errors.push(`For 'properties/runner_group_id', ${describe(b.runner_group_id)} is not an integer.`);
     if ('labels' in b) errors.push(...labelErrors(b.labels));
-    if ('work_folder' in b && typeof b.work_folder !== 'string') errors.push(`For 'properties/work_folder', ${describe(b.work_folder)} is not a string.`);
+    if ('work_folder' in b && typeof b.work_folder !== 'string')
+      errors.push(`For 'properties/work_folder', ${describe(b.work_folder)} is not a string.`);
     const allowed = new Set(['name', 'runner_group_id', 'labels', 'work_folder']);
     for (const k of Object.keys(b)) if (!allowed.has(k)) errors.push(`"${k}" is not a permitted key.`);
   }
@@ -64,7 +69,8 @@ function labelErrors(labels: unknown): string[] {
   if (labels.length < 1) errors.push(`For 'properties/labels', ${describe(labels)} has fewer items than 1.`);
   if (labels.length > 100) errors.push(`For 'properties/labels', the array has more items than 100.`);
   labels.forEach((l, i) => {
-    if (typeof l !== 'string' || l.trim() === '') errors.push(`For 'items' at index ${i}, ${describe(l)} is not a non-empty string.`);
+    if (typeof l !== 'string' || l.trim() === '')
+      errors.push(`For 'items' at index ${i}, ${describe(l)} is not a non-empty string.`);
   });
   return errors;
 }

@@ -20,7 +20,10 @@ import { canonicalQuantity, parseQuantity, quantityValue } from './quantity.js';
 import { type Json, type ResourceRef, alreadyExists, forbidden, notFound } from './status.js';
 
 export type Resource = 'jobs' | 'pods' | 'secrets' | 'events';
-export const REFS: Record<Resource | 'namespaces' | 'nodes', ResourceRef & { kind: string; apiVersion: string; listKind: string }> = {
+export const REFS: Record<
+  Resource | 'namespaces' | 'nodes',
+  ResourceRef & { kind: string; apiVersion: string; listKind: string }
+> = {
   jobs: { group: 'batch', resource: 'jobs', kind: 'Job', apiVersion: 'batch/v1', listKind: 'JobList' },
   pods: { group: '', resource: 'pods', kind: 'Pod', apiVersion: 'v1', listKind: 'PodList' },
   secrets: { group: '', resource: 'secrets', kind: 'Secret', apiVersion: 'v1', listKind: 'SecretList' },
@@ -96,12 +99,18 @@ export const timestamp = (ms = Date.now()): string => new Date(ms).toISOString()
 const microTimestamp = (ms = Date.now()): string => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 export const isTerminal = (pod: Json): boolean => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-const condition = (obj: Json, type: string): Json | undefined => (obj.status?.conditions as Json[] | undefined)?.find((c) => c.type === type && c.status === 'True');
+const condition = (obj: Json, type: string): Json | undefined =>
+  (obj.status?.conditions as Json[] | undefined)?.find((c) => c.type === type && c.status === 'True');
 
 export class Cluster {
   readonly secondMs: number;
   readonly kubelet: Kubelet;
-  private readonly store: Record<Resource, Map<string, Json>> = { jobs: new Map(), pods: new Map(), secrets: new Map(), events: new Map() };
+  private readonly store: Record<Resource, Map<string, Json>> = {
+    jobs: new Map(),
+    pods: new Map(),
+    secrets: new Map(),
+    events: new Map(),
+  };
   readonly namespaceObjects = new Map<string, Json>();
   readonly nodeObjects: Json[];
   readonly nodeSpecs: readonly NodeSpec[];
@@ -124,7 +133,13 @@ export class Cluster {
       this.namespaceObjects.set(ns, {
         apiVersion: 'v1',
         kind: 'Namespace',
-        metadata: { name: ns, uid: randomUUID(), resourceVersion: this.nextRv(), creationTimestamp: timestamp(), labels: { 'kubernetes.io/metadata.name': ns } },
+        metadata: {
+          name: ns,
+          uid: randomUUID(),
+          resourceVersion: this.nextRv(),
+          creationTimestamp: timestamp(),
+          labels: { 'kubernetes.io/metadata.name': ns },
+        },
         spec: { finalizers: ['kubernetes'] },
         status: { phase: 'Active' },
       });
@@ -158,7 +173,9 @@ export class Cluster {
   list(resource: Resource, namespace?: string): Json[] {
     return [...this.store[resource].values()]
       .filter((o) => namespace === undefined || o.metadata.namespace === namespace)
-      .sort((a, b) => (`${a.metadata.namespace}/${a.metadata.name}` < `${b.metadata.namespace}/${b.metadata.name}` ? -1 : 1));
+      .sort((a, b) =>
+        `${a.metadata.namespace}/${a.metadata.name}` < `${b.metadata.namespace}/${b.metadata.name}` ? -1 : 1,
+      );
   }
 
   byUid(resource: Resource, uid: string): Json | undefined {
@@ -270,7 +287,8 @@ export class Cluster {
 
     if (resource === 'pods') {
       // A pod on a node is deleted gracefully: the kubelet stops its containers, then confirms.
-      const grace = isTerminal(obj) || !obj.spec.nodeName ? 0 : (graceSeconds ?? obj.spec.terminationGracePeriodSeconds ?? 30);
+      const grace =
+        isTerminal(obj) || !obj.spec.nodeName ? 0 : (graceSeconds ?? obj.spec.terminationGracePeriodSeconds ?? 30);
       meta.deletionTimestamp = timestamp(Date.now() + grace * 1000);
       meta.deletionGracePeriodSeconds = grace;
       // A pod deleted before any node took it never runs: it ends Failed at once (the pod GC and
@@ -313,7 +331,9 @@ export class Cluster {
     const fins = (obj.metadata.finalizers ?? []) as string[];
     if (fins.includes('orphan')) {
       for (const { resource: r, obj: dep } of this.dependentsOf(obj.metadata.uid)) {
-        dep.metadata.ownerReferences = (dep.metadata.ownerReferences as Json[]).filter((o) => o.uid !== obj.metadata.uid);
+        dep.metadata.ownerReferences = (dep.metadata.ownerReferences as Json[]).filter(
+          (o) => o.uid !== obj.metadata.uid,
+        );
         if (dep.metadata.ownerReferences.length === 0) delete dep.metadata.ownerReferences;
         this.put(r, dep);
         if (r === 'pods') this.syncOrphanPod(dep);
@@ -328,7 +348,9 @@ export class Cluster {
 
   /** A foreground-deleted owner goes once no dependent with blockOwnerDeletion is left. */
   private checkForeground(resource: Resource, obj: Json): void {
-    const blocking = this.dependentsOf(obj.metadata.uid).filter(({ obj: d }) => (d.metadata.ownerReferences as Json[]).some((o) => o.uid === obj.metadata.uid && o.blockOwnerDeletion));
+    const blocking = this.dependentsOf(obj.metadata.uid).filter(({ obj: d }) =>
+      (d.metadata.ownerReferences as Json[]).some((o) => o.uid === obj.metadata.uid && o.blockOwnerDeletion),
+    );
     if (blocking.length === 0) this.removeFinalizer(resource, obj, 'foregroundDeletion');
   }
 
@@ -346,7 +368,8 @@ export class Cluster {
     const out: Array<{ resource: Resource; obj: Json }> = [];
     for (const resource of ['jobs', 'pods', 'secrets'] as const) {
       for (const obj of this.store[resource].values()) {
-        if ((obj.metadata.ownerReferences as Json[] | undefined)?.some((o) => o.uid === uid)) out.push({ resource, obj });
+        if ((obj.metadata.ownerReferences as Json[] | undefined)?.some((o) => o.uid === uid))
+          out.push({ resource, obj });
       }
     }
     return out;
@@ -388,7 +411,8 @@ export class Cluster {
     for (const ref of (obj.metadata.ownerReferences ?? []) as Json[]) {
       const r = ownerResource(ref);
       const owner = r && this.get(r, obj.metadata.namespace, ref.name);
-      if (owner && owner.metadata.uid === ref.uid && (owner.metadata.finalizers ?? []).includes('foregroundDeletion')) this.checkForeground(r, owner);
+      if (owner && owner.metadata.uid === ref.uid && (owner.metadata.finalizers ?? []).includes('foregroundDeletion'))
+        this.checkForeground(r, owner);
     }
     if (resource === 'pods') {
       this.syncOwnerOf(obj);
@@ -413,7 +437,15 @@ export class Cluster {
    */
   recordEvent(
     involved: Json,
-    e: { type: 'Normal' | 'Warning'; reason: string; message: string; component: string; host?: string; fieldPath?: string; action?: string },
+    e: {
+      type: 'Normal' | 'Warning';
+      reason: string;
+      message: string;
+      component: string;
+      host?: string;
+      fieldPath?: string;
+      action?: string;
+    },
   ): void {
     const ns = involved.metadata.namespace as string;
     const newStyle = e.action !== undefined;
@@ -459,7 +491,13 @@ export class Cluster {
       reportingInstance: e.host ?? (newStyle ? `${e.component}-sandbox-control-plane` : ''),
     };
     if (newStyle) {
-      Object.assign(event, { source: {}, firstTimestamp: null, lastTimestamp: null, eventTime: microTimestamp(), action: e.action });
+      Object.assign(event, {
+        source: {},
+        firstTimestamp: null,
+        lastTimestamp: null,
+        eventTime: microTimestamp(),
+        action: e.action,
+      });
     } else {
       Object.assign(event, {
         source: { component: e.component, ...(e.host ? { host: e.host } : {}) },
@@ -534,7 +572,8 @@ export class Cluster {
         if (pod.status.phase === 'Succeeded') rt.succeeded += 1;
         else rt.failed += 1;
       }
-      if ((pod.metadata.finalizers ?? []).includes(JOB_TRACKING)) this.timers.later(0, () => this.removeFinalizer('pods', pod, JOB_TRACKING));
+      if ((pod.metadata.finalizers ?? []).includes(JOB_TRACKING))
+        this.timers.later(0, () => this.removeFinalizer('pods', pod, JOB_TRACKING));
     }
     const running = pods.filter((p) => !isTerminal(p));
     const active = running.filter((p) => !p.metadata.deletionTimestamp);
@@ -545,13 +584,23 @@ export class Cluster {
       if (spec.suspend) {
         if (!condition(job, 'Suspended')) {
           addCondition(job, 'Suspended', 'JobSuspended', 'Job suspended');
-          this.recordEvent(job, { type: 'Normal', reason: 'Suspended', message: 'Job suspended', component: 'job-controller' });
+          this.recordEvent(job, {
+            type: 'Normal',
+            reason: 'Suspended',
+            message: 'Job suspended',
+            component: 'job-controller',
+          });
         }
         for (const pod of active) this.deleteJobPod(job, pod);
       } else {
         if (condition(job, 'Suspended')) {
           job.status.conditions = (job.status.conditions as Json[]).filter((c) => c.type !== 'Suspended');
-          this.recordEvent(job, { type: 'Normal', reason: 'Resumed', message: 'Job resumed', component: 'job-controller' });
+          this.recordEvent(job, {
+            type: 'Normal',
+            reason: 'Resumed',
+            message: 'Job resumed',
+            component: 'job-controller',
+          });
         }
         if (!status.startTime) {
           status.startTime = timestamp();
@@ -561,7 +610,11 @@ export class Cluster {
         this.armDeadline(job, rt);
         const target = condition(job, 'FailureTarget') ?? condition(job, 'SuccessCriteriaMet');
         if (!target) {
-          const restarts = active.reduce((n, p) => n + ((p.status?.containerStatuses ?? []) as Json[]).reduce((m, c) => m + (c.restartCount ?? 0), 0), 0);
+          const restarts = active.reduce(
+            (n, p) =>
+              n + ((p.status?.containerStatuses ?? []) as Json[]).reduce((m, c) => m + (c.restartCount ?? 0), 0),
+            0,
+          );
           const deadline = spec.activeDeadlineSeconds;
           if (deadline !== undefined && Date.now() - rt.startedAt! >= deadline * this.secondMs) {
             this.failJob(job, active, 'DeadlineExceeded', 'Job was active longer than specified deadline');
@@ -570,7 +623,10 @@ export class Cluster {
           } else if (rt.succeeded >= (spec.completions ?? 1)) {
             addCondition(job, 'SuccessCriteriaMet', 'CompletionsReached', 'Reached expected number of succeeded pods');
             for (const pod of active) this.deleteJobPod(job, pod);
-          } else if (active.length + terminating.length < Math.min(spec.parallelism ?? 1, (spec.completions ?? 1) - rt.succeeded)) {
+          } else if (
+            active.length + terminating.length <
+            Math.min(spec.parallelism ?? 1, (spec.completions ?? 1) - rt.succeeded)
+          ) {
             this.createJobPod(job, rt);
           }
         }
@@ -589,14 +645,21 @@ export class Cluster {
         addCondition(job, 'Complete', successTarget.reason, successTarget.message);
         status.completionTime = timestamp();
         rt.finishedAt = Date.now();
-        this.recordEvent(job, { type: 'Normal', reason: 'Completed', message: 'Job completed', component: 'job-controller' });
+        this.recordEvent(job, {
+          type: 'Normal',
+          reason: 'Completed',
+          message: 'Job completed',
+          component: 'job-controller',
+        });
       }
     }
 
     const podsNow = this.podsOf(job);
     const live = podsNow.filter((p) => !isTerminal(p) && !p.metadata.deletionTimestamp);
     setCounter(status, 'active', live.length);
-    status.ready = live.filter((p) => (p.status?.conditions as Json[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+    status.ready = live.filter((p) =>
+      (p.status?.conditions as Json[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    ).length;
     status.terminating = podsNow.filter((p) => !isTerminal(p) && p.metadata.deletionTimestamp).length;
     setCounter(status, 'succeeded', rt.succeeded);
     setCounter(status, 'failed', rt.failed);
@@ -615,7 +678,12 @@ export class Cluster {
 
   private deleteJobPod(job: Json, pod: Json): void {
     this.delete('pods', pod, 'Background');
-    this.recordEvent(job, { type: 'Normal', reason: 'SuccessfulDelete', message: `Deleted pod: ${pod.metadata.name}`, component: 'job-controller' });
+    this.recordEvent(job, {
+      type: 'Normal',
+      reason: 'SuccessfulDelete',
+      message: `Deleted pod: ${pod.metadata.name}`,
+      component: 'job-controller',
+    });
   }
 
   private armDeadline(job: Json, rt: JobRuntime): void {
@@ -635,7 +703,8 @@ export class Cluster {
       this.timers.later(Math.max(0, at - Date.now()), () => {
         const current = this.get('jobs', job.metadata.namespace, job.metadata.name);
         // The TTL controller deletes the Job with Background propagation: its pods and owned objects go too.
-        if (current && current.metadata.uid === job.metadata.uid && !current.metadata.deletionTimestamp) this.delete('jobs', current, 'Background');
+        if (current && current.metadata.uid === job.metadata.uid && !current.metadata.deletionTimestamp)
+          this.delete('jobs', current, 'Background');
       }),
     );
   }
@@ -662,8 +731,17 @@ export class Cluster {
     const runtimeClass = spec.runtimeClassName as string | undefined;
     if (runtimeClass !== undefined && !this.opts.runtimeClasses.includes(runtimeClass)) {
       // The RuntimeClass admission plugin rejects the pod; the Job controller reports it and retries.
-      const err = forbidden(REFS.pods, `${job.metadata.name}-`, `pod rejected: RuntimeClass "${runtimeClass}" not found`);
-      this.recordEvent(job, { type: 'Warning', reason: 'FailedCreate', message: `Error creating: ${err.message}`, component: 'job-controller' });
+      const err = forbidden(
+        REFS.pods,
+        `${job.metadata.name}-`,
+        `pod rejected: RuntimeClass "${runtimeClass}" not found`,
+      );
+      this.recordEvent(job, {
+        type: 'Warning',
+        reason: 'FailedCreate',
+        message: `Error creating: ${err.message}`,
+        component: 'job-controller',
+      });
       rt.createFailures += 1;
       rt.lastFailureAt = Date.now();
       this.syncJobSoon(job);
@@ -676,7 +754,8 @@ export class Cluster {
     spec.preemptionPolicy ||= 'PreemptLowerPriority';
     const tolerations = (spec.tolerations ??= []) as Json[];
     for (const key of ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']) {
-      if (!tolerations.some((t) => t.key === key && t.effect === 'NoExecute')) tolerations.push({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 });
+      if (!tolerations.some((t) => t.key === key && t.effect === 'NoExecute'))
+        tolerations.push({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 });
     }
     const pod: Json = {
       metadata: {
@@ -684,7 +763,16 @@ export class Cluster {
         generateName: `${job.metadata.name}-`,
         labels: { ...template.metadata?.labels },
         ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
-        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job.metadata.name, uid: job.metadata.uid, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          {
+            apiVersion: 'batch/v1',
+            kind: 'Job',
+            name: job.metadata.name,
+            uid: job.metadata.uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
         finalizers: [JOB_TRACKING],
       },
       spec,
@@ -692,7 +780,12 @@ export class Cluster {
     };
     this.stamp(pod, 'pods', job.metadata.namespace);
     this.create('pods', pod);
-    this.recordEvent(job, { type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${name}`, component: 'job-controller' });
+    this.recordEvent(job, {
+      type: 'Normal',
+      reason: 'SuccessfulCreate',
+      message: `Created pod: ${name}`,
+      component: 'job-controller',
+    });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -717,7 +810,13 @@ export class Cluster {
   private schedulePending(): void {
     if (this.timers.isClosed) return;
     const pending = this.list('pods')
-      .filter((p) => !p.spec.nodeName && !p.metadata.deletionTimestamp && !isTerminal(p) && !this.unschedulable.has(p.metadata.uid))
+      .filter(
+        (p) =>
+          !p.spec.nodeName &&
+          !p.metadata.deletionTimestamp &&
+          !isTerminal(p) &&
+          !this.unschedulable.has(p.metadata.uid),
+      )
       .sort((a, b) => (a.metadata.creationTimestamp < b.metadata.creationTimestamp ? -1 : 1));
     for (const pod of pending) this.schedule(pod);
   }
@@ -745,7 +844,13 @@ export class Cluster {
       this.unschedulable.add(pod.metadata.uid);
       setPodCondition(pod, 'PodScheduled', 'False', 'Unschedulable', message);
       this.put('pods', pod);
-      this.recordEvent(pod, { type: 'Warning', reason: 'FailedScheduling', message, component: 'default-scheduler', action: 'Scheduling' });
+      this.recordEvent(pod, {
+        type: 'Warning',
+        reason: 'FailedScheduling',
+        message,
+        component: 'default-scheduler',
+        action: 'Scheduling',
+      });
       return;
     }
     pod.spec.nodeName = chosen.metadata.name;
@@ -765,12 +870,20 @@ export class Cluster {
    * Why a pod does not fit a node, as the first failing filter plugin says it (TaintToleration,
    * then NodeAffinity, then NodeResourcesFit), or undefined when it fits.
    */
-  private filter(pod: Json, node: Json, requests: Record<string, number>): { reasons: string[]; resolvable: boolean } | undefined {
+  private filter(
+    pod: Json,
+    node: Json,
+    requests: Record<string, number>,
+  ): { reasons: string[]; resolvable: boolean } | undefined {
     const taint = ((node.spec.taints ?? []) as Taint[]).find(
-      (t) => (t.effect === 'NoSchedule' || t.effect === 'NoExecute') && !((pod.spec.tolerations ?? []) as Json[]).some((tol) => tolerates(tol, t)),
+      (t) =>
+        (t.effect === 'NoSchedule' || t.effect === 'NoExecute') &&
+        !((pod.spec.tolerations ?? []) as Json[]).some((tol) => tolerates(tol, t)),
     );
-    if (taint) return { reasons: [`node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`], resolvable: false };
-    if (!matchesNodeSelector(pod.spec, node.metadata.labels ?? {})) return { reasons: ["node(s) didn't match Pod's node affinity/selector"], resolvable: false };
+    if (taint)
+      return { reasons: [`node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`], resolvable: false };
+    if (!matchesNodeSelector(pod.spec, node.metadata.labels ?? {}))
+      return { reasons: ["node(s) didn't match Pod's node affinity/selector"], resolvable: false };
     const free = this.free(node);
     const reasons: string[] = [];
     if ((free.pods ?? 0) < 1) reasons.push('Too many pods');
@@ -783,7 +896,8 @@ export class Cluster {
   /** Allocatable minus the requests of the pods bound to the node that have not terminated. */
   private free(node: Json): Record<string, number> {
     const free: Record<string, number> = {};
-    for (const [k, v] of Object.entries(node.status.allocatable as Record<string, string>)) free[k] = quantityValue(parseQuantity(v)!);
+    for (const [k, v] of Object.entries(node.status.allocatable as Record<string, string>))
+      free[k] = quantityValue(parseQuantity(v)!);
     for (const pod of this.list('pods')) {
       if (pod.spec.nodeName !== node.metadata.name || isTerminal(pod)) continue;
       for (const [k, v] of Object.entries(podRequests(pod.spec))) free[k] = (free[k] ?? 0) - v;
@@ -799,7 +913,9 @@ export class Cluster {
 
   private nodeObject(n: NodeSpec, i: number): Json {
     const allocatable = { pods: '110', ...n.allocatable };
-    const canonical = Object.fromEntries(Object.entries(allocatable).map(([k, v]) => [k, canonicalQuantity(parseQuantity(v)!)]));
+    const canonical = Object.fromEntries(
+      Object.entries(allocatable).map(([k, v]) => [k, canonicalQuantity(parseQuantity(v)!)]),
+    );
     const arch = n.labels?.['kubernetes.io/arch'] ?? 'amd64';
     return {
       apiVersion: 'v1',
@@ -809,13 +925,37 @@ export class Cluster {
         uid: randomUUID(),
         resourceVersion: this.nextRv(),
         creationTimestamp: timestamp(),
-        labels: { 'kubernetes.io/hostname': n.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': arch, ...n.labels },
+        labels: {
+          'kubernetes.io/hostname': n.name,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': arch,
+          ...n.labels,
+        },
       },
-      spec: { ...(n.taints?.length ? { taints: n.taints.map((t) => ({ key: t.key, ...(t.value !== undefined ? { value: t.value } : {}), effect: t.effect })) } : {}) },
+      spec: {
+        ...(n.taints?.length
+          ? {
+              taints: n.taints.map((t) => ({
+                key: t.key,
+                ...(t.value !== undefined ? { value: t.value } : {}),
+                effect: t.effect,
+              })),
+            }
+          : {}),
+      },
       status: {
         capacity: canonical,
         allocatable: canonical,
-        conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status', lastHeartbeatTime: timestamp(), lastTransitionTime: timestamp() }],
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'KubeletReady',
+            message: 'kubelet is posting ready status',
+            lastHeartbeatTime: timestamp(),
+            lastTransitionTime: timestamp(),
+          },
+        ],
         addresses: [
           { type: 'InternalIP', address: `10.0.0.${11 + i}` },
           { type: 'Hostname', address: n.name },
@@ -888,13 +1028,31 @@ function setCounter(status: Json, key: string, n: number): void {
 function addCondition(job: Json, type: string, reason: string, message: string): void {
   const conditions = (job.status.conditions ??= []) as Json[];
   if (conditions.some((c) => c.type === type)) return;
-  conditions.push({ type, status: 'True', lastProbeTime: timestamp(), lastTransitionTime: timestamp(), reason, message });
+  conditions.push({
+    type,
+    status: 'True',
+    lastProbeTime: timestamp(),
+    lastTransitionTime: timestamp(),
+    reason,
+    message,
+  });
 }
 
-export function setPodCondition(pod: Json, type: string, status: 'True' | 'False', reason?: string, message?: string): void {
+export function setPodCondition(
+  pod: Json,
+  type: string,
+  status: 'True' | 'False',
+  reason?: string,
+  message?: string,
+): void {
   const conditions = (pod.status.conditions ??= []) as Json[];
   const existing = conditions.find((c) => c.type === type);
-  const next: Json = { type, status, lastProbeTime: null, lastTransitionTime: existing && existing.status === status ? existing.lastTransitionTime : timestamp() };
+  const next: Json = {
+    type,
+    status,
+    lastProbeTime: null,
+    lastTransitionTime: existing && existing.status === status ? existing.lastTransitionTime : timestamp(),
+  };
   if (reason) next.reason = reason;
   if (message) next.message = message;
   if (existing) Object.keys(existing).forEach((k) => delete existing[k]);
@@ -909,7 +1067,8 @@ export function podRequests(spec: Json): Record<string, number> {
     const req = { ...c.resources?.limits, ...c.resources?.requests } as Record<string, string>;
     for (const [k, v] of Object.entries(req)) out[k] = (out[k] ?? 0) + quantityValue(parseQuantity(v)!);
   }
-  for (const [k, v] of Object.entries((spec.overhead ?? {}) as Record<string, string>)) out[k] = (out[k] ?? 0) + quantityValue(parseQuantity(v)!);
+  for (const [k, v] of Object.entries((spec.overhead ?? {}) as Record<string, string>))
+    out[k] = (out[k] ?? 0) + quantityValue(parseQuantity(v)!);
   return out;
 }
 
@@ -921,7 +1080,9 @@ function qosClass(spec: Json): string {
     return ['cpu', 'memory'].every((r) => limits[r] !== undefined && requests[r] === limits[r]);
   });
   if (guaranteed) return 'Guaranteed';
-  const any = containers.some((c) => Object.keys(c.resources?.limits ?? {}).length > 0 || Object.keys(c.resources?.requests ?? {}).length > 0);
+  const any = containers.some(
+    (c) => Object.keys(c.resources?.limits ?? {}).length > 0 || Object.keys(c.resources?.requests ?? {}).length > 0,
+  );
   return any ? 'Burstable' : 'BestEffort';
 }
 
@@ -934,8 +1095,11 @@ function tolerates(tol: Json, taint: Taint): boolean {
 
 /** nodeSelector, and the required node affinity's matchExpressions (In, NotIn, Exists, DoesNotExist, Gt, Lt). */
 function matchesNodeSelector(spec: Json, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries((spec.nodeSelector ?? {}) as Record<string, string>)) if (labels[k] !== v) return false;
-  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms as Json[] | undefined;
+  for (const [k, v] of Object.entries((spec.nodeSelector ?? {}) as Record<string, string>))
+    if (labels[k] !== v) return false;
+  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms as
+    | Json[]
+    | undefined;
   if (!terms || terms.length === 0) return true;
   return terms.some((term) =>
     ((term.matchExpressions ?? []) as Json[]).every((e) => {
@@ -981,6 +1145,10 @@ export function fitErrorMessage(nodeCount: number, perNode: Array<{ reasons: str
   const filter = histogram(perNode.flatMap((n) => n.reasons));
   // Removing lower-priority pods cannot help where the node is ruled out by taints or selectors;
   // elsewhere there is nothing to preempt (the sandbox's pods all have priority 0).
-  const preemption = histogram(perNode.map((n) => (n.resolvable ? 'No preemption victims found for incoming pod' : 'Preemption is not helpful for scheduling')));
+  const preemption = histogram(
+    perNode.map((n) =>
+      n.resolvable ? 'No preemption victims found for incoming pod' : 'Preemption is not helpful for scheduling',
+    ),
+  );
   return `0/${nodeCount} nodes are available: ${filter}. preemption: 0/${nodeCount} nodes are available: ${preemption}..`;
 }

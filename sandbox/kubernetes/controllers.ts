@@ -10,7 +10,16 @@ import { type Cluster, type Propagation, REFS, type Resource } from './cluster.j
 import { applyPatch, patchType } from './patch.js';
 import type { Route } from './routes.js';
 import { type LabelSelector, parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { type Json, badRequest, conflict, invalid, invalidObject, methodNotAllowed, notFound, notSupported } from './status.js';
+import {
+  type Json,
+  badRequest,
+  conflict,
+  invalid,
+  invalidObject,
+  methodNotAllowed,
+  notFound,
+  notSupported,
+} from './status.js';
 import { decode, deepEqual, defaultJob, prepareSecret, validateJob } from './validation.js';
 
 /** A JSON answer (`body`), a text one (`text`, pods/log), or a watch stream (`stream`). */
@@ -24,7 +33,18 @@ export interface ApiAnswer {
 /** Fields each resource supports in a fieldSelector (the server's field label conversion functions). */
 const FIELDS: Record<Resource | 'namespaces' | 'nodes', readonly string[]> = {
   jobs: ['metadata.name', 'metadata.namespace', 'status.successful'],
-  pods: ['metadata.name', 'metadata.namespace', 'spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.nominatedNodeName'],
+  pods: [
+    'metadata.name',
+    'metadata.namespace',
+    'spec.nodeName',
+    'spec.restartPolicy',
+    'spec.schedulerName',
+    'spec.serviceAccountName',
+    'spec.hostNetwork',
+    'status.phase',
+    'status.podIP',
+    'status.nominatedNodeName',
+  ],
   secrets: ['metadata.name', 'metadata.namespace', 'type'],
   events: [
     'metadata.name',
@@ -93,7 +113,6 @@ export class KubeApi {
     private readonly watches: Set<http.ServerResponse>,
   ) {}
 
-
   /** Runs a resource request the router named, with its RBAC verb. */
   handle(r: Route, contentType: string | undefined, body: Buffer, q: URLSearchParams, warnings: string[]): ApiAnswer {
     if (r.resource === 'namespaces' || r.resource === 'nodes') return this.readClusterScoped(r, q);
@@ -124,8 +143,23 @@ export class KubeApi {
       case 'deletecollection': {
         const options = this.deleteOptions(body, q);
         const items = this.filtered(resource, ns, q);
-        for (const obj of items) this.remove(resource, this.cluster.get(resource, obj.metadata.namespace, obj.metadata.name)!, options, q, warnings);
-        return { status: 200, body: { kind: refs.listKind, apiVersion: refs.apiVersion, metadata: { resourceVersion: this.cluster.resourceVersion }, items } };
+        for (const obj of items)
+          this.remove(
+            resource,
+            this.cluster.get(resource, obj.metadata.namespace, obj.metadata.name)!,
+            options,
+            q,
+            warnings,
+          );
+        return {
+          status: 200,
+          body: {
+            kind: refs.listKind,
+            apiVersion: refs.apiVersion,
+            metadata: { resourceVersion: this.cluster.resourceVersion },
+            items,
+          },
+        };
       }
     }
     throw methodNotAllowed();
@@ -133,7 +167,8 @@ export class KubeApi {
 
   readClusterScoped(r: Route, q: URLSearchParams): ApiAnswer {
     const refs = REFS[r.resource as 'namespaces' | 'nodes'];
-    const objects = r.resource === 'namespaces' ? [...this.cluster.namespaceObjects.values()] : this.cluster.nodeObjects;
+    const objects =
+      r.resource === 'namespaces' ? [...this.cluster.namespaceObjects.values()] : this.cluster.nodeObjects;
     if (r.verb === 'get') {
       const obj = objects.find((o) => o.metadata.name === r.name);
       if (!obj) throw notFound(refs, r.name!);
@@ -186,7 +221,12 @@ export class KubeApi {
         resourceVersion: this.cluster.resourceVersion,
         ...(more && last
           ? {
-              continue: Buffer.from(JSON.stringify({ after: `${last.metadata.namespace ?? ''}/${last.metadata.name}`, rv: this.cluster.resourceVersion })).toString('base64url'),
+              continue: Buffer.from(
+                JSON.stringify({
+                  after: `${last.metadata.namespace ?? ''}/${last.metadata.name}`,
+                  rv: this.cluster.resourceVersion,
+                }),
+              ).toString('base64url'),
               remainingItemCount: all.length - start - page.length,
             }
           : {}),
@@ -199,9 +239,14 @@ export class KubeApi {
   watch(resource: Resource, ns: string | undefined, q: URLSearchParams): ApiAnswer {
     const labels: LabelSelector = parseLabelSelector(q.get('labelSelector') ?? '');
     const fields = parseFieldSelector(q.get('fieldSelector') ?? '', FIELDS[resource]);
-    const matches = (o: Json): boolean => (ns === undefined || o.metadata.namespace === ns) && labels(o.metadata.labels) && fields(fieldsOf(resource, o));
+    const matches = (o: Json): boolean =>
+      (ns === undefined || o.metadata.namespace === ns) && labels(o.metadata.labels) && fields(fieldsOf(resource, o));
     const stream = (res: http.ServerResponse): void => {
-      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'cache-control': 'no-cache, private' });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'transfer-encoding': 'chunked',
+        'cache-control': 'no-cache, private',
+      });
       const send = (type: string, o: Json): void => {
         res.write(`${JSON.stringify({ type, object: structuredClone(o) })}\n`);
       };
@@ -224,7 +269,14 @@ export class KubeApi {
     return { status: 200, stream };
   }
 
-  decodeBody(kind: 'Job' | 'Secret', resource: Resource, ns: string, body: Buffer, q: URLSearchParams, warnings: string[]): Json {
+  decodeBody(
+    kind: 'Job' | 'Secret',
+    resource: Resource,
+    ns: string,
+    body: Buffer,
+    q: URLSearchParams,
+    warnings: string[],
+  ): Json {
     let raw: unknown;
     try {
       raw = JSON.parse(body.toString('utf8'));
@@ -234,19 +286,29 @@ export class KubeApi {
     const refs = REFS[resource];
     if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
       const { apiVersion, kind: k } = raw as Json;
-      if (apiVersion !== undefined && apiVersion !== refs.apiVersion) throw badRequest(`the API version in the data (${apiVersion}) does not match the expected API version (${refs.apiVersion})`);
-      if (k !== undefined && k !== refs.kind) throw badRequest(`the kind in the data (${k}) does not match the expected kind (${refs.kind})`);
+      if (apiVersion !== undefined && apiVersion !== refs.apiVersion)
+        throw badRequest(
+          `the API version in the data (${apiVersion}) does not match the expected API version (${refs.apiVersion})`,
+        );
+      if (k !== undefined && k !== refs.kind)
+        throw badRequest(`the kind in the data (${k}) does not match the expected kind (${refs.kind})`);
     }
     const unknown: string[] = [];
     const obj = decode(kind, raw, unknown);
     const validation = q.get('fieldValidation') ?? 'Warn';
-    if (!['Ignore', 'Warn', 'Strict'].includes(validation)) throw badRequest(`fieldValidation: Invalid value: ${JSON.stringify(validation)}: must be one of "Ignore", "Warn" or "Strict"`);
+    if (!['Ignore', 'Warn', 'Strict'].includes(validation))
+      throw badRequest(
+        `fieldValidation: Invalid value: ${JSON.stringify(validation)}: must be one of "Ignore", "Warn" or "Strict"`,
+      );
     if (unknown.length > 0 && validation === 'Strict') {
-      throw badRequest(`${kind} in version "v1" cannot be handled as a ${kind}: strict decoding error: ${unknown.map((u) => `unknown field ${JSON.stringify(u)}`).join(', ')}`);
+      throw badRequest(
+        `${kind} in version "v1" cannot be handled as a ${kind}: strict decoding error: ${unknown.map((u) => `unknown field ${JSON.stringify(u)}`).join(', ')}`,
+      );
     }
     if (validation === 'Warn') for (const u of unknown) warnings.push(`unknown field ${JSON.stringify(u)}`);
     obj.metadata ??= {};
-    if (obj.metadata.namespace && obj.metadata.namespace !== ns) throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    if (obj.metadata.namespace && obj.metadata.namespace !== ns)
+      throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
     return obj;
   }
 
@@ -273,7 +335,16 @@ export class KubeApi {
   }
 
   /** PUT (update) or PATCH: the new object, checked as an update, stored. */
-  modify(verb: 'update' | 'patch', resource: Resource, ns: string, name: string, body: Buffer, contentType: string | undefined, q: URLSearchParams, warnings: string[]): Json {
+  modify(
+    verb: 'update' | 'patch',
+    resource: Resource,
+    ns: string,
+    name: string,
+    body: Buffer,
+    contentType: string | undefined,
+    q: URLSearchParams,
+    warnings: string[],
+  ): Json {
     if (resource !== 'jobs' && resource !== 'secrets') throw methodNotAllowed();
     const kind = resource === 'jobs' ? 'Job' : 'Secret';
     const existing = this.mustGet(resource, ns, name);
@@ -285,12 +356,18 @@ export class KubeApi {
       next = this.decodeBody(kind, resource, ns, body, q, warnings);
     }
     const meta = next.metadata as Json;
-    if (meta.name !== undefined && meta.name !== name) throw badRequest(`the name of the object (${meta.name}) does not match the name on the URL (${name})`);
+    if (meta.name !== undefined && meta.name !== name)
+      throw badRequest(`the name of the object (${meta.name}) does not match the name on the URL (${name})`);
     if (meta.resourceVersion && meta.resourceVersion !== existing.metadata.resourceVersion) {
-      throw conflict(REFS[resource], name, 'the object has been modified; please apply your changes to the latest version and try again');
+      throw conflict(
+        REFS[resource],
+        name,
+        'the object has been modified; please apply your changes to the latest version and try again',
+      );
     }
     const errors = [];
-    if (meta.uid && meta.uid !== existing.metadata.uid) errors.push(invalid('metadata.uid', meta.uid, 'field is immutable'));
+    if (meta.uid && meta.uid !== existing.metadata.uid)
+      errors.push(invalid('metadata.uid', meta.uid, 'field is immutable'));
     // What an update cannot change: identity, timestamps, and (on the main resource) the status.
     Object.assign(meta, {
       name,
@@ -298,7 +375,12 @@ export class KubeApi {
       uid: existing.metadata.uid,
       creationTimestamp: existing.metadata.creationTimestamp,
       ...(existing.metadata.generation !== undefined ? { generation: existing.metadata.generation } : {}),
-      ...(existing.metadata.deletionTimestamp ? { deletionTimestamp: existing.metadata.deletionTimestamp, deletionGracePeriodSeconds: existing.metadata.deletionGracePeriodSeconds } : {}),
+      ...(existing.metadata.deletionTimestamp
+        ? {
+            deletionTimestamp: existing.metadata.deletionTimestamp,
+            deletionGracePeriodSeconds: existing.metadata.deletionGracePeriodSeconds,
+          }
+        : {}),
     });
     if (existing.metadata.generation === undefined) delete meta.generation;
     next.apiVersion = existing.apiVersion;
@@ -307,8 +389,10 @@ export class KubeApi {
     if (resource === 'secrets') {
       errors.push(...prepareSecret(next));
       if (existing.immutable) {
-        if (!deepEqual(next.data ?? {}, existing.data ?? {})) errors.push(forbiddenAt('data', 'field is immutable when `immutable` is set'));
-        if (next.immutable !== true) errors.push(forbiddenAt('immutable', 'field is immutable when `immutable` is set'));
+        if (!deepEqual(next.data ?? {}, existing.data ?? {}))
+          errors.push(forbiddenAt('data', 'field is immutable when `immutable` is set'));
+        if (next.immutable !== true)
+          errors.push(forbiddenAt('immutable', 'field is immutable when `immutable` is set'));
       }
       if (next.type !== existing.type) errors.push(invalid('type', next.type, 'field is immutable'));
     } else {
@@ -318,8 +402,16 @@ export class KubeApi {
       next.spec.selector = existing.spec.selector;
       next.spec.template.metadata.labels = { ...next.spec.template.metadata.labels, ...generatedLabels(existing) };
       errors.push(...validateJob(next));
-      for (const field of ['template', 'completions', 'completionMode', 'podFailurePolicy', 'backoffLimitPerIndex', 'podReplacementPolicy'] as const) {
-        if (!deepEqual(next.spec[field], existing.spec[field])) errors.push(invalid(`spec.${field}`, next.spec[field], 'field is immutable'));
+      for (const field of [
+        'template',
+        'completions',
+        'completionMode',
+        'podFailurePolicy',
+        'backoffLimitPerIndex',
+        'podReplacementPolicy',
+      ] as const) {
+        if (!deepEqual(next.spec[field], existing.spec[field]))
+          errors.push(invalid(`spec.${field}`, next.spec[field], 'field is immutable'));
       }
       specChanged = !deepEqual(next.spec, existing.spec);
     }
@@ -352,17 +444,37 @@ export class KubeApi {
     const name = obj.metadata.name as string;
     const errors = [];
     if (options.orphanDependents !== undefined && options.propagationPolicy !== undefined) {
-      errors.push(invalid('propagationPolicy', options.propagationPolicy, 'orphanDependents and deletionPropagation cannot be both set'));
+      errors.push(
+        invalid(
+          'propagationPolicy',
+          options.propagationPolicy,
+          'orphanDependents and deletionPropagation cannot be both set',
+        ),
+      );
     }
-    if (options.propagationPolicy !== undefined && !['Foreground', 'Background', 'Orphan'].includes(options.propagationPolicy)) {
-      errors.push(notSupported('propagationPolicy', options.propagationPolicy, ['Foreground', 'Background', 'Orphan', 'nil']));
+    if (
+      options.propagationPolicy !== undefined &&
+      !['Foreground', 'Background', 'Orphan'].includes(options.propagationPolicy)
+    ) {
+      errors.push(
+        notSupported('propagationPolicy', options.propagationPolicy, ['Foreground', 'Background', 'Orphan', 'nil']),
+      );
     }
     if (options.gracePeriodSeconds !== undefined && options.gracePeriodSeconds < 0) options.gracePeriodSeconds = 0;
     if (errors.length > 0) throw invalidObject('DeleteOptions', 'meta.k8s.io', '', errors);
     const pre = options.preconditions as Json | undefined;
-    if (pre?.uid && pre.uid !== obj.metadata.uid) throw conflict(refs, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${obj.metadata.uid}`);
+    if (pre?.uid && pre.uid !== obj.metadata.uid)
+      throw conflict(
+        refs,
+        name,
+        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${obj.metadata.uid}`,
+      );
     if (pre?.resourceVersion && pre.resourceVersion !== obj.metadata.resourceVersion) {
-      throw conflict(refs, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${obj.metadata.resourceVersion}`);
+      throw conflict(
+        refs,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${obj.metadata.resourceVersion}`,
+      );
     }
     let propagation: Propagation;
     if (options.propagationPolicy) propagation = options.propagationPolicy;
@@ -371,16 +483,25 @@ export class KubeApi {
       // batch/v1 Jobs deleted through the API orphan their pods unless told otherwise (kept for
       // backwards compatibility); the server says so in a warning since v1.27.
       propagation = 'Orphan';
-      warnings.push('child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning');
+      warnings.push(
+        'child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning',
+      );
     } else propagation = 'Background';
-    if ((options.dryRun ?? []).includes('All') || q.get('dryRun') === 'All') return { status: 200, body: structuredClone(obj) };
+    if ((options.dryRun ?? []).includes('All') || q.get('dryRun') === 'All')
+      return { status: 200, body: structuredClone(obj) };
     const { gone, obj: last } = this.cluster.delete(resource, obj, propagation, options.gracePeriodSeconds);
     if (!gone) return { status: 202, body: structuredClone(last) };
     // Pods answer with the deleted object; other resources with a Status.
     if (resource === 'pods') return { status: 200, body: structuredClone(last) };
     return {
       status: 200,
-      body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, ...(refs.group ? { group: refs.group } : {}), kind: refs.resource, uid: obj.metadata.uid } },
+      body: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Success',
+        details: { name, ...(refs.group ? { group: refs.group } : {}), kind: refs.resource, uid: obj.metadata.uid },
+      },
     };
   }
 }
@@ -401,4 +522,8 @@ function generateSelector(job: Json): void {
   job.spec.template.metadata.labels = { ...job.spec.template.metadata.labels, ...generatedLabels(job) };
 }
 
-const forbiddenAt = (field: string, detail: string) => ({ type: 'FieldValueForbidden' as const, field, body: `Forbidden: ${detail}` });
+const forbiddenAt = (field: string, detail: string) => ({
+  type: 'FieldValueForbidden' as const,
+  field,
+  body: `Forbidden: ${detail}`,
+});

@@ -163,7 +163,14 @@ export class Kubelet {
   private event(run: PodRun, type: 'Normal' | 'Warning', reason: string, message: string, container?: string): void {
     const pod = this.current(run);
     if (!pod) return;
-    this.cluster.recordEvent(pod, { type, reason, message, component: 'kubelet', host: run.node.name, ...(container ? { fieldPath: `spec.containers{${container}}` } : {}) });
+    this.cluster.recordEvent(pod, {
+      type,
+      reason,
+      message,
+      component: 'kubelet',
+      host: run.node.name,
+      ...(container ? { fieldPath: `spec.containers{${container}}` } : {}),
+    });
   }
 
   /** Waits `ms`, or less when the pod is stopped or a Secret changes. */
@@ -199,7 +206,13 @@ export class Kubelet {
       setPodCondition(p, 'PodReadyToStartContainers', 'False');
       setPodCondition(p, 'Initialized', 'True');
       setPodCondition(p, 'Ready', 'False', 'ContainersNotReady', `containers with unready status: [${names}]`);
-      setPodCondition(p, 'ContainersReady', 'False', 'ContainersNotReady', `containers with unready status: [${names}]`);
+      setPodCondition(
+        p,
+        'ContainersReady',
+        'False',
+        'ContainersNotReady',
+        `containers with unready status: [${names}]`,
+      );
       sortConditions(p);
       p.status.containerStatuses = containers.map((c) => ({
         name: c.name,
@@ -217,7 +230,12 @@ export class Kubelet {
     for (;;) {
       const problem = this.mountProblem(this.current(run) ?? pod);
       if (!problem) break;
-      this.event(run, 'Warning', 'FailedMount', `MountVolume.SetUp failed for volume "${problem.volume}" : ${problem.message}`);
+      this.event(
+        run,
+        'Warning',
+        'FailedMount',
+        `MountVolume.SetUp failed for volume "${problem.volume}" : ${problem.message}`,
+      );
       await this.pause(run, 2 * this.secondMs);
       if (!this.alive(run)) return this.finishStopped(run);
     }
@@ -283,7 +301,8 @@ export class Kubelet {
           return { volume: v.name, message: `secret "${v.secret.secretName}" not found` };
         }
         for (const item of (v.secret.items ?? []) as Json[]) {
-          if (!(item.key in (secret.data ?? {})) && !v.secret.optional) return { volume: v.name, message: `references non-existent secret key: ${item.key}` };
+          if (!(item.key in (secret.data ?? {})) && !v.secret.optional)
+            return { volume: v.name, message: `references non-existent secret key: ${item.key}` };
         }
       } else if (v.configMap) {
         // The fake has no ConfigMaps, so a configMap volume only mounts when it is optional.
@@ -304,7 +323,8 @@ export class Kubelet {
         if (ref.optional) continue;
         return `secret "${ref.name}" not found`;
       }
-      if (!(ref.key in (secret.data ?? {})) && !ref.optional) return `couldn't find key ${ref.key} in Secret ${run.namespace}/${ref.name}`;
+      if (!(ref.key in (secret.data ?? {})) && !ref.optional)
+        return `couldn't find key ${ref.key} in Secret ${run.namespace}/${ref.name}`;
     }
     return undefined;
   }
@@ -324,11 +344,21 @@ export class Kubelet {
       while (this.alive(run)) await this.pause(run, 10 * this.secondMs);
       return false;
     };
-    if (!ref) return stuck('InvalidImageName', `Failed to apply default image tag "${image}": couldn't parse image name "${image}": invalid reference format`, 'InspectFailed');
+    if (!ref)
+      return stuck(
+        'InvalidImageName',
+        `Failed to apply default image tag "${image}": couldn't parse image name "${image}": invalid reference format`,
+        'InspectFailed',
+      );
     const onNode = this.pulled.get(run.node.name) ?? new Set<string>();
     this.pulled.set(run.node.name, onNode);
     const policy = container.imagePullPolicy ?? 'IfNotPresent';
-    if (policy === 'Never' && !onNode.has(ref)) return stuck('ErrImageNeverPull', `Container image "${image}" is not present with pull policy of Never`, 'ErrImageNeverPull');
+    if (policy === 'Never' && !onNode.has(ref))
+      return stuck(
+        'ErrImageNeverPull',
+        `Container image "${image}" is not present with pull policy of Never`,
+        'ErrImageNeverPull',
+      );
     if (policy !== 'Always' && onNode.has(ref)) {
       this.event(run, 'Normal', 'Pulled', `Container image "${image}" already present on machine`, name);
       return true;
@@ -358,7 +388,13 @@ export class Kubelet {
       onNode.add(ref);
       const ms = Date.now() - started;
       const size = dir ? 198_000_000 : 1_200_000_000;
-      this.event(run, 'Normal', 'Pulled', `Successfully pulled image "${image}" in ${ms}ms (${ms}ms including waiting). Image size: ${size} bytes.`, name);
+      this.event(
+        run,
+        'Normal',
+        'Pulled',
+        `Successfully pulled image "${image}" in ${ms}ms (${ms}ms including waiting). Image size: ${size} bytes.`,
+        name,
+      );
       return true;
     }
   }
@@ -408,7 +444,15 @@ export class Kubelet {
       container: true,
       arch,
       env: { SANDBOX_CLOUD: 'kubernetes', SANDBOX_POD: `${run.namespace}/${run.name}`, SANDBOX_NODE: run.node.name },
-      ...(gpus > 0 && run.node.gpuModel ? { gpu: { model: run.node.gpuModel, count: gpus, ...(run.node.gpuMemoryMiB ? { memoryMiB: run.node.gpuMemoryMiB } : {}) } } : {}),
+      ...(gpus > 0 && run.node.gpuModel
+        ? {
+            gpu: {
+              model: run.node.gpuModel,
+              count: gpus,
+              ...(run.node.gpuMemoryMiB ? { memoryMiB: run.node.gpuMemoryMiB } : {}),
+            },
+          }
+        : {}),
       prepare: (root) => this.prepare(root, run, pod, container, runnerImage),
       onShutdown: () => {},
     });
@@ -433,18 +477,37 @@ export class Kubelet {
         setPodCondition(p, 'ContainersReady', 'True');
       }
     });
-    void machine.exited.then(() => machine.mainExit).then((how) => this.exited(run, crun, machine, container, how, containerID));
+    void machine.exited
+      .then(() => machine.mainExit)
+      .then((how) => this.exited(run, crun, machine, container, how, containerID));
   }
 
-  private exited(run: PodRun, crun: ContainerRun, machine: Machine, container: Json, how: { code: number | null; signal: NodeJS.Signals | null }, containerID: string): void {
+  private exited(
+    run: PodRun,
+    crun: ContainerRun,
+    machine: Machine,
+    container: Json,
+    how: { code: number | null; signal: NodeJS.Signals | null },
+    containerID: string,
+  ): void {
     if (crun.machine !== machine) return;
     const signal = how.signal ? (os.constants.signals[how.signal] ?? 9) : 9;
     const exitCode = how.code ?? 128 + signal;
     const finishedAt = timestamp();
-    const terminated = { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt: crun.startedAt, finishedAt, containerID };
+    const terminated = {
+      exitCode,
+      reason: exitCode === 0 ? 'Completed' : 'Error',
+      startedAt: crun.startedAt,
+      finishedAt,
+      containerID,
+    };
     const pod = this.current(run);
     const policy = pod?.spec.restartPolicy ?? 'Never';
-    const restart = !run.stopping && !this.cluster.isClosed && pod !== undefined && (policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0));
+    const restart =
+      !run.stopping &&
+      !this.cluster.isClosed &&
+      pod !== undefined &&
+      (policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0));
     if (restart) {
       // OnFailure restarts the container in place, after the crash-loop back-off (10 s, doubling, at most 5 min).
       crun.previousLog = machine.console();
@@ -461,9 +524,21 @@ export class Kubelet {
           cs.restartCount = crun.restarts;
         }
         setPodCondition(p, 'Ready', 'False', 'ContainersNotReady', `containers with unready status: [${crun.name}]`);
-        setPodCondition(p, 'ContainersReady', 'False', 'ContainersNotReady', `containers with unready status: [${crun.name}]`);
+        setPodCondition(
+          p,
+          'ContainersReady',
+          'False',
+          'ContainersNotReady',
+          `containers with unready status: [${crun.name}]`,
+        );
       });
-      this.event(run, 'Warning', 'BackOff', `Back-off restarting failed container ${crun.name} in pod ${run.name}_${run.namespace}(${run.uid})`, crun.name);
+      this.event(
+        run,
+        'Warning',
+        'BackOff',
+        `Back-off restarting failed container ${crun.name} in pod ${run.name}_${run.namespace}(${run.uid})`,
+        crun.name,
+      );
       void this.pause(run, backoff * this.secondMs).then(() => {
         if (this.alive(run)) this.start(run, container);
         else this.finishStopped(run);
@@ -502,7 +577,13 @@ export class Kubelet {
    * Lays out the container's root (image contents, volumes) and gives its command, environment
    * and working directory, with container paths mapped under the root.
    */
-  private prepare(root: string, run: PodRun, pod: Json, container: Json, runnerImage: boolean): { argv: string[]; env: Record<string, string>; cwd: string } {
+  private prepare(
+    root: string,
+    run: PodRun,
+    pod: Json,
+    container: Json,
+    runnerImage: boolean,
+  ): { argv: string[]; env: Record<string, string>; cwd: string } {
     const provides: string[] = [];
     if (runnerImage) {
       provides.push(RUNNER_HOME);
@@ -518,7 +599,8 @@ export class Kubelet {
       if (!volume?.secret) continue;
       const secret = this.cluster.get('secrets', run.namespace, volume.secret.secretName);
       const data = (secret?.data ?? {}) as Record<string, string>;
-      const items: Json[] = (volume.secret.items as Json[] | undefined) ?? Object.keys(data).map((key) => ({ key, path: key }));
+      const items: Json[] =
+        (volume.secret.items as Json[] | undefined) ?? Object.keys(data).map((key) => ({ key, path: key }));
       for (const item of items) {
         if (data[item.key] === undefined) continue;
         const file = path.join(dest, item.path);
@@ -543,7 +625,12 @@ export class Kubelet {
     };
     if (runnerImage) {
       // ENV lines of actions/runner's images/Dockerfile.
-      Object.assign(env, { HOME: rewrite(RUNNER_HOME), RUNNER_MANUALLY_TRAP_SIG: '1', ACTIONS_RUNNER_PRINT_LOG_TO_STDOUT: '1', ImageOS: 'ubuntu22' });
+      Object.assign(env, {
+        HOME: rewrite(RUNNER_HOME),
+        RUNNER_MANUALLY_TRAP_SIG: '1',
+        ACTIONS_RUNNER_PRINT_LOG_TO_STDOUT: '1',
+        ImageOS: 'ubuntu22',
+      });
     }
     for (const e of (container.env ?? []) as Json[]) {
       const ref = e.valueFrom?.secretKeyRef as Json | undefined;
@@ -577,7 +664,9 @@ export class Kubelet {
     let name = q.get('container') ?? undefined;
     if (!name) {
       if (containers.length !== 1) {
-        throw badRequest(`a container name must be specified for pod ${pod.metadata.name}, choose one of: [${containers.map((c) => c.name).join(' ')}]`);
+        throw badRequest(
+          `a container name must be specified for pod ${pod.metadata.name}, choose one of: [${containers.map((c) => c.name).join(' ')}]`,
+        );
       }
       name = containers[0]!.name as string;
     } else if (!containers.some((c) => c.name === name)) {
@@ -590,11 +679,17 @@ export class Kubelet {
     const status = ((pod.status?.containerStatuses ?? []) as Json[]).find((c) => c.name === name);
     let text: string;
     if (q.get('previous') === 'true') {
-      if (!crun?.previousLog) throw badRequest(`previous terminated container "${name}" in pod "${pod.metadata.name}" not found`);
+      if (!crun?.previousLog)
+        throw badRequest(`previous terminated container "${name}" in pod "${pod.metadata.name}" not found`);
       text = crun.previousLog;
     } else if (status?.state?.waiting && !crun?.machine) {
       const reason = status.state.waiting.reason as string;
-      const why = reason === 'ErrImagePull' ? 'image can\'t be pulled' : reason === 'ImagePullBackOff' ? 'trying and failing to pull image' : reason;
+      const why =
+        reason === 'ErrImagePull'
+          ? "image can't be pulled"
+          : reason === 'ImagePullBackOff'
+            ? 'trying and failing to pull image'
+            : reason;
       throw badRequest(`container "${name}" in pod "${pod.metadata.name}" is waiting to start: ${why}`);
     } else {
       text = crun?.machine?.console() ?? '';
@@ -602,7 +697,8 @@ export class Kubelet {
     const tail = q.get('tailLines');
     if (tail !== null) {
       const n = Number(tail);
-      if (!Number.isInteger(n) || n < 0) throw badRequest(`tailLines: Invalid value: ${tail}: must be greater than or equal to 0`);
+      if (!Number.isInteger(n) || n < 0)
+        throw badRequest(`tailLines: Invalid value: ${tail}: must be greater than or equal to 0`);
       const lines = text.split('\n');
       const trailing = text.endsWith('\n') ? lines.pop() : undefined;
       text = lines.slice(Math.max(0, lines.length - n)).join('\n') + (trailing !== undefined && n > 0 ? '\n' : '');
@@ -611,7 +707,12 @@ export class Kubelet {
     const limit = q.get('limitBytes');
     if (limit !== null) {
       const n = Number(limit);
-      if (!Number.isInteger(n) || n < 1) throw new ApiError(422, 'Invalid', `PodLogOptions "${pod.metadata.name}" is invalid: limitBytes: Invalid value: ${limit}: must be greater than 0`);
+      if (!Number.isInteger(n) || n < 1)
+        throw new ApiError(
+          422,
+          'Invalid',
+          `PodLogOptions "${pod.metadata.name}" is invalid: limitBytes: Invalid value: ${limit}: must be greater than 0`,
+        );
       text = Buffer.from(text).subarray(0, n).toString('utf8');
     }
     return text;
@@ -620,7 +721,8 @@ export class Kubelet {
 
 /** `docker.io/library/ubuntu:latest` from `ubuntu`, as containerd names references; undefined when it does not parse. */
 export function normalizeImage(image: string): string | undefined {
-  const re = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+  const re =
+    /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
   if (!re.test(image)) return undefined;
   const slash = image.indexOf('/');
   const first = slash >= 0 ? image.slice(0, slash) : '';
@@ -637,12 +739,16 @@ function repository(ref: string): string {
 
 /** `$(VAR)` references to earlier variables, as the kubelet expands them; `$$` is a literal `$`. */
 function expand(s: string, env: Record<string, string>): string {
-  return s.replace(/\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)/g, (m, name: string | undefined) => (m === '$$' ? '$' : name !== undefined && env[name] !== undefined ? env[name]! : m));
+  return s.replace(/\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)/g, (m, name: string | undefined) =>
+    m === '$$' ? '$' : name !== undefined && env[name] !== undefined ? env[name]! : m,
+  );
 }
 
 /** Maps absolute container paths under `prefixes` to the same paths under `root`. */
 export function pathRewriter(root: string, prefixes: string[]): (s: string) => string {
-  const list = [...new Set(prefixes.map((p) => p.replace(/\/+$/, '')))].filter((p) => p.startsWith('/') && p.length > 1).sort((a, b) => b.length - a.length);
+  const list = [...new Set(prefixes.map((p) => p.replace(/\/+$/, '')))]
+    .filter((p) => p.startsWith('/') && p.length > 1)
+    .sort((a, b) => b.length - a.length);
   if (list.length === 0) return (s) => s;
   const alternatives = list.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
   // A path starts a word (start, blank, quote, `=`, `:`, `;`, `(`, `,`) and ends at a boundary.

@@ -20,7 +20,9 @@ export function patchType(contentType: string | undefined): PatchType {
 
 /** A patch that parses but does not apply: 422, as the server answers it. */
 const cannotApply = (why: string): ApiError =>
-  new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', { causes: [{ reason: 'UnexpectedServerResponse', message: why }] });
+  new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {
+    causes: [{ reason: 'UnexpectedServerResponse', message: why }],
+  });
 
 export function applyPatch(doc: Json, body: Buffer, type: PatchType): Json {
   let patch: unknown;
@@ -31,10 +33,14 @@ export function applyPatch(doc: Json, body: Buffer, type: PatchType): Json {
   }
   const copy = structuredClone(doc);
   if (type === 'json') {
-    if (!Array.isArray(patch)) throw badRequest(`json: cannot unmarshal ${typeof patch === 'object' ? 'object' : typeof patch} into Go value of type jsonpatch.Patch`);
+    if (!Array.isArray(patch))
+      throw badRequest(
+        `json: cannot unmarshal ${typeof patch === 'object' ? 'object' : typeof patch} into Go value of type jsonpatch.Patch`,
+      );
     return applyJsonPatch(copy, patch as Json[]);
   }
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) throw badRequest('json: cannot unmarshal array into Go value of type map[string]interface {}');
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch))
+    throw badRequest('json: cannot unmarshal array into Go value of type map[string]interface {}');
   return type === 'merge' ? (mergePatch(copy, patch) as Json) : (strategicMerge(copy, patch as Json, '') as Json);
 }
 
@@ -53,24 +59,29 @@ function pointer(path: string): string[] {
 function applyJsonPatch(doc: Json, ops: Json[]): Json {
   let root: unknown = doc;
   for (const op of ops) {
-    if (typeof op !== 'object' || op === null) throw badRequest('json: cannot unmarshal into Go value of type jsonpatch.Operation');
+    if (typeof op !== 'object' || op === null)
+      throw badRequest('json: cannot unmarshal into Go value of type jsonpatch.Operation');
     const path = String(op.path ?? '');
     const parts = pointer(path);
     const parentOf = (what: string): { parent: Json | unknown[]; key: string } => {
       let cur: unknown = root;
       for (const p of parts.slice(0, -1)) {
-        if (cur === null || typeof cur !== 'object') throw cannotApply(`${what} operation does not apply: doc is missing path: "${path}": missing value`);
+        if (cur === null || typeof cur !== 'object')
+          throw cannotApply(`${what} operation does not apply: doc is missing path: "${path}": missing value`);
         cur = Array.isArray(cur) ? cur[Number(p)] : (cur as Json)[p];
-        if (cur === undefined) throw cannotApply(`${what} operation does not apply: doc is missing path: "${path}": missing value`);
+        if (cur === undefined)
+          throw cannotApply(`${what} operation does not apply: doc is missing path: "${path}": missing value`);
       }
-      if (cur === null || typeof cur !== 'object') throw cannotApply(`${what} operation does not apply: doc is missing path: "${path}": missing value`);
+      if (cur === null || typeof cur !== 'object')
+        throw cannotApply(`${what} operation does not apply: doc is missing path: "${path}": missing value`);
       return { parent: cur as Json | unknown[], key: parts[parts.length - 1] ?? '' };
     };
     const get = (what: string): unknown => {
       if (parts.length === 0) return root;
       const { parent, key } = parentOf(what);
       const v = Array.isArray(parent) ? parent[Number(key)] : (parent as Json)[key];
-      if (v === undefined) throw cannotApply(`${what} operation does not apply: doc is missing key: ${path}: missing value`);
+      if (v === undefined)
+        throw cannotApply(`${what} operation does not apply: doc is missing key: ${path}: missing value`);
       return v;
     };
     const put = (value: unknown, what: string, replace: boolean): void => {
@@ -87,7 +98,8 @@ function applyJsonPatch(doc: Json, ops: Json[]): Json {
         if (replace) parent[i] = value;
         else parent.splice(i, 0, value);
       } else {
-        if (replace && !(key in parent)) throw cannotApply(`${what} operation does not apply: doc is missing key: ${path}: missing value`);
+        if (replace && !(key in parent))
+          throw cannotApply(`${what} operation does not apply: doc is missing key: ${path}: missing value`);
         (parent as Json)[key] = value;
       }
     };
@@ -95,10 +107,12 @@ function applyJsonPatch(doc: Json, ops: Json[]): Json {
       const { parent, key } = parentOf(what);
       if (Array.isArray(parent)) {
         const i = Number(key);
-        if (!Number.isInteger(i) || i < 0 || i >= parent.length) throw cannotApply(`${what} operation does not apply: doc is missing key: ${path}: missing value`);
+        if (!Number.isInteger(i) || i < 0 || i >= parent.length)
+          throw cannotApply(`${what} operation does not apply: doc is missing key: ${path}: missing value`);
         return parent.splice(i, 1)[0];
       }
-      if (!(key in parent)) throw cannotApply(`${what} operation does not apply: doc is missing key: ${path}: missing value`);
+      if (!(key in parent))
+        throw cannotApply(`${what} operation does not apply: doc is missing key: ${path}: missing value`);
       const v = (parent as Json)[key];
       delete (parent as Json)[key];
       return v;
@@ -116,14 +130,17 @@ function applyJsonPatch(doc: Json, ops: Json[]): Json {
         remove('remove');
         break;
       case 'test':
-        if (JSON.stringify(sortKeys(get('test'))) !== JSON.stringify(sortKeys(op.value))) throw cannotApply(`testing value ${path} failed: test failed`);
+        if (JSON.stringify(sortKeys(get('test'))) !== JSON.stringify(sortKeys(op.value)))
+          throw cannotApply(`testing value ${path} failed: test failed`);
         break;
       case 'move':
       case 'copy': {
         const fromParts = pointer(String(op.from ?? ''));
         let v: unknown = root;
-        for (const p of fromParts) v = v && typeof v === 'object' ? (Array.isArray(v) ? v[Number(p)] : (v as Json)[p]) : undefined;
-        if (v === undefined) throw cannotApply(`${op.op} operation does not apply: doc is missing from path: ${op.from}: missing value`);
+        for (const p of fromParts)
+          v = v && typeof v === 'object' ? (Array.isArray(v) ? v[Number(p)] : (v as Json)[p]) : undefined;
+        if (v === undefined)
+          throw cannotApply(`${op.op} operation does not apply: doc is missing from path: ${op.from}: missing value`);
         if (op.op === 'move') {
           const saved = parts.splice(0, parts.length, ...fromParts);
           remove('move');
@@ -136,13 +153,19 @@ function applyJsonPatch(doc: Json, ops: Json[]): Json {
         throw badRequest(`Unexpected kind: ${String(op.op)}`);
     }
   }
-  if (root === null || typeof root !== 'object' || Array.isArray(root)) throw cannotApply('the patched object is not an object');
+  if (root === null || typeof root !== 'object' || Array.isArray(root))
+    throw cannotApply('the patched object is not an object');
   return root as Json;
 }
 
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Json)[k])]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys((v as Json)[k])]),
+    );
   return v;
 }
 

@@ -11,7 +11,17 @@ import { ApiError, forbidden, methodNotAllowed, resourceNotFound, unauthorized }
 
 /** The identity behind the `denied` token, as RBAC messages name it. */
 export const DENIED_USER = 'system:serviceaccount:ci:cml-launcher';
-const VERSION = { major: '1', minor: '34', gitVersion: 'v1.34.1', gitCommit: '93248f9ae092f571eb6fc0a2ec8a0b5c9a1f6c8b', gitTreeState: 'clean', buildDate: '2025-09-09T19:43:57Z', goVersion: 'go1.24.6', compiler: 'gc', platform: 'linux/amd64' };
+const VERSION = {
+  major: '1',
+  minor: '34',
+  gitVersion: 'v1.34.1',
+  gitCommit: '93248f9ae092f571eb6fc0a2ec8a0b5c9a1f6c8b',
+  gitTreeState: 'clean',
+  buildDate: '2025-09-09T19:43:57Z',
+  goVersion: 'go1.24.6',
+  compiler: 'gc',
+  platform: 'linux/amd64',
+};
 
 /** What each resource implements here (RBAC verbs); anything else is 405. */
 const VERBS: Record<string, readonly string[]> = {
@@ -66,7 +76,9 @@ export function identify(req: http.IncomingMessage, body: Buffer, url: URL): Kub
   const method = req.method ?? 'GET';
   const parsed = parseRoute(method, url.pathname, url.searchParams);
   const route = parsed.kind === 'route' ? parsed.route : undefined;
-  const action = route ? `${route.verb} ${route.subresource ? `${route.resource}/${route.subresource}` : route.resource}` : `${method.toLowerCase()} ${url.pathname}`;
+  const action = route
+    ? `${route.verb} ${route.subresource ? `${route.resource}/${route.subresource}` : route.resource}`
+    : `${method.toLowerCase()} ${url.pathname}`;
   const params: Record<string, string> = {};
   if (route?.namespace !== undefined) params.namespace = route.namespace;
   const name = route?.name ?? (route?.verb === 'create' ? nameInBody(body) : undefined);
@@ -111,11 +123,21 @@ export function authorize(user: User, request: KubeRequest): void {
   const { parsed } = request;
   if (parsed.kind === 'discovery') return;
   if (user === 'denied') {
-    if (parsed.kind === 'notFound') throw new ApiError(403, 'Forbidden', `forbidden: User "${DENIED_USER}" cannot ${request.method.toLowerCase()} path "${request.pathname}"`, {});
+    if (parsed.kind === 'notFound')
+      throw new ApiError(
+        403,
+        'Forbidden',
+        `forbidden: User "${DENIED_USER}" cannot ${request.method.toLowerCase()} path "${request.pathname}"`,
+        {},
+      );
     const r = parsed.route;
     const what = r.subresource ? `${r.resource}/${r.subresource}` : r.resource;
     const where = r.namespace !== undefined ? `in the namespace "${r.namespace}"` : 'at the cluster scope';
-    throw forbidden({ group: r.group, resource: r.resource }, r.name, `User "${DENIED_USER}" cannot ${r.verb} resource "${what}" in API group "${r.group}" ${where}`);
+    throw forbidden(
+      { group: r.group, resource: r.resource },
+      r.name,
+      `User "${DENIED_USER}" cannot ${r.verb} resource "${what}" in API group "${r.group}" ${where}`,
+    );
   }
   if (parsed.kind === 'route') {
     const r = parsed.route;
@@ -127,7 +149,10 @@ export function authorize(user: User, request: KubeRequest): void {
 // ---------------------------------------------------------------------------------------------
 // Routing
 
-export type Parsed = { kind: 'route'; route: Route } | { kind: 'discovery'; body?: unknown; text?: string } | { kind: 'notFound'; status?: ApiError };
+export type Parsed =
+  | { kind: 'route'; route: Route }
+  | { kind: 'discovery'; body?: unknown; text?: string }
+  | { kind: 'notFound'; status?: ApiError };
 
 /** Maps method and path to a resource request (with its RBAC verb), discovery, or a 404. */
 export function parseRoute(method: string, pathname: string, q: URLSearchParams): Parsed {
@@ -136,9 +161,21 @@ export function parseRoute(method: string, pathname: string, q: URLSearchParams)
   if (method === 'GET') {
     if (pathname === '/version') return { kind: 'discovery', body: VERSION };
     if (['/healthz', '/livez', '/readyz'].includes(pathname)) return text('ok');
-    if (pathname === '/api') return { kind: 'discovery', body: { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1:6443' }] } };
+    if (pathname === '/api')
+      return {
+        kind: 'discovery',
+        body: {
+          kind: 'APIVersions',
+          versions: ['v1'],
+          serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1:6443' }],
+        },
+      };
     if (pathname === '/apis') {
-      const batch = { name: 'batch', versions: [{ groupVersion: 'batch/v1', version: 'v1' }], preferredVersion: { groupVersion: 'batch/v1', version: 'v1' } };
+      const batch = {
+        name: 'batch',
+        versions: [{ groupVersion: 'batch/v1', version: 'v1' }],
+        preferredVersion: { groupVersion: 'batch/v1', version: 'v1' },
+      };
       return { kind: 'discovery', body: { kind: 'APIGroupList', apiVersion: 'v1', groups: [batch] } };
     }
     if (pathname === '/api/v1' || pathname === '/apis/batch/v1') {
@@ -148,9 +185,18 @@ export function parseRoute(method: string, pathname: string, q: URLSearchParams)
         .map(([name, verbs]) => {
           const base = name.split('/')[0]!;
           const kind = base === 'jobs' ? 'Job' : REFS[base as Resource | 'nodes' | 'namespaces'].kind;
-          return { name, singularName: name.includes('/') ? '' : kind.toLowerCase(), namespaced: !CLUSTER_SCOPED.has(base), kind: name.endsWith('/log') ? 'Pod' : kind, verbs };
+          return {
+            name,
+            singularName: name.includes('/') ? '' : kind.toLowerCase(),
+            namespaced: !CLUSTER_SCOPED.has(base),
+            kind: name.endsWith('/log') ? 'Pod' : kind,
+            verbs,
+          };
         });
-      return { kind: 'discovery', body: { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? 'batch/v1' : 'v1', resources } };
+      return {
+        kind: 'discovery',
+        body: { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? 'batch/v1' : 'v1', resources },
+      };
     }
   }
   let group: string;
@@ -173,10 +219,12 @@ export function parseRoute(method: string, pathname: string, q: URLSearchParams)
   const [resource, name, subresource, ...extra] = rest;
   if (!resource || !known(resource) || extra.length > 0) return { kind: 'notFound', status: resourceNotFound() };
   if (namespace !== undefined && CLUSTER_SCOPED.has(resource)) return { kind: 'notFound', status: resourceNotFound() };
-  if (subresource !== undefined && !(SUBRESOURCES[resource] ?? []).includes(subresource)) return { kind: 'notFound', status: resourceNotFound() };
+  if (subresource !== undefined && !(SUBRESOURCES[resource] ?? []).includes(subresource))
+    return { kind: 'notFound', status: resourceNotFound() };
   const collection = name === undefined;
   // A namespaced object is only addressable inside its namespace.
-  if (!collection && namespace === undefined && !CLUSTER_SCOPED.has(resource)) return { kind: 'notFound', status: resourceNotFound() };
+  if (!collection && namespace === undefined && !CLUSTER_SCOPED.has(resource))
+    return { kind: 'notFound', status: resourceNotFound() };
   let verb: string;
   switch (method) {
     case 'GET':
@@ -197,5 +245,16 @@ export function parseRoute(method: string, pathname: string, q: URLSearchParams)
     default:
       verb = method.toLowerCase();
   }
-  return { kind: 'route', route: { group, version: 'v1', resource, ...(subresource ? { subresource } : {}), ...(namespace !== undefined ? { namespace } : {}), ...(name !== undefined ? { name } : {}), verb } };
+  return {
+    kind: 'route',
+    route: {
+      group,
+      version: 'v1',
+      resource,
+      ...(subresource ? { subresource } : {}),
+      ...(namespace !== undefined ? { namespace } : {}),
+      ...(name !== undefined ? { name } : {}),
+      verb,
+    },
+  };
 }

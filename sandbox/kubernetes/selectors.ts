@@ -17,7 +17,10 @@ interface Requirement {
 
 export type LabelSelector = (labels: Record<string, string> | undefined) => boolean;
 
-type Token = { kind: 'id' | 'in' | 'notin' | '=' | '==' | '!=' | '!' | '(' | ')' | ',' | '>' | '<' | 'end'; text: string };
+type Token = {
+  kind: 'id' | 'in' | 'notin' | '=' | '==' | '!=' | '!' | '(' | ')' | ',' | '>' | '<' | 'end';
+  text: string;
+};
 
 function lex(input: string): Token[] {
   const tokens: Token[] = [];
@@ -109,7 +112,10 @@ export function parseLabelSelector(input: string): LabelSelector {
     }
     for (const m of isQualifiedName(req!.key)) fail(`key: Invalid value: ${JSON.stringify(req!.key)}: ${m}`);
     if (req!.op === 'gt' || req!.op === 'lt') {
-      if (!/^-?\d+$/.test(req!.values[0]!)) fail(`values[0]: Invalid value: ${JSON.stringify(req!.values[0])}: for 'Gt', 'Lt' operators, the value must be an integer`);
+      if (!/^-?\d+$/.test(req!.values[0]!))
+        fail(
+          `values[0]: Invalid value: ${JSON.stringify(req!.values[0])}: for 'Gt', 'Lt' operators, the value must be an integer`,
+        );
     } else {
       req!.values.forEach((v, i) => {
         for (const m of isLabelValue(v)) fail(`values[${i}][${req!.key}]: Invalid value: ${JSON.stringify(v)}: ${m}`);
@@ -120,7 +126,8 @@ export function parseLabelSelector(input: string): LabelSelector {
     if (sep.kind === 'end') break;
     if (sep.kind !== ',') throw badRequest(`found '${shown(sep)}', expected: ',' or 'end of string'`);
     const after = peek();
-    if (after.kind !== 'id' && after.kind !== '!') throw badRequest(`found '${shown(after)}', expected: identifier after ','`);
+    if (after.kind !== 'id' && after.kind !== '!')
+      throw badRequest(`found '${shown(after)}', expected: identifier after ','`);
   }
   return (labels) => reqs.every((r) => matches(r, labels ?? {}));
 }

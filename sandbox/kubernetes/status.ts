@@ -57,26 +57,43 @@ export interface ResourceRef {
 }
 
 export const qualified = (r: ResourceRef): string => (r.group ? `${r.resource}.${r.group}` : r.resource);
-const detailsOf = (r: ResourceRef, name?: string): StatusDetails => ({ ...(name !== undefined ? { name } : {}), ...(r.group ? { group: r.group } : {}), kind: r.resource });
+const detailsOf = (r: ResourceRef, name?: string): StatusDetails => ({
+  ...(name !== undefined ? { name } : {}),
+  ...(r.group ? { group: r.group } : {}),
+  kind: r.resource,
+});
 
-export const notFound = (r: ResourceRef, name: string): ApiError => new ApiError(404, 'NotFound', `${qualified(r)} "${name}" not found`, detailsOf(r, name));
+export const notFound = (r: ResourceRef, name: string): ApiError =>
+  new ApiError(404, 'NotFound', `${qualified(r)} "${name}" not found`, detailsOf(r, name));
 
 export const alreadyExists = (r: ResourceRef, name: string): ApiError =>
   new ApiError(409, 'AlreadyExists', `${qualified(r)} "${name}" already exists`, detailsOf(r, name));
 
 export const conflict = (r: ResourceRef, name: string, why: string): ApiError =>
-  new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${qualified(r)} "${name}": ${why}`, detailsOf(r, name));
+  new ApiError(
+    409,
+    'Conflict',
+    `Operation cannot be fulfilled on ${qualified(r)} "${name}": ${why}`,
+    detailsOf(r, name),
+  );
 
 export const badRequest = (message: string): ApiError => new ApiError(400, 'BadRequest', message);
 
 export const forbidden = (r: ResourceRef, name: string | undefined, why: string): ApiError =>
-  new ApiError(403, 'Forbidden', `${qualified(r)}${name !== undefined ? ` "${name}"` : ''} is forbidden: ${why}`, detailsOf(r, name));
+  new ApiError(
+    403,
+    'Forbidden',
+    `${qualified(r)}${name !== undefined ? ` "${name}"` : ''} is forbidden: ${why}`,
+    detailsOf(r, name),
+  );
 
 export const unauthorized = (): ApiError => new ApiError(401, 'Unauthorized', 'Unauthorized');
 
-export const methodNotAllowed = (): ApiError => new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {});
+export const methodNotAllowed = (): ApiError =>
+  new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {});
 
-export const resourceNotFound = (): ApiError => new ApiError(404, 'NotFound', 'the server could not find the requested resource', {});
+export const resourceNotFound = (): ApiError =>
+  new ApiError(404, 'NotFound', 'the server could not find the requested resource', {});
 
 export const unsupportedMediaType = (): ApiError =>
   new ApiError(
@@ -115,7 +132,11 @@ export function goValue(v: unknown): string {
 
 const withDetail = (head: string, detail?: string): string => (detail ? `${head}: ${detail}` : head);
 
-export const required = (field: string, detail?: string): FieldError => ({ type: 'FieldValueRequired', field, body: withDetail('Required value', detail) });
+export const required = (field: string, detail?: string): FieldError => ({
+  type: 'FieldValueRequired',
+  field,
+  body: withDetail('Required value', detail),
+});
 export const invalid = (field: string, value: unknown, detail?: string): FieldError => ({
   type: 'FieldValueInvalid',
   field,
@@ -126,10 +147,26 @@ export const notSupported = (field: string, value: unknown, supported: string[])
   field,
   body: `Unsupported value: ${goValue(value)}: supported values: ${supported.map((s) => JSON.stringify(s)).join(', ')}`,
 });
-export const duplicate = (field: string, value: unknown): FieldError => ({ type: 'FieldValueDuplicate', field, body: `Duplicate value: ${goValue(value)}` });
-export const fieldNotFound = (field: string, value: unknown): FieldError => ({ type: 'FieldValueNotFound', field, body: `Not found: ${goValue(value)}` });
-export const tooLong = (field: string, max: number): FieldError => ({ type: 'FieldValueTooLong', field, body: `Too long: must have at most ${max} bytes` });
-export const forbiddenField = (field: string, detail: string): FieldError => ({ type: 'FieldValueForbidden', field, body: `Forbidden: ${detail}` });
+export const duplicate = (field: string, value: unknown): FieldError => ({
+  type: 'FieldValueDuplicate',
+  field,
+  body: `Duplicate value: ${goValue(value)}`,
+});
+export const fieldNotFound = (field: string, value: unknown): FieldError => ({
+  type: 'FieldValueNotFound',
+  field,
+  body: `Not found: ${goValue(value)}`,
+});
+export const tooLong = (field: string, max: number): FieldError => ({
+  type: 'FieldValueTooLong',
+  field,
+  body: `Too long: must have at most ${max} bytes`,
+});
+export const forbiddenField = (field: string, detail: string): FieldError => ({
+  type: 'FieldValueForbidden',
+  field,
+  body: `Forbidden: ${detail}`,
+});
 
 /** 422 Invalid, as the server answers a create or update that fails validation. */
 export function invalidObject(kind: string, group: string, name: string, errors: FieldError[]): ApiError {
@@ -153,7 +190,10 @@ export function faultError(fault: Fault, ref: { group: string; resource: string 
     ServiceUnavailable: [503, 'the server is currently unable to handle the request'],
     Timeout: [504, 'Timeout: request did not complete within requested timeout - context deadline exceeded'],
     ServerTimeout: [500, 'The list operation could not be completed at this time, please try again.'],
-    Conflict: [409, `Operation cannot be fulfilled on ${ref.group ? `${ref.resource}.${ref.group}` : ref.resource} "${name ?? ''}": the object has been modified; please apply your changes to the latest version and try again`],
+    Conflict: [
+      409,
+      `Operation cannot be fulfilled on ${ref.group ? `${ref.resource}.${ref.group}` : ref.resource} "${name ?? ''}": the object has been modified; please apply your changes to the latest version and try again`,
+    ],
     Forbidden: [403, 'forbidden'],
     Unauthorized: [401, 'Unauthorized'],
     BadRequest: [400, 'bad request'],
@@ -165,7 +205,12 @@ export function faultError(fault: Fault, ref: { group: string; resource: string 
     fault.status ?? status,
     code,
     fault.message ?? message,
-    { ...(name !== undefined ? { name } : {}), ...(ref.group ? { group: ref.group } : {}), kind: ref.resource, ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) },
+    {
+      ...(name !== undefined ? { name } : {}),
+      ...(ref.group ? { group: ref.group } : {}),
+      kind: ref.resource,
+      ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}),
+    },
     retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {},
   );
 }

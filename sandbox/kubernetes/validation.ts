@@ -63,7 +63,13 @@ const LABEL_VALUE_MSG = regexError(
   'my_value',
   '12345',
 );
-const CONFIG_KEY_MSG = regexError("a valid config key must consist of alphanumeric characters, '-', '_' or '.'", '[-._a-zA-Z0-9]+', 'key.name', 'KEY_NAME', 'key-name');
+const CONFIG_KEY_MSG = regexError(
+  "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+  '[-._a-zA-Z0-9]+',
+  'key.name',
+  'KEY_NAME',
+  'key-name',
+);
 const ENV_VAR_MSG = regexError(
   "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit",
   '[-._a-zA-Z][-._a-zA-Z0-9]*',
@@ -99,7 +105,9 @@ export function isQualifiedName(v: string): string[] {
     if (prefix.length === 0) errs.push('prefix part must be non-empty');
     else errs.push(...isDNS1123Subdomain(prefix).map((m) => `prefix part ${m}`));
   } else {
-    return [`a qualified name ${QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')`];
+    return [
+      `a qualified name ${QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')`,
+    ];
   }
   if (name.length === 0) errs.push('name part must be non-empty');
   else if (name.length > 63) errs.push(`name part ${maxLen(63)}`);
@@ -149,7 +157,17 @@ export function validateAnnotations(annotations: Record<string, string> | undefi
 // ---------------------------------------------------------------------------------------------
 // Decoding: JSON types, unknown fields, quantities and base64, as the server's decoder does
 
-type Schema = 'string' | 'int32' | 'int64' | 'bool' | 'quantity' | 'bytes' | 'any' | StructSchema | { map: Schema } | { list: Schema };
+type Schema =
+  | 'string'
+  | 'int32'
+  | 'int64'
+  | 'bool'
+  | 'quantity'
+  | 'bytes'
+  | 'any'
+  | StructSchema
+  | { map: Schema }
+  | { list: Schema };
 interface StructSchema {
   go: string;
   fields: Record<string, Schema>;
@@ -188,7 +206,12 @@ const OBJECT_META = struct('ObjectMeta', {
 const KEY_TO_PATH = struct('KeyToPath', { key: 'string', path: 'string', mode: 'int32' });
 const VOLUME = struct('Volume', {
   name: 'string',
-  secret: struct('SecretVolumeSource', { secretName: 'string', items: { list: KEY_TO_PATH }, defaultMode: 'int32', optional: 'bool' }),
+  secret: struct('SecretVolumeSource', {
+    secretName: 'string',
+    items: { list: KEY_TO_PATH },
+    defaultMode: 'int32',
+    optional: 'bool',
+  }),
   emptyDir: struct('EmptyDirVolumeSource', { medium: 'string', sizeLimit: 'quantity' }),
   configMap: 'any',
   hostPath: 'any',
@@ -248,7 +271,13 @@ const CONTAINER = struct('Container', {
   stdinOnce: 'bool',
   tty: 'bool',
 });
-const TOLERATION = struct('Toleration', { key: 'string', operator: 'string', value: 'string', effect: 'string', tolerationSeconds: 'int64' });
+const TOLERATION = struct('Toleration', {
+  key: 'string',
+  operator: 'string',
+  value: 'string',
+  effect: 'string',
+  tolerationSeconds: 'int64',
+});
 const POD_SPEC = struct('PodSpec', {
   volumes: { list: VOLUME },
   initContainers: { list: CONTAINER },
@@ -341,10 +370,26 @@ export const SCHEMAS = { Job: JOB, Secret: SECRET, DeleteOptions: DELETE_OPTIONS
 class DecodeError extends Error {}
 
 const jsonType = (v: unknown): string =>
-  v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v === 'boolean' ? 'bool' : typeof v;
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'array'
+      : typeof v === 'object'
+        ? 'object'
+        : typeof v === 'boolean'
+          ? 'bool'
+          : typeof v;
 const goType = (s: Schema): string =>
   typeof s === 'string'
-    ? { string: 'string', int32: 'int32', int64: 'int64', bool: 'bool', quantity: 'resource.Quantity', bytes: '[]uint8', any: 'interface {}' }[s]
+    ? {
+        string: 'string',
+        int32: 'int32',
+        int64: 'int64',
+        bool: 'bool',
+        quantity: 'resource.Quantity',
+        bytes: '[]uint8',
+        any: 'interface {}',
+      }[s]
     : 'go' in s
       ? `v1.${s.go}`
       : 'map' in s
@@ -361,7 +406,8 @@ export function decode(kind: keyof typeof SCHEMAS, value: unknown, unknown: stri
   try {
     return walk(value, schema, { struct: schema.go, goPath: [], path: '' }, unknown) as Json;
   } catch (err) {
-    if (err instanceof DecodeError) throw badRequest(`${kind} in version "v1" cannot be handled as a ${kind}: ${err.message}`);
+    if (err instanceof DecodeError)
+      throw badRequest(`${kind} in version "v1" cannot be handled as a ${kind}: ${err.message}`);
     throw err;
   }
 }
@@ -374,7 +420,8 @@ interface Where {
 
 function walk(value: unknown, schema: Schema, where: Where, unknown: string[]): unknown {
   const mismatch = (): never => {
-    const what = typeof value === 'number' && (schema === 'int32' || schema === 'int64') ? `number ${value}` : jsonType(value);
+    const what =
+      typeof value === 'number' && (schema === 'int32' || schema === 'int64') ? `number ${value}` : jsonType(value);
     const field = where.goPath.length > 0 ? `Go struct field ${where.struct}.${where.goPath.join('.')}` : `Go value`;
     throw new DecodeError(`json: cannot unmarshal ${what} into ${field} of type ${goType(schema)}`);
   };
@@ -412,7 +459,9 @@ function walk(value: unknown, schema: Schema, where: Where, unknown: string[]): 
   }
   if ('list' in schema) {
     if (!Array.isArray(value)) return mismatch();
-    return value.map((v, i) => walk(v, schema.list, { ...where, path: `${where.path}[${i}]` }, unknown) ?? zero(schema.list));
+    return value.map(
+      (v, i) => walk(v, schema.list, { ...where, path: `${where.path}[${i}]` }, unknown) ?? zero(schema.list),
+    );
   }
   if (jsonType(value) !== 'object') return mismatch();
   const out: Json = {};
@@ -465,7 +514,8 @@ export function validateOwnerReferences(refs: Json[] | undefined): FieldError[] 
   const errs: FieldError[] = [];
   let controllers = 0;
   for (const r of refs ?? []) {
-    if (!r.apiVersion) errs.push(invalid('metadata.ownerReferences.apiVersion', r.apiVersion ?? '', 'version must not be empty'));
+    if (!r.apiVersion)
+      errs.push(invalid('metadata.ownerReferences.apiVersion', r.apiVersion ?? '', 'version must not be empty'));
     if (!r.kind) errs.push(invalid('metadata.ownerReferences.kind', r.kind ?? '', 'must not be empty'));
     if (!r.name) errs.push(invalid('metadata.ownerReferences.name', r.name ?? '', 'must not be empty'));
     if (!r.uid) errs.push(invalid('metadata.ownerReferences.uid', r.uid ?? '', 'uid must not be empty'));
@@ -487,7 +537,8 @@ export function prepareSecret(secret: Json): FieldError[] {
   secret.type ||= 'Opaque';
   if (secret.stringData) {
     secret.data = { ...secret.data };
-    for (const [k, v] of Object.entries(secret.stringData as Record<string, string>)) secret.data[k] = Buffer.from(v, 'utf8').toString('base64');
+    for (const [k, v] of Object.entries(secret.stringData as Record<string, string>))
+      secret.data[k] = Buffer.from(v, 'utf8').toString('base64');
     delete secret.stringData;
   }
   const errs = validateObjectMeta(secret.metadata, isDNS1123Subdomain);
@@ -497,7 +548,8 @@ export function prepareSecret(secret: Json): FieldError[] {
     size += Buffer.from(v, 'base64').length;
   }
   if (size > SECRET_DATA_LIMIT) errs.push(tooLong('data', SECRET_DATA_LIMIT));
-  if (secret.type === 'kubernetes.io/dockerconfigjson' && !secret.data?.['.dockerconfigjson']) errs.push(required('data[.dockerconfigjson]'));
+  if (secret.type === 'kubernetes.io/dockerconfigjson' && !secret.data?.['.dockerconfigjson'])
+    errs.push(required('data[.dockerconfigjson]'));
   return errs;
 }
 
@@ -526,7 +578,8 @@ function validateResourceName(name: string, field: string): FieldError[] {
 function validateQuantityValue(resource: string, value: string, field: string): FieldError[] {
   const q = parseQuantity(value)!;
   if (q.nanos < 0n) return [invalid(field, value, 'must be greater than or equal to 0')];
-  if (isExtendedResource(resource) && q.nanos % 1_000_000_000n !== 0n) return [invalid(field, value, 'must be an integer')];
+  if (isExtendedResource(resource) && q.nanos % 1_000_000_000n !== 0n)
+    return [invalid(field, value, 'must be an integer')];
   return [];
 }
 
@@ -545,8 +598,10 @@ function validateResources(resources: Json | undefined, field: string): FieldErr
     if (limit !== undefined) {
       const cmp = quantityValue(parseQuantity(value)!) - quantityValue(parseQuantity(limit)!);
       // Extended resources (GPUs) cannot be overcommitted: the request must equal the limit.
-      if (cmp !== 0 && !overcommitAllowed(name)) errs.push(invalid(`${field}.requests`, value, `must be equal to ${name} limit of ${limit}`));
-      else if (cmp > 0) errs.push(invalid(`${field}.requests`, value, `must be less than or equal to ${name} limit of ${limit}`));
+      if (cmp !== 0 && !overcommitAllowed(name))
+        errs.push(invalid(`${field}.requests`, value, `must be equal to ${name} limit of ${limit}`));
+      else if (cmp > 0)
+        errs.push(invalid(`${field}.requests`, value, `must be less than or equal to ${name} limit of ${limit}`));
     } else if (!overcommitAllowed(name)) {
       errs.push(required(`${field}.limits`, 'Limit must be set for non overcommitable resources'));
     }
@@ -567,20 +622,29 @@ function validateVolumes(volumes: Json[] | undefined, field: string): FieldError
     }
     const sources = Object.keys(v).filter((k) => k !== 'name');
     if (sources.length === 0) errs.push(required(f, 'must specify a volume type'));
-    else if (sources.length > 1) errs.push(forbiddenField(`${f}.${sources[1]}`, 'may not specify more than 1 volume type'));
+    else if (sources.length > 1)
+      errs.push(forbiddenField(`${f}.${sources[1]}`, 'may not specify more than 1 volume type'));
     const s = v.secret as Json | undefined;
     if (s) {
       if (!s.secretName) errs.push(required(`${f}.secret.secretName`));
-      else for (const m of isDNS1123Subdomain(s.secretName)) errs.push(invalid(`${f}.secret.secretName`, s.secretName, m));
+      else
+        for (const m of isDNS1123Subdomain(s.secretName)) errs.push(invalid(`${f}.secret.secretName`, s.secretName, m));
       if (s.defaultMode !== undefined && (s.defaultMode < 0 || s.defaultMode > 0o777)) {
-        errs.push(invalid(`${f}.secret.defaultMode`, s.defaultMode, 'must be a number between 0 and 0777 (octal), both inclusive'));
+        errs.push(
+          invalid(
+            `${f}.secret.defaultMode`,
+            s.defaultMode,
+            'must be a number between 0 and 0777 (octal), both inclusive',
+          ),
+        );
       }
       (s.items ?? []).forEach((item: Json, j: number) => {
         const fi = `${f}.secret.items[${j}]`;
         if (!item.key) errs.push(required(`${fi}.key`));
         if (!item.path) errs.push(required(`${fi}.path`));
         else if (item.path.startsWith('/')) errs.push(invalid(`${fi}.path`, item.path, 'must be a relative path'));
-        else if (item.path.split('/').includes('..')) errs.push(invalid(`${fi}.path`, item.path, "must not contain '..'"));
+        else if (item.path.split('/').includes('..'))
+          errs.push(invalid(`${fi}.path`, item.path, "must not contain '..'"));
         if (item.mode !== undefined && (item.mode < 0 || item.mode > 0o777)) {
           errs.push(invalid(`${fi}.mode`, item.mode, 'must be a number between 0 and 0777 (octal), both inclusive'));
         }
@@ -598,10 +662,18 @@ function validateEnv(env: Json[] | undefined, field: string): FieldError[] {
     else if (!ENV_VAR_NAME.test(e.name)) errs.push(invalid(`${f}.name`, e.name, ENV_VAR_MSG));
     const from = e.valueFrom as Json | undefined;
     if (!from) return;
-    const sources = ['fieldRef', 'resourceFieldRef', 'configMapKeyRef', 'secretKeyRef', 'fileKeyRef'].filter((k) => from[k] !== undefined);
+    const sources = ['fieldRef', 'resourceFieldRef', 'configMapKeyRef', 'secretKeyRef', 'fileKeyRef'].filter(
+      (k) => from[k] !== undefined,
+    );
     if (e.value) errs.push(invalid(`${f}.valueFrom`, '', 'may not be specified when `value` is not empty'));
     if (sources.length === 0) {
-      errs.push(invalid(`${f}.valueFrom`, '', 'must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`'));
+      errs.push(
+        invalid(
+          `${f}.valueFrom`,
+          '',
+          'must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`',
+        ),
+      );
     } else if (sources.length > 1) {
       errs.push(invalid(`${f}.valueFrom`, '', 'may not have more than one field specified at a time'));
     }
@@ -610,7 +682,9 @@ function validateEnv(env: Json[] | undefined, field: string): FieldError[] {
       if (!ref.key) errs.push(required(`${f}.valueFrom.secretKeyRef.key`));
       else for (const m of isConfigKey(ref.key)) errs.push(invalid(`${f}.valueFrom.secretKeyRef.key`, ref.key, m));
       if (!ref.name) errs.push(required(`${f}.valueFrom.secretKeyRef.name`));
-      else for (const m of isDNS1123Subdomain(ref.name)) errs.push(invalid(`${f}.valueFrom.secretKeyRef.name`, ref.name, m));
+      else
+        for (const m of isDNS1123Subdomain(ref.name))
+          errs.push(invalid(`${f}.valueFrom.secretKeyRef.name`, ref.name, m));
     }
   });
   return errs;
@@ -630,12 +704,15 @@ function validateContainers(containers: Json[] | undefined, volumes: Json[] | un
       names.add(c.name);
     }
     if (!c.image) errs.push(required(`${f}.image`));
-    else if (c.image.trim() !== c.image) errs.push(invalid(`${f}.image`, c.image, 'must not have leading or trailing whitespace'));
+    else if (c.image.trim() !== c.image)
+      errs.push(invalid(`${f}.image`, c.image, 'must not have leading or trailing whitespace'));
     if (c.imagePullPolicy && !['Always', 'IfNotPresent', 'Never'].includes(c.imagePullPolicy)) {
       errs.push(notSupported(`${f}.imagePullPolicy`, c.imagePullPolicy, ['Always', 'IfNotPresent', 'Never']));
     }
     if (c.terminationMessagePolicy && !['File', 'FallbackToLogsOnError'].includes(c.terminationMessagePolicy)) {
-      errs.push(notSupported(`${f}.terminationMessagePolicy`, c.terminationMessagePolicy, ['File', 'FallbackToLogsOnError']));
+      errs.push(
+        notSupported(`${f}.terminationMessagePolicy`, c.terminationMessagePolicy, ['File', 'FallbackToLogsOnError']),
+      );
     }
     errs.push(...validateEnv(c.env, `${f}.env`));
     const mountPaths = new Set<string>();
@@ -648,7 +725,8 @@ function validateContainers(containers: Json[] | undefined, volumes: Json[] | un
       mountPaths.add(m.mountPath);
       if (m.subPath) {
         if (m.subPath.startsWith('/')) errs.push(invalid(`${fm}.subPath`, m.subPath, 'must be a relative path'));
-        else if (m.subPath.split('/').includes('..')) errs.push(invalid(`${fm}.subPath`, m.subPath, "must not contain '..'"));
+        else if (m.subPath.split('/').includes('..'))
+          errs.push(invalid(`${fm}.subPath`, m.subPath, "must not contain '..'"));
       }
     });
     errs.push(...validateResources(c.resources, `${f}.resources`));
@@ -662,7 +740,13 @@ function validateTolerations(tolerations: Json[] | undefined, field: string): Fi
     const f = `${field}[${i}]`;
     if (t.key) for (const m of isQualifiedName(t.key)) errs.push(invalid(`${f}.key`, t.key, m));
     if (!t.key && t.operator !== 'Exists') {
-      errs.push(invalid(`${f}.operator`, t.operator ?? '', 'operator must be Exists when `key` is empty, which means "match all values and all keys"'));
+      errs.push(
+        invalid(
+          `${f}.operator`,
+          t.operator ?? '',
+          'operator must be Exists when `key` is empty, which means "match all values and all keys"',
+        ),
+      );
     }
     if (t.tolerationSeconds !== undefined && t.effect !== 'NoExecute') {
       errs.push(invalid(`${f}.effect`, t.effect ?? '', "effect must be 'NoExecute' when `tolerationSeconds` is set"));
@@ -674,7 +758,7 @@ function validateTolerations(tolerations: Json[] | undefined, field: string): Fi
         for (const m of isLabelValue(t.value ?? '')) errs.push(invalid(`${f}.operator`, t.value, m));
         break;
       case 'Exists':
-        if (t.value) errs.push(invalid(`${f}.operator`, t.value, 'value must be empty when `operator` is \'Exists\''));
+        if (t.value) errs.push(invalid(`${f}.operator`, t.value, "value must be empty when `operator` is 'Exists'"));
         break;
       default:
         errs.push(notSupported(`${f}.operator`, t.operator, ['Equal', 'Exists']));
@@ -690,22 +774,36 @@ function validateTolerations(tolerations: Json[] | undefined, field: string): Fi
 export function validatePodTemplate(template: Json | undefined, field: string): FieldError[] {
   const meta = (template?.metadata ?? {}) as Json;
   const spec = (template?.spec ?? {}) as Json;
-  const errs: FieldError[] = [...validateLabels(meta.labels, `${field}.labels`), ...validateAnnotations(meta.annotations, `${field}.annotations`)];
+  const errs: FieldError[] = [
+    ...validateLabels(meta.labels, `${field}.labels`),
+    ...validateAnnotations(meta.annotations, `${field}.annotations`),
+  ];
   const s = `${field}.spec`;
   errs.push(...validateVolumes(spec.volumes, `${s}.volumes`));
   errs.push(...validateContainers(spec.containers, spec.volumes, `${s}.containers`));
-  if (spec.initContainers) errs.push(...validateContainers(spec.initContainers, spec.volumes, `${s}.initContainers`).filter((e) => e.type !== 'FieldValueRequired' || e.field !== `${s}.initContainers`));
+  if (spec.initContainers)
+    errs.push(
+      ...validateContainers(spec.initContainers, spec.volumes, `${s}.initContainers`).filter(
+        (e) => e.type !== 'FieldValueRequired' || e.field !== `${s}.initContainers`,
+      ),
+    );
   errs.push(...validateLabels(spec.nodeSelector, `${s}.nodeSelector`));
   errs.push(...validateTolerations(spec.tolerations, `${s}.tolerations`));
   if (spec.runtimeClassName !== undefined) {
-    for (const m of isDNS1123Subdomain(spec.runtimeClassName)) errs.push(invalid(`${s}.runtimeClassName`, spec.runtimeClassName, m));
+    for (const m of isDNS1123Subdomain(spec.runtimeClassName))
+      errs.push(invalid(`${s}.runtimeClassName`, spec.runtimeClassName, m));
   }
-  if (spec.serviceAccountName) for (const m of isDNS1123Subdomain(spec.serviceAccountName)) errs.push(invalid(`${s}.serviceAccountName`, spec.serviceAccountName, m));
+  if (spec.serviceAccountName)
+    for (const m of isDNS1123Subdomain(spec.serviceAccountName))
+      errs.push(invalid(`${s}.serviceAccountName`, spec.serviceAccountName, m));
   for (const key of ['terminationGracePeriodSeconds', 'activeDeadlineSeconds'] as const) {
-    if (spec[key] !== undefined && spec[key] < 0) errs.push(invalid(`${s}.${key}`, spec[key], 'must be greater than or equal to 0'));
+    if (spec[key] !== undefined && spec[key] < 0)
+      errs.push(invalid(`${s}.${key}`, spec[key], 'must be greater than or equal to 0'));
   }
   if (spec.dnsPolicy && !['ClusterFirstWithHostNet', 'ClusterFirst', 'Default', 'None'].includes(spec.dnsPolicy)) {
-    errs.push(notSupported(`${s}.dnsPolicy`, spec.dnsPolicy, ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None']));
+    errs.push(
+      notSupported(`${s}.dnsPolicy`, spec.dnsPolicy, ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None']),
+    );
   }
   return errs;
 }
@@ -749,8 +847,15 @@ export function imageTag(image: string): string | undefined {
 export function validateJob(job: Json): FieldError[] {
   const errs = validateObjectMeta(job.metadata, isDNS1123Subdomain);
   const spec = (job.spec ?? {}) as Json;
-  for (const key of ['parallelism', 'completions', 'activeDeadlineSeconds', 'backoffLimit', 'ttlSecondsAfterFinished'] as const) {
-    if (spec[key] !== undefined && spec[key] < 0) errs.push(invalid(`spec.${key}`, spec[key], 'must be greater than or equal to 0'));
+  for (const key of [
+    'parallelism',
+    'completions',
+    'activeDeadlineSeconds',
+    'backoffLimit',
+    'ttlSecondsAfterFinished',
+  ] as const) {
+    if (spec[key] !== undefined && spec[key] < 0)
+      errs.push(invalid(`spec.${key}`, spec[key], 'must be greater than or equal to 0'));
   }
   if (spec.completionMode && !['NonIndexed', 'Indexed'].includes(spec.completionMode)) {
     errs.push(notSupported('spec.completionMode', spec.completionMode, ['NonIndexed', 'Indexed']));
@@ -762,8 +867,10 @@ export function validateJob(job: Json): FieldError[] {
   errs.push(...validatePodTemplate(spec.template, 'spec.template'));
   const restart = spec.template?.spec?.restartPolicy;
   // The Always default would restart a finished Job's pod forever, so a Job must say Never or OnFailure.
-  if (restart === 'Always' || !restart) errs.push(required('spec.template.spec.restartPolicy', 'valid values: "OnFailure", "Never"'));
-  else if (restart !== 'OnFailure' && restart !== 'Never') errs.push(notSupported('spec.template.spec.restartPolicy', restart, ['OnFailure', 'Never']));
+  if (restart === 'Always' || !restart)
+    errs.push(required('spec.template.spec.restartPolicy', 'valid values: "OnFailure", "Never"'));
+  else if (restart !== 'OnFailure' && restart !== 'Never')
+    errs.push(notSupported('spec.template.spec.restartPolicy', restart, ['OnFailure', 'Never']));
   return errs;
 }
 
@@ -784,7 +891,8 @@ export function defaultJob(job: Json): void {
   template.spec ??= {};
   // A Job without labels of its own takes the template's (before the generated ones are added).
   if (!job.metadata.labels || Object.keys(job.metadata.labels).length === 0) {
-    if (template.metadata.labels && Object.keys(template.metadata.labels).length > 0) job.metadata.labels = { ...template.metadata.labels };
+    if (template.metadata.labels && Object.keys(template.metadata.labels).length > 0)
+      job.metadata.labels = { ...template.metadata.labels };
   }
   defaultPodSpec(template.spec);
 }

@@ -65,7 +65,9 @@ export class GitHubForge {
           return retryCount < 3;
         },
         onSecondaryRateLimit: (retryAfter, options, _o, retryCount) => {
-          this.log.warning(`GitHub secondary rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
+          this.log.warning(
+            `GitHub secondary rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`,
+          );
           return retryCount < 3;
         },
       },
@@ -77,7 +79,11 @@ export class GitHubForge {
    * failures are retried here; anything else (401, 403, 404, 409, 422) fails at once.
    * `tries.count` tells the caller how many attempts were sent.
    */
-  private async call<T>(route: string, params: Record<string, unknown> = {}, tries: { count: number } = { count: 0 }): Promise<{ status: number; data: T }> {
+  private async call<T>(
+    route: string,
+    params: Record<string, unknown> = {},
+    tries: { count: number } = { count: 0 },
+  ): Promise<{ status: number; data: T }> {
     return retry(
       async () => {
         tries.count += 1;
@@ -94,21 +100,33 @@ export class GitHubForge {
           throw explained;
         }
       },
-      { attempts: ATTEMPTS, baseMs: BACKOFF_BASE_MS, classify: (err) => (isTransient(err) ? 'transient' : 'permanent'), clock: this.clock },
+      {
+        attempts: ATTEMPTS,
+        baseMs: BACKOFF_BASE_MS,
+        classify: (err) => (isTransient(err) ? 'transient' : 'permanent'),
+        clock: this.clock,
+      },
     );
   }
 
   /** Turns GitHub's refusals into errors that say which permission is missing. */
   private explain(err: unknown, route: string): Error {
     const status = (err as { status?: number }).status;
-    const message = (err as { response?: { data?: { message?: string } } }).response?.data?.message ?? errorMessage(err);
-    const where = this.spec.scope.kind === 'repo' ? `${this.spec.scope.owner}/${this.spec.scope.repo}` : `organisation ${this.spec.scope.org}`;
+    const message =
+      (err as { response?: { data?: { message?: string } } }).response?.data?.message ?? errorMessage(err);
+    const where =
+      this.spec.scope.kind === 'repo'
+        ? `${this.spec.scope.owner}/${this.spec.scope.repo}`
+        : `organisation ${this.spec.scope.org}`;
     const permission =
       this.spec.scope.kind === 'repo'
         ? 'repository permission "Administration: write" (fine-grained token or GitHub App) or the "repo" scope (classic token)'
         : 'organisation permission "Self-hosted runners: write" (fine-grained token or GitHub App) or the "admin:org" scope (classic token)';
     if (status === 401) {
-      return new ForgeError(`GitHub refused the token input (401 ${message}). Check that the secret passed as 'token' exists and has not expired.`, 401);
+      return new ForgeError(
+        `GitHub refused the token input (401 ${message}). Check that the secret passed as 'token' exists and has not expired.`,
+        401,
+      );
     }
     if (status === 403 || status === 404) {
       return new ForgeError(
@@ -136,13 +154,16 @@ export class GitHubForge {
   }
 
   private async fetchDownloads(version: string): Promise<RunnerDownloads> {
-    const { data } = await this.call<Array<{ os: string; architecture: string; download_url: string; filename: string; sha256_checksum?: string }>>(
-      `GET ${this.base}/actions/runners/downloads`,
-    );
+    const { data } = await this.call<
+      Array<{ os: string; architecture: string; download_url: string; filename: string; sha256_checksum?: string }>
+    >(`GET ${this.base}/actions/runners/downloads`);
     const pick = (arch: string): RunnerDownload | undefined => {
       const d = data.find((x) => x.os === 'linux' && x.architecture === arch);
       if (!d) return undefined;
-      if (!d.sha256_checksum) throw new ForgeError(`GitHub listed the ${arch} runner without a sha256 checksum; refusing to run an unverified download.`);
+      if (!d.sha256_checksum)
+        throw new ForgeError(
+          `GitHub listed the ${arch} runner without a sha256 checksum; refusing to run an unverified download.`,
+        );
       return { url: d.download_url, sha256: d.sha256_checksum };
     };
     const X64 = pick('x64');
@@ -166,11 +187,16 @@ export class GitHubForge {
         `Input 'runner-group' is ${JSON.stringify(String(group))}, but runner groups belong to organisations; a repository runner is always in the default group. Set 'repo' to the organisation URL to use a group.`,
       );
     }
-    const { data } = await this.call<{ runner_groups: Array<{ id: number; name: string }> }>(`GET ${this.base}/actions/runner-groups`, { per_page: 100 });
+    const { data } = await this.call<{ runner_groups: Array<{ id: number; name: string }> }>(
+      `GET ${this.base}/actions/runner-groups`,
+      { per_page: 100 },
+    );
     const found = data.runner_groups.find((g) => g.id === group || g.name === group);
     if (!found) {
       const names = data.runner_groups.map((g) => `${g.name} (${g.id})`).join(', ');
-      throw new ForgeError(`Input 'runner-group' is ${JSON.stringify(String(group))}, which is not a runner group of ${this.spec.scope.org}. Groups: ${names}.`);
+      throw new ForgeError(
+        `Input 'runner-group' is ${JSON.stringify(String(group))}, which is not a runner group of ${this.spec.scope.org}. Groups: ${names}.`,
+      );
     }
     return { id: found.id, name: found.name };
   }
@@ -208,11 +234,19 @@ export class GitHubForge {
   async runners(): Promise<ForgeRunner[]> {
     const all: ForgeRunner[] = [];
     for (let page = 1; ; page++) {
-      const { data } = await this.call<{ total_count: number; runners: Array<{ id: number; name: string; status: string; busy: boolean; labels: Array<{ name: string }> }> }>(
-        `GET ${this.base}/actions/runners`,
-        { per_page: 100, page },
+      const { data } = await this.call<{
+        total_count: number;
+        runners: Array<{ id: number; name: string; status: string; busy: boolean; labels: Array<{ name: string }> }>;
+      }>(`GET ${this.base}/actions/runners`, { per_page: 100, page });
+      all.push(
+        ...data.runners.map((r) => ({
+          id: r.id,
+          name: r.name,
+          status: r.status,
+          busy: r.busy,
+          labels: r.labels.map((l) => l.name),
+        })),
       );
-      all.push(...data.runners.map((r) => ({ id: r.id, name: r.name, status: r.status, busy: r.busy, labels: r.labels.map((l) => l.name) })));
       if (data.runners.length < 100 || all.length >= data.total_count) return all;
     }
   }

@@ -6,7 +6,16 @@
  */
 import { AZURE_API_VERSIONS } from '../catalog.js';
 import { type AzureStore, type Group, type Issued, type J, type Reply, b64url, lower, uuid } from '../store.js';
-import { ArmError, beingDeleted, checkApiVersion, checkForceDeletionTypes, checkGroupPut, groupFilter, groupNotFound, operationNotFound } from '../validation.js';
+import {
+  ArmError,
+  beingDeleted,
+  checkApiVersion,
+  checkForceDeletionTypes,
+  checkGroupPut,
+  groupFilter,
+  groupNotFound,
+  operationNotFound,
+} from '../validation.js';
 import { endVm } from './virtual-machines.js';
 
 export function groupOr404(store: AzureStore, name: string): Group {
@@ -31,11 +40,24 @@ export function putGroup(store: AzureStore, name: string, body: J): Reply {
   const old = store.group(name);
   if (old?.provisioningState === 'Deleting') throw beingDeleted(old);
   if (old && lower(old.location) !== lower(location)) {
-    throw new ArmError(409, 'InvalidResourceGroupLocation', `Invalid resource group location '${location}'. The Resource group already exists in location '${old.location}'.`);
+    throw new ArmError(
+      409,
+      'InvalidResourceGroupLocation',
+      `Invalid resource group location '${location}'. The Resource group already exists in location '${old.location}'.`,
+    );
   }
   let g = old;
   if (!g) {
-    g = { id: `${store.subScope}/resourceGroups/${name}`, name, location, tags: {}, provisioningState: 'Succeeded', deleted: false, createdAt: new Date(), resources: new Map() };
+    g = {
+      id: `${store.subScope}/resourceGroups/${name}`,
+      name,
+      location,
+      tags: {},
+      provisioningState: 'Succeeded',
+      deleted: false,
+      createdAt: new Date(),
+      resources: new Map(),
+    };
     store.groups.set(lower(name), g);
     store.allGroups.push(g);
   }
@@ -43,7 +65,10 @@ export function putGroup(store: AzureStore, name: string, body: J): Reply {
   return { status: old ? 200 : 201, json: groupJson(g) };
 }
 
-export const getGroup = (store: AzureStore, name: string): Reply => ({ status: 200, json: groupJson(groupOr404(store, name)) });
+export const getGroup = (store: AzureStore, name: string): Reply => ({
+  status: 200,
+  json: groupJson(groupOr404(store, name)),
+});
 
 export function listGroups(store: AzureStore, filter: string | null): Reply {
   const match = groupFilter(filter);
@@ -68,11 +93,18 @@ export function deleteGroup(store: AzureStore, name: string, force: string | nul
 function finishDeletion(store: AzureStore, g: Group, by: Issued): void {
   for (const r of g.resources.values()) {
     const vm = store.allVms.find((v) => v === r);
-    if (vm) endVm(store, vm, vm.principalId !== undefined && vm.principalId === by.principal ? 'deleted by its own identity' : 'deleted');
+    if (vm)
+      endVm(
+        store,
+        vm,
+        vm.principalId !== undefined && vm.principalId === by.principal ? 'deleted by its own identity' : 'deleted',
+      );
   }
   g.resources.clear();
   const prefix = lower(g.id);
-  store.assignments = store.assignments.filter((a) => lower(a.scope) !== prefix && !lower(a.scope).startsWith(`${prefix}/`));
+  store.assignments = store.assignments.filter(
+    (a) => lower(a.scope) !== prefix && !lower(a.scope).startsWith(`${prefix}/`),
+  );
   g.deleted = true;
   g.deletedAt = new Date();
   if (store.group(g.name) === g) store.groups.delete(lower(g.name));
@@ -83,6 +115,11 @@ export function deletionStatus(store: AzureStore, q: URLSearchParams, token: str
   checkApiVersion(q, AZURE_API_VERSIONS.resources, 'operationresults');
   const g = store.deletions.get(token);
   if (!g) throw operationNotFound();
-  if (!g.deleted) return { status: 202, headers: { location: self, 'retry-after': store.config.retryAfter }, lroStatus: 'InProgress' };
+  if (!g.deleted)
+    return {
+      status: 202,
+      headers: { location: self, 'retry-after': store.config.retryAfter },
+      lroStatus: 'InProgress',
+    };
   return { status: 200, lroStatus: 'Succeeded' };
 }

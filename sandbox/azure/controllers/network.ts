@@ -43,7 +43,12 @@ export function putNetwork(store: AzureStore, g: Group, kind: string, name: stri
       checkAddressSpace(props);
       outProps.subnets = ((props.subnets as J[] | undefined) ?? []).map((s) => {
         checkSubnet(store, id, location, s);
-        return { name: s.name, id: `${id}/subnets/${String(s.name)}`, type: `${type}/subnets`, properties: { ...(s.properties as J), provisioningState: 'Succeeded' } };
+        return {
+          name: s.name,
+          id: `${id}/subnets/${String(s.name)}`,
+          type: `${type}/subnets`,
+          properties: { ...(s.properties as J), provisioningState: 'Succeeded' },
+        };
       });
       break;
     case 'publicIPAddresses':
@@ -53,16 +58,29 @@ export function putNetwork(store: AzureStore, g: Group, kind: string, name: stri
       break;
     case 'networkInterfaces': {
       const cfgs = (props.ipConfigurations as J[] | undefined) ?? [];
-      if (!cfgs.length) throw new ArmError(400, 'NetworkInterfaceMustHaveIpConfiguration', 'A network interface needs at least one IP configuration.');
+      if (!cfgs.length)
+        throw new ArmError(
+          400,
+          'NetworkInterfaceMustHaveIpConfiguration',
+          'A network interface needs at least one IP configuration.',
+        );
       outProps.ipConfigurations = cfgs.map((c) => {
         const cp = (c.properties ?? {}) as J;
         checkIpConfiguration(store, id, location, cp);
-        return { name: c.name, id: `${id}/ipConfigurations/${String(c.name)}`, properties: { ...cp, privateIPAddress: '10.0.0.4', provisioningState: 'Succeeded' } };
+        return {
+          name: c.name,
+          id: `${id}/ipConfigurations/${String(c.name)}`,
+          properties: { ...cp, privateIPAddress: '10.0.0.4', provisioningState: 'Succeeded' },
+        };
       });
       break;
     }
     default:
-      throw new ArmError(404, 'InvalidResourceType', `The resource type '${kind}' could not be found in the namespace 'Microsoft.Network' for api version '${AZURE_API_VERSIONS.network}'.`);
+      throw new ArmError(
+        404,
+        'InvalidResourceType',
+        `The resource type '${kind}' could not be found in the namespace 'Microsoft.Network' for api version '${AZURE_API_VERSIONS.network}'.`,
+      );
   }
   const res: Resource = { id, type, name, location, body: out };
   g.resources.set(key, res);
@@ -70,7 +88,11 @@ export function putNetwork(store: AzureStore, g: Group, kind: string, name: stri
     (res.body.properties as J).provisioningState = 'Succeeded';
     return { status: 'Succeeded' };
   });
-  return { status: existed ? 200 : 201, json: structuredClone(out), headers: { 'azure-asyncoperation': asyncUrl, 'retry-after': store.config.retryAfter } };
+  return {
+    status: existed ? 200 : 201,
+    json: structuredClone(out),
+    headers: { 'azure-asyncoperation': asyncUrl, 'retry-after': store.config.retryAfter },
+  };
 }
 
 /** `groupName` as the request spelled it, for the error message. */

@@ -29,7 +29,13 @@ function settle(op: AsyncOp): OpResult {
 }
 
 /** `GET .../providers/{provider}/locations/{location}/operations/{id}`. */
-export function operationStatus(store: AzureStore, q: URLSearchParams, method: string, compute: boolean, id: string): Reply {
+export function operationStatus(
+  store: AzureStore,
+  q: URLSearchParams,
+  method: string,
+  compute: boolean,
+  id: string,
+): Reply {
   checkApiVersion(q, compute ? AZURE_API_VERSIONS.compute : AZURE_API_VERSIONS.network, 'locations/operations');
   if (method !== 'GET') throw notAllowed(method);
   const op = store.ops.get(id);
@@ -43,5 +49,9 @@ export function operationStatus(store: AzureStore, q: URLSearchParams, method: s
     };
   }
   const r = settle(op);
-  return { status: 200, json: { name: op.id, startTime: op.started.toISOString(), endTime: new Date().toISOString(), ...r }, lroStatus: r.status };
+  return {
+    status: 200,
+    json: { name: op.id, startTime: op.started.toISOString(), endTime: new Date().toISOString(), ...r },
+    lroStatus: r.status,
+  };
 }

@@ -22,8 +22,11 @@ export function createRoleAssignment(store: AzureStore, g: Group, name: string, 
   // A just-created managed identity has not replicated yet: without principalType the
   // assignment fails as Azure's does (PrincipalNotFound); with it, it is accepted.
   // https://learn.microsoft.com/azure/role-based-access-control/role-assignments-template#new-service-principal
-  if (!known || (vm !== undefined && props.principalType !== 'ServicePrincipal')) throw principalNotFound(principalId, store.tenant);
-  const existing = store.assignments.find((a) => lower(a.scope) === lower(scope) && a.principalId === principalId && a.roleDefinitionId.endsWith(roleGuid));
+  if (!known || (vm !== undefined && props.principalType !== 'ServicePrincipal'))
+    throw principalNotFound(principalId, store.tenant);
+  const existing = store.assignments.find(
+    (a) => lower(a.scope) === lower(scope) && a.principalId === principalId && a.roleDefinitionId.endsWith(roleGuid),
+  );
   if (existing) throw new ArmError(409, 'RoleAssignmentExists', 'The role assignment already exists.');
   const ra: AzureRoleAssignment = {
     id: `${scope}/providers/Microsoft.Authorization/roleAssignments/${name}`,
@@ -41,7 +44,14 @@ export function createRoleAssignment(store: AzureStore, g: Group, name: string, 
       id: ra.id,
       name,
       type: 'Microsoft.Authorization/roleAssignments',
-      properties: { roleDefinitionId, principalId, principalType: ra.principalType, scope, createdOn: new Date().toISOString(), createdBy: who.principal },
+      properties: {
+        roleDefinitionId,
+        principalId,
+        principalType: ra.principalType,
+        scope,
+        createdOn: new Date().toISOString(),
+        createdBy: who.principal,
+      },
     },
   };
 }

@@ -9,7 +9,16 @@ import { type Fault, sleep } from '../../core/index.js';
 import type { AzureVm } from '../../azure.js';
 import { AZURE_CA_FILE, gpuOfSize, imageHasNvidiaDriver } from '../catalog.js';
 import { type AzureStore, type Group, type J, type Reply, type Vm, lower, uuid } from '../store.js';
-import { ALLOCATION_MESSAGE, ASYNC_VM_FAULTS, ArmError, type VmSpec, checkVmPut, invalid, ref, vmFaultError } from '../validation.js';
+import {
+  ALLOCATION_MESSAGE,
+  ASYNC_VM_FAULTS,
+  ArmError,
+  type VmSpec,
+  checkVmPut,
+  invalid,
+  ref,
+  vmFaultError,
+} from '../validation.js';
 import { startOp } from './operations.js';
 
 const TYPE = 'Microsoft.Compute/virtualMachines';
@@ -28,7 +37,11 @@ export function putVm(store: AzureStore, g: Group, name: string, body: J, fault:
   if (vm.principalId) store.vmIdentities.set(vm.principalId, vm);
   const asyncCode = fault?.code && ASYNC_VM_FAULTS.has(fault.code) ? fault.code : undefined;
   const asyncUrl = startOp(store, 'Microsoft.Compute', spec.location, store.config.vmLroMs, () => {
-    if (vm.deleted) return { status: 'Failed', error: { code: 'Canceled', message: 'The operation was canceled: the VM was deleted.' } };
+    if (vm.deleted)
+      return {
+        status: 'Failed',
+        error: { code: 'Canceled', message: 'The operation was canceled: the VM was deleted.' },
+      };
     if (asyncCode) {
       vm.provisioningState = 'Failed';
       vm.failureCode = asyncCode;
@@ -41,7 +54,11 @@ export function putVm(store: AzureStore, g: Group, name: string, body: J, fault:
     boot(store, vm);
     return { status: 'Succeeded' };
   });
-  return { status: 201, json: structuredClone(vm.body), headers: { 'azure-asyncoperation': asyncUrl, 'retry-after': store.config.retryAfter } };
+  return {
+    status: 201,
+    json: structuredClone(vm.body),
+    headers: { 'azure-asyncoperation': asyncUrl, 'retry-after': store.config.retryAfter },
+  };
 }
 
 function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec): Vm {
@@ -57,7 +74,13 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
     location,
     ...(body.tags ? { tags: body.tags } : {}),
     ...(identity ? { identity } : {}),
-    properties: { ...p, osProfile: { ...os, customData: undefined, adminPassword: undefined }, vmId, provisioningState: 'Creating', timeCreated: new Date().toISOString() },
+    properties: {
+      ...p,
+      osProfile: { ...os, customData: undefined, adminPassword: undefined },
+      vmId,
+      provisioningState: 'Creating',
+      timeCreated: new Date().toISOString(),
+    },
   };
   const nicRef = nics.find((n) => (n.properties as J | undefined)?.primary === true) ?? nics[0]!;
   const nicDelete = (nicRef.properties as J | undefined)?.deleteOption;
@@ -90,7 +113,9 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
       '[    0.000000] Linux version 6.8.0-1021-azure (buildd@sandbox) #25-Ubuntu SMP',
       `[    0.000000] DMI: Microsoft Corporation Virtual Machine/Virtual Machine, ${size}`,
       `Ubuntu 24.04 LTS ${String(os.computerName)} ttyS0`,
-      customData !== undefined ? `cloud-init[1021]: running customData (${customData.length} bytes)` : 'cloud-init[1021]: no customData',
+      customData !== undefined
+        ? `cloud-init[1021]: running customData (${customData.length} bytes)`
+        : 'cloud-init[1021]: no customData',
     ],
     console() {
       return this.machine ? this.machine.console() : this.serialBanner.map((l) => `${l}\n`).join('');
@@ -140,16 +165,24 @@ export function vmIn(g: Group, name: string): Vm | undefined {
 /** SAS URLs of the serial log and screenshot blobs, valid `sasUriExpirationTimeInMinutes` (1..1440, default 120). */
 export function bootDiagnostics(store: AzureStore, vm: Vm, q: URLSearchParams): Reply {
   const diag = ((vm.body.properties as J).diagnosticsProfile as J | undefined)?.bootDiagnostics as J | undefined;
-  if (diag?.enabled !== true) throw new ArmError(409, 'OperationNotAllowed', 'Boot diagnostics are not enabled for this virtual machine.');
+  if (diag?.enabled !== true)
+    throw new ArmError(409, 'OperationNotAllowed', 'Boot diagnostics are not enabled for this virtual machine.');
   const minutes = Number(q.get('sasUriExpirationTimeInMinutes') ?? 120);
-  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw invalid('sasUriExpirationTimeInMinutes must be 1 to 1440.', 'sasUriExpirationTimeInMinutes');
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440)
+    throw invalid('sasUriExpirationTimeInMinutes must be 1 to 1440.', 'sasUriExpirationTimeInMinutes');
   const sig = crypto.randomBytes(16).toString('base64url');
   const expires = Date.now() + minutes * 60000;
   store.blobSigs.set(sig, { vm, expires });
   const se = new Date(expires).toISOString().replace(/\.\d+Z$/, 'Z');
   const sas = `sv=2018-03-28&sr=b&sp=r&se=${encodeURIComponent(se)}&sig=${sig}`;
   const base = `${store.url}/_blob/bootdiagnostics-${vm.vmId}/${vm.name}.${vm.vmId}`;
-  return { status: 200, json: { consoleScreenshotBlobUri: `${base}.screenshot.bmp?${sas}`, serialConsoleLogBlobUri: `${base}.serialconsole.log?${sas}` } };
+  return {
+    status: 200,
+    json: {
+      consoleScreenshotBlobUri: `${base}.screenshot.bmp?${sas}`,
+      serialConsoleLogBlobUri: `${base}.serialconsole.log?${sas}`,
+    },
+  };
 }
 
 /** Real instance views name a failed create's error in the code: `ProvisioningState/failed/<code>`. */
@@ -157,7 +190,13 @@ export function instanceView(vm: Vm): J {
   const now = new Date().toISOString();
   const statuses: J[] = [];
   if (vm.provisioningState === 'Failed') {
-    statuses.push({ code: `ProvisioningState/failed/${vm.failureCode ?? 'InternalError'}`, level: 'Error', displayStatus: 'Provisioning failed', message: ALLOCATION_MESSAGE, time: now });
+    statuses.push({
+      code: `ProvisioningState/failed/${vm.failureCode ?? 'InternalError'}`,
+      level: 'Error',
+      displayStatus: 'Provisioning failed',
+      message: ALLOCATION_MESSAGE,
+      time: now,
+    });
   } else {
     const succeeded = vm.provisioningState === 'Succeeded';
     statuses.push({
@@ -174,8 +213,16 @@ export function instanceView(vm: Vm): J {
     osName: 'ubuntu',
     osVersion: '24.04',
     hyperVGeneration: 'V2',
-    vmAgent: { vmAgentVersion: '2.12.0.2', statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Ready', time: now }] },
-    disks: [{ name: `${vm.name}_OsDisk_1_${vm.vmId.replace(/-/g, '')}`, statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded' }] }],
+    vmAgent: {
+      vmAgentVersion: '2.12.0.2',
+      statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Ready', time: now }],
+    },
+    disks: [
+      {
+        name: `${vm.name}_OsDisk_1_${vm.vmId.replace(/-/g, '')}`,
+        statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded' }],
+      },
+    ],
     bootDiagnostics: {},
     statuses,
   };

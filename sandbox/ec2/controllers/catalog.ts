@@ -30,7 +30,8 @@ export function describeImages(_store: Ec2Store, p: Params): string {
     if (!AMI_ID.test(id)) throw new Ec2Error('InvalidAMIID.Malformed', `Invalid id: "${id}" (expecting "ami-...")`);
   }
   const missing = ids.filter((id) => !IMAGES.some((i) => i.id === id));
-  if (missing.length > 0) throw new Ec2Error('InvalidAMIID.NotFound', `The image id '[${missing.join(', ')}]' does not exist`);
+  if (missing.length > 0)
+    throw new Ec2Error('InvalidAMIID.NotFound', `The image id '[${missing.join(', ')}]' does not exist`);
   let found = ids.length > 0 ? IMAGES.filter((i) => ids.includes(i.id)) : [...IMAGES];
   if (owners.length > 0) {
     found = found.filter((i) => owners.some((o) => o === i.ownerId || (o === 'amazon' && i.ownerAlias === 'amazon')));
@@ -49,7 +50,10 @@ export function describeInstanceTypes(_store: Ec2Store, p: Params): string {
   const names = strList(p, 'InstanceType');
   const unknown = names.filter((x) => !INSTANCE_TYPES[x]);
   if (unknown.length > 0) {
-    throw new Ec2Error('InvalidInstanceType', `The following supplied instance types do not exist: [${unknown.join(', ')}]`);
+    throw new Ec2Error(
+      'InvalidInstanceType',
+      `The following supplied instance types do not exist: [${unknown.join(', ')}]`,
+    );
   }
   let found = names.length > 0 ? names.map((x) => INSTANCE_TYPES[x]!) : Object.values(INSTANCE_TYPES);
   for (const f of structList(p, 'Filter')) {

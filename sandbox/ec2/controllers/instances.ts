@@ -15,14 +15,17 @@ import { items, n, t } from '../xml.js';
 /** The instances named, each visible in the region; EC2 names every one it cannot find. */
 export function findInstances(store: Ec2Store, ids: string[], region: string): Ec2Instance[] {
   for (const id of ids) {
-    if (!INSTANCE_ID.test(id)) throw new Ec2Error('InvalidInstanceID.Malformed', `Invalid id: "${id}" (expecting "i-...")`);
+    if (!INSTANCE_ID.test(id))
+      throw new Ec2Error('InvalidInstanceID.Malformed', `Invalid id: "${id}" (expecting "i-...")`);
   }
   const missing = ids.filter((id) => {
     const inst = store.byId.get(id);
     return !inst || !store.visible(inst, region);
   });
-  if (missing.length === 1) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
-  if (missing.length > 1) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance IDs '${missing.join(', ')}' do not exist`);
+  if (missing.length === 1)
+    throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
+  if (missing.length > 1)
+    throw new Ec2Error('InvalidInstanceID.NotFound', `The instance IDs '${missing.join(', ')}' do not exist`);
   return [...new Set(ids)].map((id) => store.byId.get(id)!);
 }
 
@@ -46,12 +49,19 @@ export function describeInstances(store: Ec2Store, p: Params, ctx: Ec2Context): 
   const ids = strList(p, 'InstanceId');
   const maxResults = int(str(p, 'MaxResults'), 'MaxResults');
   if (maxResults !== undefined && ids.length > 0) {
-    throw new Ec2Error('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
+    throw new Ec2Error(
+      'InvalidParameterCombination',
+      'The parameter instancesSet cannot be used with the parameter maxResults',
+    );
   }
   if (maxResults !== undefined && (maxResults < 5 || maxResults > 1000)) {
-    throw new Ec2Error('InvalidParameterValue', `Value ( ${maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Value ( ${maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+    );
   }
-  let found = ids.length > 0 ? findInstances(store, ids, ctx.region) : store.all.filter((i) => store.visible(i, ctx.region));
+  let found =
+    ids.length > 0 ? findInstances(store, ids, ctx.region) : store.all.filter((i) => store.visible(i, ctx.region));
   for (const f of structList(p, 'Filter')) {
     const name = str(f, 'Name') ?? '';
     const values = strList(f, 'Value');
@@ -83,13 +93,19 @@ export function terminateInstances(store: Ec2Store, p: Params, ctx: Ec2Context):
   dryRun(p);
   const changes = insts.map((inst) => {
     const previous = inst.state;
-    void terminate(store, inst, { code: 'Client.UserInitiatedShutdown', message: 'Client.UserInitiatedShutdown: User initiated shutdown' });
+    void terminate(store, inst, {
+      code: 'Client.UserInitiatedShutdown',
+      message: 'Client.UserInitiatedShutdown: User initiated shutdown',
+    });
     return { inst, previous };
   });
-  return items('instancesSet', changes, ({ inst, previous }) =>
-    t('instanceId', inst.id) +
-    n('currentState', t('code', STATE_CODES[inst.state]) + t('name', inst.state)) +
-    n('previousState', t('code', STATE_CODES[previous]) + t('name', previous)),
+  return items(
+    'instancesSet',
+    changes,
+    ({ inst, previous }) =>
+      t('instanceId', inst.id) +
+      n('currentState', t('code', STATE_CODES[inst.state]) + t('name', inst.state)) +
+      n('previousState', t('code', STATE_CODES[previous]) + t('name', previous)),
   );
 }
 

@@ -8,7 +8,16 @@ import { Ec2Error } from '../errors.js';
 import { boot } from '../lifecycle.js';
 import type { Ec2Context } from '../routes.js';
 import { type Ec2Store, hex, newId } from '../store.js';
-import { type LaunchSpec, type Params, dryRun, launchCounts, launchFingerprint, launchSpec, required, str } from '../validation.js';
+import {
+  type LaunchSpec,
+  type Params,
+  dryRun,
+  launchCounts,
+  launchFingerprint,
+  launchSpec,
+  required,
+  str,
+} from '../validation.js';
 import { reservationXml } from '../views.js';
 
 export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): string {
@@ -17,7 +26,8 @@ export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): strin
   const clientToken = str(p, 'ClientToken');
   const fingerprint = launchFingerprint(p);
   if (clientToken !== undefined) {
-    if (clientToken.length > 64) throw new Ec2Error('InvalidParameterValue', 'The client token must be 64 characters or fewer');
+    if (clientToken.length > 64)
+      throw new Ec2Error('InvalidParameterValue', 'The client token must be 64 characters or fewer');
     const prior = store.byToken.get(`${ctx.region}/${clientToken}`);
     if (prior) {
       if (prior.fingerprint !== fingerprint) {
@@ -26,7 +36,10 @@ export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): strin
           'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
         );
       }
-      return reservationXml(prior.reservationId, prior.instanceIds.map((id) => store.byId.get(id)!));
+      return reservationXml(
+        prior.reservationId,
+        prior.instanceIds.map((id) => store.byId.get(id)!),
+      );
     }
   }
   dryRun(p);
@@ -35,13 +48,23 @@ export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): strin
   const reservationId = newId('r');
   const created: Ec2Instance[] = [];
   for (let i = 0; i < maxCount; i++) {
-    const inst = newInstance(spec, { reservationId, launchIndex: i, region: ctx.region, clientToken, ordinal: store.all.length + i });
+    const inst = newInstance(spec, {
+      reservationId,
+      launchIndex: i,
+      region: ctx.region,
+      clientToken,
+      ordinal: store.all.length + i,
+    });
     store.add(inst);
     created.push(inst);
     store.timers.later(store.settings.bootDelayMs, () => boot(store, inst));
   }
   if (clientToken !== undefined) {
-    store.byToken.set(`${ctx.region}/${clientToken}`, { fingerprint, reservationId, instanceIds: created.map((i) => i.id) });
+    store.byToken.set(`${ctx.region}/${clientToken}`, {
+      fingerprint,
+      reservationId,
+      instanceIds: created.map((i) => i.id),
+    });
   }
   return reservationXml(reservationId, created);
 }
@@ -88,7 +111,13 @@ function newInstance(
     spot: spot !== undefined,
     ...(spot
       ? {
-          spotRequest: { ...spot.request, id: `sir-${hex(8)}`, instanceId: id, state: 'active' as const, tags: { ...(tagsFor['spot-instances-request'] ?? {}) } },
+          spotRequest: {
+            ...spot.request,
+            id: `sir-${hex(8)}`,
+            instanceId: id,
+            state: 'active' as const,
+            tags: { ...(tagsFor['spot-instances-request'] ?? {}) },
+          },
           spotOptions: spot.options,
         }
       : {}),

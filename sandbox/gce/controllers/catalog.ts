@@ -15,24 +15,39 @@ export type OfferingResource = 'machineTypes' | 'acceleratorTypes';
 export type OfferingVerb = 'get' | 'list' | 'aggregatedList';
 
 /** Machine types and accelerator types: the same three calls each, over their catalogue tables. */
-export function zonalOffering(resource: OfferingResource, verb: OfferingVerb, zone: string, name: string | undefined, q: URLSearchParams): J {
-  const table: Record<string, { name: string; zones: readonly string[] }> = resource === 'machineTypes' ? MACHINE_TYPES : ACCELERATORS;
+export function zonalOffering(
+  resource: OfferingResource,
+  verb: OfferingVerb,
+  zone: string,
+  name: string | undefined,
+  q: URLSearchParams,
+): J {
+  const table: Record<string, { name: string; zones: readonly string[] }> =
+    resource === 'machineTypes' ? MACHINE_TYPES : ACCELERATORS;
   const json = resource === 'machineTypes' ? machineTypeJson : acceleratorJson;
   const kind = resource === 'machineTypes' ? 'compute#machineType' : 'compute#acceleratorType';
   if (verb === 'get') {
     const item = table[name!];
-    if (!item || !item.zones.includes(zone)) throw notFound(`projects/${GCE_PROJECT}/zones/${zone}/${resource}/${name}`);
+    if (!item || !item.zones.includes(zone))
+      throw notFound(`projects/${GCE_PROJECT}/zones/${zone}/${resource}/${name}`);
     return json(name!, zone);
   }
   const pred = parseFilter(q.get('filter') ?? undefined, nameOnly);
-  const offered = (z: string) => Object.values(table).filter((item) => item.zones.includes(z) && pred(nameGetter(item.name)));
+  const offered = (z: string) =>
+    Object.values(table).filter((item) => item.zones.includes(z) && pred(nameGetter(item.name)));
   if (verb === 'aggregatedList') {
     const entries = ZONES.flatMap((z) => offered(z).map((item) => [z, json(item.name, z)] as [string, J]));
     return aggregated(`${kind}AggregatedList`, resource, entries, q);
   }
   const { items, next } = page(offered(zone), q);
   const id = `projects/${GCE_PROJECT}/zones/${zone}/${resource}`;
-  return zonalList(`${kind}List`, id, `${zoneLink(zone)}/${resource}`, items.map((item) => json(item.name, zone)), next);
+  return zonalList(
+    `${kind}List`,
+    id,
+    `${zoneLink(zone)}/${resource}`,
+    items.map((item) => json(item.name, zone)),
+    next,
+  );
 }
 
 export function getZone(zone: string): J {

@@ -17,7 +17,10 @@ import { finishOp, newOp, opJson } from './operations.js';
 import { instanceJson } from './views.js';
 
 /** Fault codes insert reports in its operation, after answering it (a stockout). */
-export const CAPACITY_CODES: ReadonlySet<string> = new Set(['ZONE_RESOURCE_POOL_EXHAUSTED', 'ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS']);
+export const CAPACITY_CODES: ReadonlySet<string> = new Set([
+  'ZONE_RESOURCE_POOL_EXHAUSTED',
+  'ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS',
+]);
 
 /** What an instances method is given: its zone, its query and body, the caller, and a fault it reports itself. */
 export interface InstanceCall {
@@ -31,7 +34,8 @@ export interface InstanceCall {
   fault?: Fault;
 }
 
-const retryAfter = (f: Fault): Record<string, string> => (f.retryAfter !== undefined ? { 'retry-after': String(f.retryAfter) } : {});
+const retryAfter = (f: Fault): Record<string, string> =>
+  f.retryAfter !== undefined ? { 'retry-after': String(f.retryAfter) } : {};
 
 export function getInstance(store: GceStore, call: InstanceCall): J {
   return instanceJson(store.findLive(call.zone, call.instance!));
@@ -54,7 +58,9 @@ export function aggregatedInstances(store: GceStore, query: URLSearchParams): J 
     [...store.live.values()].filter((i) => pred(fieldsOf(i))),
     query,
   );
-  const entries = ZONES.flatMap((z) => found.filter((i) => i.zone === z).map((i) => [z, instanceJson(i)] as [string, J]));
+  const entries = ZONES.flatMap((z) =>
+    found.filter((i) => i.zone === z).map((i) => [z, instanceJson(i)] as [string, J]),
+  );
   return aggregated('compute#instanceAggregatedList', 'instances', entries, query);
 }
 
@@ -76,18 +82,24 @@ export function insertInstance(store: GceStore, call: InstanceCall): J {
   const prior = store.priorOp(requestId);
   if (prior) return opJson(prior);
   const template = query.get('sourceInstanceTemplate');
-  if (template !== null) throw notFound(`projects/${GCE_PROJECT}/global/instanceTemplates/${template.split('/').pop()}`);
+  if (template !== null)
+    throw notFound(`projects/${GCE_PROJECT}/global/instanceTemplates/${template.split('/').pop()}`);
   const machineImage = query.get('sourceMachineImage');
-  if (machineImage !== null) throw notFound(`projects/${GCE_PROJECT}/global/machineImages/${machineImage.split('/').pop()}`);
+  if (machineImage !== null)
+    throw notFound(`projects/${GCE_PROJECT}/global/machineImages/${machineImage.split('/').pop()}`);
 
   const plan = validateInsert(call.body, zone);
   if (store.live.has(`${zone}/${plan.name}`)) throw alreadyExists(instancePath(zone, plan.name));
   for (const d of plan.disks) {
-    if (store.disks.has(`${zone}/${d.name}`)) throw alreadyExists(`projects/${GCE_PROJECT}/zones/${zone}/disks/${d.name}`);
+    if (store.disks.has(`${zone}/${d.name}`))
+      throw alreadyExists(`projects/${GCE_PROJECT}/zones/${zone}/disks/${d.name}`);
   }
   const fault = call.fault;
   if (fault?.code === 'QUOTA_EXCEEDED') throw quotaError(plan, zone, fault);
-  const op = fault?.code && CAPACITY_CODES.has(fault.code) ? stockout(store, plan, call, fault) : createInstance(store, plan, zone, call.user, requestId);
+  const op =
+    fault?.code && CAPACITY_CODES.has(fault.code)
+      ? stockout(store, plan, call, fault)
+      : createInstance(store, plan, zone, call.user, requestId);
   store.rememberRequest(requestId, op);
   return opJson(op);
 }
@@ -107,7 +119,11 @@ function stockout(store: GceStore, plan: InsertPlan, call: InstanceCall, fault: 
       ? `The zone '${where}' does not have enough resources available to fulfill the request.  Try a different zone, or try again later.`
       : `The zone '${where}' does not have enough resources available to fulfill the request. '(resource type:compute)'.`);
   const accelerator = plan.guestAccelerators[0];
-  const metadatas = { zone, vmType: plan.machineType.name, ...(accelerator ? { attachment: `${accelerator.spec.name}:${accelerator.count}` } : {}) };
+  const metadatas = {
+    zone,
+    vmType: plan.machineType.name,
+    ...(accelerator ? { attachment: `${accelerator.spec.name}:${accelerator.count}` } : {}),
+  };
   store.timers.later(Math.max(1, store.bootDelayMs), () =>
     finishOp(op, {
       code: fault.code!,
@@ -115,7 +131,16 @@ function stockout(store: GceStore, plan: InsertPlan, call: InstanceCall, fault: 
       http: 503,
       errorDetails: [
         { errorInfo: { reason: 'resource_availability', domain: 'compute.googleapis.com', metadatas } },
-        { help: { links: [{ description: 'Troubleshooting documentation', url: 'https://cloud.google.com/compute/docs/resource-error' }] } },
+        {
+          help: {
+            links: [
+              {
+                description: 'Troubleshooting documentation',
+                url: 'https://cloud.google.com/compute/docs/resource-error',
+              },
+            ],
+          },
+        },
       ],
     }),
   );
@@ -151,7 +176,11 @@ export function deleteInstance(store: GceStore, call: InstanceCall): J {
   checkBoolean(query, 'noGracefulShutdown');
   const inst = store.findLive(zone, call.instance!);
   if (inst.deletionProtection) {
-    throw new GceError(400, 'resourceInUseByAnotherResource', "Invalid resource usage: 'Resource cannot be deleted if it's protected against deletion.'.");
+    throw new GceError(
+      400,
+      'resourceInUseByAnotherResource',
+      "Invalid resource usage: 'Resource cannot be deleted if it's protected against deletion.'.",
+    );
   }
   const op = newOp(store, zone, 'delete', { link: inst.selfLink, id: inst.id }, call.user);
   store.rememberRequest(requestId, op);

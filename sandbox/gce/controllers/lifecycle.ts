@@ -66,11 +66,19 @@ function planDisks(plan: InsertPlan, zone: string): GceDisk[] {
 }
 
 /** Creates the instance and its disks, answers its insert operation, and boots it after bootDelayMs. */
-export function createInstance(store: GceStore, plan: InsertPlan, zone: string, user: string, requestId: string | undefined): OpRecord {
+export function createInstance(
+  store: GceStore,
+  plan: InsertPlan,
+  zone: string,
+  user: string,
+  requestId: string | undefined,
+): OpRecord {
   const id = numericId();
   const selfLink = instanceLink(zone, plan.name);
   const n = store.nextAddressIndex();
-  const natIP = plan.nics[0]?.accessConfig ? `34.${100 + (n % 100)}.${Math.floor(n / 100) % 250}.${(n % 250) + 1}` : undefined;
+  const natIP = plan.nics[0]?.accessConfig
+    ? `34.${100 + (n % 100)}.${Math.floor(n / 100) % 250}.${(n % 250) + 1}`
+    : undefined;
   const s = plan.scheduling;
   const inst: Internal = {
     id,
@@ -80,7 +88,9 @@ export function createInstance(store: GceStore, plan: InsertPlan, zone: string, 
     deleted: false,
     machineType: plan.machineType.name,
     guestAccelerators: plan.guestAccelerators.map((a) => ({ type: a.spec.name, count: a.count })),
-    ...(plan.gpus ? { gpus: { type: plan.gpus.spec.name, count: plan.gpus.count, model: plan.gpus.spec.smiName } } : {}),
+    ...(plan.gpus
+      ? { gpus: { type: plan.gpus.spec.name, count: plan.gpus.count, model: plan.gpus.spec.smiName } }
+      : {}),
     scheduling: plan.schedulingSent,
     provisioningModel: s.provisioningModel,
     preemptible: s.preemptible,
@@ -88,7 +98,9 @@ export function createInstance(store: GceStore, plan: InsertPlan, zone: string, 
     ...(s.maxRunDurationSeconds !== undefined ? { maxRunDurationSeconds: s.maxRunDurationSeconds } : {}),
     labels: { ...plan.labels },
     metadata: Object.fromEntries(plan.metadata.map((i) => [i.key, i.value])),
-    ...(plan.serviceAccount ? { serviceAccount: { email: plan.serviceAccount.email, scopes: [...plan.serviceAccount.scopes] } } : {}),
+    ...(plan.serviceAccount
+      ? { serviceAccount: { email: plan.serviceAccount.email, scopes: [...plan.serviceAccount.scopes] } }
+      : {}),
     disks: planDisks(plan, zone),
     image: imageLink(plan.image),
     selfLink,
@@ -125,7 +137,10 @@ function boot(store: GceStore, inst: Internal): void {
   if (inst.insertOp) finishOp(inst.insertOp);
   const script = inst.metadata['startup-script'];
   const mdHost = `${store.url.replace(/^http:\/\//, '')}${MD_PREFIX}/${inst.id}`;
-  const gpu = inst.gpus && inst.plan.image.nvidiaDriver ? { model: inst.gpus.model, count: inst.gpus.count, memoryMiB: inst.plan.gpus!.spec.memoryMiB } : undefined;
+  const gpu =
+    inst.gpus && inst.plan.image.nvidiaDriver
+      ? { model: inst.gpus.model, count: inst.gpus.count, memoryMiB: inst.plan.gpus!.spec.memoryMiB }
+      : undefined;
   const m = store.machines.boot({
     id: inst.id,
     script: script ?? '',
@@ -144,7 +159,10 @@ function boot(store: GceStore, inst: Internal): void {
   store.owned.add(m);
   const s = inst.plan.scheduling;
   if (s.maxRunDurationSeconds !== undefined || s.terminationTime !== undefined) {
-    const ms = s.maxRunDurationSeconds !== undefined ? s.maxRunDurationSeconds * store.secondMs : s.terminationTime!.getTime() - Date.now();
+    const ms =
+      s.maxRunDurationSeconds !== undefined
+        ? s.maxRunDurationSeconds * store.secondMs
+        : s.terminationTime!.getTime() - Date.now();
     const timer = store.timers.later(Math.max(0, ms), () => {
       store.instanceTimers.delete(inst.id);
       void applyTermination(store, inst, 'maxRunDuration');

@@ -24,7 +24,13 @@ export function aggregated<T>(kind: string, key: string, entries: Array<[string,
     const scope = `zones/${z}`;
     out[scope] = found
       ? { [key]: found }
-      : { warning: { code: 'NO_RESULTS_ON_PAGE', message: `There are no results for scope '${scope}' on this page.`, data: [{ key: 'scope', value: scope }] } };
+      : {
+          warning: {
+            code: 'NO_RESULTS_ON_PAGE',
+            message: `There are no results for scope '${scope}' on this page.`,
+            data: [{ key: 'scope', value: scope }],
+          },
+        };
   }
   return {
     kind,
@@ -44,7 +50,8 @@ export function zonalList(kind: string, id: string, selfLink: string, items: J[]
 export function ordered(list: Internal[], q: URLSearchParams): Internal[] {
   const order = q.get('orderBy');
   if (order === 'name') return [...list].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  if (order === 'creationTimestamp desc') return [...list].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+  if (order === 'creationTimestamp desc')
+    return [...list].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
   return list;
 }
 

@@ -61,7 +61,11 @@ export function finishOp(op: OpRecord, error?: OpError): void {
   op.progress = 100;
   op.endTime = new Date();
   if (error) {
-    const item = { code: error.code, message: error.message, ...(error.errorDetails ? { errorDetails: error.errorDetails } : {}) };
+    const item = {
+      code: error.code,
+      message: error.message,
+      ...(error.errorDetails ? { errorDetails: error.errorDetails } : {}),
+    };
     op.error = { errors: [item] };
     op.httpErrorStatusCode = error.http;
     op.httpErrorMessage = HTTP_STATUS_TEXT[error.http] ?? 'ERROR';
@@ -88,7 +92,9 @@ export function opJson(op: OpRecord): J {
     insertTime: gceTime(op.insertTime),
     ...(op.startTime ? { startTime: gceTime(op.startTime) } : {}),
     ...(op.endTime ? { endTime: gceTime(op.endTime) } : {}),
-    ...(op.error ? { error: op.error, httpErrorStatusCode: op.httpErrorStatusCode, httpErrorMessage: op.httpErrorMessage } : {}),
+    ...(op.error
+      ? { error: op.error, httpErrorStatusCode: op.httpErrorStatusCode, httpErrorMessage: op.httpErrorMessage }
+      : {}),
     selfLink: `${zoneLink(op.zone)}/operations/${op.name}`,
   };
 }

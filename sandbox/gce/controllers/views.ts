@@ -3,7 +3,15 @@
  * real `@google-cloud/compute` clients decode.
  */
 import crypto from 'node:crypto';
-import { ACCELERATORS, API_ROOT, GCE_PROJECT, type GceImageSpec, MACHINE_TYPES, imageLink, regionOf } from '../catalog.js';
+import {
+  ACCELERATORS,
+  API_ROOT,
+  GCE_PROJECT,
+  type GceImageSpec,
+  MACHINE_TYPES,
+  imageLink,
+  regionOf,
+} from '../catalog.js';
 import { type Internal, type J, gceTime, zoneLink } from '../store.js';
 
 const stableId = (s: string): string => {
@@ -63,14 +71,27 @@ export function instanceJson(i: Internal): J {
         interface: 'SCSI',
         diskSizeGb: String(d.sizeGb),
         architecture: 'X86_64',
-        ...(d.boot ? { guestOsFeatures: [{ type: 'VIRTIO_SCSI_MULTIQUEUE' }, { type: 'SEV_CAPABLE' }, { type: 'UEFI_COMPATIBLE' }, { type: 'GVNIC' }] } : {}),
+        ...(d.boot
+          ? {
+              guestOsFeatures: [
+                { type: 'VIRTIO_SCSI_MULTIQUEUE' },
+                { type: 'SEV_CAPABLE' },
+                { type: 'UEFI_COMPATIBLE' },
+                { type: 'GVNIC' },
+              ],
+            }
+          : {}),
       })),
     metadata: {
       kind: 'compute#metadata',
       fingerprint: fingerprint(i.metadata),
-      ...(Object.keys(i.metadata).length > 0 ? { items: Object.entries(i.metadata).map(([key, value]) => ({ key, value })) } : {}),
+      ...(Object.keys(i.metadata).length > 0
+        ? { items: Object.entries(i.metadata).map(([key, value]) => ({ key, value })) }
+        : {}),
     },
-    ...(i.serviceAccount ? { serviceAccounts: [{ email: i.serviceAccount.email, scopes: i.serviceAccount.scopes }] } : {}),
+    ...(i.serviceAccount
+      ? { serviceAccounts: [{ email: i.serviceAccount.email, scopes: i.serviceAccount.scopes }] }
+      : {}),
     selfLink: i.selfLink,
     scheduling: {
       onHostMaintenance: s.onHostMaintenance,
@@ -78,7 +99,9 @@ export function instanceJson(i: Internal): J {
       preemptible: s.preemptible,
       provisioningModel: s.provisioningModel,
       ...(s.instanceTerminationAction ? { instanceTerminationAction: s.instanceTerminationAction } : {}),
-      ...(s.maxRunDurationSeconds !== undefined ? { maxRunDuration: { seconds: String(Math.floor(s.maxRunDurationSeconds)) } } : {}),
+      ...(s.maxRunDurationSeconds !== undefined
+        ? { maxRunDuration: { seconds: String(Math.floor(s.maxRunDurationSeconds)) } }
+        : {}),
       ...(s.terminationTime ? { terminationTime: gceTime(s.terminationTime) } : {}),
     },
     cpuPlatform: running ? 'Intel Cascade Lake' : 'Unknown CPU Platform',
@@ -87,7 +110,12 @@ export function instanceJson(i: Internal): J {
     startRestricted: false,
     deletionProtection: i.deletionProtection,
     ...(i.guestAccelerators.length > 0
-      ? { guestAccelerators: i.guestAccelerators.map((g) => ({ acceleratorType: `${zoneLink(i.zone)}/acceleratorTypes/${g.type}`, acceleratorCount: g.count })) }
+      ? {
+          guestAccelerators: i.guestAccelerators.map((g) => ({
+            acceleratorType: `${zoneLink(i.zone)}/acceleratorTypes/${g.type}`,
+            acceleratorCount: g.count,
+          })),
+        }
       : {}),
     fingerprint: fingerprint([i.id, i.status]),
     ...(i.lastStartTimestamp ? { lastStartTimestamp: gceTime(i.lastStartTimestamp) } : {}),
@@ -163,7 +191,12 @@ export function imageJson(i: GceImageSpec): J {
     ...(i.family ? { family: i.family } : {}),
     selfLink: imageLink(i),
     labelFingerprint: '42WmSpB8rSM=',
-    guestOsFeatures: [{ type: 'VIRTIO_SCSI_MULTIQUEUE' }, { type: 'SEV_CAPABLE' }, { type: 'UEFI_COMPATIBLE' }, { type: 'GVNIC' }],
+    guestOsFeatures: [
+      { type: 'VIRTIO_SCSI_MULTIQUEUE' },
+      { type: 'SEV_CAPABLE' },
+      { type: 'UEFI_COMPATIBLE' },
+      { type: 'GVNIC' },
+    ],
     storageLocations: ['us', 'eu', 'asia'],
     architecture: i.architecture,
   };

@@ -49,16 +49,21 @@ function parseArgs(argv, envInputs) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) {
-      fail(`Unrecognized command-line input arguments: '${a}'. For usage refer to: .\\config.cmd --help or ./config.sh --help`);
+      fail(
+        `Unrecognized command-line input arguments: '${a}'. For usage refer to: .\\config.cmd --help or ./config.sh --help`,
+      );
     }
     const name = a.slice(2).toLowerCase();
     if (FLAG_ARGS.includes(name)) {
       flags[name] = true;
     } else if (VALUE_ARGS.includes(name)) {
-      if (i + 1 >= argv.length) fail(`Invalid configuration provided for ${name}. Terminating unattended configuration.`);
+      if (i + 1 >= argv.length)
+        fail(`Invalid configuration provided for ${name}. Terminating unattended configuration.`);
       values[name] = argv[++i];
     } else {
-      fail(`Unrecognized command-line input arguments: '${name}'. For usage refer to: .\\config.cmd --help or ./config.sh --help`);
+      fail(
+        `Unrecognized command-line input arguments: '${name}'. For usage refer to: .\\config.cmd --help or ./config.sh --help`,
+      );
     }
   }
   for (const name of VALUE_ARGS) {
@@ -75,7 +80,10 @@ function parseArgs(argv, envInputs) {
 // ---------------------------------------------------------------- output
 
 function ts() {
-  return new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return new Date()
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 function out(line) {
   process.stdout.write(line + '\n');
@@ -90,9 +98,17 @@ function fail(message, code = EXIT.terminated) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function call(server, method, route, { body, credential, signal } = {}) {
-  const headers = { 'content-type': 'application/json', 'user-agent': `GitHubActionsRunner-linux-${ARCH.toLowerCase()}/${VERSION}` };
+  const headers = {
+    'content-type': 'application/json',
+    'user-agent': `GitHubActionsRunner-linux-${ARCH.toLowerCase()}/${VERSION}`,
+  };
   if (credential) headers.authorization = `Bearer ${credential}`;
-  const res = await fetch(server + route, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+  const res = await fetch(server + route, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+  });
   const text = await res.text();
   let json;
   try {
@@ -103,7 +119,14 @@ async function call(server, method, route, { body, credential, signal } = {}) {
   return { status: res.status, text, json };
 }
 
-const REASONS = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 422: 'Unprocessable Entity' };
+const REASONS = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  422: 'Unprocessable Entity',
+};
 function httpFailure(method, url, res) {
   const phrase = REASONS[res.status] || 'Error';
   fail(
@@ -121,7 +144,8 @@ function parseUrl(raw) {
     fail(`Invalid configuration provided for url. Terminating unattended configuration.`);
   }
   const parts = u.pathname.split('/').filter(Boolean);
-  if (parts.length < 1 || parts.length > 2) fail(`'${raw}' is not a valid GitHub repository, organization or enterprise URL.`);
+  if (parts.length < 1 || parts.length > 2)
+    fail(`'${raw}' is not a valid GitHub repository, organization or enterprise URL.`);
   return { server: u.origin, scope: parts.join('/') };
 }
 
@@ -144,14 +168,19 @@ function banner() {
 
 async function configure({ values, flags }) {
   if (fs.existsSync(RUNNER_FILE)) {
-    fail("Cannot configure the runner because it is already configured. To reconfigure the runner, run 'config.cmd remove' or './config.sh remove' first.");
+    fail(
+      "Cannot configure the runner because it is already configured. To reconfigure the runner, run 'config.cmd remove' or './config.sh remove' first.",
+    );
   }
   banner();
   if (!values.url) fail('Invalid configuration provided for url. Terminating unattended configuration.');
   if (!values.token) fail('Invalid configuration provided for token. Terminating unattended configuration.');
   const { server, scope } = parseUrl(values.url);
   const name = values.name || os.hostname();
-  const labels = (values.labels || '').split(',').map((l) => l.trim()).filter(Boolean);
+  const labels = (values.labels || '')
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const work = values.work || '_work';
 
   out('# Authentication');
@@ -198,18 +227,26 @@ async function configure({ values, flags }) {
   out('');
   out('# Runner settings');
   out('');
-  writeJson(RUNNER_FILE, {
-    agentId: res.json.runnerId,
-    agentName: name,
-    poolId: res.json.runnerGroupId,
-    poolName: res.json.runnerGroupName,
-    serverUrl: server,
-    gitHubUrl: values.url,
-    workFolder: work,
-    ephemeral: !!flags.ephemeral,
-    disableUpdate: !!flags.disableupdate,
-  }, 0o644);
-  writeJson(CREDENTIALS_FILE, { scheme: 'OAuth', data: { clientId: res.json.clientId, credential: res.json.credential } }, 0o600);
+  writeJson(
+    RUNNER_FILE,
+    {
+      agentId: res.json.runnerId,
+      agentName: name,
+      poolId: res.json.runnerGroupId,
+      poolName: res.json.runnerGroupName,
+      serverUrl: server,
+      gitHubUrl: values.url,
+      workFolder: work,
+      ephemeral: !!flags.ephemeral,
+      disableUpdate: !!flags.disableupdate,
+    },
+    0o644,
+  );
+  writeJson(
+    CREDENTIALS_FILE,
+    { scheme: 'OAuth', data: { clientId: res.json.clientId, credential: res.json.credential } },
+    0o600,
+  );
   out('');
   out('√ Settings Saved.');
   out('');
@@ -226,7 +263,9 @@ async function remove({ values }) {
   const url = `${settings.serverUrl}/_runner/remove`;
   let res;
   try {
-    res = await call(settings.serverUrl, 'POST', '/_runner/remove', { body: { token: values.token, runnerId: settings.agentId } });
+    res = await call(settings.serverUrl, 'POST', '/_runner/remove', {
+      body: { token: values.token, runnerId: settings.agentId },
+    });
   } catch (err) {
     fail(`An error occurred: ${err.cause?.message || err.message}`);
   }
@@ -319,7 +358,8 @@ async function run({ values }) {
       });
     } catch (err) {
       if (!firstError) firstError = Date.now();
-      if (Date.now() - firstError > 30000) fail(`${ts()}: Runner connect error: ${err.cause?.message || err.message}. Giving up.`);
+      if (Date.now() - firstError > 30000)
+        fail(`${ts()}: Runner connect error: ${err.cause?.message || err.message}. Giving up.`);
       await sleep(1000);
       continue;
     }
@@ -331,7 +371,10 @@ async function run({ values }) {
     out('√ Connected to GitHub');
     out('');
     const msg = res.json?.message || res.text;
-    if (res.status === 404) fail('Failed to create a session. The runner registration has been deleted from the server, please re-configure.');
+    if (res.status === 404)
+      fail(
+        'Failed to create a session. The runner registration has been deleted from the server, please re-configure.',
+      );
     if (res.status === 409) {
       out('A session for this runner already exists.');
       if (!firstError) firstError = Date.now();
@@ -353,7 +396,10 @@ async function run({ values }) {
   while (!stopping) {
     let res;
     try {
-      res = await call(server, 'GET', `/_runner/sessions/${session.id}/message`, { credential, signal: aborter.signal });
+      res = await call(server, 'GET', `/_runner/sessions/${session.id}/message`, {
+        credential,
+        signal: aborter.signal,
+      });
     } catch (err) {
       if (stopping) break;
       if (!failingSince) {
@@ -384,7 +430,13 @@ async function run({ values }) {
     }
     const job = res.json.job;
     out(`${ts()}: Running job: ${job.name}`);
-    const result = await runJob(job, settings, hooks, (child) => (current = { child, cancelled: current?.cancelled === true || stopping, shutdown: stopping }), () => current);
+    const result = await runJob(
+      job,
+      settings,
+      hooks,
+      (child) => (current = { child, cancelled: current?.cancelled === true || stopping, shutdown: stopping }),
+      () => current,
+    );
     current = undefined;
     try {
       await call(server, 'POST', `/_runner/sessions/${session.id}/jobs/${job.id}/complete`, {
@@ -409,9 +461,12 @@ async function run({ values }) {
 
   // Renews the job lock while the job runs, so the server keeps the runner online and busy.
   async function runJob(job, settings, hooks, setChild, getCurrent) {
-    const renew = setInterval(() => {
-      if (session) call(server, 'POST', `/_runner/sessions/${session.id}/renew`, { credential }).catch(() => {});
-    }, Math.max(50, Math.floor((session.heartbeatMs || 500) / 2)));
+    const renew = setInterval(
+      () => {
+        if (session) call(server, 'POST', `/_runner/sessions/${session.id}/renew`, { credential }).catch(() => {});
+      },
+      Math.max(50, Math.floor((session.heartbeatMs || 500) / 2)),
+    );
     try {
       return await executeJob(job, settings, hooks, setChild, getCurrent);
     } finally {
@@ -510,7 +565,9 @@ async function executeJob(job, settings, hooks, setChild, getCurrent) {
     // A shutdown signal (SIGTERM, SIGINT) fails the job with this error before the cancellation
     // (actions/runner: Runner.Worker/JobRunner.cs; a failure, not a cancellation, since #1792).
     if (shutdown()) {
-      log.push('##[error]The runner has received a shutdown signal. This can happen when the runner service is stopped, or a manually started runner is canceled.\n');
+      log.push(
+        '##[error]The runner has received a shutdown signal. This can happen when the runner service is stopped, or a manually started runner is canceled.\n',
+      );
     }
     log.push('##[error]The operation was canceled.\n');
   }

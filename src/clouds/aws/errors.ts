@@ -32,14 +32,14 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
     kind: 'quota',
     advice:
       'The account reached its spot instance quota in this region. Use spot: false or request a higher spot quota ' +
-        'in Service Quotas.',
+      'in Service Quotas.',
   },
   VcpuLimitExceeded: {
     kind: 'quota',
     advice:
       'The account vCPU quota for this instance family in this region is too low. Request an increase in Service ' +
       'Quotas (for GPUs: "Running On-Demand G and VT instances" or "Running On-Demand P instances", or the Spot ' +
-        'equivalents).',
+      'equivalents).',
   },
   InstanceLimitExceeded: {
     kind: 'quota',
@@ -49,13 +49,13 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
     kind: 'permanent',
     advice:
       'The AWS credentials may not do this. Grant the actions in the README IAM policy to the role the workflow ' +
-        'assumes.',
+      'assumes.',
   },
   AuthFailure: {
     kind: 'permanent',
     advice:
       'AWS did not accept the credentials. Check the AWS_* variables or the role ' +
-        'aws-actions/configure-aws-credentials assumes.',
+      'aws-actions/configure-aws-credentials assumes.',
   },
   'InvalidAMIID.NotFound': {
     kind: 'permanent',

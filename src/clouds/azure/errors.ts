@@ -16,7 +16,7 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
     kind: 'capacity',
     advice:
       'Azure has no capacity for this VM size in this region right now. Give more types, another region, or spot: ' +
-        'false.',
+      'false.',
   },
   ZonalAllocationFailed: { kind: 'capacity', advice: 'Azure has no capacity for this VM size in this zone right now.' },
   OverconstrainedAllocationRequest: {

@@ -274,9 +274,9 @@ export class AzureCloud implements Cloud {
       const warning =
         `The launching identity may not create role assignments (${code}), so the VMs cannot delete their own resource groups. ` +
         'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled ' +
-          'sweep, which delete them. ' +
+        'sweep, which delete them. ' +
         'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write (see "Azure" in the ' +
-          'README).';
+        'README).';
       if (!warnings.includes(warning)) warnings.push(warning);
     }
   }
