@@ -3,7 +3,7 @@ import { renderStartupScript, type RunnerCredential } from './bootstrap/render.j
 import type { Cloud, Machine, MachineStatus, ManagedMachine, Placement, PreparedCloud } from './clouds/types.js';
 import type { LaunchSpec, RunContext } from './config.js';
 import { CloudError, ForgeError, StartupTimeoutError, errorMessage, isFallback } from './errors.js';
-import type { ForgeRunner, GitHubForge } from './forge/github.js';
+import type { Forge, ForgeRunner } from './forge/types.js';
 import { Ledger, pending, type LedgerData } from './ledger.js';
 import { maskSecrets, type Log } from './log.js';
 import { mapLimited, realClock, retry, type Clock } from './retry.js';
@@ -16,7 +16,7 @@ import { mapLimited, realClock, retry, type Clock } from './retry.js';
 
 export interface LaunchDeps {
   cloud: Cloud;
-  forge: GitHubForge;
+  forge: Forge;
   log: Log;
   /** Called with the whole ledger after every change, before the next call. */
   persist: (data: LedgerData) => void;
@@ -348,7 +348,7 @@ async function endFailedLaunch(ledger: Ledger, keep: readonly string[], deps: Cl
 }
 
 /** Online runners with every requested label (and idle, for reuse-idle). Offline or busy ones never count as idle. */
-async function findReusable(spec: LaunchSpec, forge: GitHubForge): Promise<ForgeRunner[]> {
+async function findReusable(spec: LaunchSpec, forge: Forge): Promise<ForgeRunner[]> {
   const wanted = spec.runner.labels.map((l) => l.toLowerCase());
   const runners = await forge.runners();
   return runners.filter((r) => {
@@ -389,7 +389,7 @@ function machineTags(spec: LaunchSpec, ctx: RunContext, name: string, clock: Clo
 
 interface WaitContext {
   cloud: Cloud;
-  forge: GitHubForge;
+  forge: Forge;
   log: Log;
   clock: Clock;
   signal?: AbortSignal;
@@ -523,7 +523,7 @@ async function describeFailures(
 
 export interface CleanupDeps {
   cloud: Cloud;
-  forge: GitHubForge;
+  forge: Forge;
   log: Log;
   clock?: Clock;
 }
@@ -564,7 +564,7 @@ export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<Clea
   );
 
   // Registrations whose id never arrived are found by name, from one listing shared by all.
-  let listing: ReturnType<GitHubForge['runners']> | undefined;
+  let listing: ReturnType<Forge['runners']> | undefined;
   await Promise.all(
     todo.registrations.map(async (entry) => {
       try {
@@ -594,7 +594,7 @@ export async function cleanup(data: LedgerData, deps: CleanupDeps): Promise<Clea
 const terminate = (cloud: Cloud, id: string, _clock: Clock): Promise<'terminated' | 'gone'> => cloud.terminate(id);
 
 /** A runner whose machine just ended can still count as busy for a moment (422): that is retried. */
-const deleteRegistration = (forge: GitHubForge, id: number, clock: Clock): Promise<'deleted' | 'gone'> =>
+const deleteRegistration = (forge: Forge, id: number, clock: Clock): Promise<'deleted' | 'gone'> =>
   retry(() => forge.deleteRunner(id), {
     attempts: 6,
     baseMs: 1000,

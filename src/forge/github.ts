@@ -5,6 +5,7 @@ import type { ForgeScope, ForgeSpec } from '../config.js';
 import type { RunnerDownload } from '../bootstrap/render.js';
 import { ForgeError, errorMessage } from '../errors.js';
 import type { Log } from '../log.js';
+import type { Forge, ForgeRunner, RunnerDownloads } from './types.js';
 import { realClock, retry, type Clock } from '../retry.js';
 
 /**
@@ -12,20 +13,6 @@ import { realClock, retry, type Clock } from '../retry.js';
  * delete registrations. Works for repository and organisation runners, on github.com and GHES
  * (the API URL comes from GITHUB_API_URL).
  */
-
-export interface ForgeRunner {
-  id: number;
-  name: string;
-  status: string;
-  busy: boolean;
-  labels: string[];
-}
-
-export interface RunnerDownloads {
-  X64?: RunnerDownload;
-  ARM64?: RunnerDownload;
-  version: string;
-}
 
 const ThrottledOctokit = Octokit.plugin(throttling);
 
@@ -43,7 +30,8 @@ const ATTEMPTS = 5;
 const BACKOFF_BASE_MS = 1000;
 const API_VERSION = '2022-11-28';
 
-export class GitHubForge {
+export class GitHubForge implements Forge {
+  readonly title = 'GitHub';
   private readonly octokit: InstanceType<typeof ThrottledOctokit>;
   private readonly base: string;
 
@@ -272,3 +260,5 @@ function isTransient(err: unknown): boolean {
 function scopePath(scope: ForgeScope): string {
   return scope.kind === 'repo' ? `/repos/${scope.owner}/${scope.repo}` : `/orgs/${scope.org}`;
 }
+
+export type { ForgeRunner, RunnerDownloads } from './types.js';
