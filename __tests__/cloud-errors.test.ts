@@ -68,12 +68,11 @@ async function refused(fault: Fault, call: () => Promise<unknown>): Promise<{ er
     () => undefined,
     (err: unknown) => err,
   );
+  // Counted before the plan is cleared: clearing forgets what fired too.
+  const answered = sb.faults.fired.slice(before).filter((f) => f.code === fault.code).length;
   sb.faults.clear();
   expect(error).toBeInstanceOf(CloudError);
-  return {
-    error: error as CloudError,
-    answered: sb.faults.fired.slice(before).filter((f) => f.code === fault.code).length,
-  };
+  return { error: error as CloudError, answered };
 }
 
 /** A transient fault twice, then the real answer: the call succeeds after two retries. */

@@ -1,6 +1,851 @@
 /******/ (() => { // webpackBootstrap
 /******/ 	var __webpack_modules__ = ({
 
+/***/ 89659:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+var __awaiter = (this && this.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.HttpClient = exports.HttpClientResponse = exports.HttpClientError = exports.MediaTypes = exports.Headers = exports.HttpCodes = void 0;
+exports.getProxyUrl = getProxyUrl;
+exports.isHttps = isHttps;
+const http = __importStar(__nccwpck_require__(58611));
+const https = __importStar(__nccwpck_require__(65692));
+const pm = __importStar(__nccwpck_require__(83335));
+const tunnel = __importStar(__nccwpck_require__(20770));
+const undici_1 = __nccwpck_require__(46752);
+var HttpCodes;
+(function (HttpCodes) {
+    HttpCodes[HttpCodes["OK"] = 200] = "OK";
+    HttpCodes[HttpCodes["MultipleChoices"] = 300] = "MultipleChoices";
+    HttpCodes[HttpCodes["MovedPermanently"] = 301] = "MovedPermanently";
+    HttpCodes[HttpCodes["ResourceMoved"] = 302] = "ResourceMoved";
+    HttpCodes[HttpCodes["SeeOther"] = 303] = "SeeOther";
+    HttpCodes[HttpCodes["NotModified"] = 304] = "NotModified";
+    HttpCodes[HttpCodes["UseProxy"] = 305] = "UseProxy";
+    HttpCodes[HttpCodes["SwitchProxy"] = 306] = "SwitchProxy";
+    HttpCodes[HttpCodes["TemporaryRedirect"] = 307] = "TemporaryRedirect";
+    HttpCodes[HttpCodes["PermanentRedirect"] = 308] = "PermanentRedirect";
+    HttpCodes[HttpCodes["BadRequest"] = 400] = "BadRequest";
+    HttpCodes[HttpCodes["Unauthorized"] = 401] = "Unauthorized";
+    HttpCodes[HttpCodes["PaymentRequired"] = 402] = "PaymentRequired";
+    HttpCodes[HttpCodes["Forbidden"] = 403] = "Forbidden";
+    HttpCodes[HttpCodes["NotFound"] = 404] = "NotFound";
+    HttpCodes[HttpCodes["MethodNotAllowed"] = 405] = "MethodNotAllowed";
+    HttpCodes[HttpCodes["NotAcceptable"] = 406] = "NotAcceptable";
+    HttpCodes[HttpCodes["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
+    HttpCodes[HttpCodes["RequestTimeout"] = 408] = "RequestTimeout";
+    HttpCodes[HttpCodes["Conflict"] = 409] = "Conflict";
+    HttpCodes[HttpCodes["Gone"] = 410] = "Gone";
+    HttpCodes[HttpCodes["TooManyRequests"] = 429] = "TooManyRequests";
+    HttpCodes[HttpCodes["InternalServerError"] = 500] = "InternalServerError";
+    HttpCodes[HttpCodes["NotImplemented"] = 501] = "NotImplemented";
+    HttpCodes[HttpCodes["BadGateway"] = 502] = "BadGateway";
+    HttpCodes[HttpCodes["ServiceUnavailable"] = 503] = "ServiceUnavailable";
+    HttpCodes[HttpCodes["GatewayTimeout"] = 504] = "GatewayTimeout";
+})(HttpCodes || (exports.HttpCodes = HttpCodes = {}));
+var Headers;
+(function (Headers) {
+    Headers["Accept"] = "accept";
+    Headers["ContentType"] = "content-type";
+})(Headers || (exports.Headers = Headers = {}));
+var MediaTypes;
+(function (MediaTypes) {
+    MediaTypes["ApplicationJson"] = "application/json";
+})(MediaTypes || (exports.MediaTypes = MediaTypes = {}));
+/**
+ * Returns the proxy URL, depending upon the supplied url and proxy environment variables.
+ * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+ */
+function getProxyUrl(serverUrl) {
+    const proxyUrl = pm.getProxyUrl(new URL(serverUrl));
+    return proxyUrl ? proxyUrl.href : '';
+}
+const HttpRedirectCodes = [
+    HttpCodes.MovedPermanently,
+    HttpCodes.ResourceMoved,
+    HttpCodes.SeeOther,
+    HttpCodes.TemporaryRedirect,
+    HttpCodes.PermanentRedirect
+];
+const HttpResponseRetryCodes = [
+    HttpCodes.BadGateway,
+    HttpCodes.ServiceUnavailable,
+    HttpCodes.GatewayTimeout
+];
+const RetryableHttpVerbs = ['OPTIONS', 'GET', 'DELETE', 'HEAD'];
+const ExponentialBackoffCeiling = 10;
+const ExponentialBackoffTimeSlice = 5;
+class HttpClientError extends Error {
+    constructor(message, statusCode) {
+        super(message);
+        this.name = 'HttpClientError';
+        this.statusCode = statusCode;
+        Object.setPrototypeOf(this, HttpClientError.prototype);
+    }
+}
+exports.HttpClientError = HttpClientError;
+class HttpClientResponse {
+    constructor(message) {
+        this.message = message;
+    }
+    readBody() {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
+                let output = Buffer.alloc(0);
+                this.message.on('data', (chunk) => {
+                    output = Buffer.concat([output, chunk]);
+                });
+                this.message.on('end', () => {
+                    resolve(output.toString());
+                });
+            }));
+        });
+    }
+    readBodyBuffer() {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
+                const chunks = [];
+                this.message.on('data', (chunk) => {
+                    chunks.push(chunk);
+                });
+                this.message.on('end', () => {
+                    resolve(Buffer.concat(chunks));
+                });
+            }));
+        });
+    }
+}
+exports.HttpClientResponse = HttpClientResponse;
+function isHttps(requestUrl) {
+    const parsedUrl = new URL(requestUrl);
+    return parsedUrl.protocol === 'https:';
+}
+class HttpClient {
+    constructor(userAgent, handlers, requestOptions) {
+        this._ignoreSslError = false;
+        this._allowRedirects = true;
+        this._allowRedirectDowngrade = false;
+        this._maxRedirects = 50;
+        this._allowRetries = false;
+        this._maxRetries = 1;
+        this._keepAlive = false;
+        this._disposed = false;
+        this.userAgent = this._getUserAgentWithOrchestrationId(userAgent);
+        this.handlers = handlers || [];
+        this.requestOptions = requestOptions;
+        if (requestOptions) {
+            if (requestOptions.ignoreSslError != null) {
+                this._ignoreSslError = requestOptions.ignoreSslError;
+            }
+            this._socketTimeout = requestOptions.socketTimeout;
+            if (requestOptions.allowRedirects != null) {
+                this._allowRedirects = requestOptions.allowRedirects;
+            }
+            if (requestOptions.allowRedirectDowngrade != null) {
+                this._allowRedirectDowngrade = requestOptions.allowRedirectDowngrade;
+            }
+            if (requestOptions.maxRedirects != null) {
+                this._maxRedirects = Math.max(requestOptions.maxRedirects, 0);
+            }
+            if (requestOptions.keepAlive != null) {
+                this._keepAlive = requestOptions.keepAlive;
+            }
+            if (requestOptions.allowRetries != null) {
+                this._allowRetries = requestOptions.allowRetries;
+            }
+            if (requestOptions.maxRetries != null) {
+                this._maxRetries = requestOptions.maxRetries;
+            }
+        }
+    }
+    options(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('OPTIONS', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    get(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('GET', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    del(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('DELETE', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    post(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('POST', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    patch(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('PATCH', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    put(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('PUT', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    head(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('HEAD', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    sendStream(verb, requestUrl, stream, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request(verb, requestUrl, stream, additionalHeaders);
+        });
+    }
+    /**
+     * Gets a typed object from an endpoint
+     * Be aware that not found returns a null.  Other errors (4xx, 5xx) reject the promise
+     */
+    getJson(requestUrl_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            const res = yield this.get(requestUrl, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    postJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.post(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    putJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.put(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    patchJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.patch(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    /**
+     * Makes a raw http request.
+     * All other methods such as get, post, patch, and request ultimately call this.
+     * Prefer get, del, post and patch
+     */
+    request(verb, requestUrl, data, headers) {
+        return __awaiter(this, void 0, void 0, function* () {
+            if (this._disposed) {
+                throw new Error('Client has already been disposed.');
+            }
+            const parsedUrl = new URL(requestUrl);
+            let info = this._prepareRequest(verb, parsedUrl, headers);
+            // Only perform retries on reads since writes may not be idempotent.
+            const maxTries = this._allowRetries && RetryableHttpVerbs.includes(verb)
+                ? this._maxRetries + 1
+                : 1;
+            let numTries = 0;
+            let response;
+            do {
+                response = yield this.requestRaw(info, data);
+                // Check if it's an authentication challenge
+                if (response &&
+                    response.message &&
+                    response.message.statusCode === HttpCodes.Unauthorized) {
+                    let authenticationHandler;
+                    for (const handler of this.handlers) {
+                        if (handler.canHandleAuthentication(response)) {
+                            authenticationHandler = handler;
+                            break;
+                        }
+                    }
+                    if (authenticationHandler) {
+                        return authenticationHandler.handleAuthentication(this, info, data);
+                    }
+                    else {
+                        // We have received an unauthorized response but have no handlers to handle it.
+                        // Let the response return to the caller.
+                        return response;
+                    }
+                }
+                let redirectsRemaining = this._maxRedirects;
+                while (response.message.statusCode &&
+                    HttpRedirectCodes.includes(response.message.statusCode) &&
+                    this._allowRedirects &&
+                    redirectsRemaining > 0) {
+                    const redirectUrl = response.message.headers['location'];
+                    if (!redirectUrl) {
+                        // if there's no location to redirect to, we won't
+                        break;
+                    }
+                    const parsedRedirectUrl = new URL(redirectUrl);
+                    if (parsedUrl.protocol === 'https:' &&
+                        parsedUrl.protocol !== parsedRedirectUrl.protocol &&
+                        !this._allowRedirectDowngrade) {
+                        throw new Error('Redirect from HTTPS to HTTP protocol. This downgrade is not allowed for security reasons. If you want to allow this behavior, set the allowRedirectDowngrade option to true.');
+                    }
+                    // we need to finish reading the response before reassigning response
+                    // which will leak the open socket.
+                    yield response.readBody();
+                    // strip authorization header if redirected to a different hostname
+                    if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
+                        for (const header in headers) {
+                            // header names are case insensitive
+                            if (header.toLowerCase() === 'authorization') {
+                                delete headers[header];
+                            }
+                        }
+                    }
+                    // let's make the request with the new redirectUrl
+                    info = this._prepareRequest(verb, parsedRedirectUrl, headers);
+                    response = yield this.requestRaw(info, data);
+                    redirectsRemaining--;
+                }
+                if (!response.message.statusCode ||
+                    !HttpResponseRetryCodes.includes(response.message.statusCode)) {
+                    // If not a retry code, return immediately instead of retrying
+                    return response;
+                }
+                numTries += 1;
+                if (numTries < maxTries) {
+                    yield response.readBody();
+                    yield this._performExponentialBackoff(numTries);
+                }
+            } while (numTries < maxTries);
+            return response;
+        });
+    }
+    /**
+     * Needs to be called if keepAlive is set to true in request options.
+     */
+    dispose() {
+        if (this._agent) {
+            this._agent.destroy();
+        }
+        this._disposed = true;
+    }
+    /**
+     * Raw request.
+     * @param info
+     * @param data
+     */
+    requestRaw(info, data) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve, reject) => {
+                function callbackForResult(err, res) {
+                    if (err) {
+                        reject(err);
+                    }
+                    else if (!res) {
+                        // If `err` is not passed, then `res` must be passed.
+                        reject(new Error('Unknown error'));
+                    }
+                    else {
+                        resolve(res);
+                    }
+                }
+                this.requestRawWithCallback(info, data, callbackForResult);
+            });
+        });
+    }
+    /**
+     * Raw request with callback.
+     * @param info
+     * @param data
+     * @param onResult
+     */
+    requestRawWithCallback(info, data, onResult) {
+        if (typeof data === 'string') {
+            if (!info.options.headers) {
+                info.options.headers = {};
+            }
+            info.options.headers['Content-Length'] = Buffer.byteLength(data, 'utf8');
+        }
+        let callbackCalled = false;
+        function handleResult(err, res) {
+            if (!callbackCalled) {
+                callbackCalled = true;
+                onResult(err, res);
+            }
+        }
+        const req = info.httpModule.request(info.options, (msg) => {
+            const res = new HttpClientResponse(msg);
+            handleResult(undefined, res);
+        });
+        let socket;
+        req.on('socket', sock => {
+            socket = sock;
+        });
+        // If we ever get disconnected, we want the socket to timeout eventually
+        req.setTimeout(this._socketTimeout || 3 * 60000, () => {
+            if (socket) {
+                socket.end();
+            }
+            handleResult(new Error(`Request timeout: ${info.options.path}`));
+        });
+        req.on('error', function (err) {
+            // err has statusCode property
+            // res should have headers
+            handleResult(err);
+        });
+        if (data && typeof data === 'string') {
+            req.write(data, 'utf8');
+        }
+        if (data && typeof data !== 'string') {
+            data.on('close', function () {
+                req.end();
+            });
+            data.pipe(req);
+        }
+        else {
+            req.end();
+        }
+    }
+    /**
+     * Gets an http agent. This function is useful when you need an http agent that handles
+     * routing through a proxy server - depending upon the url and proxy environment variables.
+     * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+     */
+    getAgent(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        return this._getAgent(parsedUrl);
+    }
+    getAgentDispatcher(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (!useProxy) {
+            return;
+        }
+        return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
+    }
+    _prepareRequest(method, requestUrl, headers) {
+        const info = {};
+        info.parsedUrl = requestUrl;
+        const usingSsl = info.parsedUrl.protocol === 'https:';
+        info.httpModule = usingSsl ? https : http;
+        const defaultPort = usingSsl ? 443 : 80;
+        info.options = {};
+        info.options.host = info.parsedUrl.hostname;
+        info.options.port = info.parsedUrl.port
+            ? parseInt(info.parsedUrl.port)
+            : defaultPort;
+        info.options.path =
+            (info.parsedUrl.pathname || '') + (info.parsedUrl.search || '');
+        info.options.method = method;
+        info.options.headers = this._mergeHeaders(headers);
+        if (this.userAgent != null) {
+            info.options.headers['user-agent'] = this.userAgent;
+        }
+        info.options.agent = this._getAgent(info.parsedUrl);
+        // gives handlers an opportunity to participate
+        if (this.handlers) {
+            for (const handler of this.handlers) {
+                handler.prepareRequest(info.options);
+            }
+        }
+        return info;
+    }
+    _mergeHeaders(headers) {
+        if (this.requestOptions && this.requestOptions.headers) {
+            return Object.assign({}, lowercaseKeys(this.requestOptions.headers), lowercaseKeys(headers || {}));
+        }
+        return lowercaseKeys(headers || {});
+    }
+    /**
+     * Gets an existing header value or returns a default.
+     * Handles converting number header values to strings since HTTP headers must be strings.
+     * Note: This returns string | string[] since some headers can have multiple values.
+     * For headers that must always be a single string (like Content-Type), use the
+     * specialized _getExistingOrDefaultContentTypeHeader method instead.
+     */
+    _getExistingOrDefaultHeader(additionalHeaders, header, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[header];
+            if (headerValue) {
+                clientHeader =
+                    typeof headerValue === 'number' ? headerValue.toString() : headerValue;
+            }
+        }
+        const additionalValue = additionalHeaders[header];
+        if (additionalValue !== undefined) {
+            return typeof additionalValue === 'number'
+                ? additionalValue.toString()
+                : additionalValue;
+        }
+        if (clientHeader !== undefined) {
+            return clientHeader;
+        }
+        return _default;
+    }
+    /**
+     * Specialized version of _getExistingOrDefaultHeader for Content-Type header.
+     * Always returns a single string (not an array) since Content-Type should be a single value.
+     * Converts arrays to comma-separated strings and numbers to strings to ensure type safety.
+     * This was split from _getExistingOrDefaultHeader to provide stricter typing for callers
+     * that assign the result to places expecting a string (e.g., additionalHeaders[Headers.ContentType]).
+     */
+    _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[Headers.ContentType];
+            if (headerValue) {
+                if (typeof headerValue === 'number') {
+                    clientHeader = String(headerValue);
+                }
+                else if (Array.isArray(headerValue)) {
+                    clientHeader = headerValue.join(', ');
+                }
+                else {
+                    clientHeader = headerValue;
+                }
+            }
+        }
+        const additionalValue = additionalHeaders[Headers.ContentType];
+        // Return the first non-undefined value, converting numbers or arrays to strings if necessary
+        if (additionalValue !== undefined) {
+            if (typeof additionalValue === 'number') {
+                return String(additionalValue);
+            }
+            else if (Array.isArray(additionalValue)) {
+                return additionalValue.join(', ');
+            }
+            else {
+                return additionalValue;
+            }
+        }
+        if (clientHeader !== undefined) {
+            return clientHeader;
+        }
+        return _default;
+    }
+    _getAgent(parsedUrl) {
+        let agent;
+        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (this._keepAlive && useProxy) {
+            agent = this._proxyAgent;
+        }
+        if (!useProxy) {
+            agent = this._agent;
+        }
+        // if agent is already assigned use that agent.
+        if (agent) {
+            return agent;
+        }
+        const usingSsl = parsedUrl.protocol === 'https:';
+        let maxSockets = 100;
+        if (this.requestOptions) {
+            maxSockets = this.requestOptions.maxSockets || http.globalAgent.maxSockets;
+        }
+        // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
+        if (proxyUrl && proxyUrl.hostname) {
+            const agentOptions = {
+                maxSockets,
+                keepAlive: this._keepAlive,
+                proxy: Object.assign(Object.assign({}, ((proxyUrl.username || proxyUrl.password) && {
+                    proxyAuth: `${proxyUrl.username}:${proxyUrl.password}`
+                })), { host: proxyUrl.hostname, port: proxyUrl.port })
+            };
+            let tunnelAgent;
+            const overHttps = proxyUrl.protocol === 'https:';
+            if (usingSsl) {
+                tunnelAgent = overHttps ? tunnel.httpsOverHttps : tunnel.httpsOverHttp;
+            }
+            else {
+                tunnelAgent = overHttps ? tunnel.httpOverHttps : tunnel.httpOverHttp;
+            }
+            agent = tunnelAgent(agentOptions);
+            this._proxyAgent = agent;
+        }
+        // if tunneling agent isn't assigned create a new agent
+        if (!agent) {
+            const options = { keepAlive: this._keepAlive, maxSockets };
+            agent = usingSsl ? new https.Agent(options) : new http.Agent(options);
+            this._agent = agent;
+        }
+        if (usingSsl && this._ignoreSslError) {
+            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
+            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
+            // we have to cast it to any and change it directly
+            agent.options = Object.assign(agent.options || {}, {
+                rejectUnauthorized: false
+            });
+        }
+        return agent;
+    }
+    _getProxyAgentDispatcher(parsedUrl, proxyUrl) {
+        let proxyAgent;
+        if (this._keepAlive) {
+            proxyAgent = this._proxyAgentDispatcher;
+        }
+        // if agent is already assigned use that agent.
+        if (proxyAgent) {
+            return proxyAgent;
+        }
+        const usingSsl = parsedUrl.protocol === 'https:';
+        proxyAgent = new undici_1.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+            token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
+        })));
+        this._proxyAgentDispatcher = proxyAgent;
+        if (usingSsl && this._ignoreSslError) {
+            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
+            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
+            // we have to cast it to any and change it directly
+            proxyAgent.options = Object.assign(proxyAgent.options.requestTls || {}, {
+                rejectUnauthorized: false
+            });
+        }
+        return proxyAgent;
+    }
+    _getUserAgentWithOrchestrationId(userAgent) {
+        const baseUserAgent = userAgent || 'actions/http-client';
+        const orchId = process.env['ACTIONS_ORCHESTRATION_ID'];
+        if (orchId) {
+            // Sanitize the orchestration ID to ensure it contains only valid characters
+            // Valid characters: 0-9, a-z, _, -, .
+            const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
+            return `${baseUserAgent} actions_orchestration_id/${sanitizedId}`;
+        }
+        return baseUserAgent;
+    }
+    _performExponentialBackoff(retryNumber) {
+        return __awaiter(this, void 0, void 0, function* () {
+            retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
+            const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+            return new Promise(resolve => setTimeout(() => resolve(), ms));
+        });
+    }
+    _processResponse(res, options) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve, reject) => __awaiter(this, void 0, void 0, function* () {
+                const statusCode = res.message.statusCode || 0;
+                const response = {
+                    statusCode,
+                    result: null,
+                    headers: {}
+                };
+                // not found leads to null obj returned
+                if (statusCode === HttpCodes.NotFound) {
+                    resolve(response);
+                }
+                // get the result from the body
+                function dateTimeDeserializer(key, value) {
+                    if (typeof value === 'string') {
+                        const a = new Date(value);
+                        if (!isNaN(a.valueOf())) {
+                            return a;
+                        }
+                    }
+                    return value;
+                }
+                let obj;
+                let contents;
+                try {
+                    contents = yield res.readBody();
+                    if (contents && contents.length > 0) {
+                        if (options && options.deserializeDates) {
+                            obj = JSON.parse(contents, dateTimeDeserializer);
+                        }
+                        else {
+                            obj = JSON.parse(contents);
+                        }
+                        response.result = obj;
+                    }
+                    response.headers = res.message.headers;
+                }
+                catch (err) {
+                    // Invalid resource (contents not json);  leaving result obj null
+                }
+                // note that 3xx redirects are handled by the http layer.
+                if (statusCode > 299) {
+                    let msg;
+                    // if exception/error in body, attempt to get better error
+                    if (obj && obj.message) {
+                        msg = obj.message;
+                    }
+                    else if (contents && contents.length > 0) {
+                        // it may be the case that the exception is in the body message as string
+                        msg = contents;
+                    }
+                    else {
+                        msg = `Failed request: (${statusCode})`;
+                    }
+                    const err = new HttpClientError(msg, statusCode);
+                    err.result = response.result;
+                    reject(err);
+                }
+                else {
+                    resolve(response);
+                }
+            }));
+        });
+    }
+}
+exports.HttpClient = HttpClient;
+const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCase()] = obj[k]), c), {});
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 83335:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.getProxyUrl = getProxyUrl;
+exports.checkBypass = checkBypass;
+function getProxyUrl(reqUrl) {
+    const usingSsl = reqUrl.protocol === 'https:';
+    if (checkBypass(reqUrl)) {
+        return undefined;
+    }
+    const proxyVar = (() => {
+        if (usingSsl) {
+            return process.env['https_proxy'] || process.env['HTTPS_PROXY'];
+        }
+        else {
+            return process.env['http_proxy'] || process.env['HTTP_PROXY'];
+        }
+    })();
+    if (proxyVar) {
+        try {
+            return new DecodedURL(proxyVar);
+        }
+        catch (_a) {
+            if (!proxyVar.startsWith('http://') && !proxyVar.startsWith('https://'))
+                return new DecodedURL(`http://${proxyVar}`);
+        }
+    }
+    else {
+        return undefined;
+    }
+}
+function checkBypass(reqUrl) {
+    if (!reqUrl.hostname) {
+        return false;
+    }
+    const reqHost = reqUrl.hostname;
+    if (isLoopbackAddress(reqHost)) {
+        return true;
+    }
+    const noProxy = process.env['no_proxy'] || process.env['NO_PROXY'] || '';
+    if (!noProxy) {
+        return false;
+    }
+    // Determine the request port
+    let reqPort;
+    if (reqUrl.port) {
+        reqPort = Number(reqUrl.port);
+    }
+    else if (reqUrl.protocol === 'http:') {
+        reqPort = 80;
+    }
+    else if (reqUrl.protocol === 'https:') {
+        reqPort = 443;
+    }
+    // Format the request hostname and hostname with port
+    const upperReqHosts = [reqUrl.hostname.toUpperCase()];
+    if (typeof reqPort === 'number') {
+        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
+    }
+    // Compare request host against noproxy
+    for (const upperNoProxyItem of noProxy
+        .split(',')
+        .map(x => x.trim().toUpperCase())
+        .filter(x => x)) {
+        if (upperNoProxyItem === '*' ||
+            upperReqHosts.some(x => x === upperNoProxyItem ||
+                x.endsWith(`.${upperNoProxyItem}`) ||
+                (upperNoProxyItem.startsWith('.') &&
+                    x.endsWith(`${upperNoProxyItem}`)))) {
+            return true;
+        }
+    }
+    return false;
+}
+function isLoopbackAddress(host) {
+    const hostLower = host.toLowerCase();
+    return (hostLower === 'localhost' ||
+        hostLower.startsWith('127.') ||
+        hostLower.startsWith('[::1]') ||
+        hostLower.startsWith('[0:0:0:0:0:0:0:1]'));
+}
+class DecodedURL extends URL {
+    constructor(url, base) {
+        super(url, base);
+        this._decodedUsername = decodeURIComponent(super.username);
+        this._decodedPassword = decodeURIComponent(super.password);
+    }
+    get username() {
+        return this._decodedUsername;
+    }
+    get password() {
+        return this._decodedPassword;
+    }
+}
+//# sourceMappingURL=proxy.js.map
+
+/***/ }),
+
 /***/ 63251:
 /***/ (function(module) {
 
@@ -1543,7 +2388,6 @@ module.exports = __nccwpck_require__(20218);
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
-var __webpack_unused_export__;
 
 
 var net = __nccwpck_require__(69278);
@@ -1807,7 +2651,7 @@ if (process.env.NODE_DEBUG && /\btunnel\b/.test(process.env.NODE_DEBUG)) {
 } else {
   debug = function() {};
 }
-__webpack_unused_export__ = debug; // for test
+exports.debug = debug; // for test
 
 
 /***/ }),
@@ -1816,7 +2660,6 @@ __webpack_unused_export__ = debug; // for test
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
-var __webpack_unused_export__;
 
 
 const Client = __nccwpck_require__(23701)
@@ -1844,29 +2687,29 @@ const createRedirectInterceptor = __nccwpck_require__(25092)
 
 Object.assign(Dispatcher.prototype, api)
 
-__webpack_unused_export__ = Dispatcher
-__webpack_unused_export__ = Client
-__webpack_unused_export__ = Pool
-__webpack_unused_export__ = BalancedPool
-__webpack_unused_export__ = Agent
-module.exports.kT = ProxyAgent
-__webpack_unused_export__ = EnvHttpProxyAgent
-__webpack_unused_export__ = RetryAgent
-__webpack_unused_export__ = RetryHandler
+module.exports.Dispatcher = Dispatcher
+module.exports.Client = Client
+module.exports.Pool = Pool
+module.exports.BalancedPool = BalancedPool
+module.exports.Agent = Agent
+module.exports.ProxyAgent = ProxyAgent
+module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent
+module.exports.RetryAgent = RetryAgent
+module.exports.RetryHandler = RetryHandler
 
-__webpack_unused_export__ = DecoratorHandler
-__webpack_unused_export__ = RedirectHandler
-__webpack_unused_export__ = createRedirectInterceptor
-__webpack_unused_export__ = {
+module.exports.DecoratorHandler = DecoratorHandler
+module.exports.RedirectHandler = RedirectHandler
+module.exports.createRedirectInterceptor = createRedirectInterceptor
+module.exports.interceptors = {
   redirect: __nccwpck_require__(21514),
   retry: __nccwpck_require__(92026),
   dump: __nccwpck_require__(88060),
   dns: __nccwpck_require__(70379)
 }
 
-__webpack_unused_export__ = buildConnector
-__webpack_unused_export__ = errors
-__webpack_unused_export__ = {
+module.exports.buildConnector = buildConnector
+module.exports.errors = errors
+module.exports.util = {
   parseHeaders: util.parseHeaders,
   headerNameToString: util.headerNameToString
 }
@@ -1920,11 +2763,11 @@ function makeDispatcher (fn) {
   }
 }
 
-__webpack_unused_export__ = setGlobalDispatcher
-__webpack_unused_export__ = getGlobalDispatcher
+module.exports.setGlobalDispatcher = setGlobalDispatcher
+module.exports.getGlobalDispatcher = getGlobalDispatcher
 
 const fetchImpl = (__nccwpck_require__(54398).fetch)
-__webpack_unused_export__ = async function fetch (init, options = undefined) {
+module.exports.fetch = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
   } catch (err) {
@@ -1935,57 +2778,57 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(60660).Headers
-/* unused reexport */ __nccwpck_require__(99051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(35910).FormData
-__webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(48355).FileReader
+module.exports.Headers = __nccwpck_require__(60660).Headers
+module.exports.Response = __nccwpck_require__(99051).Response
+module.exports.Request = __nccwpck_require__(9967).Request
+module.exports.FormData = __nccwpck_require__(35910).FormData
+module.exports.File = globalThis.File ?? (__nccwpck_require__(4573).File)
+module.exports.FileReader = __nccwpck_require__(48355).FileReader
 
 const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(51059)
 
-__webpack_unused_export__ = setGlobalOrigin
-__webpack_unused_export__ = getGlobalOrigin
+module.exports.setGlobalOrigin = setGlobalOrigin
+module.exports.getGlobalOrigin = getGlobalOrigin
 
 const { CacheStorage } = __nccwpck_require__(3245)
 const { kConstruct } = __nccwpck_require__(20109)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
-__webpack_unused_export__ = new CacheStorage(kConstruct)
+module.exports.caches = new CacheStorage(kConstruct)
 
 const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(79061)
 
-__webpack_unused_export__ = deleteCookie
-__webpack_unused_export__ = getCookies
-__webpack_unused_export__ = getSetCookies
-__webpack_unused_export__ = setCookie
+module.exports.deleteCookie = deleteCookie
+module.exports.getCookies = getCookies
+module.exports.getSetCookies = getSetCookies
+module.exports.setCookie = setCookie
 
 const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(51900)
 
-__webpack_unused_export__ = parseMIMEType
-__webpack_unused_export__ = serializeAMimeType
+module.exports.parseMIMEType = parseMIMEType
+module.exports.serializeAMimeType = serializeAMimeType
 
 const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(15188)
-/* unused reexport */ __nccwpck_require__(13726).WebSocket
-__webpack_unused_export__ = CloseEvent
-__webpack_unused_export__ = ErrorEvent
-__webpack_unused_export__ = MessageEvent
+module.exports.WebSocket = __nccwpck_require__(13726).WebSocket
+module.exports.CloseEvent = CloseEvent
+module.exports.ErrorEvent = ErrorEvent
+module.exports.MessageEvent = MessageEvent
 
-__webpack_unused_export__ = makeDispatcher(api.request)
-__webpack_unused_export__ = makeDispatcher(api.stream)
-__webpack_unused_export__ = makeDispatcher(api.pipeline)
-__webpack_unused_export__ = makeDispatcher(api.connect)
-__webpack_unused_export__ = makeDispatcher(api.upgrade)
+module.exports.request = makeDispatcher(api.request)
+module.exports.stream = makeDispatcher(api.stream)
+module.exports.pipeline = makeDispatcher(api.pipeline)
+module.exports.connect = makeDispatcher(api.connect)
+module.exports.upgrade = makeDispatcher(api.upgrade)
 
-__webpack_unused_export__ = MockClient
-__webpack_unused_export__ = MockPool
-__webpack_unused_export__ = MockAgent
-__webpack_unused_export__ = mockErrors
+module.exports.MockClient = MockClient
+module.exports.MockPool = MockPool
+module.exports.MockAgent = MockAgent
+module.exports.mockErrors = mockErrors
 
 const { EventSource } = __nccwpck_require__(21238)
 
-__webpack_unused_export__ = EventSource
+module.exports.EventSource = EventSource
 
 
 /***/ }),
@@ -29993,20 +30836,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 78922:
+/***/ 77307:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   $L: () => (/* binding */ AWS_IMAGE_PARAMETERS),
 /* harmony export */   H3: () => (/* binding */ awsArchitecture),
-/* harmony export */   SM: () => (/* binding */ awsFamilyHasGpu),
-/* harmony export */   ai: () => (/* binding */ AWS_TYPES),
-/* harmony export */   m_: () => (/* binding */ AWS_REGIONS),
-/* harmony export */   xy: () => (/* binding */ AWS_NATIVE_REGION),
-/* harmony export */   zD: () => (/* binding */ AWS_NATIVE_TYPE)
+/* harmony export */   q7: () => (/* binding */ AWS_CATALOG)
 /* harmony export */ });
-/* unused harmony export AWS_GPU_FAMILIES */
+/* unused harmony exports AWS_REGIONS, AWS_TYPES, AWS_GPU_FAMILIES, awsFamilyHasGpu, AWS_NATIVE_TYPE, AWS_NATIVE_REGION */
+/* harmony import */ var _generic_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(55327);
+
 /**
  * AWS names for the generic vocabulary.
  *
@@ -30038,7 +30879,21 @@ const AWS_TYPES = {
  * Graviton GPU families (g5g) are arm64.
  */
 const AWS_GPU_FAMILIES = new Set([
-    'g4dn', 'g5', 'g5g', 'g6', 'g6e', 'g6f', 'gr6', 'p3', 'p3dn', 'p4d', 'p4de', 'p5', 'p5e', 'p5en', 'p6-b200',
+    'g4dn',
+    'g5',
+    'g5g',
+    'g6',
+    'g6e',
+    'g6f',
+    'gr6',
+    'p3',
+    'p3dn',
+    'p4d',
+    'p4de',
+    'p5',
+    'p5e',
+    'p5en',
+    'p6-b200',
 ]);
 /** Graviton families: the image must be arm64. A family ending in `g` (m7g, c7gn, g5g) is Graviton. */
 function awsArchitecture(instanceType) {
@@ -30067,23 +30922,33 @@ const AWS_IMAGE_PARAMETERS = {
 const AWS_NATIVE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
 /** A native region: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`. */
 const AWS_NATIVE_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+const AWS_CATALOG = {
+    nativeRegionHint: 'an AWS region such as us-east-2',
+    nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
+    region: (v) => ((0,_generic_js__WEBPACK_IMPORTED_MODULE_0__/* .isGenericRegion */ .e1)(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
+    machineType: (t, gpu) => ((0,_generic_js__WEBPACK_IMPORTED_MODULE_0__/* .isGenericType */ .oW)(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
+    typeHasGpu: awsFamilyHasGpu,
+    image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
+    imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
+};
 
 
 /***/ }),
 
-/***/ 53412:
+/***/ 89413:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   D4: () => (/* binding */ AZURE_NATIVE_TYPE),
-/* harmony export */   U0: () => (/* binding */ AZURE_REGIONS),
-/* harmony export */   gy: () => (/* binding */ AZURE_TYPES),
-/* harmony export */   u5: () => (/* binding */ azureTypeHasGpu),
+/* harmony export */   aW: () => (/* binding */ AZURE_CATALOG),
 /* harmony export */   uk: () => (/* binding */ parseAzureImage),
-/* harmony export */   v8: () => (/* binding */ AZURE_NATIVE_REGION),
 /* harmony export */   yu: () => (/* binding */ AZURE_DEFAULT_IMAGE)
 /* harmony export */ });
+/* unused harmony exports AZURE_REGIONS, AZURE_TYPES, AZURE_NATIVE_TYPE, AZURE_NATIVE_REGION, azureTypeHasGpu */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
+/* harmony import */ var _generic_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(55327);
+
+
 /**
  * Azure names for the generic vocabulary.
  *
@@ -30101,9 +30966,24 @@ const AZURE_REGIONS = {
 const AZURE_TYPES = {
     nogpu: { s: 'Standard_D2s_v5', m: 'Standard_D8s_v5', l: 'Standard_D32s_v5', xl: 'Standard_D64s_v5' },
     t4: { s: 'Standard_NC4as_T4_v3', m: 'Standard_NC8as_T4_v3', l: 'Standard_NC16as_T4_v3', xl: 'Standard_NC64as_T4_v3' },
-    a10g: { s: 'Standard_NV6ads_A10_v5', m: 'Standard_NV12ads_A10_v5', l: 'Standard_NV36ads_A10_v5', xl: 'Standard_NV72ads_A10_v5' },
-    a100: { s: 'Standard_NC24ads_A100_v4', m: 'Standard_NC48ads_A100_v4', l: 'Standard_NC96ads_A100_v4', xl: 'Standard_NC96ads_A100_v4' },
-    h100: { s: 'Standard_NC40ads_H100_v5', m: 'Standard_NC80adis_H100_v5', l: 'Standard_NC80adis_H100_v5', xl: 'Standard_NC80adis_H100_v5' },
+    a10g: {
+        s: 'Standard_NV6ads_A10_v5',
+        m: 'Standard_NV12ads_A10_v5',
+        l: 'Standard_NV36ads_A10_v5',
+        xl: 'Standard_NV72ads_A10_v5',
+    },
+    a100: {
+        s: 'Standard_NC24ads_A100_v4',
+        m: 'Standard_NC48ads_A100_v4',
+        l: 'Standard_NC96ads_A100_v4',
+        xl: 'Standard_NC96ads_A100_v4',
+    },
+    h100: {
+        s: 'Standard_NC40ads_H100_v5',
+        m: 'Standard_NC80adis_H100_v5',
+        l: 'Standard_NC80adis_H100_v5',
+        xl: 'Standard_NC80adis_H100_v5',
+    },
     v100: { s: 'Standard_NC6s_v3', m: 'Standard_NC12s_v3', l: 'Standard_NC24s_v3', xl: 'Standard_NC24s_v3' },
     l4: 'the L4 is not offered on Azure; use t4, or a10g for 24 GB',
     l40s: 'the L40S is not offered on Azure; use a100 or h100',
@@ -30125,25 +31005,40 @@ function parseAzureImage(value) {
         return { id: value };
     return undefined;
 }
+/** Azure: a region, a VM size. */
+const AZURE_CATALOG = {
+    nativeRegionHint: 'an Azure region such as eastus',
+    nativeTypeHint: 'a VM size such as Standard_NC8as_T4_v3',
+    region: (v) => (0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericRegion */ .e1)(v) ? AZURE_REGIONS[v] : AZURE_NATIVE_REGION.test(v) && !v.includes('-') ? v : undefined,
+    machineType: (t, gpu) => {
+        if (!(0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericType */ .oW)(t))
+            return AZURE_NATIVE_TYPE.test(t) ? t : undefined;
+        const row = AZURE_TYPES[gpu];
+        if (typeof row === 'string')
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('gpu', gpu, row);
+        return row[t];
+    },
+    typeHasGpu: azureTypeHasGpu,
+    image: (v) => parseAzureImage(v) !== undefined,
+    imageHint: 'use an image URN publisher:offer:sku:version (Canonical:ubuntu-24_04-lts:server:latest) or an image resource id',
+};
 
 
 /***/ }),
 
-/***/ 13973:
+/***/ 52208:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Ch: () => (/* binding */ parseGcpType),
-/* harmony export */   E2: () => (/* binding */ gcpMachineType),
 /* harmony export */   Wu: () => (/* binding */ GCP_IMAGES),
-/* harmony export */   XK: () => (/* binding */ gcpTypeHasGpu),
-/* harmony export */   Y4: () => (/* binding */ GCP_NATIVE_REGION),
-/* harmony export */   ZH: () => (/* binding */ GCP_REGIONS),
-/* harmony export */   lr: () => (/* binding */ GCP_IMAGE)
+/* harmony export */   h: () => (/* binding */ GCP_CATALOG)
 /* harmony export */ });
-/* unused harmony exports GCP_TYPES, GCP_ATTACHED_GPUS, formatGcpType */
+/* unused harmony exports GCP_REGIONS, GCP_TYPES, GCP_ATTACHED_GPUS, formatGcpType, gcpTypeHasGpu, gcpMachineType, GCP_IMAGE, GCP_NATIVE_REGION */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
+/* harmony import */ var _generic_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(55327);
+
 
 /**
  * Google Cloud names for the generic vocabulary.
@@ -30167,8 +31062,18 @@ const GCP_REGIONS = {
 /** `null`: the GPU is not offered on Compute Engine; the string says what to ask for instead. */
 const GCP_TYPES = {
     nogpu: { s: 'n2-standard-2', m: 'n2-standard-8', l: 'n2-standard-32', xl: 'n2-standard-64' },
-    t4: { s: 'n1-standard-4+nvidia-tesla-t4', m: 'n1-standard-8+nvidia-tesla-t4', l: 'n1-standard-16+2xnvidia-tesla-t4', xl: 'n1-standard-32+4xnvidia-tesla-t4' },
-    v100: { s: 'n1-standard-8+nvidia-tesla-v100', m: 'n1-standard-16+2xnvidia-tesla-v100', l: 'n1-standard-32+4xnvidia-tesla-v100', xl: 'n1-standard-64+8xnvidia-tesla-v100' },
+    t4: {
+        s: 'n1-standard-4+nvidia-tesla-t4',
+        m: 'n1-standard-8+nvidia-tesla-t4',
+        l: 'n1-standard-16+2xnvidia-tesla-t4',
+        xl: 'n1-standard-32+4xnvidia-tesla-t4',
+    },
+    v100: {
+        s: 'n1-standard-8+nvidia-tesla-v100',
+        m: 'n1-standard-16+2xnvidia-tesla-v100',
+        l: 'n1-standard-32+4xnvidia-tesla-v100',
+        xl: 'n1-standard-64+8xnvidia-tesla-v100',
+    },
     l4: { s: 'g2-standard-4', m: 'g2-standard-16', l: 'g2-standard-24', xl: 'g2-standard-48' },
     a100: { s: 'a2-highgpu-1g', m: 'a2-highgpu-2g', l: 'a2-highgpu-4g', xl: 'a2-highgpu-8g' },
     h100: { s: 'a3-highgpu-1g', m: 'a3-highgpu-2g', l: 'a3-highgpu-4g', xl: 'a3-highgpu-8g' },
@@ -30251,22 +31156,67 @@ const GCP_IMAGES = {
 const GCP_IMAGE = /^(https:\/\/(compute|www)\.googleapis\.com\/compute\/v1\/)?projects\/[a-z][-a-z0-9]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** `us-central1`, `europe-west4`, `me-central2`. */
 const GCP_NATIVE_REGION = /^[a-z]+-[a-z]+\d+$/;
+/** Google Cloud: a region (the zone is chosen at launch), a machine type with its GPUs. */
+const GCP_CATALOG = {
+    nativeRegionHint: 'a Google Cloud region such as us-central1',
+    nativeTypeHint: 'a Compute Engine machine type such as g2-standard-8, or an N1 type with GPUs attached such as ' +
+        'n1-standard-8+nvidia-tesla-t4 or n1-standard-16+2xnvidia-tesla-v100',
+    region: (v) => ((0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericRegion */ .e1)(v) ? GCP_REGIONS[v] : GCP_NATIVE_REGION.test(v) ? v : undefined),
+    machineType: (t, gpu) => gcpMachineType(t, gpu, (0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericType */ .oW)(t)),
+    typeHasGpu: gcpTypeHasGpu,
+    image: (v) => GCP_IMAGE.test(v),
+    imageHint: 'use an image or image family path (projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64, ' +
+        'projects/my-project/global/images/my-runner) or its full URL',
+};
 
 
 /***/ }),
 
-/***/ 98467:
+/***/ 55327:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   GW: () => (/* binding */ isGenericGpu),
+/* harmony export */   Is: () => (/* binding */ GPU_ALIASES),
+/* harmony export */   Q3: () => (/* binding */ GENERIC_GPUS),
+/* harmony export */   UP: () => (/* binding */ GENERIC_REGIONS),
+/* harmony export */   __: () => (/* binding */ RETIRED_GPUS),
+/* harmony export */   e1: () => (/* binding */ isGenericRegion),
+/* harmony export */   kN: () => (/* binding */ GENERIC_TYPES),
+/* harmony export */   oW: () => (/* binding */ isGenericType)
+/* harmony export */ });
+/**
+ * The cloud-agnostic vocabulary users write, kept from CML so that a migration is a rename.
+ * Each cloud's catalog (src/clouds/<cloud>/catalog.ts) maps these words to its native names.
+ */
+const GENERIC_REGIONS = ['us-east', 'us-west', 'eu-west', 'eu-north'];
+const GENERIC_TYPES = ['s', 'm', 'l', 'xl'];
+const GENERIC_GPUS = ['nogpu', 't4', 'a10g', 'l4', 'l40s', 'a100', 'h100', 'v100'];
+/** Old names that still mean something: `tesla` was CML's word for the V100. */
+const GPU_ALIASES = { tesla: 'v100' };
+/** GPUs the clouds no longer rent, with what to ask for instead. */
+const RETIRED_GPUS = {
+    k80: 'the K80 is retired on every cloud (AWS p2 and Azure NC v1 are gone); use t4 for a small GPU or a10g/l4 for more memory',
+};
+const isGenericRegion = (v) => GENERIC_REGIONS.includes(v);
+const isGenericType = (v) => GENERIC_TYPES.includes(v);
+const isGenericGpu = (v) => GENERIC_GPUS.includes(v);
+
+
+/***/ }),
+
+/***/ 81184:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   EE: () => (/* binding */ parsePodSize),
-/* harmony export */   WQ: () => (/* binding */ formatPodSize),
 /* harmony export */   Xh: () => (/* binding */ KUBERNETES_DEFAULT_IMAGE),
-/* harmony export */   ti: () => (/* binding */ KUBERNETES_GPU_RESOURCE),
-/* harmony export */   uu: () => (/* binding */ kubernetesSize)
+/* harmony export */   hW: () => (/* binding */ KUBERNETES_CATALOG),
+/* harmony export */   ti: () => (/* binding */ KUBERNETES_GPU_RESOURCE)
 /* harmony export */ });
-/* unused harmony exports KUBERNETES_TYPES, KUBERNETES_GPUS, QUANTITY, KUBERNETES_NATIVE_TYPE */
+/* unused harmony exports KUBERNETES_TYPES, KUBERNETES_GPUS, QUANTITY, KUBERNETES_NATIVE_TYPE, kubernetesSize, formatPodSize */
 /**
  * Kubernetes names for the generic vocabulary. A pod has no instance type: a size becomes the
  * container's `resources.limits` (requests default to limits, so the pod is Guaranteed QoS and
@@ -30333,272 +31283,48 @@ function parsePodSize(native) {
         throw new Error(`not a pod size: ${native}`);
     return { cpu: m[1], memory: m[2], gpus: m[3] !== undefined ? Number(m[3]) : 0 };
 }
+/**
+ * A cluster has no regions: the namespace (kubernetes-namespace) is where runners go, so any
+ * region is accepted and none is kept.
+ */
+const KUBERNETES_CATALOG = {
+    nativeRegionHint: 'any value (region does not apply to Kubernetes)',
+    nativeTypeHint: 'a pod size CPU/MEMORY or CPU/MEMORY/GPUS in Kubernetes quantities, such as 4/16Gi or 16/64Gi/2',
+    region: () => '',
+    machineType: (t, gpu) => {
+        const size = kubernetesSize(t, gpu);
+        return size && formatPodSize(size);
+    },
+    typeHasGpu: (t) => (kubernetesSize(t, 'nogpu')?.gpus ?? 0) > 0,
+    image: () => false,
+    imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
+};
 
 
 /***/ }),
 
-/***/ 71923:
+/***/ 38053:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  tm: () => (/* binding */ azureSubscription),
-  V$: () => (/* binding */ clusterAccess),
-  Mk: () => (/* binding */ gcpProject),
-  qI: () => (/* binding */ isLabelKey),
-  eZ: () => (/* binding */ isLabelValue),
-  hT: () => (/* binding */ kubeconfigSecrets),
-  F9: () => (/* binding */ parseSpec)
-});
-
-// UNUSED EXPORTS: MODES, duration, parseTags
-
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(83916);
-// EXTERNAL MODULE: ./src/catalog/aws.ts
-var aws = __nccwpck_require__(78922);
-// EXTERNAL MODULE: ./src/catalog/azure.ts
-var azure = __nccwpck_require__(53412);
-// EXTERNAL MODULE: ./src/catalog/gcp.ts
-var gcp = __nccwpck_require__(13973);
-;// CONCATENATED MODULE: ./src/catalog/generic.ts
-/**
- * The cloud-agnostic vocabulary users write, kept from CML so that a migration is a rename.
- * Each cloud's table in this folder maps these words to its native names.
- */
-const GENERIC_REGIONS = ['us-east', 'us-west', 'eu-west', 'eu-north'];
-const GENERIC_TYPES = ['s', 'm', 'l', 'xl'];
-const GENERIC_GPUS = ['nogpu', 't4', 'a10g', 'l4', 'l40s', 'a100', 'h100', 'v100'];
-/** Old names that still mean something: `tesla` was CML's word for the V100. */
-const GPU_ALIASES = { tesla: 'v100' };
-/** GPUs the clouds no longer rent, with what to ask for instead. */
-const RETIRED_GPUS = {
-    k80: 'the K80 is retired on every cloud (AWS p2 and Azure NC v1 are gone); use t4 for a small GPU or a10g/l4 for more memory',
-};
-const isGenericRegion = (v) => GENERIC_REGIONS.includes(v);
-const isGenericType = (v) => GENERIC_TYPES.includes(v);
-const isGenericGpu = (v) => GENERIC_GPUS.includes(v);
-
-// EXTERNAL MODULE: ./src/catalog/kubernetes.ts
-var kubernetes = __nccwpck_require__(98467);
-;// CONCATENATED MODULE: ./src/catalog/index.ts
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $R: () => (/* binding */ kubernetesOptions),
+/* harmony export */   eZ: () => (/* binding */ isLabelValue),
+/* harmony export */   hT: () => (/* binding */ kubeconfigSecrets),
+/* harmony export */   qI: () => (/* binding */ isLabelKey)
+/* harmony export */ });
+/* unused harmony export clusterAccess */
+/* harmony import */ var _config_inputs_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(64389);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83916);
 
 
-
-
-
-
-const catalog_aws = {
-    nativeRegionHint: 'an AWS region such as us-east-2',
-    nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
-    region: (v) => (isGenericRegion(v) ? aws/* AWS_REGIONS */.m_[v] : aws/* AWS_NATIVE_REGION */.xy.test(v) ? v : undefined),
-    machineType: (t, gpu) => (isGenericType(t) ? aws/* AWS_TYPES */.ai[gpu][t] : aws/* AWS_NATIVE_TYPE */.zD.test(t) ? t : undefined),
-    typeHasGpu: aws/* awsFamilyHasGpu */.SM,
-    image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
-    imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
-};
-/** Azure: a region, a VM size. */
-const catalog_azure = {
-    nativeRegionHint: 'an Azure region such as eastus',
-    nativeTypeHint: 'a VM size such as Standard_NC8as_T4_v3',
-    region: (v) => (isGenericRegion(v) ? azure/* AZURE_REGIONS */.U0[v] : azure/* AZURE_NATIVE_REGION */.v8.test(v) && !v.includes('-') ? v : undefined),
-    machineType: (t, gpu) => {
-        if (!isGenericType(t))
-            return azure/* AZURE_NATIVE_TYPE */.D4.test(t) ? t : undefined;
-        const row = azure/* AZURE_TYPES */.gy[gpu];
-        if (typeof row === 'string')
-            throw new errors/* InputError */.dz('gpu', gpu, row);
-        return row[t];
-    },
-    typeHasGpu: azure/* azureTypeHasGpu */.u5,
-    image: (v) => (0,azure/* parseAzureImage */.uk)(v) !== undefined,
-    imageHint: 'use an image URN publisher:offer:sku:version (Canonical:ubuntu-24_04-lts:server:latest) or an image resource id',
-};
-/** Google Cloud: a region (the zone is chosen at launch), a machine type with its GPUs. */
-const catalog_gcp = {
-    nativeRegionHint: 'a Google Cloud region such as us-central1',
-    nativeTypeHint: 'a Compute Engine machine type such as g2-standard-8, or an N1 type with GPUs attached such as n1-standard-8+nvidia-tesla-t4 or n1-standard-16+2xnvidia-tesla-v100',
-    region: (v) => (isGenericRegion(v) ? gcp/* GCP_REGIONS */.ZH[v] : gcp/* GCP_NATIVE_REGION */.Y4.test(v) ? v : undefined),
-    machineType: (t, gpu) => (0,gcp/* gcpMachineType */.E2)(t, gpu, isGenericType(t)),
-    typeHasGpu: gcp/* gcpTypeHasGpu */.XK,
-    image: (v) => gcp/* GCP_IMAGE */.lr.test(v),
-    imageHint: 'use an image or image family path (projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64, projects/my-project/global/images/my-runner) or its full URL',
-};
-/** A cluster has no regions: the namespace (kubernetes-namespace) is where runners go. */
-const catalog_kubernetes = {
-    nativeRegionHint: 'any value (region does not apply to Kubernetes)',
-    nativeTypeHint: 'a pod size CPU/MEMORY or CPU/MEMORY/GPUS in Kubernetes quantities, such as 4/16Gi or 16/64Gi/2',
-    region: (v) => v,
-    machineType: (t, gpu) => {
-        const size = (0,kubernetes/* kubernetesSize */.uu)(t, gpu);
-        return size && (0,kubernetes/* formatPodSize */.WQ)(size);
-    },
-    typeHasGpu: (t) => ((0,kubernetes/* kubernetesSize */.uu)(t, 'nogpu')?.gpus ?? 0) > 0,
-    image: () => false,
-    imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
-};
-const CATALOGS = { aws: catalog_aws, azure: catalog_azure, gcp: catalog_gcp, kubernetes: catalog_kubernetes };
-const CLOUDS = Object.keys(CATALOGS);
-
-;// CONCATENATED MODULE: ./src/config.ts
-
-
-
-/**
- * Inputs become one validated, cloud-agnostic launch spec. Nothing below this file reads an
- * input, and nothing is created before `parseSpec` has accepted every value.
- */
-/**
- * `launch` starts runners; `cleanup` ends everything this workflow run launched; `sweep` ends
- * everything of this repository's that outlived its purpose.
- */
-const MODES = ['launch', 'cleanup', 'sweep'];
-/**
- * EC2 user data is at most 16384 bytes. The startup template takes about 5 KB and its settings
- * (JIT config, download URLs) about 3 KB as base64; the user's script is base64 too (4/3).
- */
-const MAX_STARTUP_SCRIPT_BYTES = 6144;
-const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
-function parseSpec(read, ctx, random = randomSuffix) {
-    const input = (name) => read(name).trim();
-    const mode = oneOf('mode', input('mode') || 'launch', MODES);
-    const cloud = oneOf('cloud', input('cloud'), CLOUDS);
-    const catalog = CATALOGS[cloud];
-    const regionRaw = input('region') || 'us-east';
-    const region = catalog.region(regionRaw);
-    if (!region) {
-        throw new errors/* InputError */.dz('region', regionRaw, `use one of ${GENERIC_REGIONS.join(', ')}, or ${catalog.nativeRegionHint}`);
+/** The kubernetes-* inputs and the cluster access; Kubernetes refuses spot (pods use the nodes there are). */
+function kubernetesOptions(read, env, machine) {
+    if (machine?.spot) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('spot', read('spot').trim(), 'use false on Kubernetes: pods run on the nodes the cluster has; to use spot nodes, select them with ' +
+            'kubernetes-node-selector and kubernetes-tolerations');
     }
-    const gpu = parseGpu(input('gpu') || 'nogpu');
-    const typeList = list(input('type') || 'm');
-    if (typeList.length === 0)
-        throw new errors/* InputError */.dz('type', input('type'), 'give at least one type');
-    const types = typeList.map((t) => {
-        const native = catalog.machineType(t, gpu);
-        if (!native) {
-            throw new errors/* InputError */.dz('type', t, `use one of ${GENERIC_TYPES.join(', ')}, or ${catalog.nativeTypeHint}; a comma list is a fallback order`);
-        }
-        return native;
-    });
-    const hddRaw = input('hdd-size');
-    const hddSizeGb = hddRaw ? integer('hdd-size', hddRaw, 8, 16384, 'a disk size in GB from 8 to 16384') : undefined;
-    const image = input('image') || undefined;
-    if (image !== undefined && !catalog.image(image))
-        throw new errors/* InputError */.dz('image', image, catalog.imageHint);
-    const spot = bool('spot', input('spot') || 'false');
-    if (spot && cloud === 'kubernetes') {
-        throw new errors/* InputError */.dz('spot', input('spot'), 'use false on Kubernetes: pods run on the nodes the cluster has; to use spot nodes, select them with kubernetes-node-selector and kubernetes-tolerations');
-    }
-    const onDemandFallback = bool('on-demand-fallback', input('on-demand-fallback') || 'true');
-    const spotPriceRaw = input('spot-price') || '-1';
-    const spotPrice = Number(spotPriceRaw);
-    if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
-        throw new errors/* InputError */.dz('spot-price', spotPriceRaw, 'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price');
-    }
-    if (cloud === 'gcp' && spotPrice !== -1) {
-        throw new errors/* InputError */.dz('spot-price', spotPriceRaw, 'use -1 on Google Cloud: spot VMs there have no maximum price (they are preempted for capacity, not price)');
-    }
-    const startupScript = parseStartupScript(read('startup-script'));
-    if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
-        throw new errors/* InputError */.dz('startup-script', `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`, `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data (16 KB on EC2) with the runner settings; download larger scripts from the machine instead`);
-    }
-    const tags = parseTags(input('tags'));
-    if (cloud === 'gcp') {
-        for (const [key, value] of Object.entries(tags)) {
-            if (!GCP_LABEL_KEY.test(key) || !GCP_LABEL_VALUE.test(value)) {
-                throw new errors/* InputError */.dz('tags', `${key}=${value}`, 'on Google Cloud tags become labels: keys start with a lowercase letter, and keys and values have at most 63 lowercase letters, digits, dashes or underscores');
-            }
-        }
-    }
-    const labels = parseLabels(input('labels') || 'cml');
-    const count = integer('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
-    const names = parseNames(input('name'), count, random);
-    const single = bool('single', input('single') || 'true');
-    const idleTimeoutSeconds = duration('idle-timeout', input('idle-timeout') || '300', 0);
-    const maxLifetimeSeconds = duration('max-lifetime', input('max-lifetime') || '24h', 60);
-    const startupTimeoutSeconds = duration('startup-timeout', input('startup-timeout') || '15m', 5);
-    const group = parseGroup(input('runner-group'));
-    const allowPartial = bool('allow-partial', input('allow-partial') || 'false');
-    const reuseOnline = bool('reuse', input('reuse') || 'false');
-    const reuseIdle = bool('reuse-idle', input('reuse-idle') || 'false');
-    const reuse = reuseIdle ? 'idle' : reuseOnline ? 'online' : undefined;
-    const version = input('runner-version') || 'latest';
-    const cache = input('runner-cache') || undefined;
-    if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
-        throw new errors/* InputError */.dz('runner-cache', cache, 'use an absolute path on the machine image, such as /opt/actions-runner, of letters, digits, dots, dashes, underscores and slashes');
-    }
-    if (version !== 'latest' && !/^\d+\.\d+\.\d+$/.test(version)) {
-        throw new errors/* InputError */.dz('runner-version', version, "use 'latest' or a version such as 2.330.0");
-    }
-    const driver = oneOf('driver', input('driver') || 'github', ['github', 'gitlab']);
-    if (driver === 'gitlab') {
-        throw new errors/* InputError */.dz('driver', driver, "GitLab runners are not supported by this version; use 'github'");
-    }
-    const token = read('token').trim();
-    if (!token) {
-        throw new errors/* InputError */.dz('token', '', 'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN cannot register runners)');
-    }
-    const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);
-    const subnets = list(input('aws-subnet'));
-    for (const subnet of subnets) {
-        if (!/^subnet-[0-9a-f]+$/.test(subnet)) {
-            throw new errors/* InputError */.dz('aws-subnet', subnet, 'use subnet ids such as subnet-0123456789abcdef0, comma-separated in the order to try (one per availability zone)');
-        }
-    }
-    if (new Set(subnets).size !== subnets.length)
-        throw new errors/* InputError */.dz('aws-subnet', input('aws-subnet'), 'name each subnet once');
-    if (new Set(types).size !== types.length)
-        throw new errors/* InputError */.dz('type', input('type'), 'name each type once; a comma list is a fallback order');
-    const securityGroup = input('aws-security-group') || undefined;
-    if (securityGroup !== undefined && !/^sg-[0-9a-f]+$/.test(securityGroup)) {
-        throw new errors/* InputError */.dz('aws-security-group', securityGroup, 'use a security group id such as sg-0123456789abcdef0');
-    }
-    const instanceProfile = input('aws-instance-profile') || undefined;
-    if (instanceProfile !== undefined && !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)) {
-        throw new errors/* InputError */.dz('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
-    }
-    const wantsGpu = gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t));
-    const kubernetes = cloud === 'kubernetes' ? parseKubernetes(read, ctx, wantsGpu) : undefined;
-    const gcp = cloud === 'gcp' ? parseGcp(read, ctx) : undefined;
-    const azure = cloud === 'azure' ? parseAzure(read, ctx) : undefined;
-    return {
-        mode,
-        machine: {
-            cloud,
-            region: kubernetes ? (kubernetes.namespace ?? '') : region,
-            types,
-            gpu,
-            wantsGpu,
-            hddSizeGb,
-            image,
-            spot,
-            onDemandFallback,
-            spotPrice: spotPrice === -1 ? undefined : spotPrice,
-            startupScript,
-            tags,
-            aws: { subnets, securityGroup, instanceProfile },
-            ...(kubernetes ? { kubernetes } : {}),
-            ...(gcp ? { gcp } : {}),
-            ...(azure ? { azure } : {}),
-        },
-        runner: {
-            labels,
-            names,
-            single,
-            idleTimeoutSeconds,
-            maxLifetimeSeconds,
-            startupTimeoutSeconds,
-            group,
-            version,
-            allowPartial,
-            ...(cache ? { cache } : {}),
-            ...(reuse ? { reuse } : {}),
-        },
-        forge: { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token },
-    };
+    return parseKubernetes(read, env, machine?.wantsGpu ?? false);
 }
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -30606,12 +31332,6 @@ const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 /** An image reference: [registry[:port]/]path[:tag][@digest], lowercase path, as the OCI distribution spec allows. */
 const IMAGE_REFERENCE = /^([a-zA-Z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
-const GCP_LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
-const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
-/** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
-const GCP_PROJECT = /^([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
-/** A user-managed service account, or a project's default compute one. */
-const GCP_SERVICE_ACCOUNT = /^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com|\d+-compute@developer\.gserviceaccount\.com)$/;
 const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
 /** A Kubernetes label key: an optional DNS subdomain prefix, then a name of at most 63 characters. */
 function isLabelKey(key) {
@@ -30638,45 +31358,8 @@ function clusterAccess(read, env = {}) {
         return { source: 'KUBECONFIG', path };
     if (env.KUBERNETES_SERVICE_HOST)
         return { source: 'in-cluster' };
-    throw new errors/* InputError */.dz('kubeconfig', '', 'give the contents of a kubeconfig file in the kubeconfig input or the KUBERNETES_CONFIGURATION variable, set KUBECONFIG to its path, or run the launch job in a pod with a service account');
-}
-/**
- * The Google Cloud project: the gcp-project input, else what google-github-actions/auth or
- * gcloud set in the environment. Main and post both call this.
- */
-function gcpProject(read, env = {}) {
-    const given = read('gcp-project').trim();
-    const project = given || env.GOOGLE_CLOUD_PROJECT || env.GCLOUD_PROJECT || env.CLOUDSDK_CORE_PROJECT || env.CLOUDSDK_PROJECT || '';
-    if (!GCP_PROJECT.test(project)) {
-        throw new errors/* InputError */.dz('gcp-project', project, given || project ? 'use a project id such as ml-training-123 (6 to 30 lowercase letters, digits and dashes)' : 'give the project id, or let google-github-actions/auth set GOOGLE_CLOUD_PROJECT');
-    }
-    return project;
-}
-/** The Azure subscription: the azure-subscription-id input, else AZURE_SUBSCRIPTION_ID. Main and post both call this. */
-function azureSubscription(read, env) {
-    const given = read('azure-subscription-id').trim();
-    const id = given || env?.trim() || '';
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
-        throw new errors/* InputError */.dz('azure-subscription-id', id, id ? 'use a subscription id, a GUID such as 00000000-0000-0000-0000-000000000000' : 'give the subscription id, or set AZURE_SUBSCRIPTION_ID');
-    }
-    return id;
-}
-function parseAzure(read, ctx) {
-    const subscriptionId = azureSubscription(read, ctx.azureSubscriptionId);
-    const resourceGroupPrefix = read('azure-resource-group-prefix').trim() || 'cml-runner';
-    // Group names take 90 characters of letters, digits, _ ( ) - .; the runner name follows the prefix.
-    if (!/^[A-Za-z0-9_().-]{1,30}$/.test(resourceGroupPrefix) || resourceGroupPrefix.endsWith('.')) {
-        throw new errors/* InputError */.dz('azure-resource-group-prefix', resourceGroupPrefix, 'use 1 to 30 letters, digits, dashes, underscores, dots or parentheses, not ending in a dot');
-    }
-    return { subscriptionId, resourceGroupPrefix };
-}
-function parseGcp(read, ctx) {
-    const project = gcpProject(read, ctx.gcp);
-    const serviceAccount = read('gcp-service-account').trim() || undefined;
-    if (serviceAccount !== undefined && !GCP_SERVICE_ACCOUNT.test(serviceAccount)) {
-        throw new errors/* InputError */.dz('gcp-service-account', serviceAccount, 'use a service account email such as ci-runner@my-project.iam.gserviceaccount.com');
-    }
-    return { project, ...(serviceAccount ? { serviceAccount } : {}) };
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubeconfig', '', 'give the contents of a kubeconfig file in the kubeconfig input or the KUBERNETES_CONFIGURATION variable, set ' +
+        'KUBECONFIG to its path, or run the launch job in a pod with a service account');
 }
 /** A kubeconfig stored base64-encoded in a secret is accepted as it is. */
 function decodeKubeconfig(text) {
@@ -30698,32 +31381,40 @@ function kubeconfigSecrets(text) {
     }
     return secrets;
 }
-function parseKubernetes(read, ctx, wantsGpu) {
+function parseKubernetes(read, env, wantsGpu) {
     const input = (name) => read(name).trim();
-    const access = clusterAccess(read, ctx.kubernetes);
+    const access = clusterAccess(read, env);
     const namespace = input('kubernetes-namespace') || undefined;
     if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
-        throw new errors/* InputError */.dz('kubernetes-namespace', namespace, 'use a namespace name: lowercase letters, digits and dashes, at most 63 characters');
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-namespace', namespace, 'use a namespace name: lowercase letters, digits and dashes, at most 63 characters');
     }
     const image = input('kubernetes-image') || undefined;
     if (image !== undefined && (image.length > 512 || !IMAGE_REFERENCE.test(image))) {
-        throw new errors/* InputError */.dz('kubernetes-image', image, 'use an image reference such as ghcr.io/actions/actions-runner:2.331.0 or registry.example.com/ml/runner-cuda:12.8');
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-image', image, 'use an image reference such as ghcr.io/actions/actions-runner:2.331.0 or ' +
+            'registry.example.com/ml/runner-cuda:12.8');
     }
     const nodeSelector = {};
-    for (const pair of list(input('kubernetes-node-selector'))) {
+    for (const pair of (0,_config_inputs_js__WEBPACK_IMPORTED_MODULE_0__/* .list */ .p_)(input('kubernetes-node-selector'))) {
         const eq = pair.indexOf('=');
         const key = eq > 0 ? pair.slice(0, eq).trim() : '';
         const value = eq > 0 ? pair.slice(eq + 1).trim() : '';
         if (!isLabelKey(key) || !isLabelValue(value)) {
-            throw new errors/* InputError */.dz('kubernetes-node-selector', pair, 'use key=value node labels, comma-separated, such as nvidia.com/gpu.product=Tesla-T4');
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-node-selector', pair, 'use key=value node labels, comma-separated, such as nvidia.com/gpu.product=Tesla-T4');
         }
         nodeSelector[key] = value;
     }
     const runtimeClass = input('kubernetes-runtime-class') || undefined;
     if (runtimeClass !== undefined && !DNS_SUBDOMAIN.test(runtimeClass)) {
-        throw new errors/* InputError */.dz('kubernetes-runtime-class', runtimeClass, 'use the name of a RuntimeClass in the cluster, such as nvidia');
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-runtime-class', runtimeClass, 'use the name of a RuntimeClass in the cluster, such as nvidia');
     }
-    return { access, namespace, image, nodeSelector, tolerations: parseTolerations(input('kubernetes-tolerations'), wantsGpu), runtimeClass };
+    return {
+        access,
+        namespace,
+        image,
+        nodeSelector,
+        tolerations: parseTolerations(input('kubernetes-tolerations'), wantsGpu),
+        runtimeClass,
+    };
 }
 /**
  * Tolerations as `key[=value][:Effect]`, comma-separated (a key alone tolerates any value), or
@@ -30735,11 +31426,14 @@ function parseTolerations(value, wantsGpu) {
         return wantsGpu ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : [];
     if (value === 'none')
         return [];
-    return list(value).map((item) => {
+    return (0,_config_inputs_js__WEBPACK_IMPORTED_MODULE_0__/* .list */ .p_)(value).map((item) => {
         const m = /^([^=:\s]+)(?:=([^:\s]*))?(?::(\w+))?$/.exec(item);
         const effect = m?.[3];
-        if (!m || !isLabelKey(m[1]) || (m[2] !== undefined && !isLabelValue(m[2])) || (effect !== undefined && !EFFECTS.includes(effect))) {
-            throw new errors/* InputError */.dz('kubernetes-tolerations', item, `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} (nvidia.com/gpu:NoSchedule), or none`);
+        if (!m ||
+            !isLabelKey(m[1]) ||
+            (m[2] !== undefined && !isLabelValue(m[2])) ||
+            (effect !== undefined && !EFFECTS.includes(effect))) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-tolerations', item, `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} (nvidia.com/gpu:NoSchedule), or none`);
         }
         const toleration = m[2] !== undefined ? { key: m[1], operator: 'Equal', value: m[2] } : { key: m[1], operator: 'Exists' };
         if (effect)
@@ -30747,9 +31441,30 @@ function parseTolerations(value, wantsGpu) {
         return toleration;
     });
 }
+
+
+/***/ }),
+
+/***/ 64389:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   lc: () => (/* binding */ bool),
+/* harmony export */   nd: () => (/* binding */ integer),
+/* harmony export */   p0: () => (/* binding */ duration),
+/* harmony export */   p_: () => (/* binding */ list),
+/* harmony export */   rL: () => (/* binding */ parseTags),
+/* harmony export */   yL: () => (/* binding */ oneOf)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
+
+/** Small readers for input values; each names the input in its InputError. */
+const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
 function oneOf(input, value, accepted) {
     if (!accepted.includes(value))
-        throw new errors/* InputError */.dz(input, value, `use one of ${accepted.join(', ')}`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz(input, value, `use one of ${accepted.join(', ')}`);
     return value;
 }
 function list(value) {
@@ -30764,14 +31479,14 @@ function bool(input, value) {
         return true;
     if (v === 'false')
         return false;
-    throw new errors/* InputError */.dz(input, value, 'use true or false');
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz(input, value, 'use true or false');
 }
 function integer(input, value, min, max, accepted) {
     if (!/^\d+$/.test(value))
-        throw new errors/* InputError */.dz(input, value, accepted);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz(input, value, accepted);
     const n = Number(value);
     if (n < min || n > max)
-        throw new errors/* InputError */.dz(input, value, accepted);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz(input, value, accepted);
     return n;
 }
 /** Seconds, or a number with s, m, h or d. */
@@ -30779,53 +31494,11 @@ function duration(input, value, minSeconds) {
     const m = DURATION.exec(value);
     const accepted = `use seconds (300) or a number with s, m, h or d (90m, 24h), at least ${minSeconds} seconds`;
     if (!m)
-        throw new errors/* InputError */.dz(input, value, accepted);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz(input, value, accepted);
     const seconds = Number(m[1]) * UNIT_SECONDS[m[2] ?? 's'];
     if (seconds < minSeconds || seconds > 30 * 86400)
-        throw new errors/* InputError */.dz(input, value, `${accepted} and at most 30d`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz(input, value, `${accepted} and at most 30d`);
     return seconds;
-}
-function parseGpu(value) {
-    const v = value.toLowerCase();
-    const retired = RETIRED_GPUS[v];
-    if (retired)
-        throw new errors/* InputError */.dz('gpu', value, retired);
-    const gpu = GPU_ALIASES[v] ?? v;
-    if (!isGenericGpu(gpu)) {
-        throw new errors/* InputError */.dz('gpu', value, `use one of ${GENERIC_GPUS.join(', ')} (tesla means v100), or leave it out and give a native GPU type in 'type'`);
-    }
-    return gpu;
-}
-/** GitHub labels: no commas (config.sh splits on them), no control characters, at most 256 characters. */
-function parseLabels(value) {
-    const labels = value.split(',').map((l) => l.trim());
-    for (const label of labels) {
-        if (!label || label.length > 256 || /\p{Cc}/u.test(label)) {
-            throw new errors/* InputError */.dz('labels', value, 'use a comma-separated list of non-empty labels without control characters, each at most 256 characters');
-        }
-    }
-    if (new Set(labels.map((l) => l.toLowerCase())).size !== labels.length) {
-        throw new errors/* InputError */.dz('labels', value, 'each label only once (GitHub labels are case-insensitive)');
-    }
-    return labels;
-}
-/** Runner names become tag values, file names and `--name` values: keep them plain. */
-function parseNames(value, count, random) {
-    if (!value)
-        return Array.from({ length: count }, () => `cml-${random()}`);
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,54}$/.test(value)) {
-        throw new errors/* InputError */.dz('name', value, 'use 1 to 55 letters, digits, dots, dashes or underscores, starting with a letter or digit');
-    }
-    return count === 1 ? [value] : Array.from({ length: count }, (_, i) => `${value}-${i + 1}`);
-}
-function parseGroup(value) {
-    if (!value)
-        return undefined;
-    if (/^\d+$/.test(value))
-        return Number(value);
-    if (value.length > 128 || /\p{Cc}/u.test(value))
-        throw new errors/* InputError */.dz('runner-group', value, 'use a runner group name or numeric id');
-    return value;
 }
 /** `key=value` pairs, one per line or comma-separated. Keys starting with `aws:` are reserved by AWS. */
 function parseTags(value) {
@@ -30841,53 +31514,12 @@ function parseTags(value) {
         const key = eq > 0 ? pair.slice(0, eq).trim() : '';
         const val = eq > 0 ? pair.slice(eq + 1).trim() : '';
         if (!key || key.length > 128 || val.length > 256 || /\p{Cc}/u.test(pair) || /^(aws:|cml-runner:)/i.test(key)) {
-            throw new errors/* InputError */.dz('tags', pair, 'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting with aws: or cml-runner: are reserved)');
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('tags', pair, 'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting ' +
+                'with aws: or cml-runner: are reserved)');
         }
         tags[key] = val;
     }
     return tags;
-}
-/** A plain script, or one given as base64 (as CML accepted). */
-function parseStartupScript(value) {
-    if (!value.trim())
-        return undefined;
-    const compact = value.trim();
-    if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact) && compact.length % 4 === 0 && compact.length >= 8) {
-        const decoded = Buffer.from(compact, 'base64').toString('utf8');
-        if (!decoded.includes('\uFFFD'))
-            return decoded;
-    }
-    return value;
-}
-/** A repository or organisation URL on this server, or `owner/repo`. */
-function parseRepo(value, serverUrl) {
-    const server = serverUrl.replace(/\/+$/, '');
-    const accepted = `use a repository or organisation URL on ${server} (${server}/owner/repo or ${server}/org), or owner/repo`;
-    let path = value;
-    if (/^https?:\/\//.test(value)) {
-        let parsed;
-        try {
-            parsed = new URL(value);
-        }
-        catch {
-            throw new errors/* InputError */.dz('repo', value, accepted);
-        }
-        if (parsed.origin !== new URL(server).origin)
-            throw new errors/* InputError */.dz('repo', value, accepted);
-        path = parsed.pathname;
-    }
-    const parts = path.replace(/^\/+|\/+$/g, '').replace(/\.git$/, '').split('/');
-    const seg = /^[A-Za-z0-9_.-]{1,100}$/;
-    if (parts.length === 2 && seg.test(parts[0]) && seg.test(parts[1])) {
-        return { scope: { kind: 'repo', owner: parts[0], repo: parts[1] }, url: `${server}/${parts[0]}/${parts[1]}` };
-    }
-    if (parts.length === 1 && /^https?:\/\//.test(value) && seg.test(parts[0])) {
-        return { scope: { kind: 'org', org: parts[0] }, url: `${server}/${parts[0]}` };
-    }
-    throw new errors/* InputError */.dz('repo', value, accepted);
-}
-function randomSuffix() {
-    return crypto.randomUUID().replace(/-/g, '').slice(0, 10);
 }
 
 
@@ -30900,7 +31532,9 @@ function randomSuffix() {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   K2: () => (/* binding */ CloudError),
 /* harmony export */   Q8: () => (/* binding */ ForgeError),
+/* harmony export */   RX: () => (/* binding */ isFallback),
 /* harmony export */   dz: () => (/* binding */ InputError),
+/* harmony export */   f8: () => (/* binding */ errorKind),
 /* harmony export */   gJ: () => (/* binding */ errorMessage),
 /* harmony export */   vz: () => (/* binding */ StartupTimeoutError)
 /* harmony export */ });
@@ -30917,29 +31551,41 @@ class InputError extends Error {
         this.name = 'InputError';
     }
 }
+/** The kinds that let a launch try elsewhere instead of failing. */
+const isFallback = (kind) => kind === 'capacity' || kind === 'market';
 /** A cloud refused: the cloud's own code, passed through verbatim, with what the user can do. */
 class CloudError extends Error {
     cloud;
     code;
     advice;
-    fallback;
-    constructor(cloud, code, detail, advice, fallback) {
+    kind;
+    constructor(cloud, code, detail, advice, kind) {
         super(`${cloud} refused with ${code}: ${detail}${advice ? `\n${advice}` : ''}`);
         this.cloud = cloud;
         this.code = code;
         this.advice = advice;
-        this.fallback = fallback;
+        this.kind = kind;
         this.name = 'CloudError';
     }
 }
 /** The forge (GitHub) refused: status, its message, and which permission is needed. */
 class ForgeError extends Error {
     status;
-    constructor(message, status) {
+    kind;
+    constructor(message, status, kind = forgeKind(status)) {
         super(message);
         this.status = status;
+        this.kind = kind;
         this.name = 'ForgeError';
     }
+}
+/** No answer, a timeout, 408, 429 or a 5xx is worth another try; 404 is gone; the rest is final. */
+function forgeKind(status) {
+    if (status === undefined || status === 408 || status === 429 || status >= 500)
+        return 'transient';
+    if (status === 404)
+        return 'gone';
+    return 'permanent';
 }
 /** A runner did not come online in time; carries the machine's own log tail. */
 class StartupTimeoutError extends Error {
@@ -30947,6 +31593,12 @@ class StartupTimeoutError extends Error {
         super(message);
         this.name = 'StartupTimeoutError';
     }
+}
+/** The kind an error carries; anything we did not classify is not retried. */
+function errorKind(err) {
+    if (err instanceof CloudError || err instanceof ForgeError)
+        return err.kind;
+    return 'permanent';
 }
 const errorMessage = (err) => (err instanceof Error ? err.message : String(err));
 
@@ -30958,11 +31610,12 @@ const errorMessage = (err) => (err instanceof Error ? err.message : String(err))
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   L5: () => (/* binding */ retry),
 /* harmony export */   bB: () => (/* binding */ mapLimited),
-/* harmony export */   bD: () => (/* binding */ withRetry),
 /* harmony export */   dQ: () => (/* binding */ realClock)
 /* harmony export */ });
-/** Waiting and retrying, with the clock behind one seam so tests can replace it. */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
+
 const realClock = {
     now: () => Date.now(),
     sleep: (ms, signal) => new Promise((resolve, reject) => {
@@ -30979,18 +31632,22 @@ const realClock = {
         signal?.addEventListener('abort', onAbort, { once: true });
     }),
 };
-/** Retries `fn` while `retryable(err)` holds, with jittered exponential backoff. */
-async function withRetry(fn, opts) {
-    const clock = opts.clock ?? realClock;
+/** Calls `fn` until it succeeds, fails with a kind other than `transient`, or runs out of attempts. */
+async function retry(fn, opts) {
+    const classify = opts.classify ?? _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .errorKind */ .f8;
     for (let attempt = 1;; attempt++) {
+        if (opts.signal?.aborted)
+            throw opts.signal.reason;
         try {
-            return await fn();
+            return await fn(attempt);
         }
         catch (err) {
-            if (attempt >= opts.attempts || !opts.retryable(err))
+            if (attempt >= opts.attempts || classify(err) !== 'transient' || opts.signal?.aborted)
                 throw err;
-            const backoff = opts.baseMs * 2 ** (attempt - 1);
-            await clock.sleep(backoff / 2 + Math.random() * (backoff / 2));
+            const ceiling = Math.min(opts.baseMs * 2 ** (attempt - 1), opts.maxMs ?? Number.POSITIVE_INFINITY);
+            const wait = Math.max(ceiling / 2 + Math.random() * (ceiling / 2), opts.retryAfterMs?.(err) ?? 0);
+            opts.onRetry?.(err, attempt, wait);
+            await opts.clock.sleep(wait, opts.signal);
         }
     }
 }
@@ -32356,7 +33013,7 @@ class HttpClient {
             return proxyAgent;
         }
         const usingSsl = parsedUrl.protocol === 'https:';
-        proxyAgent = new undici/* ProxyAgent */.kT(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+        proxyAgent = new undici.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
             token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
         })));
         this._proxyAgentDispatcher = proxyAgent;
@@ -34630,39 +35287,444 @@ var __webpack_exports__ = {};
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
 var core = __nccwpck_require__(14116);
-;// CONCATENATED MODULE: ./src/clouds/types.ts
-/** Loads one cloud's module, and with it only that cloud's SDK. */
-async function loadCloud(name, region, options = {}) {
-    switch (name) {
-        case 'aws': {
-            const { AwsCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(96), __nccwpck_require__.e(891)]).then(__nccwpck_require__.bind(__nccwpck_require__, 15891));
-            return new AwsCloud(region);
-        }
-        case 'azure': {
-            if (!options.azure)
-                throw new Error('azure needs a subscription');
-            const { AzureCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(830), __nccwpck_require__.e(324), __nccwpck_require__.e(669), __nccwpck_require__.e(378), __nccwpck_require__.e(717)]).then(__nccwpck_require__.bind(__nccwpck_require__, 96717));
-            return new AzureCloud(options.azure.subscriptionId, region, options.azure.resourceGroupPrefix);
-        }
-        case 'gcp': {
-            if (!options.gcp)
-                throw new Error('gcp needs a project');
-            const { GcpCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(324), __nccwpck_require__.e(940), __nccwpck_require__.e(608)]).then(__nccwpck_require__.bind(__nccwpck_require__, 87608));
-            return new GcpCloud(options.gcp.project, region);
-        }
-        case 'kubernetes': {
-            if (!options.kubernetes)
-                throw new Error('kubernetes needs cluster access');
-            const { KubernetesCloud } = await Promise.all(/* import() */[__nccwpck_require__.e(830), __nccwpck_require__.e(418), __nccwpck_require__.e(232)]).then(__nccwpck_require__.bind(__nccwpck_require__, 92232));
-            return new KubernetesCloud(options.kubernetes, region || undefined);
-        }
-    }
-}
-
-// EXTERNAL MODULE: ./src/config.ts + 2 modules
-var config = __nccwpck_require__(71923);
+// EXTERNAL MODULE: ./src/clouds/aws/catalog.ts
+var catalog = __nccwpck_require__(77307);
+// EXTERNAL MODULE: ./src/config/inputs.ts
+var inputs = __nccwpck_require__(64389);
 // EXTERNAL MODULE: ./src/errors.ts
 var src_errors = __nccwpck_require__(83916);
+;// CONCATENATED MODULE: ./src/clouds/aws/options.ts
+
+
+/** aws-subnet, aws-security-group and aws-instance-profile. */
+function awsOptions(read, _env) {
+    const input = (name) => read(name).trim();
+    const subnets = (0,inputs/* list */.p_)(input('aws-subnet'));
+    for (const subnet of subnets) {
+        if (!/^subnet-[0-9a-f]+$/.test(subnet)) {
+            throw new src_errors/* InputError */.dz('aws-subnet', subnet, 'use subnet ids such as subnet-0123456789abcdef0, comma-separated in the order to try (one per ' +
+                'availability zone)');
+        }
+    }
+    if (new Set(subnets).size !== subnets.length)
+        throw new src_errors/* InputError */.dz('aws-subnet', input('aws-subnet'), 'name each subnet once');
+    const securityGroup = input('aws-security-group') || undefined;
+    if (securityGroup !== undefined && !/^sg-[0-9a-f]+$/.test(securityGroup)) {
+        throw new src_errors/* InputError */.dz('aws-security-group', securityGroup, 'use a security group id such as sg-0123456789abcdef0');
+    }
+    const instanceProfile = input('aws-instance-profile') || undefined;
+    if (instanceProfile !== undefined &&
+        !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)) {
+        throw new src_errors/* InputError */.dz('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
+    }
+    return { subnets, ...(securityGroup ? { securityGroup } : {}), ...(instanceProfile ? { instanceProfile } : {}) };
+}
+
+;// CONCATENATED MODULE: ./src/clouds/aws/index.ts
+
+
+/** AWS EC2. The SDK is loaded only with the provider. */
+const aws = {
+    name: 'aws',
+    title: 'AWS',
+    catalog: catalog/* AWS_CATALOG */.q7,
+    options: awsOptions,
+    load: () => Promise.all(/* import() */[__nccwpck_require__.e(96), __nccwpck_require__.e(870)]).then(__nccwpck_require__.bind(__nccwpck_require__, 5870)),
+};
+
+// EXTERNAL MODULE: ./src/clouds/azure/catalog.ts
+var azure_catalog = __nccwpck_require__(89413);
+;// CONCATENATED MODULE: ./src/clouds/azure/options.ts
+
+/** azure-subscription-id (or AZURE_SUBSCRIPTION_ID, which azure/login exports) and azure-resource-group-prefix. */
+function azureOptions(read, env) {
+    const subscriptionId = azureSubscription(read, env.AZURE_SUBSCRIPTION_ID);
+    const resourceGroupPrefix = read('azure-resource-group-prefix').trim() || 'cml-runner';
+    // Group names take 90 characters of letters, digits, _ ( ) - .; the runner name follows the prefix.
+    if (!/^[A-Za-z0-9_().-]{1,30}$/.test(resourceGroupPrefix) || resourceGroupPrefix.endsWith('.')) {
+        throw new src_errors/* InputError */.dz('azure-resource-group-prefix', resourceGroupPrefix, 'use 1 to 30 letters, digits, dashes, underscores, dots or parentheses, not ending in a dot');
+    }
+    return { subscriptionId, resourceGroupPrefix };
+}
+/** The Azure subscription: the azure-subscription-id input, else AZURE_SUBSCRIPTION_ID. Main and post both call this. */
+function azureSubscription(read, env) {
+    const given = read('azure-subscription-id').trim();
+    const id = given || env?.trim() || '';
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+        throw new src_errors/* InputError */.dz('azure-subscription-id', id, id
+            ? 'use a subscription id, a GUID such as 00000000-0000-0000-0000-000000000000'
+            : 'give the subscription id, or set AZURE_SUBSCRIPTION_ID');
+    }
+    return id;
+}
+
+;// CONCATENATED MODULE: ./src/clouds/azure/index.ts
+
+
+/** Azure Resource Manager. The SDKs are loaded only with the provider. */
+const azure = {
+    name: 'azure',
+    title: 'Azure',
+    catalog: azure_catalog/* AZURE_CATALOG */.aW,
+    options: azureOptions,
+    load: () => Promise.all(/* import() */[__nccwpck_require__.e(830), __nccwpck_require__.e(324), __nccwpck_require__.e(669), __nccwpck_require__.e(378), __nccwpck_require__.e(248)]).then(__nccwpck_require__.bind(__nccwpck_require__, 9248)),
+};
+
+// EXTERNAL MODULE: ./src/clouds/gcp/catalog.ts
+var gcp_catalog = __nccwpck_require__(52208);
+;// CONCATENATED MODULE: ./src/clouds/gcp/options.ts
+
+const GCP_LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
+const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
+/** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
+const GCP_PROJECT = /^([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
+/** A user-managed service account, or a project's default compute one. */
+const GCP_SERVICE_ACCOUNT = /^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com|\d+-compute@developer\.gserviceaccount\.com)$/;
+/** gcp-project (or what google-github-actions/auth set), gcp-service-account, and Google's rules for tags and spot. */
+function gcpOptions(read, env, machine) {
+    if (machine) {
+        const spotPriceRaw = read('spot-price').trim() || '-1';
+        if (machine.spotPrice !== undefined) {
+            throw new src_errors/* InputError */.dz('spot-price', spotPriceRaw, 'use -1 on Google Cloud: spot VMs there have no maximum price (they are preempted for capacity, not price)');
+        }
+        for (const [key, value] of Object.entries(machine.tags)) {
+            if (!GCP_LABEL_KEY.test(key) || !GCP_LABEL_VALUE.test(value)) {
+                throw new src_errors/* InputError */.dz('tags', `${key}=${value}`, 'on Google Cloud tags become labels: keys start with a lowercase letter, and keys and values have at ' +
+                    'most 63 lowercase letters, digits, dashes or underscores');
+            }
+        }
+    }
+    const project = gcpProject(read, env);
+    const serviceAccount = read('gcp-service-account').trim() || undefined;
+    if (serviceAccount !== undefined && !GCP_SERVICE_ACCOUNT.test(serviceAccount)) {
+        throw new src_errors/* InputError */.dz('gcp-service-account', serviceAccount, 'use a service account email such as ci-runner@my-project.iam.gserviceaccount.com');
+    }
+    return { project, ...(serviceAccount ? { serviceAccount } : {}) };
+}
+/**
+ * The Google Cloud project: the gcp-project input, else what google-github-actions/auth or
+ * gcloud set in the environment. Main and post both call this.
+ */
+function gcpProject(read, env) {
+    const given = read('gcp-project').trim();
+    const project = given || env.GOOGLE_CLOUD_PROJECT || env.GCLOUD_PROJECT || env.CLOUDSDK_CORE_PROJECT || env.CLOUDSDK_PROJECT || '';
+    if (!GCP_PROJECT.test(project)) {
+        throw new src_errors/* InputError */.dz('gcp-project', project, given || project
+            ? 'use a project id such as ml-training-123 (6 to 30 lowercase letters, digits and dashes)'
+            : 'give the project id, or let google-github-actions/auth set GOOGLE_CLOUD_PROJECT');
+    }
+    return project;
+}
+
+;// CONCATENATED MODULE: ./src/clouds/gcp/index.ts
+
+
+/** Google Compute Engine. The SDK is loaded only with the provider. */
+const gcp = {
+    name: 'gcp',
+    title: 'Google Cloud',
+    catalog: gcp_catalog/* GCP_CATALOG */.h,
+    options: gcpOptions,
+    load: () => Promise.all(/* import() */[__nccwpck_require__.e(324), __nccwpck_require__.e(940), __nccwpck_require__.e(649)]).then(__nccwpck_require__.bind(__nccwpck_require__, 71649)),
+};
+
+// EXTERNAL MODULE: ./src/clouds/kubernetes/catalog.ts
+var kubernetes_catalog = __nccwpck_require__(81184);
+// EXTERNAL MODULE: ./src/clouds/kubernetes/options.ts
+var options = __nccwpck_require__(38053);
+;// CONCATENATED MODULE: ./src/clouds/kubernetes/index.ts
+
+
+/** Runner pods on an existing cluster. The client is loaded only with the provider. */
+const kubernetes = {
+    name: 'kubernetes',
+    title: 'Kubernetes',
+    catalog: kubernetes_catalog/* KUBERNETES_CATALOG */.hW,
+    options: options/* kubernetesOptions */.$R,
+    secrets: (o) => ('text' in o.access ? (0,options/* kubeconfigSecrets */.hT)(o.access.text) : []),
+    load: () => Promise.all(/* import() */[__nccwpck_require__.e(830), __nccwpck_require__.e(418), __nccwpck_require__.e(561)]).then(__nccwpck_require__.bind(__nccwpck_require__, 48561)),
+};
+
+;// CONCATENATED MODULE: ./src/clouds/index.ts
+
+
+
+
+/**
+ * The only list of clouds. Adding one is a folder in src/clouds/ and a line here; each entry is
+ * a small descriptor, and its SDK is imported only when the cloud is loaded.
+ */
+const CLOUDS = {
+    aws: aws,
+    azure: azure,
+    gcp: gcp,
+    kubernetes: kubernetes,
+};
+const CLOUD_NAMES = Object.keys(CLOUDS);
+const isCloudName = (name) => Object.hasOwn(CLOUDS, name);
+function descriptorOf(name) {
+    return CLOUDS[name];
+}
+/** Loads one cloud's module, and with it only that cloud's SDK. */
+async function loadCloud(spec, region, ctx) {
+    const descriptor = descriptorOf(spec.name);
+    const provider = await descriptor.load();
+    return provider.createCloud(spec.options, region, ctx);
+}
+
+;// CONCATENATED MODULE: ./src/config/forge.ts
+
+
+/** The forge inputs: driver, token, and the repository or organisation runners register with. */
+function parseForge(read, ctx) {
+    const input = (name) => read(name).trim();
+    const driver = (0,inputs/* oneOf */.yL)('driver', input('driver') || 'github', ['github', 'gitlab']);
+    if (driver === 'gitlab') {
+        throw new src_errors/* InputError */.dz('driver', driver, "GitLab runners are not supported by this version; use 'github'");
+    }
+    const token = read('token').trim();
+    if (!token) {
+        throw new src_errors/* InputError */.dz('token', '', 'a personal access token or GitHub App token that can manage self-hosted runners is required (GITHUB_TOKEN ' +
+            'cannot register runners)');
+    }
+    const { scope, url } = parseRepo(input('repo') || ctx.repository, ctx.serverUrl);
+    return { driver: 'github', scope, url, apiUrl: ctx.apiUrl, token };
+}
+/** A repository or organisation URL on this server, or `owner/repo`. */
+function parseRepo(value, serverUrl) {
+    const server = serverUrl.replace(/\/+$/, '');
+    const accepted = `use a repository or organisation URL on ${server} (${server}/owner/repo or ${server}/org), or owner/repo`;
+    let path = value;
+    if (/^https?:\/\//.test(value)) {
+        let parsed;
+        try {
+            parsed = new URL(value);
+        }
+        catch {
+            throw new src_errors/* InputError */.dz('repo', value, accepted);
+        }
+        if (parsed.origin !== new URL(server).origin)
+            throw new src_errors/* InputError */.dz('repo', value, accepted);
+        path = parsed.pathname;
+    }
+    const parts = path
+        .replace(/^\/+|\/+$/g, '')
+        .replace(/\.git$/, '')
+        .split('/');
+    const seg = /^[A-Za-z0-9_.-]{1,100}$/;
+    if (parts.length === 2 && seg.test(parts[0]) && seg.test(parts[1])) {
+        return { scope: { kind: 'repo', owner: parts[0], repo: parts[1] }, url: `${server}/${parts[0]}/${parts[1]}` };
+    }
+    if (parts.length === 1 && /^https?:\/\//.test(value) && seg.test(parts[0])) {
+        return { scope: { kind: 'org', org: parts[0] }, url: `${server}/${parts[0]}` };
+    }
+    throw new src_errors/* InputError */.dz('repo', value, accepted);
+}
+
+// EXTERNAL MODULE: ./src/clouds/generic.ts
+var generic = __nccwpck_require__(55327);
+;// CONCATENATED MODULE: ./src/config/machine.ts
+
+
+
+/**
+ * EC2 user data is at most 16384 bytes. The startup template takes about 5 KB and its settings
+ * (JIT config, download URLs) about 3 KB as base64; the user's script is base64 too (4/3).
+ */
+const MAX_STARTUP_SCRIPT_BYTES = 6144;
+/** The machine inputs, in generic words made native by the cloud's catalog. */
+function parseMachine(read, cloud) {
+    const input = (name) => read(name).trim();
+    const catalog = cloud.catalog;
+    const regionRaw = input('region') || 'us-east';
+    const region = catalog.region(regionRaw);
+    if (region === undefined) {
+        throw new src_errors/* InputError */.dz('region', regionRaw, `use one of ${generic/* GENERIC_REGIONS */.UP.join(', ')}, or ${catalog.nativeRegionHint}`);
+    }
+    const gpu = parseGpu(input('gpu') || 'nogpu');
+    const typeList = (0,inputs/* list */.p_)(input('type') || 'm');
+    if (typeList.length === 0)
+        throw new src_errors/* InputError */.dz('type', input('type'), 'give at least one type');
+    const types = typeList.map((t) => {
+        const native = catalog.machineType(t, gpu);
+        if (!native) {
+            throw new src_errors/* InputError */.dz('type', t, `use one of ${generic/* GENERIC_TYPES */.kN.join(', ')}, or ${catalog.nativeTypeHint}; a comma list is a fallback order`);
+        }
+        return native;
+    });
+    const hddRaw = input('hdd-size');
+    const hddSizeGb = hddRaw ? (0,inputs/* integer */.nd)('hdd-size', hddRaw, 8, 16384, 'a disk size in GB from 8 to 16384') : undefined;
+    const image = input('image') || undefined;
+    if (image !== undefined && !catalog.image(image))
+        throw new src_errors/* InputError */.dz('image', image, catalog.imageHint);
+    const spot = (0,inputs/* bool */.lc)('spot', input('spot') || 'false');
+    const onDemandFallback = (0,inputs/* bool */.lc)('on-demand-fallback', input('on-demand-fallback') || 'true');
+    const spotPriceRaw = input('spot-price') || '-1';
+    const spotPrice = Number(spotPriceRaw);
+    if (!Number.isFinite(spotPrice) || (spotPrice <= 0 && spotPrice !== -1)) {
+        throw new src_errors/* InputError */.dz('spot-price', spotPriceRaw, 'use a maximum hourly price in USD greater than 0, or -1 for up to the on-demand price');
+    }
+    const startupScript = parseStartupScript(read('startup-script'));
+    if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
+        throw new src_errors/* InputError */.dz('startup-script', `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`, `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data (16 KB on EC2) with the runner settings; download larger scripts from the machine instead`);
+    }
+    const tags = (0,inputs/* parseTags */.rL)(input('tags'));
+    if (new Set(types).size !== types.length) {
+        throw new src_errors/* InputError */.dz('type', input('type'), 'name each type once; a comma list is a fallback order');
+    }
+    const wantsGpu = gpu !== 'nogpu' || types.some((t) => catalog.typeHasGpu(t));
+    return {
+        region,
+        types,
+        gpu,
+        wantsGpu,
+        hddSizeGb,
+        image,
+        spot,
+        onDemandFallback,
+        spotPrice: spotPrice === -1 ? undefined : spotPrice,
+        startupScript,
+        tags,
+    };
+}
+function parseGpu(value) {
+    const v = value.toLowerCase();
+    const retired = generic/* RETIRED_GPUS */.__[v];
+    if (retired)
+        throw new src_errors/* InputError */.dz('gpu', value, retired);
+    const gpu = generic/* GPU_ALIASES */.Is[v] ?? v;
+    if (!(0,generic/* isGenericGpu */.GW)(gpu)) {
+        throw new src_errors/* InputError */.dz('gpu', value, `use one of ${generic/* GENERIC_GPUS */.Q3.join(', ')} (tesla means v100), or leave it out and give a native GPU type in 'type'`);
+    }
+    return gpu;
+}
+/** A plain script, or one given as base64 (as CML accepted). */
+function parseStartupScript(value) {
+    if (!value.trim())
+        return undefined;
+    const compact = value.trim();
+    if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact) && compact.length % 4 === 0 && compact.length >= 8) {
+        const decoded = Buffer.from(compact, 'base64').toString('utf8');
+        if (!decoded.includes('\uFFFD'))
+            return decoded;
+    }
+    return value;
+}
+
+;// CONCATENATED MODULE: ./src/config/runner.ts
+
+
+/** The runner inputs: labels, names, timeouts, group, version, reuse. */
+function parseRunner(read, random = randomSuffix) {
+    const input = (name) => read(name).trim();
+    const labels = parseLabels(input('labels') || 'cml');
+    const count = (0,inputs/* integer */.nd)('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
+    const names = parseNames(input('name'), count, random);
+    const single = (0,inputs/* bool */.lc)('single', input('single') || 'true');
+    const idleTimeoutSeconds = (0,inputs/* duration */.p0)('idle-timeout', input('idle-timeout') || '300', 0);
+    const maxLifetimeSeconds = (0,inputs/* duration */.p0)('max-lifetime', input('max-lifetime') || '24h', 60);
+    const startupTimeoutSeconds = (0,inputs/* duration */.p0)('startup-timeout', input('startup-timeout') || '15m', 5);
+    const group = parseGroup(input('runner-group'));
+    const allowPartial = (0,inputs/* bool */.lc)('allow-partial', input('allow-partial') || 'false');
+    const reuseOnline = (0,inputs/* bool */.lc)('reuse', input('reuse') || 'false');
+    const reuseIdle = (0,inputs/* bool */.lc)('reuse-idle', input('reuse-idle') || 'false');
+    const reuse = reuseIdle ? 'idle' : reuseOnline ? 'online' : undefined;
+    const version = input('runner-version') || 'latest';
+    const cache = input('runner-cache') || undefined;
+    if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
+        throw new src_errors/* InputError */.dz('runner-cache', cache, 'use an absolute path on the machine image, such as /opt/actions-runner, of letters, digits, dots, dashes, ' +
+            'underscores and slashes');
+    }
+    if (version !== 'latest' && !/^\d+\.\d+\.\d+$/.test(version)) {
+        throw new src_errors/* InputError */.dz('runner-version', version, "use 'latest' or a version such as 2.330.0");
+    }
+    return {
+        labels,
+        names,
+        single,
+        idleTimeoutSeconds,
+        maxLifetimeSeconds,
+        startupTimeoutSeconds,
+        group,
+        version,
+        allowPartial,
+        ...(cache ? { cache } : {}),
+        ...(reuse ? { reuse } : {}),
+    };
+}
+/** GitHub labels: no commas (config.sh splits on them), no control characters, at most 256 characters. */
+function parseLabels(value) {
+    const labels = value.split(',').map((l) => l.trim());
+    for (const label of labels) {
+        if (!label || label.length > 256 || /\p{Cc}/u.test(label)) {
+            throw new src_errors/* InputError */.dz('labels', value, 'use a comma-separated list of non-empty labels without control characters, each at most 256 characters');
+        }
+    }
+    if (new Set(labels.map((l) => l.toLowerCase())).size !== labels.length) {
+        throw new src_errors/* InputError */.dz('labels', value, 'each label only once (GitHub labels are case-insensitive)');
+    }
+    return labels;
+}
+/** Runner names become tag values, file names and `--name` values: keep them plain. */
+function parseNames(value, count, random) {
+    if (!value)
+        return Array.from({ length: count }, () => `cml-${random()}`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,54}$/.test(value)) {
+        throw new src_errors/* InputError */.dz('name', value, 'use 1 to 55 letters, digits, dots, dashes or underscores, starting with a letter or digit');
+    }
+    return count === 1 ? [value] : Array.from({ length: count }, (_, i) => `${value}-${i + 1}`);
+}
+function parseGroup(value) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value))
+        return Number(value);
+    if (value.length > 128 || /\p{Cc}/u.test(value))
+        throw new src_errors/* InputError */.dz('runner-group', value, 'use a runner group name or numeric id');
+    return value;
+}
+function randomSuffix() {
+    return crypto.randomUUID().replace(/-/g, '').slice(0, 10);
+}
+
+;// CONCATENATED MODULE: ./src/config/spec.ts
+/**
+ * The launch spec: one validated, typed object composed of the machine (generic words made
+ * native), the runner, the forge, and the cloud's own options.
+ */
+/**
+ * `launch` starts runners; `cleanup` ends everything this workflow run launched; `sweep` ends
+ * everything of this repository's that outlived its purpose.
+ */
+const MODES = ['launch', 'cleanup', 'sweep'];
+
+;// CONCATENATED MODULE: ./src/config.ts
+
+
+
+
+
+
+/**
+ * Inputs become one validated launch spec, composed of the machine, the runner, the forge and
+ * the cloud's own options (read by the cloud's descriptor). Nothing below this file reads an
+ * input, and nothing is created before `parseSpec` has accepted every value.
+ */
+
+
+function parseSpec(read, ctx, random) {
+    const mode = (0,inputs/* oneOf */.yL)('mode', read('mode').trim() || 'launch', MODES);
+    const name = (0,inputs/* oneOf */.yL)('cloud', read('cloud').trim(), CLOUD_NAMES);
+    const descriptor = descriptorOf(name);
+    const machine = parseMachine(read, descriptor);
+    const runner = parseRunner(read, random);
+    const forge = parseForge(read, ctx);
+    const cloud = { name, options: descriptor.options(read, ctx.env, machine) };
+    return { mode, machine, cloud, runner, forge };
+}
+
+// EXTERNAL MODULE: ./src/retry.ts
+var retry = __nccwpck_require__(49809);
 ;// CONCATENATED MODULE: ./node_modules/universal-user-agent/index.js
 function getUserAgent() {
   if (typeof navigator === "object" && "userAgent" in navigator) {
@@ -36886,8 +37948,6 @@ throttling.VERSION = plugin_throttling_dist_bundle_VERSION;
 throttling.triggersNotification = triggersNotification;
 
 
-// EXTERNAL MODULE: ./src/retry.ts
-var retry = __nccwpck_require__(49809);
 ;// CONCATENATED MODULE: ./src/forge/github.ts
 
 
@@ -36943,7 +38003,7 @@ class GitHubForge {
      * `tries.count` tells the caller how many attempts were sent.
      */
     async call(route, params = {}, tries = { count: 0 }) {
-        return (0,retry/* withRetry */.bD)(async () => {
+        return (0,retry/* retry */.L5)(async () => {
             tries.count += 1;
             try {
                 const res = await this.octokit.request(route, {
@@ -36959,7 +38019,7 @@ class GitHubForge {
                     this.log.info(`GitHub: ${explained.message}; retrying`);
                 throw explained;
             }
-        }, { attempts: ATTEMPTS, baseMs: BACKOFF_BASE_MS, retryable: isTransient, clock: this.clock });
+        }, { attempts: ATTEMPTS, baseMs: BACKOFF_BASE_MS, classify: (err) => (isTransient(err) ? 'transient' : 'permanent'), clock: this.clock });
     }
     /** Turns GitHub's refusals into errors that say which permission is missing. */
     explain(err, route) {
@@ -37193,6 +38253,7 @@ function maskSecrets(text, secrets) {
     return out;
 }
 const silentLog = {
+    debug: () => undefined,
     info: () => undefined,
     warning: () => undefined,
     secret: () => undefined,
@@ -37226,7 +38287,7 @@ async function launch(spec, ctx, deps) {
     const { cloud, forge, log, signal } = deps;
     const clock = deps.clock ?? retry/* realClock */.dQ;
     const started = clock.now();
-    const ledger = new Ledger(Ledger.empty(spec.machine.cloud, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
+    const ledger = new Ledger(Ledger.empty(spec.cloud.name, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
     const secrets = new Set([spec.forge.token]);
     const label = runLabel(ctx);
     const base = { labels: spec.runner.labels, runLabel: label, region: cloud.region, failed: [] };
@@ -37248,8 +38309,10 @@ async function launch(spec, ctx, deps) {
     // requested one round trip after the slowest of them.
     // Where machines may go is known once the cloud is prepared (Compute Engine zones offering the type).
     let placements = [];
+    let ready;
     const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]).then((done) => {
-        placements = placementsFor(spec, cloud);
+        ready = done[1];
+        placements = placementsFor(spec, ready);
         return done;
     });
     prepared.catch(() => undefined); // awaited below; this only keeps an early failure from going unobserved
@@ -37285,7 +38348,7 @@ async function launch(spec, ctx, deps) {
             const clientToken = (0,external_node_crypto_.randomUUID)();
             const entry = ledger.machine(name, clientToken);
             try {
-                const machine = await cloud.launch(spec.machine, {
+                const machine = await ready.launch({
                     runnerName: name,
                     attempt: attempts.length + 1,
                     startupScript: script,
@@ -37302,13 +38365,13 @@ async function launch(spec, ctx, deps) {
                 return machine;
             }
             catch (err) {
-                if (!(err instanceof src_errors/* CloudError */.K2) || !err.fallback)
+                if (!(err instanceof src_errors/* CloudError */.K2) || !(0,src_errors/* isFallback */.RX)(err.kind))
                     throw err;
                 lastRefusal = err;
                 // The cloud refused outright: nothing was created, and this placement is skipped from now on.
                 ledger.update(entry, { refused: err.code });
                 attempts.push({ ...placement, outcome: err.code });
-                if (err.fallback === 'market')
+                if (err.kind === 'market')
                     market.spotRefused = true;
                 else
                     refusedHere.add(key);
@@ -37318,7 +38381,7 @@ async function launch(spec, ctx, deps) {
         // One place tried: its own error says it best. Several: the order tried, then what to do.
         if (attempts.length === 1 && lastRefusal)
             throw lastRefusal;
-        throw new src_errors/* CloudError */.K2(cloud.name === 'kubernetes' ? 'Kubernetes' : cloud.name.toUpperCase(), 'NoCapacity', `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}${lastRefusal ? `. The last answer: ${lastRefusal.message.split('\n')[0]}` : ''}`, `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`);
+        throw new src_errors/* CloudError */.K2(cloud.title, 'NoCapacity', `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}${lastRefusal ? `. The last answer: ${lastRefusal.message.split('\n')[0]}` : ''}`, `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`, 'capacity');
     };
     /**
      * A machine the cloud accepted but cannot start for lack of room (a pod no node can fit): it
@@ -37392,7 +38455,7 @@ async function launch(spec, ctx, deps) {
                     downloads,
                     userScript: spec.machine.startupScript,
                     runnerCache: spec.runner.cache,
-                    ...cloud.scriptSettings(spec.machine),
+                    ...ready.scriptSettings,
                 });
                 requests.set(name, { script, credential, version: downloads.version });
                 tried.set(name, []);
@@ -37403,7 +38466,7 @@ async function launch(spec, ctx, deps) {
                 if (r.status === 'rejected')
                     failures.set(spec.runner.names[i], `Runner ${spec.runner.names[i]} could not be created: ${(0,src_errors/* errorMessage */.gJ)(r.reason)}`);
             });
-            for (const warning of cloud.warnings ?? [])
+            for (const warning of ready?.warnings ?? [])
                 log.warning(warning);
             const failed = results.find((r) => r.status === 'rejected');
             // Without allow-partial one failure fails the launch; so does a failure before any machine.
@@ -37484,7 +38547,7 @@ async function findReusable(spec, forge) {
  */
 function placementsFor(spec, cloud) {
     const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
-    const places = cloud.places(spec.machine);
+    const places = cloud.places;
     return markets.flatMap((spot) => spec.machine.types.flatMap((type) => places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
 }
 const describePlacement = (p) => `${p.type}${p.where ? ` in ${p.where}` : ''} ${p.spot ? 'spot' : 'on-demand'}`;
@@ -37641,14 +38704,13 @@ async function cleanup(data, deps) {
     }
     return report;
 }
-const terminate = (cloud, id, clock) => (0,retry/* withRetry */.bD)(() => cloud.terminate(id), { attempts: 4, baseMs: 1000, retryable: (err) => !(err instanceof src_errors/* CloudError */.K2) || !isPermanent(err), clock });
-/** A refusal that a retry cannot change: no permission, bad credentials. */
-const isPermanent = (err) => /^(UnauthorizedOperation|AuthFailure|Forbidden|Unauthorized)$/.test(err.code);
+/** The provider retries its own calls; the clock is kept for the signature the callers use. */
+const terminate = (cloud, id, _clock) => cloud.terminate(id);
 /** A runner whose machine just ended can still count as busy for a moment (422): that is retried. */
-const deleteRegistration = (forge, id, clock) => (0,retry/* withRetry */.bD)(() => forge.deleteRunner(id), {
+const deleteRegistration = (forge, id, clock) => (0,retry/* retry */.L5)(() => forge.deleteRunner(id), {
     attempts: 6,
     baseMs: 1000,
-    retryable: (err) => !(err instanceof src_errors/* ForgeError */.Q8) || err.status === undefined || err.status === 422 || err.status >= 500,
+    classify: (err) => (!(err instanceof src_errors/* ForgeError */.Q8) || err.status === undefined || err.status === 422 || err.status >= 500 ? 'transient' : 'permanent'),
     clock,
 });
 /**
@@ -37745,33 +38807,3063 @@ async function endRegistrations(targets, deps, clock, earlier) {
 
 /** The core's log, written to the Actions log with masking and groups. */
 const actionsLog = {
+    debug: (m) => core/* debug */.Yz(m),
     info: (m) => core/* info */.pq(m),
     warning: (m) => core/* warning */.$e(m),
     secret: (v) => core/* setSecret */.Pq(v),
     group: (name, fn) => core/* group */.Os(name, fn),
 };
 
-;// CONCATENATED MODULE: ./src/action/context.ts
-/** The workflow run, from the variables every Actions runner sets (GHES included). */
-function runContext(env = process.env) {
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(79896);
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(70857);
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
+
+
+class Context {
+    /**
+     * Hydrate the context from the environment
+     */
+    constructor() {
+        var _a, _b, _c;
+        this.payload = {};
+        if (process.env.GITHUB_EVENT_PATH) {
+            if ((0,external_fs_.existsSync)(process.env.GITHUB_EVENT_PATH)) {
+                this.payload = JSON.parse((0,external_fs_.readFileSync)(process.env.GITHUB_EVENT_PATH, { encoding: 'utf8' }));
+            }
+            else {
+                const path = process.env.GITHUB_EVENT_PATH;
+                process.stdout.write(`GITHUB_EVENT_PATH ${path} does not exist${external_os_.EOL}`);
+            }
+        }
+        this.eventName = process.env.GITHUB_EVENT_NAME;
+        this.sha = process.env.GITHUB_SHA;
+        this.ref = process.env.GITHUB_REF;
+        this.workflow = process.env.GITHUB_WORKFLOW;
+        this.action = process.env.GITHUB_ACTION;
+        this.actor = process.env.GITHUB_ACTOR;
+        this.job = process.env.GITHUB_JOB;
+        this.runAttempt = parseInt(process.env.GITHUB_RUN_ATTEMPT, 10);
+        this.runNumber = parseInt(process.env.GITHUB_RUN_NUMBER, 10);
+        this.runId = parseInt(process.env.GITHUB_RUN_ID, 10);
+        this.apiUrl = (_a = process.env.GITHUB_API_URL) !== null && _a !== void 0 ? _a : `https://api.github.com`;
+        this.serverUrl = (_b = process.env.GITHUB_SERVER_URL) !== null && _b !== void 0 ? _b : `https://github.com`;
+        this.graphqlUrl =
+            (_c = process.env.GITHUB_GRAPHQL_URL) !== null && _c !== void 0 ? _c : `https://api.github.com/graphql`;
+    }
+    get issue() {
+        const payload = this.payload;
+        return Object.assign(Object.assign({}, this.repo), { number: (payload.issue || payload.pull_request || payload).number });
+    }
+    get repo() {
+        if (process.env.GITHUB_REPOSITORY) {
+            const [owner, repo] = process.env.GITHUB_REPOSITORY.split('/');
+            return { owner, repo };
+        }
+        if (this.payload.repository) {
+            return {
+                owner: this.payload.repository.owner.login,
+                repo: this.payload.repository.name
+            };
+        }
+        throw new Error("context.repo requires a GITHUB_REPOSITORY environment variable like 'owner/repo'");
+    }
+}
+//# sourceMappingURL=context.js.map
+// EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
+var lib = __nccwpck_require__(89659);
+// EXTERNAL MODULE: ./node_modules/undici/index.js
+var undici = __nccwpck_require__(46752);
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
+var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+function getAuthString(token, options) {
+    if (!token && !options.auth) {
+        throw new Error('Parameter token or opts.auth is required');
+    }
+    else if (token && options.auth) {
+        throw new Error('Parameters token and opts.auth may not both be specified');
+    }
+    return typeof options.auth === 'string' ? options.auth : `token ${token}`;
+}
+function getProxyAgent(destinationUrl) {
+    const hc = new lib.HttpClient();
+    return hc.getAgent(destinationUrl);
+}
+function getProxyAgentDispatcher(destinationUrl) {
+    const hc = new lib.HttpClient();
+    return hc.getAgentDispatcher(destinationUrl);
+}
+function getProxyFetch(destinationUrl) {
+    const httpDispatcher = getProxyAgentDispatcher(destinationUrl);
+    const proxyFetch = (url, opts) => __awaiter(this, void 0, void 0, function* () {
+        return (0,undici.fetch)(url, Object.assign(Object.assign({}, opts), { dispatcher: httpDispatcher }));
+    });
+    return proxyFetch;
+}
+function getApiBaseUrl() {
+    return process.env['GITHUB_API_URL'] || 'https://api.github.com';
+}
+function getUserAgentWithOrchestrationId(baseUserAgent) {
+    var _a;
+    const orchId = (_a = process.env['ACTIONS_ORCHESTRATION_ID']) === null || _a === void 0 ? void 0 : _a.trim();
+    if (orchId) {
+        const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
+        const tag = `actions_orchestration_id/${sanitizedId}`;
+        if (baseUserAgent === null || baseUserAgent === void 0 ? void 0 : baseUserAgent.includes(tag))
+            return baseUserAgent;
+        const ua = baseUserAgent ? `${baseUserAgent} ` : '';
+        return `${ua}${tag}`;
+    }
+    return baseUserAgent;
+}
+//# sourceMappingURL=utils.js.map
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/version.js
+const dist_src_version_VERSION = "17.0.0";
+
+//# sourceMappingURL=version.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/generated/endpoints.js
+const Endpoints = {
+  actions: {
+    addCustomLabelsToSelfHostedRunnerForOrg: [
+      "POST /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    addCustomLabelsToSelfHostedRunnerForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    addRepoAccessToSelfHostedRunnerGroupInOrg: [
+      "PUT /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/actions/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgVariable: [
+      "PUT /orgs/{org}/actions/variables/{name}/repositories/{repository_id}"
+    ],
+    approveWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/approve"
+    ],
+    cancelWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel"
+    ],
+    createEnvironmentVariable: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/variables"
+    ],
+    createHostedRunnerForOrg: ["POST /orgs/{org}/actions/hosted-runners"],
+    createOrUpdateEnvironmentSecret: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    createOrUpdateOrgSecret: ["PUT /orgs/{org}/actions/secrets/{secret_name}"],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}"
+    ],
+    createOrgVariable: ["POST /orgs/{org}/actions/variables"],
+    createRegistrationTokenForOrg: [
+      "POST /orgs/{org}/actions/runners/registration-token"
+    ],
+    createRegistrationTokenForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/registration-token"
+    ],
+    createRemoveTokenForOrg: ["POST /orgs/{org}/actions/runners/remove-token"],
+    createRemoveTokenForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/remove-token"
+    ],
+    createRepoVariable: ["POST /repos/{owner}/{repo}/actions/variables"],
+    createWorkflowDispatch: [
+      "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"
+    ],
+    deleteActionsCacheById: [
+      "DELETE /repos/{owner}/{repo}/actions/caches/{cache_id}"
+    ],
+    deleteActionsCacheByKey: [
+      "DELETE /repos/{owner}/{repo}/actions/caches{?key,ref}"
+    ],
+    deleteArtifact: [
+      "DELETE /repos/{owner}/{repo}/actions/artifacts/{artifact_id}"
+    ],
+    deleteCustomImageFromOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}"
+    ],
+    deleteCustomImageVersionFromOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions/{version}"
+    ],
+    deleteEnvironmentSecret: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    deleteEnvironmentVariable: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    deleteHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/actions/secrets/{secret_name}"],
+    deleteOrgVariable: ["DELETE /orgs/{org}/actions/variables/{name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}"
+    ],
+    deleteRepoVariable: [
+      "DELETE /repos/{owner}/{repo}/actions/variables/{name}"
+    ],
+    deleteSelfHostedRunnerFromOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}"
+    ],
+    deleteSelfHostedRunnerFromRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    ],
+    deleteWorkflowRun: ["DELETE /repos/{owner}/{repo}/actions/runs/{run_id}"],
+    deleteWorkflowRunLogs: [
+      "DELETE /repos/{owner}/{repo}/actions/runs/{run_id}/logs"
+    ],
+    disableSelectedRepositoryGithubActionsOrganization: [
+      "DELETE /orgs/{org}/actions/permissions/repositories/{repository_id}"
+    ],
+    disableWorkflow: [
+      "PUT /repos/{owner}/{repo}/actions/workflows/{workflow_id}/disable"
+    ],
+    downloadArtifact: [
+      "GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}"
+    ],
+    downloadJobLogsForWorkflowRun: [
+      "GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs"
+    ],
+    downloadWorkflowRunAttemptLogs: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/logs"
+    ],
+    downloadWorkflowRunLogs: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/logs"
+    ],
+    enableSelectedRepositoryGithubActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/repositories/{repository_id}"
+    ],
+    enableWorkflow: [
+      "PUT /repos/{owner}/{repo}/actions/workflows/{workflow_id}/enable"
+    ],
+    forceCancelWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/force-cancel"
+    ],
+    generateRunnerJitconfigForOrg: [
+      "POST /orgs/{org}/actions/runners/generate-jitconfig"
+    ],
+    generateRunnerJitconfigForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"
+    ],
+    getActionsCacheList: ["GET /repos/{owner}/{repo}/actions/caches"],
+    getActionsCacheUsage: ["GET /repos/{owner}/{repo}/actions/cache/usage"],
+    getActionsCacheUsageByRepoForOrg: [
+      "GET /orgs/{org}/actions/cache/usage-by-repository"
+    ],
+    getActionsCacheUsageForOrg: ["GET /orgs/{org}/actions/cache/usage"],
+    getAllowedActionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/selected-actions"
+    ],
+    getAllowedActionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/selected-actions"
+    ],
+    getArtifact: ["GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}"],
+    getCustomImageForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}"
+    ],
+    getCustomImageVersionForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions/{version}"
+    ],
+    getCustomOidcSubClaimForRepo: [
+      "GET /repos/{owner}/{repo}/actions/oidc/customization/sub"
+    ],
+    getEnvironmentPublicKey: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key"
+    ],
+    getEnvironmentSecret: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    getEnvironmentVariable: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    getGithubActionsDefaultWorkflowPermissionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/workflow"
+    ],
+    getGithubActionsDefaultWorkflowPermissionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/workflow"
+    ],
+    getGithubActionsPermissionsOrganization: [
+      "GET /orgs/{org}/actions/permissions"
+    ],
+    getGithubActionsPermissionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions"
+    ],
+    getHostedRunnerForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    getHostedRunnersGithubOwnedImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/github-owned"
+    ],
+    getHostedRunnersLimitsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/limits"
+    ],
+    getHostedRunnersMachineSpecsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/machine-sizes"
+    ],
+    getHostedRunnersPartnerImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/partner"
+    ],
+    getHostedRunnersPlatformsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/platforms"
+    ],
+    getJobForWorkflowRun: ["GET /repos/{owner}/{repo}/actions/jobs/{job_id}"],
+    getOrgPublicKey: ["GET /orgs/{org}/actions/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/actions/secrets/{secret_name}"],
+    getOrgVariable: ["GET /orgs/{org}/actions/variables/{name}"],
+    getPendingDeploymentsForRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+    ],
+    getRepoPermissions: [
+      "GET /repos/{owner}/{repo}/actions/permissions",
+      {},
+      { renamed: ["actions", "getGithubActionsPermissionsRepository"] }
+    ],
+    getRepoPublicKey: ["GET /repos/{owner}/{repo}/actions/secrets/public-key"],
+    getRepoSecret: ["GET /repos/{owner}/{repo}/actions/secrets/{secret_name}"],
+    getRepoVariable: ["GET /repos/{owner}/{repo}/actions/variables/{name}"],
+    getReviewsForRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/approvals"
+    ],
+    getSelfHostedRunnerForOrg: ["GET /orgs/{org}/actions/runners/{runner_id}"],
+    getSelfHostedRunnerForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    ],
+    getWorkflow: ["GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}"],
+    getWorkflowAccessToRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/access"
+    ],
+    getWorkflowRun: ["GET /repos/{owner}/{repo}/actions/runs/{run_id}"],
+    getWorkflowRunAttempt: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"
+    ],
+    getWorkflowRunUsage: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/timing"
+    ],
+    getWorkflowUsage: [
+      "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/timing"
+    ],
+    listArtifactsForRepo: ["GET /repos/{owner}/{repo}/actions/artifacts"],
+    listCustomImageVersionsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions"
+    ],
+    listCustomImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom"
+    ],
+    listEnvironmentSecrets: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets"
+    ],
+    listEnvironmentVariables: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/variables"
+    ],
+    listGithubHostedRunnersInGroupForOrg: [
+      "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/hosted-runners"
+    ],
+    listHostedRunnersForOrg: ["GET /orgs/{org}/actions/hosted-runners"],
+    listJobsForWorkflowRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
+    ],
+    listJobsForWorkflowRunAttempt: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs"
+    ],
+    listLabelsForSelfHostedRunnerForOrg: [
+      "GET /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    listLabelsForSelfHostedRunnerForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    listOrgSecrets: ["GET /orgs/{org}/actions/secrets"],
+    listOrgVariables: ["GET /orgs/{org}/actions/variables"],
+    listRepoOrganizationSecrets: [
+      "GET /repos/{owner}/{repo}/actions/organization-secrets"
+    ],
+    listRepoOrganizationVariables: [
+      "GET /repos/{owner}/{repo}/actions/organization-variables"
+    ],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/actions/secrets"],
+    listRepoVariables: ["GET /repos/{owner}/{repo}/actions/variables"],
+    listRepoWorkflows: ["GET /repos/{owner}/{repo}/actions/workflows"],
+    listRunnerApplicationsForOrg: ["GET /orgs/{org}/actions/runners/downloads"],
+    listRunnerApplicationsForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/downloads"
+    ],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/actions/secrets/{secret_name}/repositories"
+    ],
+    listSelectedReposForOrgVariable: [
+      "GET /orgs/{org}/actions/variables/{name}/repositories"
+    ],
+    listSelectedRepositoriesEnabledGithubActionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/repositories"
+    ],
+    listSelfHostedRunnersForOrg: ["GET /orgs/{org}/actions/runners"],
+    listSelfHostedRunnersForRepo: ["GET /repos/{owner}/{repo}/actions/runners"],
+    listWorkflowRunArtifacts: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts"
+    ],
+    listWorkflowRuns: [
+      "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
+    ],
+    listWorkflowRunsForRepo: ["GET /repos/{owner}/{repo}/actions/runs"],
+    reRunJobForWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun"
+    ],
+    reRunWorkflow: ["POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun"],
+    reRunWorkflowFailedJobs: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs"
+    ],
+    removeAllCustomLabelsFromSelfHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    removeAllCustomLabelsFromSelfHostedRunnerForRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    removeCustomLabelFromSelfHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}/labels/{name}"
+    ],
+    removeCustomLabelFromSelfHostedRunnerForRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}/labels/{name}"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/actions/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    removeSelectedRepoFromOrgVariable: [
+      "DELETE /orgs/{org}/actions/variables/{name}/repositories/{repository_id}"
+    ],
+    reviewCustomGatesForRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule"
+    ],
+    reviewPendingDeploymentsForRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+    ],
+    setAllowedActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/selected-actions"
+    ],
+    setAllowedActionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/selected-actions"
+    ],
+    setCustomLabelsForSelfHostedRunnerForOrg: [
+      "PUT /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    setCustomLabelsForSelfHostedRunnerForRepo: [
+      "PUT /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    setCustomOidcSubClaimForRepo: [
+      "PUT /repos/{owner}/{repo}/actions/oidc/customization/sub"
+    ],
+    setGithubActionsDefaultWorkflowPermissionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/workflow"
+    ],
+    setGithubActionsDefaultWorkflowPermissionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/workflow"
+    ],
+    setGithubActionsPermissionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions"
+    ],
+    setGithubActionsPermissionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/actions/secrets/{secret_name}/repositories"
+    ],
+    setSelectedReposForOrgVariable: [
+      "PUT /orgs/{org}/actions/variables/{name}/repositories"
+    ],
+    setSelectedRepositoriesEnabledGithubActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/repositories"
+    ],
+    setWorkflowAccessToRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/access"
+    ],
+    updateEnvironmentVariable: [
+      "PATCH /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    updateHostedRunnerForOrg: [
+      "PATCH /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    updateOrgVariable: ["PATCH /orgs/{org}/actions/variables/{name}"],
+    updateRepoVariable: [
+      "PATCH /repos/{owner}/{repo}/actions/variables/{name}"
+    ]
+  },
+  activity: {
+    checkRepoIsStarredByAuthenticatedUser: ["GET /user/starred/{owner}/{repo}"],
+    deleteRepoSubscription: ["DELETE /repos/{owner}/{repo}/subscription"],
+    deleteThreadSubscription: [
+      "DELETE /notifications/threads/{thread_id}/subscription"
+    ],
+    getFeeds: ["GET /feeds"],
+    getRepoSubscription: ["GET /repos/{owner}/{repo}/subscription"],
+    getThread: ["GET /notifications/threads/{thread_id}"],
+    getThreadSubscriptionForAuthenticatedUser: [
+      "GET /notifications/threads/{thread_id}/subscription"
+    ],
+    listEventsForAuthenticatedUser: ["GET /users/{username}/events"],
+    listNotificationsForAuthenticatedUser: ["GET /notifications"],
+    listOrgEventsForAuthenticatedUser: [
+      "GET /users/{username}/events/orgs/{org}"
+    ],
+    listPublicEvents: ["GET /events"],
+    listPublicEventsForRepoNetwork: ["GET /networks/{owner}/{repo}/events"],
+    listPublicEventsForUser: ["GET /users/{username}/events/public"],
+    listPublicOrgEvents: ["GET /orgs/{org}/events"],
+    listReceivedEventsForUser: ["GET /users/{username}/received_events"],
+    listReceivedPublicEventsForUser: [
+      "GET /users/{username}/received_events/public"
+    ],
+    listRepoEvents: ["GET /repos/{owner}/{repo}/events"],
+    listRepoNotificationsForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/notifications"
+    ],
+    listReposStarredByAuthenticatedUser: ["GET /user/starred"],
+    listReposStarredByUser: ["GET /users/{username}/starred"],
+    listReposWatchedByUser: ["GET /users/{username}/subscriptions"],
+    listStargazersForRepo: ["GET /repos/{owner}/{repo}/stargazers"],
+    listWatchedReposForAuthenticatedUser: ["GET /user/subscriptions"],
+    listWatchersForRepo: ["GET /repos/{owner}/{repo}/subscribers"],
+    markNotificationsAsRead: ["PUT /notifications"],
+    markRepoNotificationsAsRead: ["PUT /repos/{owner}/{repo}/notifications"],
+    markThreadAsDone: ["DELETE /notifications/threads/{thread_id}"],
+    markThreadAsRead: ["PATCH /notifications/threads/{thread_id}"],
+    setRepoSubscription: ["PUT /repos/{owner}/{repo}/subscription"],
+    setThreadSubscription: [
+      "PUT /notifications/threads/{thread_id}/subscription"
+    ],
+    starRepoForAuthenticatedUser: ["PUT /user/starred/{owner}/{repo}"],
+    unstarRepoForAuthenticatedUser: ["DELETE /user/starred/{owner}/{repo}"]
+  },
+  apps: {
+    addRepoToInstallation: [
+      "PUT /user/installations/{installation_id}/repositories/{repository_id}",
+      {},
+      { renamed: ["apps", "addRepoToInstallationForAuthenticatedUser"] }
+    ],
+    addRepoToInstallationForAuthenticatedUser: [
+      "PUT /user/installations/{installation_id}/repositories/{repository_id}"
+    ],
+    checkToken: ["POST /applications/{client_id}/token"],
+    createFromManifest: ["POST /app-manifests/{code}/conversions"],
+    createInstallationAccessToken: [
+      "POST /app/installations/{installation_id}/access_tokens"
+    ],
+    deleteAuthorization: ["DELETE /applications/{client_id}/grant"],
+    deleteInstallation: ["DELETE /app/installations/{installation_id}"],
+    deleteToken: ["DELETE /applications/{client_id}/token"],
+    getAuthenticated: ["GET /app"],
+    getBySlug: ["GET /apps/{app_slug}"],
+    getInstallation: ["GET /app/installations/{installation_id}"],
+    getOrgInstallation: ["GET /orgs/{org}/installation"],
+    getRepoInstallation: ["GET /repos/{owner}/{repo}/installation"],
+    getSubscriptionPlanForAccount: [
+      "GET /marketplace_listing/accounts/{account_id}"
+    ],
+    getSubscriptionPlanForAccountStubbed: [
+      "GET /marketplace_listing/stubbed/accounts/{account_id}"
+    ],
+    getUserInstallation: ["GET /users/{username}/installation"],
+    getWebhookConfigForApp: ["GET /app/hook/config"],
+    getWebhookDelivery: ["GET /app/hook/deliveries/{delivery_id}"],
+    listAccountsForPlan: ["GET /marketplace_listing/plans/{plan_id}/accounts"],
+    listAccountsForPlanStubbed: [
+      "GET /marketplace_listing/stubbed/plans/{plan_id}/accounts"
+    ],
+    listInstallationReposForAuthenticatedUser: [
+      "GET /user/installations/{installation_id}/repositories"
+    ],
+    listInstallationRequestsForAuthenticatedApp: [
+      "GET /app/installation-requests"
+    ],
+    listInstallations: ["GET /app/installations"],
+    listInstallationsForAuthenticatedUser: ["GET /user/installations"],
+    listPlans: ["GET /marketplace_listing/plans"],
+    listPlansStubbed: ["GET /marketplace_listing/stubbed/plans"],
+    listReposAccessibleToInstallation: ["GET /installation/repositories"],
+    listSubscriptionsForAuthenticatedUser: ["GET /user/marketplace_purchases"],
+    listSubscriptionsForAuthenticatedUserStubbed: [
+      "GET /user/marketplace_purchases/stubbed"
+    ],
+    listWebhookDeliveries: ["GET /app/hook/deliveries"],
+    redeliverWebhookDelivery: [
+      "POST /app/hook/deliveries/{delivery_id}/attempts"
+    ],
+    removeRepoFromInstallation: [
+      "DELETE /user/installations/{installation_id}/repositories/{repository_id}",
+      {},
+      { renamed: ["apps", "removeRepoFromInstallationForAuthenticatedUser"] }
+    ],
+    removeRepoFromInstallationForAuthenticatedUser: [
+      "DELETE /user/installations/{installation_id}/repositories/{repository_id}"
+    ],
+    resetToken: ["PATCH /applications/{client_id}/token"],
+    revokeInstallationAccessToken: ["DELETE /installation/token"],
+    scopeToken: ["POST /applications/{client_id}/token/scoped"],
+    suspendInstallation: ["PUT /app/installations/{installation_id}/suspended"],
+    unsuspendInstallation: [
+      "DELETE /app/installations/{installation_id}/suspended"
+    ],
+    updateWebhookConfigForApp: ["PATCH /app/hook/config"]
+  },
+  billing: {
+    getGithubActionsBillingOrg: ["GET /orgs/{org}/settings/billing/actions"],
+    getGithubActionsBillingUser: [
+      "GET /users/{username}/settings/billing/actions"
+    ],
+    getGithubBillingPremiumRequestUsageReportOrg: [
+      "GET /organizations/{org}/settings/billing/premium_request/usage"
+    ],
+    getGithubBillingPremiumRequestUsageReportUser: [
+      "GET /users/{username}/settings/billing/premium_request/usage"
+    ],
+    getGithubBillingUsageReportOrg: [
+      "GET /organizations/{org}/settings/billing/usage"
+    ],
+    getGithubBillingUsageReportUser: [
+      "GET /users/{username}/settings/billing/usage"
+    ],
+    getGithubPackagesBillingOrg: ["GET /orgs/{org}/settings/billing/packages"],
+    getGithubPackagesBillingUser: [
+      "GET /users/{username}/settings/billing/packages"
+    ],
+    getSharedStorageBillingOrg: [
+      "GET /orgs/{org}/settings/billing/shared-storage"
+    ],
+    getSharedStorageBillingUser: [
+      "GET /users/{username}/settings/billing/shared-storage"
+    ]
+  },
+  campaigns: {
+    createCampaign: ["POST /orgs/{org}/campaigns"],
+    deleteCampaign: ["DELETE /orgs/{org}/campaigns/{campaign_number}"],
+    getCampaignSummary: ["GET /orgs/{org}/campaigns/{campaign_number}"],
+    listOrgCampaigns: ["GET /orgs/{org}/campaigns"],
+    updateCampaign: ["PATCH /orgs/{org}/campaigns/{campaign_number}"]
+  },
+  checks: {
+    create: ["POST /repos/{owner}/{repo}/check-runs"],
+    createSuite: ["POST /repos/{owner}/{repo}/check-suites"],
+    get: ["GET /repos/{owner}/{repo}/check-runs/{check_run_id}"],
+    getSuite: ["GET /repos/{owner}/{repo}/check-suites/{check_suite_id}"],
+    listAnnotations: [
+      "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations"
+    ],
+    listForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/check-runs"],
+    listForSuite: [
+      "GET /repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs"
+    ],
+    listSuitesForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/check-suites"],
+    rerequestRun: [
+      "POST /repos/{owner}/{repo}/check-runs/{check_run_id}/rerequest"
+    ],
+    rerequestSuite: [
+      "POST /repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest"
+    ],
+    setSuitesPreferences: [
+      "PATCH /repos/{owner}/{repo}/check-suites/preferences"
+    ],
+    update: ["PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}"]
+  },
+  codeScanning: {
+    commitAutofix: [
+      "POST /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix/commits"
+    ],
+    createAutofix: [
+      "POST /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix"
+    ],
+    createVariantAnalysis: [
+      "POST /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses"
+    ],
+    deleteAnalysis: [
+      "DELETE /repos/{owner}/{repo}/code-scanning/analyses/{analysis_id}{?confirm_delete}"
+    ],
+    deleteCodeqlDatabase: [
+      "DELETE /repos/{owner}/{repo}/code-scanning/codeql/databases/{language}"
+    ],
+    getAlert: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}",
+      {},
+      { renamedParameters: { alert_id: "alert_number" } }
+    ],
+    getAnalysis: [
+      "GET /repos/{owner}/{repo}/code-scanning/analyses/{analysis_id}"
+    ],
+    getAutofix: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix"
+    ],
+    getCodeqlDatabase: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/databases/{language}"
+    ],
+    getDefaultSetup: ["GET /repos/{owner}/{repo}/code-scanning/default-setup"],
+    getSarif: ["GET /repos/{owner}/{repo}/code-scanning/sarifs/{sarif_id}"],
+    getVariantAnalysis: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses/{codeql_variant_analysis_id}"
+    ],
+    getVariantAnalysisRepoTask: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses/{codeql_variant_analysis_id}/repos/{repo_owner}/{repo_name}"
+    ],
+    listAlertInstances: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances"
+    ],
+    listAlertsForOrg: ["GET /orgs/{org}/code-scanning/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/code-scanning/alerts"],
+    listAlertsInstances: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances",
+      {},
+      { renamed: ["codeScanning", "listAlertInstances"] }
+    ],
+    listCodeqlDatabases: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/databases"
+    ],
+    listRecentAnalyses: ["GET /repos/{owner}/{repo}/code-scanning/analyses"],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}"
+    ],
+    updateDefaultSetup: [
+      "PATCH /repos/{owner}/{repo}/code-scanning/default-setup"
+    ],
+    uploadSarif: ["POST /repos/{owner}/{repo}/code-scanning/sarifs"]
+  },
+  codeSecurity: {
+    attachConfiguration: [
+      "POST /orgs/{org}/code-security/configurations/{configuration_id}/attach"
+    ],
+    attachEnterpriseConfiguration: [
+      "POST /enterprises/{enterprise}/code-security/configurations/{configuration_id}/attach"
+    ],
+    createConfiguration: ["POST /orgs/{org}/code-security/configurations"],
+    createConfigurationForEnterprise: [
+      "POST /enterprises/{enterprise}/code-security/configurations"
+    ],
+    deleteConfiguration: [
+      "DELETE /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    deleteConfigurationForEnterprise: [
+      "DELETE /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ],
+    detachConfiguration: [
+      "DELETE /orgs/{org}/code-security/configurations/detach"
+    ],
+    getConfiguration: [
+      "GET /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    getConfigurationForRepository: [
+      "GET /repos/{owner}/{repo}/code-security-configuration"
+    ],
+    getConfigurationsForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations"
+    ],
+    getConfigurationsForOrg: ["GET /orgs/{org}/code-security/configurations"],
+    getDefaultConfigurations: [
+      "GET /orgs/{org}/code-security/configurations/defaults"
+    ],
+    getDefaultConfigurationsForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations/defaults"
+    ],
+    getRepositoriesForConfiguration: [
+      "GET /orgs/{org}/code-security/configurations/{configuration_id}/repositories"
+    ],
+    getRepositoriesForEnterpriseConfiguration: [
+      "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}/repositories"
+    ],
+    getSingleConfigurationForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ],
+    setConfigurationAsDefault: [
+      "PUT /orgs/{org}/code-security/configurations/{configuration_id}/defaults"
+    ],
+    setConfigurationAsDefaultForEnterprise: [
+      "PUT /enterprises/{enterprise}/code-security/configurations/{configuration_id}/defaults"
+    ],
+    updateConfiguration: [
+      "PATCH /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    updateEnterpriseConfiguration: [
+      "PATCH /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ]
+  },
+  codesOfConduct: {
+    getAllCodesOfConduct: ["GET /codes_of_conduct"],
+    getConductCode: ["GET /codes_of_conduct/{key}"]
+  },
+  codespaces: {
+    addRepositoryForSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    checkPermissionsForDevcontainer: [
+      "GET /repos/{owner}/{repo}/codespaces/permissions_check"
+    ],
+    codespaceMachinesForAuthenticatedUser: [
+      "GET /user/codespaces/{codespace_name}/machines"
+    ],
+    createForAuthenticatedUser: ["POST /user/codespaces"],
+    createOrUpdateOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}"
+    ],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    createOrUpdateSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}"
+    ],
+    createWithPrForAuthenticatedUser: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/codespaces"
+    ],
+    createWithRepoForAuthenticatedUser: [
+      "POST /repos/{owner}/{repo}/codespaces"
+    ],
+    deleteForAuthenticatedUser: ["DELETE /user/codespaces/{codespace_name}"],
+    deleteFromOrganization: [
+      "DELETE /orgs/{org}/members/{username}/codespaces/{codespace_name}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/codespaces/secrets/{secret_name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    deleteSecretForAuthenticatedUser: [
+      "DELETE /user/codespaces/secrets/{secret_name}"
+    ],
+    exportForAuthenticatedUser: [
+      "POST /user/codespaces/{codespace_name}/exports"
+    ],
+    getCodespacesForUserInOrg: [
+      "GET /orgs/{org}/members/{username}/codespaces"
+    ],
+    getExportDetailsForAuthenticatedUser: [
+      "GET /user/codespaces/{codespace_name}/exports/{export_id}"
+    ],
+    getForAuthenticatedUser: ["GET /user/codespaces/{codespace_name}"],
+    getOrgPublicKey: ["GET /orgs/{org}/codespaces/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/codespaces/secrets/{secret_name}"],
+    getPublicKeyForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/public-key"
+    ],
+    getRepoPublicKey: [
+      "GET /repos/{owner}/{repo}/codespaces/secrets/public-key"
+    ],
+    getRepoSecret: [
+      "GET /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    getSecretForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/{secret_name}"
+    ],
+    listDevcontainersInRepositoryForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/devcontainers"
+    ],
+    listForAuthenticatedUser: ["GET /user/codespaces"],
+    listInOrganization: [
+      "GET /orgs/{org}/codespaces",
+      {},
+      { renamedParameters: { org_id: "org" } }
+    ],
+    listInRepositoryForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces"
+    ],
+    listOrgSecrets: ["GET /orgs/{org}/codespaces/secrets"],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/codespaces/secrets"],
+    listRepositoriesForSecretForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/{secret_name}/repositories"
+    ],
+    listSecretsForAuthenticatedUser: ["GET /user/codespaces/secrets"],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/codespaces/secrets/{secret_name}/repositories"
+    ],
+    preFlightWithRepoForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/new"
+    ],
+    publishForAuthenticatedUser: [
+      "POST /user/codespaces/{codespace_name}/publish"
+    ],
+    removeRepositoryForSecretForAuthenticatedUser: [
+      "DELETE /user/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    repoMachinesForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/machines"
+    ],
+    setRepositoriesForSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}/repositories"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}/repositories"
+    ],
+    startForAuthenticatedUser: ["POST /user/codespaces/{codespace_name}/start"],
+    stopForAuthenticatedUser: ["POST /user/codespaces/{codespace_name}/stop"],
+    stopInOrganization: [
+      "POST /orgs/{org}/members/{username}/codespaces/{codespace_name}/stop"
+    ],
+    updateForAuthenticatedUser: ["PATCH /user/codespaces/{codespace_name}"]
+  },
+  copilot: {
+    addCopilotSeatsForTeams: [
+      "POST /orgs/{org}/copilot/billing/selected_teams"
+    ],
+    addCopilotSeatsForUsers: [
+      "POST /orgs/{org}/copilot/billing/selected_users"
+    ],
+    cancelCopilotSeatAssignmentForTeams: [
+      "DELETE /orgs/{org}/copilot/billing/selected_teams"
+    ],
+    cancelCopilotSeatAssignmentForUsers: [
+      "DELETE /orgs/{org}/copilot/billing/selected_users"
+    ],
+    copilotMetricsForOrganization: ["GET /orgs/{org}/copilot/metrics"],
+    copilotMetricsForTeam: ["GET /orgs/{org}/team/{team_slug}/copilot/metrics"],
+    getCopilotOrganizationDetails: ["GET /orgs/{org}/copilot/billing"],
+    getCopilotSeatDetailsForUser: [
+      "GET /orgs/{org}/members/{username}/copilot"
+    ],
+    listCopilotSeats: ["GET /orgs/{org}/copilot/billing/seats"]
+  },
+  credentials: { revoke: ["POST /credentials/revoke"] },
+  dependabot: {
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    createOrUpdateOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}"
+    ],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/dependabot/secrets/{secret_name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    getAlert: ["GET /repos/{owner}/{repo}/dependabot/alerts/{alert_number}"],
+    getOrgPublicKey: ["GET /orgs/{org}/dependabot/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/dependabot/secrets/{secret_name}"],
+    getRepoPublicKey: [
+      "GET /repos/{owner}/{repo}/dependabot/secrets/public-key"
+    ],
+    getRepoSecret: [
+      "GET /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    listAlertsForEnterprise: [
+      "GET /enterprises/{enterprise}/dependabot/alerts"
+    ],
+    listAlertsForOrg: ["GET /orgs/{org}/dependabot/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/dependabot/alerts"],
+    listOrgSecrets: ["GET /orgs/{org}/dependabot/secrets"],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/dependabot/secrets"],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/dependabot/secrets/{secret_name}/repositories"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/dependabot/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    repositoryAccessForOrg: [
+      "GET /organizations/{org}/dependabot/repository-access"
+    ],
+    setRepositoryAccessDefaultLevel: [
+      "PUT /organizations/{org}/dependabot/repository-access/default-level"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}/repositories"
+    ],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/dependabot/alerts/{alert_number}"
+    ],
+    updateRepositoryAccessForOrg: [
+      "PATCH /organizations/{org}/dependabot/repository-access"
+    ]
+  },
+  dependencyGraph: {
+    createRepositorySnapshot: [
+      "POST /repos/{owner}/{repo}/dependency-graph/snapshots"
+    ],
+    diffRange: [
+      "GET /repos/{owner}/{repo}/dependency-graph/compare/{basehead}"
+    ],
+    exportSbom: ["GET /repos/{owner}/{repo}/dependency-graph/sbom"]
+  },
+  emojis: { get: ["GET /emojis"] },
+  enterpriseTeamMemberships: {
+    add: [
+      "PUT /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ],
+    bulkAdd: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/memberships/add"
+    ],
+    bulkRemove: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/memberships/remove"
+    ],
+    get: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ],
+    list: ["GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships"],
+    remove: [
+      "DELETE /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ]
+  },
+  enterpriseTeamOrganizations: {
+    add: [
+      "PUT /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    bulkAdd: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/organizations/add"
+    ],
+    bulkRemove: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/organizations/remove"
+    ],
+    delete: [
+      "DELETE /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    getAssignment: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    getAssignments: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations"
+    ]
+  },
+  enterpriseTeams: {
+    create: ["POST /enterprises/{enterprise}/teams"],
+    delete: ["DELETE /enterprises/{enterprise}/teams/{team_slug}"],
+    get: ["GET /enterprises/{enterprise}/teams/{team_slug}"],
+    list: ["GET /enterprises/{enterprise}/teams"],
+    update: ["PATCH /enterprises/{enterprise}/teams/{team_slug}"]
+  },
+  gists: {
+    checkIsStarred: ["GET /gists/{gist_id}/star"],
+    create: ["POST /gists"],
+    createComment: ["POST /gists/{gist_id}/comments"],
+    delete: ["DELETE /gists/{gist_id}"],
+    deleteComment: ["DELETE /gists/{gist_id}/comments/{comment_id}"],
+    fork: ["POST /gists/{gist_id}/forks"],
+    get: ["GET /gists/{gist_id}"],
+    getComment: ["GET /gists/{gist_id}/comments/{comment_id}"],
+    getRevision: ["GET /gists/{gist_id}/{sha}"],
+    list: ["GET /gists"],
+    listComments: ["GET /gists/{gist_id}/comments"],
+    listCommits: ["GET /gists/{gist_id}/commits"],
+    listForUser: ["GET /users/{username}/gists"],
+    listForks: ["GET /gists/{gist_id}/forks"],
+    listPublic: ["GET /gists/public"],
+    listStarred: ["GET /gists/starred"],
+    star: ["PUT /gists/{gist_id}/star"],
+    unstar: ["DELETE /gists/{gist_id}/star"],
+    update: ["PATCH /gists/{gist_id}"],
+    updateComment: ["PATCH /gists/{gist_id}/comments/{comment_id}"]
+  },
+  git: {
+    createBlob: ["POST /repos/{owner}/{repo}/git/blobs"],
+    createCommit: ["POST /repos/{owner}/{repo}/git/commits"],
+    createRef: ["POST /repos/{owner}/{repo}/git/refs"],
+    createTag: ["POST /repos/{owner}/{repo}/git/tags"],
+    createTree: ["POST /repos/{owner}/{repo}/git/trees"],
+    deleteRef: ["DELETE /repos/{owner}/{repo}/git/refs/{ref}"],
+    getBlob: ["GET /repos/{owner}/{repo}/git/blobs/{file_sha}"],
+    getCommit: ["GET /repos/{owner}/{repo}/git/commits/{commit_sha}"],
+    getRef: ["GET /repos/{owner}/{repo}/git/ref/{ref}"],
+    getTag: ["GET /repos/{owner}/{repo}/git/tags/{tag_sha}"],
+    getTree: ["GET /repos/{owner}/{repo}/git/trees/{tree_sha}"],
+    listMatchingRefs: ["GET /repos/{owner}/{repo}/git/matching-refs/{ref}"],
+    updateRef: ["PATCH /repos/{owner}/{repo}/git/refs/{ref}"]
+  },
+  gitignore: {
+    getAllTemplates: ["GET /gitignore/templates"],
+    getTemplate: ["GET /gitignore/templates/{name}"]
+  },
+  hostedCompute: {
+    createNetworkConfigurationForOrg: [
+      "POST /orgs/{org}/settings/network-configurations"
+    ],
+    deleteNetworkConfigurationFromOrg: [
+      "DELETE /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ],
+    getNetworkConfigurationForOrg: [
+      "GET /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ],
+    getNetworkSettingsForOrg: [
+      "GET /orgs/{org}/settings/network-settings/{network_settings_id}"
+    ],
+    listNetworkConfigurationsForOrg: [
+      "GET /orgs/{org}/settings/network-configurations"
+    ],
+    updateNetworkConfigurationForOrg: [
+      "PATCH /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ]
+  },
+  interactions: {
+    getRestrictionsForAuthenticatedUser: ["GET /user/interaction-limits"],
+    getRestrictionsForOrg: ["GET /orgs/{org}/interaction-limits"],
+    getRestrictionsForRepo: ["GET /repos/{owner}/{repo}/interaction-limits"],
+    getRestrictionsForYourPublicRepos: [
+      "GET /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "getRestrictionsForAuthenticatedUser"] }
+    ],
+    removeRestrictionsForAuthenticatedUser: ["DELETE /user/interaction-limits"],
+    removeRestrictionsForOrg: ["DELETE /orgs/{org}/interaction-limits"],
+    removeRestrictionsForRepo: [
+      "DELETE /repos/{owner}/{repo}/interaction-limits"
+    ],
+    removeRestrictionsForYourPublicRepos: [
+      "DELETE /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "removeRestrictionsForAuthenticatedUser"] }
+    ],
+    setRestrictionsForAuthenticatedUser: ["PUT /user/interaction-limits"],
+    setRestrictionsForOrg: ["PUT /orgs/{org}/interaction-limits"],
+    setRestrictionsForRepo: ["PUT /repos/{owner}/{repo}/interaction-limits"],
+    setRestrictionsForYourPublicRepos: [
+      "PUT /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "setRestrictionsForAuthenticatedUser"] }
+    ]
+  },
+  issues: {
+    addAssignees: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/assignees"
+    ],
+    addBlockedByDependency: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by"
+    ],
+    addLabels: ["POST /repos/{owner}/{repo}/issues/{issue_number}/labels"],
+    addSubIssue: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/sub_issues"
+    ],
+    checkUserCanBeAssigned: ["GET /repos/{owner}/{repo}/assignees/{assignee}"],
+    checkUserCanBeAssignedToIssue: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/assignees/{assignee}"
+    ],
+    create: ["POST /repos/{owner}/{repo}/issues"],
+    createComment: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+    ],
+    createLabel: ["POST /repos/{owner}/{repo}/labels"],
+    createMilestone: ["POST /repos/{owner}/{repo}/milestones"],
+    deleteComment: [
+      "DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}"
+    ],
+    deleteLabel: ["DELETE /repos/{owner}/{repo}/labels/{name}"],
+    deleteMilestone: [
+      "DELETE /repos/{owner}/{repo}/milestones/{milestone_number}"
+    ],
+    get: ["GET /repos/{owner}/{repo}/issues/{issue_number}"],
+    getComment: ["GET /repos/{owner}/{repo}/issues/comments/{comment_id}"],
+    getEvent: ["GET /repos/{owner}/{repo}/issues/events/{event_id}"],
+    getLabel: ["GET /repos/{owner}/{repo}/labels/{name}"],
+    getMilestone: ["GET /repos/{owner}/{repo}/milestones/{milestone_number}"],
+    getParent: ["GET /repos/{owner}/{repo}/issues/{issue_number}/parent"],
+    list: ["GET /issues"],
+    listAssignees: ["GET /repos/{owner}/{repo}/assignees"],
+    listComments: ["GET /repos/{owner}/{repo}/issues/{issue_number}/comments"],
+    listCommentsForRepo: ["GET /repos/{owner}/{repo}/issues/comments"],
+    listDependenciesBlockedBy: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by"
+    ],
+    listDependenciesBlocking: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocking"
+    ],
+    listEvents: ["GET /repos/{owner}/{repo}/issues/{issue_number}/events"],
+    listEventsForRepo: ["GET /repos/{owner}/{repo}/issues/events"],
+    listEventsForTimeline: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/timeline"
+    ],
+    listForAuthenticatedUser: ["GET /user/issues"],
+    listForOrg: ["GET /orgs/{org}/issues"],
+    listForRepo: ["GET /repos/{owner}/{repo}/issues"],
+    listLabelsForMilestone: [
+      "GET /repos/{owner}/{repo}/milestones/{milestone_number}/labels"
+    ],
+    listLabelsForRepo: ["GET /repos/{owner}/{repo}/labels"],
+    listLabelsOnIssue: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/labels"
+    ],
+    listMilestones: ["GET /repos/{owner}/{repo}/milestones"],
+    listSubIssues: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues"
+    ],
+    lock: ["PUT /repos/{owner}/{repo}/issues/{issue_number}/lock"],
+    removeAllLabels: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels"
+    ],
+    removeAssignees: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/assignees"
+    ],
+    removeDependencyBlockedBy: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by/{issue_id}"
+    ],
+    removeLabel: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"
+    ],
+    removeSubIssue: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/sub_issue"
+    ],
+    reprioritizeSubIssue: [
+      "PATCH /repos/{owner}/{repo}/issues/{issue_number}/sub_issues/priority"
+    ],
+    setLabels: ["PUT /repos/{owner}/{repo}/issues/{issue_number}/labels"],
+    unlock: ["DELETE /repos/{owner}/{repo}/issues/{issue_number}/lock"],
+    update: ["PATCH /repos/{owner}/{repo}/issues/{issue_number}"],
+    updateComment: ["PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}"],
+    updateLabel: ["PATCH /repos/{owner}/{repo}/labels/{name}"],
+    updateMilestone: [
+      "PATCH /repos/{owner}/{repo}/milestones/{milestone_number}"
+    ]
+  },
+  licenses: {
+    get: ["GET /licenses/{license}"],
+    getAllCommonlyUsed: ["GET /licenses"],
+    getForRepo: ["GET /repos/{owner}/{repo}/license"]
+  },
+  markdown: {
+    render: ["POST /markdown"],
+    renderRaw: [
+      "POST /markdown/raw",
+      { headers: { "content-type": "text/plain; charset=utf-8" } }
+    ]
+  },
+  meta: {
+    get: ["GET /meta"],
+    getAllVersions: ["GET /versions"],
+    getOctocat: ["GET /octocat"],
+    getZen: ["GET /zen"],
+    root: ["GET /"]
+  },
+  migrations: {
+    deleteArchiveForAuthenticatedUser: [
+      "DELETE /user/migrations/{migration_id}/archive"
+    ],
+    deleteArchiveForOrg: [
+      "DELETE /orgs/{org}/migrations/{migration_id}/archive"
+    ],
+    downloadArchiveForOrg: [
+      "GET /orgs/{org}/migrations/{migration_id}/archive"
+    ],
+    getArchiveForAuthenticatedUser: [
+      "GET /user/migrations/{migration_id}/archive"
+    ],
+    getStatusForAuthenticatedUser: ["GET /user/migrations/{migration_id}"],
+    getStatusForOrg: ["GET /orgs/{org}/migrations/{migration_id}"],
+    listForAuthenticatedUser: ["GET /user/migrations"],
+    listForOrg: ["GET /orgs/{org}/migrations"],
+    listReposForAuthenticatedUser: [
+      "GET /user/migrations/{migration_id}/repositories"
+    ],
+    listReposForOrg: ["GET /orgs/{org}/migrations/{migration_id}/repositories"],
+    listReposForUser: [
+      "GET /user/migrations/{migration_id}/repositories",
+      {},
+      { renamed: ["migrations", "listReposForAuthenticatedUser"] }
+    ],
+    startForAuthenticatedUser: ["POST /user/migrations"],
+    startForOrg: ["POST /orgs/{org}/migrations"],
+    unlockRepoForAuthenticatedUser: [
+      "DELETE /user/migrations/{migration_id}/repos/{repo_name}/lock"
+    ],
+    unlockRepoForOrg: [
+      "DELETE /orgs/{org}/migrations/{migration_id}/repos/{repo_name}/lock"
+    ]
+  },
+  oidc: {
+    getOidcCustomSubTemplateForOrg: [
+      "GET /orgs/{org}/actions/oidc/customization/sub"
+    ],
+    updateOidcCustomSubTemplateForOrg: [
+      "PUT /orgs/{org}/actions/oidc/customization/sub"
+    ]
+  },
+  orgs: {
+    addSecurityManagerTeam: [
+      "PUT /orgs/{org}/security-managers/teams/{team_slug}",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.addSecurityManagerTeam() is deprecated, see https://docs.github.com/rest/orgs/security-managers#add-a-security-manager-team"
+      }
+    ],
+    assignTeamToOrgRole: [
+      "PUT /orgs/{org}/organization-roles/teams/{team_slug}/{role_id}"
+    ],
+    assignUserToOrgRole: [
+      "PUT /orgs/{org}/organization-roles/users/{username}/{role_id}"
+    ],
+    blockUser: ["PUT /orgs/{org}/blocks/{username}"],
+    cancelInvitation: ["DELETE /orgs/{org}/invitations/{invitation_id}"],
+    checkBlockedUser: ["GET /orgs/{org}/blocks/{username}"],
+    checkMembershipForUser: ["GET /orgs/{org}/members/{username}"],
+    checkPublicMembershipForUser: ["GET /orgs/{org}/public_members/{username}"],
+    convertMemberToOutsideCollaborator: [
+      "PUT /orgs/{org}/outside_collaborators/{username}"
+    ],
+    createArtifactStorageRecord: [
+      "POST /orgs/{org}/artifacts/metadata/storage-record"
+    ],
+    createInvitation: ["POST /orgs/{org}/invitations"],
+    createIssueType: ["POST /orgs/{org}/issue-types"],
+    createWebhook: ["POST /orgs/{org}/hooks"],
+    customPropertiesForOrgsCreateOrUpdateOrganizationValues: [
+      "PATCH /organizations/{org}/org-properties/values"
+    ],
+    customPropertiesForOrgsGetOrganizationValues: [
+      "GET /organizations/{org}/org-properties/values"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationDefinition: [
+      "PUT /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationDefinitions: [
+      "PATCH /orgs/{org}/properties/schema"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationValues: [
+      "PATCH /orgs/{org}/properties/values"
+    ],
+    customPropertiesForReposDeleteOrganizationDefinition: [
+      "DELETE /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposGetOrganizationDefinition: [
+      "GET /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposGetOrganizationDefinitions: [
+      "GET /orgs/{org}/properties/schema"
+    ],
+    customPropertiesForReposGetOrganizationValues: [
+      "GET /orgs/{org}/properties/values"
+    ],
+    delete: ["DELETE /orgs/{org}"],
+    deleteAttestationsBulk: ["POST /orgs/{org}/attestations/delete-request"],
+    deleteAttestationsById: [
+      "DELETE /orgs/{org}/attestations/{attestation_id}"
+    ],
+    deleteAttestationsBySubjectDigest: [
+      "DELETE /orgs/{org}/attestations/digest/{subject_digest}"
+    ],
+    deleteIssueType: ["DELETE /orgs/{org}/issue-types/{issue_type_id}"],
+    deleteWebhook: ["DELETE /orgs/{org}/hooks/{hook_id}"],
+    disableSelectedRepositoryImmutableReleasesOrganization: [
+      "DELETE /orgs/{org}/settings/immutable-releases/repositories/{repository_id}"
+    ],
+    enableSelectedRepositoryImmutableReleasesOrganization: [
+      "PUT /orgs/{org}/settings/immutable-releases/repositories/{repository_id}"
+    ],
+    get: ["GET /orgs/{org}"],
+    getImmutableReleasesSettings: [
+      "GET /orgs/{org}/settings/immutable-releases"
+    ],
+    getImmutableReleasesSettingsRepositories: [
+      "GET /orgs/{org}/settings/immutable-releases/repositories"
+    ],
+    getMembershipForAuthenticatedUser: ["GET /user/memberships/orgs/{org}"],
+    getMembershipForUser: ["GET /orgs/{org}/memberships/{username}"],
+    getOrgRole: ["GET /orgs/{org}/organization-roles/{role_id}"],
+    getOrgRulesetHistory: ["GET /orgs/{org}/rulesets/{ruleset_id}/history"],
+    getOrgRulesetVersion: [
+      "GET /orgs/{org}/rulesets/{ruleset_id}/history/{version_id}"
+    ],
+    getWebhook: ["GET /orgs/{org}/hooks/{hook_id}"],
+    getWebhookConfigForOrg: ["GET /orgs/{org}/hooks/{hook_id}/config"],
+    getWebhookDelivery: [
+      "GET /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}"
+    ],
+    list: ["GET /organizations"],
+    listAppInstallations: ["GET /orgs/{org}/installations"],
+    listArtifactStorageRecords: [
+      "GET /orgs/{org}/artifacts/{subject_digest}/metadata/storage-records"
+    ],
+    listAttestationRepositories: ["GET /orgs/{org}/attestations/repositories"],
+    listAttestations: ["GET /orgs/{org}/attestations/{subject_digest}"],
+    listAttestationsBulk: [
+      "POST /orgs/{org}/attestations/bulk-list{?per_page,before,after}"
+    ],
+    listBlockedUsers: ["GET /orgs/{org}/blocks"],
+    listFailedInvitations: ["GET /orgs/{org}/failed_invitations"],
+    listForAuthenticatedUser: ["GET /user/orgs"],
+    listForUser: ["GET /users/{username}/orgs"],
+    listInvitationTeams: ["GET /orgs/{org}/invitations/{invitation_id}/teams"],
+    listIssueTypes: ["GET /orgs/{org}/issue-types"],
+    listMembers: ["GET /orgs/{org}/members"],
+    listMembershipsForAuthenticatedUser: ["GET /user/memberships/orgs"],
+    listOrgRoleTeams: ["GET /orgs/{org}/organization-roles/{role_id}/teams"],
+    listOrgRoleUsers: ["GET /orgs/{org}/organization-roles/{role_id}/users"],
+    listOrgRoles: ["GET /orgs/{org}/organization-roles"],
+    listOrganizationFineGrainedPermissions: [
+      "GET /orgs/{org}/organization-fine-grained-permissions"
+    ],
+    listOutsideCollaborators: ["GET /orgs/{org}/outside_collaborators"],
+    listPatGrantRepositories: [
+      "GET /orgs/{org}/personal-access-tokens/{pat_id}/repositories"
+    ],
+    listPatGrantRequestRepositories: [
+      "GET /orgs/{org}/personal-access-token-requests/{pat_request_id}/repositories"
+    ],
+    listPatGrantRequests: ["GET /orgs/{org}/personal-access-token-requests"],
+    listPatGrants: ["GET /orgs/{org}/personal-access-tokens"],
+    listPendingInvitations: ["GET /orgs/{org}/invitations"],
+    listPublicMembers: ["GET /orgs/{org}/public_members"],
+    listSecurityManagerTeams: [
+      "GET /orgs/{org}/security-managers",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.listSecurityManagerTeams() is deprecated, see https://docs.github.com/rest/orgs/security-managers#list-security-manager-teams"
+      }
+    ],
+    listWebhookDeliveries: ["GET /orgs/{org}/hooks/{hook_id}/deliveries"],
+    listWebhooks: ["GET /orgs/{org}/hooks"],
+    pingWebhook: ["POST /orgs/{org}/hooks/{hook_id}/pings"],
+    redeliverWebhookDelivery: [
+      "POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+    ],
+    removeMember: ["DELETE /orgs/{org}/members/{username}"],
+    removeMembershipForUser: ["DELETE /orgs/{org}/memberships/{username}"],
+    removeOutsideCollaborator: [
+      "DELETE /orgs/{org}/outside_collaborators/{username}"
+    ],
+    removePublicMembershipForAuthenticatedUser: [
+      "DELETE /orgs/{org}/public_members/{username}"
+    ],
+    removeSecurityManagerTeam: [
+      "DELETE /orgs/{org}/security-managers/teams/{team_slug}",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.removeSecurityManagerTeam() is deprecated, see https://docs.github.com/rest/orgs/security-managers#remove-a-security-manager-team"
+      }
+    ],
+    reviewPatGrantRequest: [
+      "POST /orgs/{org}/personal-access-token-requests/{pat_request_id}"
+    ],
+    reviewPatGrantRequestsInBulk: [
+      "POST /orgs/{org}/personal-access-token-requests"
+    ],
+    revokeAllOrgRolesTeam: [
+      "DELETE /orgs/{org}/organization-roles/teams/{team_slug}"
+    ],
+    revokeAllOrgRolesUser: [
+      "DELETE /orgs/{org}/organization-roles/users/{username}"
+    ],
+    revokeOrgRoleTeam: [
+      "DELETE /orgs/{org}/organization-roles/teams/{team_slug}/{role_id}"
+    ],
+    revokeOrgRoleUser: [
+      "DELETE /orgs/{org}/organization-roles/users/{username}/{role_id}"
+    ],
+    setImmutableReleasesSettings: [
+      "PUT /orgs/{org}/settings/immutable-releases"
+    ],
+    setImmutableReleasesSettingsRepositories: [
+      "PUT /orgs/{org}/settings/immutable-releases/repositories"
+    ],
+    setMembershipForUser: ["PUT /orgs/{org}/memberships/{username}"],
+    setPublicMembershipForAuthenticatedUser: [
+      "PUT /orgs/{org}/public_members/{username}"
+    ],
+    unblockUser: ["DELETE /orgs/{org}/blocks/{username}"],
+    update: ["PATCH /orgs/{org}"],
+    updateIssueType: ["PUT /orgs/{org}/issue-types/{issue_type_id}"],
+    updateMembershipForAuthenticatedUser: [
+      "PATCH /user/memberships/orgs/{org}"
+    ],
+    updatePatAccess: ["POST /orgs/{org}/personal-access-tokens/{pat_id}"],
+    updatePatAccesses: ["POST /orgs/{org}/personal-access-tokens"],
+    updateWebhook: ["PATCH /orgs/{org}/hooks/{hook_id}"],
+    updateWebhookConfigForOrg: ["PATCH /orgs/{org}/hooks/{hook_id}/config"]
+  },
+  packages: {
+    deletePackageForAuthenticatedUser: [
+      "DELETE /user/packages/{package_type}/{package_name}"
+    ],
+    deletePackageForOrg: [
+      "DELETE /orgs/{org}/packages/{package_type}/{package_name}"
+    ],
+    deletePackageForUser: [
+      "DELETE /users/{username}/packages/{package_type}/{package_name}"
+    ],
+    deletePackageVersionForAuthenticatedUser: [
+      "DELETE /user/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    deletePackageVersionForOrg: [
+      "DELETE /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    deletePackageVersionForUser: [
+      "DELETE /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getAllPackageVersionsForAPackageOwnedByAnOrg: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions",
+      {},
+      { renamed: ["packages", "getAllPackageVersionsForPackageOwnedByOrg"] }
+    ],
+    getAllPackageVersionsForAPackageOwnedByTheAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions",
+      {},
+      {
+        renamed: [
+          "packages",
+          "getAllPackageVersionsForPackageOwnedByAuthenticatedUser"
+        ]
+      }
+    ],
+    getAllPackageVersionsForPackageOwnedByAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions"
+    ],
+    getAllPackageVersionsForPackageOwnedByOrg: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions"
+    ],
+    getAllPackageVersionsForPackageOwnedByUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}/versions"
+    ],
+    getPackageForAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}"
+    ],
+    getPackageForOrganization: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}"
+    ],
+    getPackageForUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}"
+    ],
+    getPackageVersionForAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getPackageVersionForOrganization: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getPackageVersionForUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    listDockerMigrationConflictingPackagesForAuthenticatedUser: [
+      "GET /user/docker/conflicts"
+    ],
+    listDockerMigrationConflictingPackagesForOrganization: [
+      "GET /orgs/{org}/docker/conflicts"
+    ],
+    listDockerMigrationConflictingPackagesForUser: [
+      "GET /users/{username}/docker/conflicts"
+    ],
+    listPackagesForAuthenticatedUser: ["GET /user/packages"],
+    listPackagesForOrganization: ["GET /orgs/{org}/packages"],
+    listPackagesForUser: ["GET /users/{username}/packages"],
+    restorePackageForAuthenticatedUser: [
+      "POST /user/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageForOrg: [
+      "POST /orgs/{org}/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageForUser: [
+      "POST /users/{username}/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageVersionForAuthenticatedUser: [
+      "POST /user/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ],
+    restorePackageVersionForOrg: [
+      "POST /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ],
+    restorePackageVersionForUser: [
+      "POST /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ]
+  },
+  privateRegistries: {
+    createOrgPrivateRegistry: ["POST /orgs/{org}/private-registries"],
+    deleteOrgPrivateRegistry: [
+      "DELETE /orgs/{org}/private-registries/{secret_name}"
+    ],
+    getOrgPrivateRegistry: ["GET /orgs/{org}/private-registries/{secret_name}"],
+    getOrgPublicKey: ["GET /orgs/{org}/private-registries/public-key"],
+    listOrgPrivateRegistries: ["GET /orgs/{org}/private-registries"],
+    updateOrgPrivateRegistry: [
+      "PATCH /orgs/{org}/private-registries/{secret_name}"
+    ]
+  },
+  projects: {
+    addItemForOrg: ["POST /orgs/{org}/projectsV2/{project_number}/items"],
+    addItemForUser: [
+      "POST /users/{username}/projectsV2/{project_number}/items"
+    ],
+    deleteItemForOrg: [
+      "DELETE /orgs/{org}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    deleteItemForUser: [
+      "DELETE /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    getFieldForOrg: [
+      "GET /orgs/{org}/projectsV2/{project_number}/fields/{field_id}"
+    ],
+    getFieldForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/fields/{field_id}"
+    ],
+    getForOrg: ["GET /orgs/{org}/projectsV2/{project_number}"],
+    getForUser: ["GET /users/{username}/projectsV2/{project_number}"],
+    getOrgItem: ["GET /orgs/{org}/projectsV2/{project_number}/items/{item_id}"],
+    getUserItem: [
+      "GET /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    listFieldsForOrg: ["GET /orgs/{org}/projectsV2/{project_number}/fields"],
+    listFieldsForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/fields"
+    ],
+    listForOrg: ["GET /orgs/{org}/projectsV2"],
+    listForUser: ["GET /users/{username}/projectsV2"],
+    listItemsForOrg: ["GET /orgs/{org}/projectsV2/{project_number}/items"],
+    listItemsForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/items"
+    ],
+    updateItemForOrg: [
+      "PATCH /orgs/{org}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    updateItemForUser: [
+      "PATCH /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ]
+  },
+  pulls: {
+    checkIfMerged: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/merge"],
+    create: ["POST /repos/{owner}/{repo}/pulls"],
+    createReplyForReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies"
+    ],
+    createReview: ["POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews"],
+    createReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments"
+    ],
+    deletePendingReview: [
+      "DELETE /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    deleteReviewComment: [
+      "DELETE /repos/{owner}/{repo}/pulls/comments/{comment_id}"
+    ],
+    dismissReview: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/dismissals"
+    ],
+    get: ["GET /repos/{owner}/{repo}/pulls/{pull_number}"],
+    getReview: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    getReviewComment: ["GET /repos/{owner}/{repo}/pulls/comments/{comment_id}"],
+    list: ["GET /repos/{owner}/{repo}/pulls"],
+    listCommentsForReview: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments"
+    ],
+    listCommits: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/commits"],
+    listFiles: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/files"],
+    listRequestedReviewers: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    listReviewComments: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/comments"
+    ],
+    listReviewCommentsForRepo: ["GET /repos/{owner}/{repo}/pulls/comments"],
+    listReviews: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews"],
+    merge: ["PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge"],
+    removeRequestedReviewers: [
+      "DELETE /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    requestReviewers: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    submitReview: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/events"
+    ],
+    update: ["PATCH /repos/{owner}/{repo}/pulls/{pull_number}"],
+    updateBranch: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch"
+    ],
+    updateReview: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    updateReviewComment: [
+      "PATCH /repos/{owner}/{repo}/pulls/comments/{comment_id}"
+    ]
+  },
+  rateLimit: { get: ["GET /rate_limit"] },
+  reactions: {
+    createForCommitComment: [
+      "POST /repos/{owner}/{repo}/comments/{comment_id}/reactions"
+    ],
+    createForIssue: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/reactions"
+    ],
+    createForIssueComment: [
+      "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+    ],
+    createForPullRequestReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"
+    ],
+    createForRelease: [
+      "POST /repos/{owner}/{repo}/releases/{release_id}/reactions"
+    ],
+    createForTeamDiscussionCommentInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions"
+    ],
+    createForTeamDiscussionInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions"
+    ],
+    deleteForCommitComment: [
+      "DELETE /repos/{owner}/{repo}/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForIssue: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/reactions/{reaction_id}"
+    ],
+    deleteForIssueComment: [
+      "DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForPullRequestComment: [
+      "DELETE /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForRelease: [
+      "DELETE /repos/{owner}/{repo}/releases/{release_id}/reactions/{reaction_id}"
+    ],
+    deleteForTeamDiscussion: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions/{reaction_id}"
+    ],
+    deleteForTeamDiscussionComment: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions/{reaction_id}"
+    ],
+    listForCommitComment: [
+      "GET /repos/{owner}/{repo}/comments/{comment_id}/reactions"
+    ],
+    listForIssue: ["GET /repos/{owner}/{repo}/issues/{issue_number}/reactions"],
+    listForIssueComment: [
+      "GET /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+    ],
+    listForPullRequestReviewComment: [
+      "GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"
+    ],
+    listForRelease: [
+      "GET /repos/{owner}/{repo}/releases/{release_id}/reactions"
+    ],
+    listForTeamDiscussionCommentInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions"
+    ],
+    listForTeamDiscussionInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions"
+    ]
+  },
+  repos: {
+    acceptInvitation: [
+      "PATCH /user/repository_invitations/{invitation_id}",
+      {},
+      { renamed: ["repos", "acceptInvitationForAuthenticatedUser"] }
+    ],
+    acceptInvitationForAuthenticatedUser: [
+      "PATCH /user/repository_invitations/{invitation_id}"
+    ],
+    addAppAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    addCollaborator: ["PUT /repos/{owner}/{repo}/collaborators/{username}"],
+    addStatusCheckContexts: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    addTeamAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    addUserAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    cancelPagesDeployment: [
+      "POST /repos/{owner}/{repo}/pages/deployments/{pages_deployment_id}/cancel"
+    ],
+    checkAutomatedSecurityFixes: [
+      "GET /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    checkCollaborator: ["GET /repos/{owner}/{repo}/collaborators/{username}"],
+    checkImmutableReleases: ["GET /repos/{owner}/{repo}/immutable-releases"],
+    checkPrivateVulnerabilityReporting: [
+      "GET /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    checkVulnerabilityAlerts: [
+      "GET /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    codeownersErrors: ["GET /repos/{owner}/{repo}/codeowners/errors"],
+    compareCommits: ["GET /repos/{owner}/{repo}/compare/{base}...{head}"],
+    compareCommitsWithBasehead: [
+      "GET /repos/{owner}/{repo}/compare/{basehead}"
+    ],
+    createAttestation: ["POST /repos/{owner}/{repo}/attestations"],
+    createAutolink: ["POST /repos/{owner}/{repo}/autolinks"],
+    createCommitComment: [
+      "POST /repos/{owner}/{repo}/commits/{commit_sha}/comments"
+    ],
+    createCommitSignatureProtection: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    createCommitStatus: ["POST /repos/{owner}/{repo}/statuses/{sha}"],
+    createDeployKey: ["POST /repos/{owner}/{repo}/keys"],
+    createDeployment: ["POST /repos/{owner}/{repo}/deployments"],
+    createDeploymentBranchPolicy: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ],
+    createDeploymentProtectionRule: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules"
+    ],
+    createDeploymentStatus: [
+      "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+    ],
+    createDispatchEvent: ["POST /repos/{owner}/{repo}/dispatches"],
+    createForAuthenticatedUser: ["POST /user/repos"],
+    createFork: ["POST /repos/{owner}/{repo}/forks"],
+    createInOrg: ["POST /orgs/{org}/repos"],
+    createOrUpdateEnvironment: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    createOrUpdateFileContents: ["PUT /repos/{owner}/{repo}/contents/{path}"],
+    createOrgRuleset: ["POST /orgs/{org}/rulesets"],
+    createPagesDeployment: ["POST /repos/{owner}/{repo}/pages/deployments"],
+    createPagesSite: ["POST /repos/{owner}/{repo}/pages"],
+    createRelease: ["POST /repos/{owner}/{repo}/releases"],
+    createRepoRuleset: ["POST /repos/{owner}/{repo}/rulesets"],
+    createUsingTemplate: [
+      "POST /repos/{template_owner}/{template_repo}/generate"
+    ],
+    createWebhook: ["POST /repos/{owner}/{repo}/hooks"],
+    customPropertiesForReposCreateOrUpdateRepositoryValues: [
+      "PATCH /repos/{owner}/{repo}/properties/values"
+    ],
+    customPropertiesForReposGetRepositoryValues: [
+      "GET /repos/{owner}/{repo}/properties/values"
+    ],
+    declineInvitation: [
+      "DELETE /user/repository_invitations/{invitation_id}",
+      {},
+      { renamed: ["repos", "declineInvitationForAuthenticatedUser"] }
+    ],
+    declineInvitationForAuthenticatedUser: [
+      "DELETE /user/repository_invitations/{invitation_id}"
+    ],
+    delete: ["DELETE /repos/{owner}/{repo}"],
+    deleteAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions"
+    ],
+    deleteAdminBranchProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    deleteAnEnvironment: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    deleteAutolink: ["DELETE /repos/{owner}/{repo}/autolinks/{autolink_id}"],
+    deleteBranchProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    deleteCommitComment: ["DELETE /repos/{owner}/{repo}/comments/{comment_id}"],
+    deleteCommitSignatureProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    deleteDeployKey: ["DELETE /repos/{owner}/{repo}/keys/{key_id}"],
+    deleteDeployment: [
+      "DELETE /repos/{owner}/{repo}/deployments/{deployment_id}"
+    ],
+    deleteDeploymentBranchPolicy: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    deleteFile: ["DELETE /repos/{owner}/{repo}/contents/{path}"],
+    deleteInvitation: [
+      "DELETE /repos/{owner}/{repo}/invitations/{invitation_id}"
+    ],
+    deleteOrgRuleset: ["DELETE /orgs/{org}/rulesets/{ruleset_id}"],
+    deletePagesSite: ["DELETE /repos/{owner}/{repo}/pages"],
+    deletePullRequestReviewProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    deleteRelease: ["DELETE /repos/{owner}/{repo}/releases/{release_id}"],
+    deleteReleaseAsset: [
+      "DELETE /repos/{owner}/{repo}/releases/assets/{asset_id}"
+    ],
+    deleteRepoRuleset: ["DELETE /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    deleteWebhook: ["DELETE /repos/{owner}/{repo}/hooks/{hook_id}"],
+    disableAutomatedSecurityFixes: [
+      "DELETE /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    disableDeploymentProtectionRule: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/{protection_rule_id}"
+    ],
+    disableImmutableReleases: [
+      "DELETE /repos/{owner}/{repo}/immutable-releases"
+    ],
+    disablePrivateVulnerabilityReporting: [
+      "DELETE /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    disableVulnerabilityAlerts: [
+      "DELETE /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    downloadArchive: [
+      "GET /repos/{owner}/{repo}/zipball/{ref}",
+      {},
+      { renamed: ["repos", "downloadZipballArchive"] }
+    ],
+    downloadTarballArchive: ["GET /repos/{owner}/{repo}/tarball/{ref}"],
+    downloadZipballArchive: ["GET /repos/{owner}/{repo}/zipball/{ref}"],
+    enableAutomatedSecurityFixes: [
+      "PUT /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    enableImmutableReleases: ["PUT /repos/{owner}/{repo}/immutable-releases"],
+    enablePrivateVulnerabilityReporting: [
+      "PUT /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    enableVulnerabilityAlerts: [
+      "PUT /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    generateReleaseNotes: [
+      "POST /repos/{owner}/{repo}/releases/generate-notes"
+    ],
+    get: ["GET /repos/{owner}/{repo}"],
+    getAccessRestrictions: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions"
+    ],
+    getAdminBranchProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    getAllDeploymentProtectionRules: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules"
+    ],
+    getAllEnvironments: ["GET /repos/{owner}/{repo}/environments"],
+    getAllStatusCheckContexts: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts"
+    ],
+    getAllTopics: ["GET /repos/{owner}/{repo}/topics"],
+    getAppsWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps"
+    ],
+    getAutolink: ["GET /repos/{owner}/{repo}/autolinks/{autolink_id}"],
+    getBranch: ["GET /repos/{owner}/{repo}/branches/{branch}"],
+    getBranchProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    getBranchRules: ["GET /repos/{owner}/{repo}/rules/branches/{branch}"],
+    getClones: ["GET /repos/{owner}/{repo}/traffic/clones"],
+    getCodeFrequencyStats: ["GET /repos/{owner}/{repo}/stats/code_frequency"],
+    getCollaboratorPermissionLevel: [
+      "GET /repos/{owner}/{repo}/collaborators/{username}/permission"
+    ],
+    getCombinedStatusForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/status"],
+    getCommit: ["GET /repos/{owner}/{repo}/commits/{ref}"],
+    getCommitActivityStats: ["GET /repos/{owner}/{repo}/stats/commit_activity"],
+    getCommitComment: ["GET /repos/{owner}/{repo}/comments/{comment_id}"],
+    getCommitSignatureProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    getCommunityProfileMetrics: ["GET /repos/{owner}/{repo}/community/profile"],
+    getContent: ["GET /repos/{owner}/{repo}/contents/{path}"],
+    getContributorsStats: ["GET /repos/{owner}/{repo}/stats/contributors"],
+    getCustomDeploymentProtectionRule: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/{protection_rule_id}"
+    ],
+    getDeployKey: ["GET /repos/{owner}/{repo}/keys/{key_id}"],
+    getDeployment: ["GET /repos/{owner}/{repo}/deployments/{deployment_id}"],
+    getDeploymentBranchPolicy: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    getDeploymentStatus: [
+      "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses/{status_id}"
+    ],
+    getEnvironment: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    getLatestPagesBuild: ["GET /repos/{owner}/{repo}/pages/builds/latest"],
+    getLatestRelease: ["GET /repos/{owner}/{repo}/releases/latest"],
+    getOrgRuleSuite: ["GET /orgs/{org}/rulesets/rule-suites/{rule_suite_id}"],
+    getOrgRuleSuites: ["GET /orgs/{org}/rulesets/rule-suites"],
+    getOrgRuleset: ["GET /orgs/{org}/rulesets/{ruleset_id}"],
+    getOrgRulesets: ["GET /orgs/{org}/rulesets"],
+    getPages: ["GET /repos/{owner}/{repo}/pages"],
+    getPagesBuild: ["GET /repos/{owner}/{repo}/pages/builds/{build_id}"],
+    getPagesDeployment: [
+      "GET /repos/{owner}/{repo}/pages/deployments/{pages_deployment_id}"
+    ],
+    getPagesHealthCheck: ["GET /repos/{owner}/{repo}/pages/health"],
+    getParticipationStats: ["GET /repos/{owner}/{repo}/stats/participation"],
+    getPullRequestReviewProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    getPunchCardStats: ["GET /repos/{owner}/{repo}/stats/punch_card"],
+    getReadme: ["GET /repos/{owner}/{repo}/readme"],
+    getReadmeInDirectory: ["GET /repos/{owner}/{repo}/readme/{dir}"],
+    getRelease: ["GET /repos/{owner}/{repo}/releases/{release_id}"],
+    getReleaseAsset: ["GET /repos/{owner}/{repo}/releases/assets/{asset_id}"],
+    getReleaseByTag: ["GET /repos/{owner}/{repo}/releases/tags/{tag}"],
+    getRepoRuleSuite: [
+      "GET /repos/{owner}/{repo}/rulesets/rule-suites/{rule_suite_id}"
+    ],
+    getRepoRuleSuites: ["GET /repos/{owner}/{repo}/rulesets/rule-suites"],
+    getRepoRuleset: ["GET /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    getRepoRulesetHistory: [
+      "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history"
+    ],
+    getRepoRulesetVersion: [
+      "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history/{version_id}"
+    ],
+    getRepoRulesets: ["GET /repos/{owner}/{repo}/rulesets"],
+    getStatusChecksProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    getTeamsWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams"
+    ],
+    getTopPaths: ["GET /repos/{owner}/{repo}/traffic/popular/paths"],
+    getTopReferrers: ["GET /repos/{owner}/{repo}/traffic/popular/referrers"],
+    getUsersWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users"
+    ],
+    getViews: ["GET /repos/{owner}/{repo}/traffic/views"],
+    getWebhook: ["GET /repos/{owner}/{repo}/hooks/{hook_id}"],
+    getWebhookConfigForRepo: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/config"
+    ],
+    getWebhookDelivery: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}"
+    ],
+    listActivities: ["GET /repos/{owner}/{repo}/activity"],
+    listAttestations: [
+      "GET /repos/{owner}/{repo}/attestations/{subject_digest}"
+    ],
+    listAutolinks: ["GET /repos/{owner}/{repo}/autolinks"],
+    listBranches: ["GET /repos/{owner}/{repo}/branches"],
+    listBranchesForHeadCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/branches-where-head"
+    ],
+    listCollaborators: ["GET /repos/{owner}/{repo}/collaborators"],
+    listCommentsForCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/comments"
+    ],
+    listCommitCommentsForRepo: ["GET /repos/{owner}/{repo}/comments"],
+    listCommitStatusesForRef: [
+      "GET /repos/{owner}/{repo}/commits/{ref}/statuses"
+    ],
+    listCommits: ["GET /repos/{owner}/{repo}/commits"],
+    listContributors: ["GET /repos/{owner}/{repo}/contributors"],
+    listCustomDeploymentRuleIntegrations: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/apps"
+    ],
+    listDeployKeys: ["GET /repos/{owner}/{repo}/keys"],
+    listDeploymentBranchPolicies: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ],
+    listDeploymentStatuses: [
+      "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+    ],
+    listDeployments: ["GET /repos/{owner}/{repo}/deployments"],
+    listForAuthenticatedUser: ["GET /user/repos"],
+    listForOrg: ["GET /orgs/{org}/repos"],
+    listForUser: ["GET /users/{username}/repos"],
+    listForks: ["GET /repos/{owner}/{repo}/forks"],
+    listInvitations: ["GET /repos/{owner}/{repo}/invitations"],
+    listInvitationsForAuthenticatedUser: ["GET /user/repository_invitations"],
+    listLanguages: ["GET /repos/{owner}/{repo}/languages"],
+    listPagesBuilds: ["GET /repos/{owner}/{repo}/pages/builds"],
+    listPublic: ["GET /repositories"],
+    listPullRequestsAssociatedWithCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls"
+    ],
+    listReleaseAssets: [
+      "GET /repos/{owner}/{repo}/releases/{release_id}/assets"
+    ],
+    listReleases: ["GET /repos/{owner}/{repo}/releases"],
+    listTags: ["GET /repos/{owner}/{repo}/tags"],
+    listTeams: ["GET /repos/{owner}/{repo}/teams"],
+    listWebhookDeliveries: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
+    ],
+    listWebhooks: ["GET /repos/{owner}/{repo}/hooks"],
+    merge: ["POST /repos/{owner}/{repo}/merges"],
+    mergeUpstream: ["POST /repos/{owner}/{repo}/merge-upstream"],
+    pingWebhook: ["POST /repos/{owner}/{repo}/hooks/{hook_id}/pings"],
+    redeliverWebhookDelivery: [
+      "POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+    ],
+    removeAppAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    removeCollaborator: [
+      "DELETE /repos/{owner}/{repo}/collaborators/{username}"
+    ],
+    removeStatusCheckContexts: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    removeStatusCheckProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    removeTeamAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    removeUserAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    renameBranch: ["POST /repos/{owner}/{repo}/branches/{branch}/rename"],
+    replaceAllTopics: ["PUT /repos/{owner}/{repo}/topics"],
+    requestPagesBuild: ["POST /repos/{owner}/{repo}/pages/builds"],
+    setAdminBranchProtection: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    setAppAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    setStatusCheckContexts: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    setTeamAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    setUserAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    testPushWebhook: ["POST /repos/{owner}/{repo}/hooks/{hook_id}/tests"],
+    transfer: ["POST /repos/{owner}/{repo}/transfer"],
+    update: ["PATCH /repos/{owner}/{repo}"],
+    updateBranchProtection: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    updateCommitComment: ["PATCH /repos/{owner}/{repo}/comments/{comment_id}"],
+    updateDeploymentBranchPolicy: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    updateInformationAboutPagesSite: ["PUT /repos/{owner}/{repo}/pages"],
+    updateInvitation: [
+      "PATCH /repos/{owner}/{repo}/invitations/{invitation_id}"
+    ],
+    updateOrgRuleset: ["PUT /orgs/{org}/rulesets/{ruleset_id}"],
+    updatePullRequestReviewProtection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    updateRelease: ["PATCH /repos/{owner}/{repo}/releases/{release_id}"],
+    updateReleaseAsset: [
+      "PATCH /repos/{owner}/{repo}/releases/assets/{asset_id}"
+    ],
+    updateRepoRuleset: ["PUT /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    updateStatusCheckPotection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks",
+      {},
+      { renamed: ["repos", "updateStatusCheckProtection"] }
+    ],
+    updateStatusCheckProtection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    updateWebhook: ["PATCH /repos/{owner}/{repo}/hooks/{hook_id}"],
+    updateWebhookConfigForRepo: [
+      "PATCH /repos/{owner}/{repo}/hooks/{hook_id}/config"
+    ],
+    uploadReleaseAsset: [
+      "POST /repos/{owner}/{repo}/releases/{release_id}/assets{?name,label}",
+      { baseUrl: "https://uploads.github.com" }
+    ]
+  },
+  search: {
+    code: ["GET /search/code"],
+    commits: ["GET /search/commits"],
+    issuesAndPullRequests: ["GET /search/issues"],
+    labels: ["GET /search/labels"],
+    repos: ["GET /search/repositories"],
+    topics: ["GET /search/topics"],
+    users: ["GET /search/users"]
+  },
+  secretScanning: {
+    createPushProtectionBypass: [
+      "POST /repos/{owner}/{repo}/secret-scanning/push-protection-bypasses"
+    ],
+    getAlert: [
+      "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"
+    ],
+    getScanHistory: ["GET /repos/{owner}/{repo}/secret-scanning/scan-history"],
+    listAlertsForOrg: ["GET /orgs/{org}/secret-scanning/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/secret-scanning/alerts"],
+    listLocationsForAlert: [
+      "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}/locations"
+    ],
+    listOrgPatternConfigs: [
+      "GET /orgs/{org}/secret-scanning/pattern-configurations"
+    ],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"
+    ],
+    updateOrgPatternConfigs: [
+      "PATCH /orgs/{org}/secret-scanning/pattern-configurations"
+    ]
+  },
+  securityAdvisories: {
+    createFork: [
+      "POST /repos/{owner}/{repo}/security-advisories/{ghsa_id}/forks"
+    ],
+    createPrivateVulnerabilityReport: [
+      "POST /repos/{owner}/{repo}/security-advisories/reports"
+    ],
+    createRepositoryAdvisory: [
+      "POST /repos/{owner}/{repo}/security-advisories"
+    ],
+    createRepositoryAdvisoryCveRequest: [
+      "POST /repos/{owner}/{repo}/security-advisories/{ghsa_id}/cve"
+    ],
+    getGlobalAdvisory: ["GET /advisories/{ghsa_id}"],
+    getRepositoryAdvisory: [
+      "GET /repos/{owner}/{repo}/security-advisories/{ghsa_id}"
+    ],
+    listGlobalAdvisories: ["GET /advisories"],
+    listOrgRepositoryAdvisories: ["GET /orgs/{org}/security-advisories"],
+    listRepositoryAdvisories: ["GET /repos/{owner}/{repo}/security-advisories"],
+    updateRepositoryAdvisory: [
+      "PATCH /repos/{owner}/{repo}/security-advisories/{ghsa_id}"
+    ]
+  },
+  teams: {
+    addOrUpdateMembershipForUserInOrg: [
+      "PUT /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    addOrUpdateRepoPermissionsInOrg: [
+      "PUT /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    checkPermissionsForRepoInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    create: ["POST /orgs/{org}/teams"],
+    createDiscussionCommentInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments"
+    ],
+    createDiscussionInOrg: ["POST /orgs/{org}/teams/{team_slug}/discussions"],
+    deleteDiscussionCommentInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    deleteDiscussionInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    deleteInOrg: ["DELETE /orgs/{org}/teams/{team_slug}"],
+    getByName: ["GET /orgs/{org}/teams/{team_slug}"],
+    getDiscussionCommentInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    getDiscussionInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    getMembershipForUserInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    list: ["GET /orgs/{org}/teams"],
+    listChildInOrg: ["GET /orgs/{org}/teams/{team_slug}/teams"],
+    listDiscussionCommentsInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments"
+    ],
+    listDiscussionsInOrg: ["GET /orgs/{org}/teams/{team_slug}/discussions"],
+    listForAuthenticatedUser: ["GET /user/teams"],
+    listMembersInOrg: ["GET /orgs/{org}/teams/{team_slug}/members"],
+    listPendingInvitationsInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/invitations"
+    ],
+    listReposInOrg: ["GET /orgs/{org}/teams/{team_slug}/repos"],
+    removeMembershipForUserInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    removeRepoInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    updateDiscussionCommentInOrg: [
+      "PATCH /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    updateDiscussionInOrg: [
+      "PATCH /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    updateInOrg: ["PATCH /orgs/{org}/teams/{team_slug}"]
+  },
+  users: {
+    addEmailForAuthenticated: [
+      "POST /user/emails",
+      {},
+      { renamed: ["users", "addEmailForAuthenticatedUser"] }
+    ],
+    addEmailForAuthenticatedUser: ["POST /user/emails"],
+    addSocialAccountForAuthenticatedUser: ["POST /user/social_accounts"],
+    block: ["PUT /user/blocks/{username}"],
+    checkBlocked: ["GET /user/blocks/{username}"],
+    checkFollowingForUser: ["GET /users/{username}/following/{target_user}"],
+    checkPersonIsFollowedByAuthenticated: ["GET /user/following/{username}"],
+    createGpgKeyForAuthenticated: [
+      "POST /user/gpg_keys",
+      {},
+      { renamed: ["users", "createGpgKeyForAuthenticatedUser"] }
+    ],
+    createGpgKeyForAuthenticatedUser: ["POST /user/gpg_keys"],
+    createPublicSshKeyForAuthenticated: [
+      "POST /user/keys",
+      {},
+      { renamed: ["users", "createPublicSshKeyForAuthenticatedUser"] }
+    ],
+    createPublicSshKeyForAuthenticatedUser: ["POST /user/keys"],
+    createSshSigningKeyForAuthenticatedUser: ["POST /user/ssh_signing_keys"],
+    deleteAttestationsBulk: [
+      "POST /users/{username}/attestations/delete-request"
+    ],
+    deleteAttestationsById: [
+      "DELETE /users/{username}/attestations/{attestation_id}"
+    ],
+    deleteAttestationsBySubjectDigest: [
+      "DELETE /users/{username}/attestations/digest/{subject_digest}"
+    ],
+    deleteEmailForAuthenticated: [
+      "DELETE /user/emails",
+      {},
+      { renamed: ["users", "deleteEmailForAuthenticatedUser"] }
+    ],
+    deleteEmailForAuthenticatedUser: ["DELETE /user/emails"],
+    deleteGpgKeyForAuthenticated: [
+      "DELETE /user/gpg_keys/{gpg_key_id}",
+      {},
+      { renamed: ["users", "deleteGpgKeyForAuthenticatedUser"] }
+    ],
+    deleteGpgKeyForAuthenticatedUser: ["DELETE /user/gpg_keys/{gpg_key_id}"],
+    deletePublicSshKeyForAuthenticated: [
+      "DELETE /user/keys/{key_id}",
+      {},
+      { renamed: ["users", "deletePublicSshKeyForAuthenticatedUser"] }
+    ],
+    deletePublicSshKeyForAuthenticatedUser: ["DELETE /user/keys/{key_id}"],
+    deleteSocialAccountForAuthenticatedUser: ["DELETE /user/social_accounts"],
+    deleteSshSigningKeyForAuthenticatedUser: [
+      "DELETE /user/ssh_signing_keys/{ssh_signing_key_id}"
+    ],
+    follow: ["PUT /user/following/{username}"],
+    getAuthenticated: ["GET /user"],
+    getById: ["GET /user/{account_id}"],
+    getByUsername: ["GET /users/{username}"],
+    getContextForUser: ["GET /users/{username}/hovercard"],
+    getGpgKeyForAuthenticated: [
+      "GET /user/gpg_keys/{gpg_key_id}",
+      {},
+      { renamed: ["users", "getGpgKeyForAuthenticatedUser"] }
+    ],
+    getGpgKeyForAuthenticatedUser: ["GET /user/gpg_keys/{gpg_key_id}"],
+    getPublicSshKeyForAuthenticated: [
+      "GET /user/keys/{key_id}",
+      {},
+      { renamed: ["users", "getPublicSshKeyForAuthenticatedUser"] }
+    ],
+    getPublicSshKeyForAuthenticatedUser: ["GET /user/keys/{key_id}"],
+    getSshSigningKeyForAuthenticatedUser: [
+      "GET /user/ssh_signing_keys/{ssh_signing_key_id}"
+    ],
+    list: ["GET /users"],
+    listAttestations: ["GET /users/{username}/attestations/{subject_digest}"],
+    listAttestationsBulk: [
+      "POST /users/{username}/attestations/bulk-list{?per_page,before,after}"
+    ],
+    listBlockedByAuthenticated: [
+      "GET /user/blocks",
+      {},
+      { renamed: ["users", "listBlockedByAuthenticatedUser"] }
+    ],
+    listBlockedByAuthenticatedUser: ["GET /user/blocks"],
+    listEmailsForAuthenticated: [
+      "GET /user/emails",
+      {},
+      { renamed: ["users", "listEmailsForAuthenticatedUser"] }
+    ],
+    listEmailsForAuthenticatedUser: ["GET /user/emails"],
+    listFollowedByAuthenticated: [
+      "GET /user/following",
+      {},
+      { renamed: ["users", "listFollowedByAuthenticatedUser"] }
+    ],
+    listFollowedByAuthenticatedUser: ["GET /user/following"],
+    listFollowersForAuthenticatedUser: ["GET /user/followers"],
+    listFollowersForUser: ["GET /users/{username}/followers"],
+    listFollowingForUser: ["GET /users/{username}/following"],
+    listGpgKeysForAuthenticated: [
+      "GET /user/gpg_keys",
+      {},
+      { renamed: ["users", "listGpgKeysForAuthenticatedUser"] }
+    ],
+    listGpgKeysForAuthenticatedUser: ["GET /user/gpg_keys"],
+    listGpgKeysForUser: ["GET /users/{username}/gpg_keys"],
+    listPublicEmailsForAuthenticated: [
+      "GET /user/public_emails",
+      {},
+      { renamed: ["users", "listPublicEmailsForAuthenticatedUser"] }
+    ],
+    listPublicEmailsForAuthenticatedUser: ["GET /user/public_emails"],
+    listPublicKeysForUser: ["GET /users/{username}/keys"],
+    listPublicSshKeysForAuthenticated: [
+      "GET /user/keys",
+      {},
+      { renamed: ["users", "listPublicSshKeysForAuthenticatedUser"] }
+    ],
+    listPublicSshKeysForAuthenticatedUser: ["GET /user/keys"],
+    listSocialAccountsForAuthenticatedUser: ["GET /user/social_accounts"],
+    listSocialAccountsForUser: ["GET /users/{username}/social_accounts"],
+    listSshSigningKeysForAuthenticatedUser: ["GET /user/ssh_signing_keys"],
+    listSshSigningKeysForUser: ["GET /users/{username}/ssh_signing_keys"],
+    setPrimaryEmailVisibilityForAuthenticated: [
+      "PATCH /user/email/visibility",
+      {},
+      { renamed: ["users", "setPrimaryEmailVisibilityForAuthenticatedUser"] }
+    ],
+    setPrimaryEmailVisibilityForAuthenticatedUser: [
+      "PATCH /user/email/visibility"
+    ],
+    unblock: ["DELETE /user/blocks/{username}"],
+    unfollow: ["DELETE /user/following/{username}"],
+    updateAuthenticated: ["PATCH /user"]
+  }
+};
+var endpoints_default = Endpoints;
+
+//# sourceMappingURL=endpoints.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/endpoints-to-methods.js
+
+const endpointMethodsMap = /* @__PURE__ */ new Map();
+for (const [scope, endpoints] of Object.entries(endpoints_default)) {
+  for (const [methodName, endpoint] of Object.entries(endpoints)) {
+    const [route, defaults, decorations] = endpoint;
+    const [method, url] = route.split(/ /);
+    const endpointDefaults = Object.assign(
+      {
+        method,
+        url
+      },
+      defaults
+    );
+    if (!endpointMethodsMap.has(scope)) {
+      endpointMethodsMap.set(scope, /* @__PURE__ */ new Map());
+    }
+    endpointMethodsMap.get(scope).set(methodName, {
+      scope,
+      methodName,
+      endpointDefaults,
+      decorations
+    });
+  }
+}
+const handler = {
+  has({ scope }, methodName) {
+    return endpointMethodsMap.get(scope).has(methodName);
+  },
+  getOwnPropertyDescriptor(target, methodName) {
     return {
-        repository: env.GITHUB_REPOSITORY ?? '',
-        runId: env.GITHUB_RUN_ID ?? 'local',
-        serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com',
-        apiUrl: env.GITHUB_API_URL ?? 'https://api.github.com',
-        kubernetes: {
-            KUBERNETES_CONFIGURATION: env.KUBERNETES_CONFIGURATION,
-            KUBECONFIG: env.KUBECONFIG,
-            KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
-        },
-        azureSubscriptionId: env.AZURE_SUBSCRIPTION_ID,
-        gcp: {
-            GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT,
-            GCLOUD_PROJECT: env.GCLOUD_PROJECT,
-            CLOUDSDK_CORE_PROJECT: env.CLOUDSDK_CORE_PROJECT,
-            CLOUDSDK_PROJECT: env.CLOUDSDK_PROJECT,
-        },
+      value: this.get(target, methodName),
+      // ensures method is in the cache
+      configurable: true,
+      writable: true,
+      enumerable: true
     };
+  },
+  defineProperty(target, methodName, descriptor) {
+    Object.defineProperty(target.cache, methodName, descriptor);
+    return true;
+  },
+  deleteProperty(target, methodName) {
+    delete target.cache[methodName];
+    return true;
+  },
+  ownKeys({ scope }) {
+    return [...endpointMethodsMap.get(scope).keys()];
+  },
+  set(target, methodName, value) {
+    return target.cache[methodName] = value;
+  },
+  get({ octokit, scope, cache }, methodName) {
+    if (cache[methodName]) {
+      return cache[methodName];
+    }
+    const method = endpointMethodsMap.get(scope).get(methodName);
+    if (!method) {
+      return void 0;
+    }
+    const { endpointDefaults, decorations } = method;
+    if (decorations) {
+      cache[methodName] = decorate(
+        octokit,
+        scope,
+        methodName,
+        endpointDefaults,
+        decorations
+      );
+    } else {
+      cache[methodName] = octokit.request.defaults(endpointDefaults);
+    }
+    return cache[methodName];
+  }
+};
+function endpointsToMethods(octokit) {
+  const newMethods = {};
+  for (const scope of endpointMethodsMap.keys()) {
+    newMethods[scope] = new Proxy({ octokit, scope, cache: {} }, handler);
+  }
+  return newMethods;
+}
+function decorate(octokit, scope, methodName, defaults, decorations) {
+  const requestWithDefaults = octokit.request.defaults(defaults);
+  function withDecorations(...args) {
+    let options = requestWithDefaults.endpoint.merge(...args);
+    if (decorations.mapToData) {
+      options = Object.assign({}, options, {
+        data: options[decorations.mapToData],
+        [decorations.mapToData]: void 0
+      });
+      return requestWithDefaults(options);
+    }
+    if (decorations.renamed) {
+      const [newScope, newMethodName] = decorations.renamed;
+      octokit.log.warn(
+        `octokit.${scope}.${methodName}() has been renamed to octokit.${newScope}.${newMethodName}()`
+      );
+    }
+    if (decorations.deprecated) {
+      octokit.log.warn(decorations.deprecated);
+    }
+    if (decorations.renamedParameters) {
+      const options2 = requestWithDefaults.endpoint.merge(...args);
+      for (const [name, alias] of Object.entries(
+        decorations.renamedParameters
+      )) {
+        if (name in options2) {
+          octokit.log.warn(
+            `"${name}" parameter is deprecated for "octokit.${scope}.${methodName}()". Use "${alias}" instead`
+          );
+          if (!(alias in options2)) {
+            options2[alias] = options2[name];
+          }
+          delete options2[name];
+        }
+      }
+      return requestWithDefaults(options2);
+    }
+    return requestWithDefaults(...args);
+  }
+  return Object.assign(withDecorations, requestWithDefaults);
+}
+
+//# sourceMappingURL=endpoints-to-methods.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/index.js
+
+
+function restEndpointMethods(octokit) {
+  const api = endpointsToMethods(octokit);
+  return {
+    rest: api
+  };
+}
+restEndpointMethods.VERSION = dist_src_version_VERSION;
+function legacyRestEndpointMethods(octokit) {
+  const api = endpointsToMethods(octokit);
+  return {
+    ...api,
+    rest: api
+  };
+}
+legacyRestEndpointMethods.VERSION = dist_src_version_VERSION;
+
+//# sourceMappingURL=index.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-paginate-rest/dist-bundle/index.js
+// pkg/dist-src/version.js
+var plugin_paginate_rest_dist_bundle_VERSION = "0.0.0-development";
+
+// pkg/dist-src/normalize-paginated-list-response.js
+function normalizePaginatedListResponse(response) {
+  if (!response.data) {
+    return {
+      ...response,
+      data: []
+    };
+  }
+  const responseNeedsNormalization = ("total_count" in response.data || "total_commits" in response.data) && !("url" in response.data);
+  if (!responseNeedsNormalization) return response;
+  const incompleteResults = response.data.incomplete_results;
+  const repositorySelection = response.data.repository_selection;
+  const totalCount = response.data.total_count;
+  const totalCommits = response.data.total_commits;
+  delete response.data.incomplete_results;
+  delete response.data.repository_selection;
+  delete response.data.total_count;
+  delete response.data.total_commits;
+  const namespaceKey = Object.keys(response.data)[0];
+  const data = response.data[namespaceKey];
+  response.data = data;
+  if (typeof incompleteResults !== "undefined") {
+    response.data.incomplete_results = incompleteResults;
+  }
+  if (typeof repositorySelection !== "undefined") {
+    response.data.repository_selection = repositorySelection;
+  }
+  response.data.total_count = totalCount;
+  response.data.total_commits = totalCommits;
+  return response;
+}
+
+// pkg/dist-src/iterator.js
+function iterator(octokit, route, parameters) {
+  const options = typeof route === "function" ? route.endpoint(parameters) : octokit.request.endpoint(route, parameters);
+  const requestMethod = typeof route === "function" ? route : octokit.request;
+  const method = options.method;
+  const headers = options.headers;
+  let url = options.url;
+  return {
+    [Symbol.asyncIterator]: () => ({
+      async next() {
+        if (!url) return { done: true };
+        try {
+          const response = await requestMethod({ method, url, headers });
+          const normalizedResponse = normalizePaginatedListResponse(response);
+          url = ((normalizedResponse.headers.link || "").match(
+            /<([^<>]+)>;\s*rel="next"/
+          ) || [])[1];
+          if (!url && "total_commits" in normalizedResponse.data) {
+            const parsedUrl = new URL(normalizedResponse.url);
+            const params = parsedUrl.searchParams;
+            const page = parseInt(params.get("page") || "1", 10);
+            const per_page = parseInt(params.get("per_page") || "250", 10);
+            if (page * per_page < normalizedResponse.data.total_commits) {
+              params.set("page", String(page + 1));
+              url = parsedUrl.toString();
+            }
+          }
+          return { value: normalizedResponse };
+        } catch (error) {
+          if (error.status !== 409) throw error;
+          url = "";
+          return {
+            value: {
+              status: 200,
+              headers: {},
+              data: []
+            }
+          };
+        }
+      }
+    })
+  };
+}
+
+// pkg/dist-src/paginate.js
+function paginate(octokit, route, parameters, mapFn) {
+  if (typeof parameters === "function") {
+    mapFn = parameters;
+    parameters = void 0;
+  }
+  return gather(
+    octokit,
+    [],
+    iterator(octokit, route, parameters)[Symbol.asyncIterator](),
+    mapFn
+  );
+}
+function gather(octokit, results, iterator2, mapFn) {
+  return iterator2.next().then((result) => {
+    if (result.done) {
+      return results;
+    }
+    let earlyExit = false;
+    function done() {
+      earlyExit = true;
+    }
+    results = results.concat(
+      mapFn ? mapFn(result.value, done) : result.value.data
+    );
+    if (earlyExit) {
+      return results;
+    }
+    return gather(octokit, results, iterator2, mapFn);
+  });
+}
+
+// pkg/dist-src/compose-paginate.js
+var composePaginateRest = Object.assign(paginate, {
+  iterator
+});
+
+// pkg/dist-src/generated/paginating-endpoints.js
+var paginatingEndpoints = (/* unused pure expression or super */ null && ([
+  "GET /advisories",
+  "GET /app/hook/deliveries",
+  "GET /app/installation-requests",
+  "GET /app/installations",
+  "GET /assignments/{assignment_id}/accepted_assignments",
+  "GET /classrooms",
+  "GET /classrooms/{classroom_id}/assignments",
+  "GET /enterprises/{enterprise}/code-security/configurations",
+  "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}/repositories",
+  "GET /enterprises/{enterprise}/dependabot/alerts",
+  "GET /enterprises/{enterprise}/teams",
+  "GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships",
+  "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations",
+  "GET /events",
+  "GET /gists",
+  "GET /gists/public",
+  "GET /gists/starred",
+  "GET /gists/{gist_id}/comments",
+  "GET /gists/{gist_id}/commits",
+  "GET /gists/{gist_id}/forks",
+  "GET /installation/repositories",
+  "GET /issues",
+  "GET /licenses",
+  "GET /marketplace_listing/plans",
+  "GET /marketplace_listing/plans/{plan_id}/accounts",
+  "GET /marketplace_listing/stubbed/plans",
+  "GET /marketplace_listing/stubbed/plans/{plan_id}/accounts",
+  "GET /networks/{owner}/{repo}/events",
+  "GET /notifications",
+  "GET /organizations",
+  "GET /organizations/{org}/dependabot/repository-access",
+  "GET /orgs/{org}/actions/cache/usage-by-repository",
+  "GET /orgs/{org}/actions/hosted-runners",
+  "GET /orgs/{org}/actions/permissions/repositories",
+  "GET /orgs/{org}/actions/permissions/self-hosted-runners/repositories",
+  "GET /orgs/{org}/actions/runner-groups",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/hosted-runners",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/runners",
+  "GET /orgs/{org}/actions/runners",
+  "GET /orgs/{org}/actions/secrets",
+  "GET /orgs/{org}/actions/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/actions/variables",
+  "GET /orgs/{org}/actions/variables/{name}/repositories",
+  "GET /orgs/{org}/attestations/repositories",
+  "GET /orgs/{org}/attestations/{subject_digest}",
+  "GET /orgs/{org}/blocks",
+  "GET /orgs/{org}/campaigns",
+  "GET /orgs/{org}/code-scanning/alerts",
+  "GET /orgs/{org}/code-security/configurations",
+  "GET /orgs/{org}/code-security/configurations/{configuration_id}/repositories",
+  "GET /orgs/{org}/codespaces",
+  "GET /orgs/{org}/codespaces/secrets",
+  "GET /orgs/{org}/codespaces/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/copilot/billing/seats",
+  "GET /orgs/{org}/copilot/metrics",
+  "GET /orgs/{org}/dependabot/alerts",
+  "GET /orgs/{org}/dependabot/secrets",
+  "GET /orgs/{org}/dependabot/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/events",
+  "GET /orgs/{org}/failed_invitations",
+  "GET /orgs/{org}/hooks",
+  "GET /orgs/{org}/hooks/{hook_id}/deliveries",
+  "GET /orgs/{org}/insights/api/route-stats/{actor_type}/{actor_id}",
+  "GET /orgs/{org}/insights/api/subject-stats",
+  "GET /orgs/{org}/insights/api/user-stats/{user_id}",
+  "GET /orgs/{org}/installations",
+  "GET /orgs/{org}/invitations",
+  "GET /orgs/{org}/invitations/{invitation_id}/teams",
+  "GET /orgs/{org}/issues",
+  "GET /orgs/{org}/members",
+  "GET /orgs/{org}/members/{username}/codespaces",
+  "GET /orgs/{org}/migrations",
+  "GET /orgs/{org}/migrations/{migration_id}/repositories",
+  "GET /orgs/{org}/organization-roles/{role_id}/teams",
+  "GET /orgs/{org}/organization-roles/{role_id}/users",
+  "GET /orgs/{org}/outside_collaborators",
+  "GET /orgs/{org}/packages",
+  "GET /orgs/{org}/packages/{package_type}/{package_name}/versions",
+  "GET /orgs/{org}/personal-access-token-requests",
+  "GET /orgs/{org}/personal-access-token-requests/{pat_request_id}/repositories",
+  "GET /orgs/{org}/personal-access-tokens",
+  "GET /orgs/{org}/personal-access-tokens/{pat_id}/repositories",
+  "GET /orgs/{org}/private-registries",
+  "GET /orgs/{org}/projects",
+  "GET /orgs/{org}/projectsV2",
+  "GET /orgs/{org}/projectsV2/{project_number}/fields",
+  "GET /orgs/{org}/projectsV2/{project_number}/items",
+  "GET /orgs/{org}/properties/values",
+  "GET /orgs/{org}/public_members",
+  "GET /orgs/{org}/repos",
+  "GET /orgs/{org}/rulesets",
+  "GET /orgs/{org}/rulesets/rule-suites",
+  "GET /orgs/{org}/rulesets/{ruleset_id}/history",
+  "GET /orgs/{org}/secret-scanning/alerts",
+  "GET /orgs/{org}/security-advisories",
+  "GET /orgs/{org}/settings/immutable-releases/repositories",
+  "GET /orgs/{org}/settings/network-configurations",
+  "GET /orgs/{org}/team/{team_slug}/copilot/metrics",
+  "GET /orgs/{org}/teams",
+  "GET /orgs/{org}/teams/{team_slug}/discussions",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions",
+  "GET /orgs/{org}/teams/{team_slug}/invitations",
+  "GET /orgs/{org}/teams/{team_slug}/members",
+  "GET /orgs/{org}/teams/{team_slug}/projects",
+  "GET /orgs/{org}/teams/{team_slug}/repos",
+  "GET /orgs/{org}/teams/{team_slug}/teams",
+  "GET /projects/{project_id}/collaborators",
+  "GET /repos/{owner}/{repo}/actions/artifacts",
+  "GET /repos/{owner}/{repo}/actions/caches",
+  "GET /repos/{owner}/{repo}/actions/organization-secrets",
+  "GET /repos/{owner}/{repo}/actions/organization-variables",
+  "GET /repos/{owner}/{repo}/actions/runners",
+  "GET /repos/{owner}/{repo}/actions/runs",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+  "GET /repos/{owner}/{repo}/actions/secrets",
+  "GET /repos/{owner}/{repo}/actions/variables",
+  "GET /repos/{owner}/{repo}/actions/workflows",
+  "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
+  "GET /repos/{owner}/{repo}/activity",
+  "GET /repos/{owner}/{repo}/assignees",
+  "GET /repos/{owner}/{repo}/attestations/{subject_digest}",
+  "GET /repos/{owner}/{repo}/branches",
+  "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
+  "GET /repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs",
+  "GET /repos/{owner}/{repo}/code-scanning/alerts",
+  "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances",
+  "GET /repos/{owner}/{repo}/code-scanning/analyses",
+  "GET /repos/{owner}/{repo}/codespaces",
+  "GET /repos/{owner}/{repo}/codespaces/devcontainers",
+  "GET /repos/{owner}/{repo}/codespaces/secrets",
+  "GET /repos/{owner}/{repo}/collaborators",
+  "GET /repos/{owner}/{repo}/comments",
+  "GET /repos/{owner}/{repo}/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/commits",
+  "GET /repos/{owner}/{repo}/commits/{commit_sha}/comments",
+  "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls",
+  "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+  "GET /repos/{owner}/{repo}/commits/{ref}/check-suites",
+  "GET /repos/{owner}/{repo}/commits/{ref}/status",
+  "GET /repos/{owner}/{repo}/commits/{ref}/statuses",
+  "GET /repos/{owner}/{repo}/compare/{basehead}",
+  "GET /repos/{owner}/{repo}/compare/{base}...{head}",
+  "GET /repos/{owner}/{repo}/contributors",
+  "GET /repos/{owner}/{repo}/dependabot/alerts",
+  "GET /repos/{owner}/{repo}/dependabot/secrets",
+  "GET /repos/{owner}/{repo}/deployments",
+  "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+  "GET /repos/{owner}/{repo}/environments",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/apps",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/variables",
+  "GET /repos/{owner}/{repo}/events",
+  "GET /repos/{owner}/{repo}/forks",
+  "GET /repos/{owner}/{repo}/hooks",
+  "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries",
+  "GET /repos/{owner}/{repo}/invitations",
+  "GET /repos/{owner}/{repo}/issues",
+  "GET /repos/{owner}/{repo}/issues/comments",
+  "GET /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/issues/events",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocking",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/events",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/labels",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/reactions",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/timeline",
+  "GET /repos/{owner}/{repo}/keys",
+  "GET /repos/{owner}/{repo}/labels",
+  "GET /repos/{owner}/{repo}/milestones",
+  "GET /repos/{owner}/{repo}/milestones/{milestone_number}/labels",
+  "GET /repos/{owner}/{repo}/notifications",
+  "GET /repos/{owner}/{repo}/pages/builds",
+  "GET /repos/{owner}/{repo}/projects",
+  "GET /repos/{owner}/{repo}/pulls",
+  "GET /repos/{owner}/{repo}/pulls/comments",
+  "GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/comments",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/files",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments",
+  "GET /repos/{owner}/{repo}/releases",
+  "GET /repos/{owner}/{repo}/releases/{release_id}/assets",
+  "GET /repos/{owner}/{repo}/releases/{release_id}/reactions",
+  "GET /repos/{owner}/{repo}/rules/branches/{branch}",
+  "GET /repos/{owner}/{repo}/rulesets",
+  "GET /repos/{owner}/{repo}/rulesets/rule-suites",
+  "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history",
+  "GET /repos/{owner}/{repo}/secret-scanning/alerts",
+  "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}/locations",
+  "GET /repos/{owner}/{repo}/security-advisories",
+  "GET /repos/{owner}/{repo}/stargazers",
+  "GET /repos/{owner}/{repo}/subscribers",
+  "GET /repos/{owner}/{repo}/tags",
+  "GET /repos/{owner}/{repo}/teams",
+  "GET /repos/{owner}/{repo}/topics",
+  "GET /repositories",
+  "GET /search/code",
+  "GET /search/commits",
+  "GET /search/issues",
+  "GET /search/labels",
+  "GET /search/repositories",
+  "GET /search/topics",
+  "GET /search/users",
+  "GET /teams/{team_id}/discussions",
+  "GET /teams/{team_id}/discussions/{discussion_number}/comments",
+  "GET /teams/{team_id}/discussions/{discussion_number}/comments/{comment_number}/reactions",
+  "GET /teams/{team_id}/discussions/{discussion_number}/reactions",
+  "GET /teams/{team_id}/invitations",
+  "GET /teams/{team_id}/members",
+  "GET /teams/{team_id}/projects",
+  "GET /teams/{team_id}/repos",
+  "GET /teams/{team_id}/teams",
+  "GET /user/blocks",
+  "GET /user/codespaces",
+  "GET /user/codespaces/secrets",
+  "GET /user/emails",
+  "GET /user/followers",
+  "GET /user/following",
+  "GET /user/gpg_keys",
+  "GET /user/installations",
+  "GET /user/installations/{installation_id}/repositories",
+  "GET /user/issues",
+  "GET /user/keys",
+  "GET /user/marketplace_purchases",
+  "GET /user/marketplace_purchases/stubbed",
+  "GET /user/memberships/orgs",
+  "GET /user/migrations",
+  "GET /user/migrations/{migration_id}/repositories",
+  "GET /user/orgs",
+  "GET /user/packages",
+  "GET /user/packages/{package_type}/{package_name}/versions",
+  "GET /user/public_emails",
+  "GET /user/repos",
+  "GET /user/repository_invitations",
+  "GET /user/social_accounts",
+  "GET /user/ssh_signing_keys",
+  "GET /user/starred",
+  "GET /user/subscriptions",
+  "GET /user/teams",
+  "GET /users",
+  "GET /users/{username}/attestations/{subject_digest}",
+  "GET /users/{username}/events",
+  "GET /users/{username}/events/orgs/{org}",
+  "GET /users/{username}/events/public",
+  "GET /users/{username}/followers",
+  "GET /users/{username}/following",
+  "GET /users/{username}/gists",
+  "GET /users/{username}/gpg_keys",
+  "GET /users/{username}/keys",
+  "GET /users/{username}/orgs",
+  "GET /users/{username}/packages",
+  "GET /users/{username}/projects",
+  "GET /users/{username}/projectsV2",
+  "GET /users/{username}/projectsV2/{project_number}/fields",
+  "GET /users/{username}/projectsV2/{project_number}/items",
+  "GET /users/{username}/received_events",
+  "GET /users/{username}/received_events/public",
+  "GET /users/{username}/repos",
+  "GET /users/{username}/social_accounts",
+  "GET /users/{username}/ssh_signing_keys",
+  "GET /users/{username}/starred",
+  "GET /users/{username}/subscriptions"
+]));
+
+// pkg/dist-src/paginating-endpoints.js
+function isPaginatingEndpoint(arg) {
+  if (typeof arg === "string") {
+    return paginatingEndpoints.includes(arg);
+  } else {
+    return false;
+  }
+}
+
+// pkg/dist-src/index.js
+function paginateRest(octokit) {
+  return {
+    paginate: Object.assign(paginate.bind(null, octokit), {
+      iterator: iterator.bind(null, octokit)
+    })
+  };
+}
+paginateRest.VERSION = plugin_paginate_rest_dist_bundle_VERSION;
+
+
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/utils.js
+
+
+// octokit + plugins
+
+
+
+const context = new Context();
+const baseUrl = getApiBaseUrl();
+const defaults = {
+    baseUrl,
+    request: {
+        agent: getProxyAgent(baseUrl),
+        fetch: getProxyFetch(baseUrl)
+    }
+};
+const utils_GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults);
+
+/**
+ * Convience function to correctly format Octokit Options to pass into the constructor.
+ *
+ * @param     token    the repo PAT or GITHUB_TOKEN
+ * @param     options  other options to set
+ */
+function utils_getOctokitOptions(token, options) {
+    const opts = Object.assign({}, options || {}); // Shallow clone - don't mutate the object provided by the caller
+    // Auth
+    const auth = Utils.getAuthString(token, opts);
+    if (auth) {
+        opts.auth = auth;
+    }
+    // Orchestration ID
+    const userAgent = Utils.getUserAgentWithOrchestrationId(opts.userAgent);
+    if (userAgent) {
+        opts.userAgent = userAgent;
+    }
+    return opts;
+}
+//# sourceMappingURL=utils.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/github.js
+
+
+const github_context = new Context();
+/**
+ * Returns a hydrated octokit ready to use for GitHub Actions
+ *
+ * @param     token    the repo PAT or GITHUB_TOKEN
+ * @param     options  other options to set
+ */
+function getOctokit(token, options, ...additionalPlugins) {
+    const GitHubWithPlugins = GitHub.plugin(...additionalPlugins);
+    return new GitHubWithPlugins(getOctokitOptions(token, options));
+}
+//# sourceMappingURL=github.js.map
+;// CONCATENATED MODULE: ./src/action/context.ts
+
+/**
+ * The workflow run, from the variables every Actions runner sets (GHES included), and the
+ * process environment, read here once and passed down: nothing else under src/ reads it.
+ */
+function runContext() {
+    const env = { ...process.env };
+    return {
+        repository: repository(),
+        runId: env.GITHUB_RUN_ID ? String(github_context.runId) : 'local',
+        serverUrl: github_context.serverUrl,
+        apiUrl: github_context.apiUrl,
+        env,
+    };
+}
+/** `owner/repo`; empty outside a workflow run (no GITHUB_REPOSITORY and no event payload). */
+function repository() {
+    try {
+        return `${github_context.repo.owner}/${github_context.repo.repo}`;
+    }
+    catch {
+        return '';
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/action/state.ts
@@ -37798,6 +41890,7 @@ function loadLedger() {
 
 
 
+
 /** Main: validate every input, then launch (and wait until online), clean up a run, or sweep. */
 async function runMain() {
     const cancel = new AbortController();
@@ -37810,23 +41903,25 @@ async function runMain() {
     process.once('SIGINT', onSignal);
     try {
         const ctx = runContext();
-        const spec = (0,config/* parseSpec */.F9)((name) => core/* getInput */.V4(name), ctx);
+        const spec = parseSpec((name) => core/* getInput */.V4(name), ctx);
         core/* setSecret */.Pq(spec.forge.token);
-        const access = spec.machine.kubernetes?.access;
-        if (access && 'text' in access)
-            for (const secret of (0,config/* kubeconfigSecrets */.hT)(access.text))
-                core/* setSecret */.Pq(secret);
+        for (const secret of descriptorOf(spec.cloud.name).secrets?.(spec.cloud.options) ?? [])
+            core/* setSecret */.Pq(secret);
         const forge = new GitHubForge(spec.forge, actionsLog);
         if (spec.mode === 'launch') {
             // The first request goes out now; loading the cloud's SDK overlaps its round trip.
             forge.downloads(spec.runner.version).catch(() => undefined);
         }
-        const cloud = await loadCloud(spec.machine.cloud, spec.machine.region, { kubernetes: access, gcp: spec.machine.gcp, azure: spec.machine.azure });
+        const cloudContext = { env: ctx.env, log: actionsLog, clock: retry/* realClock */.dQ, signal: cancel.signal };
+        const cloud = await loadCloud(spec.cloud, spec.machine.region, cloudContext);
         if (spec.mode === 'launch') {
-            if (spec.machine.gcp && !spec.machine.gcp.serviceAccount) {
-                core/* warning */.$e('gcp-service-account is empty, so the machines cannot delete themselves: when a runner ends, its VM stops and its disk bills until the cleanup job or a sweep deletes it (Compute Engine deletes a VM at max-lifetime only while it runs). Give a service account that may delete instances; see "Google Cloud" in the README.');
-            }
-            const result = await launch(spec, ctx, { cloud, forge, log: actionsLog, persist: saveLedger, signal: cancel.signal });
+            const result = await launch(spec, ctx, {
+                cloud,
+                forge,
+                log: actionsLog,
+                persist: saveLedger,
+                signal: cancel.signal,
+            });
             writeOutputs(result);
             await writeSummary(spec, result);
             return;
@@ -37871,7 +41966,9 @@ async function writeSummary(spec, result) {
             .write();
         return;
     }
-    const tried = (r) => r.tried.map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`).join('; ');
+    const tried = (r) => r.tried
+        .map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`)
+        .join('; ');
     const summary = core/* summary */.z.addHeading('Runners launched', 3).addTable([
         [
             { data: 'Runner', header: true },
@@ -37885,7 +41982,7 @@ async function writeSummary(spec, result) {
         ],
         ...result.runners.map((r) => [
             r.name,
-            spec.machine.cloud,
+            spec.cloud.name,
             r.machine.id,
             r.machine.type,
             r.machine.spot ? 'spot' : 'on-demand',
@@ -37955,14 +42052,15 @@ async function runPost() {
         const token = core/* getInput */.V4('token');
         core/* setSecret */.Pq(token);
         await core/* group */.Os('Cleaning up the failed launch', async () => {
-            // Post reaches the cluster the same way main did: same inputs, same environment.
-            const access = ledger.cloud === 'kubernetes' ? (0,config/* clusterAccess */.V$)((name) => core/* getInput */.V4(name), runContext().kubernetes) : undefined;
-            if (access && 'text' in access)
-                for (const secret of (0,config/* kubeconfigSecrets */.hT)(access.text))
-                    core/* setSecret */.Pq(secret);
-            const gcp = ledger.cloud === 'gcp' ? { project: (0,config/* gcpProject */.Mk)((name) => core/* getInput */.V4(name), runContext().gcp) } : undefined;
-            const azure = ledger.cloud === 'azure' ? { subscriptionId: (0,config/* azureSubscription */.tm)((name) => core/* getInput */.V4(name), runContext().azureSubscriptionId) } : undefined;
-            const cloud = await loadCloud(ledger.cloud, ledger.region, { kubernetes: access, gcp, azure });
+            // Post reaches the cloud the same way main did: the cloud's own options, from the same
+            // inputs and environment, read by its descriptor.
+            const { env } = runContext();
+            const descriptor = descriptorOf(ledger.cloud);
+            const options = descriptor.options((name) => core/* getInput */.V4(name), env);
+            for (const secret of descriptor.secrets?.(options) ?? [])
+                core/* setSecret */.Pq(secret);
+            const spec = { name: ledger.cloud, options };
+            const cloud = await loadCloud(spec, ledger.region, { env, log: actionsLog, clock: retry/* realClock */.dQ });
             const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
             const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
             core/* info */.pq(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
