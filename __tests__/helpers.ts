@@ -5,7 +5,7 @@ import { GitHubForge } from '../src/forge/github.js';
 import type { LedgerData } from '../src/ledger.js';
 import type { Log } from '../src/log.js';
 import { realClock } from '../src/retry.js';
-import { cleanup, cleanupRun, launch, sweep, type LaunchResult } from '../src/lifecycle.js';
+import { endLedger, endRun, launch, sweep, type LaunchResult } from '../src/lifecycle/index.js';
 import type { Sandbox } from '../sandbox/index.js';
 
 /** A log that keeps what it was told, so tests can check warnings and masking. */
@@ -105,13 +105,13 @@ export async function attemptLaunch(
 }
 
 /** What post does with a ledger (on Kubernetes, with the sandbox cluster's kubeconfig as input). */
-export async function cleanupLedger(sb: Sandbox, ledger: LedgerData): ReturnType<typeof cleanup> {
+export async function cleanupLedger(sb: Sandbox, ledger: LedgerData): ReturnType<typeof endLedger> {
   const cloud = await cloudFor(sb, ledger.cloud, ledger.region);
   const forge = new GitHubForge(
     { scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin },
     new MemoryLog(),
   );
-  return cleanup(ledger, { cloud, forge, log: new MemoryLog() });
+  return endLedger(ledger, { cloud, forge, log: new MemoryLog() });
 }
 
 /** A ledger as post would see it had main not ended anything itself. */
@@ -139,8 +139,8 @@ export async function cleanupRunOf(
   cloudName: SandboxCloud = 'aws',
   runId = '4242',
   log = new MemoryLog(),
-): ReturnType<typeof cleanupRun> {
-  return cleanupRun({ ...context(sb), runId }, await endDeps(sb, cloudName, log));
+): ReturnType<typeof endRun> {
+  return endRun({ ...context(sb), runId }, await endDeps(sb, cloudName, log));
 }
 
 /** `mode: sweep` with a grace period, at `now` (a clock that only tells the time). */

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
 import { GitHubForge } from '../src/forge/github.js';
 import type { LedgerData } from '../src/ledger.js';
-import { cleanupRun, type EndReport } from '../src/lifecycle.js';
+import { endRun, type EndReport } from '../src/lifecycle/index.js';
 import { attemptLaunch, cloudFor, context, MemoryLog, settle } from './helpers.js';
 
 /**
@@ -35,7 +35,7 @@ async function cleanupTheRun(ledger: LedgerData): Promise<EndReport> {
     { scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token: sb.tokens.admin },
     new MemoryLog(),
   );
-  return cleanupRun(context(sb), { cloud, forge, log: new MemoryLog() });
+  return endRun(context(sb), { cloud, forge, log: new MemoryLog() });
 }
 
 async function until(what: string, pred: () => boolean, ms = 30_000): Promise<void> {

@@ -28,7 +28,7 @@ import { type CloudSpec, descriptorOf, loadCloud } from '../src/clouds/index.js'
 import { realClock } from '../src/retry.js';
 import { parseSpec, type RunContext } from '../src/config.js';
 import { GitHubForge } from '../src/forge/github.js';
-import { cleanup, launch } from '../src/lifecycle.js';
+import { endLedger, launch } from '../src/lifecycle/index.js';
 import type { LedgerData } from '../src/ledger.js';
 import type { Log } from '../src/log.js';
 import { bootMachine } from '../sandbox/machine.js';
@@ -49,6 +49,10 @@ const flag = (name: string): string | undefined => {
 const quick = args.includes('--quick');
 const repeat = Number(flag('--repeat') ?? (quick ? 1 : 3));
 const jsonFile = flag('--json');
+/** `--cold-start-only`: just the cold starts, for comparing two bundles. */
+const coldOnly = args.includes('--cold-start-only');
+/** `--dist <dir>`: the bundle whose cold start is measured (default dist/), such as an older build. */
+const distDir = flag('--dist');
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 /** Fixed sandbox settings, so figures compare across runs. */
@@ -225,7 +229,7 @@ async function coldStart(
 }
 
 async function coldStarts(): Promise<Record<string, Figure>> {
-  const dist = join(root, 'dist', 'index.js');
+  const dist = distDir ? join(resolve(distDir), 'index.js') : join(root, 'dist', 'index.js');
   const allSdks = await allSdksBundle();
   const variants: Array<[string, string, 'aws' | 'gcp' | 'kubernetes']> = [
     ['aws', dist, 'aws'],
@@ -327,7 +331,7 @@ async function end(sb: Sandbox, ledger: LedgerData): Promise<void> {
     new TimedLog(),
   );
   // The bench ends the runners it launched, healthy ones too: nothing is kept.
-  await cleanup({ ...ledger, keep: [] }, { cloud, forge, log: new TimedLog() });
+  await endLedger({ ...ledger, keep: [] }, { cloud, forge, log: new TimedLog() });
   const deadline = Date.now() + 60_000;
   while ((await sb.leftovers()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
 }
@@ -527,6 +531,10 @@ async function main(): Promise<void> {
   const bundle = bundleBytes();
   progress('cold starts');
   const cold = await coldStarts();
+  if (coldOnly) {
+    for (const [k, f] of Object.entries(cold)) console.log(`cold_start_ms.${k}`.padEnd(56), f.median, `(min ${f.min}, max ${f.max})`);
+    return;
+  }
   progress('critical path');
   const critical = await criticalPath();
   progress('API calls per runner');

@@ -4,7 +4,7 @@ import { parseSpec, type LaunchSpec, type RunContext } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { realClock } from '../retry.js';
 import { GitHubForge } from '../forge/github.js';
-import { cleanupRun, launch, sweep, type EndReport, type LaunchResult } from '../lifecycle.js';
+import { endRun, launch, sweep, type EndReport, type LaunchResult } from '../lifecycle/index.js';
 import { actionsLog } from './core-log.js';
 import { runContext } from './context.js';
 import { saveLedger } from './state.js';
@@ -46,7 +46,7 @@ export async function runMain(): Promise<void> {
     const report =
       spec.mode === 'cleanup'
         ? await core.group(`Ending everything run ${ctx.runId} launched`, () =>
-            cleanupRun(ctx, { cloud, forge, log: actionsLog }),
+            endRun(ctx, { cloud, forge, log: actionsLog }),
           )
         : await core.group(`Sweeping what ${ctx.repository} left behind`, () =>
             sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }),

@@ -4,7 +4,7 @@ import { errorMessage } from '../errors.js';
 import { realClock } from '../retry.js';
 import { GitHubForge } from '../forge/github.js';
 import { pending } from '../ledger.js';
-import { cleanup } from '../lifecycle.js';
+import { endLedger } from '../lifecycle/index.js';
 import { runContext } from './context.js';
 import { actionsLog } from './core-log.js';
 import { loadLedger } from './state.js';
@@ -41,7 +41,7 @@ export async function runPost(): Promise<void> {
       const spec = { name: ledger.cloud, options } as CloudSpec;
       const cloud = await loadCloud(spec, ledger.region, { env, log: actionsLog, clock: realClock });
       const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
-      const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
+      const report = await endLedger(ledger, { cloud, forge, log: actionsLog });
       core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
     });
   } catch (err) {

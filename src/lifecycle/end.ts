@@ -1,0 +1,193 @@
+import type { Cloud, ManagedMachine } from '../clouds/types.js';
+import type { RunContext } from '../config.js';
+import { errorMessage } from '../errors.js';
+import type { Forge, ForgeRunner } from '../forge/types.js';
+import { type LedgerData, pending } from '../ledger.js';
+import type { Log } from '../log.js';
+import { type Clock, mapLimited, realClock } from '../retry.js';
+import { CONCURRENCY, runLabel } from './common.js';
+
+/**
+ * The three ways a runner's machines and registrations are ended, apart from launching:
+ * - `endLedger`: everything one launch's ledger names (post, and main after a failed launch);
+ * - `endRun`: `mode: cleanup`, everything one workflow run launched, found by its tags and label;
+ * - `sweep`: `mode: sweep`, whatever the repository left behind past its time.
+ * Each ends machines first (so runners stop taking jobs), then registrations; "already gone" is
+ * success; every step is tried and failures are reported together. The cloud and the forge retry
+ * their own calls: nothing here retries them again.
+ */
+
+export interface EndDeps {
+  cloud: Cloud;
+  forge: Forge;
+  log: Log;
+  clock?: Clock;
+}
+
+/** What an ending did, one line per machine and registration, with why it was ended. */
+export interface EndReport {
+  machines: Array<{ id: string; runnerName: string; reason: string; result: 'terminated' | 'gone' }>;
+  registrations: Array<{ name: string; id?: number; reason: string; result: 'deleted' | 'gone' }>;
+}
+
+/**
+ * Ends everything a ledger names, except the runners it keeps and what was ended already.
+ * Entries whose create answer never arrived are found by client token (machines) or by name
+ * (registrations, from one listing shared by all).
+ */
+export async function endLedger(data: LedgerData, deps: EndDeps): Promise<EndReport> {
+  const { cloud, forge, log } = deps;
+  const report: EndReport = { machines: [], registrations: [] };
+  const errors: string[] = [];
+  const todo = pending(data);
+  const reason = 'named by the launch';
+
+  await Promise.all(
+    todo.machines.map(async (entry) => {
+      try {
+        const ids = entry.id ? [entry.id] : await cloud.findByClientToken(entry.clientToken);
+        for (const id of ids) {
+          const result = await cloud.terminate(id);
+          report.machines.push({ id, runnerName: entry.runnerName, reason, result });
+          log.info(`machine ${id} (${entry.runnerName}): ${result}`);
+        }
+      } catch (err) {
+        const which = entry.id ?? `client token ${entry.clientToken}`;
+        errors.push(`machine of ${entry.runnerName} (${which}): ${errorMessage(err)}`);
+      }
+    }),
+  );
+
+  let listing: Promise<ForgeRunner[]> | undefined;
+  const idOf = async (name: string): Promise<number | undefined> => {
+    listing ??= forge.runners();
+    return (await listing).find((r) => r.name === name)?.id;
+  };
+  await Promise.all(
+    todo.registrations.map(async (entry) => {
+      try {
+        const id = entry.id ?? (await idOf(entry.name));
+        if (id === undefined) {
+          report.registrations.push({ name: entry.name, reason, result: 'gone' });
+          return;
+        }
+        const result = await forge.deleteRunner(id);
+        report.registrations.push({ name: entry.name, id, reason, result });
+        log.info(`registration ${entry.name} (${id}): ${result}`);
+      } catch (err) {
+        errors.push(`registration ${entry.name}: ${errorMessage(err)}`);
+      }
+    }),
+  );
+
+  if (errors.length > 0) {
+    throw new Error(
+      `Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`,
+    );
+  }
+  return report;
+}
+
+/**
+ * `mode: cleanup`: ends everything this workflow run launched, whatever became of its launch
+ * jobs: every machine tagged with this repository and run, then every registration that carries
+ * the run's label or is named by one of those machines.
+ */
+export async function endRun(ctx: RunContext, deps: EndDeps): Promise<EndReport> {
+  const label = runLabel(ctx).toLowerCase();
+  const reason = `launched by run ${ctx.runId}`;
+  const machines = await deps.cloud.list({ repo: ctx.repository, runId: ctx.runId });
+  const names = new Set(machines.map((m) => m.runnerName));
+  const targets = machines.filter((m) => m.state !== 'gone').map((machine) => ({ machine, reason }));
+  const ended = await endMachines(targets, deps);
+  const runners = await deps.forge.runners();
+  const registrations = runners
+    .filter((r) => r.labels.some((l) => l.toLowerCase() === label) || names.has(r.name))
+    .map((runner) => ({ runner, reason }));
+  return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
+}
+
+/**
+ * `mode: sweep`: for a scheduled workflow. Ends every machine this action made for the
+ * repository that is past its expires-at tag, or older than `graceSeconds` with a runner that is
+ * offline or no longer registered; then deletes offline registrations that are ours (the run
+ * label, the default `cml-` name prefix, or named by one of our machines) unless a live machine
+ * still belongs to them.
+ */
+export async function sweep(ctx: RunContext, graceSeconds: number, deps: EndDeps): Promise<EndReport> {
+  const now = (deps.clock ?? realClock).now();
+  const [machines, runners] = await Promise.all([deps.cloud.list({ repo: ctx.repository }), deps.forge.runners()]);
+  const byName = new Map(runners.map((r) => [r.name, r]));
+  const targets: Array<{ machine: ManagedMachine; reason: string }> = [];
+  const protectedNames = new Set<string>();
+  for (const m of machines) {
+    if (m.state === 'gone') continue;
+    const reason = staleBecause(m, byName.get(m.runnerName), now, graceSeconds);
+    if (reason) targets.push({ machine: m, reason });
+    else protectedNames.add(m.runnerName);
+  }
+  const ended = await endMachines(targets, deps);
+  const ours = new Set(machines.map((m) => m.runnerName));
+  const registrations = runners
+    .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
+    .filter((r) => r.name.startsWith('cml-') || ours.has(r.name) || r.labels.some((l) => /^cml-run-/i.test(l)))
+    .map((runner) => ({ runner, reason: 'offline' }));
+  return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
+}
+
+/** Why sweep ends a machine, or undefined when it is still in use or within its grace period. */
+function staleBecause(
+  m: ManagedMachine,
+  runner: ForgeRunner | undefined,
+  now: number,
+  graceSeconds: number,
+): string | undefined {
+  const old = m.createdAt === undefined || now - m.createdAt > graceSeconds * 1000;
+  if (m.expiresAt !== undefined && now > m.expiresAt)
+    return `past its expires-at (${new Date(m.expiresAt).toISOString()})`;
+  if (old && !runner) return `its runner ${m.runnerName} is no longer registered`;
+  if (old && runner!.status !== 'online') {
+    return `its runner ${m.runnerName} has been offline past the grace period (${graceSeconds}s)`;
+  }
+  return undefined;
+}
+
+async function endMachines(
+  targets: Array<{ machine: ManagedMachine; reason: string }>,
+  deps: EndDeps,
+): Promise<{ report: EndReport['machines']; errors: string[] }> {
+  const report: EndReport['machines'] = [];
+  const errors: string[] = [];
+  await mapLimited(targets, CONCURRENCY, async ({ machine, reason }) => {
+    try {
+      const result = await deps.cloud.terminate(machine.id);
+      report.push({ id: machine.id, runnerName: machine.runnerName, reason, result });
+      deps.log.info(`machine ${machine.id} (${machine.runnerName}): ${result}; ${reason}`);
+    } catch (err) {
+      errors.push(`machine ${machine.id} (${machine.runnerName}): ${errorMessage(err)}`);
+    }
+  });
+  return { report, errors };
+}
+
+async function endRegistrations(
+  targets: Array<{ runner: ForgeRunner; reason: string }>,
+  deps: EndDeps,
+  earlier: string[],
+): Promise<EndReport['registrations']> {
+  const report: EndReport['registrations'] = [];
+  const errors = [...earlier];
+  await mapLimited(targets, CONCURRENCY, async ({ runner, reason }) => {
+    try {
+      const result = await deps.forge.deleteRunner(runner.id);
+      report.push({ name: runner.name, id: runner.id, reason, result });
+      deps.log.info(`registration ${runner.name} (${runner.id}): ${result}; ${reason}`);
+    } catch (err) {
+      errors.push(`registration ${runner.name} (${runner.id}): ${errorMessage(err)}`);
+    }
+  });
+  if (errors.length > 0) {
+    throw new Error(`Could not end everything; run again or end these by hand:\n- ${errors.join('\n- ')}`);
+  }
+  return report;
+}
