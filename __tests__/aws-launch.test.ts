@@ -1,27 +1,23 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../sandbox/index.js';
+import type { Sandbox } from '../sandbox/index.js';
 import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended } from './helpers.js';
+import { useSandbox } from './support/sandbox.js';
+import { until } from './support/wait.js';
 
 /**
  * The AWS slice end to end: the real EC2, SSM and Octokit clients against the sandbox, with
- * machines that really run the rendered startup script and the stand-in runner.
+ * machines that really run the rendered startup script and the stand-in runner. After each test
+ * the sandbox must hold nothing, and every fault the test added must have fired.
  */
 
+const sandbox = useSandbox();
 let sb: Sandbox;
 
-beforeAll(async () => {
-  sb = await startSandbox();
-});
-
-afterEach(async () => {
-  sb.faults.clear();
-});
-
-afterAll(async () => {
-  await sb.close();
+beforeAll(() => {
+  sb = sandbox();
 });
 
 describe('a healthy launch', () => {
@@ -287,18 +283,32 @@ describe('failures leave nothing behind', () => {
 
   test('cancelling mid-launch stops new creations, and the ledger still names what exists', async () => {
     const cancel = new AbortController();
-    sb.faults.add({ service: 'ec2', action: 'RunInstances', delayMs: 1500 });
-    const before = sb.ec2.calls.length;
-    const pending = attemptLaunch(sb, { count: '3' }, cancel.signal);
-    // Cancel while the first RunInstances calls are in flight.
-    const deadline = Date.now() + 10_000;
-    while (!sb.ec2.calls.slice(before).some((c) => c.action === 'RunInstances') && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
+    // The second and third runners get their credential late: the cancel comes while they wait
+    // for it, after the first runner's machine was created.
+    sb.faults.add({
+      service: 'github',
+      action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig',
+      where: { name: /^cml-cancel-[23]$/ },
+      delayMs: 2000,
+      times: 2,
+    });
+    const runInstances = () => sb.ec2.calls.filter((c) => c.action === 'RunInstances');
+    const before = runInstances().length;
+    const pending = attemptLaunch(sb, { count: '3', name: 'cml-cancel', labels: 'cml-cancel' }, cancel.signal);
+    await until('the first machine is created', () => runInstances().length > before, 10_000, 20);
+    const sentBeforeCancel = runInstances().length;
     cancel.abort(new Error('SIGTERM'));
     const { error, ledger } = await pending;
-    expect(error).toBeDefined();
+    expect(error?.message).toContain('The launch was cancelled');
+    // Nothing was asked of EC2 after the cancel, and fewer machines than asked for were ever made.
+    expect(runInstances().length).toBe(sentBeforeCancel);
+    const made = sb.ec2.instances().filter((i) => i.tags['cml-runner:runner']?.startsWith('cml-cancel-'));
+    expect(made.map((i) => i.tags['cml-runner:runner'])).toEqual(['cml-cancel-1']);
+    // The ledger names that machine and no other: no entry for a machine that was never asked for.
     expect(ledger!.complete).toBe(false);
-    await cleanupLedger(sb, ledger!);
+    expect(ledger!.machines.map((m) => [m.runnerName, m.id])).toEqual([['cml-cancel-1', made[0]!.id]]);
+    const report = await cleanupLedger(sb, ledger!);
+    expect(report.machines.map((m) => [m.id, m.result])).toEqual([[made[0]!.id, 'terminated']]);
     expect(await settle(sb)).toEqual([]);
   });
 });

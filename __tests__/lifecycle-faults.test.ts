@@ -1,26 +1,20 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import { startSandbox, type Sandbox } from '../sandbox/index.js';
+import { beforeAll, describe, expect, test } from '@jest/globals';
+import type { Sandbox } from '../sandbox/index.js';
 import { GitHubForge } from '../src/forge/github.js';
-import { MemoryLog, attemptLaunch, cleanupRunOf, settle, sweepOf } from './helpers.js';
+import { MemoryLog, attemptLaunch, cleanupRunOf, sweepOf } from './helpers.js';
+import { useSandbox } from './support/sandbox.js';
 
 /**
  * The lifecycle when clouds and GitHub misbehave: placements tried in order, count all or
- * nothing (or partial), reuse, cleanup and sweep. Real SDK clients against the sandbox.
+ * nothing (or partial), reuse, cleanup and sweep. Real SDK clients against the sandbox, which
+ * after each test must hold nothing, with every fault the test added fired.
  */
 
+const sandbox = useSandbox();
 let sb: Sandbox;
 
-beforeAll(async () => {
-  sb = await startSandbox();
-});
-
-afterEach(async () => {
-  sb.faults.clear();
-  expect(await settle(sb)).toEqual([]);
-});
-
-afterAll(async () => {
-  await sb.close();
+beforeAll(() => {
+  sb = sandbox();
 });
 
 const runInstances = (): number => sb.ec2.calls.filter((c) => c.action === 'RunInstances').length;
@@ -127,18 +121,45 @@ describe('capacity fallback', () => {
   });
 
   test('with several runners, a placement without capacity is skipped by the others', async () => {
-    capacity();
-    const before = runInstances();
+    // g4dn.xlarge never has capacity, however often it is asked for.
+    sb.faults.add({
+      service: 'ec2',
+      action: 'RunInstances',
+      where: { InstanceType: 'g4dn.xlarge' },
+      code: 'InsufficientInstanceCapacity',
+      times: Infinity,
+    });
+    // The other two runners get their credential late, so they place after the first one was refused.
+    sb.faults.add({
+      service: 'github',
+      action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig',
+      where: { name: /^fb-many-[23]$/ },
+      delayMs: 2000,
+      times: 2,
+    });
+    const before = sb.ec2.calls.length;
     const { result, error } = await attemptLaunch(sb, {
       type: 'g4dn.xlarge,g5.xlarge',
       count: '3',
+      name: 'fb-many',
       labels: 'fb-many',
-      'startup-timeout': '60',
     });
     expect(error).toBeUndefined();
-    // The refusal is learnt once; at most the runners already in flight try the first type.
-    expect(result!.runners.filter((r) => r.machine.type === 'g5.xlarge').length).toBeGreaterThanOrEqual(1);
-    expect(runInstances() - before).toBeLessThanOrEqual(4);
+    const asked = sb.ec2.calls
+      .slice(before)
+      .filter((c) => c.action === 'RunInstances')
+      .map((c) => c.params?.InstanceType);
+    // The refusal is learnt once: only the first runner asked for g4dn.xlarge.
+    expect(asked.filter((t) => t === 'g4dn.xlarge')).toEqual(['g4dn.xlarge']);
+    expect(asked.filter((t) => t === 'g5.xlarge')).toHaveLength(3);
+    const tried = new Map(result!.runners.map((r) => [r.name, r.tried.map((t) => `${t.type} ${t.outcome}`)]));
+    expect(tried).toEqual(
+      new Map([
+        ['fb-many-1', ['g4dn.xlarge InsufficientInstanceCapacity', 'g5.xlarge obtained']],
+        ['fb-many-2', ['g5.xlarge obtained']],
+        ['fb-many-3', ['g5.xlarge obtained']],
+      ]),
+    );
     for (let i = 0; i < 3; i++) await runJob('fb-many');
   });
 });
