@@ -1,5 +1,6 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import { startSandbox, type Sandbox } from '../sandbox/index.js';
+import { beforeAll, describe, expect, test } from '@jest/globals';
+import type { Sandbox } from '../sandbox/index.js';
+import { useSandbox } from './support/sandbox.js';
 import { AZURE_APPS } from '../sandbox/azure.js';
 import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended, until } from './helpers.js';
 
@@ -10,18 +11,12 @@ import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended,
  * through their managed identity.
  */
 
+// After each test: nothing left in the sandbox, and every fault the test added fired.
+const sandbox = useSandbox();
 let sb: Sandbox;
 
-beforeAll(async () => {
-  sb = await startSandbox();
-});
-
-afterEach(() => {
-  sb.faults.clear();
-});
-
-afterAll(async () => {
-  await sb.close();
+beforeAll(() => {
+  sb = sandbox();
 });
 
 const base = { cloud: 'azure', region: 'eastus' };

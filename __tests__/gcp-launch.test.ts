@@ -1,8 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { beforeAll, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startSandbox, type Sandbox } from '../sandbox/index.js';
+import type { Sandbox } from '../sandbox/index.js';
+import { useSandbox } from './support/sandbox.js';
 import { GCE_SERVICE_ACCOUNTS } from '../sandbox/gce.js';
 import {
   MemoryLog,
@@ -23,20 +24,14 @@ import {
  * server's token.
  */
 
-let sb: Sandbox;
 /** One GCE second lasts 100 ms: a 60 s maxRunDuration ends after 6 s. */
 const GCE_SECOND_MS = 100;
+// After each test: nothing left in the sandbox, and every fault the test added fired.
+const sandbox = useSandbox({ gceSecondMs: GCE_SECOND_MS });
+let sb: Sandbox;
 
-beforeAll(async () => {
-  sb = await startSandbox({ gceSecondMs: GCE_SECOND_MS });
-});
-
-afterEach(() => {
-  sb.faults.clear();
-});
-
-afterAll(async () => {
-  await sb.close();
+beforeAll(() => {
+  sb = sandbox();
 });
 
 const base = { cloud: 'gcp', region: 'us-central1', 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner };

@@ -155,21 +155,6 @@ export async function sweepOf(
   return sweep(context(sb), graceSeconds, { ...(await endDeps(sb, cloudName, log)), clock });
 }
 
-/** Waits until the sandbox holds nothing, or returns what is left after `ms`. */
-export async function settle(sb: Sandbox, ms = 20_000): Promise<string[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const left = await sb.leftovers();
-    if (left.length === 0 || Date.now() > deadline) return left;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Polls until `done()` holds, or fails naming what it waited for. */
-export async function until(what: string, done: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+// The waiting helpers have one copy each, in support/; suites that import them from here get those.
+export { settle } from './support/sandbox.js';
+export { until } from './support/wait.js';

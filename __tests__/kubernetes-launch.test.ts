@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,8 @@ import { loadCloud } from '../src/clouds/index.js';
 import type { ClusterAccess, KubernetesOptions } from '../src/clouds/kubernetes/options.js';
 import { realClock } from '../src/retry.js';
 import { InputError } from '../src/errors.js';
-import { startSandbox, type Sandbox } from '../sandbox/index.js';
+import type { Sandbox } from '../sandbox/index.js';
+import { useSandbox } from './support/sandbox.js';
 import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor } from './helpers.js';
 
 /**
@@ -20,18 +21,17 @@ let sb: Sandbox;
 const dir = mkdtempSync(join(tmpdir(), 'cml-k8s-test-'));
 const SECOND_MS = 20;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: parsed pod specs and manifests of any shape
+type Json = Record<string, any>;
 
-beforeAll(async () => {
-  sb = await startSandbox({ kubernetesSecondMs: SECOND_MS });
+// After each test: nothing left in the sandbox, and every fault the test added fired.
+const sandbox = useSandbox({ kubernetesSecondMs: SECOND_MS });
+
+beforeAll(() => {
+  sb = sandbox();
 });
 
-afterEach(() => {
-  sb.faults.clear();
-});
-
-afterAll(async () => {
-  await sb.close();
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 

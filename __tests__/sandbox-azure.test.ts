@@ -21,6 +21,7 @@ import {
 } from '../sandbox/azure.js';
 import { FaultPlan } from '../sandbox/core/index.js';
 import { MachineFleet } from '../sandbox/machine.js';
+import { unfiredFaults } from './support/sandbox.js';
 
 /**
  * The sandbox's Azure (sandbox/azure.ts) driven by the real @azure/identity credentials and ARM
@@ -49,9 +50,11 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  const unfired = unfiredFaults(faults);
   faults.clear();
-  // Every test leaves nothing: no group, no running or stopped VM, no machine.
+  // Every test leaves nothing: no group, no running or stopped VM, no machine; every fault it added fired.
   expect(await settled()).toEqual([]);
+  expect(unfired).toEqual([]);
 });
 
 afterAll(async () => {

@@ -18,6 +18,7 @@ import { type FakeEc2, INSTANCE_TYPES, KNOWN_IMAGES, SANDBOX_CREDENTIALS, startF
 import { FaultPlan } from '../sandbox/core/index.js';
 import { MachineFleet, bootMachine } from '../sandbox/machine.js';
 import { type FakeSsm, PUBLIC_PARAMETERS, startFakeSsm } from '../sandbox/ssm.js';
+import { unfiredFaults } from './support/sandbox.js';
 
 /**
  * The fake EC2 and SSM, driven by the real SDK clients, and the machines they boot. Every test
@@ -117,7 +118,10 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  const unfired = unfiredFaults(faults);
   await stop();
+  // Every fault a test added must have fired: one that never matches would pass silently.
+  expect(unfired).toEqual([]);
 });
 
 describe('SSM public parameters', () => {

@@ -11,6 +11,7 @@ import { GoogleAuth, IdentityPoolClient } from 'google-auth-library';
 import { FaultPlan } from '../sandbox/core/index.js';
 import { type FakeGce, GCE_PROJECT, GCE_SERVICE_ACCOUNTS, startFakeGce } from '../sandbox/gce.js';
 import { MachineFleet } from '../sandbox/machine.js';
+import { unfiredFaults } from './support/sandbox.js';
 
 /**
  * The fake Compute Engine, driven by the real `@google-cloud/compute` clients (REST transport)
@@ -152,10 +153,13 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  const unfired = unfiredFaults(faults);
   await Promise.allSettled(closers.splice(0).map((c) => c.close()));
   await fleet.killAll();
   await fake.close();
   fs.rmSync(dir, { recursive: true, force: true });
+  // Every fault a test added must have fired: one that never matches would pass silently.
+  expect(unfired).toEqual([]);
 });
 
 describe('authentication', () => {

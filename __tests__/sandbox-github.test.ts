@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Octokit } from '@octokit/core';
 import { FaultPlan } from '../sandbox/core/index.js';
 import { type FakeGitHub, RUNNER_VERSION, startFakeGitHub } from '../sandbox/github.js';
+import { unfiredFaults } from './support/sandbox.js';
 
 const HEARTBEAT = 200;
 
@@ -24,6 +25,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  const unfired = unfiredFaults(faults);
   for (const p of procs.splice(0)) {
     if (p.exitCode === null && p.signalCode === null && p.pid) {
       try {
@@ -41,6 +43,8 @@ afterEach(async () => {
   }
   await gh.close();
   for (const d of temps.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  // Every fault a test added must have fired: one that never matches would pass silently.
+  expect(unfired).toEqual([]);
 });
 
 function client(token?: string, extra: Record<string, unknown> = {}): Octokit {

@@ -9,6 +9,7 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
+import { unfiredFaults } from './support/sandbox.js';
 
 /**
  * The fake Kubernetes API server and its control plane, driven by the real
@@ -29,7 +30,12 @@ beforeAll(async () => {
   ({ core, batch } = clients(sb.kubernetes.kubeconfig()));
 });
 
-afterEach(() => sb.faults.clear());
+afterEach(() => {
+  const unfired = unfiredFaults(sb.faults);
+  sb.faults.clear();
+  // Every fault a test added must have fired: one that never matches would pass silently.
+  expect(unfired).toEqual([]);
+});
 
 afterAll(async () => {
   await sb?.close();

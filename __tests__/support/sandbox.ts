@@ -1,3 +1,4 @@
+import type { FaultPlan } from '../../sandbox/core/faults.js';
 import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/index.js';
 
 /**
@@ -42,4 +43,12 @@ export async function settle(sb: Sandbox, ms = 20_000): Promise<string[]> {
     if (left.length === 0 || Date.now() > deadline) return left;
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * For suites that drive one fake with a fault plan of their own: what to assert after each test,
+ * that every fault the test added fired. Read it before the plan is cleared.
+ */
+export function unfiredFaults(plan: FaultPlan): string[] {
+  return plan.unfired().map((f) => JSON.stringify(f, (_k, v) => (v instanceof RegExp ? String(v) : v)));
 }
