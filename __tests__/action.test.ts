@@ -199,4 +199,16 @@ describe('the action', () => {
     launch.dispose();
     cleanup.dispose();
   });
+
+  test('a retried cloud call is told at debug level, which the runner shows with step debug logging', async () => {
+    sb.faults.add({ service: 'ec2', action: 'DescribeInstances', code: 'RequestLimitExceeded', times: 1 });
+    const cleanup = action({ mode: 'cleanup' });
+    const ended = await cleanup.main().done;
+    expect(ended.code).toBe(0);
+    const debug = ended.log.split('\n').filter((l) => l.startsWith('::debug::'));
+    expect(debug.some((l) => l.includes('DescribeInstances') && l.includes('attempt 2'))).toBe(true);
+    // Debug detail stays out of the plain log a user reads without step debug logging.
+    expect(ended.log.split('\n').filter((l) => !l.startsWith('::') && l.includes('RequestLimitExceeded'))).toEqual([]);
+    cleanup.dispose();
+  });
 });
