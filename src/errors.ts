@@ -39,11 +39,15 @@ export class CloudError extends Error {
   }
 }
 
-/** The forge (GitHub) refused: status, its message, and which permission is needed. */
+/**
+ * The forge (GitHub) refused: status, its message, and which permission is needed. `attempts`
+ * counts the requests sent for the call, the failed one included.
+ */
 export class ForgeError extends Error {
   constructor(
     message: string,
     readonly status?: number,
+    readonly attempts = 1,
     readonly kind: ErrorKind = forgeKind(status),
   ) {
     super(message);

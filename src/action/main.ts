@@ -24,7 +24,7 @@ export async function runMain(): Promise<void> {
     const spec = parseSpec((name) => core.getInput(name), ctx);
     core.setSecret(spec.forge.token);
     for (const secret of descriptorOf(spec.cloud.name).secrets?.(spec.cloud.options) ?? []) core.setSecret(secret);
-    const forge = new GitHubForge(spec.forge, actionsLog);
+    const forge = new GitHubForge(spec.forge, actionsLog, { clock: realClock, signal: cancel.signal });
     if (spec.mode === 'launch') {
       // The first request goes out now; loading the cloud's SDK overlaps its round trip.
       forge.downloads(spec.runner.version).catch(() => undefined);
