@@ -22,6 +22,7 @@ import {
 import { FaultPlan } from '../sandbox/core/index.js';
 import { MachineFleet } from '../sandbox/machine.js';
 import { unfiredFaults } from './support/sandbox.js';
+import { until } from './support/wait.js';
 
 /**
  * The sandbox's Azure (sandbox/azure.ts) driven by the real @azure/identity credentials and ARM
@@ -64,14 +65,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 async function settled(ms = 5000): Promise<string[]> {
   const deadline = Date.now() + ms;

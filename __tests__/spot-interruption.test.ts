@@ -4,6 +4,7 @@ import { GitHubForge } from '../src/forge/github.js';
 import type { LedgerData } from '../src/ledger.js';
 import { endRun, type EndReport } from '../src/lifecycle/index.js';
 import { attemptLaunch, cloudFor, context, MemoryLog, settle } from './helpers.js';
+import { until } from './support/wait.js';
 
 /**
  * What a user sees when a runner's machine goes away mid-job: a spot interruption on AWS (the
@@ -38,14 +39,6 @@ async function cleanupTheRun(ledger: LedgerData): Promise<EndReport> {
   return endRun(context(sb), { cloud, forge, log: new MemoryLog() });
 }
 
-async function until(what: string, pred: () => boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('a spot interruption', () => {
   // The startup script checks the notice every 5 s; AWS gives two minutes, the test 10 s.
   const NOTICE_MS = 10_000;
@@ -77,7 +70,7 @@ describe('a spot interruption', () => {
         labels: ['self-hosted', 'cml-spot'],
         script: 'echo "training"; sleep 30',
       });
-      await until('the job runs', () => sb.github.job(job.id).status === 'in_progress');
+      await until('the job runs', () => sb.github.job(job.id).status === 'in_progress', 30_000);
       const interruption = sb.ec2.interruptSpot(id, { noticeMs: NOTICE_MS });
 
       // The job fails as the real runner reports a shutdown: the shutdown error, then the cancellation.
@@ -97,7 +90,7 @@ describe('a spot interruption', () => {
       expect(machineConsole).not.toContain('the startup script failed');
 
       await interruption;
-      await until('the instance is terminated', () => sb.ec2.instance(id)!.state === 'terminated');
+      await until('the instance is terminated', () => sb.ec2.instance(id)!.state === 'terminated', 30_000);
       // The machine ended itself during the notice; AWS found nothing left to interrupt.
       expect(sb.ec2.instance(id)!.stateReason?.code).toBe('Client.InstanceInitiatedShutdown');
 
@@ -123,7 +116,7 @@ describe('a runner that crashes', () => {
     const runner = attempt.result!.runners[0]!;
     const id = runner.machine.id;
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-crash'], script: 'sleep 30' });
-    await until('the job runs', () => sb.github.job(job.id).status === 'in_progress');
+    await until('the job runs', () => sb.github.job(job.id).status === 'in_progress', 30_000);
 
     expect(sb.machines.crashRunner(id)).toBe(true);
     const done = await sb.github.waitJob(job.id, 20_000);
@@ -131,7 +124,7 @@ describe('a runner that crashes', () => {
     expect(done.log).toContain(`The self-hosted runner: ${runner.name} lost communication with the server.`);
     expect(done.log).not.toContain(SHUTDOWN_MESSAGE);
 
-    await until('the instance is terminated', () => sb.ec2.instance(id)!.state === 'terminated');
+    await until('the instance is terminated', () => sb.ec2.instance(id)!.state === 'terminated', 30_000);
     expect(sb.ec2.consoleOf(id)).toMatch(/cml-runner: ending the machine: the runner exited with status \d+\n/);
     expect(sb.machines.crashRunner(id)).toBe(false);
     // GitHub keeps a runner that vanished mid-job, offline.

@@ -84,7 +84,8 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
     await core.summary
       .addHeading('Runners reused', 3)
       .addRaw(
-        `Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`,
+        `Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ` +
+          `${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`,
       )
       .write();
     return;
@@ -115,13 +116,18 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
       tried(r),
     ]),
   ]);
+  const ending = spec.runner.single
+    ? 'Each runner takes one job and then its machine ends.'
+    : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`;
   summary.addRaw(
-    `Labels: ${result.labels.join(', ')} (and ${result.runLabel}, which only this workflow run's runners carry). ${spec.runner.single ? 'Each runner takes one job and then its machine ends.' : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`}`,
+    `Labels: ${result.labels.join(', ')} (and ${result.runLabel}, which only this workflow run's runners carry). ` +
+      ending,
     true,
   );
   if (result.failed.length > 0) {
     summary.addRaw(
-      `${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ${result.failed.map((f) => f.name).join(', ')}.`,
+      `${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ` +
+        `${result.failed.map((f) => f.name).join(', ')}.`,
       true,
     );
   }

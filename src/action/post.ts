@@ -24,7 +24,8 @@ export async function runPost(): Promise<void> {
     if (todo.machines.length === 0 && todo.registrations.length === 0) {
       core.info(
         ledger.keep.length > 0
-          ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; main already ended the rest, if any.`
+          ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; ` +
+              'main already ended the rest, if any.'
           : 'Main already ended everything the launch created.',
       );
       return;

@@ -16,7 +16,9 @@ export const GPU_ALIASES: Readonly<Record<string, GenericGpu>> = { tesla: 'v100'
 
 /** GPUs the clouds no longer rent, with what to ask for instead. */
 export const RETIRED_GPUS: Readonly<Record<string, string>> = {
-  k80: 'the K80 is retired on every cloud (AWS p2 and Azure NC v1 are gone); use t4 for a small GPU or a10g/l4 for more memory',
+  k80:
+    'the K80 is retired on every cloud (AWS p2 and Azure NC v1 are gone); ' +
+    'use t4 for a small GPU or a10g/l4 for more memory',
 };
 
 export const isGenericRegion = (v: string): v is GenericRegion => (GENERIC_REGIONS as readonly string[]).includes(v);

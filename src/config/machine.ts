@@ -68,7 +68,8 @@ export function parseMachine(read: InputReader, cloud: Pick<CloudDescriptor, 'ca
     throw new InputError(
       'startup-script',
       `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`,
-      `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data (16 KB on EC2) with the runner settings; download larger scripts from the machine instead`,
+      `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data ` +
+        '(16 KB on EC2) with the runner settings; download larger scripts from the machine instead',
     );
   }
   const tags = parseTags(input('tags'));

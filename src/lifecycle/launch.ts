@@ -265,7 +265,8 @@ class Launch {
         runner.tried.push({ ...placement, outcome: 'obtained' });
         const market = machine.spot ? 'spot' : 'on-demand';
         this.deps.log.info(
-          `${name}: machine ${machine.id} (${machine.type}, ${market}${machine.zone ? `, ${machine.zone}` : ''}) is starting`,
+          `${name}: machine ${machine.id} (${machine.type}, ${market}${machine.zone ? `, ${machine.zone}` : ''}) ` +
+            'is starting',
         );
         return machine;
       } catch (err) {
@@ -348,10 +349,14 @@ class Launch {
       if (!runner.allowPartial || kept.length === 0) {
         await this.endAllBut([]);
         const because = runner.allowPartial ? 'none came up' : 'all or nothing; allow-partial: true keeps the others';
-        const what = `${this.failures.size} of ${count} runners did not come up, so every runner of this launch was ended (${because})`;
+        const what =
+          `${this.failures.size} of ${count} runners did not come up, ` +
+          `so every runner of this launch was ended (${because})`;
         throw new StartupTimeoutError(count === 1 ? why : `${what}.\n\n${why}`);
       }
-      const left = `${this.failures.size} of ${count} runners did not come up; allow-partial keeps the ${kept.length} that did.`;
+      const left =
+        `${this.failures.size} of ${count} runners did not come up; ` +
+        `allow-partial keeps the ${kept.length} that did.`;
       this.deps.log.warning(`${left}\n${why}`);
       await this.endAllBut(kept);
     } else {

@@ -103,7 +103,8 @@ export async function waitOnline(
       const detail = left
         .map(
           ([n, s]) =>
-            `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`,
+            `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, ` +
+            `runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`,
         )
         .join('; ');
       w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
@@ -137,7 +138,8 @@ async function describeFailures(
       return [
         name,
         maskSecrets(
-          `Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`,
+          `Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. ` +
+            `Last lines of its console:\n${tail}`,
           w.secrets,
         ),
       ] as const;

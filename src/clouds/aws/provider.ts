@@ -234,7 +234,8 @@ export class AwsCloud implements Cloud {
     );
     for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
       if (!inst.InstanceId) continue;
-      // StateReason says why an instance ended early: Server.SpotInstanceTermination, Client.InstanceInitiatedShutdown...
+      // StateReason says why an instance ended early: Server.SpotInstanceTermination,
+      // Client.InstanceInitiatedShutdown...
       const reason = inst.StateReason?.Message;
       states.set(inst.InstanceId, {
         state: EC2_STATES[inst.State?.Name ?? ''] ?? 'gone',

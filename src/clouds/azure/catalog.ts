@@ -62,16 +62,18 @@ export interface AzureImage {
 /** Canonical Ubuntu 24.04 LTS. It carries no NVIDIA driver: GPU jobs need an image that has one. */
 export const AZURE_DEFAULT_IMAGE = 'Canonical:ubuntu-24_04-lts:server:latest';
 
+/** A managed image, a gallery image, or a gallery image version, by resource id. */
+const AZURE_IMAGE_ID = new RegExp(
+  String.raw`^/subscriptions/[0-9a-f-]{36}/resourceGroups/[\w.()-]+/providers/Microsoft\.Compute/` +
+    String.raw`(images/[\w.-]+|galleries/[\w.]+/images/[\w.-]+(/versions/[\w.-]+)?)$`,
+  'i',
+);
+
 /** A URN `publisher:offer:sku:version`, or an image or gallery image version resource id. */
 export function parseAzureImage(value: string): AzureImage | undefined {
   const urn = /^([A-Za-z0-9._-]+):([A-Za-z0-9._-]+):([A-Za-z0-9._-]+):([A-Za-z0-9._-]+)$/.exec(value);
   if (urn) return { publisher: urn[1]!, offer: urn[2]!, sku: urn[3]!, version: urn[4]! };
-  if (
-    /^\/subscriptions\/[0-9a-f-]{36}\/resourceGroups\/[\w.()-]+\/providers\/Microsoft\.Compute\/(images\/[\w.-]+|galleries\/[\w.]+\/images\/[\w.-]+(\/versions\/[\w.-]+)?)$/i.test(
-      value,
-    )
-  )
-    return { id: value };
+  if (AZURE_IMAGE_ID.test(value)) return { id: value };
   return undefined;
 }
 

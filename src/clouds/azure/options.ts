@@ -23,7 +23,10 @@ export function azureOptions(read: InputReader, env: Env): AzureOptions {
   return { subscriptionId, resourceGroupPrefix };
 }
 
-/** The Azure subscription: the azure-subscription-id input, else AZURE_SUBSCRIPTION_ID. Main and post both call this. */
+/**
+ * The Azure subscription: the azure-subscription-id input, else AZURE_SUBSCRIPTION_ID. Main and
+ * post both call this.
+ */
 function azureSubscription(read: InputReader, env: string | undefined): string {
   const given = read('azure-subscription-id').trim();
   const id = given || env?.trim() || '';

@@ -118,10 +118,13 @@ export function gcpMachineType(type: string, gpu: GenericGpu, generic: boolean):
   const attach = GCP_ATTACHED_GPUS[gpu];
   if (attach && parsed.machineType.startsWith('n1-'))
     return formatGcpType({ machineType: parsed.machineType, accelerator: { type: attach, count: 1 } });
+  const instead = attach
+    ? `give an N1 type (n1-standard-8) to attach a ${gpu}`
+    : `give the machine type that carries it (${Object.values(GCP_TYPES[gpu] as Record<string, string>)[0]})`;
   throw new InputError(
     'type',
     type,
-    `${type} has no GPU and gpu is ${gpu}: ${attach ? `give an N1 type (n1-standard-8) to attach a ${gpu}` : `give the machine type that carries it (${Object.values(GCP_TYPES[gpu] as Record<string, string>)[0]})`}, a generic size (s, m, l, xl), or leave gpu out`,
+    `${type} has no GPU and gpu is ${gpu}: ${instead}, a generic size (s, m, l, xl), or leave gpu out`,
   );
 }
 
@@ -135,8 +138,10 @@ export const GCP_IMAGES = {
 } as const;
 
 /** `projects/P/global/images/NAME`, `projects/P/global/images/family/F`, or a full URL of either. */
-export const GCP_IMAGE =
-  /^(https:\/\/(compute|www)\.googleapis\.com\/compute\/v1\/)?projects\/[a-z][-a-z0-9]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const GCP_IMAGE = new RegExp(
+  String.raw`^(https://(compute|www)\.googleapis\.com/compute/v1/)?` +
+    String.raw`projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/global/images/(family/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`,
+);
 
 /** `us-central1`, `europe-west4`, `me-central2`. */
 export const GCP_NATIVE_REGION = /^[a-z]+-[a-z]+\d+$/;

@@ -50,7 +50,10 @@ const TRANSIENT = new Set([
   'RATE_LIMIT_EXCEEDED',
   'internalError',
 ]);
-/** gRPC codes the REST transport maps HTTP statuses to: 4 deadline, 8 resource exhausted (429), 13 internal, 14 unavailable. */
+/**
+ * gRPC codes the REST transport maps HTTP statuses to: 4 deadline, 8 resource exhausted (429),
+ * 13 internal, 14 unavailable.
+ */
 const TRANSIENT_GRPC = new Set([4, 8, 13, 14]);
 
 /** The REST transport keeps the raw error body here; Compute Engine's own reason is only in it. */

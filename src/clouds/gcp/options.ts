@@ -18,10 +18,15 @@ const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 /** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
 const GCP_PROJECT = /^([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
 /** A user-managed service account, or a project's default compute one. */
-const GCP_SERVICE_ACCOUNT =
-  /^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com|\d+-compute@developer\.gserviceaccount\.com)$/;
+const GCP_SERVICE_ACCOUNT = new RegExp(
+  String.raw`^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com` +
+    String.raw`|\d+-compute@developer\.gserviceaccount\.com)$`,
+);
 
-/** gcp-project (or what google-github-actions/auth set), gcp-service-account, and Google's rules for tags and spot. */
+/**
+ * gcp-project (or what google-github-actions/auth set), gcp-service-account, and Google's rules
+ * for tags and spot.
+ */
 export function gcpOptions(read: InputReader, env: Env, machine?: MachineSpec): GcpOptions {
   if (machine) {
     const spotPriceRaw = read('spot-price').trim() || '-1';

@@ -45,8 +45,10 @@ const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 /** An image reference: [registry[:port]/]path[:tag][@digest], lowercase path, as the OCI distribution spec allows. */
-const IMAGE_REFERENCE =
-  /^([a-zA-Z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+const IMAGE_REFERENCE = new RegExp(
+  String.raw`^([a-zA-Z0-9.-]+(:\d+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*` +
+    String.raw`(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`,
+);
 const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const;
 
 /** A Kubernetes label key: an optional DNS subdomain prefix, then a name of at most 63 characters. */
@@ -92,8 +94,9 @@ function decodeKubeconfig(text: string): string {
 /** The values in a kubeconfig that must never reach a log: tokens, keys, passwords. */
 export function kubeconfigSecrets(text: string): string[] {
   const secrets: string[] = [];
-  const field =
-    /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|access-token|client-secret)\s*:\s*["']?([^"'\s]+)/;
+  const keys =
+    'token|client-key-data|client-certificate-data|password|id-token|refresh-token|access-token|client-secret';
+  const field = new RegExp(String.raw`^\s*-?\s*(${keys})\s*:\s*["']?([^"'\s]+)`);
   for (const line of text.split('\n')) {
     const m = field.exec(line);
     if (m && m[2]!.length >= 4) secrets.push(m[2]!);
@@ -178,7 +181,8 @@ function parseTolerations(value: string, wantsGpu: boolean): Toleration[] {
       throw new InputError(
         'kubernetes-tolerations',
         item,
-        `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} (nvidia.com/gpu:NoSchedule), or none`,
+        `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} ` +
+          '(nvidia.com/gpu:NoSchedule), or none',
       );
     }
     const toleration: Toleration =

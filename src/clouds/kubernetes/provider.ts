@@ -318,20 +318,21 @@ export class KubernetesCloud implements Cloud {
     const finished = job.status?.conditions?.find(
       (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
     );
-    if (finished)
-      return {
-        state: 'ending',
-        detail: `the Job ${finished.type === 'Complete' ? 'completed' : 'failed'}${finished.reason ? ` (${finished.reason}${finished.message ? `: ${finished.message}` : ''})` : ''}`,
-      };
+    if (finished) {
+      const why = finished.message ? `${finished.reason}: ${finished.message}` : finished.reason;
+      const outcome = finished.type === 'Complete' ? 'completed' : 'failed';
+      return { state: 'ending', detail: `the Job ${outcome}${finished.reason ? ` (${why})` : ''}` };
+    }
     if (job.metadata?.deletionTimestamp) return { state: 'ending', detail: 'the Job is being deleted' };
     if (!pod) return { state: 'starting', detail: 'no pod yet' };
     const phase = pod.status?.phase;
     if (phase === 'Running') return { state: 'running' };
     if (phase === 'Succeeded' || phase === 'Failed') {
       const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
+      const outcome = phase === 'Succeeded' ? 'completed' : 'failed';
       return {
         state: 'ending',
-        detail: `the pod ${phase === 'Succeeded' ? 'completed' : 'failed'}${term ? ` (${term.reason ?? 'exit'} ${term.exitCode})` : ''}`,
+        detail: `the pod ${outcome}${term ? ` (${term.reason ?? 'exit'} ${term.exitCode})` : ''}`,
       };
     }
     const waiting = pod.status?.containerStatuses
@@ -371,7 +372,8 @@ export class KubernetesCloud implements Cloud {
     ]);
     const lines = [...jobEvents, ...podEvents].map(
       (e) =>
-        `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`,
+        `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ` +
+        `${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`,
     );
     if (podName) {
       try {
@@ -560,7 +562,9 @@ function loadKubeconfig(access: ClusterAccess): KubeConfig {
 }
 
 function accessError(access: ClusterAccess, why: string): InputError {
-  const accepted = `${why}; give the contents of a kubeconfig file (kubectl config view --raw --minify --flatten), with a current context, a cluster and a user`;
+  const accepted =
+    `${why}; give the contents of a kubeconfig file (kubectl config view --raw --minify --flatten), ` +
+    'with a current context, a cluster and a user';
   switch (access.source) {
     case 'the kubeconfig input':
       return new InputError('kubeconfig', '(the contents, not shown)', accepted);
