@@ -245,7 +245,7 @@ describe('authentication', () => {
         body: new URLSearchParams(f),
       });
     };
-    const forged = subject.split('.').slice(0, 2).join('.') + '.c2lnbmF0dXJl';
+    const forged = `${subject.split('.').slice(0, 2).join('.')}.c2lnbmF0dXJl`;
     expect(await (await form({ subject_token: forged })).json()).toMatchObject({ error: 'invalid_grant' });
     const missing = await form({ subject_token: undefined });
     expect(missing.status).toBe(400);
@@ -938,7 +938,10 @@ describe('listing and catalogue', () => {
       project: GCE_PROJECT,
       filter: '(name = "g2-standard-4") OR (name = "a3-highgpu-8g")',
     })) {
-      for (const m of list.machineTypes ?? []) (zones[m.name!] ??= []).push(scope.replace('zones/', ''));
+      for (const m of list.machineTypes ?? []) {
+        zones[m.name!] ??= [];
+        zones[m.name!].push(scope.replace('zones/', ''));
+      }
     }
     expect(zones['g2-standard-4']).toContain('us-central1-a');
     expect(zones['g2-standard-4']).not.toContain('europe-north1-a');

@@ -551,6 +551,7 @@ describe('stand-in runner: config.sh + run.sh', () => {
       repo: 'ml',
       labels: ['self-hosted', 'linux', 'cml'],
       name: 'train',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion the job's script runs
       script: 'echo "token=${ACTIONS_RUNNER_INPUT_TOKEN:-none}"; pwd',
       durationMs: 300,
     });

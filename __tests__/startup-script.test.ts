@@ -127,6 +127,7 @@ describe('the startup script', () => {
     expect(decodeSettings(renderStartupScript(settings({ spotNotice: undefined }))).SPOT_NOTICE).toBeUndefined();
     // The script asks the metadata service the machine names, as the AWS SDKs do, or the real one.
     const script = renderStartupScript(settings({ spotNotice: 'aws' }));
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the shell parameter expansion the script holds
     expect(script).toContain('${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}');
   });
 

@@ -337,7 +337,7 @@ async function end(sb: Sandbox, ledger: LedgerData): Promise<void> {
 }
 
 /** Milliseconds from the fake GitHub listing each runner online to the launch noticing it. */
-function detectLags(sb: Sandbox, l: Launched, onlineSince: Map<string, number>): number[] {
+function detectLags(l: Launched, onlineSince: Map<string, number>): number[] {
   return [...l.log.onlineAt]
     .map(([name, noticed]) => noticed - onlineSince.get(name)!)
     .filter((n) => Number.isFinite(n));
@@ -382,7 +382,7 @@ async function criticalPath(): Promise<{ round_trips: Record<string, Figure>; de
       total.push((l.wallMs - bootSpan) / PARAMS.latency_ms);
       before.push((machineAt - l.startedAt) / PARAMS.latency_ms);
       after.push((l.log.onlineAt.get(name)! - onlineAt) / PARAMS.latency_ms);
-      lags.push(...detectLags(sb, l, watch.since));
+      lags.push(...detectLags(l, watch.since));
       await end(sb, l.ledger);
     }
   } finally {
@@ -445,7 +445,7 @@ async function launchByCount(
         const watch = watchOnline(sb);
         const l = await launchIn(sb, { count: String(count), type: 's' });
         watch.stop();
-        lags.push(...detectLags(sb, l, watch.since));
+        lags.push(...detectLags(l, watch.since));
         const lastMachine = Math.max(
           ...sb.ec2.calls
             .slice(callsBefore)
@@ -532,7 +532,8 @@ async function main(): Promise<void> {
   progress('cold starts');
   const cold = await coldStarts();
   if (coldOnly) {
-    for (const [k, f] of Object.entries(cold)) console.log(`cold_start_ms.${k}`.padEnd(56), f.median, `(min ${f.min}, max ${f.max})`);
+    for (const [k, f] of Object.entries(cold))
+      console.log(`cold_start_ms.${k}`.padEnd(56), f.median, `(min ${f.min}, max ${f.max})`);
     return;
   }
   progress('critical path');

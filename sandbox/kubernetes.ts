@@ -55,7 +55,7 @@ export interface KubeObject {
     deletionTimestamp?: string;
     deletionGracePeriodSeconds?: number;
   };
-  [field: string]: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  [field: string]: unknown;
 }
 
 export interface Condition {

@@ -47,7 +47,7 @@ export interface BootOptions {
    * Lays out the fresh root before anything runs (volumes, image contents), and may then set
    * the command, environment and working directory, which often name paths under the root.
    */
-  prepare?: (root: string) => { argv?: string[]; env?: Record<string, string>; cwd?: string } | void;
+  prepare?: (root: string) => { argv?: string[]; env?: Record<string, string>; cwd?: string } | undefined;
   env?: Record<string, string>;
   gpu?: GpuSpec;
   /** What `uname -m` reports: `x86_64` (default) or `arm64` (reported as `aarch64`). */

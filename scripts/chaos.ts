@@ -317,7 +317,11 @@ function launchApiFault(rnd: Random, cloud: Cloud, single: boolean, atMs: number
           ] as Array<[number, string, Fault]>)),
   ];
   let left = kind;
-  const [, what, fault] = kinds.find(([weight]) => (left -= weight) < 0) ?? kinds[kinds.length - 1]!;
+  const [, what, fault] =
+    kinds.find(([weight]) => {
+      left -= weight;
+      return left < 0;
+    }) ?? kinds[kinds.length - 1]!;
   return apiFault(what, fault, 'launch', atMs);
 }
 
@@ -805,7 +809,7 @@ function leftoverKey(line: string): string {
   return m ? m[1]! : line;
 }
 
-const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * Which runs a leftover line belongs to: by the run id the product tags everything with
@@ -815,7 +819,7 @@ const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 function attribution(sb: Sandbox, plans: RunPlan[]): (line: string, plan: RunPlan) => boolean {
   const patterns = new Map<RunPlan, RegExp>();
   for (const plan of plans) {
-    const tokens = [`run-id=${plan.runId}`, `cml-run-${plan.runId}`, plan.label].map(escape);
+    const tokens = [`run-id=${plan.runId}`, `cml-run-${plan.runId}`, plan.label].map(escapeRegExp);
     patterns.set(plan, new RegExp(`(?<![\\w.-])(?:${tokens.join('|')})(?!\\w)`));
   }
   const byRunId = new Map(plans.map((p) => [p.runId, p]));
@@ -968,7 +972,7 @@ async function main(): Promise<void> {
     for (const line of left) {
       const key = leftoverKey(line);
       const owners = outcomes.filter((o) => belongs(line, o.plan));
-      owners.forEach((o) => guilty.add(o));
+      for (const o of owners) guilty.add(o);
       const seen = owners.map((o) => {
         const phases = [
           o.afterPost.has(key) && 'after post',

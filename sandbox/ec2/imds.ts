@@ -41,7 +41,7 @@ export function answerImds(
 ): void {
   const inst = store.byId.get(instanceId);
   // Only a running instance can reach its metadata service; for anything else nothing answers.
-  if (!inst || inst.state !== 'running') {
+  if (inst?.state !== 'running') {
     res.destroy();
     return;
   }
@@ -54,32 +54,53 @@ export function answerImds(
         `<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n <head>\n  <title>${title}</title>\n </head>\n <body>\n  <h1>${title}</h1>\n </body>\n</html>\n`,
     );
   };
-  if (inst.metadataOptions.httpEndpoint === 'disabled') return fail(403);
+  if (inst.metadataOptions.httpEndpoint === 'disabled') {
+    fail(403);
+    return;
+  }
 
   if (method === 'PUT') {
     // Tokens come only from /latest/api/token; a version path (/2021-03-23/api/token) is 403.
-    if (path !== '/latest/api/token' || header(req, 'x-forwarded-for') !== undefined) return fail(403);
+    if (path !== '/latest/api/token' || header(req, 'x-forwarded-for') !== undefined) {
+      fail(403);
+      return;
+    }
     const raw = header(req, 'x-aws-ec2-metadata-token-ttl-seconds') ?? '';
     const ttl = /^\d{1,6}$/.test(raw) ? Number(raw) : 0;
-    if (ttl < 1 || ttl > IMDS_MAX_TTL_SECONDS) return fail(400);
+    if (ttl < 1 || ttl > IMDS_MAX_TTL_SECONDS) {
+      fail(400);
+      return;
+    }
     const token = crypto.randomBytes(42).toString('base64');
     store.imdsTokens.set(token, { instanceId: inst.id, expiresAt: Date.now() + ttl * 1000 });
     res.writeHead(200, { 'content-type': 'text/plain', 'x-aws-ec2-metadata-token-ttl-seconds': String(ttl) });
     res.end(token);
     return;
   }
-  if (path === '/latest/api/token') return fail(405, { allow: 'PUT' });
-  if (method !== 'GET' && method !== 'HEAD') return fail(405, { allow: 'GET, HEAD' });
+  if (path === '/latest/api/token') {
+    fail(405, { allow: 'PUT' });
+    return;
+  }
+  if (method !== 'GET' && method !== 'HEAD') {
+    fail(405, { allow: 'GET, HEAD' });
+    return;
+  }
 
   // A token header makes it an IMDSv2 request, checked even when tokens are optional.
   const token = header(req, 'x-aws-ec2-metadata-token');
   if (token !== undefined || inst.metadataOptions.httpTokens === 'required') {
     const session = token === undefined ? undefined : store.imdsTokens.get(token);
-    if (!session || session.instanceId !== inst.id || session.expiresAt <= Date.now()) return fail(401);
+    if (!session || session.instanceId !== inst.id || session.expiresAt <= Date.now()) {
+      fail(401);
+      return;
+    }
   }
 
   const found = metadataAt(inst, path);
-  if (found === undefined) return fail(404);
+  if (found === undefined) {
+    fail(404);
+    return;
+  }
   res.writeHead(200, { 'content-type': found.type });
   res.end(method === 'HEAD' ? undefined : found.body);
 }

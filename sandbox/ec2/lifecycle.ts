@@ -106,7 +106,7 @@ export async function interruptSpot(
   how: { noticeMs?: number } = {},
 ): Promise<void> {
   const inst = store.byId.get(instanceId);
-  if (!inst || !inst.spotRequest) throw new Error(`${instanceId} is not a spot instance`);
+  if (!inst?.spotRequest) throw new Error(`${instanceId} is not a spot instance`);
   if (inst.state !== 'running' && inst.state !== 'pending') return;
   const noticeMs = how.noticeMs ?? 0;
   // The notice names the action and when it happens, to the second (the docs' example:

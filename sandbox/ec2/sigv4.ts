@@ -55,7 +55,7 @@ export function verifySigV4(
     };
   }
   const amzDate = header(req, 'x-amz-date');
-  if (!amzDate || !amzDate.startsWith(date)) {
+  if (!amzDate?.startsWith(date)) {
     return {
       ok: false,
       failure: 'incomplete',

@@ -27,11 +27,10 @@ export function parseFilter(filter: string | undefined, knownField: (field: stri
 
   const comparison = (): Predicate => {
     const field = tokens[pos++];
-    if (!field || field.kind !== 'word' || !/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$/.test(field.text))
-      return fail();
+    if (field?.kind !== 'word' || !/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$/.test(field.text)) return fail();
     if (!knownField(field.text)) return fail();
     const op = tokens[pos++];
-    if (!op || op.kind !== 'op') return fail();
+    if (op?.kind !== 'op') return fail();
     const value = tokens[pos++];
     if (!value || (value.kind !== 'word' && value.kind !== 'string')) return fail();
     const name = field.text;

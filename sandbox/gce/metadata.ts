@@ -165,21 +165,30 @@ export function answerMetadata(
       'text/html; charset=UTF-8',
       HTML(404, `The requested URL <code>${full}</code> was not found on this server.`),
     );
-  if (node === undefined) return notFound();
+  if (node === undefined) {
+    notFound();
+    return;
+  }
 
   const isDir = typeof node === 'object';
   if (isDir && !path.endsWith('/') && path !== '') {
     send(301, 'text/html; charset=UTF-8', '', { location: `${full}/` });
     return;
   }
-  if (!isDir && path.endsWith('/')) return notFound();
+  if (!isDir && path.endsWith('/')) {
+    notFound();
+    return;
+  }
 
   const etag = Math.abs(hash(JSON.stringify(tree)))
     .toString(16)
     .padStart(16, '0');
   if (typeof node === 'function') {
     const out = node();
-    if (!out) return notFound();
+    if (!out) {
+      notFound();
+      return;
+    }
     send(200, out.type, out.body, { etag });
     return;
   }

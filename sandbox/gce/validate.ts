@@ -401,7 +401,7 @@ function decodeMachineType(r: J, zone: string): MachineTypeSpec {
     );
   }
   const machineType = MACHINE_TYPES[mt[3]!];
-  if (!machineType || !machineType.zones.includes(zone)) {
+  if (!machineType?.zones.includes(zone)) {
     throw invalidField(
       'resource.machineType',
       mtRef,

@@ -55,7 +55,7 @@ async function packRunner(version: string, osName: string, arch: string): Promis
     await fs.promises.cp(runnerSourceDir(), stage, { recursive: true });
     await fs.promises.writeFile(
       path.join(stage, 'bin', 'stand-in.json'),
-      JSON.stringify({ version, os: osName, arch }) + '\n',
+      `${JSON.stringify({ version, os: osName, arch })}\n`,
     );
     await fs.promises.mkdir(path.join(stage, 'externals', 'node24', 'bin'), { recursive: true });
     // The real tarball ships its own node under externals/; the stand-in borrows this one.

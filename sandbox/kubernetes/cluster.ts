@@ -215,7 +215,8 @@ export class Cluster {
     const ref = REFS[resource];
     obj.apiVersion = ref.apiVersion;
     obj.kind = ref.kind;
-    const meta = (obj.metadata ??= {}) as Json;
+    obj.metadata ??= {};
+    const meta = obj.metadata as Json;
     if (!meta.name && meta.generateName) meta.name = `${meta.generateName}${suffix()}`;
     meta.namespace = namespace;
     meta.uid = randomUUID();
@@ -280,7 +281,8 @@ export class Cluster {
       if (resource === 'pods' && graceSeconds !== undefined) this.kubelet.shortenGrace(obj, graceSeconds);
       return { gone: false, obj };
     }
-    const finalizers = (meta.finalizers ??= []) as string[];
+    meta.finalizers ??= [];
+    const finalizers = meta.finalizers as string[];
     if (propagation === 'Orphan' && this.dependentsOf(meta.uid).length > 0) finalizers.push('orphan');
     if (propagation === 'Foreground') finalizers.push('foregroundDeletion');
     if (finalizers.length === 0) delete meta.finalizers;
@@ -560,7 +562,8 @@ export class Cluster {
     if (this.timers.isClosed) return;
     const rt = this.runtimeOf(job);
     const spec = job.spec as Json;
-    const status = (job.status ??= {}) as Json;
+    job.status ??= {};
+    const status = job.status as Json;
     const before = JSON.stringify(status);
     const pods = this.podsOf(job);
 
@@ -752,7 +755,8 @@ export class Cluster {
     spec.serviceAccount ||= spec.serviceAccountName;
     spec.priority ??= 0;
     spec.preemptionPolicy ||= 'PreemptLowerPriority';
-    const tolerations = (spec.tolerations ??= []) as Json[];
+    spec.tolerations ??= [];
+    const tolerations = spec.tolerations as Json[];
     for (const key of ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']) {
       if (!tolerations.some((t) => t.key === key && t.effect === 'NoExecute'))
         tolerations.push({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 });
@@ -1026,7 +1030,8 @@ function setCounter(status: Json, key: string, n: number): void {
 }
 
 function addCondition(job: Json, type: string, reason: string, message: string): void {
-  const conditions = (job.status.conditions ??= []) as Json[];
+  job.status.conditions ??= [];
+  const conditions = job.status.conditions as Json[];
   if (conditions.some((c) => c.type === type)) return;
   conditions.push({
     type,
@@ -1045,7 +1050,8 @@ export function setPodCondition(
   reason?: string,
   message?: string,
 ): void {
-  const conditions = (pod.status.conditions ??= []) as Json[];
+  pod.status.conditions ??= [];
+  const conditions = pod.status.conditions as Json[];
   const existing = conditions.find((c) => c.type === type);
   const next: Json = {
     type,
@@ -1055,9 +1061,10 @@ export function setPodCondition(
   };
   if (reason) next.reason = reason;
   if (message) next.message = message;
-  if (existing) Object.keys(existing).forEach((k) => delete existing[k]);
-  if (existing) Object.assign(existing, next);
-  else conditions.push(next);
+  if (existing) {
+    for (const k of Object.keys(existing)) delete existing[k];
+    Object.assign(existing, next);
+  } else conditions.push(next);
 }
 
 /** A pod's requests per resource (requests default to limits), plus its overhead. */

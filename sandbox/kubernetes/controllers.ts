@@ -11,6 +11,7 @@ import { applyPatch, patchType } from './patch.js';
 import type { Route } from './routes.js';
 import { type LabelSelector, parseFieldSelector, parseLabelSelector } from './selectors.js';
 import {
+  type FieldError,
   type Json,
   badRequest,
   conflict,
@@ -320,7 +321,7 @@ export class KubeApi {
     if (!this.cluster.namespaceExists(ns)) throw notFound(REFS.namespaces, ns);
     this.cluster.stamp(obj, resource, ns);
     delete obj.status;
-    let errors;
+    let errors: FieldError[];
     if (resource === 'secrets') {
       errors = prepareSecret(obj);
     } else {

@@ -133,7 +133,7 @@ export function parseLabelSelector(input: string): LabelSelector {
 }
 
 function matches(r: Requirement, labels: Record<string, string>): boolean {
-  const has = Object.prototype.hasOwnProperty.call(labels, r.key);
+  const has = Object.hasOwn(labels, r.key);
   const v = labels[r.key];
   switch (r.op) {
     case '=':
@@ -168,9 +168,9 @@ export function parseFieldSelector(input: string, supported: readonly string[]):
   for (const part of splitUnescaped(input, ',')) {
     const m = /^(.*?)(!=|==|=)(.*)$/s.exec(part);
     if (!m) throw badRequest(`invalid selector: '${input}'; can't understand '${part}'`);
-    const field = unescape(m[1]!.trim());
+    const field = unescapeSelector(m[1]!.trim());
     if (!supported.includes(field)) throw badRequest(`field label not supported: ${field}`);
-    terms.push({ field, op: m[2] === '!=' ? '!=' : '=', value: unescape(m[3]!) });
+    terms.push({ field, op: m[2] === '!=' ? '!=' : '=', value: unescapeSelector(m[3]!) });
   }
   return (fields) => terms.every((t) => ((fields[t.field] ?? '') === t.value) === (t.op === '='));
 }
@@ -194,4 +194,4 @@ function splitUnescaped(s: string, sep: string): string[] {
   return parts;
 }
 
-const unescape = (s: string): string => s.replace(/\\(.)/g, '$1');
+const unescapeSelector = (s: string): string => s.replace(/\\(.)/g, '$1');

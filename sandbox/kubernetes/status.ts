@@ -7,7 +7,8 @@
 
 import type { Fault } from '../core/index.js';
 
-export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the fake API server handles objects as untyped JSON, as the real one's unstructured objects
+export type Json = Record<string, any>;
 
 export interface StatusCause {
   reason?: string;

@@ -876,7 +876,8 @@ export function validateJob(job: Json): FieldError[] {
 
 /** SetDefaults_Job, applied before validation. */
 export function defaultJob(job: Json): void {
-  const spec = (job.spec ??= {}) as Json;
+  job.spec ??= {};
+  const spec = job.spec as Json;
   if (spec.completions === undefined && spec.parallelism === undefined) {
     spec.completions = 1;
     spec.parallelism = 1;
@@ -886,7 +887,8 @@ export function defaultJob(job: Json): void {
   spec.completionMode ||= 'NonIndexed';
   spec.suspend ??= false;
   spec.podReplacementPolicy ||= 'TerminatingOrFailed';
-  const template = (spec.template ??= {}) as Json;
+  spec.template ??= {};
+  const template = spec.template as Json;
   template.metadata ??= {};
   template.spec ??= {};
   // A Job without labels of its own takes the template's (before the generated ones are added).

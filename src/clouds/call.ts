@@ -56,7 +56,9 @@ export function cloudCall<T>(ctx: CloudContext, policy: CallPolicy, action: stri
  * Ends something, where "the cloud does not know it" counts as ended: the machine ended itself,
  * was preempted, or another cleanup got there first. The one place that reads `gone` so.
  */
-export async function endedOrGone(end: () => Promise<'terminated' | 'gone' | void>): Promise<'terminated' | 'gone'> {
+export async function endedOrGone(
+  end: () => Promise<'terminated' | 'gone'> | Promise<void>,
+): Promise<'terminated' | 'gone'> {
   try {
     return (await end()) ?? 'terminated';
   } catch (err) {

@@ -19,7 +19,7 @@ export function parseRunner(read: InputReader, random: () => string = randomSuff
   const reuse = reuseIdle ? ('idle' as const) : reuseOnline ? ('online' as const) : undefined;
   const version = input('runner-version') || 'latest';
   const cache = input('runner-cache') || undefined;
-  if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
+  if (cache !== undefined && !/^\/[A-Za-z0-9._/-]*$/.test(cache)) {
     throw new InputError(
       'runner-cache',
       cache,

@@ -13,14 +13,14 @@ const IMAGE_FILTERS: Record<string, (i: ImageSpec, v: string[]) => boolean> = {
   name: (i, v) => anyMatch(v, i.name),
   'image-id': (i, v) => anyMatch(v, i.id),
   architecture: (i, v) => anyMatch(v, i.arch),
-  state: (i, v) => anyMatch(v, 'available'),
+  state: (_i, v) => anyMatch(v, 'available'),
   'owner-id': (i, v) => anyMatch(v, i.ownerId),
   'owner-alias': (i, v) => anyMatch(v, i.ownerAlias),
-  'root-device-type': (i, v) => anyMatch(v, 'ebs'),
+  'root-device-type': (_i, v) => anyMatch(v, 'ebs'),
   'root-device-name': (i, v) => anyMatch(v, i.rootDeviceName),
-  'virtualization-type': (i, v) => anyMatch(v, 'hvm'),
-  'image-type': (i, v) => anyMatch(v, 'machine'),
-  'is-public': (i, v) => anyMatch(v, 'true'),
+  'virtualization-type': (_i, v) => anyMatch(v, 'hvm'),
+  'image-type': (_i, v) => anyMatch(v, 'machine'),
+  'is-public': (_i, v) => anyMatch(v, 'true'),
 };
 
 export function describeImages(_store: Ec2Store, p: Params): string {

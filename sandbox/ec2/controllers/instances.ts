@@ -38,7 +38,7 @@ const INSTANCE_FILTERS: Record<string, (i: Ec2Instance, values: string[]) => boo
   'client-token': (i, v) => anyMatch(v, i.clientToken),
   'reservation-id': (i, v) => anyMatch(v, i.reservationId),
   'subnet-id': (i, v) => anyMatch(v, i.subnetId),
-  'vpc-id': (i, v) => anyMatch(v, VPC_ID),
+  'vpc-id': (_i, v) => anyMatch(v, VPC_ID),
   'availability-zone': (i, v) => anyMatch(v, i.availabilityZone),
   'instance-lifecycle': (i, v) => anyMatch(v, i.market === 'spot' ? 'spot' : undefined),
   'tag-key': (i, v) => Object.keys(i.tags).some((k) => anyMatch(v, k)),

@@ -28,8 +28,7 @@ export function zonalOffering(
   const kind = resource === 'machineTypes' ? 'compute#machineType' : 'compute#acceleratorType';
   if (verb === 'get') {
     const item = table[name!];
-    if (!item || !item.zones.includes(zone))
-      throw notFound(`projects/${GCE_PROJECT}/zones/${zone}/${resource}/${name}`);
+    if (!item?.zones.includes(zone)) throw notFound(`projects/${GCE_PROJECT}/zones/${zone}/${resource}/${name}`);
     return json(name!, zone);
   }
   const pred = parseFilter(q.get('filter') ?? undefined, nameOnly);

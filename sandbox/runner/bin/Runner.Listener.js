@@ -28,7 +28,7 @@ const VALUE_ARGS = ['url', 'token', 'name', 'labels', 'runnergroup', 'work', 'ji
 const FLAG_ARGS = ['unattended', 'ephemeral', 'disableupdate', 'replace', 'no-default-labels', 'once', 'check'];
 
 function envName(name) {
-  return 'ACTIONS_RUNNER_INPUT_' + name.toUpperCase().replace(/-/g, '_');
+  return `ACTIONS_RUNNER_INPUT_${name.toUpperCase().replace(/-/g, '_')}`;
 }
 
 /** Reads every ACTIONS_RUNNER_INPUT_* variable, then removes them so jobs never see a secret. */
@@ -86,10 +86,10 @@ function ts() {
     .replace(/\.\d+Z$/, 'Z');
 }
 function out(line) {
-  process.stdout.write(line + '\n');
+  process.stdout.write(`${line}\n`);
 }
 function fail(message, code = EXIT.terminated) {
-  process.stderr.write(message + '\n');
+  process.stderr.write(`${message}\n`);
   process.exit(code);
 }
 
@@ -155,7 +155,7 @@ const RUNNER_FILE = path.join(ROOT, '.runner');
 const CREDENTIALS_FILE = path.join(ROOT, '.credentials');
 
 function writeJson(file, data, mode) {
-  fs.writeFileSync(file, JSON.stringify(data, null, 2) + '\n', { mode });
+  fs.writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`, { mode });
 }
 
 function banner() {
@@ -596,4 +596,4 @@ async function main() {
   fail(`Unknown command '${command}'. Use config.sh or run.sh.`);
 }
 
-main().catch((err) => fail(`An error occurred: ${err && err.stack ? err.stack : String(err)}`));
+main().catch((err) => fail(`An error occurred: ${err?.stack ? err.stack : String(err)}`));

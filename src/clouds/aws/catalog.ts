@@ -88,6 +88,6 @@ export const AWS_CATALOG: CloudCatalog = {
   region: (v) => (isGenericRegion(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
   machineType: (t, gpu) => (isGenericType(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
   typeHasGpu: awsFamilyHasGpu,
-  image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
+  image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_./-]+)$/.test(v),
   imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
 };

@@ -33,7 +33,7 @@ export function awsOptions(read: InputReader, _env: Env): AwsOptions {
   const instanceProfile = input('aws-instance-profile') || undefined;
   if (
     instanceProfile !== undefined &&
-    !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)
+    !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]+)$/.test(instanceProfile)
   ) {
     throw new InputError('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
   }

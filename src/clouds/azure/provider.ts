@@ -203,6 +203,7 @@ export class AzureCloud implements Cloud {
       ),
     );
     const image = parseAzureImage(spec.image ?? AZURE_DEFAULT_IMAGE)!;
+    this.sshKey ??= throwawaySshKey();
     const vm: VirtualMachine = {
       location,
       tags,
@@ -226,7 +227,7 @@ export class AzureCloud implements Cloud {
         linuxConfiguration: {
           disablePasswordAuthentication: true,
           ssh: {
-            publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: (this.sshKey ??= throwawaySshKey()) }],
+            publicKeys: [{ path: '/home/runner/.ssh/authorized_keys', keyData: this.sshKey }],
           },
           provisionVMAgent: true,
         },
