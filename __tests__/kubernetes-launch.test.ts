@@ -9,6 +9,7 @@ import { realClock } from '../src/retry.js';
 import { InputError } from '../src/errors.js';
 import type { Sandbox } from '../sandbox/index.js';
 import { useSandbox } from './support/sandbox.js';
+import { until } from './support/wait.js';
 import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, specFor } from './helpers.js';
 
 /**
@@ -244,12 +245,12 @@ describe('ending', () => {
   test('cancel mid-launch: the launch stops, and cleanup ends every Job, pod and Secret it recorded', async () => {
     const cancel = new AbortController();
     sb.faults.add({ service: 'kubernetes', action: 'patch secrets', delayMs: 500 });
-    const before = new Set(sb.kubernetes.jobs().map((j) => j.metadata.name));
+    const fired = sb.faults.fired.length;
     const attempt = attemptLaunch(sb, k8sInputs({ count: '3' }), cancel.signal);
-    // Cancel once the first Job of this launch exists, while its Secret's owner is still being set.
-    const deadline = Date.now() + 20_000;
-    while (!sb.kubernetes.jobs().some((j) => !before.has(j.metadata.name)) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 10));
+    // Cancel once the first Job of this launch exists, while its Secret's owner is still being set
+    // (the fault holds that patch for 500 ms).
+    const held = (): boolean => sb.faults.fired.slice(fired).some((f) => f.action === 'patch secrets');
+    await until('the Secret owner patch is held', held, 20_000, 10);
     cancel.abort(new Error('SIGTERM'));
     const { error, ledger } = await attempt;
     expect(error).toBeDefined();

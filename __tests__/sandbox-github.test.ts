@@ -11,6 +11,7 @@ import { Octokit } from '@octokit/core';
 import { FaultPlan } from '../sandbox/core/index.js';
 import { type FakeGitHub, RUNNER_VERSION, startFakeGitHub } from '../sandbox/github.js';
 import { unfiredFaults } from './support/sandbox.js';
+import { until } from './support/wait.js';
 
 const HEARTBEAT = 200;
 
@@ -472,16 +473,6 @@ function start(cmd: string, args: string[], o: { cwd: string; env?: Record<strin
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))),
   );
   return { child, output: () => out, exited };
-}
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 10000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 async function registrationToken(scope: 'org' | 'repo' = 'repo', kind = 'registration-token'): Promise<string> {

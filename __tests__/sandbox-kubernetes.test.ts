@@ -9,7 +9,8 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import { startSandbox, type Sandbox } from '../sandbox/index.js';
-import { unfiredFaults } from './support/sandbox.js';
+import { settle, unfiredFaults } from './support/sandbox.js';
+import { until } from './support/wait.js';
 
 /**
  * The fake Kubernetes API server and its control plane, driven by the real
@@ -84,26 +85,6 @@ async function raw(
     json = undefined;
   }
   return { status: res.status, text, json, headers: res.headers };
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** Waits until the sandbox holds nothing, or returns what is left. */
-async function settle(ms = 15_000): Promise<string[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const left = await sb.leftovers();
-    if (left.length === 0 || Date.now() > deadline) return left;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const podsOf = async (job: string): Promise<Json[]> =>
@@ -292,7 +273,7 @@ describe('objects, as the API server stores and answers them', () => {
         code: 404,
       },
     });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('patches: JSON patch (the client default), merge patch, strategic merge; a failed test op is 422, other media types 415', async () => {
@@ -349,7 +330,7 @@ describe('objects, as the API server stores and answers them', () => {
     );
 
     await core.deleteNamespacedSecret({ name: 'patched', namespace: NS });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('validation: names, quantities, images, restart policy, env, mounts and GPUs are refused with the real Status', async () => {
@@ -450,7 +431,7 @@ describe('objects, as the API server stores and answers them', () => {
     );
 
     expect(sb.kubernetes.jobs()).toEqual([]);
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('credentials: no or an unknown token is 401, a token without rights is 403 in RBAC words', async () => {
@@ -525,7 +506,7 @@ describe('objects, as the API server stores and answers them', () => {
     expect(sb.kubernetes.calls.some((c) => c.verb === 'watch' && c.resource === 'secrets')).toBe(true);
     await core.deleteNamespacedSecret({ name: 'watched-2', namespace: NS });
     await core.deleteNamespacedSecret({ name: 'unwatched', namespace: NS });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('unknown paths and verbs: 404 and 405 as the server answers them; faults answer with a Status', async () => {
@@ -555,7 +536,7 @@ describe('objects, as the API server stores and answers them', () => {
     expect(sb.faults.fired.map((f) => f.action)).toEqual(
       expect.arrayContaining(['list jobs', 'create secrets', 'list pods']),
     );
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('a fault with where fires only for the object it names, and the call log records the name', async () => {
@@ -587,7 +568,7 @@ describe('objects, as the API server stores and answers them', () => {
       ['where-c', 201, undefined],
     ]);
     for (const name of ['where-a', 'where-c']) await core.deleteNamespacedSecret({ name, namespace: NS });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('credentials and RBAC are checked before an armed fault: refused requests leave it armed', async () => {
@@ -606,7 +587,7 @@ describe('objects, as the API server stores and answers them', () => {
     // The first request the server would have served takes the fault.
     expect((await raw('GET', path)).json).toMatchObject({ reason: 'ServiceUnavailable', code: 503 });
     expect(sb.faults.unfired()).toEqual([]);
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 });
 
@@ -626,10 +607,16 @@ describe('a Job lives: scheduled, run, finished and removed', () => {
     expect(job.spec.template.spec.containers[0].resources.requests).toEqual({ cpu: '2', memory: '8Gi' });
     expect(job.metadata.generation).toBe(1);
 
-    const done = await until('the Job to complete', async () => {
-      const j = (await batch.readNamespacedJob({ name: 'hello', namespace: NS })) as Json;
-      return j.status?.conditions?.find((c: Json) => c.type === 'Complete') ? j : undefined;
-    });
+    const done = await until(
+      'the Job to complete',
+      async () => {
+        const j = (await batch.readNamespacedJob({ name: 'hello', namespace: NS })) as Json;
+        return j.status?.conditions?.find((c: Json) => c.type === 'Complete') ? j : undefined;
+        // Polled often: the Job's TTL removes its pod, and the pod's log with it, soon after.
+      },
+      15_000,
+      25,
+    );
     expect(done.status).toMatchObject({ succeeded: 1, ready: 0, terminating: 0 });
     expect(done.status.conditions.map((c: Json) => c.type)).toEqual(['SuccessCriteriaMet', 'Complete']);
     expect(done.status.completionTime).toBeInstanceOf(Date);
@@ -666,7 +653,7 @@ describe('a Job lives: scheduled, run, finished and removed', () => {
     );
 
     // ttlSecondsAfterFinished: 2 (100 ms here), then Background deletion takes the pod and the owned Secret.
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
     expect((await statusOf(core.readNamespacedSecret({ name: 'hello', namespace: NS }))).code).toBe(404);
   });
 
@@ -704,14 +691,14 @@ describe('a Job lives: scheduled, run, finished and removed', () => {
     );
     await core.deleteNamespacedPod({ name: pod!.metadata.name, namespace: NS });
     await core.deleteNamespacedSecret({ name: 'orphaned', namespace: NS });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
 
     await launch('background', 'sleep 1000');
     await until('the pod to run', async () =>
       (await podsOf('background'))[0]?.status?.phase === 'Running' ? true : undefined,
     );
     await batch.deleteNamespacedJob({ name: 'background', namespace: NS, propagationPolicy: 'Background' });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
 
     const both = await raw('DELETE', `/apis/batch/v1/namespaces/${NS}/jobs/nothing`, {
       contentType: 'application/json',
@@ -728,7 +715,7 @@ describe('a Job lives: scheduled, run, finished and removed', () => {
       'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: "Background": orphanDependents and deletionPropagation cannot be both set',
     );
     await batch.deleteNamespacedJob({ name: 'both', namespace: NS, body: { propagationPolicy: 'Foreground' } });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('a GPU pod lands on the GPU node and its container sees the GPU through nvidia-smi', async () => {
@@ -757,7 +744,7 @@ describe('a Job lives: scheduled, run, finished and removed', () => {
       return p?.status?.phase === 'Succeeded' ? p : undefined;
     });
     expect(await core.readNamespacedPodLog({ name: plain.metadata.name, namespace: NS })).toContain('no nvidia-smi');
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 });
 
@@ -786,7 +773,7 @@ describe('pods that cannot start say why, in the cluster own words', () => {
     // Not on a node yet: the log is empty, not an error.
     expect(await core.readNamespacedPodLog({ name: pod.metadata.name, namespace: NS })).toBe('');
     await batch.deleteNamespacedJob({ name: 'too-many-gpus', namespace: NS, propagationPolicy: 'Background' });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('a pod that does not fit waits, and is scheduled when a pod leaves the node', async () => {
@@ -807,7 +794,7 @@ describe('pods that cannot start say why, in the cluster own words', () => {
     expect(pod!.spec.nodeName).toBe('sandbox-cpu-1');
     expect(pod!.status.conditions.find((c: Json) => c.type === 'PodScheduled')).toMatchObject({ status: 'True' });
     await batch.deleteNamespacedJob({ name: 'big-b', namespace: NS, propagationPolicy: 'Background' });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('an image that cannot be pulled: ErrImagePull, then ImagePullBackOff with the pull error in events', async () => {
@@ -837,7 +824,7 @@ describe('pods that cannot start say why, in the cluster own words', () => {
       message: `container "runner" in pod "${pod.metadata.name}" is waiting to start: trying and failing to pull image`,
     });
     await batch.deleteNamespacedJob({ name: 'no-image', namespace: NS, propagationPolicy: 'Background' });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('a missing Secret key is CreateContainerConfigError until the key exists; a missing RuntimeClass is FailedCreate', async () => {
@@ -882,7 +869,7 @@ describe('pods that cannot start say why, in the cluster own words', () => {
     });
     expect(await podsOf('no-runtime')).toEqual([]);
     await batch.deleteNamespacedJob({ name: 'no-runtime', namespace: NS, propagationPolicy: 'Background' });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 });
 
@@ -928,7 +915,7 @@ describe('ending', () => {
       'Kubernetes Secret default/deadline is still present (owned by Job deadline)',
     ]);
     await batch.deleteNamespacedJob({ name: 'deadline', namespace: NS, propagationPolicy: 'Background' });
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('the deadline also ends a Job whose pod never found a node', async () => {
@@ -946,7 +933,7 @@ describe('ending', () => {
       (await eventsOf('never-scheduled', 'Job')).find((e) => e.reason === 'DeadlineExceeded'),
     );
     // The TTL (1 s) then removes the failed Job, its Secret and the pod that never ran.
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 
   test('a failing script fails the Job with BackoffLimitExceeded; the calls are recorded with RBAC verbs', async () => {
@@ -978,6 +965,6 @@ describe('ending', () => {
         'get /pods/log 200',
       ]),
     );
-    expect(await settle()).toEqual([]);
+    expect(await settle(sb)).toEqual([]);
   });
 });

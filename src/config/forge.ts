@@ -25,8 +25,8 @@ export function parseForge(read: InputReader, ctx: Pick<RunContext, 'repository'
 /** A repository or organisation URL on this server, or `owner/repo`. */
 function parseRepo(value: string, serverUrl: string): { scope: ForgeScope; url: string } {
   const server = serverUrl.replace(/\/+$/, '');
-  const accepted =
-    `use a repository or organisation URL on ${server} (${server}/owner/repo or ${server}/org), ` + 'or owner/repo';
+  const urls = `${server}/owner/repo or ${server}/org`;
+  const accepted = `use a repository or organisation URL on ${server} (${urls}), or owner/repo`;
   let path = value;
   if (/^https?:\/\//.test(value)) {
     let parsed: URL;

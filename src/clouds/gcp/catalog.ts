@@ -140,7 +140,7 @@ export const GCP_IMAGES = {
 /** `projects/P/global/images/NAME`, `projects/P/global/images/family/F`, or a full URL of either. */
 export const GCP_IMAGE = new RegExp(
   String.raw`^(https://(compute|www)\.googleapis\.com/compute/v1/)?` +
-    String.raw`projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/global/images/(family/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`,
+    'projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/global/images/(family/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$',
 );
 
 /** `us-central1`, `europe-west4`, `me-central2`. */
