@@ -30928,7 +30928,7 @@ const AWS_CATALOG = {
     region: (v) => ((0,_generic_js__WEBPACK_IMPORTED_MODULE_0__/* .isGenericRegion */ .e1)(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
     machineType: (t, gpu) => ((0,_generic_js__WEBPACK_IMPORTED_MODULE_0__/* .isGenericType */ .oW)(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
     typeHasGpu: awsFamilyHasGpu,
-    image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_.\/-]+)$/.test(v),
+    image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_./-]+)$/.test(v),
     imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
 };
 
@@ -30996,12 +30996,15 @@ const AZURE_NATIVE_REGION = /^[a-z]+[a-z0-9]*$/;
 const azureTypeHasGpu = (size) => /^Standard_N/.test(size);
 /** Canonical Ubuntu 24.04 LTS. It carries no NVIDIA driver: GPU jobs need an image that has one. */
 const AZURE_DEFAULT_IMAGE = 'Canonical:ubuntu-24_04-lts:server:latest';
+/** A managed image, a gallery image, or a gallery image version, by resource id. */
+const AZURE_IMAGE_ID = new RegExp(String.raw `^/subscriptions/[0-9a-f-]{36}/resourceGroups/[\w.()-]+/providers/Microsoft\.Compute/` +
+    String.raw `(images/[\w.-]+|galleries/[\w.]+/images/[\w.-]+(/versions/[\w.-]+)?)$`, 'i');
 /** A URN `publisher:offer:sku:version`, or an image or gallery image version resource id. */
 function parseAzureImage(value) {
     const urn = /^([A-Za-z0-9._-]+):([A-Za-z0-9._-]+):([A-Za-z0-9._-]+):([A-Za-z0-9._-]+)$/.exec(value);
     if (urn)
         return { publisher: urn[1], offer: urn[2], sku: urn[3], version: urn[4] };
-    if (/^\/subscriptions\/[0-9a-f-]{36}\/resourceGroups\/[\w.()-]+\/providers\/Microsoft\.Compute\/(images\/[\w.-]+|galleries\/[\w.]+\/images\/[\w.-]+(\/versions\/[\w.-]+)?)$/i.test(value))
+    if (AZURE_IMAGE_ID.test(value))
         return { id: value };
     return undefined;
 }
@@ -31142,7 +31145,10 @@ function gcpMachineType(type, gpu, generic) {
     const attach = GCP_ATTACHED_GPUS[gpu];
     if (attach && parsed.machineType.startsWith('n1-'))
         return formatGcpType({ machineType: parsed.machineType, accelerator: { type: attach, count: 1 } });
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('type', type, `${type} has no GPU and gpu is ${gpu}: ${attach ? `give an N1 type (n1-standard-8) to attach a ${gpu}` : `give the machine type that carries it (${Object.values(GCP_TYPES[gpu])[0]})`}, a generic size (s, m, l, xl), or leave gpu out`);
+    const instead = attach
+        ? `give an N1 type (n1-standard-8) to attach a ${gpu}`
+        : `give the machine type that carries it (${Object.values(GCP_TYPES[gpu])[0]})`;
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('type', type, `${type} has no GPU and gpu is ${gpu}: ${instead}, a generic size (s, m, l, xl), or leave gpu out`);
 }
 /**
  * Images when the image input is empty: a Deep Learning VM image with the NVIDIA driver and
@@ -31153,7 +31159,8 @@ const GCP_IMAGES = {
     cpu: 'projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64',
 };
 /** `projects/P/global/images/NAME`, `projects/P/global/images/family/F`, or a full URL of either. */
-const GCP_IMAGE = /^(https:\/\/(compute|www)\.googleapis\.com\/compute\/v1\/)?projects\/[a-z][-a-z0-9]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const GCP_IMAGE = new RegExp(String.raw `^(https://(compute|www)\.googleapis\.com/compute/v1/)?` +
+    'projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/global/images/(family/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$');
 /** `us-central1`, `europe-west4`, `me-central2`. */
 const GCP_NATIVE_REGION = /^[a-z]+-[a-z]+\d+$/;
 /** Google Cloud: a region (the zone is chosen at launch), a machine type with its GPUs. */
@@ -31197,7 +31204,8 @@ const GENERIC_GPUS = ['nogpu', 't4', 'a10g', 'l4', 'l40s', 'a100', 'h100', 'v100
 const GPU_ALIASES = { tesla: 'v100' };
 /** GPUs the clouds no longer rent, with what to ask for instead. */
 const RETIRED_GPUS = {
-    k80: 'the K80 is retired on every cloud (AWS p2 and Azure NC v1 are gone); use t4 for a small GPU or a10g/l4 for more memory',
+    k80: 'the K80 is retired on every cloud (AWS p2 and Azure NC v1 are gone); ' +
+        'use t4 for a small GPU or a10g/l4 for more memory',
 };
 const isGenericRegion = (v) => GENERIC_REGIONS.includes(v);
 const isGenericType = (v) => GENERIC_TYPES.includes(v);
@@ -31331,7 +31339,8 @@ const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 /** An image reference: [registry[:port]/]path[:tag][@digest], lowercase path, as the OCI distribution spec allows. */
-const IMAGE_REFERENCE = /^([a-zA-Z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+const IMAGE_REFERENCE = new RegExp(String.raw `^([a-zA-Z0-9.-]+(:\d+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*` +
+    '(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$');
 const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
 /** A Kubernetes label key: an optional DNS subdomain prefix, then a name of at most 63 characters. */
 function isLabelKey(key) {
@@ -31373,7 +31382,8 @@ function decodeKubeconfig(text) {
 /** The values in a kubeconfig that must never reach a log: tokens, keys, passwords. */
 function kubeconfigSecrets(text) {
     const secrets = [];
-    const field = /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|access-token|client-secret)\s*:\s*["']?([^"'\s]+)/;
+    const keys = 'token|client-key-data|client-certificate-data|password|id-token|refresh-token|access-token|client-secret';
+    const field = new RegExp(String.raw `^\s*-?\s*(${keys})\s*:\s*["']?([^"'\s]+)`);
     for (const line of text.split('\n')) {
         const m = field.exec(line);
         if (m && m[2].length >= 4)
@@ -31433,13 +31443,56 @@ function parseTolerations(value, wantsGpu) {
             !isLabelKey(m[1]) ||
             (m[2] !== undefined && !isLabelValue(m[2])) ||
             (effect !== undefined && !EFFECTS.includes(effect))) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-tolerations', item, `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} (nvidia.com/gpu:NoSchedule), or none`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-tolerations', item, `use key[=value][:effect] items, comma-separated, with effect one of ${EFFECTS.join(', ')} ` +
+                '(nvidia.com/gpu:NoSchedule), or none');
         }
         const toleration = m[2] !== undefined ? { key: m[1], operator: 'Equal', value: m[2] } : { key: m[1], operator: 'Exists' };
         if (effect)
             toleration.effect = effect;
         return toleration;
     });
+}
+
+
+/***/ }),
+
+/***/ 1061:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   D: () => (/* binding */ TAG),
+/* harmony export */   V: () => (/* binding */ managedFromTags)
+/* harmony export */ });
+/**
+ * The tags every machine of ours carries (and, on clouds that tag them, its disks and
+ * interfaces). Cleanup and sweep find machines by them alone, so every cloud reads and writes
+ * them through this file.
+ */
+const TAG = {
+    managed: 'cml-runner:managed',
+    repo: 'cml-runner:repo',
+    runId: 'cml-runner:run-id',
+    runner: 'cml-runner:runner',
+    expiresAt: 'cml-runner:expires-at',
+    /** The create's idempotency key, for a create whose answer never arrived. */
+    clientToken: 'cml-runner:client-token',
+    /** When the machine was created, on clouds that do not say so themselves. */
+    createdAt: 'cml-runner:created-at',
+};
+/** A machine of ours, read back from its tags; the fields a cloud knows itself are passed in. */
+function managedFromTags(id, tags, known) {
+    const expires = Date.parse(tags[TAG.expiresAt] ?? '');
+    const created = known.createdAt ?? Date.parse(tags[TAG.createdAt] ?? '');
+    return {
+        id,
+        runnerName: tags[TAG.runner] ?? tags.Name ?? '',
+        ...(tags[TAG.runId] !== undefined ? { runId: tags[TAG.runId] } : {}),
+        ...(tags[TAG.repo] !== undefined ? { repo: tags[TAG.repo] } : {}),
+        ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
+        ...(Number.isFinite(created) ? { createdAt: created } : {}),
+        state: known.state,
+    };
 }
 
 
@@ -31568,13 +31621,18 @@ class CloudError extends Error {
         this.name = 'CloudError';
     }
 }
-/** The forge (GitHub) refused: status, its message, and which permission is needed. */
+/**
+ * The forge (GitHub) refused: status, its message, and which permission is needed. `attempts`
+ * counts the requests sent for the call, the failed one included.
+ */
 class ForgeError extends Error {
     status;
+    attempts;
     kind;
-    constructor(message, status, kind = forgeKind(status)) {
+    constructor(message, status, attempts = 1, kind = forgeKind(status)) {
         super(message);
         this.status = status;
+        this.attempts = attempts;
         this.kind = kind;
         this.name = 'ForgeError';
     }
@@ -35314,7 +35372,7 @@ function awsOptions(read, _env) {
     }
     const instanceProfile = input('aws-instance-profile') || undefined;
     if (instanceProfile !== undefined &&
-        !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@\/-]+)$/.test(instanceProfile)) {
+        !/^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]+)$/.test(instanceProfile)) {
         throw new src_errors/* InputError */.dz('aws-instance-profile', instanceProfile, 'use an instance profile name or ARN');
     }
     return { subnets, ...(securityGroup ? { securityGroup } : {}), ...(instanceProfile ? { instanceProfile } : {}) };
@@ -35346,7 +35404,10 @@ function azureOptions(read, env) {
     }
     return { subscriptionId, resourceGroupPrefix };
 }
-/** The Azure subscription: the azure-subscription-id input, else AZURE_SUBSCRIPTION_ID. Main and post both call this. */
+/**
+ * The Azure subscription: the azure-subscription-id input, else AZURE_SUBSCRIPTION_ID. Main and
+ * post both call this.
+ */
 function azureSubscription(read, env) {
     const given = read('azure-subscription-id').trim();
     const id = given || env?.trim() || '';
@@ -35379,8 +35440,12 @@ const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 /** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
 const GCP_PROJECT = /^([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
 /** A user-managed service account, or a project's default compute one. */
-const GCP_SERVICE_ACCOUNT = /^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com|\d+-compute@developer\.gserviceaccount\.com)$/;
-/** gcp-project (or what google-github-actions/auth set), gcp-service-account, and Google's rules for tags and spot. */
+const GCP_SERVICE_ACCOUNT = new RegExp(String.raw `^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com` +
+    String.raw `|\d+-compute@developer\.gserviceaccount\.com)$`);
+/**
+ * gcp-project (or what google-github-actions/auth set), gcp-service-account, and Google's rules
+ * for tags and spot.
+ */
 function gcpOptions(read, env, machine) {
     if (machine) {
         const spotPriceRaw = read('spot-price').trim() || '-1';
@@ -35493,7 +35558,8 @@ function parseForge(read, ctx) {
 /** A repository or organisation URL on this server, or `owner/repo`. */
 function parseRepo(value, serverUrl) {
     const server = serverUrl.replace(/\/+$/, '');
-    const accepted = `use a repository or organisation URL on ${server} (${server}/owner/repo or ${server}/org), or owner/repo`;
+    const urls = `${server}/owner/repo or ${server}/org`;
+    const accepted = `use a repository or organisation URL on ${server} (${urls}), or owner/repo`;
     let path = value;
     if (/^https?:\/\//.test(value)) {
         let parsed;
@@ -35566,7 +35632,8 @@ function parseMachine(read, cloud) {
     }
     const startupScript = parseStartupScript(read('startup-script'));
     if (startupScript !== undefined && Buffer.byteLength(startupScript) > MAX_STARTUP_SCRIPT_BYTES) {
-        throw new src_errors/* InputError */.dz('startup-script', `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`, `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data (16 KB on EC2) with the runner settings; download larger scripts from the machine instead`);
+        throw new src_errors/* InputError */.dz('startup-script', `${startupScript.slice(0, 40)}… (${Buffer.byteLength(startupScript)} bytes)`, `keep it at most ${MAX_STARTUP_SCRIPT_BYTES} bytes, since it travels in the machine's user data ` +
+            '(16 KB on EC2) with the runner settings; download larger scripts from the machine instead');
     }
     const tags = (0,inputs/* parseTags */.rL)(input('tags'));
     if (new Set(types).size !== types.length) {
@@ -35631,7 +35698,7 @@ function parseRunner(read, random = randomSuffix) {
     const reuse = reuseIdle ? 'idle' : reuseOnline ? 'online' : undefined;
     const version = input('runner-version') || 'latest';
     const cache = input('runner-cache') || undefined;
-    if (cache !== undefined && !/^\/[A-Za-z0-9._\/-]*$/.test(cache)) {
+    if (cache !== undefined && !/^\/[A-Za-z0-9._/-]*$/.test(cache)) {
         throw new src_errors/* InputError */.dz('runner-cache', cache, 'use an absolute path on the machine image, such as /opt/actions-runner, of letters, digits, dots, dashes, ' +
             'underscores and slashes');
     }
@@ -35725,6 +35792,120 @@ function parseSpec(read, ctx, random) {
 
 // EXTERNAL MODULE: ./src/retry.ts
 var retry = __nccwpck_require__(49809);
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(79896);
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(70857);
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
+
+
+class Context {
+    /**
+     * Hydrate the context from the environment
+     */
+    constructor() {
+        var _a, _b, _c;
+        this.payload = {};
+        if (process.env.GITHUB_EVENT_PATH) {
+            if ((0,external_fs_.existsSync)(process.env.GITHUB_EVENT_PATH)) {
+                this.payload = JSON.parse((0,external_fs_.readFileSync)(process.env.GITHUB_EVENT_PATH, { encoding: 'utf8' }));
+            }
+            else {
+                const path = process.env.GITHUB_EVENT_PATH;
+                process.stdout.write(`GITHUB_EVENT_PATH ${path} does not exist${external_os_.EOL}`);
+            }
+        }
+        this.eventName = process.env.GITHUB_EVENT_NAME;
+        this.sha = process.env.GITHUB_SHA;
+        this.ref = process.env.GITHUB_REF;
+        this.workflow = process.env.GITHUB_WORKFLOW;
+        this.action = process.env.GITHUB_ACTION;
+        this.actor = process.env.GITHUB_ACTOR;
+        this.job = process.env.GITHUB_JOB;
+        this.runAttempt = parseInt(process.env.GITHUB_RUN_ATTEMPT, 10);
+        this.runNumber = parseInt(process.env.GITHUB_RUN_NUMBER, 10);
+        this.runId = parseInt(process.env.GITHUB_RUN_ID, 10);
+        this.apiUrl = (_a = process.env.GITHUB_API_URL) !== null && _a !== void 0 ? _a : `https://api.github.com`;
+        this.serverUrl = (_b = process.env.GITHUB_SERVER_URL) !== null && _b !== void 0 ? _b : `https://github.com`;
+        this.graphqlUrl =
+            (_c = process.env.GITHUB_GRAPHQL_URL) !== null && _c !== void 0 ? _c : `https://api.github.com/graphql`;
+    }
+    get issue() {
+        const payload = this.payload;
+        return Object.assign(Object.assign({}, this.repo), { number: (payload.issue || payload.pull_request || payload).number });
+    }
+    get repo() {
+        if (process.env.GITHUB_REPOSITORY) {
+            const [owner, repo] = process.env.GITHUB_REPOSITORY.split('/');
+            return { owner, repo };
+        }
+        if (this.payload.repository) {
+            return {
+                owner: this.payload.repository.owner.login,
+                repo: this.payload.repository.name
+            };
+        }
+        throw new Error("context.repo requires a GITHUB_REPOSITORY environment variable like 'owner/repo'");
+    }
+}
+//# sourceMappingURL=context.js.map
+// EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
+var lib = __nccwpck_require__(89659);
+// EXTERNAL MODULE: ./node_modules/undici/index.js
+var undici = __nccwpck_require__(46752);
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
+var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+function getAuthString(token, options) {
+    if (!token && !options.auth) {
+        throw new Error('Parameter token or opts.auth is required');
+    }
+    else if (token && options.auth) {
+        throw new Error('Parameters token and opts.auth may not both be specified');
+    }
+    return typeof options.auth === 'string' ? options.auth : `token ${token}`;
+}
+function getProxyAgent(destinationUrl) {
+    const hc = new lib.HttpClient();
+    return hc.getAgent(destinationUrl);
+}
+function getProxyAgentDispatcher(destinationUrl) {
+    const hc = new lib.HttpClient();
+    return hc.getAgentDispatcher(destinationUrl);
+}
+function getProxyFetch(destinationUrl) {
+    const httpDispatcher = getProxyAgentDispatcher(destinationUrl);
+    const proxyFetch = (url, opts) => __awaiter(this, void 0, void 0, function* () {
+        return (0,undici.fetch)(url, Object.assign(Object.assign({}, opts), { dispatcher: httpDispatcher }));
+    });
+    return proxyFetch;
+}
+function getApiBaseUrl() {
+    return process.env['GITHUB_API_URL'] || 'https://api.github.com';
+}
+function getUserAgentWithOrchestrationId(baseUserAgent) {
+    var _a;
+    const orchId = (_a = process.env['ACTIONS_ORCHESTRATION_ID']) === null || _a === void 0 ? void 0 : _a.trim();
+    if (orchId) {
+        const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
+        const tag = `actions_orchestration_id/${sanitizedId}`;
+        if (baseUserAgent === null || baseUserAgent === void 0 ? void 0 : baseUserAgent.includes(tag))
+            return baseUserAgent;
+        const ua = baseUserAgent ? `${baseUserAgent} ` : '';
+        return `${ua}${tag}`;
+    }
+    return baseUserAgent;
+}
+//# sourceMappingURL=utils.js.map
 ;// CONCATENATED MODULE: ./node_modules/universal-user-agent/index.js
 function getUserAgent() {
   if (typeof navigator === "object" && "userAgent" in navigator) {
@@ -37703,1231 +37884,6 @@ class Octokit {
 }
 
 
-// EXTERNAL MODULE: ./node_modules/bottleneck/light.js
-var light = __nccwpck_require__(63251);
-var light_default = /*#__PURE__*/__nccwpck_require__.n(light);
-;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-throttling/dist-bundle/index.js
-// pkg/dist-src/index.js
-
-
-// pkg/dist-src/version.js
-var plugin_throttling_dist_bundle_VERSION = "0.0.0-development";
-
-// pkg/dist-src/wrap-request.js
-var dist_bundle_noop = () => Promise.resolve();
-function wrapRequest(state, request, options) {
-  return state.retryLimiter.schedule(doRequest, state, request, options);
-}
-async function doRequest(state, request, options) {
-  const { pathname } = new URL(options.url, "http://github.test");
-  const isAuth = isAuthRequest(options.method, pathname);
-  const isWrite = !isAuth && options.method !== "GET" && options.method !== "HEAD";
-  const isSearch = options.method === "GET" && pathname.startsWith("/search/");
-  const isGraphQL = pathname.startsWith("/graphql");
-  const retryCount = ~~request.retryCount;
-  const jobOptions = retryCount > 0 ? { priority: 0, weight: 0 } : {};
-  if (state.clustering) {
-    jobOptions.expiration = 1e3 * 60;
-  }
-  if (isWrite || isGraphQL) {
-    await state.write.key(state.id).schedule(jobOptions, dist_bundle_noop);
-  }
-  if (isWrite && state.triggersNotification(pathname)) {
-    await state.notifications.key(state.id).schedule(jobOptions, dist_bundle_noop);
-  }
-  if (isSearch) {
-    await state.search.key(state.id).schedule(jobOptions, dist_bundle_noop);
-  }
-  const req = (isAuth ? state.auth : state.global).key(state.id).schedule(jobOptions, request, options);
-  if (isGraphQL) {
-    const res = await req;
-    if (res.data.errors != null && res.data.errors.some((error) => error.type === "RATE_LIMITED")) {
-      const error = Object.assign(new Error("GraphQL Rate Limit Exceeded"), {
-        response: res,
-        data: res.data
-      });
-      throw error;
-    }
-  }
-  return req;
-}
-function isAuthRequest(method, pathname) {
-  return method === "PATCH" && // https://docs.github.com/en/rest/apps/apps?apiVersion=2022-11-28#create-a-scoped-access-token
-  /^\/applications\/[^/]+\/token\/scoped$/.test(pathname) || method === "POST" && // https://docs.github.com/en/rest/apps/oauth-applications?apiVersion=2022-11-28#reset-a-token
-  (/^\/applications\/[^/]+\/token$/.test(pathname) || // https://docs.github.com/en/rest/apps/apps?apiVersion=2022-11-28#create-an-installation-access-token-for-an-app
-  /^\/app\/installations\/[^/]+\/access_tokens$/.test(pathname) || // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps
-  pathname === "/login/oauth/access_token");
-}
-
-// pkg/dist-src/generated/triggers-notification-paths.js
-var triggers_notification_paths_default = [
-  "/orgs/{org}/invitations",
-  "/orgs/{org}/invitations/{invitation_id}",
-  "/orgs/{org}/teams/{team_slug}/discussions",
-  "/orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments",
-  "/repos/{owner}/{repo}/collaborators/{username}",
-  "/repos/{owner}/{repo}/commits/{commit_sha}/comments",
-  "/repos/{owner}/{repo}/issues",
-  "/repos/{owner}/{repo}/issues/{issue_number}/comments",
-  "/repos/{owner}/{repo}/issues/{issue_number}/sub_issue",
-  "/repos/{owner}/{repo}/issues/{issue_number}/sub_issues/priority",
-  "/repos/{owner}/{repo}/pulls",
-  "/repos/{owner}/{repo}/pulls/{pull_number}/comments",
-  "/repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies",
-  "/repos/{owner}/{repo}/pulls/{pull_number}/merge",
-  "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers",
-  "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
-  "/repos/{owner}/{repo}/releases",
-  "/teams/{team_id}/discussions",
-  "/teams/{team_id}/discussions/{discussion_number}/comments"
-];
-
-// pkg/dist-src/route-matcher.js
-function routeMatcher(paths) {
-  const regexes = paths.map(
-    (path) => path.split("/").map((c) => c.startsWith("{") ? "(?:.+?)" : c).join("/")
-  );
-  const regex2 = `^(?:${regexes.map((r) => `(?:${r})`).join("|")})[^/]*$`;
-  return new RegExp(regex2, "i");
-}
-
-// pkg/dist-src/index.js
-var regex = routeMatcher(triggers_notification_paths_default);
-var triggersNotification = regex.test.bind(regex);
-var groups = {};
-var createGroups = function(Bottleneck, common) {
-  groups.global = new Bottleneck.Group({
-    id: "octokit-global",
-    maxConcurrent: 10,
-    ...common
-  });
-  groups.auth = new Bottleneck.Group({
-    id: "octokit-auth",
-    maxConcurrent: 1,
-    ...common
-  });
-  groups.search = new Bottleneck.Group({
-    id: "octokit-search",
-    maxConcurrent: 1,
-    minTime: 2e3,
-    ...common
-  });
-  groups.write = new Bottleneck.Group({
-    id: "octokit-write",
-    maxConcurrent: 1,
-    minTime: 1e3,
-    ...common
-  });
-  groups.notifications = new Bottleneck.Group({
-    id: "octokit-notifications",
-    maxConcurrent: 1,
-    minTime: 3e3,
-    ...common
-  });
-};
-function throttling(octokit, octokitOptions) {
-  const {
-    enabled = true,
-    Bottleneck = light,
-    id = "no-id",
-    timeout = 1e3 * 60 * 2,
-    // Redis TTL: 2 minutes
-    connection
-  } = octokitOptions.throttle || {};
-  if (!enabled) {
-    return {};
-  }
-  const common = { timeout };
-  if (typeof connection !== "undefined") {
-    common.connection = connection;
-  }
-  const state = Object.assign(
-    {
-      clustering: connection != null,
-      triggersNotification,
-      fallbackSecondaryRateRetryAfter: 60,
-      retryAfterBaseValue: 1e3,
-      id
-    },
-    octokitOptions.throttle
-  );
-  if (typeof state.onSecondaryRateLimit !== "function" || typeof state.onRateLimit !== "function") {
-    throw new Error(`octokit/plugin-throttling error:
-        You must pass the onSecondaryRateLimit and onRateLimit error handlers.
-        See https://octokit.github.io/rest.js/#throttling
-
-        const octokit = new Octokit({
-          throttle: {
-            onSecondaryRateLimit: (retryAfter, options) => {/* ... */},
-            onRateLimit: (retryAfter, options) => {/* ... */}
-          }
-        })
-    `);
-  }
-  let initialized = false;
-  const initializeBottleneck = () => {
-    if (initialized) {
-      return;
-    }
-    initialized = true;
-    if (groups.global == null) {
-      createGroups(Bottleneck, common);
-    }
-    state.global = state.global ?? groups.global;
-    state.auth = state.auth ?? groups.auth;
-    state.search = state.search ?? groups.search;
-    state.write = state.write ?? groups.write;
-    state.notifications = state.notifications ?? groups.notifications;
-    state.retryLimiter = state.retryLimiter ?? new Bottleneck();
-    const events = {};
-    const emitter = new Bottleneck.Events(events);
-    events.on("secondary-limit", state.onSecondaryRateLimit);
-    events.on("rate-limit", state.onRateLimit);
-    events.on(
-      "error",
-      (e) => octokit.log.warn("Error in throttling-plugin limit handler", e)
-    );
-    state.retryLimiter.on("failed", async function(error, info) {
-      const [state2, request, options] = info.args;
-      const { pathname } = new URL(options.url, "http://github.test");
-      const shouldRetryGraphQL = pathname.startsWith("/graphql") && error.status !== 401;
-      if (!(shouldRetryGraphQL || error.status === 403 || error.status === 429)) {
-        return;
-      }
-      const retryCount = ~~request.retryCount;
-      request.retryCount = retryCount;
-      options.request.retryCount = retryCount;
-      const { wantRetry, retryAfter = 0 } = await (async function() {
-        if (/\bsecondary rate\b/i.test(error.message)) {
-          const retryAfter2 = Number(error.response.headers["retry-after"]) || state2.fallbackSecondaryRateRetryAfter;
-          const wantRetry2 = await emitter.trigger(
-            "secondary-limit",
-            retryAfter2,
-            options,
-            octokit,
-            retryCount
-          );
-          return { wantRetry: wantRetry2, retryAfter: retryAfter2 };
-        }
-        if (error.response.headers != null && error.response.headers["x-ratelimit-remaining"] === "0" || (error.response.data?.errors ?? []).some(
-          (error2) => error2.type === "RATE_LIMITED"
-        )) {
-          const rateLimitReset = new Date(
-            ~~error.response.headers["x-ratelimit-reset"] * 1e3
-          ).getTime();
-          const retryAfter2 = Math.max(
-            // Add one second so we retry _after_ the reset time
-            // https://docs.github.com/en/rest/overview/resources-in-the-rest-api?apiVersion=2022-11-28#exceeding-the-rate-limit
-            Math.ceil((rateLimitReset - Date.now()) / 1e3) + 1,
-            0
-          );
-          const wantRetry2 = await emitter.trigger(
-            "rate-limit",
-            retryAfter2,
-            options,
-            octokit,
-            retryCount
-          );
-          return { wantRetry: wantRetry2, retryAfter: retryAfter2 };
-        }
-        return {};
-      })();
-      if (wantRetry) {
-        request.retryCount++;
-        return retryAfter * state2.retryAfterBaseValue;
-      }
-    });
-  };
-  octokit.hook.wrap("request", (request, options) => {
-    initializeBottleneck();
-    return wrapRequest(state, request, options);
-  });
-  return {};
-}
-throttling.VERSION = plugin_throttling_dist_bundle_VERSION;
-throttling.triggersNotification = triggersNotification;
-
-
-;// CONCATENATED MODULE: ./src/forge/github.ts
-
-
-
-
-
-const ThrottledOctokit = Octokit.plugin(throttling);
-/**
- * Writes (a just-in-time config per runner) are paced at 10 at a time, at most 10 a second,
- * instead of the throttling plugin's one a second, which made 50 runners wait 50 s. GitHub's
- * secondary limits allow 100 concurrent requests and 900 points a minute per endpoint, a write
- * costing 5 (docs: "Rate limits for the REST API"); one launch of at most 100 runners stays
- * under both, and a secondary-limit answer is still retried after its Retry-After.
- */
-const WRITE_PACING = { maxConcurrent: 10, minTime: 100 };
-/** Each attempt has its own timeout; a transient failure (5xx, a reset or timed-out connection) is retried with jittered backoff. */
-const REQUEST_TIMEOUT_MS = 30_000;
-const ATTEMPTS = 5;
-const BACKOFF_BASE_MS = 1000;
-const API_VERSION = '2022-11-28';
-class GitHubForge {
-    spec;
-    log;
-    clock;
-    octokit;
-    base;
-    constructor(spec, log, clock = retry/* realClock */.dQ) {
-        this.spec = spec;
-        this.log = log;
-        this.clock = clock;
-        this.base = scopePath(spec.scope);
-        this.octokit = new ThrottledOctokit({
-            auth: spec.token,
-            baseUrl: spec.apiUrl,
-            userAgent: 'cml-runner-action',
-            throttle: {
-                write: new (light_default()).Group({ id: 'cml-runner-write', timeout: 120_000, ...WRITE_PACING }),
-                // GitHub's primary and secondary limits: wait as told, a few times, then give up.
-                onRateLimit: (retryAfter, options, _o, retryCount) => {
-                    this.log.warning(`GitHub rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
-                    return retryCount < 3;
-                },
-                onSecondaryRateLimit: (retryAfter, options, _o, retryCount) => {
-                    this.log.warning(`GitHub secondary rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
-                    return retryCount < 3;
-                },
-            },
-        });
-    }
-    /**
-     * One API call: rate limits are waited out by the throttling plugin (Retry-After); transient
-     * failures are retried here; anything else (401, 403, 404, 409, 422) fails at once.
-     * `tries.count` tells the caller how many attempts were sent.
-     */
-    async call(route, params = {}, tries = { count: 0 }) {
-        return (0,retry/* retry */.L5)(async () => {
-            tries.count += 1;
-            try {
-                const res = await this.octokit.request(route, {
-                    ...params,
-                    headers: { 'x-github-api-version': API_VERSION },
-                    request: { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) },
-                });
-                return { status: res.status, data: res.data };
-            }
-            catch (err) {
-                const explained = this.explain(err, route);
-                if (isTransient(explained) && tries.count < ATTEMPTS)
-                    this.log.info(`GitHub: ${explained.message}; retrying`);
-                throw explained;
-            }
-        }, { attempts: ATTEMPTS, baseMs: BACKOFF_BASE_MS, classify: (err) => (isTransient(err) ? 'transient' : 'permanent'), clock: this.clock });
-    }
-    /** Turns GitHub's refusals into errors that say which permission is missing. */
-    explain(err, route) {
-        const status = err.status;
-        const message = err.response?.data?.message ?? (0,src_errors/* errorMessage */.gJ)(err);
-        const where = this.spec.scope.kind === 'repo' ? `${this.spec.scope.owner}/${this.spec.scope.repo}` : `organisation ${this.spec.scope.org}`;
-        const permission = this.spec.scope.kind === 'repo'
-            ? 'repository permission "Administration: write" (fine-grained token or GitHub App) or the "repo" scope (classic token)'
-            : 'organisation permission "Self-hosted runners: write" (fine-grained token or GitHub App) or the "admin:org" scope (classic token)';
-        if (status === 401) {
-            return new src_errors/* ForgeError */.Q8(`GitHub refused the token input (401 ${message}). Check that the secret passed as 'token' exists and has not expired.`, 401);
-        }
-        if (status === 403 || status === 404) {
-            return new src_errors/* ForgeError */.Q8(`GitHub answered ${status} (${message}) to ${route} for ${where}. The token input needs the ${permission}. ` +
-                `The workflow's GITHUB_TOKEN can never manage self-hosted runners: pass a personal access token or a GitHub App token in 'token'.`, status);
-        }
-        return new src_errors/* ForgeError */.Q8(`GitHub answered ${status ?? 'with an error'} to ${route}: ${message}`, status);
-    }
-    downloadsByVersion = new Map();
-    /**
-     * Runner tarballs GitHub currently accepts, with their checksums. Asked once per version: main
-     * starts this request before it loads the cloud's SDK, and the launch gets the same answer.
-     */
-    downloads(version) {
-        let pending = this.downloadsByVersion.get(version);
-        if (!pending) {
-            pending = this.fetchDownloads(version);
-            this.downloadsByVersion.set(version, pending);
-        }
-        return pending;
-    }
-    async fetchDownloads(version) {
-        const { data } = await this.call(`GET ${this.base}/actions/runners/downloads`);
-        const pick = (arch) => {
-            const d = data.find((x) => x.os === 'linux' && x.architecture === arch);
-            if (!d)
-                return undefined;
-            if (!d.sha256_checksum)
-                throw new src_errors/* ForgeError */.Q8(`GitHub listed the ${arch} runner without a sha256 checksum; refusing to run an unverified download.`);
-            return { url: d.download_url, sha256: d.sha256_checksum };
-        };
-        const X64 = pick('x64');
-        const ARM64 = pick('arm64');
-        const offered = /(\d+\.\d+\.\d+)/.exec(data.find((x) => x.os === 'linux')?.filename ?? '')?.[1] ?? 'unknown';
-        if (!X64 && !ARM64)
-            throw new src_errors/* ForgeError */.Q8('GitHub listed no Linux runner download.');
-        if (version !== 'latest' && version !== offered) {
-            throw new src_errors/* ForgeError */.Q8(`Input 'runner-version' asks for ${version}, but GitHub now offers ${offered} and refuses runners older than 30 days. Use 'latest' or ${offered}.`);
-        }
-        return { X64, ARM64, version: offered };
-    }
-    /** The runner group id for a name or id. Repository runners only have the default group. */
-    async groupId(group) {
-        if (group === undefined)
-            return { id: 1, name: 'Default' };
-        if (this.spec.scope.kind === 'repo') {
-            if (group === 1 || group === 'Default' || group === 'default')
-                return { id: 1, name: 'Default' };
-            throw new src_errors/* ForgeError */.Q8(`Input 'runner-group' is ${JSON.stringify(String(group))}, but runner groups belong to organisations; a repository runner is always in the default group. Set 'repo' to the organisation URL to use a group.`);
-        }
-        const { data } = await this.call(`GET ${this.base}/actions/runner-groups`, { per_page: 100 });
-        const found = data.runner_groups.find((g) => g.id === group || g.name === group);
-        if (!found) {
-            const names = data.runner_groups.map((g) => `${g.name} (${g.id})`).join(', ');
-            throw new src_errors/* ForgeError */.Q8(`Input 'runner-group' is ${JSON.stringify(String(group))}, which is not a runner group of ${this.spec.scope.org}. Groups: ${names}.`);
-        }
-        return { id: found.id, name: found.name };
-    }
-    /** A single-use, just-in-time configuration for one ephemeral runner. */
-    async jitConfig(name, labels, groupId) {
-        const mint = async (tries) => {
-            const { data } = await this.call(`POST ${this.base}/actions/runners/generate-jitconfig`, { name, labels, runner_group_id: groupId, work_folder: '_work' }, tries);
-            return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };
-        };
-        const tries = { count: 0 };
-        try {
-            return await mint(tries);
-        }
-        catch (err) {
-            // A retry that finds the name taken: the attempt whose answer was lost registered it. That
-            // registration is ours and its config never reached us, so it is replaced.
-            if (!(err instanceof src_errors/* ForgeError */.Q8 && err.status === 409 && tries.count > 1))
-                throw err;
-            const stale = (await this.runners()).find((r) => r.name === name && r.status !== 'online' && !r.busy);
-            if (!stale)
-                throw err;
-            await this.deleteRunner(stale.id);
-            return mint({ count: 0 });
-        }
-    }
-    /** A registration token: valid for one hour, it can only register runners. */
-    async registrationToken() {
-        const { data } = await this.call(`POST ${this.base}/actions/runners/registration-token`);
-        return data.token;
-    }
-    async runners() {
-        const all = [];
-        for (let page = 1;; page++) {
-            const { data } = await this.call(`GET ${this.base}/actions/runners`, { per_page: 100, page });
-            all.push(...data.runners.map((r) => ({ id: r.id, name: r.name, status: r.status, busy: r.busy, labels: r.labels.map((l) => l.name) })));
-            if (data.runners.length < 100 || all.length >= data.total_count)
-                return all;
-        }
-    }
-    /** Deletes a registration; one that is already gone counts as deleted. */
-    async deleteRunner(id) {
-        try {
-            await this.call(`DELETE ${this.base}/actions/runners/{runner_id}`, { runner_id: id });
-            return 'deleted';
-        }
-        catch (err) {
-            if (err instanceof src_errors/* ForgeError */.Q8 && err.status === 404)
-                return 'gone';
-            throw err;
-        }
-    }
-}
-/** No answer, a timeout, a reset connection, 408 or a 5xx: worth another try. */
-function isTransient(err) {
-    if (!(err instanceof src_errors/* ForgeError */.Q8))
-        return false;
-    return err.status === undefined || err.status === 408 || err.status >= 500;
-}
-function scopePath(scope) {
-    return scope.kind === 'repo' ? `/repos/${scope.owner}/${scope.repo}` : `/orgs/${scope.org}`;
-}
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(77598);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(73024);
-;// CONCATENATED MODULE: ./src/bootstrap/render.ts
-
-const TEMPLATE = (0,external_node_fs_.readFileSync)(__nccwpck_require__.ab + "startup.sh", 'utf8');
-function renderStartupScript(s) {
-    const settings = {
-        RUNNER_NAME: s.runnerName,
-        RUNNER_LABELS: s.labels.join(','),
-        RUNNER_URL: s.url,
-        RUNNER_GROUP: s.group,
-        RUNNER_JITCONFIG: s.credential && 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
-        RUNNER_TOKEN: s.credential && 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
-        CONTAINER: s.container ? '1' : undefined,
-        IDLE_TIMEOUT: String(s.idleTimeoutSeconds),
-        MAX_LIFETIME: String(s.maxLifetimeSeconds),
-        DOWNLOAD_X64_URL: s.downloads.X64?.url,
-        DOWNLOAD_X64_SHA256: s.downloads.X64?.sha256,
-        DOWNLOAD_ARM64_URL: s.downloads.ARM64?.url,
-        DOWNLOAD_ARM64_SHA256: s.downloads.ARM64?.sha256,
-        USER_SCRIPT: s.userScript,
-        RUNNER_VERSION: s.downloads.version,
-        RUNNER_CACHE: s.runnerCache,
-        SPOT_NOTICE: s.spotNotice,
-        SELF_DELETE: s.selfDelete?.cloud,
-        COMPUTE_API_URL: s.selfDelete?.apiUrl,
-    };
-    // One base64 block of NUL-separated keys and values: the script decodes it with one process.
-    const pairs = Object.entries(settings).filter((e) => e[1] !== undefined && e[1] !== '');
-    const block = Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(''), 'utf8').toString('base64');
-    const lines = block.match(/.{1,76}/g) ?? [];
-    return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
-}
-
-;// CONCATENATED MODULE: ./src/ledger.ts
-class Ledger {
-    data;
-    persist;
-    constructor(data, persist) {
-        this.data = data;
-        this.persist = persist;
-        this.persist(this.data);
-    }
-    static empty(cloud, region, forge) {
-        return { cloud, region, forge, registrations: [], machines: [], complete: false, keep: [] };
-    }
-    registration(name) {
-        const entry = { name };
-        this.data.registrations.push(entry);
-        this.persist(this.data);
-        return entry;
-    }
-    machine(runnerName, clientToken) {
-        const entry = { runnerName, clientToken };
-        this.data.machines.push(entry);
-        this.persist(this.data);
-        return entry;
-    }
-    /** Records what an answer told us about an entry. */
-    update(entry, fields) {
-        Object.assign(entry, fields);
-        this.persist(this.data);
-    }
-    /** The launch is over: these runners stay; everything else is for main or post to end. */
-    finish(keep) {
-        this.data.keep = [...keep];
-        this.data.complete = true;
-        this.persist(this.data);
-    }
-    /** Marks every entry outside `keep` as ended, once a cleanup succeeded. */
-    markEnded() {
-        const keep = new Set(this.data.keep);
-        for (const e of this.data.registrations)
-            if (!keep.has(e.name))
-                e.ended = true;
-        for (const e of this.data.machines)
-            if (!keep.has(e.runnerName))
-                e.ended = true;
-        this.persist(this.data);
-    }
-    get isEmpty() {
-        return this.data.registrations.length === 0 && this.data.machines.length === 0;
-    }
-}
-/** What is left to end: entries of runners not kept, not ended yet. */
-function pending(data) {
-    const keep = new Set(data.keep ?? []);
-    return {
-        registrations: data.registrations.filter((e) => !keep.has(e.name) && !e.ended),
-        machines: data.machines.filter((e) => !keep.has(e.runnerName) && !e.ended),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/log.ts
-/** Replaces every known secret in a text; for logs we fetch from machines. */
-function maskSecrets(text, secrets) {
-    let out = text;
-    for (const s of secrets) {
-        if (s.length >= 4)
-            out = out.split(s).join('***');
-    }
-    return out;
-}
-const silentLog = {
-    debug: () => undefined,
-    info: () => undefined,
-    warning: () => undefined,
-    secret: () => undefined,
-    group: (_name, fn) => fn(),
-};
-
-;// CONCATENATED MODULE: ./src/lifecycle.ts
-
-
-
-
-
-
-/** How many runners are minted and machines requested at once (GitHub writes are paced by the forge). */
-const CONCURRENCY = 25;
-/** Polling for online runners: fast at first, backing off; one GitHub and one cloud call per round. */
-const POLL_FIRST_MS = 500;
-const POLL_MAX_MS = 3000;
-const CONSOLE_TAIL_LINES = 40;
-const TAG = {
-    managed: 'cml-runner:managed',
-    repo: 'cml-runner:repo',
-    runId: 'cml-runner:run-id',
-    runner: 'cml-runner:runner',
-    expiresAt: 'cml-runner:expires-at',
-};
-/** The label that ties a registration to its workflow run (cleanup finds them by it). */
-const runLabel = (ctx) => `cml-run-${ctx.runId}`;
-const CANCELLED = 'The launch was cancelled; post will end everything recorded so far.';
-async function launch(spec, ctx, deps) {
-    const { cloud, forge, log, signal } = deps;
-    const clock = deps.clock ?? retry/* realClock */.dQ;
-    const started = clock.now();
-    const ledger = new Ledger(Ledger.empty(spec.cloud.name, cloud.region, { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl }), deps.persist);
-    const secrets = new Set([spec.forge.token]);
-    const label = runLabel(ctx);
-    const base = { labels: spec.runner.labels, runLabel: label, region: cloud.region, failed: [] };
-    const stopIfCancelled = () => {
-        if (signal?.aborted)
-            throw new Error(CANCELLED);
-    };
-    if (spec.runner.reuse) {
-        const reused = await findReusable(spec, forge);
-        if (reused.length > 0) {
-            log.info(`reusing ${reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')}: online with labels ${spec.runner.labels.join(', ')}; nothing is launched`);
-            ledger.finish([]);
-            return { ...base, runners: [], reused, ledger: ledger.data };
-        }
-        log.info(`no ${spec.runner.reuse === 'idle' ? 'idle ' : ''}online runner has labels ${spec.runner.labels.join(', ')}; launching`);
-    }
-    // Everything independent starts at once: the runner download and the cloud's own preparation
-    // (image, dry run) run while each runner's credential is minted, so the first machine is
-    // requested one round trip after the slowest of them.
-    // Where machines may go is known once the cloud is prepared (Compute Engine zones offering the type).
-    let placements = [];
-    let ready;
-    const prepared = Promise.all([forge.downloads(spec.runner.version), cloud.prepare(spec.machine)]).then((done) => {
-        ready = done[1];
-        placements = placementsFor(spec, ready);
-        return done;
-    });
-    prepared.catch(() => undefined); // awaited below; this only keeps an early failure from going unobserved
-    const refusedHere = new Set(); // placements without capacity, shared by all runners
-    const market = { spotRefused: false, warned: false };
-    const machines = new Map();
-    const tried = new Map();
-    const failures = new Map();
-    const requests = new Map();
-    /** Placements still worth trying for a runner: not tried by it, not found full by any runner. */
-    const untried = (attempts) => placements.filter((p) => {
-        const key = describePlacement(p);
-        return !refusedHere.has(key) && !(p.spot && market.spotRefused) && !attempts.some((a) => describePlacement(a) === key);
-    });
-    /**
-     * Creates the runner's machine at the first placement that neither this runner nor another
-     * found without capacity. Each try is recorded before it is sent.
-     */
-    const place = async (name) => {
-        const { script, credential, version } = requests.get(name);
-        const attempts = tried.get(name);
-        let lastRefusal;
-        for (const placement of untried(attempts)) {
-            // A refusal by another runner meanwhile skips this one too.
-            const key = describePlacement(placement);
-            if (refusedHere.has(key) || (placement.spot && market.spotRefused))
-                continue;
-            if (!placement.spot && spec.machine.spot && !market.warned) {
-                market.warned = true;
-                log.warning(`spot is not available (${attempts.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier'}); falling back to on-demand, as on-demand-fallback allows`);
-            }
-            stopIfCancelled();
-            const clientToken = (0,external_node_crypto_.randomUUID)();
-            const entry = ledger.machine(name, clientToken);
-            try {
-                const machine = await ready.launch({
-                    runnerName: name,
-                    attempt: attempts.length + 1,
-                    startupScript: script,
-                    clientToken,
-                    credential,
-                    runnerVersion: version,
-                    maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
-                    tags: machineTags(spec, ctx, name, clock),
-                }, placement);
-                ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
-                machines.set(name, machine);
-                attempts.push({ ...placement, outcome: 'obtained' });
-                log.info(`${name}: machine ${machine.id} (${machine.type}, ${machine.spot ? 'spot' : 'on-demand'}${machine.zone ? `, ${machine.zone}` : ''}) is starting`);
-                return machine;
-            }
-            catch (err) {
-                if (!(err instanceof src_errors/* CloudError */.K2) || !(0,src_errors/* isFallback */.RX)(err.kind))
-                    throw err;
-                lastRefusal = err;
-                // The cloud refused outright: nothing was created, and this placement is skipped from now on.
-                ledger.update(entry, { refused: err.code });
-                attempts.push({ ...placement, outcome: err.code });
-                if (err.kind === 'market')
-                    market.spotRefused = true;
-                else
-                    refusedHere.add(key);
-                log.warning(`${name}: ${key}: ${err.code}; trying the next placement`);
-            }
-        }
-        // One place tried: its own error says it best. Several: the order tried, then what to do.
-        if (attempts.length === 1 && lastRefusal)
-            throw lastRefusal;
-        throw new src_errors/* CloudError */.K2(cloud.title, 'NoCapacity', `no placement had capacity for ${name}; tried ${attempts.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing'}${lastRefusal ? `. The last answer: ${lastRefusal.message.split('\n')[0]}` : ''}`, `${lastRefusal?.advice ?? ''}${spec.machine.spot && !spec.machine.onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : ''}`, 'capacity');
-    };
-    /**
-     * A machine the cloud accepted but cannot start for lack of room (a pod no node can fit): it
-     * is ended, its placement marked, and the runner tried at the next one. Undefined when no
-     * placement is left.
-     */
-    const replace = async (name, status) => {
-        const old = machines.get(name);
-        const attempts = tried.get(name);
-        const last = attempts[attempts.length - 1];
-        // Nowhere else to go: the machine stays, so the failure can show its events and log.
-        if (untried(attempts).length === 0)
-            return undefined;
-        last.outcome = status.detail?.split(':')[0] ?? 'no capacity';
-        refusedHere.add(describePlacement(last));
-        await terminate(cloud, old.id, clock);
-        const entry = ledger.data.machines.find((m) => m.id === old.id);
-        if (entry)
-            ledger.update(entry, { ended: true });
-        log.warning(`${name}: ${describePlacement(last)}: ${status.detail ?? 'no capacity'}; trying the next placement`);
-        try {
-            return await place(name);
-        }
-        catch {
-            return undefined;
-        }
-    };
-    try {
-        await log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
-            const [group, registrationToken] = await Promise.all([
-                forge.groupId(spec.runner.group),
-                spec.runner.single ? undefined : forge.registrationToken(),
-            ]);
-            if (registrationToken) {
-                secrets.add(registrationToken);
-                log.secret(registrationToken);
-            }
-            stopIfCancelled();
-            let announced = false;
-            const labels = [...spec.runner.labels, label];
-            const results = await (0,retry/* mapLimited */.bB)(spec.runner.names, CONCURRENCY, async (name) => {
-                stopIfCancelled();
-                const registration = ledger.registration(name);
-                let credential;
-                if (spec.runner.single) {
-                    const jit = await forge.jitConfig(name, labels, group.id);
-                    secrets.add(jit.jitConfig);
-                    log.secret(jit.jitConfig);
-                    ledger.update(registration, { id: jit.runnerId });
-                    credential = { jitConfig: jit.jitConfig };
-                }
-                else {
-                    credential = { registrationToken: registrationToken };
-                }
-                const [downloads] = await prepared;
-                if (!announced) {
-                    announced = true;
-                    const order = placements.map(describePlacement).join(' → ');
-                    log.info(`runner ${downloads.version} in ${cloud.region}; placements in order: ${order}`);
-                }
-                const script = renderStartupScript({
-                    runnerName: name,
-                    labels,
-                    url: spec.forge.url,
-                    // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
-                    credential: cloud.kind === 'vm' ? credential : undefined,
-                    container: cloud.kind === 'container',
-                    group: group.id === 1 ? undefined : group.name,
-                    idleTimeoutSeconds: spec.runner.idleTimeoutSeconds,
-                    maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
-                    downloads,
-                    userScript: spec.machine.startupScript,
-                    runnerCache: spec.runner.cache,
-                    ...ready.scriptSettings,
-                });
-                requests.set(name, { script, credential, version: downloads.version });
-                tried.set(name, []);
-                await place(name);
-            });
-            stopIfCancelled();
-            results.forEach((r, i) => {
-                if (r.status === 'rejected')
-                    failures.set(spec.runner.names[i], `Runner ${spec.runner.names[i]} could not be created: ${(0,src_errors/* errorMessage */.gJ)(r.reason)}`);
-            });
-            for (const warning of ready?.warnings ?? [])
-                log.warning(warning);
-            const failed = results.find((r) => r.status === 'rejected');
-            // Without allow-partial one failure fails the launch; so does a failure before any machine.
-            if (failed && (!spec.runner.allowPartial || machines.size === 0))
-                throw failed.reason;
-        });
-    }
-    catch (err) {
-        if (signal?.aborted)
-            throw new Error(CANCELLED);
-        await endFailedLaunch(ledger, [], { cloud, forge, log, clock });
-        throw err;
-    }
-    const created = spec.runner.names.filter((n) => machines.has(n));
-    const waited = await log.group('Waiting for runners to come online', () => waitOnline(created, spec, { cloud, forge, log, clock, signal, machines, ledger, secrets, started, replace }));
-    // A cancel that came while the last runners came online still cancels: post ends them all.
-    stopIfCancelled();
-    for (const [name, reason] of waited.failures)
-        failures.set(name, reason);
-    const kept = created.filter((n) => waited.online.has(n));
-    if (failures.size > 0) {
-        const why = [...failures.values()].join('\n\n');
-        if (!spec.runner.allowPartial || kept.length === 0) {
-            await endFailedLaunch(ledger, [], { cloud, forge, log, clock });
-            const what = `${failures.size} of ${spec.runner.names.length} runners did not come up, so every runner of this launch was ended (${spec.runner.allowPartial ? 'none came up' : 'all or nothing; allow-partial: true keeps the others'})`;
-            throw new src_errors/* StartupTimeoutError */.vz(spec.runner.names.length === 1 ? why : `${what}.\n\n${why}`);
-        }
-        log.warning(`${failures.size} of ${spec.runner.names.length} runners did not come up; allow-partial keeps the ${kept.length} that did.\n${why}`);
-        await endFailedLaunch(ledger, kept, { cloud, forge, log, clock });
-    }
-    else {
-        ledger.finish(kept);
-    }
-    const ids = new Map(ledger.data.registrations.map((r) => [r.name, r.id]));
-    return {
-        ...base,
-        runners: kept.map((name) => ({ name, id: ids.get(name), machine: machines.get(name), secondsToOnline: waited.online.get(name), tried: tried.get(name) ?? [] })),
-        reused: [],
-        failed: [...failures].map(([name, reason]) => ({ name, reason })),
-        ledger: ledger.data,
-    };
-}
-/**
- * Ends everything of a launch except the runners in `keep`, right away rather than in post:
- * a GPU that will not be used stops billing now. `keep` is written first, so if this is cut
- * short, post ends the same set; a cleanup that fails is left to post.
- */
-async function endFailedLaunch(ledger, keep, deps) {
-    ledger.finish(keep);
-    const todo = pending(ledger.data);
-    if (todo.machines.length === 0 && todo.registrations.length === 0)
-        return;
-    try {
-        await cleanup(ledger.data, deps);
-        ledger.markEnded();
-    }
-    catch (err) {
-        deps.log.warning(`Post will retry the cleanup: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
-    }
-}
-/** Online runners with every requested label (and idle, for reuse-idle). Offline or busy ones never count as idle. */
-async function findReusable(spec, forge) {
-    const wanted = spec.runner.labels.map((l) => l.toLowerCase());
-    const runners = await forge.runners();
-    return runners.filter((r) => {
-        if (r.status !== 'online')
-            return false;
-        if (spec.runner.reuse === 'idle' && r.busy)
-            return false;
-        const has = new Set(r.labels.map((l) => l.toLowerCase()));
-        return wanted.every((l) => has.has(l));
-    });
-}
-/**
- * Where to try, in order: spot first when asked (every type, in every place), then on-demand
- * when on-demand-fallback allows; within a market, types in the order given, and for each type
- * the places (subnets) in the order given.
- */
-function placementsFor(spec, cloud) {
-    const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
-    const places = cloud.places;
-    return markets.flatMap((spot) => spec.machine.types.flatMap((type) => places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
-}
-const describePlacement = (p) => `${p.type}${p.where ? ` in ${p.where}` : ''} ${p.spot ? 'spot' : 'on-demand'}`;
-function machineTags(spec, ctx, name, clock) {
-    return {
-        ...spec.machine.tags,
-        Name: name,
-        [TAG.managed]: 'true',
-        [TAG.repo]: ctx.repository,
-        [TAG.runId]: ctx.runId,
-        [TAG.runner]: name,
-        [TAG.expiresAt]: new Date(clock.now() + spec.runner.maxLifetimeSeconds * 1000).toISOString(),
-    };
-}
-/**
- * Polls GitHub once per round for all runners (one list call, not one per runner), from 0.5 s
- * backing off to 3 s, and back to 0.5 s whenever a machine changes state or a runner comes
- * online. Machines are checked in the same round, so a machine that ended early fails at once
- * instead of at the timeout. Without allow-partial the first failure ends the wait; with it,
- * the others are still waited for. GitHub's Retry-After is honoured by the forge's throttling.
- */
-async function waitOnline(names, spec, w) {
-    const deadline = w.started + spec.runner.startupTimeoutSeconds * 1000;
-    const online = new Map();
-    const failures = new Map();
-    let interval = POLL_FIRST_MS;
-    let lastReport = 0;
-    let previous = new Map();
-    for (;;) {
-        if (w.signal?.aborted)
-            throw new Error(CANCELLED);
-        const pending = names.filter((n) => !online.has(n) && !failures.has(n));
-        if (pending.length === 0)
-            return { online, failures };
-        const [runners, machineStates] = await Promise.all([w.forge.runners(), w.cloud.states(pending.map((n) => w.machines.get(n).id))]);
-        const states = pending.map((n) => [n, machineStates.get(w.machines.get(n).id)]);
-        for (const name of pending) {
-            const runner = runners.find((r) => r.name === name);
-            // A token-registered runner's id is known only once it has registered.
-            const entry = w.ledger.data.registrations.find((r) => r.name === name);
-            if (runner && entry && entry.id === undefined)
-                w.ledger.update(entry, { id: runner.id });
-            if (runner?.status === 'online') {
-                const seconds = Math.round((w.clock.now() - w.started) / 100) / 10;
-                online.set(name, seconds);
-                w.log.info(`${name}: online after ${seconds}s`);
-            }
-        }
-        let ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
-        for (const [name, status] of ended.filter(([, st]) => st.fallback === 'capacity')) {
-            if (await w.replace(name, status)) {
-                ended = ended.filter(([n]) => n !== name);
-                interval = POLL_FIRST_MS;
-            }
-        }
-        if (ended.length > 0) {
-            const what = ended.every(([, s]) => s.state === 'failed') ? 'could not start' : 'ended before its runner came online';
-            for (const [name, message] of await describeFailures(ended, what, w))
-                failures.set(name, message);
-            if (!spec.runner.allowPartial)
-                return { online, failures };
-        }
-        const left = states.filter(([n]) => !online.has(n) && !failures.has(n));
-        if (left.length === 0)
-            return { online, failures };
-        // A machine that changed state (booted, started its container), or a runner that just came
-        // online, means others may follow soon: polling speeds up again, then backs off.
-        const current = new Map(states.map(([n, st]) => [n, st.state]));
-        const cameOnline = pending.some((n) => online.has(n));
-        if (cameOnline || [...current].some(([n, st]) => previous.has(n) && previous.get(n) !== st))
-            interval = POLL_FIRST_MS;
-        previous = current;
-        const now = w.clock.now();
-        if (now >= deadline) {
-            const late = await describeFailures(left, `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`, w);
-            for (const [name, message] of late)
-                failures.set(name, message);
-            return { online, failures };
-        }
-        if (now - lastReport >= 10_000 || lastReport === 0) {
-            lastReport = now;
-            const detail = left
-                .map(([n, s]) => `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
-                .join('; ');
-            w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
-        }
-        await w.clock.sleep(Math.min(interval, Math.max(0, deadline - now)), w.signal).catch(() => {
-            throw new Error(CANCELLED);
-        });
-        interval = Math.min(interval * 1.5, POLL_MAX_MS);
-    }
-}
-/** Why each runner failed, with the tail of its machine's console, secrets masked. */
-async function describeFailures(failed, what, w) {
-    const parts = await Promise.all(failed.map(async ([name, status]) => {
-        const machine = w.machines.get(name);
-        let tail;
-        try {
-            const text = await w.cloud.consoleLog(machine.id);
-            tail = text.trim() ? text.trimEnd().split('\n').slice(-CONSOLE_TAIL_LINES).join('\n') : '(the console is empty: the machine may not have booted yet)';
-        }
-        catch (err) {
-            tail = `(the console could not be read: ${(0,src_errors/* errorMessage */.gJ)(err)})`;
-        }
-        const detail = status.detail ? `: ${status.detail}` : '';
-        return [name, maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. Last lines of its console:\n${tail}`, w.secrets)];
-    }));
-    return new Map(parts);
-}
-/**
- * Ends everything a ledger names, except the runners it keeps and what was ended already:
- * machines first (so runners stop taking jobs), then registrations. Entries whose create answer
- * never arrived are found by client token or name. Every step is tried; failures are reported
- * together at the end.
- */
-async function cleanup(data, deps) {
-    const { cloud, forge, log } = deps;
-    const clock = deps.clock ?? retry/* realClock */.dQ;
-    const report = { machines: [], registrations: [] };
-    const errors = [];
-    const todo = pending(data);
-    await Promise.all(todo.machines.map(async (entry) => {
-        try {
-            const ids = entry.id ? [entry.id] : await cloud.findByClientToken(entry.clientToken);
-            for (const id of ids) {
-                const result = await terminate(cloud, id, clock);
-                report.machines.push({ id, result });
-                log.info(`machine ${id} (${entry.runnerName}): ${result}`);
-            }
-        }
-        catch (err) {
-            errors.push(`machine of ${entry.runnerName} (${entry.id ?? `client token ${entry.clientToken}`}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
-        }
-    }));
-    // Registrations whose id never arrived are found by name, from one listing shared by all.
-    let listing;
-    await Promise.all(todo.registrations.map(async (entry) => {
-        try {
-            const id = entry.id ?? (await (listing ??= forge.runners())).find((r) => r.name === entry.name)?.id;
-            if (id === undefined) {
-                report.registrations.push({ name: entry.name, result: 'gone' });
-                return;
-            }
-            const result = await deleteRegistration(forge, id, clock);
-            report.registrations.push({ name: entry.name, result });
-            log.info(`registration ${entry.name} (${id}): ${result}`);
-        }
-        catch (err) {
-            errors.push(`registration ${entry.name}: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
-        }
-    }));
-    if (errors.length > 0) {
-        throw new Error(`Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`);
-    }
-    return report;
-}
-/** The provider retries its own calls; the clock is kept for the signature the callers use. */
-const terminate = (cloud, id, _clock) => cloud.terminate(id);
-/** A runner whose machine just ended can still count as busy for a moment (422): that is retried. */
-const deleteRegistration = (forge, id, clock) => (0,retry/* retry */.L5)(() => forge.deleteRunner(id), {
-    attempts: 6,
-    baseMs: 1000,
-    classify: (err) => (!(err instanceof src_errors/* ForgeError */.Q8) || err.status === undefined || err.status === 422 || err.status >= 500 ? 'transient' : 'permanent'),
-    clock,
-});
-/**
- * `mode: cleanup`: ends everything this workflow run launched, whatever became of its launch
- * jobs: every machine tagged with this repository and run, then every registration that carries
- * the run's label or is named by one of those machines.
- */
-async function cleanupRun(ctx, deps) {
-    const clock = deps.clock ?? retry/* realClock */.dQ;
-    const label = runLabel(ctx).toLowerCase();
-    const machines = await deps.cloud.list({ repo: ctx.repository, runId: ctx.runId });
-    const names = new Set(machines.map((m) => m.runnerName));
-    const targets = machines.filter((m) => m.state !== 'gone').map((m) => ({ machine: m, reason: `launched by run ${ctx.runId}` }));
-    const ended = await endMachines(targets, deps, clock);
-    const runners = await deps.forge.runners();
-    const registrations = runners
-        .filter((r) => r.labels.some((l) => l.toLowerCase() === label) || names.has(r.name))
-        .map((r) => ({ runner: r, reason: `launched by run ${ctx.runId}` }));
-    return { machines: ended.report, registrations: await endRegistrations(registrations, deps, clock, ended.errors) };
-}
-/**
- * `mode: sweep`: for a scheduled workflow. Ends every machine this action made for the
- * repository that is past its expires-at tag, or older than `graceSeconds` with a runner that is
- * offline or no longer registered; then deletes offline registrations that are ours (the run
- * label, the default `cml-` name prefix, or named by one of our machines) unless a live machine
- * still belongs to them.
- */
-async function sweep(ctx, graceSeconds, deps) {
-    const clock = deps.clock ?? retry/* realClock */.dQ;
-    const now = clock.now();
-    const [machines, runners] = await Promise.all([deps.cloud.list({ repo: ctx.repository }), deps.forge.runners()]);
-    const byName = new Map(runners.map((r) => [r.name, r]));
-    const targets = [];
-    const protectedNames = new Set();
-    for (const m of machines) {
-        if (m.state === 'gone')
-            continue;
-        const runner = byName.get(m.runnerName);
-        const old = m.createdAt === undefined || now - m.createdAt > graceSeconds * 1000;
-        let reason;
-        if (m.expiresAt !== undefined && now > m.expiresAt)
-            reason = `past its expires-at (${new Date(m.expiresAt).toISOString()})`;
-        else if (old && !runner)
-            reason = `its runner ${m.runnerName} is no longer registered`;
-        else if (old && runner.status !== 'online')
-            reason = `its runner ${m.runnerName} has been offline past the grace period (${graceSeconds}s)`;
-        if (reason)
-            targets.push({ machine: m, reason });
-        else
-            protectedNames.add(m.runnerName);
-    }
-    const ended = await endMachines(targets, deps, clock);
-    const ours = new Set(machines.map((m) => m.runnerName));
-    const registrations = runners
-        .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
-        .filter((r) => r.name.startsWith('cml-') || ours.has(r.name) || r.labels.some((l) => /^cml-run-/i.test(l)))
-        .map((r) => ({ runner: r, reason: 'offline' }));
-    return { machines: ended.report, registrations: await endRegistrations(registrations, deps, clock, ended.errors) };
-}
-async function endMachines(targets, deps, clock) {
-    const report = [];
-    const errors = [];
-    await (0,retry/* mapLimited */.bB)(targets, CONCURRENCY, async ({ machine, reason }) => {
-        try {
-            const result = await terminate(deps.cloud, machine.id, clock);
-            report.push({ id: machine.id, runnerName: machine.runnerName, reason, result });
-            deps.log.info(`machine ${machine.id} (${machine.runnerName}): ${result}; ${reason}`);
-        }
-        catch (err) {
-            errors.push(`machine ${machine.id} (${machine.runnerName}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
-        }
-    });
-    return { report, errors };
-}
-async function endRegistrations(targets, deps, clock, earlier) {
-    const report = [];
-    const errors = [...earlier];
-    await (0,retry/* mapLimited */.bB)(targets, CONCURRENCY, async ({ runner, reason }) => {
-        try {
-            const result = await deleteRegistration(deps.forge, runner.id, clock);
-            report.push({ name: runner.name, id: runner.id, reason, result });
-            deps.log.info(`registration ${runner.name} (${runner.id}): ${result}; ${reason}`);
-        }
-        catch (err) {
-            errors.push(`registration ${runner.name} (${runner.id}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
-        }
-    });
-    if (errors.length > 0)
-        throw new Error(`Could not end everything; run again or end these by hand:\n- ${errors.join('\n- ')}`);
-    return report;
-}
-
-;// CONCATENATED MODULE: ./src/action/core-log.ts
-
-/** The core's log, written to the Actions log with masking and groups. */
-const actionsLog = {
-    debug: (m) => core/* debug */.Yz(m),
-    info: (m) => core/* info */.pq(m),
-    warning: (m) => core/* warning */.$e(m),
-    secret: (v) => core/* setSecret */.Pq(v),
-    group: (name, fn) => core/* group */.Os(name, fn),
-};
-
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(79896);
-// EXTERNAL MODULE: external "os"
-var external_os_ = __nccwpck_require__(70857);
-;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
-
-
-class Context {
-    /**
-     * Hydrate the context from the environment
-     */
-    constructor() {
-        var _a, _b, _c;
-        this.payload = {};
-        if (process.env.GITHUB_EVENT_PATH) {
-            if ((0,external_fs_.existsSync)(process.env.GITHUB_EVENT_PATH)) {
-                this.payload = JSON.parse((0,external_fs_.readFileSync)(process.env.GITHUB_EVENT_PATH, { encoding: 'utf8' }));
-            }
-            else {
-                const path = process.env.GITHUB_EVENT_PATH;
-                process.stdout.write(`GITHUB_EVENT_PATH ${path} does not exist${external_os_.EOL}`);
-            }
-        }
-        this.eventName = process.env.GITHUB_EVENT_NAME;
-        this.sha = process.env.GITHUB_SHA;
-        this.ref = process.env.GITHUB_REF;
-        this.workflow = process.env.GITHUB_WORKFLOW;
-        this.action = process.env.GITHUB_ACTION;
-        this.actor = process.env.GITHUB_ACTOR;
-        this.job = process.env.GITHUB_JOB;
-        this.runAttempt = parseInt(process.env.GITHUB_RUN_ATTEMPT, 10);
-        this.runNumber = parseInt(process.env.GITHUB_RUN_NUMBER, 10);
-        this.runId = parseInt(process.env.GITHUB_RUN_ID, 10);
-        this.apiUrl = (_a = process.env.GITHUB_API_URL) !== null && _a !== void 0 ? _a : `https://api.github.com`;
-        this.serverUrl = (_b = process.env.GITHUB_SERVER_URL) !== null && _b !== void 0 ? _b : `https://github.com`;
-        this.graphqlUrl =
-            (_c = process.env.GITHUB_GRAPHQL_URL) !== null && _c !== void 0 ? _c : `https://api.github.com/graphql`;
-    }
-    get issue() {
-        const payload = this.payload;
-        return Object.assign(Object.assign({}, this.repo), { number: (payload.issue || payload.pull_request || payload).number });
-    }
-    get repo() {
-        if (process.env.GITHUB_REPOSITORY) {
-            const [owner, repo] = process.env.GITHUB_REPOSITORY.split('/');
-            return { owner, repo };
-        }
-        if (this.payload.repository) {
-            return {
-                owner: this.payload.repository.owner.login,
-                repo: this.payload.repository.name
-            };
-        }
-        throw new Error("context.repo requires a GITHUB_REPOSITORY environment variable like 'owner/repo'");
-    }
-}
-//# sourceMappingURL=context.js.map
-// EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
-var lib = __nccwpck_require__(89659);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(46752);
-;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
-var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-function getAuthString(token, options) {
-    if (!token && !options.auth) {
-        throw new Error('Parameter token or opts.auth is required');
-    }
-    else if (token && options.auth) {
-        throw new Error('Parameters token and opts.auth may not both be specified');
-    }
-    return typeof options.auth === 'string' ? options.auth : `token ${token}`;
-}
-function getProxyAgent(destinationUrl) {
-    const hc = new lib.HttpClient();
-    return hc.getAgent(destinationUrl);
-}
-function getProxyAgentDispatcher(destinationUrl) {
-    const hc = new lib.HttpClient();
-    return hc.getAgentDispatcher(destinationUrl);
-}
-function getProxyFetch(destinationUrl) {
-    const httpDispatcher = getProxyAgentDispatcher(destinationUrl);
-    const proxyFetch = (url, opts) => __awaiter(this, void 0, void 0, function* () {
-        return (0,undici.fetch)(url, Object.assign(Object.assign({}, opts), { dispatcher: httpDispatcher }));
-    });
-    return proxyFetch;
-}
-function getApiBaseUrl() {
-    return process.env['GITHUB_API_URL'] || 'https://api.github.com';
-}
-function getUserAgentWithOrchestrationId(baseUserAgent) {
-    var _a;
-    const orchId = (_a = process.env['ACTIONS_ORCHESTRATION_ID']) === null || _a === void 0 ? void 0 : _a.trim();
-    if (orchId) {
-        const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
-        const tag = `actions_orchestration_id/${sanitizedId}`;
-        if (baseUserAgent === null || baseUserAgent === void 0 ? void 0 : baseUserAgent.includes(tag))
-            return baseUserAgent;
-        const ua = baseUserAgent ? `${baseUserAgent} ` : '';
-        return `${ua}${tag}`;
-    }
-    return baseUserAgent;
-}
-//# sourceMappingURL=utils.js.map
 ;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/version.js
 const dist_src_version_VERSION = "17.0.0";
 
@@ -41802,7 +40758,7 @@ const defaults = {
         fetch: getProxyFetch(baseUrl)
     }
 };
-const utils_GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults);
+const GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults);
 
 /**
  * Convience function to correctly format Octokit Options to pass into the constructor.
@@ -41810,15 +40766,15 @@ const utils_GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(
  * @param     token    the repo PAT or GITHUB_TOKEN
  * @param     options  other options to set
  */
-function utils_getOctokitOptions(token, options) {
+function getOctokitOptions(token, options) {
     const opts = Object.assign({}, options || {}); // Shallow clone - don't mutate the object provided by the caller
     // Auth
-    const auth = Utils.getAuthString(token, opts);
+    const auth = getAuthString(token, opts);
     if (auth) {
         opts.auth = auth;
     }
     // Orchestration ID
-    const userAgent = Utils.getUserAgentWithOrchestrationId(opts.userAgent);
+    const userAgent = getUserAgentWithOrchestrationId(opts.userAgent);
     if (userAgent) {
         opts.userAgent = userAgent;
     }
@@ -41840,6 +40796,1325 @@ function getOctokit(token, options, ...additionalPlugins) {
     return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 //# sourceMappingURL=github.js.map
+// EXTERNAL MODULE: ./node_modules/bottleneck/light.js
+var light = __nccwpck_require__(63251);
+var light_default = /*#__PURE__*/__nccwpck_require__.n(light);
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-throttling/dist-bundle/index.js
+// pkg/dist-src/index.js
+
+
+// pkg/dist-src/version.js
+var plugin_throttling_dist_bundle_VERSION = "0.0.0-development";
+
+// pkg/dist-src/wrap-request.js
+var dist_bundle_noop = () => Promise.resolve();
+function wrapRequest(state, request, options) {
+  return state.retryLimiter.schedule(doRequest, state, request, options);
+}
+async function doRequest(state, request, options) {
+  const { pathname } = new URL(options.url, "http://github.test");
+  const isAuth = isAuthRequest(options.method, pathname);
+  const isWrite = !isAuth && options.method !== "GET" && options.method !== "HEAD";
+  const isSearch = options.method === "GET" && pathname.startsWith("/search/");
+  const isGraphQL = pathname.startsWith("/graphql");
+  const retryCount = ~~request.retryCount;
+  const jobOptions = retryCount > 0 ? { priority: 0, weight: 0 } : {};
+  if (state.clustering) {
+    jobOptions.expiration = 1e3 * 60;
+  }
+  if (isWrite || isGraphQL) {
+    await state.write.key(state.id).schedule(jobOptions, dist_bundle_noop);
+  }
+  if (isWrite && state.triggersNotification(pathname)) {
+    await state.notifications.key(state.id).schedule(jobOptions, dist_bundle_noop);
+  }
+  if (isSearch) {
+    await state.search.key(state.id).schedule(jobOptions, dist_bundle_noop);
+  }
+  const req = (isAuth ? state.auth : state.global).key(state.id).schedule(jobOptions, request, options);
+  if (isGraphQL) {
+    const res = await req;
+    if (res.data.errors != null && res.data.errors.some((error) => error.type === "RATE_LIMITED")) {
+      const error = Object.assign(new Error("GraphQL Rate Limit Exceeded"), {
+        response: res,
+        data: res.data
+      });
+      throw error;
+    }
+  }
+  return req;
+}
+function isAuthRequest(method, pathname) {
+  return method === "PATCH" && // https://docs.github.com/en/rest/apps/apps?apiVersion=2022-11-28#create-a-scoped-access-token
+  /^\/applications\/[^/]+\/token\/scoped$/.test(pathname) || method === "POST" && // https://docs.github.com/en/rest/apps/oauth-applications?apiVersion=2022-11-28#reset-a-token
+  (/^\/applications\/[^/]+\/token$/.test(pathname) || // https://docs.github.com/en/rest/apps/apps?apiVersion=2022-11-28#create-an-installation-access-token-for-an-app
+  /^\/app\/installations\/[^/]+\/access_tokens$/.test(pathname) || // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps
+  pathname === "/login/oauth/access_token");
+}
+
+// pkg/dist-src/generated/triggers-notification-paths.js
+var triggers_notification_paths_default = [
+  "/orgs/{org}/invitations",
+  "/orgs/{org}/invitations/{invitation_id}",
+  "/orgs/{org}/teams/{team_slug}/discussions",
+  "/orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments",
+  "/repos/{owner}/{repo}/collaborators/{username}",
+  "/repos/{owner}/{repo}/commits/{commit_sha}/comments",
+  "/repos/{owner}/{repo}/issues",
+  "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+  "/repos/{owner}/{repo}/issues/{issue_number}/sub_issue",
+  "/repos/{owner}/{repo}/issues/{issue_number}/sub_issues/priority",
+  "/repos/{owner}/{repo}/pulls",
+  "/repos/{owner}/{repo}/pulls/{pull_number}/comments",
+  "/repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies",
+  "/repos/{owner}/{repo}/pulls/{pull_number}/merge",
+  "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers",
+  "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+  "/repos/{owner}/{repo}/releases",
+  "/teams/{team_id}/discussions",
+  "/teams/{team_id}/discussions/{discussion_number}/comments"
+];
+
+// pkg/dist-src/route-matcher.js
+function routeMatcher(paths) {
+  const regexes = paths.map(
+    (path) => path.split("/").map((c) => c.startsWith("{") ? "(?:.+?)" : c).join("/")
+  );
+  const regex2 = `^(?:${regexes.map((r) => `(?:${r})`).join("|")})[^/]*$`;
+  return new RegExp(regex2, "i");
+}
+
+// pkg/dist-src/index.js
+var regex = routeMatcher(triggers_notification_paths_default);
+var triggersNotification = regex.test.bind(regex);
+var groups = {};
+var createGroups = function(Bottleneck, common) {
+  groups.global = new Bottleneck.Group({
+    id: "octokit-global",
+    maxConcurrent: 10,
+    ...common
+  });
+  groups.auth = new Bottleneck.Group({
+    id: "octokit-auth",
+    maxConcurrent: 1,
+    ...common
+  });
+  groups.search = new Bottleneck.Group({
+    id: "octokit-search",
+    maxConcurrent: 1,
+    minTime: 2e3,
+    ...common
+  });
+  groups.write = new Bottleneck.Group({
+    id: "octokit-write",
+    maxConcurrent: 1,
+    minTime: 1e3,
+    ...common
+  });
+  groups.notifications = new Bottleneck.Group({
+    id: "octokit-notifications",
+    maxConcurrent: 1,
+    minTime: 3e3,
+    ...common
+  });
+};
+function throttling(octokit, octokitOptions) {
+  const {
+    enabled = true,
+    Bottleneck = light,
+    id = "no-id",
+    timeout = 1e3 * 60 * 2,
+    // Redis TTL: 2 minutes
+    connection
+  } = octokitOptions.throttle || {};
+  if (!enabled) {
+    return {};
+  }
+  const common = { timeout };
+  if (typeof connection !== "undefined") {
+    common.connection = connection;
+  }
+  const state = Object.assign(
+    {
+      clustering: connection != null,
+      triggersNotification,
+      fallbackSecondaryRateRetryAfter: 60,
+      retryAfterBaseValue: 1e3,
+      id
+    },
+    octokitOptions.throttle
+  );
+  if (typeof state.onSecondaryRateLimit !== "function" || typeof state.onRateLimit !== "function") {
+    throw new Error(`octokit/plugin-throttling error:
+        You must pass the onSecondaryRateLimit and onRateLimit error handlers.
+        See https://octokit.github.io/rest.js/#throttling
+
+        const octokit = new Octokit({
+          throttle: {
+            onSecondaryRateLimit: (retryAfter, options) => {/* ... */},
+            onRateLimit: (retryAfter, options) => {/* ... */}
+          }
+        })
+    `);
+  }
+  let initialized = false;
+  const initializeBottleneck = () => {
+    if (initialized) {
+      return;
+    }
+    initialized = true;
+    if (groups.global == null) {
+      createGroups(Bottleneck, common);
+    }
+    state.global = state.global ?? groups.global;
+    state.auth = state.auth ?? groups.auth;
+    state.search = state.search ?? groups.search;
+    state.write = state.write ?? groups.write;
+    state.notifications = state.notifications ?? groups.notifications;
+    state.retryLimiter = state.retryLimiter ?? new Bottleneck();
+    const events = {};
+    const emitter = new Bottleneck.Events(events);
+    events.on("secondary-limit", state.onSecondaryRateLimit);
+    events.on("rate-limit", state.onRateLimit);
+    events.on(
+      "error",
+      (e) => octokit.log.warn("Error in throttling-plugin limit handler", e)
+    );
+    state.retryLimiter.on("failed", async function(error, info) {
+      const [state2, request, options] = info.args;
+      const { pathname } = new URL(options.url, "http://github.test");
+      const shouldRetryGraphQL = pathname.startsWith("/graphql") && error.status !== 401;
+      if (!(shouldRetryGraphQL || error.status === 403 || error.status === 429)) {
+        return;
+      }
+      const retryCount = ~~request.retryCount;
+      request.retryCount = retryCount;
+      options.request.retryCount = retryCount;
+      const { wantRetry, retryAfter = 0 } = await (async function() {
+        if (/\bsecondary rate\b/i.test(error.message)) {
+          const retryAfter2 = Number(error.response.headers["retry-after"]) || state2.fallbackSecondaryRateRetryAfter;
+          const wantRetry2 = await emitter.trigger(
+            "secondary-limit",
+            retryAfter2,
+            options,
+            octokit,
+            retryCount
+          );
+          return { wantRetry: wantRetry2, retryAfter: retryAfter2 };
+        }
+        if (error.response.headers != null && error.response.headers["x-ratelimit-remaining"] === "0" || (error.response.data?.errors ?? []).some(
+          (error2) => error2.type === "RATE_LIMITED"
+        )) {
+          const rateLimitReset = new Date(
+            ~~error.response.headers["x-ratelimit-reset"] * 1e3
+          ).getTime();
+          const retryAfter2 = Math.max(
+            // Add one second so we retry _after_ the reset time
+            // https://docs.github.com/en/rest/overview/resources-in-the-rest-api?apiVersion=2022-11-28#exceeding-the-rate-limit
+            Math.ceil((rateLimitReset - Date.now()) / 1e3) + 1,
+            0
+          );
+          const wantRetry2 = await emitter.trigger(
+            "rate-limit",
+            retryAfter2,
+            options,
+            octokit,
+            retryCount
+          );
+          return { wantRetry: wantRetry2, retryAfter: retryAfter2 };
+        }
+        return {};
+      })();
+      if (wantRetry) {
+        request.retryCount++;
+        return retryAfter * state2.retryAfterBaseValue;
+      }
+    });
+  };
+  octokit.hook.wrap("request", (request, options) => {
+    initializeBottleneck();
+    return wrapRequest(state, request, options);
+  });
+  return {};
+}
+throttling.VERSION = plugin_throttling_dist_bundle_VERSION;
+throttling.triggersNotification = triggersNotification;
+
+
+;// CONCATENATED MODULE: ./src/forge/github.ts
+
+
+
+
+
+/**
+ * GitHub's self-hosted runner API: mint runner credentials, watch runners come online, delete
+ * registrations. Works for repository and organisation runners, on github.com and GHES. The
+ * client is `@actions/github`'s (proxy settings, the runner's user agent), with the throttling
+ * plugin; the API URL comes from the forge spec (GITHUB_API_URL in a workflow).
+ */
+/** The routes this forge calls, per scope: real GitHub routes, checked against GitHub's REST description. */
+const ROUTES = {
+    repo: {
+        downloads: 'GET /repos/{owner}/{repo}/actions/runners/downloads',
+        runners: 'GET /repos/{owner}/{repo}/actions/runners',
+        jitConfig: 'POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig',
+        registrationToken: 'POST /repos/{owner}/{repo}/actions/runners/registration-token',
+        deleteRunner: 'DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}',
+    },
+    org: {
+        downloads: 'GET /orgs/{org}/actions/runners/downloads',
+        runners: 'GET /orgs/{org}/actions/runners',
+        jitConfig: 'POST /orgs/{org}/actions/runners/generate-jitconfig',
+        registrationToken: 'POST /orgs/{org}/actions/runners/registration-token',
+        deleteRunner: 'DELETE /orgs/{org}/actions/runners/{runner_id}',
+        groups: 'GET /orgs/{org}/actions/runner-groups',
+    },
+};
+/**
+ * Writes (a just-in-time config per runner) are paced at 10 at a time, at most 10 a second,
+ * instead of the throttling plugin's one a second, which made 50 runners wait 50 s. GitHub's
+ * secondary limits allow 100 concurrent requests and 900 points a minute per endpoint, a write
+ * costing 5 (docs: "Rate limits for the REST API"); one launch of at most 100 runners stays
+ * under both, and a secondary-limit answer is still retried after its Retry-After.
+ */
+const WRITE_PACING = { maxConcurrent: 10, minTime: 100 };
+/** Each attempt has its own timeout; a transient failure is retried with jittered backoff. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** Five attempts with waits of about 1, 2, 4 and 8 s: a call gives up within about 15 s of waiting. */
+const ATTEMPTS = 5;
+const BACKOFF_BASE_MS = 1000;
+const API_VERSION = '2022-11-28';
+const PER_PAGE = 100;
+class GitHubForge {
+    spec;
+    log;
+    retrying;
+    title = 'GitHub';
+    octokit;
+    routes;
+    scopeParams;
+    /** `retrying` carries the clock and the launch's cancel signal: a cancel ends a retry wait at once. */
+    constructor(spec, log, retrying = { clock: retry/* realClock */.dQ }) {
+        this.spec = spec;
+        this.log = log;
+        this.retrying = retrying;
+        const { scope } = spec;
+        this.routes = ROUTES[scope.kind];
+        this.scopeParams = scope.kind === 'repo' ? { owner: scope.owner, repo: scope.repo } : { org: scope.org };
+        this.octokit = getOctokit(spec.token, {
+            baseUrl: spec.apiUrl,
+            userAgent: 'cml-runner-action',
+            throttle: {
+                write: new (light_default()).Group({ id: 'cml-runner-write', timeout: 120_000, ...WRITE_PACING }),
+                // GitHub's primary and secondary limits: wait as told, a few times, then give up.
+                onRateLimit: (retryAfter, options, _o, retryCount) => {
+                    this.log.warning(`GitHub rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
+                    return retryCount < 3;
+                },
+                onSecondaryRateLimit: (retryAfter, options, _o, retryCount) => {
+                    this.log.warning(`GitHub secondary rate limit on ${options.method} ${options.url}; retrying in ${retryAfter}s`);
+                    return retryCount < 3;
+                },
+            },
+        }, throttling);
+        // The one retry layer wraps every request, pages of a list included. It is the outermost
+        // hook, so each attempt is paced and has its rate limits waited out by the throttling plugin.
+        this.octokit.hook.wrap('request', (request, options) => this.attempts(request, options));
+    }
+    /**
+     * One API call: transient failures (no answer, a timeout, 408, a 5xx) are retried here, and on
+     * a delete a runner still counted as busy (422); rate limits (403 or 429 with GitHub's rate
+     * limit signals) are the throttling plugin's; anything else fails at once.
+     */
+    attempts(request, options) {
+        const route = describeRoute(options);
+        return (0,retry/* retry */.L5)(async (attempt) => {
+            try {
+                return await request({
+                    ...options,
+                    headers: { ...options.headers, 'x-github-api-version': API_VERSION },
+                    request: { ...options.request, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) },
+                });
+            }
+            catch (err) {
+                throw this.explain(err, route, attempt);
+            }
+        }, {
+            attempts: ATTEMPTS,
+            baseMs: BACKOFF_BASE_MS,
+            classify: (err) => retryKind(err, options.method),
+            onRetry: (err, attempt, waitMs) => this.log.debug(`GitHub: ${(0,src_errors/* errorMessage */.gJ)(err)}; retrying in ${(waitMs / 1000).toFixed(1)} s ` +
+                `(attempt ${attempt + 1} of ${ATTEMPTS})`),
+            ...this.retrying,
+        });
+    }
+    /** A route of this forge's scope, with the scope's own parameters filled in. */
+    async request(name, params = {}) {
+        const route = this.routes[name];
+        const { data } = await this.octokit.request(route, { ...this.scopeParams, ...params });
+        return data;
+    }
+    /** Turns GitHub's refusals into errors that say which permission is missing. */
+    explain(err, route, attempts) {
+        const status = err.status;
+        const message = err.response?.data?.message ?? (0,src_errors/* errorMessage */.gJ)(err);
+        const { scope } = this.spec;
+        const where = scope.kind === 'repo' ? `${scope.owner}/${scope.repo}` : `organisation ${scope.org}`;
+        const permission = scope.kind === 'repo'
+            ? 'repository permission "Administration: write" (fine-grained token or GitHub App) ' +
+                'or the "repo" scope (classic token)'
+            : 'organisation permission "Self-hosted runners: write" (fine-grained token or GitHub App) ' +
+                'or the "admin:org" scope (classic token)';
+        if (status === 401) {
+            return new src_errors/* ForgeError */.Q8(`GitHub refused the token input (401 ${message}). ` +
+                `Check that the secret passed as 'token' exists and has not expired.`, 401, attempts);
+        }
+        if (status === 403 || status === 404) {
+            return new src_errors/* ForgeError */.Q8(`GitHub answered ${status} (${message}) to ${route} for ${where}. The token input needs the ${permission}. ` +
+                `The workflow's GITHUB_TOKEN can never manage self-hosted runners: ` +
+                `pass a personal access token or a GitHub App token in 'token'.`, status, attempts);
+        }
+        return new src_errors/* ForgeError */.Q8(`GitHub answered ${status ?? 'with an error'} to ${route}: ${message}`, status, attempts);
+    }
+    downloadsByVersion = new Map();
+    /**
+     * Runner tarballs GitHub currently accepts, with their checksums. Asked once per version: main
+     * starts this request before it loads the cloud's SDK, and the launch gets the same answer.
+     */
+    downloads(version) {
+        let pending = this.downloadsByVersion.get(version);
+        if (!pending) {
+            pending = this.fetchDownloads(version);
+            this.downloadsByVersion.set(version, pending);
+        }
+        return pending;
+    }
+    async fetchDownloads(version) {
+        const data = await this.request('downloads');
+        const pick = (arch) => {
+            const d = data.find((x) => x.os === 'linux' && x.architecture === arch);
+            if (!d)
+                return undefined;
+            if (!d.sha256_checksum)
+                throw new src_errors/* ForgeError */.Q8(`GitHub listed the ${arch} runner without a sha256 checksum; refusing to run an unverified download.`);
+            return { url: d.download_url, sha256: d.sha256_checksum };
+        };
+        const X64 = pick('x64');
+        const ARM64 = pick('arm64');
+        const offered = /(\d+\.\d+\.\d+)/.exec(data.find((x) => x.os === 'linux')?.filename ?? '')?.[1] ?? 'unknown';
+        if (!X64 && !ARM64)
+            throw new src_errors/* ForgeError */.Q8('GitHub listed no Linux runner download.');
+        if (version !== 'latest' && version !== offered) {
+            throw new src_errors/* ForgeError */.Q8(`Input 'runner-version' asks for ${version}, but GitHub now offers ${offered} and refuses runners ` +
+                `older than 30 days. Use 'latest' or ${offered}.`);
+        }
+        return { X64, ARM64, version: offered };
+    }
+    /** The runner group id for a name or id. Repository runners only have the default group. */
+    async groupId(group) {
+        if (group === undefined)
+            return { id: 1, name: 'Default' };
+        const { scope } = this.spec;
+        if (scope.kind === 'repo') {
+            if (group === 1 || group === 'Default' || group === 'default')
+                return { id: 1, name: 'Default' };
+            throw new src_errors/* ForgeError */.Q8(`Input 'runner-group' is ${JSON.stringify(String(group))}, but runner groups belong to organisations; ` +
+                `a repository runner is always in the default group. Set 'repo' to the organisation URL to use a group.`);
+        }
+        const groups = await this.octokit.paginate(ROUTES.org.groups, { org: scope.org, per_page: PER_PAGE });
+        const found = groups.find((g) => g.id === group || g.name === group);
+        if (!found) {
+            const names = groups.map((g) => `${g.name} (${g.id})`).join(', ');
+            throw new src_errors/* ForgeError */.Q8(`Input 'runner-group' is ${JSON.stringify(String(group))}, which is not a runner group of ${scope.org}. ` +
+                `Groups: ${names}.`);
+        }
+        return { id: found.id, name: found.name };
+    }
+    /** A single-use, just-in-time configuration for one ephemeral runner. */
+    async jitConfig(name, labels, groupId) {
+        const mint = async () => {
+            const data = await this.request('jitConfig', { name, labels, runner_group_id: groupId, work_folder: '_work' });
+            return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };
+        };
+        try {
+            return await mint();
+        }
+        catch (err) {
+            // A retry that finds the name taken: the attempt whose answer was lost registered it. That
+            // registration is ours and its config never reached us, so it is replaced.
+            if (!(err instanceof src_errors/* ForgeError */.Q8 && err.status === 409 && err.attempts > 1))
+                throw err;
+            const stale = (await this.runners()).find((r) => r.name === name && r.status !== 'online' && !r.busy);
+            if (!stale)
+                throw err;
+            await this.deleteRunner(stale.id);
+            return mint();
+        }
+    }
+    /** A registration token: valid for one hour, it can only register runners. */
+    async registrationToken() {
+        return (await this.request('registrationToken')).token;
+    }
+    /** Every runner of the scope, page by page as GitHub's `Link` header leads. */
+    async runners() {
+        const { scope } = this.spec;
+        const all = scope.kind === 'repo'
+            ? await this.octokit.paginate(ROUTES.repo.runners, { owner: scope.owner, repo: scope.repo, per_page: PER_PAGE })
+            : await this.octokit.paginate(ROUTES.org.runners, { org: scope.org, per_page: PER_PAGE });
+        return all.map((r) => ({
+            id: r.id,
+            name: r.name,
+            status: r.status,
+            busy: r.busy,
+            labels: r.labels.map((l) => l.name),
+        }));
+    }
+    /**
+     * Deletes a registration; one that is already gone counts as deleted. A runner whose job has
+     * just ended can be refused as busy (422) for a few seconds: the retry layer tries it again.
+     */
+    async deleteRunner(id) {
+        try {
+            await this.request('deleteRunner', { runner_id: id });
+            return 'deleted';
+        }
+        catch (err) {
+            if (err instanceof src_errors/* ForgeError */.Q8 && err.status === 404)
+                return 'gone';
+            throw err;
+        }
+    }
+}
+/** Whether the retry layer tries a failed request again. */
+function retryKind(err, method) {
+    if (!(err instanceof src_errors/* ForgeError */.Q8))
+        return 'permanent';
+    if (method === 'DELETE' && err.status === 422)
+        return 'transient';
+    // Rate limits are waited out by the throttling plugin, inside this layer; not retried twice.
+    if (err.status === 429)
+        return 'permanent';
+    return err.kind;
+}
+/** `GET /repos/octo-org/ml/actions/runners`: the route with its parameters filled in, for messages. */
+function describeRoute(options) {
+    const path = options.url.replace(/\{(\w+)\}/g, (whole, key) => {
+        const value = options[key];
+        return typeof value === 'string' || typeof value === 'number' ? String(value) : whole;
+    });
+    return `${options.method} ${path.replace(/^https?:\/\/[^/]+(\/api\/v3)?/, '').replace(/\?.*$/, '')}`;
+}
+
+;// CONCATENATED MODULE: ./src/ledger.ts
+class Ledger {
+    data;
+    persist;
+    constructor(data, persist) {
+        this.data = data;
+        this.persist = persist;
+        this.persist(this.data);
+    }
+    static empty(cloud, region, forge) {
+        return { cloud, region, forge, registrations: [], machines: [], complete: false, keep: [] };
+    }
+    registration(name) {
+        const entry = { name };
+        this.data.registrations.push(entry);
+        this.persist(this.data);
+        return entry;
+    }
+    machine(runnerName, clientToken) {
+        const entry = { runnerName, clientToken };
+        this.data.machines.push(entry);
+        this.persist(this.data);
+        return entry;
+    }
+    /** Records what an answer told us about an entry. */
+    update(entry, fields) {
+        Object.assign(entry, fields);
+        this.persist(this.data);
+    }
+    /** The launch is over: these runners stay; everything else is for main or post to end. */
+    finish(keep) {
+        this.data.keep = [...keep];
+        this.data.complete = true;
+        this.persist(this.data);
+    }
+    /** Marks every entry outside `keep` as ended, once a cleanup succeeded. */
+    markEnded() {
+        const keep = new Set(this.data.keep);
+        for (const e of this.data.registrations)
+            if (!keep.has(e.name))
+                e.ended = true;
+        for (const e of this.data.machines)
+            if (!keep.has(e.runnerName))
+                e.ended = true;
+        this.persist(this.data);
+    }
+    get isEmpty() {
+        return this.data.registrations.length === 0 && this.data.machines.length === 0;
+    }
+}
+/** What is left to end: entries of runners not kept, not ended yet. */
+function pending(data) {
+    const keep = new Set(data.keep ?? []);
+    return {
+        registrations: data.registrations.filter((e) => !keep.has(e.name) && !e.ended),
+        machines: data.machines.filter((e) => !keep.has(e.runnerName) && !e.ended),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/lifecycle/common.ts
+/** How many runners are minted, machines requested or things ended at once (GitHub writes are paced by the forge). */
+const CONCURRENCY = 25;
+/** The label that ties a registration to its workflow run (`mode: cleanup` finds them by it). */
+const runLabel = (ctx) => `cml-run-${ctx.runId}`;
+/** What a cancelled launch says: it stops, and the post step ends what it recorded. */
+const CANCELLED = 'The launch was cancelled; post will end everything recorded so far.';
+/** Thrown where a launch notices its cancel signal. */
+function stopIfCancelled(signal) {
+    if (signal?.aborted)
+        throw new Error(CANCELLED);
+}
+
+;// CONCATENATED MODULE: ./src/lifecycle/end.ts
+
+
+
+
+/**
+ * Ends everything a ledger names, except the runners it keeps and what was ended already.
+ * Entries whose create answer never arrived are found by client token (machines) or by name
+ * (registrations, from one listing shared by all).
+ */
+async function endLedger(data, deps) {
+    const { cloud, forge, log } = deps;
+    const report = { machines: [], registrations: [] };
+    const errors = [];
+    const todo = pending(data);
+    const reason = 'named by the launch';
+    await Promise.all(todo.machines.map(async (entry) => {
+        try {
+            const ids = entry.id ? [entry.id] : await cloud.findByClientToken(entry.clientToken);
+            for (const id of ids) {
+                const result = await cloud.terminate(id);
+                report.machines.push({ id, runnerName: entry.runnerName, reason, result });
+                log.info(`machine ${id} (${entry.runnerName}): ${result}`);
+            }
+        }
+        catch (err) {
+            const which = entry.id ?? `client token ${entry.clientToken}`;
+            errors.push(`machine of ${entry.runnerName} (${which}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+        }
+    }));
+    let listing;
+    const idOf = async (name) => {
+        listing ??= forge.runners();
+        return (await listing).find((r) => r.name === name)?.id;
+    };
+    await Promise.all(todo.registrations.map(async (entry) => {
+        try {
+            const id = entry.id ?? (await idOf(entry.name));
+            if (id === undefined) {
+                report.registrations.push({ name: entry.name, reason, result: 'gone' });
+                return;
+            }
+            const result = await forge.deleteRunner(id);
+            report.registrations.push({ name: entry.name, id, reason, result });
+            log.info(`registration ${entry.name} (${id}): ${result}`);
+        }
+        catch (err) {
+            errors.push(`registration ${entry.name}: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+        }
+    }));
+    if (errors.length > 0) {
+        throw new Error(`Cleanup could not end everything; run mode: cleanup again or end these by hand:\n- ${errors.join('\n- ')}`);
+    }
+    return report;
+}
+/**
+ * `mode: cleanup`: ends everything this workflow run launched, whatever became of its launch
+ * jobs: every machine tagged with this repository and run, then every registration that carries
+ * the run's label or is named by one of those machines.
+ */
+async function endRun(ctx, deps) {
+    const label = runLabel(ctx).toLowerCase();
+    const reason = `launched by run ${ctx.runId}`;
+    const machines = await deps.cloud.list({ repo: ctx.repository, runId: ctx.runId });
+    const names = new Set(machines.map((m) => m.runnerName));
+    const targets = machines.filter((m) => m.state !== 'gone').map((machine) => ({ machine, reason }));
+    const ended = await endMachines(targets, deps);
+    const runners = await deps.forge.runners();
+    const registrations = runners
+        .filter((r) => r.labels.some((l) => l.toLowerCase() === label) || names.has(r.name))
+        .map((runner) => ({ runner, reason }));
+    return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
+}
+/**
+ * `mode: sweep`: for a scheduled workflow. Ends every machine this action made for the
+ * repository that is past its expires-at tag, or older than `graceSeconds` with a runner that is
+ * offline or no longer registered; then deletes offline registrations that are ours (the run
+ * label, the default `cml-` name prefix, or named by one of our machines) unless a live machine
+ * still belongs to them.
+ */
+async function sweep(ctx, graceSeconds, deps) {
+    const now = (deps.clock ?? retry/* realClock */.dQ).now();
+    const [machines, runners] = await Promise.all([deps.cloud.list({ repo: ctx.repository }), deps.forge.runners()]);
+    const byName = new Map(runners.map((r) => [r.name, r]));
+    const targets = [];
+    const protectedNames = new Set();
+    for (const m of machines) {
+        if (m.state === 'gone')
+            continue;
+        const reason = staleBecause(m, byName.get(m.runnerName), now, graceSeconds);
+        if (reason)
+            targets.push({ machine: m, reason });
+        else
+            protectedNames.add(m.runnerName);
+    }
+    const ended = await endMachines(targets, deps);
+    const ours = new Set(machines.map((m) => m.runnerName));
+    const registrations = runners
+        .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
+        .filter((r) => r.name.startsWith('cml-') || ours.has(r.name) || r.labels.some((l) => /^cml-run-/i.test(l)))
+        .map((runner) => ({ runner, reason: 'offline' }));
+    return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
+}
+/** Why sweep ends a machine, or undefined when it is still in use or within its grace period. */
+function staleBecause(m, runner, now, graceSeconds) {
+    const old = m.createdAt === undefined || now - m.createdAt > graceSeconds * 1000;
+    if (m.expiresAt !== undefined && now > m.expiresAt)
+        return `past its expires-at (${new Date(m.expiresAt).toISOString()})`;
+    if (old && !runner)
+        return `its runner ${m.runnerName} is no longer registered`;
+    if (old && runner.status !== 'online') {
+        return `its runner ${m.runnerName} has been offline past the grace period (${graceSeconds}s)`;
+    }
+    return undefined;
+}
+async function endMachines(targets, deps) {
+    const report = [];
+    const errors = [];
+    await (0,retry/* mapLimited */.bB)(targets, CONCURRENCY, async ({ machine, reason }) => {
+        try {
+            const result = await deps.cloud.terminate(machine.id);
+            report.push({ id: machine.id, runnerName: machine.runnerName, reason, result });
+            deps.log.info(`machine ${machine.id} (${machine.runnerName}): ${result}; ${reason}`);
+        }
+        catch (err) {
+            errors.push(`machine ${machine.id} (${machine.runnerName}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+        }
+    });
+    return { report, errors };
+}
+async function endRegistrations(targets, deps, earlier) {
+    const report = [];
+    const errors = [...earlier];
+    await (0,retry/* mapLimited */.bB)(targets, CONCURRENCY, async ({ runner, reason }) => {
+        try {
+            const result = await deps.forge.deleteRunner(runner.id);
+            report.push({ name: runner.name, id: runner.id, reason, result });
+            deps.log.info(`registration ${runner.name} (${runner.id}): ${result}; ${reason}`);
+        }
+        catch (err) {
+            errors.push(`registration ${runner.name} (${runner.id}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+        }
+    });
+    if (errors.length > 0) {
+        throw new Error(`Could not end everything; run again or end these by hand:\n- ${errors.join('\n- ')}`);
+    }
+    return report;
+}
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(77598);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+;// CONCATENATED MODULE: ./src/bootstrap/render.ts
+
+const TEMPLATE = (0,external_node_fs_.readFileSync)(__nccwpck_require__.ab + "startup.sh", 'utf8');
+function renderStartupScript(s) {
+    const settings = {
+        RUNNER_NAME: s.runnerName,
+        RUNNER_LABELS: s.labels.join(','),
+        RUNNER_URL: s.url,
+        RUNNER_GROUP: s.group,
+        RUNNER_JITCONFIG: s.credential && 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
+        RUNNER_TOKEN: s.credential && 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
+        CONTAINER: s.container ? '1' : undefined,
+        IDLE_TIMEOUT: String(s.idleTimeoutSeconds),
+        MAX_LIFETIME: String(s.maxLifetimeSeconds),
+        DOWNLOAD_X64_URL: s.downloads.X64?.url,
+        DOWNLOAD_X64_SHA256: s.downloads.X64?.sha256,
+        DOWNLOAD_ARM64_URL: s.downloads.ARM64?.url,
+        DOWNLOAD_ARM64_SHA256: s.downloads.ARM64?.sha256,
+        USER_SCRIPT: s.userScript,
+        RUNNER_VERSION: s.downloads.version,
+        RUNNER_CACHE: s.runnerCache,
+        SPOT_NOTICE: s.spotNotice,
+        SELF_DELETE: s.selfDelete?.cloud,
+        COMPUTE_API_URL: s.selfDelete?.apiUrl,
+    };
+    // One base64 block of NUL-separated keys and values: the script decodes it with one process.
+    const pairs = Object.entries(settings).filter((e) => e[1] !== undefined && e[1] !== '');
+    const block = Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(''), 'utf8').toString('base64');
+    const lines = block.match(/.{1,76}/g) ?? [];
+    return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
+}
+
+// EXTERNAL MODULE: ./src/clouds/tags.ts
+var tags = __nccwpck_require__(1061);
+;// CONCATENATED MODULE: ./src/lifecycle/placements.ts
+/**
+ * Where to try, in order: spot first when asked (every type, in every place), then on-demand
+ * when on-demand-fallback allows; within a market, types in the order given, and for each type
+ * the places (subnets, zones) in the order given.
+ */
+function placementsFor(spec, cloud) {
+    const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
+    return markets.flatMap((spot) => spec.machine.types.flatMap((type) => cloud.places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
+}
+const describePlacement = (p) => `${p.type}${p.where ? ` in ${p.where}` : ''} ${p.spot ? 'spot' : 'on-demand'}`;
+/**
+ * The placements of one launch, shared by all its runners: what is still worth trying and what
+ * was refused. A placement one runner found without capacity is skipped by every other runner,
+ * and once the spot market refused (a price, a market closed), no runner asks it again.
+ */
+class Placements {
+    order;
+    full = new Set();
+    spotRefused = false;
+    fallbackAnnounced = false;
+    constructor(order) {
+        this.order = order;
+    }
+    /** Placements still worth trying for a runner: not tried by it, not refused to any runner. */
+    untried(attempts) {
+        const mine = new Set(attempts.map(describePlacement));
+        return this.order.filter((p) => this.worthTrying(p) && !mine.has(describePlacement(p)));
+    }
+    /** False once any runner was refused here (checked again just before each try). */
+    worthTrying(p) {
+        return !this.full.has(describePlacement(p)) && !(p.spot && this.spotRefused);
+    }
+    /** A refusal: `market` closes spot for every runner, anything else closes this one placement. */
+    refuse(p, kind) {
+        if (kind === 'market')
+            this.spotRefused = true;
+        else
+            this.full.add(describePlacement(p));
+    }
+    /** True the first time a runner falls back from spot to on-demand, so it is said once per launch. */
+    firstFallback() {
+        if (this.fallbackAnnounced)
+            return false;
+        this.fallbackAnnounced = true;
+        return true;
+    }
+    toString() {
+        return this.order.map(describePlacement).join(' → ');
+    }
+}
+
+;// CONCATENATED MODULE: ./src/log.ts
+/** Replaces every known secret in a text; for logs we fetch from machines. */
+function maskSecrets(text, secrets) {
+    let out = text;
+    for (const s of secrets) {
+        if (s.length >= 4)
+            out = out.split(s).join('***');
+    }
+    return out;
+}
+const silentLog = {
+    debug: () => undefined,
+    info: () => undefined,
+    warning: () => undefined,
+    secret: () => undefined,
+    group: (_name, fn) => fn(),
+};
+
+;// CONCATENATED MODULE: ./src/lifecycle/wait.ts
+
+
+
+/** Polling for online runners: fast at first, backing off; one forge and one cloud call per round. */
+const POLL_FIRST_MS = 500;
+const POLL_MAX_MS = 3000;
+const CONSOLE_TAIL_LINES = 40;
+/**
+ * Polls GitHub once per round for all runners (one list call, not one per runner), from 0.5 s
+ * backing off to 3 s, and back to 0.5 s whenever a machine changes state or a runner comes
+ * online. Machines are checked in the same round, so a machine that ended early fails at once
+ * instead of at the timeout. Without allow-partial the first failure ends the wait; with it,
+ * the others are still waited for. GitHub's Retry-After is honoured by the forge's throttling.
+ */
+async function waitOnline(names, spec, w) {
+    const deadline = w.started + spec.runner.startupTimeoutSeconds * 1000;
+    const online = new Map();
+    const failures = new Map();
+    let interval = POLL_FIRST_MS;
+    let lastReport = 0;
+    let previous = new Map();
+    for (;;) {
+        stopIfCancelled(w.signal);
+        const pending = names.filter((n) => !online.has(n) && !failures.has(n));
+        if (pending.length === 0)
+            return { online, failures };
+        const [runners, machineStates] = await Promise.all([
+            w.forge.runners(),
+            w.cloud.states(pending.map((n) => w.machines.get(n).id)),
+        ]);
+        const states = pending.map((n) => [n, machineStates.get(w.machines.get(n).id)]);
+        for (const name of pending) {
+            const runner = runners.find((r) => r.name === name);
+            // A token-registered runner's id is known only once it has registered.
+            const entry = w.ledger.data.registrations.find((r) => r.name === name);
+            if (runner && entry && entry.id === undefined)
+                w.ledger.update(entry, { id: runner.id });
+            if (runner?.status === 'online') {
+                const seconds = Math.round((w.clock.now() - w.started) / 100) / 10;
+                online.set(name, seconds);
+                w.log.info(`${name}: online after ${seconds}s`);
+            }
+        }
+        let ended = states.filter(([n, s]) => !online.has(n) && s.state !== 'starting' && s.state !== 'running');
+        for (const [name, status] of ended.filter(([, st]) => st.fallback === 'capacity')) {
+            if (await w.replace(name, status)) {
+                ended = ended.filter(([n]) => n !== name);
+                interval = POLL_FIRST_MS;
+            }
+        }
+        if (ended.length > 0) {
+            const what = ended.every(([, s]) => s.state === 'failed')
+                ? 'could not start'
+                : 'ended before its runner came online';
+            for (const [name, message] of await describeFailures(ended, what, w))
+                failures.set(name, message);
+            if (!spec.runner.allowPartial)
+                return { online, failures };
+        }
+        const left = states.filter(([n]) => !online.has(n) && !failures.has(n));
+        if (left.length === 0)
+            return { online, failures };
+        // A machine that changed state (booted, started its container), or a runner that just came
+        // online, means others may follow soon: polling speeds up again, then backs off.
+        const current = new Map(states.map(([n, st]) => [n, st.state]));
+        const cameOnline = pending.some((n) => online.has(n));
+        if (cameOnline || [...current].some(([n, st]) => previous.has(n) && previous.get(n) !== st))
+            interval = POLL_FIRST_MS;
+        previous = current;
+        const now = w.clock.now();
+        if (now >= deadline) {
+            const late = await describeFailures(left, `did not come online within startup-timeout (${spec.runner.startupTimeoutSeconds}s)`, w);
+            for (const [name, message] of late)
+                failures.set(name, message);
+            return { online, failures };
+        }
+        if (now - lastReport >= 10_000 || lastReport === 0) {
+            lastReport = now;
+            const detail = left
+                .map(([n, s]) => `${n}: machine ${s.state}${s.detail ? ` (${s.detail})` : ''}, ` +
+                `runner ${runners.find((r) => r.name === n)?.status ?? 'not registered yet'}`)
+                .join('; ');
+            w.log.info(`waiting ${Math.round((now - w.started) / 1000)}s: ${detail}`);
+        }
+        await w.clock.sleep(Math.min(interval, Math.max(0, deadline - now)), w.signal).catch(() => {
+            throw new Error(CANCELLED);
+        });
+        interval = Math.min(interval * 1.5, POLL_MAX_MS);
+    }
+}
+/** Why each runner failed, with the tail of its machine's console, secrets masked. */
+async function describeFailures(failed, what, w) {
+    const parts = await Promise.all(failed.map(async ([name, status]) => {
+        const machine = w.machines.get(name);
+        let tail;
+        try {
+            const text = await w.cloud.consoleLog(machine.id);
+            tail = text.trim()
+                ? text.trimEnd().split('\n').slice(-CONSOLE_TAIL_LINES).join('\n')
+                : '(the console is empty: the machine may not have booted yet)';
+        }
+        catch (err) {
+            tail = `(the console could not be read: ${(0,src_errors/* errorMessage */.gJ)(err)})`;
+        }
+        const detail = status.detail ? `: ${status.detail}` : '';
+        return [
+            name,
+            maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. ` +
+                `Last lines of its console:\n${tail}`, w.secrets),
+        ];
+    }));
+    return new Map(parts);
+}
+
+;// CONCATENATED MODULE: ./src/lifecycle/launch.ts
+
+
+
+
+
+
+
+
+
+
+async function launch(spec, ctx, deps) {
+    const run = new Launch(spec, ctx, deps);
+    const reused = await run.reuse();
+    if (reused)
+        return reused;
+    // Everything independent starts at once: the runner download and the cloud's preparation run
+    // while each runner's credential is minted, so the first machine is requested one round trip
+    // after the slowest of them.
+    const ready = await run.create(run.prepare());
+    const waited = await run.waitOnline(ready);
+    return run.keep(waited);
+}
+class Launch {
+    spec;
+    ctx;
+    deps;
+    clock;
+    started;
+    ledger;
+    secrets;
+    label;
+    runners = new Map();
+    failures = new Map();
+    announced = false;
+    constructor(spec, ctx, deps) {
+        this.spec = spec;
+        this.ctx = ctx;
+        this.deps = deps;
+        this.clock = deps.clock ?? retry/* realClock */.dQ;
+        this.started = this.clock.now();
+        const forge = { scope: spec.forge.scope, apiUrl: spec.forge.apiUrl };
+        this.ledger = new Ledger(Ledger.empty(spec.cloud.name, deps.cloud.region, forge), deps.persist);
+        this.secrets = new Set([spec.forge.token]);
+        this.label = runLabel(ctx);
+    }
+    result(fields) {
+        const { labels } = this.spec.runner;
+        return { ...fields, labels, runLabel: this.label, region: this.deps.cloud.region, ledger: this.ledger.data };
+    }
+    /** `reuse`/`reuse-idle`: online runners with every label, when there are any; nothing is launched. */
+    async reuse() {
+        const { runner } = this.spec;
+        if (!runner.reuse)
+            return undefined;
+        const wanted = runner.labels.map((l) => l.toLowerCase());
+        const found = (await this.deps.forge.runners()).filter((r) => {
+            if (r.status !== 'online' || (runner.reuse === 'idle' && r.busy))
+                return false;
+            const has = new Set(r.labels.map((l) => l.toLowerCase()));
+            return wanted.every((l) => has.has(l));
+        });
+        const labels = runner.labels.join(', ');
+        if (found.length === 0) {
+            this.deps.log.info(`no ${runner.reuse === 'idle' ? 'idle ' : ''}online runner has labels ${labels}; launching`);
+            return undefined;
+        }
+        const which = found.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ');
+        this.deps.log.info(`reusing ${which}: online with labels ${labels}; nothing is launched`);
+        this.ledger.finish([]);
+        return this.result({ runners: [], reused: found, failed: [] });
+    }
+    /** Starts the runner download and the cloud's preparation; where machines may go is known after. */
+    prepare() {
+        const preparing = Promise.all([
+            this.deps.forge.downloads(this.spec.runner.version),
+            this.deps.cloud.prepare(this.spec.machine),
+        ]).then(([downloads, cloud]) => ({
+            downloads,
+            cloud,
+            placements: new Placements(placementsFor(this.spec, cloud)),
+        }));
+        preparing.catch(() => undefined); // awaited by create; this only keeps an early failure observed
+        return preparing;
+    }
+    /**
+     * Mints every runner's credential and creates its machine. Without allow-partial one failure
+     * fails the launch, and so does a failure before any machine; what was created is ended at once.
+     */
+    async create(preparing) {
+        const { spec } = this;
+        try {
+            return await this.deps.log.group(`Launching ${spec.runner.names.length} runner(s)`, async () => {
+                const [group, registrationToken] = await Promise.all([
+                    this.deps.forge.groupId(spec.runner.group),
+                    spec.runner.single ? undefined : this.deps.forge.registrationToken(),
+                ]);
+                if (registrationToken)
+                    this.addSecret(registrationToken);
+                this.stopIfCancelled();
+                const results = await (0,retry/* mapLimited */.bB)(spec.runner.names, CONCURRENCY, async (name) => {
+                    this.stopIfCancelled();
+                    const credential = await this.credential(name, group.id, registrationToken);
+                    const ready = await preparing;
+                    this.runners.set(name, { ...this.render(name, credential, group, ready), tried: [] });
+                    await this.place(name, ready);
+                });
+                this.stopIfCancelled();
+                results.forEach((r, i) => {
+                    if (r.status === 'rejected') {
+                        const name = spec.runner.names[i];
+                        this.failures.set(name, `Runner ${name} could not be created: ${(0,src_errors/* errorMessage */.gJ)(r.reason)}`);
+                    }
+                });
+                const ready = await preparing;
+                for (const warning of ready.cloud.warnings ?? [])
+                    this.deps.log.warning(warning);
+                const failed = results.find((r) => r.status === 'rejected');
+                if (failed && (!spec.runner.allowPartial || this.created().length === 0))
+                    throw failed.reason;
+                return ready;
+            });
+        }
+        catch (err) {
+            if (this.deps.signal?.aborted)
+                throw new Error(CANCELLED);
+            await this.endAllBut([]);
+            throw err;
+        }
+    }
+    /** A just-in-time config (`single`), or the launch's one registration token. Recorded before it is asked. */
+    async credential(name, groupId, registrationToken) {
+        const registration = this.ledger.registration(name);
+        if (!this.spec.runner.single)
+            return { registrationToken: registrationToken };
+        const labels = [...this.spec.runner.labels, this.label];
+        const jit = await this.deps.forge.jitConfig(name, labels, groupId);
+        this.addSecret(jit.jitConfig);
+        this.ledger.update(registration, { id: jit.runnerId });
+        return { jitConfig: jit.jitConfig };
+    }
+    render(name, credential, group, ready) {
+        const { spec, deps } = this;
+        if (!this.announced) {
+            this.announced = true;
+            deps.log.info(`runner ${ready.downloads.version} in ${deps.cloud.region}; placements in order: ${ready.placements}`);
+        }
+        const script = renderStartupScript({
+            runnerName: name,
+            labels: [...spec.runner.labels, this.label],
+            url: spec.forge.url,
+            // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
+            credential: deps.cloud.kind === 'vm' ? credential : undefined,
+            container: deps.cloud.kind === 'container',
+            group: group.id === 1 ? undefined : group.name,
+            idleTimeoutSeconds: spec.runner.idleTimeoutSeconds,
+            maxLifetimeSeconds: spec.runner.maxLifetimeSeconds,
+            downloads: ready.downloads,
+            userScript: spec.machine.startupScript,
+            runnerCache: spec.runner.cache,
+            ...ready.cloud.scriptSettings,
+        });
+        return { script, credential, version: ready.downloads.version };
+    }
+    /**
+     * Creates the runner's machine at the first placement that neither this runner nor another
+     * was refused. Each try is recorded before it is sent.
+     */
+    async place(name, ready) {
+        const runner = this.runners.get(name);
+        let lastRefusal;
+        for (const placement of ready.placements.untried(runner.tried)) {
+            // A refusal to another runner meanwhile skips this placement too.
+            if (!ready.placements.worthTrying(placement))
+                continue;
+            if (!placement.spot && this.spec.machine.spot && ready.placements.firstFallback()) {
+                const why = runner.tried.map((a) => `${describePlacement(a)}: ${a.outcome}`).join('; ') || 'refused earlier';
+                this.deps.log.warning(`spot is not available (${why}); falling back to on-demand, as on-demand-fallback allows`);
+            }
+            this.stopIfCancelled();
+            const clientToken = (0,external_node_crypto_.randomUUID)();
+            const entry = this.ledger.machine(name, clientToken);
+            try {
+                const machine = await ready.cloud.launch({
+                    runnerName: name,
+                    attempt: runner.tried.length + 1,
+                    startupScript: runner.script,
+                    clientToken,
+                    credential: runner.credential,
+                    runnerVersion: runner.version,
+                    maxLifetimeSeconds: this.spec.runner.maxLifetimeSeconds,
+                    tags: this.tags(name),
+                }, placement);
+                this.ledger.update(entry, { id: machine.id, type: machine.type, spot: machine.spot });
+                runner.machine = machine;
+                runner.tried.push({ ...placement, outcome: 'obtained' });
+                const market = machine.spot ? 'spot' : 'on-demand';
+                this.deps.log.info(`${name}: machine ${machine.id} (${machine.type}, ${market}${machine.zone ? `, ${machine.zone}` : ''}) ` +
+                    'is starting');
+                return machine;
+            }
+            catch (err) {
+                if (!(err instanceof src_errors/* CloudError */.K2) || !(0,src_errors/* isFallback */.RX)(err.kind))
+                    throw err;
+                lastRefusal = err;
+                // The cloud refused outright: nothing was created, and this placement is skipped from now on.
+                this.ledger.update(entry, { refused: err.code });
+                runner.tried.push({ ...placement, outcome: err.code });
+                ready.placements.refuse(placement, err.kind);
+                this.deps.log.warning(`${name}: ${describePlacement(placement)}: ${err.code}; trying the next placement`);
+            }
+        }
+        throw this.noPlacement(name, runner.tried, lastRefusal);
+    }
+    /** One place tried: its own error says it best. Several: the order tried, then what to do. */
+    noPlacement(name, tried, last) {
+        if (tried.length === 1 && last)
+            return last;
+        const order = tried.map((a) => `${describePlacement(a)} (${a.outcome})`).join(', ') || 'nothing';
+        const answer = last ? `. The last answer: ${last.message.split('\n')[0]}` : '';
+        const { spot, onDemandFallback } = this.spec.machine;
+        const fallback = spot && !onDemandFallback ? ' on-demand-fallback: true would try on-demand too.' : '';
+        const title = this.deps.cloud.title;
+        const message = `no placement had capacity for ${name}; tried ${order}${answer}`;
+        return new src_errors/* CloudError */.K2(title, 'NoCapacity', message, `${last?.advice ?? ''}${fallback}`, 'capacity');
+    }
+    /**
+     * A machine the cloud accepted but cannot start for lack of room (a pod no node can fit): it
+     * is ended, its placement marked, and the runner tried at the next one. Undefined when no
+     * placement is left; the machine then stays, so the failure can show its events and log.
+     */
+    async replace(name, status, ready) {
+        const runner = this.runners.get(name);
+        const old = runner.machine;
+        const last = runner.tried[runner.tried.length - 1];
+        if (ready.placements.untried(runner.tried).length === 0)
+            return undefined;
+        last.outcome = status.detail?.split(':')[0] ?? 'no capacity';
+        ready.placements.refuse(last, 'capacity');
+        await this.deps.cloud.terminate(old.id);
+        const entry = this.ledger.data.machines.find((m) => m.id === old.id);
+        if (entry)
+            this.ledger.update(entry, { ended: true });
+        const detail = status.detail ?? 'no capacity';
+        this.deps.log.warning(`${name}: ${describePlacement(last)}: ${detail}; trying the next placement`);
+        return this.place(name, ready).catch(() => undefined);
+    }
+    waitOnline(ready) {
+        const machines = new Map(this.created().map((n) => [n, this.runners.get(n).machine]));
+        return this.deps.log.group('Waiting for runners to come online', () => waitOnline(this.created(), this.spec, {
+            ...this.deps,
+            clock: this.clock,
+            machines,
+            ledger: this.ledger,
+            secrets: this.secrets,
+            started: this.started,
+            replace: async (name, status) => {
+                const machine = await this.replace(name, status, ready);
+                if (machine)
+                    machines.set(name, machine);
+                return machine;
+            },
+        }));
+    }
+    /**
+     * The runners that came online stay; the launch fails, and ends everything, unless every
+     * runner did, or allow-partial keeps those that did (the others are ended now).
+     */
+    async keep(waited) {
+        // A cancel that came while the last runners came online still cancels: post ends them all.
+        this.stopIfCancelled();
+        const { runner } = this.spec;
+        for (const [name, reason] of waited.failures)
+            this.failures.set(name, reason);
+        const kept = this.created().filter((n) => waited.online.has(n));
+        const count = runner.names.length;
+        if (this.failures.size > 0) {
+            const why = [...this.failures.values()].join('\n\n');
+            if (!runner.allowPartial || kept.length === 0) {
+                await this.endAllBut([]);
+                const because = runner.allowPartial ? 'none came up' : 'all or nothing; allow-partial: true keeps the others';
+                const what = `${this.failures.size} of ${count} runners did not come up, ` +
+                    `so every runner of this launch was ended (${because})`;
+                throw new src_errors/* StartupTimeoutError */.vz(count === 1 ? why : `${what}.\n\n${why}`);
+            }
+            const left = `${this.failures.size} of ${count} runners did not come up; ` +
+                `allow-partial keeps the ${kept.length} that did.`;
+            this.deps.log.warning(`${left}\n${why}`);
+            await this.endAllBut(kept);
+        }
+        else {
+            this.ledger.finish(kept);
+        }
+        const ids = new Map(this.ledger.data.registrations.map((r) => [r.name, r.id]));
+        const runners = kept.map((name) => {
+            const { machine, tried } = this.runners.get(name);
+            return { name, id: ids.get(name), machine: machine, secondsToOnline: waited.online.get(name), tried };
+        });
+        const failed = [...this.failures].map(([name, reason]) => ({ name, reason }));
+        return this.result({ runners, reused: [], failed });
+    }
+    /**
+     * Ends everything of the launch except the runners in `keep`, right away rather than in post:
+     * a GPU that will not be used stops billing now. `keep` is written first, so if this is cut
+     * short, post ends the same set; an ending that fails is left to post.
+     */
+    async endAllBut(keep) {
+        this.ledger.finish(keep);
+        const todo = pending(this.ledger.data);
+        if (todo.machines.length === 0 && todo.registrations.length === 0)
+            return;
+        try {
+            await endLedger(this.ledger.data, this.deps);
+            this.ledger.markEnded();
+        }
+        catch (err) {
+            this.deps.log.warning(`Post will retry the cleanup: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+        }
+    }
+    /** Runners with a machine, in the order asked. */
+    created() {
+        return this.spec.runner.names.filter((n) => this.runners.get(n)?.machine !== undefined);
+    }
+    tags(name) {
+        const expiresAt = this.clock.now() + this.spec.runner.maxLifetimeSeconds * 1000;
+        return {
+            ...this.spec.machine.tags,
+            Name: name,
+            [tags/* TAG */.D.managed]: 'true',
+            [tags/* TAG */.D.repo]: this.ctx.repository,
+            [tags/* TAG */.D.runId]: this.ctx.runId,
+            [tags/* TAG */.D.runner]: name,
+            [tags/* TAG */.D.expiresAt]: new Date(expiresAt).toISOString(),
+        };
+    }
+    addSecret(value) {
+        this.secrets.add(value);
+        this.deps.log.secret(value);
+    }
+    stopIfCancelled() {
+        stopIfCancelled(this.deps.signal);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/lifecycle/index.ts
+/**
+ * A runner's life: `launch` brings runners online (launch.ts, with placements.ts and wait.ts);
+ * `endLedger`, `endRun` and `sweep` end them (end.ts).
+ */
+
+
+
+
+
+;// CONCATENATED MODULE: ./src/action/core-log.ts
+
+/** The core's log, written to the Actions log with masking and groups. */
+const actionsLog = {
+    debug: (m) => core/* debug */.Yz(m),
+    info: (m) => core/* info */.pq(m),
+    warning: (m) => core/* warning */.$e(m),
+    secret: (v) => core/* setSecret */.Pq(v),
+    group: (name, fn) => core/* group */.Os(name, fn),
+};
+
 ;// CONCATENATED MODULE: ./src/action/context.ts
 
 /**
@@ -41907,7 +42182,7 @@ async function runMain() {
         core/* setSecret */.Pq(spec.forge.token);
         for (const secret of descriptorOf(spec.cloud.name).secrets?.(spec.cloud.options) ?? [])
             core/* setSecret */.Pq(secret);
-        const forge = new GitHubForge(spec.forge, actionsLog);
+        const forge = new GitHubForge(spec.forge, actionsLog, { clock: retry/* realClock */.dQ, signal: cancel.signal });
         if (spec.mode === 'launch') {
             // The first request goes out now; loading the cloud's SDK overlaps its round trip.
             forge.downloads(spec.runner.version).catch(() => undefined);
@@ -41927,7 +42202,7 @@ async function runMain() {
             return;
         }
         const report = spec.mode === 'cleanup'
-            ? await core/* group */.Os(`Ending everything run ${ctx.runId} launched`, () => cleanupRun(ctx, { cloud, forge, log: actionsLog }))
+            ? await core/* group */.Os(`Ending everything run ${ctx.runId} launched`, () => endRun(ctx, { cloud, forge, log: actionsLog }))
             : await core/* group */.Os(`Sweeping what ${ctx.repository} left behind`, () => sweep(ctx, spec.runner.startupTimeoutSeconds, { cloud, forge, log: actionsLog }));
         core/* setOutput */.uH('runner-names', report.registrations.map((r) => r.name).join(','));
         core/* setOutput */.uH('instance-ids', report.machines.map((m) => m.id).join(','));
@@ -41962,7 +42237,8 @@ async function writeSummary(spec, result) {
     if (result.reused.length > 0) {
         await core/* summary */.z
             .addHeading('Runners reused', 3)
-            .addRaw(`Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`)
+            .addRaw(`Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ` +
+            `${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`)
             .write();
         return;
     }
@@ -41991,9 +42267,14 @@ async function writeSummary(spec, result) {
             tried(r),
         ]),
     ]);
-    summary.addRaw(`Labels: ${result.labels.join(', ')} (and ${result.runLabel}, which only this workflow run's runners carry). ${spec.runner.single ? 'Each runner takes one job and then its machine ends.' : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`}`, true);
+    const ending = spec.runner.single
+        ? 'Each runner takes one job and then its machine ends.'
+        : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`;
+    summary.addRaw(`Labels: ${result.labels.join(', ')} (and ${result.runLabel}, which only this workflow run's runners carry). ` +
+        ending, true);
     if (result.failed.length > 0) {
-        summary.addRaw(`${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ${result.failed.map((f) => f.name).join(', ')}.`, true);
+        summary.addRaw(`${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ` +
+            `${result.failed.map((f) => f.name).join(', ')}.`, true);
     }
     await summary.write();
 }
@@ -42045,7 +42326,8 @@ async function runPost() {
         const todo = pending(ledger);
         if (todo.machines.length === 0 && todo.registrations.length === 0) {
             core/* info */.pq(ledger.keep.length > 0
-                ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; main already ended the rest, if any.`
+                ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; ` +
+                    'main already ended the rest, if any.'
                 : 'Main already ended everything the launch created.');
             return;
         }
@@ -42062,7 +42344,7 @@ async function runPost() {
             const spec = { name: ledger.cloud, options };
             const cloud = await loadCloud(spec, ledger.region, { env, log: actionsLog, clock: retry/* realClock */.dQ });
             const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
-            const report = await cleanup(ledger, { cloud, forge, log: actionsLog });
+            const report = await endLedger(ledger, { cloud, forge, log: actionsLog });
             core/* info */.pq(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
         });
     }

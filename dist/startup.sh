@@ -47,10 +47,12 @@ delete_own_instance() {
   local token_json token project zone name status
   command -v curl >/dev/null 2>&1 || { log "no curl: cannot delete this instance"; return 1; }
   token_json="$(curl -sf --max-time 5 -H 'Metadata-Flavor: Google' "$md/instance/service-accounts/default/token")" || {
-    log "no service account token from the metadata server (the instance has no service account): cannot delete this instance"
+    log "no service account token from the metadata server (the instance has no service account):" \
+      "cannot delete this instance"
     return 1
   }
-  [[ "$token_json" =~ \"access_token\":\ *\"([^\"]+)\" ]] || { log "the metadata server gave no access token"; return 1; }
+  [[ "$token_json" =~ \"access_token\":\ *\"([^\"]+)\" ]] ||
+    { log "the metadata server gave no access token"; return 1; }
   token="${BASH_REMATCH[1]}"
   project="$(curl -sf --max-time 5 -H 'Metadata-Flavor: Google' "$md/project/project-id")" || return 1
   zone="$(curl -sf --max-time 5 -H 'Metadata-Flavor: Google' "$md/instance/zone")" || return 1
@@ -64,8 +66,10 @@ delete_own_instance() {
     log "Compute Engine accepted the deletion"
     return 0
   fi
-  log "Compute Engine refused to delete this instance (HTTP $status): $(head -c 400 "$runner_home/delete-instance.json" 2>/dev/null | tr '\n' ' ')"
-  log "grant the instance's service account compute.instances.delete (see the README), or let the cleanup job or sweep delete it"
+  log "Compute Engine refused to delete this instance (HTTP $status):" \
+    "$(head -c 400 "$runner_home/delete-instance.json" 2>/dev/null | tr '\n' ' ')"
+  log "grant the instance's service account compute.instances.delete (see the README)," \
+    "or let the cleanup job or sweep delete it"
   return 1
 }
 
@@ -81,9 +85,11 @@ delete_own_group() {
     log "no managed identity token from the instance metadata service: cannot delete this machine's resource group"
     return 1
   }
-  [[ "$token_json" =~ \"access_token\":\ *\"([^\"]+)\" ]] || { log "the instance metadata service gave no access token"; return 1; }
+  [[ "$token_json" =~ \"access_token\":\ *\"([^\"]+)\" ]] ||
+    { log "the instance metadata service gave no access token"; return 1; }
   token="${BASH_REMATCH[1]}"
-  compute="$(curl -sf --max-time 5 -H 'Metadata: true' "$imds/metadata/instance/compute?api-version=2021-02-01")" || return 1
+  compute="$(curl -sf --max-time 5 -H 'Metadata: true' \
+    "$imds/metadata/instance/compute?api-version=2021-02-01")" || return 1
   [[ "$compute" =~ \"subscriptionId\":\ *\"([^\"]+)\" ]] && sub="${BASH_REMATCH[1]}" || return 1
   [[ "$compute" =~ \"resourceGroupName\":\ *\"([^\"]+)\" ]] && group="${BASH_REMATCH[1]}" || return 1
   log "asking Azure to delete this machine's resource group $group"
@@ -96,7 +102,8 @@ delete_own_group() {
       log "Azure accepted the deletion"
       return 0
     fi
-    log "Azure refused to delete this machine's resource group (HTTP $status, try $attempt): $(head -c 400 "$runner_home/delete-group.json" 2>/dev/null | tr '\n' ' ')"
+    log "Azure refused to delete this machine's resource group (HTTP $status, try $attempt):" \
+      "$(head -c 400 "$runner_home/delete-group.json" 2>/dev/null | tr '\n' ' ')"
     [[ "$status" == 401 || "$status" == 403 || "$status" == 429 || "$status" == 000 || "$status" == 5* ]] || break
     [[ $attempt -lt 11 ]] && sleep 30
   done
@@ -237,7 +244,8 @@ if [[ -n "$fetch_pid" ]]; then
     elif sudo -n true 2>/dev/null; then
       sudo -n "$runner_dir/bin/installdependencies.sh"
     else
-      log "not root and no sudo: skipping bin/installdependencies.sh, so the image must already have the runner's libraries"
+      log "not root and no sudo: skipping bin/installdependencies.sh," \
+        "so the image must already have the runner's libraries"
     fi
   fi
 fi
@@ -284,7 +292,8 @@ elif [[ -z "$registration_token" ]]; then
   end_machine "no runner credential: neither a just-in-time configuration nor a registration token was given" 1
 else
   log "registering the runner"
-  config_args=(--unattended --url "${setting[RUNNER_URL]:-}" --name "${setting[RUNNER_NAME]:-}" --labels "${setting[RUNNER_LABELS]:-}" --work _work --disableupdate --replace)
+  config_args=(--unattended --url "${setting[RUNNER_URL]:-}" --name "${setting[RUNNER_NAME]:-}"
+    --labels "${setting[RUNNER_LABELS]:-}" --work _work --disableupdate --replace)
   if [[ -n "${setting[RUNNER_GROUP]:-}" ]]; then
     config_args+=(--runnergroup "${setting[RUNNER_GROUP]}")
   fi
@@ -302,17 +311,20 @@ check_spot_notice() {
   local notice action=interrupt
   spot_check_at=$((now_s + 5))
   if [[ "$now_s" -ge "$imds_token_until" ]]; then
-    imds_token="$(curl -sf --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' "$imds/latest/api/token")" || return 0
+    imds_token="$(curl -sf --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' \
+      "$imds/latest/api/token")" || return 0
     imds_token_until=$((now_s + 21000))
   fi
-  notice="$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $imds_token" "$imds/latest/meta-data/spot/instance-action")" || return 0
+  notice="$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $imds_token" \
+    "$imds/latest/meta-data/spot/instance-action")" || return 0
   [[ "$notice" =~ \"time\":\ *\"([^\"]+)\" ]] || return 0
   local at="${BASH_REMATCH[1]}"
   [[ "$notice" =~ \"action\":\ *\"([a-z]+)\" ]] && action="${BASH_REMATCH[1]}"
   log "spot interruption notice: AWS will $action this machine at $at; stopping the runner so its job fails visibly"
   end_machine "spot interruption at $at" 1
 }
-[[ -z "$spot_notice" ]] || command -v curl >/dev/null 2>&1 || { log "no curl: not watching for spot interruption notices"; spot_notice=""; }
+[[ -z "$spot_notice" ]] || command -v curl >/dev/null 2>&1 ||
+  { log "no curl: not watching for spot interruption notices"; spot_notice=""; }
 
 # Idle watchdog: the machine ends after idle-timeout seconds with no job (0 means never). It
 # waits on a pipe that never delivers, so a second passes without starting a process.
