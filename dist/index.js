@@ -31637,9 +31637,12 @@ class ForgeError extends Error {
         this.name = 'ForgeError';
     }
 }
-/** No answer, a timeout, 408, 429 or a 5xx is worth another try; 404 is gone; the rest is final. */
+/**
+ * No answer, a timeout, 408 or a 5xx is worth another try; 404 is gone; the rest is final. A rate
+ * limit (403 or 429) has been waited out by the client's throttling already when it gets here.
+ */
 function forgeKind(status) {
-    if (status === undefined || status === 408 || status === 429 || status >= 500)
+    if (status === undefined || status === 408 || status >= 500)
         return 'transient';
     if (status === 404)
         return 'gone';
@@ -41292,9 +41295,6 @@ function retryKind(err, method) {
         return 'permanent';
     if (method === 'DELETE' && err.status === 422)
         return 'transient';
-    // Rate limits are waited out by the throttling plugin, inside this layer; not retried twice.
-    if (err.status === 429)
-        return 'permanent';
     return err.kind;
 }
 /** `GET /repos/octo-org/ml/actions/runners`: the route with its parameters filled in, for messages. */

@@ -55,9 +55,12 @@ export class ForgeError extends Error {
   }
 }
 
-/** No answer, a timeout, 408, 429 or a 5xx is worth another try; 404 is gone; the rest is final. */
+/**
+ * No answer, a timeout, 408 or a 5xx is worth another try; 404 is gone; the rest is final. A rate
+ * limit (403 or 429) has been waited out by the client's throttling already when it gets here.
+ */
 function forgeKind(status: number | undefined): ErrorKind {
-  if (status === undefined || status === 408 || status === 429 || status >= 500) return 'transient';
+  if (status === undefined || status === 408 || status >= 500) return 'transient';
   if (status === 404) return 'gone';
   return 'permanent';
 }

@@ -297,8 +297,6 @@ export class GitHubForge implements Forge {
 function retryKind(err: unknown, method: string): ErrorKind {
   if (!(err instanceof ForgeError)) return 'permanent';
   if (method === 'DELETE' && err.status === 422) return 'transient';
-  // Rate limits are waited out by the throttling plugin, inside this layer; not retried twice.
-  if (err.status === 429) return 'permanent';
   return err.kind;
 }
 
