@@ -884,10 +884,16 @@ describe('ending', () => {
     });
     const machine = sb.machines.all().find((m) => m.id === pod!.metadata.name)!;
     expect(machine.processes().length).toBeGreaterThan(0);
-    const failed = await until('the Job to fail', async () => {
-      const j = (await batch.readNamespacedJob({ name: 'deadline', namespace: NS })) as Json;
-      return j.status?.conditions?.find((c: Json) => c.type === 'Failed') ? j : undefined;
-    });
+    const failed = await until(
+      'the Job to fail',
+      async () => {
+        const j = (await batch.readNamespacedJob({ name: 'deadline', namespace: NS })) as Json;
+        return j.status?.conditions?.find((c: Json) => c.type === 'Failed') ? j : undefined;
+        // Polled often: the Job's TTL removes it soon after it fails.
+      },
+      15_000,
+      25,
+    );
     expect(failed.status.conditions).toEqual([
       expect.objectContaining({
         type: 'FailureTarget',
@@ -939,10 +945,16 @@ describe('ending', () => {
   test('a failing script fails the Job with BackoffLimitExceeded; the calls are recorded with RBAC verbs', async () => {
     const before = sb.kubernetes.calls.length;
     await launch('fails', 'echo "about to fail"; exit 3');
-    const failed = await until('the Job to fail', async () => {
-      const j = (await batch.readNamespacedJob({ name: 'fails', namespace: NS })) as Json;
-      return j.status?.conditions?.find((c: Json) => c.type === 'Failed') ? j : undefined;
-    });
+    const failed = await until(
+      'the Job to fail',
+      async () => {
+        const j = (await batch.readNamespacedJob({ name: 'fails', namespace: NS })) as Json;
+        return j.status?.conditions?.find((c: Json) => c.type === 'Failed') ? j : undefined;
+        // Polled often: the Job's TTL removes it soon after it fails.
+      },
+      15_000,
+      25,
+    );
     expect(failed.status.conditions[1]).toMatchObject({
       reason: 'BackoffLimitExceeded',
       message: 'Job has reached the specified backoff limit',
