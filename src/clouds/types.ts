@@ -122,7 +122,19 @@ export interface PreparedCloud {
    * zones; `[undefined]` when the cloud chooses.
    */
   readonly places: ReadonlyArray<string | undefined>;
+  /**
+   * The spec's types this cloud offers where it launches, in the spec's order, when it checked
+   * (EC2 instance type offerings, Azure resource SKUs): the others are left out of the fallback
+   * order. Absent: every type of the spec.
+   */
+  readonly types?: readonly string[];
   /** Warnings about this launch (a right the launching identity lacks), reported once. */
   readonly warnings: readonly string[];
   launch(request: MachineRequest, placement: Placement): Promise<Machine>;
+  /**
+   * Called once for each machine whose runner came online and is kept: the cloud removes what
+   * the machine needed only to start (Compute Engine's startup-script metadata, which holds a
+   * reusable runner's registration token). A failure is a warning; the runner stays.
+   */
+  online?(machine: Machine): Promise<void>;
 }

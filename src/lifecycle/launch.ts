@@ -62,7 +62,7 @@ export async function launch(spec: LaunchSpec, ctx: RunContext, deps: LaunchDeps
   // after the slowest of them.
   const ready = await run.create(run.prepare());
   const waited = await run.waitOnline(ready);
-  return run.keep(waited);
+  return run.keep(waited, ready);
 }
 
 /** What a prepared launch shares: the runner download, the cloud that can launch, where to try. */
@@ -337,7 +337,7 @@ class Launch {
    * The runners that came online stay; the launch fails, and ends everything, unless every
    * runner did, or allow-partial keeps those that did (the others are ended now).
    */
-  async keep(waited: Awaited<ReturnType<typeof waitOnline>>): Promise<LaunchResult> {
+  async keep(waited: Awaited<ReturnType<typeof waitOnline>>, ready: Prepared): Promise<LaunchResult> {
     // A cancel that came while the last runners came online still cancels: post ends them all.
     this.stopIfCancelled();
     const { runner } = this.spec;
@@ -362,6 +362,7 @@ class Launch {
     } else {
       this.ledger.finish(kept);
     }
+    await this.afterOnline(kept, ready);
     const ids = new Map(this.ledger.data.registrations.map((r) => [r.name, r.id!]));
     const runners = kept.map((name) => {
       const { machine, tried } = this.runners.get(name)!;
@@ -386,6 +387,20 @@ class Launch {
     } catch (err) {
       this.deps.log.warning(`Post will retry the cleanup: ${errorMessage(err)}`);
     }
+  }
+
+  /** Lets the cloud remove what each kept machine needed only to start; a refusal is a warning. */
+  private async afterOnline(kept: readonly string[], ready: Prepared): Promise<void> {
+    const online = ready.cloud.online?.bind(ready.cloud);
+    if (!online) return;
+    await Promise.all(
+      kept.map(async (name) => {
+        const machine = this.runners.get(name)!.machine!;
+        await online(machine).catch((err: unknown) =>
+          this.deps.log.warning(`${name}: after it came online: ${errorMessage(err)}`),
+        );
+      }),
+    );
   }
 
   /** Runners with a machine, in the order asked. */
