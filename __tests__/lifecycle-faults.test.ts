@@ -314,9 +314,11 @@ describe('cleanup and sweep', () => {
     );
     // Its registration deleted by hand: the machine has no runner any more.
     await forge.deleteRunner(orphaned.result!.runners[0]!.id);
-    // An offline registration of ours with no machine, and a stranger's offline one.
-    await forge.jitConfig('cml-left-behind', ['x'], 1);
+    // An offline registration of ours with no machine (it carries a run label), and strangers'
+    // offline ones: one named as CML itself names its runners.
+    await forge.jitConfig('cml-left-behind', ['x', 'cml-run-799'], 1);
     await forge.jitConfig('someone-elses', ['x'], 1);
+    await forge.jitConfig('cml-a1b2c3d4', ['cml'], 1);
 
     // Two minutes from now: the 60 s max-lifetime has passed; with a 10 minute grace, a machine
     // whose runner is gone is still given time (it may be registering).
@@ -327,6 +329,7 @@ describe('cleanup and sweep', () => {
     expect(reasons.has(orphaned.result!.runners[0]!.machine.id)).toBe(false); // within the grace period
     expect(report.registrations.map((r) => r.name)).toContain('cml-left-behind');
     expect(report.registrations.map((r) => r.name)).not.toContain('someone-elses');
+    expect(report.registrations.map((r) => r.name)).not.toContain('cml-a1b2c3d4');
 
     // Past the grace period the machine without a runner goes too.
     const later = await sweepOf(sb, 'aws', 60, Date.now() + 120_000);
@@ -334,7 +337,8 @@ describe('cleanup and sweep', () => {
     expect(laterReasons.get(orphaned.result!.runners[0]!.machine.id)).toContain('is no longer registered');
     expect(laterReasons.has(healthy.result!.runners[0]!.machine.id)).toBe(false);
 
-    await forge.deleteRunner(sb.github.runners().find((r) => r.name === 'someone-elses')!.id);
+    for (const stranger of ['someone-elses', 'cml-a1b2c3d4'])
+      await forge.deleteRunner(sb.github.runners().find((r) => r.name === stranger)!.id);
     await cleanupRunOf(sb, 'aws', '802');
     await cleanupRunOf(sb, 'aws', '801');
   });

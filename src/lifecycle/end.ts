@@ -110,10 +110,13 @@ export async function endRun(ctx: RunContext, deps: EndDeps): Promise<EndReport>
 /**
  * `mode: sweep`: for a scheduled workflow. Ends every machine this action made for the
  * repository that is past its expires-at tag, or older than `graceSeconds` with a runner that is
- * offline or no longer registered; then deletes offline registrations that are ours (the run
- * label, the default `cml-` name prefix, or named by one of our machines) unless a live machine
- * still belongs to them.
+ * offline or no longer registered; then deletes offline registrations that are ours (they carry
+ * a run label, `cml-run-<run id>`, or are named by a machine this action tagged) unless a live
+ * machine still belongs to them. Other tools' runners, even named `cml-...`, are left alone.
  */
+/** The label only this action's runners carry: `cml-run-` and a workflow run id. */
+const RUN_LABEL = /^cml-run-\d+$/i;
+
 export async function sweep(ctx: RunContext, graceSeconds: number, deps: EndDeps): Promise<EndReport> {
   const now = (deps.clock ?? realClock).now();
   const [machines, runners] = await Promise.all([deps.cloud.list({ repo: ctx.repository }), deps.forge.runners()]);
@@ -130,7 +133,8 @@ export async function sweep(ctx: RunContext, graceSeconds: number, deps: EndDeps
   const ours = new Set(machines.map((m) => m.runnerName));
   const registrations = runners
     .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
-    .filter((r) => r.name.startsWith('cml-') || ours.has(r.name) || r.labels.some((l) => /^cml-run-/i.test(l)))
+    // A `cml-` name alone proves nothing: CML itself and other tools name their runners so.
+    .filter((r) => ours.has(r.name) || r.labels.some((l) => RUN_LABEL.test(l)))
     .map((runner) => ({ runner, reason: 'offline' }));
   return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
 }
