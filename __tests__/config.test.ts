@@ -57,8 +57,6 @@ describe('generic names map to AWS names through the catalog', () => {
     ['l40s', 'g6e'],
     ['a100', 'p4d'],
     ['h100', 'p5'],
-    ['v100', 'p3'],
-    ['tesla', 'p3'],
   ])('gpu %s gets a %s machine for every size', (gpu, family) => {
     for (const type of ['s', 'm', 'l', 'xl']) {
       const m = spec({ gpu, type }).machine;
@@ -332,17 +330,20 @@ describe('Google Cloud inputs', () => {
     expect(gcp({ region }).machine.region).toBe(native);
   });
 
-  test('every generic GPU keeps its GPU with every size: N1 with attached T4/V100, or g2, a2, a3', () => {
+  test('every generic GPU keeps its GPU with every size: N1 with attached T4, or g2, a2, a3 (V100: none)', () => {
     const expected: Record<string, RegExp> = {
       t4: /^n1-standard-\d+\+(\dx)?nvidia-tesla-t4$/,
-      tesla: /^n1-standard-\d+\+(\dx)?nvidia-tesla-v100$/,
       l4: /^g2-/,
       a100: /^a2-/,
       h100: /^a3-/,
     };
+    // The default image may load NVIDIA's open kernel modules, which do not drive a V100.
+    expect(() => gcp({ gpu: 'tesla', type: 's' })).toThrow(/^Input 'gpu' has an invalid value "v100": .*t4 or l4/);
     for (const [gpu, pattern] of Object.entries(expected)) {
       for (const type of ['s', 'm', 'l', 'xl']) {
-        const machine = gcp({ gpu, type }).machine;
+        // A3 High below 8 GPUs is sold only as Spot (or Flex-start).
+        const market: Record<string, string> = gpu === 'h100' ? { spot: 'true', 'on-demand-fallback': 'false' } : {};
+        const machine = gcp({ gpu, type, ...market }).machine;
         expect(machine.types[0]).toMatch(pattern);
         expect(machine.wantsGpu).toBe(true);
       }
@@ -351,8 +352,11 @@ describe('Google Cloud inputs', () => {
   });
 
   test('a native N1 type gets the GPU attached; a GPU type names its own', () => {
-    expect(gcp({ type: 'n1-standard-16', gpu: 'v100' }).machine.types).toEqual(['n1-standard-16+nvidia-tesla-v100']);
-    expect(gcp({ type: 'n1-standard-16+2xnvidia-tesla-v100' }).machine).toMatchObject({ wantsGpu: true });
+    const image = 'projects/my-project/global/images/my-runner';
+    expect(gcp({ type: 'n1-standard-16', gpu: 'v100', image }).machine.types).toEqual([
+      'n1-standard-16+nvidia-tesla-v100',
+    ]);
+    expect(gcp({ type: 'n1-standard-16+2xnvidia-tesla-v100', image }).machine).toMatchObject({ wantsGpu: true });
     expect(gcp({ type: 'g2-standard-8,a2-highgpu-1g' }).machine).toMatchObject({
       types: ['g2-standard-8', 'a2-highgpu-1g'],
       wantsGpu: true,
@@ -407,14 +411,15 @@ describe('Azure inputs', () => {
     expect(azure({ region }).machine.region).toBe(native);
   });
 
-  test('every generic GPU keeps its GPU: NCasT4_v3, NVadsA10_v5, NC A100 v4, NCads H100 v5, NCv3', () => {
+  test('every generic GPU keeps its GPU: NCasT4_v3, whole NVadsA10_v5 A10s, NC A100 v4, NCads H100 v5', () => {
     const expected: Record<string, RegExp> = {
       t4: /^Standard_NC\d+as_T4_v3$/,
-      a10g: /^Standard_NV\d+ads_A10_v5$/,
+      a10g: /^Standard_NV(36|72)ads_A10_v5$/,
       a100: /_A100_v4$/,
       h100: /_H100_v5$/,
-      v100: /^Standard_NC\d+s_v3$/,
     };
+    // The V100 (NCv3) sizes are retired.
+    expect(() => azure({ gpu: 'v100', type: 's' })).toThrow(/^Input 'gpu' has an invalid value "v100": .*retired/);
     for (const [gpu, pattern] of Object.entries(expected)) {
       for (const type of ['s', 'm', 'l', 'xl']) {
         const machine = azure({ gpu, type }).machine;

@@ -157,3 +157,17 @@ describe('one retry layer', () => {
     expect(callsTo(sb, 'GET', /\/actions\/runners$/) - before).toBe(1);
   });
 });
+
+describe('just-in-time configs', () => {
+  test('register the runner with exactly the labels given, each once whatever its case', async () => {
+    const sb = sandbox();
+    const forge = forgeOf(sb);
+    const jit = await forge.jitConfig('labels-once', ['self-hosted', 'Linux', 'X64', 'linux', 'cml', 'CML', 'gpu'], 1);
+    const sent = sb.github.calls.filter((c) => c.path.endsWith('generate-jitconfig')).at(-1)!;
+    expect(JSON.parse(sent.params!.labels!)).toEqual(['self-hosted', 'Linux', 'X64', 'cml', 'gpu']);
+    // GitHub adds no default label to a JIT runner: what is listed is what was sent.
+    const registered = sb.github.runners().find((r) => r.id === jit.runnerId)!;
+    expect(registered.labels).toEqual(['self-hosted', 'Linux', 'X64', 'cml', 'gpu']);
+    await expect(forge.deleteRunner(jit.runnerId)).resolves.toBe('deleted');
+  });
+});

@@ -64,43 +64,52 @@ describe('the real-clouds workflow', () => {
     expect(workflow.permissions).toEqual({ contents: 'read', 'id-token': 'write' });
   });
 
-  test.each([...CLOUD_NAMES])('%s: scheduled only where configured; launches a small GPU from this checkout', (cloud) => {
-    const launch = workflow.jobs[`${cloud}-launch`]!;
-    expect(launch).toBeDefined();
-    // On demand when chosen; on the schedule only when one of the cloud's variables is set.
-    expect(launch.if).toContain(`github.event_name == 'workflow_dispatch' && inputs.${cloud}`);
-    expect(launch.if).toMatch(new RegExp(`github\\.event_name == 'schedule' && vars\\.CML_REAL_\\w+ != ''`));
-    const step = ourStep(launch);
-    expect(step.with).toMatchObject({ cloud, gpu: 't4', type: 's' });
-    expect(step.with!.mode ?? 'launch').toBe('launch');
-    expect(launch.outputs?.['run-label']).toBe(`\${{ steps.${(step as { id?: string }).id}.outputs.run-label }}`);
-    // The configuration is checked first, so a dispatch without it fails saying what is missing.
-    expect(launch.steps[0]!.run).toMatch(/::error::.*CML_REAL_/);
-  });
+  test.each([...CLOUD_NAMES])(
+    '%s: scheduled only where configured; launches a small GPU from this checkout',
+    (cloud) => {
+      const launch = workflow.jobs[`${cloud}-launch`]!;
+      expect(launch).toBeDefined();
+      // On demand when chosen; on the schedule only when one of the cloud's variables is set.
+      expect(launch.if).toContain(`github.event_name == 'workflow_dispatch' && inputs.${cloud}`);
+      expect(launch.if).toMatch(/github\.event_name == 'schedule' && vars\.CML_REAL_\w+ != ''/);
+      const step = ourStep(launch);
+      expect(step.with).toMatchObject({ cloud, gpu: 't4', type: 's' });
+      expect(step.with!.mode ?? 'launch').toBe('launch');
+      expect(launch.outputs?.['run-label']).toBe(`\${{ steps.${(step as { id?: string }).id}.outputs.run-label }}`);
+      // The configuration is checked first, so a dispatch without it fails saying what is missing.
+      expect(launch.steps[0]!.run).toMatch(/::error::.*CML_REAL_/);
+    },
+  );
 
   test.each([...CLOUD_NAMES])('%s: the job runs on the run’s runner and needs the GPU and a HOME', (cloud) => {
     const job = workflow.jobs[`${cloud}-job`]!;
     expect(job.needs).toBe(`${cloud}-launch`);
-    expect(job['runs-on']).toEqual(expect.arrayContaining(['self-hosted', `\${{ needs.${cloud}-launch.outputs.run-label }}`]));
+    expect(job['runs-on']).toEqual(
+      expect.arrayContaining(['self-hosted', `\${{ needs.${cloud}-launch.outputs.run-label }}`]),
+    );
     const scripts = job.steps.map((s) => s.run?.trim());
     expect(scripts).toEqual(expect.arrayContaining(['nvidia-smi', 'git config --global user.name x']));
   });
 
-  test.each([...CLOUD_NAMES])('%s: cleanup always runs, then the cloud’s CLI fails on anything tagged for the run', (cloud) => {
-    const cleanup = workflow.jobs[`${cloud}-cleanup`]!;
-    expect(cleanup.needs).toEqual([`${cloud}-launch`, `${cloud}-job`]);
-    expect(cleanup.if).toContain('always()');
-    const steps = cleanup.steps;
-    const ours = ourStep(cleanup);
-    expect(ours.with).toMatchObject({ mode: 'cleanup', cloud });
-    const check = steps[steps.length - 1]!;
-    expect(steps.indexOf(check)).toBeGreaterThan(steps.indexOf(ours));
-    expect(check.env?.RUN_ID).toBe('${{ github.run_id }}');
-    const { cli, filter } = RUN_TAG_FILTER[cloud]!;
-    expect(check.run).toContain(cli);
-    expect(check.run).toContain(filter);
-    expect(check.run).toMatch(/exit 1\s*$/);
-  });
+  test.each([...CLOUD_NAMES])(
+    '%s: cleanup always runs, then the cloud’s CLI fails on anything tagged for the run',
+    (cloud) => {
+      const cleanup = workflow.jobs[`${cloud}-cleanup`]!;
+      expect(cleanup.needs).toEqual([`${cloud}-launch`, `${cloud}-job`]);
+      expect(cleanup.if).toContain('always()');
+      const steps = cleanup.steps;
+      const ours = ourStep(cleanup);
+      expect(ours.with).toMatchObject({ mode: 'cleanup', cloud });
+      const check = steps[steps.length - 1]!;
+      expect(steps.indexOf(check)).toBeGreaterThan(steps.indexOf(ours));
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a workflow expression, not a template
+      expect(check.env?.RUN_ID).toBe('${{ github.run_id }}');
+      const { cli, filter } = RUN_TAG_FILTER[cloud]!;
+      expect(check.run).toContain(cli);
+      expect(check.run).toContain(filter);
+      expect(check.run).toMatch(/exit 1\s*$/);
+    },
+  );
 
   test('passes only inputs the action has, and every required one', () => {
     const required = Object.entries(action.inputs)
@@ -108,8 +117,10 @@ describe('the real-clouds workflow', () => {
       .map(([name]) => name);
     for (const [name, job] of Object.entries(workflow.jobs)) {
       for (const step of job.steps.filter((s) => s.uses === './')) {
-        for (const key of Object.keys(step.with ?? {})) expect({ name, key, known: key in action.inputs }).toEqual({ name, key, known: true });
-        for (const key of required) expect({ name, key, given: key in (step.with ?? {}) }).toEqual({ name, key, given: true });
+        for (const key of Object.keys(step.with ?? {}))
+          expect({ name, key, known: key in action.inputs }).toEqual({ name, key, known: true });
+        for (const key of required)
+          expect({ name, key, given: key in (step.with ?? {}) }).toEqual({ name, key, given: true });
       }
     }
   });

@@ -138,6 +138,7 @@ const script = (work = '', giveUp = false): string =>
 
 interface LaunchOptions {
   size?: string;
+  security?: VirtualMachine['securityProfile'];
   spot?: boolean;
   image?: Record<string, string>;
   customData?: string;
@@ -195,6 +196,7 @@ async function launch(group: string, o: LaunchOptions = {}): Promise<{ vm: Virtu
     tags,
     identity: { type: 'SystemAssigned' },
     hardwareProfile: { vmSize: o.size ?? 'Standard_D2s_v5' },
+    ...(o.security ? { securityProfile: o.security } : {}),
     storageProfile: {
       imageReference: o.image ?? CANONICAL,
       osDisk: {
@@ -369,7 +371,7 @@ describe('a runner life, with the product calls', () => {
   test('evict(group): the Spot VM and its disk go (evictionPolicy Delete), the group stays until deleted', async () => {
     const group = 'cml-runner-evict';
     const { c } = await launch(group, { spot: true, customData: 'sleep 60' });
-    await az.evict(group);
+    await az.evict(group, { noticeMs: 0 });
     expect(vmOf(group)).toMatchObject({ deleted: true, endedReason: 'evicted', evictionNotice: true });
     expect(vmOf(group).machine?.running).toBe(false);
     expect(await failure(c.compute.virtualMachines.instanceView(group, 'runner'))).toMatchObject({
@@ -384,6 +386,8 @@ describe('a runner life, with the product calls', () => {
     const { c } = await launch('cml-runner-gpu', {
       size: 'Standard_NC4as_T4_v3',
       image: DSVM,
+      // Without it a Gen2 VM is Trusted Launch with Secure Boot, under which the driver does not load.
+      security: { securityType: 'TrustedLaunch', uefiSettings: { secureBootEnabled: false, vTpmEnabled: true } },
       customData: 'nvidia-smi -L',
     });
     await launch('cml-runner-nogpu', { size: 'Standard_NC4as_T4_v3', customData: 'nvidia-smi -L || echo no-driver' });

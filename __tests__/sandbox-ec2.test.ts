@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import zlib from 'node:zlib';
 import {
   DescribeImagesCommand,
+  DescribeInstanceTypeOfferingsCommand,
   DescribeInstancesCommand,
   DescribeInstanceTypesCommand,
   DescribeVpcsCommand,
@@ -568,7 +569,8 @@ describe('RunInstances records what was asked', () => {
 describe('machines', () => {
   test('user data runs; `shutdown -h now` terminates the instance; its console outlives it', async () => {
     const script =
-      '#!/bin/bash\necho "hello from $(uname -m) as $HOME"\necho oops >&2\napt-get install -y jq\nshutdown -h now\nsleep 30\n';
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a template
+      '#!/bin/bash\necho "hello from $(uname -m) as ${HOME-unset}"\necho oops >&2\napt-get install -y jq\nshutdown -h now\nsleep 30\n';
     const r = await ec2.send(new RunInstancesCommand(launch({ UserData: b64(script) })));
     const id = r.Instances![0]!.InstanceId!;
     expect(r.Instances![0]!.State).toEqual({ Code: 0, Name: 'pending' });
@@ -580,7 +582,8 @@ describe('machines', () => {
     expect(fs.existsSync(root)).toBe(false);
     const out = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: true }));
     const text = Buffer.from(out.Output!, 'base64').toString('utf8');
-    expect(text).toContain(`hello from x86_64 as ${root}/root`);
+    // A boot script gets no HOME, as under cloud-init.
+    expect(text).toContain('hello from x86_64 as unset');
     expect(text).toContain('oops');
     expect(text).toContain('[machine] apt-get install -y jq (stand-in)');
     expect(text).toContain('[machine] shutdown -h now (stand-in)');
@@ -734,10 +737,11 @@ describe('machines', () => {
   test('crashRunner SIGKILLs the runner listener and its jobs only; the rest of the machine carries on', async () => {
     // A stand-in listener: a process named Runner.Listener with a job under it.
     const script = [
-      'mkdir -p "$HOME/bin"',
-      `printf '#!/bin/bash\\nsleep 60 &\\nwait\\n' >"$HOME/bin/Runner.Listener"`,
-      'chmod +x "$HOME/bin/Runner.Listener"',
-      '"$HOME/bin/Runner.Listener" & listener=$!',
+      // Inside the machine's own root: a boot script has no HOME, as on a real VM.
+      'mkdir -p "$SANDBOX_MACHINE_ROOT/root/bin"',
+      `printf '#!/bin/bash\\nsleep 60 &\\nwait\\n' >"$SANDBOX_MACHINE_ROOT/root/bin/Runner.Listener"`,
+      'chmod +x "$SANDBOX_MACHINE_ROOT/root/bin/Runner.Listener"',
+      '"$SANDBOX_MACHINE_ROOT/root/bin/Runner.Listener" & listener=$!',
       'echo "listener started"',
       'wait "$listener" || echo "listener ended with status $?"',
       'sleep 60',
@@ -1130,5 +1134,142 @@ describe('leftovers', () => {
     ]);
     // Nothing else: no live instance and no machine process.
     for (const m of fleet.all()) expect(m.processes()).toEqual([]);
+  });
+});
+
+describe('regions, spot role, hypervisors and drivers', () => {
+  const inRegion = (region: string) => new EC2Client({ endpoint: fake.url, region, credentials, maxAttempts: 1 });
+
+  test('DescribeInstanceTypeOfferings answers from the region of the signature, with filters and pages', async () => {
+    const west = inRegion('us-west-1');
+    const ask = (client: EC2Client, values: string[]) =>
+      client.send(
+        new DescribeInstanceTypeOfferingsCommand({
+          LocationType: 'region',
+          Filters: [{ Name: 'instance-type', Values: values }],
+        }),
+      );
+    const east = await ask(ec2, ['g5.xlarge', 'g4dn.xlarge', 'g9.huge']);
+    expect(east.InstanceTypeOfferings!.map((o) => [o.InstanceType, o.LocationType, o.Location]).sort()).toEqual([
+      ['g4dn.xlarge', 'region', 'us-east-1'],
+      ['g5.xlarge', 'region', 'us-east-1'],
+    ]);
+    expect((await ask(west, ['g5.xlarge', 'g4dn.xlarge'])).InstanceTypeOfferings!.map((o) => o.InstanceType)).toEqual([
+      'g4dn.xlarge',
+    ]);
+    expect((await ask(west, ['g5.*', 'g6.*', 'p5.*'])).InstanceTypeOfferings).toEqual([]);
+    // Pages: every type offered in us-east-1, five at a time.
+    const seen: string[] = [];
+    let NextToken: string | undefined;
+    let pages = 0;
+    do {
+      const page = await ec2.send(new DescribeInstanceTypeOfferingsCommand({ MaxResults: 5, NextToken }));
+      expect(page.InstanceTypeOfferings!.length).toBeLessThanOrEqual(5);
+      seen.push(...page.InstanceTypeOfferings!.map((o) => o.InstanceType!));
+      NextToken = page.NextToken;
+      pages++;
+    } while (NextToken);
+    expect(pages).toBeGreaterThan(2);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen).toEqual(expect.arrayContaining(['g5.xlarge', 'p3.2xlarge', 'm5.large']));
+    // Zones offer what their region offers.
+    const zones = await west.send(
+      new DescribeInstanceTypeOfferingsCommand({
+        LocationType: 'availability-zone',
+        Filters: [{ Name: 'instance-type', Values: ['g4dn.xlarge'] }],
+      }),
+    );
+    expect(zones.InstanceTypeOfferings!.map((o) => o.Location).sort()).toEqual(['us-west-1a', 'us-west-1b']);
+    expect(await errorOf(ec2.send(new DescribeInstanceTypeOfferingsCommand({ MaxResults: 4 })))).toMatchObject({
+      name: 'InvalidParameterValue',
+    });
+    west.destroy();
+    await expectClean();
+  });
+
+  test('RunInstances of a type the region does not offer is Unsupported, and creates nothing', async () => {
+    const west = inRegion('us-west-1');
+    const before = fake.instances().length;
+    expect(
+      await errorOf(
+        west.send(new RunInstancesCommand(launch({ ImageId: KNOWN_IMAGES.gpuX64, InstanceType: 'g5.xlarge' }))),
+      ),
+    ).toEqual({
+      name: 'Unsupported',
+      message:
+        'The requested configuration is currently not supported. Please check the documentation for supported configurations.',
+      status: 400,
+    });
+    expect(fake.instances()).toHaveLength(before);
+    west.destroy();
+    await expectClean();
+  });
+
+  test('the first spot launch creates the service-linked role, when the caller may; otherwise it is refused with 403', async () => {
+    const spot = launch({ InstanceMarketOptions: { MarketType: 'spot' } });
+    expect(fake.spotServiceLinkedRole()).toBe(false);
+    fake.setSpotRole({ creation: false });
+    expect(await errorOf(ec2.send(new RunInstancesCommand(spot)))).toEqual({
+      name: 'AuthFailure.ServiceLinkedRoleCreationNotPermitted',
+      message:
+        'The provided credentials do not have permission to create the service-linked role for EC2 Spot Instances.',
+      status: 403,
+    });
+    // On-demand needs no role.
+    await ec2.send(new RunInstancesCommand(launch()));
+    expect(fake.instances()).toHaveLength(1);
+    fake.setSpotRole({ creation: true });
+    await ec2.send(new RunInstancesCommand(spot));
+    expect(fake.spotServiceLinkedRole()).toBe(true);
+    // Once the role exists, spot no longer needs the right to create it.
+    fake.setSpotRole({ creation: false });
+    await ec2.send(new RunInstancesCommand(spot));
+    expect(fake.instances().filter((i) => i.spot)).toHaveLength(2);
+    await expectClean();
+  });
+
+  test('GetConsoleOutput Latest is refused on a Xen instance (p3) and given on a Nitro one; without Latest both answer', async () => {
+    const script = b64('#!/bin/bash\necho console-line\n');
+    const xen = (
+      await ec2.send(
+        new RunInstancesCommand(
+          launch({ ImageId: KNOWN_IMAGES.gpuProprietaryX64, InstanceType: 'p3.2xlarge', UserData: script }),
+        ),
+      )
+    ).Instances![0]!.InstanceId!;
+    const nitro = (await ec2.send(new RunInstancesCommand(launch({ UserData: script })))).Instances![0]!.InstanceId!;
+    for (const id of [xen, nitro]) await waitFor(() => fake.consoleOf(id).includes('console-line'));
+    const console = async (InstanceId: string, Latest?: boolean) => {
+      const out = await ec2.send(new GetConsoleOutputCommand({ InstanceId, ...(Latest ? { Latest } : {}) }));
+      return Buffer.from(out.Output ?? '', 'base64').toString('utf8');
+    };
+    expect(await errorOf(console(xen, true))).toMatchObject({ name: 'UnsupportedOperation', status: 400 });
+    expect(await console(xen)).toContain('console-line');
+    expect(await console(nitro, true)).toContain('console-line');
+    const types = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['p3.2xlarge', 'p3dn.24xlarge'] }));
+    expect(Object.fromEntries(types.InstanceTypes!.map((x) => [x.InstanceType, x.Hypervisor]))).toEqual({
+      'p3.2xlarge': 'xen',
+      'p3dn.24xlarge': 'nitro',
+    });
+    await expectClean();
+  });
+
+  test("a V100 is driven by the proprietary driver only: with the OSS image's open modules nvidia-smi fails", async () => {
+    const probe = b64('#!/bin/bash\nnvidia-smi -L; echo "nvidia-smi exit $?"\n');
+    const run = async (ImageId: string) =>
+      (await ec2.send(new RunInstancesCommand(launch({ ImageId, InstanceType: 'p3.2xlarge', UserData: probe }))))
+        .Instances![0]!.InstanceId!;
+    const open = await run(KNOWN_IMAGES.gpuX64);
+    const proprietary = await run(KNOWN_IMAGES.gpuProprietaryX64);
+    for (const id of [open, proprietary]) await waitFor(() => /nvidia-smi exit \d+/.test(fake.consoleOf(id)));
+    expect(fake.consoleOf(open)).toContain(
+      "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. " +
+        'Make sure that the latest NVIDIA driver is installed and running.',
+    );
+    expect(fake.consoleOf(open)).toContain('nvidia-smi exit 9');
+    expect(fake.consoleOf(open)).toContain('is not supported by open');
+    expect(fake.consoleOf(proprietary)).toContain('GPU 0: Tesla V100-SXM2-16GB');
+    expect(fake.consoleOf(proprietary)).toContain('nvidia-smi exit 0');
+    await expectClean();
   });
 });

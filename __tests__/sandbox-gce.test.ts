@@ -996,3 +996,133 @@ describe('listing and catalogue', () => {
     await expectClean(c);
   });
 });
+
+describe('networks, markets and metadata', () => {
+  const nic = (over: Record<string, unknown>) => ({ networkInterfaces: [over] }) as Partial<Instance>;
+
+  test('networks: no default network, a subnetwork of another region, a custom network without one, an org policy', async () => {
+    const c = clients();
+    const refusal = async (instance: Instance) => {
+      const err = await errorOf(launch(c, instance));
+      return { status: err.httpStatusCode ?? rawBody(err).error.code, message: rawBody(err).error.message };
+    };
+    fake.configure({ noDefaultNetwork: true });
+    expect(await refusal(vm('no-default'))).toEqual({
+      status: 400,
+      message:
+        "Invalid value for field 'resource.networkInterfaces[0].network': 'global/networks/default'. " +
+        'The referenced network resource cannot be found.',
+    });
+    fake.configure({ noDefaultNetwork: false });
+    const elsewhere = 'regions/europe-west4/subnetworks/ci-europe-west4';
+    expect(await refusal(vm('other-region', nic({ subnetwork: elsewhere })))).toEqual({
+      status: 400,
+      message: `Invalid value for field 'resource.networkInterfaces[0].subnetwork': '${elsewhere}'. The referenced subnetwork resource cannot be found.`,
+    });
+    expect(await refusal(vm('custom-mode', nic({ network: 'global/networks/ci-vpc' })))).toEqual({
+      status: 400,
+      message:
+        "Invalid value for field 'resource.networkInterfaces[0]': ''. Subnetwork should be specified for custom subnetmode network",
+    });
+    fake.configure({ denyExternalIp: true });
+    const policy = await errorOf(launch(c, vm('external-ip')));
+    expect(rawBody(policy).error).toMatchObject({
+      code: 412,
+      errors: [{ reason: 'conditionNotMet' }],
+      message:
+        'Constraint constraints/compute.vmExternalIpAccess violated for project 123456789012. Add instance ' +
+        `projects/${GCE_PROJECT}/zones/${ZONE}/instances/external-ip to the constraint to use external IP with it.`,
+    });
+    expect(fake.instances()).toEqual([]);
+    // Without an access config the policy has nothing to refuse; the subnetwork names its network.
+    await launch(c, vm('internal-only', nic({ subnetwork: 'regions/us-central1/subnetworks/ci-us-central1' })));
+    expect(fake.instance(ZONE, 'internal-only')).toMatchObject({ network: 'ci-vpc', subnetwork: 'ci-us-central1' });
+    expect(fake.instance(ZONE, 'internal-only')!.natIP).toBeUndefined();
+    await expectClean(c);
+  });
+
+  test('a VM with no way out reaches its metadata server only; Cloud NAT gives it one', async () => {
+    const c = clients();
+    const port = new URL(fake.url).port;
+    const probe = `curl -sS --max-time 2 -o /dev/null ${fake.url}/ 2>&1; echo "exit $?"; echo probe-done`;
+    await launch(c, vm('no-egress', nic({ network: 'global/networks/default' }), probe));
+    await launch(c, vm('nat', nic({ subnetwork: 'regions/us-central1/subnetworks/ci-us-central1' }), probe));
+    const [alone, nat] = [fake.instance(ZONE, 'no-egress')!, fake.instance(ZONE, 'nat')!];
+    await waitFor(
+      () => alone.console().includes('probe-done') && nat.console().includes('probe-done'),
+      10_000,
+      'probes',
+    );
+    const refused = `Failed to connect to 127.0.0.1 port ${port} after 130002 ms: Couldn't connect to server\nexit 28`;
+    expect(alone.console()).toContain(refused);
+    expect(nat.console()).toMatch(/^exit 0$/m);
+    await expectClean(c);
+  });
+
+  test('A3 High below 8 GPUs is not sold on-demand: the insert is refused; as Spot it is accepted', async () => {
+    const c = clients();
+    const a3 = (name: string, model: string) =>
+      vm(name, {
+        machineType: `zones/${ZONE}/machineTypes/a3-highgpu-1g`,
+        scheduling: {
+          onHostMaintenance: 'TERMINATE',
+          provisioningModel: model,
+          ...(model === 'SPOT' ? { instanceTerminationAction: 'DELETE' } : {}),
+        },
+      });
+    const err = await errorOf(launch(c, a3('h100-on-demand', 'STANDARD')));
+    expect(rawBody(err).error).toMatchObject({
+      code: 400,
+      errors: [{ reason: 'invalid' }],
+      message: expect.stringContaining("Machine type 'a3-highgpu-1g' is only available with provisioning models [SPOT"),
+    });
+    expect(fake.instances()).toEqual([]);
+    await launch(c, a3('h100-spot', 'SPOT'));
+    expect(fake.instance(ZONE, 'h100-spot')).toMatchObject({ status: 'RUNNING', provisioningModel: 'SPOT' });
+    await expectClean(c);
+  });
+
+  test('setMetadata needs the current fingerprint and the permission; the metadata server then serves the new items', async () => {
+    const c = clients();
+    await launch(c, vm('md', {}, 'echo booted; sleep 30'));
+    const inst = fake.instance(ZONE, 'md')!;
+    const where = { project: GCE_PROJECT, zone: ZONE, instance: 'md' };
+    const [got] = await c.instances.get(where);
+    const items = [{ key: 'cml-runner-repo', value: 'octo-org/ml' }];
+    const stale = await errorOf(
+      c.instances.setMetadata({ ...where, metadataResource: { fingerprint: 'AAAA', items } }),
+    );
+    expect(rawBody(stale).error).toMatchObject({
+      code: 412,
+      errors: [{ reason: 'conditionNotMet' }],
+      message: 'Supplied fingerprint does not match current metadata fingerprint.',
+    });
+    fake.configure({ deployerLacks: ['compute.instances.setMetadata'] });
+    const denied = await errorOf(
+      c.instances.setMetadata({ ...where, metadataResource: { fingerprint: got.metadata!.fingerprint!, items } }),
+    );
+    expect(rawBody(denied).error).toMatchObject({
+      code: 403,
+      message: `Required 'compute.instances.setMetadata' permission for 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/md'`,
+    });
+    fake.configure({ deployerLacks: [] });
+    const [lro] = await c.instances.setMetadata({
+      ...where,
+      metadataResource: { fingerprint: got.metadata!.fingerprint!, items },
+    });
+    await waitOp(c, lro.latestResponse as { name?: string | null });
+    expect(inst.metadata).toEqual({ 'cml-runner-repo': 'octo-org/ml' });
+    const md = `${fake.url}/_gce_md/${inst.id}/computeMetadata/v1/instance/attributes`;
+    const headers = { 'metadata-flavor': 'Google' };
+    expect((await fetch(`${md}/startup-script`, { headers })).status).toBe(404);
+    expect(await (await fetch(`${md}/cml-runner-repo`, { headers })).text()).toBe('octo-org/ml');
+    // The machine carries on, and the old fingerprint is stale now.
+    expect(inst).toMatchObject({ status: 'RUNNING' });
+    expect(inst.machine!.running).toBe(true);
+    const again = await errorOf(
+      c.instances.setMetadata({ ...where, metadataResource: { fingerprint: got.metadata!.fingerprint!, items: [] } }),
+    );
+    expect(rawBody(again).error.code).toBe(412);
+    await expectClean(c);
+  });
+});

@@ -211,7 +211,7 @@ describe('REST: tokens, JIT configs and runners', () => {
     expect(gh.runners()).toEqual([]);
   });
 
-  test('a JIT runner exists offline at once, a second one with its name is 409', async () => {
+  test('a JIT runner exists offline at once with exactly the labels sent, a second one with its name is 409', async () => {
     const admin = client(gh.tokens.admin);
     const res = await admin.request('POST /orgs/{org}/actions/runners/generate-jitconfig', {
       org: 'octo-org',
@@ -228,8 +228,8 @@ describe('REST: tokens, JIT configs and runners', () => {
       ephemeral: true,
       runner_group_id: 2,
     });
+    // No default label is added to a JIT runner: not self-hosted, not the OS or architecture.
     expect(res.data.runner.labels).toEqual([
-      { id: 1, name: 'self-hosted', type: 'read-only' },
       expect.objectContaining({ name: 'cml', type: 'custom' }),
       expect.objectContaining({ name: 'gpu', type: 'custom' }),
     ]);
@@ -368,13 +368,13 @@ describe('REST: tokens, JIT configs and runners', () => {
         method: 'POST',
         path: '/repos/octo-org/ml/actions/runners/generate-jitconfig',
         status: 503,
-        params: { name: 'f' },
+        params: { name: 'f', labels: '["a"]' },
       },
       {
         method: 'POST',
         path: '/repos/octo-org/ml/actions/runners/generate-jitconfig',
         status: 201,
-        params: { name: 'f' },
+        params: { name: 'f', labels: '["a"]' },
       },
       { method: 'GET', path: '/orgs/octo-org/actions/runners', status: 403 },
     ]);
@@ -404,7 +404,7 @@ describe('REST: tokens, JIT configs and runners', () => {
       {
         service: 'github',
         action: 'POST /repos/octo-org/ml/actions/runners/generate-jitconfig',
-        params: { name: 'gpu-1' },
+        params: { name: 'gpu-1', labels: '["a"]' },
       },
     ]);
     expect(gh.calls.map((c) => [c.params?.name, c.status])).toEqual([
@@ -696,12 +696,14 @@ describe('stand-in runner: config.sh + run.sh', () => {
         '--name',
         'eph',
         '--labels',
-        'cml',
+        'linux,cml',
         '--ephemeral',
       ],
       { cwd: dir },
     );
     expect(await cfg.exited).toBe(0);
+    // config.sh adds the runner's defaults; a label that repeats one (in any case) is listed once.
+    expect(gh.runners()[0]!.labels).toEqual(['self-hosted', 'X64', 'Linux', 'cml']);
     const run = start('./run.sh', [], { cwd: dir });
     const j = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'] });
     const j2 = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'] });
@@ -731,11 +733,12 @@ describe('stand-in runner: JIT', () => {
     const hooks = writeHooks(dir);
     const run = start('./run.sh', ['--jitconfig', jit], { cwd: dir, env: hooks.env });
     await until('online', () => gh.runners()[0]?.status === 'online');
-    expect(gh.runners()[0]).toMatchObject({ labels: ['self-hosted', 'X64', 'Linux', 'cml'], ephemeral: true });
+    // Online, it still has only the labels it was minted with: the runner adds none of its own.
+    expect(gh.runners()[0]).toMatchObject({ labels: ['cml'], ephemeral: true });
     const j = gh.queueJob({
       owner: 'octo-org',
       repo: 'ml',
-      labels: ['self-hosted', 'cml'],
+      labels: ['cml'],
       name: 'one',
       script: 'echo "$RUNNER_NAME did it"',
     });
@@ -772,6 +775,58 @@ describe('stand-in runner: JIT', () => {
     await again.exited;
     expect(again.output()).toContain('already been used');
     expect(gh.runners()[0].status).toBe('offline');
+  });
+
+  test('a JIT runner sent the default labels takes a job naming them in any case; one not sent them does not', async () => {
+    const dir = await installRunner();
+    const run = start('./run.sh', ['--jitconfig', await jitConfig('lab-1', ['self-hosted', 'Linux', 'X64', 'cml-l'])], {
+      cwd: dir,
+    });
+    await until('online', () => gh.runners()[0]?.status === 'online');
+    expect(gh.runners()[0]!.labels).toEqual(['self-hosted', 'Linux', 'X64', 'cml-l']);
+    const j = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['SELF-HOSTED', 'linux', 'x64', 'Cml-L'] });
+    expect(await gh.waitJob(j.id, 10000)).toMatchObject({ conclusion: 'success', runnerName: 'lab-1' });
+    expect(await run.exited).toBe(0);
+
+    const dir2 = await installRunner();
+    const bare = start('./run.sh', ['--jitconfig', await jitConfig('lab-2', ['cml-l'])], { cwd: dir2 });
+    await until('online', () => gh.runners()[0]?.status === 'online');
+    const waiting = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['self-hosted', 'cml-l'] });
+    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT));
+    expect(gh.job(waiting.id)).toMatchObject({ status: 'queued' });
+    process.kill(-bare.child.pid!, 'SIGTERM');
+    await bare.exited;
+  });
+
+  test('job steps get the runner’s environment and umask: without HOME, git config --global fails as git does', async () => {
+    const dir = await installRunner();
+    const script = 'stat -c "workspace=%a" "$GITHUB_WORKSPACE"; git config --global user.name cml; echo "stored"';
+    // A runner started by a boot service: no HOME, and the service's umask.
+    const bare = start('bash', ['-c', 'umask 077 && exec ./run.sh'], {
+      cwd: dir,
+      env: { HOME: undefined, ACTIONS_RUNNER_INPUT_JITCONFIG: await jitConfig('env-1') },
+    });
+    const j = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'], script });
+    const failed = await gh.waitJob(j.id, 10000);
+    expect(failed.conclusion).toBe('failure');
+    expect(failed.log).toContain('workspace=700');
+    expect(failed.log).toContain('fatal: $HOME not set');
+    expect(failed.log).toContain('Process completed with exit code 128.');
+    expect(failed.log).not.toContain('stored');
+    await bare.exited;
+
+    const dir2 = await installRunner();
+    const home = tmp('home-');
+    const login = start('bash', ['-c', 'umask 022 && exec ./run.sh'], {
+      cwd: dir2,
+      env: { HOME: home, ACTIONS_RUNNER_INPUT_JITCONFIG: await jitConfig('env-2') },
+    });
+    const j2 = gh.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'], script });
+    const ok = await gh.waitJob(j2.id, 10000);
+    expect(ok).toMatchObject({ conclusion: 'success' });
+    expect(ok.log).toContain('workspace=755');
+    expect(fs.readFileSync(path.join(home, '.gitconfig'), 'utf8')).toContain('name = cml');
+    await login.exited;
   });
 
   test('a failing job-started hook fails the job without running it; a failing completed hook fails it too', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test, afterAll } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderStartupScript, type StartupSettings } from '../src/bootstrap/render.js';
@@ -46,6 +46,33 @@ function decodeSettings(script: string): Record<string, string> {
   return result;
 }
 
+/**
+ * Runs the rendered script up to where it makes its directories, in an environment of only
+ * `env`, then prints the login variables it exports. `bin` commands come first on PATH.
+ */
+function loginEnvironment(
+  overrides: Partial<StartupSettings>,
+  env: Record<string, string>,
+  bin: Record<string, string> = {},
+): Record<string, string> {
+  const script = renderStartupScript(settings(overrides));
+  const head = script.slice(0, script.indexOf('# The runner home is readable'));
+  const file = join(dir, 'login-probe.sh');
+  const probe = `${head}\nfor v in HOME USER LOGNAME LANG; do printf '%s=%s\\n' "$v" "$(printenv "$v" || echo unset)"; done\n`;
+  writeFileSync(file, probe);
+  const binDir = mkdtempSync(join(dir, 'bin-'));
+  // Should the probe fail, its ERR trap ends the machine: here that is a shutdown that only says so.
+  const stubs = { shutdown: 'echo "shutdown $* (stub)"', ...bin };
+  for (const [name, body] of Object.entries(stubs))
+    writeFileSync(join(binDir, name), `#!/bin/bash\n${body}\n`, { mode: 0o755 });
+  const home = mkdtempSync(join(dir, 'runner-home-'));
+  const out = execFileSync('bash', [file], {
+    encoding: 'utf8',
+    env: { PATH: `${binDir}:${process.env.PATH}`, CML_RUNNER_HOME: home, ...env },
+  });
+  return Object.fromEntries([...out.matchAll(/^(HOME|USER|LOGNAME|LANG)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
 describe('the startup script', () => {
   test('is shellcheck-clean as rendered, for both credential kinds and for a container', () => {
     const variants: Array<Partial<StartupSettings>> = [
@@ -53,6 +80,12 @@ describe('the startup script', () => {
       { credential: { registrationToken: 'AABBCC' } },
       // A spot machine on AWS, which watches for the interruption notice.
       { credential: { jitConfig: 'abc' }, spotNotice: 'aws' },
+      // A Spot VM on Azure, which watches its scheduled events and deletes (or deallocates) itself.
+      {
+        credential: { jitConfig: 'abc' },
+        spotNotice: 'azure',
+        selfDelete: { cloud: 'azure', apiUrl: 'https://management.azure.com' },
+      },
       // A container's script: the credential comes from the pod's Secret, not the script.
       { credential: undefined, container: true },
     ];
@@ -129,6 +162,40 @@ describe('the startup script', () => {
     const script = renderStartupScript(settings({ spotNotice: 'aws' }));
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the shell parameter expansion the script holds
     expect(script).toContain('${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}');
+  });
+
+  test('gives a VM boot service the login environment from the password database, keeping what is set', () => {
+    // A boot service has only PATH: HOME, USER and LOGNAME come from the password database.
+    const passwd = { getent: `echo "ci:x:0:0:CI:${join(dir, 'ci-root')}:/bin/bash"` };
+    expect(loginEnvironment({}, {}, passwd)).toEqual({
+      HOME: join(dir, 'ci-root'),
+      USER: 'ci',
+      LOGNAME: 'ci',
+      LANG: 'C.UTF-8',
+    });
+    // A home the image lacks is made, private.
+    expect(statSync(join(dir, 'ci-root')).mode & 0o777).toBe(0o700);
+    // What the boot gave is kept.
+    const given = mkdtempSync(join(dir, 'home-'));
+    expect(loginEnvironment({}, { HOME: given, USER: 'me', LANG: 'de_DE.UTF-8' }, passwd)).toEqual({
+      HOME: given,
+      USER: 'me',
+      LOGNAME: 'ci',
+      LANG: 'de_DE.UTF-8',
+    });
+    // No password database: root's home is /root.
+    const none = { getent: 'exit 2', id: 'echo root' };
+    expect(loginEnvironment({}, {}, none)).toMatchObject({ HOME: '/root', USER: 'root', LOGNAME: 'root' });
+  });
+
+  test("leaves a container its image's environment", () => {
+    const passwd = { getent: `echo "ci:x:0:0:CI:${join(dir, 'ci-root')}:/bin/bash"` };
+    expect(loginEnvironment({ container: true, credential: undefined }, { HOME: '/home/runner' }, passwd)).toEqual({
+      HOME: '/home/runner',
+      USER: 'unset',
+      LOGNAME: 'unset',
+      LANG: 'unset',
+    });
   });
 
   test('never shows a credential in plain text', () => {

@@ -72,7 +72,7 @@ export interface AzureGroup {
   deletedAt?: Date;
 }
 
-export type AzurePowerState = 'starting' | 'running' | 'stopped' | 'deallocated' | 'deleted';
+export type AzurePowerState = 'starting' | 'running' | 'stopped' | 'deallocating' | 'deallocated' | 'deleted';
 
 export interface AzureVm {
   /** The ARM resource id. */
@@ -106,6 +106,10 @@ export interface AzureVm {
   endedReason?: 'deleted by its own identity' | 'deleted' | 'evicted';
   /** A Spot eviction was published on the scheduled events endpoint. */
   evictionNotice: boolean;
+  /** When the eviction may start (the Preempt event's NotBefore), once announced. */
+  evictionNotBefore?: Date;
+  /** Who deallocated it: `vm:<group>` for its own identity, or an app name. */
+  deallocatedBy?: string;
   createdAt: Date;
   endedAt?: Date;
   /** The machine running its customData, once created. */
@@ -167,6 +171,11 @@ export interface FakeAzureOptions {
   deleteMs?: number;
   /** `Retry-After` (seconds) on 201/202 and InProgress answers; 0 lets the client's own interval rule. Default 0. */
   retryAfterSeconds?: number;
+  /**
+   * How long a VM's first scheduled events request takes, the one that enables the service
+   * (Azure: up to two minutes); later ones answer at once. Default 1000 ms.
+   */
+  scheduledEventsStartMs?: number;
 }
 
 export interface FakeAzure {
@@ -185,8 +194,9 @@ export interface FakeAzure {
   roleAssignments(): AzureRoleAssignment[];
   /**
    * Evicts the Spot VM of a group: publishes a Preempt scheduled event, waits `noticeMs` (default
-   * 0; Azure gives at least 30 s), then applies its evictionPolicy (Delete: the VM and its OS disk
-   * go, the group and its network stay; Deallocate: the VM is deallocated). Resolves once applied.
+   * 30 s, Azure's minimum notice), then applies its evictionPolicy (Delete: the VM and its OS disk
+   * go, the group and its network stay; Deallocate: the VM is deallocated). Resolves once applied,
+   * or as soon as the VM is gone on its own (its machine deleted its group during the notice).
    */
   evict(group: string, opts?: { noticeMs?: number }): Promise<void>;
   /** One line per resource group not deleted, per VM still running or stopped, and per machine of a deleted VM still on. */
@@ -206,6 +216,7 @@ export async function startFakeAzure(opts: FakeAzureOptions): Promise<FakeAzure>
     vmLroMs: opts.bootDelayMs ?? 100,
     deleteMs: opts.deleteMs ?? 30,
     retryAfter: String(opts.retryAfterSeconds ?? 0),
+    scheduledEventsStartMs: opts.scheduledEventsStartMs ?? 1000,
   });
   const api = azurePipeline(store, opts.faults, opts.latencyMs);
   const main = await listenHttps(async (req, body, res) => {

@@ -9,7 +9,13 @@
  * `InstanceInitiatedShutdownBehavior` says.
  *
  * Implemented actions: RunInstances, DescribeInstances, TerminateInstances, DescribeImages,
- * DescribeInstanceTypes, GetConsoleOutput. Anything else is `InvalidAction`.
+ * DescribeInstanceTypes, DescribeInstanceTypeOfferings, GetConsoleOutput. Anything else is
+ * `InvalidAction`.
+ *
+ * Regions matter: a request's region is its SigV4 credential scope. Instances live in the region
+ * they were launched in, and each region offers only the types ec2/offerings.ts gives it
+ * (RunInstances of another is `Unsupported`). The account starts without the EC2 Spot
+ * service-linked role; the first spot launch creates it, or is refused when the caller may not.
  *
  * The same server is each instance's metadata service (IMDS) under `/_imds/<instance-id>`, which
  * its machine finds in `AWS_EC2_METADATA_SERVICE_ENDPOINT` (the variable the AWS SDKs read). It
@@ -31,6 +37,7 @@ export {
   ACCOUNT_ID,
   DEFAULT_SUBNET,
   EC2_NS,
+  type GpuArchitecture,
   type GpuModel,
   IMAGES,
   type ImageSpec,
@@ -43,6 +50,7 @@ export {
   VPC_ID,
 } from './ec2/catalog.js';
 export { Ec2Error, faultStatus } from './ec2/errors.js';
+export { FAMILY_REGIONS, offered } from './ec2/offerings.js';
 export { type SigV4Failure, type SigV4Result, verifySigV4 } from './ec2/sigv4.js';
 
 /** The only credentials the fakes accept. */
@@ -168,6 +176,8 @@ export interface FakeEc2Options {
   /** How long a terminated instance stays visible to DescribeInstances. Default one hour, as in AWS. */
   terminatedVisibleMs?: number;
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Whether the caller may create the EC2 Spot service-linked role. Default true. */
+  spotRoleCreation?: boolean;
 }
 
 export interface FakeEc2 {
@@ -194,6 +204,13 @@ export interface FakeEc2 {
   interruptSpot(instanceId: string, opts?: { noticeMs?: number }): Promise<void>;
   /** Human-readable lines for everything still billed: live instances, orphaned volumes, open spot requests. */
   leftovers(): string[];
+  /** Whether the account has the AWSServiceRoleForEC2Spot service-linked role (a spot launch created it). */
+  spotServiceLinkedRole(): boolean;
+  /**
+   * Sets whether the caller may create the EC2 Spot service-linked role, and whether the account
+   * has it (`exists`, default unchanged): a test can start from an account that never launched spot.
+   */
+  setSpotRole(how: { creation?: boolean; exists?: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -213,6 +230,7 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
       bootDelayMs: opts.bootDelayMs ?? 100,
       shutdownDelayMs: opts.shutdownDelayMs ?? 100,
       terminatedVisibleMs: opts.terminatedVisibleMs ?? 60 * 60 * 1000,
+      spotRoleCreation: opts.spotRoleCreation ?? true,
     },
     machines,
   );
@@ -267,6 +285,11 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
     },
     interruptSpot: (instanceId, how) => interruptSpot(store, instanceId, how),
     leftovers: () => store.leftovers(),
+    spotServiceLinkedRole: () => store.spotServiceLinkedRole,
+    setSpotRole: ({ creation, exists }) => {
+      if (creation !== undefined) store.settings.spotRoleCreation = creation;
+      if (exists !== undefined) store.spotServiceLinkedRole = exists;
+    },
     close: async () => {
       store.timers.close();
       await server.close();

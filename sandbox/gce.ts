@@ -10,7 +10,8 @@
  * its error shapes, reasons and messages (gce/errors.ts); every call needs a bearer token the
  * fake issued, and each identity only has its own permissions and scopes (gce/auth.ts).
  *
- * Implemented: instances insert, get, delete, list, aggregatedList, getSerialPortOutput;
+ * Implemented: instances insert, get, delete, list, aggregatedList, getSerialPortOutput,
+ * setMetadata;
  * zoneOperations get and wait; machineTypes and acceleratorTypes get, list, aggregatedList;
  * images get and getFromFamily; zones get and list. Instances really boot: the `startup-script`
  * metadata item runs as a sandbox machine (machine.ts), which finds its metadata server through
@@ -31,7 +32,9 @@ import { MD_PREFIX, metadataView, preempt } from './gce/controllers/lifecycle.js
 import { GceError, faultError } from './gce/errors.js';
 import { answerMetadata } from './gce/metadata.js';
 import { type GceRequest, Refusal, dispatch, identify } from './gce/routes.js';
-import { GceStore } from './gce/store.js';
+import { DEFAULT_PROJECT_SETTINGS, type GceProjectSettings, GceStore } from './gce/store.js';
+
+export type { GceProjectSettings } from './gce/store.js';
 
 export {
   ACCELERATORS as GCE_ACCELERATORS,
@@ -40,6 +43,7 @@ export {
   GCE_SERVICE_ACCOUNTS,
   IMAGES as GCE_IMAGES,
   MACHINE_TYPES as GCE_MACHINE_TYPES,
+  NETWORKS as GCE_NETWORKS,
   REGIONS as GCE_REGIONS,
   WIF_AUDIENCE as GCE_WIF_AUDIENCE,
   ZONES as GCE_ZONES,
@@ -105,7 +109,11 @@ export interface GceInstance {
   preempted: boolean;
   deletionProtection: boolean;
   networkIP: string;
+  /** The external IP (an access config), if it has one. */
   natIP?: string;
+  /** Its network and subnetwork, by name. */
+  network: string;
+  subnetwork: string;
   requestId?: string;
   /** The machine running its startup script, once it is RUNNING. */
   machine?: Machine;
@@ -137,6 +145,8 @@ export interface FakeGceOptions {
   bootDelayMs?: number;
   /** Length of a Compute Engine second for `maxRunDuration`. Default 1000 ms. */
   secondMs?: number;
+  /** What the project is like: its networks, its organisation policy, the deployer's role. */
+  project?: Partial<GceProjectSettings>;
 }
 
 export interface FakeGce {
@@ -160,6 +170,8 @@ export interface FakeGce {
   /** One line per instance not deleted (TERMINATED included: its disks bill) and per orphaned disk. */
   leftovers(): string[];
   ownsMachine(m: Machine): boolean;
+  /** Changes what the project is like from now on; returns the settings as they were. */
+  configure(settings: Partial<GceProjectSettings>): GceProjectSettings;
   close(): Promise<void>;
 }
 
@@ -262,7 +274,7 @@ export async function startFakeGce(opts: FakeGceOptions): Promise<FakeGce> {
     ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
     identify: (req, body, url) => identify(req, body, url),
     authenticate: (_req, _body, request) => authenticate(store, request),
-    authorize: (who, request) => authorize(who, request),
+    authorize: (who, request) => authorize(who, request, store.settings.deployerLacks),
     identityOf: (who) => who.token?.identity,
     faultError: faultAnswer,
     handle: (request, who, fault) => handle(store, request, who, fault),
@@ -284,6 +296,7 @@ export async function startFakeGce(opts: FakeGceOptions): Promise<FakeGce> {
     return api(req, body, res);
   });
   store.url = server.url;
+  store.settings = { ...DEFAULT_PROJECT_SETTINGS, ...opts.project };
 
   return {
     url: server.url,
@@ -295,6 +308,11 @@ export async function startFakeGce(opts: FakeGceOptions): Promise<FakeGce> {
     preempt: (zone, name, how = {}) => preempt(store, zone, name, how.noticeMs),
     leftovers: () => store.leftovers(),
     ownsMachine: (m) => store.owned.has(m),
+    configure: (settings) => {
+      const before = store.settings;
+      store.settings = { ...before, ...settings };
+      return before;
+    },
     close: async () => {
       store.close();
       await server.close();

@@ -15,7 +15,7 @@ import {
 } from './azure.js';
 import { type FakeEc2, SANDBOX_CREDENTIALS, startFakeEc2 } from './ec2.js';
 import { FaultPlan } from './core/index.js';
-import { type FakeGce, GCE_PROJECT, startFakeGce } from './gce.js';
+import { type FakeGce, GCE_PROJECT, type GceProjectSettings, startFakeGce } from './gce.js';
 import { type FakeGitHub, startFakeGitHub } from './github.js';
 import { type FakeKubernetes, startFakeKubernetes } from './kubernetes.js';
 import { MachineFleet } from './machine.js';
@@ -25,7 +25,7 @@ export { FaultPlan } from './core/index.js';
 export type { Fault, Service } from './core/index.js';
 export type { FakeEc2, Ec2Instance, Ec2Volume, SpotRequest, InstanceStateName } from './ec2.js';
 export type { FakeSsm } from './ssm.js';
-export type { FakeGce, GceInstance, GceDisk, GceStatus, GceCall } from './gce.js';
+export type { FakeGce, GceInstance, GceDisk, GceStatus, GceCall, GceProjectSettings } from './gce.js';
 export type { FakeAzure, AzureGroup, AzureVm, AzureCall, AzureRoleAssignment, AzurePowerState } from './azure.js';
 export type { FakeGitHub } from './github.js';
 export type {
@@ -53,6 +53,13 @@ export interface SandboxOptions {
   kubernetesSecondMs?: number;
   /** Length of a Compute Engine second (`scheduling.maxRunDuration`). Default 1000 ms. */
   gceSecondMs?: number;
+  /** What the fake Google Cloud project is like (its networks, organisation policy, the deployer's role). */
+  gceProject?: Partial<GceProjectSettings>;
+  /**
+   * Whether the AWS caller may create the EC2 Spot service-linked role, which the account (it
+   * starts without one) needs for its first spot launch. Default true; `sb.ec2.setSpotRole` changes it.
+   */
+  awsSpotRoleCreation?: boolean;
 }
 
 export interface SandboxEnv {
@@ -131,6 +138,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       machines: fleet,
       ...latency,
       ...(opts.bootDelayMs !== undefined ? { bootDelayMs: opts.bootDelayMs } : {}),
+      ...(opts.awsSpotRoleCreation !== undefined ? { spotRoleCreation: opts.awsSpotRoleCreation } : {}),
     });
     started.push(ec2);
     const ssm = await startFakeSsm({ faults, ...latency });
@@ -149,6 +157,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ...latency,
       ...(opts.bootDelayMs !== undefined ? { bootDelayMs: opts.bootDelayMs } : {}),
       ...(opts.gceSecondMs !== undefined ? { secondMs: opts.gceSecondMs } : {}),
+      ...(opts.gceProject ? { project: opts.gceProject } : {}),
     });
     started.push(gce);
     const azure = await startFakeAzure({

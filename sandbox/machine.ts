@@ -135,6 +135,52 @@ interface MachineRoot {
   scriptPath: string;
 }
 
+/**
+ * What a VM's startup script gets: what the real boot gives, and only the sandbox's own additions.
+ *
+ * A real VM runs user data as a boot service, as root with umask 022 and only PATH: cloud-init's
+ * scripts_user module, in the final stage's cloud_final_modules, on EC2 and Azure
+ * (https://access.redhat.com/documentation/en-us/red_hat_enterprise_linux/9/html/configuring_and_managing_cloud-init_for_rhel_9/cloud-init-operates-in-stages_introduction-to-cloud-init),
+ * the guest agent's google_metadata_script_runner on Compute Engine
+ * (https://cloud.google.com/compute/docs/instances/startup-scripts, 2025-12-15). systemd sets HOME, USER,
+ * LOGNAME and SHELL only for a unit with User= (https://github.com/systemd/systemd/issues/10915,
+ * 2018), and neither unit has one; startup scripts are reported without HOME on Compute Engine
+ * (https://github.com/spinnaker/spinnaker/pull/1118, 2016) and under cloud-init
+ * (https://github.com/openfaas/faasd/issues/282, 2022), and runners started from them run jobs
+ * where `git config --global` fails with "fatal: $HOME not set"
+ * (https://github.com/Cyclenerd/hcloud-github-runner/issues/4, 2025;
+ * https://github.com/peter-evans/create-pull-request/issues/2181, 2023), since actions/runner passes
+ * its own environment to every step (https://github.com/actions/runner/issues/1864, 2022).
+ *
+ * The sandbox's additions, each needed for a machine that shares the host:
+ * - PATH starts with the stand-ins (`shutdown`, `getent`, `nvidia-smi`, ...), then the host's.
+ * - TMPDIR: the machine's own /tmp, removed with it (a real VM's /tmp is its own).
+ * - CML_RUNNER_HOME: the runner home inside the machine's root, since the host's /opt is not the
+ *   machine's (on a real VM the script's default, /opt/cml-runner).
+ * The cloud fakes add their own (`BootOptions.env`): the metadata endpoints a real machine
+ * reaches at 169.254.169.254, the sandbox CA, the machine's ids; and the markers come last.
+ */
+function vmBootEnvironment(layout: MachineRoot): Record<string, string> {
+  return {
+    PATH: `${layout.bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
+    TMPDIR: path.join(layout.root, 'tmp'),
+    CML_RUNNER_HOME: layout.runnerHome,
+  };
+}
+
+/** A container's defaults, under what its image and pod spec set (`prepare`). */
+function containerDefaults(layout: MachineRoot): Record<string, string> {
+  return {
+    PATH: `${layout.bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
+    HOME: layout.home,
+    USER: 'root',
+    LOGNAME: 'root',
+    SHELL: '/bin/bash',
+    LANG: 'C.UTF-8',
+    TMPDIR: path.join(layout.root, 'tmp'),
+  };
+}
+
 /** Lays out a fresh root: home, `/opt`, `/tmp`, the stand-ins, the control file and the startup script. */
 function prepareRoot(opts: BootOptions, minuteMs: number): MachineRoot {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `sandbox-machine-${safe(opts.id)}-`));
@@ -249,14 +295,7 @@ class BootedMachine {
     const { opts, layout, container } = this;
     const prepared = opts.prepare?.(this.root) ?? {};
     const env: Record<string, string> = {
-      PATH: `${layout.bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
-      HOME: layout.home,
-      USER: 'root',
-      LOGNAME: 'root',
-      SHELL: '/bin/bash',
-      LANG: 'C.UTF-8',
-      TMPDIR: path.join(this.root, 'tmp'),
-      ...(container ? {} : { CML_RUNNER_HOME: layout.runnerHome }),
+      ...(container ? containerDefaults(layout) : vmBootEnvironment(layout)),
       ...opts.env,
       ...prepared.env,
       // The markers come last: they are how the host finds the machine's processes.
@@ -264,7 +303,9 @@ class BootedMachine {
       SANDBOX_MACHINE_ROOT: this.root,
       SANDBOX_MACHINE_CONTROL: layout.control,
     };
-    const argv = prepared.argv ?? opts.argv ?? ['bash', layout.scriptPath];
+    const command = prepared.argv ?? opts.argv ?? ['bash', layout.scriptPath];
+    // A VM's boot service starts with umask 022 whatever the host's is; a container keeps the runtime's.
+    const argv = container ? command : ['bash', '-c', 'umask 022 && exec "$@"', 'machine-boot', ...command];
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: prepared.cwd ?? this.root,
       env,
@@ -275,7 +316,7 @@ class BootedMachine {
     this.pgid = child.pid;
     child.stdout?.on('data', this.console.append);
     child.stderr?.on('data', this.console.append);
-    this.supervise(child, argv);
+    this.supervise(child, command);
   }
 
   private supervise(child: ChildProcess, argv: string[]): void {
@@ -620,6 +661,32 @@ if [[ $# -gt 0 && -f "$SANDBOX_MACHINE_ROOT/.sandbox/users" ]] && grep -qx -- "$
 fi
 PATH="\${PATH#*:}"
 exec id "$@"
+`,
+  );
+  write(
+    'getent',
+    `# getent passwd [KEY...]: the machine's password database. Its root (the host user the sandbox
+# runs as) has its home in the machine's root, as do users made by the useradd stand-in (1001);
+# other keys and databases are the host's answer.
+real_path="\${PATH#*:}"
+[[ "\${1:-}" == passwd ]] || PATH="$real_path" exec getent "$@"
+shift
+me="$(PATH="$real_path" id -un)"
+entries=("$me:x:$(PATH="$real_path" id -u):$(PATH="$real_path" id -g):$me:$SANDBOX_MACHINE_ROOT/root:/bin/bash")
+if [[ -f "$SANDBOX_MACHINE_ROOT/.sandbox/users" ]]; then
+  while IFS= read -r u; do entries+=("$u:x:1001:1001::$SANDBOX_MACHINE_ROOT/home/$u:/bin/bash"); done <"$SANDBOX_MACHINE_ROOT/.sandbox/users"
+fi
+if [[ $# -eq 0 ]]; then printf '%s\\n' "\${entries[@]}"; exit 0; fi
+status=0
+for key in "$@"; do
+  found=""
+  for e in "\${entries[@]}"; do
+    IFS=: read -r name _ uid _ <<<"$e"
+    if [[ "$key" == "$name" || "$key" == "$uid" ]]; then found="$e"; break; fi
+  done
+  if [[ -n "$found" ]]; then echo "$found"; else PATH="$real_path" getent passwd "$key" || status=2; fi
+done
+exit "$status"
 `,
   );
   write(

@@ -22,6 +22,10 @@ export const AZURE_API_VERSIONS = {
   compute: '2026-04-01',
   /** @azure/arm-authorization 9: roleAssignments.create. */
   authorization: '2022-04-01',
+  /** @azure/arm-compute 25: resourceSkus.list (Microsoft.Compute/skus keeps its own, older version). */
+  skus: '2021-07-01',
+  /** @azure/arm-compute 25: galleryImages.get, galleryImageVersions.get and listByGalleryImage. */
+  galleries: '2025-12-03',
 } as const;
 /** IMDS versions the fake knows (IMDS itself accepts many dated versions). */
 export const IMDS_VERSIONS = [
@@ -93,13 +97,6 @@ const GPU_SIZES: Array<{ re: RegExp; model: string; memoryMiB: number; count: (n
     count: (n) => (n >= 80 ? 2 : 1),
   },
   { re: /^Standard_ND(\d+)isr_H100_v5$/i, model: 'NVIDIA H100 80GB HBM3', memoryMiB: 81559, count: () => 8 },
-  // NCv3: NC6s 1, NC12s 2, NC24s/NC24rs 4.
-  {
-    re: /^Standard_NC(\d+)r?s_v3$/i,
-    model: 'Tesla V100-PCIE-16GB',
-    memoryMiB: 16384,
-    count: (n) => Math.max(1, Math.floor(n / 6)),
-  },
 ];
 
 /** The GPUs of a VM size (`Standard_N*`), whatever the image. */
@@ -111,11 +108,4 @@ export function gpuOfSize(size: string): GpuSpec | undefined {
   return undefined;
 }
 
-/** Whether the image has the NVIDIA driver (`nvidia-smi` works): the HPC Data Science images do, Canonical's Ubuntu does not. */
-export function imageHasNvidiaDriver(image: Record<string, unknown> | undefined): boolean {
-  if (!image) return false;
-  return (
-    String(image.publisher ?? '').toLowerCase() === 'microsoft-dsvm' &&
-    String(image.offer ?? '').toLowerCase() === 'ubuntu-hpc'
-  );
-}
+export * from './offerings.js';

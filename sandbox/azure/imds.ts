@@ -74,12 +74,41 @@ export function serveBlob(store: AzureStore, req: http.IncomingMessage, u: URL, 
   send(res, call, r, 'text/plain');
 }
 
-/** One IMDS request of a VM: `/_imds/<vmId>/metadata/...`. */
+/**
+ * One IMDS request of a VM: `/_imds/<vmId>/metadata/...`. A scheduled events request before the
+ * service is enabled waits until it is (see `scheduledEventsWait`), then reads the events.
+ */
 export function serveImds(store: AzureStore, req: http.IncomingMessage, u: URL, res: http.ServerResponse): void {
   const call = logCall(store, 'imds', req, u);
-  const r = imds(store, req, u, call);
-  if (!call.action) call.action = `imds ${u.pathname}`;
-  send(res, call, r, 'text/plain; charset=utf-8');
+  const answer = (): void => {
+    const r = imds(store, req, u, call);
+    if (!call.action) call.action = `imds ${u.pathname}`;
+    if (!res.destroyed) send(res, call, r, 'text/plain; charset=utf-8');
+  };
+  const wait = scheduledEventsWait(store, req, u);
+  if (wait > 0) store.timers.later(wait, answer);
+  else answer();
+}
+
+/**
+ * "Scheduled Events is enabled for your service the first time you make a request for events.
+ * You should expect a delayed response in your first call of up to two minutes": the first
+ * well-formed request starts the service, and every request until it is up waits for it. The
+ * less convenient reading: a client that gives up early has still only started it.
+ * https://learn.microsoft.com/azure/virtual-machines/linux/scheduled-events (2023-01-25)
+ */
+function scheduledEventsWait(store: AzureStore, req: http.IncomingMessage, u: URL): number {
+  const m = /^\/_imds\/([^/]+)\/metadata\/scheduledevents$/.exec(u.pathname);
+  if (!m || req.method !== 'GET' || lower(String(req.headers.metadata ?? '')) !== 'true') return 0;
+  if (!IMDS_VERSIONS.includes(u.searchParams.get('api-version') ?? '')) return 0;
+  const vmId = m[1]!;
+  if (!store.allVms.some((v) => v.vmId === vmId && !v.deleted)) return 0;
+  let from = store.scheduledEventsFrom.get(vmId);
+  if (from === undefined) {
+    from = Date.now() + store.config.scheduledEventsStartMs;
+    store.scheduledEventsFrom.set(vmId, from);
+  }
+  return from - Date.now();
 }
 
 function imds(store: AzureStore, req: http.IncomingMessage, u: URL, call: AzureCall): Served {
@@ -160,18 +189,24 @@ function managedIdentityToken(store: AzureStore, vm: Vm, u: URL): Served {
   };
 }
 
-/** A `Preempt` event once the Spot VM's eviction is announced. */
+/**
+ * The VM's scheduled events: none, or a `Preempt` event once its Spot eviction is announced, in
+ * the 2020-07-01 shape. DocumentIncarnation grows when the events change (0, then 1).
+ * https://learn.microsoft.com/azure/virtual-machines/linux/scheduled-events (2023-01-25)
+ */
 function scheduledEvents(vm: Vm): Served {
+  const id = crypto.createHash('sha256').update(vm.vmId).digest('hex');
   const events = vm.evictionNotice
     ? [
         {
-          EventId: crypto.createHash('sha256').update(vm.vmId).digest('hex').slice(0, 32),
+          EventId:
+            `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20, 32)}`.toUpperCase(),
           EventType: 'Preempt',
           ResourceType: 'VirtualMachine',
           Resources: [vm.name],
           EventStatus: 'Scheduled',
-          NotBefore: new Date(Date.now() + 30_000).toUTCString(),
-          Description: 'The Spot VM is being evicted.',
+          NotBefore: (vm.evictionNotBefore ?? new Date()).toUTCString(),
+          Description: '',
           EventSource: 'Platform',
           DurationInSeconds: -1,
         },

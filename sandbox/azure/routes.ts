@@ -13,11 +13,12 @@ import type http from 'node:http';
 import { type Answer, type Fault, type FaultPlan, type Identified, pipeline } from '../core/index.js';
 import type { AzureCall } from '../azure.js';
 import { AZURE_API_VERSIONS, type AzureAppName } from './catalog.js';
+import { getGalleryImage, getManagedImage, getMarketplaceImage, listSkus } from './controllers/catalog.js';
 import { deleteGroup, deletionStatus, getGroup, groupOr404, listGroups, putGroup } from './controllers/groups.js';
 import { getNetwork, putNetwork } from './controllers/network.js';
 import { operationStatus } from './controllers/operations.js';
 import { createRoleAssignment } from './controllers/role-assignments.js';
-import { bootDiagnostics, instanceView, putVm, vmIn } from './controllers/virtual-machines.js';
+import { bootDiagnostics, deallocateVm, instanceView, putVm, vmIn } from './controllers/virtual-machines.js';
 import {
   authenticateBearer,
   authenticateClient,
@@ -290,6 +291,8 @@ function armRoute(store: AzureStore, method: string, u: URL, body: Buffer): ArmR
       run: () => deletionStatus(store, q, segs[3]!, `${store.url}${u.pathname}${u.search}`),
     };
   }
+  const catalog = catalogRoute(store, method, segs, q);
+  if (catalog) return catalog;
   if (segs.length === 3 && lower(segs[2]!) === 'resourcegroups') {
     const read = { action: 'Microsoft.Resources/subscriptions/resourceGroups/read', scope: store.subScope };
     return {
@@ -319,7 +322,104 @@ function armRoute(store: AzureStore, method: string, u: URL, body: Buffer): ArmR
   ) {
     return vmRoute(store, method, segs[3]!, segs[7]!, segs[8], q, body);
   }
+  if (provider === 'microsoft.compute') return imageRoute(store, method, segs);
   return undefined;
+}
+
+/** A read-only GET route: refused for any other method. */
+function readRoute(
+  method: string,
+  op: string,
+  location: string,
+  apiVersion: string,
+  type: string,
+  permission: { action: string; scope: string },
+  run: () => Reply,
+  params?: Record<string, string>,
+): ArmRoute {
+  return {
+    op,
+    location,
+    ...(params ? { params } : {}),
+    apiVersion: { expected: apiVersion, type },
+    ...(method === 'GET' ? { permission } : {}),
+    run: () => {
+      if (method !== 'GET') throw notAllowed(method);
+      return run();
+    },
+  };
+}
+
+/** Subscription-level reads: resource SKUs, Marketplace image versions. */
+function catalogRoute(store: AzureStore, method: string, segs: string[], q: URLSearchParams): ArmRoute | undefined {
+  if (lower(segs[2] ?? '') !== 'providers' || lower(segs[3] ?? '') !== 'microsoft.compute') return undefined;
+  const scope = store.subScope;
+  if (segs.length === 5 && lower(segs[4]!) === 'skus') {
+    const permission = { action: 'Microsoft.Compute/skus/read', scope };
+    return readRoute(method, 'resourceSkus.list', 'global', AZURE_API_VERSIONS.skus, 'skus', permission, () =>
+      listSkus(store, q),
+    );
+  }
+  const shape = ['locations', null, 'publishers', null, 'artifacttypes', 'vmimage', 'offers', null, 'skus', null];
+  const tail = segs.slice(4);
+  const images =
+    (tail.length === 11 || tail.length === 12) &&
+    shape.every((s, i) => s === null || lower(tail[i]!) === s) &&
+    lower(tail[10]!) === 'versions';
+  if (!images) return undefined;
+  const [location, publisher, offer, sku, version] = [tail[1]!, tail[3]!, tail[7]!, tail[9]!, tail[11]];
+  const action = 'Microsoft.Compute/locations/publishers/artifacttypes/offers/skus/versions/read';
+  return readRoute(
+    method,
+    version === undefined ? 'virtualMachineImages.list' : 'virtualMachineImages.get',
+    location,
+    AZURE_API_VERSIONS.compute,
+    'locations/publishers/artifacttypes/offers/skus/versions',
+    { action, scope },
+    () => getMarketplaceImage(store, location, { publisher, offer, sku, ...(version ? { version } : {}) }),
+  );
+}
+
+/** A group's managed image or gallery image (its definition, versions, a version). */
+function imageRoute(store: AzureStore, method: string, segs: string[]): ArmRoute | undefined {
+  const rgName = segs[3]!;
+  const path = segs.slice(6).map(lower);
+  const scope = `${store.subScope}/resourceGroups/${rgName}/providers/Microsoft.Compute/${segs.slice(6).join('/')}`;
+  const params = { resourceGroup: rgName, name: segs.at(-1)! };
+  if (path.length === 2 && path[0] === 'images') {
+    const permission = { action: 'Microsoft.Compute/images/read', scope };
+    return readRoute(
+      method,
+      'images.get',
+      'global',
+      AZURE_API_VERSIONS.compute,
+      'images',
+      permission,
+      () => getManagedImage(store, rgName, segs[7]!),
+      params,
+    );
+  }
+  if (path[0] !== 'galleries' || path[2] !== 'images' || path.length < 4 || path.length > 6) return undefined;
+  if (path.length >= 5 && path[4] !== 'versions') return undefined;
+  const [gallery, image, version] = [segs[7]!, segs[9]!, segs[11]];
+  const op =
+    path.length === 4
+      ? 'galleryImages.get'
+      : path.length === 5
+        ? 'galleryImageVersions.listByGalleryImage'
+        : 'galleryImageVersions.get';
+  const action =
+    path.length === 4 ? 'Microsoft.Compute/galleries/images/read' : 'Microsoft.Compute/galleries/images/versions/read';
+  return readRoute(
+    method,
+    op,
+    'global',
+    AZURE_API_VERSIONS.galleries,
+    path.length === 4 ? 'galleries/images' : 'galleries/images/versions',
+    { action, scope },
+    () => getGalleryImage(store, rgName, gallery, image, path.length === 5 ? null : version),
+    params,
+  );
 }
 
 const VERBS: Record<string, string> = { PUT: 'createOrUpdate', GET: 'get', DELETE: 'delete' };
@@ -407,7 +507,7 @@ function vmRoute(
   const type = 'Microsoft.Compute/virtualMachines';
   let verb: string;
   if (sub === undefined) verb = VERBS[method] ?? 'unknown';
-  else if (sub === 'retrieveBootDiagnosticsData' && method === 'POST') verb = sub;
+  else if ((sub === 'retrieveBootDiagnosticsData' || sub === 'deallocate') && method === 'POST') verb = sub;
   else if (sub === 'instanceView' && method === 'GET') verb = sub;
   else verb = 'unknown';
   const put = resourcePut(store, method, rgName, body);
@@ -416,6 +516,7 @@ function vmRoute(
   const scope = `${store.subScope}/resourceGroups/${rgName}/providers/${type}/${name}`;
   const rbac: Record<string, string> = {
     retrieveBootDiagnosticsData: 'retrieveBootDiagnosticsData/action',
+    deallocate: 'deallocate/action',
     instanceView: 'read',
     createOrUpdate: 'write',
     get: 'read',
@@ -434,7 +535,7 @@ function vmRoute(
     ...(refusal ? { refusal } : {}),
     apiVersion: { expected: AZURE_API_VERSIONS.compute, type: 'virtualMachines', location: put.location },
     ...(rbac[verb] ? { permission: { action: `${type}/${rbac[verb]}`, scope } } : {}),
-    run: (_who, fault) => {
+    run: (who, fault) => {
       const g = groupOr404(store, rgName);
       if (verb === 'createOrUpdate') {
         if (g.provisioningState === 'Deleting') throw beingDeleted(g);
@@ -443,6 +544,7 @@ function vmRoute(
       const vm = vmIn(g, name);
       if (verb !== 'delete' && !vm) throw resourceNotFound(type, name, rgName);
       if (verb === 'retrieveBootDiagnosticsData') return bootDiagnostics(store, vm!, q);
+      if (verb === 'deallocate') return deallocateVm(store, vm!, who);
       if (verb === 'instanceView') return { status: 200, json: instanceView(vm!) };
       if (verb === 'get') return { status: 200, json: structuredClone(vm!.body) };
       throw notAllowed(method);

@@ -52,6 +52,8 @@ export interface Group extends AzureGroup {
 
 export interface Vm extends AzureVm, Resource {
   serialBanner: string[];
+  /** The GPU's driver does not work on this VM: what `nvidia-smi` says, its exit code, the kernel's line. */
+  driverFailure?: { message: string; exit: number; kernel?: string };
   /** Lower-case id of its primary NIC. */
   nicId: string;
 }
@@ -75,6 +77,8 @@ export interface StoreConfig {
   deleteMs: number;
   /** `Retry-After` (seconds, as text) on 201/202 and InProgress answers. */
   retryAfter: string;
+  /** How long a VM's first scheduled events request takes (it enables the service). */
+  scheduledEventsStartMs: number;
 }
 
 export class AzureStore {
@@ -97,6 +101,8 @@ export class AzureStore {
   readonly federated = new Map<string, AzureAppName>();
   /** A VM's managed identity (principal id) → the VM. */
   readonly vmIdentities = new Map<string, Vm>();
+  /** A VM's id → when its scheduled events service is enabled (its first request plus the start time). */
+  readonly scheduledEventsFrom = new Map<string, number>();
   /** Boot diagnostics SAS signatures → the VM whose serial log they read. */
   readonly blobSigs = new Map<string, { vm: Vm; expires: number }>();
   readonly owned = new Set<Machine>();

@@ -5,7 +5,16 @@
  */
 import type { Fault } from '../core/index.js';
 import type { AzureVm } from '../azure.js';
-import { ROLE_IDS, gpuOfSize } from './catalog.js';
+import {
+  RETIRED_SIZES,
+  ROLE_IDS,
+  type ResolvedImage,
+  SIZES,
+  gpuOfSize,
+  regionalSize,
+  regionalSizes,
+  resolveImage,
+} from './catalog.js';
 import { type Group, type J, type Resource, type AzureStore, lower, uuid } from './store.js';
 
 export class ArmError extends Error {
@@ -296,6 +305,16 @@ export interface VmSpec {
   image: J;
   osDisk: J;
   nics: J[];
+  /** What the image reference resolved to (generation, OS disk size, NVIDIA driver). */
+  resolved: ResolvedImage;
+  /** The security type the VM gets, as given or as Azure defaults it. */
+  security: VmSecurity;
+}
+
+export interface VmSecurity {
+  securityType: 'Standard' | 'TrustedLaunch';
+  secureBoot: boolean;
+  vTpm: boolean;
 }
 
 /** The VM PUT's checks, in the order ARM and the compute provider apply them. */
@@ -329,7 +348,13 @@ export function checkVmPut(store: AzureStore, g: Group, name: string, body: J): 
   const diag = ((p.diagnosticsProfile as J | undefined)?.bootDiagnostics ?? {}) as J;
   if (diag.enabled === true && diag.storageUri !== undefined)
     throw invalid('The fake serves managed boot diagnostics only (no storageUri).', 'bootDiagnostics.storageUri');
+  checkVmSize(store, id, location, size);
+  const resolved = checkImage(store, image);
+  const security = checkSecurity(p, size, resolved);
+  checkOsDiskSize(osDisk, resolved);
   return {
+    resolved,
+    security,
     location,
     props: p,
     os,
@@ -340,6 +365,115 @@ export function checkVmPut(store: AzureStore, g: Group, name: string, body: J): 
     osDisk,
     nics,
   };
+}
+
+/**
+ * The size must be sold in the region (retired sizes nowhere): else InvalidParameter, as for a
+ * size the region lacks. A size restricted for the subscription (in the region, or in every
+ * zone of it) is SkuNotAvailable.
+ */
+function checkVmSize(store: AzureStore, id: string, location: string, size: string): void {
+  const offered = RETIRED_SIZES.has(size.toLowerCase()) ? undefined : regionalSize(location, size);
+  if (!offered) {
+    const names = regionalSizes(location).map((r) => r.size.name);
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The requested VM size ${size} is not available in the current region. The sizes available in the current region are: ${names.join(',')}. Find out more on the available VM sizes in each region at https://aka.ms/azure-regions.`,
+      { target: 'vmSize' },
+    );
+  }
+  if (offered.restricted) {
+    const zones = offered.restricted === 'zones' ? offered.zones.join(',') : '';
+    throw new ArmError(
+      409,
+      'SkuNotAvailable',
+      `The requested size for resource '${id}' is currently not available in location '${location}' zones '${zones}' for subscription '${store.sub}'. Please try another size or deploy to a different location or zones. See https://aka.ms/azureskunotavailable for details.`,
+    );
+  }
+}
+
+function checkImage(store: AzureStore, image: J): ResolvedImage {
+  const resolved = resolveImage(store.sub, image);
+  if (resolved) return resolved;
+  if (typeof image.id === 'string') {
+    throw new ArmError(404, 'NotFound', `The Image '${image.id}' cannot be found in the subscription.`);
+  }
+  const urn = [image.publisher, image.offer, image.sku, image.version].map(String).join(':');
+  throw new ArmError(
+    404,
+    'PlatformImageNotFound',
+    `The platform image '${urn}' is not available. Verify that all fields in the storage profile are correct. For more details about storage profile information, please refer to https://aka.ms/storageprofile`,
+    { target: 'imageReference' },
+  );
+}
+
+const TL_FAQ = 'For more information, see https://aka.ms/TrustedLaunch-FAQ';
+
+/**
+ * The security type: as given, else what Azure defaults a new VM to: Trusted Launch with Secure
+ * Boot and vTPM on, whenever the image is a Gen2 one that takes it and the size supports it.
+ */
+function checkSecurity(p: J, size: string, image: ResolvedImage): VmSecurity {
+  const spec = SIZES.get(size.toLowerCase())!;
+  const sp = (p.securityProfile ?? {}) as J;
+  const uefi = (sp.uefiSettings ?? {}) as J;
+  if (image.generation === 'V1' && spec.generations === 'V2') {
+    throw new ArmError(
+      400,
+      'BadRequest',
+      `The selected VM size '${size}' cannot boot Hypervisor Generation '1'. If this was a Create operation please check that the Hypervisor Generation of the Image matches the Hypervisor Generation of the selected VM Size. If this was an Update operation please select a Hypervisor Generation '1' VM Size.`,
+    );
+  }
+  const imageTakesTl = image.generation === 'V2' && image.kind !== 'managed';
+  const given = sp.securityType;
+  if (given !== undefined && given !== 'Standard' && given !== 'TrustedLaunch') {
+    throw invalid(`The value '${String(given)}' of parameter 'securityProfile.securityType' is not valid.`);
+  }
+  const type = given ?? (imageTakesTl && !spec.noTrustedLaunch ? 'TrustedLaunch' : 'Standard');
+  if (type === 'TrustedLaunch' && spec.noTrustedLaunch) {
+    throw new ArmError(
+      400,
+      'BadRequest',
+      `The VM size '${size}' is not supported for creation of VMs and Virtual Machine Scale Set with 'TrustedLaunch' security type. ${TL_FAQ}`,
+    );
+  }
+  if (type === 'TrustedLaunch' && !imageTakesTl) {
+    throw new ArmError(
+      400,
+      'BadRequest',
+      `Use of TrustedLaunch setting is not supported for the provided image. Please select Trusted Launch Supported Gen2 OS Image. ${TL_FAQ}`,
+    );
+  }
+  if (type === 'Standard' && image.trustedLaunchOnly) {
+    throw new ArmError(
+      400,
+      'BadRequest',
+      "The provided gallery image only supports creation of VMs and VM Scale Sets with 'TrustedLaunch' security type.",
+    );
+  }
+  if (type === 'Standard') return { securityType: 'Standard', secureBoot: false, vTpm: false };
+  // Unless turned off, Trusted Launch has Secure Boot and vTPM on.
+  return {
+    securityType: 'TrustedLaunch',
+    secureBoot: uefi.secureBootEnabled !== false,
+    vTpm: uefi.vTpmEnabled !== false,
+  };
+}
+
+function checkOsDiskSize(osDisk: J, image: ResolvedImage): void {
+  const given = osDisk.diskSizeGB;
+  if (given === undefined) return;
+  if (typeof given !== 'number' || !Number.isInteger(given) || given < 1)
+    throw invalid(`The value '${String(given)}' of parameter 'osDisk.diskSizeGB' is not valid.`, 'osDisk.diskSizeGB');
+  if (given < image.sizeGb) {
+    throw new ArmError(
+      409,
+      'OperationNotAllowed',
+      `The specified disk size ${given} GB is smaller than the size of the corresponding disk in the VM image: ${image.sizeGb} GB. This is not allowed. Please choose equal or greater size or do not specify an explicit size.`,
+      { target: 'osDisk.diskSizeGB' },
+    );
+  }
 }
 
 /** Linux auth (a password, or SSH keys when passwords are off) and base64 customData; returns it decoded. */

@@ -9,6 +9,9 @@ import type { InstanceStateName } from '../ec2.js';
 export const EC2_NS = 'http://ec2.amazonaws.com/doc/2016-11-15/';
 export const ACCOUNT_ID = '123456789012';
 
+/** NVIDIA GPU architectures, oldest first: the open kernel modules drive Turing and newer only. */
+export type GpuArchitecture = 'volta' | 'turing' | 'ampere' | 'ada' | 'hopper';
+
 export interface GpuModel {
   /** Name as DescribeInstanceTypes gives it (`T4`, `A10G`). */
   name: string;
@@ -17,6 +20,9 @@ export interface GpuModel {
   memoryMiB: number;
   /** Name as `nvidia-smi` prints it. */
   smiName: string;
+  architecture: GpuArchitecture;
+  /** PCI device id, as the kernel driver names the GPU it could not drive. */
+  pciId: string;
 }
 
 export interface InstanceTypeSpec {
@@ -27,26 +33,38 @@ export interface InstanceTypeSpec {
   gpu?: GpuModel;
   /** On-demand USD per hour in us-east-1 (approximate, for cost figures in tests and benchmarks). */
   onDemandPrice: number;
+  /**
+   * DescribeInstanceTypes `Hypervisor`: `nitro`, or `xen` for the previous generations (t2, m4,
+   * c4, p3 but not p3dn). Source: "Instances built on the AWS Nitro System", Amazon EC2 Instance
+   * Types guide (https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-nitro-instances.html).
+   * Only Nitro instances give the latest console output ("This option is supported on instance
+   * types that use the Nitro hypervisor", GetConsoleOutput,
+   * https://docs.aws.amazon.com/sdk-for-sap-abap/v1/api/latest/ec2/operation/GETCONSOLEOUTPUT.html).
+   */
+  hypervisor: 'nitro' | 'xen';
 }
 
-const gpu = (name: string, count: number, memoryMiB: number, smiName: string): GpuModel => ({
-  name,
-  manufacturer: 'NVIDIA',
-  count,
-  memoryMiB,
-  smiName,
-});
-const T4 = (n: number) => gpu('T4', n, 16384, 'Tesla T4');
-const A10G = (n: number) => gpu('A10G', n, 24576, 'NVIDIA A10G');
-const L4 = (n: number) => gpu('L4', n, 22888, 'NVIDIA L4');
-const L40S = (n: number) => gpu('L40S', n, 45776, 'NVIDIA L40S');
-const V100 = (n: number) => gpu('V100', n, 16384, 'Tesla V100-SXM2-16GB');
-const A100 = (n: number) => gpu('A100', n, 40960, 'NVIDIA A100-SXM4-40GB');
-const H100 = (n: number) => gpu('H100', n, 81920, 'NVIDIA H100 80GB HBM3');
-const T4G = (n: number) => gpu('T4g', n, 16384, 'NVIDIA T4G');
+const gpu =
+  (name: string, memoryMiB: number, smiName: string, architecture: GpuArchitecture, pciId: string) =>
+  (count: number): GpuModel => ({ name, manufacturer: 'NVIDIA', count, memoryMiB, smiName, architecture, pciId });
+const T4 = gpu('T4', 16384, 'Tesla T4', 'turing', '10de:1eb8');
+const A10G = gpu('A10G', 24576, 'NVIDIA A10G', 'ampere', '10de:2237');
+const L4 = gpu('L4', 22888, 'NVIDIA L4', 'ada', '10de:27b8');
+const L40S = gpu('L40S', 45776, 'NVIDIA L40S', 'ada', '10de:26b9');
+const V100 = gpu('V100', 16384, 'Tesla V100-SXM2-16GB', 'volta', '10de:1db1');
+const V100_32 = gpu('V100', 32768, 'Tesla V100-SXM2-32GB', 'volta', '10de:1db5');
+const A100 = gpu('A100', 40960, 'NVIDIA A100-SXM4-40GB', 'ampere', '10de:20b0');
+const H100 = gpu('H100', 81920, 'NVIDIA H100 80GB HBM3', 'hopper', '10de:2330');
+const T4G = gpu('T4g', 16384, 'NVIDIA T4G', 'turing', '10de:1eb9');
+
+/** Xen-based types among the fake's (everything else is Nitro); see `InstanceTypeSpec.hypervisor`. */
+const XEN_TYPES = new Set(['t2.micro', 'm4.large', 'c4.xlarge', 'p3.2xlarge', 'p3.8xlarge', 'p3.16xlarge']);
 
 const types: Array<[string, 'x86_64' | 'arm64', number, number, number, GpuModel?]> = [
   // name, arch, vCPUs, memory MiB, on-demand $/h, GPUs (DescribeInstanceTypes in us-east-1)
+  ['t2.micro', 'x86_64', 1, 1024, 0.0116],
+  ['m4.large', 'x86_64', 2, 8192, 0.1],
+  ['c4.xlarge', 'x86_64', 4, 7680, 0.199],
   ['t3.micro', 'x86_64', 2, 1024, 0.0104],
   ['t3.medium', 'x86_64', 2, 4096, 0.0416],
   ['t3.large', 'x86_64', 2, 8192, 0.0832],
@@ -80,6 +98,7 @@ const types: Array<[string, 'x86_64' | 'arm64', number, number, number, GpuModel
   ['p3.2xlarge', 'x86_64', 8, 62464, 3.06, V100(1)],
   ['p3.8xlarge', 'x86_64', 32, 249856, 12.24, V100(4)],
   ['p3.16xlarge', 'x86_64', 64, 499712, 24.48, V100(8)],
+  ['p3dn.24xlarge', 'x86_64', 96, 786432, 31.212, V100_32(8)],
   ['p4d.24xlarge', 'x86_64', 96, 1179648, 32.7726, A100(8)],
   ['p5.4xlarge', 'x86_64', 16, 262144, 6.88, H100(1)],
   ['p5.48xlarge', 'x86_64', 192, 2097152, 55.04, H100(8)],
@@ -89,7 +108,15 @@ const types: Array<[string, 'x86_64' | 'arm64', number, number, number, GpuModel
 export const INSTANCE_TYPES: Readonly<Record<string, InstanceTypeSpec>> = Object.fromEntries(
   types.map(([name, arch, vcpus, memoryMiB, onDemandPrice, g]) => [
     name,
-    { name, arch, vcpus, memoryMiB, onDemandPrice, ...(g ? { gpu: g } : {}) },
+    {
+      name,
+      arch,
+      vcpus,
+      memoryMiB,
+      onDemandPrice,
+      hypervisor: XEN_TYPES.has(name) ? ('xen' as const) : ('nitro' as const),
+      ...(g ? { gpu: g } : {}),
+    },
   ]),
 );
 
@@ -104,8 +131,18 @@ export interface ImageSpec {
   volumeType: string;
   ownerId: string;
   ownerAlias?: string;
-  /** The image carries the NVIDIA driver, so GPU instances see their GPUs. */
+  /** The image carries the NVIDIA driver, so GPU instances see their GPUs (those the driver supports). */
   nvidiaDriver: boolean;
+  /**
+   * The NVIDIA driver's kernel modules and version, from the image's release notes. The open
+   * modules drive Turing and newer GPUs only ("Open GPU kernel modules are supported only on
+   * Turing and newer generations", NVIDIA Driver Installation Guide, Kernel Modules,
+   * https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/kernel-modules.html): on a
+   * V100 (Volta) the module loads but drives no GPU ("NVRM: ... is not supported by open
+   * nvidia.ko because it does not include the required GPU System Processor (GSP)",
+   * https://github.com/NVIDIA/open-gpu-kernel-modules/issues/322), and `nvidia-smi` fails.
+   */
+  driver?: { kernelModules: 'open' | 'proprietary'; version: string };
   imdsSupport?: 'v2.0';
   creationDate: string;
 }
@@ -113,6 +150,15 @@ export interface ImageSpec {
 const CANONICAL = '099720109477';
 const AMAZON = '137112412989';
 const DLAMI_OWNER = '898082745236';
+/**
+ * The Base OSS Nvidia Driver DLAMIs ship NVIDIA's open kernel modules (hence "OSS"); their
+ * release notes list no P3 among the supported instances. Release of 2025-12-05: nvidia_driver
+ * 580.105.08, supported G5g, P6e-GB200, P6e-GB300
+ * (https://docs.amazonaws.cn/dlami/latest/devguide/aws-deep-learning-ami-gpubaseossarm64-ul2404-2025-12-10.md);
+ * the x86_64 base DLAMIs list G4dn, G5, G6, Gr6, G6e, G7, P4d, P4de, P5, P5e, P5en, P6-B200, P6-B300
+ * (https://docs.amazonaws.cn/dlami/latest/devguide/aws-deep-learning-ami-gpubasesinglecuda-ul2404-2026-07-17.html).
+ */
+const OSS_DRIVER = { kernelModules: 'open', version: '580.105.08' } as const;
 
 export const IMAGES: readonly ImageSpec[] = [
   {
@@ -153,6 +199,7 @@ export const IMAGES: readonly ImageSpec[] = [
     ownerId: DLAMI_OWNER,
     ownerAlias: 'amazon',
     nvidiaDriver: true,
+    driver: OSS_DRIVER,
     creationDate: '2025-10-10T10:00:00.000Z',
   },
   {
@@ -167,6 +214,7 @@ export const IMAGES: readonly ImageSpec[] = [
     ownerId: DLAMI_OWNER,
     ownerAlias: 'amazon',
     nvidiaDriver: true,
+    driver: OSS_DRIVER,
     creationDate: '2025-10-10T10:00:00.000Z',
   },
   {
@@ -181,6 +229,7 @@ export const IMAGES: readonly ImageSpec[] = [
     ownerId: DLAMI_OWNER,
     ownerAlias: 'amazon',
     nvidiaDriver: true,
+    driver: OSS_DRIVER,
     creationDate: '2025-10-10T10:00:00.000Z',
   },
   {
@@ -195,7 +244,26 @@ export const IMAGES: readonly ImageSpec[] = [
     ownerId: DLAMI_OWNER,
     ownerAlias: 'amazon',
     nvidiaDriver: true,
+    driver: OSS_DRIVER,
     creationDate: '2025-10-10T10:00:00.000Z',
+  },
+  {
+    // Release notes: "Deep Learning Base Proprietary Nvidia Driver AMI (Amazon Linux 2) Version
+    // 71.6", supported_ec2_instances G3, P3, P3dn, Inf1, nvidia_driver 570.195.03
+    // (https://docs.amazonaws.cn/dlami/latest/devguide/aws-deep-learning-ami-base-aml2-2026-01-02.md).
+    id: 'ami-0d1a0b0c0d0e20005',
+    name: 'Deep Learning Base Proprietary Nvidia Driver AMI (Amazon Linux 2) Version 71.6',
+    description: 'Supported EC2 instances: G3 (G3.16x not supported), P3, P3dn, Inf1',
+    arch: 'x86_64',
+    rootDeviceName: '/dev/xvda',
+    snapshotId: 'snap-0d1a0b0c0d0e20005',
+    snapshotSizeGiB: 100,
+    volumeType: 'gp3',
+    ownerId: DLAMI_OWNER,
+    ownerAlias: 'amazon',
+    nvidiaDriver: true,
+    driver: { kernelModules: 'proprietary', version: '570.195.03' },
+    creationDate: '2026-01-02T10:00:00.000Z',
   },
   {
     id: 'ami-0e1f2a3b4c5d30001',
@@ -262,6 +330,8 @@ export const KNOWN_IMAGES = {
   gpu2204Arm64: 'ami-0d1a0b0c0d0e20002',
   gpuX64: 'ami-0d1a0b0c0d0e20003',
   gpuArm64: 'ami-0d1a0b0c0d0e20004',
+  /** Deep Learning Base Proprietary Nvidia Driver AMI (Amazon Linux 2): drives the V100 (p3). */
+  gpuProprietaryX64: 'ami-0d1a0b0c0d0e20005',
   al2023X64: 'ami-0e1f2a3b4c5d30001',
   al2023Arm64: 'ami-0e1f2a3b4c5d30002',
 } as const;

@@ -4,9 +4,11 @@
  * and spot interruptions with their notice ("Instance lifecycle" and "Spot Instance
  * interruptions", EC2 User Guide). Delayed steps run on the store's timers.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Ec2Instance, InstanceStateName } from '../ec2.js';
 import { sleep } from '../core/index.js';
-import { IMAGES, INSTANCE_TYPES } from './catalog.js';
+import { type GpuModel, IMAGES, INSTANCE_TYPES, type ImageSpec } from './catalog.js';
 import type { Ec2Store } from './store.js';
 
 /** Moves an instance to a state, with what the state means for its volumes and spot request. */
@@ -32,6 +34,8 @@ export function boot(store: Ec2Store, inst: Ec2Instance): void {
   const type = INSTANCE_TYPES[inst.instanceType]!;
   const image = IMAGES.find((i) => i.id === inst.imageId)!;
   const { script, note } = userDataScript(inst.userData);
+  const driven = type.gpu && image.nvidiaDriver ? drives(image, type.gpu) : false;
+  const undriven = type.gpu && image.nvidiaDriver && !driven ? type.gpu : undefined;
   inst.machine = store.machines.boot({
     id: inst.id,
     script,
@@ -41,17 +45,51 @@ export function boot(store: Ec2Store, inst: Ec2Instance): void {
       SANDBOX_CLOUD: 'aws',
       AWS_EC2_METADATA_SERVICE_ENDPOINT: `${store.imdsUrl}/${inst.id}`,
     },
-    ...(type.gpu && image.nvidiaDriver
+    ...(type.gpu && driven
       ? { gpu: { model: type.gpu.smiName, count: type.gpu.count, memoryMiB: type.gpu.memoryMiB } }
       : {}),
+    ...(undriven ? { prepare: (root: string) => failingNvidiaSmi(root) } : {}),
     banner: [
       `[    0.000000] Linux version 6.8.0-1016-aws (sandbox) #17-Ubuntu SMP`,
       `[    0.000000] Command line: BOOT_IMAGE=/boot/vmlinuz root=LABEL=cloudimg-rootfs`,
+      ...(undriven ? unsupportedGpuLog(undriven) : []),
       `[    2.104411] cloud-init[612]: Cloud-init v. 24.4 running 'init' (instance ${inst.id}, ${inst.instanceType})`,
       ...(note ? [note] : []),
     ],
     onShutdown: () => instanceInitiatedShutdown(store, inst),
   });
+}
+
+/** Whether the image's NVIDIA driver drives this GPU: the open kernel modules need Turing or newer. */
+function drives(image: ImageSpec, gpu: GpuModel): boolean {
+  return image.driver?.kernelModules !== 'open' || gpu.architecture !== 'volta';
+}
+
+/** The kernel's words when the open nvidia.ko finds a GPU without a GSP (pre-Turing). */
+function unsupportedGpuLog(gpu: GpuModel): string[] {
+  return Array.from({ length: gpu.count }, (_, i) => [
+    `[    5.21${String(i).padStart(4, '0')}] NVRM: The NVIDIA GPU 0000:00:${(0x1e + i).toString(16)}.0 (PCI ID: ${gpu.pciId})`,
+    '               NVRM: installed in this system is not supported by open',
+    '               NVRM: nvidia.ko because it does not include the required GPU',
+    '               NVRM: System Processor (GSP).',
+  ]).flat();
+}
+
+/**
+ * `nvidia-smi` on a machine whose driver loaded but drives no GPU: it fails as the real one does
+ * (exit 9, NVML's "driver not loaded"). Written over the machine's stand-ins, which come first on
+ * its PATH.
+ */
+function failingNvidiaSmi(root: string): undefined {
+  const bin = path.join(root, '.sandbox', 'bin');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.writeFileSync(
+    path.join(bin, 'nvidia-smi'),
+    '#!/bin/bash\necho "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver. ' +
+      'Make sure that the latest NVIDIA driver is installed and running."\nexit 9\n',
+    { mode: 0o755 },
+  );
+  return undefined;
 }
 
 /** cloud-init runs user data that starts with `#!`; gzip is undone first, as cloud-init does. */

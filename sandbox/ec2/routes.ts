@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Answer, Identified } from '../core/index.js';
 import { DEFAULT_SUBNET } from './catalog.js';
-import { describeImages, describeInstanceTypes } from './controllers/catalog.js';
+import { describeImages, describeInstanceTypeOfferings, describeInstanceTypes } from './controllers/catalog.js';
 import { describeInstances, getConsoleOutput, terminateInstances } from './controllers/instances.js';
 import { runInstances } from './controllers/run-instances.js';
 import { Ec2Error } from './errors.js';
@@ -30,6 +30,7 @@ const CONTROLLERS: Readonly<Record<string, Controller>> = {
   TerminateInstances: terminateInstances,
   DescribeImages: describeImages,
   DescribeInstanceTypes: describeInstanceTypes,
+  DescribeInstanceTypeOfferings: describeInstanceTypeOfferings,
   GetConsoleOutput: getConsoleOutput,
 };
 
@@ -61,8 +62,8 @@ export function identify(req: http.IncomingMessage, body: Buffer): Ec2Request {
  * The parameters faults match on and the call log records (see core/faults.ts). RunInstances:
  * `ImageId`, `InstanceType` and `SubnetId` (EC2's defaults when left out: `m1.small`, the default
  * subnet), `Spot` (`'true'` when InstanceMarketOptions asks for spot, else `'false'`). The
- * instance actions: `InstanceId` (ids joined by commas). DescribeImages: `ImageId`;
- * DescribeInstanceTypes: `InstanceType` (joined likewise).
+ * instance actions: `InstanceId` (ids joined by commas); GetConsoleOutput also `Latest`.
+ * DescribeImages: `ImageId`; DescribeInstanceTypes: `InstanceType` (joined likewise).
  */
 function faultParams(action: string, p: Params): Record<string, string> {
   const joined = (key: string): Record<string, string> => {
@@ -81,7 +82,7 @@ function faultParams(action: string, p: Params): Record<string, string> {
     }
     case 'GetConsoleOutput': {
       const id = str(p, 'InstanceId');
-      return id ? { InstanceId: id } : {};
+      return { ...(id ? { InstanceId: id } : {}), Latest: str(p, 'Latest') ?? 'false' };
     }
     case 'DescribeInstances':
     case 'TerminateInstances':

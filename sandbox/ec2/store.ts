@@ -16,6 +16,11 @@ export interface Ec2Settings {
   shutdownDelayMs: number;
   /** How long a terminated instance stays visible to DescribeInstances. */
   terminatedVisibleMs: number;
+  /**
+   * Whether the caller may create the EC2 Spot service-linked role (iam:CreateServiceLinkedRole
+   * for spot.amazonaws.com), which the account's first spot RunInstances creates.
+   */
+  spotRoleCreation: boolean;
 }
 
 /** A RunInstances answered for a client token: a retry with the same token gets the same reservation. */
@@ -44,6 +49,12 @@ export class Ec2Store {
   readonly timers = new Timers();
   /** The base URL of the instances' metadata services, once the server listens. */
   imdsUrl = '';
+  /**
+   * Whether the account has the AWSServiceRoleForEC2Spot service-linked role. A new account
+   * does not: its first spot launch creates it ("Service-linked role for Spot Instance requests",
+   * https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/service-linked-roles-spot-instance-requests.html).
+   */
+  spotServiceLinkedRole = false;
 
   constructor(
     readonly settings: Ec2Settings,

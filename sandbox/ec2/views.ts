@@ -155,7 +155,7 @@ export function instanceTypeXml(x: InstanceTypeSpec): string {
     items('supportedRootDeviceTypes', ['ebs'], (u) => esc(u)) +
     items('supportedVirtualizationTypes', ['hvm'], (u) => esc(u)) +
     t('bareMetal', x.name.endsWith('.metal')) +
-    t('hypervisor', x.name.endsWith('.metal') ? undefined : 'nitro') +
+    t('hypervisor', x.name.endsWith('.metal') ? undefined : x.hypervisor) +
     n(
       'processorInfo',
       items('supportedArchitectures', [x.arch], (a) => esc(a)) +

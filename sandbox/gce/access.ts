@@ -10,6 +10,7 @@
 import { type TokenInfo, checkExchange, hasPermission, iamCaller, iamRefusal, type JsonAnswer } from './auth.js';
 import {
   GCE_PROJECT,
+  GCE_SERVICE_ACCOUNTS,
   IMAGE_PROJECTS,
   PUBLIC_IMAGE_PROJECTS,
   SCOPE_CLOUD_PLATFORM,
@@ -51,7 +52,8 @@ export function authenticate(store: GceStore, request: GceRequest): Caller {
   return { token };
 }
 
-export function authorize(who: Caller, request: GceRequest): void {
+/** `lacks`: permissions the deployer's role does not grant here (GceProjectSettings.deployerLacks). */
+export function authorize(who: Caller, request: GceRequest, lacks: readonly string[] = []): void {
   if (request.api === 'iam') {
     const refusal = iamRefusal(who.token!, request.email!);
     if (refusal) throw jsonRefusal(refusal);
@@ -70,7 +72,10 @@ export function authorize(who: Caller, request: GceRequest): void {
     throw notFound(imageRead ? r.resource : `projects/${r.project}`);
   }
   if (r.scope !== 'global' && !ZONES.includes(r.scope)) throw notFound(`projects/${GCE_PROJECT}/zones/${r.scope}`);
-  const permitted = (imageRead && PUBLIC_IMAGE_PROJECTS.has(r.project)) || hasPermission(identity, r.permission);
+  const held =
+    hasPermission(identity, r.permission) &&
+    !(identity === GCE_SERVICE_ACCOUNTS.deployer && lacks.includes(r.permission));
+  const permitted = (imageRead && PUBLIC_IMAGE_PROJECTS.has(r.project)) || held;
   if (!permitted) {
     const name = request.resource?.name;
     const resource =

@@ -43,7 +43,12 @@ export const ZONES: readonly string[] = Object.entries(REGIONS).flatMap(([r, suf
 
 export const regionOf = (zone: string): string => zone.replace(/-[a-z]$/, '');
 
-/** Where each GPU-bearing offering exists (machine families g2/a2/a3, and N1 accelerators). */
+/**
+ * Where each GPU-bearing offering exists (machine families g2/a2/a3, and N1 accelerators), cut
+ * down to the regions above. "GPU regions and zones availability",
+ * https://cloud.google.com/compute/docs/gpus/gpu-regions-zones (as read 2025-10). A machine type
+ * and the GPU it carries are listed in the same zones (machineTypes and acceleratorTypes agree).
+ */
 const WHERE = {
   g2: [
     'us-central1-a',
@@ -101,9 +106,18 @@ const WHERE = {
 // ---------------------------------------------------------------------------------------------
 // Accelerator types
 
+/**
+ * NVIDIA GPU architectures. NVIDIA's open kernel modules drive Turing and newer only; Maxwell,
+ * Pascal and Volta need the proprietary flavour ("Kernel Modules",
+ * https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/kernel-modules.html, 2025-10).
+ */
+export type GpuArchitecture = 'Volta' | 'Turing' | 'Ampere' | 'Ada Lovelace' | 'Hopper';
+export const OPEN_MODULES_DRIVE: ReadonlySet<GpuArchitecture> = new Set(['Turing', 'Ampere', 'Ada Lovelace', 'Hopper']);
+
 export interface AcceleratorSpec {
   /** API name, e.g. `nvidia-tesla-t4`. */
   name: string;
+  architecture: GpuArchitecture;
   description: string;
   maximumCardsPerInstance: number;
   /** As `nvidia-smi` names it. */
@@ -119,6 +133,7 @@ export interface AcceleratorSpec {
 export const ACCELERATORS: Readonly<Record<string, AcceleratorSpec>> = {
   'nvidia-tesla-t4': {
     name: 'nvidia-tesla-t4',
+    architecture: 'Turing',
     description: 'NVIDIA T4',
     maximumCardsPerInstance: 4,
     smiName: 'Tesla T4',
@@ -129,6 +144,7 @@ export const ACCELERATORS: Readonly<Record<string, AcceleratorSpec>> = {
   },
   'nvidia-tesla-v100': {
     name: 'nvidia-tesla-v100',
+    architecture: 'Volta',
     description: 'NVIDIA V100',
     maximumCardsPerInstance: 8,
     smiName: 'Tesla V100-SXM2-16GB',
@@ -139,6 +155,7 @@ export const ACCELERATORS: Readonly<Record<string, AcceleratorSpec>> = {
   },
   'nvidia-l4': {
     name: 'nvidia-l4',
+    architecture: 'Ada Lovelace',
     description: 'NVIDIA L4',
     maximumCardsPerInstance: 8,
     smiName: 'NVIDIA L4',
@@ -149,6 +166,7 @@ export const ACCELERATORS: Readonly<Record<string, AcceleratorSpec>> = {
   },
   'nvidia-tesla-a100': {
     name: 'nvidia-tesla-a100',
+    architecture: 'Ampere',
     description: 'NVIDIA A100 40GB',
     maximumCardsPerInstance: 16,
     smiName: 'NVIDIA A100-SXM4-40GB',
@@ -159,6 +177,7 @@ export const ACCELERATORS: Readonly<Record<string, AcceleratorSpec>> = {
   },
   'nvidia-h100-80gb': {
     name: 'nvidia-h100-80gb',
+    architecture: 'Hopper',
     description: 'NVIDIA H100 80GB',
     maximumCardsPerInstance: 8,
     smiName: 'NVIDIA H100 80GB HBM3',
@@ -183,7 +202,26 @@ export interface MachineTypeSpec {
   zones: readonly string[];
   /** Quota its vCPUs count against (`CPUS`, `N2_CPUS`, ...). */
   cpuQuota: string;
+  /** How it is sold (MARKETS). */
+  markets: readonly Market[];
 }
+
+/** Provisioning models: on-demand (STANDARD), Spot, Flex-start (Dynamic Workload Scheduler). */
+export type Market = 'STANDARD' | 'SPOT' | 'FLEX_START';
+/**
+ * A3 High with 1, 2 or 4 GPUs is sold as Spot or Flex-start only, never on-demand; 8 GPUs every
+ * way. "Consumption option availability by machine type",
+ * https://cloud.google.com/compute/docs/accelerator-optimized-machines#consumption_option_availability_by_machine_type
+ * (2025-09; https://github.com/dstackai/gpuhunt/pull/176 drops on-demand A3 High below 8 GPUs for
+ * the same reason, 2025-09-13). The other types here are sold on-demand and as Spot.
+ */
+export const MARKETS: Readonly<Record<string, readonly Market[]>> = {
+  'a3-highgpu-1g': ['SPOT', 'FLEX_START'],
+  'a3-highgpu-2g': ['SPOT', 'FLEX_START'],
+  'a3-highgpu-4g': ['SPOT', 'FLEX_START'],
+  'a3-highgpu-8g': ['STANDARD', 'SPOT', 'FLEX_START'],
+};
+const ON_DEMAND_AND_SPOT: readonly Market[] = ['STANDARD', 'SPOT'];
 
 const GB = 1024;
 const standard = (family: 'e2' | 'n2' | 'n1', cpus: number): MachineTypeSpec => {
@@ -197,6 +235,7 @@ const standard = (family: 'e2' | 'n2' | 'n1', cpus: number): MachineTypeSpec => 
     description: `${cpus} vCPU${cpus > 1 ? 's' : ''}, ${mem} RAM`,
     zones: ZONES,
     cpuQuota: family === 'n2' ? 'N2_CPUS' : 'CPUS',
+    markets: ON_DEMAND_AND_SPOT,
   };
 };
 
@@ -209,6 +248,7 @@ const g2 = (cpus: number, memGb: number, gpus: number): MachineTypeSpec => ({
   gpu: { type: 'nvidia-l4', count: gpus },
   zones: WHERE.g2,
   cpuQuota: 'G2_CPUS',
+  markets: ON_DEMAND_AND_SPOT,
 });
 
 const a2 = (gpus: number, cpus: number, memGb: number): MachineTypeSpec => ({
@@ -220,6 +260,7 @@ const a2 = (gpus: number, cpus: number, memGb: number): MachineTypeSpec => ({
   gpu: { type: 'nvidia-tesla-a100', count: gpus },
   zones: WHERE.a2,
   cpuQuota: 'A2_CPUS',
+  markets: ON_DEMAND_AND_SPOT,
 });
 
 const a3 = (gpus: number, cpus: number, memGb: number): MachineTypeSpec => ({
@@ -231,6 +272,7 @@ const a3 = (gpus: number, cpus: number, memGb: number): MachineTypeSpec => ({
   gpu: { type: 'nvidia-h100-80gb', count: gpus },
   zones: WHERE.a3,
   cpuQuota: 'A3_CPUS',
+  markets: MARKETS[`a3-highgpu-${gpus}g`]!,
 });
 
 export const MACHINE_TYPES: Readonly<Record<string, MachineTypeSpec>> = Object.fromEntries(
@@ -268,11 +310,33 @@ export interface GceImageSpec {
   /** GB, as the API writes it (a string: int64). */
   diskSizeGb: number;
   architecture: 'X86_64' | 'ARM64';
-  /** The image carries the NVIDIA driver, so `nvidia-smi` works on a VM with GPUs. */
-  nvidiaDriver: boolean;
+  /** The NVIDIA driver the image carries (DRIVERS), if any: `nvidia-smi` works on the GPUs it drives. */
+  nvidiaDriver?: NvidiaDriver;
   creationTimestamp: string;
   id: string;
 }
+
+export interface NvidiaDriver {
+  /** `open`: NVIDIA's open kernel modules (Turing and newer); `proprietary`: every architecture here. */
+  flavour: 'open' | 'proprietary';
+  version: string;
+}
+
+/**
+ * Drivers in images. The Deep Learning VM family names its driver branch (570) but its
+ * documentation does not say which flavour of kernel modules it loads; NVIDIA's installation
+ * guide makes the open flavour the default since 560 ("Kernel Modules",
+ * https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/kernel-modules.html, 2025-10),
+ * so the fake takes the less convenient reading: open.
+ */
+export const DRIVERS = {
+  deepLearningVm570: { flavour: 'open', version: '570.133.20' },
+  proprietary570: { flavour: 'proprietary', version: '570.133.20' },
+} as const satisfies Record<string, NvidiaDriver>;
+
+/** Whether the driver drives this GPU (and `nvidia-smi` sees it). */
+export const driverDrives = (driver: NvidiaDriver | undefined, gpu: AcceleratorSpec): boolean =>
+  driver !== undefined && (driver.flavour === 'proprietary' || OPEN_MODULES_DRIVE.has(gpu.architecture));
 
 export const IMAGES: readonly GceImageSpec[] = [
   {
@@ -282,7 +346,6 @@ export const IMAGES: readonly GceImageSpec[] = [
     description: 'Canonical, Ubuntu, 24.04 LTS Minimal, amd64 noble image built on 2025-10-01',
     diskSizeGb: 10,
     architecture: 'X86_64',
-    nvidiaDriver: false,
     creationTimestamp: '2025-10-01T10:00:00.000-07:00',
     id: '4011223344556670001',
   },
@@ -293,7 +356,6 @@ export const IMAGES: readonly GceImageSpec[] = [
     description: 'Canonical, Ubuntu, 24.04 LTS, arm64 noble image built on 2025-10-01',
     diskSizeGb: 10,
     architecture: 'ARM64',
-    nvidiaDriver: false,
     creationTimestamp: '2025-10-01T10:00:00.000-07:00',
     id: '4011223344556670002',
   },
@@ -304,9 +366,19 @@ export const IMAGES: readonly GceImageSpec[] = [
     description: 'Google, Deep Learning VM with CUDA 12.8, M130, Base CUDA 12.8, Ubuntu 22.04, NVIDIA driver 570',
     diskSizeGb: 50,
     architecture: 'X86_64',
-    nvidiaDriver: true,
+    nvidiaDriver: DRIVERS.deepLearningVm570,
     creationTimestamp: '2025-10-10T10:00:00.000-07:00',
     id: '4011223344556670003',
+  },
+  {
+    project: GCE_PROJECT,
+    name: 'runner-nvidia-proprietary-570',
+    description: 'A runner image built in the sandbox project, with the proprietary NVIDIA 570 driver',
+    diskSizeGb: 50,
+    architecture: 'X86_64',
+    nvidiaDriver: DRIVERS.proprietary570,
+    creationTimestamp: '2025-10-12T10:00:00.000-07:00',
+    id: '4011223344556670005',
   },
   {
     project: GCE_PROJECT,
@@ -314,7 +386,6 @@ export const IMAGES: readonly GceImageSpec[] = [
     description: 'A runner image built in the sandbox project',
     diskSizeGb: 20,
     architecture: 'X86_64',
-    nvidiaDriver: false,
     creationTimestamp: '2025-10-12T10:00:00.000-07:00',
     id: '4011223344556670004',
   },
@@ -328,6 +399,56 @@ export const PUBLIC_IMAGE_PROJECTS: ReadonlySet<string> = new Set(['ubuntu-os-cl
 export const imageLink = (i: GceImageSpec): string => `${API_ROOT}/projects/${i.project}/global/images/${i.name}`;
 
 export const DISK_TYPES: readonly string[] = ['pd-standard', 'pd-balanced', 'pd-ssd'];
+
+// ---------------------------------------------------------------------------------------------
+// VPC networks
+
+export interface SubnetworkSpec {
+  name: string;
+  region: string;
+  ipCidrRange: string;
+}
+
+export interface NetworkSpec {
+  name: string;
+  /** Auto mode: a subnetwork named like the network in every region; custom mode: those listed only. */
+  autoCreateSubnetworks: boolean;
+  subnetworks: readonly SubnetworkSpec[];
+  /** Regions where the network's Cloud Router has a Cloud NAT gateway. */
+  cloudNat: readonly string[];
+}
+
+/**
+ * The sandbox project's networks. `default` is the auto mode network a new project gets, one
+ * `default` subnetwork per region ("VPC networks: default network",
+ * https://cloud.google.com/vpc/docs/vpc#default-network, 2025-10); a project may have none (deleted,
+ * or constraints/compute.skipDefaultNetworkCreation). `ci-vpc` is a custom mode network with a
+ * Cloud NAT gateway in us-central1 only. A VM without an external IP reaches the internet only
+ * through Cloud NAT in its region ("Cloud NAT overview", https://cloud.google.com/nat/docs/overview,
+ * 2025-10); Private Google Access is off on every subnetwork here, so Google APIs are out of its
+ * reach too: it can talk to its metadata server and nothing else.
+ */
+export const NETWORKS: readonly NetworkSpec[] = [
+  {
+    name: 'default',
+    autoCreateSubnetworks: true,
+    subnetworks: Object.keys(REGIONS).map((region, i) => ({
+      name: 'default',
+      region,
+      ipCidrRange: `10.${128 + i}.0.0/20`,
+    })),
+    cloudNat: [],
+  },
+  {
+    name: 'ci-vpc',
+    autoCreateSubnetworks: false,
+    subnetworks: [
+      { name: 'ci-us-central1', region: 'us-central1', ipCidrRange: '10.10.0.0/20' },
+      { name: 'ci-europe-west4', region: 'europe-west4', ipCidrRange: '10.20.0.0/20' },
+    ],
+    cloudNat: ['us-central1'],
+  },
+];
 
 // ---------------------------------------------------------------------------------------------
 // OAuth scopes

@@ -168,6 +168,7 @@ const FAULT_DEFAULTS: Record<string, { status: number; message: string }> = {
   forbidden: { status: 403, message: 'Forbidden' },
   alreadyExists: { status: 409, message: 'The resource already exists' },
   quotaExceeded: { status: 403, message: 'Quota exceeded.' },
+  conditionNotMet: { status: 412, message: 'Supplied fingerprint does not match current metadata fingerprint.' },
   QUOTA_EXCEEDED: { status: 403, message: 'Quota exceeded.' },
 };
 

@@ -24,6 +24,8 @@ export interface MetadataView {
   preempted: boolean;
   networkIP: string;
   natIP?: string;
+  /** The network's name. */
+  network: string;
   mac: string;
 }
 
@@ -126,7 +128,7 @@ export function answerMetadata(
           gateway: view.networkIP.replace(/\.\d+$/, '.1'),
           ip: view.networkIP,
           mac: view.mac,
-          network: `projects/${GCE_PROJECT_NUMBER}/networks/default`,
+          network: `projects/${GCE_PROJECT_NUMBER}/networks/${view.network}`,
           subnetmask: '255.255.240.0',
         },
       },

@@ -26,6 +26,7 @@ import {
   insertInstance,
   listInstances,
   serialPortOutput,
+  setInstanceMetadata,
 } from './controllers/instances.js';
 import { getOperation, waitOperation } from './controllers/operations.js';
 
@@ -81,6 +82,8 @@ export class Refusal extends Error {
   }
 }
 
+/** Methods whose request body is a resource: the instance, or the metadata. */
+const BODY_METHODS = new Set(['instances.insert', 'instances.setMetadata']);
 const LIST_PARAMS = ['filter', 'maxResults', 'orderBy', 'pageToken', 'returnPartialSuccess'];
 const AGG_PARAMS = [...LIST_PARAMS, 'includeAllScopes', 'serviceProjectNumber'];
 const IAM_PATH = /^\/iamcredentials\/v1\/projects\/([^/]+)\/serviceAccounts\/([^/:]+):generateAccessToken$/;
@@ -120,7 +123,7 @@ export function identify(req: http.IncomingMessage, body: Buffer, url: URL): Gce
   const request: GceRequest = { ...base, api: 'compute', action: `${r.method} ${r.scope}`, route: r };
   try {
     checkQuery(url.searchParams, r.params);
-    const resource = decodeBody(httpMethod, body, r.method === 'instances.insert');
+    const resource = decodeBody(httpMethod, body, BODY_METHODS.has(r.method));
     if (resource) request.resource = resource;
   } catch (err) {
     request.early = err;
@@ -218,6 +221,17 @@ function route(method: string, pathname: string): Route | undefined {
           true,
         );
       }
+      if (n === 5 && e === 'setMetadata' && method === 'POST') {
+        return r(
+          'instances.setMetadata',
+          z,
+          'compute.instances.setMetadata',
+          `${zp}/instances/${d}`,
+          ['requestId'],
+          [d!],
+          true,
+        );
+      }
       if (n === 5 && e === 'serialPort' && method === 'GET') {
         return r(
           'instances.getSerialPortOutput',
@@ -309,6 +323,8 @@ export function dispatch(store: GceStore, request: GceRequest, user: string, fau
       return aggregatedInstances(store, request.query);
     case 'instances.getSerialPortOutput':
       return serialPortOutput(store, call);
+    case 'instances.setMetadata':
+      return setInstanceMetadata(store, call);
     case 'zoneOperations.get':
       return getOperation(store, r.scope, arg!);
     case 'zoneOperations.wait':

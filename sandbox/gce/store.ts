@@ -8,7 +8,7 @@ import type { GceCall, GceDisk, GceInstance } from '../gce.js';
 import { Timers } from '../core/index.js';
 import type { Machine, MachineFleet } from '../machine.js';
 import { TokenStore, makeSubjectToken } from './auth.js';
-import { API_ROOT, GCE_PROJECT } from './catalog.js';
+import { API_ROOT, GCE_PROJECT, NETWORKS, type NetworkSpec } from './catalog.js';
 import { notFound } from './errors.js';
 import type { InsertPlan } from './validate.js';
 
@@ -34,7 +34,7 @@ export interface OpRecord {
   id: string;
   name: string;
   zone: string;
-  operationType: 'insert' | 'delete';
+  operationType: 'insert' | 'delete' | 'setMetadata';
   targetLink: string;
   targetId: string;
   status: 'PENDING' | 'RUNNING' | 'DONE';
@@ -48,6 +48,25 @@ export interface OpRecord {
   httpErrorMessage?: string;
   waiters: Set<() => void>;
 }
+
+/** What the sandbox project is like beyond the catalogue; tests change it with `configure`. */
+export interface GceProjectSettings {
+  /** The project has no `default` network (deleted, or constraints/compute.skipDefaultNetworkCreation). */
+  noDefaultNetwork: boolean;
+  /**
+   * The organisation policy constraints/compute.vmExternalIpAccess allows no VM an external IP
+   * ("Organization policy constraints", https://cloud.google.com/resource-manager/docs/organization-policy/org-policy-constraints).
+   */
+  denyExternalIp: boolean;
+  /** Permissions the deployer's role lacks (a custom role narrower than the README's). */
+  deployerLacks: string[];
+}
+
+export const DEFAULT_PROJECT_SETTINGS: GceProjectSettings = {
+  noDefaultNetwork: false,
+  denyExternalIp: false,
+  deployerLacks: [],
+};
 
 export interface StoreOptions {
   machines: MachineFleet;
@@ -102,6 +121,7 @@ export class GceStore {
   private ipCounter = 2;
   /** The loopback server's URL, once it listens (metadata hosts are built from it). */
   url = '';
+  settings: GceProjectSettings = { ...DEFAULT_PROJECT_SETTINGS };
 
   constructor(opts: StoreOptions) {
     this.machines = opts.machines;
@@ -128,6 +148,11 @@ export class GceStore {
       this.pauses.add(done);
       this.timers.later(ms, done);
     });
+  }
+
+  /** The project's VPC networks, as the settings leave them. */
+  networks(): readonly NetworkSpec[] {
+    return NETWORKS.filter((n) => !(n.name === 'default' && this.settings.noDefaultNetwork));
   }
 
   nextAddressIndex(): number {

@@ -54,7 +54,7 @@ export function decodeBody(httpMethod: string, body: Buffer, wantsResource: bool
   }
   if (!wantsResource) return undefined;
   if (value === undefined || typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new GceError(400, 'invalid', 'Invalid JSON payload received. Expected an object for the instance resource.', {
+    throw new GceError(400, 'invalid', 'Invalid JSON payload received. Expected an object for the request resource.', {
       status: 'INVALID_ARGUMENT',
     });
   }

@@ -99,6 +99,12 @@ export function createToken(ctx: GitHubContext, kind: 'registration' | 'remove',
 /**
  * A JIT runner: registered at once (offline, ephemeral), with the runner's `.runner` and
  * `.credentials` files base64-encoded in `encoded_jit_config`, as `run.sh --jitconfig` reads them.
+ * It carries the labels it was sent and nothing else: no `self-hosted`, OS or architecture label.
+ * The REST docs do not say; runner tools report JIT runners without the defaults and send them
+ * themselves (https://github.com/canonical/github-runner-operator/pull/466, 2025-02;
+ * https://github.com/cloudbase/garm/pull/163, 2023-08), though one reports them added
+ * (https://github.com/github-aws-runners/terraform-aws-github-runner/pull/3491, 2023-10). The fake
+ * takes the less convenient reading; config.sh registrations still get the runner's defaults.
  */
 export function generateJitConfig(ctx: GitHubContext, scope: string, raw: Buffer): Result {
   const isOrg = scope === ORG;
@@ -119,7 +125,7 @@ export function generateJitConfig(ctx: GitHubContext, scope: string, raw: Buffer
     labels: b.labels,
     ephemeral: true,
     jit: true,
-    noDefaultLabels: false,
+    noDefaultLabels: true,
   });
   const runnerFile = {
     agentId: r.id,

@@ -100,7 +100,7 @@ function scopeOf(path: string): { scope?: string; rest: string[] } {
 
 /**
  * Parameters faults match on: `name` (a JIT runner's name, or the runners list's `name` filter)
- * and `id` (a runner's id in the path).
+ * and `id` (a runner's id in the path); a JIT request's `labels` (as JSON) are recorded too.
  */
 function paramsOf(rest: string[], url: URL, raw: Buffer): Record<string, string> {
   const params: Record<string, string> = {};
@@ -109,8 +109,9 @@ function paramsOf(rest: string[], url: URL, raw: Buffer): Record<string, string>
   if (filter !== null) params.name = filter;
   if (rest[1] === 'generate-jitconfig' && raw.length > 0) {
     try {
-      const body = JSON.parse(raw.toString('utf8')) as { name?: unknown };
+      const body = JSON.parse(raw.toString('utf8')) as { name?: unknown; labels?: unknown };
       if (typeof body?.name === 'string') params.name = body.name;
+      if (Array.isArray(body?.labels)) params.labels = JSON.stringify(body.labels);
     } catch {
       // The controller answers a body that is not JSON.
     }

@@ -141,21 +141,32 @@ export class GitHubStore {
     );
   }
 
+  /**
+   * The runner's defaults (config.sh registrations only, unless --no-default-labels), then the
+   * labels it was given. Names are case-insensitive: a given label that repeats a default is
+   * listed once; a default's name sent as a label (a JIT runner's `self-hosted`) is that label.
+   */
   labelsOf(r: Registration): RunnerLabel[] {
     const out: RunnerLabel[] = [];
-    if (!r.noDefaultLabels) {
-      out.push({ id: READ_ONLY_LABEL_IDS['self-hosted'], name: 'self-hosted', type: 'read-only' });
-      if (r.arch) {
-        const archLabel = archName(r.arch);
-        out.push({ id: READ_ONLY_LABEL_IDS[archLabel], name: archLabel, type: 'read-only' });
-        out.push({ id: READ_ONLY_LABEL_IDS.Linux, name: 'Linux', type: 'read-only' });
+    const add = (name: string): void => {
+      if (out.some((l) => l.name.toLowerCase() === name.toLowerCase())) return;
+      const readOnly = Object.keys(READ_ONLY_LABEL_IDS).find((k) => k.toLowerCase() === name.toLowerCase());
+      if (readOnly) {
+        out.push({ id: READ_ONLY_LABEL_IDS[readOnly], name: readOnly, type: 'read-only' });
+        return;
       }
-    }
-    for (const name of r.custom) {
       const key = name.toLowerCase();
       if (!this.customLabelIds.has(key)) this.customLabelIds.set(key, 100 + this.customLabelIds.size);
       out.push({ id: this.customLabelIds.get(key), name, type: 'custom' });
+    };
+    if (!r.noDefaultLabels) {
+      add('self-hosted');
+      if (r.arch) {
+        add(archName(r.arch));
+        add('Linux');
+      }
     }
+    for (const name of r.custom) add(name);
     return out;
   }
 

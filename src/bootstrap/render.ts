@@ -36,8 +36,10 @@ export interface StartupSettings {
   /**
    * Watch the cloud's spot interruption notice and stop the runner when it comes, so that its
    * job fails with the runner's shutdown message. `aws`: the EC2 instance metadata service.
+   * `azure`: a Preempt scheduled event from the instance metadata service; the machine then
+   * also deletes its own resource group, which an eviction leaves behind.
    */
-  spotNotice?: 'aws';
+  spotNotice?: 'aws' | 'azure';
   /**
    * How the machine ends itself besides a shutdown. `gcp`: it deletes its own instance through
    * the Compute Engine API at `apiUrl`, with its service account's token from the metadata

@@ -19,6 +19,35 @@ export interface CloudCatalog {
   /** Whether the `image` input names an image this cloud can boot; `imageHint` says what it accepts. */
   image(value: string): boolean;
   imageHint: string;
+  /**
+   * The runner architecture of a native type, with the cloud's own options (a Kubernetes node
+   * selector); undefined when it is not known before the machine starts.
+   */
+  architecture(nativeType: string, options: unknown): RunnerArchitecture | undefined;
+}
+
+/** A runner's architecture as GitHub labels it. */
+export type RunnerArchitecture = 'X64' | 'ARM64';
+
+/**
+ * The architecture every machine of a spec will have, when all its types agree on one. A fallback
+ * list that mixes x86 and Arm types, or a type whose architecture is known only once it starts,
+ * has none, and `unknown` says why.
+ */
+export function sharedArchitecture(
+  catalog: Pick<CloudCatalog, 'architecture'>,
+  types: readonly string[],
+  options: unknown,
+): { architecture: RunnerArchitecture } | { unknown: string } {
+  const found = types.map((type) => ({ type, architecture: catalog.architecture(type, options) }));
+  const open = found.find((f) => f.architecture === undefined);
+  if (open) return { unknown: `the architecture of ${open.type} is not known before the machine starts` };
+  const first = found[0]?.architecture;
+  if (first === undefined) return { unknown: 'no machine type was given' };
+  if (found.some((f) => f.architecture !== first)) {
+    return { unknown: `the types mix architectures (${found.map((f) => `${f.type} ${f.architecture}`).join(', ')})` };
+  }
+  return { architecture: first };
 }
 
 /** What a provider module exports: how to build its Cloud. */

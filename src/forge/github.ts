@@ -238,8 +238,13 @@ export class GitHubForge implements Forge {
     return { id: found.id, name: found.name };
   }
 
-  /** A single-use, just-in-time configuration for one ephemeral runner. */
-  async jitConfig(name: string, labels: string[], groupId: number): Promise<{ runnerId: number; jitConfig: string }> {
+  /**
+   * A single-use, just-in-time configuration for one ephemeral runner, with exactly `labels`:
+   * GitHub adds none of its default ones to a just-in-time runner. Labels are case-insensitive
+   * on GitHub, so one given twice (`linux` beside `Linux`) is sent once, as first written.
+   */
+  async jitConfig(name: string, given: string[], groupId: number): Promise<{ runnerId: number; jitConfig: string }> {
+    const labels = given.filter((l, i) => given.findIndex((o) => o.toLowerCase() === l.toLowerCase()) === i);
     const mint = async () => {
       const data = await this.request('jitConfig', { name, labels, runner_group_id: groupId, work_folder: '_work' });
       return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type RunnerCredential, renderStartupScript } from '../bootstrap/render.js';
+import { sharedArchitecture } from '../clouds/descriptor.js';
+import { descriptorOf } from '../clouds/index.js';
 import { TAG } from '../clouds/tags.js';
 import type { Cloud, Machine, MachineStatus, PreparedCloud } from '../clouds/types.js';
 import type { LaunchSpec, RunContext } from '../config.js';
@@ -189,7 +191,13 @@ class Launch {
   private async credential(name: string, groupId: number, registrationToken?: string): Promise<RunnerCredential> {
     const registration = this.ledger.registration(name);
     if (!this.spec.runner.single) return { registrationToken: registrationToken! };
-    const labels = [...this.spec.runner.labels, this.label];
+    // GitHub gives a just-in-time runner the labels it is sent and no others: not the defaults
+    // config.sh adds (self-hosted, the OS, the architecture), which are sent here instead.
+    const { cloud, machine } = this.spec;
+    const arch = sharedArchitecture(descriptorOf(cloud.name).catalog, machine.types, cloud.options);
+    if ('unknown' in arch) this.deps.log.debug(`runner ${name} gets no architecture label: ${arch.unknown}`);
+    const defaults = ['self-hosted', 'Linux', ...('architecture' in arch ? [arch.architecture] : [])];
+    const labels = [...defaults, ...this.spec.runner.labels, this.label];
     const jit = await this.deps.forge.jitConfig(name, labels, groupId);
     this.addSecret(jit.jitConfig);
     this.ledger.update(registration, { id: jit.runnerId });

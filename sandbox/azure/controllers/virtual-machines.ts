@@ -5,10 +5,13 @@
  * https://learn.microsoft.com/rest/api/compute/virtual-machines
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { type Fault, sleep } from '../../core/index.js';
 import type { AzureVm } from '../../azure.js';
-import { AZURE_CA_FILE, gpuOfSize, imageHasNvidiaDriver } from '../catalog.js';
-import { type AzureStore, type Group, type J, type Reply, type Vm, lower, uuid } from '../store.js';
+import type { GpuSpec } from '../../machine.js';
+import { AZURE_CA_FILE, a10Fraction, gpuOfSize } from '../catalog.js';
+import { type AzureStore, type Group, type Issued, type J, type Reply, type Vm, lower, uuid } from '../store.js';
 import {
   ALLOCATION_MESSAGE,
   ASYNC_VM_FAULTS,
@@ -62,7 +65,7 @@ export function putVm(store: AzureStore, g: Group, name: string, body: J, fault:
 }
 
 function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec): Vm {
-  const { location, props: p, os, size, priority, customData, image, osDisk, nics } = spec;
+  const { location, props: p, os, size, priority, customData, image, osDisk, nics, security } = spec;
   const id = `/subscriptions/${store.sub}/resourceGroups/${g.name}/providers/${TYPE}/${name}`;
   const vmId = uuid();
   const principalId = (body.identity as J | undefined)?.type === 'SystemAssigned' ? uuid() : undefined;
@@ -76,6 +79,7 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
     ...(identity ? { identity } : {}),
     properties: {
       ...p,
+      securityProfile: securityProfileOf(security),
       osProfile: { ...os, customData: undefined, adminPassword: undefined },
       vmId,
       provisioningState: 'Creating',
@@ -84,7 +88,7 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
   };
   const nicRef = nics.find((n) => (n.properties as J | undefined)?.primary === true) ?? nics[0]!;
   const nicDelete = (nicRef.properties as J | undefined)?.deleteOption;
-  const gpu = gpuOfSize(size);
+  const driver = nvidiaDriver(spec);
   return {
     id,
     type: TYPE,
@@ -105,7 +109,7 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
     tags: { ...((body.tags as Record<string, string> | undefined) ?? {}) },
     provisioningState: 'Creating',
     powerState: 'starting',
-    ...(gpu && imageHasNvidiaDriver(image) ? { gpu } : {}),
+    ...driver,
     deleted: false,
     evictionNotice: false,
     createdAt: new Date(),
@@ -113,6 +117,7 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
       '[    0.000000] Linux version 6.8.0-1021-azure (buildd@sandbox) #25-Ubuntu SMP',
       `[    0.000000] DMI: Microsoft Corporation Virtual Machine/Virtual Machine, ${size}`,
       `Ubuntu 24.04 LTS ${String(os.computerName)} ttyS0`,
+      ...(driver.driverFailure?.kernel ? [driver.driverFailure.kernel] : []),
       customData !== undefined
         ? `cloud-init[1021]: running customData (${customData.length} bytes)`
         : 'cloud-init[1021]: no customData',
@@ -121,6 +126,52 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
       return this.machine ? this.machine.console() : this.serialBanner.map((l) => `${l}\n`).join('');
     },
     nicId: lower(ref(nicRef) ?? ''),
+  };
+}
+
+/** The securityProfile ARM answers for the VM (a Trusted Launch VM's UEFI settings included). */
+function securityProfileOf(security: VmSpec['security']): J {
+  if (security.securityType === 'Standard') return { securityType: 'Standard' };
+  return {
+    securityType: 'TrustedLaunch',
+    uefiSettings: { secureBootEnabled: security.secureBoot, vTpmEnabled: security.vTpm },
+  };
+}
+
+/**
+ * The GPUs `nvidia-smi` shows, or why it fails. The driver is the image's: none, the datacenter
+ * (CUDA) one, or GRID. Under Secure Boot the NVIDIA module is not signed by a key the kernel
+ * trusts, so it does not load (whether the image or the startup script brought it); an A10
+ * partition (NV6ads, NV12ads, NV18ads) is seen only by the GRID driver.
+ */
+function nvidiaDriver(spec: VmSpec): { gpu?: GpuSpec; driverFailure?: Vm['driverFailure'] } {
+  const gpu = gpuOfSize(spec.size);
+  if (!gpu || spec.resolved.driver === 'none') return {};
+  if (spec.security.secureBoot) {
+    return {
+      driverFailure: {
+        message:
+          "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.",
+        exit: 9,
+        kernel: '[    4.210331] Lockdown: modprobe: unsigned module loading is restricted; see man kernel_lockdown.7',
+      },
+    };
+  }
+  const fraction = a10Fraction(spec.size);
+  if (fraction === undefined) return { gpu };
+  if (spec.resolved.driver !== 'grid') return { driverFailure: { message: 'No devices were found', exit: 6 } };
+  const gb = Math.round(24 * fraction);
+  return { gpu: { model: `NVIDIA A10-${gb}Q`, count: 1, memoryMiB: gb * 1024 } };
+}
+
+/** A failing `nvidia-smi`, first on the machine's PATH, as a machine whose driver does not work has. */
+function failingNvidiaSmi(failure: NonNullable<Vm['driverFailure']>): (root: string) => undefined {
+  return (root) => {
+    const file = path.join(root, '.sandbox', 'bin', 'nvidia-smi');
+    fs.writeFileSync(file, `#!/bin/bash\necho ${JSON.stringify(failure.message)}\nexit ${failure.exit}\n`, {
+      mode: 0o755,
+    });
+    return undefined;
   };
 }
 
@@ -137,6 +188,7 @@ function boot(store: AzureStore, vm: Vm): void {
       CURL_CA_BUNDLE: AZURE_CA_FILE,
     },
     ...(vm.gpu ? { gpu: vm.gpu } : {}),
+    ...(vm.driverFailure ? { prepare: failingNvidiaSmi(vm.driverFailure) } : {}),
     banner: vm.serialBanner,
     onShutdown: () => {
       // A guest shutdown stops the VM; it is not deallocated, so it still bills.
@@ -229,19 +281,48 @@ export function instanceView(vm: Vm): J {
 }
 
 /**
- * Evicts the Spot VM of a group: a Preempt scheduled event, `noticeMs`, then its evictionPolicy
- * (Delete: the VM and its OS disk go, the group and its network stay; Deallocate).
- * https://learn.microsoft.com/azure/virtual-machines/spot-vms#eviction-policy
+ * `POST .../virtualMachines/{vm}/deallocate`: 202 with an async operation; the VM is deallocating,
+ * then deallocated (its machine powered off), which ends its compute billing (its disk and
+ * address still bill). A VM already deallocated answers 200.
+ * https://learn.microsoft.com/rest/api/compute/virtual-machines/deallocate
  */
-export async function evict(store: AzureStore, groupName: string, noticeMs = 0): Promise<void> {
+export function deallocateVm(store: AzureStore, vm: Vm, by: Issued): Reply {
+  if (vm.powerState === 'deallocated') return { status: 200 };
+  vm.deallocatedBy ??= by.identity;
+  vm.powerState = 'deallocating';
+  const asyncUrl = startOp(store, 'Microsoft.Compute', vm.location, store.config.lroMs, () => {
+    if (!vm.deleted) vm.powerState = 'deallocated';
+    void vm.machine?.kill();
+    return { status: 'Succeeded' };
+  });
+  return {
+    status: 202,
+    headers: { 'azure-asyncoperation': asyncUrl, location: asyncUrl, 'retry-after': store.config.retryAfter },
+  };
+}
+
+/**
+ * Evicts the Spot VM of a group: a Preempt scheduled event whose NotBefore is `noticeMs` away
+ * (Azure's minimum notice is 30 s), then its evictionPolicy (Delete: the VM and its OS disk go,
+ * the group and its network stay; Deallocate). A VM that goes during the notice (its machine
+ * deleted its own group) ends the wait.
+ * https://learn.microsoft.com/azure/virtual-machines/spot-vms#eviction-policy
+ * https://learn.microsoft.com/azure/virtual-machines/linux/scheduled-events#event-scheduling
+ */
+export async function evict(store: AzureStore, groupName: string, noticeMs = 30_000): Promise<void> {
   const g = store.group(groupName);
   const vm = store.liveVm(groupName);
   if (!g || !vm) throw new Error(`no live VM in resource group ${groupName}`);
   if (vm.priority === 'Regular') throw new Error(`${groupName}/${vm.name} is not a Spot VM`);
   if (vm.powerState === 'deallocated') return;
   vm.evictionNotice = true;
-  if (noticeMs > 0) await sleep(noticeMs);
-  if (store.timers.isClosed || vm.deleted) return;
+  const until = Date.now() + Math.max(0, noticeMs);
+  vm.evictionNotBefore = new Date(until);
+  while (Date.now() < until && !vm.deleted && !store.timers.isClosed) await sleep(Math.min(100, until - Date.now()));
+  if (store.timers.isClosed || vm.deleted) {
+    await vm.machine?.exited;
+    return;
+  }
   if (vm.evictionPolicy === 'Delete') {
     g.resources.delete(lower(`${vm.type}/${vm.name}`));
     endVm(store, vm, 'evicted');

@@ -1,13 +1,16 @@
 /**
- * DescribeImages and DescribeInstanceTypes: the catalogue (catalog.ts) as EC2 lists it, with its
- * filters ("DescribeImages", "DescribeInstanceTypes", EC2 API reference).
+ * DescribeImages, DescribeInstanceTypes and DescribeInstanceTypeOfferings: the catalogue
+ * (catalog.ts, offerings.ts) as EC2 lists it, with its filters ("DescribeImages",
+ * "DescribeInstanceTypes", "DescribeInstanceTypeOfferings", EC2 API reference).
  */
-import { IMAGES, INSTANCE_TYPES, type ImageSpec } from '../catalog.js';
+import { IMAGES, INSTANCE_TYPES, type ImageSpec, SUBNETS } from '../catalog.js';
 import { Ec2Error } from '../errors.js';
-import { AMI_ID, type Params, anyMatch, strList, str, structList } from '../validation.js';
+import { offered } from '../offerings.js';
+import type { Ec2Context } from '../routes.js';
+import { AMI_ID, type Params, anyMatch, dryRun, int, strList, str, structList } from '../validation.js';
 import { imageXml, instanceTypeXml } from '../views.js';
 import type { Ec2Store } from '../store.js';
-import { items } from '../xml.js';
+import { items, t } from '../xml.js';
 
 const IMAGE_FILTERS: Record<string, (i: ImageSpec, v: string[]) => boolean> = {
   name: (i, v) => anyMatch(v, i.name),
@@ -64,4 +67,60 @@ export function describeInstanceTypes(_store: Ec2Store, p: Params): string {
     else throw new Ec2Error('InvalidParameterValue', `The filter '${name}' is invalid`);
   }
   return items('instanceTypeSet', found, instanceTypeXml);
+}
+
+const LOCATION_TYPES = ['region', 'availability-zone', 'availability-zone-id', 'outpost'] as const;
+
+/**
+ * The types offered in the caller's region (LocationType `region`, the default) or in each of its
+ * zones (`availability-zone`; the fake's zones are its subnets' and offer what the region offers).
+ * Filters `instance-type` and `location`, with wildcards; a type nobody offers simply matches
+ * nothing. Paginated: MaxResults 5 to 1000, NextToken.
+ */
+export function describeInstanceTypeOfferings(_store: Ec2Store, p: Params, ctx: Ec2Context): string {
+  const locationType = str(p, 'LocationType') ?? 'region';
+  if (!(LOCATION_TYPES as readonly string[]).includes(locationType)) {
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Value (${locationType}) for parameter locationType is invalid. Valid values: ${LOCATION_TYPES.join(', ')}`,
+    );
+  }
+  const maxResults = int(str(p, 'MaxResults'), 'MaxResults');
+  if (maxResults !== undefined && (maxResults < 5 || maxResults > 1000)) {
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Value ( ${maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+    );
+  }
+  dryRun(p);
+  const locations =
+    locationType === 'region'
+      ? [ctx.region]
+      : locationType === 'availability-zone'
+        ? [...new Set(Object.values(SUBNETS).map((s) => `${ctx.region}${s.azSuffix}`))]
+        : [];
+  let found = locations.flatMap((location) =>
+    Object.keys(INSTANCE_TYPES)
+      .filter((type) => offered(ctx.region, type))
+      .map((instanceType) => ({ instanceType, location })),
+  );
+  for (const f of structList(p, 'Filter')) {
+    const name = str(f, 'Name') ?? '';
+    const values = strList(f, 'Value');
+    if (name === 'instance-type') found = found.filter((o) => anyMatch(values, o.instanceType));
+    else if (name === 'location') found = found.filter((o) => anyMatch(values, o.location));
+    else throw new Ec2Error('InvalidParameterValue', `The filter '${name}' is invalid`);
+  }
+  const start = Number(str(p, 'NextToken') ?? '0');
+  if (!Number.isInteger(start) || start < 0 || start > found.length)
+    throw new Ec2Error('InvalidNextToken', 'The specified token is invalid');
+  const size = maxResults ?? 1000;
+  const next = start + size < found.length ? String(start + size) : undefined;
+  return (
+    items(
+      'instanceTypeOfferingSet',
+      found.slice(start, start + size),
+      (o) => t('instanceType', o.instanceType) + t('locationType', locationType) + t('location', o.location),
+    ) + t('nextToken', next)
+  );
 }

@@ -3,12 +3,23 @@
  * "TerminateInstances", "GetConsoleOutput", EC2 API reference).
  */
 import type { Ec2Instance } from '../../ec2.js';
-import { STATE_CODES, VPC_ID } from '../catalog.js';
+import { INSTANCE_TYPES, STATE_CODES, VPC_ID } from '../catalog.js';
 import { Ec2Error } from '../errors.js';
 import { terminate } from '../lifecycle.js';
 import type { Ec2Context } from '../routes.js';
 import type { Ec2Store } from '../store.js';
-import { INSTANCE_ID, type Params, anyMatch, dryRun, int, required, str, strList, structList } from '../validation.js';
+import {
+  INSTANCE_ID,
+  type Params,
+  anyMatch,
+  bool,
+  dryRun,
+  int,
+  required,
+  str,
+  strList,
+  structList,
+} from '../validation.js';
 import { reservationXml } from '../views.js';
 import { items, n, t } from '../xml.js';
 
@@ -109,9 +120,24 @@ export function terminateInstances(store: Ec2Store, p: Params, ctx: Ec2Context):
   );
 }
 
+/**
+ * The console's last 64 KB. `Latest` (the console as it is now rather than as last posted) is
+ * for Nitro instances only; a Xen instance (t2, m4, c4, p3) is refused with `UnsupportedOperation`
+ * (the EC2 code for "an unsupported operation"; the message is the fake's own, as the API
+ * reference quotes none).
+ */
 export function getConsoleOutput(store: Ec2Store, p: Params, ctx: Ec2Context): string {
   const id = required(p, 'InstanceId');
+  const latest = bool(str(p, 'Latest'), 'Latest') ?? false;
   const [inst] = findInstances(store, [id], ctx.region);
+  dryRun(p);
+  if (latest && INSTANCE_TYPES[inst!.instanceType]?.hypervisor === 'xen') {
+    throw new Ec2Error(
+      'UnsupportedOperation',
+      `The instance type ${inst!.instanceType} does not support retrieving the latest console output. ` +
+        'Latest is supported only on instances built on the Nitro System.',
+    );
+  }
   const bytes = inst!.machine?.consoleBytes() ?? Buffer.alloc(0);
   const tail = bytes.subarray(Math.max(0, bytes.length - 64 * 1024));
   return (

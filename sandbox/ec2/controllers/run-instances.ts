@@ -6,6 +6,7 @@
 import type { Ec2Instance, Ec2Volume } from '../../ec2.js';
 import { Ec2Error } from '../errors.js';
 import { boot } from '../lifecycle.js';
+import { UNSUPPORTED_CONFIGURATION, offered } from '../offerings.js';
 import type { Ec2Context } from '../routes.js';
 import { type Ec2Store, hex, newId } from '../store.js';
 import {
@@ -44,6 +45,8 @@ export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): strin
   }
   dryRun(p);
   const spec = launchSpec(p, imageId, (type) => store.spotPrice(type));
+  if (!offered(ctx.region, spec.instanceType)) throw new Ec2Error('Unsupported', UNSUPPORTED_CONFIGURATION);
+  if (spec.spot) spotServiceLinkedRole(store);
 
   const reservationId = newId('r');
   const created: Ec2Instance[] = [];
@@ -67,6 +70,24 @@ export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): strin
     });
   }
   return reservationXml(reservationId, created);
+}
+
+/**
+ * A spot launch needs the account's AWSServiceRoleForEC2Spot role; EC2 creates it on the first
+ * one when the caller may, and otherwise refuses with 403
+ * `AuthFailure.ServiceLinkedRoleCreationNotPermitted` (the message as users report it:
+ * https://github.com/determined-ai/determined/issues/1830, 2021-01-21).
+ */
+function spotServiceLinkedRole(store: Ec2Store): void {
+  if (store.spotServiceLinkedRole) return;
+  if (!store.settings.spotRoleCreation) {
+    throw new Ec2Error(
+      'AuthFailure.ServiceLinkedRoleCreationNotPermitted',
+      'The provided credentials do not have permission to create the service-linked role for EC2 Spot Instances.',
+      403,
+    );
+  }
+  store.spotServiceLinkedRole = true;
 }
 
 /** One `pending` instance with its volumes, network interface and spot request. */

@@ -9,12 +9,12 @@ import { GCE_PROJECT, GCE_PROJECT_NUMBER, ZONES, regionOf } from '../catalog.js'
 import { type ErrorInfoDetail, GceError, alreadyExists, notFound } from '../errors.js';
 import { parseFilter } from '../filter.js';
 import { type GceStore, type Internal, type J, instanceLink, instancePath, numericId, zoneLink } from '../store.js';
-import { type InsertPlan, quotaFor, validateInsert } from '../validate.js';
+import { type InsertPlan, decodeMetadata, quotaFor, validateInsert } from '../validate.js';
 import { checkBoolean, checkRequestId, serialPortParams } from '../validation.js';
 import { aggregated, instanceFields, ordered, page, zonalList } from './listing.js';
 import { createInstance, removeInstance } from './lifecycle.js';
 import { finishOp, newOp, opJson } from './operations.js';
-import { instanceJson } from './views.js';
+import { instanceJson, metadataFingerprint } from './views.js';
 
 /** Fault codes insert reports in its operation, after answering it (a stockout). */
 export const CAPACITY_CODES: ReadonlySet<string> = new Set([
@@ -88,8 +88,18 @@ export function insertInstance(store: GceStore, call: InstanceCall): J {
   if (machineImage !== null)
     throw notFound(`projects/${GCE_PROJECT}/global/machineImages/${machineImage.split('/').pop()}`);
 
-  const plan = validateInsert(call.body, zone);
+  const plan = validateInsert(call.body, zone, store.networks());
   if (store.live.has(`${zone}/${plan.name}`)) throw alreadyExists(instancePath(zone, plan.name));
+  if (store.settings.denyExternalIp && plan.nics.some((n) => n.accessConfig)) {
+    // A 412 on the insert itself, naming the project by number
+    // (https://github.com/gardener/gardener-extension-provider-gcp/issues/415, 2022-03).
+    throw new GceError(
+      412,
+      'conditionNotMet',
+      `Constraint constraints/compute.vmExternalIpAccess violated for project ${GCE_PROJECT_NUMBER}. Add instance ` +
+        `${instancePath(zone, plan.name)} to the constraint to use external IP with it.`,
+    );
+  }
   for (const d of plan.disks) {
     if (store.disks.has(`${zone}/${d.name}`))
       throw alreadyExists(`projects/${GCE_PROJECT}/zones/${zone}/disks/${d.name}`);
@@ -193,6 +203,31 @@ export function deleteInstance(store: GceStore, call: InstanceCall): J {
   const done = removeInstance(store, inst, 'deleted', op);
   store.pendingDelete.set(inst.id, done);
   void done.finally(() => store.pendingDelete.delete(inst.id));
+  return opJson(op);
+}
+
+/**
+ * instances.setMetadata: replaces every item, given the metadata's current fingerprint; a stale
+ * or missing one is 412 conditionNotMet on the call itself ("You must always provide an
+ * up-to-date fingerprint hash ... otherwise the request will fail with error 412 conditionNotMet",
+ * https://cloud.google.com/compute/docs/reference/rest/v1/instances/setMetadata, Metadata, 2025-10;
+ * the message as https://github.com/cloudfoundry/bosh-google-cpi-release/issues/159 quotes it).
+ * The running machine carries on; its metadata server answers with the new items at once.
+ */
+export function setInstanceMetadata(store: GceStore, call: InstanceCall): J {
+  const requestId = checkRequestId(call.query);
+  const prior = store.priorOp(requestId);
+  if (prior) return opJson(prior);
+  const inst = store.findLive(call.zone, call.instance!);
+  const body = call.body ?? {};
+  const items = decodeMetadata({ metadata: body });
+  if (typeof body.fingerprint !== 'string' || body.fingerprint !== metadataFingerprint(inst.metadata)) {
+    throw new GceError(412, 'conditionNotMet', 'Supplied fingerprint does not match current metadata fingerprint.');
+  }
+  inst.metadata = Object.fromEntries(items.map((i) => [i.key, i.value]));
+  const op = newOp(store, call.zone, 'setMetadata', { link: inst.selfLink, id: inst.id }, call.user);
+  store.rememberRequest(requestId, op);
+  store.timers.later(Math.max(1, Math.min(20, store.bootDelayMs)), () => finishOp(op));
   return opJson(op);
 }
 

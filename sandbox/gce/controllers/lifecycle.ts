@@ -7,8 +7,10 @@
  * https://cloud.google.com/compute/docs/instances/spot).
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { GceDisk, GceStatus } from '../../gce.js';
-import { GCE_PROJECT, imageLink } from '../catalog.js';
+import { GCE_PROJECT, driverDrives, imageLink } from '../catalog.js';
 import type { MetadataView } from '../metadata.js';
 import { type GceStore, type Internal, type OpRecord, instanceLink, numericId } from '../store.js';
 import type { InsertPlan } from '../validate.js';
@@ -109,6 +111,8 @@ export function createInstance(
     deletionProtection: plan.deletionProtection,
     networkIP: `10.128.${Math.floor(n / 250) % 250}.${(n % 250) + 2}`,
     ...(natIP ? { natIP } : {}),
+    network: plan.nics[0]!.networkName,
+    subnetwork: plan.nics[0]!.subnetwork.split('/').pop()!,
     ...(requestId ? { requestId } : {}),
     plan,
     mac: `42:01:0a:80:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`,
@@ -137,18 +141,30 @@ function boot(store: GceStore, inst: Internal): void {
   if (inst.insertOp) finishOp(inst.insertOp);
   const script = inst.metadata['startup-script'];
   const mdHost = `${store.url.replace(/^http:\/\//, '')}${MD_PREFIX}/${inst.id}`;
-  const gpu =
-    inst.gpus && inst.plan.image.nvidiaDriver
-      ? { model: inst.gpus.model, count: inst.gpus.count, memoryMiB: inst.plan.gpus!.spec.memoryMiB }
-      : undefined;
+  const gpus = inst.plan.gpus;
+  const driver = inst.plan.image.nvidiaDriver;
+  const driven = gpus !== undefined && driverDrives(driver, gpus.spec);
+  const gpu = driven ? { model: gpus.spec.smiName, count: gpus.count, memoryMiB: gpus.spec.memoryMiB } : undefined;
+  // The driver is there but cannot drive this GPU: its module does not load, nvidia-smi fails.
+  const undriven = gpus !== undefined && driver !== undefined && !driven;
+  const egress = inst.plan.nics.some((n) => n.egress);
   const m = store.machines.boot({
     id: inst.id,
     script: script ?? '',
     arch: 'x86_64',
     env: { SANDBOX_INSTANCE_ID: inst.id, SANDBOX_CLOUD: 'gcp', GCE_METADATA_HOST: mdHost },
     ...(gpu ? { gpu } : {}),
+    ...(undriven || !egress
+      ? {
+          prepare: (root: string) => {
+            layOutGuest(root, { undriven, egress, mdHost });
+            return undefined;
+          },
+        }
+      : {}),
     banner: [
       ...inst.bannerLines,
+      ...(undriven ? [OPEN_MODULE_REFUSAL] : []),
       script !== undefined
         ? `[    3.210000] google_metadata_script_runner[733]: Found startup-script in metadata.`
         : `[    3.210000] google_metadata_script_runner[733]: No startup scripts to run.`,
@@ -168,6 +184,47 @@ function boot(store: GceStore, inst: Internal): void {
       void applyTermination(store, inst, 'maxRunDuration');
     });
     store.instanceTimers.set(inst.id, timer);
+  }
+}
+
+/**
+ * What the open kernel module logs for a GPU older than Turing, and what nvidia-smi then says
+ * (exit 9) ("Kernel Modules", https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/kernel-modules.html).
+ */
+const OPEN_MODULE_REFUSAL =
+  '[    4.120000] NVRM: The NVIDIA GPU 0000:00:04.0 (PCI ID: 10de:1db1) installed in this system is not supported by ' +
+  'open nvidia.ko because it does not include the required GPU System Processor (GSP).';
+const SMI_NO_DRIVER =
+  "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA " +
+  'driver is installed and running.';
+
+/**
+ * Stand-ins put first on the machine's PATH (the sandbox machine's `.sandbox/bin`): an nvidia-smi
+ * that fails when the driver does not drive the GPU, and, with no way out (no external IP and no
+ * Cloud NAT), a curl that reaches the metadata server only and times out connecting anywhere else.
+ */
+function layOutGuest(root: string, how: { undriven: boolean; egress: boolean; mdHost: string }): void {
+  const bin = path.join(root, '.sandbox', 'bin');
+  const write = (name: string, body: string): void =>
+    fs.writeFileSync(path.join(bin, name), `#!/bin/bash\n${body}`, { mode: 0o755 });
+  if (how.undriven) write('nvidia-smi', `echo "${SMI_NO_DRIVER}"\nexit 9\n`);
+  if (!how.egress) {
+    write(
+      'curl',
+      `# No external IP and no Cloud NAT: only the metadata server answers.
+for a in "$@"; do
+  case "$a" in
+    http://${how.mdHost}/*) ;;
+    http://*|https://*)
+      hp="\${a#*://}"; hp="\${hp%%/*}"; host="\${hp%%:*}"; port="\${hp##*:}"
+      [[ "$port" == "$hp" ]] && { [[ "$a" == https://* ]] && port=443 || port=80; }
+      echo "curl: (28) Failed to connect to $host port $port after 130002 ms: Couldn't connect to server" >&2
+      exit 28 ;;
+  esac
+done
+PATH="\${PATH#*:}" exec curl "$@"
+`,
+    );
   }
 }
 
@@ -247,6 +304,7 @@ export function metadataView(inst: Internal | undefined): MetadataView | undefin
     preempted: inst.preempted,
     networkIP: inst.networkIP,
     ...(inst.natIP ? { natIP: inst.natIP } : {}),
+    network: inst.plan.nics[0]?.networkName ?? 'default',
     mac: inst.mac,
   };
 }

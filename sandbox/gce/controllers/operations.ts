@@ -23,7 +23,7 @@ const HTTP_STATUS_TEXT: Record<number, string> = {
 export function newOp(
   store: GceStore,
   zone: string,
-  type: 'insert' | 'delete',
+  type: OpRecord['operationType'],
   target: { link: string; id: string },
   user: string,
 ): OpRecord {

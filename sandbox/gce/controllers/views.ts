@@ -20,6 +20,8 @@ const stableId = (s: string): string => {
 };
 const fingerprint = (o: unknown): string =>
   crypto.createHash('sha256').update(JSON.stringify(o)).digest().subarray(0, 8).toString('base64');
+/** The metadata's fingerprint: it changes whenever an item does. */
+export const metadataFingerprint = (items: Record<string, string>): string => fingerprint(items);
 
 export function instanceJson(i: Internal): J {
   const s = i.plan.scheduling;
@@ -84,7 +86,7 @@ export function instanceJson(i: Internal): J {
       })),
     metadata: {
       kind: 'compute#metadata',
-      fingerprint: fingerprint(i.metadata),
+      fingerprint: metadataFingerprint(i.metadata),
       ...(Object.keys(i.metadata).length > 0
         ? { items: Object.entries(i.metadata).map(([key, value]) => ({ key, value })) }
         : {}),

@@ -510,6 +510,8 @@ async function executeJob(job, settings, hooks, setChild, getCurrent) {
   const workRoot = path.resolve(ROOT, settings.workFolder || '_work');
   const workspace = path.join(workRoot, repoName, repoName);
   const temp = path.join(workRoot, '_temp');
+  // As actions/runner does, the workspace gets the runner's umask and every step the runner's own
+  // environment: started without HOME, a step that needs it fails (git: "fatal: $HOME not set").
   fs.mkdirSync(workspace, { recursive: true });
   fs.mkdirSync(temp, { recursive: true });
   const env = {

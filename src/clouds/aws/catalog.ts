@@ -1,4 +1,5 @@
 import type { CloudCatalog } from '../descriptor.js';
+import { InputError } from '../../errors.js';
 import { type GenericGpu, type GenericRegion, type GenericType, isGenericRegion, isGenericType } from '../generic.js';
 
 /**
@@ -16,8 +17,11 @@ export const AWS_REGIONS: Readonly<Record<GenericRegion, string>> = {
   'eu-north': 'eu-north-1',
 };
 
-/** Instance type per generic size and GPU. CPU sizes keep CML's m5 choices; `s` is new. */
-export const AWS_TYPES: Readonly<Record<GenericGpu, Readonly<Record<GenericType, string>>>> = {
+/**
+ * Instance type per generic size and GPU. CPU sizes keep CML's m5 choices; `s` is new. A string:
+ * the GPU is not offered generically on AWS, and what to ask for instead.
+ */
+export const AWS_TYPES: Readonly<Record<GenericGpu, Readonly<Record<GenericType, string>> | string>> = {
   nogpu: { s: 'm5.large', m: 'm5.2xlarge', l: 'm5.8xlarge', xl: 'm5.16xlarge' },
   t4: { s: 'g4dn.xlarge', m: 'g4dn.4xlarge', l: 'g4dn.12xlarge', xl: 'g4dn.metal' },
   a10g: { s: 'g5.xlarge', m: 'g5.4xlarge', l: 'g5.12xlarge', xl: 'g5.48xlarge' },
@@ -26,8 +30,27 @@ export const AWS_TYPES: Readonly<Record<GenericGpu, Readonly<Record<GenericType,
   // p4d has one size; every generic size gets the same eight-GPU machine.
   a100: { s: 'p4d.24xlarge', m: 'p4d.24xlarge', l: 'p4d.24xlarge', xl: 'p4d.24xlarge' },
   h100: { s: 'p5.4xlarge', m: 'p5.4xlarge', l: 'p5.48xlarge', xl: 'p5.48xlarge' },
-  v100: { s: 'p3.2xlarge', m: 'p3.2xlarge', l: 'p3.8xlarge', xl: 'p3.16xlarge' },
+  // p3 (the V100) is offered in few regions now, and the default GPU image's driver uses NVIDIA's
+  // open kernel modules, which drive Turing and newer GPUs only, not the V100 (Volta).
+  v100:
+    'the V100 (p3) is not offered generically on AWS: p3 is left in few regions, and the default GPU ' +
+    "image's NVIDIA driver (open kernel modules) does not support the V100; use t4, a10g or l4, or give a native " +
+    'p3 type (p3.2xlarge) with an image whose NVIDIA driver supports Volta (the proprietary one)',
 };
+
+/** V100 (Volta) families: NVIDIA's open kernel modules, in the default GPU image, cannot drive them. */
+export const AWS_VOLTA_FAMILIES: ReadonlySet<string> = new Set(['p3', 'p3dn']);
+
+export const awsFamilyIsVolta = (instanceType: string): boolean =>
+  AWS_VOLTA_FAMILIES.has(instanceType.split('.')[0] ?? '');
+
+/** The native type for a generic or native `type`; a GPU AWS does not offer generically is an InputError on `gpu`. */
+function awsMachineType(type: string, gpu: GenericGpu): string | undefined {
+  if (!isGenericType(type)) return AWS_NATIVE_TYPE.test(type) ? type : undefined;
+  const row = AWS_TYPES[gpu];
+  if (typeof row === 'string') throw new InputError('gpu', gpu, row);
+  return row[type];
+}
 
 /**
  * Instance families that carry NVIDIA GPUs, so a native `type` alone selects the GPU image.
@@ -86,8 +109,9 @@ export const AWS_CATALOG: CloudCatalog = {
   nativeRegionHint: 'an AWS region such as us-east-2',
   nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
   region: (v) => (isGenericRegion(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
-  machineType: (t, gpu) => (isGenericType(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
+  machineType: awsMachineType,
   typeHasGpu: awsFamilyHasGpu,
   image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_./-]+)$/.test(v),
   imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
+  architecture: (t) => (awsArchitecture(t) === 'arm64' ? 'ARM64' : 'X64'),
 };

@@ -28,6 +28,17 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
       'The spot-price input is below the current spot price. Raise it, or use spot-price: -1 to pay up to the ' +
       'on-demand price.',
   },
+  // The account's first spot launch creates the EC2 Spot service-linked role; without the right
+  // to create it, spot fails (403) while on-demand works: a market refusal, so on-demand-fallback applies.
+  'AuthFailure.ServiceLinkedRoleCreationNotPermitted': {
+    kind: 'market',
+    advice:
+      'Spot needs the EC2 Spot service-linked role (AWSServiceRoleForEC2Spot), which the first spot launch in an ' +
+      'account creates, and these credentials may not create it. Grant iam:CreateServiceLinkedRole for ' +
+      'spot.amazonaws.com (see the README IAM policy), or create the role once with: aws iam ' +
+      'create-service-linked-role --aws-service-name spot.amazonaws.com. Until then spot: false, or ' +
+      'on-demand-fallback: true (the default), launches on-demand.',
+  },
   MaxSpotInstanceCountExceeded: {
     kind: 'quota',
     advice:
@@ -123,5 +134,9 @@ export const awsRetryAfterMs = (err: unknown): number | undefined =>
   retryAfterHeader((err as SdkError).$response?.headers?.['retry-after']);
 
 /** A refusal made here, in the same shape as the service's. */
-export const awsRefusal = (code: string, detail: string, advice = KNOWN[code]?.advice ?? ''): CloudError =>
-  new CloudError('AWS', code, detail, advice, KNOWN[code]?.kind ?? 'permanent');
+export const awsRefusal = (
+  code: string,
+  detail: string,
+  advice = KNOWN[code]?.advice ?? '',
+  kind: ErrorKind = KNOWN[code]?.kind ?? 'permanent',
+): CloudError => new CloudError('AWS', code, detail, advice, kind);

@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import {
   DescribeImagesCommand,
+  DescribeInstanceTypeOfferingsCommand,
   DescribeInstancesCommand,
   EC2Client,
   GetConsoleOutputCommand,
@@ -13,6 +14,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { MachineSpec } from '../../config/spec.js';
+import { CloudError } from '../../errors.js';
 import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
 import type { Env } from '../descriptor.js';
 import { TAG, managedFromTags } from '../tags.js';
@@ -38,8 +40,10 @@ import type { AwsOptions } from './options.js';
  * the SDK's default chain (web identity, SSO, instance role) finds them.
  *
  * IAM actions called: ec2:RunInstances, ec2:CreateTags (tags at launch), ec2:DescribeImages,
- * ec2:DescribeInstances, ec2:GetConsoleOutput, ec2:TerminateInstances, ssm:GetParameter,
- * and iam:PassRole when aws-instance-profile is given.
+ * ec2:DescribeInstanceTypeOfferings, ec2:DescribeInstances, ec2:GetConsoleOutput,
+ * ec2:TerminateInstances, ssm:GetParameter, and iam:PassRole when aws-instance-profile is given.
+ * A spot launch needs iam:CreateServiceLinkedRole for spot.amazonaws.com once per account (EC2
+ * creates the AWSServiceRoleForEC2Spot role on the first one).
  *
  * Retries: the SDK's are off (one attempt); each call is retried by `cloudCall` when it failed
  * for a throttle, a 5xx or a dropped connection, honouring Retry-After. RunInstances carries a
@@ -60,6 +64,26 @@ interface PreparedImage {
   imageId: string;
   blockDevices: BlockDeviceMapping[];
 }
+
+/** Spot refused because the EC2 Spot service-linked role is missing and may not be created. */
+const SPOT_ROLE_REFUSED = 'AuthFailure.ServiceLinkedRoleCreationNotPermitted';
+
+/**
+ * Regions asked which offer the spec's types when the launch region offers none of them: the
+ * generic regions' and a few main ones.
+ */
+const OTHER_REGIONS = [
+  'us-east-1',
+  'us-east-2',
+  'us-west-1',
+  'us-west-2',
+  'eu-west-1',
+  'eu-west-2',
+  'eu-central-1',
+  'eu-north-1',
+  'ap-northeast-1',
+  'ap-southeast-2',
+] as const;
 
 export function createCloud(options: AwsOptions, region: string, ctx: CloudContext): Cloud {
   return new AwsCloud(options, region, ctx);
@@ -91,6 +115,7 @@ export class AwsCloud implements Cloud {
   private readonly ec2: EC2Client;
   private readonly ssm: SSMClient;
   private readonly policy: CallPolicy;
+  private spotRoleAdvised = false;
 
   constructor(
     private readonly options: AwsOptions,
@@ -113,17 +138,93 @@ export class AwsCloud implements Cloud {
   async prepare(spec: MachineSpec): Promise<PreparedCloud> {
     const byArch = new Map<'x86_64' | 'arm64', string>();
     for (const type of spec.types) if (!byArch.has(awsArchitecture(type))) byArch.set(awsArchitecture(type), type);
-    // The image and disk layout per architecture; a type list may mix x86_64 and arm64 types.
+    // The image and disk layout per architecture (a type list may mix x86_64 and arm64 types),
+    // and which types the region offers, at once: the check adds no round trip.
     const images = new Map<string, PreparedImage>();
-    await Promise.all(
-      [...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))),
-    );
+    const [offered] = await Promise.all([
+      this.offeredHere(spec.types),
+      ...[...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))),
+    ]);
+    const warnings: string[] = [];
+    let types: string[] | undefined;
+    if (offered === 'unchecked') {
+      warnings.push(
+        `the AWS credentials may not call ec2:DescribeInstanceTypeOfferings, so the types were not checked against ` +
+          `what ${this.region} offers; grant it as in the README IAM policy`,
+      );
+    } else {
+      types = spec.types.filter((t) => offered.has(t));
+      if (types.length === 0) throw await this.notOffered(spec.types);
+    }
     return {
       scriptSettings: spec.spot ? { spotNotice: 'aws' } : {},
       places: this.options.subnets.length > 0 ? this.options.subnets : [undefined],
-      warnings: [],
+      ...(types ? { types } : {}),
+      warnings,
       launch: (request, placement) => this.launch(spec, images, request, placement),
     };
+  }
+
+  /** The types this region offers among `types`, or `unchecked` when the credentials may not ask. */
+  private async offeredHere(types: readonly string[]): Promise<Set<string> | 'unchecked'> {
+    try {
+      return await this.offeredIn(this.ec2, this.region, types);
+    } catch (err) {
+      if (err instanceof CloudError && err.code === 'UnauthorizedOperation') return 'unchecked';
+      throw err;
+    }
+  }
+
+  /** DescribeInstanceTypeOfferings in a region (LocationType region), every page. */
+  private async offeredIn(ec2: EC2Client, region: string, types: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    let NextToken: string | undefined;
+    do {
+      const out = await this.call(`ec2:DescribeInstanceTypeOfferings in ${region}`, () =>
+        ec2.send(
+          new DescribeInstanceTypeOfferingsCommand({
+            LocationType: 'region',
+            Filters: [{ Name: 'instance-type', Values: [...types] }],
+            NextToken,
+          }),
+        ),
+      );
+      for (const o of out.InstanceTypeOfferings ?? []) if (o.InstanceType) found.add(o.InstanceType);
+      NextToken = out.NextToken;
+    } while (NextToken);
+    return found;
+  }
+
+  /** The error for types this region offers none of, naming the regions that do (asked at once). */
+  private async notOffered(types: readonly string[]): Promise<CloudError> {
+    const endpoint = this.ctx.env.AWS_ENDPOINT_URL_EC2 || this.ctx.env.AWS_ENDPOINT_URL;
+    const regions = OTHER_REGIONS.filter((r) => r !== this.region);
+    const answers = await Promise.allSettled(
+      regions.map(async (region) => {
+        const ec2 = new EC2Client(clientConfig(region, this.ctx.env, endpoint));
+        try {
+          return await this.offeredIn(ec2, region, types);
+        } finally {
+          ec2.destroy();
+        }
+      }),
+    );
+    // A region that did not answer (not enabled for the account, a policy limited to one region) is left out.
+    const where = types.map((type) => {
+      const offering = regions.filter((_r, i) => {
+        const a = answers[i]!;
+        return a.status === 'fulfilled' && a.value.has(type);
+      });
+      return `${type} in ${offering.length > 0 ? offering.join(', ') : 'none of the regions asked'}`;
+    });
+    const list = types.join(', ');
+    return awsRefusal(
+      'InstanceTypeNotOffered',
+      `${this.region} offers none of the types ${list} (ec2:DescribeInstanceTypeOfferings). Offered: ${where.join('; ')}`,
+      'Give a region that offers them in region (a native AWS region such as us-east-2 works too), or types that ' +
+        `${this.region} offers. Nothing was created.`,
+      'permanent',
+    );
   }
 
   private async prepareImage(spec: MachineSpec, arch: 'x86_64' | 'arm64', type: string): Promise<PreparedImage> {
@@ -213,7 +314,17 @@ export class AwsCloud implements Cloud {
     };
     // Retried with the same input, so with the same ClientToken: EC2 answers a repeat with the
     // instance the first call made (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html).
-    const out = await this.call('ec2:RunInstances', () => this.ec2.send(new RunInstancesCommand(input)));
+    const out = await this.call('ec2:RunInstances', () => this.ec2.send(new RunInstancesCommand(input))).catch(
+      (err: unknown) => {
+        // With on-demand-fallback the lifecycle moves on to on-demand and names only the code: say
+        // once what gives spot back.
+        if (err instanceof CloudError && err.code === SPOT_ROLE_REFUSED && !this.spotRoleAdvised) {
+          this.spotRoleAdvised = true;
+          this.ctx.log.warning(err.advice);
+        }
+        throw err;
+      },
+    );
     const inst = out.Instances?.[0];
     if (!inst?.InstanceId) throw awsRefusal('NoInstance', 'RunInstances returned no instance', '');
     return { id: inst.InstanceId, type, spot, zone: inst.Placement?.AvailabilityZone };
@@ -273,9 +384,17 @@ export class AwsCloud implements Cloud {
   }
 
   async consoleLog(id: string): Promise<string> {
-    const out = await this.call('ec2:GetConsoleOutput', () =>
-      this.ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: true })),
-    );
+    const get = (Latest: boolean) =>
+      this.call('ec2:GetConsoleOutput', () => this.ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest })));
+    let out: Awaited<ReturnType<typeof get>>;
+    try {
+      out = await get(true);
+    } catch (err) {
+      // Only Nitro instances give the latest output; a Xen one (t2, m4, c4, p3) refuses Latest
+      // (UnsupportedOperation) but still has the output last posted.
+      if (!(err instanceof CloudError) || err.kind !== 'permanent') throw err;
+      out = await get(false);
+    }
     return out.Output ? Buffer.from(out.Output, 'base64').toString('utf8') : '';
   }
 

@@ -90,15 +90,28 @@ export function azureErrorKind(err: unknown): ErrorKind {
   return e.code === 'REQUEST_SEND_ERROR' || isConnectionError(err) ? 'transient' : 'permanent';
 }
 
+/** ARM's refusal of an OS disk smaller than the image's: `...disk size 20 GB is smaller than ...: 30 GB...`. */
+const DISK_TOO_SMALL =
+  /disk size (\d+) GB is smaller than the size of the corresponding disk in the VM image: (\d+) GB/;
+
 export function azureError(err: unknown, action: string): CloudError {
   const code = armCode(err);
-  return new CloudError(
-    'Azure',
-    code,
-    `${action}: ${errorMessage(err)}`,
-    KNOWN[code]?.advice ?? '',
-    azureErrorKind(err),
-  );
+  const message = errorMessage(err);
+  const disk = code === 'OperationNotAllowed' ? DISK_TOO_SMALL.exec(message) : null;
+  if (disk) {
+    // Not a quota: the hdd-size input is below the image's disk. No other size or place helps.
+    return new CloudError(
+      'Azure',
+      code,
+      `${action}: ${message}`,
+      `Input 'hdd-size' (${disk[1]} GB) is below the image's OS disk (${disk[2]} GB): give hdd-size of at least ${disk[2]}, or leave it empty to keep the image's size.`,
+      'permanent',
+    );
+  }
+  const kind = azureErrorKind(err);
+  // The quota advice is for a quota; ARM refuses other operations with OperationNotAllowed too.
+  const advice = code === 'OperationNotAllowed' && kind !== 'quota' ? '' : (KNOWN[code]?.advice ?? '');
+  return new CloudError('Azure', code, `${action}: ${message}`, advice, kind);
 }
 
 export const azureRetryAfterMs = (err: unknown): number | undefined =>

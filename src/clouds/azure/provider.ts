@@ -13,6 +13,7 @@ import {
 import { generateKeyPairSync } from 'node:crypto';
 import type { MachineSpec } from '../../config/spec.js';
 import { CloudError } from '../../errors.js';
+import { mapLimited } from '../../retry.js';
 import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
 import type { Env } from '../descriptor.js';
 import { TAG, managedFromTags } from '../tags.js';
@@ -29,7 +30,23 @@ import type {
 } from '../types.js';
 import { AZURE_DEFAULT_IMAGE, parseAzureImage } from './catalog.js';
 import { azureError, azureRefusal, azureRetryAfterMs } from './errors.js';
+import {
+  type OfferedSize,
+  type PreparedImage,
+  notOffered,
+  offeredSizes,
+  prepareImage,
+  securityProfileFor,
+  unreadImage,
+} from './offerings.js';
 import type { AzureOptions } from './options.js';
+
+/** What every VM of a launch shares: its image, the OS disk size, the sizes as resource SKUs list them. */
+interface LaunchImage {
+  image: PreparedImage;
+  diskSizeGb?: number;
+  offered: ReadonlyMap<string, OfferedSize>;
+}
 
 /**
  * Azure. Each runner gets its own resource group holding everything of its machine (network
@@ -54,6 +71,8 @@ const DEFAULT_ARM = 'https://management.azure.com';
 /** Contributor, a built-in role: on the VM's own resource group only. */
 const CONTRIBUTOR = 'b24988ac-6180-42a0-ab88-20f7382dd24c';
 const LRO_TIMEOUT_MS = 15 * 60_000;
+/** Groups whose VM list() reads at once. */
+const LIST_CONCURRENCY = 10;
 /** Long-running operations are polled as often as ARM's Retry-After says, or every 0.5 s when it says nothing. */
 const POLL = { updateIntervalInMs: 500 };
 
@@ -101,19 +120,58 @@ export class AzureCloud implements Cloud {
   }
 
   async prepare(spec: MachineSpec): Promise<PreparedCloud> {
-    // Nothing is shared between runners: each has its own group. Sizes the region does not offer
-    // are refused by the create itself (SkuNotAvailable), which moves on to the next type.
+    // Nothing is shared between runners: each has its own group. The sizes the subscription may
+    // use here and the image are looked up side by side, before anything exists.
     const warnings: string[] = [];
+    const call = <T>(action: string, fn: () => Promise<T>) => this.call(action, fn);
+    const input = spec.image ?? AZURE_DEFAULT_IMAGE;
+    const [offered, image] = await Promise.all([
+      this.readable(warnings, 'Microsoft.Compute/skus/read', 'sizes are not checked before the launch', () =>
+        offeredSizes(this.compute, call, this.region).then((r) => r.get(this.region.toLowerCase()) ?? new Map()),
+      ),
+      this.readable(warnings, 'the image', 'its disk size is not checked', () =>
+        prepareImage(this.compute, call, this.region, parseAzureImage(input)!, input),
+      ),
+    ]);
+    const types = offered ? spec.types.filter((t) => offered.get(t.toLowerCase())?.usable) : undefined;
+    if (types?.length === 0) throw await notOffered(this.compute, call, this.region, spec.types);
+    const prepared: LaunchImage = {
+      image: image ?? unreadImage(parseAzureImage(input)!),
+      // hdd-size below the image's disk is raised to it; Azure refuses a smaller disk.
+      ...(spec.hddSizeGb ? { diskSizeGb: Math.max(spec.hddSizeGb, image?.sizeGb ?? 0) } : {}),
+      offered: offered ?? new Map(),
+    };
     return {
-      scriptSettings: { selfDelete: { cloud: 'azure', apiUrl: this.arm } },
+      ...(types ? { types } : {}),
+      scriptSettings: {
+        selfDelete: { cloud: 'azure', apiUrl: this.arm },
+        ...(spec.spot ? { spotNotice: 'azure' } : {}),
+      },
       places: [undefined],
       warnings,
-      launch: (request, placement) => this.launch(spec, request, placement, warnings),
+      launch: (request, placement) => this.launch(spec, prepared, request, placement, warnings),
     };
+  }
+
+  /** A read before the launch; without the right to make it, a warning and the launch goes on. */
+  private async readable<T>(
+    warnings: string[],
+    what: string,
+    effect: string,
+    fn: () => Promise<T>,
+  ): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'AuthorizationFailed') throw err;
+      warnings.push(`The launching identity may not read ${what} (AuthorizationFailed), so ${effect}.`);
+      return undefined;
+    }
   }
 
   private async launch(
     spec: MachineSpec,
+    prepared: LaunchImage,
     request: MachineRequest,
     placement: Placement,
     warnings: string[],
@@ -130,7 +188,7 @@ export class AzureCloud implements Cloud {
       this.resources.resourceGroups.createOrUpdate(group, { location, tags }),
     );
     try {
-      return await this.createMachine(spec, request, placement, group, tags, warnings);
+      return await this.createMachine(spec, prepared, request, placement, group, tags, warnings);
     } catch (err) {
       // Whatever was created goes with its group; the refusal itself is what the user sees.
       await this.deleteGroup(group).catch(() => undefined);
@@ -140,6 +198,7 @@ export class AzureCloud implements Cloud {
 
   private async createMachine(
     spec: MachineSpec,
+    prepared: LaunchImage,
     request: MachineRequest,
     placement: Placement,
     group: string,
@@ -202,20 +261,24 @@ export class AzureCloud implements Cloud {
         POLL,
       ),
     );
-    const image = parseAzureImage(spec.image ?? AZURE_DEFAULT_IMAGE)!;
     this.sshKey ??= throwawaySshKey();
     const vm: VirtualMachine = {
       location,
       tags,
       identity: { type: 'SystemAssigned' },
       hardwareProfile: { vmSize: placement.type },
+      securityProfile: securityProfileFor(
+        placement.type,
+        prepared.offered.get(placement.type.toLowerCase()),
+        prepared.image,
+      ),
       storageProfile: {
-        imageReference: image,
+        imageReference: prepared.image.reference,
         osDisk: {
           createOption: 'FromImage',
           deleteOption: 'Delete',
           managedDisk: { storageAccountType: 'StandardSSD_LRS' },
-          ...(spec.hddSizeGb ? { diskSizeGB: spec.hddSizeGb } : {}),
+          ...(prepared.diskSizeGb ? { diskSizeGB: prepared.diskSizeGb } : {}),
         },
       },
       osProfile: {
@@ -326,11 +389,33 @@ export class AzureCloud implements Cloud {
 
   async list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]> {
     const groups = await this.groups(`tagName eq '${TAG.repo}' and tagValue eq '${filter.repo.replace(/'/g, "''")}'`);
-    return groups
-      .filter((g) => g.tags[TAG.managed] === 'true' && (!filter.runId || g.tags[TAG.runId] === filter.runId))
-      .map((g) =>
-        managedFromTags(g.name, g.tags, { state: g.provisioningState === 'Deleting' ? 'ending' : 'running' }),
-      );
+    const ours = groups.filter(
+      (g) => g.tags[TAG.managed] === 'true' && (!filter.runId || g.tags[TAG.runId] === filter.runId),
+    );
+    const states = await mapLimited(ours, LIST_CONCURRENCY, (g) => this.groupState(g));
+    return ours.map((g, i) => {
+      const s = states[i]!;
+      // A state that could not be read leaves the group to the tags: cleanup and sweep still act on it.
+      return managedFromTags(g.name, g.tags, { state: s.status === 'fulfilled' ? s.value : 'running' });
+    });
+  }
+
+  /**
+   * A group as cleanup and sweep see it: `ending` while Azure deletes it, else its VM's state. A
+   * group without its VM is never `gone`, since the group is what bills: a Spot eviction
+   * (evictionPolicy Delete) takes the VM and its disk and leaves the group with its public
+   * address. Such a group is `stopped`, for cleanup and sweep to delete, unless it is young
+   * enough that its launch may still be creating the VM (`starting`); sweep spares a young group
+   * either way, by its created-at tag and the grace period.
+   * https://learn.microsoft.com/azure/virtual-machines/spot-vms#eviction-policy
+   */
+  private async groupState(g: { name: string; tags: Record<string, string>; provisioningState?: string }) {
+    if (g.provisioningState === 'Deleting') return 'ending' as const;
+    const vm = await this.vmState(g.name);
+    if (vm.state !== 'gone') return vm.state;
+    const created = Date.parse(g.tags[TAG.createdAt] ?? '');
+    const creating = Number.isFinite(created) && this.ctx.clock.now() - created < LRO_TIMEOUT_MS;
+    return creating ? ('starting' as const) : ('stopped' as const);
   }
 
   private async groups(

@@ -22,7 +22,13 @@ export const GCP_REGIONS: Readonly<Record<GenericRegion, string>> = {
   'eu-north': 'europe-north1',
 };
 
-/** `null`: the GPU is not offered on Compute Engine; the string says what to ask for instead. */
+/** What a V100 needs here, for a generic size and for a native type without an image. */
+export const V100_INSTEAD =
+  "the V100 (Volta) needs NVIDIA's proprietary driver, and the default Deep Learning VM image may load NVIDIA's " +
+  'open kernel modules, which drive Turing and newer GPUs only: use t4 or l4, or give a native type such as ' +
+  'n1-standard-8+nvidia-tesla-v100 with an image input whose NVIDIA driver is the proprietary flavour';
+
+/** A string: the GPU is not offered on Compute Engine by a generic size; it says what to ask for instead. */
 export const GCP_TYPES: Readonly<Record<GenericGpu, Readonly<Record<GenericType, string>> | string>> = {
   nogpu: { s: 'n2-standard-2', m: 'n2-standard-8', l: 'n2-standard-32', xl: 'n2-standard-64' },
   t4: {
@@ -31,12 +37,11 @@ export const GCP_TYPES: Readonly<Record<GenericGpu, Readonly<Record<GenericType,
     l: 'n1-standard-16+2xnvidia-tesla-t4',
     xl: 'n1-standard-32+4xnvidia-tesla-t4',
   },
-  v100: {
-    s: 'n1-standard-8+nvidia-tesla-v100',
-    m: 'n1-standard-16+2xnvidia-tesla-v100',
-    l: 'n1-standard-32+4xnvidia-tesla-v100',
-    xl: 'n1-standard-64+8xnvidia-tesla-v100',
-  },
+  // The V100 (Volta) needs NVIDIA's proprietary kernel modules; NVIDIA's open ones drive Turing
+  // and newer only, and are the default since driver 560. Which of the two the default image
+  // (Deep Learning VM, driver 570) loads is not documented, so no generic size promises a V100.
+  // https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/kernel-modules.html (2025-10)
+  v100: V100_INSTEAD,
   l4: { s: 'g2-standard-4', m: 'g2-standard-16', l: 'g2-standard-24', xl: 'g2-standard-48' },
   a100: { s: 'a2-highgpu-1g', m: 'a2-highgpu-2g', l: 'a2-highgpu-4g', xl: 'a2-highgpu-8g' },
   h100: { s: 'a3-highgpu-1g', m: 'a3-highgpu-2g', l: 'a3-highgpu-4g', xl: 'a3-highgpu-8g' },
@@ -49,6 +54,21 @@ export const GCP_ATTACHED_GPUS: Readonly<Partial<Record<GenericGpu, string>>> = 
   t4: 'nvidia-tesla-t4',
   v100: 'nvidia-tesla-v100',
 };
+
+/**
+ * Machine types Compute Engine sells only as Spot or Flex-start VMs, never on-demand: A3 High
+ * with fewer than 8 GPUs. "Consumption option availability by machine type",
+ * https://cloud.google.com/compute/docs/accelerator-optimized-machines#consumption_option_availability_by_machine_type
+ * (2025-09; also https://github.com/dstackai/gpuhunt/pull/176, 2025-09-13).
+ */
+export const GCP_SPOT_ONLY: ReadonlySet<string> = new Set(['a3-highgpu-1g', 'a3-highgpu-2g', 'a3-highgpu-4g']);
+
+/**
+ * Arm machine series: Tau T2A (Ampere Altra), C4A and N4A (Google Axion), A4X (NVIDIA Grace).
+ * https://cloud.google.com/compute/docs/instances/arm-on-compute and
+ * https://cloud.google.com/compute/docs/accelerator-optimized-machines#a4x-vms (2025).
+ */
+const GCP_ARM_FAMILIES: ReadonlySet<string> = new Set(['t2a', 'c4a', 'n4a', 'a4x']);
 
 /** Machine families that carry GPUs of their own. */
 const GPU_FAMILIES = new Set(['g2', 'a2', 'a3', 'a4', 'g4']);
@@ -159,4 +179,5 @@ export const GCP_CATALOG: CloudCatalog = {
   imageHint:
     'use an image or image family path (projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64, ' +
     'projects/my-project/global/images/my-runner) or its full URL',
+  architecture: (t) => (GCP_ARM_FAMILIES.has(t.split('-')[0]!) ? 'ARM64' : 'X64'),
 };

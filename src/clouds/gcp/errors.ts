@@ -34,7 +34,17 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
   RESOURCE_NOT_FOUND: { kind: 'gone', advice: 'Check the gcp-project, region, type and image inputs.' },
   invalid: {
     kind: 'permanent',
-    advice: 'Compute Engine refused the request; check the type, image, tags and gcp-service-account inputs.',
+    advice:
+      'Compute Engine refused the request; check the type, image, tags, gcp-network, gcp-subnetwork and ' +
+      'gcp-service-account inputs (a project without a default network needs gcp-network or gcp-subnetwork).',
+  },
+  // An organisation policy, or a precondition such as a metadata fingerprint.
+  conditionNotMet: {
+    kind: 'permanent',
+    advice:
+      'A condition of the project refused this. For constraints/compute.vmExternalIpAccess (an organisation ' +
+      'policy against external IPs), set gcp-external-ip: false on a network whose Cloud NAT (or a proxy) ' +
+      'reaches GitHub.',
   },
   alreadyExists: { kind: 'permanent', advice: '' },
   UNAUTHENTICATED: {

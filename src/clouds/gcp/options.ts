@@ -1,6 +1,8 @@
 import type { InputReader, MachineSpec } from '../../config/spec.js';
+import { bool } from '../../config/inputs.js';
 import { InputError } from '../../errors.js';
 import type { Env } from '../descriptor.js';
+import { GCP_ATTACHED_GPUS, GCP_SPOT_ONLY, parseGcpType } from './catalog.js';
 
 export interface GcpOptions {
   project: string;
@@ -11,8 +13,20 @@ export interface GcpOptions {
    * no longer applies to a stopped VM).
    */
   serviceAccount?: string;
+  /** gcp-network: a network name, or `projects/P/global/networks/N` (a Shared VPC host's). Undefined: `default`. */
+  network?: string;
+  /** gcp-subnetwork: a subnetwork name in the region, or `projects/P/regions/R/subnetworks/S`. */
+  subnetwork?: string;
+  /** gcp-external-ip: false, no external address (the way out is Cloud NAT or a proxy). Undefined: one. */
+  externalIp?: false;
 }
 
+const GCE_NAME = '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?';
+const GCE_PROJECT_ID = '(?:[a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]';
+const GCP_NETWORK = new RegExp(`^(?:${GCE_NAME}|projects/${GCE_PROJECT_ID}/global/networks/${GCE_NAME})$`);
+const GCP_SUBNETWORK = new RegExp(
+  `^(?:${GCE_NAME}|projects/${GCE_PROJECT_ID}/regions/([a-z]+-[a-z]+\\d+)/subnetworks/${GCE_NAME})$`,
+);
 const GCP_LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 /** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
@@ -29,6 +43,7 @@ const GCP_SERVICE_ACCOUNT = new RegExp(
  */
 export function gcpOptions(read: InputReader, env: Env, machine?: MachineSpec): GcpOptions {
   if (machine) {
+    gcpMachineRules(read, machine);
     const spotPriceRaw = read('spot-price').trim() || '-1';
     if (machine.spotPrice !== undefined) {
       throw new InputError(
@@ -57,7 +72,86 @@ export function gcpOptions(read: InputReader, env: Env, machine?: MachineSpec): 
       'use a service account email such as ci-runner@my-project.iam.gserviceaccount.com',
     );
   }
-  return { project, ...(serviceAccount ? { serviceAccount } : {}) };
+  return { project, ...(serviceAccount ? { serviceAccount } : {}), ...(machine ? gcpNetwork(read, machine) : {}) };
+}
+
+/** gcp-network, gcp-subnetwork and gcp-external-ip. */
+function gcpNetwork(
+  read: InputReader,
+  machine: MachineSpec,
+): Pick<GcpOptions, 'network' | 'subnetwork' | 'externalIp'> {
+  const network = read('gcp-network').trim() || 'default';
+  if (!GCP_NETWORK.test(network)) {
+    throw new InputError(
+      'gcp-network',
+      network,
+      'use a VPC network name such as default or ci-vpc, or projects/HOST_PROJECT/global/networks/NAME for a ' +
+        'Shared VPC',
+    );
+  }
+  const subnetwork = read('gcp-subnetwork').trim() || undefined;
+  if (subnetwork !== undefined) {
+    const m = GCP_SUBNETWORK.exec(subnetwork);
+    if (!m) {
+      throw new InputError(
+        'gcp-subnetwork',
+        subnetwork,
+        `use a subnetwork name in ${machine.region || 'the region'}, such as ci-subnet, or ` +
+          'projects/PROJECT/regions/REGION/subnetworks/NAME',
+      );
+    }
+    if (m[1] !== undefined && m[1] !== machine.region) {
+      throw new InputError(
+        'gcp-subnetwork',
+        subnetwork,
+        `the subnetwork is in ${m[1]} but the machines launch in ${machine.region}: give a subnetwork of ` +
+          `${machine.region}, or set region to ${m[1]}`,
+      );
+    }
+  }
+  const externalIp = bool('gcp-external-ip', read('gcp-external-ip').trim() || 'true');
+  return {
+    ...(network !== 'default' ? { network } : {}),
+    ...(subnetwork ? { subnetwork } : {}),
+    ...(externalIp ? {} : { externalIp: false as const }),
+  };
+}
+
+/**
+ * What Compute Engine would refuse, or could not promise, for these types, said before anything
+ * is created: a V100 without an image the user vouches for, and a Spot-only A3 High on-demand.
+ */
+function gcpMachineRules(read: InputReader, machine: MachineSpec): void {
+  for (const type of machine.types) {
+    const parsed = parseGcpType(type);
+    if (parsed?.accelerator?.type === GCP_ATTACHED_GPUS.v100 && !machine.image) {
+      throw new InputError(
+        'image',
+        '',
+        `${type} has a V100 (Volta), which needs NVIDIA's proprietary driver, and the default Deep Learning VM ` +
+          "image may load NVIDIA's open kernel modules, which do not drive it: give an image whose NVIDIA driver is " +
+          'the proprietary flavour, or use t4 or l4',
+      );
+    }
+    if (!parsed || !GCP_SPOT_ONLY.has(parsed.machineType)) continue;
+    const eightGpus = 'a3-highgpu-8g (type xl), which is also sold on-demand';
+    if (!machine.spot) {
+      throw new InputError(
+        'type',
+        read('type').trim() || type,
+        `${type} is sold only as Spot or Flex-start VMs, not on-demand: set spot: true with ` +
+          `on-demand-fallback: false, or use ${eightGpus}`,
+      );
+    }
+    if (machine.onDemandFallback) {
+      throw new InputError(
+        'on-demand-fallback',
+        'true',
+        `${type} is sold only as Spot or Flex-start VMs, so there is no on-demand VM to fall back to: set ` +
+          `on-demand-fallback: false, or use ${eightGpus}`,
+      );
+    }
+  }
 }
 
 /**

@@ -40,12 +40,13 @@ type IOperation = google.cloud.compute.v1.IOperation;
  * Retries: gax retries nothing (`retryCodes: []` on every call); each call is retried by
  * `cloudCall`. An insert carries a requestId, so a repeat after a lost answer makes one VM.
  *
- * Permissions called: compute.instances.create, .list, .delete, .getSerialPortOutput,
- * .setMetadata, .setLabels (labels and metadata at creation), compute.disks.create,
- * compute.disks.setLabels, compute.subnetworks.use, .useExternalIp, compute.machineTypes.list,
- * compute.acceleratorTypes.list, compute.images.get, .getFromFamily, .useReadOnly,
- * compute.zoneOperations.get, and with gcp-service-account compute.instances.setServiceAccount
- * plus iam.serviceAccounts.actAs on that account.
+ * Permissions called: compute.instances.create, .get, .list, .delete, .getSerialPortOutput,
+ * .setMetadata (metadata at creation, and removing a reusable runner's startup script once it is
+ * online), .setLabels (labels at creation), compute.disks.create, compute.disks.setLabels,
+ * compute.subnetworks.use, .useExternalIp (not with gcp-external-ip: false),
+ * compute.machineTypes.list, compute.acceleratorTypes.list, compute.images.get, .getFromFamily,
+ * .useReadOnly, compute.zoneOperations.get, and with gcp-service-account
+ * compute.instances.setServiceAccount plus iam.serviceAccounts.actAs on that account.
  *
  * A machine is `<zone>/<instance name>`.
  */
@@ -183,13 +184,47 @@ export class GcpCloud implements Cloud {
       diskSizeGb: Math.max(spec.hddSizeGb ?? 0, image.diskSizeGb),
     };
     const serviceAccount = this.options.serviceAccount;
+    // Machines whose startup script holds a registration token (reusable runners).
+    const withToken = new Set<string>();
     return {
       // Without a service account the machine has no token to delete itself with; it stops instead.
       scriptSettings: serviceAccount ? { selfDelete: { cloud: 'gcp', apiUrl: this.apiUrl } } : {},
       places: zones.map((z) => z.zone),
       warnings: serviceAccount ? [] : [NO_SERVICE_ACCOUNT_WARNING],
-      launch: (request, placement) => this.launch(zones, prepared, request, placement),
+      launch: async (request, placement) => {
+        const machine = await this.launch(zones, prepared, request, placement);
+        if ('registrationToken' in request.credential) withToken.add(machine.id);
+        return machine;
+      },
+      online: (machine) => (withToken.has(machine.id) ? this.removeStartupScript(machine.id) : Promise.resolve()),
     };
+  }
+
+  /**
+   * Removes the `startup-script` metadata item, which any job could read from the metadata server
+   * (a reusable runner's holds its registration token): instances.get for the fingerprint, then
+   * instances.setMetadata with the other items. A fingerprint that changed meanwhile (412
+   * conditionNotMet) is read again once. The running machine is not affected.
+   */
+  private async removeStartupScript(id: string, attempt = 1): Promise<void> {
+    const [zone, name] = splitId(id);
+    const where = { project: this.project, zone, instance: name };
+    const [instance] = await this.call(`instances.get in ${zone}`, () => this.instances.get(where, CALL));
+    const items = instance.metadata?.items ?? [];
+    const kept = items.filter((i) => i.key !== 'startup-script');
+    if (kept.length === items.length) return;
+    const metadataResource = { fingerprint: instance.metadata?.fingerprint ?? null, items: kept };
+    try {
+      const [operation] = await this.call(`instances.setMetadata in ${zone}`, () =>
+        this.instances.setMetadata({ ...where, metadataResource }, CALL),
+      );
+      await this.awaitOperation(zone, operation.latestResponse as IOperation, `instances.setMetadata ${name}`);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (attempt === 1 && (code === 'conditionNotMet' || code === 'CONDITION_NOT_MET'))
+        return this.removeStartupScript(id, 2);
+      throw err;
+    }
   }
 
   /** Zone → names offered, for the given names, from one aggregated list. */
@@ -296,11 +331,7 @@ export class GcpCloud implements Cloud {
           },
         },
       ],
-      // The default network, with an ephemeral external address for the way out to GitHub. No
-      // firewall rule is created; the network's own ingress rules apply.
-      networkInterfaces: [
-        { network: 'global/networks/default', accessConfigs: [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] },
-      ],
+      networkInterfaces: [this.networkInterface()],
       guestAccelerators: type.accelerator
         ? [
             {
@@ -319,6 +350,23 @@ export class GcpCloud implements Cloud {
         automaticRestart: !placement.spot,
       },
       serviceAccounts: serviceAccount ? [{ email: serviceAccount, scopes: SCOPES }] : [],
+    };
+  }
+
+  /**
+   * gcp-network (`default`) and gcp-subnetwork, with an ephemeral external address for the way
+   * out to GitHub unless gcp-external-ip is false (then Cloud NAT or a proxy must give one). A
+   * subnetwork alone names its network. No firewall rule is created; the network's own apply.
+   */
+  private networkInterface(): google.cloud.compute.v1.INetworkInterface {
+    const { network, subnetwork, externalIp } = this.options;
+    const path = (ref: string, scope: string): string => (ref.startsWith('projects/') ? ref : `${scope}/${ref}`);
+    return {
+      ...(network !== undefined || subnetwork === undefined
+        ? { network: path(network ?? 'default', 'global/networks') }
+        : {}),
+      ...(subnetwork !== undefined ? { subnetwork: path(subnetwork, `regions/${this.region}/subnetworks`) } : {}),
+      ...(externalIp === false ? {} : { accessConfigs: [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] }),
     };
   }
 

@@ -1,5 +1,6 @@
-import type { CloudCatalog } from '../descriptor.js';
+import type { CloudCatalog, RunnerArchitecture } from '../descriptor.js';
 import type { GenericGpu, GenericType } from '../generic.js';
+import type { KubernetesOptions } from './options.js';
 
 /**
  * Kubernetes names for the generic vocabulary. A pod has no instance type: a size becomes the
@@ -38,6 +39,17 @@ export const KUBERNETES_GPUS: Readonly<Record<Exclude<GenericGpu, 'nogpu'>, numb
 
 /** The official runner image (actions/runner's images/Dockerfile): the runner in /home/runner, user `runner`. */
 export const KUBERNETES_DEFAULT_IMAGE = 'ghcr.io/actions/actions-runner';
+
+/**
+ * A pod runs on whatever node it is scheduled to: its architecture is known beforehand only when
+ * kubernetes-node-selector names the kubelet's node label kubernetes.io/arch (GOARCH values).
+ * https://kubernetes.io/docs/reference/labels-annotations-taints/#kubernetes-io-arch
+ */
+export const KUBERNETES_ARCH_LABEL = 'kubernetes.io/arch';
+const KUBERNETES_ARCHITECTURES: ReadonlyMap<string, RunnerArchitecture> = new Map([
+  ['amd64', 'X64'],
+  ['arm64', 'ARM64'],
+]);
 
 /** A resource.Quantity, as the API server parses it. */
 export const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
@@ -92,4 +104,8 @@ export const KUBERNETES_CATALOG: CloudCatalog = {
   typeHasGpu: (t) => (kubernetesSize(t, 'nogpu')?.gpus ?? 0) > 0,
   image: () => false,
   imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
+  architecture: (_size, options) => {
+    const selected = (options as Partial<KubernetesOptions> | undefined)?.nodeSelector?.[KUBERNETES_ARCH_LABEL];
+    return selected === undefined ? undefined : KUBERNETES_ARCHITECTURES.get(selected);
+  },
 };
