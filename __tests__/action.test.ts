@@ -40,6 +40,8 @@ describe('the action', () => {
     expect(main.outputs).toMatchObject({ labels: 'cml-l4', 'instance-types': 'g6.xlarge', spot: 'false' });
     expect(main.outputs['instance-ids']).toMatch(/^i-[0-9a-f]+$/);
     expect(main.outputs['runner-ids']).toMatch(/^\d+$/);
+    expect(main.outputs['launch-label']).toMatch(/^cml-[0-9a-f]{16}$/);
+    expect(main.summary).toContain(main.outputs['launch-label']!);
     expect(main.summary).toContain(names[0]);
     expect(main.summary).toContain('g6.xlarge');
     expect(main.summary).toContain('on-demand');
@@ -89,8 +91,8 @@ describe('the action', () => {
     expect(main.code).toBe(0);
     expect(main.outputs).toMatchObject({ labels: 'cml-k8s', 'instance-types': '2/8Gi/1', spot: 'false' });
     expect(sb.kubernetes.jobs().map((j) => j.metadata.name)).toContain(main.outputs['instance-ids']);
-    expect(main.log).toContain(`::add-mask::${sb.kubernetes.tokens.admin}`);
-    expect(main.log.replace(/::add-mask::.*/g, '')).not.toContain(sb.kubernetes.tokens.admin);
+    expect(main.log).toContain(`::add-mask::${sb.kubernetes.tokens.launcher}`);
+    expect(main.log.replace(/::add-mask::.*/g, '')).not.toContain(sb.kubernetes.tokens.launcher);
     expect((await healthy.post()).code).toBe(0);
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-k8s'], script: 'true' });
     await sb.github.waitJob(job.id, 30_000);
@@ -114,6 +116,32 @@ describe('the action', () => {
     expect(post.log).toContain('Cleaning up the failed launch');
     expect(await settle(sb)).toEqual([]);
     cancelled.dispose();
+  });
+
+  test('a token GitHub refuses fails main with its answer, and post finds nothing left to end', async () => {
+    const run = action({ token: sb.tokens.bad });
+    const main = await run.main().done;
+    expect(main.code).not.toBe(0);
+    expect(main.log).toContain('GitHub refused the token input (401');
+    const post = await run.post();
+    expect(post.code).toBe(0);
+    expect(post.log).toContain('Nothing was created; nothing to clean up.');
+    expect(post.log).not.toContain('end these by hand');
+    run.dispose();
+  });
+
+  test('the summary shows labels as text, never as Markdown or HTML', async () => {
+    const label = 'cml-<b>gpu</b>_*x*';
+    const run = action({ labels: label });
+    const main = await run.main().done;
+    expect(main.code).toBe(0);
+    expect(main.summary).toContain('cml-&#60;b&#62;gpu&#60;/b&#62;&#95;&#42;x&#42;');
+    expect(main.summary).not.toContain('<b>gpu');
+    expect((await run.post()).code).toBe(0);
+    const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: [label], script: 'true' });
+    await sb.github.waitJob(job.id, 30_000);
+    expect(await settle(sb)).toEqual([]);
+    run.dispose();
   });
 
   test('a post whose main was killed before it could write anything never launches', async () => {

@@ -72,7 +72,7 @@ describe('a VM that may not delete its group', () => {
     expect(await settle(sb)).toEqual([]);
   });
 
-  test("the fake's deallocate: the VM's identity without a role gets ARM's AuthorizationFailed; with Contributor it works", async () => {
+  test("the fake's deallocate: the VM's identity without a role gets ARM's AuthorizationFailed; an Owner's works", async () => {
     const { result, error } = await attemptLaunch(
       sb,
       { ...base, labels: 'cml-dealloc-api' },
@@ -99,13 +99,13 @@ describe('a VM that may not delete its group', () => {
       },
     });
     expect(vm.powerState).toBe('running');
-    // The launcher's own clients (Owner) may: 202, deallocating, then deallocated, its machine off.
+    // A subscription administrator (Owner) may: 202, deallocating, then deallocated, its machine off.
     const { ComputeManagementClient } = await import('@azure/arm-compute');
     const { ClientSecretCredential } = await import('@azure/identity');
     const credential = new ClientSecretCredential(
       sb.azure.tenantId,
-      AZURE_APPS.launcher.clientId,
-      AZURE_APPS.launcher.secret,
+      AZURE_APPS.admin.clientId,
+      AZURE_APPS.admin.secret,
       {
         authorityHost: sb.azure.url,
         disableInstanceDiscovery: true,

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { ComputeManagementClient, type VirtualMachine } from '@azure/arm-compute';
 import { NetworkManagementClient } from '@azure/arm-network';
@@ -17,8 +17,21 @@ import { attemptLaunch, cleanupRunOf, cloudFor, settle, specFor, until } from '.
 
 const sandbox = useSandbox();
 let sb: Sandbox;
+/** With its own images, the launcher also reads them: the actions the README adds to its role for that. */
+const IMAGE_READS = [
+  'Microsoft.Compute/images/read',
+  'Microsoft.Compute/galleries/images/read',
+  'Microsoft.Compute/galleries/images/versions/read',
+];
+let launcherActions: string[] = [];
 beforeAll(() => {
   sb = sandbox();
+  const role = sb.azure.roleDefinition('cml-runner-action launcher');
+  launcherActions = [...role.actions];
+  role.actions = [...launcherActions, ...IMAGE_READS];
+});
+afterAll(() => {
+  sb.azure.roleDefinition('cml-runner-action launcher').actions = launcherActions;
 });
 
 const base = { cloud: 'azure', region: 'eastus' };

@@ -47,9 +47,10 @@ describe('a healthy launch', () => {
     const vm = vmOf(runner.machine.id);
     expect(vm).toMatchObject({ vmSize: 'Standard_D2s_v5' });
     expect(vm.identity?.principalId).toBeTruthy();
-    // The VM's identity may change its own group, and nothing else.
+    // The VM's identity has the VM role (it may only end its group), on its own group and nothing else.
     const grants = sb.azure.roleAssignments().filter((r) => r.principalId === vm.identity!.principalId);
     expect(grants).toHaveLength(1);
+    expect(grants[0]!.roleDefinitionId.split('/').pop()).toBe(sb.azure.roleDefinition('cml-runner-action VM').id);
     expect(grants[0]!.scope.toLowerCase()).toBe(
       `/subscriptions/${sb.env.AZURE_SUBSCRIPTION_ID}/resourcegroups/${runner.machine.id}`.toLowerCase(),
     );
@@ -177,7 +178,9 @@ describe('ends that need help', () => {
     );
     expect(error).toBeUndefined();
     expect(
-      log.lines.filter((l) => l.startsWith('warning: The launching identity may not create role assignments')),
+      log.lines.filter((l) =>
+        l.startsWith('warning: The launching identity may not assign the role "cml-runner-action VM"'),
+      ),
     ).toHaveLength(1);
     const { machine } = result!.runners[0]!;
     const job = sb.github.queueJob({

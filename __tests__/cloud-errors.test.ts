@@ -176,12 +176,12 @@ describe('Google Cloud', () => {
     );
     expectKind(
       await refused({ service: 'gce', action: 'instances.getSerialPortOutput .*', code: 'notFound' }, () =>
-        cloud.consoleLog('us-central1-a/nope'),
+        cloud.consoleLog('us-central1-a/cml-nope'),
       ),
       'notFound',
       'gone',
     );
-    await expect(cloud.terminate('us-central1-a/no-such-instance')).resolves.toBe('gone');
+    await expect(cloud.terminate('us-central1-a/cml-no-such-instance')).resolves.toBe('gone');
   });
 
   test('no capacity in a zone is capacity; a quota is quota and fails at once', async () => {

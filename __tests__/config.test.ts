@@ -159,7 +159,20 @@ describe('every bad value fails with the input, the value and what is accepted',
     [{ 'max-lifetime': '40d' }, 'max-lifetime', '40d', '30d'],
     [{ name: 'bad name;rm -rf' }, 'name', 'bad name;rm -rf', 'letters'],
     [{ labels: 'a,,b' }, 'labels', 'a,,b', 'comma-separated'],
-    [{ labels: 'a\nb' }, 'labels', 'a\nb', 'control characters'],
+    [{ labels: 'a\nb' }, 'labels', 'a\nb', 'control or invisible format characters'],
+    [{ labels: 'gpu,cml\u202Egpu' }, 'labels', 'gpu,cml<U+202E>gpu', 'invisible format characters'],
+    [{ labels: 'cml\u200Bgpu' }, 'labels', 'cml<U+200B>gpu', 'invisible format characters'],
+    [{ labels: 'cml-gpu,self-hosted' }, 'labels', 'cml-gpu,self-hosted', 'leave out self-hosted'],
+    [{ labels: 'Linux' }, 'labels', 'Linux', 'leave out Linux'],
+    [{ labels: 'gpu,X64' }, 'labels', 'gpu,X64', 'reserved: self-hosted, linux, x64, arm64, arm, windows, macos'],
+    [{ labels: 'arm64' }, 'labels', 'arm64', 'the action gives every runner'],
+    [{ labels: 'ARM' }, 'labels', 'ARM', 'leave out ARM'],
+    [{ labels: 'Windows' }, 'labels', 'Windows', 'leave out Windows'],
+    [{ labels: 'macOS' }, 'labels', 'macOS', 'leave out macOS'],
+    [{ tags: 'team=m\u202El' }, 'tags', 'team=m<U+202E>l', 'invisible format characters'],
+    [{ tags: 'te\u200Bam=ml' }, 'tags', 'te<U+200B>am=ml', 'invisible format characters'],
+    [{ 'runner-group': 'gpu\u202E' }, 'runner-group', 'gpu<U+202E>', 'invisible format characters'],
+    [{ 'runner-group': 'gp\u0007u' }, 'runner-group', 'gp\u0007u', 'control or invisible format characters'],
     [{ tags: 'novalue' }, 'tags', 'novalue', 'key=value'],
     [{ tags: 'aws:owner=me' }, 'tags', 'aws:owner=me', 'reserved'],
     [{ image: 'ubuntu' }, 'image', 'ubuntu', 'AMI id'],
@@ -184,6 +197,23 @@ describe('every bad value fails with the input, the value and what is accepted',
     expect(err.message).toContain(JSON.stringify(value));
     expect(err.message).toContain(accepted);
   });
+});
+
+test('an explicitly empty labels input is refused; one not given takes the default cml', () => {
+  const all: Record<string, string> = { cloud: 'aws', token: 'ghp_example', labels: '' };
+  const read = Object.assign((name: string) => all[name] ?? '', { isSet: (name: string) => name in all });
+  let err: unknown;
+  try {
+    parseSpec(read, ctx);
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(InputError);
+  expect((err as InputError).input).toBe('labels');
+  expect((err as InputError).message).toContain(`Input 'labels' has an invalid value ""`);
+  expect((err as InputError).message).toContain('give at least one label');
+  delete all.labels;
+  expect(parseSpec(read, ctx).runner.labels).toEqual(['cml']);
 });
 
 test('a startup script too large for the user data fails before anything is created', () => {

@@ -226,14 +226,13 @@ describe("a reusable runner's registration token", () => {
     expect(await settle(sb)).toEqual([]);
   });
 
-  test('a launcher without compute.instances.setMetadata keeps the runner, with a warning', async () => {
-    configure({ deployerLacks: ['compute.instances.setMetadata'] });
+  test('a launcher without compute.instances.get keeps the runner, with a warning', async () => {
+    // Without compute.instances.setMetadata there is no launch at all: an insert with metadata needs it.
+    configure({ deployerLacks: ['compute.instances.get'] });
     const log = new MemoryLog();
     const { result, error } = await attemptLaunch(sb, reusable, undefined, '4242', log);
     expect(error).toBeUndefined();
-    expect(log.lines.join('\n')).toMatch(
-      /after it came online: .*Required 'compute\.instances\.setMetadata' permission/,
-    );
+    expect(log.lines.join('\n')).toMatch(/after it came online: .*Required 'compute\.instances\.get' permission/);
     expect(instanceOf(result!.runners[0]!.machine.id).metadata['startup-script']).toBeDefined();
     expect(await job('echo kept')).toMatchObject({ conclusion: 'success' });
     await cleanupRunOf(sb, 'gcp');

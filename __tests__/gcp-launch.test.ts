@@ -77,6 +77,9 @@ describe('a healthy launch', () => {
     });
     expect(vm.metadata).toMatchObject({ 'cml-runner-repo': 'octo-org/ml', 'cml-runner-runner': runner.name });
     expect(vm.metadata['startup-script']).toMatch(/^#!\/bin\/bash/);
+    // No way in: project-wide SSH keys blocked, and the tag a deny-ingress firewall rule targets.
+    expect(vm.metadata['block-project-ssh-keys']).toBe('TRUE');
+    expect(vm.networkTags).toEqual(['cml-runner']);
     // The PAT never reaches the machine.
     expect(JSON.stringify(vm.metadata)).not.toContain(sb.tokens.admin);
 
@@ -348,6 +351,10 @@ describe('inputs and credentials', () => {
       [{ spot: 'true', 'spot-price': '0.5' }, /Input 'spot-price' .*use -1 on Google Cloud/],
       [{ tags: 'Team=ML' }, /Input 'tags' .*"Team=ML".*lowercase/],
       [{ 'gcp-service-account': 'runner; rm -rf /' }, /Input 'gcp-service-account'/],
+      [
+        { 'gcp-service-account': GCE_SERVICE_ACCOUNTS.defaultCompute },
+        /Input 'gcp-service-account' .*"123456789012-compute@developer\.gserviceaccount\.com".*default service account.*Editor/,
+      ],
       [{ 'gcp-project': 'x' }, /Input 'gcp-project' .*"x"/],
       [{ image: 'ubuntu' }, /Input 'image' .*projects\//],
     ];

@@ -68,7 +68,7 @@ describe('a GPU runner pod', () => {
     expect(ledger!.complete).toBe(true);
     const runner = result!.runners[0]!;
     expect(runner.machine).toMatchObject({ type: '2/8Gi/1', spot: false });
-    expect(ledger!.region).toBe('default');
+    expect(ledger!.region).toBe('ci-runners');
 
     const job = jobOf(runner.machine.id)!;
     expect(job.spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 7200, ttlSecondsAfterFinished: 300 });
@@ -244,13 +244,13 @@ describe('ending', () => {
 
   test('cancel mid-launch: the launch stops, and cleanup ends every Job, pod and Secret it recorded', async () => {
     const cancel = new AbortController();
-    sb.faults.add({ service: 'kubernetes', action: 'patch secrets', delayMs: 500 });
+    sb.faults.add({ service: 'kubernetes', action: 'patch jobs', delayMs: 500 });
     const fired = sb.faults.fired.length;
     const attempt = attemptLaunch(sb, k8sInputs({ count: '3' }), cancel.signal);
-    // Cancel once the first Job of this launch exists, while its Secret's owner is still being set
-    // (the fault holds that patch for 500 ms).
-    const held = (): boolean => sb.faults.fired.slice(fired).some((f) => f.action === 'patch secrets');
-    await until('the Secret owner patch is held', held, 20_000, 10);
+    // Cancel once the first Job and Secret of this launch exist, while the Job is still being
+    // resumed (the fault holds that patch for 500 ms).
+    const held = (): boolean => sb.faults.fired.slice(fired).some((f) => f.action === 'patch jobs');
+    await until('the Job resume is held', held, 20_000, 10);
     cancel.abort(new Error('SIGTERM'));
     const { error, ledger } = await attempt;
     expect(error).toBeDefined();
@@ -398,7 +398,15 @@ describe('cluster access', () => {
   });
 
   test('a namespace that does not exist, or a token without rights, is refused with what to do', async () => {
-    const { error: missing } = await attemptLaunch(sb, k8sInputs({ 'kubernetes-namespace': 'no-such-namespace' }));
+    // RBAC comes first: the launcher's Role does not reach another namespace, existing or not.
+    const { error: elsewhere } = await attemptLaunch(sb, k8sInputs({ 'kubernetes-namespace': 'no-such-namespace' }));
+    expect(elsewhere!.message).toContain(`User "${sb.kubernetes.launcher.user}" cannot create resource`);
+    expect(elsewhere!.message).toContain('in the namespace "no-such-namespace"');
+    const admin = sb.kubernetes.kubeconfig({ token: sb.kubernetes.tokens.admin });
+    const { error: missing } = await attemptLaunch(
+      sb,
+      k8sInputs({ kubeconfig: admin, 'kubernetes-namespace': 'no-such-namespace' }),
+    );
     expect(missing!.message).toContain('namespaces "no-such-namespace" not found');
     const { error: denied } = await attemptLaunch(
       sb,
@@ -407,6 +415,121 @@ describe('cluster access', () => {
     expect(denied!.message).toContain('Forbidden');
     expect(denied!.message).toContain('Role in the README');
     expect(await settle(sb)).toEqual([]);
+  });
+});
+
+describe('a hardened runner pod', () => {
+  const ENFORCE = 'pod-security.kubernetes.io/enforce';
+
+  test('by default the pod meets the restricted Pod Security Standard, and the startup-script never sees the credential', async () => {
+    expect(sb.kubernetes.launcher.namespaceLabels[ENFORCE]).toBe('restricted');
+    const script =
+      'for v in ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN; do ' +
+      'if printenv "$v" >/dev/null; then echo "startup-script sees $v"; else echo "startup-script has no $v"; fi; done';
+    const { result, error } = await attemptLaunch(sb, k8sInputs({ labels: 'cml-hardened', 'startup-script': script }));
+    try {
+      expect(error).toBeUndefined();
+      const name = result!.runners[0]!.machine.id;
+      const pod = jobOf(name)!.spec.template.spec;
+      expect(pod.securityContext).toEqual({
+        runAsNonRoot: true,
+        runAsUser: 1001,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(pod.containers[0].securityContext).toEqual({
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+      // The Job was created suspended and resumed once its Secret existed, owned by it from the start.
+      const reasons = (sb.kubernetes.events() as Json[])
+        .filter((e) => e.involvedObject.kind === 'Job' && e.involvedObject.name === name)
+        .map((e) => e.reason);
+      expect(reasons).toEqual(expect.arrayContaining(['Suspended', 'Resumed', 'SuccessfulCreate']));
+      const secretCalls = sb.kubernetes.calls.filter(
+        (c) => c.resource === 'secrets' && (c.name ?? c.params?.name) === name,
+      );
+      expect(secretCalls.map((c) => c.verb)).toEqual(['create']);
+      expect(secretOf(name)!.metadata.ownerReferences).toEqual([
+        expect.objectContaining({ kind: 'Job', name, uid: jobOf(name)!.metadata.uid }),
+      ]);
+      // The runner came online all the same, and its pod log shows what the startup-script saw.
+      expect(sb.github.runners().find((r) => r.name === result!.runners[0]!.name)?.status).toBe('online');
+      const log = sb.kubernetes.podLog(podsOf(name)[0]!.metadata.name);
+      expect(log).toContain('startup-script has no ACTIONS_RUNNER_INPUT_JITCONFIG');
+      expect(log).toContain('startup-script has no ACTIONS_RUNNER_INPUT_TOKEN');
+      expect(log).not.toContain('startup-script sees');
+    } finally {
+      await cleanupRunOf(sb, 'kubernetes');
+    }
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('kubernetes-security-context image or privileged: refused by Pod Security Admission in its words, admitted where the namespace allows it', async () => {
+    const { error, ledger } = await attemptLaunch(
+      sb,
+      k8sInputs({ 'kubernetes-security-context': 'privileged', 'startup-timeout': '60' }),
+    );
+    expect(error!.message).toContain(
+      'is forbidden: violates PodSecurity "restricted:latest": ' +
+        'privileged (container "runner" must not set securityContext.privileged=true), ' +
+        'allowPrivilegeEscalation != false (container "runner" must set securityContext.allowPrivilegeEscalation=false), ' +
+        'unrestricted capabilities (container "runner" must set securityContext.capabilities.drop=["ALL"]), ' +
+        'runAsNonRoot != true (pod or container "runner" must set securityContext.runAsNonRoot=true), ' +
+        'runAsUser=0 (container "runner" must not set runAsUser=0), ' +
+        'seccompProfile (pod or container "runner" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")',
+    );
+    expect(error!.message).toContain('kubernetes-security-context: restricted');
+    await cleanupLedger(sb, ledger!);
+    expect(await settle(sb)).toEqual([]);
+
+    const { error: image, ledger: imageLedger } = await attemptLaunch(
+      sb,
+      k8sInputs({ 'kubernetes-security-context': 'image', 'startup-timeout': '60' }),
+    );
+    expect(image!.message).toContain('violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false');
+    await cleanupLedger(sb, imageLedger!);
+    expect(await settle(sb)).toEqual([]);
+
+    // A namespace that enforces nothing admits the privileged pod, which runs as root.
+    const ns = sb.kubernetes.launcher.namespace;
+    sb.kubernetes.labelNamespace(ns, { [ENFORCE]: 'privileged' });
+    try {
+      const { result, error: none } = await attemptLaunch(
+        sb,
+        k8sInputs({ 'kubernetes-security-context': 'privileged', labels: 'cml-privileged' }),
+      );
+      expect(none).toBeUndefined();
+      const container = jobOf(result!.runners[0]!.machine.id)!.spec.template.spec.containers[0];
+      expect(container.securityContext).toEqual({ privileged: true, runAsUser: 0 });
+      await cleanupRunOf(sb, 'kubernetes');
+    } finally {
+      sb.kubernetes.labelNamespace(ns, { [ENFORCE]: 'restricted' });
+    }
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a bad kubernetes-security-context, or a region, is one input error naming it, before any call', () => {
+    const before = sb.kubernetes.calls.length;
+    const bad = (inputs: Record<string, string>): InputError => {
+      try {
+        specFor(sb, k8sInputs(inputs));
+      } catch (err) {
+        if (err instanceof InputError) return err;
+        throw err;
+      }
+      throw new Error('expected an input error');
+    };
+    const mode = bad({ 'kubernetes-security-context': 'root' });
+    expect(mode.input).toBe('kubernetes-security-context');
+    expect(mode.message).toContain('root');
+    expect(mode.message).toContain('restricted, image, privileged');
+    const region = bad({ region: 'eu-west' });
+    expect(region.input).toBe('region');
+    expect(region.message).toContain('eu-west');
+    expect(region.message).toContain('kubernetes-namespace');
+    // The action's default region is what the runner passes when a workflow gives none.
+    expect(() => specFor(sb, k8sInputs({ region: 'us-east' }))).not.toThrow();
+    expect(sb.kubernetes.calls.length).toBe(before);
   });
 });
 

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import type { Sandbox } from '../sandbox/index.js';
 import { GitHubForge } from '../src/forge/github.js';
-import { MemoryLog, attemptLaunch, cleanupRunOf, sweepOf } from './helpers.js';
+import { sweep } from '../src/lifecycle/index.js';
+import { MemoryLog, attemptLaunch, cleanupRunOf, cloudFor, context, sweepOf } from './helpers.js';
 import { useSandbox } from './support/sandbox.js';
 
 /**
@@ -341,6 +342,39 @@ describe('cleanup and sweep', () => {
       await forge.deleteRunner(sb.github.runners().find((r) => r.name === stranger)!.id);
     await cleanupRunOf(sb, 'aws', '802');
     await cleanupRunOf(sb, 'aws', '801');
+  });
+});
+
+describe('refused credentials', () => {
+  test.each([
+    ['a bad token (401)', 'bad'],
+    ['a token without the permission (403)', 'readOnly'],
+  ] as const)('%s: the failed mint leaves nothing in the ledger for post', async (_what, token) => {
+    const { error, ledger } = await attemptLaunch(sb, { token: sb.tokens[token], labels: 'refused' });
+    expect(error).toBeDefined();
+    expect(error!.message).toMatch(/GitHub (refused the token input \(401|answered 403)/);
+    expect(ledger!.registrations).toEqual([]);
+    expect(ledger!.machines).toEqual([]);
+  });
+});
+
+describe('sweep at organisation scope', () => {
+  test("spares another repository's offline runner, though it carries a run label", async () => {
+    const log = new MemoryLog();
+    const orgForge = new GitHubForge(
+      { scope: { kind: 'org', org: 'octo-org' }, apiUrl: sb.env.GITHUB_API_URL, token: sb.tokens.admin },
+      log,
+    );
+    // Another repository's launch left an offline organisation runner: its run label says
+    // nothing of which repository launched it.
+    const theirs = await orgForge.jitConfig('cml-other-repo', ['x', 'cml-run-555'], 1);
+    const cloud = await cloudFor(sb, 'aws', 'us-east-1', log);
+    const later = Date.now() + 120_000;
+    const clock = { now: () => later, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
+    const report = await sweep(context(sb), 60, { cloud, forge: orgForge, log, clock });
+    expect(report.registrations.map((r) => r.name)).not.toContain('cml-other-repo');
+    expect(sb.github.runners().map((r) => r.name)).toContain('cml-other-repo');
+    await orgForge.deleteRunner(theirs.runnerId);
   });
 });
 

@@ -76,6 +76,9 @@ describe('the real-clouds workflow', () => {
       expect(step.with).toMatchObject({ cloud, gpu: 't4', type: 's' });
       expect(step.with!.mode ?? 'launch').toBe('launch');
       expect(launch.outputs?.['run-label']).toBe(`\${{ steps.${(step as { id?: string }).id}.outputs.run-label }}`);
+      expect(launch.outputs?.['launch-label']).toBe(
+        `\${{ steps.${(step as { id?: string }).id}.outputs.launch-label }}`,
+      );
       // The configuration is checked first, so a dispatch without it fails saying what is missing.
       expect(launch.steps[0]!.run).toMatch(/::error::.*CML_REAL_/);
     },
@@ -85,7 +88,7 @@ describe('the real-clouds workflow', () => {
     const job = workflow.jobs[`${cloud}-job`]!;
     expect(job.needs).toBe(`${cloud}-launch`);
     expect(job['runs-on']).toEqual(
-      expect.arrayContaining(['self-hosted', `\${{ needs.${cloud}-launch.outputs.run-label }}`]),
+      expect.arrayContaining(['self-hosted', `\${{ needs.${cloud}-launch.outputs.launch-label }}`]),
     );
     const scripts = job.steps.map((s) => s.run?.trim());
     expect(scripts).toEqual(expect.arrayContaining(['nvidia-smi', 'git config --global user.name x']));

@@ -140,7 +140,14 @@ describe('a VM runner’s jobs', () => {
     expect(modes(done.log)).toMatchObject({ 'runner/.runner': '600', 'runner/.credentials': '600', state: '700' });
     // config.sh registered it: the runner added its own default labels.
     const registered = sb.github.runners().find((r) => r.name === result!.runners[0]!.name)!;
-    expect(registered.labels).toEqual(['self-hosted', 'X64', 'Linux', 'cml-env-reusable', 'cml-run-4242']);
+    expect(registered.labels).toEqual([
+      'self-hosted',
+      'X64',
+      'Linux',
+      'cml-env-reusable',
+      'cml-run-4242',
+      result!.launchLabel,
+    ]);
     const id = result!.runners[0]!.machine.id;
     await until('idle end', () => sb.ec2.instances().find((i) => i.id === id)!.state === 'terminated', 20_000);
     await cleanupRunOf(sb);
@@ -154,7 +161,7 @@ describe('a just-in-time runner’s labels', () => {
     expect(error).toBeUndefined();
     const runner = result!.runners[0]!;
     const registered = sb.github.runners().find((r) => r.name === runner.name)!;
-    expect(registered.labels).toEqual(['self-hosted', 'Linux', 'X64', 'cml-x64', 'cml-run-4242']);
+    expect(registered.labels).toEqual(['self-hosted', 'Linux', 'X64', 'cml-x64', 'cml-run-4242', result!.launchLabel]);
     // GitHub matches labels case-insensitively, as a workflow usually writes them.
     const job = sb.github.queueJob({
       owner: 'octo-org',
@@ -178,6 +185,7 @@ describe('a just-in-time runner’s labels', () => {
       'ARM64',
       'cml-arm',
       'cml-run-4242',
+      result!.launchLabel,
     ]);
     const job = sb.github.queueJob({
       owner: 'octo-org',
@@ -200,6 +208,7 @@ describe('a just-in-time runner’s labels', () => {
       'Linux',
       'cml-mixed',
       'cml-run-4242',
+      result!.launchLabel,
     ]);
     expect(log.debugLines).toContain(
       `runner ${runner.name} gets no architecture label: the types mix architectures (m5.large X64, m7g.large ARM64)`,

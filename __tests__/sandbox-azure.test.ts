@@ -228,7 +228,7 @@ async function grant(c: Clients, group: string, principalId: string): Promise<vo
     `/subscriptions/${AZURE_SUBSCRIPTION_ID}/resourceGroups/${group}`,
     crypto.randomUUID(),
     {
-      roleDefinitionId: `/subscriptions/${AZURE_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${AZURE_ROLE_IDS.contributor}`,
+      roleDefinitionId: `/subscriptions/${AZURE_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${AZURE_ROLE_IDS.vm}`,
       principalId,
       principalType: 'ServicePrincipal',
     },

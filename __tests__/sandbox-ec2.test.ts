@@ -15,7 +15,7 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { type FakeEc2, INSTANCE_TYPES, KNOWN_IMAGES, SANDBOX_CREDENTIALS, startFakeEc2 } from '../sandbox/ec2.js';
+import { type FakeEc2, INSTANCE_TYPES, KNOWN_IMAGES, SANDBOX_ADMIN_CREDENTIALS, startFakeEc2 } from '../sandbox/ec2.js';
 import { FaultPlan } from '../sandbox/core/index.js';
 import { MachineFleet, bootMachine } from '../sandbox/machine.js';
 import { type FakeSsm, PUBLIC_PARAMETERS, startFakeSsm } from '../sandbox/ssm.js';
@@ -33,7 +33,9 @@ let fakeSsm: FakeSsm;
 let ec2: EC2Client;
 let ssm: SSMClient;
 
-const credentials = { ...SANDBOX_CREDENTIALS };
+// The API's behaviour is tested as the account's administrator would see it; IAM on the launching
+// identity (SANDBOX_CREDENTIALS, held to the documented policy) has its own suite, aws-permissions.
+const credentials = { ...SANDBOX_ADMIN_CREDENTIALS };
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

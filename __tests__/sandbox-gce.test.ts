@@ -7,7 +7,7 @@ import { ImagesClient } from '@google-cloud/compute/build/src/v1/images_client.j
 import { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_client.js';
 import { MachineTypesClient } from '@google-cloud/compute/build/src/v1/machine_types_client.js';
 import { ZoneOperationsClient } from '@google-cloud/compute/build/src/v1/zone_operations_client.js';
-import { GoogleAuth, IdentityPoolClient } from 'google-auth-library';
+import { type AuthClient, GoogleAuth, IdentityPoolClient, OAuth2Client } from 'google-auth-library';
 import { FaultPlan } from '../sandbox/core/index.js';
 import { type FakeGce, GCE_PROJECT, GCE_SERVICE_ACCOUNTS, startFakeGce } from '../sandbox/gce.js';
 import { MachineFleet } from '../sandbox/machine.js';
@@ -49,7 +49,7 @@ function federated(file = credFile): IdentityPoolClient {
   return new IdentityPoolClient(JSON.parse(fs.readFileSync(file, 'utf8')));
 }
 
-function clients(authClient = federated()): Clients {
+function clients(authClient: AuthClient = federated()): Clients {
   const options = {
     apiEndpoint: '127.0.0.1',
     port: Number(new URL(fake.url).port),
@@ -66,6 +66,16 @@ function clients(authClient = federated()): Clients {
   };
   closers.push(...Object.values(made));
   return made;
+}
+
+/** A project owner's credential (every permission), for what the launcher's roles do not grant. */
+function owner(): OAuth2Client {
+  const client = new OAuth2Client();
+  client.setCredentials({
+    access_token: fake.accessToken(GCE_SERVICE_ACCOUNTS.admin),
+    expiry_date: Date.now() + 3_600_000,
+  });
+  return client;
 }
 
 /** A VM as the product launches one: Ubuntu, autoDelete boot disk, default network, labelled. */
@@ -311,7 +321,7 @@ describe('instances', () => {
       project: GCE_PROJECT,
       zone: ZONE,
       requestId: '5b6c0f3e-0d7f-4d1e-9a43-1f0f4c6b8e21',
-      instanceResource: vm('runner-1', {}, 'echo "hello from $(hostname) on $SANDBOX_CLOUD"'),
+      instanceResource: vm('cml-runner-1', {}, 'echo "hello from $(hostname) on $SANDBOX_CLOUD"'),
     });
     const first = lro.latestResponse as {
       kind?: string;
@@ -323,19 +333,23 @@ describe('instances', () => {
     expect(first).toMatchObject({ kind: 'compute#operation', operationType: 'insert', status: 'PENDING' });
     expect(first.name).toMatch(/^operation-\d{13}-[0-9a-f]+/);
     expect(first.targetLink).toBe(
-      `https://www.googleapis.com/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances/runner-1`,
+      `https://www.googleapis.com/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances/cml-runner-1`,
     );
     const done = await waitOp(c, first);
     expect(done).toMatchObject({ status: 'DONE', progress: 100, user: GCE_SERVICE_ACCOUNTS.deployer });
     expect(done.error).toBeFalsy();
 
-    const [got] = await c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'runner-1' });
-    expect(got).toMatchObject({ name: 'runner-1', status: 'RUNNING', labels: { 'cml-runner': 'true', pool: 'cpu' } });
+    const [got] = await c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'cml-runner-1' });
+    expect(got).toMatchObject({
+      name: 'cml-runner-1',
+      status: 'RUNNING',
+      labels: { 'cml-runner': 'true', pool: 'cpu' },
+    });
     expect(got.machineType).toMatch(/\/zones\/us-central1-a\/machineTypes\/e2-standard-2$/);
     expect(got.disks?.[0]).toMatchObject({ boot: true, autoDelete: true, diskSizeGb: '20' });
     expect(got.networkInterfaces?.[0]?.accessConfigs?.[0]?.natIP).toMatch(/^34\./);
 
-    const inst = fake.instance(ZONE, 'runner-1')!;
+    const inst = fake.instance(ZONE, 'cml-runner-1')!;
     expect(inst).toMatchObject({
       status: 'RUNNING',
       machineType: 'e2-standard-2',
@@ -346,7 +360,7 @@ describe('instances', () => {
     const [serial] = await c.instances.getSerialPortOutput({
       project: GCE_PROJECT,
       zone: ZONE,
-      instance: 'runner-1',
+      instance: 'cml-runner-1',
       port: 1,
     });
     expect(serial.contents).toContain('google_metadata_script_runner');
@@ -356,24 +370,26 @@ describe('instances', () => {
     const [tail] = await c.instances.getSerialPortOutput({
       project: GCE_PROJECT,
       zone: ZONE,
-      instance: 'runner-1',
+      instance: 'cml-runner-1',
       port: 1,
       start: serial.next,
     });
     expect(tail.contents).toBe('');
 
-    const [del] = await c.instances.delete({ project: GCE_PROJECT, zone: ZONE, instance: 'runner-1' });
+    const [del] = await c.instances.delete({ project: GCE_PROJECT, zone: ZONE, instance: 'cml-runner-1' });
     expect(await waitOp(c, del.latestResponse as { name?: string })).toMatchObject({
       status: 'DONE',
       operationType: 'delete',
     });
-    const gone = await errorOf(c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'runner-1' }));
+    const gone = await errorOf(c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'cml-runner-1' }));
     expect(gone.code).toBe(5);
-    expect(gone.message).toBe(`The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/runner-1' was not found`);
+    expect(gone.message).toBe(
+      `The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/cml-runner-1' was not found`,
+    );
     expect(rawBody(gone).error.errors[0]!.reason).toBe('notFound');
     expect(inst).toMatchObject({ deleted: true, endedReason: 'deleted' });
     expect(inst.disks[0]).toMatchObject({ state: 'deleted', autoDelete: true });
-    const again = await errorOf(c.instances.delete({ project: GCE_PROJECT, zone: ZONE, instance: 'runner-1' }));
+    const again = await errorOf(c.instances.delete({ project: GCE_PROJECT, zone: ZONE, instance: 'cml-runner-1' }));
     expect(again.code).toBe(5);
     await expectClean(c);
   });
@@ -383,54 +399,59 @@ describe('instances', () => {
     const t4 = { acceleratorType: `zones/${ZONE}/acceleratorTypes/nvidia-tesla-t4`, acceleratorCount: 1 };
     const cases: Array<[Instance, number, RegExp]> = [
       [
-        vm('gpu-1', { machineType: `zones/${ZONE}/machineTypes/n1-standard-4`, guestAccelerators: [t4] }),
+        vm('cml-gpu-1', { machineType: `zones/${ZONE}/machineTypes/n1-standard-4`, guestAccelerators: [t4] }),
         3,
         /^Instances with guest accelerators do not support live migration\.$/,
       ],
       [
-        vm('Bad_Name'),
+        vm('cml-Bad_Name'),
         3,
-        /^Invalid value for field 'resource\.name': 'Bad_Name'\. Must be a match of regex '\(\?:\[a-z\]\(\?:\[-a-z0-9\]\{0,61\}\[a-z0-9\]\)\?\)'$/,
+        /^Invalid value for field 'resource\.name': 'cml-Bad_Name'\. Must be a match of regex '\(\?:\[a-z\]\(\?:\[-a-z0-9\]\{0,61\}\[a-z0-9\]\)\?\)'$/,
       ],
       [
-        vm('no-image', { disks: [{ boot: true, autoDelete: true, initializeParams: { diskSizeGb: 20 } }] }),
+        vm('cml-no-image', { disks: [{ boot: true, autoDelete: true, initializeParams: { diskSizeGb: 20 } }] }),
         3,
         /sourceImage/,
       ],
-      [vm('bad-label', { labels: { Pool: 'cpu' } }), 3, /Label key 'Pool' violates format constraints/],
+      [vm('cml-bad-label', { labels: { Pool: 'cpu' } }), 3, /Label key 'Pool' violates format constraints/],
       [
-        vm('small-disk', {
+        vm('cml-bad-tag', { tags: { items: ['Runner'] } }),
+        3,
+        /^Invalid value for field 'resource\.tags\.items\[0\]': 'Runner'\. Must be a match of regex/,
+      ],
+      [
+        vm('cml-small-disk', {
           disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: DLVM, diskSizeGb: 20 } }],
         }),
         3,
         /cannot be smaller than the image size \(50 GB\)/,
       ],
       [
-        vm('e2-gpu', { guestAccelerators: [t4], scheduling: { onHostMaintenance: 'TERMINATE' } }),
+        vm('cml-e2-gpu', { guestAccelerators: [t4], scheduling: { onHostMaintenance: 'TERMINATE' } }),
         3,
         /\[e2-standard-2, nvidia-tesla-t4\] features are not compatible/,
       ],
       [
-        vm('no-gpu-here', {
+        vm('cml-no-gpu-here', {
           machineType: 'zones/europe-north1-a/machineTypes/g2-standard-4',
           scheduling: { onHostMaintenance: 'TERMINATE' },
         }),
         3,
         /different scope/,
       ],
-      [vm('short-type', { machineType: 'e2-standard-2' }), 3, /Must be a URL to a valid Compute resource/],
+      [vm('cml-short-type', { machineType: 'e2-standard-2' }), 3, /Must be a URL to a valid Compute resource/],
       [
-        vm('spot-restart', { scheduling: { provisioningModel: 'SPOT', automaticRestart: true } }),
+        vm('cml-spot-restart', { scheduling: { provisioningModel: 'SPOT', automaticRestart: true } }),
         3,
         /preemptible be false when AutomaticRestart is true/,
       ],
       [
-        vm('max-run', { scheduling: { maxRunDuration: { seconds: 600 } } }),
+        vm('cml-max-run', { scheduling: { maxRunDuration: { seconds: 600 } } }),
         3,
         /Instance termination action must be specified/,
       ],
       [
-        vm('no-image-2', {
+        vm('cml-no-image-2', {
           disks: [
             {
               boot: true,
@@ -442,7 +463,7 @@ describe('instances', () => {
         /'projects\/ubuntu-os-cloud\/global\/images\/family\/ubuntu-9999' was not found/,
       ],
       [
-        vm('no-sa', {
+        vm('cml-no-sa', {
           serviceAccounts: [{ email: 'nobody@sandbox-project.iam.gserviceaccount.com', scopes: [CLOUD_PLATFORM] }],
         }),
         3,
@@ -463,25 +484,28 @@ describe('instances', () => {
     expect(rawBody(gpuErr).error).toMatchObject({ code: 400, errors: [{ reason: 'invalid', domain: 'global' }] });
     // Unknown zone, unknown project.
     expect(
-      (await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: 'mars-north1-a', instanceResource: vm('x') })))
-        .message,
+      (
+        await errorOf(
+          c.instances.insert({ project: GCE_PROJECT, zone: 'mars-north1-a', instanceResource: vm('cml-x') }),
+        )
+      ).message,
     ).toBe(`The resource 'projects/${GCE_PROJECT}/zones/mars-north1-a' was not found`);
-    expect((await errorOf(c.instances.get({ project: 'other-project', zone: ZONE, instance: 'x' }))).code).toBe(5);
+    expect((await errorOf(c.instances.get({ project: 'other-project', zone: ZONE, instance: 'cml-x' }))).code).toBe(5);
     expect(fake.instances()).toEqual([]);
 
     // A GPU VM that does it right: N1 + T4 + TERMINATE; the same name again is 409.
-    const ok = vm('gpu-1', {
+    const ok = vm('cml-gpu-1', {
       machineType: `zones/${ZONE}/machineTypes/n1-standard-4`,
       guestAccelerators: [t4],
       scheduling: { onHostMaintenance: 'TERMINATE' },
     });
     expect((await launch(c, ok)).error).toBeFalsy();
-    expect(fake.instance(ZONE, 'gpu-1')).toMatchObject({
+    expect(fake.instance(ZONE, 'cml-gpu-1')).toMatchObject({
       guestAccelerators: [{ type: 'nvidia-tesla-t4', count: 1 }],
       gpus: { model: 'Tesla T4', count: 1 },
     });
     const dup = await errorOf(c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: ok }));
-    expect(dup.message).toBe(`The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/gpu-1' already exists`);
+    expect(dup.message).toBe(`The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/cml-gpu-1' already exists`);
     expect(rawBody(dup).error.errors[0]!.reason).toBe('alreadyExists');
     await expectClean(c);
   });
@@ -493,19 +517,24 @@ describe('instances', () => {
       project: GCE_PROJECT,
       zone: ZONE,
       requestId,
-      instanceResource: vm('idem-1'),
+      instanceResource: vm('cml-idem-1'),
     });
     const [b] = await c.instances.insert({
       project: GCE_PROJECT,
       zone: ZONE,
       requestId,
-      instanceResource: vm('idem-1'),
+      instanceResource: vm('cml-idem-1'),
     });
     expect((b.latestResponse as { name: string }).name).toBe((a.latestResponse as { name: string }).name);
     expect(fake.instances()).toHaveLength(1);
     expect(fake.instances()[0]!.requestId).toBe(requestId);
     const bad = await errorOf(
-      c.instances.insert({ project: GCE_PROJECT, zone: ZONE, requestId: 'not-a-uuid', instanceResource: vm('idem-2') }),
+      c.instances.insert({
+        project: GCE_PROJECT,
+        zone: ZONE,
+        requestId: 'not-a-uuid',
+        instanceResource: vm('cml-idem-2'),
+      }),
     );
     expect(bad.code).toBe(3);
     await waitOp(c, a.latestResponse as { name: string });
@@ -515,18 +544,18 @@ describe('instances', () => {
   test('faults: ZONE_RESOURCE_POOL_EXHAUSTED fails the operation; QUOTA_EXCEEDED is a 403 naming the quota; a 503 is retried by the client', async () => {
     const c = clients();
     faults.add({ service: 'gce', action: 'instances.insert .*', code: 'ZONE_RESOURCE_POOL_EXHAUSTED' });
-    const op = await launch(c, vm('stockout'));
+    const op = await launch(c, vm('cml-stockout'));
     expect(op).toMatchObject({ status: 'DONE', httpErrorStatusCode: 503, httpErrorMessage: 'SERVICE UNAVAILABLE' });
     expect(op.error?.errors?.[0]).toMatchObject({
       code: 'ZONE_RESOURCE_POOL_EXHAUSTED',
       message: `The zone 'projects/${GCE_PROJECT}/zones/${ZONE}' does not have enough resources available to fulfill the request.  Try a different zone, or try again later.`,
     });
     expect(fake.instances()).toEqual([]);
-    const gone = await errorOf(c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'stockout' }));
+    const gone = await errorOf(c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'cml-stockout' }));
     expect(gone.code).toBe(5);
 
     faults.add({ service: 'gce', action: 'instances.insert us-central1-a', code: 'QUOTA_EXCEEDED' });
-    const t4 = vm('quota', {
+    const t4 = vm('cml-quota', {
       machineType: `zones/${ZONE}/machineTypes/n1-standard-4`,
       guestAccelerators: [{ acceleratorType: `zones/${ZONE}/acceleratorTypes/nvidia-tesla-t4`, acceleratorCount: 1 }],
       scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' },
@@ -547,9 +576,9 @@ describe('instances', () => {
     expect(fake.instances()).toEqual([]);
 
     // Then it works; a transient 503 on get is retried by the client (get is idempotent).
-    expect((await launch(c, vm('after-faults'))).error).toBeFalsy();
+    expect((await launch(c, vm('cml-after-faults'))).error).toBeFalsy();
     faults.add({ service: 'gce', action: 'instances.get .*', code: 'backendError' });
-    const [got] = await c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'after-faults' });
+    const [got] = await c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'cml-after-faults' });
     expect(got.status).toBe('RUNNING');
     expect(fake.calls.filter((x) => x.action === `instances.get ${ZONE}`).map((x) => [x.status, x.reason])).toEqual([
       [404, 'notFound'],
@@ -569,18 +598,18 @@ describe('instances', () => {
     });
     // On demand, and Spot of another type: not matched, both launch.
     expect(
-      (await launch(c, vm('on-demand', { machineType: `zones/${ZONE}/machineTypes/e2-standard-4` }))).error,
+      (await launch(c, vm('cml-on-demand', { machineType: `zones/${ZONE}/machineTypes/e2-standard-4` }))).error,
     ).toBeFalsy();
     expect(
       (
         await launch(
           c,
-          vm('spot-small', { scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' } }),
+          vm('cml-spot-small', { scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' } }),
         )
       ).error,
     ).toBeFalsy();
     expect(faults.unfired()).toHaveLength(1);
-    const spot = vm('spot-big', {
+    const spot = vm('cml-spot-big', {
       machineType: `zones/${ZONE}/machineTypes/e2-standard-4`,
       scheduling: { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' },
     });
@@ -596,16 +625,16 @@ describe('instances', () => {
         service: 'gce',
         action: `instances.insert ${ZONE}`,
         code: 'QUOTA_EXCEEDED',
-        params: { zone: ZONE, name: 'spot-big', machineType: 'e2-standard-4', spot: 'true' },
+        params: { zone: ZONE, name: 'cml-spot-big', machineType: 'e2-standard-4', spot: 'true' },
       },
     ]);
     const inserts = fake.calls.filter((x) => x.action === `instances.insert ${ZONE}`);
     expect(inserts.map((x) => [x.status, x.reason, x.params])).toEqual([
-      [200, undefined, { zone: ZONE, name: 'on-demand', machineType: 'e2-standard-4', spot: 'false' }],
-      [200, undefined, { zone: ZONE, name: 'spot-small', machineType: 'e2-standard-2', spot: 'true' }],
-      [403, 'quotaExceeded', { zone: ZONE, name: 'spot-big', machineType: 'e2-standard-4', spot: 'true' }],
+      [200, undefined, { zone: ZONE, name: 'cml-on-demand', machineType: 'e2-standard-4', spot: 'false' }],
+      [200, undefined, { zone: ZONE, name: 'cml-spot-small', machineType: 'e2-standard-2', spot: 'true' }],
+      [403, 'quotaExceeded', { zone: ZONE, name: 'cml-spot-big', machineType: 'e2-standard-4', spot: 'true' }],
     ]);
-    expect(fake.instances().map((i) => i.name)).toEqual(['on-demand', 'spot-small']);
+    expect(fake.instances().map((i) => i.name)).toEqual(['cml-on-demand', 'cml-spot-small']);
     await expectClean(c);
   });
 
@@ -684,13 +713,13 @@ describe('instances', () => {
     const op = await launch(
       c,
       vm(
-        'short-lived',
+        'cml-short-lived',
         { scheduling: { maxRunDuration: { seconds: 30 }, instanceTerminationAction: 'DELETE' } },
         'sleep 600',
       ),
     );
     expect(op.error).toBeFalsy();
-    const inst = fake.instance(ZONE, 'short-lived')!;
+    const inst = fake.instance(ZONE, 'cml-short-lived')!;
     expect(inst.maxRunDurationSeconds).toBe(30);
     await waitFor(() => inst.deleted, 30 * SECOND_MS + 5000, 'deletion by maxRunDuration');
     expect(inst.endedReason).toBe('maxRunDuration');
@@ -700,14 +729,14 @@ describe('instances', () => {
 
   test('a guest shutdown leaves the VM TERMINATED, which is left over until deleted', async () => {
     const c = clients();
-    await launch(c, vm('self-stop', {}, 'echo stopping; shutdown -h now'));
-    const inst = fake.instance(ZONE, 'self-stop')!;
+    await launch(c, vm('cml-self-stop', {}, 'echo stopping; shutdown -h now'));
+    const inst = fake.instance(ZONE, 'cml-self-stop')!;
     await waitFor(() => inst.status === 'TERMINATED', 10_000, 'TERMINATED');
     expect(inst.endedReason).toBe('guest shutdown');
     expect(fake.leftovers()).toEqual([
-      expect.stringMatching(/^GCE instance self-stop .* is TERMINATED \(stopped: its disks are still billed\)/),
+      expect.stringMatching(/^GCE instance cml-self-stop .* is TERMINATED \(stopped: its disks are still billed\)/),
     ]);
-    const [got] = await c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'self-stop' });
+    const [got] = await c.instances.get({ project: GCE_PROJECT, zone: ZONE, instance: 'cml-self-stop' });
     expect(got.status).toBe('TERMINATED');
     await expectClean(c);
     expect(inst.deleted).toBe(true);
@@ -715,17 +744,19 @@ describe('instances', () => {
 
   test('a disk without autoDelete outlives its VM and is left over', async () => {
     const c = clients();
-    await launch(c, vm('keeps-disk', { disks: [{ boot: true, initializeParams: { sourceImage: UBUNTU } }] }));
-    const [del] = await c.instances.delete({ project: GCE_PROJECT, zone: ZONE, instance: 'keeps-disk' });
+    await launch(c, vm('cml-keeps-disk', { disks: [{ boot: true, initializeParams: { sourceImage: UBUNTU } }] }));
+    const [del] = await c.instances.delete({ project: GCE_PROJECT, zone: ZONE, instance: 'cml-keeps-disk' });
     await waitOp(c, del.latestResponse as { name: string });
     expect(fake.leftovers()).toEqual([
-      `GCE disk keeps-disk (10 GB pd-standard, ${ZONE}) was left after instance keeps-disk was deleted: autoDelete was false`,
+      `GCE disk cml-keeps-disk (10 GB pd-standard, ${ZONE}) was left after instance cml-keeps-disk was deleted: autoDelete was false`,
     ]);
     // The orphaned disk's name blocks a new VM of the same name.
     const err = await errorOf(
-      c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: vm('keeps-disk') }),
+      c.instances.insert({ project: GCE_PROJECT, zone: ZONE, instanceResource: vm('cml-keeps-disk') }),
     );
-    expect(err.message).toBe(`The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/disks/keeps-disk' already exists`);
+    expect(err.message).toBe(
+      `The resource 'projects/${GCE_PROJECT}/zones/${ZONE}/disks/cml-keeps-disk' already exists`,
+    );
     // The disk stays (there is no disks API in the sandbox): the sandbox says so.
     fake.disks()[0]!.state = 'deleted';
     await expectClean(c);
@@ -751,12 +782,12 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     await launch(
       c,
       vm(
-        'self-delete',
+        'cml-self-delete',
         { serviceAccounts: [{ email: GCE_SERVICE_ACCOUNTS.runner, scopes: [CLOUD_PLATFORM] }] },
         script,
       ),
     );
-    const inst = fake.instance(ZONE, 'self-delete')!;
+    const inst = fake.instance(ZONE, 'cml-self-delete')!;
     await waitFor(() => inst.deleted, 15_000, 'self-deletion');
     const out = inst.console();
     expect(out).toContain(`whoami: ${GCE_SERVICE_ACCOUNTS.runner}`);
@@ -775,15 +806,15 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     await launch(
       c,
       vm(
-        'cannot-delete',
+        'cml-cannot-delete',
         { serviceAccounts: [{ email: GCE_SERVICE_ACCOUNTS.runnerNoDelete, scopes: [CLOUD_PLATFORM] }] },
         script,
       ),
     );
-    const inst = fake.instance(ZONE, 'cannot-delete')!;
+    const inst = fake.instance(ZONE, 'cml-cannot-delete')!;
     await waitFor(() => inst.console().includes('done-trying'), 15_000, 'the script');
     expect(inst.console()).toContain(
-      `delete: 403 {"error":{"code":403,"message":"Required 'compute.instances.delete' permission for 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/cannot-delete'"`,
+      `delete: 403 {"error":{"code":403,"message":"Required 'compute.instances.delete' permission for 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/cml-cannot-delete'"`,
     );
     expect(inst.deleted).toBe(false);
 
@@ -814,11 +845,11 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
 
   test('a VM without a service account has no token; a token without a Compute scope is refused', async () => {
     const c = clients();
-    await launch(c, vm('no-sa', {}, 'true'));
+    await launch(c, vm('cml-no-sa', {}, 'true'));
     await launch(
       c,
       vm(
-        'no-scope',
+        'cml-no-scope',
         {
           serviceAccounts: [
             { email: GCE_SERVICE_ACCOUNTS.runner, scopes: ['https://www.googleapis.com/auth/devstorage.read_only'] },
@@ -829,11 +860,11 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     );
     const mdOf = (name: string) => `${fake.url}/_gce_md/${fake.instance(ZONE, name)!.id}/computeMetadata/v1`;
     const headers = { 'Metadata-Flavor': 'Google' };
-    expect((await fetch(`${mdOf('no-sa')}/instance/service-accounts/default/token`, { headers })).status).toBe(404);
+    expect((await fetch(`${mdOf('cml-no-sa')}/instance/service-accounts/default/token`, { headers })).status).toBe(404);
     const tok = (await (
-      await fetch(`${mdOf('no-scope')}/instance/service-accounts/default/token`, { headers })
+      await fetch(`${mdOf('cml-no-scope')}/instance/service-accounts/default/token`, { headers })
     ).json()) as { access_token: string };
-    const res = await fetch(`${fake.url}/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances/no-scope`, {
+    const res = await fetch(`${fake.url}/compute/v1/projects/${GCE_PROJECT}/zones/${ZONE}/instances/cml-no-scope`, {
       headers: { authorization: `Bearer ${tok.access_token}` },
     });
     expect(res.status).toBe(403);
@@ -851,7 +882,7 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     await launch(
       c,
       vm(
-        'gpu-l4',
+        'cml-gpu-l4',
         {
           machineType: `zones/${ZONE}/machineTypes/g2-standard-4`,
           disks: [
@@ -870,7 +901,7 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
         'nvidia-smi -L; echo smi-done',
       ),
     );
-    const inst = fake.instance(ZONE, 'gpu-l4')!;
+    const inst = fake.instance(ZONE, 'cml-gpu-l4')!;
     await waitFor(() => inst.console().includes('smi-done'), 10_000, 'nvidia-smi');
     expect(inst.console()).toMatch(/GPU 0: NVIDIA L4 \(UUID/);
     expect(inst).toMatchObject({
@@ -880,7 +911,7 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     });
 
     // Spot preemption applies instanceTerminationAction: DELETE.
-    await fake.preempt(ZONE, 'gpu-l4');
+    await fake.preempt(ZONE, 'cml-gpu-l4');
     expect(inst).toMatchObject({ deleted: true, endedReason: 'preempted', preempted: true });
     await expectClean(c);
   });
@@ -889,10 +920,10 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
 describe('listing and catalogue', () => {
   test('aggregatedList filters on labels and names, with NO_RESULTS_ON_PAGE for empty zones', async () => {
     const c = clients();
-    await launch(c, vm('pool-a-1', { labels: { 'cml-runner': 'true', pool: 'a' } }));
+    await launch(c, vm('cml-pool-a-1', { labels: { 'cml-runner': 'true', pool: 'a' } }));
     await launch(
       c,
-      vm('pool-b-1', {
+      vm('cml-pool-b-1', {
         labels: { 'cml-runner': 'true', pool: 'b' },
         machineType: 'zones/europe-west4-b/machineTypes/e2-standard-2',
       }),
@@ -907,22 +938,22 @@ describe('listing and catalogue', () => {
       if (list.warning?.code === 'NO_RESULTS_ON_PAGE') warnings++;
       if (list.instances && list.instances.length > 0) seen[scope] = list.instances.map((i) => i.name!);
     }
-    expect(seen).toEqual({ 'zones/europe-west4-b': ['pool-b-1'] });
+    expect(seen).toEqual({ 'zones/europe-west4-b': ['cml-pool-b-1'] });
     expect(warnings).toBeGreaterThan(10);
     const both: string[] = [];
     for await (const [, list] of c.instances.aggregatedListAsync({
       project: GCE_PROJECT,
-      filter: '(labels.cml-runner = "true") (name = pool-a-1)',
+      filter: '(labels.cml-runner = "true") (name = cml-pool-a-1)',
     })) {
       both.push(...(list.instances ?? []).map((i) => i.name!));
     }
-    expect(both).toEqual(['pool-a-1']);
+    expect(both).toEqual(['cml-pool-a-1']);
     const [zoned] = await c.instances.list({
       project: GCE_PROJECT,
       zone: ZONE,
-      filter: 'labels.pool = "a" AND name = "pool-a-1"',
+      filter: 'labels.pool = "a" AND name = "cml-pool-a-1"',
     });
-    expect(zoned.map((i) => i.name)).toEqual(['pool-a-1']);
+    expect(zoned.map((i) => i.name)).toEqual(['cml-pool-a-1']);
     const bad = await errorOf(c.instances.list({ project: GCE_PROJECT, zone: ZONE, filter: 'labels.pool = = a' }));
     expect(bad).toMatchObject({
       code: 3,
@@ -932,7 +963,8 @@ describe('listing and catalogue', () => {
   });
 
   test('machine types, accelerator types and images', async () => {
-    const c = clients();
+    // machineTypes.get and acceleratorTypes.get are not the launcher's (it lists them).
+    const c = clients(owner());
     const zones: Record<string, string[]> = {};
     for await (const [scope, list] of c.machineTypes.aggregatedListAsync({
       project: GCE_PROJECT,
@@ -1007,7 +1039,7 @@ describe('networks, markets and metadata', () => {
       return { status: err.httpStatusCode ?? rawBody(err).error.code, message: rawBody(err).error.message };
     };
     fake.configure({ noDefaultNetwork: true });
-    expect(await refusal(vm('no-default'))).toEqual({
+    expect(await refusal(vm('cml-no-default'))).toEqual({
       status: 400,
       message:
         "Invalid value for field 'resource.networkInterfaces[0].network': 'global/networks/default'. " +
@@ -1015,29 +1047,29 @@ describe('networks, markets and metadata', () => {
     });
     fake.configure({ noDefaultNetwork: false });
     const elsewhere = 'regions/europe-west4/subnetworks/ci-europe-west4';
-    expect(await refusal(vm('other-region', nic({ subnetwork: elsewhere })))).toEqual({
+    expect(await refusal(vm('cml-other-region', nic({ subnetwork: elsewhere })))).toEqual({
       status: 400,
       message: `Invalid value for field 'resource.networkInterfaces[0].subnetwork': '${elsewhere}'. The referenced subnetwork resource cannot be found.`,
     });
-    expect(await refusal(vm('custom-mode', nic({ network: 'global/networks/ci-vpc' })))).toEqual({
+    expect(await refusal(vm('cml-custom-mode', nic({ network: 'global/networks/ci-vpc' })))).toEqual({
       status: 400,
       message:
         "Invalid value for field 'resource.networkInterfaces[0]': ''. Subnetwork should be specified for custom subnetmode network",
     });
     fake.configure({ denyExternalIp: true });
-    const policy = await errorOf(launch(c, vm('external-ip')));
+    const policy = await errorOf(launch(c, vm('cml-external-ip')));
     expect(rawBody(policy).error).toMatchObject({
       code: 412,
       errors: [{ reason: 'conditionNotMet' }],
       message:
         'Constraint constraints/compute.vmExternalIpAccess violated for project 123456789012. Add instance ' +
-        `projects/${GCE_PROJECT}/zones/${ZONE}/instances/external-ip to the constraint to use external IP with it.`,
+        `projects/${GCE_PROJECT}/zones/${ZONE}/instances/cml-external-ip to the constraint to use external IP with it.`,
     });
     expect(fake.instances()).toEqual([]);
     // Without an access config the policy has nothing to refuse; the subnetwork names its network.
-    await launch(c, vm('internal-only', nic({ subnetwork: 'regions/us-central1/subnetworks/ci-us-central1' })));
-    expect(fake.instance(ZONE, 'internal-only')).toMatchObject({ network: 'ci-vpc', subnetwork: 'ci-us-central1' });
-    expect(fake.instance(ZONE, 'internal-only')!.natIP).toBeUndefined();
+    await launch(c, vm('cml-internal-only', nic({ subnetwork: 'regions/us-central1/subnetworks/ci-us-central1' })));
+    expect(fake.instance(ZONE, 'cml-internal-only')).toMatchObject({ network: 'ci-vpc', subnetwork: 'ci-us-central1' });
+    expect(fake.instance(ZONE, 'cml-internal-only')!.natIP).toBeUndefined();
     await expectClean(c);
   });
 
@@ -1045,9 +1077,9 @@ describe('networks, markets and metadata', () => {
     const c = clients();
     const port = new URL(fake.url).port;
     const probe = `curl -sS --max-time 2 -o /dev/null ${fake.url}/ 2>&1; echo "exit $?"; echo probe-done`;
-    await launch(c, vm('no-egress', nic({ network: 'global/networks/default' }), probe));
-    await launch(c, vm('nat', nic({ subnetwork: 'regions/us-central1/subnetworks/ci-us-central1' }), probe));
-    const [alone, nat] = [fake.instance(ZONE, 'no-egress')!, fake.instance(ZONE, 'nat')!];
+    await launch(c, vm('cml-no-egress', nic({ network: 'global/networks/default' }), probe));
+    await launch(c, vm('cml-nat', nic({ subnetwork: 'regions/us-central1/subnetworks/ci-us-central1' }), probe));
+    const [alone, nat] = [fake.instance(ZONE, 'cml-no-egress')!, fake.instance(ZONE, 'cml-nat')!];
     await waitFor(
       () => alone.console().includes('probe-done') && nat.console().includes('probe-done'),
       10_000,
@@ -1070,23 +1102,23 @@ describe('networks, markets and metadata', () => {
           ...(model === 'SPOT' ? { instanceTerminationAction: 'DELETE' } : {}),
         },
       });
-    const err = await errorOf(launch(c, a3('h100-on-demand', 'STANDARD')));
+    const err = await errorOf(launch(c, a3('cml-h100-on-demand', 'STANDARD')));
     expect(rawBody(err).error).toMatchObject({
       code: 400,
       errors: [{ reason: 'invalid' }],
       message: expect.stringContaining("Machine type 'a3-highgpu-1g' is only available with provisioning models [SPOT"),
     });
     expect(fake.instances()).toEqual([]);
-    await launch(c, a3('h100-spot', 'SPOT'));
-    expect(fake.instance(ZONE, 'h100-spot')).toMatchObject({ status: 'RUNNING', provisioningModel: 'SPOT' });
+    await launch(c, a3('cml-h100-spot', 'SPOT'));
+    expect(fake.instance(ZONE, 'cml-h100-spot')).toMatchObject({ status: 'RUNNING', provisioningModel: 'SPOT' });
     await expectClean(c);
   });
 
   test('setMetadata needs the current fingerprint and the permission; the metadata server then serves the new items', async () => {
     const c = clients();
-    await launch(c, vm('md', {}, 'echo booted; sleep 30'));
-    const inst = fake.instance(ZONE, 'md')!;
-    const where = { project: GCE_PROJECT, zone: ZONE, instance: 'md' };
+    await launch(c, vm('cml-md', {}, 'echo booted; sleep 30'));
+    const inst = fake.instance(ZONE, 'cml-md')!;
+    const where = { project: GCE_PROJECT, zone: ZONE, instance: 'cml-md' };
     const [got] = await c.instances.get(where);
     const items = [{ key: 'cml-runner-repo', value: 'octo-org/ml' }];
     const stale = await errorOf(
@@ -1103,7 +1135,7 @@ describe('networks, markets and metadata', () => {
     );
     expect(rawBody(denied).error).toMatchObject({
       code: 403,
-      message: `Required 'compute.instances.setMetadata' permission for 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/md'`,
+      message: `Required 'compute.instances.setMetadata' permission for 'projects/${GCE_PROJECT}/zones/${ZONE}/instances/cml-md'`,
     });
     fake.configure({ deployerLacks: [] });
     const [lro] = await c.instances.setMetadata({

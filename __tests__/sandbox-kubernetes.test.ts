@@ -29,7 +29,8 @@ const NS = 'default';
 
 beforeAll(async () => {
   sb = await startSandbox({ kubernetesSecondMs: SECOND_MS });
-  ({ core, batch } = clients(sb.kubernetes.kubeconfig()));
+  // These tests drive the fake itself, as cluster-admin in `default`; the launcher's Role is tested below.
+  ({ core, batch } = clients(sb.kubernetes.kubeconfig({ token: sb.kubernetes.tokens.admin, namespace: NS })));
 });
 
 afterEach(() => {
@@ -106,6 +107,7 @@ function runnerJob(
     limits?: Record<string, string>;
     spec?: Json;
     podSpec?: Json;
+    containerSecurityContext?: Json;
     env?: Json[];
   } = {},
 ): V1Job {
@@ -140,6 +142,7 @@ function runnerJob(
                 { name: 'ACTIONS_RUNNER_INPUT_TOKEN', valueFrom: { secretKeyRef: { name, key: 'token' } } },
               ],
               resources: { limits: over.limits ?? { cpu: '2', memory: '8Gi' } },
+              ...(over.containerSecurityContext ? { securityContext: over.containerSecurityContext } : {}),
               volumeMounts: [
                 { name: 'startup', mountPath: '/etc/cml-runner', readOnly: true },
                 { name: 'work', mountPath: '/cml-runner' },
@@ -480,7 +483,7 @@ describe('objects, as the API server stores and answers them', () => {
     const fromFile = new KubeConfig();
     fromFile.loadFromFile(sb.env.KUBECONFIG);
     expect(fromFile.getCurrentCluster()).toMatchObject({ server: sb.kubernetes.url, skipTLSVerify: true });
-    await fromFile.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: 'default' });
+    await fromFile.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: sb.kubernetes.launcher.namespace });
 
     await core.createNamespacedSecret({
       namespace: NS,
@@ -869,6 +872,73 @@ describe('pods that cannot start say why, in the cluster own words', () => {
     });
     expect(await podsOf('no-runtime')).toEqual([]);
     await batch.deleteNamespacedJob({ name: 'no-runtime', namespace: NS, propagationPolicy: 'Background' });
+    expect(await settle(sb)).toEqual([]);
+  });
+});
+
+describe('pod security', () => {
+  const ENFORCE = 'pod-security.kubernetes.io/enforce';
+
+  test('runAsNonRoot: the runner image names its user, so only a uid passes; any other image runs as root', async () => {
+    const nonRoot = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
+    await launch('named-user', 'exit 0', { podSpec: { securityContext: nonRoot } });
+    const pod = await until('CreateContainerConfigError', async () => {
+      const [p] = await podsOf('named-user');
+      return p?.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError' ? p : undefined;
+    });
+    expect(pod.status.containerStatuses[0].state.waiting.message).toBe(
+      'container has runAsNonRoot and image has non-numeric user (runner), cannot verify user is non-root ' +
+        `(pod: "${pod.metadata.name}_${NS}(${pod.metadata.uid})", container: runner)`,
+    );
+    await batch.deleteNamespacedJob({ name: 'named-user', namespace: NS, propagationPolicy: 'Background' });
+
+    await launch('other-image', 'exit 0', { image: 'ubuntu:24.04', podSpec: { securityContext: nonRoot } });
+    const root = await until('CreateContainerConfigError', async () => {
+      const [p] = await podsOf('other-image');
+      return p?.status?.containerStatuses?.[0]?.state?.waiting?.message as string | undefined;
+    });
+    expect(root).toContain('container has runAsNonRoot and image will run as root');
+    await batch.deleteNamespacedJob({ name: 'other-image', namespace: NS, propagationPolicy: 'Background' });
+
+    await launch('numeric-user', 'exit 0', { podSpec: { securityContext: { ...nonRoot, runAsUser: 1001 } } });
+    await until('the pod to succeed', async () =>
+      (await podsOf('numeric-user'))[0]?.status?.phase === 'Succeeded' ? true : undefined,
+    );
+    await batch.deleteNamespacedJob({ name: 'numeric-user', namespace: NS, propagationPolicy: 'Background' });
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('Pod Security Admission: a Job is admitted in a restricted namespace, its non-compliant pod is FailedCreate', async () => {
+    sb.kubernetes.labelNamespace(NS, { [ENFORCE]: 'restricted' });
+    try {
+      await launch('not-restricted', 'exit 0');
+      const failed = await until('FailedCreate', async () =>
+        (await eventsOf('not-restricted', 'Job')).find((e) => e.reason === 'FailedCreate'),
+      );
+      expect(failed.message).toBe(
+        'Error creating: pods "not-restricted-" is forbidden: violates PodSecurity "restricted:latest": ' +
+          'allowPrivilegeEscalation != false (container "runner" must set securityContext.allowPrivilegeEscalation=false), ' +
+          'unrestricted capabilities (container "runner" must set securityContext.capabilities.drop=["ALL"]), ' +
+          'runAsNonRoot != true (pod or container "runner" must set securityContext.runAsNonRoot=true), ' +
+          'seccompProfile (pod or container "runner" must set securityContext.seccompProfile.type to ' +
+          '"RuntimeDefault" or "Localhost")',
+      );
+      expect(await podsOf('not-restricted')).toEqual([]);
+      await batch.deleteNamespacedJob({ name: 'not-restricted', namespace: NS, propagationPolicy: 'Background' });
+
+      await launch('restricted', 'exit 0', {
+        podSpec: {
+          securityContext: { runAsNonRoot: true, runAsUser: 1001, seccompProfile: { type: 'RuntimeDefault' } },
+        },
+        containerSecurityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+      });
+      await until('the pod to succeed', async () =>
+        (await podsOf('restricted'))[0]?.status?.phase === 'Succeeded' ? true : undefined,
+      );
+      await batch.deleteNamespacedJob({ name: 'restricted', namespace: NS, propagationPolicy: 'Background' });
+    } finally {
+      sb.kubernetes.labelNamespace(NS, { [ENFORCE]: null });
+    }
     expect(await settle(sb)).toEqual([]);
   });
 });

@@ -11,8 +11,11 @@
  *   Location, `forceDeletionTypes`), network security groups, virtual networks, public IPs,
  *   network interfaces and virtual machines (201 + Azure-AsyncOperation), a VM's instanceView and
  *   retrieveBootDiagnosticsData (a SAS URL of the serial log blob, served under `/_blob/`), role
- *   assignments. Every call needs a bearer token the fake issued for this ARM audience, the exact
- *   api-version the SDK sends (azure/catalog.ts), and a role at the scope.
+ *   assignments, role definitions (list by name), a group's tags (PATCH, the Tags API). Every
+ *   call needs a bearer token the fake issued for this ARM audience, the exact api-version the
+ *   SDK sends (azure/catalog.ts), and a role at the scope that grants the action: the launcher
+ *   has the documented launcher role and condition, a VM's identity what the launcher assigned it
+ *   (azure/rbac.ts).
  * One plain http server answers IMDS (`/_imds/{vmId}/metadata/...`), as a VM sees
  * `http://169.254.169.254`.
  *
@@ -26,7 +29,8 @@
  * authenticated and authorised through the sandbox pipeline, then dispatched), `identity.ts`
  * (Entra sign-in, tokens, RBAC), `validation.ts` (parameter checks and error shapes),
  * `controllers/` (what each resource does), `imds.ts` (each VM's IMDS and the serial log blob),
- * `catalog.ts` (ids, api-versions, roles, apps, GPU sizes).
+ * `catalog.ts` (ids, api-versions, roles, apps, GPU sizes), `rbac.ts` (role definitions and
+ * conditions from docs/permissions/azure/, evaluated as ARM does).
  */
 import fs from 'node:fs';
 import type http from 'node:http';
@@ -39,6 +43,7 @@ import type { GpuSpec, Machine, MachineFleet } from './machine.js';
 import { type AzureAppName, FEDERATION_AUDIENCE, TLS_DIR } from './azure/catalog.js';
 import { evict } from './azure/controllers/virtual-machines.js';
 import { jwt } from './azure/identity.js';
+import type { RoleDefinition as AzureRoleDefinition } from './azure/rbac.js';
 import { serveBlob, serveImds } from './azure/imds.js';
 import { azurePipeline, requestUrl } from './azure/routes.js';
 import { AzureStore, type J } from './azure/store.js';
@@ -53,6 +58,7 @@ export {
   ROLE_IDS as AZURE_ROLE_IDS,
 } from './azure/catalog.js';
 export type { AzureApp, AzureAppName } from './azure/catalog.js';
+export type { RoleDefinition as AzureRoleDefinition } from './azure/rbac.js';
 
 // ---------------------------------------------------------------------------------------------
 // Inventory
@@ -193,6 +199,11 @@ export interface FakeAzure {
   /** Role assignments that exist now. */
   roleAssignments(): AzureRoleAssignment[];
   /**
+   * A role definition by its name (`cml-runner-action launcher`, `cml-runner-action VM`,
+   * `Owner`...), live: a test may change its `actions` (and must put them back).
+   */
+  roleDefinition(name: string): AzureRoleDefinition;
+  /**
    * Evicts the Spot VM of a group: publishes a Preempt scheduled event, waits `noticeMs` (default
    * 30 s, Azure's minimum notice), then applies its evictionPolicy (Delete: the VM and its OS disk
    * go, the group and its network stay; Deallocate: the VM is deallocated). Resolves once applied,
@@ -238,6 +249,11 @@ export async function startFakeAzure(opts: FakeAzureOptions): Promise<FakeAzure>
     groups: () => [...store.allGroups],
     vms: () => [...store.allVms],
     roleAssignments: () => [...store.assignments],
+    roleDefinition: (name) => {
+      const role = store.roleByName(name);
+      if (!role) throw new Error(`azure fake: no role definition named ${name}`);
+      return role;
+    },
     evict: (group, how = {}) => evict(store, group, how.noticeMs),
     leftovers: () => store.leftovers(),
     ownsMachine: (m) => store.owned.has(m),

@@ -2,8 +2,9 @@
  * Fake EC2: the Query API (form-encoded `POST /`, `Action=...&Version=2016-11-15`) with XML
  * answers, driven by the real `@aws-sdk/client-ec2` over loopback HTTP.
  *
- * Strict on purpose: it checks the SigV4 signature, every parameter the product sends, and
- * answers with EC2's own error codes and messages (checked against the EC2 API reference and
+ * Strict on purpose: it checks the SigV4 signature, authorises every call of the launching
+ * identity against the documented IAM policy (ec2/iam.ts), checks every parameter the product
+ * sends, and answers with EC2's own error codes and messages (checked against the EC2 API reference and
  * the errors real users report). Instances really boot: their user data runs as a sandbox
  * machine (see machine.ts), and a `shutdown` inside the machine ends the instance the way
  * `InstanceInitiatedShutdownBehavior` says.
@@ -24,10 +25,11 @@
  */
 import { type FaultPlan, pipeline } from './core/index.js';
 import { KNOWN_IMAGES } from './ec2/catalog.js';
-import { authError, faultError } from './ec2/errors.js';
+import { authError, faultError, unauthorizedError } from './ec2/errors.js';
+import { type AccessRequest, AwsIam } from './ec2/iam.js';
 import { IMDS_PATH, IMDS_PREFIX, answerImds } from './ec2/imds.js';
 import { interruptSpot } from './ec2/lifecycle.js';
-import { type Ec2Request, checkAction, dispatch, errorAnswer, identify } from './ec2/routes.js';
+import { type Ec2Request, RESOURCE_LEVEL_ACTIONS, checkAction, dispatch, errorAnswer, identify } from './ec2/routes.js';
 import { verifySigV4 } from './ec2/sigv4.js';
 import { Ec2Store } from './ec2/store.js';
 import { serve } from './http.js';
@@ -50,11 +52,29 @@ export {
   VPC_ID,
 } from './ec2/catalog.js';
 export { Ec2Error, faultStatus } from './ec2/errors.js';
+export {
+  type AccessRequest,
+  AwsIam,
+  type Denial,
+  INSTANCE_PROFILE_POLICY_FILE,
+  LAUNCHER_POLICY_FILE,
+  LAUNCHER_PRINCIPAL,
+  type PolicyDocument,
+  type PolicyStatement,
+  denialSentence,
+  evaluate,
+  readPolicy,
+} from './ec2/iam.js';
 export { FAMILY_REGIONS, offered } from './ec2/offerings.js';
 export { type SigV4Failure, type SigV4Result, verifySigV4 } from './ec2/sigv4.js';
 
-/** The only credentials the fakes accept. */
+/** The launching identity's keys: what the product is given. IAM holds it to its policies (see ec2/iam.ts). */
 export const SANDBOX_CREDENTIALS = { accessKeyId: 'AKIASANDBOX', secretAccessKey: 'sandbox-secret' } as const;
+/** An administrator of the same account, for a test's own setup: IAM allows it everything. */
+export const SANDBOX_ADMIN_CREDENTIALS = {
+  accessKeyId: 'AKIASANDBOXADMIN',
+  secretAccessKey: 'sandbox-admin-secret',
+} as const;
 
 // ---------------------------------------------------------------------------------------------
 // Inventory
@@ -176,8 +196,13 @@ export interface FakeEc2Options {
   /** How long a terminated instance stays visible to DescribeInstances. Default one hour, as in AWS. */
   terminatedVisibleMs?: number;
   credentials?: { accessKeyId: string; secretAccessKey: string };
-  /** Whether the caller may create the EC2 Spot service-linked role. Default true. */
+  /**
+   * Whether the account lets anyone create the EC2 Spot service-linked role. Default true; the
+   * launching identity also needs iam:CreateServiceLinkedRole in its policies.
+   */
   spotRoleCreation?: boolean;
+  /** The account's IAM (shared with the fake SSM). Default: the documented launcher policy. */
+  iam?: AwsIam;
 }
 
 export interface FakeEc2 {
@@ -211,6 +236,8 @@ export interface FakeEc2 {
    * has it (`exists`, default unchanged): a test can start from an account that never launched spot.
    */
   setSpotRole(how: { creation?: boolean; exists?: boolean }): void;
+  /** The policies IAM holds the launching identity to: `sb.ec2.iam.setLauncherPolicies(doc)` substitutes them. */
+  iam: AwsIam;
   close(): Promise<void>;
 }
 
@@ -225,6 +252,7 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
   const machines = opts.machines ?? new MachineFleet();
   const ownsMachines = opts.machines === undefined;
   const creds = opts.credentials ?? SANDBOX_CREDENTIALS;
+  const iam = opts.iam ?? new AwsIam();
   const store = new Ec2Store(
     {
       bootDelayMs: opts.bootDelayMs ?? 100,
@@ -236,20 +264,33 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
   );
   const calls: Ec2Call[] = [];
 
+  const authorize = (who: { accessKeyId: string }, requests: readonly AccessRequest[]): void => {
+    const denied = iam.check(who.accessKeyId === SANDBOX_ADMIN_CREDENTIALS.accessKeyId, requests);
+    if (denied) throw unauthorizedError(denied);
+  };
   const api = pipeline<Ec2Request, { region: string; accessKeyId: string }>({
     service: 'ec2',
     faults: opts.faults,
     ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
     identify,
     authenticate: (req, body) => {
-      const auth = verifySigV4(req, body, { service: 'ec2', ...creds });
+      let auth = verifySigV4(req, body, { service: 'ec2', ...creds });
+      if (!auth.ok && auth.failure === 'unknown-key' && auth.detail === SANDBOX_ADMIN_CREDENTIALS.accessKeyId)
+        auth = verifySigV4(req, body, { service: 'ec2', ...SANDBOX_ADMIN_CREDENTIALS });
       if (!auth.ok) throw authError(auth.failure, auth.detail);
       return { region: auth.region, accessKeyId: auth.accessKeyId };
     },
-    authorize: (_who, request) => checkAction(request),
+    // Actions without resource-level permissions are authorised on `*` here; the others in their
+    // controllers, once the resources they touch are known.
+    authorize: (who, request) => {
+      checkAction(request);
+      if (!RESOURCE_LEVEL_ACTIONS.has(request.action))
+        authorize(who, [{ action: `ec2:${request.action}`, resource: '*' }]);
+    },
     identityOf: (who) => who.accessKeyId,
     faultError: (fault) => faultError(fault),
-    handle: (request, who) => dispatch(store, request, { region: who.region }),
+    handle: (request, who) =>
+      dispatch(store, request, { region: who.region, authorize: (requests) => authorize(who, requests) }),
     errorAnswer,
     record: (call) =>
       calls.push({
@@ -290,6 +331,7 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
       if (creation !== undefined) store.settings.spotRoleCreation = creation;
       if (exists !== undefined) store.spotServiceLinkedRole = exists;
     },
+    iam,
     close: async () => {
       store.timers.close();
       await server.close();

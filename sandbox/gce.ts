@@ -26,7 +26,7 @@ import { serve } from './http.js';
 import type { Machine, MachineFleet } from './machine.js';
 import { type Caller, authenticate, authorize, jsonRefusal } from './gce/access.js';
 import { federatedToken, generateAccessToken } from './gce/auth.js';
-import { GCE_SERVICE_ACCOUNTS, WIF_AUDIENCE } from './gce/catalog.js';
+import { GCE_SERVICE_ACCOUNTS, SCOPE_CLOUD_PLATFORM, WIF_AUDIENCE } from './gce/catalog.js';
 import { CAPACITY_CODES } from './gce/controllers/instances.js';
 import { MD_PREFIX, metadataView, preempt } from './gce/controllers/lifecycle.js';
 import { GceError, faultError } from './gce/errors.js';
@@ -93,7 +93,9 @@ export interface GceInstance {
   instanceTerminationAction?: 'DELETE' | 'STOP';
   maxRunDurationSeconds?: number;
   labels: Record<string, string>;
-  /** Metadata items by key (`startup-script`, ...). */
+  /** Network tags (`tags.items`), which firewall rules target. */
+  networkTags: string[];
+  /** Metadata items by key (`startup-script`, `block-project-ssh-keys`, ...). */
   metadata: Record<string, string>;
   serviceAccount?: { email: string; scopes: string[] };
   disks: GceDisk[];
@@ -170,6 +172,8 @@ export interface FakeGce {
   /** One line per instance not deleted (TERMINATED included: its disks bill) and per orphaned disk. */
   leftovers(): string[];
   ownsMachine(m: Machine): boolean;
+  /** A Compute Engine access token of a service account of the project (`admin` for an owner's), with cloud-platform. */
+  accessToken(identity: string): string;
   /** Changes what the project is like from now on; returns the settings as they were. */
   configure(settings: Partial<GceProjectSettings>): GceProjectSettings;
   close(): Promise<void>;
@@ -274,7 +278,7 @@ export async function startFakeGce(opts: FakeGceOptions): Promise<FakeGce> {
     ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
     identify: (req, body, url) => identify(req, body, url),
     authenticate: (_req, _body, request) => authenticate(store, request),
-    authorize: (who, request) => authorize(who, request, store.settings.deployerLacks),
+    authorize: (who, request) => authorize(who, request, store),
     identityOf: (who) => who.token?.identity,
     faultError: faultAnswer,
     handle: (request, who, fault) => handle(store, request, who, fault),
@@ -308,6 +312,7 @@ export async function startFakeGce(opts: FakeGceOptions): Promise<FakeGce> {
     preempt: (zone, name, how = {}) => preempt(store, zone, name, how.noticeMs),
     leftovers: () => store.leftovers(),
     ownsMachine: (m) => store.owned.has(m),
+    accessToken: (identity) => store.tokens.issue('service-account', identity, [SCOPE_CLOUD_PLATFORM], 3600).token,
     configure: (settings) => {
       const before = store.settings;
       store.settings = { ...before, ...settings };

@@ -13,7 +13,7 @@ import {
   type FakeAzure,
   startFakeAzure,
 } from './azure.js';
-import { type FakeEc2, SANDBOX_CREDENTIALS, startFakeEc2 } from './ec2.js';
+import { AwsIam, type FakeEc2, type PolicyDocument, SANDBOX_CREDENTIALS, startFakeEc2 } from './ec2.js';
 import { FaultPlan } from './core/index.js';
 import { type FakeGce, GCE_PROJECT, type GceProjectSettings, startFakeGce } from './gce.js';
 import { type FakeGitHub, startFakeGitHub } from './github.js';
@@ -60,6 +60,11 @@ export interface SandboxOptions {
    * starts without one) needs for its first spot launch. Default true; `sb.ec2.setSpotRole` changes it.
    */
   awsSpotRoleCreation?: boolean;
+  /**
+   * The AWS launching identity's policies. Default: docs/permissions/aws/launcher-policy.json as
+   * the README gives it; `sb.ec2.iam.setLauncherPolicies` changes them during a test.
+   */
+  awsLauncherPolicies?: PolicyDocument[];
 }
 
 export interface SandboxEnv {
@@ -71,7 +76,7 @@ export interface SandboxEnv {
   AWS_SECRET_ACCESS_KEY: string;
   AWS_REGION: string;
   GITHUB_REPOSITORY: string;
-  /** A kubeconfig file for the fake cluster (admin token, namespace `default`). */
+  /** A kubeconfig file for the fake cluster (the launcher of the documented Role, namespace `ci-runners`). */
   KUBECONFIG: string;
   /** An `external_account` credential configuration (workload identity federation from GitHub OIDC). */
   GOOGLE_APPLICATION_CREDENTIALS: string;
@@ -133,15 +138,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     });
     started.push(github);
+    const awsIam = opts.awsLauncherPolicies ? new AwsIam(opts.awsLauncherPolicies) : new AwsIam();
     const ec2 = await startFakeEc2({
       faults,
+      iam: awsIam,
       machines: fleet,
       ...latency,
       ...(opts.bootDelayMs !== undefined ? { bootDelayMs: opts.bootDelayMs } : {}),
       ...(opts.awsSpotRoleCreation !== undefined ? { spotRoleCreation: opts.awsSpotRoleCreation } : {}),
     });
     started.push(ec2);
-    const ssm = await startFakeSsm({ faults, ...latency });
+    const ssm = await startFakeSsm({ faults, iam: awsIam, ...latency });
     started.push(ssm);
     const kubernetes = await startFakeKubernetes({
       faults,

@@ -22,6 +22,7 @@ import type { FakeGitHub } from './github.js';
 import { serve } from './http.js';
 import { Cluster, DEFAULT_NODES, type NodeSpec, type Resource } from './kubernetes/cluster.js';
 import { KubeApi } from './kubernetes/controllers.js';
+import { type LauncherPolicy, readLauncherPolicy } from './kubernetes/rbac.js';
 import { DENIED_USER, type KubeRequest, type User, authenticate, authorize, identify } from './kubernetes/routes.js';
 import { ApiError, type Json, faultError } from './kubernetes/status.js';
 import { type Machine, MachineFleet } from './machine.js';
@@ -177,8 +178,13 @@ export interface FakeKubernetesOptions {
   nodes?: readonly NodeSpec[];
   /** RuntimeClasses that exist. Default `['nvidia']`. */
   runtimeClasses?: readonly string[];
-  /** Namespaces that exist (the kube-* ones always do). Default `['default', 'ci']`. */
+  /** Namespaces that exist (the kube-* ones and the launcher's always do). Default `['default', 'ci']`. */
   namespaces?: readonly string[];
+  /**
+   * The launcher's Namespace, Role and RoleBinding (YAML). Default: the documented
+   * docs/permissions/kubernetes/launcher-role.yaml, so tests run under exactly that Role.
+   */
+  launcherRole?: string;
   /** Images that cannot be pulled. Default: any reference containing `does-not-exist`. */
   unpullableImages?: readonly string[] | ((image: string) => boolean);
   /** Where the `ghcr.io/actions/actions-runner` image gets its runner (the fake GitHub's tarball). */
@@ -187,10 +193,23 @@ export interface FakeKubernetesOptions {
 
 export interface FakeKubernetes {
   url: string;
-  /** `admin` may do everything; `denied` is authenticated and may do nothing (403). */
-  tokens: { admin: string; denied: string };
-  /** A kubeconfig (YAML) for this server: the token (default admin) and the context's namespace (default `default`). */
+  /**
+   * `admin` may do everything; `launcher` is the Role's service account, which may do what the
+   * Role allows in its namespace; `denied` is authenticated and may do nothing (403).
+   */
+  tokens: { admin: string; launcher: string; denied: string };
+  /** The launcher's namespace, user and rules: a test may change `rules` (and put them back). */
+  launcher: LauncherPolicy;
+  /**
+   * A kubeconfig (YAML) for this server: the token (default the launcher's) and the context's
+   * namespace (default the launcher's namespace, `ci-runners`).
+   */
   kubeconfig(opts?: { token?: string; namespace?: string }): string;
+  /**
+   * Sets (a string) or removes (null) labels of a namespace, as `kubectl label namespace` does:
+   * `pod-security.kubernetes.io/enforce` chooses what Pod Security Admission enforces there.
+   */
+  labelNamespace(name: string, labels: Record<string, string | null>): void;
   /** Every API call, oldest first. */
   calls: KubernetesCall[];
   jobs(): JobObject[];
@@ -208,6 +227,7 @@ export interface FakeKubernetes {
 }
 
 export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<FakeKubernetes> {
+  const launcher = readLauncherPolicy(opts.launcherRole);
   const machines = opts.machines ?? new MachineFleet();
   const ownsMachines = opts.machines === undefined;
   const unpullable = opts.unpullableImages;
@@ -216,7 +236,8 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<
     secondMs: opts.secondMs ?? 1000,
     nodes: opts.nodes ?? DEFAULT_NODES,
     runtimeClasses: opts.runtimeClasses ?? ['nvidia'],
-    namespaces: opts.namespaces ?? ['default', 'ci'],
+    namespaces: [...(opts.namespaces ?? ['default', 'ci']), launcher.namespace],
+    namespaceLabels: { [launcher.namespace]: launcher.namespaceLabels },
     unpullable:
       typeof unpullable === 'function'
         ? unpullable
@@ -227,7 +248,7 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<
     timers: new Timers(),
   });
   const token = (): string => `sandbox-${randomBytes(24).toString('base64url')}`;
-  const tokens = { admin: token(), denied: token() };
+  const tokens = { admin: token(), launcher: token(), denied: token() };
   const calls: KubernetesCall[] = [];
   const watches = new Set<http.ServerResponse>();
   const api = new KubeApi(cluster, watches);
@@ -240,8 +261,8 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<
       ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
       identify,
       authenticate: (_req, _body, request) => authenticate(request, tokens),
-      authorize,
-      identityOf: (user) => (user === 'denied' ? DENIED_USER : 'admin'),
+      authorize: (user, request) => authorize(user, request, launcher),
+      identityOf: (user) => (user === 'denied' ? DENIED_USER : user === 'launcher' ? launcher.user : 'admin'),
       // A fault without a code (a delay, a reset) shapes the answer but is not an error.
       faultError: (fault, request) =>
         fault.code
@@ -285,7 +306,17 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions): Promise<
   return {
     url: server.url,
     tokens,
-    kubeconfig: (o) => kubeconfig(server.url, tokens, o),
+    launcher,
+    labelNamespace(name, changes) {
+      const ns = cluster.namespaceObjects.get(name);
+      if (!ns) throw new Error(`no namespace ${name}`);
+      const labels = ns.metadata.labels as Record<string, string>;
+      for (const [key, value] of Object.entries(changes)) {
+        if (value === null) delete labels[key];
+        else labels[key] = value;
+      }
+    },
+    kubeconfig: (o) => kubeconfig(server.url, o?.token ?? tokens.launcher, o?.namespace ?? launcher.namespace),
     calls,
     jobs: () => snapshot<JobObject>('jobs'),
     pods: () => snapshot<PodObject>('pods'),
@@ -362,7 +393,7 @@ function answer(api: KubeApi, request: KubeRequest): Answer {
   };
 }
 
-function kubeconfig(server: string, tokens: { admin: string }, o: { token?: string; namespace?: string } = {}): string {
+function kubeconfig(server: string, token: string, namespace: string): string {
   return [
     'apiVersion: v1',
     'kind: Config',
@@ -374,13 +405,13 @@ function kubeconfig(server: string, tokens: { admin: string }, o: { token?: stri
     'users:',
     '- name: sandbox-user',
     '  user:',
-    `    token: ${JSON.stringify(o.token ?? tokens.admin)}`,
+    `    token: ${JSON.stringify(token)}`,
     'contexts:',
     '- name: sandbox',
     '  context:',
     '    cluster: sandbox',
     '    user: sandbox-user',
-    `    namespace: ${JSON.stringify(o.namespace ?? 'default')}`,
+    `    namespace: ${JSON.stringify(namespace)}`,
     'current-context: sandbox',
     '',
   ].join('\n');

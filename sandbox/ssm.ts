@@ -8,11 +8,15 @@
  */
 import crypto from 'node:crypto';
 import {
+  ACCOUNT_ID,
+  AwsIam,
   Ec2Error as SsmError,
   IMAGES,
   KNOWN_IMAGES,
+  SANDBOX_ADMIN_CREDENTIALS,
   SANDBOX_CREDENTIALS,
   type SigV4Failure,
+  denialSentence,
   verifySigV4,
 } from './ec2.js';
 import { type Answer, type FaultPlan, type Identified, pipeline } from './core/index.js';
@@ -80,12 +84,31 @@ interface ParameterValue {
   DataType: 'aws:ec2:image';
 }
 
+/** A parameter's ARN: the public ones (`/aws/service/...`) have no account in it. */
+const parameterArn = (name: string, region: string): string =>
+  `arn:aws:ssm:${region}:${name.startsWith('/aws/service/') ? '' : ACCOUNT_ID}:parameter${name.startsWith('/') ? '' : '/'}${name}`;
+
 export async function startFakeSsm(opts: {
   faults: FaultPlan;
   latencyMs?: number;
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** The account's IAM, shared with the fake EC2. Default: the documented launcher policy. */
+  iam?: AwsIam;
 }): Promise<FakeSsm> {
   const creds = opts.credentials ?? SANDBOX_CREDENTIALS;
+  const iam = opts.iam ?? new AwsIam();
+  /**
+   * IAM for the launching identity: SSM answers a denial with 400 `AccessDeniedException` and
+   * IAM's sentence ("Troubleshoot access denied error messages",
+   * https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html, read 2026-12-08).
+   */
+  const authorize = (accessKeyId: string, action: string, names: string[], region: string): void => {
+    const denied = iam.check(
+      accessKeyId === SANDBOX_ADMIN_CREDENTIALS.accessKeyId,
+      names.map((name) => ({ action: `ssm:${action}`, resource: parameterArn(name.replace(/:\d+$/, ''), region) })),
+    );
+    if (denied) throw new SsmError('AccessDeniedException', denialSentence(denied));
+  };
   const params = new Map<string, { value: string; version: number; modified: number }>(
     Object.entries(PUBLIC_PARAMETERS).map(([k, v]) => [
       k,
@@ -125,14 +148,15 @@ export async function startFakeSsm(opts: {
     return name;
   };
 
-  const operations: Record<string, (input: Record<string, unknown>, region: string) => unknown> = {
-    GetParameter: (input, region) => {
+  const operations: Record<string, (input: Record<string, unknown>, region: string, who: string) => unknown> = {
+    GetParameter: (input, region, who) => {
       const name = checkName(input.Name, 'name');
+      authorize(who, 'GetParameter', [name], region);
       const found = view(name.replace(/:\d+$/, ''), region);
       if (!found) throw new SsmError('ParameterNotFound', '');
       return { Parameter: found };
     },
-    GetParameters: (input, region) => {
+    GetParameters: (input, region, who) => {
       const names = input.Names;
       if (!Array.isArray(names)) {
         throw new SsmError(
@@ -146,6 +170,12 @@ export async function startFakeSsm(opts: {
           `1 validation error detected: Value '[${names.join(', ')}]' at 'names' failed to satisfy constraint: Member must have length less than or equal to 10`,
         );
       }
+      authorize(
+        who,
+        'GetParameters',
+        names.map((n) => checkName(n, 'names')),
+        region,
+      );
       const found: ParameterValue[] = [];
       const invalid: string[] = [];
       for (const n of names) {
@@ -205,9 +235,11 @@ export async function startFakeSsm(opts: {
         };
       },
       authenticate: (req, body) => {
-        const auth = verifySigV4(req, body, { service: 'ssm', ...creds });
+        let auth = verifySigV4(req, body, { service: 'ssm', ...creds });
+        if (!auth.ok && auth.failure === 'unknown-key' && auth.detail === SANDBOX_ADMIN_CREDENTIALS.accessKeyId)
+          auth = verifySigV4(req, body, { service: 'ssm', ...SANDBOX_ADMIN_CREDENTIALS });
         if (!auth.ok) throw authFailures(auth.detail)[auth.failure];
-        return { region: auth.region, accessKeyId: creds.accessKeyId };
+        return { region: auth.region, accessKeyId: auth.accessKeyId };
       },
       identityOf: (who) => who.accessKeyId,
       faultError: (fault) =>
@@ -221,7 +253,7 @@ export async function startFakeSsm(opts: {
         if (!op || request.method !== 'POST') throw new SsmError('UnknownOperationException', '');
         if (!request.input)
           throw new SsmError('SerializationException', 'Start of structure or map found where not expected.');
-        return answer(200, op(request.input, who.region));
+        return answer(200, op(request.input, who.region, who.accessKeyId));
       },
       errorAnswer: (err) => {
         if (!(err instanceof SsmError)) throw err;

@@ -75,6 +75,13 @@ export class Ledger {
     this.persist(this.data);
   }
 
+  /** Drops an entry whose create was refused before anything was made (GitHub refused the token). */
+  forget(entry: RegistrationEntry): void {
+    const i = this.data.registrations.indexOf(entry);
+    if (i >= 0) this.data.registrations.splice(i, 1);
+    this.persist(this.data);
+  }
+
   /** The launch is over: these runners stay; everything else is for main or post to end. */
   finish(keep: readonly string[]): void {
     this.data.keep = [...keep];

@@ -1,5 +1,5 @@
 /**
- * What the fake Azure knows: ids, api-versions, built-in roles, apps, GPU sizes and images.
+ * What the fake Azure knows: ids, api-versions, role ids, apps, GPU sizes and images.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,9 +38,21 @@ export const IMDS_VERSIONS = [
   '2023-07-01',
 ];
 
+/**
+ * Role definition ids. Owner, Contributor and Reader are built in (the same ids in every tenant);
+ * the custom roles are made from docs/permissions/azure/ when the fake starts (azure/rbac.ts),
+ * with these ids as `az role definition create` would give them.
+ */
 export const ROLE_IDS = {
   owner: '8e3af657-a8ff-443c-a75c-2fe8c4bcb635',
   contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c',
+  reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7',
+  /** "cml-runner-action launcher" (launcher-role.json). */
+  launcher: '5a5d0c1e-0000-4000-8000-00000000c001',
+  /** "cml-runner-action VM" (vm-role.json). */
+  vm: '5a5d0c1e-0000-4000-8000-00000000c002',
+  /** The launcher role without Microsoft.Authorization/roleAssignments/write, as the README allows. */
+  launcherWithoutAssignments: '5a5d0c1e-0000-4000-8000-00000000c003',
 } as const;
 
 export interface AzureApp {
@@ -48,26 +60,37 @@ export interface AzureApp {
   /** The service principal's object id (what role assignments and AuthorizationFailed name). */
   objectId: string;
   secret: string;
-  /** Built-in role at subscription scope. */
+  /** Its role, assigned at subscription scope. */
   role: keyof typeof ROLE_IDS;
+  /** Assigned with the launcher's condition (launcher-condition.txt). */
+  conditioned?: boolean;
 }
 
 /**
- * `launcher` is Owner of the subscription (it may create role assignments); `noRoleAssignments`
- * is Contributor: everything else, but 403 AuthorizationFailed on a roleAssignments PUT.
+ * `launcher` has the documented launcher role with the documented condition (it may assign the
+ * VM role and nothing else); `noRoleAssignments` has that role without roleAssignments/write
+ * (403 AuthorizationFailed on a roleAssignments PUT); `admin` is Owner, for what a subscription
+ * administrator does by hand.
  */
-export const AZURE_APPS: Record<'launcher' | 'noRoleAssignments', AzureApp> = {
+export const AZURE_APPS: Record<'launcher' | 'noRoleAssignments' | 'admin', AzureApp> = {
   launcher: {
     clientId: '0a1b2c3d-0000-4000-8000-00000000a001',
     objectId: '0a1b2c3d-0000-4000-8000-00000000b001',
     secret: 'sandbox-launcher-secret',
-    role: 'owner',
+    role: 'launcher',
+    conditioned: true,
   },
   noRoleAssignments: {
     clientId: '0a1b2c3d-0000-4000-8000-00000000a002',
     objectId: '0a1b2c3d-0000-4000-8000-00000000b002',
     secret: 'sandbox-no-role-assignments-secret',
-    role: 'contributor',
+    role: 'launcherWithoutAssignments',
+  },
+  admin: {
+    clientId: '0a1b2c3d-0000-4000-8000-00000000a003',
+    objectId: '0a1b2c3d-0000-4000-8000-00000000b003',
+    secret: 'sandbox-admin-secret',
+    role: 'owner',
   },
 };
 export type AzureAppName = keyof typeof AZURE_APPS;

@@ -1,14 +1,14 @@
 /**
  * Who may call the fake Azure: Microsoft Entra ID's client-credentials sign-in (a secret, or a
  * federated client assertion), the bearer tokens it issues (and each VM's IMDS issues), and ARM's
- * role-based access check (Owner: anything; Contributor: anything but Microsoft.Authorization
- * writes and deletes).
+ * role-based access check against the roles and conditions of docs/permissions/azure/ (rbac.ts).
  * https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
  * https://learn.microsoft.com/azure/role-based-access-control/built-in-roles
  */
 import type http from 'node:http';
 import crypto from 'node:crypto';
-import { AZURE_APPS, type AzureApp, type AzureAppName, ROLE_IDS } from './catalog.js';
+import { AZURE_APPS, type AzureApp, type AzureAppName } from './catalog.js';
+import { type RequestContext, covers, grants } from './rbac.js';
 import { type AzureStore, type Issued, type J, b64url, lower, uuid } from './store.js';
 import { ArmError, EntraError } from './validation.js';
 
@@ -242,26 +242,34 @@ export function authenticateBearer(store: AzureStore, req: http.IncomingMessage)
   return rec;
 }
 
-/** Whether the principal may do `action` at `scope`, by its roles at that scope or above. */
-function allowed(store: AzureStore, principal: string, action: string, scope: string): boolean {
-  const roles: Array<{ scope: string; role: string }> = [];
-  for (const a of Object.values(AZURE_APPS)) {
-    if (a.objectId === principal) roles.push({ scope: store.subScope, role: ROLE_IDS[a.role] });
-  }
-  for (const r of store.assignments) {
-    if (r.principalId === principal) roles.push({ scope: r.scope, role: r.roleDefinitionId.split('/').pop() ?? '' });
-  }
-  return roles.some((r) => {
-    const inScope = lower(scope) === lower(r.scope) || lower(scope).startsWith(`${lower(r.scope)}/`);
-    if (!inScope) return false;
-    if (r.role === ROLE_IDS.owner) return true;
-    if (r.role === ROLE_IDS.contributor) return !/^Microsoft\.Authorization\/.*\/(write|delete)$/i.test(action);
-    return false;
+/**
+ * Whether the principal may do `action` at `scope`: one of its role assignments at that scope or
+ * above has a role granting the action (azure/rbac.ts), and that assignment's condition, if any,
+ * holds for the request.
+ */
+function allowed(store: AzureStore, principal: string, action: string, scope: string, ctx: RequestContext): boolean {
+  const held = [
+    ...store.standing.filter((s) => s.principalId === principal),
+    ...store.assignments
+      .filter((r) => r.principalId === principal)
+      .map((r) => ({ scope: r.scope, roleId: r.roleDefinitionId.split('/').pop() ?? '', condition: undefined })),
+  ];
+  return held.some((a) => {
+    if (!covers(a.scope, scope)) return false;
+    const role = store.roles.get(lower(a.roleId));
+    if (!role || !grants(role, action)) return false;
+    return a.condition ? a.condition(ctx) : true;
   });
 }
 
-export function authorize(store: AzureStore, who: Issued, action: string, scope: string): void {
-  if (!allowed(store, who.principal, action, scope)) {
+export function authorize(
+  store: AzureStore,
+  who: Issued,
+  action: string,
+  scope: string,
+  request?: RequestContext['request'],
+): void {
+  if (!allowed(store, who.principal, action, scope, { action, ...(request ? { request } : {}) })) {
     throw new ArmError(
       403,
       'AuthorizationFailed',

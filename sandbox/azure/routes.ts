@@ -14,10 +14,19 @@ import { type Answer, type Fault, type FaultPlan, type Identified, pipeline } fr
 import type { AzureCall } from '../azure.js';
 import { AZURE_API_VERSIONS, type AzureAppName } from './catalog.js';
 import { getGalleryImage, getManagedImage, getMarketplaceImage, listSkus } from './controllers/catalog.js';
-import { deleteGroup, deletionStatus, getGroup, groupOr404, listGroups, putGroup } from './controllers/groups.js';
+import {
+  deleteGroup,
+  deletionStatus,
+  getGroup,
+  groupOr404,
+  listGroups,
+  patchGroup,
+  putGroup,
+  tagsAtScope,
+} from './controllers/groups.js';
 import { getNetwork, putNetwork } from './controllers/network.js';
 import { operationStatus } from './controllers/operations.js';
-import { createRoleAssignment } from './controllers/role-assignments.js';
+import { createRoleAssignment, listRoleDefinitions } from './controllers/role-assignments.js';
 import { bootDiagnostics, deallocateVm, instanceView, putVm, vmIn } from './controllers/virtual-machines.js';
 import {
   authenticateBearer,
@@ -51,8 +60,10 @@ interface ArmRoute {
   /** A request ARM cannot route or read: refused once the caller is known, before any fault. */
   refusal?: ArmError;
   apiVersion?: { expected: string; type: string; location?: string };
-  /** The RBAC action and scope the caller needs. */
-  permission?: { action: string; scope: string };
+  /** The RBAC action and scope the caller needs, and the request attributes a condition may read. */
+  permission?: { action: string; scope: string; request?: Record<string, string[]> };
+  /** Further actions the caller needs, read when the request is authorised (a group's resources). */
+  also?: () => Array<{ action: string; scope: string }>;
   /** `fault` is given only for a fault the VM PUT takes itself (capacity, quota, allocation). */
   run(who: Issued, fault: Fault | undefined): Reply;
 }
@@ -81,11 +92,12 @@ export function azurePipeline(store: AzureStore, faults: FaultPlan, latencyMs: n
     authenticate: (req, _body, request) => authenticate(store, req, request),
     authorize: (who, request) => {
       if (request.target.api !== 'arm' || who.kind !== 'arm') return;
-      const { refusal, apiVersion, permission } = request.target.route;
+      const { refusal, apiVersion, permission, also } = request.target.route;
       if (refusal) throw refusal;
       if (apiVersion)
         checkApiVersion(request.url.searchParams, apiVersion.expected, apiVersion.type, apiVersion.location);
-      if (permission) authorize(store, who.token, permission.action, permission.scope);
+      if (permission) authorize(store, who.token, permission.action, permission.scope, permission.request);
+      if (permission) for (const p of also?.() ?? []) authorize(store, who.token, p.action, p.scope);
     },
     identityOf: (who) => (who.kind === 'arm' ? who.token.identity : who.kind === 'client' ? who.app : undefined),
     faultError: (fault, request) => {
@@ -291,6 +303,23 @@ function armRoute(store: AzureStore, method: string, u: URL, body: Buffer): ArmR
       run: () => deletionStatus(store, q, segs[3]!, `${store.url}${u.pathname}${u.search}`),
     };
   }
+  if (
+    segs.length === 5 &&
+    lower(segs[2]!) === 'providers' &&
+    lower(segs[3]!) === 'microsoft.authorization' &&
+    lower(segs[4]!) === 'roledefinitions'
+  ) {
+    const permission = { action: 'Microsoft.Authorization/roleDefinitions/read', scope: store.subScope };
+    return readRoute(
+      method,
+      'roleDefinitions.list',
+      'global',
+      AZURE_API_VERSIONS.authorization,
+      'roleDefinitions',
+      permission,
+      () => listRoleDefinitions(store, q.get('$filter')),
+    );
+  }
   const catalog = catalogRoute(store, method, segs, q);
   if (catalog) return catalog;
   if (segs.length === 3 && lower(segs[2]!) === 'resourcegroups') {
@@ -313,6 +342,13 @@ function armRoute(store: AzureStore, method: string, u: URL, body: Buffer): ArmR
   if (provider === 'microsoft.authorization' && lower(segs[6] ?? '') === 'roleassignments' && segs.length === 8) {
     return roleAssignmentRoute(store, method, segs[3]!, segs[7]!, body);
   }
+  if (
+    provider === 'microsoft.resources' &&
+    segs.length === 8 &&
+    lower(segs[6]!) === 'tags' &&
+    lower(segs[7]!) === 'default'
+  )
+    return tagsRoute(store, method, segs[3]!, body);
   if (provider === 'microsoft.network' && segs.length === 8)
     return networkRoute(store, method, segs[3]!, segs[6]!, segs[7]!, body);
   if (
@@ -422,12 +458,12 @@ function imageRoute(store: AzureStore, method: string, segs: string[]): ArmRoute
   );
 }
 
-const VERBS: Record<string, string> = { PUT: 'createOrUpdate', GET: 'get', DELETE: 'delete' };
+const VERBS: Record<string, string> = { PUT: 'createOrUpdate', GET: 'get', DELETE: 'delete', PATCH: 'update' };
 
 function groupRoute(store: AzureStore, method: string, rgName: string, q: URLSearchParams, body: Buffer): ArmRoute {
   const verb = method === 'HEAD' ? 'checkExistence' : (VERBS[method] ?? 'unknown');
   const scope = `${store.subScope}/resourceGroups/${rgName}`;
-  const rbac: Record<string, string> = { PUT: 'write', GET: 'read', DELETE: 'delete' };
+  const rbac: Record<string, string> = { PUT: 'write', PATCH: 'write', GET: 'read', DELETE: 'delete' };
   const parsed = method === 'PUT' ? lenientJson(body) : undefined;
   const location = typeof parsed?.location === 'string' ? parsed.location : undefined;
   return {
@@ -438,8 +474,10 @@ function groupRoute(store: AzureStore, method: string, rgName: string, q: URLSea
     ...(rbac[method]
       ? { permission: { action: `Microsoft.Resources/subscriptions/resourceGroups/${rbac[method]}`, scope } }
       : {}),
+    ...(method === 'DELETE' ? { also: () => deletesInside(store, rgName) } : {}),
     run: (who) => {
       if (method === 'PUT') return putGroup(store, rgName, jsonBody(body));
+      if (method === 'PATCH') return patchGroup(store, rgName, jsonBody(body));
       if (method === 'GET') return getGroup(store, rgName);
       if (method === 'DELETE') return deleteGroup(store, rgName, q.get('forceDeletionTypes'), who);
       throw notAllowed(method);
@@ -454,7 +492,15 @@ function roleAssignmentRoute(store: AzureStore, method: string, rgName: string, 
     location: 'global',
     params: { resourceGroup: rgName, name },
     apiVersion: { expected: AZURE_API_VERSIONS.authorization, type: 'roleAssignments' },
-    ...(method === 'PUT' ? { permission: { action: 'Microsoft.Authorization/roleAssignments/write', scope } } : {}),
+    ...(method === 'PUT'
+      ? {
+          permission: {
+            action: 'Microsoft.Authorization/roleAssignments/write',
+            scope,
+            request: assignmentRequest(body),
+          },
+        }
+      : {}),
     run: (who) => {
       if (method !== 'PUT') throw notAllowed(method);
       const g = groupOr404(store, rgName);
@@ -483,6 +529,7 @@ function networkRoute(
     ...(put.refusal ? { refusal: put.refusal } : {}),
     apiVersion: { expected: AZURE_API_VERSIONS.network, type: kind, location: put.location },
     ...(rbac[method] ? { permission: { action: `${type}/${rbac[method]}`, scope } } : {}),
+    ...(put.parsed ? { also: () => joins(put.parsed!) } : {}),
     run: () => {
       const g = groupOr404(store, rgName);
       if (method === 'PUT') {
@@ -517,7 +564,7 @@ function vmRoute(
   const rbac: Record<string, string> = {
     retrieveBootDiagnosticsData: 'retrieveBootDiagnosticsData/action',
     deallocate: 'deallocate/action',
-    instanceView: 'read',
+    instanceView: 'instanceView/read',
     createOrUpdate: 'write',
     get: 'read',
   };
@@ -535,6 +582,17 @@ function vmRoute(
     ...(refusal ? { refusal } : {}),
     apiVersion: { expected: AZURE_API_VERSIONS.compute, type: 'virtualMachines', location: put.location },
     ...(rbac[verb] ? { permission: { action: `${type}/${rbac[verb]}`, scope } } : {}),
+    ...(put.parsed
+      ? {
+          also: () => [
+            ...joins(put.parsed!),
+            ...['write', 'read'].map((v) => ({
+              action: `Microsoft.Compute/disks/${v}`,
+              scope: `${store.subScope}/resourceGroups/${rgName}/providers/Microsoft.Compute/disks/${name}-osdisk`,
+            })),
+          ],
+        }
+      : {}),
     run: (who, fault) => {
       const g = groupOr404(store, rgName);
       if (verb === 'createOrUpdate') {
@@ -583,4 +641,84 @@ function lenientJson(body: Buffer): J | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The request attributes of a role assignment PUT that a condition reads: its role definition
+ * (the GUID, the last segment of `properties.roleDefinitionId`).
+ */
+function assignmentRequest(body: Buffer): Record<string, string[]> {
+  const props = (lenientJson(body)?.properties ?? {}) as J;
+  const id = typeof props.roleDefinitionId === 'string' ? props.roleDefinitionId.split('/').pop()! : '';
+  return { 'Microsoft.Authorization/roleAssignments:RoleDefinitionId': id ? [id] : [] };
+}
+
+/**
+ * Deleting a group deletes what is in it: the caller needs each resource's delete action too (a
+ * VM's OS disk included). Whether ARM checks them is not documented; the fake takes the stricter
+ * reading and refuses the whole deletion, before anything goes, for the first one missing.
+ */
+function deletesInside(store: AzureStore, rgName: string): Array<{ action: string; scope: string }> {
+  const g = store.group(rgName);
+  if (!g) return [];
+  return [...g.resources.values()].flatMap((r) => [
+    { action: `${r.type}/delete`, scope: r.id },
+    ...(r.type === 'Microsoft.Compute/virtualMachines'
+      ? [
+          {
+            action: 'Microsoft.Compute/disks/delete',
+            scope: `${g.id}/providers/Microsoft.Compute/disks/${r.name}-osdisk`,
+          },
+        ]
+      : []),
+  ]);
+}
+
+/** `…/resourceGroups/G/providers/Microsoft.Resources/tags/default`: the Tags API at a group's scope. */
+function tagsRoute(store: AzureStore, method: string, rgName: string, body: Buffer): ArmRoute {
+  const scope = `${store.subScope}/resourceGroups/${rgName}`;
+  const action = method === 'GET' ? 'Microsoft.Resources/tags/read' : 'Microsoft.Resources/tags/write';
+  return {
+    op: `tags.${method === 'PUT' ? 'createOrUpdateAtScope' : method === 'PATCH' ? 'updateAtScope' : 'getAtScope'}`,
+    location: 'global',
+    params: { resourceGroup: rgName, name: 'default' },
+    apiVersion: { expected: AZURE_API_VERSIONS.resources, type: 'tags' },
+    ...(['GET', 'PUT', 'PATCH'].includes(method) ? { permission: { action, scope } } : {}),
+    run: () => tagsAtScope(groupOr404(store, rgName), method, body),
+  };
+}
+
+/**
+ * What a PUT refers to needs the right to use it: a subnet's security group, a network
+ * interface's subnet (read and join) and public address, a VM's network interfaces (the
+ * `join/action` of each), and a VM's implicit OS disk (disks/write and read, checked on the VM's
+ * PUT). Which of these ARM checks is not all documented; the fake takes the stricter reading.
+ * https://learn.microsoft.com/azure/virtual-network/virtual-network-network-interface#permissions (read 2026-12-08)
+ */
+function joins(body: J): Array<{ action: string; scope: string }> {
+  const props = (body.properties ?? {}) as J;
+  const out: Array<{ action: string; scope: string }> = [];
+  const ref = (v: unknown): string | undefined => {
+    const id = (v as J | undefined)?.id;
+    return typeof id === 'string' ? id : undefined;
+  };
+  for (const s of (props.subnets as J[] | undefined) ?? []) {
+    const nsg = ref(((s.properties ?? {}) as J).networkSecurityGroup);
+    if (nsg) out.push({ action: 'Microsoft.Network/networkSecurityGroups/join/action', scope: nsg });
+  }
+  for (const c of (props.ipConfigurations as J[] | undefined) ?? []) {
+    const cp = (c.properties ?? {}) as J;
+    const subnet = ref(cp.subnet);
+    if (subnet) {
+      out.push({ action: 'Microsoft.Network/virtualNetworks/subnets/read', scope: subnet });
+      out.push({ action: 'Microsoft.Network/virtualNetworks/subnets/join/action', scope: subnet });
+    }
+    const ip = ref(cp.publicIPAddress);
+    if (ip) out.push({ action: 'Microsoft.Network/publicIPAddresses/join/action', scope: ip });
+  }
+  for (const n of (((props.networkProfile ?? {}) as J).networkInterfaces as J[] | undefined) ?? []) {
+    const nic = ref(n);
+    if (nic) out.push({ action: 'Microsoft.Network/networkInterfaces/join/action', scope: nic });
+  }
+  return out;
 }

@@ -7,7 +7,8 @@ import crypto from 'node:crypto';
 import { Timers } from '../core/index.js';
 import type { Machine, MachineFleet } from '../machine.js';
 import type { AzureCall, AzureGroup, AzureRoleAssignment, AzureVm } from '../azure.js';
-import { AZURE_SUBSCRIPTION_ID, AZURE_TENANT_ID, type AzureAppName } from './catalog.js';
+import { AZURE_APPS, AZURE_SUBSCRIPTION_ID, AZURE_TENANT_ID, type AzureAppName, ROLE_IDS } from './catalog.js';
+import { type Condition, type RoleDefinition, builtInRoles, conditionFromFile, customRole } from './rbac.js';
 
 export type J = Record<string, unknown>;
 
@@ -93,6 +94,10 @@ export class AzureStore {
   readonly allGroups: Group[] = [];
   readonly allVms: Vm[] = [];
   assignments: AzureRoleAssignment[] = [];
+  /** Role definitions by lower-case id: the built-in ones, and the custom roles of docs/permissions/azure/. */
+  readonly roles = new Map<string, RoleDefinition>();
+  /** Each app's own role at subscription scope (the launcher's with its condition); not in `assignments`. */
+  readonly standing: Array<{ principalId: string; scope: string; roleId: string; condition?: Condition }> = [];
   readonly tokens = new Map<string, Issued>();
   readonly ops = new Map<string, AsyncOp>();
   /** A group deletion's operation token → the group. */
@@ -111,7 +116,31 @@ export class AzureStore {
   /** `http://127.0.0.1:PORT` (IMDS); set once listening. */
   imdsUrl = '';
 
-  constructor(readonly config: StoreConfig) {}
+  constructor(readonly config: StoreConfig) {
+    const launcher = customRole('launcher-role.json', ROLE_IDS.launcher, this.sub);
+    const without = {
+      ...launcher,
+      id: ROLE_IDS.launcherWithoutAssignments,
+      roleName: `${launcher.roleName} (without role assignments)`,
+      actions: launcher.actions.filter((a) => a !== 'Microsoft.Authorization/roleAssignments/write'),
+    };
+    const vm = customRole('vm-role.json', ROLE_IDS.vm, this.sub);
+    for (const r of [...builtInRoles(ROLE_IDS), launcher, without, vm]) this.roles.set(lower(r.id), r);
+    const condition = conditionFromFile('launcher-condition.txt', ROLE_IDS.vm).check;
+    for (const app of Object.values(AZURE_APPS)) {
+      this.standing.push({
+        principalId: app.objectId,
+        scope: this.subScope,
+        roleId: ROLE_IDS[app.role],
+        ...(app.conditioned ? { condition } : {}),
+      });
+    }
+  }
+
+  /** A role definition by its name (`roleName`), any case. */
+  roleByName(name: string): RoleDefinition | undefined {
+    return [...this.roles.values()].find((r) => lower(r.roleName) === lower(name));
+  }
 
   /** The resource ARM accepts tokens for: the endpoint, with or without its trailing slash. */
   armAudiences(): string[] {

@@ -7,7 +7,6 @@ import type { Fault } from '../core/index.js';
 import type { AzureVm } from '../azure.js';
 import {
   RETIRED_SIZES,
-  ROLE_IDS,
   type ResolvedImage,
   SIZES,
   gpuOfSize,
@@ -187,7 +186,7 @@ export function checkRoleDefinition(store: AzureStore, props: J): { roleDefiniti
     `^/subscriptions/${store.sub}/providers/Microsoft\\.Authorization/roleDefinitions/[0-9a-f-]{36}$`,
     'i',
   );
-  if (!shape.test(roleDefinitionId) || !Object.values(ROLE_IDS).includes(roleGuid as never)) {
+  if (!shape.test(roleDefinitionId) || !store.roles.has(roleGuid.toLowerCase())) {
     throw new ArmError(
       400,
       'RoleDefinitionDoesNotExist',

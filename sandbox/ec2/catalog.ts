@@ -312,6 +312,11 @@ export const INSTANCE_PROFILES: Readonly<Record<string, { arn: string; id: strin
   },
 };
 
+/** The IAM role each instance profile holds (what RunInstances passes to EC2: iam:PassRole on it). */
+export const INSTANCE_PROFILE_ROLES: Readonly<Record<string, string>> = {
+  [`arn:aws:iam::${ACCOUNT_ID}:instance-profile/cml-runner-profile`]: 'cml-runner-machine',
+};
+
 /** InstanceState codes, as in the API reference (the high byte is internal and always 0 here). */
 export const STATE_CODES: Record<InstanceStateName, number> = {
   pending: 0,

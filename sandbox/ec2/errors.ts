@@ -3,6 +3,7 @@
  * ("Error codes for the Amazon EC2 API"), and the defaults an injected fault answers with.
  */
 import type { Fault } from '../core/index.js';
+import { type Denial, denialSentence, encodedFailure } from './iam.js';
 import type { SigV4Failure } from './sigv4.js';
 
 /** An AWS service error: code, message, HTTP status. The SSM fake answers with it too. */
@@ -81,4 +82,18 @@ export function authError(failure: SigV4Failure, detail: string): Ec2Error {
         403,
       );
   }
+}
+
+/**
+ * EC2's answer when IAM denies the launching identity (HTTP 403 `UnauthorizedOperation`, as
+ * https://repost.aws/knowledge-center/ec2-not-auth-launch quotes it, read 2026-12-08): the
+ * action, the resource and why, then an encoded message only sts:DecodeAuthorizationMessage reads.
+ */
+export function unauthorizedError(d: Denial): Ec2Error {
+  const encoded = d.request.resource === '*' ? '' : ` Encoded authorization failure message: ${encodedFailure()}`;
+  return new Ec2Error(
+    'UnauthorizedOperation',
+    `You are not authorized to perform this operation. ${denialSentence(d)}.${encoded}`,
+    403,
+  );
 }

@@ -10,6 +10,7 @@ import { describeImages, describeInstanceTypeOfferings, describeInstanceTypes } 
 import { describeInstances, getConsoleOutput, terminateInstances } from './controllers/instances.js';
 import { runInstances } from './controllers/run-instances.js';
 import { Ec2Error } from './errors.js';
+import type { AccessRequest } from './iam.js';
 import type { Ec2Store } from './store.js';
 import { type Params, nest, str, sub } from './validation.js';
 import { errorXml, responseXml } from './xml.js';
@@ -17,10 +18,21 @@ import { errorXml, responseXml } from './xml.js';
 /** The API version every request must name (the SDK sends it). */
 export const API_VERSION = '2016-11-15';
 
-/** What a controller knows of the caller: the region its signature is scoped to. */
+/**
+ * What a controller knows of the caller: the region its signature is scoped to, and IAM for the
+ * actions with resource-level permissions (it throws `UnauthorizedOperation` when one request is denied).
+ */
 export interface Ec2Context {
   region: string;
+  authorize(requests: readonly AccessRequest[]): void;
 }
+
+/** The actions IAM authorises per resource (in their controllers); the others on `*` before them. */
+export const RESOURCE_LEVEL_ACTIONS: ReadonlySet<string> = new Set([
+  'RunInstances',
+  'TerminateInstances',
+  'GetConsoleOutput',
+]);
 
 export type Controller = (store: Ec2Store, p: Params, ctx: Ec2Context) => string;
 

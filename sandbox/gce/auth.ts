@@ -13,6 +13,7 @@
  */
 import crypto from 'node:crypto';
 import { GCE_PROJECT_NUMBER, GCE_SERVICE_ACCOUNTS, SCOPE_CLOUD_PLATFORM, SCOPE_IAM, WIF_AUDIENCE } from './catalog.js';
+import { type Condition, type Policies, granted } from './policy.js';
 
 export interface TokenInfo {
   token: string;
@@ -118,6 +119,7 @@ export function checkExchange(
   contentType: string | undefined,
   body: Buffer,
   subjectToken: string,
+  accepts: Condition,
 ): { scopes: string[] } | JsonAnswer {
   if (!(contentType ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     return oauthError(400, 'invalid_request', 'Request must use Content-Type: application/x-www-form-urlencoded.');
@@ -172,6 +174,14 @@ export function checkExchange(
   }
   if (subject.split('.').length !== 3) return oauthError(400, 'invalid_grant', 'Unable to parse the ID Token.');
   if (subject !== subjectToken) return oauthError(400, 'invalid_grant', 'Invalid JWT signature.');
+  // The provider's attribute condition, on the token's claims (the answer's source: policy.ts).
+  const claims = JSON.parse(Buffer.from(subject.split('.')[1]!, 'base64url').toString('utf8')) as Record<
+    string,
+    string
+  >;
+  if (!accepts({ assertion: claims })) {
+    return oauthError(400, 'unauthorized_client', 'The given credential is rejected by the attribute condition.');
+  }
   return { scopes };
 }
 
@@ -306,15 +316,20 @@ function denied(): JsonAnswer {
 // ---------------------------------------------------------------------------------------------
 // Compute Engine permissions of each identity
 
-const RUNNER_PERMISSIONS: ReadonlySet<string> = new Set([
-  'compute.instances.get',
-  'compute.instances.delete',
-  'compute.zoneOperations.get',
-]);
+/** Where a permission is checked: the resource's name and type, as IAM conditions see them. */
+export interface Target {
+  name: string;
+  type: string;
+}
 
-/** Whether an identity holds a Compute Engine permission in the sandbox project. */
-export function hasPermission(identity: string, permission: string): boolean {
-  if (identity === GCE_SERVICE_ACCOUNTS.deployer) return true;
-  if (identity === GCE_SERVICE_ACCOUNTS.runner) return RUNNER_PERMISSIONS.has(permission);
+/**
+ * Whether an identity holds a Compute Engine permission on a resource of the sandbox project:
+ * the launcher (deployer) and the VM's account (runner) hold the roles of docs/permissions/gcp/
+ * under their conditions; the owner holds everything; other accounts hold nothing.
+ */
+export function hasPermission(policies: Policies, identity: string, permission: string, target: Target): boolean {
+  if (identity === GCE_SERVICE_ACCOUNTS.admin) return true;
+  if (identity === GCE_SERVICE_ACCOUNTS.deployer) return granted(policies.launcher, permission, target);
+  if (identity === GCE_SERVICE_ACCOUNTS.runner) return granted(policies.vm, permission, target);
   return false;
 }

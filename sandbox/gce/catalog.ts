@@ -9,14 +9,19 @@ export const GCE_PROJECT_NUMBER = '123456789012';
 
 /** Service accounts of the sandbox project. Only `deployer` may be impersonated by the GitHub identity. */
 export const GCE_SERVICE_ACCOUNTS = {
-  /** What the GitHub workflow impersonates: may do everything in the project. */
+  /**
+   * What the GitHub workflow impersonates: holds the launcher's roles of docs/permissions/gcp/
+   * (launcher-role.yaml with launcher-condition.txt, and launcher-list-role.yaml).
+   */
   deployer: 'deployer@sandbox-project.iam.gserviceaccount.com',
-  /** A VM identity that may get and delete instances (a runner deleting its own VM). */
+  /** A VM identity with the VM's role (vm-role.yaml with vm-delete-condition.txt): a runner deleting its own VM. */
   runner: 'runner@sandbox-project.iam.gserviceaccount.com',
   /** A VM identity with no Compute Engine permission. */
   runnerNoDelete: 'runner-nodelete@sandbox-project.iam.gserviceaccount.com',
   /** The project's default compute service account: exists, no Compute Engine permission here. */
   defaultCompute: '123456789012-compute@developer.gserviceaccount.com',
+  /** A project owner (roles/owner): every Compute Engine permission, unconditioned. Tests act as it directly. */
+  admin: 'admin@sandbox-project.iam.gserviceaccount.com',
 } as const;
 
 /** The workload identity pool provider GitHub tokens are exchanged with. */
@@ -383,6 +388,7 @@ export const IMAGES: readonly GceImageSpec[] = [
   {
     project: GCE_PROJECT,
     name: 'custom-runner',
+    family: 'custom-runner',
     description: 'A runner image built in the sandbox project',
     diskSizeGb: 20,
     architecture: 'X86_64',

@@ -11,6 +11,7 @@ import { TokenStore, makeSubjectToken } from './auth.js';
 import { API_ROOT, GCE_PROJECT, NETWORKS, type NetworkSpec } from './catalog.js';
 import { notFound } from './errors.js';
 import type { InsertPlan } from './validate.js';
+import { type Policies, loadPolicies } from './policy.js';
 
 export type J = Record<string, unknown>;
 
@@ -58,14 +59,17 @@ export interface GceProjectSettings {
    * ("Organization policy constraints", https://cloud.google.com/resource-manager/docs/organization-policy/org-policy-constraints).
    */
   denyExternalIp: boolean;
-  /** Permissions the deployer's role lacks (a custom role narrower than the README's). */
+  /** Permissions taken out of the deployer's roles (narrower than docs/permissions/gcp/). */
   deployerLacks: string[];
+  /** The repository that workload-identity-condition.txt names (`OWNER/REPO`) in the provider. */
+  wifRepository: string;
 }
 
 export const DEFAULT_PROJECT_SETTINGS: GceProjectSettings = {
   noDefaultNetwork: false,
   denyExternalIp: false,
   deployerLacks: [],
+  wifRepository: 'octo-org/ml',
 };
 
 export interface StoreOptions {
@@ -99,6 +103,8 @@ export class GceStore {
   readonly tokens = new TokenStore();
   /** The workflow's GitHub OIDC token, the one STS accepts. */
   readonly subjectToken = makeSubjectToken();
+  /** The roles and conditions of docs/permissions/gcp/ (a document the evaluator cannot read stops the fake here). */
+  readonly policies: Policies = loadPolicies();
   readonly timers = new Timers();
   readonly calls: GceCall[] = [];
   /** Every instance ever created, in creation order. */

@@ -69,6 +69,8 @@ export interface InsertPlan {
   schedulingSent: J;
   scheduling: SchedulingPlan;
   labels: Record<string, string>;
+  /** Network tags (`tags.items`), which firewall rules target. */
+  networkTags: string[];
   metadata: Array<{ key: string; value: string }>;
   serviceAccount?: { email: string; scopes: string[] };
   nics: NicPlan[];
@@ -305,6 +307,20 @@ export function findImage(
   return IMAGES.find((i) => i.project === project && i.name === name);
 }
 
+/** `tags.items`: network tags, each a lowercase RFC 1035 name. */
+function decodeTags(r: J): string[] {
+  const tags = msg(r.tags, 'resource.tags') ?? {};
+  known(tags, ['items', 'fingerprint'], 'resource.tags');
+  const items = list(tags.items, 'resource.tags.items').map((t, i) => {
+    const tag = text(t, `resource.tags.items[${i}]`) ?? '';
+    if (!NAME.test(tag)) {
+      throw invalidField(`resource.tags.items[${i}]`, tag, `Must be a match of regex '${NAME_REGEX}'`);
+    }
+    return tag;
+  });
+  return items;
+}
+
 export function validateLabels(labels: Record<string, string>, at: string): void {
   if (Object.keys(labels).length > 64) {
     throw invalidField(at, '', 'Resource has too many labels. A resource can have at most 64 labels.');
@@ -381,6 +397,7 @@ export function validateInsert(raw: unknown, zone: string, networks: readonly Ne
   const labels = stringMap(r.labels, 'resource.labels');
   validateLabels(labels, 'resource.labels');
 
+  const networkTags = decodeTags(r);
   const metadata = decodeMetadata(r);
   const serviceAccount = decodeServiceAccount(r);
 
@@ -395,6 +412,7 @@ export function validateInsert(raw: unknown, zone: string, networks: readonly Ne
     schedulingSent: s,
     scheduling,
     labels,
+    networkTags,
     metadata,
     ...(serviceAccount ? { serviceAccount } : {}),
     nics,

@@ -16,6 +16,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Timers } from '../core/index.js';
 import type { MachineFleet } from '../machine.js';
 import { Kubelet } from './kubelet.js';
+import { podSecurityViolation } from './podsecurity.js';
 import { canonicalQuantity, parseQuantity, quantityValue } from './quantity.js';
 import { type Json, type ResourceRef, alreadyExists, forbidden, notFound } from './status.js';
 
@@ -82,6 +83,8 @@ export interface ClusterOptions {
   nodes: readonly NodeSpec[];
   runtimeClasses: readonly string[];
   namespaces: readonly string[];
+  /** Labels of namespaces beyond `kubernetes.io/metadata.name` (Pod Security Admission's, say). */
+  namespaceLabels?: Record<string, Record<string, string>>;
   unpullable: (image: string) => boolean;
   /** The stand-in runner tarball, for the `ghcr.io/actions/actions-runner` image. */
   runnerTarball?: () => Promise<Buffer>;
@@ -138,7 +141,7 @@ export class Cluster {
           uid: randomUUID(),
           resourceVersion: this.nextRv(),
           creationTimestamp: timestamp(),
-          labels: { 'kubernetes.io/metadata.name': ns },
+          labels: { ...(opts.namespaceLabels?.[ns] ?? {}), 'kubernetes.io/metadata.name': ns },
         },
         spec: { finalizers: ['kubernetes'] },
         status: { phase: 'Active' },
@@ -732,13 +735,14 @@ export class Cluster {
     const spec = structuredClone(template.spec) as Json;
     const name = `${job.metadata.name}-${suffix()}`;
     const runtimeClass = spec.runtimeClassName as string | undefined;
-    if (runtimeClass !== undefined && !this.opts.runtimeClasses.includes(runtimeClass)) {
-      // The RuntimeClass admission plugin rejects the pod; the Job controller reports it and retries.
-      const err = forbidden(
-        REFS.pods,
-        `${job.metadata.name}-`,
-        `pod rejected: RuntimeClass "${runtimeClass}" not found`,
-      );
+    // The RuntimeClass admission plugin, then Pod Security Admission, may reject the pod; the Job
+    // controller reports it in an event and tries again later.
+    const refusal =
+      runtimeClass !== undefined && !this.opts.runtimeClasses.includes(runtimeClass)
+        ? `pod rejected: RuntimeClass "${runtimeClass}" not found`
+        : podSecurityViolation(this.namespaceObjects.get(job.metadata.namespace)?.metadata.labels ?? {}, { spec });
+    if (refusal !== undefined) {
+      const err = forbidden(REFS.pods, `${job.metadata.name}-`, refusal);
       this.recordEvent(job, {
         type: 'Warning',
         reason: 'FailedCreate',

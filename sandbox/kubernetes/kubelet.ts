@@ -315,6 +315,8 @@ export class Kubelet {
   }
 
   private configProblem(run: PodRun, container: Json): string | undefined {
+    const nonRoot = this.nonRootProblem(run, container);
+    if (nonRoot) return nonRoot;
     for (const e of (container.env ?? []) as Json[]) {
       const ref = e.valueFrom?.secretKeyRef as Json | undefined;
       if (!ref) continue;
@@ -653,6 +655,26 @@ export class Kubelet {
     const cwd = path.join(root, workdir);
     fs.mkdirSync(cwd, { recursive: true });
     return { argv, env, cwd };
+  }
+
+  /**
+   * runAsNonRoot, as the kubelet checks it before starting a container: the uid from the
+   * container's or the pod's runAsUser, else the image's USER. The official runner image says
+   * `USER runner` (a name: its uid cannot be checked); any other image here runs as root.
+   * https://github.com/actions/runner/blob/main/images/Dockerfile
+   * https://kubernetes.io/docs/tasks/configure-pod-container/security-context/
+   */
+  private nonRootProblem(run: PodRun, container: Json): string | undefined {
+    const pod = this.current(run);
+    const podSc = (pod?.spec?.securityContext ?? {}) as Json;
+    const sc = (container.securityContext ?? {}) as Json;
+    if (!(sc.runAsNonRoot ?? podSc.runAsNonRoot)) return undefined;
+    const where = `(pod: "${run.name}_${run.namespace}(${run.uid})", container: ${container.name})`;
+    const uid = (sc.runAsUser ?? podSc.runAsUser) as number | undefined;
+    if (uid !== undefined) return uid === 0 ? `container's runAsUser breaks non-root policy ${where}` : undefined;
+    if (repository(container.image as string) === RUNNER_IMAGE)
+      return `container has runAsNonRoot and image has non-numeric user (runner), cannot verify user is non-root ${where}`;
+    return `container has runAsNonRoot and image will run as root ${where}`;
   }
 
   // ------------------------------------------------------------------------------------------

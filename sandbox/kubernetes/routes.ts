@@ -1,12 +1,13 @@
 /**
  * How the fake API server names a request: method and path to a resource request with its RBAC
  * verb, discovery, or a 404 (as the real server routes them); the parameters faults match on;
- * who the bearer token is; and what RBAC lets them do.
+ * who the bearer token is; and what RBAC lets them do (kubernetes/rbac.ts, from the documented Role).
  * https://kubernetes.io/docs/reference/access-authn-authz/authorization/#determine-the-request-verb
  */
 import type http from 'node:http';
 import type { Identified } from '../core/index.js';
 import { REFS, type Resource } from './cluster.js';
+import { type LauncherPolicy, allows } from './rbac.js';
 import { ApiError, forbidden, methodNotAllowed, resourceNotFound, unauthorized } from './status.js';
 
 /** The identity behind the `denied` token, as RBAC messages name it. */
@@ -65,7 +66,8 @@ export interface KubeRequest extends Identified {
   warnings: string[];
 }
 
-export type User = 'admin' | 'denied';
+/** `admin` is cluster-admin; `launcher` is bound to the documented Role; `denied` to nothing. */
+export type User = 'admin' | 'launcher' | 'denied';
 
 /**
  * Names a request. A resource request is `VERB resource[/subresource]`; discovery and unknown
@@ -109,35 +111,45 @@ function nameInBody(body: Buffer): string | undefined {
 }
 
 /** No or an unknown bearer token is 401, whatever the path. */
-export function authenticate(request: KubeRequest, tokens: { admin: string; denied: string }): User {
-  if (request.bearer === tokens.admin) return 'admin';
-  if (request.bearer === tokens.denied) return 'denied';
+export function authenticate(request: KubeRequest, tokens: Record<User, string>): User {
+  for (const user of ['admin', 'launcher', 'denied'] as const) if (request.bearer === tokens[user]) return user;
   throw unauthorized();
 }
 
 /**
- * RBAC: `denied` may read discovery and nothing else (403, worded as the authorizer words it).
- * Then the router: a verb the resource does not serve is 405 before any handler runs.
+ * RBAC: every authenticated user may read discovery (system:discovery); `admin` may do anything;
+ * `launcher` what its Role allows in its namespace; `denied` nothing. A refusal is 403, worded as
+ * the authorizer words it. Then the router: a verb the resource does not serve is 405.
  */
-export function authorize(user: User, request: KubeRequest): void {
+export function authorize(user: User, request: KubeRequest, policy: LauncherPolicy): void {
   const { parsed } = request;
   if (parsed.kind === 'discovery') return;
-  if (user === 'denied') {
+  if (user !== 'admin') {
+    const who = user === 'launcher' ? policy.user : DENIED_USER;
     if (parsed.kind === 'notFound')
       throw new ApiError(
         403,
         'Forbidden',
-        `forbidden: User "${DENIED_USER}" cannot ${request.method.toLowerCase()} path "${request.pathname}"`,
+        `forbidden: User "${who}" cannot ${request.method.toLowerCase()} path "${request.pathname}"`,
         {},
       );
     const r = parsed.route;
     const what = r.subresource ? `${r.resource}/${r.subresource}` : r.resource;
-    const where = r.namespace !== undefined ? `in the namespace "${r.namespace}"` : 'at the cluster scope';
-    throw forbidden(
-      { group: r.group, resource: r.resource },
-      r.name,
-      `User "${DENIED_USER}" cannot ${r.verb} resource "${what}" in API group "${r.group}" ${where}`,
-    );
+    const attributes = {
+      group: r.group,
+      resource: what,
+      verb: r.verb,
+      ...(r.namespace !== undefined ? { namespace: r.namespace } : {}),
+      ...(r.name !== undefined ? { name: r.name } : {}),
+    };
+    if (user === 'denied' || !allows(policy, attributes)) {
+      const where = r.namespace !== undefined ? `in the namespace "${r.namespace}"` : 'at the cluster scope';
+      throw forbidden(
+        { group: r.group, resource: r.resource },
+        r.name,
+        `User "${who}" cannot ${r.verb} resource "${what}" in API group "${r.group}" ${where}`,
+      );
+    }
   }
   if (parsed.kind === 'route') {
     const r = parsed.route;

@@ -21,7 +21,10 @@ export async function runMain(): Promise<void> {
   process.once('SIGINT', onSignal);
   try {
     const ctx = runContext();
-    const spec = parseSpec((name) => core.getInput(name), ctx);
+    const read = Object.assign((name: string) => core.getInput(name), {
+      isSet: (name: string) => ctx.env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] !== undefined,
+    });
+    const spec = parseSpec(read, ctx);
     core.setSecret(spec.forge.token);
     for (const secret of descriptorOf(spec.cloud.name).secrets?.(spec.cloud.options) ?? []) core.setSecret(secret);
     const forge = new GitHubForge(spec.forge, actionsLog, { clock: realClock, signal: cancel.signal });
@@ -74,26 +77,42 @@ function writeOutputs(result: LaunchResult): void {
   }
   core.setOutput('labels', result.labels.join(','));
   core.setOutput('run-label', result.runLabel);
+  core.setOutput('launch-label', result.launchLabel);
   core.setOutput('instance-ids', result.runners.map((r) => r.machine.id).join(','));
   core.setOutput('instance-types', result.runners.map((r) => r.machine.type).join(','));
   core.setOutput('spot', String(result.runners.length > 0 && result.runners.every((r) => r.machine.spot)));
 }
 
+/**
+ * Text from inputs and answers (labels, names, reasons), made plain for the job summary, which
+ * GitHub renders as Markdown with HTML: every character either could read as markup becomes an
+ * HTML character reference, which both show as the character itself.
+ */
+export function plain(text: string): string {
+  return text.replace(/[&<>"'`*_[\]|~\\#]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** A list of labels or names for the summary, each made plain. */
+const plainList = (items: readonly string[]): string => items.map(plain).join(', ');
+
 async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<void> {
   if (result.reused.length > 0) {
+    const which = result.reused.map((r) => `${plain(r.name)} (${r.busy ? 'busy' : 'idle'})`).join(', ');
     await core.summary
       .addHeading('Runners reused', 3)
       .addRaw(
-        `Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ` +
-          `${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`,
+        `Nothing was launched: ${which} ` +
+          `${result.reused.length === 1 ? 'is' : 'are'} online with labels ${plainList(result.labels)}.`,
       )
       .write();
     return;
   }
   const tried = (r: LaunchResult['runners'][number]): string =>
-    r.tried
-      .map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`)
-      .join('; ');
+    plain(
+      r.tried
+        .map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`)
+        .join('; '),
+    );
   const summary = core.summary.addHeading('Runners launched', 3).addTable([
     [
       { data: 'Runner', header: true },
@@ -106,12 +125,12 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
       { data: 'Tried, in order', header: true },
     ],
     ...result.runners.map((r) => [
-      r.name,
+      plain(r.name),
       spec.cloud.name,
-      r.machine.id,
-      r.machine.type,
+      plain(r.machine.id),
+      plain(r.machine.type),
       r.machine.spot ? 'spot' : 'on-demand',
-      result.region,
+      plain(result.region),
       String(r.secondsToOnline),
       tried(r),
     ]),
@@ -120,14 +139,14 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
     ? 'Each runner takes one job and then its machine ends.'
     : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`;
   summary.addRaw(
-    `Labels: ${result.labels.join(', ')} (and ${result.runLabel}, which only this workflow run's runners carry). ` +
-      ending,
+    `Labels: ${plainList(result.labels)} (and ${plain(result.runLabel)}, which only this workflow run's runners ` +
+      `carry, and ${plain(result.launchLabel)}, which only this launch's runners carry). ${ending}`,
     true,
   );
   if (result.failed.length > 0) {
     summary.addRaw(
       `${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ` +
-        `${result.failed.map((f) => f.name).join(', ')}.`,
+        `${plainList(result.failed.map((f) => f.name))}.`,
       true,
     );
   }
@@ -135,10 +154,10 @@ async function writeSummary(spec: LaunchSpec, result: LaunchResult): Promise<voi
 }
 
 async function writeEndSummary(spec: LaunchSpec, ctx: RunContext, report: EndReport): Promise<void> {
-  const heading = spec.mode === 'cleanup' ? `Cleanup of run ${ctx.runId}` : `Sweep of ${ctx.repository}`;
+  const heading = spec.mode === 'cleanup' ? `Cleanup of run ${ctx.runId}` : `Sweep of ${plain(ctx.repository)}`;
   const rows = [
-    ...report.machines.map((m) => [`machine ${m.id}`, m.runnerName, m.result, m.reason]),
-    ...report.registrations.map((r) => [`registration ${r.id}`, r.name, r.result, r.reason]),
+    ...report.machines.map((m) => [`machine ${plain(m.id)}`, plain(m.runnerName), m.result, plain(m.reason)]),
+    ...report.registrations.map((r) => [`registration ${r.id}`, plain(r.name), r.result, plain(r.reason)]),
   ];
   const summary = core.summary.addHeading(heading, 3);
   if (rows.length === 0) summary.addRaw('Nothing to end.');

@@ -37,6 +37,16 @@ done < <(base64 -d <<'CML_RUNNER_SETTINGS'
 CML_RUNNER_SETTINGS
 )
 
+# On Kubernetes the credential arrives from the pod's Secret as ACTIONS_RUNNER_INPUT_JITCONFIG
+# or ACTIONS_RUNNER_INPUT_TOKEN, the variables the runner itself reads; on a VM, from settings.
+# They are read and unset first, so nothing the script starts (the user's startup-script, the
+# download) inherits the credential; only the runner gets it back.
+jit_config="${setting[RUNNER_JITCONFIG]:-}"
+jit_config="${jit_config:-${ACTIONS_RUNNER_INPUT_JITCONFIG:-}}"
+registration_token="${setting[RUNNER_TOKEN]:-}"
+registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
+unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
+
 runner_home="${CML_RUNNER_HOME:-/opt/cml-runner}"
 runner_dir="$runner_home/runner"
 runner_version="${setting[RUNNER_VERSION]:-}"
@@ -87,7 +97,8 @@ delete_own_instance() {
 
 # SELF_DELETE=azure: a stopped Azure VM still bills, so the machine deletes its own resource
 # group (everything of it is in there), with its managed identity's token from the instance
-# metadata service. The identity has Contributor on that group only.
+# metadata service. The identity has the VM role (docs/permissions/azure/vm-role.json) on that
+# group only: it may delete the group or deallocate the VM, and write nothing.
 # https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service
 azure_imds="${AZURE_POD_IDENTITY_AUTHORITY_HOST:-http://169.254.169.254}"
 az_token="" az_sub="" az_group="" az_vm_id=""
@@ -361,14 +372,6 @@ export ACTIONS_RUNNER_HOOK_JOB_STARTED="$hooks_dir/job-started.sh"
 export ACTIONS_RUNNER_HOOK_JOB_COMPLETED="$hooks_dir/job-completed.sh"
 export RUNNER_ALLOW_RUNASROOT=1
 now >"$state_dir/last-activity"
-
-# On Kubernetes the credential arrives from the pod's Secret as ACTIONS_RUNNER_INPUT_JITCONFIG
-# or ACTIONS_RUNNER_INPUT_TOKEN, the variables the runner itself reads; on a VM, from settings.
-jit_config="${setting[RUNNER_JITCONFIG]:-}"
-jit_config="${jit_config:-${ACTIONS_RUNNER_INPUT_JITCONFIG:-}}"
-registration_token="${setting[RUNNER_TOKEN]:-}"
-registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
-unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
 
 # The runner runs in its own process group (runner_pid), which end_machine signals, with a login's
 # umask; config.sh before it writes the registration files under the script's own.

@@ -2,6 +2,16 @@ import { InputError } from '../errors.js';
 
 /** Small readers for input values; each names the input in its InputError. */
 
+/**
+ * Control characters and invisible format characters (right-to-left overrides, zero-width spaces):
+ * they make a label, tag or group name read as something it is not.
+ */
+export const HIDDEN_CHARACTERS = /[\p{Cc}\p{Cf}]/u;
+
+/** A value as an error shows it: each invisible format character written as `<U+202E>`. */
+export const visible = (value: string): string =>
+  value.replace(/\p{Cf}/gu, (c) => `<U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}>`);
+
 const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -52,12 +62,13 @@ export function parseTags(value: string): Record<string, string> {
     const eq = pair.indexOf('=');
     const key = eq > 0 ? pair.slice(0, eq).trim() : '';
     const val = eq > 0 ? pair.slice(eq + 1).trim() : '';
-    if (!key || key.length > 128 || val.length > 256 || /\p{Cc}/u.test(pair) || /^(aws:|cml-runner:)/i.test(key)) {
+    const hidden = HIDDEN_CHARACTERS.test(pair);
+    if (!key || key.length > 128 || val.length > 256 || hidden || /^(aws:|cml-runner:)/i.test(key)) {
       throw new InputError(
         'tags',
-        pair,
-        'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting ' +
-          'with aws: or cml-runner: are reserved)',
+        visible(pair),
+        'use key=value pairs (key up to 128 characters, value up to 256, no control or invisible format ' +
+          'characters; keys starting with aws: or cml-runner: are reserved)',
       );
     }
     tags[key] = val;

@@ -1,11 +1,13 @@
 import { InputError } from '../errors.js';
 import type { InputReader, RunnerSpec } from './spec.js';
-import { bool, duration, integer } from './inputs.js';
+import { HIDDEN_CHARACTERS, bool, duration, integer, visible } from './inputs.js';
 
 /** The runner inputs: labels, names, timeouts, group, version, reuse. */
 export function parseRunner(read: InputReader, random: () => string = randomSuffix): RunnerSpec {
   const input = (name: string): string => read(name).trim();
-  const labels = parseLabels(input('labels') || 'cml');
+  // action.yml gives `labels` the default `cml`: a `labels` the runner passes as '' was set so.
+  const labelsRaw = input('labels');
+  const labels = parseLabels(labelsRaw || read.isSet?.('labels') ? labelsRaw : 'cml');
   const count = integer('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
   const names = parseNames(input('name'), count, random);
   const single = bool('single', input('single') || 'true');
@@ -45,15 +47,30 @@ export function parseRunner(read: InputReader, random: () => string = randomSuff
   };
 }
 
-/** GitHub labels: no commas (config.sh splits on them), no control characters, at most 256 characters. */
+/** Labels every runner gets from the action itself: asking for them would match any runner. */
+const DEFAULT_LABELS = ['self-hosted', 'linux', 'x64', 'arm64', 'arm', 'windows', 'macos'];
+
+/** GitHub labels: no commas (config.sh splits on them), no hidden characters, at most 256 characters. */
 function parseLabels(value: string): string[] {
+  if (!value) {
+    throw new InputError('labels', value, "give at least one label, such as cml-gpu (leave the input out for 'cml')");
+  }
   const labels = value.split(',').map((l) => l.trim());
   for (const label of labels) {
-    if (!label || label.length > 256 || /\p{Cc}/u.test(label)) {
+    if (!label || label.length > 256 || HIDDEN_CHARACTERS.test(label)) {
+      throw new InputError(
+        'labels',
+        visible(value),
+        'use a comma-separated list of non-empty labels without control or invisible format characters, ' +
+          'each at most 256 characters',
+      );
+    }
+    if (DEFAULT_LABELS.includes(label.toLowerCase())) {
       throw new InputError(
         'labels',
         value,
-        'use a comma-separated list of non-empty labels without control characters, each at most 256 characters',
+        `leave out ${label}: the action gives every runner self-hosted, the OS and the architecture itself ` +
+          `(reserved: ${DEFAULT_LABELS.join(', ')}); use labels of your own`,
       );
     }
   }
@@ -79,8 +96,13 @@ function parseNames(value: string, count: number, random: () => string): string[
 function parseGroup(value: string): number | string | undefined {
   if (!value) return undefined;
   if (/^\d+$/.test(value)) return Number(value);
-  if (value.length > 128 || /\p{Cc}/u.test(value))
-    throw new InputError('runner-group', value, 'use a runner group name or numeric id');
+  if (value.length > 128 || HIDDEN_CHARACTERS.test(value)) {
+    throw new InputError(
+      'runner-group',
+      visible(value),
+      'use a runner group name (at most 128 characters, no control or invisible format characters) or numeric id',
+    );
+  }
   return value;
 }
 

@@ -86,4 +86,9 @@ export interface RunContext {
   env: Env;
 }
 
-export type InputReader = (name: string) => string;
+/**
+ * Reads an input's value, '' when empty. `isSet` tells an input set to '' from one not given at
+ * all, where the caller knows (the Actions runner sets every input with a default, so one that
+ * is '' was set so); without it, an empty input takes its default.
+ */
+export type InputReader = ((name: string) => string) & { isSet?: (name: string) => boolean };

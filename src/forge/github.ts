@@ -133,6 +133,10 @@ export class GitHubForge implements Forge {
     );
   }
 
+  get scope(): ForgeScope {
+    return this.spec.scope;
+  }
+
   /** A route of this forge's scope, with the scope's own parameters filled in. */
   private async request<R extends Route>(
     name: R,

@@ -1,4 +1,5 @@
 import type { RunnerDownload } from '../bootstrap/render.js';
+import type { ForgeScope } from '../config.js';
 
 /**
  * What the lifecycle needs from a forge (GitHub today): runner downloads, credentials for new
@@ -8,6 +9,8 @@ import type { RunnerDownload } from '../bootstrap/render.js';
 export interface Forge {
   /** The forge's name in messages ("GitHub"). */
   readonly title: string;
+  /** The repository or organisation whose runners these are. */
+  readonly scope: ForgeScope;
   /** Runner tarballs the forge accepts now, with checksums; asked once per version. */
   downloads(version: string): Promise<RunnerDownloads>;
   /** The runner group for a name or id; the default group when none is given. */

@@ -112,7 +112,9 @@ export async function endRun(ctx: RunContext, deps: EndDeps): Promise<EndReport>
  * repository that is past its expires-at tag, or older than `graceSeconds` with a runner that is
  * offline or no longer registered; then deletes offline registrations that are ours (they carry
  * a run label, `cml-run-<run id>`, or are named by a machine this action tagged) unless a live
- * machine still belongs to them. Other tools' runners, even named `cml-...`, are left alone.
+ * machine still belongs to them. Other tools' runners, even named `cml-...`, are left alone. At
+ * organisation scope a run label does not say which repository launched the runner, so only
+ * registrations named by this repository's machines are ended there.
  */
 /** The label only this action's runners carry: `cml-run-` and a workflow run id. */
 const RUN_LABEL = /^cml-run-\d+$/i;
@@ -131,10 +133,11 @@ export async function sweep(ctx: RunContext, graceSeconds: number, deps: EndDeps
   }
   const ended = await endMachines(targets, deps);
   const ours = new Set(machines.map((m) => m.runnerName));
+  const repoWide = deps.forge.scope.kind === 'repo';
   const registrations = runners
     .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
     // A `cml-` name alone proves nothing: CML itself and other tools name their runners so.
-    .filter((r) => ours.has(r.name) || r.labels.some((l) => RUN_LABEL.test(l)))
+    .filter((r) => ours.has(r.name) || (repoWide && r.labels.some((l) => RUN_LABEL.test(l))))
     .map((runner) => ({ runner, reason: 'offline' }));
   return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
 }

@@ -5,12 +5,12 @@ import { descriptorOf } from '../clouds/index.js';
 import { TAG } from '../clouds/tags.js';
 import type { Cloud, Machine, MachineStatus, PreparedCloud } from '../clouds/types.js';
 import type { LaunchSpec, RunContext } from '../config.js';
-import { CloudError, StartupTimeoutError, errorMessage, isFallback } from '../errors.js';
+import { CloudError, ForgeError, StartupTimeoutError, errorMessage, isFallback } from '../errors.js';
 import type { Forge, ForgeRunner, RunnerDownloads } from '../forge/types.js';
 import { Ledger, type LedgerData, pending } from '../ledger.js';
 import type { Log } from '../log.js';
 import { type Clock, mapLimited, realClock } from '../retry.js';
-import { CANCELLED, CONCURRENCY, runLabel, stopIfCancelled } from './common.js';
+import { CANCELLED, CONCURRENCY, LAUNCH_LABEL, newLaunchLabel, runLabel, stopIfCancelled } from './common.js';
 import { endLedger } from './end.js';
 import { Placements, type TriedPlacement, describePlacement, placementsFor } from './placements.js';
 import { waitOnline } from './wait.js';
@@ -51,6 +51,12 @@ export interface LaunchResult {
   labels: string[];
   /** The label every runner of this workflow run carries: `cml-run-<run id>`. */
   runLabel: string;
+  /**
+   * The random label only this launch's runners carry, for its own jobs' `runs-on`. When runners
+   * were reused, the launch label of the first of them (or its first label, for a runner that
+   * has none).
+   */
+  launchLabel: string;
   region: string;
   ledger: LedgerData;
 }
@@ -89,6 +95,7 @@ class Launch {
   private readonly ledger: Ledger;
   private readonly secrets: Set<string>;
   private readonly label: string;
+  private readonly launchLabel: string;
   private readonly runners = new Map<string, RunnerAttempt>();
   private readonly failures = new Map<string, string>();
   private announced = false;
@@ -104,11 +111,15 @@ class Launch {
     this.ledger = new Ledger(Ledger.empty(spec.cloud.name, deps.cloud.region, forge), deps.persist);
     this.secrets = new Set([spec.forge.token]);
     this.label = runLabel(ctx);
+    this.launchLabel = newLaunchLabel();
   }
 
   private result(fields: Pick<LaunchResult, 'runners' | 'reused' | 'failed'>): LaunchResult {
     const { labels } = this.spec.runner;
-    return { ...fields, labels, runLabel: this.label, region: this.deps.cloud.region, ledger: this.ledger.data };
+    const first = fields.reused[0];
+    const launchLabel = first ? (first.labels.find((l) => LAUNCH_LABEL.test(l)) ?? labels[0]!) : this.launchLabel;
+    const region = this.deps.cloud.region;
+    return { ...fields, labels, runLabel: this.label, launchLabel, region, ledger: this.ledger.data };
   }
 
   /** `reuse`/`reuse-idle`: online runners with every label, when there are any; nothing is launched. */
@@ -197,8 +208,16 @@ class Launch {
     const arch = sharedArchitecture(descriptorOf(cloud.name).catalog, machine.types, cloud.options);
     if ('unknown' in arch) this.deps.log.debug(`runner ${name} gets no architecture label: ${arch.unknown}`);
     const defaults = ['self-hosted', 'Linux', ...('architecture' in arch ? [arch.architecture] : [])];
-    const labels = [...defaults, ...this.spec.runner.labels, this.label];
-    const jit = await this.deps.forge.jitConfig(name, labels, groupId);
+    const labels = [...defaults, ...this.spec.runner.labels, this.label, this.launchLabel];
+    let jit: Awaited<ReturnType<Forge['jitConfig']>>;
+    try {
+      jit = await this.deps.forge.jitConfig(name, labels, groupId);
+    } catch (err) {
+      // GitHub refused the token itself or its permission: no registration was made, so none is
+      // left for post to look for (with the same token, it could not even list them).
+      if (err instanceof ForgeError && (err.status === 401 || err.status === 403)) this.ledger.forget(registration);
+      throw err;
+    }
     this.addSecret(jit.jitConfig);
     this.ledger.update(registration, { id: jit.runnerId });
     return { jitConfig: jit.jitConfig };
@@ -219,7 +238,7 @@ class Launch {
     }
     const script = renderStartupScript({
       runnerName: name,
-      labels: [...spec.runner.labels, this.label],
+      labels: [...spec.runner.labels, this.label, this.launchLabel],
       url: spec.forge.url,
       // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
       credential: deps.cloud.kind === 'vm' ? credential : undefined,

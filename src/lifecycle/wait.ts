@@ -1,7 +1,7 @@
 import type { Cloud, Machine, MachineStatus } from '../clouds/types.js';
 import type { LaunchSpec } from '../config.js';
 import { errorMessage } from '../errors.js';
-import type { Forge } from '../forge/types.js';
+import type { Forge, ForgeRunner } from '../forge/types.js';
 import type { Ledger } from '../ledger.js';
 import { type Log, maskSecrets } from '../log.js';
 import type { Clock } from '../retry.js';
@@ -44,6 +44,7 @@ export async function waitOnline(
   let interval = POLL_FIRST_MS;
   let lastReport = 0;
   let previous = new Map<string, string>();
+  const seenBusy = new Set<string>();
   for (;;) {
     stopIfCancelled(w.signal);
     const pending = names.filter((n) => !online.has(n) && !failures.has(n));
@@ -58,6 +59,7 @@ export async function waitOnline(
       // A token-registered runner's id is known only once it has registered.
       const entry = w.ledger.data.registrations.find((r) => r.name === name);
       if (runner && entry && entry.id === undefined) w.ledger.update(entry, { id: runner.id });
+      if (runner?.busy) seenBusy.add(name);
       if (runner?.status === 'online') {
         const seconds = Math.round((w.clock.now() - w.started) / 100) / 10;
         online.set(name, seconds);
@@ -73,10 +75,21 @@ export async function waitOnline(
       }
     }
     if (ended.length > 0) {
-      const what = ended.every(([, s]) => s.state === 'failed')
+      const taken = new Map(
+        ended.flatMap(([n, s]) => {
+          const why = s.state === 'failed' ? undefined : takenBy(n, runners, seenBusy, spec, w);
+          return why ? [[n, why] as const] : [];
+        }),
+      );
+      const others = ended.filter(([n]) => !taken.has(n));
+      const what = others.every(([, s]) => s.state === 'failed')
         ? 'could not start'
         : 'ended before its runner came online';
-      for (const [name, message] of await describeFailures(ended, what, w)) failures.set(name, message);
+      for (const [name, message] of await describeFailures(others, what, w)) failures.set(name, message);
+      const takenStates = ended.filter(([n]) => taken.has(n));
+      for (const [name, message] of await describeFailures(takenStates, (n) => taken.get(n)!, w)) {
+        failures.set(name, message);
+      }
       if (!spec.runner.allowPartial) return { online, failures };
     }
     const left = states.filter(([n]) => !online.has(n) && !failures.has(n));
@@ -116,18 +129,51 @@ export async function waitOnline(
   }
 }
 
+/**
+ * Why a runner whose machine ended before it was seen online was taken by a job, when GitHub
+ * shows it was: the runner was listed busy, or, for an ephemeral runner whose registration this
+ * launch created, the registration is gone, as GitHub removes it once the runner ran its one job.
+ * A runner GitHub never listed busy and still lists is not assumed taken.
+ */
+function takenBy(
+  name: string,
+  runners: readonly ForgeRunner[],
+  seenBusy: ReadonlySet<string>,
+  spec: LaunchSpec,
+  w: WaitContext,
+): ((console: string) => string) | undefined {
+  const runner = runners.find((r) => r.name === name);
+  const minted = w.ledger.data.registrations.find((r) => r.name === name)?.id !== undefined;
+  let evidence: string;
+  if (seenBusy.has(name) || runner?.busy) evidence = 'GitHub listed it busy with a job';
+  else if (spec.runner.single && minted && !runner) {
+    evidence = 'GitHub removed its registration, as it does once an ephemeral runner has run its one job';
+  } else return undefined;
+  return (console) => {
+    const job = /Running job: (.+)$/m.exec(console)?.[1]?.trim();
+    const which = job ? `job ${JSON.stringify(job)} (as its console says)` : 'a job';
+    return (
+      `was taken by ${which} before this launch saw it online (${evidence}). A job of another workflow ` +
+      'or run asked only for labels this runner carries; give your own jobs ' +
+      "runs-on: [self-hosted, <the launch's launch-label output>], and keep other workflows' " +
+      'jobs off these labels'
+    );
+  };
+}
+
 /** Why each runner failed, with the tail of its machine's console, secrets masked. */
 async function describeFailures(
   failed: ReadonlyArray<readonly [string, MachineStatus]>,
-  what: string,
+  what: string | ((name: string) => string | ((console: string) => string)),
   w: WaitContext,
 ): Promise<Map<string, string>> {
   const parts = await Promise.all(
     failed.map(async ([name, status]) => {
       const machine = w.machines.get(name)!;
       let tail: string;
+      let text = '';
       try {
-        const text = await w.cloud.consoleLog(machine.id);
+        text = await w.cloud.consoleLog(machine.id);
         tail = text.trim()
           ? text.trimEnd().split('\n').slice(-CONSOLE_TAIL_LINES).join('\n')
           : '(the console is empty: the machine may not have booted yet)';
@@ -135,10 +181,12 @@ async function describeFailures(
         tail = `(the console could not be read: ${errorMessage(err)})`;
       }
       const detail = status.detail ? `: ${status.detail}` : '';
+      const said = typeof what === 'string' ? what : what(name);
+      const why = typeof said === 'string' ? said : said(text);
       return [
         name,
         maskSecrets(
-          `Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. ` +
+          `Runner ${name} ${why}; machine ${machine.id} is ${status.state}${detail}. ` +
             `Last lines of its console:\n${tail}`,
           w.secrets,
         ),

@@ -14,6 +14,8 @@ import {
   checkGroupPut,
   groupFilter,
   groupNotFound,
+  jsonBody,
+  notAllowed,
   operationNotFound,
 } from '../validation.js';
 import { endVm } from './virtual-machines.js';
@@ -122,4 +124,41 @@ export function deletionStatus(store: AzureStore, q: URLSearchParams, token: str
       lroStatus: 'InProgress',
     };
   return { status: 200, lroStatus: 'Succeeded' };
+}
+
+/** `PATCH` of a group (resourceGroups.update): `tags`, when given, replace the group's. */
+export function patchGroup(store: AzureStore, name: string, body: J): Reply {
+  const g = groupOr404(store, name);
+  if (g.provisioningState === 'Deleting') throw beingDeleted(g);
+  if (body.tags !== undefined) g.tags = tagsOf(body.tags);
+  return { status: 200, json: groupJson(g) };
+}
+
+/**
+ * The Tags API at a group's scope: GET reads, PUT replaces, PATCH merges, replaces or deletes
+ * (`operation`). https://learn.microsoft.com/rest/api/resources/tags/update-at-scope (read 2026-12-08)
+ */
+export function tagsAtScope(g: Group, method: string, raw: Buffer): Reply {
+  const json = (): J => ({
+    id: `${g.id}/providers/Microsoft.Resources/tags/default`,
+    name: 'default',
+    type: 'Microsoft.Resources/tags',
+    properties: { tags: g.tags },
+  });
+  if (method === 'GET') return { status: 200, json: json() };
+  if (method !== 'PUT' && method !== 'PATCH') throw notAllowed(method);
+  if (g.provisioningState === 'Deleting') throw beingDeleted(g);
+  const body = jsonBody(raw);
+  const tags = tagsOf((body.properties as J | undefined)?.tags ?? {});
+  const op = method === 'PUT' ? 'Replace' : String(body.operation ?? '');
+  if (op === 'Replace') g.tags = tags;
+  else if (op === 'Merge') g.tags = { ...g.tags, ...tags };
+  else if (op === 'Delete') for (const k of Object.keys(tags)) delete g.tags[k];
+  else throw new ArmError(400, 'InvalidRequestContent', `The value '${op}' of 'operation' is not valid.`);
+  return { status: 200, json: json() };
+}
+
+function tagsOf(v: unknown): Record<string, string> {
+  if (typeof v !== 'object' || v === null) throw new ArmError(400, 'InvalidRequestContent', 'The tags are not valid.');
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)]));
 }

@@ -55,3 +55,33 @@ export function createRoleAssignment(store: AzureStore, g: Group, name: string, 
     },
   };
 }
+
+/**
+ * `GET /subscriptions/S/providers/Microsoft.Authorization/roleDefinitions`, all of them or
+ * `$filter=roleName eq '…'` (the name compared in any case).
+ * https://learn.microsoft.com/rest/api/authorization/role-definitions/list (read 2026-12-08)
+ */
+export function listRoleDefinitions(store: AzureStore, filter: string | null): Reply {
+  const m = filter === null ? undefined : /^roleName eq '((?:[^']|'')*)'$/.exec(filter.trim());
+  if (filter !== null && !m)
+    throw new ArmError(400, 'InvalidFilterInQueryString', `Invalid $filter '${filter}' specified in the query string.`);
+  const name = m ? m[1]!.replace(/''/g, "'") : undefined;
+  const roles = [...store.roles.values()].filter((r) => name === undefined || lower(r.roleName) === lower(name));
+  return {
+    status: 200,
+    json: {
+      value: roles.map((r) => ({
+        id: `${store.subScope}/providers/Microsoft.Authorization/roleDefinitions/${r.id}`,
+        name: r.id,
+        type: 'Microsoft.Authorization/roleDefinitions',
+        properties: {
+          roleName: r.roleName,
+          type: r.type,
+          description: r.description,
+          assignableScopes: r.assignableScopes,
+          permissions: [{ actions: r.actions, notActions: r.notActions, dataActions: [], notDataActions: [] }],
+        },
+      })),
+    },
+  };
+}

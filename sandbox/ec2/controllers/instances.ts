@@ -3,8 +3,9 @@
  * "TerminateInstances", "GetConsoleOutput", EC2 API reference).
  */
 import type { Ec2Instance } from '../../ec2.js';
-import { INSTANCE_TYPES, STATE_CODES, VPC_ID } from '../catalog.js';
+import { ACCOUNT_ID, INSTANCE_TYPES, STATE_CODES, VPC_ID } from '../catalog.js';
 import { Ec2Error } from '../errors.js';
+import { type AccessRequest, resourceTagContext } from '../iam.js';
 import { terminate } from '../lifecycle.js';
 import type { Ec2Context } from '../routes.js';
 import type { Ec2Store } from '../store.js';
@@ -38,6 +39,15 @@ export function findInstances(store: Ec2Store, ids: string[], region: string): E
   if (missing.length > 1)
     throw new Ec2Error('InvalidInstanceID.NotFound', `The instance IDs '${missing.join(', ')}' do not exist`);
   return [...new Set(ids)].map((id) => store.byId.get(id)!);
+}
+
+/** What IAM is asked for an action on existing instances: each one's ARN, with its tags as `ec2:ResourceTag/*`. */
+function onInstances(action: string, insts: Ec2Instance[], region: string): AccessRequest[] {
+  return insts.map((inst) => ({
+    action: `ec2:${action}`,
+    resource: `arn:aws:ec2:${region}:${ACCOUNT_ID}:instance/${inst.id}`,
+    context: resourceTagContext(inst.tags),
+  }));
 }
 
 const INSTANCE_FILTERS: Record<string, (i: Ec2Instance, values: string[]) => boolean> = {
@@ -101,6 +111,7 @@ export function terminateInstances(store: Ec2Store, p: Params, ctx: Ec2Context):
   const ids = strList(p, 'InstanceId');
   if (ids.length === 0) throw new Ec2Error('MissingParameter', 'The request must contain the parameter InstanceId');
   const insts = findInstances(store, ids, ctx.region);
+  ctx.authorize(onInstances('TerminateInstances', insts, ctx.region));
   dryRun(p);
   const changes = insts.map((inst) => {
     const previous = inst.state;
@@ -130,6 +141,7 @@ export function getConsoleOutput(store: Ec2Store, p: Params, ctx: Ec2Context): s
   const id = required(p, 'InstanceId');
   const latest = bool(str(p, 'Latest'), 'Latest') ?? false;
   const [inst] = findInstances(store, [id], ctx.region);
+  ctx.authorize(onInstances('GetConsoleOutput', [inst!], ctx.region));
   dryRun(p);
   if (latest && INSTANCE_TYPES[inst!.instanceType]?.hypervisor === 'xen') {
     throw new Ec2Error(

@@ -99,6 +99,7 @@ export function createInstance(
     ...(s.instanceTerminationAction ? { instanceTerminationAction: s.instanceTerminationAction } : {}),
     ...(s.maxRunDurationSeconds !== undefined ? { maxRunDurationSeconds: s.maxRunDurationSeconds } : {}),
     labels: { ...plan.labels },
+    networkTags: [...plan.networkTags],
     metadata: Object.fromEntries(plan.metadata.map((i) => [i.key, i.value])),
     ...(plan.serviceAccount
       ? { serviceAccount: { email: plan.serviceAccount.email, scopes: [...plan.serviceAccount.scopes] } }

@@ -32,7 +32,7 @@ export function instanceJson(i: Internal): J {
     creationTimestamp: gceTime(i.createdAt),
     name: i.name,
     ...(i.plan.description !== undefined ? { description: i.plan.description } : {}),
-    tags: { fingerprint: '42WmSpB8rSM=' },
+    tags: { ...(i.networkTags.length > 0 ? { items: [...i.networkTags] } : {}), fingerprint: '42WmSpB8rSM=' },
     machineType: `${zoneLink(i.zone)}/machineTypes/${i.machineType}`,
     status: i.status,
     zone: zoneLink(i.zone),

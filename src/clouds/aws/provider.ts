@@ -43,7 +43,10 @@ import type { AwsOptions } from './options.js';
  * ec2:DescribeInstanceTypeOfferings, ec2:DescribeInstances, ec2:GetConsoleOutput,
  * ec2:TerminateInstances, ssm:GetParameter, and iam:PassRole when aws-instance-profile is given.
  * A spot launch needs iam:CreateServiceLinkedRole for spot.amazonaws.com once per account (EC2
- * creates the AWSServiceRoleForEC2Spot role on the first one).
+ * creates the AWSServiceRoleForEC2Spot role on the first one). The documented policy
+ * (docs/permissions/aws/) allows launching and tagging only resources tagged `cml-runner:managed`
+ * = true at launch, and terminating or reading only such instances: every launch must keep
+ * sending that tag on the instance, its volumes and its network interface.
  *
  * Retries: the SDK's are off (one attempt); each call is retried by `cloudCall` when it failed
  * for a throttle, a 5xx or a dropped connection, honouring Retry-After. RunInstances carries a

@@ -94,9 +94,27 @@ export function azureErrorKind(err: unknown): ErrorKind {
 const DISK_TOO_SMALL =
   /disk size (\d+) GB is smaller than the size of the corresponding disk in the VM image: (\d+) GB/;
 
+/**
+ * The RBAC action each list needs. A refused page of a list keeps no more than "Pagination failed
+ * with unexpected statusCode 403" (the SDK drops ARM's answer, which names the action), so the
+ * message names the action itself.
+ */
+const LIST_ACTIONS: Record<string, string> = {
+  'resourceGroups.list': 'Microsoft.Resources/subscriptions/resourceGroups/read',
+  'resourceSkus.list': 'Microsoft.Compute/skus/read',
+  'galleryImageVersions.listByGalleryImage': 'Microsoft.Compute/galleries/images/versions/read',
+};
+
+function armMessage(err: unknown, code: string, action: string): string {
+  const message = errorMessage(err);
+  const needed = LIST_ACTIONS[action];
+  if (code !== 'AuthorizationFailed' || !needed || !/^Pagination failed/.test(message)) return message;
+  return `${message}: the client does not have authorization to perform action '${needed}'`;
+}
+
 export function azureError(err: unknown, action: string): CloudError {
   const code = armCode(err);
-  const message = errorMessage(err);
+  const message = armMessage(err, code, action);
   const disk = code === 'OperationNotAllowed' ? DISK_TOO_SMALL.exec(message) : null;
   if (disk) {
     // Not a quota: the hdd-size input is below the image's disk. No other size or place helps.

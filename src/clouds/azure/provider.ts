@@ -41,11 +41,15 @@ import {
 } from './offerings.js';
 import type { AzureOptions } from './options.js';
 
-/** What every VM of a launch shares: its image, the OS disk size, the sizes as resource SKUs list them. */
+/**
+ * What every VM of a launch shares: its image, the OS disk size, the sizes as resource SKUs list
+ * them, and the VM role's definition id (absent when it could not be found).
+ */
 interface LaunchImage {
   image: PreparedImage;
   diskSizeGb?: number;
   offered: ReadonlyMap<string, OfferedSize>;
+  vmRoleId?: string;
 }
 
 /**
@@ -62,14 +66,19 @@ interface LaunchImage {
  * Retries: the SDK's are off (maxRetries 0); each call, a long-running one as a whole, is
  * retried by `cloudCall`. Creates are PUTs of a named resource, so a repeat is harmless.
  *
- * The VM has a system-assigned managed identity with Contributor on its own resource group, so
- * that its startup script can delete the group when the runner is done: a stopped Azure VM still
- * bills.
+ * The VM has a system-assigned managed identity with the custom role "cml-runner-action VM"
+ * (docs/permissions/azure/vm-role.json, found by name) on its own resource group, so that its
+ * startup script can delete the group (or deallocate the VM) when the runner is done: a stopped
+ * Azure VM still bills. That role writes nothing, tags included, so a job on the VM cannot hide
+ * its group from cleanup and sweep, which find groups by their tags and by their name prefix.
  */
 
 const DEFAULT_ARM = 'https://management.azure.com';
-/** Contributor, a built-in role: on the VM's own resource group only. */
-const CONTRIBUTOR = 'b24988ac-6180-42a0-ab88-20f7382dd24c';
+/** The custom role a VM's identity gets on its own resource group (docs/permissions/azure/vm-role.json). */
+export const AZURE_VM_ROLE = 'cml-runner-action VM';
+/** What a VM that cannot end itself costs, and what ends it instead. */
+const STILL_BILLS =
+  'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled sweep, which delete them.';
 const LRO_TIMEOUT_MS = 15 * 60_000;
 /** Groups whose VM list() reads at once. */
 const LIST_CONCURRENCY = 10;
@@ -125,13 +134,14 @@ export class AzureCloud implements Cloud {
     const warnings: string[] = [];
     const call = <T>(action: string, fn: () => Promise<T>) => this.call(action, fn);
     const input = spec.image ?? AZURE_DEFAULT_IMAGE;
-    const [offered, image] = await Promise.all([
-      this.readable(warnings, 'Microsoft.Compute/skus/read', 'sizes are not checked before the launch', () =>
+    const [offered, image, vmRoleId] = await Promise.all([
+      this.readable(warnings, 'the resource SKUs', 'sizes are not checked before the launch', () =>
         offeredSizes(this.compute, call, this.region).then((r) => r.get(this.region.toLowerCase()) ?? new Map()),
       ),
       this.readable(warnings, 'the image', 'its disk size is not checked', () =>
         prepareImage(this.compute, call, this.region, parseAzureImage(input)!, input),
       ),
+      this.vmRole(warnings),
     ]);
     const types = offered ? spec.types.filter((t) => offered.get(t.toLowerCase())?.usable) : undefined;
     if (types?.length === 0) throw await notOffered(this.compute, call, this.region, spec.types);
@@ -140,6 +150,7 @@ export class AzureCloud implements Cloud {
       // hdd-size below the image's disk is raised to it; Azure refuses a smaller disk.
       ...(spec.hddSizeGb ? { diskSizeGb: Math.max(spec.hddSizeGb, image?.sizeGb ?? 0) } : {}),
       offered: offered ?? new Map(),
+      ...(vmRoleId ? { vmRoleId } : {}),
     };
     return {
       ...(types ? { types } : {}),
@@ -164,9 +175,42 @@ export class AzureCloud implements Cloud {
       return await fn();
     } catch (err) {
       if ((err as { code?: string }).code !== 'AuthorizationFailed') throw err;
-      warnings.push(`The launching identity may not read ${what} (AuthorizationFailed), so ${effect}.`);
+      // ARM's message names the action refused: the one to add to the role.
+      const refused = /perform action '([^']+)'/.exec(err instanceof Error ? err.message : '')?.[1];
+      const named = refused ? `: ${refused}` : '';
+      warnings.push(`The launching identity may not read ${what} (AuthorizationFailed${named}), so ${effect}.`);
       return undefined;
     }
+  }
+
+  /**
+   * The definition id of the VM role, found by its name among the subscription's role
+   * definitions; without it (not created, or not readable) a warning, and the VMs get no role.
+   */
+  private async vmRole(warnings: string[]): Promise<string | undefined> {
+    const scope = `/subscriptions/${this.subscriptionId}`;
+    const found = await this.readable(
+      warnings,
+      'role definitions',
+      `it cannot find the role "${AZURE_VM_ROLE}" and the VMs cannot delete their own resource groups. ${STILL_BILLS}`,
+      () =>
+        this.call('roleDefinitions.list', async () => {
+          const ids: string[] = [];
+          const filter = `roleName eq '${AZURE_VM_ROLE}'`;
+          for await (const r of this.authorization.roleDefinitions.list(scope, { filter })) if (r.id) ids.push(r.id);
+          return ids;
+        }),
+    );
+    if (found === undefined) return undefined;
+    if (found.length === 0) {
+      warnings.push(
+        `The role "${AZURE_VM_ROLE}" does not exist in subscription ${this.subscriptionId}, so the VMs cannot delete ` +
+          `their own resource groups. ${STILL_BILLS} Create it once with ` +
+          'az role definition create --role-definition @vm-role.json (see "Azure" in the README).',
+      );
+      return undefined;
+    }
+    return found[0];
   }
 
   private async launch(
@@ -304,15 +348,19 @@ export class AzureCloud implements Cloud {
     const created = await this.lro('virtualMachines.createOrUpdate', () =>
       this.compute.virtualMachines.createOrUpdate(group, vmName, vm, POLL),
     );
-    await this.allowSelfDelete(group, created.identity?.principalId, warnings);
+    await this.allowSelfDelete(group, created.identity?.principalId, prepared.vmRoleId, warnings);
     return { id: group, type: placement.type, spot: placement.spot, zone: location };
   }
 
-  /** Contributor on its own group for the VM's identity, so the VM can delete the group. */
-  private async allowSelfDelete(group: string, principalId: string | undefined, warnings: string[]): Promise<void> {
-    if (!principalId) return;
+  /** The VM role on its own group for the VM's identity, so the VM can delete the group. */
+  private async allowSelfDelete(
+    group: string,
+    principalId: string | undefined,
+    roleDefinitionId: string | undefined,
+    warnings: string[],
+  ): Promise<void> {
+    if (!principalId || !roleDefinitionId) return;
     const scope = `/subscriptions/${this.subscriptionId}/resourceGroups/${group}`;
-    const roleDefinitionId = `/subscriptions/${this.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR}`;
     // A new identity takes a moment to replicate: PrincipalNotFound is worth another try here.
     // The assignment's name is fixed before the first try, so a repeat cannot make a second one.
     const name = crypto.randomUUID();
@@ -336,11 +384,10 @@ export class AzureCloud implements Cloud {
       const code = (err as { code?: string }).code ?? 'Error';
       if (code !== 'AuthorizationFailed') throw err;
       const warning =
-        `The launching identity may not create role assignments (${code}), so the VMs cannot delete their own resource groups. ` +
-        'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled ' +
-        'sweep, which delete them. ' +
-        'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write (see "Azure" in the ' +
-        'README).';
+        `The launching identity may not assign the role "${AZURE_VM_ROLE}" (${code}), so the VMs cannot delete their ` +
+        `own resource groups. ${STILL_BILLS} ` +
+        'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write with the condition that ' +
+        'allows this role (see "Azure" in the README).';
       if (!warnings.includes(warning)) warnings.push(warning);
     }
   }
@@ -348,7 +395,8 @@ export class AzureCloud implements Cloud {
   async states(ids: readonly string[]): Promise<Map<string, MachineStatus>> {
     const states = new Map<string, MachineStatus>(ids.map((id) => [id, { state: 'gone' }]));
     if (ids.length === 0) return states;
-    const groups = await this.groups(`tagName eq '${TAG.managed}' and tagValue eq 'true'`);
+    // By name, not by tag: a group whose tags were removed is still there, and still bills.
+    const groups = await this.groups();
     const wanted = new Set(ids);
     await Promise.all(
       groups
@@ -387,17 +435,51 @@ export class AzureCloud implements Cloud {
     }
   }
 
+  /**
+   * This action's groups for a repository (and a run): those its tags say are, and those named
+   * `<azure-resource-group-prefix>-...` whatever their tags. Resource Manager filters groups by
+   * one tag only, not by name, so the list is the subscription's groups, filtered here. A group
+   * without this action's tags (someone removed them) is read by its VM's tags; with none there
+   * either, it is listed for sweep alone, with its runner named after the group, since which run
+   * launched it is unknown.
+   */
   async list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]> {
-    const groups = await this.groups(`tagName eq '${TAG.repo}' and tagValue eq '${filter.repo.replace(/'/g, "''")}'`);
-    const ours = groups.filter(
-      (g) => g.tags[TAG.managed] === 'true' && (!filter.runId || g.tags[TAG.runId] === filter.runId),
+    const prefix = `${this.options.resourceGroupPrefix}-`.toLowerCase();
+    const groups = (await this.groups()).filter(
+      (g) => g.tags[TAG.managed] === 'true' || g.name.toLowerCase().startsWith(prefix),
     );
-    const states = await mapLimited(ours, LIST_CONCURRENCY, (g) => this.groupState(g));
-    return ours.map((g, i) => {
+    const tagged = await mapLimited(groups, LIST_CONCURRENCY, (g) =>
+      g.tags[TAG.managed] === 'true' ? Promise.resolve(g.tags) : this.vmTags(g.name),
+    );
+    const ours: Array<{ g: (typeof groups)[number]; tags: Record<string, string> }> = [];
+    groups.forEach((g, i) => {
+      const r = tagged[i]!;
+      if (r.status === 'rejected') throw r.reason;
+      const tags = r.value;
+      if (tags[TAG.managed] === 'true') {
+        if (tags[TAG.repo] === filter.repo && (!filter.runId || tags[TAG.runId] === filter.runId))
+          ours.push({ g, tags });
+      } else if (!filter.runId) {
+        ours.push({ g, tags: { [TAG.runner]: g.name.slice(prefix.length) } });
+      }
+    });
+    const states = await mapLimited(ours, LIST_CONCURRENCY, (o) => this.groupState({ ...o.g, tags: o.tags }));
+    return ours.map((o, i) => {
       const s = states[i]!;
       // A state that could not be read leaves the group to the tags: cleanup and sweep still act on it.
-      return managedFromTags(g.name, g.tags, { state: s.status === 'fulfilled' ? s.value : 'running' });
+      return managedFromTags(o.g.name, o.tags, { state: s.status === 'fulfilled' ? s.value : 'running' });
     });
+  }
+
+  /** The tags of a group's VM, or none when it has no VM. */
+  private async vmTags(group: string): Promise<Record<string, string>> {
+    try {
+      const vm = await this.call('virtualMachines.get', () => this.compute.virtualMachines.get(group, 'runner'));
+      return vm.tags ?? {};
+    } catch (err) {
+      if (err instanceof CloudError && err.kind === 'gone') return {};
+      throw err;
+    }
   }
 
   /**
@@ -419,11 +501,11 @@ export class AzureCloud implements Cloud {
   }
 
   private async groups(
-    filter: string,
+    filter?: string,
   ): Promise<Array<{ name: string; tags: Record<string, string>; provisioningState?: string }>> {
     return this.call('resourceGroups.list', async () => {
       const out: Array<{ name: string; tags: Record<string, string>; provisioningState?: string }> = [];
-      for await (const g of this.resources.resourceGroups.list({ filter })) {
+      for await (const g of this.resources.resourceGroups.list(filter ? { filter } : {})) {
         if (g.name) out.push({ name: g.name, tags: g.tags ?? {}, provisioningState: g.properties?.provisioningState });
       }
       return out;

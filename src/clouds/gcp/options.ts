@@ -31,11 +31,10 @@ const GCP_LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 /** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
 const GCP_PROJECT = /^([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
-/** A user-managed service account, or a project's default compute one. */
-const GCP_SERVICE_ACCOUNT = new RegExp(
-  String.raw`^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com` +
-    String.raw`|\d+-compute@developer\.gserviceaccount\.com)$`,
-);
+/** A user-managed service account. */
+const GCP_SERVICE_ACCOUNT = /^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com$/;
+/** A project's Compute Engine default service account, which often holds the project's Editor role. */
+const GCP_DEFAULT_COMPUTE_ACCOUNT = /^\d+-compute@developer\.gserviceaccount\.com$/;
 
 /**
  * gcp-project (or what google-github-actions/auth set), gcp-service-account, and Google's rules
@@ -65,7 +64,20 @@ export function gcpOptions(read: InputReader, env: Env, machine?: MachineSpec): 
   }
   const project = gcpProject(read, env);
   const serviceAccount = read('gcp-service-account').trim() || undefined;
-  if (serviceAccount !== undefined && !GCP_SERVICE_ACCOUNT.test(serviceAccount)) {
+  if (machine && serviceAccount !== undefined && GCP_DEFAULT_COMPUTE_ACCOUNT.test(serviceAccount)) {
+    // Every job on the runner can take the VM's token from its metadata server. (Ending machines
+    // does not use the account, so post and sweep still read the input.)
+    throw new InputError(
+      'gcp-service-account',
+      serviceAccount,
+      "not the project's Compute Engine default service account: it often has the Editor role on the project, and " +
+        'every job on the runner gets its rights from the metadata server. Create an account with only the VM role ' +
+        '(see "The VM\'s own account" in the README), such as cml-runner-vm@my-project.iam.gserviceaccount.com',
+    );
+  }
+  const wellFormed =
+    GCP_SERVICE_ACCOUNT.test(serviceAccount ?? '') || GCP_DEFAULT_COMPUTE_ACCOUNT.test(serviceAccount ?? '');
+  if (serviceAccount !== undefined && !wellFormed) {
     throw new InputError(
       'gcp-service-account',
       serviceAccount,

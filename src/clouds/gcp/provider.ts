@@ -42,8 +42,8 @@ type IOperation = google.cloud.compute.v1.IOperation;
  *
  * Permissions called: compute.instances.create, .get, .list, .delete, .getSerialPortOutput,
  * .setMetadata (metadata at creation, and removing a reusable runner's startup script once it is
- * online), .setLabels (labels at creation), compute.disks.create, compute.disks.setLabels,
- * compute.subnetworks.use, .useExternalIp (not with gcp-external-ip: false),
+ * online), .setLabels (labels at creation), .setTags (the network tag at creation),
+ * compute.disks.create, compute.disks.setLabels, compute.subnetworks.use, .useExternalIp (not with gcp-external-ip: false),
  * compute.machineTypes.list, compute.acceleratorTypes.list, compute.images.get, .getFromFamily,
  * .useReadOnly, compute.zoneOperations.get, and with gcp-service-account
  * compute.instances.setServiceAccount plus iam.serviceAccounts.actAs on that account.
@@ -52,6 +52,8 @@ type IOperation = google.cloud.compute.v1.IOperation;
  */
 
 const SCOPES = ['https://www.googleapis.com/auth/cloud-platform'];
+/** The network tag of every VM, for a firewall rule that denies ingress to runners. */
+export const NETWORK_TAG = 'cml-runner';
 const DEFAULT_API = 'https://compute.googleapis.com/compute/v1';
 /** An insert is awaited this long (a GPU VM with a large image can take minutes to be RUNNING). */
 const OPERATION_TIMEOUT_MS = 10 * 60_000;
@@ -310,9 +312,13 @@ export class GcpCloud implements Cloud {
       name,
       machineType: `zones/${zone}/machineTypes/${type.machineType}`,
       labels,
+      // A firewall rule can deny ingress to every runner by this network tag (see the README).
+      tags: { items: [NETWORK_TAG] },
       metadata: {
         items: [
           { key: 'startup-script', value: request.startupScript },
+          // Project-wide SSH keys give no way in; nothing here adds instance keys.
+          { key: 'block-project-ssh-keys', value: 'TRUE' },
           // Exact values of the tags, which labels can only carry lowercased.
           ...Object.entries(request.tags)
             .filter(([k]) => k.startsWith('cml-runner:'))

@@ -11,8 +11,8 @@ const ADVICE: Record<number, string> = {
     'The cluster refused the credentials in the kubeconfig. Check that its token or certificate is current; tokens ' +
     'from `kubectl create token` expire.',
   403:
-    'The identity in the kubeconfig lacks a permission. Bind it to the Role in the README (jobs, secrets, pods, ' +
-    'pods/log and events in the runners namespace).',
+    'The identity in the kubeconfig lacks a permission. Bind it to the Role in the README ' +
+    '(docs/permissions/kubernetes/launcher-role.yaml), in the runners namespace.',
   404: 'Check kubernetes-namespace: the namespace must exist.',
   409: 'An object with this name already exists in the namespace; give another runner name.',
   422:

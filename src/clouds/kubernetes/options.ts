@@ -25,7 +25,21 @@ export interface KubernetesOptions {
   nodeSelector: Record<string, string>;
   tolerations: Toleration[];
   runtimeClass?: string;
+  /** How far the runner container is confined (kubernetes-security-context). */
+  securityContext: SecurityContextMode;
 }
+
+/**
+ * `restricted`: the Pod Security Standards' restricted profile (a non-root user, no privilege
+ * escalation, no capabilities, the runtime's seccomp profile); `image`: what the image and the
+ * runtime give (root if the image says so); `privileged`: a privileged container, as root.
+ * https://kubernetes.io/docs/concepts/security/pod-security-standards/
+ */
+export const SECURITY_CONTEXT_MODES = ['restricted', 'image', 'privileged'] as const;
+export type SecurityContextMode = (typeof SECURITY_CONTEXT_MODES)[number];
+
+/** The default of the region input: the Actions runner passes it when a workflow gives none. */
+const DEFAULT_REGION = 'us-east';
 
 /** The kubernetes-* inputs and the cluster access; Kubernetes refuses spot (pods use the nodes there are). */
 export function kubernetesOptions(read: InputReader, env: Env, machine?: MachineSpec): KubernetesOptions {
@@ -35,6 +49,16 @@ export function kubernetesOptions(read: InputReader, env: Env, machine?: Machine
       read('spot').trim(),
       'use false on Kubernetes: pods run on the nodes the cluster has; to use spot nodes, select them with ' +
         'kubernetes-node-selector and kubernetes-tolerations',
+    );
+  }
+  // A cluster has no regions; only a value the workflow gave can be told from the default.
+  const region = read('region').trim();
+  if (region && region !== DEFAULT_REGION) {
+    throw new InputError(
+      'region',
+      region,
+      'leave region unset on Kubernetes: runner pods run on the cluster of the kubeconfig; ' +
+        'to choose where in it, use kubernetes-namespace',
     );
   }
   return parseKubernetes(read, env, machine?.wantsGpu ?? false);
@@ -151,6 +175,17 @@ function parseKubernetes(read: InputReader, env: Env, wantsGpu: boolean): Kubern
     );
   }
 
+  const securityContext = (input('kubernetes-security-context') || 'restricted') as SecurityContextMode;
+  if (!SECURITY_CONTEXT_MODES.includes(securityContext)) {
+    throw new InputError(
+      'kubernetes-security-context',
+      securityContext,
+      `use one of ${SECURITY_CONTEXT_MODES.join(', ')}: restricted (the default) runs the runner as a non-root user ` +
+        "without privilege escalation or capabilities; image keeps the image's user (root for jobs that need it); " +
+        'privileged runs a privileged container as root',
+    );
+  }
+
   return {
     access,
     namespace,
@@ -158,6 +193,7 @@ function parseKubernetes(read: InputReader, env: Env, wantsGpu: boolean): Kubern
     nodeSelector,
     tolerations: parseTolerations(input('kubernetes-tolerations'), wantsGpu),
     runtimeClass,
+    securityContext,
   };
 }
 

@@ -6,7 +6,9 @@ import {
   KubeConfig,
   type V1Job,
   type V1Pod,
+  type V1PodSecurityContext,
   type V1Secret,
+  type V1SecurityContext,
 } from '@kubernetes/client-node';
 import type { MachineSpec } from '../../config/spec.js';
 import { CloudError, InputError, errorMessage } from '../../errors.js';
@@ -24,20 +26,29 @@ import type {
 } from '../types.js';
 import { KUBERNETES_DEFAULT_IMAGE, KUBERNETES_GPU_RESOURCE, parsePodSize } from './catalog.js';
 import { kubernetesError, kubernetesRetryAfterMs } from './errors.js';
-import { type ClusterAccess, type KubernetesOptions, isLabelKey, isLabelValue } from './options.js';
+import {
+  type ClusterAccess,
+  type KubernetesOptions,
+  type SecurityContextMode,
+  isLabelKey,
+  isLabelValue,
+} from './options.js';
 
 /**
- * Runner pods on an existing cluster. Each runner is a batch/v1 Job with one pod, and a Secret
- * holding the startup script and the runner's credential. The Secret is owned by the Job, so
- * it goes when the Job goes, and the credential reaches the container only through
- * `valueFrom.secretKeyRef`: it is never a literal in the pod spec.
+ * Runner pods on an existing cluster. Each runner is a batch/v1 Job with one pod, and a Secret of
+ * the same name holding the startup script and the runner's credential. The Job is created
+ * suspended, the Secret then created already owned by it, and the Job resumed: a Secret never
+ * exists without its Job, so it goes when the Job goes, and the Jobs alone say what exists. The
+ * credential reaches the container only through `valueFrom.secretKeyRef`: it is never a literal
+ * in the pod spec.
  *
  * The Job ends itself: the container exits after its ephemeral job or idle-timeout, the Job
  * completes, and ttlSecondsAfterFinished removes it. activeDeadlineSeconds is max-lifetime,
  * enforced by the cluster.
  *
- * RBAC (the Role in the README): jobs create/get/list/delete, secrets create/patch/list/delete,
- * pods list, pods/log get, events list, all in the runners' namespace.
+ * RBAC (docs/permissions/kubernetes/launcher-role.yaml): jobs create/get/list/patch/delete,
+ * secrets create/delete (never read or listed: each is named after its Job), pods list,
+ * pods/log get, events list, all in the runners' namespace.
  *
  * Retries: the client has none of its own; each call is retried by `cloudCall` (a create only
  * where a repeat is recognised as ours: a dry run, or an object carrying our client token).
@@ -64,6 +75,11 @@ const PREINSTALLED_RUNNER = '/home/runner';
 /** A finished Job stays this long, for `kubectl logs`, then the cluster removes it. */
 const FINISHED_TTL_SECONDS = 300;
 const CALL_TIMEOUT_MS = 30_000;
+/**
+ * The official runner image's user `runner` (actions/runner images/Dockerfile: uid 1001, `USER
+ * runner`). A user given by name cannot be checked by runAsNonRoot, so the uid is set.
+ */
+const RUNNER_UID = 1001;
 const LOG_TAIL_LINES = 200;
 
 /** Container waiting reasons that never clear by themselves. */
@@ -180,11 +196,35 @@ export class KubernetesCloud implements Cloud {
     annotations[RUNNER_NAME] = request.runnerName;
     const credentialKey = 'jitConfig' in request.credential ? ('jitconfig' as const) : ('token' as const);
 
-    // 1. The Secret first, so the pod never starts without it.
+    // 1. The Job, suspended: no pod starts before its Secret exists.
+    const job = this.jobFor(spec, {
+      name,
+      type: placement.type,
+      labels,
+      annotations,
+      credentialKey,
+      runnerVersion: request.runnerVersion,
+      maxLifetimeSeconds: request.maxLifetimeSeconds,
+    });
+    job.spec!.suspend = true;
+    const created = await this.create('jobs', name, request.clientToken, () =>
+      this.batch.createNamespacedJob({ namespace: this.region, body: job }),
+    );
+    let uid = created?.metadata?.uid;
+    if (!uid)
+      uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region })))
+        .metadata?.uid;
+
+    // 2. The Secret, owned by the Job from the start: deleting the Job, or its TTL, removes the credential too.
     const secret: V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name, labels, annotations },
+      metadata: {
+        name,
+        labels,
+        annotations,
+        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: uid!, blockOwnerDeletion: false }],
+      },
       type: 'Opaque',
       stringData: {
         'startup.sh': request.startupScript,
@@ -196,36 +236,12 @@ export class KubernetesCloud implements Cloud {
       this.core.createNamespacedSecret({ namespace: this.region, body: secret }),
     );
 
-    // 2. The Job.
-    const job = this.jobFor(spec, {
-      name,
-      type: placement.type,
-      labels,
-      annotations,
-      credentialKey,
-      runnerVersion: request.runnerVersion,
-      maxLifetimeSeconds: request.maxLifetimeSeconds,
-    });
-    const created = await this.create('jobs', name, request.clientToken, () =>
-      this.batch.createNamespacedJob({ namespace: this.region, body: job }),
-    );
-    let uid = created?.metadata?.uid;
-    if (!uid)
-      uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region })))
-        .metadata?.uid;
-
-    // 3. The Job owns the Secret: deleting the Job, or its TTL, removes the credential too.
-    await this.call('patch', 'secrets', () =>
-      this.core.patchNamespacedSecret({
+    // 3. The Job resumed: its pod starts, with the Secret there.
+    await this.call('patch', 'jobs', () =>
+      this.batch.patchNamespacedJob({
         name,
         namespace: this.region,
-        body: [
-          {
-            op: 'add',
-            path: '/metadata/ownerReferences',
-            value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }],
-          },
-        ],
+        body: [{ op: 'replace', path: '/spec/suspend', value: false }],
       }),
     );
     return { id: name, type: placement.type, spot: false, zone: this.region };
@@ -257,6 +273,7 @@ export class KubernetesCloud implements Cloud {
             enableServiceLinks: false,
             terminationGracePeriodSeconds: 30,
             ...(k8s.runtimeClass ? { runtimeClassName: k8s.runtimeClass } : {}),
+            ...podSecurity(k8s.securityContext).pod,
             ...(Object.keys(k8s.nodeSelector).length > 0 ? { nodeSelector: k8s.nodeSelector } : {}),
             ...(k8s.tolerations.length > 0 ? { tolerations: k8s.tolerations } : {}),
             containers: [
@@ -274,6 +291,7 @@ export class KubernetesCloud implements Cloud {
                   },
                 ],
                 resources: { limits },
+                ...podSecurity(k8s.securityContext).container,
                 volumeMounts: [
                   { name: 'startup', mountPath: SCRIPT_DIR, readOnly: true },
                   { name: 'work', mountPath: WORK_DIR },
@@ -324,7 +342,21 @@ export class KubernetesCloud implements Cloud {
       return { state: 'ending', detail: `the Job ${outcome}${finished.reason ? ` (${why})` : ''}` };
     }
     if (job.metadata?.deletionTimestamp) return { state: 'ending', detail: 'the Job is being deleted' };
-    if (!pod) return { state: 'starting', detail: 'no pod yet' };
+    if (!pod) {
+      // Admission (Pod Security, a missing RuntimeClass) refuses the Job's pod: its controller says so.
+      const refused = job.spec?.suspend
+        ? undefined
+        : (await this.events(job.metadata?.name ?? '', 'Job').catch(() => []))
+            .filter((e) => e.reason === 'FailedCreate')
+            .pop();
+      if (!refused) return { state: 'starting', detail: 'no pod yet' };
+      const podSecurity = /violates PodSecurity/.test(refused.message ?? '')
+        ? `; the namespace ${this.region} enforces Pod Security Standards: kubernetes-security-context: restricted ` +
+          'meets them all, or ask the cluster administrator for a namespace whose pod-security.kubernetes.io/enforce ' +
+          'label allows this pod'
+        : '';
+      return { state: 'failed', detail: `FailedCreate: ${(refused.message ?? '').trim()}${podSecurity}` };
+    }
     const phase = pod.status?.phase;
     if (phase === 'Running') return { state: 'running' };
     if (phase === 'Succeeded' || phase === 'Failed') {
@@ -366,15 +398,23 @@ export class KubernetesCloud implements Cloud {
     );
     const pod = newest(pods.items);
     const podName = pod?.metadata?.name;
+    const missing: string[] = [];
+    const eventsOf = (name: string, kind: 'Pod' | 'Job'): Promise<CoreV1Event[]> =>
+      this.events(name, kind).catch((err: unknown) => {
+        missing.push(`(no events of ${kind} ${name}: ${errorMessage(err).split('\n')[0]})`);
+        return [];
+      });
     const [jobEvents, podEvents] = await Promise.all([
-      this.events(id, 'Job').catch(() => []),
-      podName ? this.events(podName, 'Pod').catch(() => []) : Promise.resolve([]),
+      eventsOf(id, 'Job'),
+      podName ? eventsOf(podName, 'Pod') : Promise.resolve([]),
     ]);
     const lines = [...jobEvents, ...podEvents].map(
       (e) =>
         `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ` +
         `${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`,
     );
+    lines.push(...missing);
+
     if (podName) {
       try {
         const log = await this.call('get', 'pods/log', () =>
@@ -402,7 +442,7 @@ export class KubernetesCloud implements Cloud {
         this.batch.deleteNamespacedJob({ name: id, namespace: this.region, propagationPolicy: 'Background' }),
       );
     });
-    // The Secret goes with its owner; it is deleted here too in case the owner was never set.
+    // The Secret goes with its owner; it is deleted here too, so the credential goes at once.
     const secret = await endedOrGone(async () => {
       await this.call('delete', 'secrets', () =>
         this.core.deleteNamespacedSecret({ name: id, namespace: this.region }),
@@ -412,40 +452,38 @@ export class KubernetesCloud implements Cloud {
   }
 
   /**
-   * Jobs and Secrets this action made in the namespace, for a repository (an annotation, since
-   * `owner/repo` is no label value) and optionally one run (a label). A Secret whose Job was
-   * never created counts too: ending it deletes both by name.
+   * Jobs this action made in the namespace, for a repository (an annotation, since `owner/repo`
+   * is no label value) and optionally one run (a label). Each Job's Secret has its name and is
+   * owned by it (it is never created before its Job): ending the Job deletes both by name.
    */
   async list(filter: { repo: string; runId?: string }): Promise<ManagedMachine[]> {
     const labelSelector = `${LABEL.managedBy}=${MANAGED_BY}${filter.runId ? `,${LABEL.runId}=${filter.runId}` : ''}`;
-    const [jobs, secrets] = await Promise.all([
-      this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector })),
-      this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector })),
-    ]);
+    const jobs = await this.call('list', 'jobs', () =>
+      this.batch.listNamespacedJob({ namespace: this.region, labelSelector }),
+    );
     const found = new Map<string, ManagedMachine>();
-    for (const o of [...jobs.items, ...secrets.items]) {
+    for (const o of jobs.items) {
       const name = o.metadata?.name;
       const tags = tagsFromMetadata(o.metadata?.labels ?? {}, o.metadata?.annotations ?? {});
       if (!name || found.has(name) || tags[TAG.repo] !== filter.repo) continue;
       tags[TAG.runner] = o.metadata?.annotations?.[RUNNER_NAME] ?? name;
       const created = o.metadata?.creationTimestamp ? new Date(o.metadata.creationTimestamp).getTime() : undefined;
-      const job = 'spec' in o ? (o as V1Job) : undefined;
-      const finished = job?.status?.conditions?.some(
+      const finished = o.status?.conditions?.some(
         (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
       );
-      const state = job ? (finished ? 'ending' : 'running') : 'starting';
+      const state = finished ? 'ending' : o.spec?.suspend ? 'starting' : 'running';
       found.set(name, managedFromTags(name, tags, { state, ...(created !== undefined ? { createdAt: created } : {}) }));
     }
     return [...found.values()];
   }
 
   async findByClientToken(clientToken: string): Promise<string[]> {
+    // The Job comes first: a launch whose answer was lost has a Job or nothing.
     const labelSelector = `${LABEL.clientToken}=${clientToken}`;
-    const [jobs, secrets] = await Promise.all([
-      this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector })),
-      this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector })),
-    ]);
-    return [...new Set([...jobs.items, ...secrets.items].map((o) => o.metadata?.name ?? '').filter(Boolean))];
+    const jobs = await this.call('list', 'jobs', () =>
+      this.batch.listNamespacedJob({ namespace: this.region, labelSelector }),
+    );
+    return jobs.items.map((o) => o.metadata?.name ?? '').filter(Boolean);
   }
 
   private async events(name: string, kind: 'Pod' | 'Job'): Promise<CoreV1Event[]> {
@@ -459,8 +497,11 @@ export class KubernetesCloud implements Cloud {
   }
 
   /**
-   * A create that may have happened already (a retry after a lost answer): an object of the
-   * same name carrying this launch's client token is ours, and counts as created.
+   * A create that may have happened already (a retry after a lost answer): a Job of the same
+   * name carrying this launch's client token is ours, and counts as created. A Secret is not
+   * read back (the launcher may not read Secrets): it is created only after this launch created
+   * the Job of its name, and one left by an earlier Job of that name is removed with it by the
+   * garbage collector, so a Secret already there is this launch's.
    */
   private async create<T>(
     resource: 'jobs' | 'secrets',
@@ -472,17 +513,10 @@ export class KubernetesCloud implements Cloud {
       return await this.call('create', resource, fn, { retryCreate: true });
     } catch (err) {
       if (!(err instanceof CloudError) || err.code !== 'AlreadyExists') throw err;
-      const existing =
-        resource === 'jobs'
-          ? await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))
-          : (
-              await this.call('list', 'secrets', () =>
-                this.core.listNamespacedSecret({
-                  namespace: this.region,
-                  labelSelector: `${LABEL.clientToken}=${clientToken}`,
-                }),
-              )
-            ).items[0];
+      if (resource === 'secrets') return undefined;
+      const existing = await this.call('get', 'jobs', () =>
+        this.batch.readNamespacedJob({ name, namespace: this.region }),
+      );
       if (existing?.metadata?.labels?.[LABEL.clientToken] === clientToken) return undefined;
       throw err;
     }
@@ -543,6 +577,32 @@ export class KubernetesCloud implements Cloud {
         clearTimeout(timer);
       }
     });
+  }
+}
+
+/**
+ * The security context of each kubernetes-security-context mode. `restricted` meets the Pod
+ * Security Standards' restricted profile (runAsNonRoot, allowPrivilegeEscalation false, all
+ * capabilities dropped, the RuntimeDefault seccomp profile), so the pod is admitted in a namespace
+ * that enforces it; the runner runs as uid 1001, the official image's `runner`.
+ * https://kubernetes.io/docs/concepts/security/pod-security-standards/
+ */
+function podSecurity(mode: SecurityContextMode): {
+  pod: { securityContext?: V1PodSecurityContext };
+  container: { securityContext?: V1SecurityContext };
+} {
+  switch (mode) {
+    case 'restricted':
+      return {
+        pod: {
+          securityContext: { runAsNonRoot: true, runAsUser: RUNNER_UID, seccompProfile: { type: 'RuntimeDefault' } },
+        },
+        container: { securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } },
+      };
+    case 'image':
+      return { pod: {}, container: {} };
+    case 'privileged':
+      return { pod: {}, container: { securityContext: { privileged: true, runAsUser: 0 } } };
   }
 }
 
