@@ -119,8 +119,8 @@ var catalog = __webpack_require__(81184);
 const ADVICE = {
     401: 'The cluster refused the credentials in the kubeconfig. Check that its token or certificate is current; tokens ' +
         'from `kubectl create token` expire.',
-    403: 'The identity in the kubeconfig lacks a permission. Bind it to the Role in the README (jobs, secrets, pods, ' +
-        'pods/log and events in the runners namespace).',
+    403: 'The identity in the kubeconfig lacks a permission. Bind it to the Role in the README ' +
+        '(docs/permissions/kubernetes/launcher-role.yaml), in the runners namespace.',
     404: 'Check kubernetes-namespace: the namespace must exist.',
     409: 'An object with this name already exists in the namespace; give another runner name.',
     422: 'The cluster rejected the pod spec; check kubernetes-image, kubernetes-node-selector, kubernetes-tolerations, ' +
@@ -208,17 +208,20 @@ var options = __webpack_require__(38053);
 
 
 /**
- * Runner pods on an existing cluster. Each runner is a batch/v1 Job with one pod, and a Secret
- * holding the startup script and the runner's credential. The Secret is owned by the Job, so
- * it goes when the Job goes, and the credential reaches the container only through
- * `valueFrom.secretKeyRef`: it is never a literal in the pod spec.
+ * Runner pods on an existing cluster. Each runner is a batch/v1 Job with one pod, and a Secret of
+ * the same name holding the startup script and the runner's credential. The Job is created
+ * suspended, the Secret then created already owned by it, and the Job resumed: a Secret never
+ * exists without its Job, so it goes when the Job goes, and the Jobs alone say what exists. The
+ * credential reaches the container only through `valueFrom.secretKeyRef`: it is never a literal
+ * in the pod spec.
  *
  * The Job ends itself: the container exits after its ephemeral job or idle-timeout, the Job
  * completes, and ttlSecondsAfterFinished removes it. activeDeadlineSeconds is max-lifetime,
  * enforced by the cluster.
  *
- * RBAC (the Role in the README): jobs create/get/list/delete, secrets create/patch/list/delete,
- * pods list, pods/log get, events list, all in the runners' namespace.
+ * RBAC (docs/permissions/kubernetes/launcher-role.yaml): jobs create/get/list/patch/delete,
+ * secrets create/delete (never read or listed: each is named after its Job), pods list,
+ * pods/log get, events list, all in the runners' namespace.
  *
  * Retries: the client has none of its own; each call is retried by `cloudCall` (a create only
  * where a repeat is recognised as ours: a dry run, or an object carrying our client token).
@@ -244,6 +247,11 @@ const PREINSTALLED_RUNNER = '/home/runner';
 /** A finished Job stays this long, for `kubectl logs`, then the cluster removes it. */
 const FINISHED_TTL_SECONDS = 300;
 const CALL_TIMEOUT_MS = 30_000;
+/**
+ * The official runner image's user `runner` (actions/runner images/Dockerfile: uid 1001, `USER
+ * runner`). A user given by name cannot be checked by runAsNonRoot, so the uid is set.
+ */
+const RUNNER_UID = 1001;
 const LOG_TAIL_LINES = 200;
 /** Container waiting reasons that never clear by themselves. */
 const FATAL_WAITING = new Set([
@@ -334,19 +342,7 @@ class KubernetesCloud {
         });
         annotations[RUNNER_NAME] = request.runnerName;
         const credentialKey = 'jitConfig' in request.credential ? 'jitconfig' : 'token';
-        // 1. The Secret first, so the pod never starts without it.
-        const secret = {
-            apiVersion: 'v1',
-            kind: 'Secret',
-            metadata: { name, labels, annotations },
-            type: 'Opaque',
-            stringData: {
-                'startup.sh': request.startupScript,
-                [credentialKey]: 'jitConfig' in request.credential ? request.credential.jitConfig : request.credential.registrationToken,
-            },
-        };
-        await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
-        // 2. The Job.
+        // 1. The Job, suspended: no pod starts before its Secret exists.
         const job = this.jobFor(spec, {
             name,
             type: placement.type,
@@ -356,22 +352,34 @@ class KubernetesCloud {
             runnerVersion: request.runnerVersion,
             maxLifetimeSeconds: request.maxLifetimeSeconds,
         });
+        job.spec.suspend = true;
         const created = await this.create('jobs', name, request.clientToken, () => this.batch.createNamespacedJob({ namespace: this.region, body: job }));
         let uid = created?.metadata?.uid;
         if (!uid)
             uid = (await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region })))
                 .metadata?.uid;
-        // 3. The Job owns the Secret: deleting the Job, or its TTL, removes the credential too.
-        await this.call('patch', 'secrets', () => this.core.patchNamespacedSecret({
+        // 2. The Secret, owned by the Job from the start: deleting the Job, or its TTL, removes the credential too.
+        const secret = {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: {
+                name,
+                labels,
+                annotations,
+                ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: uid, blockOwnerDeletion: false }],
+            },
+            type: 'Opaque',
+            stringData: {
+                'startup.sh': request.startupScript,
+                [credentialKey]: 'jitConfig' in request.credential ? request.credential.jitConfig : request.credential.registrationToken,
+            },
+        };
+        await this.create('secrets', name, request.clientToken, () => this.core.createNamespacedSecret({ namespace: this.region, body: secret }));
+        // 3. The Job resumed: its pod starts, with the Secret there.
+        await this.call('patch', 'jobs', () => this.batch.patchNamespacedJob({
             name,
             namespace: this.region,
-            body: [
-                {
-                    op: 'add',
-                    path: '/metadata/ownerReferences',
-                    value: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid, blockOwnerDeletion: false }],
-                },
-            ],
+            body: [{ op: 'replace', path: '/spec/suspend', value: false }],
         }));
         return { id: name, type: placement.type, spot: false, zone: this.region };
     }
@@ -403,6 +411,7 @@ class KubernetesCloud {
                         enableServiceLinks: false,
                         terminationGracePeriodSeconds: 30,
                         ...(k8s.runtimeClass ? { runtimeClassName: k8s.runtimeClass } : {}),
+                        ...podSecurity(k8s.securityContext).pod,
                         ...(Object.keys(k8s.nodeSelector).length > 0 ? { nodeSelector: k8s.nodeSelector } : {}),
                         ...(k8s.tolerations.length > 0 ? { tolerations: k8s.tolerations } : {}),
                         containers: [
@@ -419,6 +428,7 @@ class KubernetesCloud {
                                     },
                                 ],
                                 resources: { limits },
+                                ...podSecurity(k8s.securityContext).container,
                                 volumeMounts: [
                                     { name: 'startup', mountPath: SCRIPT_DIR, readOnly: true },
                                     { name: 'work', mountPath: WORK_DIR },
@@ -464,8 +474,22 @@ class KubernetesCloud {
         }
         if (job.metadata?.deletionTimestamp)
             return { state: 'ending', detail: 'the Job is being deleted' };
-        if (!pod)
-            return { state: 'starting', detail: 'no pod yet' };
+        if (!pod) {
+            // Admission (Pod Security, a missing RuntimeClass) refuses the Job's pod: its controller says so.
+            const refused = job.spec?.suspend
+                ? undefined
+                : (await this.events(job.metadata?.name ?? '', 'Job').catch(() => []))
+                    .filter((e) => e.reason === 'FailedCreate')
+                    .pop();
+            if (!refused)
+                return { state: 'starting', detail: 'no pod yet' };
+            const podSecurity = /violates PodSecurity/.test(refused.message ?? '')
+                ? `; the namespace ${this.region} enforces Pod Security Standards: kubernetes-security-context: restricted ` +
+                    'meets them all, or ask the cluster administrator for a namespace whose pod-security.kubernetes.io/enforce ' +
+                    'label allows this pod'
+                : '';
+            return { state: 'failed', detail: `FailedCreate: ${(refused.message ?? '').trim()}${podSecurity}` };
+        }
         const phase = pod.status?.phase;
         if (phase === 'Running')
             return { state: 'running' };
@@ -503,12 +527,18 @@ class KubernetesCloud {
         const pods = await this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace: this.region, labelSelector: `${LABEL.machine}=${id}` }));
         const pod = newest(pods.items);
         const podName = pod?.metadata?.name;
+        const missing = [];
+        const eventsOf = (name, kind) => this.events(name, kind).catch((err) => {
+            missing.push(`(no events of ${kind} ${name}: ${(0,errors/* errorMessage */.gJ)(err).split('\n')[0]})`);
+            return [];
+        });
         const [jobEvents, podEvents] = await Promise.all([
-            this.events(id, 'Job').catch(() => []),
-            podName ? this.events(podName, 'Pod').catch(() => []) : Promise.resolve([]),
+            eventsOf(id, 'Job'),
+            podName ? eventsOf(podName, 'Pod') : Promise.resolve([]),
         ]);
         const lines = [...jobEvents, ...podEvents].map((e) => `event ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}: ` +
             `${e.type ?? ''} ${e.reason ?? ''}: ${(e.message ?? '').trim()}`);
+        lines.push(...missing);
         if (podName) {
             try {
                 const log = await this.call('get', 'pods/log', () => this.core.readNamespacedPodLog({
@@ -533,45 +563,39 @@ class KubernetesCloud {
         const job = await (0,call/* endedOrGone */.p4)(async () => {
             await this.call('delete', 'jobs', () => this.batch.deleteNamespacedJob({ name: id, namespace: this.region, propagationPolicy: 'Background' }));
         });
-        // The Secret goes with its owner; it is deleted here too in case the owner was never set.
+        // The Secret goes with its owner; it is deleted here too, so the credential goes at once.
         const secret = await (0,call/* endedOrGone */.p4)(async () => {
             await this.call('delete', 'secrets', () => this.core.deleteNamespacedSecret({ name: id, namespace: this.region }));
         });
         return job === 'gone' && secret === 'gone' ? 'gone' : 'terminated';
     }
     /**
-     * Jobs and Secrets this action made in the namespace, for a repository (an annotation, since
-     * `owner/repo` is no label value) and optionally one run (a label). A Secret whose Job was
-     * never created counts too: ending it deletes both by name.
+     * Jobs this action made in the namespace, for a repository (an annotation, since `owner/repo`
+     * is no label value) and optionally one run (a label). Each Job's Secret has its name and is
+     * owned by it (it is never created before its Job): ending the Job deletes both by name.
      */
     async list(filter) {
         const labelSelector = `${LABEL.managedBy}=${MANAGED_BY}${filter.runId ? `,${LABEL.runId}=${filter.runId}` : ''}`;
-        const [jobs, secrets] = await Promise.all([
-            this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector })),
-            this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector })),
-        ]);
+        const jobs = await this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector }));
         const found = new Map();
-        for (const o of [...jobs.items, ...secrets.items]) {
+        for (const o of jobs.items) {
             const name = o.metadata?.name;
             const tags = tagsFromMetadata(o.metadata?.labels ?? {}, o.metadata?.annotations ?? {});
             if (!name || found.has(name) || tags[clouds_tags/* TAG */.D.repo] !== filter.repo)
                 continue;
             tags[clouds_tags/* TAG */.D.runner] = o.metadata?.annotations?.[RUNNER_NAME] ?? name;
             const created = o.metadata?.creationTimestamp ? new Date(o.metadata.creationTimestamp).getTime() : undefined;
-            const job = 'spec' in o ? o : undefined;
-            const finished = job?.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-            const state = job ? (finished ? 'ending' : 'running') : 'starting';
+            const finished = o.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+            const state = finished ? 'ending' : o.spec?.suspend ? 'starting' : 'running';
             found.set(name, (0,clouds_tags/* managedFromTags */.V)(name, tags, { state, ...(created !== undefined ? { createdAt: created } : {}) }));
         }
         return [...found.values()];
     }
     async findByClientToken(clientToken) {
+        // The Job comes first: a launch whose answer was lost has a Job or nothing.
         const labelSelector = `${LABEL.clientToken}=${clientToken}`;
-        const [jobs, secrets] = await Promise.all([
-            this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector })),
-            this.call('list', 'secrets', () => this.core.listNamespacedSecret({ namespace: this.region, labelSelector })),
-        ]);
-        return [...new Set([...jobs.items, ...secrets.items].map((o) => o.metadata?.name ?? '').filter(Boolean))];
+        const jobs = await this.call('list', 'jobs', () => this.batch.listNamespacedJob({ namespace: this.region, labelSelector }));
+        return jobs.items.map((o) => o.metadata?.name ?? '').filter(Boolean);
     }
     async events(name, kind) {
         const list = await this.call('list', 'events', () => this.core.listNamespacedEvent({
@@ -581,8 +605,11 @@ class KubernetesCloud {
         return [...list.items].sort((a, b) => eventTime(a) - eventTime(b));
     }
     /**
-     * A create that may have happened already (a retry after a lost answer): an object of the
-     * same name carrying this launch's client token is ours, and counts as created.
+     * A create that may have happened already (a retry after a lost answer): a Job of the same
+     * name carrying this launch's client token is ours, and counts as created. A Secret is not
+     * read back (the launcher may not read Secrets): it is created only after this launch created
+     * the Job of its name, and one left by an earlier Job of that name is removed with it by the
+     * garbage collector, so a Secret already there is this launch's.
      */
     async create(resource, name, clientToken, fn) {
         try {
@@ -591,12 +618,9 @@ class KubernetesCloud {
         catch (err) {
             if (!(err instanceof errors/* CloudError */.K2) || err.code !== 'AlreadyExists')
                 throw err;
-            const existing = resource === 'jobs'
-                ? await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }))
-                : (await this.call('list', 'secrets', () => this.core.listNamespacedSecret({
-                    namespace: this.region,
-                    labelSelector: `${LABEL.clientToken}=${clientToken}`,
-                }))).items[0];
+            if (resource === 'secrets')
+                return undefined;
+            const existing = await this.call('get', 'jobs', () => this.batch.readNamespacedJob({ name, namespace: this.region }));
             if (existing?.metadata?.labels?.[LABEL.clientToken] === clientToken)
                 return undefined;
             throw err;
@@ -641,6 +665,28 @@ class KubernetesCloud {
                 clearTimeout(timer);
             }
         });
+    }
+}
+/**
+ * The security context of each kubernetes-security-context mode. `restricted` meets the Pod
+ * Security Standards' restricted profile (runAsNonRoot, allowPrivilegeEscalation false, all
+ * capabilities dropped, the RuntimeDefault seccomp profile), so the pod is admitted in a namespace
+ * that enforces it; the runner runs as uid 1001, the official image's `runner`.
+ * https://kubernetes.io/docs/concepts/security/pod-security-standards/
+ */
+function podSecurity(mode) {
+    switch (mode) {
+        case 'restricted':
+            return {
+                pod: {
+                    securityContext: { runAsNonRoot: true, runAsUser: RUNNER_UID, seccompProfile: { type: 'RuntimeDefault' } },
+                },
+                container: { securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } },
+            };
+        case 'image':
+            return { pod: {}, container: {} };
+        case 'privileged':
+            return { pod: {}, container: { securityContext: { privileged: true, runAsUser: 0 } } };
     }
 }
 function loadKubeconfig(access) {

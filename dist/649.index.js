@@ -91,6 +91,7 @@ __webpack_require__.r(__webpack_exports__);
 // EXPORTS
 __webpack_require__.d(__webpack_exports__, {
   GcpCloud: () => (/* binding */ GcpCloud),
+  NETWORK_TAG: () => (/* binding */ NETWORK_TAG),
   NO_SERVICE_ACCOUNT_WARNING: () => (/* binding */ NO_SERVICE_ACCOUNT_WARNING),
   computeEndpoint: () => (/* binding */ computeEndpoint),
   createCloud: () => (/* binding */ createCloud),
@@ -151,7 +152,15 @@ const KNOWN = {
     RESOURCE_NOT_FOUND: { kind: 'gone', advice: 'Check the gcp-project, region, type and image inputs.' },
     invalid: {
         kind: 'permanent',
-        advice: 'Compute Engine refused the request; check the type, image, tags and gcp-service-account inputs.',
+        advice: 'Compute Engine refused the request; check the type, image, tags, gcp-network, gcp-subnetwork and ' +
+            'gcp-service-account inputs (a project without a default network needs gcp-network or gcp-subnetwork).',
+    },
+    // An organisation policy, or a precondition such as a metadata fingerprint.
+    conditionNotMet: {
+        kind: 'permanent',
+        advice: 'A condition of the project refused this. For constraints/compute.vmExternalIpAccess (an organisation ' +
+            'policy against external IPs), set gcp-external-ip: false on a network whose Cloud NAT (or a proxy) ' +
+            'reaches GitHub.',
     },
     alreadyExists: { kind: 'permanent', advice: '' },
     UNAUTHENTICATED: {
@@ -247,16 +256,19 @@ const gceRefusal = (code, detail, advice = KNOWN[code]?.advice ?? '', kind = gce
  * Retries: gax retries nothing (`retryCodes: []` on every call); each call is retried by
  * `cloudCall`. An insert carries a requestId, so a repeat after a lost answer makes one VM.
  *
- * Permissions called: compute.instances.create, .list, .delete, .getSerialPortOutput,
- * .setMetadata, .setLabels (labels and metadata at creation), compute.disks.create,
- * compute.disks.setLabels, compute.subnetworks.use, .useExternalIp, compute.machineTypes.list,
- * compute.acceleratorTypes.list, compute.images.get, .getFromFamily, .useReadOnly,
- * compute.zoneOperations.get, and with gcp-service-account compute.instances.setServiceAccount
- * plus iam.serviceAccounts.actAs on that account.
+ * Permissions called: compute.instances.create, .get, .list, .delete, .getSerialPortOutput,
+ * .setMetadata (metadata at creation, and removing a reusable runner's startup script once it is
+ * online), .setLabels (labels at creation), .setTags (the network tag at creation),
+ * compute.disks.create, compute.disks.setLabels, compute.subnetworks.use, .useExternalIp (not with gcp-external-ip: false),
+ * compute.machineTypes.list, compute.acceleratorTypes.list, compute.images.get, .getFromFamily,
+ * .useReadOnly, compute.zoneOperations.get, and with gcp-service-account
+ * compute.instances.setServiceAccount plus iam.serviceAccounts.actAs on that account.
  *
  * A machine is `<zone>/<instance name>`.
  */
 const SCOPES = ['https://www.googleapis.com/auth/cloud-platform'];
+/** The network tag of every VM, for a firewall rule that denies ingress to runners. */
+const NETWORK_TAG = 'cml-runner';
 const DEFAULT_API = 'https://compute.googleapis.com/compute/v1';
 /** An insert is awaited this long (a GPU VM with a large image can take minutes to be RUNNING). */
 const OPERATION_TIMEOUT_MS = 10 * 60_000;
@@ -364,13 +376,47 @@ class GcpCloud {
             diskSizeGb: Math.max(spec.hddSizeGb ?? 0, image.diskSizeGb),
         };
         const serviceAccount = this.options.serviceAccount;
+        // Machines whose startup script holds a registration token (reusable runners).
+        const withToken = new Set();
         return {
             // Without a service account the machine has no token to delete itself with; it stops instead.
             scriptSettings: serviceAccount ? { selfDelete: { cloud: 'gcp', apiUrl: this.apiUrl } } : {},
             places: zones.map((z) => z.zone),
             warnings: serviceAccount ? [] : [NO_SERVICE_ACCOUNT_WARNING],
-            launch: (request, placement) => this.launch(zones, prepared, request, placement),
+            launch: async (request, placement) => {
+                const machine = await this.launch(zones, prepared, request, placement);
+                if ('registrationToken' in request.credential)
+                    withToken.add(machine.id);
+                return machine;
+            },
+            online: (machine) => (withToken.has(machine.id) ? this.removeStartupScript(machine.id) : Promise.resolve()),
         };
+    }
+    /**
+     * Removes the `startup-script` metadata item, which any job could read from the metadata server
+     * (a reusable runner's holds its registration token): instances.get for the fingerprint, then
+     * instances.setMetadata with the other items. A fingerprint that changed meanwhile (412
+     * conditionNotMet) is read again once. The running machine is not affected.
+     */
+    async removeStartupScript(id, attempt = 1) {
+        const [zone, name] = splitId(id);
+        const where = { project: this.project, zone, instance: name };
+        const [instance] = await this.call(`instances.get in ${zone}`, () => this.instances.get(where, CALL));
+        const items = instance.metadata?.items ?? [];
+        const kept = items.filter((i) => i.key !== 'startup-script');
+        if (kept.length === items.length)
+            return;
+        const metadataResource = { fingerprint: instance.metadata?.fingerprint ?? null, items: kept };
+        try {
+            const [operation] = await this.call(`instances.setMetadata in ${zone}`, () => this.instances.setMetadata({ ...where, metadataResource }, CALL));
+            await this.awaitOperation(zone, operation.latestResponse, `instances.setMetadata ${name}`);
+        }
+        catch (err) {
+            const code = err.code;
+            if (attempt === 1 && (code === 'conditionNotMet' || code === 'CONDITION_NOT_MET'))
+                return this.removeStartupScript(id, 2);
+            throw err;
+        }
     }
     /** Zone → names offered, for the given names, from one aggregated list. */
     async offered(action, names, list, items) {
@@ -432,9 +478,13 @@ class GcpCloud {
             name,
             machineType: `zones/${zone}/machineTypes/${type.machineType}`,
             labels,
+            // A firewall rule can deny ingress to every runner by this network tag (see the README).
+            tags: { items: [NETWORK_TAG] },
             metadata: {
                 items: [
                     { key: 'startup-script', value: request.startupScript },
+                    // Project-wide SSH keys give no way in; nothing here adds instance keys.
+                    { key: 'block-project-ssh-keys', value: 'TRUE' },
                     // Exact values of the tags, which labels can only carry lowercased.
                     ...Object.entries(request.tags)
                         .filter(([k]) => k.startsWith('cml-runner:'))
@@ -453,11 +503,7 @@ class GcpCloud {
                     },
                 },
             ],
-            // The default network, with an ephemeral external address for the way out to GitHub. No
-            // firewall rule is created; the network's own ingress rules apply.
-            networkInterfaces: [
-                { network: 'global/networks/default', accessConfigs: [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] },
-            ],
+            networkInterfaces: [this.networkInterface()],
             guestAccelerators: type.accelerator
                 ? [
                     {
@@ -476,6 +522,22 @@ class GcpCloud {
                 automaticRestart: !placement.spot,
             },
             serviceAccounts: serviceAccount ? [{ email: serviceAccount, scopes: SCOPES }] : [],
+        };
+    }
+    /**
+     * gcp-network (`default`) and gcp-subnetwork, with an ephemeral external address for the way
+     * out to GitHub unless gcp-external-ip is false (then Cloud NAT or a proxy must give one). A
+     * subnetwork alone names its network. No firewall rule is created; the network's own apply.
+     */
+    networkInterface() {
+        const { network, subnetwork, externalIp } = this.options;
+        const path = (ref, scope) => (ref.startsWith('projects/') ? ref : `${scope}/${ref}`);
+        return {
+            ...(network !== undefined || subnetwork === undefined
+                ? { network: path(network ?? 'default', 'global/networks') }
+                : {}),
+            ...(subnetwork !== undefined ? { subnetwork: path(subnetwork, `regions/${this.region}/subnetworks`) } : {}),
+            ...(externalIp === false ? {} : { accessConfigs: [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] }),
         };
     }
     /** Tags as labels: lowercase, `:` and other characters become `_` or `-`, 63 characters at most. */

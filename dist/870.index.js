@@ -21,14 +21,14 @@ var external_node_zlib_ = __webpack_require__(38522);
 var dist_cjs = __webpack_require__(35193);
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/client-ssm/dist-cjs/index.js
 var client_ssm_dist_cjs = __webpack_require__(34736);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __webpack_require__(83916);
 // EXTERNAL MODULE: ./src/clouds/call.ts
 var call = __webpack_require__(15268);
 // EXTERNAL MODULE: ./src/clouds/tags.ts
 var clouds_tags = __webpack_require__(1061);
 // EXTERNAL MODULE: ./src/clouds/aws/catalog.ts
 var catalog = __webpack_require__(77307);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __webpack_require__(83916);
 ;// CONCATENATED MODULE: ./src/clouds/aws/errors.ts
 
 
@@ -55,6 +55,16 @@ const KNOWN = {
         kind: 'market',
         advice: 'The spot-price input is below the current spot price. Raise it, or use spot-price: -1 to pay up to the ' +
             'on-demand price.',
+    },
+    // The account's first spot launch creates the EC2 Spot service-linked role; without the right
+    // to create it, spot fails (403) while on-demand works: a market refusal, so on-demand-fallback applies.
+    'AuthFailure.ServiceLinkedRoleCreationNotPermitted': {
+        kind: 'market',
+        advice: 'Spot needs the EC2 Spot service-linked role (AWSServiceRoleForEC2Spot), which the first spot launch in an ' +
+            'account creates, and these credentials may not create it. Grant iam:CreateServiceLinkedRole for ' +
+            'spot.amazonaws.com (see the README IAM policy), or create the role once with: aws iam ' +
+            'create-service-linked-role --aws-service-name spot.amazonaws.com. Until then spot: false, or ' +
+            'on-demand-fallback: true (the default), launches on-demand.',
     },
     MaxSpotInstanceCountExceeded: {
         kind: 'quota',
@@ -132,9 +142,10 @@ function awsError(err, action, region) {
 }
 const awsRetryAfterMs = (err) => (0,call/* retryAfterHeader */.W8)(err.$response?.headers?.['retry-after']);
 /** A refusal made here, in the same shape as the service's. */
-const awsRefusal = (code, detail, advice = KNOWN[code]?.advice ?? '') => new errors/* CloudError */.K2('AWS', code, detail, advice, KNOWN[code]?.kind ?? 'permanent');
+const awsRefusal = (code, detail, advice = KNOWN[code]?.advice ?? '', kind = KNOWN[code]?.kind ?? 'permanent') => new errors/* CloudError */.K2('AWS', code, detail, advice, kind);
 
 ;// CONCATENATED MODULE: ./src/clouds/aws/provider.ts
+
 
 
 
@@ -149,8 +160,13 @@ const awsRefusal = (code, detail, advice = KNOWN[code]?.advice ?? '') => new err
  * the SDK's default chain (web identity, SSO, instance role) finds them.
  *
  * IAM actions called: ec2:RunInstances, ec2:CreateTags (tags at launch), ec2:DescribeImages,
- * ec2:DescribeInstances, ec2:GetConsoleOutput, ec2:TerminateInstances, ssm:GetParameter,
- * and iam:PassRole when aws-instance-profile is given.
+ * ec2:DescribeInstanceTypeOfferings, ec2:DescribeInstances, ec2:GetConsoleOutput,
+ * ec2:TerminateInstances, ssm:GetParameter, and iam:PassRole when aws-instance-profile is given.
+ * A spot launch needs iam:CreateServiceLinkedRole for spot.amazonaws.com once per account (EC2
+ * creates the AWSServiceRoleForEC2Spot role on the first one). The documented policy
+ * (docs/permissions/aws/) allows launching and tagging only resources tagged `cml-runner:managed`
+ * = true at launch, and terminating or reading only such instances: every launch must keep
+ * sending that tag on the instance, its volumes and its network interface.
  *
  * Retries: the SDK's are off (one attempt); each call is retried by `cloudCall` when it failed
  * for a throttle, a 5xx or a dropped connection, honouring Retry-After. RunInstances carries a
@@ -165,6 +181,24 @@ const EC2_STATES = {
     stopping: 'ending',
     stopped: 'stopped',
 };
+/** Spot refused because the EC2 Spot service-linked role is missing and may not be created. */
+const SPOT_ROLE_REFUSED = 'AuthFailure.ServiceLinkedRoleCreationNotPermitted';
+/**
+ * Regions asked which offer the spec's types when the launch region offers none of them: the
+ * generic regions' and a few main ones.
+ */
+const OTHER_REGIONS = [
+    'us-east-1',
+    'us-east-2',
+    'us-west-1',
+    'us-west-2',
+    'eu-west-1',
+    'eu-west-2',
+    'eu-central-1',
+    'eu-north-1',
+    'ap-northeast-1',
+    'ap-southeast-2',
+];
 function createCloud(options, region, ctx) {
     return new AwsCloud(options, region, ctx);
 }
@@ -192,6 +226,7 @@ class AwsCloud {
     ec2;
     ssm;
     policy;
+    spotRoleAdvised = false;
     constructor(options, region, ctx) {
         this.options = options;
         this.region = region;
@@ -212,15 +247,84 @@ class AwsCloud {
         for (const type of spec.types)
             if (!byArch.has((0,catalog/* awsArchitecture */.H3)(type)))
                 byArch.set((0,catalog/* awsArchitecture */.H3)(type), type);
-        // The image and disk layout per architecture; a type list may mix x86_64 and arm64 types.
+        // The image and disk layout per architecture (a type list may mix x86_64 and arm64 types),
+        // and which types the region offers, at once: the check adds no round trip.
         const images = new Map();
-        await Promise.all([...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))));
+        const [offered] = await Promise.all([
+            this.offeredHere(spec.types),
+            ...[...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))),
+        ]);
+        const warnings = [];
+        let types;
+        if (offered === 'unchecked') {
+            warnings.push(`the AWS credentials may not call ec2:DescribeInstanceTypeOfferings, so the types were not checked against ` +
+                `what ${this.region} offers; grant it as in the README IAM policy`);
+        }
+        else {
+            types = spec.types.filter((t) => offered.has(t));
+            if (types.length === 0)
+                throw await this.notOffered(spec.types);
+        }
         return {
             scriptSettings: spec.spot ? { spotNotice: 'aws' } : {},
             places: this.options.subnets.length > 0 ? this.options.subnets : [undefined],
-            warnings: [],
+            ...(types ? { types } : {}),
+            warnings,
             launch: (request, placement) => this.launch(spec, images, request, placement),
         };
+    }
+    /** The types this region offers among `types`, or `unchecked` when the credentials may not ask. */
+    async offeredHere(types) {
+        try {
+            return await this.offeredIn(this.ec2, this.region, types);
+        }
+        catch (err) {
+            if (err instanceof errors/* CloudError */.K2 && err.code === 'UnauthorizedOperation')
+                return 'unchecked';
+            throw err;
+        }
+    }
+    /** DescribeInstanceTypeOfferings in a region (LocationType region), every page. */
+    async offeredIn(ec2, region, types) {
+        const found = new Set();
+        let NextToken;
+        do {
+            const out = await this.call(`ec2:DescribeInstanceTypeOfferings in ${region}`, () => ec2.send(new dist_cjs/* DescribeInstanceTypeOfferingsCommand */.DyC({
+                LocationType: 'region',
+                Filters: [{ Name: 'instance-type', Values: [...types] }],
+                NextToken,
+            })));
+            for (const o of out.InstanceTypeOfferings ?? [])
+                if (o.InstanceType)
+                    found.add(o.InstanceType);
+            NextToken = out.NextToken;
+        } while (NextToken);
+        return found;
+    }
+    /** The error for types this region offers none of, naming the regions that do (asked at once). */
+    async notOffered(types) {
+        const endpoint = this.ctx.env.AWS_ENDPOINT_URL_EC2 || this.ctx.env.AWS_ENDPOINT_URL;
+        const regions = OTHER_REGIONS.filter((r) => r !== this.region);
+        const answers = await Promise.allSettled(regions.map(async (region) => {
+            const ec2 = new dist_cjs/* EC2Client */.gu5(clientConfig(region, this.ctx.env, endpoint));
+            try {
+                return await this.offeredIn(ec2, region, types);
+            }
+            finally {
+                ec2.destroy();
+            }
+        }));
+        // A region that did not answer (not enabled for the account, a policy limited to one region) is left out.
+        const where = types.map((type) => {
+            const offering = regions.filter((_r, i) => {
+                const a = answers[i];
+                return a.status === 'fulfilled' && a.value.has(type);
+            });
+            return `${type} in ${offering.length > 0 ? offering.join(', ') : 'none of the regions asked'}`;
+        });
+        const list = types.join(', ');
+        return awsRefusal('InstanceTypeNotOffered', `${this.region} offers none of the types ${list} (ec2:DescribeInstanceTypeOfferings). Offered: ${where.join('; ')}`, 'Give a region that offers them in region (a native AWS region such as us-east-2 works too), or types that ' +
+            `${this.region} offers. Nothing was created.`, 'permanent');
     }
     async prepareImage(spec, arch, type) {
         const imageId = await this.resolveImageId(spec, arch);
@@ -295,7 +399,15 @@ class AwsCloud {
         };
         // Retried with the same input, so with the same ClientToken: EC2 answers a repeat with the
         // instance the first call made (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html).
-        const out = await this.call('ec2:RunInstances', () => this.ec2.send(new dist_cjs/* RunInstancesCommand */.zq7(input)));
+        const out = await this.call('ec2:RunInstances', () => this.ec2.send(new dist_cjs/* RunInstancesCommand */.zq7(input))).catch((err) => {
+            // With on-demand-fallback the lifecycle moves on to on-demand and names only the code: say
+            // once what gives spot back.
+            if (err instanceof errors/* CloudError */.K2 && err.code === SPOT_ROLE_REFUSED && !this.spotRoleAdvised) {
+                this.spotRoleAdvised = true;
+                this.ctx.log.warning(err.advice);
+            }
+            throw err;
+        });
         const inst = out.Instances?.[0];
         if (!inst?.InstanceId)
             throw awsRefusal('NoInstance', 'RunInstances returned no instance', '');
@@ -350,7 +462,18 @@ class AwsCloud {
         return found;
     }
     async consoleLog(id) {
-        const out = await this.call('ec2:GetConsoleOutput', () => this.ec2.send(new dist_cjs/* GetConsoleOutputCommand */.Olx({ InstanceId: id, Latest: true })));
+        const get = (Latest) => this.call('ec2:GetConsoleOutput', () => this.ec2.send(new dist_cjs/* GetConsoleOutputCommand */.Olx({ InstanceId: id, Latest })));
+        let out;
+        try {
+            out = await get(true);
+        }
+        catch (err) {
+            // Only Nitro instances give the latest output; a Xen one (t2, m4, c4, p3) refuses Latest
+            // (UnsupportedOperation) but still has the output last posted.
+            if (!(err instanceof errors/* CloudError */.K2) || err.kind !== 'permanent')
+                throw err;
+            out = await get(false);
+        }
         return out.Output ? Buffer.from(out.Output, 'base64').toString('utf8') : '';
     }
     async terminate(id) {

@@ -30843,10 +30843,13 @@ module.exports = {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   $L: () => (/* binding */ AWS_IMAGE_PARAMETERS),
 /* harmony export */   H3: () => (/* binding */ awsArchitecture),
-/* harmony export */   q7: () => (/* binding */ AWS_CATALOG)
+/* harmony export */   q7: () => (/* binding */ AWS_CATALOG),
+/* harmony export */   w9: () => (/* binding */ awsFamilyIsVolta)
 /* harmony export */ });
-/* unused harmony exports AWS_REGIONS, AWS_TYPES, AWS_GPU_FAMILIES, awsFamilyHasGpu, AWS_NATIVE_TYPE, AWS_NATIVE_REGION */
-/* harmony import */ var _generic_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(55327);
+/* unused harmony exports AWS_REGIONS, AWS_TYPES, AWS_VOLTA_FAMILIES, AWS_GPU_FAMILIES, awsFamilyHasGpu, AWS_NATIVE_TYPE, AWS_NATIVE_REGION */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
+/* harmony import */ var _generic_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(55327);
+
 
 /**
  * AWS names for the generic vocabulary.
@@ -30862,7 +30865,10 @@ const AWS_REGIONS = {
     'eu-west': 'eu-west-1',
     'eu-north': 'eu-north-1',
 };
-/** Instance type per generic size and GPU. CPU sizes keep CML's m5 choices; `s` is new. */
+/**
+ * Instance type per generic size and GPU. CPU sizes keep CML's m5 choices; `s` is new. A string:
+ * the GPU is not offered generically on AWS, and what to ask for instead.
+ */
 const AWS_TYPES = {
     nogpu: { s: 'm5.large', m: 'm5.2xlarge', l: 'm5.8xlarge', xl: 'm5.16xlarge' },
     t4: { s: 'g4dn.xlarge', m: 'g4dn.4xlarge', l: 'g4dn.12xlarge', xl: 'g4dn.metal' },
@@ -30872,8 +30878,24 @@ const AWS_TYPES = {
     // p4d has one size; every generic size gets the same eight-GPU machine.
     a100: { s: 'p4d.24xlarge', m: 'p4d.24xlarge', l: 'p4d.24xlarge', xl: 'p4d.24xlarge' },
     h100: { s: 'p5.4xlarge', m: 'p5.4xlarge', l: 'p5.48xlarge', xl: 'p5.48xlarge' },
-    v100: { s: 'p3.2xlarge', m: 'p3.2xlarge', l: 'p3.8xlarge', xl: 'p3.16xlarge' },
+    // p3 (the V100) is offered in few regions now, and the default GPU image's driver uses NVIDIA's
+    // open kernel modules, which drive Turing and newer GPUs only, not the V100 (Volta).
+    v100: 'the V100 (p3) is not offered generically on AWS: p3 is left in few regions, and the default GPU ' +
+        "image's NVIDIA driver (open kernel modules) does not support the V100; use t4, a10g or l4, or give a native " +
+        'p3 type (p3.2xlarge) with an image whose NVIDIA driver supports Volta (the proprietary one)',
 };
+/** V100 (Volta) families: NVIDIA's open kernel modules, in the default GPU image, cannot drive them. */
+const AWS_VOLTA_FAMILIES = new Set(['p3', 'p3dn']);
+const awsFamilyIsVolta = (instanceType) => AWS_VOLTA_FAMILIES.has(instanceType.split('.')[0] ?? '');
+/** The native type for a generic or native `type`; a GPU AWS does not offer generically is an InputError on `gpu`. */
+function awsMachineType(type, gpu) {
+    if (!(0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericType */ .oW)(type))
+        return AWS_NATIVE_TYPE.test(type) ? type : undefined;
+    const row = AWS_TYPES[gpu];
+    if (typeof row === 'string')
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('gpu', gpu, row);
+    return row[type];
+}
 /**
  * Instance families that carry NVIDIA GPUs, so a native `type` alone selects the GPU image.
  * Graviton GPU families (g5g) are arm64.
@@ -30925,11 +30947,12 @@ const AWS_NATIVE_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 const AWS_CATALOG = {
     nativeRegionHint: 'an AWS region such as us-east-2',
     nativeTypeHint: 'an EC2 instance type such as g5.2xlarge',
-    region: (v) => ((0,_generic_js__WEBPACK_IMPORTED_MODULE_0__/* .isGenericRegion */ .e1)(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
-    machineType: (t, gpu) => ((0,_generic_js__WEBPACK_IMPORTED_MODULE_0__/* .isGenericType */ .oW)(t) ? AWS_TYPES[gpu][t] : AWS_NATIVE_TYPE.test(t) ? t : undefined),
+    region: (v) => ((0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericRegion */ .e1)(v) ? AWS_REGIONS[v] : AWS_NATIVE_REGION.test(v) ? v : undefined),
+    machineType: awsMachineType,
     typeHasGpu: awsFamilyHasGpu,
     image: (v) => /^(ami-[0-9a-f]{8,17}|\/[A-Za-z0-9_./-]+)$/.test(v),
     imageHint: 'use an AMI id (ami-0123456789abcdef0) or the name of an SSM parameter that holds one (/aws/service/...)',
+    architecture: (t) => (awsArchitecture(t) === 'arm64' ? 'ARM64' : 'X64'),
 };
 
 
@@ -30942,9 +30965,10 @@ const AWS_CATALOG = {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   aW: () => (/* binding */ AZURE_CATALOG),
 /* harmony export */   uk: () => (/* binding */ parseAzureImage),
-/* harmony export */   yu: () => (/* binding */ AZURE_DEFAULT_IMAGE)
+/* harmony export */   yu: () => (/* binding */ AZURE_DEFAULT_IMAGE),
+/* harmony export */   zx: () => (/* binding */ azureSizeTakesTrustedLaunch)
 /* harmony export */ });
-/* unused harmony exports AZURE_REGIONS, AZURE_TYPES, AZURE_NATIVE_TYPE, AZURE_NATIVE_REGION, azureTypeHasGpu */
+/* unused harmony exports AZURE_REGIONS, AZURE_TYPES, AZURE_NATIVE_TYPE, AZURE_NATIVE_REGION, AZURE_ARM_SIZE, azureTypeHasGpu */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
 /* harmony import */ var _generic_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(55327);
 
@@ -30954,7 +30978,12 @@ const AWS_CATALOG = {
  *
  * Regions follow CML's table (terraform-provider-iterative, azure) so a migrated workflow lands
  * where it did before. GPU sizes: t4 = NCasT4_v3, a10g = NVadsA10_v5 (A10), a100 = NC A100 v4,
- * h100 = NCads H100 v5, v100 = NCv3. The K80 (NC v1) is retired.
+ * h100 = NCads H100 v5. The K80 (NC v1) is retired, and so is the V100 (NCv3).
+ *
+ * a10g takes only whole A10s: NV36ads_A10_v5 has one, NV72ads_A10_v5 two. NV6ads, NV12ads and
+ * NV18ads hold 1/6, 1/3 and 1/2 of one, which only NVIDIA's GRID driver sees (the recommended
+ * image has the datacenter driver); they stay available as native types.
+ * https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nvadsa10v5-series
  */
 const AZURE_REGIONS = {
     'us-east': 'eastus',
@@ -30967,9 +30996,9 @@ const AZURE_TYPES = {
     nogpu: { s: 'Standard_D2s_v5', m: 'Standard_D8s_v5', l: 'Standard_D32s_v5', xl: 'Standard_D64s_v5' },
     t4: { s: 'Standard_NC4as_T4_v3', m: 'Standard_NC8as_T4_v3', l: 'Standard_NC16as_T4_v3', xl: 'Standard_NC64as_T4_v3' },
     a10g: {
-        s: 'Standard_NV6ads_A10_v5',
-        m: 'Standard_NV12ads_A10_v5',
-        l: 'Standard_NV36ads_A10_v5',
+        s: 'Standard_NV36ads_A10_v5',
+        m: 'Standard_NV36ads_A10_v5',
+        l: 'Standard_NV72ads_A10_v5',
         xl: 'Standard_NV72ads_A10_v5',
     },
     a100: {
@@ -30984,14 +31013,48 @@ const AZURE_TYPES = {
         l: 'Standard_NC80adis_H100_v5',
         xl: 'Standard_NC80adis_H100_v5',
     },
-    v100: { s: 'Standard_NC6s_v3', m: 'Standard_NC12s_v3', l: 'Standard_NC24s_v3', xl: 'Standard_NC24s_v3' },
+    v100: 'the V100 sizes (NCv3) were retired on 30 September 2025; use t4, a10g, a100 or h100',
     l4: 'the L4 is not offered on Azure; use t4, or a10g for 24 GB',
     l40s: 'the L40S is not offered on Azure; use a100 or h100',
 };
+/**
+ * Sizes Azure retired, with what to use instead: the NCv3 (V100) sizes, on 30 September 2025.
+ * https://learn.microsoft.com/azure/virtual-machines/sizes/retirement/ncv3-retirement
+ */
+const AZURE_RETIRED = [
+    [
+        /^Standard_NC(6|12|24|24r)s_v3$/i,
+        'the NCv3 (V100) sizes were retired on 30 September 2025; use an NCasT4_v3, NC A100 v4 or NCads H100 v5 size',
+    ],
+];
+/**
+ * Size families without Trusted Launch: those with no Gen2 (A, Dv2, Dv3, NC v1, NV v1, NP), the
+ * confidential ones (DC, EC), and those not yet supported (Dpsv5 and its kin, M, NDasrA100_v4,
+ * NDm_A100_v4). https://learn.microsoft.com/azure/virtual-machines/trusted-launch#virtual-machines-sizes
+ * (read 2026-12-08). Resource SKUs also say so per size (`TrustedLaunchDisabled`).
+ */
+const NO_TRUSTED_LAUNCH = [
+    /^(Standard|Basic)_A\d/i,
+    /^Standard_DS?\d+(-\d+)?_v[23](_Promo)?$/i,
+    /^Standard_D\d+p[a-z]*_v5$/i,
+    /^Standard_(DC|EC)\d/i,
+    /^Standard_M\d/i,
+    /^Standard_ND96as?r_v4$/i,
+    /^Standard_ND96amsr_A100_v4$/i,
+    /^Standard_N[CV]\d+r?(_Promo)?$/i,
+    /^Standard_NP\d/i,
+];
+const azureSizeTakesTrustedLaunch = (size) => !NO_TRUSTED_LAUNCH.some((re) => re.test(size));
 /** `Standard_NC4as_T4_v3`, `Standard_D8s_v5`. */
 const AZURE_NATIVE_TYPE = /^(Standard|Basic)_[A-Za-z0-9_]+$/;
 /** `eastus`, `westeurope`, `usgovvirginia`. */
 const AZURE_NATIVE_REGION = /^[a-z]+[a-z0-9]*$/;
+/**
+ * Arm sizes: a `p` among the additive feature letters after the vCPU count (Standard_D2ps_v5,
+ * Standard_E4pds_v6, Standard_B2pts_v2). https://learn.microsoft.com/azure/virtual-machines/vm-naming-conventions
+ * ("p = ARM Cpu", page dated 2023-05-01).
+ */
+const AZURE_ARM_SIZE = /^(Standard|Basic)_[A-Z]+\d+(-\d+)?[a-z]*p[a-z]*_/;
 /** N-series sizes carry NVIDIA GPUs. */
 const azureTypeHasGpu = (size) => /^Standard_N/.test(size);
 /** Canonical Ubuntu 24.04 LTS. It carries no NVIDIA driver: GPU jobs need an image that has one. */
@@ -31014,8 +31077,12 @@ const AZURE_CATALOG = {
     nativeTypeHint: 'a VM size such as Standard_NC8as_T4_v3',
     region: (v) => (0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericRegion */ .e1)(v) ? AZURE_REGIONS[v] : AZURE_NATIVE_REGION.test(v) && !v.includes('-') ? v : undefined,
     machineType: (t, gpu) => {
-        if (!(0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericType */ .oW)(t))
+        if (!(0,_generic_js__WEBPACK_IMPORTED_MODULE_1__/* .isGenericType */ .oW)(t)) {
+            const retired = AZURE_RETIRED.find(([re]) => re.test(t));
+            if (retired)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('type', t, retired[1]);
             return AZURE_NATIVE_TYPE.test(t) ? t : undefined;
+        }
         const row = AZURE_TYPES[gpu];
         if (typeof row === 'string')
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('gpu', gpu, row);
@@ -31024,6 +31091,7 @@ const AZURE_CATALOG = {
     typeHasGpu: azureTypeHasGpu,
     image: (v) => parseAzureImage(v) !== undefined,
     imageHint: 'use an image URN publisher:offer:sku:version (Canonical:ubuntu-24_04-lts:server:latest) or an image resource id',
+    architecture: (size) => (AZURE_ARM_SIZE.test(size) ? 'ARM64' : 'X64'),
 };
 
 
@@ -31036,9 +31104,11 @@ const AZURE_CATALOG = {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Ch: () => (/* binding */ parseGcpType),
 /* harmony export */   Wu: () => (/* binding */ GCP_IMAGES),
-/* harmony export */   h: () => (/* binding */ GCP_CATALOG)
+/* harmony export */   b1: () => (/* binding */ GCP_SPOT_ONLY),
+/* harmony export */   h: () => (/* binding */ GCP_CATALOG),
+/* harmony export */   iu: () => (/* binding */ GCP_ATTACHED_GPUS)
 /* harmony export */ });
-/* unused harmony exports GCP_REGIONS, GCP_TYPES, GCP_ATTACHED_GPUS, formatGcpType, gcpTypeHasGpu, gcpMachineType, GCP_IMAGE, GCP_NATIVE_REGION */
+/* unused harmony exports GCP_REGIONS, V100_INSTEAD, GCP_TYPES, formatGcpType, gcpTypeHasGpu, gcpMachineType, GCP_IMAGE, GCP_NATIVE_REGION */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
 /* harmony import */ var _generic_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(55327);
 
@@ -31062,7 +31132,11 @@ const GCP_REGIONS = {
     'eu-west': 'europe-west1',
     'eu-north': 'europe-north1',
 };
-/** `null`: the GPU is not offered on Compute Engine; the string says what to ask for instead. */
+/** What a V100 needs here, for a generic size and for a native type without an image. */
+const V100_INSTEAD = "the V100 (Volta) needs NVIDIA's proprietary driver, and the default Deep Learning VM image may load NVIDIA's " +
+    'open kernel modules, which drive Turing and newer GPUs only: use t4 or l4, or give a native type such as ' +
+    'n1-standard-8+nvidia-tesla-v100 with an image input whose NVIDIA driver is the proprietary flavour';
+/** A string: the GPU is not offered on Compute Engine by a generic size; it says what to ask for instead. */
 const GCP_TYPES = {
     nogpu: { s: 'n2-standard-2', m: 'n2-standard-8', l: 'n2-standard-32', xl: 'n2-standard-64' },
     t4: {
@@ -31071,12 +31145,11 @@ const GCP_TYPES = {
         l: 'n1-standard-16+2xnvidia-tesla-t4',
         xl: 'n1-standard-32+4xnvidia-tesla-t4',
     },
-    v100: {
-        s: 'n1-standard-8+nvidia-tesla-v100',
-        m: 'n1-standard-16+2xnvidia-tesla-v100',
-        l: 'n1-standard-32+4xnvidia-tesla-v100',
-        xl: 'n1-standard-64+8xnvidia-tesla-v100',
-    },
+    // The V100 (Volta) needs NVIDIA's proprietary kernel modules; NVIDIA's open ones drive Turing
+    // and newer only, and are the default since driver 560. Which of the two the default image
+    // (Deep Learning VM, driver 570) loads is not documented, so no generic size promises a V100.
+    // https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/kernel-modules.html (2025-10)
+    v100: V100_INSTEAD,
     l4: { s: 'g2-standard-4', m: 'g2-standard-16', l: 'g2-standard-24', xl: 'g2-standard-48' },
     a100: { s: 'a2-highgpu-1g', m: 'a2-highgpu-2g', l: 'a2-highgpu-4g', xl: 'a2-highgpu-8g' },
     h100: { s: 'a3-highgpu-1g', m: 'a3-highgpu-2g', l: 'a3-highgpu-4g', xl: 'a3-highgpu-8g' },
@@ -31088,6 +31161,19 @@ const GCP_ATTACHED_GPUS = {
     t4: 'nvidia-tesla-t4',
     v100: 'nvidia-tesla-v100',
 };
+/**
+ * Machine types Compute Engine sells only as Spot or Flex-start VMs, never on-demand: A3 High
+ * with fewer than 8 GPUs. "Consumption option availability by machine type",
+ * https://cloud.google.com/compute/docs/accelerator-optimized-machines#consumption_option_availability_by_machine_type
+ * (2025-09; also https://github.com/dstackai/gpuhunt/pull/176, 2025-09-13).
+ */
+const GCP_SPOT_ONLY = new Set(['a3-highgpu-1g', 'a3-highgpu-2g', 'a3-highgpu-4g']);
+/**
+ * Arm machine series: Tau T2A (Ampere Altra), C4A and N4A (Google Axion), A4X (NVIDIA Grace).
+ * https://cloud.google.com/compute/docs/instances/arm-on-compute and
+ * https://cloud.google.com/compute/docs/accelerator-optimized-machines#a4x-vms (2025).
+ */
+const GCP_ARM_FAMILIES = new Set(['t2a', 'c4a', 'n4a', 'a4x']);
 /** Machine families that carry GPUs of their own. */
 const GPU_FAMILIES = new Set(['g2', 'a2', 'a3', 'a4', 'g4']);
 /** `n1-standard-8`, `g2-standard-4`, `e2-custom-4-16384`, `a2-ultragpu-1g`. */
@@ -31174,6 +31260,7 @@ const GCP_CATALOG = {
     image: (v) => GCP_IMAGE.test(v),
     imageHint: 'use an image or image family path (projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64, ' +
         'projects/my-project/global/images/my-runner) or its full URL',
+    architecture: (t) => (GCP_ARM_FAMILIES.has(t.split('-')[0]) ? 'ARM64' : 'X64'),
 };
 
 
@@ -31224,7 +31311,7 @@ const isGenericGpu = (v) => GENERIC_GPUS.includes(v);
 /* harmony export */   hW: () => (/* binding */ KUBERNETES_CATALOG),
 /* harmony export */   ti: () => (/* binding */ KUBERNETES_GPU_RESOURCE)
 /* harmony export */ });
-/* unused harmony exports KUBERNETES_TYPES, KUBERNETES_GPUS, QUANTITY, KUBERNETES_NATIVE_TYPE, kubernetesSize, formatPodSize */
+/* unused harmony exports KUBERNETES_TYPES, KUBERNETES_GPUS, KUBERNETES_ARCH_LABEL, QUANTITY, KUBERNETES_NATIVE_TYPE, kubernetesSize, formatPodSize */
 /**
  * Kubernetes names for the generic vocabulary. A pod has no instance type: a size becomes the
  * container's `resources.limits` (requests default to limits, so the pod is Guaranteed QoS and
@@ -31260,6 +31347,16 @@ const KUBERNETES_GPUS = {
 };
 /** The official runner image (actions/runner's images/Dockerfile): the runner in /home/runner, user `runner`. */
 const KUBERNETES_DEFAULT_IMAGE = 'ghcr.io/actions/actions-runner';
+/**
+ * A pod runs on whatever node it is scheduled to: its architecture is known beforehand only when
+ * kubernetes-node-selector names the kubelet's node label kubernetes.io/arch (GOARCH values).
+ * https://kubernetes.io/docs/reference/labels-annotations-taints/#kubernetes-io-arch
+ */
+const KUBERNETES_ARCH_LABEL = 'kubernetes.io/arch';
+const KUBERNETES_ARCHITECTURES = new Map([
+    ['amd64', 'X64'],
+    ['arm64', 'ARM64'],
+]);
 /** A resource.Quantity, as the API server parses it. */
 const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
 /**
@@ -31306,6 +31403,10 @@ const KUBERNETES_CATALOG = {
     typeHasGpu: (t) => (kubernetesSize(t, 'nogpu')?.gpus ?? 0) > 0,
     image: () => false,
     imageHint: 'on Kubernetes the container image is the kubernetes-image input; leave image empty',
+    architecture: (_size, options) => {
+        const selected = options?.nodeSelector?.[KUBERNETES_ARCH_LABEL];
+        return selected === undefined ? undefined : KUBERNETES_ARCHITECTURES.get(selected);
+    },
 };
 
 
@@ -31321,16 +31422,31 @@ const KUBERNETES_CATALOG = {
 /* harmony export */   hT: () => (/* binding */ kubeconfigSecrets),
 /* harmony export */   qI: () => (/* binding */ isLabelKey)
 /* harmony export */ });
-/* unused harmony export clusterAccess */
+/* unused harmony exports SECURITY_CONTEXT_MODES, clusterAccess */
 /* harmony import */ var _config_inputs_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(64389);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83916);
 
 
+/**
+ * `restricted`: the Pod Security Standards' restricted profile (a non-root user, no privilege
+ * escalation, no capabilities, the runtime's seccomp profile); `image`: what the image and the
+ * runtime give (root if the image says so); `privileged`: a privileged container, as root.
+ * https://kubernetes.io/docs/concepts/security/pod-security-standards/
+ */
+const SECURITY_CONTEXT_MODES = ['restricted', 'image', 'privileged'];
+/** The default of the region input: the Actions runner passes it when a workflow gives none. */
+const DEFAULT_REGION = 'us-east';
 /** The kubernetes-* inputs and the cluster access; Kubernetes refuses spot (pods use the nodes there are). */
 function kubernetesOptions(read, env, machine) {
     if (machine?.spot) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('spot', read('spot').trim(), 'use false on Kubernetes: pods run on the nodes the cluster has; to use spot nodes, select them with ' +
             'kubernetes-node-selector and kubernetes-tolerations');
+    }
+    // A cluster has no regions; only a value the workflow gave can be told from the default.
+    const region = read('region').trim();
+    if (region && region !== DEFAULT_REGION) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('region', region, 'leave region unset on Kubernetes: runner pods run on the cluster of the kubeconfig; ' +
+            'to choose where in it, use kubernetes-namespace');
     }
     return parseKubernetes(read, env, machine?.wantsGpu ?? false);
 }
@@ -31417,6 +31533,12 @@ function parseKubernetes(read, env, wantsGpu) {
     if (runtimeClass !== undefined && !DNS_SUBDOMAIN.test(runtimeClass)) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-runtime-class', runtimeClass, 'use the name of a RuntimeClass in the cluster, such as nvidia');
     }
+    const securityContext = (input('kubernetes-security-context') || 'restricted');
+    if (!SECURITY_CONTEXT_MODES.includes(securityContext)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('kubernetes-security-context', securityContext, `use one of ${SECURITY_CONTEXT_MODES.join(', ')}: restricted (the default) runs the runner as a non-root user ` +
+            "without privilege escalation or capabilities; image keeps the image's user (root for jobs that need it); " +
+            'privileged runs a privileged container as root');
+    }
     return {
         access,
         namespace,
@@ -31424,6 +31546,7 @@ function parseKubernetes(read, env, wantsGpu) {
         nodeSelector,
         tolerations: parseTolerations(input('kubernetes-tolerations'), wantsGpu),
         runtimeClass,
+        securityContext,
     };
 }
 /**
@@ -31503,16 +31626,25 @@ function managedFromTags(id, tags, known) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   RK: () => (/* binding */ visible),
 /* harmony export */   lc: () => (/* binding */ bool),
 /* harmony export */   nd: () => (/* binding */ integer),
 /* harmony export */   p0: () => (/* binding */ duration),
 /* harmony export */   p_: () => (/* binding */ list),
 /* harmony export */   rL: () => (/* binding */ parseTags),
+/* harmony export */   wW: () => (/* binding */ HIDDEN_CHARACTERS),
 /* harmony export */   yL: () => (/* binding */ oneOf)
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
 
 /** Small readers for input values; each names the input in its InputError. */
+/**
+ * Control characters and invisible format characters (right-to-left overrides, zero-width spaces):
+ * they make a label, tag or group name read as something it is not.
+ */
+const HIDDEN_CHARACTERS = /[\p{Cc}\p{Cf}]/u;
+/** A value as an error shows it: each invisible format character written as `<U+202E>`. */
+const visible = (value) => value.replace(/\p{Cf}/gu, (c) => `<U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}>`);
 const DURATION = /^(\d+)\s*(s|m|h|d)?$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
 function oneOf(input, value, accepted) {
@@ -31566,9 +31698,10 @@ function parseTags(value) {
         const eq = pair.indexOf('=');
         const key = eq > 0 ? pair.slice(0, eq).trim() : '';
         const val = eq > 0 ? pair.slice(eq + 1).trim() : '';
-        if (!key || key.length > 128 || val.length > 256 || /\p{Cc}/u.test(pair) || /^(aws:|cml-runner:)/i.test(key)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('tags', pair, 'use key=value pairs (key up to 128 characters, value up to 256, no control characters; keys starting ' +
-                'with aws: or cml-runner: are reserved)');
+        const hidden = HIDDEN_CHARACTERS.test(pair);
+        if (!key || key.length > 128 || val.length > 256 || hidden || /^(aws:|cml-runner:)/i.test(key)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz('tags', visible(pair), 'use key=value pairs (key up to 128 characters, value up to 256, no control or invisible format ' +
+                'characters; keys starting with aws: or cml-runner: are reserved)');
         }
         tags[key] = val;
     }
@@ -35357,8 +35490,32 @@ var src_errors = __nccwpck_require__(83916);
 ;// CONCATENATED MODULE: ./src/clouds/aws/options.ts
 
 
-/** aws-subnet, aws-security-group and aws-instance-profile. */
-function awsOptions(read, _env) {
+
+/**
+ * A V100 type needs an image whose NVIDIA driver drives Volta: the default GPU image (the Deep
+ * Learning Base OSS Nvidia Driver AMI) has NVIDIA's open kernel modules, which support Turing
+ * and newer only (NVIDIA Driver Installation Guide, "Kernel Modules").
+ */
+function checkVoltaImage(machine) {
+    const volta = machine.types.find(catalog/* awsFamilyIsVolta */.w9);
+    if (!volta)
+        return;
+    const defaults = Object.values(catalog/* AWS_IMAGE_PARAMETERS */.$L.gpu);
+    const image = machine.image;
+    if (image !== undefined && !defaults.includes(image) && !/oss-nvidia-driver/.test(image))
+        return;
+    const why = `${volta} has NVIDIA V100 GPUs, which the NVIDIA driver of the ${image ? '' : 'default '}GPU image ` +
+        "(the Deep Learning Base OSS Nvidia Driver AMI, with NVIDIA's open kernel modules) does not support";
+    if (image === undefined) {
+        throw new src_errors/* InputError */.dz('type', volta, `${why}: give an image with NVIDIA's proprietary driver (such as the Deep Learning Base Proprietary ` +
+            'Nvidia Driver AMI) in image, or use a T4, A10G or L4 type (g4dn, g5, g6)');
+    }
+    throw new src_errors/* InputError */.dz('image', image, `${why}: give an image with NVIDIA's proprietary driver for ${volta}`);
+}
+/** aws-subnet, aws-security-group and aws-instance-profile; with the machine, the image a V100 type needs. */
+function awsOptions(read, _env, machine) {
+    if (machine)
+        checkVoltaImage(machine);
     const input = (name) => read(name).trim();
     const subnets = (0,inputs/* list */.p_)(input('aws-subnet'));
     for (const subnet of subnets) {
@@ -35431,26 +35588,34 @@ const azure = {
     title: 'Azure',
     catalog: azure_catalog/* AZURE_CATALOG */.aW,
     options: azureOptions,
-    load: () => Promise.all(/* import() */[__nccwpck_require__.e(830), __nccwpck_require__.e(324), __nccwpck_require__.e(669), __nccwpck_require__.e(378), __nccwpck_require__.e(248)]).then(__nccwpck_require__.bind(__nccwpck_require__, 9248)),
+    load: () => Promise.all(/* import() */[__nccwpck_require__.e(830), __nccwpck_require__.e(324), __nccwpck_require__.e(669), __nccwpck_require__.e(378), __nccwpck_require__.e(128)]).then(__nccwpck_require__.bind(__nccwpck_require__, 35128)),
 };
 
 // EXTERNAL MODULE: ./src/clouds/gcp/catalog.ts
 var gcp_catalog = __nccwpck_require__(52208);
 ;// CONCATENATED MODULE: ./src/clouds/gcp/options.ts
 
+
+
+const GCE_NAME = '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?';
+const GCE_PROJECT_ID = '(?:[a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]';
+const GCP_NETWORK = new RegExp(`^(?:${GCE_NAME}|projects/${GCE_PROJECT_ID}/global/networks/${GCE_NAME})$`);
+const GCP_SUBNETWORK = new RegExp(`^(?:${GCE_NAME}|projects/${GCE_PROJECT_ID}/regions/([a-z]+-[a-z]+\\d+)/subnetworks/${GCE_NAME})$`);
 const GCP_LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 /** A project id (`ml-training-123`), or a domain-scoped one (`example.com:ml`). */
 const GCP_PROJECT = /^([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
-/** A user-managed service account, or a project's default compute one. */
-const GCP_SERVICE_ACCOUNT = new RegExp(String.raw `^([a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com` +
-    String.raw `|\d+-compute@developer\.gserviceaccount\.com)$`);
+/** A user-managed service account. */
+const GCP_SERVICE_ACCOUNT = /^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]*\.iam\.gserviceaccount\.com$/;
+/** A project's Compute Engine default service account, which often holds the project's Editor role. */
+const GCP_DEFAULT_COMPUTE_ACCOUNT = /^\d+-compute@developer\.gserviceaccount\.com$/;
 /**
  * gcp-project (or what google-github-actions/auth set), gcp-service-account, and Google's rules
  * for tags and spot.
  */
 function gcpOptions(read, env, machine) {
     if (machine) {
+        gcpMachineRules(read, machine);
         const spotPriceRaw = read('spot-price').trim() || '-1';
         if (machine.spotPrice !== undefined) {
             throw new src_errors/* InputError */.dz('spot-price', spotPriceRaw, 'use -1 on Google Cloud: spot VMs there have no maximum price (they are preempted for capacity, not price)');
@@ -35464,10 +35629,69 @@ function gcpOptions(read, env, machine) {
     }
     const project = gcpProject(read, env);
     const serviceAccount = read('gcp-service-account').trim() || undefined;
-    if (serviceAccount !== undefined && !GCP_SERVICE_ACCOUNT.test(serviceAccount)) {
+    if (machine && serviceAccount !== undefined && GCP_DEFAULT_COMPUTE_ACCOUNT.test(serviceAccount)) {
+        // Every job on the runner can take the VM's token from its metadata server. (Ending machines
+        // does not use the account, so post and sweep still read the input.)
+        throw new src_errors/* InputError */.dz('gcp-service-account', serviceAccount, "not the project's Compute Engine default service account: it often has the Editor role on the project, and " +
+            'every job on the runner gets its rights from the metadata server. Create an account with only the VM role ' +
+            '(see "The VM\'s own account" in the README), such as cml-runner-vm@my-project.iam.gserviceaccount.com');
+    }
+    const wellFormed = GCP_SERVICE_ACCOUNT.test(serviceAccount ?? '') || GCP_DEFAULT_COMPUTE_ACCOUNT.test(serviceAccount ?? '');
+    if (serviceAccount !== undefined && !wellFormed) {
         throw new src_errors/* InputError */.dz('gcp-service-account', serviceAccount, 'use a service account email such as ci-runner@my-project.iam.gserviceaccount.com');
     }
-    return { project, ...(serviceAccount ? { serviceAccount } : {}) };
+    return { project, ...(serviceAccount ? { serviceAccount } : {}), ...(machine ? gcpNetwork(read, machine) : {}) };
+}
+/** gcp-network, gcp-subnetwork and gcp-external-ip. */
+function gcpNetwork(read, machine) {
+    const network = read('gcp-network').trim() || 'default';
+    if (!GCP_NETWORK.test(network)) {
+        throw new src_errors/* InputError */.dz('gcp-network', network, 'use a VPC network name such as default or ci-vpc, or projects/HOST_PROJECT/global/networks/NAME for a ' +
+            'Shared VPC');
+    }
+    const subnetwork = read('gcp-subnetwork').trim() || undefined;
+    if (subnetwork !== undefined) {
+        const m = GCP_SUBNETWORK.exec(subnetwork);
+        if (!m) {
+            throw new src_errors/* InputError */.dz('gcp-subnetwork', subnetwork, `use a subnetwork name in ${machine.region || 'the region'}, such as ci-subnet, or ` +
+                'projects/PROJECT/regions/REGION/subnetworks/NAME');
+        }
+        if (m[1] !== undefined && m[1] !== machine.region) {
+            throw new src_errors/* InputError */.dz('gcp-subnetwork', subnetwork, `the subnetwork is in ${m[1]} but the machines launch in ${machine.region}: give a subnetwork of ` +
+                `${machine.region}, or set region to ${m[1]}`);
+        }
+    }
+    const externalIp = (0,inputs/* bool */.lc)('gcp-external-ip', read('gcp-external-ip').trim() || 'true');
+    return {
+        ...(network !== 'default' ? { network } : {}),
+        ...(subnetwork ? { subnetwork } : {}),
+        ...(externalIp ? {} : { externalIp: false }),
+    };
+}
+/**
+ * What Compute Engine would refuse, or could not promise, for these types, said before anything
+ * is created: a V100 without an image the user vouches for, and a Spot-only A3 High on-demand.
+ */
+function gcpMachineRules(read, machine) {
+    for (const type of machine.types) {
+        const parsed = (0,gcp_catalog/* parseGcpType */.Ch)(type);
+        if (parsed?.accelerator?.type === gcp_catalog/* GCP_ATTACHED_GPUS */.iu.v100 && !machine.image) {
+            throw new src_errors/* InputError */.dz('image', '', `${type} has a V100 (Volta), which needs NVIDIA's proprietary driver, and the default Deep Learning VM ` +
+                "image may load NVIDIA's open kernel modules, which do not drive it: give an image whose NVIDIA driver is " +
+                'the proprietary flavour, or use t4 or l4');
+        }
+        if (!parsed || !gcp_catalog/* GCP_SPOT_ONLY */.b1.has(parsed.machineType))
+            continue;
+        const eightGpus = 'a3-highgpu-8g (type xl), which is also sold on-demand';
+        if (!machine.spot) {
+            throw new src_errors/* InputError */.dz('type', read('type').trim() || type, `${type} is sold only as Spot or Flex-start VMs, not on-demand: set spot: true with ` +
+                `on-demand-fallback: false, or use ${eightGpus}`);
+        }
+        if (machine.onDemandFallback) {
+            throw new src_errors/* InputError */.dz('on-demand-fallback', 'true', `${type} is sold only as Spot or Flex-start VMs, so there is no on-demand VM to fall back to: set ` +
+                `on-demand-fallback: false, or use ${eightGpus}`);
+        }
+    }
 }
 /**
  * The Google Cloud project: the gcp-project input, else what google-github-actions/auth or
@@ -35687,7 +35911,9 @@ function parseStartupScript(value) {
 /** The runner inputs: labels, names, timeouts, group, version, reuse. */
 function parseRunner(read, random = randomSuffix) {
     const input = (name) => read(name).trim();
-    const labels = parseLabels(input('labels') || 'cml');
+    // action.yml gives `labels` the default `cml`: a `labels` the runner passes as '' was set so.
+    const labelsRaw = input('labels');
+    const labels = parseLabels(labelsRaw || read.isSet?.('labels') ? labelsRaw : 'cml');
     const count = (0,inputs/* integer */.nd)('count', input('count') || '1', 1, 100, 'a whole number of runners from 1 to 100');
     const names = parseNames(input('name'), count, random);
     const single = (0,inputs/* bool */.lc)('single', input('single') || 'true');
@@ -35722,12 +35948,22 @@ function parseRunner(read, random = randomSuffix) {
         ...(reuse ? { reuse } : {}),
     };
 }
-/** GitHub labels: no commas (config.sh splits on them), no control characters, at most 256 characters. */
+/** Labels every runner gets from the action itself: asking for them would match any runner. */
+const DEFAULT_LABELS = ['self-hosted', 'linux', 'x64', 'arm64', 'arm', 'windows', 'macos'];
+/** GitHub labels: no commas (config.sh splits on them), no hidden characters, at most 256 characters. */
 function parseLabels(value) {
+    if (!value) {
+        throw new src_errors/* InputError */.dz('labels', value, "give at least one label, such as cml-gpu (leave the input out for 'cml')");
+    }
     const labels = value.split(',').map((l) => l.trim());
     for (const label of labels) {
-        if (!label || label.length > 256 || /\p{Cc}/u.test(label)) {
-            throw new src_errors/* InputError */.dz('labels', value, 'use a comma-separated list of non-empty labels without control characters, each at most 256 characters');
+        if (!label || label.length > 256 || inputs/* HIDDEN_CHARACTERS */.wW.test(label)) {
+            throw new src_errors/* InputError */.dz('labels', (0,inputs/* visible */.RK)(value), 'use a comma-separated list of non-empty labels without control or invisible format characters, ' +
+                'each at most 256 characters');
+        }
+        if (DEFAULT_LABELS.includes(label.toLowerCase())) {
+            throw new src_errors/* InputError */.dz('labels', value, `leave out ${label}: the action gives every runner self-hosted, the OS and the architecture itself ` +
+                `(reserved: ${DEFAULT_LABELS.join(', ')}); use labels of your own`);
         }
     }
     if (new Set(labels.map((l) => l.toLowerCase())).size !== labels.length) {
@@ -35749,8 +35985,9 @@ function parseGroup(value) {
         return undefined;
     if (/^\d+$/.test(value))
         return Number(value);
-    if (value.length > 128 || /\p{Cc}/u.test(value))
-        throw new src_errors/* InputError */.dz('runner-group', value, 'use a runner group name or numeric id');
+    if (value.length > 128 || inputs/* HIDDEN_CHARACTERS */.wW.test(value)) {
+        throw new src_errors/* InputError */.dz('runner-group', (0,inputs/* visible */.RK)(value), 'use a runner group name (at most 128 characters, no control or invisible format characters) or numeric id');
+    }
     return value;
 }
 function randomSuffix() {
@@ -41152,6 +41389,9 @@ class GitHubForge {
             ...this.retrying,
         });
     }
+    get scope() {
+        return this.spec.scope;
+    }
     /** A route of this forge's scope, with the scope's own parameters filled in. */
     async request(name, params = {}) {
         const route = this.routes[name];
@@ -41234,8 +41474,13 @@ class GitHubForge {
         }
         return { id: found.id, name: found.name };
     }
-    /** A single-use, just-in-time configuration for one ephemeral runner. */
-    async jitConfig(name, labels, groupId) {
+    /**
+     * A single-use, just-in-time configuration for one ephemeral runner, with exactly `labels`:
+     * GitHub adds none of its default ones to a just-in-time runner. Labels are case-insensitive
+     * on GitHub, so one given twice (`linux` beside `Linux`) is sent once, as first written.
+     */
+    async jitConfig(name, given, groupId) {
+        const labels = given.filter((l, i) => given.findIndex((o) => o.toLowerCase() === l.toLowerCase()) === i);
         const mint = async () => {
             const data = await this.request('jitConfig', { name, labels, runner_group_id: groupId, work_folder: '_work' });
             return { runnerId: data.runner.id, jitConfig: data.encoded_jit_config };
@@ -41306,6 +41551,30 @@ function describeRoute(options) {
     return `${options.method} ${path.replace(/^https?:\/\/[^/]+(\/api\/v3)?/, '').replace(/\?.*$/, '')}`;
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(77598);
+;// CONCATENATED MODULE: ./src/lifecycle/common.ts
+
+/** How many runners are minted, machines requested or things ended at once (GitHub writes are paced by the forge). */
+const CONCURRENCY = 25;
+/** The label that ties a registration to its workflow run (`mode: cleanup` finds them by it). */
+const runLabel = (ctx) => `cml-run-${ctx.runId}`;
+/**
+ * The label only one launch's runners carry: `cml-` and 16 random hex digits. Unlike the run
+ * label, which anyone who can see the run id can predict (and queue a job for before the
+ * runners exist), nobody knows it before the launch hands it to its own workflow's jobs.
+ */
+const newLaunchLabel = () => `cml-${(0,external_node_crypto_.randomBytes)(8).toString('hex')}`;
+/** What a launch label looks like, to find the one a reused runner carries. */
+const LAUNCH_LABEL = /^cml-[0-9a-f]{16}$/;
+/** What a cancelled launch says: it stops, and the post step ends what it recorded. */
+const CANCELLED = 'The launch was cancelled; post will end everything recorded so far.';
+/** Thrown where a launch notices its cancel signal. */
+function stopIfCancelled(signal) {
+    if (signal?.aborted)
+        throw new Error(CANCELLED);
+}
+
 ;// CONCATENATED MODULE: ./src/ledger.ts
 class Ledger {
     data;
@@ -41333,6 +41602,13 @@ class Ledger {
     /** Records what an answer told us about an entry. */
     update(entry, fields) {
         Object.assign(entry, fields);
+        this.persist(this.data);
+    }
+    /** Drops an entry whose create was refused before anything was made (GitHub refused the token). */
+    forget(entry) {
+        const i = this.data.registrations.indexOf(entry);
+        if (i >= 0)
+            this.data.registrations.splice(i, 1);
         this.persist(this.data);
     }
     /** The launch is over: these runners stay; everything else is for main or post to end. */
@@ -41363,19 +41639,6 @@ function pending(data) {
         registrations: data.registrations.filter((e) => !keep.has(e.name) && !e.ended),
         machines: data.machines.filter((e) => !keep.has(e.runnerName) && !e.ended),
     };
-}
-
-;// CONCATENATED MODULE: ./src/lifecycle/common.ts
-/** How many runners are minted, machines requested or things ended at once (GitHub writes are paced by the forge). */
-const CONCURRENCY = 25;
-/** The label that ties a registration to its workflow run (`mode: cleanup` finds them by it). */
-const runLabel = (ctx) => `cml-run-${ctx.runId}`;
-/** What a cancelled launch says: it stops, and the post step ends what it recorded. */
-const CANCELLED = 'The launch was cancelled; post will end everything recorded so far.';
-/** Thrown where a launch notices its cancel signal. */
-function stopIfCancelled(signal) {
-    if (signal?.aborted)
-        throw new Error(CANCELLED);
 }
 
 ;// CONCATENATED MODULE: ./src/lifecycle/end.ts
@@ -41454,10 +41717,14 @@ async function endRun(ctx, deps) {
 /**
  * `mode: sweep`: for a scheduled workflow. Ends every machine this action made for the
  * repository that is past its expires-at tag, or older than `graceSeconds` with a runner that is
- * offline or no longer registered; then deletes offline registrations that are ours (the run
- * label, the default `cml-` name prefix, or named by one of our machines) unless a live machine
- * still belongs to them.
+ * offline or no longer registered; then deletes offline registrations that are ours (they carry
+ * a run label, `cml-run-<run id>`, or are named by a machine this action tagged) unless a live
+ * machine still belongs to them. Other tools' runners, even named `cml-...`, are left alone. At
+ * organisation scope a run label does not say which repository launched the runner, so only
+ * registrations named by this repository's machines are ended there.
  */
+/** The label only this action's runners carry: `cml-run-` and a workflow run id. */
+const RUN_LABEL = /^cml-run-\d+$/i;
 async function sweep(ctx, graceSeconds, deps) {
     const now = (deps.clock ?? retry/* realClock */.dQ).now();
     const [machines, runners] = await Promise.all([deps.cloud.list({ repo: ctx.repository }), deps.forge.runners()]);
@@ -41475,9 +41742,11 @@ async function sweep(ctx, graceSeconds, deps) {
     }
     const ended = await endMachines(targets, deps);
     const ours = new Set(machines.map((m) => m.runnerName));
+    const repoWide = deps.forge.scope.kind === 'repo';
     const registrations = runners
         .filter((r) => r.status !== 'online' && !protectedNames.has(r.name))
-        .filter((r) => r.name.startsWith('cml-') || ours.has(r.name) || r.labels.some((l) => /^cml-run-/i.test(l)))
+        // A `cml-` name alone proves nothing: CML itself and other tools name their runners so.
+        .filter((r) => ours.has(r.name) || (repoWide && r.labels.some((l) => RUN_LABEL.test(l))))
         .map((runner) => ({ runner, reason: 'offline' }));
     return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
 }
@@ -41527,8 +41796,6 @@ async function endRegistrations(targets, deps, earlier) {
     return report;
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(77598);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
 ;// CONCATENATED MODULE: ./src/bootstrap/render.ts
@@ -41563,17 +41830,38 @@ function renderStartupScript(s) {
     return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
 }
 
+;// CONCATENATED MODULE: ./src/clouds/descriptor.ts
+/**
+ * The architecture every machine of a spec will have, when all its types agree on one. A fallback
+ * list that mixes x86 and Arm types, or a type whose architecture is known only once it starts,
+ * has none, and `unknown` says why.
+ */
+function sharedArchitecture(catalog, types, options) {
+    const found = types.map((type) => ({ type, architecture: catalog.architecture(type, options) }));
+    const open = found.find((f) => f.architecture === undefined);
+    if (open)
+        return { unknown: `the architecture of ${open.type} is not known before the machine starts` };
+    const first = found[0]?.architecture;
+    if (first === undefined)
+        return { unknown: 'no machine type was given' };
+    if (found.some((f) => f.architecture !== first)) {
+        return { unknown: `the types mix architectures (${found.map((f) => `${f.type} ${f.architecture}`).join(', ')})` };
+    }
+    return { architecture: first };
+}
+
 // EXTERNAL MODULE: ./src/clouds/tags.ts
 var tags = __nccwpck_require__(1061);
 ;// CONCATENATED MODULE: ./src/lifecycle/placements.ts
 /**
- * Where to try, in order: spot first when asked (every type, in every place), then on-demand
+ * Where to try, in order (only the types the cloud offers there, when it said): spot first when asked (every type, in every place), then on-demand
  * when on-demand-fallback allows; within a market, types in the order given, and for each type
  * the places (subnets, zones) in the order given.
  */
 function placementsFor(spec, cloud) {
     const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
-    return markets.flatMap((spot) => spec.machine.types.flatMap((type) => cloud.places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
+    const types = cloud.types ?? spec.machine.types;
+    return markets.flatMap((spot) => types.flatMap((type) => cloud.places.map((where) => ({ type, spot, ...(where ? { where } : {}) }))));
 }
 const describePlacement = (p) => `${p.type}${p.where ? ` in ${p.where}` : ''} ${p.spot ? 'spot' : 'on-demand'}`;
 /**
@@ -41657,6 +41945,7 @@ async function waitOnline(names, spec, w) {
     let interval = POLL_FIRST_MS;
     let lastReport = 0;
     let previous = new Map();
+    const seenBusy = new Set();
     for (;;) {
         stopIfCancelled(w.signal);
         const pending = names.filter((n) => !online.has(n) && !failures.has(n));
@@ -41673,6 +41962,8 @@ async function waitOnline(names, spec, w) {
             const entry = w.ledger.data.registrations.find((r) => r.name === name);
             if (runner && entry && entry.id === undefined)
                 w.ledger.update(entry, { id: runner.id });
+            if (runner?.busy)
+                seenBusy.add(name);
             if (runner?.status === 'online') {
                 const seconds = Math.round((w.clock.now() - w.started) / 100) / 10;
                 online.set(name, seconds);
@@ -41687,11 +41978,20 @@ async function waitOnline(names, spec, w) {
             }
         }
         if (ended.length > 0) {
-            const what = ended.every(([, s]) => s.state === 'failed')
+            const taken = new Map(ended.flatMap(([n, s]) => {
+                const why = s.state === 'failed' ? undefined : takenBy(n, runners, seenBusy, spec, w);
+                return why ? [[n, why]] : [];
+            }));
+            const others = ended.filter(([n]) => !taken.has(n));
+            const what = others.every(([, s]) => s.state === 'failed')
                 ? 'could not start'
                 : 'ended before its runner came online';
-            for (const [name, message] of await describeFailures(ended, what, w))
+            for (const [name, message] of await describeFailures(others, what, w))
                 failures.set(name, message);
+            const takenStates = ended.filter(([n]) => taken.has(n));
+            for (const [name, message] of await describeFailures(takenStates, (n) => taken.get(n), w)) {
+                failures.set(name, message);
+            }
             if (!spec.runner.allowPartial)
                 return { online, failures };
         }
@@ -41726,13 +42026,40 @@ async function waitOnline(names, spec, w) {
         interval = Math.min(interval * 1.5, POLL_MAX_MS);
     }
 }
+/**
+ * Why a runner whose machine ended before it was seen online was taken by a job, when GitHub
+ * shows it was: the runner was listed busy, or, for an ephemeral runner whose registration this
+ * launch created, the registration is gone, as GitHub removes it once the runner ran its one job.
+ * A runner GitHub never listed busy and still lists is not assumed taken.
+ */
+function takenBy(name, runners, seenBusy, spec, w) {
+    const runner = runners.find((r) => r.name === name);
+    const minted = w.ledger.data.registrations.find((r) => r.name === name)?.id !== undefined;
+    let evidence;
+    if (seenBusy.has(name) || runner?.busy)
+        evidence = 'GitHub listed it busy with a job';
+    else if (spec.runner.single && minted && !runner) {
+        evidence = 'GitHub removed its registration, as it does once an ephemeral runner has run its one job';
+    }
+    else
+        return undefined;
+    return (console) => {
+        const job = /Running job: (.+)$/m.exec(console)?.[1]?.trim();
+        const which = job ? `job ${JSON.stringify(job)} (as its console says)` : 'a job';
+        return (`was taken by ${which} before this launch saw it online (${evidence}). A job of another workflow ` +
+            'or run asked only for labels this runner carries; give your own jobs ' +
+            "runs-on: [self-hosted, <the launch's launch-label output>], and keep other workflows' " +
+            'jobs off these labels');
+    };
+}
 /** Why each runner failed, with the tail of its machine's console, secrets masked. */
 async function describeFailures(failed, what, w) {
     const parts = await Promise.all(failed.map(async ([name, status]) => {
         const machine = w.machines.get(name);
         let tail;
+        let text = '';
         try {
-            const text = await w.cloud.consoleLog(machine.id);
+            text = await w.cloud.consoleLog(machine.id);
             tail = text.trim()
                 ? text.trimEnd().split('\n').slice(-CONSOLE_TAIL_LINES).join('\n')
                 : '(the console is empty: the machine may not have booted yet)';
@@ -41741,9 +42068,11 @@ async function describeFailures(failed, what, w) {
             tail = `(the console could not be read: ${(0,src_errors/* errorMessage */.gJ)(err)})`;
         }
         const detail = status.detail ? `: ${status.detail}` : '';
+        const said = typeof what === 'string' ? what : what(name);
+        const why = typeof said === 'string' ? said : said(text);
         return [
             name,
-            maskSecrets(`Runner ${name} ${what}; machine ${machine.id} is ${status.state}${detail}. ` +
+            maskSecrets(`Runner ${name} ${why}; machine ${machine.id} is ${status.state}${detail}. ` +
                 `Last lines of its console:\n${tail}`, w.secrets),
         ];
     }));
@@ -41751,6 +42080,8 @@ async function describeFailures(failed, what, w) {
 }
 
 ;// CONCATENATED MODULE: ./src/lifecycle/launch.ts
+
+
 
 
 
@@ -41771,7 +42102,7 @@ async function launch(spec, ctx, deps) {
     // after the slowest of them.
     const ready = await run.create(run.prepare());
     const waited = await run.waitOnline(ready);
-    return run.keep(waited);
+    return run.keep(waited, ready);
 }
 class Launch {
     spec;
@@ -41782,6 +42113,7 @@ class Launch {
     ledger;
     secrets;
     label;
+    launchLabel;
     runners = new Map();
     failures = new Map();
     announced = false;
@@ -41795,10 +42127,14 @@ class Launch {
         this.ledger = new Ledger(Ledger.empty(spec.cloud.name, deps.cloud.region, forge), deps.persist);
         this.secrets = new Set([spec.forge.token]);
         this.label = runLabel(ctx);
+        this.launchLabel = newLaunchLabel();
     }
     result(fields) {
         const { labels } = this.spec.runner;
-        return { ...fields, labels, runLabel: this.label, region: this.deps.cloud.region, ledger: this.ledger.data };
+        const first = fields.reused[0];
+        const launchLabel = first ? (first.labels.find((l) => LAUNCH_LABEL.test(l)) ?? labels[0]) : this.launchLabel;
+        const region = this.deps.cloud.region;
+        return { ...fields, labels, runLabel: this.label, launchLabel, region, ledger: this.ledger.data };
     }
     /** `reuse`/`reuse-idle`: online runners with every label, when there are any; nothing is launched. */
     async reuse() {
@@ -41885,8 +42221,25 @@ class Launch {
         const registration = this.ledger.registration(name);
         if (!this.spec.runner.single)
             return { registrationToken: registrationToken };
-        const labels = [...this.spec.runner.labels, this.label];
-        const jit = await this.deps.forge.jitConfig(name, labels, groupId);
+        // GitHub gives a just-in-time runner the labels it is sent and no others: not the defaults
+        // config.sh adds (self-hosted, the OS, the architecture), which are sent here instead.
+        const { cloud, machine } = this.spec;
+        const arch = sharedArchitecture(descriptorOf(cloud.name).catalog, machine.types, cloud.options);
+        if ('unknown' in arch)
+            this.deps.log.debug(`runner ${name} gets no architecture label: ${arch.unknown}`);
+        const defaults = ['self-hosted', 'Linux', ...('architecture' in arch ? [arch.architecture] : [])];
+        const labels = [...defaults, ...this.spec.runner.labels, this.label, this.launchLabel];
+        let jit;
+        try {
+            jit = await this.deps.forge.jitConfig(name, labels, groupId);
+        }
+        catch (err) {
+            // GitHub refused the token itself or its permission: no registration was made, so none is
+            // left for post to look for (with the same token, it could not even list them).
+            if (err instanceof src_errors/* ForgeError */.Q8 && (err.status === 401 || err.status === 403))
+                this.ledger.forget(registration);
+            throw err;
+        }
         this.addSecret(jit.jitConfig);
         this.ledger.update(registration, { id: jit.runnerId });
         return { jitConfig: jit.jitConfig };
@@ -41899,7 +42252,7 @@ class Launch {
         }
         const script = renderStartupScript({
             runnerName: name,
-            labels: [...spec.runner.labels, this.label],
+            labels: [...spec.runner.labels, this.label, this.launchLabel],
             url: spec.forge.url,
             // A container cloud hands the credential over apart from the script (a Kubernetes Secret).
             credential: deps.cloud.kind === 'vm' ? credential : undefined,
@@ -42018,7 +42371,7 @@ class Launch {
      * The runners that came online stay; the launch fails, and ends everything, unless every
      * runner did, or allow-partial keeps those that did (the others are ended now).
      */
-    async keep(waited) {
+    async keep(waited, ready) {
         // A cancel that came while the last runners came online still cancels: post ends them all.
         this.stopIfCancelled();
         const { runner } = this.spec;
@@ -42043,6 +42396,7 @@ class Launch {
         else {
             this.ledger.finish(kept);
         }
+        await this.afterOnline(kept, ready);
         const ids = new Map(this.ledger.data.registrations.map((r) => [r.name, r.id]));
         const runners = kept.map((name) => {
             const { machine, tried } = this.runners.get(name);
@@ -42068,6 +42422,16 @@ class Launch {
         catch (err) {
             this.deps.log.warning(`Post will retry the cleanup: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
         }
+    }
+    /** Lets the cloud remove what each kept machine needed only to start; a refusal is a warning. */
+    async afterOnline(kept, ready) {
+        const online = ready.cloud.online?.bind(ready.cloud);
+        if (!online)
+            return;
+        await Promise.all(kept.map(async (name) => {
+            const machine = this.runners.get(name).machine;
+            await online(machine).catch((err) => this.deps.log.warning(`${name}: after it came online: ${(0,src_errors/* errorMessage */.gJ)(err)}`));
+        }));
     }
     /** Runners with a machine, in the order asked. */
     created() {
@@ -42178,7 +42542,10 @@ async function runMain() {
     process.once('SIGINT', onSignal);
     try {
         const ctx = runContext();
-        const spec = parseSpec((name) => core/* getInput */.V4(name), ctx);
+        const read = Object.assign((name) => core/* getInput */.V4(name), {
+            isSet: (name) => ctx.env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] !== undefined,
+        });
+        const spec = parseSpec(read, ctx);
         core/* setSecret */.Pq(spec.forge.token);
         for (const secret of descriptorOf(spec.cloud.name).secrets?.(spec.cloud.options) ?? [])
             core/* setSecret */.Pq(secret);
@@ -42229,22 +42596,34 @@ function writeOutputs(result) {
     }
     core/* setOutput */.uH('labels', result.labels.join(','));
     core/* setOutput */.uH('run-label', result.runLabel);
+    core/* setOutput */.uH('launch-label', result.launchLabel);
     core/* setOutput */.uH('instance-ids', result.runners.map((r) => r.machine.id).join(','));
     core/* setOutput */.uH('instance-types', result.runners.map((r) => r.machine.type).join(','));
     core/* setOutput */.uH('spot', String(result.runners.length > 0 && result.runners.every((r) => r.machine.spot)));
 }
+/**
+ * Text from inputs and answers (labels, names, reasons), made plain for the job summary, which
+ * GitHub renders as Markdown with HTML: every character either could read as markup becomes an
+ * HTML character reference, which both show as the character itself.
+ */
+function plain(text) {
+    return text.replace(/[&<>"'`*_[\]|~\\#]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+/** A list of labels or names for the summary, each made plain. */
+const plainList = (items) => items.map(plain).join(', ');
 async function writeSummary(spec, result) {
     if (result.reused.length > 0) {
+        const which = result.reused.map((r) => `${plain(r.name)} (${r.busy ? 'busy' : 'idle'})`).join(', ');
         await core/* summary */.z
             .addHeading('Runners reused', 3)
-            .addRaw(`Nothing was launched: ${result.reused.map((r) => `${r.name} (${r.busy ? 'busy' : 'idle'})`).join(', ')} ` +
-            `${result.reused.length === 1 ? 'is' : 'are'} online with labels ${result.labels.join(', ')}.`)
+            .addRaw(`Nothing was launched: ${which} ` +
+            `${result.reused.length === 1 ? 'is' : 'are'} online with labels ${plainList(result.labels)}.`)
             .write();
         return;
     }
-    const tried = (r) => r.tried
+    const tried = (r) => plain(r.tried
         .map((t) => `${t.type}${t.where ? ` in ${t.where}` : ''} ${t.spot ? 'spot' : 'on-demand'}: ${t.outcome}`)
-        .join('; ');
+        .join('; '));
     const summary = core/* summary */.z.addHeading('Runners launched', 3).addTable([
         [
             { data: 'Runner', header: true },
@@ -42257,12 +42636,12 @@ async function writeSummary(spec, result) {
             { data: 'Tried, in order', header: true },
         ],
         ...result.runners.map((r) => [
-            r.name,
+            plain(r.name),
             spec.cloud.name,
-            r.machine.id,
-            r.machine.type,
+            plain(r.machine.id),
+            plain(r.machine.type),
             r.machine.spot ? 'spot' : 'on-demand',
-            result.region,
+            plain(result.region),
             String(r.secondsToOnline),
             tried(r),
         ]),
@@ -42270,19 +42649,19 @@ async function writeSummary(spec, result) {
     const ending = spec.runner.single
         ? 'Each runner takes one job and then its machine ends.'
         : `Each machine ends after ${spec.runner.idleTimeoutSeconds}s without a job.`;
-    summary.addRaw(`Labels: ${result.labels.join(', ')} (and ${result.runLabel}, which only this workflow run's runners carry). ` +
-        ending, true);
+    summary.addRaw(`Labels: ${plainList(result.labels)} (and ${plain(result.runLabel)}, which only this workflow run's runners ` +
+        `carry, and ${plain(result.launchLabel)}, which only this launch's runners carry). ${ending}`, true);
     if (result.failed.length > 0) {
         summary.addRaw(`${result.failed.length} runner(s) did not come up and were ended; allow-partial kept the others: ` +
-            `${result.failed.map((f) => f.name).join(', ')}.`, true);
+            `${plainList(result.failed.map((f) => f.name))}.`, true);
     }
     await summary.write();
 }
 async function writeEndSummary(spec, ctx, report) {
-    const heading = spec.mode === 'cleanup' ? `Cleanup of run ${ctx.runId}` : `Sweep of ${ctx.repository}`;
+    const heading = spec.mode === 'cleanup' ? `Cleanup of run ${ctx.runId}` : `Sweep of ${plain(ctx.repository)}`;
     const rows = [
-        ...report.machines.map((m) => [`machine ${m.id}`, m.runnerName, m.result, m.reason]),
-        ...report.registrations.map((r) => [`registration ${r.id}`, r.name, r.result, r.reason]),
+        ...report.machines.map((m) => [`machine ${plain(m.id)}`, plain(m.runnerName), m.result, plain(m.reason)]),
+        ...report.registrations.map((r) => [`registration ${r.id}`, plain(r.name), r.result, plain(r.reason)]),
     ];
     const summary = core/* summary */.z.addHeading(heading, 3);
     if (rows.length === 0)

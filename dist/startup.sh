@@ -10,11 +10,23 @@
 # arrives in the quoted heredoc below, base64 of NUL-separated keys and values, and is decoded
 # as data.
 set -euo pipefail
+# What the script itself writes stays private: its state, the user's startup-script, the runner's
+# registration files. What others run gets a login's umask instead (open_umask).
 umask 077
 
 # Builtins where a command would fork: a machine may boot among many, and every process counts.
 log() { TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T cml-runner: %s\n' -1 "$*"; }
 now() { printf '%(%s)T\n' -1; }
+# Runs a command with umask 022, as a login has: the user's startup-script, package installs and
+# the runner with every job step, so a workspace is readable by a container job's other user.
+open_umask() { (umask 022 && exec "$@"); }
+# Makes a directory with this mode unless it is there; missing parents get the script's umask.
+make_dir() {
+  local parent="${2%/*}"
+  [[ -d "$2" ]] && return 0
+  [[ -z "$parent" || "$parent" == "$2" || -d "$parent" ]] || mkdir -p -- "$parent"
+  mkdir -m "$1" -- "$2"
+}
 
 # The settings: one base64 block of NUL-separated keys and values, decoded by one process.
 declare -A setting=()
@@ -24,6 +36,16 @@ done < <(base64 -d <<'CML_RUNNER_SETTINGS'
 @@SETTINGS@@
 CML_RUNNER_SETTINGS
 )
+
+# On Kubernetes the credential arrives from the pod's Secret as ACTIONS_RUNNER_INPUT_JITCONFIG
+# or ACTIONS_RUNNER_INPUT_TOKEN, the variables the runner itself reads; on a VM, from settings.
+# They are read and unset first, so nothing the script starts (the user's startup-script, the
+# download) inherits the credential; only the runner gets it back.
+jit_config="${setting[RUNNER_JITCONFIG]:-}"
+jit_config="${jit_config:-${ACTIONS_RUNNER_INPUT_JITCONFIG:-}}"
+registration_token="${setting[RUNNER_TOKEN]:-}"
+registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
+unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
 
 runner_home="${CML_RUNNER_HOME:-/opt/cml-runner}"
 runner_dir="$runner_home/runner"
@@ -75,39 +97,89 @@ delete_own_instance() {
 
 # SELF_DELETE=azure: a stopped Azure VM still bills, so the machine deletes its own resource
 # group (everything of it is in there), with its managed identity's token from the instance
-# metadata service. The identity has Contributor on that group only.
+# metadata service. The identity has the VM role (docs/permissions/azure/vm-role.json) on that
+# group only: it may delete the group or deallocate the VM, and write nothing.
 # https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service
-delete_own_group() {
-  local imds="${AZURE_POD_IDENTITY_AUTHORITY_HOST:-http://169.254.169.254}" token_json token compute sub group status
-  command -v curl >/dev/null 2>&1 || { log "no curl: cannot delete this machine's resource group"; return 1; }
+azure_imds="${AZURE_POD_IDENTITY_AUTHORITY_HOST:-http://169.254.169.254}"
+az_token="" az_sub="" az_group="" az_vm_id=""
+
+# The managed identity's token for Resource Manager, and the VM's subscription, resource group
+# and resource id, from the instance metadata service (read once, kept in memory only).
+azure_identity() {
+  local token_json compute
+  [[ -z "$az_token" ]] || return 0
+  command -v curl >/dev/null 2>&1 || { log "no curl: cannot reach Azure Resource Manager"; return 1; }
   token_json="$(curl -sf --max-time 5 -H 'Metadata: true' --get --data-urlencode 'api-version=2018-02-01' \
-    --data-urlencode "resource=$compute_api/" "$imds/metadata/identity/oauth2/token")" || {
-    log "no managed identity token from the instance metadata service: cannot delete this machine's resource group"
+    --data-urlencode "resource=$compute_api/" "$azure_imds/metadata/identity/oauth2/token")" || {
+    log "no managed identity token from the instance metadata service: cannot reach Azure Resource Manager"
     return 1
   }
   [[ "$token_json" =~ \"access_token\":\ *\"([^\"]+)\" ]] ||
     { log "the instance metadata service gave no access token"; return 1; }
-  token="${BASH_REMATCH[1]}"
+  local token="${BASH_REMATCH[1]}"
   compute="$(curl -sf --max-time 5 -H 'Metadata: true' \
-    "$imds/metadata/instance/compute?api-version=2021-02-01")" || return 1
-  [[ "$compute" =~ \"subscriptionId\":\ *\"([^\"]+)\" ]] && sub="${BASH_REMATCH[1]}" || return 1
-  [[ "$compute" =~ \"resourceGroupName\":\ *\"([^\"]+)\" ]] && group="${BASH_REMATCH[1]}" || return 1
-  log "asking Azure to delete this machine's resource group $group"
-  # A role assignment takes minutes to reach every ARM node: a refusal is retried for 5 minutes.
+    "$azure_imds/metadata/instance/compute?api-version=2021-02-01")" || return 1
+  [[ "$compute" =~ \"subscriptionId\":\ *\"([^\"]+)\" ]] && az_sub="${BASH_REMATCH[1]}" || return 1
+  [[ "$compute" =~ \"resourceGroupName\":\ *\"([^\"]+)\" ]] && az_group="${BASH_REMATCH[1]}" || return 1
+  [[ "$compute" =~ \"resourceId\":\ *\"([^\"]+)\" ]] && az_vm_id="${BASH_REMATCH[1]}" || return 1
+  az_token="$token"
+}
+
+# One Resource Manager call with the identity's token (never in argv): prints the HTTP status,
+# 000 when nothing answered; the answer's body goes to $runner_home/arm.json.
+arm_call() {
+  local code
+  code="$(curl -s --max-time 30 -o "$runner_home/arm.json" -w '%{http_code}' -X "$1" \
+    -H @<(printf 'Authorization: Bearer %s\n' "$az_token") "$compute_api$2")" || code=000
+  printf '%s' "$code"
+}
+arm_answer() { head -c 400 "$runner_home/arm.json" 2>/dev/null | tr '\n' ' '; }
+
+delete_own_group() {
+  local status group_url
+  azure_identity || { log "cannot delete this machine's resource group"; return 1; }
+  group_url="/subscriptions/$az_sub/resourcegroups/$az_group?api-version=2025-04-01"
+  log "asking Azure to delete this machine's resource group $az_group"
+  # A role assignment takes minutes to reach every ARM node: a refusal is retried for 5 minutes,
+  # unless the identity can already read its group, which shows its role has arrived without
+  # the right to delete.
   for attempt in 1 2 3 4 5 6 7 8 9 10 11; do
-    status="$(curl -s --max-time 30 -o "$runner_home/delete-group.json" -w '%{http_code}' -X DELETE \
-      -H @<(printf 'Authorization: Bearer %s\n' "$token") \
-      "$compute_api/subscriptions/$sub/resourcegroups/$group?api-version=2025-04-01")" || status=000
+    status="$(arm_call DELETE "$group_url")"
     if [[ "$status" == 200 || "$status" == 202 ]]; then
       log "Azure accepted the deletion"
       return 0
     fi
-    log "Azure refused to delete this machine's resource group (HTTP $status, try $attempt):" \
-      "$(head -c 400 "$runner_home/delete-group.json" 2>/dev/null | tr '\n' ' ')"
+    log "Azure refused to delete this machine's resource group (HTTP $status, try $attempt): $(arm_answer)"
     [[ "$status" == 401 || "$status" == 403 || "$status" == 429 || "$status" == 000 || "$status" == 5* ]] || break
+    if [[ "$status" == 403 && "$(arm_call GET "$group_url")" == 200 ]]; then
+      log "this machine's identity may read its resource group but not delete it"
+      break
+    fi
     [[ $attempt -lt 11 ]] && sleep 30
   done
   log "the cleanup job or a sweep must delete it; see the README for the role assignment the launch needs"
+  return 1
+}
+
+# When its group cannot go, the VM at least deallocates itself: a VM that shuts down from inside
+# is only stopped and its compute still bills; a deallocated one bills for its disk and address.
+# https://learn.microsoft.com/azure/virtual-machines/states-billing
+# https://learn.microsoft.com/rest/api/compute/virtual-machines/deallocate
+deallocate_own_vm() {
+  local status
+  azure_identity || return 1
+  log "asking Azure to deallocate this VM (${az_vm_id##*/} in $az_group)"
+  for attempt in 1 2 3; do
+    status="$(arm_call POST "$az_vm_id/deallocate?api-version=2026-04-01")"
+    if [[ "$status" == 200 || "$status" == 202 ]]; then
+      log "Azure accepted the deallocation"
+      return 0
+    fi
+    log "Azure refused to deallocate this VM (HTTP $status, try $attempt): $(arm_answer)"
+    [[ "$status" == 429 || "$status" == 000 || "$status" == 5* ]] || break
+    [[ $attempt -lt 3 ]] && sleep 10
+  done
+  log "powering off into the stopped state, which still bills until the cleanup job or a sweep deletes the group"
   return 1
 }
 
@@ -117,11 +189,11 @@ power_off() {
   local deleting=""
   case "$self_delete" in
     gcp) delete_own_instance && deleting=1 ;;
-    azure) delete_own_group && deleting=1 ;;
+    azure) { delete_own_group || deallocate_own_vm; } && deleting=1 ;;
   esac
   if [[ -n "$deleting" ]]; then
     sleep 120
-    log "the instance is still here two minutes after its deletion was accepted; powering off"
+    log "the machine is still here two minutes after Azure or Compute Engine accepted its end; powering off"
   fi
   shutdown -h now
 }
@@ -156,7 +228,37 @@ if [[ -n "$container" ]]; then
 fi
 
 log "starting runner ${setting[RUNNER_NAME]:-} (max-lifetime ${max_lifetime}s, idle-timeout ${idle_timeout}s)"
-mkdir -p "$state_dir" "$hooks_dir"
+
+# On a VM this script runs as a boot service, cloud-init's scripts_user (EC2, Azure) or the guest
+# agent (Compute Engine), as root with only PATH: no HOME, USER or LANG. The runner and every job
+# step inherit that, and `git config --global` fails with "fatal: $HOME not set". So the login
+# environment is set from the password database, keeping what is already set. A container keeps
+# its image's environment.
+if [[ -z "$container" ]]; then
+  login_name="" login_home=""
+  login_entry="$(getent passwd "$EUID" 2>/dev/null)" || login_entry=""
+  IFS=: read -r login_name _ _ _ _ login_home _ <<<"$login_entry" || true
+  if [[ -z "$login_name" ]]; then
+    login_name="$(id -un 2>/dev/null)" || login_name=""
+  fi
+  if [[ -z "${HOME:-}" ]]; then
+    if [[ -n "$login_home" ]]; then
+      HOME="$login_home"
+    elif [[ $EUID -eq 0 ]]; then
+      HOME=/root
+    else
+      HOME="$runner_home"
+    fi
+  fi
+  make_dir 700 "$HOME" || log "cannot create the home directory $HOME"
+  export HOME USER="${USER:-$login_name}" LOGNAME="${LOGNAME:-$login_name}" LANG="${LANG:-C.UTF-8}"
+  unset login_entry login_name login_home
+fi
+
+# The runner home is readable, as the runner's files in it are; the script's state is not.
+make_dir 755 "$runner_home"
+make_dir 700 "$state_dir"
+make_dir 755 "$hooks_dir"
 
 # A runner already in the image (the runner-cache input, or /home/runner in the official runner
 # image) is used when its version is the one GitHub accepts; GitHub refuses older runners.
@@ -170,7 +272,7 @@ for cache in "${setting[RUNNER_CACHE]:-}" "${CML_RUNNER_PREINSTALLED:-}"; do
   fi
   log "not using the runner in $cache: it is ${cached_version:-of unknown version}, GitHub accepts $runner_version"
 done
-mkdir -p "$runner_dir"
+make_dir 755 "$runner_dir"
 
 # The hard cap holds whatever happens below.
 script_pid=$$
@@ -194,6 +296,8 @@ esac
 # startup-script; its exit status says what went wrong (2: the checksum does not match).
 fetch_runner() {
   local url sha
+  # Run in the background, in a subshell of its own: curl and the runner's files get a login's umask.
+  umask 022
   url="${setting[DOWNLOAD_${arch}_URL]:-}"
   sha="${setting[DOWNLOAD_${arch}_SHA256]:-}"
   if ! command -v curl >/dev/null 2>&1 && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -215,7 +319,7 @@ fi
 if [[ -n "${setting[USER_SCRIPT]:-}" ]]; then
   log "running the startup-script input"
   printf '%s' "${setting[USER_SCRIPT]}" >"$runner_home/user-startup.sh"
-  if ! bash "$runner_home/user-startup.sh"; then
+  if ! open_umask bash "$runner_home/user-startup.sh"; then
     end_machine "the startup-script input failed" 1
   fi
 fi
@@ -240,9 +344,9 @@ if [[ -n "$fetch_pid" ]]; then
   else
     log "installing runner dependencies"
     if [[ $EUID -eq 0 ]]; then
-      "$runner_dir/bin/installdependencies.sh"
+      open_umask "$runner_dir/bin/installdependencies.sh"
     elif sudo -n true 2>/dev/null; then
-      sudo -n "$runner_dir/bin/installdependencies.sh"
+      open_umask sudo -n "$runner_dir/bin/installdependencies.sh"
     else
       log "not root and no sudo: skipping bin/installdependencies.sh," \
         "so the image must already have the runner's libraries"
@@ -269,18 +373,11 @@ export ACTIONS_RUNNER_HOOK_JOB_COMPLETED="$hooks_dir/job-completed.sh"
 export RUNNER_ALLOW_RUNASROOT=1
 now >"$state_dir/last-activity"
 
-# On Kubernetes the credential arrives from the pod's Secret as ACTIONS_RUNNER_INPUT_JITCONFIG
-# or ACTIONS_RUNNER_INPUT_TOKEN, the variables the runner itself reads; on a VM, from settings.
-jit_config="${setting[RUNNER_JITCONFIG]:-}"
-jit_config="${jit_config:-${ACTIONS_RUNNER_INPUT_JITCONFIG:-}}"
-registration_token="${setting[RUNNER_TOKEN]:-}"
-registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
-unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
-
-# The runner runs in its own process group (runner_pid), which end_machine signals.
+# The runner runs in its own process group (runner_pid), which end_machine signals, with a login's
+# umask; config.sh before it writes the registration files under the script's own.
 start_runner() {
   set -m
-  ./run.sh &
+  open_umask ./run.sh &
   runner_pid=$!
   set +m
 }
@@ -323,8 +420,38 @@ check_spot_notice() {
   log "spot interruption notice: AWS will $action this machine at $at; stopping the runner so its job fails visibly"
   end_machine "spot interruption at $at" 1
 }
+
+# SPOT_NOTICE=azure: Azure posts a Preempt scheduled event for this Spot VM at least 30 s before
+# it evicts it. The eviction deletes the VM and its disk but not its group, whose address still
+# bills, so on the notice the runner stops (its job fails visibly) and the machine deletes its
+# group. The first request enables the service and may take two minutes: it is made in the
+# background when the watch begins.
+# https://learn.microsoft.com/azure/virtual-machines/linux/scheduled-events
+scheduled_events="$azure_imds/metadata/scheduledevents?api-version=2020-07-01"
+az_vm_name=""
+check_preempt_event() {
+  local doc event at="" re_event='\{[^{}]*"EventType" *: *"Preempt"[^{}]*\}'
+  local re_resources='"Resources" *: *\[([^]]*)\]' re_not_before='"NotBefore" *: *"([^"]*)"'
+  spot_check_at=$((now_s + 5))
+  if [[ -z "$az_vm_name" ]]; then
+    az_vm_name="$(curl -sf --max-time 2 -H 'Metadata: true' \
+      "$azure_imds/metadata/instance/compute/name?api-version=2021-02-01&format=text")" || return 0
+  fi
+  doc="$(curl -sf --max-time 2 -H 'Metadata: true' "$scheduled_events")" || return 0
+  while [[ "$doc" =~ $re_event ]]; do
+    event="${BASH_REMATCH[0]}"
+    doc="${doc#*"$event"}"
+    [[ "$event" =~ $re_resources && "${BASH_REMATCH[1]}" == *"\"$az_vm_name\""* ]] || continue
+    [[ "$event" =~ $re_not_before ]] && at="${BASH_REMATCH[1]}"
+    log "spot eviction notice: Azure will evict this VM at ${at:-once}; stopping the runner so its job fails visibly"
+    end_machine "spot eviction at ${at:-once}" 1
+  done
+}
 [[ -z "$spot_notice" ]] || command -v curl >/dev/null 2>&1 ||
   { log "no curl: not watching for spot interruption notices"; spot_notice=""; }
+if [[ "$spot_notice" == azure ]]; then
+  curl -sf --max-time 150 -H 'Metadata: true' "$scheduled_events" >/dev/null 2>&1 &
+fi
 
 # Idle watchdog: the machine ends after idle-timeout seconds with no job (0 means never). It
 # waits on a pipe that never delivers, so a second passes without starting a process.
@@ -333,7 +460,7 @@ while kill -0 "$runner_pid" 2>/dev/null; do
   read -r -t 1 -u "$tick" _ || true
   printf -v now_s '%(%s)T' -1
   if [[ -n "$spot_notice" && "$now_s" -ge "$spot_check_at" ]]; then
-    check_spot_notice
+    if [[ "$spot_notice" == azure ]]; then check_preempt_event; else check_spot_notice; fi
   fi
   if [[ "$idle_timeout" -gt 0 && ! -e "$state_dir/busy" ]]; then
     read -r last_activity <"$state_dir/last-activity" || last_activity=$now_s

@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 248;
-exports.ids = [248];
+exports.id = 128;
+exports.ids = [128];
 exports.modules = {
 
-/***/ 9248:
+/***/ 35128:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -11,6 +11,7 @@ __webpack_require__.r(__webpack_exports__);
 
 // EXPORTS
 __webpack_require__.d(__webpack_exports__, {
+  AZURE_VM_ROLE: () => (/* binding */ AZURE_VM_ROLE),
   AzureCloud: () => (/* binding */ AzureCloud),
   azureCredential: () => (/* binding */ azureCredential),
   createCloud: () => (/* binding */ createCloud),
@@ -33,6 +34,8 @@ var identity_dist_esm = __webpack_require__(25563);
 var external_node_crypto_ = __webpack_require__(77598);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(83916);
+// EXTERNAL MODULE: ./src/retry.ts
+var retry = __webpack_require__(49809);
 // EXTERNAL MODULE: ./src/clouds/call.ts
 var call = __webpack_require__(15268);
 // EXTERNAL MODULE: ./src/clouds/tags.ts
@@ -116,15 +119,215 @@ function azureErrorKind(err) {
         return e.statusCode === 429 || e.statusCode >= 500 ? 'transient' : 'permanent';
     return e.code === 'REQUEST_SEND_ERROR' || (0,call/* isConnectionError */.Rk)(err) ? 'transient' : 'permanent';
 }
+/** ARM's refusal of an OS disk smaller than the image's: `...disk size 20 GB is smaller than ...: 30 GB...`. */
+const DISK_TOO_SMALL = /disk size (\d+) GB is smaller than the size of the corresponding disk in the VM image: (\d+) GB/;
+/**
+ * The RBAC action each list needs. A refused page of a list keeps no more than "Pagination failed
+ * with unexpected statusCode 403" (the SDK drops ARM's answer, which names the action), so the
+ * message names the action itself.
+ */
+const LIST_ACTIONS = {
+    'resourceGroups.list': 'Microsoft.Resources/subscriptions/resourceGroups/read',
+    'resourceSkus.list': 'Microsoft.Compute/skus/read',
+    'galleryImageVersions.listByGalleryImage': 'Microsoft.Compute/galleries/images/versions/read',
+};
+function armMessage(err, code, action) {
+    const message = (0,errors/* errorMessage */.gJ)(err);
+    const needed = LIST_ACTIONS[action];
+    if (code !== 'AuthorizationFailed' || !needed || !/^Pagination failed/.test(message))
+        return message;
+    return `${message}: the client does not have authorization to perform action '${needed}'`;
+}
 function azureError(err, action) {
     const code = armCode(err);
-    return new errors/* CloudError */.K2('Azure', code, `${action}: ${(0,errors/* errorMessage */.gJ)(err)}`, KNOWN[code]?.advice ?? '', azureErrorKind(err));
+    const message = armMessage(err, code, action);
+    const disk = code === 'OperationNotAllowed' ? DISK_TOO_SMALL.exec(message) : null;
+    if (disk) {
+        // Not a quota: the hdd-size input is below the image's disk. No other size or place helps.
+        return new errors/* CloudError */.K2('Azure', code, `${action}: ${message}`, `Input 'hdd-size' (${disk[1]} GB) is below the image's OS disk (${disk[2]} GB): give hdd-size of at least ${disk[2]}, or leave it empty to keep the image's size.`, 'permanent');
+    }
+    const kind = azureErrorKind(err);
+    // The quota advice is for a quota; ARM refuses other operations with OperationNotAllowed too.
+    const advice = code === 'OperationNotAllowed' && kind !== 'quota' ? '' : (KNOWN[code]?.advice ?? '');
+    return new errors/* CloudError */.K2('Azure', code, `${action}: ${message}`, advice, kind);
 }
 const azureRetryAfterMs = (err) => (0,call/* retryAfterHeader */.W8)(err.response?.headers?.get('retry-after'));
 /** A refusal made here, in the same shape as the service's. */
 const azureRefusal = (code, detail, kind) => new errors/* CloudError */.K2('Azure', code, detail, KNOWN[code]?.advice ?? '', kind);
 
+;// CONCATENATED MODULE: ./src/clouds/azure/offerings.ts
+
+
+const lower = (s) => (s ?? '').toLowerCase();
+/** VM sizes by lower-case name, for one region or (region undefined) each region that lists them. */
+async function offeredSizes(compute, call, region) {
+    return call('resourceSkus.list', async () => {
+        const byRegion = new Map();
+        const options = region ? { filter: `location eq '${region}'` } : {};
+        for await (const sku of compute.resourceSkus.list(options)) {
+            if (lower(sku.resourceType) !== 'virtualmachines' || !sku.name)
+                continue;
+            for (const location of sku.locations ?? []) {
+                if (region && lower(location) !== lower(region))
+                    continue;
+                const sizes = byRegion.get(lower(location)) ?? byRegion.set(lower(location), new Map()).get(lower(location));
+                sizes.set(lower(sku.name), {
+                    usable: !restricted(sku, location),
+                    trustedLaunchDisabled: sku.capabilities?.some((c) => c.name === 'TrustedLaunchDisabled' && lower(c.value) === 'true') ?? false,
+                });
+            }
+        }
+        return byRegion;
+    });
+}
+/** Restricted in the region (Location), or in every zone the region has for it (Zone). */
+function restricted(sku, location) {
+    const zones = sku.locationInfo?.find((l) => lower(l.location) === lower(location))?.zones ?? [];
+    return (sku.restrictions ?? []).some((r) => {
+        const here = [...(r.values ?? []), ...(r.restrictionInfo?.locations ?? [])].some((v) => lower(v) === lower(location));
+        if (!here)
+            return false;
+        if (r.type === 'Location')
+            return true;
+        const out = new Set(r.restrictionInfo?.zones ?? []);
+        return r.type === 'Zone' && (zones.length === 0 || zones.every((z) => out.has(z)));
+    });
+}
+/** The launch's sizes nowhere usable here: a permanent refusal naming the regions that have them. */
+async function notOffered(compute, call, region, types) {
+    const everywhere = await offeredSizes(compute, call);
+    const where = types.map((t) => {
+        const regions = [...everywhere]
+            .filter(([, sizes]) => sizes.get(lower(t))?.usable)
+            .map(([r]) => r)
+            .sort();
+        return `${t} ${regions.length ? `is offered in ${regions.join(', ')}` : 'is offered in no region'}`;
+    });
+    return new errors/* CloudError */.K2('Azure', 'SkuNotAvailable', `${types.join(', ')}: not offered to this subscription in ${region} (${where.join('; ')})`, 'Pick a region that offers a size, or other sizes (the type input takes a comma list).', 'permanent');
+}
+/** The image as given, when it could not be read: its kind from its resource id. */
+const unreadImage = (image) => ({
+    reference: image.id ? { id: image.id } : image,
+    kind: !image.id ? 'marketplace' : /\/providers\/Microsoft\.Compute\/images\//i.test(image.id) ? 'managed' : 'gallery',
+});
+/** Compares dotted versions numerically (1.10.0 after 1.9.0). */
+function compareVersions(a, b) {
+    const pa = a.split('.').map(Number);
+    const pb = b.split('.').map(Number);
+    for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+        const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+        if (d !== 0 && !Number.isNaN(d))
+            return d;
+    }
+    return a.localeCompare(b);
+}
+/**
+ * A Marketplace image's `osDiskImage` carries its size, which the SDK's model drops: read it from
+ * the raw answer, whatever its casing (`sizeInGb`, `sizeinGB`), or from `sizeInBytes`.
+ */
+function osDiskGb(body) {
+    const disk = body?.properties?.osDiskImage ?? {};
+    for (const [k, v] of Object.entries(disk))
+        if (/^sizeingb$/i.test(k) && typeof v === 'number')
+            return v;
+    const bytes = Object.entries(disk).find(([k]) => /^sizeinbytes$/i.test(k))?.[1];
+    return typeof bytes === 'number' ? Math.ceil(bytes / 1024 ** 3) : undefined;
+}
+/** Resolves the image input: its OS disk size and generation, and `latest` to a version. */
+async function prepareImage(compute, call, region, image, input) {
+    try {
+        if (!image.id)
+            return await marketplaceImage(compute, call, region, image);
+        return await imageById(compute, call, image.id);
+    }
+    catch (err) {
+        if (err instanceof errors/* CloudError */.K2 && err.kind === 'gone') {
+            throw new errors/* CloudError */.K2('Azure', err.code, `image ${input} was not found`, 'Check the image input.', 'permanent');
+        }
+        throw err;
+    }
+}
+async function marketplaceImage(compute, call, region, image) {
+    const { publisher, offer, sku } = image;
+    let version = image.version;
+    if (version.toLowerCase() === 'latest') {
+        const versions = await call('virtualMachineImages.list', () => compute.virtualMachineImages.list(region, publisher, offer, sku));
+        const names = versions.map((v) => v.name).sort(compareVersions);
+        if (names.length === 0) {
+            throw new errors/* CloudError */.K2('Azure', 'NotFound', `no version of ${publisher}:${offer}:${sku} in ${region}`, '', 'gone');
+        }
+        version = names.at(-1);
+    }
+    let raw;
+    const got = await call('virtualMachineImages.get', () => compute.virtualMachineImages.get(region, publisher, offer, sku, version, {
+        onResponse: (r) => {
+            raw = r.parsedBody;
+        },
+    }));
+    const sizeGb = osDiskGb(raw);
+    return {
+        reference: { publisher, offer, sku, version },
+        ...(sizeGb ? { sizeGb } : {}),
+        ...(got.hyperVGeneration ? { generation: got.hyperVGeneration } : {}),
+        kind: 'marketplace',
+    };
+}
+async function imageById(compute, call, id) {
+    const parts = id.split('/');
+    const group = parts[4];
+    if (parts[7]?.toLowerCase() === 'images') {
+        const img = await call('images.get', () => compute.images.get(group, parts[8]));
+        const sizeGb = img.storageProfile?.osDisk?.diskSizeGB;
+        return {
+            reference: { id },
+            ...(sizeGb ? { sizeGb } : {}),
+            ...(img.hyperVGeneration ? { generation: img.hyperVGeneration } : {}),
+            kind: 'managed',
+        };
+    }
+    const [gallery, name, version] = [parts[8], parts[10], parts[12]];
+    const [definition, chosen] = await Promise.all([
+        call('galleryImages.get', () => compute.galleryImages.get(group, gallery, name)),
+        version
+            ? call('galleryImageVersions.get', () => compute.galleryImageVersions.get(group, gallery, name, version))
+            : call('galleryImageVersions.listByGalleryImage', async () => {
+                // The create takes the newest version not excluded from latest.
+                let latest;
+                for await (const v of compute.galleryImageVersions.listByGalleryImage(group, gallery, name)) {
+                    if (v.publishingProfile?.excludeFromLatest || !v.name)
+                        continue;
+                    if (!latest || compareVersions(v.name, latest.name) > 0)
+                        latest = v;
+                }
+                return latest;
+            }),
+    ]);
+    const sizeGb = chosen?.storageProfile?.osDiskImage?.sizeInGB;
+    return {
+        reference: { id },
+        ...(sizeGb ? { sizeGb } : {}),
+        ...(definition.hyperVGeneration ? { generation: definition.hyperVGeneration } : {}),
+        kind: 'gallery',
+    };
+}
+/**
+ * The security type, always explicit: a new Gen2 VM left without one may be Trusted Launch with
+ * Secure Boot on, under which an NVIDIA driver the image or the startup script brings does not
+ * load. Trusted Launch without Secure Boot (vTPM on) where the size and image take it, which an
+ * image that takes only Trusted Launch needs too; Standard otherwise (Gen1 and managed images,
+ * sizes without Trusted Launch).
+ */
+function securityProfileFor(size, offered, image) {
+    const imageTakesIt = image.generation?.toUpperCase() !== 'V1' && image.kind !== 'managed';
+    if (imageTakesIt && (0,catalog/* azureSizeTakesTrustedLaunch */.zx)(size) && !offered?.trustedLaunchDisabled) {
+        return { securityType: 'TrustedLaunch', uefiSettings: { secureBootEnabled: false, vTpmEnabled: true } };
+    }
+    return { securityType: 'Standard' };
+}
+
 ;// CONCATENATED MODULE: ./src/clouds/azure/provider.ts
+
+
 
 
 
@@ -151,14 +354,20 @@ const azureRefusal = (code, detail, kind) => new errors/* CloudError */.K2('Azur
  * Retries: the SDK's are off (maxRetries 0); each call, a long-running one as a whole, is
  * retried by `cloudCall`. Creates are PUTs of a named resource, so a repeat is harmless.
  *
- * The VM has a system-assigned managed identity with Contributor on its own resource group, so
- * that its startup script can delete the group when the runner is done: a stopped Azure VM still
- * bills.
+ * The VM has a system-assigned managed identity with the custom role "cml-runner-action VM"
+ * (docs/permissions/azure/vm-role.json, found by name) on its own resource group, so that its
+ * startup script can delete the group (or deallocate the VM) when the runner is done: a stopped
+ * Azure VM still bills. That role writes nothing, tags included, so a job on the VM cannot hide
+ * its group from cleanup and sweep, which find groups by their tags and by their name prefix.
  */
 const DEFAULT_ARM = 'https://management.azure.com';
-/** Contributor, a built-in role: on the VM's own resource group only. */
-const CONTRIBUTOR = 'b24988ac-6180-42a0-ab88-20f7382dd24c';
+/** The custom role a VM's identity gets on its own resource group (docs/permissions/azure/vm-role.json). */
+const AZURE_VM_ROLE = 'cml-runner-action VM';
+/** What a VM that cannot end itself costs, and what ends it instead. */
+const STILL_BILLS = 'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled sweep, which delete them.';
 const LRO_TIMEOUT_MS = 15 * 60_000;
+/** Groups whose VM list() reads at once. */
+const LIST_CONCURRENCY = 10;
 /** Long-running operations are polled as often as ARM's Retry-After says, or every 0.5 s when it says nothing. */
 const POLL = { updateIntervalInMs: 500 };
 function createCloud(options, region, ctx) {
@@ -204,17 +413,77 @@ class AzureCloud {
         });
     }
     async prepare(spec) {
-        // Nothing is shared between runners: each has its own group. Sizes the region does not offer
-        // are refused by the create itself (SkuNotAvailable), which moves on to the next type.
+        // Nothing is shared between runners: each has its own group. The sizes the subscription may
+        // use here and the image are looked up side by side, before anything exists.
         const warnings = [];
+        const call = (action, fn) => this.call(action, fn);
+        const input = spec.image ?? catalog/* AZURE_DEFAULT_IMAGE */.yu;
+        const [offered, image, vmRoleId] = await Promise.all([
+            this.readable(warnings, 'the resource SKUs', 'sizes are not checked before the launch', () => offeredSizes(this.compute, call, this.region).then((r) => r.get(this.region.toLowerCase()) ?? new Map())),
+            this.readable(warnings, 'the image', 'its disk size is not checked', () => prepareImage(this.compute, call, this.region, (0,catalog/* parseAzureImage */.uk)(input), input)),
+            this.vmRole(warnings),
+        ]);
+        const types = offered ? spec.types.filter((t) => offered.get(t.toLowerCase())?.usable) : undefined;
+        if (types?.length === 0)
+            throw await notOffered(this.compute, call, this.region, spec.types);
+        const prepared = {
+            image: image ?? unreadImage((0,catalog/* parseAzureImage */.uk)(input)),
+            // hdd-size below the image's disk is raised to it; Azure refuses a smaller disk.
+            ...(spec.hddSizeGb ? { diskSizeGb: Math.max(spec.hddSizeGb, image?.sizeGb ?? 0) } : {}),
+            offered: offered ?? new Map(),
+            ...(vmRoleId ? { vmRoleId } : {}),
+        };
         return {
-            scriptSettings: { selfDelete: { cloud: 'azure', apiUrl: this.arm } },
+            ...(types ? { types } : {}),
+            scriptSettings: {
+                selfDelete: { cloud: 'azure', apiUrl: this.arm },
+                ...(spec.spot ? { spotNotice: 'azure' } : {}),
+            },
             places: [undefined],
             warnings,
-            launch: (request, placement) => this.launch(spec, request, placement, warnings),
+            launch: (request, placement) => this.launch(spec, prepared, request, placement, warnings),
         };
     }
-    async launch(spec, request, placement, warnings) {
+    /** A read before the launch; without the right to make it, a warning and the launch goes on. */
+    async readable(warnings, what, effect, fn) {
+        try {
+            return await fn();
+        }
+        catch (err) {
+            if (err.code !== 'AuthorizationFailed')
+                throw err;
+            // ARM's message names the action refused: the one to add to the role.
+            const refused = /perform action '([^']+)'/.exec(err instanceof Error ? err.message : '')?.[1];
+            const named = refused ? `: ${refused}` : '';
+            warnings.push(`The launching identity may not read ${what} (AuthorizationFailed${named}), so ${effect}.`);
+            return undefined;
+        }
+    }
+    /**
+     * The definition id of the VM role, found by its name among the subscription's role
+     * definitions; without it (not created, or not readable) a warning, and the VMs get no role.
+     */
+    async vmRole(warnings) {
+        const scope = `/subscriptions/${this.subscriptionId}`;
+        const found = await this.readable(warnings, 'role definitions', `it cannot find the role "${AZURE_VM_ROLE}" and the VMs cannot delete their own resource groups. ${STILL_BILLS}`, () => this.call('roleDefinitions.list', async () => {
+            const ids = [];
+            const filter = `roleName eq '${AZURE_VM_ROLE}'`;
+            for await (const r of this.authorization.roleDefinitions.list(scope, { filter }))
+                if (r.id)
+                    ids.push(r.id);
+            return ids;
+        }));
+        if (found === undefined)
+            return undefined;
+        if (found.length === 0) {
+            warnings.push(`The role "${AZURE_VM_ROLE}" does not exist in subscription ${this.subscriptionId}, so the VMs cannot delete ` +
+                `their own resource groups. ${STILL_BILLS} Create it once with ` +
+                'az role definition create --role-definition @vm-role.json (see "Azure" in the README).');
+            return undefined;
+        }
+        return found[0];
+    }
+    async launch(spec, prepared, request, placement, warnings) {
         const group = groupName(this.options.resourceGroupPrefix, request.runnerName, request.attempt);
         // Resource groups carry no creation time a list returns: the sweep's grace period needs one.
         const tags = {
@@ -225,7 +494,7 @@ class AzureCloud {
         const location = this.region;
         await this.call('resourceGroups.createOrUpdate', () => this.resources.resourceGroups.createOrUpdate(group, { location, tags }));
         try {
-            return await this.createMachine(spec, request, placement, group, tags, warnings);
+            return await this.createMachine(spec, prepared, request, placement, group, tags, warnings);
         }
         catch (err) {
             // Whatever was created goes with its group; the refusal itself is what the user sees.
@@ -233,7 +502,7 @@ class AzureCloud {
             throw err;
         }
     }
-    async createMachine(spec, request, placement, group, tags, warnings) {
+    async createMachine(spec, prepared, request, placement, group, tags, warnings) {
         const location = this.region;
         const vmName = 'runner';
         // The network and the address do not depend on each other: they are created side by side.
@@ -262,20 +531,20 @@ class AzureCloud {
                 },
             ],
         }, POLL));
-        const image = (0,catalog/* parseAzureImage */.uk)(spec.image ?? catalog/* AZURE_DEFAULT_IMAGE */.yu);
         this.sshKey ??= throwawaySshKey();
         const vm = {
             location,
             tags,
             identity: { type: 'SystemAssigned' },
             hardwareProfile: { vmSize: placement.type },
+            securityProfile: securityProfileFor(placement.type, prepared.offered.get(placement.type.toLowerCase()), prepared.image),
             storageProfile: {
-                imageReference: image,
+                imageReference: prepared.image.reference,
                 osDisk: {
                     createOption: 'FromImage',
                     deleteOption: 'Delete',
                     managedDisk: { storageAccountType: 'StandardSSD_LRS' },
-                    ...(spec.hddSizeGb ? { diskSizeGB: spec.hddSizeGb } : {}),
+                    ...(prepared.diskSizeGb ? { diskSizeGB: prepared.diskSizeGb } : {}),
                 },
             },
             osProfile: {
@@ -299,15 +568,14 @@ class AzureCloud {
                 : {}),
         };
         const created = await this.lro('virtualMachines.createOrUpdate', () => this.compute.virtualMachines.createOrUpdate(group, vmName, vm, POLL));
-        await this.allowSelfDelete(group, created.identity?.principalId, warnings);
+        await this.allowSelfDelete(group, created.identity?.principalId, prepared.vmRoleId, warnings);
         return { id: group, type: placement.type, spot: placement.spot, zone: location };
     }
-    /** Contributor on its own group for the VM's identity, so the VM can delete the group. */
-    async allowSelfDelete(group, principalId, warnings) {
-        if (!principalId)
+    /** The VM role on its own group for the VM's identity, so the VM can delete the group. */
+    async allowSelfDelete(group, principalId, roleDefinitionId, warnings) {
+        if (!principalId || !roleDefinitionId)
             return;
         const scope = `/subscriptions/${this.subscriptionId}/resourceGroups/${group}`;
-        const roleDefinitionId = `/subscriptions/${this.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR}`;
         // A new identity takes a moment to replicate: PrincipalNotFound is worth another try here.
         // The assignment's name is fixed before the first try, so a repeat cannot make a second one.
         const name = crypto.randomUUID();
@@ -330,11 +598,10 @@ class AzureCloud {
             const code = err.code ?? 'Error';
             if (code !== 'AuthorizationFailed')
                 throw err;
-            const warning = `The launching identity may not create role assignments (${code}), so the VMs cannot delete their own resource groups. ` +
-                'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled ' +
-                'sweep, which delete them. ' +
-                'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write (see "Azure" in the ' +
-                'README).';
+            const warning = `The launching identity may not assign the role "${AZURE_VM_ROLE}" (${code}), so the VMs cannot delete their ` +
+                `own resource groups. ${STILL_BILLS} ` +
+                'To let VMs delete themselves, grant Microsoft.Authorization/roleAssignments/write with the condition that ' +
+                'allows this role (see "Azure" in the README).';
             if (!warnings.includes(warning))
                 warnings.push(warning);
         }
@@ -343,7 +610,8 @@ class AzureCloud {
         const states = new Map(ids.map((id) => [id, { state: 'gone' }]));
         if (ids.length === 0)
             return states;
-        const groups = await this.groups(`tagName eq '${clouds_tags/* TAG */.D.managed}' and tagValue eq 'true'`);
+        // By name, not by tag: a group whose tags were removed is still there, and still bills.
+        const groups = await this.groups();
         const wanted = new Set(ids);
         await Promise.all(groups
             .filter((g) => wanted.has(g.name))
@@ -377,16 +645,74 @@ class AzureCloud {
             throw err;
         }
     }
+    /**
+     * This action's groups for a repository (and a run): those its tags say are, and those named
+     * `<azure-resource-group-prefix>-...` whatever their tags. Resource Manager filters groups by
+     * one tag only, not by name, so the list is the subscription's groups, filtered here. A group
+     * without this action's tags (someone removed them) is read by its VM's tags; with none there
+     * either, it is listed for sweep alone, with its runner named after the group, since which run
+     * launched it is unknown.
+     */
     async list(filter) {
-        const groups = await this.groups(`tagName eq '${clouds_tags/* TAG */.D.repo}' and tagValue eq '${filter.repo.replace(/'/g, "''")}'`);
-        return groups
-            .filter((g) => g.tags[clouds_tags/* TAG */.D.managed] === 'true' && (!filter.runId || g.tags[clouds_tags/* TAG */.D.runId] === filter.runId))
-            .map((g) => (0,clouds_tags/* managedFromTags */.V)(g.name, g.tags, { state: g.provisioningState === 'Deleting' ? 'ending' : 'running' }));
+        const prefix = `${this.options.resourceGroupPrefix}-`.toLowerCase();
+        const groups = (await this.groups()).filter((g) => g.tags[clouds_tags/* TAG */.D.managed] === 'true' || g.name.toLowerCase().startsWith(prefix));
+        const tagged = await (0,retry/* mapLimited */.bB)(groups, LIST_CONCURRENCY, (g) => g.tags[clouds_tags/* TAG */.D.managed] === 'true' ? Promise.resolve(g.tags) : this.vmTags(g.name));
+        const ours = [];
+        groups.forEach((g, i) => {
+            const r = tagged[i];
+            if (r.status === 'rejected')
+                throw r.reason;
+            const tags = r.value;
+            if (tags[clouds_tags/* TAG */.D.managed] === 'true') {
+                if (tags[clouds_tags/* TAG */.D.repo] === filter.repo && (!filter.runId || tags[clouds_tags/* TAG */.D.runId] === filter.runId))
+                    ours.push({ g, tags });
+            }
+            else if (!filter.runId) {
+                ours.push({ g, tags: { [clouds_tags/* TAG */.D.runner]: g.name.slice(prefix.length) } });
+            }
+        });
+        const states = await (0,retry/* mapLimited */.bB)(ours, LIST_CONCURRENCY, (o) => this.groupState({ ...o.g, tags: o.tags }));
+        return ours.map((o, i) => {
+            const s = states[i];
+            // A state that could not be read leaves the group to the tags: cleanup and sweep still act on it.
+            return (0,clouds_tags/* managedFromTags */.V)(o.g.name, o.tags, { state: s.status === 'fulfilled' ? s.value : 'running' });
+        });
+    }
+    /** The tags of a group's VM, or none when it has no VM. */
+    async vmTags(group) {
+        try {
+            const vm = await this.call('virtualMachines.get', () => this.compute.virtualMachines.get(group, 'runner'));
+            return vm.tags ?? {};
+        }
+        catch (err) {
+            if (err instanceof errors/* CloudError */.K2 && err.kind === 'gone')
+                return {};
+            throw err;
+        }
+    }
+    /**
+     * A group as cleanup and sweep see it: `ending` while Azure deletes it, else its VM's state. A
+     * group without its VM is never `gone`, since the group is what bills: a Spot eviction
+     * (evictionPolicy Delete) takes the VM and its disk and leaves the group with its public
+     * address. Such a group is `stopped`, for cleanup and sweep to delete, unless it is young
+     * enough that its launch may still be creating the VM (`starting`); sweep spares a young group
+     * either way, by its created-at tag and the grace period.
+     * https://learn.microsoft.com/azure/virtual-machines/spot-vms#eviction-policy
+     */
+    async groupState(g) {
+        if (g.provisioningState === 'Deleting')
+            return 'ending';
+        const vm = await this.vmState(g.name);
+        if (vm.state !== 'gone')
+            return vm.state;
+        const created = Date.parse(g.tags[clouds_tags/* TAG */.D.createdAt] ?? '');
+        const creating = Number.isFinite(created) && this.ctx.clock.now() - created < LRO_TIMEOUT_MS;
+        return creating ? 'starting' : 'stopped';
     }
     async groups(filter) {
         return this.call('resourceGroups.list', async () => {
             const out = [];
-            for await (const g of this.resources.resourceGroups.list({ filter })) {
+            for await (const g of this.resources.resourceGroups.list(filter ? { filter } : {})) {
                 if (g.name)
                     out.push({ name: g.name, tags: g.tags ?? {}, provisioningState: g.properties?.provisioningState });
             }
