@@ -96,6 +96,8 @@ class Launch {
   private readonly secrets: Set<string>;
   private readonly label: string;
   private readonly launchLabel: string;
+  /** The architecture every machine of the launch will have, for a JIT runner's labels. */
+  private readonly architecture: ReturnType<typeof sharedArchitecture>;
   private readonly runners = new Map<string, RunnerAttempt>();
   private readonly failures = new Map<string, string>();
   private announced = false;
@@ -112,6 +114,11 @@ class Launch {
     this.secrets = new Set([spec.forge.token]);
     this.label = runLabel(ctx);
     this.launchLabel = newLaunchLabel();
+    this.architecture = sharedArchitecture(
+      descriptorOf(spec.cloud.name).catalog,
+      spec.machine.types,
+      spec.cloud.options,
+    );
   }
 
   private result(fields: Pick<LaunchResult, 'runners' | 'reused' | 'failed'>): LaunchResult {
@@ -204,8 +211,7 @@ class Launch {
     if (!this.spec.runner.single) return { registrationToken: registrationToken! };
     // GitHub gives a just-in-time runner the labels it is sent and no others: not the defaults
     // config.sh adds (self-hosted, the OS, the architecture), which are sent here instead.
-    const { cloud, machine } = this.spec;
-    const arch = sharedArchitecture(descriptorOf(cloud.name).catalog, machine.types, cloud.options);
+    const arch = this.architecture;
     if ('unknown' in arch) this.deps.log.debug(`runner ${name} gets no architecture label: ${arch.unknown}`);
     const defaults = ['self-hosted', 'Linux', ...('architecture' in arch ? [arch.architecture] : [])];
     const labels = [...defaults, ...this.spec.runner.labels, this.label, this.launchLabel];

@@ -8,9 +8,10 @@ export interface TriedPlacement extends Placement {
 }
 
 /**
- * Where to try, in order (only the types the cloud offers there, when it said): spot first when asked (every type, in every place), then on-demand
+ * Where to try, in order: spot first when asked (every type, in every place), then on-demand
  * when on-demand-fallback allows; within a market, types in the order given, and for each type
- * the places (subnets, zones) in the order given.
+ * the places (subnets, zones) in the order given. Only the types the cloud offers there, when it
+ * said which.
  */
 export function placementsFor(spec: LaunchSpec, cloud: Pick<PreparedCloud, 'places' | 'types'>): Placement[] {
   const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];

@@ -81,15 +81,11 @@ export async function waitOnline(
           return why ? [[n, why] as const] : [];
         }),
       );
-      const others = ended.filter(([n]) => !taken.has(n));
-      const what = others.every(([, s]) => s.state === 'failed')
+      const what = ended.every(([n, s]) => taken.has(n) || s.state === 'failed')
         ? 'could not start'
         : 'ended before its runner came online';
-      for (const [name, message] of await describeFailures(others, what, w)) failures.set(name, message);
-      const takenStates = ended.filter(([n]) => taken.has(n));
-      for (const [name, message] of await describeFailures(takenStates, (n) => taken.get(n)!, w)) {
-        failures.set(name, message);
-      }
+      const reason = (name: string, console: string) => taken.get(name)?.(console) ?? what;
+      for (const [name, message] of await describeFailures(ended, reason, w)) failures.set(name, message);
       if (!spec.runner.allowPartial) return { online, failures };
     }
     const left = states.filter(([n]) => !online.has(n) && !failures.has(n));
@@ -164,7 +160,7 @@ function takenBy(
 /** Why each runner failed, with the tail of its machine's console, secrets masked. */
 async function describeFailures(
   failed: ReadonlyArray<readonly [string, MachineStatus]>,
-  what: string | ((name: string) => string | ((console: string) => string)),
+  what: string | ((name: string, console: string) => string),
   w: WaitContext,
 ): Promise<Map<string, string>> {
   const parts = await Promise.all(
@@ -181,8 +177,7 @@ async function describeFailures(
         tail = `(the console could not be read: ${errorMessage(err)})`;
       }
       const detail = status.detail ? `: ${status.detail}` : '';
-      const said = typeof what === 'string' ? what : what(name);
-      const why = typeof said === 'string' ? said : said(text);
+      const why = typeof what === 'string' ? what : what(name, text);
       return [
         name,
         maskSecrets(

@@ -223,7 +223,8 @@ export class AwsCloud implements Cloud {
     const list = types.join(', ');
     return awsRefusal(
       'InstanceTypeNotOffered',
-      `${this.region} offers none of the types ${list} (ec2:DescribeInstanceTypeOfferings). Offered: ${where.join('; ')}`,
+      `${this.region} offers none of the types ${list} (ec2:DescribeInstanceTypeOfferings). ` +
+        `Offered: ${where.join('; ')}`,
       'Give a region that offers them in region (a native AWS region such as us-east-2 works too), or types that ' +
         `${this.region} offers. Nothing was created.`,
       'permanent',

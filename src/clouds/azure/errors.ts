@@ -122,7 +122,8 @@ export function azureError(err: unknown, action: string): CloudError {
       'Azure',
       code,
       `${action}: ${message}`,
-      `Input 'hdd-size' (${disk[1]} GB) is below the image's OS disk (${disk[2]} GB): give hdd-size of at least ${disk[2]}, or leave it empty to keep the image's size.`,
+      `Input 'hdd-size' (${disk[1]} GB) is below the image's OS disk (${disk[2]} GB): ` +
+        `give hdd-size of at least ${disk[2]}, or leave it empty to keep the image's size.`,
       'permanent',
     );
   }

@@ -78,7 +78,8 @@ const DEFAULT_ARM = 'https://management.azure.com';
 export const AZURE_VM_ROLE = 'cml-runner-action VM';
 /** What a VM that cannot end itself costs, and what ends it instead. */
 const STILL_BILLS =
-  'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled sweep, which delete them.';
+  'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled sweep, ' +
+  'which delete them.';
 const LRO_TIMEOUT_MS = 15 * 60_000;
 /** Groups whose VM list() reads at once. */
 const LIST_CONCURRENCY = 10;
