@@ -144,7 +144,8 @@ function azureError(err, action) {
     const disk = code === 'OperationNotAllowed' ? DISK_TOO_SMALL.exec(message) : null;
     if (disk) {
         // Not a quota: the hdd-size input is below the image's disk. No other size or place helps.
-        return new errors/* CloudError */.K2('Azure', code, `${action}: ${message}`, `Input 'hdd-size' (${disk[1]} GB) is below the image's OS disk (${disk[2]} GB): give hdd-size of at least ${disk[2]}, or leave it empty to keep the image's size.`, 'permanent');
+        return new errors/* CloudError */.K2('Azure', code, `${action}: ${message}`, `Input 'hdd-size' (${disk[1]} GB) is below the image's OS disk (${disk[2]} GB): ` +
+            `give hdd-size of at least ${disk[2]}, or leave it empty to keep the image's size.`, 'permanent');
     }
     const kind = azureErrorKind(err);
     // The quota advice is for a quota; ARM refuses other operations with OperationNotAllowed too.
@@ -364,7 +365,8 @@ const DEFAULT_ARM = 'https://management.azure.com';
 /** The custom role a VM's identity gets on its own resource group (docs/permissions/azure/vm-role.json). */
 const AZURE_VM_ROLE = 'cml-runner-action VM';
 /** What a VM that cannot end itself costs, and what ends it instead. */
-const STILL_BILLS = 'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled sweep, which delete them.';
+const STILL_BILLS = 'A stopped Azure VM still bills: keep the cleanup job (mode: cleanup, if: always()) and a scheduled sweep, ' +
+    'which delete them.';
 const LRO_TIMEOUT_MS = 15 * 60_000;
 /** Groups whose VM list() reads at once. */
 const LIST_CONCURRENCY = 10;

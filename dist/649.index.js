@@ -259,9 +259,9 @@ const gceRefusal = (code, detail, advice = KNOWN[code]?.advice ?? '', kind = gce
  * Permissions called: compute.instances.create, .get, .list, .delete, .getSerialPortOutput,
  * .setMetadata (metadata at creation, and removing a reusable runner's startup script once it is
  * online), .setLabels (labels at creation), .setTags (the network tag at creation),
- * compute.disks.create, compute.disks.setLabels, compute.subnetworks.use, .useExternalIp (not with gcp-external-ip: false),
- * compute.machineTypes.list, compute.acceleratorTypes.list, compute.images.get, .getFromFamily,
- * .useReadOnly, compute.zoneOperations.get, and with gcp-service-account
+ * compute.disks.create, compute.disks.setLabels, compute.subnetworks.use, .useExternalIp (not
+ * with gcp-external-ip: false), compute.machineTypes.list, compute.acceleratorTypes.list,
+ * compute.images.get, .getFromFamily, .useReadOnly, compute.zoneOperations.get, and with gcp-service-account
  * compute.instances.setServiceAccount plus iam.serviceAccounts.actAs on that account.
  *
  * A machine is `<zone>/<instance name>`.

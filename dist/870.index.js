@@ -323,7 +323,8 @@ class AwsCloud {
             return `${type} in ${offering.length > 0 ? offering.join(', ') : 'none of the regions asked'}`;
         });
         const list = types.join(', ');
-        return awsRefusal('InstanceTypeNotOffered', `${this.region} offers none of the types ${list} (ec2:DescribeInstanceTypeOfferings). Offered: ${where.join('; ')}`, 'Give a region that offers them in region (a native AWS region such as us-east-2 works too), or types that ' +
+        return awsRefusal('InstanceTypeNotOffered', `${this.region} offers none of the types ${list} (ec2:DescribeInstanceTypeOfferings). ` +
+            `Offered: ${where.join('; ')}`, 'Give a region that offers them in region (a native AWS region such as us-east-2 works too), or types that ' +
             `${this.region} offers. Nothing was created.`, 'permanent');
     }
     async prepareImage(spec, arch, type) {

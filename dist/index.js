@@ -41854,9 +41854,10 @@ function sharedArchitecture(catalog, types, options) {
 var tags = __nccwpck_require__(1061);
 ;// CONCATENATED MODULE: ./src/lifecycle/placements.ts
 /**
- * Where to try, in order (only the types the cloud offers there, when it said): spot first when asked (every type, in every place), then on-demand
+ * Where to try, in order: spot first when asked (every type, in every place), then on-demand
  * when on-demand-fallback allows; within a market, types in the order given, and for each type
- * the places (subnets, zones) in the order given.
+ * the places (subnets, zones) in the order given. Only the types the cloud offers there, when it
+ * said which.
  */
 function placementsFor(spec, cloud) {
     const markets = spec.machine.spot ? (spec.machine.onDemandFallback ? [true, false] : [true]) : [false];
@@ -41982,16 +41983,12 @@ async function waitOnline(names, spec, w) {
                 const why = s.state === 'failed' ? undefined : takenBy(n, runners, seenBusy, spec, w);
                 return why ? [[n, why]] : [];
             }));
-            const others = ended.filter(([n]) => !taken.has(n));
-            const what = others.every(([, s]) => s.state === 'failed')
+            const what = ended.every(([n, s]) => taken.has(n) || s.state === 'failed')
                 ? 'could not start'
                 : 'ended before its runner came online';
-            for (const [name, message] of await describeFailures(others, what, w))
+            const reason = (name, console) => taken.get(name)?.(console) ?? what;
+            for (const [name, message] of await describeFailures(ended, reason, w))
                 failures.set(name, message);
-            const takenStates = ended.filter(([n]) => taken.has(n));
-            for (const [name, message] of await describeFailures(takenStates, (n) => taken.get(n), w)) {
-                failures.set(name, message);
-            }
             if (!spec.runner.allowPartial)
                 return { online, failures };
         }
@@ -42068,8 +42065,7 @@ async function describeFailures(failed, what, w) {
             tail = `(the console could not be read: ${(0,src_errors/* errorMessage */.gJ)(err)})`;
         }
         const detail = status.detail ? `: ${status.detail}` : '';
-        const said = typeof what === 'string' ? what : what(name);
-        const why = typeof said === 'string' ? said : said(text);
+        const why = typeof what === 'string' ? what : what(name, text);
         return [
             name,
             maskSecrets(`Runner ${name} ${why}; machine ${machine.id} is ${status.state}${detail}. ` +
@@ -42114,6 +42110,8 @@ class Launch {
     secrets;
     label;
     launchLabel;
+    /** The architecture every machine of the launch will have, for a JIT runner's labels. */
+    architecture;
     runners = new Map();
     failures = new Map();
     announced = false;
@@ -42128,6 +42126,7 @@ class Launch {
         this.secrets = new Set([spec.forge.token]);
         this.label = runLabel(ctx);
         this.launchLabel = newLaunchLabel();
+        this.architecture = sharedArchitecture(descriptorOf(spec.cloud.name).catalog, spec.machine.types, spec.cloud.options);
     }
     result(fields) {
         const { labels } = this.spec.runner;
@@ -42223,8 +42222,7 @@ class Launch {
             return { registrationToken: registrationToken };
         // GitHub gives a just-in-time runner the labels it is sent and no others: not the defaults
         // config.sh adds (self-hosted, the OS, the architecture), which are sent here instead.
-        const { cloud, machine } = this.spec;
-        const arch = sharedArchitecture(descriptorOf(cloud.name).catalog, machine.types, cloud.options);
+        const arch = this.architecture;
         if ('unknown' in arch)
             this.deps.log.debug(`runner ${name} gets no architecture label: ${arch.unknown}`);
         const defaults = ['self-hosted', 'Linux', ...('architecture' in arch ? [arch.architecture] : [])];
