@@ -900,7 +900,11 @@ describe('pod security', () => {
     expect(root).toContain('container has runAsNonRoot and image will run as root');
     await batch.deleteNamespacedJob({ name: 'other-image', namespace: NS, propagationPolicy: 'Background' });
 
-    await launch('numeric-user', 'exit 0', { podSpec: { securityContext: { ...nonRoot, runAsUser: 1001 } } });
+    // A long TTL: the pod must still be there when the poll looks for its Succeeded phase.
+    await launch('numeric-user', 'exit 0', {
+      spec: { ttlSecondsAfterFinished: 600 },
+      podSpec: { securityContext: { ...nonRoot, runAsUser: 1001 } },
+    });
     await until('the pod to succeed', async () =>
       (await podsOf('numeric-user'))[0]?.status?.phase === 'Succeeded' ? true : undefined,
     );
@@ -927,6 +931,8 @@ describe('pod security', () => {
       await batch.deleteNamespacedJob({ name: 'not-restricted', namespace: NS, propagationPolicy: 'Background' });
 
       await launch('restricted', 'exit 0', {
+        // A long TTL: the pod must still be there when the poll looks for its Succeeded phase.
+        spec: { ttlSecondsAfterFinished: 600 },
         podSpec: {
           securityContext: { runAsNonRoot: true, runAsUser: 1001, seccompProfile: { type: 'RuntimeDefault' } },
         },
