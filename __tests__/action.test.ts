@@ -30,6 +30,16 @@ function action(inputs: Record<string, string>): ActionRun {
   });
 }
 
+/**
+ * The workflow's final `mode: cleanup` job: a kept runner's machine ends itself, and the launch's
+ * own AWS security group, which it used, is ended here.
+ */
+async function finalCleanup(): Promise<void> {
+  const cleanup = action({ mode: 'cleanup' });
+  expect((await cleanup.main().done).code).toBe(0);
+  cleanup.dispose();
+}
+
 describe('the action', () => {
   test('main sets outputs and a summary, keeps every secret off the machine, and post leaves healthy runners alone', async () => {
     const run = action({ gpu: 'l4', type: 's', labels: 'cml-l4' });
@@ -60,6 +70,7 @@ describe('the action', () => {
 
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-l4'], script: 'true' });
     await sb.github.waitJob(job.id, 30_000);
+    await finalCleanup();
     expect(await settle(sb)).toEqual([]);
     run.dispose();
   });
@@ -140,6 +151,7 @@ describe('the action', () => {
     expect((await run.post()).code).toBe(0);
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: [label], script: 'true' });
     await sb.github.waitJob(job.id, 30_000);
+    await finalCleanup();
     expect(await settle(sb)).toEqual([]);
     run.dispose();
   });
@@ -222,6 +234,10 @@ describe('the action', () => {
     expect(ended.outputs['runner-names']).toBe(main.outputs['runner-names']);
     expect(ended.summary).toContain('Cleanup of run 4242');
     expect(ended.summary).toContain('launched by run 4242');
+    // The launch's own security group, which the kept runner's machine used, goes with it.
+    const group = sb.ec2.calls.find((c) => c.action === 'CreateSecurityGroup' && c.status === 200);
+    expect(group).toBeDefined();
+    expect(ended.summary).toMatch(/security-group sg-[0-9a-f]+<\/td><td>all<\/td><td>deleted/);
     expect((await cleanup.post()).log).toContain('Nothing was created');
     expect(await settle(sb)).toEqual([]);
     launch.dispose();

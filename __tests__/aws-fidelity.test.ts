@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { InputError } from '../src/errors.js';
 import type { Sandbox } from '../sandbox/index.js';
-import { attemptLaunch, cleanupLedger, settle, specFor } from './helpers.js';
+import { attemptLaunch, cleanupKept, cleanupLedger, settle, specFor } from './helpers.js';
 import { useSandbox } from './support/sandbox.js';
 
 /**
@@ -73,6 +73,7 @@ describe('the V100', () => {
     const done = await sb.github.waitJob(job.id, 30_000);
     expect(done).toMatchObject({ conclusion: 'success' });
     expect(done.log).toContain('Tesla V100-SXM2-16GB');
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
   });
 });
@@ -108,6 +109,7 @@ describe('types a region does not offer', () => {
     expect(calls('DescribeInstanceTypeOfferings', before)).toHaveLength(1);
     await runOneJob('cml-west');
     await cleanupLedger(sb, ledger!);
+    await cleanupKept(sb, ledger);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -122,6 +124,7 @@ describe('types a region does not offer', () => {
     expect(images!.at).toBeLessThan(offerings!.at + offerings!.ms);
     await runOneJob('cml-concurrent');
     await cleanupLedger(sb, ledger!);
+    await cleanupKept(sb, ledger);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -138,6 +141,7 @@ describe('types a region does not offer', () => {
     expect(log.lines).toContainEqual(expect.stringMatching(/^warning: .*ec2:DescribeInstanceTypeOfferings/));
     await runOneJob('cml-unchecked');
     await cleanupLedger(sb, ledger!);
+    await cleanupKept(sb, ledger);
     expect(await settle(sb)).toEqual([]);
   });
 });
@@ -160,6 +164,7 @@ describe('the EC2 Spot service-linked role', () => {
     expect(sb.ec2.spotServiceLinkedRole()).toBe(false);
     await runOneJob('cml-no-spot-role');
     await cleanupLedger(sb, ledger!);
+    await cleanupKept(sb, ledger);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -171,6 +176,7 @@ describe('the EC2 Spot service-linked role', () => {
     expect(error?.message).toContain('aws iam create-service-linked-role --aws-service-name spot.amazonaws.com');
     expect(sb.ec2.instances().filter((i) => i.tags['cml-runner:run-id'] && i.state !== 'terminated')).toEqual([]);
     await cleanupLedger(sb, ledger!);
+    await cleanupKept(sb, ledger);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -182,6 +188,7 @@ describe('the EC2 Spot service-linked role', () => {
     expect(sb.ec2.spotServiceLinkedRole()).toBe(true);
     await runOneJob('cml-spot-role');
     await cleanupLedger(sb, ledger!);
+    await cleanupKept(sb, ledger);
     expect(await settle(sb)).toEqual([]);
   });
 });

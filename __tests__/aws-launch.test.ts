@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sandbox } from '../sandbox/index.js';
-import { MemoryLog, attemptLaunch, cleanupLedger, cleanupRunOf, settle, unended } from './helpers.js';
+import { MemoryLog, attemptLaunch, cleanupKept, cleanupLedger, cleanupRunOf, settle, unended } from './helpers.js';
 import { useSandbox } from './support/sandbox.js';
 import { until } from './support/wait.js';
 
@@ -65,6 +65,7 @@ describe('a healthy launch', () => {
     expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: runner.name });
     expect(done.log).toContain('Tesla T4');
 
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
     expect(sb.ec2.instances().find((i) => i.id === runner.machine.id)!.state).toBe('terminated');
   });
@@ -120,6 +121,7 @@ describe('a healthy launch', () => {
     expect(registered).toMatchObject({ scope: expect.stringContaining('octo-org'), status: 'online' });
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['org-gpu'], script: 'true' });
     await sb.github.waitJob(job.id, 30_000);
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -139,6 +141,7 @@ describe('a healthy launch', () => {
     expect(sb.ec2.consoleOf(result!.runners[0]!.machine.id)).toContain('user script ran');
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: [label], script: 'true' });
     await sb.github.waitJob(job.id, 30_000);
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
     expect(existsSync(marker)).toBe(false);
     rmSync(dir, { recursive: true, force: true });
@@ -162,6 +165,7 @@ test('the largest startup-script accepted fits the 16 KB user data, gzipped, and
   expect(sb.ec2.consoleOf(instance.id)).toContain('big script ends');
   const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml-big-script'], script: 'true' });
   await sb.github.waitJob(job.id, 30_000);
+  await cleanupKept(sb, result!.ledger);
   expect(await settle(sb)).toEqual([]);
 });
 
@@ -246,6 +250,7 @@ describe('failures leave nothing behind', () => {
     const job = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: ['cml'], script: 'true' });
     await sb.github.waitJob(job.id, 30_000);
     expect(result!.runners).toHaveLength(1);
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
   });
 

@@ -8,6 +8,7 @@ import {
   type PolicyStatement,
   SANDBOX_ADMIN_CREDENTIALS,
   SANDBOX_CREDENTIALS,
+  VPC_ID,
   readPolicy,
 } from '../sandbox/ec2.js';
 import type { Sandbox } from '../sandbox/index.js';
@@ -113,6 +114,59 @@ const NEEDED_FOR: Record<string, () => Promise<void>> = {
     });
     expect(error?.message).toContain('the console could not be read');
     expect(error?.message).toContain('is not authorized to perform: ec2:GetConsoleOutput on resource');
+  },
+  'CloseMetadataOfTaggedRunners ec2:ModifyInstanceMetadataOptions': async () => {
+    // Turning the metadata service off is a warning when refused: the runner stays, its IMDS on.
+    const log = new MemoryLog();
+    const { error, result } = await attemptLaunch(sb, { labels: 'cml-no-imds-off' }, undefined, '4242', log);
+    expect(error).toBeUndefined();
+    const id = result!.runners[0]!.machine.id;
+    expect(log.lines).toContainEqual(
+      expect.stringContaining(`ec2:ModifyInstanceMetadataOptions on resource: ${instanceArn(`instance/${id}`)}`),
+    );
+    expect(sb.ec2.instance(id)!.metadataOptions.httpEndpoint).toBe('enabled');
+    await cleanupRunOf(sb);
+  },
+  'CreateOnlyTaggedGroups ec2:CreateSecurityGroup': async () => {
+    await refusedBeforeCreating({}, `ec2:CreateSecurityGroup on resource: ${instanceArn('security-group/*')}`);
+    expect(sb.ec2.securityGroups()).toEqual([]);
+  },
+  'CreateGroupsInVpcs ec2:CreateSecurityGroup': async () => {
+    await refusedBeforeCreating({}, `ec2:CreateSecurityGroup on resource: ${instanceArn(`vpc/${VPC_ID}`)}`);
+    expect(sb.ec2.securityGroups()).toEqual([]);
+  },
+  'TagGroupsOnlyAtCreation ec2:CreateTags': async () => {
+    await refusedBeforeCreating({}, `ec2:CreateTags on resource: ${instanceArn('security-group/*')}`);
+    expect(sb.ec2.securityGroups()).toEqual([]);
+  },
+  'DeleteOnlyTaggedGroups ec2:DeleteSecurityGroup': async () => {
+    // A failed launch: main ends the machine but may not delete the group, and says so; post can.
+    sb.machines.failBoot(1);
+    const { error, ledger, log } = await attemptLaunch(sb, { labels: 'cml-no-group-delete', 'startup-timeout': '5' });
+    expect(error).toBeDefined();
+    const group = sb.ec2.securityGroups()[0]!;
+    expect(log.lines).toContainEqual(
+      expect.stringContaining(`ec2:DeleteSecurityGroup on resource: ${instanceArn(`security-group/${group.id}`)}`),
+    );
+    expect(ledger!.resources![0]!.ended).toBeUndefined();
+    sb.ec2.iam.setLauncherPolicies();
+    const report = await cleanupLedger(sb, ledger!);
+    expect(report.resources.map((r) => r.result)).toEqual(['deleted']);
+  },
+  'Describe ec2:DescribeSecurityGroups': async () => {
+    // Cleanup and sweep find the groups by their tags; without the permission they fail naming it.
+    const { error } = await attemptLaunch(sb, { labels: 'cml-no-describe-groups' });
+    expect(error).toBeUndefined();
+    await expect(cleanupRunOf(sb)).rejects.toThrow('is not authorized to perform: ec2:DescribeSecurityGroups');
+    await expect(sweepOf(sb, 'aws', 0)).rejects.toThrow('is not authorized to perform: ec2:DescribeSecurityGroups');
+    sb.ec2.iam.setLauncherPolicies();
+    await cleanupRunOf(sb);
+  },
+  'Describe ec2:DescribeSubnets': async () => {
+    await refusedBeforeCreating({ 'aws-subnet': 'subnet-0a1' }, 'is not authorized to perform: ec2:DescribeSubnets');
+  },
+  'Describe ec2:DescribeVpcs': async () => {
+    await refusedBeforeCreating({}, 'is not authorized to perform: ec2:DescribeVpcs');
   },
   'Describe ec2:DescribeImages': async () => {
     await refusedBeforeCreating(

@@ -127,7 +127,7 @@ describe('AWS', () => {
   });
 
   test('no capacity, spot refused at a price and a vCPU quota are each their own kind, sent once', async () => {
-    const { prepared } = await cloudOf(inputs);
+    const { cloud, prepared } = await cloudOf(inputs);
     const ready = await prepared();
     const launch = () => ready.launch(request('cml-errors-aws'), { type: 'm5.large', spot: false });
     expectKind(
@@ -143,6 +143,9 @@ describe('AWS', () => {
     const quota = await refused({ service: 'ec2', action: 'RunInstances', code: 'VcpuLimitExceeded' }, launch);
     expectKind(quota, 'VcpuLimitExceeded', 'quota');
     expect(quota.error.message).toContain('Service Quotas');
+    // The launch's own security group, made with its first machine: the lifecycle would end it.
+    for (const { inUse: _, held: __, ...group } of (await cloud.listResources?.({ repo: 'octo-org/ml' })) ?? [])
+      expect(await cloud.deleteResource?.(group)).toBe('deleted');
     expect(await settle(sb)).toEqual([]);
   });
 });

@@ -241,11 +241,13 @@ describe('ends that need help', () => {
   });
 
   test('a VM whose service account may not delete it stops instead, says why, and cleanup deletes it', async () => {
+    // The launcher was granted roles/iam.serviceAccountUser on this account too (service-account-user.yaml's step).
+    const before = sb.gce.configure({ deployerActsAs: [GCE_SERVICE_ACCOUNTS.runnerNoDelete] });
     const { result, error } = await attemptLaunch(sb, {
       ...base,
       type: 's',
       'gcp-service-account': GCE_SERVICE_ACCOUNTS.runnerNoDelete,
-    });
+    }).finally(() => sb.gce.configure(before));
     expect(error).toBeUndefined();
     const { machine } = result!.runners[0]!;
     const job = sb.github.queueJob({

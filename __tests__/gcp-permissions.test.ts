@@ -109,6 +109,45 @@ describe('the documented roles', () => {
   });
 });
 
+describe("the launcher's binding on the VM's service account", () => {
+  test('service-account-user.yaml binds roles/iam.serviceAccountUser on the VM account alone, as step 5 grants it', () => {
+    const doc = parse(fs.readFileSync(`${POLICY_DIR}/service-account-user.yaml`, 'utf8')) as Record<string, unknown>;
+    expect(doc).toEqual({
+      resource: 'serviceAccounts/RUNNER_VM',
+      role: 'roles/iam.serviceAccountUser',
+      members: ['serviceAccount:LAUNCHER'],
+    });
+    expect(loadPolicies().actAs).toEqual([{ account: 'RUNNER_VM', members: ['serviceAccount:LAUNCHER'] }]);
+    const readme = fs.readFileSync('README.md', 'utf8');
+    expect(readme).toContain(
+      'gcloud iam service-accounts add-iam-policy-binding "$RUNNER_VM" --project "$PROJECT_ID" \\\n' +
+        '  --role roles/iam.serviceAccountUser --member "serviceAccount:$LAUNCHER"',
+    );
+  });
+
+  test.each([
+    ['without the binding', GCE_SERVICE_ACCOUNTS.runner, true],
+    ['with the binding, as another account', GCE_SERVICE_ACCOUNTS.runnerNoDelete, false],
+  ])(
+    '%s: Compute Engine refuses the insert naming the account and the role, and nothing is left',
+    async (_t, account, lacks) => {
+      if (lacks) configure({ deployerLacks: ['iam.serviceAccounts.actAs'] });
+      const made = sb.gce.instances().length;
+      const { error } = await attemptLaunch(sb, { ...base, 'gcp-service-account': account });
+      expect(textOf(error)).toContain(
+        `The user does not have access to service account '${account}'. User: '${GCE_SERVICE_ACCOUNTS.deployer}'. ` +
+          'Ask a project owner to grant you the iam.serviceAccountUser role on the service account',
+      );
+      expect(textOf(error)).toContain(`needs iam.serviceAccounts.actAs on ${account}`);
+      const refused = sb.gce.calls.filter((c) => c.action.startsWith('instances.insert ') && c.status === 400);
+      expect(refused.map((c) => c.reason)).toContain('badRequest');
+      expect(sb.gce.instances()).toHaveLength(made);
+      await cleanupRunOf(sb, 'gcp');
+      expect(await settle(sb)).toEqual([]);
+    },
+  );
+});
+
 /** Compute Engine clients acting as `auth`, on the sandbox. */
 function compute(auth: AuthClient): { instances: InstancesClient; ops: ZoneOperationsClient } {
   const options = {

@@ -143,6 +143,18 @@ export async function cleanupRunOf(
   return endRun({ ...context(sb), runId }, await endDeps(sb, cloudName, log));
 }
 
+/**
+ * What a kept runner leaves once its machine ended itself: on AWS, the launch's own security
+ * group, which `mode: cleanup` (or sweep) ends, as the README says. Does nothing for a launch
+ * that kept no runner: main or post ended all of it.
+ */
+export async function cleanupKept(sb: Sandbox, ledger: LedgerData | undefined, runId = '4242'): Promise<void> {
+  if (ledger?.cloud !== 'aws' || ledger.keep.length === 0) return;
+  const log = new MemoryLog();
+  const deps = { ...(await endDeps(sb, 'aws', log)), cloud: await cloudFor(sb, 'aws', ledger.region, log) };
+  await endRun({ ...context(sb), runId }, deps);
+}
+
 /** `mode: sweep` with a grace period, at `now` (a clock that only tells the time). */
 export async function sweepOf(
   sb: Sandbox,

@@ -48,6 +48,20 @@ const secretOf = (name: string): Json | undefined =>
   (sb.kubernetes.secrets() as Json[]).find((s) => s.metadata.name === name);
 const podsOf = (name: string): Json[] =>
   (sb.kubernetes.pods() as Json[]).filter((p) => p.metadata.labels?.['job-name'] === name);
+/** Runs `fn` noting each Secret as it shows: the launcher deletes a runner's Secret once the runner is online. */
+async function watchingSecrets<T>(fn: () => Promise<T>): Promise<{ value: T; seen: Map<string, Json> }> {
+  const seen = new Map<string, Json>();
+  const look = (): void => {
+    for (const s of sb.kubernetes.secrets() as Json[]) seen.set(s.metadata.name, structuredClone(s));
+  };
+  const timer = setInterval(look, 5);
+  try {
+    return { value: await fn(), seen };
+  } finally {
+    clearInterval(timer);
+    look();
+  }
+}
 
 describe('a GPU runner pod', () => {
   test('the pod spec asks for the GPU, size and disk, carries tags and tolerations, and its runner takes a job on the GPU node', async () => {
@@ -126,15 +140,17 @@ describe('a GPU runner pod', () => {
   test('the credential reaches the container only from the Secret the Job owns, never as a literal', async () => {
     for (const single of ['true', 'false']) {
       // The reusable runner must stay online long enough for the launch to see it, under load too.
-      const { result, error, ledger } = await attemptLaunch(
-        sb,
-        k8sInputs({ single, 'idle-timeout': '6', labels: `cml-secret-${single}` }),
+      const { value, seen } = await watchingSecrets(() =>
+        attemptLaunch(sb, k8sInputs({ single, 'idle-timeout': '6', labels: `cml-secret-${single}` })),
       );
+      const { result, error, ledger } = value;
       if (error) await cleanupLedger(sb, ledger!);
       expect(error).toBeUndefined();
       const name = result!.runners[0]!.machine.id;
       const job = jobOf(name)!;
-      const secret = secretOf(name)!;
+      // Deleted once the runner came online (kubernetes-credential.test.ts); seen while it existed.
+      expect(secretOf(name)).toBeUndefined();
+      const secret = seen.get(name)!;
       const key = single === 'true' ? 'jitconfig' : 'token';
       const credential = Buffer.from(secret.data[key], 'base64').toString('utf8');
       expect(credential.length).toBeGreaterThan(10);
@@ -426,7 +442,10 @@ describe('a hardened runner pod', () => {
     const script =
       'for v in ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN; do ' +
       'if printenv "$v" >/dev/null; then echo "startup-script sees $v"; else echo "startup-script has no $v"; fi; done';
-    const { result, error } = await attemptLaunch(sb, k8sInputs({ labels: 'cml-hardened', 'startup-script': script }));
+    const { value, seen } = await watchingSecrets(() =>
+      attemptLaunch(sb, k8sInputs({ labels: 'cml-hardened', 'startup-script': script })),
+    );
+    const { result, error } = value;
     try {
       expect(error).toBeUndefined();
       const name = result!.runners[0]!.machine.id;
@@ -448,8 +467,9 @@ describe('a hardened runner pod', () => {
       const secretCalls = sb.kubernetes.calls.filter(
         (c) => c.resource === 'secrets' && (c.name ?? c.params?.name) === name,
       );
-      expect(secretCalls.map((c) => c.verb)).toEqual(['create']);
-      expect(secretOf(name)!.metadata.ownerReferences).toEqual([
+      // Created owned by its Job; deleted by name once the runner came online.
+      expect(secretCalls.map((c) => c.verb)).toEqual(['create', 'delete']);
+      expect(seen.get(name)!.metadata.ownerReferences).toEqual([
         expect.objectContaining({ kind: 'Job', name, uid: jobOf(name)!.metadata.uid }),
       ]);
       // The runner came online all the same, and its pod log shows what the startup-script saw.

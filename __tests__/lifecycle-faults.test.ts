@@ -46,6 +46,7 @@ describe('capacity fallback', () => {
       ),
     ).toBe(true);
     await runJob('fb-type');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
   });
 
   test('a subnet list: no capacity in the first zone, the next subnet is used', async () => {
@@ -64,6 +65,7 @@ describe('capacity fallback', () => {
       ['subnet-0b2', 'obtained'],
     ]);
     await runJob('fb-subnet');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
   });
 
   test('spot without capacity anywhere falls back to on-demand, with a warning', async () => {
@@ -84,6 +86,7 @@ describe('capacity fallback', () => {
     ]);
     expect(log.lines.some((l) => l.startsWith('warning:') && l.includes('falling back to on-demand'))).toBe(true);
     await runJob('fb-spot');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
   });
 
   test('a spot price below the market goes on-demand at once, skipping the other spot placements', async () => {
@@ -99,6 +102,7 @@ describe('capacity fallback', () => {
     expect(result!.runners[0]!.machine.spot).toBe(false);
     expect(runInstances() - before).toBe(2);
     await runJob('fb-price');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
   });
 
   test('on-demand-fallback: false keeps to spot and fails with the cloud code; nothing is left', async () => {
@@ -162,6 +166,7 @@ describe('capacity fallback', () => {
       ]),
     );
     for (let i = 0; i < 3; i++) await runJob('fb-many');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
   });
 });
 
@@ -198,6 +203,7 @@ describe('count', () => {
     expect(sb.github.runners().map((r) => r.name)).not.toContain(result!.failed[0]!.name);
     await runJob('count-partial');
     await runJob('count-partial');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
   });
 
   test('allow-partial with nothing up still fails and leaves nothing', async () => {
@@ -342,6 +348,8 @@ describe('cleanup and sweep', () => {
       await forge.deleteRunner(sb.github.runners().find((r) => r.name === stranger)!.id);
     await cleanupRunOf(sb, 'aws', '802');
     await cleanupRunOf(sb, 'aws', '801');
+    // The orphan's AWS security group was still held by its ending machine: the next sweep's, or cleanup's.
+    await cleanupRunOf(sb, 'aws', '803');
   });
 });
 
@@ -401,6 +409,7 @@ describe('retries', () => {
         .sort(),
     ).toEqual(['ec2', 'github']);
     await runJob('retry-lost');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
   });
 
   test('a connection reset before the cloud acts is retried like a 5xx', async () => {
@@ -409,6 +418,7 @@ describe('retries', () => {
     const { error } = await attemptLaunch(sb, { labels: 'retry-reset' });
     expect(error).toBeUndefined();
     await runJob('retry-reset');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
   });
 
   test('GitHub 5xx answers are retried; a 4xx fails at once with its status', async () => {
@@ -421,6 +431,7 @@ describe('retries', () => {
     const ok = await attemptLaunch(sb, { labels: 'retry-ok' });
     expect(ok.error).toBeUndefined();
     await runJob('retry-ok');
+    await cleanupRunOf(sb); // the kept runner's AWS security group, as the README says
 
     const before = sb.github.calls.filter((c) => c.path.endsWith('generate-jitconfig')).length;
     sb.faults.add({

@@ -3,7 +3,7 @@ import { sharedArchitecture } from '../src/clouds/descriptor.js';
 import { descriptorOf } from '../src/clouds/index.js';
 import { bootMachine } from '../sandbox/machine.js';
 import type { Sandbox } from '../sandbox/index.js';
-import { attemptLaunch, cleanupRunOf, settle } from './helpers.js';
+import { attemptLaunch, cleanupKept, cleanupRunOf, settle } from './helpers.js';
 import { useSandbox } from './support/sandbox.js';
 import { until } from './support/wait.js';
 
@@ -31,7 +31,8 @@ const PROBE = [
   'touch "$GITHUB_WORKSPACE/made-by-job"',
   'for f in "$GITHUB_WORKSPACE" "$GITHUB_WORKSPACE/made-by-job" "$CML_RUNNER_HOME" "$CML_RUNNER_HOME/runner" \\',
   '  "$CML_RUNNER_HOME/state" "$CML_RUNNER_HOME/user-startup.sh" "$CML_RUNNER_HOME/fetch.log" \\',
-  '  "$HOME/made-by-startup-script" "$CML_RUNNER_HOME/runner/.runner" "$CML_RUNNER_HOME/runner/.credentials"; do',
+  '  "$CML_RUNNER_HOME/made-by-startup-script" "$CML_RUNNER_HOME/runner/.runner" \\',
+  '  "$CML_RUNNER_HOME/runner/.credentials" "$SANDBOX_MACHINE_ROOT/root"; do',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion the job runs
   '  [[ -e "$f" ]] && echo "mode ${f#"$CML_RUNNER_HOME"/}=$(stat -c %a "$f")"',
   'done',
@@ -66,8 +67,10 @@ describe('a VM boots its startup script as a boot service does', () => {
     expect(names.sort()).toEqual(
       [
         'CML_RUNNER_HOME',
+        'CML_RUNNER_SUDOERS',
         'PATH',
         'PWD',
+        ...(process.getuid?.() === 0 ? ['SANDBOX_HOST_ROOT'] : []),
         'SANDBOX_MACHINE_CONTROL',
         'SANDBOX_MACHINE_ID',
         'SANDBOX_MACHINE_ROOT',
@@ -96,11 +99,11 @@ describe('a VM boots its startup script as a boot service does', () => {
 });
 
 describe('a VM runner’s jobs', () => {
-  test('have HOME, USER and LANG, so git config --global works, and readable workspaces; the script’s files stay private', async () => {
+  test('run as the user cml-runner with its HOME, USER and LANG, so git config --global works, and readable workspaces; the script’s files stay private', async () => {
     const { result, error } = await attemptLaunch(sb, {
       type: 'm5.large',
       labels: 'cml-env',
-      'startup-script': 'mkdir "$HOME/made-by-startup-script"',
+      'startup-script': 'mkdir "$CML_RUNNER_HOME/made-by-startup-script"',
     });
     expect(error).toBeUndefined();
     const runner = result!.runners[0]!;
@@ -109,7 +112,7 @@ describe('a VM runner’s jobs', () => {
     expect(done.log).not.toContain('fatal: $HOME not set');
     expect(done).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: runner.name });
     const root = /^root=(\S+)$/m.exec(done.log)![1]!;
-    expect(done.log).toContain(`home=${root}/root user=root logname=root lang=C.UTF-8`);
+    expect(done.log).toContain(`home=${root}/home/cml-runner user=cml-runner logname=cml-runner lang=C.UTF-8`);
     expect(done.log).toContain('git-name=cml-test');
     expect(modes(done.log)).toEqual({
       // What the runner, its jobs and the user's startup-script make is readable by others.
@@ -117,12 +120,14 @@ describe('a VM runner’s jobs', () => {
       'runner/_work/ml/ml/made-by-job': '644',
       [`${root}/opt/cml-runner`]: '755',
       runner: '755',
-      [`${root}/root/made-by-startup-script`]: '755',
-      // What the startup script keeps is not.
+      'made-by-startup-script': '755',
+      // What the startup script keeps is not, and root's home is root's.
+      [`${root}/root`]: '700',
       state: '700',
       'user-startup.sh': '600',
       'fetch.log': '600',
     });
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -172,6 +177,7 @@ describe('a just-in-time runner’s labels', () => {
     const done = await sb.github.waitJob(job.id, 30_000);
     expect(done).toMatchObject({ conclusion: 'success', runnerName: runner.name });
     expect(done.log).toContain('x86_64');
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -196,6 +202,7 @@ describe('a just-in-time runner’s labels', () => {
     const done = await sb.github.waitJob(job.id, 30_000);
     expect(done).toMatchObject({ conclusion: 'success', runnerName: runner.name });
     expect(done.log).toContain('aarch64');
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
   });
 
@@ -220,6 +227,7 @@ describe('a just-in-time runner’s labels', () => {
       script: 'true',
     });
     expect((await sb.github.waitJob(job.id, 30_000)).conclusion).toBe('success');
+    await cleanupKept(sb, result!.ledger);
     expect(await settle(sb)).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { parse as parseYaml } from 'yaml';
 import type { Sandbox } from '../sandbox/index.js';
-import { attemptLaunch, cleanupRunOf } from './helpers.js';
+import { attemptLaunch, cleanupKept, cleanupRunOf } from './helpers.js';
 import { useSandbox } from './support/sandbox.js';
 
 /**
@@ -49,6 +49,7 @@ describe('runners taken by their own jobs', () => {
     const jobA = sb.github.queueJob({ owner: 'octo-org', repo: 'ml', labels: labelsOf(a.launchLabel), script: 'true' });
     const doneA = await sb.github.waitJob(jobA.id, 30_000);
     expect(doneA.runnerName).toBe(runnerA.name);
+    await cleanupKept(sb, a.ledger);
   });
 
   test('a reusable runner (single: false) registers with the launch label too', async () => {

@@ -142,6 +142,8 @@ interface LaunchOptions {
   spot?: boolean;
   image?: Record<string, string>;
   customData?: string;
+  /** `properties.userData`, base64 as sent. */
+  userData?: string;
   app?: AzureAppName;
   tags?: Record<string, string>;
 }
@@ -215,6 +217,7 @@ async function launch(group: string, o: LaunchOptions = {}): Promise<{ vm: Virtu
         provisionVMAgent: true,
       },
     },
+    ...(o.userData !== undefined ? { userData: o.userData } : {}),
     networkProfile: { networkInterfaces: [{ id: nic.id, primary: true, deleteOption: 'Delete' }] },
     diagnosticsProfile: { bootDiagnostics: { enabled: true } },
     ...(o.spot ? { priority: 'Spot', evictionPolicy: 'Delete', billingProfile: { maxPrice: -1 } } : {}),
@@ -399,6 +402,73 @@ describe('a runner life, with the product calls', () => {
     expect(vmOf('cml-runner-gpu').console()).toContain('Tesla T4');
     expect(vmOf('cml-runner-nogpu').gpu).toBeUndefined();
     await Promise.all(['cml-runner-gpu', 'cml-runner-nogpu'].map((g) => c.resources.resourceGroups.delete(g, POLL)));
+  });
+});
+
+describe('user data', () => {
+  /** On the VM: its user data from IMDS, then a PATCH of it with the VM's own identity. */
+  const READ_AND_PATCH = `
+for attempt in $(seq 1 100); do
+  token_json="$(curl -sf --max-time 5 -H 'Metadata: true' --get --data-urlencode 'api-version=2018-02-01' --data-urlencode "resource=$arm/" "$imds/metadata/identity/oauth2/token")" && break
+  sleep 0.1
+done
+[[ "$token_json" =~ \\"access_token\\":\\ *\\"([^\\"]+)\\" ]] && token="\${BASH_REMATCH[1]}"
+compute="$(curl -sf -H 'Metadata: true' "$imds/metadata/instance/compute?api-version=2021-02-01")"
+[[ "$compute" =~ \\"resourceId\\":\\ *\\"([^\\"]+)\\" ]] && id="\${BASH_REMATCH[1]}"
+echo "user data: $(curl -sf -H 'Metadata: true' "$imds/metadata/instance/compute/userData?api-version=2021-01-01&format=text")"
+echo "before 2021-01-01: $(curl -s -o /dev/null -w '%{http_code}' -H 'Metadata: true' "$imds/metadata/instance/compute/userData?api-version=2020-09-01&format=text")"
+until [[ -e "\${0%/*}/go" ]]; do sleep 0.05; done
+echo "own patch: $(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H "Authorization: Bearer $token" -H 'content-type: application/json' -d '{"properties":{"userData":""}}' "$arm$id?api-version=${AZURE_API_VERSIONS.compute}")"
+`;
+
+  test('kept apart from the model view, served by IMDS, changed by PATCH (validated), never by the VM itself', async () => {
+    const group = 'cml-runner-userdata';
+    const userData = Buffer.from('RUNNER_TOKEN\0AABBCC\0').toString('base64');
+    const { vm, c } = await launch(group, { userData, customData: script(READ_AND_PATCH, true) });
+    await grant(c, group, vm.identity!.principalId!);
+    const made = vmOf(group);
+    expect(made).toMatchObject({ userData, userDataUpdates: 0 });
+    // ARM shows it only when asked: not in the create's answer, nor in a plain GET.
+    expect(vm.userData).toBeUndefined();
+    expect((await c.compute.virtualMachines.get(group, 'runner')).userData).toBeUndefined();
+    expect((await c.compute.virtualMachines.get(group, 'runner', { expand: 'userData' })).userData).toBe(userData);
+    // The VM reads it from IMDS as given (base64), from api-version 2021-01-01 on.
+    await until('the VM read its user data', () => made.console().includes('before 2021-01-01'));
+    expect(made.console()).toContain(`user data: ${userData}\n`);
+    expect(made.console()).toContain('before 2021-01-01: 404');
+
+    // Not base64, or longer than 87384 characters: InvalidParameter, nothing changed.
+    for (const bad of ['not base64!', 'QUJ', 'A'.repeat(87388)]) {
+      const refused = await failure(c.compute.virtualMachines.update(group, 'runner', { userData: bad }, POLL));
+      expect(refused).toMatchObject({ statusCode: 400, code: 'InvalidParameter' });
+      expect(refused.message).toBe(
+        'UserData must be in Base64 encoding and with a maximum length of 87384 characters.',
+      );
+    }
+    expect(made).toMatchObject({ userData, userDataUpdates: 0 });
+
+    // An empty string deletes it, at once for IMDS too; the VM's own identity may not write it.
+    const updated = await c.compute.virtualMachines.update(group, 'runner', { userData: '' }, POLL);
+    expect(updated.userData).toBeUndefined();
+    expect(made).toMatchObject({ userData: '', userDataUpdates: 1 });
+    expect((await c.compute.virtualMachines.get(group, 'runner', { expand: 'userData' })).userData).toBe('');
+    fs.writeFileSync(path.join(made.machine!.root, '.sandbox', 'go'), '');
+    await until('the VM tried its own patch', () => made.console().includes('own patch:'));
+    expect(made.console()).toContain('own patch: 403');
+    expect(made).toMatchObject({ userData: '', userDataUpdates: 1 });
+    expect(
+      az.calls
+        .filter((x) => x.action === 'virtualMachines.update eastus')
+        .map((x) => `${x.identity} ${x.status} ${x.code ?? ''}`),
+    ).toEqual([
+      'launcher 400 InvalidParameter',
+      'launcher 400 InvalidParameter',
+      'launcher 400 InvalidParameter',
+      'launcher 200 ',
+      `vm:${group} 403 AuthorizationFailed`,
+    ]);
+    // Then it deletes its own group, as the product's VM does.
+    await until('the group deleted', () => groupOf(group).deleted);
   });
 });
 
@@ -683,6 +753,7 @@ describe('strictness', () => {
       'virtualMachines.get': AZURE_API_VERSIONS.compute,
       'virtualMachines.instanceView': AZURE_API_VERSIONS.compute,
       'virtualMachines.retrieveBootDiagnosticsData': AZURE_API_VERSIONS.compute,
+      'virtualMachines.update': AZURE_API_VERSIONS.compute,
       'virtualNetworks.createOrUpdate': AZURE_API_VERSIONS.network,
       'virtualNetworks.get': AZURE_API_VERSIONS.network,
     };

@@ -6,7 +6,7 @@ import {
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstancesCommand,
   DescribeInstanceTypesCommand,
-  DescribeVpcsCommand,
+  DescribeKeyPairsCommand,
   EC2Client,
   GetConsoleOutputCommand,
   RunInstancesCommand,
@@ -246,7 +246,10 @@ describe('EC2 authentication', () => {
   });
 
   test('an action the fake does not implement is InvalidAction', async () => {
-    expect(await errorOf(ec2.send(new DescribeVpcsCommand({})))).toMatchObject({ name: 'InvalidAction', status: 400 });
+    expect(await errorOf(ec2.send(new DescribeKeyPairsCommand({})))).toMatchObject({
+      name: 'InvalidAction',
+      status: 400,
+    });
   });
 });
 
@@ -1088,12 +1091,15 @@ describe('faults and latency', () => {
       status: 403,
     });
     wrong.destroy();
-    expect(await errorOf(ec2.send(new DescribeVpcsCommand({})))).toMatchObject({ name: 'InvalidAction', status: 400 });
+    expect(await errorOf(ec2.send(new DescribeKeyPairsCommand({})))).toMatchObject({
+      name: 'InvalidAction',
+      status: 400,
+    });
     expect(faults.fired).toEqual([]);
     expect(fake.calls.map(({ action, status, code }) => ({ action, status, code }))).toEqual([
       { action: 'DescribeInstances', status: 401, code: 'MissingAuthenticationToken' },
       { action: 'RunInstances', status: 403, code: 'SignatureDoesNotMatch' },
-      { action: 'DescribeVpcs', status: 400, code: 'InvalidAction' },
+      { action: 'DescribeKeyPairs', status: 400, code: 'InvalidAction' },
     ]);
     // The fault was armed all along: the first request EC2 accepts takes it.
     expect(await errorOf(ec2.send(new DescribeInstancesCommand({})))).toMatchObject({

@@ -800,7 +800,49 @@ echo "delete: $code $(tr -d '\\n' </tmp/delete.json | head -c 400)"
     await expectClean(c);
   });
 
+  test('an insert as an account the caller may not act as is 400 badRequest, before anything exists', async () => {
+    const c = clients();
+    const insert = (email: string) =>
+      c.instances.insert({
+        project: GCE_PROJECT,
+        zone: ZONE,
+        instanceResource: vm('cml-act-as', { serviceAccounts: [{ email, scopes: [CLOUD_PLATFORM] }] }),
+      });
+    // The deployer's binding (service-account-user.yaml) is on runner@ alone; `default` is the default account.
+    for (const [email, named] of [
+      [GCE_SERVICE_ACCOUNTS.runnerNoDelete, GCE_SERVICE_ACCOUNTS.runnerNoDelete],
+      ['default', GCE_SERVICE_ACCOUNTS.defaultCompute],
+    ]) {
+      const err = await errorOf(insert(email!));
+      expect({ code: err.code, message: err.message }).toEqual({
+        code: 3,
+        message:
+          `The user does not have access to service account '${named}'. User: '${GCE_SERVICE_ACCOUNTS.deployer}'. ` +
+          'Ask a project owner to grant you the iam.serviceAccountUser role on the service account',
+      });
+    }
+    const refused = fake.calls.filter((x) => x.action === `instances.insert ${ZONE}`);
+    expect(refused.map((x) => [x.status, x.reason])).toEqual([
+      [400, 'badRequest'],
+      [400, 'badRequest'],
+    ]);
+    // Without its binding the deployer may not act as runner@ either.
+    fake.configure({ deployerLacks: ['iam.serviceAccounts.actAs'] });
+    expect((await errorOf(insert(GCE_SERVICE_ACCOUNTS.runner))).message).toContain(
+      `service account '${GCE_SERVICE_ACCOUNTS.runner}'`,
+    );
+    expect(fake.instances()).toEqual([]);
+    fake.configure({ deployerLacks: [] });
+    await launch(
+      c,
+      vm('cml-act-as', { serviceAccounts: [{ email: GCE_SERVICE_ACCOUNTS.runner, scopes: [CLOUD_PLATFORM] }] }),
+    );
+    await expectClean(c);
+  });
+
   test('with runner-nodelete the delete is 403, and the metadata server follows the protocol', async () => {
+    // The launcher was also granted roles/iam.serviceAccountUser on runner-nodelete@.
+    fake.configure({ deployerActsAs: [GCE_SERVICE_ACCOUNTS.runnerNoDelete] });
     const c = clients();
     const script = `COMPUTE=${fake.url}/compute/v1\n${selfDelete}\necho done-trying`;
     await launch(

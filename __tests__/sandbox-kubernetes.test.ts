@@ -1,4 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   ApiException,
   BatchV1Api,
@@ -872,6 +874,41 @@ describe('pods that cannot start say why, in the cluster own words', () => {
     });
     expect(await podsOf('no-runtime')).toEqual([]);
     await batch.deleteNamespacedJob({ name: 'no-runtime', namespace: NS, propagationPolicy: 'Background' });
+    expect(await settle(sb)).toEqual([]);
+  });
+
+  test('a Secret deleted under a running container: it runs on with its environment; its restart waits in CreateContainerConfigError', async () => {
+    // The script exits 1 (restarted, under OnFailure) once the test puts `go` in its work directory.
+    const script =
+      'echo "started with $ACTIONS_RUNNER_INPUT_TOKEN"; ' +
+      'while [ ! -e "$CML_RUNNER_HOME/go" ]; do sleep 0.05; done; echo "still $ACTIONS_RUNNER_INPUT_TOKEN"; exit 1';
+    await launch('gone-secret', script, { spec: { backoffLimit: 3 }, podSpec: { restartPolicy: 'OnFailure' } });
+    const [pod] = await until('the pod to run', async () => {
+      const pods = await podsOf('gone-secret');
+      return pods[0]?.status?.phase === 'Running' ? pods : undefined;
+    });
+    const podName = pod!.metadata.name as string;
+    await core.deleteNamespacedSecret({ name: 'gone-secret', namespace: NS });
+    expect((await statusOf(core.readNamespacedSecret({ name: 'gone-secret', namespace: NS }))).code).toBe(404);
+    const machine = sb.machines.all().find((m) => m.id === podName && m.running)!;
+    await new Promise((r) => setTimeout(r, 10 * SECOND_MS));
+    expect(((await core.readNamespacedPod({ name: podName, namespace: NS })) as Json).status.phase).toBe('Running');
+    writeFileSync(join(machine.root, 'cml-runner', 'go'), '');
+
+    const status = await until('the restart to wait for its config', async () => {
+      const p = (await core.readNamespacedPod({ name: podName, namespace: NS })) as Json;
+      const cs = p.status?.containerStatuses?.[0];
+      return cs?.state?.waiting?.reason === 'CreateContainerConfigError' ? cs : undefined;
+    });
+    expect(status.state.waiting.message).toBe('secret "gone-secret" not found');
+    expect(status.lastState.terminated).toMatchObject({ exitCode: 1, reason: 'Error' });
+    expect(status.restartCount).toBe(1);
+    const failed = (await eventsOf(podName, 'Pod')).filter((e) => e.reason === 'Failed').map((e) => e.message);
+    expect(failed).toContain('Error: secret "gone-secret" not found');
+    // The first run kept the token it started with, the Secret gone.
+    expect(machine.console()).toContain('still AABBCCDD-registration');
+    expect(sb.machines.all().filter((m) => m.id === podName)).toHaveLength(1);
+    await batch.deleteNamespacedJob({ name: 'gone-secret', namespace: NS, propagationPolicy: 'Background' });
     expect(await settle(sb)).toEqual([]);
   });
 });

@@ -107,14 +107,14 @@ describe('the startup script', () => {
       writeFileSync(file, `${hook}\n`);
       const res = spawnSync('shellcheck', ['--severity=style', file], { encoding: 'utf8' });
       expect(res.stdout + res.stderr).toBe('');
-      // Run it as the runner would, in a runner home with a state folder beside its hooks folder.
+      // Run it as the runner would, in a runner home with an activity folder beside its hooks folder.
       const home = mkdtempSync(join(dir, 'home-'));
-      for (const sub of ['hooks', 'state']) mkdirSync(join(home, sub));
+      for (const sub of ['hooks', 'activity']) mkdirSync(join(home, sub));
       writeFileSync(join(home, 'hooks', 'hook.sh'), hook);
       const run = spawnSync('bash', [join(home, 'hooks', 'hook.sh')], { encoding: 'utf8' });
       expect(run.stderr).toBe('');
       expect(run.status).toBe(0);
-      expect(Number(readFileSync(join(home, 'state', 'last-activity'), 'utf8'))).toBeGreaterThan(
+      expect(Number(readFileSync(join(home, 'activity', 'last-activity'), 'utf8'))).toBeGreaterThan(
         Date.now() / 1000 - 60,
       );
     }

@@ -101,6 +101,13 @@ export interface AzureVm {
   nicDeleteOption?: string;
   /** Decoded `osProfile.customData`: the startup script. */
   customData?: string;
+  /**
+   * `properties.userData` as ARM holds it (base64), absent or empty when there is none; a PATCH
+   * changes it, ARM's GET shows it only with `$expand=userData`, the VM's IMDS serves it.
+   */
+  userData?: string;
+  /** How many PATCHes changed its userData. */
+  userDataUpdates: number;
   tags: Record<string, string>;
   provisioningState: 'Creating' | 'Succeeded' | 'Failed';
   /** The async create's error code, for a Failed VM. */

@@ -10,8 +10,9 @@
  * `InstanceInitiatedShutdownBehavior` says.
  *
  * Implemented actions: RunInstances, DescribeInstances, TerminateInstances, DescribeImages,
- * DescribeInstanceTypes, DescribeInstanceTypeOfferings, GetConsoleOutput. Anything else is
- * `InvalidAction`.
+ * DescribeInstanceTypes, DescribeInstanceTypeOfferings, GetConsoleOutput,
+ * ModifyInstanceMetadataOptions, CreateSecurityGroup, DescribeSecurityGroups, DeleteSecurityGroup,
+ * DescribeSubnets, DescribeVpcs. Anything else is `InvalidAction`.
  *
  * Regions matter: a request's region is its SigV4 credential scope. Instances live in the region
  * they were launched in, and each region offers only the types ec2/offerings.ts gives it
@@ -31,7 +32,7 @@ import { IMDS_PATH, IMDS_PREFIX, answerImds } from './ec2/imds.js';
 import { interruptSpot } from './ec2/lifecycle.js';
 import { type Ec2Request, RESOURCE_LEVEL_ACTIONS, checkAction, dispatch, errorAnswer, identify } from './ec2/routes.js';
 import { verifySigV4 } from './ec2/sigv4.js';
-import { Ec2Store } from './ec2/store.js';
+import { type Ec2SecurityGroup, Ec2Store } from './ec2/store.js';
 import { serve } from './http.js';
 import { type Machine, MachineFleet } from './machine.js';
 
@@ -50,7 +51,9 @@ export {
   SECURITY_GROUPS,
   SUBNETS,
   VPC_ID,
+  VPCS,
 } from './ec2/catalog.js';
+export type { Ec2SecurityGroup } from './ec2/store.js';
 export { Ec2Error, faultStatus } from './ec2/errors.js';
 export {
   type AccessRequest,
@@ -63,6 +66,8 @@ export {
   type PolicyStatement,
   denialSentence,
   evaluate,
+  evaluateTrust,
+  TRUST_POLICY_FILE,
   readPolicy,
 } from './ec2/iam.js';
 export { FAMILY_REGIONS, offered } from './ec2/offerings.js';
@@ -152,6 +157,11 @@ export interface Ec2Instance {
     httpPutResponseHopLimit: number;
     httpEndpoint: 'enabled' | 'disabled';
   };
+  /**
+   * Options a ModifyInstanceMetadataOptions asked for, until they apply (DescribeInstances shows
+   * the state `pending` meanwhile, and the metadata service still answers as before).
+   */
+  metadataChange?: Ec2Instance['metadataOptions'];
   iamInstanceProfile?: { arn: string; id: string };
   /** EBS volumes created at launch: the root, plus any extra mapping (each one billed). */
   volumes: Ec2Volume[];
@@ -217,6 +227,8 @@ export interface FakeEc2 {
   instance(id: string): Ec2Instance | undefined;
   volumes(): Ec2Volume[];
   spotRequests(): SpotRequest[];
+  /** Security groups made by CreateSecurityGroup and not deleted (the default group is not one). */
+  securityGroups(): Ec2SecurityGroup[];
   /** The current spot price of a type (default 40% of on-demand). */
   spotPrice(instanceType: string): number;
   setSpotPrice(instanceType: string, price: number): void;
@@ -320,6 +332,7 @@ export async function startFakeEc2(opts: FakeEc2Options): Promise<FakeEc2> {
     consoleOf: (id) => store.byId.get(id)?.console() ?? '',
     volumes: () => store.all.flatMap((i) => i.blockDevices),
     spotRequests: () => store.spotRequests(),
+    securityGroups: () => [...store.securityGroups.values()],
     spotPrice: (type) => store.spotPrice(type),
     setSpotPrice: (type, price) => {
       store.spotPrices.set(type, price);

@@ -157,6 +157,7 @@ interface MachineRoot {
  * - TMPDIR: the machine's own /tmp, removed with it (a real VM's /tmp is its own).
  * - CML_RUNNER_HOME: the runner home inside the machine's root, since the host's /opt is not the
  *   machine's (on a real VM the script's default, /opt/cml-runner).
+ * - CML_RUNNER_SUDOERS: the machine's own sudoers.d (on a real VM /etc/sudoers.d), for the same reason.
  * The cloud fakes add their own (`BootOptions.env`): the metadata endpoints a real machine
  * reaches at 169.254.169.254, the sandbox CA, the machine's ids; and the markers come last.
  */
@@ -165,6 +166,7 @@ function vmBootEnvironment(layout: MachineRoot): Record<string, string> {
     PATH: `${layout.bin}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
     TMPDIR: path.join(layout.root, 'tmp'),
     CML_RUNNER_HOME: layout.runnerHome,
+    CML_RUNNER_SUDOERS: path.join(layout.root, 'etc', 'sudoers.d'),
   };
 }
 
@@ -193,9 +195,17 @@ function prepareRoot(opts: BootOptions, minuteMs: number): MachineRoot {
     scriptPath: path.join(root, '.sandbox', 'user-data.sh'),
   };
   fs.mkdirSync(layout.bin, { recursive: true });
-  fs.mkdirSync(layout.home, { recursive: true });
+  // Root's home is root's alone, as on a real VM.
+  fs.mkdirSync(layout.home, { recursive: true, mode: 0o700 });
   fs.mkdirSync(path.join(root, 'opt'), { recursive: true });
   fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'etc', 'sudoers.d'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'home'), { mode: 0o755 });
+  // The machine's other users reach what a real VM lets them: its root, /opt, and a shared /tmp.
+  fs.chmodSync(root, 0o755);
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
+  // Users the useradd stand-in makes get uids from here: unused on the host, and one range per machine.
+  fs.writeFileSync(path.join(root, '.sandbox', 'uid-base'), String(300_000 + Math.floor(Math.random() * 9000) * 100));
   fs.writeFileSync(layout.control, '');
   writeStandIns(layout.bin, opts);
   fs.writeFileSync(layout.scriptPath, opts.script ?? '', { mode: 0o700 });
@@ -302,6 +312,8 @@ class BootedMachine {
       SANDBOX_MACHINE_ID: opts.id,
       SANDBOX_MACHINE_ROOT: this.root,
       SANDBOX_MACHINE_CONTROL: layout.control,
+      // Set when the sandbox runs as root, so the machine's users can get uids of their own.
+      ...(process.getuid?.() === 0 ? { SANDBOX_HOST_ROOT: '1' } : {}),
     };
     const command = prepared.argv ?? opts.argv ?? ['bash', layout.scriptPath];
     // A VM's boot service starts with umask 022 whatever the host's is; a container keeps the runtime's.
@@ -627,7 +639,6 @@ function writeStandIns(bin: string, opts: BootOptions): void {
   const write = (name: string, body: string): void => {
     fs.writeFileSync(path.join(bin, name), `#!/bin/bash\n${body}`, { mode: 0o755 });
   };
-  const note = (what: string): string => `echo "[machine] ${what} (stand-in)" >&2\n`;
 
   if (opts.container) {
     // A container has no init and no power commands. The host has them further down PATH, so
@@ -641,40 +652,107 @@ function writeStandIns(bin: string, opts: BootOptions): void {
 
   write('apt-get', `echo "[machine] apt-get $* (stand-in)" >&2\nexit 0\n`);
   write('apt', `echo "[machine] apt $* (stand-in)" >&2\nexit 0\n`);
+  writeUserStandIns(write);
+  const machineArch = opts.arch === 'arm64' ? 'aarch64' : 'x86_64';
+  write(
+    'uname',
+    `# The machine's architecture is the instance type's, not the host's.
+real_path="\${PATH#*:}"
+case "$1" in
+  -m|-p|-i|--machine) echo "${machineArch}" ;;
+  *) out="$(PATH="$real_path" uname "$@")"; echo "\${out//$(PATH="$real_path" uname -m)/${machineArch}}" ;;
+esac
+`,
+  );
+  write('arch', `echo "${machineArch}"\n`);
+  if (opts.gpu) writeNvidiaSmi(bin, opts.gpu);
+}
+
+/**
+ * Users: `useradd` makes a user of the machine with a uid of its own, and `runuser` runs a command as
+ * that user for real (setpriv) when the sandbox runs as root, so a job cannot signal the startup
+ * script's timers or read its root-only files, as on a real VM. Users live in `.sandbox/users`
+ * (`name:uid:home`); `id`, `getent passwd` and `chown` answer from it, the rest is the host's. Without
+ * root the sandbox cannot change uid: `runuser` then says so on the console and runs the command as
+ * the host user. `sudo` grants a user the machine wrote a sudoers file for (root's, mode 440, in
+ * `$CML_RUNNER_SUDOERS`), but cannot make it root: a granted command runs as the caller.
+ */
+function writeUserStandIns(write: (name: string, body: string) => void): void {
+  const lookup = `users="$SANDBOX_MACHINE_ROOT/.sandbox/users"
+real_path="\${PATH#*:}"
+# user_entry NAME-OR-UID: sets u_name u_uid u_home from the machine's users; fails for others.
+user_entry() {
+  [[ -f "$users" ]] || return 1
+  local n i h
+  while IFS=: read -r n i h; do
+    if [[ "$1" == "$n" || "$1" == "$i" ]]; then u_name="$n" u_uid="$i" u_home="$h"; return 0; fi
+  done <"$users"
+  return 1
+}
+`;
   write(
     'useradd',
-    `echo "[machine] useradd $* (stand-in)" >&2
-user="\${*: -1}"
-mkdir -p "$SANDBOX_MACHINE_ROOT/.sandbox" && echo "$user" >>"$SANDBOX_MACHINE_ROOT/.sandbox/users"
+    `${lookup}echo "[machine] useradd $* (stand-in)" >&2
+name="\${*: -1}" create=0
+for a in "$@"; do case "$a" in -m|--create-home) create=1 ;; esac; done
+if user_entry "$name"; then echo "useradd: user '$name' already exists" >&2; exit 9; fi
+base="$(cat "$SANDBOX_MACHINE_ROOT/.sandbox/uid-base")"
+count=0; [[ -f "$users" ]] && count="$(wc -l <"$users")"
+uid=$((base + count)) home="$SANDBOX_MACHINE_ROOT/home/$name"
+echo "$name:$uid:$home" >>"$users"
+chmod 644 "$users"
+if [[ $create -eq 1 ]]; then
+  mkdir -p -m 700 "$home"
+  [[ -z "$SANDBOX_HOST_ROOT" ]] || PATH="$real_path" chown "$uid:$uid" "$home"
+fi
 exit 0
 `,
   );
-  write('usermod', `${note('usermod $*')}exit 0\n`);
-  write('chown', `${note('chown $*')}exit 0\n`);
+  write('usermod', `echo "[machine] usermod $* (stand-in)" >&2\nexit 0\n`);
+  write(
+    'chown',
+    `${lookup}# Names of the machine's users become their uids; without root the sandbox keeps its owner.
+[[ -n "$SANDBOX_HOST_ROOT" ]] || { echo "[machine] chown $* (stand-in: the sandbox is not root)" >&2; exit 0; }
+args=()
+for a in "$@"; do
+  if [[ "$a" != -* && "$a" != /* && "$a" =~ ^([^:.]*)([:.]?)(.*)$ ]]; then
+    owner="\${BASH_REMATCH[1]}" sep="\${BASH_REMATCH[2]}" group="\${BASH_REMATCH[3]}"
+    if user_entry "$owner" 2>/dev/null; then owner="$u_uid"; fi
+    if [[ -n "$group" ]] && user_entry "$group" 2>/dev/null; then group="$u_uid"; fi
+    a="$owner$sep$group"
+  fi
+  args+=("$a")
+done
+PATH="$real_path" exec chown "\${args[@]}"
+`,
+  );
   write(
     'id',
-    `# Users made by the useradd stand-in exist here; everything else is the host's answer.
-last="\${*: -1}"
-if [[ $# -gt 0 && -f "$SANDBOX_MACHINE_ROOT/.sandbox/users" ]] && grep -qx -- "$last" "$SANDBOX_MACHINE_ROOT/.sandbox/users"; then
-  case "$1" in -u|-g) echo 1001 ;; -un|-nu) echo "$last" ;; *) echo "uid=1001($last) gid=1001($last) groups=1001($last)" ;; esac
+    `${lookup}# The machine's users exist here; everything else is the host's answer.
+who="\${*: -1}"
+[[ $# -eq 0 || "$who" == -* ]] && who="$(PATH="$real_path" id -u)"
+if user_entry "$who"; then
+  case "\${1:-}" in
+    -u|-g|-ru|-rg) echo "$u_uid" ;;
+    -un|-nu|-gn|-ng) echo "$u_name" ;;
+    *) echo "uid=$u_uid($u_name) gid=$u_uid($u_name) groups=$u_uid($u_name)" ;;
+  esac
   exit 0
 fi
-PATH="\${PATH#*:}"
-exec id "$@"
+PATH="$real_path" exec id "$@"
 `,
   );
   write(
     'getent',
-    `# getent passwd [KEY...]: the machine's password database. Its root (the host user the sandbox
-# runs as) has its home in the machine's root, as do users made by the useradd stand-in (1001);
-# other keys and databases are the host's answer.
-real_path="\${PATH#*:}"
+    `${lookup}# getent passwd [KEY...]: the machine's password database. Its root (the host user the sandbox
+# runs as) has its home in the machine's root, as do the machine's users; other keys and databases
+# are the host's answer.
 [[ "\${1:-}" == passwd ]] || PATH="$real_path" exec getent "$@"
 shift
 me="$(PATH="$real_path" id -un)"
 entries=("$me:x:$(PATH="$real_path" id -u):$(PATH="$real_path" id -g):$me:$SANDBOX_MACHINE_ROOT/root:/bin/bash")
-if [[ -f "$SANDBOX_MACHINE_ROOT/.sandbox/users" ]]; then
-  while IFS= read -r u; do entries+=("$u:x:1001:1001::$SANDBOX_MACHINE_ROOT/home/$u:/bin/bash"); done <"$SANDBOX_MACHINE_ROOT/.sandbox/users"
+if [[ -f "$users" ]]; then
+  while IFS=: read -r n i h; do entries+=("$n:x:$i:$i::$h:/bin/bash"); done <"$users"
 fi
 if [[ $# -eq 0 ]]; then printf '%s\\n' "\${entries[@]}"; exit 0; fi
 status=0
@@ -690,8 +768,34 @@ exit "$status"
 `,
   );
   write(
+    'runuser',
+    `${lookup}# runuser -u USER -- CMD... | runuser -l USER -c CMD: HOME, SHELL, USER and LOGNAME become the
+# user's, the rest of the environment stays, as util-linux's runuser does for a user other than root.
+user="" cmd=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -u) user="$2"; shift 2 ;;
+    -l) user="$2"; shift 2 ;;
+    -c) cmd="$2"; shift 2 ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+[[ -n "$cmd" ]] && set -- bash -c "$cmd"
+user_entry "$user" || { echo "runuser: user $user does not exist or the user entry does not contain all the required fields" >&2; exit 1; }
+export HOME="$u_home" USER="$u_name" LOGNAME="$u_name" SHELL=/bin/bash
+if [[ -z "$SANDBOX_HOST_ROOT" ]]; then
+  echo "[machine] runuser: the sandbox is not root, so $u_name runs as the host user" >&2
+  exec "$@"
+fi
+setpriv="$(PATH="$real_path" command -v setpriv)"
+exec "$setpriv" --reuid="$u_uid" --regid="$u_uid" --clear-groups -- "$@"
+`,
+  );
+  write(
     'sudo',
-    `# sudo [-u USER] [-E] [-H] [-n] [--] CMD...: the sandbox runs everything as the host user.
+    `${lookup}# sudo [-u USER] [-E] [-H] [-n] [--] CMD...: the host user (the machine's root) runs CMD; another
+# user only if the machine has a sudoers file for it, and then still as itself.
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -u|-g) shift 2 ;;
@@ -700,37 +804,18 @@ while [[ $# -gt 0 ]]; do
     *) break ;;
   esac
 done
+if user_entry "$(PATH="$real_path" id -u)"; then
+  # The file is root's (mode 440), as real sudoers files are: only its owner and mode can be seen.
+  if [[ "$(stat -c '%u %a' -- "$CML_RUNNER_SUDOERS/$u_name" 2>/dev/null)" != "0 440" ]]; then
+    echo "sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper" >&2
+    echo "sudo: a password is required" >&2
+    exit 1
+  fi
+  echo "[machine] sudo: granted to $u_name by the sudoers file; the sandbox runs it as $u_name" >&2
+fi
 exec "$@"
 `,
   );
-  write(
-    'runuser',
-    `# runuser -u USER -- CMD... | runuser -l USER -c CMD
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    -u) shift 2 ;;
-    -l) shift 2 ;;
-    -c) exec bash -c "$2" ;;
-    --) shift; break ;;
-    *) break ;;
-  esac
-done
-exec "$@"
-`,
-  );
-  const machineArch = opts.arch === 'arm64' ? 'aarch64' : 'x86_64';
-  write(
-    'uname',
-    `# The machine's architecture is the instance type's, not the host's.
-real_path="\${PATH#*:}"
-case "$1" in
-  -m|-p|-i|--machine) echo "${machineArch}" ;;
-  *) out="$(PATH="$real_path" uname "$@")"; echo "\${out//$(PATH="$real_path" uname -m)/${machineArch}}" ;;
-esac
-`,
-  );
-  write('arch', `echo "${machineArch}"\n`);
-  if (opts.gpu) writeNvidiaSmi(bin, opts.gpu);
 }
 
 function writeNvidiaSmi(bin: string, gpu: GpuSpec): void {
@@ -801,6 +886,12 @@ exit 0
 /** A VM's power commands: they append to the control file the host polls. */
 function writePowerStandIns(write: (name: string, body: string) => void): void {
   const powerOff = `printf 'poweroff\\n' >>"$SANDBOX_MACHINE_CONTROL"\n`;
+  // Only root may power a machine off; the runner's user is refused, as logind refuses it.
+  const unprivileged = `if [[ -n "\${SANDBOX_HOST_ROOT:-}" && "$(id -u)" != 0 ]]; then
+  echo "Failed to power off system via logind: Access denied" >&2
+  exit 1
+fi
+`;
   write(
     'shutdown',
     `# shutdown [-h|-P|-H|-r|-c|-k] [TIME] [MESSAGE]: TIME is now, +MINUTES or HH:MM.
@@ -814,7 +905,7 @@ for a in "$@"; do
   esac
 done
 echo "[machine] shutdown $* (stand-in)" >&2
-if [[ $cancel -eq 1 ]]; then printf 'cancel\\n' >>"$SANDBOX_MACHINE_CONTROL"; exit 0; fi
+${unprivileged}if [[ $cancel -eq 1 ]]; then printf 'cancel\\n' >>"$SANDBOX_MACHINE_CONTROL"; exit 0; fi
 if [[ $reboot -eq 1 ]]; then echo "[machine] reboot ignored in the sandbox" >&2; exit 0; fi
 minute_ms="$(cat "$SANDBOX_MACHINE_ROOT/.sandbox/minute-ms" 2>/dev/null || echo 60000)"
 now_ms=$(( $(date +%s%N) / 1000000 ))
@@ -830,7 +921,7 @@ exit 0
 `,
   );
   for (const name of ['poweroff', 'halt']) {
-    write(name, `echo "[machine] ${name} $* (stand-in)" >&2\n${powerOff}exit 0\n`);
+    write(name, `echo "[machine] ${name} $* (stand-in)" >&2\n${unprivileged}${powerOff}exit 0\n`);
   }
   write('reboot', `echo "[machine] reboot $* (stand-in, ignored)" >&2\nexit 0\n`);
 

@@ -1,4 +1,5 @@
 import type { CloudName } from './clouds/index.js';
+import type { ResourceRecorder } from './clouds/types.js';
 import type { ForgeScope } from './config.js';
 
 /**
@@ -28,12 +29,27 @@ export interface MachineEntry {
   ended?: true;
 }
 
+/**
+ * A cloud resource the launch made besides machines (an AWS security group its machines share).
+ * Written before the create call, so a lost answer is found by `name`; ended after the machines.
+ */
+export interface ResourceEntry {
+  kind: string;
+  name: string;
+  /** Known once the cloud answered. */
+  id?: string;
+  /** Deleted already. */
+  ended?: true;
+}
+
 export interface LedgerData {
   cloud: CloudName;
   region: string;
   forge: { scope: ForgeScope; apiUrl: string };
   registrations: RegistrationEntry[];
   machines: MachineEntry[];
+  /** Absent in a ledger written before resources were recorded. */
+  resources?: ResourceEntry[];
   /** True once the launch finished: the runners named in `keep` were online and end themselves. */
   complete: boolean;
   /**
@@ -52,7 +68,7 @@ export class Ledger {
   }
 
   static empty(cloud: CloudName, region: string, forge: LedgerData['forge']): LedgerData {
-    return { cloud, region, forge, registrations: [], machines: [], complete: false, keep: [] };
+    return { cloud, region, forge, registrations: [], machines: [], resources: [], complete: false, keep: [] };
   }
 
   registration(name: string): RegistrationEntry {
@@ -67,6 +83,24 @@ export class Ledger {
     this.data.machines.push(entry);
     this.persist(this.data);
     return entry;
+  }
+
+  resource(kind: string, name: string): ResourceEntry {
+    const entry: ResourceEntry = { kind, name };
+    this.data.resources ??= [];
+    this.data.resources.push(entry);
+    this.persist(this.data);
+    return entry;
+  }
+
+  /** What a cloud records its resources through, before each create. */
+  get recorder(): ResourceRecorder {
+    return {
+      add: (kind, name) => {
+        const entry = this.resource(kind, name);
+        return { created: (id) => this.update(entry, { id }) };
+      },
+    };
   }
 
   /** Records what an answer told us about an entry. */
@@ -89,24 +123,42 @@ export class Ledger {
     this.persist(this.data);
   }
 
-  /** Marks every entry outside `keep` as ended, once a cleanup succeeded. */
-  markEnded(): void {
+  /**
+   * Marks every entry outside `keep` as ended, once a cleanup succeeded; resources too when no
+   * runner is kept, except those named in `left` (still in use: post tries them again).
+   */
+  markEnded(left: ReadonlySet<string> = new Set()): void {
     const keep = new Set(this.data.keep);
     for (const e of this.data.registrations) if (!keep.has(e.name)) e.ended = true;
     for (const e of this.data.machines) if (!keep.has(e.runnerName)) e.ended = true;
+    if (keep.size === 0) for (const e of this.data.resources ?? []) if (!left.has(e.name)) e.ended = true;
     this.persist(this.data);
   }
 
   get isEmpty(): boolean {
-    return this.data.registrations.length === 0 && this.data.machines.length === 0;
+    const { registrations, machines, resources } = this.data;
+    return registrations.length === 0 && machines.length === 0 && (resources ?? []).length === 0;
   }
 }
 
-/** What is left to end: entries of runners not kept, not ended yet. */
-export function pending(data: LedgerData): { registrations: RegistrationEntry[]; machines: MachineEntry[] } {
+/**
+ * What is left to end: entries of runners not kept, not ended yet; and the launch's resources
+ * when no runner is kept (a kept runner's machine still uses them: cleanup or sweep ends them).
+ */
+export function pending(data: LedgerData): {
+  registrations: RegistrationEntry[];
+  machines: MachineEntry[];
+  resources: ResourceEntry[];
+} {
   const keep = new Set(data.keep ?? []);
   return {
     registrations: data.registrations.filter((e) => !keep.has(e.name) && !e.ended),
     machines: data.machines.filter((e) => !keep.has(e.runnerName) && !e.ended),
+    resources: keep.size === 0 ? (data.resources ?? []).filter((e) => !e.ended) : [],
   };
+}
+
+/** Whether a pending set has nothing in it. */
+export function nothingPending(todo: ReturnType<typeof pending>): boolean {
+  return todo.registrations.length === 0 && todo.machines.length === 0 && todo.resources.length === 0;
 }

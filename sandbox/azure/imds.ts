@@ -4,6 +4,10 @@
  * its serial log is read from. Neither takes faults; both are in the call log.
  * https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service
  * https://learn.microsoft.com/azure/virtual-machines/linux/scheduled-events
+ * The VM's user data is `compute.userData` (base64, as ARM holds it) from api-version 2021-01-01;
+ * its custom data is never served ("you can't retrieve custom data from IMDS").
+ * https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service#get-user-data
+ * https://learn.microsoft.com/azure/virtual-machines/user-data#user-data-and-custom-data
  */
 import crypto from 'node:crypto';
 import type http from 'node:http';
@@ -229,6 +233,8 @@ function instance(store: AzureStore, vm: Vm, u: URL, rest: string, leafName: str
     tagsList: Object.entries(vm.tags).map(([name, value]) => ({ name, value })),
     vmId: vm.vmId,
     vmSize: vm.vmSize,
+    // Read at each request: a PATCH of the VM's userData shows here at once.
+    ...((u.searchParams.get('api-version') ?? '') >= '2021-01-01' ? { userData: vm.userData ?? '' } : {}),
   };
   const text = u.searchParams.get('format') === 'text';
   if (leafName !== undefined) {

@@ -27,7 +27,15 @@ import {
 import { getNetwork, putNetwork } from './controllers/network.js';
 import { operationStatus } from './controllers/operations.js';
 import { createRoleAssignment, listRoleDefinitions } from './controllers/role-assignments.js';
-import { bootDiagnostics, deallocateVm, instanceView, putVm, vmIn } from './controllers/virtual-machines.js';
+import {
+  bootDiagnostics,
+  deallocateVm,
+  getVm,
+  instanceView,
+  patchVm,
+  putVm,
+  vmIn,
+} from './controllers/virtual-machines.js';
 import {
   authenticateBearer,
   authenticateClient,
@@ -566,6 +574,7 @@ function vmRoute(
     deallocate: 'deallocate/action',
     instanceView: 'instanceView/read',
     createOrUpdate: 'write',
+    update: 'write',
     get: 'read',
   };
   const path = `${store.subScope}/resourceGroups/${rgName}/providers/Microsoft.Compute/virtualMachines/${name}${sub ? `/${sub}` : ''}`;
@@ -604,7 +613,8 @@ function vmRoute(
       if (verb === 'retrieveBootDiagnosticsData') return bootDiagnostics(store, vm!, q);
       if (verb === 'deallocate') return deallocateVm(store, vm!, who);
       if (verb === 'instanceView') return { status: 200, json: instanceView(vm!) };
-      if (verb === 'get') return { status: 200, json: structuredClone(vm!.body) };
+      if (verb === 'get') return getVm(vm!, q);
+      if (verb === 'update') return patchVm(store, vm!, jsonBody(body));
       throw notAllowed(method);
     },
   };

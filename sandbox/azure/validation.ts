@@ -301,6 +301,8 @@ export interface VmSpec {
   size: string;
   priority: AzureVm['priority'];
   customData?: string;
+  /** `properties.userData`, base64 as given. */
+  userData?: string;
   image: J;
   osDisk: J;
   nics: J[];
@@ -331,6 +333,7 @@ export function checkVmPut(store: AzureStore, g: Group, name: string, body: J): 
     throw invalid(`The value '${String(size)}' provided for the VM size is not valid.`, 'hardwareProfile.vmSize');
   const os = (p.osProfile ?? {}) as J;
   const customData = checkOsProfile(os);
+  const userData = checkUserData(p.userData);
   const storage = (p.storageProfile ?? {}) as J;
   const image = storage.imageReference as J | undefined;
   if (!image) throw invalid("Required parameter 'storageProfile.imageReference' is missing (null).", 'imageReference');
@@ -360,10 +363,30 @@ export function checkVmPut(store: AzureStore, g: Group, name: string, body: J): 
     size,
     priority,
     ...(customData !== undefined ? { customData } : {}),
+    ...(userData ? { userData } : {}),
     image,
     osDisk,
     nics,
   };
+}
+
+/**
+ * A VM's `userData`, on its PUT or PATCH: base64, 64 KB decoded ("The size can't exceed 64 KB"),
+ * which ARM checks as a length of 87384 characters, refused with InvalidParameter and this
+ * wording. An empty string deletes it.
+ * https://learn.microsoft.com/azure/virtual-machines/user-data
+ * https://github.com/Azure/azure-powershell/issues/16597 (ARM's refusal, 2021-12-08)
+ */
+export function checkUserData(ud: unknown): string | undefined {
+  if (ud === undefined || ud === null) return undefined;
+  if (
+    typeof ud !== 'string' ||
+    ud.length > 87384 ||
+    !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(ud)
+  ) {
+    throw invalid('UserData must be in Base64 encoding and with a maximum length of 87384 characters.', 'userData');
+  }
+  return ud;
 }
 
 /**

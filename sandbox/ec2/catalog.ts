@@ -298,12 +298,21 @@ export const IMAGES: readonly ImageSpec[] = [
 ];
 
 export const VPC_ID = 'vpc-0a1b2c3d4e5f60001';
+/**
+ * The account's VPCs: the default one, which holds every subnet, and another without subnets,
+ * where a test can put a group no launch may use.
+ */
+export const VPCS: Readonly<Record<string, { isDefault: boolean; cidr: string }>> = {
+  [VPC_ID]: { isDefault: true, cidr: '10.0.0.0/16' },
+  'vpc-0a1b2c3d4e5f60002': { isDefault: false, cidr: '10.1.0.0/16' },
+};
 /** Known subnets; each sits in its own availability zone of whatever region the call is signed for. */
 export const SUBNETS: Readonly<Record<string, { azSuffix: string; cidrPrefix: string }>> = {
   'subnet-0a1': { azSuffix: 'a', cidrPrefix: '10.0.1' },
   'subnet-0b2': { azSuffix: 'b', cidrPrefix: '10.0.2' },
 };
 export const DEFAULT_SUBNET = 'subnet-0a1';
+/** The default VPC's default group, which every region shows; groups made by CreateSecurityGroup live in the store. */
 export const SECURITY_GROUPS: Readonly<Record<string, string>> = { 'sg-0default': 'default' };
 export const INSTANCE_PROFILES: Readonly<Record<string, { arn: string; id: string }>> = {
   'cml-runner-profile': {

@@ -28,6 +28,8 @@ type OneOrMany<T> = T | T[];
 export interface PolicyStatement {
   Sid?: string;
   Effect: 'Allow' | 'Deny';
+  /** A trust policy's: who may assume the role (`Federated`: an OIDC provider's ARN). */
+  Principal?: '*' | Record<string, OneOrMany<string>>;
   Action?: OneOrMany<string>;
   NotAction?: OneOrMany<string>;
   Resource?: OneOrMany<string>;
@@ -57,6 +59,8 @@ export interface Denial {
 const DOCS = path.join(import.meta.dirname, '..', '..', 'docs', 'permissions', 'aws');
 /** The policy the README gives the role the workflow assumes. */
 export const LAUNCHER_POLICY_FILE = path.join(DOCS, 'launcher-policy.json');
+/** The trust policy the README gives the launcher role (GitHub OIDC, one repository and branch). */
+export const TRUST_POLICY_FILE = path.join(DOCS, 'trust-policy.json');
 /** The statement added when aws-instance-profile is given (iam:PassRole). */
 export const INSTANCE_PROFILE_POLICY_FILE = path.join(DOCS, 'instance-profile-policy.json');
 
@@ -124,6 +128,31 @@ export function evaluate(policies: readonly PolicyDocument[], request: AccessReq
   const statements = policies.flatMap((p) => list(p.Statement));
   if (statements.some((s) => s.Effect === 'Deny' && statementApplies(s, request, context))) return 'deny';
   return statements.some((s) => s.Effect === 'Allow' && statementApplies(s, request, context)) ? 'allow' : 'implicit';
+}
+
+/**
+ * A role's trust policy (a resource-based policy on the role) deciding an
+ * sts:AssumeRoleWithWebIdentity: the statement's `Principal.Federated` must name the OIDC provider
+ * that issued the token, its Action the call, and its Condition holds on the token's claims as
+ * condition keys `<provider host>:aud`, `:sub` ("Available keys for AWS web identity federation",
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#condition-keys-wif,
+ * read 2026-12-08). An explicit Deny wins; without an Allow the role is not assumed.
+ */
+export function evaluateTrust(
+  policy: PolicyDocument,
+  request: { federated: string; action: string; claims: Record<string, string> },
+): 'allow' | 'deny' | 'implicit' {
+  const host = request.federated.replace(/^arn:aws[\w-]*:iam::\d{12}:oidc-provider\//, '');
+  const context = new Map(Object.entries(request.claims).map(([k, v]) => [`${host}:${k}`.toLowerCase(), [v]]));
+  const asks: AccessRequest = { action: request.action, resource: '*' };
+  const applies = (s: PolicyStatement): boolean => {
+    const p = s.Principal;
+    const principal = p === '*' || (p !== undefined && list(p.Federated).includes(request.federated));
+    return principal && statementApplies(s, asks, context);
+  };
+  const statements = list(policy.Statement);
+  if (statements.some((s) => s.Effect === 'Deny' && applies(s))) return 'deny';
+  return statements.some((s) => s.Effect === 'Allow' && applies(s)) ? 'allow' : 'implicit';
 }
 
 /** The condition keys of tags a request puts on a resource: `aws:RequestTag/<key>` and `aws:TagKeys`. */

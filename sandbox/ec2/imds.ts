@@ -15,7 +15,6 @@
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Ec2Instance } from '../ec2.js';
-import { SECURITY_GROUPS } from './catalog.js';
 import { header } from './sigv4.js';
 import type { Ec2Store } from './store.js';
 
@@ -96,7 +95,7 @@ export function answerImds(
     }
   }
 
-  const found = metadataAt(inst, path);
+  const found = metadataAt(inst, path, (id) => store.groupName(id));
   if (found === undefined) {
     fail(404);
     return;
@@ -106,7 +105,11 @@ export function answerImds(
 }
 
 /** The metadata item or listing at a path (a listing names folders with a trailing slash). */
-function metadataAt(inst: Ec2Instance, path: string): { body: string; type: string } | undefined {
+function metadataAt(
+  inst: Ec2Instance,
+  path: string,
+  groupName: (id: string) => string,
+): { body: string; type: string } | undefined {
   if (path === '/latest/user-data') {
     return inst.userData ? { body: inst.userData, type: 'application/octet-stream' } : undefined;
   }
@@ -126,7 +129,7 @@ function metadataAt(inst: Ec2Instance, path: string): { body: string; type: stri
     mac: inst.networkInterface.macAddress,
     placement: { 'availability-zone': inst.availabilityZone, region: inst.region },
     'reservation-id': inst.reservationId,
-    'security-groups': inst.securityGroups.map((id) => SECURITY_GROUPS[id] ?? id).join('\n'),
+    'security-groups': inst.securityGroups.map(groupName).join('\n'),
     // Present only once the instance is marked for interruption; termination-time only for terminate.
     ...(notice
       ? {

@@ -7,8 +7,20 @@ import type http from 'node:http';
 import type { Answer, Identified } from '../core/index.js';
 import { DEFAULT_SUBNET } from './catalog.js';
 import { describeImages, describeInstanceTypeOfferings, describeInstanceTypes } from './controllers/catalog.js';
-import { describeInstances, getConsoleOutput, terminateInstances } from './controllers/instances.js';
+import {
+  describeInstances,
+  getConsoleOutput,
+  modifyInstanceMetadataOptions,
+  terminateInstances,
+} from './controllers/instances.js';
 import { runInstances } from './controllers/run-instances.js';
+import {
+  createSecurityGroup,
+  deleteSecurityGroup,
+  describeSecurityGroups,
+  describeSubnets,
+  describeVpcs,
+} from './controllers/security-groups.js';
 import { Ec2Error } from './errors.js';
 import type { AccessRequest } from './iam.js';
 import type { Ec2Store } from './store.js';
@@ -32,6 +44,9 @@ export const RESOURCE_LEVEL_ACTIONS: ReadonlySet<string> = new Set([
   'RunInstances',
   'TerminateInstances',
   'GetConsoleOutput',
+  'ModifyInstanceMetadataOptions',
+  'CreateSecurityGroup',
+  'DeleteSecurityGroup',
 ]);
 
 export type Controller = (store: Ec2Store, p: Params, ctx: Ec2Context) => string;
@@ -44,6 +59,12 @@ const CONTROLLERS: Readonly<Record<string, Controller>> = {
   DescribeInstanceTypes: describeInstanceTypes,
   DescribeInstanceTypeOfferings: describeInstanceTypeOfferings,
   GetConsoleOutput: getConsoleOutput,
+  ModifyInstanceMetadataOptions: modifyInstanceMetadataOptions,
+  CreateSecurityGroup: createSecurityGroup,
+  DescribeSecurityGroups: describeSecurityGroups,
+  DeleteSecurityGroup: deleteSecurityGroup,
+  DescribeSubnets: describeSubnets,
+  DescribeVpcs: describeVpcs,
 };
 
 export interface Ec2Request extends Identified {
@@ -76,6 +97,8 @@ export function identify(req: http.IncomingMessage, body: Buffer): Ec2Request {
  * subnet), `Spot` (`'true'` when InstanceMarketOptions asks for spot, else `'false'`). The
  * instance actions: `InstanceId` (ids joined by commas); GetConsoleOutput also `Latest`.
  * DescribeImages: `ImageId`; DescribeInstanceTypes: `InstanceType` (joined likewise).
+ * ModifyInstanceMetadataOptions: `InstanceId`; DeleteSecurityGroup: `GroupId`; CreateSecurityGroup:
+ * `GroupName`.
  */
 function faultParams(action: string, p: Params): Record<string, string> {
   const joined = (key: string): Record<string, string> => {
@@ -95,6 +118,14 @@ function faultParams(action: string, p: Params): Record<string, string> {
     case 'GetConsoleOutput': {
       const id = str(p, 'InstanceId');
       return { ...(id ? { InstanceId: id } : {}), Latest: str(p, 'Latest') ?? 'false' };
+    }
+    case 'ModifyInstanceMetadataOptions':
+    case 'DeleteSecurityGroup':
+    case 'CreateSecurityGroup': {
+      const key =
+        action === 'CreateSecurityGroup' ? 'GroupName' : action === 'DeleteSecurityGroup' ? 'GroupId' : 'InstanceId';
+      const v = str(p, key);
+      return v ? { [key]: v } : {};
     }
     case 'DescribeInstances':
     case 'TerminateInstances':

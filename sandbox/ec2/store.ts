@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import type { Ec2Instance, SpotRequest } from '../ec2.js';
 import { Timers } from '../core/index.js';
 import type { MachineFleet } from '../machine.js';
-import { INSTANCE_TYPES } from './catalog.js';
+import { INSTANCE_TYPES, SECURITY_GROUPS, VPC_ID } from './catalog.js';
 
 export interface Ec2Settings {
   /** Time from `pending` to `running` (and the machine booting). */
@@ -21,6 +21,19 @@ export interface Ec2Settings {
    * for spot.amazonaws.com), which the account's first spot RunInstances creates.
    */
   spotRoleCreation: boolean;
+}
+
+/** A security group made by CreateSecurityGroup (the default VPC's default group is in catalog.ts). */
+export interface Ec2SecurityGroup {
+  id: string;
+  name: string;
+  description: string;
+  vpcId: string;
+  region: string;
+  tags: Record<string, string>;
+  /** A new group has no inbound rule and one outbound rule: all traffic to 0.0.0.0/0. */
+  ingress: Array<{ protocol: string; cidr: string }>;
+  egress: Array<{ protocol: string; cidr: string }>;
 }
 
 /** A RunInstances answered for a client token: a retry with the same token gets the same reservation. */
@@ -46,6 +59,8 @@ export class Ec2Store {
   readonly spotPrices = new Map<string, number>();
   /** IMDSv2 session tokens. */
   readonly imdsTokens = new Map<string, { instanceId: string; expiresAt: number }>();
+  /** Security groups made by CreateSecurityGroup, by id; deleted ones are removed. */
+  readonly securityGroups = new Map<string, Ec2SecurityGroup>();
   readonly timers = new Timers();
   /** The base URL of the instances' metadata services, once the server listens. */
   imdsUrl = '';
@@ -81,6 +96,18 @@ export class Ec2Store {
     );
   }
 
+  /** A group's VPC, for the default group or one made in `region`; undefined when there is no such group. */
+  groupVpc(id: string, region: string): string | undefined {
+    if (SECURITY_GROUPS[id]) return VPC_ID;
+    const g = this.securityGroups.get(id);
+    return g && g.region === region ? g.vpcId : undefined;
+  }
+
+  /** A group's name as instances show it. */
+  groupName(id: string): string {
+    return SECURITY_GROUPS[id] ?? this.securityGroups.get(id)?.name ?? id;
+  }
+
   spotRequests(): SpotRequest[] {
     return this.all.flatMap((i) => (i.spotRequest ? [i.spotRequest] : []));
   }
@@ -111,6 +138,9 @@ export class Ec2Store {
       ) {
         lines.push(`Spot request ${sr.id} (${sr.type}, for ${i.id}) is still ${sr.state} and will launch again`);
       }
+    }
+    for (const g of this.securityGroups.values()) {
+      lines.push(`EC2 security group ${g.id} (${g.name}, ${g.vpcId}, ${g.region}) was not deleted`);
     }
     return lines;
   }

@@ -170,10 +170,15 @@ export function launchCounts(p: Params): { minCount: number; maxCount: number } 
  * The checks after idempotency and DryRun, in EC2's order. `spotPrice` is the type's current
  * spot price, for a MaxPrice below it.
  */
-export function launchSpec(p: Params, imageId: string, spotPrice: (type: string) => number): LaunchSpec {
+export function launchSpec(
+  p: Params,
+  imageId: string,
+  spotPrice: (type: string) => number,
+  groupVpc: (id: string) => string | undefined = (id) => (SECURITY_GROUPS[id] ? VPC_ID : undefined),
+): LaunchSpec {
   const image = launchImage(imageId);
   const { instanceType, type } = launchType(p, image);
-  const network = launchNetwork(p);
+  const network = launchNetwork(p, groupVpc);
   const iamInstanceProfile = instanceProfile(p);
   const userData = decodeUserData(str(p, 'UserData'));
   const shutdownBehavior = str(p, 'InstanceInitiatedShutdownBehavior') ?? 'stop';
@@ -224,7 +229,15 @@ function launchType(p: Params, image: ImageSpec): { instanceType: string; type: 
   return { instanceType, type };
 }
 
-function launchNetwork(p: Params): Pick<LaunchSpec, 'subnetId' | 'subnet' | 'securityGroups'> {
+/**
+ * The subnet and groups. A group of another VPC than the subnet's is refused with EC2's
+ * `InvalidParameter`, "Security group <sg> and subnet <subnet> belong to different networks." (as
+ * users report it: https://github.com/QT-DevOps/DevOpsIssues/issues/256).
+ */
+function launchNetwork(
+  p: Params,
+  groupVpc: (id: string) => string | undefined,
+): Pick<LaunchSpec, 'subnetId' | 'subnet' | 'securityGroups'> {
   const subnetId = str(p, 'SubnetId') ?? DEFAULT_SUBNET;
   const subnet = SUBNETS[subnetId];
   if (!subnet) throw new Ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
@@ -238,8 +251,15 @@ function launchNetwork(p: Params): Pick<LaunchSpec, 'subnetId' | 'subnet' | 'sec
     );
   }
   for (const g of groupIds) {
-    if (!SECURITY_GROUPS[g])
+    const vpc = groupVpc(g);
+    if (!vpc)
       throw new Ec2Error('InvalidGroup.NotFound', `The security group '${g}' does not exist in VPC '${VPC_ID}'`);
+    if (vpc !== VPC_ID) {
+      throw new Ec2Error(
+        'InvalidParameter',
+        `Security group ${g} and subnet ${subnetId} belong to different networks.`,
+      );
+    }
   }
   for (const g of groupNames) {
     if (!Object.values(SECURITY_GROUPS).includes(g)) {
@@ -513,7 +533,7 @@ function tagSpecifications(p: Params, spot: boolean): Record<string, Record<stri
   return tagsFor;
 }
 
-function tagSet(spec: Params): Record<string, string> {
+export function tagSet(spec: Params): Record<string, string> {
   const tags: Record<string, string> = {};
   for (const tag of structList(spec, 'Tag')) {
     const key = str(tag, 'Key');

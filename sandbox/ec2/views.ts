@@ -7,19 +7,24 @@ import type { Ec2Instance } from '../ec2.js';
 import { ACCOUNT_ID, type ImageSpec, type InstanceTypeSpec, SECURITY_GROUPS, STATE_CODES, VPC_ID } from './catalog.js';
 import { esc, items, n, t } from './xml.js';
 
-export function reservationXml(reservationId: string, insts: Ec2Instance[]): string {
+/** `groupName` names each security group by id (the store's groups and the default one). */
+export function reservationXml(
+  reservationId: string,
+  insts: Ec2Instance[],
+  groupName: (id: string) => string = (id) => SECURITY_GROUPS[id] ?? id,
+): string {
   return (
     t('reservationId', reservationId) +
     t('ownerId', ACCOUNT_ID) +
     items('groupSet', [], () => '') +
-    items('instancesSet', insts, instanceXml)
+    items('instancesSet', insts, (i) => instanceXml(i, groupName))
   );
 }
 
 /** A terminated instance keeps its id, type and tags, but no longer shows its network. */
-function instanceXml(i: Ec2Instance): string {
+function instanceXml(i: Ec2Instance, names: (id: string) => string): string {
   const gone = i.state === 'terminated';
-  const groups = i.securityGroups.map((id) => ({ id, name: SECURITY_GROUPS[id] ?? id }));
+  const groups = i.securityGroups.map((id) => ({ id, name: names(id) }));
   const groupXml = (name: string) =>
     items(name, gone ? [] : groups, (g) => t('groupId', g.id) + t('groupName', g.name));
   const attached = i.blockDevices.filter((v) => v.state === 'in-use');
@@ -92,7 +97,7 @@ function instanceXml(i: Ec2Instance): string {
     (i.spotRequest ? t('instanceLifecycle', 'spot') + t('spotInstanceRequestId', i.spotRequest.id) : '') +
     n(
       'metadataOptions',
-      t('state', i.state === 'pending' ? 'pending' : 'applied') +
+      t('state', i.state === 'pending' || i.metadataChange ? 'pending' : 'applied') +
         t('httpTokens', i.metadataOptions.httpTokens) +
         t('httpPutResponseHopLimit', i.metadataOptions.httpPutResponseHopLimit) +
         t('httpEndpoint', i.metadataOptions.httpEndpoint) +

@@ -3,12 +3,21 @@
  * - Compute: a bearer token the fake issued (401 `required` without one, `authError` for an
  *   unknown or expired one); a Compute scope (read-only methods accept compute.readonly); the
  *   project and zone exist (404); the identity holds every permission the call needs, each on its
- *   own resource, under the roles and conditions of docs/permissions/gcp/ (403 `forbidden`).
+ *   own resource, under the roles and conditions of docs/permissions/gcp/ (403 `forbidden`); an
+ *   insert with a service account, actAs on that account (service-account-user.yaml; 400 `badRequest`).
  *   Public images may be read by any authenticated caller.
  * - STS: the exchange itself is the credential (the GitHub OIDC token in the form).
  * - IAM Credentials: a bearer token, an IAM scope, and the right to impersonate the account.
  */
-import { type TokenInfo, checkExchange, hasPermission, iamCaller, iamRefusal, type JsonAnswer } from './auth.js';
+import {
+  type JsonAnswer,
+  type TokenInfo,
+  checkExchange,
+  hasPermission,
+  iamCaller,
+  iamRefusal,
+  mayActAs,
+} from './auth.js';
 import {
   GCE_PROJECT,
   GCE_SERVICE_ACCOUNTS,
@@ -20,7 +29,14 @@ import {
   SCOPE_COMPUTE_READONLY,
   ZONES,
 } from './catalog.js';
-import { forbidden, insufficientScopes, invalidCredentials, missingCredentials, notFound } from './errors.js';
+import {
+  actAsDenied,
+  forbidden,
+  insufficientScopes,
+  invalidCredentials,
+  missingCredentials,
+  notFound,
+} from './errors.js';
 import { type GceRequest, Refusal, serviceMethod } from './routes.js';
 import type { GceStore } from './store.js';
 
@@ -173,4 +189,17 @@ export function authorize(who: Caller, request: GceRequest, store: GceStore): vo
   }
   const missing = checks.find((c) => !holds(c));
   if (missing) throw forbidden(missing.permission, missing.name);
+  if (r.method === 'instances.insert') {
+    // Running as a service account needs iam.serviceAccounts.actAs on that account, checked on the account.
+    // An account that does not exist is refused by the method's validation, naming it.
+    for (const sa of arr(obj(request.resource)?.serviceAccounts)) {
+      const given = str(obj(sa)?.email);
+      const email = given === 'default' ? GCE_SERVICE_ACCOUNTS.defaultCompute : given;
+      if (!email || !(Object.values(GCE_SERVICE_ACCOUNTS) as string[]).includes(email)) continue;
+      const deployer = identity === GCE_SERVICE_ACCOUNTS.deployer;
+      const bound =
+        mayActAs(store.policies, identity, email) || (deployer && store.settings.deployerActsAs.includes(email));
+      if (!bound || (deployer && lacks.includes('iam.serviceAccounts.actAs'))) throw actAsDenied(email, identity);
+    }
+  }
 }

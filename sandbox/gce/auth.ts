@@ -333,3 +333,25 @@ export function hasPermission(policies: Policies, identity: string, permission: 
   if (identity === GCE_SERVICE_ACCOUNTS.runner) return granted(policies.vm, permission, target);
   return false;
 }
+
+/** The documents' placeholders for the accounts of the sandbox project (the README's $RUNNER_VM and $LAUNCHER). */
+const PLACEHOLDERS: Readonly<Record<string, string>> = {
+  RUNNER_VM: GCE_SERVICE_ACCOUNTS.runner,
+  LAUNCHER: GCE_SERVICE_ACCOUNTS.deployer,
+};
+
+/**
+ * Whether an identity may act as a service account (iam.serviceAccounts.actAs on that account):
+ * a member of a binding on the account (service-account-user.yaml), or the owner. A grant on the
+ * project would reach every account; the documents make none.
+ */
+export function mayActAs(policies: Policies, identity: string, account: string): boolean {
+  if (identity === GCE_SERVICE_ACCOUNTS.admin) return true;
+  return policies.actAs.some(
+    (b) =>
+      PLACEHOLDERS[b.account] === account &&
+      b.members.some(
+        (m) => m.startsWith('serviceAccount:') && PLACEHOLDERS[m.slice('serviceAccount:'.length)] === identity,
+      ),
+  );
+}

@@ -66,6 +66,22 @@ export const required = (field: string): GceError =>
   new GceError(400, 'required', `Required field '${field}' not specified`);
 export const forbidden = (permission: string, resource: string): GceError =>
   new GceError(403, 'forbidden', `Required '${permission}' permission for '${resource}'`);
+/**
+ * instances.insert with a service account the caller may not act as (no iam.serviceAccounts.actAs
+ * on it): 400 `badRequest`, worded as quoted from an insert in
+ * https://kuritan.github.io/new-gcp-user-must-have-iam-serviceAccountUser-role ("The user does not
+ * have access to service account '...'. User: '...'. Ask a project owner to grant you the
+ * iam.serviceAccountUser role on the service account") and, 400 badRequest, by Terraform's
+ * "googleapi: Error 400: The user does not have access to service account ..., badRequest".
+ * The requirement: https://cloud.google.com/compute/docs/access/create-enable-service-accounts-for-instances
+ */
+export const actAsDenied = (account: string, user: string): GceError =>
+  new GceError(
+    400,
+    'badRequest',
+    `The user does not have access to service account '${account}'. User: '${user}'. ` +
+      'Ask a project owner to grant you the iam.serviceAccountUser role on the service account',
+  );
 /** The JSON decoder's answer to a value of the wrong type (`Invalid value at 'resource.name' (TYPE_STRING), 5`). */
 export const badType = (at: string, protoType: string, value: unknown): GceError =>
   new GceError(400, 'invalid', `Invalid value at '${at}' (${protoType}), ${JSON.stringify(value)}`, {

@@ -2,8 +2,9 @@
  * Who may do what in the sandbox project, read from the documents a user applies
  * (docs/permissions/gcp/): the launcher's two custom roles (launcher-role.yaml granted with the
  * IAM condition launcher-condition.txt, launcher-list-role.yaml without one), the VM's role
- * (vm-role.yaml with vm-delete-condition.txt) and the workload identity provider's attribute
- * condition (workload-identity-condition.txt). The fake reads these very files, so a run under
+ * (vm-role.yaml with vm-delete-condition.txt), the launcher's binding on the VM's service account
+ * (service-account-user.yaml) and the workload identity provider's attribute condition
+ * (workload-identity-condition.txt). The fake reads these very files, so a run under
  * them proves them.
  *
  * Conditions are CEL, of which this evaluates the subset the documents use: `resource.name`,
@@ -237,9 +238,42 @@ function readCondition(file: string, roots: readonly string[]): Condition {
   return compileCondition(fs.readFileSync(path.join(POLICY_DIR, file), 'utf8'), file, roots);
 }
 
+/**
+ * A binding on a service account (service-account-user.yaml): its members may act as it
+ * (`iam.serviceAccounts.actAs`). `account` and the members are the document's placeholders
+ * (`RUNNER_VM`, `serviceAccount:LAUNCHER`), which the README's commands replace.
+ */
+export interface ActAsBinding {
+  account: string;
+  members: readonly string[];
+}
+
+/**
+ * The roles that hold iam.serviceAccounts.actAs, of those a binding on a service account may
+ * name: roles/iam.serviceAccountUser ("Service account user role",
+ * https://cloud.google.com/iam/docs/service-account-permissions#user-role). Any other role refuses
+ * to load, so the document cannot name one the fake would not know.
+ */
+const ACT_AS_ROLES = new Set(['roles/iam.serviceAccountUser']);
+
+function readActAs(file: string): ActAsBinding {
+  const doc = parse(fs.readFileSync(path.join(POLICY_DIR, file), 'utf8')) as Record<string, unknown> | null;
+  const resource = typeof doc?.resource === 'string' ? /^serviceAccounts\/([A-Z_]+)$/.exec(doc.resource) : null;
+  const members = doc?.members;
+  if (!resource || !Array.isArray(members) || members.some((m) => typeof m !== 'string')) {
+    throw new Error(`${file}: expected resource: serviceAccounts/ACCOUNT, a role and a list of members`);
+  }
+  if (!ACT_AS_ROLES.has(String(doc?.role))) {
+    throw new Error(`${file}: the sandbox knows no role ${String(doc?.role)} on a service account`);
+  }
+  return { account: resource[1]!, members: members as string[] };
+}
+
 export interface Policies {
   launcher: Binding[];
   vm: Binding[];
+  /** Who may start VMs as which service account (instances.insert with serviceAccounts). */
+  actAs: ActAsBinding[];
   /** The provider's attribute condition, for the repository given. */
   workloadIdentity: (repository: string) => Condition;
 }
@@ -265,6 +299,7 @@ export function loadPolicies(): Policies {
         condition: readCondition('vm-delete-condition.txt', RESOURCE_ROOTS),
       },
     ],
+    actAs: [readActAs('service-account-user.yaml')],
     workloadIdentity: (repository) =>
       compileCondition(wif.replaceAll('OWNER/REPO', repository), 'workload-identity-condition.txt', ['assertion.*']),
   };

@@ -59,8 +59,13 @@ export interface GceProjectSettings {
    * ("Organization policy constraints", https://cloud.google.com/resource-manager/docs/organization-policy/org-policy-constraints).
    */
   denyExternalIp: boolean;
-  /** Permissions taken out of the deployer's roles (narrower than docs/permissions/gcp/). */
+  /**
+   * Permissions taken out of the deployer's roles (narrower than docs/permissions/gcp/);
+   * `iam.serviceAccounts.actAs` takes away its binding on the VM's account (service-account-user.yaml).
+   */
   deployerLacks: string[];
+  /** Accounts besides the documented one that the deployer was also granted roles/iam.serviceAccountUser on. */
+  deployerActsAs: string[];
   /** The repository that workload-identity-condition.txt names (`OWNER/REPO`) in the provider. */
   wifRepository: string;
 }
@@ -69,6 +74,7 @@ export const DEFAULT_PROJECT_SETTINGS: GceProjectSettings = {
   noDefaultNetwork: false,
   denyExternalIp: false,
   deployerLacks: [],
+  deployerActsAs: [],
   wifRepository: 'octo-org/ml',
 };
 

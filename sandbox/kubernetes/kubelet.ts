@@ -248,16 +248,30 @@ export class Kubelet {
 
     for (const container of containers) {
       if (!(await this.pull(run, container))) return this.finishStopped(run);
-      for (;;) {
-        const problem = this.configProblem(run, container);
-        if (!problem) break;
-        this.setWaiting(run, container.name, 'CreateContainerConfigError', problem);
-        this.event(run, 'Warning', 'Failed', `Error: ${problem}`, container.name);
-        await this.pause(run, this.secondMs);
-        if (!this.alive(run)) return this.finishStopped(run);
-      }
-      this.start(run, container);
+      if (!(await this.startConfigured(run, container))) return this.finishStopped(run);
     }
+  }
+
+  /**
+   * Starts a container once its config resolves; false when the pod stopped first. The config
+   * (secretKeyRef values) is read at every start, a restart too: a running container keeps the
+   * environment it started with after its Secret is deleted
+   * (https://kubernetes.io/docs/concepts/configuration/secret/: a container sees a Secret's change
+   * in its environment only when restarted; https://github.com/kubernetes/kubernetes/issues/86642,
+   * a pod still Running after its Secret was deleted), but a restart then waits in
+   * CreateContainerConfigError `secret "NAME" not found` (https://github.com/Shopify/krane/pull/886).
+   */
+  private async startConfigured(run: PodRun, container: Json): Promise<boolean> {
+    for (;;) {
+      const problem = this.configProblem(run, container);
+      if (!problem) break;
+      this.setWaiting(run, container.name, 'CreateContainerConfigError', problem);
+      this.event(run, 'Warning', 'Failed', `Error: ${problem}`, container.name);
+      await this.pause(run, this.secondMs);
+      if (!this.alive(run)) return false;
+    }
+    this.start(run, container);
+    return true;
   }
 
   /** Nothing will run any more: the pod ends (if it had not) and may be removed. */
@@ -541,9 +555,8 @@ export class Kubelet {
         `Back-off restarting failed container ${crun.name} in pod ${run.name}_${run.namespace}(${run.uid})`,
         crun.name,
       );
-      void this.pause(run, backoff * this.secondMs).then(() => {
-        if (this.alive(run)) this.start(run, container);
-        else this.finishStopped(run);
+      void this.pause(run, backoff * this.secondMs).then(async () => {
+        if (!this.alive(run) || !(await this.startConfigured(run, container))) this.finishStopped(run);
       });
       return;
     }

@@ -158,6 +158,8 @@ async function writeEndSummary(spec: LaunchSpec, ctx: RunContext, report: EndRep
   const rows = [
     ...report.machines.map((m) => [`machine ${plain(m.id)}`, plain(m.runnerName), m.result, plain(m.reason)]),
     ...report.registrations.map((r) => [`registration ${r.id}`, plain(r.name), r.result, plain(r.reason)]),
+    // A resource belongs to no one runner: every machine of its launch used it.
+    ...report.resources.map((r) => [`${plain(r.kind)} ${plain(r.id ?? r.name)}`, 'all', r.result, plain(r.reason)]),
   ];
   const summary = core.summary.addHeading(heading, 3);
   if (rows.length === 0) summary.addRaw('Nothing to end.');
@@ -172,5 +174,6 @@ async function writeEndSummary(spec: LaunchSpec, ctx: RunContext, report: EndRep
       ...rows,
     ]);
   core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
+  for (const r of report.resources) core.info(`${r.kind} ${r.id ?? r.name}: ${r.result}`);
   await summary.write();
 }

@@ -3,7 +3,7 @@ import { type CloudSpec, descriptorOf, loadCloud } from '../clouds/index.js';
 import { errorMessage } from '../errors.js';
 import { realClock } from '../retry.js';
 import { GitHubForge } from '../forge/github.js';
-import { pending } from '../ledger.js';
+import { nothingPending, pending } from '../ledger.js';
 import { endLedger } from '../lifecycle/index.js';
 import { runContext } from './context.js';
 import { actionsLog } from './core-log.js';
@@ -16,12 +16,13 @@ import { loadLedger } from './state.js';
 export async function runPost(): Promise<void> {
   try {
     const ledger = loadLedger();
-    if (!ledger || (ledger.machines.length === 0 && ledger.registrations.length === 0)) {
+    const { machines, registrations, resources } = ledger ?? { machines: [], registrations: [] };
+    if (!ledger || machines.length + registrations.length + (resources ?? []).length === 0) {
       core.info('Nothing was created; nothing to clean up.');
       return;
     }
     const todo = pending(ledger);
-    if (todo.machines.length === 0 && todo.registrations.length === 0) {
+    if (nothingPending(todo)) {
       core.info(
         ledger.keep.length > 0
           ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; ` +
@@ -44,6 +45,7 @@ export async function runPost(): Promise<void> {
       const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
       const report = await endLedger(ledger, { cloud, forge, log: actionsLog });
       core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
+      for (const r of report.resources) core.info(`${r.kind} ${r.id ?? r.name}: ${r.result}`);
     });
   } catch (err) {
     core.setFailed(errorMessage(err));

@@ -33,6 +33,8 @@ export interface StartupSettings {
   userScript?: string;
   /** A directory in the image holding an unpacked runner, used when its version matches. */
   runnerCache?: string;
+  /** On a VM, the runner's unprivileged user may use sudo without a password. */
+  sudo?: boolean;
   /**
    * Watch the cloud's spot interruption notice and stop the runner when it comes, so that its
    * job fails with the runner's shutdown message. `aws`: the EC2 instance metadata service.
@@ -46,21 +48,28 @@ export interface StartupSettings {
    * server, since a stopped instance keeps its disk; it powers off only if that is refused.
    */
   selfDelete?: { cloud: 'gcp' | 'azure'; apiUrl: string };
+  /**
+   * Where the machine reads its credential instead of the script. `azure-user-data`: the VM's
+   * user data (`credentialUserData`), which the launcher empties once the runner is online.
+   */
+  credentialFrom?: 'azure-user-data';
 }
 
 /** What a cloud adds to every startup script it launches. */
-export type CloudScriptSettings = Pick<StartupSettings, 'spotNotice' | 'selfDelete'>;
+export type CloudScriptSettings = Pick<StartupSettings, 'spotNotice' | 'selfDelete' | 'credentialFrom'>;
 
 const TEMPLATE = readFileSync(new URL('./startup.sh', import.meta.url), 'utf8');
 
 export function renderStartupScript(s: StartupSettings): string {
+  const credential = s.credentialFrom ? undefined : s.credential;
   const settings: Record<string, string | undefined> = {
     RUNNER_NAME: s.runnerName,
     RUNNER_LABELS: s.labels.join(','),
     RUNNER_URL: s.url,
     RUNNER_GROUP: s.group,
-    RUNNER_JITCONFIG: s.credential && 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
-    RUNNER_TOKEN: s.credential && 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
+    RUNNER_JITCONFIG: credential && 'jitConfig' in credential ? credential.jitConfig : undefined,
+    RUNNER_TOKEN: credential && 'registrationToken' in credential ? credential.registrationToken : undefined,
+    CREDENTIAL_FROM: s.credentialFrom,
     CONTAINER: s.container ? '1' : undefined,
     IDLE_TIMEOUT: String(s.idleTimeoutSeconds),
     MAX_LIFETIME: String(s.maxLifetimeSeconds),
@@ -71,6 +80,7 @@ export function renderStartupScript(s: StartupSettings): string {
     USER_SCRIPT: s.userScript,
     RUNNER_VERSION: s.downloads.version,
     RUNNER_CACHE: s.runnerCache,
+    RUNNER_SUDO: s.sudo ? 'true' : undefined,
     SPOT_NOTICE: s.spotNotice,
     SELF_DELETE: s.selfDelete?.cloud,
     COMPUTE_API_URL: s.selfDelete?.apiUrl,
@@ -80,4 +90,10 @@ export function renderStartupScript(s: StartupSettings): string {
   const block = Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(''), 'utf8').toString('base64');
   const lines = block.match(/.{1,76}/g) ?? [];
   return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
+}
+
+/** The credential as the script reads it from elsewhere: base64 of one pair, key NUL value NUL. */
+export function credentialUserData(c: RunnerCredential): string {
+  const [key, value] = 'jitConfig' in c ? ['RUNNER_JITCONFIG', c.jitConfig] : ['RUNNER_TOKEN', c.registrationToken];
+  return Buffer.from(`${key}\0${value}\0`, 'utf8').toString('base64');
 }

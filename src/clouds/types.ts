@@ -28,8 +28,9 @@ export interface MachineRequest {
   /** Idempotency key recorded before the create call, so an interrupted create can be found. */
   clientToken: string;
   /**
-   * The runner's credential. A VM gets it inside `startupScript`; a container cloud keeps it
-   * out of the script and hands it over apart (a Kubernetes Secret).
+   * The runner's credential. A VM gets it inside `startupScript`, unless its cloud's
+   * `credentialFrom` names another way (Azure user data); a container cloud keeps it out of the
+   * script and hands it over apart (a Kubernetes Secret).
    */
   credential: RunnerCredential;
   /** The runner version the launch resolved, for images tagged by it. */
@@ -88,15 +89,16 @@ export interface Cloud {
   /** Region, or for Kubernetes the namespace. Post finds the machines again with it. */
   readonly region: string;
   /**
-   * `vm`: the startup script carries the credential and ends with a shutdown. `container`: the
-   * script is the container's command, reads the credential from its environment and exits.
+   * `vm`: the startup script carries the credential (or says where to read it) and ends with a
+   * shutdown. `container`: the script is the container's command, reads the credential from its
+   * environment and exits.
    */
   readonly kind: 'vm' | 'container';
   /**
    * Resolves what every machine of this launch shares (image, zones, a dry run) before anything
    * exists. Only the prepared cloud can launch, so the order is in the types.
    */
-  prepare(spec: MachineSpec): Promise<PreparedCloud>;
+  prepare(spec: MachineSpec, resources?: ResourceRecorder): Promise<PreparedCloud>;
   /**
    * Every machine this action made for a repository, and for one run if `runId` is given: live
    * ones, and ended ones the cloud still shows (their tags name the runner whose registration
@@ -111,6 +113,32 @@ export interface Cloud {
   terminate(id: string): Promise<'terminated' | 'gone'>;
   /** Machines created with this client token, for a create whose answer never arrived. */
   findByClientToken(clientToken: string): Promise<string[]>;
+  /**
+   * What a launch made besides machines (an AWS security group), for a repository and for one run
+   * if `runId` is given; `inUse` when a machine that is not ending still uses it, `held` when
+   * only ending machines do (deleting it waits for them).
+   */
+  listResources?(filter: {
+    repo: string;
+    runId?: string;
+  }): Promise<Array<CloudResource & { inUse: boolean; held: boolean }>>;
+  /**
+   * Deletes one, after the machines that used it were ended: waits a bounded time while ending
+   * machines still hold it, then answers `in use`. One that is already gone counts as deleted.
+   */
+  deleteResource?(resource: CloudResource): Promise<'deleted' | 'gone' | 'in use'>;
+}
+
+/** A cloud resource a launch made besides machines; `id` is known once the create answered. */
+export interface CloudResource {
+  kind: string;
+  name: string;
+  id?: string;
+}
+
+/** Writes a resource down before the call that creates it; `created` records the cloud's id. */
+export interface ResourceRecorder {
+  add(kind: string, name: string): { created(id: string): void };
 }
 
 /** A cloud prepared for one launch spec. */

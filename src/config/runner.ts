@@ -20,6 +20,7 @@ export function parseRunner(read: InputReader, random: () => string = randomSuff
   const reuseIdle = bool('reuse-idle', input('reuse-idle') || 'false');
   const reuse = reuseIdle ? ('idle' as const) : reuseOnline ? ('online' as const) : undefined;
   const version = input('runner-version') || 'latest';
+  const sudo = bool('sudo', input('sudo') || 'false');
   const cache = input('runner-cache') || undefined;
   if (cache !== undefined && !/^\/[A-Za-z0-9._/-]*$/.test(cache)) {
     throw new InputError(
@@ -42,6 +43,7 @@ export function parseRunner(read: InputReader, random: () => string = randomSuff
     group,
     version,
     allowPartial,
+    sudo,
     ...(cache ? { cache } : {}),
     ...(reuse ? { reuse } : {}),
   };

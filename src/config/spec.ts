@@ -44,6 +44,8 @@ export interface RunnerSpec {
   allowPartial: boolean;
   /** Skip launching when a matching runner is online (`online`), or online and idle (`idle`). */
   reuse?: 'online' | 'idle';
+  /** On a VM, the runner's user may use sudo without a password (it is never root itself). */
+  sudo: boolean;
 }
 
 /** What every cloud's machine is asked for, in generic terms made native by the cloud's catalog. */

@@ -1,4 +1,4 @@
-import type { Cloud, ManagedMachine } from '../clouds/types.js';
+import type { Cloud, CloudResource, ManagedMachine } from '../clouds/types.js';
 import type { RunContext } from '../config.js';
 import { errorMessage } from '../errors.js';
 import type { Forge, ForgeRunner } from '../forge/types.js';
@@ -12,7 +12,8 @@ import { CONCURRENCY, runLabel } from './common.js';
  * - `endLedger`: everything one launch's ledger names (post, and main after a failed launch);
  * - `endRun`: `mode: cleanup`, everything one workflow run launched, found by its tags and label;
  * - `sweep`: `mode: sweep`, whatever the repository left behind past its time.
- * Each ends machines first (so runners stop taking jobs), then registrations; "already gone" is
+ * Each ends machines first (so runners stop taking jobs), then what the machines used besides
+ * (a launch's AWS security group: `left` while a machine still holds it), then registrations; "already gone" is
  * success; every step is tried and failures are reported together. The cloud and the forge retry
  * their own calls: nothing here retries them again.
  */
@@ -28,6 +29,32 @@ export interface EndDeps {
 export interface EndReport {
   machines: Array<{ id: string; runnerName: string; reason: string; result: 'terminated' | 'gone' }>;
   registrations: Array<{ name: string; id?: number; reason: string; result: 'deleted' | 'gone' }>;
+  /** `left`: a machine still used it when the cloud stopped waiting; cleanup or sweep ends it later. */
+  resources: Array<CloudResource & { reason: string; result: 'deleted' | 'gone' | 'left' }>;
+}
+
+/** Deletes each resource after the machines ended; one still in use is reported as left, not as a failure. */
+async function endResources(
+  targets: ReadonlyArray<{ resource: CloudResource; reason: string }>,
+  deps: EndDeps,
+  errors: string[],
+): Promise<EndReport['resources']> {
+  const report: EndReport['resources'] = [];
+  const remove = deps.cloud.deleteResource?.bind(deps.cloud);
+  if (!remove) return report;
+  await mapLimited(targets, CONCURRENCY, async ({ resource, reason }) => {
+    const which = `${resource.kind} ${resource.id ?? resource.name}`;
+    try {
+      const answer = await remove(resource);
+      const result = answer === 'in use' ? 'left' : answer;
+      report.push({ ...resource, reason, result });
+      if (result === 'left') deps.log.warning(`${which} is still in use; mode: cleanup or sweep ends it later`);
+      else deps.log.info(`${which}: ${result}; ${reason}`);
+    } catch (err) {
+      errors.push(`${which}: ${errorMessage(err)}`);
+    }
+  });
+  return report;
 }
 
 /**
@@ -37,7 +64,7 @@ export interface EndReport {
  */
 export async function endLedger(data: LedgerData, deps: EndDeps): Promise<EndReport> {
   const { cloud, forge, log } = deps;
-  const report: EndReport = { machines: [], registrations: [] };
+  const report: EndReport = { machines: [], registrations: [], resources: [] };
   const errors: string[] = [];
   const todo = pending(data);
   const reason = 'named by the launch';
@@ -57,6 +84,12 @@ export async function endLedger(data: LedgerData, deps: EndDeps): Promise<EndRep
       }
     }),
   );
+  const resources = todo.resources.map(({ kind, name, id }) => ({
+    resource: { kind, name, ...(id ? { id } : {}) },
+    reason,
+  }));
+  // A machine that could not be ended still holds what it uses: those wait for the next cleanup.
+  if (errors.length === 0) report.resources = await endResources(resources, deps, errors);
 
   let listing: Promise<ForgeRunner[]> | undefined;
   const idOf = async (name: string): Promise<number | undefined> => {
@@ -100,11 +133,25 @@ export async function endRun(ctx: RunContext, deps: EndDeps): Promise<EndReport>
   const names = new Set(machines.map((m) => m.runnerName));
   const targets = machines.filter((m) => m.state !== 'gone').map((machine) => ({ machine, reason }));
   const ended = await endMachines(targets, deps);
+  const made = (await deps.cloud.listResources?.({ repo: ctx.repository, runId: ctx.runId })) ?? [];
+  // One that a live machine (not ending) still uses is left at once: waiting would not free it.
+  const resources = await endResources(
+    made.filter((r) => !r.inUse).map(({ inUse: _, held: __, ...resource }) => ({ resource, reason })),
+    deps,
+    ended.errors,
+  );
+  for (const { inUse: _, held: __, ...r } of made.filter((m) => m.inUse)) {
+    resources.push({ ...r, reason, result: 'left' });
+  }
   const runners = await deps.forge.runners();
   const registrations = runners
     .filter((r) => r.labels.some((l) => l.toLowerCase() === label) || names.has(r.name))
     .map((runner) => ({ runner, reason }));
-  return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
+  return {
+    machines: ended.report,
+    registrations: await endRegistrations(registrations, deps, ended.errors),
+    resources,
+  };
 }
 
 /**
@@ -114,7 +161,8 @@ export async function endRun(ctx: RunContext, deps: EndDeps): Promise<EndReport>
  * a run label, `cml-run-<run id>`, or are named by a machine this action tagged) unless a live
  * machine still belongs to them. Other tools' runners, even named `cml-...`, are left alone. At
  * organisation scope a run label does not say which repository launched the runner, so only
- * registrations named by this repository's machines are ended there.
+ * registrations named by this repository's machines are ended there. Resources the action made
+ * for the repository (AWS security groups) are deleted once no machine, ending ones included, uses them.
  */
 /** The label only this action's runners carry: `cml-run-` and a workflow run id. */
 const RUN_LABEL = /^cml-run-\d+$/i;
@@ -132,6 +180,13 @@ export async function sweep(ctx: RunContext, graceSeconds: number, deps: EndDeps
     else protectedNames.add(m.runnerName);
   }
   const ended = await endMachines(targets, deps);
+  // Only what no machine holds, ending ones included: a group a machine ending now still holds
+  // is the next sweep's, so a sweep never waits.
+  const made = (await deps.cloud.listResources?.({ repo: ctx.repository })) ?? [];
+  const unused = made
+    .filter((r) => !r.inUse && !r.held)
+    .map(({ inUse: _, held: __, ...resource }) => ({ resource, reason: 'unused' }));
+  const resources = await endResources(unused, deps, ended.errors);
   const ours = new Set(machines.map((m) => m.runnerName));
   const repoWide = deps.forge.scope.kind === 'repo';
   const registrations = runners
@@ -139,7 +194,11 @@ export async function sweep(ctx: RunContext, graceSeconds: number, deps: EndDeps
     // A `cml-` name alone proves nothing: CML itself and other tools name their runners so.
     .filter((r) => ours.has(r.name) || (repoWide && r.labels.some((l) => RUN_LABEL.test(l))))
     .map((runner) => ({ runner, reason: 'offline' }));
-  return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
+  return {
+    machines: ended.report,
+    registrations: await endRegistrations(registrations, deps, ended.errors),
+    resources,
+  };
 }
 
 /** Why sweep ends a machine, or undefined when it is still in use or within its grace period. */

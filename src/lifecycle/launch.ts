@@ -7,7 +7,7 @@ import type { Cloud, Machine, MachineStatus, PreparedCloud } from '../clouds/typ
 import type { LaunchSpec, RunContext } from '../config.js';
 import { CloudError, ForgeError, StartupTimeoutError, errorMessage, isFallback } from '../errors.js';
 import type { Forge, ForgeRunner, RunnerDownloads } from '../forge/types.js';
-import { Ledger, type LedgerData, pending } from '../ledger.js';
+import { Ledger, type LedgerData, nothingPending, pending } from '../ledger.js';
 import type { Log } from '../log.js';
 import { type Clock, mapLimited, realClock } from '../retry.js';
 import { CANCELLED, CONCURRENCY, LAUNCH_LABEL, newLaunchLabel, runLabel, stopIfCancelled } from './common.js';
@@ -154,7 +154,7 @@ class Launch {
   prepare(): Promise<Prepared> {
     const preparing = Promise.all([
       this.deps.forge.downloads(this.spec.runner.version),
-      this.deps.cloud.prepare(this.spec.machine),
+      this.deps.cloud.prepare(this.spec.machine, this.ledger.recorder),
     ]).then(([downloads, cloud]) => ({
       downloads,
       cloud,
@@ -255,6 +255,7 @@ class Launch {
       downloads: ready.downloads,
       userScript: spec.machine.startupScript,
       runnerCache: spec.runner.cache,
+      sudo: spec.runner.sudo,
       ...ready.cloud.scriptSettings,
     });
     return { script, credential, version: ready.downloads.version };
@@ -412,11 +413,10 @@ class Launch {
    */
   private async endAllBut(keep: readonly string[]): Promise<void> {
     this.ledger.finish(keep);
-    const todo = pending(this.ledger.data);
-    if (todo.machines.length === 0 && todo.registrations.length === 0) return;
+    if (nothingPending(pending(this.ledger.data))) return;
     try {
-      await endLedger(this.ledger.data, this.deps);
-      this.ledger.markEnded();
+      const report = await endLedger(this.ledger.data, this.deps);
+      this.ledger.markEnded(new Set(report.resources.filter((r) => r.result === 'left').map((r) => r.name)));
     } catch (err) {
       this.deps.log.warning(`Post will retry the cleanup: ${errorMessage(err)}`);
     }

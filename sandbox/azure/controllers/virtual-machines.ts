@@ -1,6 +1,7 @@
 /**
  * Virtual machines: the PUT (201 + an async operation that ends after `vmLroMs`, when the VM's
- * machine boots its customData), GET, instanceView, boot diagnostics (the serial log as a SAS
+ * machine boots its customData), the PATCH of its userData, GET (userData only with
+ * `$expand=userData`), instanceView, boot diagnostics (the serial log as a SAS
  * blob URL), the end of a VM (its group deleted, or a Spot eviction).
  * https://learn.microsoft.com/rest/api/compute/virtual-machines
  */
@@ -17,6 +18,7 @@ import {
   ASYNC_VM_FAULTS,
   ArmError,
   type VmSpec,
+  checkUserData,
   checkVmPut,
   invalid,
   ref,
@@ -65,7 +67,7 @@ export function putVm(store: AzureStore, g: Group, name: string, body: J, fault:
 }
 
 function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec): Vm {
-  const { location, props: p, os, size, priority, customData, image, osDisk, nics, security } = spec;
+  const { location, props: p, os, size, priority, customData, userData, image, osDisk, nics, security } = spec;
   const id = `/subscriptions/${store.sub}/resourceGroups/${g.name}/providers/${TYPE}/${name}`;
   const vmId = uuid();
   const principalId = (body.identity as J | undefined)?.type === 'SystemAssigned' ? uuid() : undefined;
@@ -81,6 +83,8 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
       ...p,
       securityProfile: securityProfileOf(security),
       osProfile: { ...os, customData: undefined, adminPassword: undefined },
+      // Kept apart: ARM's GET shows it only when asked ($expand=userData).
+      userData: undefined,
       vmId,
       provisioningState: 'Creating',
       timeCreated: new Date().toISOString(),
@@ -106,6 +110,8 @@ function newVm(store: AzureStore, g: Group, name: string, body: J, spec: VmSpec)
     ...(osDisk.deleteOption !== undefined ? { osDiskDeleteOption: String(osDisk.deleteOption) } : {}),
     ...(nicDelete !== undefined ? { nicDeleteOption: String(nicDelete) } : {}),
     ...(customData !== undefined ? { customData } : {}),
+    ...(userData ? { userData } : {}),
+    userDataUpdates: 0,
     tags: { ...((body.tags as Record<string, string> | undefined) ?? {}) },
     provisioningState: 'Creating',
     powerState: 'starting',
@@ -208,6 +214,45 @@ export function endVm(store: AzureStore, vm: Vm, reason: NonNullable<AzureVm['en
   vm.powerState = 'deleted';
   if (vm.principalId) store.assignments = store.assignments.filter((a) => a.principalId !== vm.principalId);
   void vm.machine?.kill();
+}
+
+/**
+ * `GET .../virtualMachines/{vm}`: the model view; `userData` only with `$expand=userData`, the one
+ * way to read it from outside the VM.
+ * https://learn.microsoft.com/azure/virtual-machines/user-data#retrieving-user-data
+ */
+export function getVm(vm: Vm, q: URLSearchParams): Reply {
+  const body = structuredClone(vm.body);
+  if (lower(q.get('$expand') ?? '') === 'userdata') (body.properties as J).userData = vm.userData ?? '';
+  return { status: 200, json: body };
+}
+
+/**
+ * `PATCH .../virtualMachines/{vm}` with `properties.userData`: changes the user data of a running
+ * VM without stopping or rebooting it; an empty string deletes it. 200 with the VM and an async
+ * operation, as ARM answers an update. The fake updates nothing else.
+ * https://learn.microsoft.com/azure/virtual-machines/user-data#updating-user-data
+ */
+export function patchVm(store: AzureStore, vm: Vm, body: J): Reply {
+  const props = (body.properties ?? {}) as J;
+  const other = [...Object.keys(body).filter((k) => k !== 'properties'), ...Object.keys(props)].filter(
+    (k) => k !== 'userData',
+  );
+  if (other.length > 0)
+    throw new ArmError(409, 'Conflict', `The fake updates a VM's userData only, not ${other.join(', ')}.`);
+  const userData = checkUserData(props.userData);
+  if (userData !== undefined) {
+    vm.userData = userData;
+    vm.userDataUpdates++;
+  }
+  const asyncUrl = startOp(store, 'Microsoft.Compute', vm.location, store.config.lroMs, () => ({
+    status: 'Succeeded',
+  }));
+  return {
+    status: 200,
+    json: structuredClone(vm.body),
+    headers: { 'azure-asyncoperation': asyncUrl, 'retry-after': store.config.retryAfter },
+  };
 }
 
 export function vmIn(g: Group, name: string): Vm | undefined {

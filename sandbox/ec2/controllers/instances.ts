@@ -60,6 +60,7 @@ const INSTANCE_FILTERS: Record<string, (i: Ec2Instance, values: string[]) => boo
   'reservation-id': (i, v) => anyMatch(v, i.reservationId),
   'subnet-id': (i, v) => anyMatch(v, i.subnetId),
   'vpc-id': (_i, v) => anyMatch(v, VPC_ID),
+  'instance.group-id': (i, v) => i.securityGroups.some((g) => anyMatch(v, g)),
   'availability-zone': (i, v) => anyMatch(v, i.availabilityZone),
   'instance-lifecycle': (i, v) => anyMatch(v, i.market === 'spot' ? 'spot' : undefined),
   'tag-key': (i, v) => Object.keys(i.tags).some((k) => anyMatch(v, k)),
@@ -104,7 +105,10 @@ export function describeInstances(store: Ec2Store, p: Params, ctx: Ec2Context): 
     if (r) r.insts.push(i);
     else reservations.push({ id: i.reservationId, insts: [i] });
   }
-  return items('reservationSet', reservations, (r) => reservationXml(r.id, r.insts)) + t('nextToken', next);
+  return (
+    items('reservationSet', reservations, (r) => reservationXml(r.id, r.insts, (id) => store.groupName(id))) +
+    t('nextToken', next)
+  );
 }
 
 export function terminateInstances(store: Ec2Store, p: Params, ctx: Ec2Context): string {
@@ -128,6 +132,60 @@ export function terminateInstances(store: Ec2Store, p: Params, ctx: Ec2Context):
       t('instanceId', inst.id) +
       n('currentState', t('code', STATE_CODES[inst.state]) + t('name', inst.state)) +
       n('previousState', t('code', STATE_CODES[previous]) + t('name', previous)),
+  );
+}
+
+/** How long a metadata options change takes to apply on a running instance. */
+const METADATA_APPLY_MS = 50;
+
+/**
+ * ModifyInstanceMetadataOptions (EC2 API reference, read 2026-12-08:
+ * https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyInstanceMetadataOptions.html):
+ * on a running instance the answer's state is `pending`, and the change applies later (then
+ * DescribeInstances shows `applied`); until then the metadata service answers as before. A
+ * parameter left out keeps its value. IAM: ec2:ModifyInstanceMetadataOptions on the instance,
+ * with its tags as `ec2:ResourceTag/*`.
+ */
+export function modifyInstanceMetadataOptions(store: Ec2Store, p: Params, ctx: Ec2Context): string {
+  const id = str(p, 'InstanceId');
+  if (!id) throw new Ec2Error('MissingParameter', 'The request must contain the parameter InstanceId');
+  const [inst] = findInstances(store, [id], ctx.region);
+  ctx.authorize(onInstances('ModifyInstanceMetadataOptions', [inst!], ctx.region));
+  dryRun(p);
+  const now = inst!.metadataChange ?? inst!.metadataOptions;
+  const httpEndpoint = str(p, 'HttpEndpoint') ?? now.httpEndpoint;
+  if (httpEndpoint !== 'enabled' && httpEndpoint !== 'disabled') {
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${httpEndpoint}' for HttpEndpoint. Valid values are enabled, disabled.`,
+    );
+  }
+  const httpTokens = str(p, 'HttpTokens') ?? now.httpTokens;
+  if (httpTokens !== 'optional' && httpTokens !== 'required') {
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${httpTokens}' for HttpTokens. Valid values are optional, required.`,
+    );
+  }
+  const hops = int(str(p, 'HttpPutResponseHopLimit'), 'HttpPutResponseHopLimit') ?? now.httpPutResponseHopLimit;
+  const change = { httpTokens, httpPutResponseHopLimit: hops, httpEndpoint } as Ec2Instance['metadataOptions'];
+  inst!.metadataChange = change;
+  store.timers.later(METADATA_APPLY_MS, () => {
+    if (inst!.metadataChange !== change) return;
+    inst!.metadataOptions = change;
+    delete inst!.metadataChange;
+  });
+  return (
+    t('instanceId', inst!.id) +
+    n(
+      'instanceMetadataOptions',
+      t('state', 'pending') +
+        t('httpTokens', change.httpTokens) +
+        t('httpPutResponseHopLimit', change.httpPutResponseHopLimit) +
+        t('httpEndpoint', change.httpEndpoint) +
+        t('httpProtocolIpv6', 'disabled') +
+        t('instanceMetadataTags', 'disabled'),
+    )
   );
 }
 

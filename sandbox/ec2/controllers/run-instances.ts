@@ -42,10 +42,16 @@ export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): strin
       return reservationXml(
         prior.reservationId,
         prior.instanceIds.map((id) => store.byId.get(id)!),
+        (id) => store.groupName(id),
       );
     }
   }
-  const spec = launchSpec(p, imageId, (type) => store.spotPrice(type));
+  const spec = launchSpec(
+    p,
+    imageId,
+    (type) => store.spotPrice(type),
+    (id) => store.groupVpc(id, ctx.region),
+  );
   ctx.authorize(launchRequests(spec, ctx.region));
   dryRun(p);
   if (!offered(ctx.region, spec.instanceType)) throw new Ec2Error('Unsupported', UNSUPPORTED_CONFIGURATION);
@@ -72,7 +78,7 @@ export function runInstances(store: Ec2Store, p: Params, ctx: Ec2Context): strin
       instanceIds: created.map((i) => i.id),
     });
   }
-  return reservationXml(reservationId, created);
+  return reservationXml(reservationId, created, (id) => store.groupName(id));
 }
 
 /**

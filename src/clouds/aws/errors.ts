@@ -83,6 +83,9 @@ const KNOWN: Record<string, { kind: ErrorKind; advice: string }> = {
   InvalidParameterValue: { kind: 'permanent', advice: 'Check the type, image, aws-instance-profile and tags inputs.' },
   ParameterNotFound: { kind: 'permanent', advice: 'Check the image input and the region.' },
   AccessDeniedException: { kind: 'permanent', advice: 'The credentials need ssm:GetParameter on public parameters.' },
+  'InvalidGroup.Duplicate': { kind: 'permanent', advice: '' },
+  /** A security group still used by an instance (one shutting down too): deleting it waits. */
+  DependencyViolation: { kind: 'permanent', advice: 'An instance still uses the security group.' },
   /** An instance id EC2 no longer knows: terminated long ago. */
   'InvalidInstanceID.NotFound': { kind: 'gone', advice: '' },
 };

@@ -5,6 +5,7 @@ import {
   DescribeInstancesCommand,
   EC2Client,
   GetConsoleOutputCommand,
+  ModifyInstanceMetadataOptionsCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
   type BlockDeviceMapping,
@@ -21,6 +22,7 @@ import { TAG, managedFromTags } from '../tags.js';
 import type {
   Cloud,
   CloudContext,
+  CloudResource,
   Machine,
   MachineRequest,
   MachineState,
@@ -28,9 +30,11 @@ import type {
   ManagedMachine,
   Placement,
   PreparedCloud,
+  ResourceRecorder,
 } from '../types.js';
 import { AWS_IMAGE_PARAMETERS, awsArchitecture } from './catalog.js';
 import { awsError, awsRefusal, awsRetryAfterMs } from './errors.js';
+import { LaunchGroups } from './groups.js';
 import type { AwsOptions } from './options.js';
 
 /**
@@ -41,7 +45,10 @@ import type { AwsOptions } from './options.js';
  *
  * IAM actions called: ec2:RunInstances, ec2:CreateTags (tags at launch), ec2:DescribeImages,
  * ec2:DescribeInstanceTypeOfferings, ec2:DescribeInstances, ec2:GetConsoleOutput,
- * ec2:TerminateInstances, ssm:GetParameter, and iam:PassRole when aws-instance-profile is given.
+ * ec2:TerminateInstances, ec2:ModifyInstanceMetadataOptions, ssm:GetParameter, and iam:PassRole
+ * when aws-instance-profile is given; without aws-security-group, the launch's own group
+ * (groups.ts): ec2:DescribeSubnets or ec2:DescribeVpcs, ec2:CreateSecurityGroup with
+ * ec2:CreateTags, ec2:DescribeSecurityGroups, ec2:DeleteSecurityGroup.
  * A spot launch needs iam:CreateServiceLinkedRole for spot.amazonaws.com once per account (EC2
  * creates the AWSServiceRoleForEC2Spot role on the first one). The documented policy
  * (docs/permissions/aws/) allows launching and tagging only resources tagged `cml-runner:managed`
@@ -119,6 +126,7 @@ export class AwsCloud implements Cloud {
   private readonly ssm: SSMClient;
   private readonly policy: CallPolicy;
   private spotRoleAdvised = false;
+  private readonly groups: LaunchGroups;
 
   constructor(
     private readonly options: AwsOptions,
@@ -132,20 +140,22 @@ export class AwsCloud implements Cloud {
       retryAfterMs: awsRetryAfterMs,
       baseMs: 250,
     };
+    this.groups = new LaunchGroups(this.ec2, (action, fn) => this.call(action, fn), ctx, region);
   }
 
   private call<T>(action: string, fn: () => Promise<T>): Promise<T> {
     return cloudCall(this.ctx, this.policy, action, fn);
   }
 
-  async prepare(spec: MachineSpec): Promise<PreparedCloud> {
+  async prepare(spec: MachineSpec, resources?: ResourceRecorder): Promise<PreparedCloud> {
     const byArch = new Map<'x86_64' | 'arm64', string>();
     for (const type of spec.types) if (!byArch.has(awsArchitecture(type))) byArch.set(awsArchitecture(type), type);
     // The image and disk layout per architecture (a type list may mix x86_64 and arm64 types),
     // and which types the region offers, at once: the check adds no round trip.
     const images = new Map<string, PreparedImage>();
-    const [offered] = await Promise.all([
+    const [offered, vpc] = await Promise.all([
       this.offeredHere(spec.types),
+      this.options.securityGroup ? undefined : this.groups.vpcFor(this.options.subnets),
       ...[...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))),
     ]);
     const warnings: string[] = [];
@@ -159,13 +169,65 @@ export class AwsCloud implements Cloud {
       types = spec.types.filter((t) => offered.has(t));
       if (types.length === 0) throw await this.notOffered(spec.types);
     }
+    // The launch's own group is made with its first machine, so a launch refused before any
+    // machine leaves none; every machine of the launch shares it.
+    let group: Promise<string> | undefined;
+    const groupFor = (request: MachineRequest): Promise<string> | undefined => {
+      if (this.options.securityGroup) return undefined;
+      group ??= this.groups.create(vpc!, request.tags, resources);
+      return group;
+    };
     return {
       scriptSettings: spec.spot ? { spotNotice: 'aws' } : {},
       places: this.options.subnets.length > 0 ? this.options.subnets : [undefined],
       ...(types ? { types } : {}),
       warnings,
-      launch: (request, placement) => this.launch(spec, images, request, placement),
+      launch: async (request, placement) => {
+        const own = await groupFor(request);
+        return this.launch(spec, images, request, placement, own ?? this.options.securityGroup!);
+      },
+      online: (machine) => this.closeMetadata(machine),
     };
+  }
+
+  /**
+   * Turns the machine's metadata service off once its runner is online: the user data, which holds
+   * a reusable runner's registration token, cannot be changed while the instance runs
+   * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html: only a
+   * stopped instance's), and job code could read it there. Waits until EC2 says the change is
+   * applied (ModifyInstanceMetadataOptions answers `pending` first:
+   * https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyInstanceMetadataOptions.html).
+   * Left on when something on the machine still needs it: an instance profile's credentials, read
+   * by job code, and a spot machine's interruption notice, polled by the startup script.
+   */
+  private async closeMetadata(machine: Machine): Promise<void> {
+    if (this.options.instanceProfile || machine.spot) return;
+    await this.call('ec2:ModifyInstanceMetadataOptions', () =>
+      this.ec2.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: machine.id, HttpEndpoint: 'disabled' })),
+    );
+    const started = this.ctx.clock.now();
+    for (let wait = 200; ; wait = Math.min(wait * 2, 5_000)) {
+      const out = await this.call('ec2:DescribeInstances', () =>
+        this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [machine.id] }] })),
+      );
+      const options = out.Reservations?.[0]?.Instances?.[0]?.MetadataOptions;
+      if (options?.State === 'applied' && options.HttpEndpoint === 'disabled') return;
+      if (this.ctx.clock.now() - started > 60_000) {
+        throw new Error(`the metadata service of ${machine.id} was not turned off within a minute`);
+      }
+      await this.ctx.clock.sleep(wait, this.ctx.signal);
+    }
+  }
+
+  listResources(filter: {
+    repo: string;
+    runId?: string;
+  }): Promise<Array<CloudResource & { inUse: boolean; held: boolean }>> {
+    return this.groups.list(filter);
+  }
+
+  deleteResource(resource: CloudResource): Promise<'deleted' | 'gone' | 'in use'> {
+    return this.groups.delete(resource);
   }
 
   /** The types this region offers among `types`, or `unchecked` when the credentials may not ask. */
@@ -279,6 +341,7 @@ export class AwsCloud implements Cloud {
     images: ReadonlyMap<string, PreparedImage>,
     request: MachineRequest,
     placement: Placement,
+    securityGroup: string,
   ): Promise<Machine> {
     const { type, spot, where: subnet } = placement;
     const image = images.get(awsArchitecture(type));
@@ -303,7 +366,7 @@ export class AwsCloud implements Cloud {
         Tags: tags,
       })),
       SubnetId: subnet,
-      SecurityGroupIds: this.options.securityGroup ? [this.options.securityGroup] : undefined,
+      SecurityGroupIds: [securityGroup],
       IamInstanceProfile: this.instanceProfile(),
       InstanceMarketOptions: spot
         ? {

@@ -12,6 +12,7 @@ import {
 } from '@azure/identity';
 import { generateKeyPairSync } from 'node:crypto';
 import type { MachineSpec } from '../../config/spec.js';
+import { credentialUserData } from '../../bootstrap/render.js';
 import { CloudError } from '../../errors.js';
 import { mapLimited } from '../../retry.js';
 import { type CallPolicy, cloudCall, endedOrGone } from '../call.js';
@@ -71,6 +72,10 @@ interface LaunchImage {
  * startup script can delete the group (or deallocate the VM) when the runner is done: a stopped
  * Azure VM still bills. That role writes nothing, tags included, so a job on the VM cannot hide
  * its group from cleanup and sweep, which find groups by their tags and by their name prefix.
+ *
+ * The runner's credential is not in the custom data (the startup script), which cannot be changed
+ * after creation and which root on the VM can read back: it is the VM's user data, which the
+ * script reads from the instance metadata service and `online()` empties once the runner is up.
  */
 
 const DEFAULT_ARM = 'https://management.azure.com';
@@ -158,11 +163,26 @@ export class AzureCloud implements Cloud {
       scriptSettings: {
         selfDelete: { cloud: 'azure', apiUrl: this.arm },
         ...(spec.spot ? { spotNotice: 'azure' } : {}),
+        // The credential goes in the VM's user data, which online() empties; never in custom data.
+        credentialFrom: 'azure-user-data',
       },
       places: [undefined],
       warnings,
       launch: (request, placement) => this.launch(spec, prepared, request, placement, warnings),
+      online: (machine) => this.clearUserData(machine.id),
     };
+  }
+
+  /**
+   * Empties the VM's user data, which holds the runner's credential: any process on the VM can
+   * read it from the instance metadata service until then. A PATCH with an empty `userData`
+   * deletes it, without stopping or rebooting the VM.
+   * https://learn.microsoft.com/azure/virtual-machines/user-data#updating-user-data
+   */
+  private async clearUserData(group: string): Promise<void> {
+    await this.lro('virtualMachines.update', () =>
+      this.compute.virtualMachines.update(group, 'runner', { userData: '' }, POLL),
+    );
   }
 
   /** A read before the launch; without the right to make it, a warning and the launch goes on. */
@@ -329,7 +349,8 @@ export class AzureCloud implements Cloud {
       osProfile: {
         computerName: vmName,
         adminUsername: 'runner',
-        // The startup script: cloud-init runs it as root at first boot. Base64, 64 KB at most.
+        // The startup script, without the credential: cloud-init runs it as root at first boot.
+        // Base64, 64 KB at most; it cannot be changed after creation, and root on the VM can read it.
         customData: Buffer.from(request.startupScript, 'utf8').toString('base64'),
         // No password, no key: nobody signs in. The serial log says what happened.
         linuxConfiguration: {
@@ -340,6 +361,8 @@ export class AzureCloud implements Cloud {
           provisionVMAgent: true,
         },
       },
+      // The credential, which the script reads from the instance metadata service and online() empties.
+      userData: credentialUserData(request.credential),
       networkProfile: { networkInterfaces: [{ id: nic.id, primary: true, deleteOption: 'Delete' }] },
       diagnosticsProfile: { bootDiagnostics: { enabled: true } },
       ...(placement.spot

@@ -115,15 +115,19 @@ export function gceErrorKind(code: string, err?: unknown): ErrorKind {
   return err !== undefined && isConnectionError(err) ? 'transient' : 'permanent';
 }
 
+/** Compute Engine's words when the caller may not run a VM as that service account. */
+const NO_ACT_AS = /does not have access to service account '([^']+)'/;
+
 export function gceError(err: unknown, action: string): CloudError {
   const code = gceCode(err);
-  return new CloudError(
-    'GCP',
-    code,
-    `compute ${action}: ${errorMessage(err)}`,
-    KNOWN[code]?.advice ?? '',
-    gceErrorKind(code, err),
-  );
+  const message = errorMessage(err);
+  const actAs = NO_ACT_AS.exec(message);
+  const advice = actAs
+    ? `The launching identity needs iam.serviceAccounts.actAs on ${actAs[1]}: grant it ` +
+      'roles/iam.serviceAccountUser on that account alone (docs/permissions/gcp/service-account-user.yaml, ' +
+      'README "The launcher\'s roles").'
+    : (KNOWN[code]?.advice ?? '');
+  return new CloudError('GCP', code, `compute ${action}: ${message}`, advice, gceErrorKind(code, err));
 }
 
 /** A refusal made here, or an operation's own error, in the same shape as the service's. */

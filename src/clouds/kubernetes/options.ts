@@ -61,6 +61,15 @@ export function kubernetesOptions(read: InputReader, env: Env, machine?: Machine
         'to choose where in it, use kubernetes-namespace',
     );
   }
+  const sudo = read('sudo').trim();
+  if (sudo && sudo !== 'false') {
+    throw new InputError(
+      'sudo',
+      sudo,
+      "leave sudo unset on Kubernetes: the runner runs as the pod's user; " +
+        "to run it as the image's own user, use kubernetes-security-context: image",
+    );
+  }
   return parseKubernetes(read, env, machine?.wantsGpu ?? false);
 }
 
