@@ -826,6 +826,40 @@ describe('instance metadata (IMDS)', () => {
     await expectClean();
   });
 
+  test('iptables on the machine: root adds a REJECT rule for a user; IMDS then cuts that user, not root', async () => {
+    const port = new URL(fake.url).port;
+    const reach = (who: string, as = ''): string =>
+      `${as}curl -s -o /dev/null -w '${who}=%{http_code}\\n' --max-time 3 -X PUT "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' || echo '${who}=cut'`;
+    const script = [
+      '#!/bin/bash',
+      'useradd --create-home cml-runner',
+      reach('user-before', 'runuser -u cml-runner -- '),
+      'runuser -u cml-runner -- iptables -A OUTPUT -p tcp -d 127.0.0.1 -m owner --uid-owner cml-runner -j REJECT; echo "as-user=$?"',
+      'iptables -A OUTPUT -p udp -d 127.0.0.1 -m owner --uid-owner cml-runner -j REJECT; echo "udp=$?"',
+      'iptables -A OUTPUT -p tcp -d 127.0.0.1 -m owner --uid-owner nobody-here -j REJECT; echo "unknown=$?"',
+      `iptables --append OUTPUT --proto tcp --destination 127.0.0.1 --dport ${port} --match owner --uid-owner cml-runner --jump REJECT; echo "rule=$?"`,
+      reach('root'),
+      reach('user-after', 'runuser -u cml-runner -- '),
+      'echo done',
+    ].join('\n');
+    const id = (await ec2.send(new RunInstancesCommand(launch({ UserData: b64(script) })))).Instances![0]!.InstanceId!;
+    await waitFor(() => fake.consoleOf(id).includes('done'));
+    const out = fake.consoleOf(id);
+    expect(out).toContain('user-before=200\n');
+    expect(out).toContain(
+      'iptables v1.8.10 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
+    );
+    expect(out).toContain('as-user=4\n');
+    expect(out).toContain('udp=2\n');
+    expect(out).toContain('Bad value for option "--uid-owner", or out of range ("nobody-here").');
+    expect(out).toContain('unknown=2\n');
+    expect(out).toContain('rule=0\n');
+    expect(out).toContain('root=200\n');
+    // Only a sandbox running as root gives the machine's user a uid of its own to refuse.
+    expect(out).toContain(process.getuid?.() === 0 ? 'user-after=cut\n' : 'user-after=200\n');
+    await expectClean();
+  });
+
   test('tokens: a TTL of 1..21600 s is required, the token is needed when HttpTokens is required, valid on its own instance only', async () => {
     const r = await ec2.send(
       new RunInstancesCommand(launch({ MinCount: 2, MaxCount: 2, MetadataOptions: { HttpTokens: 'required' } })),

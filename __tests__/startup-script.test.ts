@@ -164,6 +164,45 @@ describe('the startup script', () => {
     expect(script).toContain('${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}');
   });
 
+  test('closes the metadata service to the runner user with a firewall rule, on the endpoint the machine names', () => {
+    const script = renderStartupScript(settings({ metadataRootOnly: true }));
+    expect(decodeSettings(script).METADATA_ROOT_ONLY).toBe('1');
+    expect(decodeSettings(renderStartupScript(settings())).METADATA_ROOT_ONLY).toBeUndefined();
+    // Only the block itself runs, with `iptables` as given in `bin` (or none), as root would run it.
+    const block = script.slice(
+      script.indexOf('# METADATA_ROOT_ONLY=1'),
+      script.indexOf("# The runner's own job hooks"),
+    );
+    const run = (endpoint: string | undefined, iptables: string | undefined): string => {
+      const bin = mkdtempSync(join(dir, 'fw-'));
+      if (iptables !== undefined) writeFileSync(join(bin, 'iptables'), `#!/bin/bash\n${iptables}`, { mode: 0o755 });
+      const file = join(dir, 'fw-probe.sh');
+      const head = 'set -euo pipefail\nlog() { echo "log: $*"; }\ndeclare -A setting=([METADATA_ROOT_ONLY]=1)\n';
+      writeFileSync(file, `${head}runner_user=cml-runner\n${block}`);
+      const env: Record<string, string> = {
+        PATH: bin,
+        ...(endpoint ? { AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint } : {}),
+      };
+      const r = spawnSync('/bin/bash', [file], { env, encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      return r.stdout;
+    };
+    const record = 'echo "iptables $*"';
+    const ok = 'log: the metadata service answers root only: a firewall rule refuses the runner user cml-runner';
+    expect(run(undefined, record)).toBe(
+      'iptables --append OUTPUT --proto tcp --destination 169.254.169.254 --dport 80 --match owner ' +
+        `--uid-owner cml-runner --jump REJECT\n${ok}\n`,
+    );
+    expect(run('http://127.0.0.1:4567/_imds/i-1', record)).toContain('--destination 127.0.0.1 --dport 4567 ');
+    expect(run('https://10.0.0.9/x', record)).toContain('--destination 10.0.0.9 --dport 443 ');
+    const open = 'log: job code can read the metadata service, hence the user data';
+    expect(run(undefined, undefined)).toBe(`${open}: iptables is not installed\n`);
+    expect(run(undefined, 'exit 4')).toBe(`${open}: iptables refused the firewall rule\n`);
+    expect(run('http://[fd00:ec2::254]', record)).toBe(
+      `${open}: no firewall rule for an endpoint that is not IPv4 (http://[fd00:ec2::254])\n`,
+    );
+  });
+
   test('gives a VM boot service the login environment from the password database, keeping what is set', () => {
     // A boot service has only PATH: HOME, USER and LOGNAME come from the password database.
     const passwd = { getent: `echo "ci:x:0:0:CI:${join(dir, 'ci-root')}:/bin/bash"` };

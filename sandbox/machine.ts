@@ -648,6 +648,7 @@ function writeStandIns(bin: string, opts: BootOptions): void {
     }
   } else {
     writePowerStandIns(write);
+    writeIptables(write);
   }
 
   write('apt-get', `echo "[machine] apt-get $* (stand-in)" >&2\nexit 0\n`);
@@ -668,17 +669,8 @@ esac
   if (opts.gpu) writeNvidiaSmi(bin, opts.gpu);
 }
 
-/**
- * Users: `useradd` makes a user of the machine with a uid of its own, and `runuser` runs a command as
- * that user for real (setpriv) when the sandbox runs as root, so a job cannot signal the startup
- * script's timers or read its root-only files, as on a real VM. Users live in `.sandbox/users`
- * (`name:uid:home`); `id`, `getent passwd` and `chown` answer from it, the rest is the host's. Without
- * root the sandbox cannot change uid: `runuser` then says so on the console and runs the command as
- * the host user. `sudo` grants a user the machine wrote a sudoers file for (root's, mode 440, in
- * `$CML_RUNNER_SUDOERS`), but cannot make it root: a granted command runs as the caller.
- */
-function writeUserStandIns(write: (name: string, body: string) => void): void {
-  const lookup = `users="$SANDBOX_MACHINE_ROOT/.sandbox/users"
+/** Shell for the user stand-ins: `user_entry NAME-OR-UID` reads the machine's users file. */
+const USER_LOOKUP = `users="$SANDBOX_MACHINE_ROOT/.sandbox/users"
 real_path="\${PATH#*:}"
 # user_entry NAME-OR-UID: sets u_name u_uid u_home from the machine's users; fails for others.
 user_entry() {
@@ -690,6 +682,67 @@ user_entry() {
   return 1
 }
 `;
+
+/**
+ * A VM's `iptables`, for the one rule the startup script adds: `-A|-I OUTPUT -p tcp -d ADDR [--dport P]
+ * -m owner --uid-owner USER -j REJECT` (long forms too). Only root may add it; the user becomes its
+ * uid from the machine's users, and the rule is recorded in `.sandbox/iptables` (`ADDR PORT UID`, `-`
+ * for any port), which the cloud fake's metadata service enforces. Anything else is refused with
+ * iptables' words (iptables-nft 1.8.10, as Ubuntu 24.04 has it).
+ */
+function writeIptables(write: (name: string, body: string) => void): void {
+  write(
+    'iptables',
+    `${USER_LOOKUP}v='iptables v1.8.10 (nf_tables)'
+bad() { echo "$v: $1" >&2; echo "Try \\\`iptables -h' or 'iptables --help' for more information." >&2; exit 2; }
+me="$(PATH="$real_path" id -u)"
+if user_entry "$me"; then
+  echo "$v: Could not fetch rule set generation id: Permission denied (you must be root)" >&2
+  exit 4
+fi
+[[ $# -gt 0 ]] || bad "no command specified"
+chain="" proto="" dest="" dport="-" match="" uid="" target=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -A|--append|-I|--insert) [[ -z "$chain" && $# -ge 2 ]] || bad "unknown option \\"$1\\""; chain="$2"; shift 2 ;;
+    -p|--proto|--protocol) [[ $# -ge 2 ]] || bad "option \\"$1\\" requires an argument"; proto="$2"; shift 2 ;;
+    -d|--destination) [[ $# -ge 2 ]] || bad "option \\"$1\\" requires an argument"; dest="$2"; shift 2 ;;
+    --dport|--destination-port)
+      [[ "$proto" == tcp ]] || bad "unknown option \\"$1\\""
+      [[ "\${2:-}" =~ ^[0-9]+$ && "$2" -le 65535 ]] || bad "invalid port/service \\\`\${2:-}' specified"
+      dport="$2"; shift 2 ;;
+    -m|--match) [[ "\${2:-}" == owner ]] || bad "Couldn't load match \\\`\${2:-}':No such file or directory"
+      match=owner; shift 2 ;;
+    --uid-owner)
+      [[ "$match" == owner ]] || bad "unknown option \\"$1\\""
+      if [[ "\${2:-}" == root || "\${2:-}" == 0 ]]; then uid="$me"
+      elif user_entry "\${2:-}"; then uid="$u_uid"
+      else bad "Bad value for option \\"--uid-owner\\", or out of range (\\"\${2:-}\\")."; fi
+      shift 2 ;;
+    -j|--jump) [[ "\${2:-}" == REJECT ]] || bad "Couldn't load target \\\`\${2:-}':No such file or directory"
+      target=REJECT; shift 2 ;;
+    *) bad "unknown option \\"$1\\"" ;;
+  esac
+done
+[[ "$chain" == OUTPUT ]] || { echo "$v: Chain '$chain' does not exist" >&2; exit 1; }
+[[ "$proto" == tcp && "$dest" =~ ^[0-9]+(\\.[0-9]+){3}$ && -n "$uid" && "$target" == REJECT ]] ||
+  bad "the sandbox's iptables takes only -p tcp -d ADDR [--dport P] -m owner --uid-owner USER -j REJECT"
+echo "$dest $dport $uid" >>"$SANDBOX_MACHINE_ROOT/.sandbox/iptables"
+`,
+  );
+}
+
+/**
+ * Users: `useradd` makes a user of the machine with a uid of its own, and `runuser` runs a command as
+ * that user for real (setpriv) when the sandbox runs as root, so a job cannot signal the startup
+ * script's timers or read its root-only files, as on a real VM. Users live in `.sandbox/users`
+ * (`name:uid:home`); `id`, `getent passwd` and `chown` answer from it, the rest is the host's. Without
+ * root the sandbox cannot change uid: `runuser` then says so on the console and runs the command as
+ * the host user. `sudo` grants a user the machine wrote a sudoers file for (root's, mode 440, in
+ * `$CML_RUNNER_SUDOERS`), but cannot make it root: a granted command runs as the caller.
+ */
+function writeUserStandIns(write: (name: string, body: string) => void): void {
+  const lookup = USER_LOOKUP;
   write(
     'useradd',
     `${lookup}echo "[machine] useradd $* (stand-in)" >&2

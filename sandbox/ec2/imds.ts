@@ -10,9 +10,12 @@
  * 404 for what does not exist (such as spot/instance-action before a notice).
  *
  * It is the instance's endpoint, not the EC2 API: it stays outside the request pipeline and
- * takes no faults.
+ * takes no faults. The machine's firewall rules (its `iptables` stand-in records them in
+ * `.sandbox/iptables`) apply: a connection from a user a rule rejects is cut (see `rejected`).
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type http from 'node:http';
 import type { Ec2Instance } from '../ec2.js';
 import { header } from './sigv4.js';
@@ -39,6 +42,10 @@ export function answerImds(
   path: string,
 ): void {
   const inst = store.byId.get(instanceId);
+  if (inst?.machine && rejected(inst.machine.root, req)) {
+    req.socket.destroy();
+    return;
+  }
   // Only a running instance can reach its metadata service; for anything else nothing answers.
   if (inst?.state !== 'running') {
     res.destroy();
@@ -102,6 +109,39 @@ export function answerImds(
   }
   res.writeHead(200, { 'content-type': found.type });
   res.end(method === 'HEAD' ? undefined : found.body);
+}
+
+/**
+ * Whether one of the machine's recorded `REJECT` rules (`ADDR PORT|- UID` lines) covers this
+ * connection: its destination is this server's address and port, and the socket's owner, found in
+ * /proc/net/tcp and tcp6 as the line whose local port is the client's and remote port the server's,
+ * has the rule's uid (the machine's processes share the host's network).
+ */
+function rejected(root: string, req: http.IncomingMessage): boolean {
+  let rules: string[];
+  try {
+    rules = fs
+      .readFileSync(path.join(root, '.sandbox', 'iptables'), 'utf8')
+      .split('\n')
+      .filter(Boolean);
+  } catch {
+    return false;
+  }
+  const { localAddress, localPort, remotePort } = req.socket;
+  const address = (localAddress ?? '').replace(/^::ffff:/, '');
+  const hex = (n: number | undefined): string => (n ?? -1).toString(16).toUpperCase().padStart(4, '0');
+  let uid: string | undefined;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[1]?.endsWith(`:${hex(remotePort)}`) && cols[2]?.endsWith(`:${hex(localPort)}`)) uid = cols[7];
+    }
+  }
+  if (uid === undefined) return false;
+  return rules.some((rule) => {
+    const [dest, port, owner] = rule.split(' ');
+    return dest === address && (port === '-' || port === String(localPort)) && owner === uid;
+  });
 }
 
 /** The metadata item or listing at a path (a listing names folders with a trailing slash). */

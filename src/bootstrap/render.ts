@@ -43,6 +43,11 @@ export interface StartupSettings {
    */
   spotNotice?: 'aws' | 'azure';
   /**
+   * On a VM, a local firewall rule keeps the runner's user (and so every job) from the EC2 instance
+   * metadata service, which stays on for root's spot watch but holds the user data.
+   */
+  metadataRootOnly?: boolean;
+  /**
    * How the machine ends itself besides a shutdown. `gcp`: it deletes its own instance through
    * the Compute Engine API at `apiUrl`, with its service account's token from the metadata
    * server, since a stopped instance keeps its disk; it powers off only if that is refused.
@@ -56,7 +61,10 @@ export interface StartupSettings {
 }
 
 /** What a cloud adds to every startup script it launches. */
-export type CloudScriptSettings = Pick<StartupSettings, 'spotNotice' | 'selfDelete' | 'credentialFrom'>;
+export type CloudScriptSettings = Pick<
+  StartupSettings,
+  'spotNotice' | 'metadataRootOnly' | 'selfDelete' | 'credentialFrom'
+>;
 
 const TEMPLATE = readFileSync(new URL('./startup.sh', import.meta.url), 'utf8');
 
@@ -82,6 +90,7 @@ export function renderStartupScript(s: StartupSettings): string {
     RUNNER_CACHE: s.runnerCache,
     RUNNER_SUDO: s.sudo ? 'true' : undefined,
     SPOT_NOTICE: s.spotNotice,
+    METADATA_ROOT_ONLY: s.metadataRootOnly ? '1' : undefined,
     SELF_DELETE: s.selfDelete?.cloud,
     COMPUTE_API_URL: s.selfDelete?.apiUrl,
   };

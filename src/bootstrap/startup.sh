@@ -420,6 +420,30 @@ if [[ -z "$container" && $EUID -eq 0 ]]; then
   chown -R "$runner_user:$runner_user" "$runner_dir"
 fi
 
+# METADATA_ROOT_ONLY=1 (EC2 spot, no instance profile): the metadata service stays on for the spot
+# watch, which is root's, and a local firewall rule refuses the runner's user, so no job reads the
+# user data: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-limiting-access.html
+# Without iptables (Amazon Linux 2023 images may lack it) nothing is installed, to keep boot short.
+if [[ "${setting[METADATA_ROOT_ONLY]:-}" == 1 && -n "$runner_user" ]]; then
+  metadata_url="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}"
+  metadata_open="job code can read the metadata service, hence the user data"
+  metadata_host="" metadata_port=80
+  [[ "$metadata_url" != https://* ]] || metadata_port=443
+  if [[ "$metadata_url" =~ ^https?://([0-9.]+)(:([0-9]+))?(/|$) ]]; then
+    metadata_host="${BASH_REMATCH[1]}" metadata_port="${BASH_REMATCH[3]:-$metadata_port}"
+  fi
+  if [[ -z "$metadata_host" ]]; then
+    log "$metadata_open: no firewall rule for an endpoint that is not IPv4 ($metadata_url)"
+  elif ! command -v iptables >/dev/null; then
+    log "$metadata_open: iptables is not installed"
+  elif iptables --append OUTPUT --proto tcp --destination "$metadata_host" --dport "$metadata_port" \
+    --match owner --uid-owner "$runner_user" --jump REJECT; then
+    log "the metadata service answers root only: a firewall rule refuses the runner user $runner_user"
+  else
+    log "$metadata_open: iptables refused the firewall rule"
+  fi
+fi
+
 # The runner's own job hooks mark activity for the idle watchdog, in a folder the runner's user
 # may write: a job can keep its machine busy, never past max-lifetime.
 activity_dir="$runner_home/activity"

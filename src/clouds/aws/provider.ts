@@ -178,7 +178,9 @@ export class AwsCloud implements Cloud {
       return group;
     };
     return {
-      scriptSettings: spec.spot ? { spotNotice: 'aws' } : {},
+      // A spot machine keeps its metadata service on for the spot watch (root); without an instance
+      // profile no job needs it, so a firewall rule on the machine keeps job code from the user data.
+      scriptSettings: spec.spot ? { spotNotice: 'aws', metadataRootOnly: !this.options.instanceProfile } : {},
       places: this.options.subnets.length > 0 ? this.options.subnets : [undefined],
       ...(types ? { types } : {}),
       warnings,
@@ -198,7 +200,8 @@ export class AwsCloud implements Cloud {
    * applied (ModifyInstanceMetadataOptions answers `pending` first:
    * https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyInstanceMetadataOptions.html).
    * Left on when something on the machine still needs it: an instance profile's credentials, read
-   * by job code, and a spot machine's interruption notice, polled by the startup script.
+   * by job code, and a spot machine's interruption notice, polled by the startup script (without an
+   * instance profile, the script's firewall rule closes it to job code: METADATA_ROOT_ONLY).
    */
   private async closeMetadata(machine: Machine): Promise<void> {
     if (this.options.instanceProfile || machine.spot) return;
