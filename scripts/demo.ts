@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: the whole life of a runner against the loopback sandbox, with no cloud
  * account and no credentials. It runs the bundled dist/ entry exactly as the Actions runner
- * would (main, then post), queues a job for the runner, and watches the machine end itself.
+ * would (main, then post), queues a job for the runner, watches the machine end itself, and runs
+ * the workflow's final cleanup job.
  * It exits non-zero if anything is left behind.
  */
 import { existsSync } from 'node:fs';
@@ -151,28 +152,26 @@ async function main(): Promise<void> {
     const env = kubernetes
       ? { ...sb.env, KUBECONFIG: '', KUBERNETES_CONFIGURATION: sb.kubernetes.kubeconfig() }
       : sb.env;
-    const run = new ActionRun({
-      env,
-      inputs: {
-        cloud,
-        region: 'us-east',
-        // Azure's Ubuntu image has no NVIDIA driver; this one has.
-        ...(cloud === 'azure' ? { image: 'microsoft-dsvm:ubuntu-hpc:2204:latest' } : {}),
-        gpu: 't4',
-        type: 's',
-        labels: 'cml-gpu',
-        token: sb.tokens.admin,
-        'startup-timeout': '120',
-        // The VM's own identity, which may delete its instance when the runner is done.
-        ...(cloud === 'gcp' ? { 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner } : {}),
-      },
-      onLog: (chunk) => {
-        for (const line of chunk.split('\n')) {
-          if (line.trim() && !line.startsWith('::')) say(`  action | ${line}`);
-          else if (line.startsWith('::error')) say(`  action | ERROR ${line}`);
-        }
-      },
-    });
+    const inputs = {
+      cloud,
+      region: 'us-east',
+      // Azure's Ubuntu image has no NVIDIA driver; this one has.
+      ...(cloud === 'azure' ? { image: 'microsoft-dsvm:ubuntu-hpc:2204:latest' } : {}),
+      gpu: 't4',
+      type: 's',
+      labels: 'cml-gpu',
+      token: sb.tokens.admin,
+      'startup-timeout': '120',
+      // The VM's own identity, which may delete its instance when the runner is done.
+      ...(cloud === 'gcp' ? { 'gcp-service-account': GCE_SERVICE_ACCOUNTS.runner } : {}),
+    };
+    const onLog = (chunk: string): void => {
+      for (const line of chunk.split('\n')) {
+        if (line.trim() && !line.startsWith('::')) say(`  action | ${line}`);
+        else if (line.startsWith('::error')) say(`  action | ERROR ${line}`);
+      }
+    };
+    const run = new ActionRun({ env, inputs, onLog });
     say(
       `main: launching a ${cloud} t4 runner with label cml-gpu (the bundled dist/ entries action.yml names, as the Actions runner runs them)`,
     );
@@ -194,6 +193,19 @@ async function main(): Promise<void> {
     const done = await sb.github.waitJob(job.id, 60_000);
     say(`job ${done.id} ${done.status}: ${done.conclusion} on ${done.runnerName}`);
     for (const line of done.log.trim().split('\n')) say(`  job | ${line}`);
+
+    // The machine ends itself after its job. The workflow's final job (mode: cleanup, if: always())
+    // then ends what the launch made besides machines: on AWS, the launch's own security group.
+    const machineGone = Date.now() + 30_000;
+    while (Date.now() < machineGone && (await sb.leftovers()).some((l) => !l.includes('security group'))) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    say("the workflow's final job runs the action with mode: cleanup, as its if: always() job does");
+    const cleanup = new ActionRun({ env, inputs: { ...inputs, mode: 'cleanup' }, onLog });
+    const cleaned = await cleanup.main().done;
+    say(`cleanup exited ${cleaned.code}`);
+    await cleanup.post();
+    cleanup.dispose();
 
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {

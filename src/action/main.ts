@@ -174,6 +174,5 @@ async function writeEndSummary(spec: LaunchSpec, ctx: RunContext, report: EndRep
       ...rows,
     ]);
   core.info(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
-  for (const r of report.resources) core.info(`${r.kind} ${r.id ?? r.name}: ${r.result}`);
   await summary.write();
 }
