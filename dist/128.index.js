@@ -32,6 +32,8 @@ var core = __webpack_require__(14116);
 var identity_dist_esm = __webpack_require__(25563);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __webpack_require__(77598);
+// EXTERNAL MODULE: ./src/bootstrap/render.ts
+var render = __webpack_require__(87524);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __webpack_require__(83916);
 // EXTERNAL MODULE: ./src/retry.ts
@@ -341,6 +343,7 @@ function securityProfileFor(size, offered, image) {
 
 
 
+
 /**
  * Azure. Each runner gets its own resource group holding everything of its machine (network
  * security group, virtual network, public address, network interface, VM and its disk), so one
@@ -360,6 +363,10 @@ function securityProfileFor(size, offered, image) {
  * startup script can delete the group (or deallocate the VM) when the runner is done: a stopped
  * Azure VM still bills. That role writes nothing, tags included, so a job on the VM cannot hide
  * its group from cleanup and sweep, which find groups by their tags and by their name prefix.
+ *
+ * The runner's credential is not in the custom data (the startup script), which cannot be changed
+ * after creation and which root on the VM can read back: it is the VM's user data, which the
+ * script reads from the instance metadata service and `online()` empties once the runner is up.
  */
 const DEFAULT_ARM = 'https://management.azure.com';
 /** The custom role a VM's identity gets on its own resource group (docs/permissions/azure/vm-role.json). */
@@ -440,11 +447,23 @@ class AzureCloud {
             scriptSettings: {
                 selfDelete: { cloud: 'azure', apiUrl: this.arm },
                 ...(spec.spot ? { spotNotice: 'azure' } : {}),
+                // The credential goes in the VM's user data, which online() empties; never in custom data.
+                credentialFrom: 'azure-user-data',
             },
             places: [undefined],
             warnings,
             launch: (request, placement) => this.launch(spec, prepared, request, placement, warnings),
+            online: (machine) => this.clearUserData(machine.id),
         };
+    }
+    /**
+     * Empties the VM's user data, which holds the runner's credential: any process on the VM can
+     * read it from the instance metadata service until then. A PATCH with an empty `userData`
+     * deletes it, without stopping or rebooting the VM.
+     * https://learn.microsoft.com/azure/virtual-machines/user-data#updating-user-data
+     */
+    async clearUserData(group) {
+        await this.lro('virtualMachines.update', () => this.compute.virtualMachines.update(group, 'runner', { userData: '' }, POLL));
     }
     /** A read before the launch; without the right to make it, a warning and the launch goes on. */
     async readable(warnings, what, effect, fn) {
@@ -552,7 +571,8 @@ class AzureCloud {
             osProfile: {
                 computerName: vmName,
                 adminUsername: 'runner',
-                // The startup script: cloud-init runs it as root at first boot. Base64, 64 KB at most.
+                // The startup script, without the credential: cloud-init runs it as root at first boot.
+                // Base64, 64 KB at most; it cannot be changed after creation, and root on the VM can read it.
                 customData: Buffer.from(request.startupScript, 'utf8').toString('base64'),
                 // No password, no key: nobody signs in. The serial log says what happened.
                 linuxConfiguration: {
@@ -563,6 +583,8 @@ class AzureCloud {
                     provisionVMAgent: true,
                 },
             },
+            // The credential, which the script reads from the instance metadata service and online() empties.
+            userData: (0,render/* credentialUserData */.Z)(request.credential),
             networkProfile: { networkInterfaces: [{ id: nic.id, primary: true, deleteOption: 'Delete' }] },
             diagnosticsProfile: { bootDiagnostics: { enabled: true } },
             ...(placement.spot

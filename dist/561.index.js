@@ -213,7 +213,8 @@ var options = __webpack_require__(38053);
  * suspended, the Secret then created already owned by it, and the Job resumed: a Secret never
  * exists without its Job, so it goes when the Job goes, and the Jobs alone say what exists. The
  * credential reaches the container only through `valueFrom.secretKeyRef`: it is never a literal
- * in the pod spec.
+ * in the pod spec. Once the runner is online the Secret is deleted (`online`), and the startup
+ * script starts itself again without the credential in its environment (src/bootstrap/startup.sh).
  *
  * The Job ends itself: the container exits after its ephemeral job or idle-timeout, the Job
  * completes, and ttlSecondsAfterFinished removes it. activeDeadlineSeconds is max-lifetime,
@@ -329,7 +330,20 @@ class KubernetesCloud {
             places: [undefined],
             warnings: [],
             launch: (request, placement) => this.launch(spec, request, placement),
+            online: (machine) => this.removeSecret(machine.id),
         };
+    }
+    /**
+     * Once the runner is online its credential has been read (the container's environment is set
+     * when it starts), so its Secret goes now rather than with the Job: a reusable runner's
+     * registration token could register other runners for as long as it lasts. The running pod is
+     * unaffected; the script it mounted stays (https://kubernetes.io/docs/concepts/configuration/secret/).
+     * The Job keeps `restartPolicy: Never`, so no container of it starts again to need the Secret.
+     */
+    async removeSecret(name) {
+        await (0,call/* endedOrGone */.p4)(async () => {
+            await this.call('delete', 'secrets', () => this.core.deleteNamespacedSecret({ name, namespace: this.region }));
+        });
     }
     async launch(spec, request, placement) {
         // A later attempt (the earlier pod found no room) gets its own name: the old Job may still be going.

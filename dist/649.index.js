@@ -225,9 +225,18 @@ function gceErrorKind(code, err) {
         return e.httpStatusCode === 429 || e.httpStatusCode >= 500 ? 'transient' : 'permanent';
     return err !== undefined && (0,call/* isConnectionError */.Rk)(err) ? 'transient' : 'permanent';
 }
+/** Compute Engine's words when the caller may not run a VM as that service account. */
+const NO_ACT_AS = /does not have access to service account '([^']+)'/;
 function gceError(err, action) {
     const code = gceCode(err);
-    return new errors/* CloudError */.K2('GCP', code, `compute ${action}: ${(0,errors/* errorMessage */.gJ)(err)}`, KNOWN[code]?.advice ?? '', gceErrorKind(code, err));
+    const message = (0,errors/* errorMessage */.gJ)(err);
+    const actAs = NO_ACT_AS.exec(message);
+    const advice = actAs
+        ? `The launching identity needs iam.serviceAccounts.actAs on ${actAs[1]}: grant it ` +
+            'roles/iam.serviceAccountUser on that account alone (docs/permissions/gcp/service-account-user.yaml, ' +
+            'README "The launcher\'s roles").'
+        : (KNOWN[code]?.advice ?? '');
+    return new errors/* CloudError */.K2('GCP', code, `compute ${action}: ${message}`, advice, gceErrorKind(code, err));
 }
 /** A refusal made here, or an operation's own error, in the same shape as the service's. */
 const gceRefusal = (code, detail, advice = KNOWN[code]?.advice ?? '', kind = gceErrorKind(code)) => new errors/* CloudError */.K2('GCP', code, detail, advice, kind);

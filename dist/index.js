@@ -30836,6 +30836,59 @@ module.exports = {
 
 /***/ }),
 
+/***/ 87524:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   T: () => (/* binding */ renderStartupScript),
+/* harmony export */   Z: () => (/* binding */ credentialUserData)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(73024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+
+const TEMPLATE = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(__nccwpck_require__.ab + "startup.sh", 'utf8');
+function renderStartupScript(s) {
+    const credential = s.credentialFrom ? undefined : s.credential;
+    const settings = {
+        RUNNER_NAME: s.runnerName,
+        RUNNER_LABELS: s.labels.join(','),
+        RUNNER_URL: s.url,
+        RUNNER_GROUP: s.group,
+        RUNNER_JITCONFIG: credential && 'jitConfig' in credential ? credential.jitConfig : undefined,
+        RUNNER_TOKEN: credential && 'registrationToken' in credential ? credential.registrationToken : undefined,
+        CREDENTIAL_FROM: s.credentialFrom,
+        CONTAINER: s.container ? '1' : undefined,
+        IDLE_TIMEOUT: String(s.idleTimeoutSeconds),
+        MAX_LIFETIME: String(s.maxLifetimeSeconds),
+        DOWNLOAD_X64_URL: s.downloads.X64?.url,
+        DOWNLOAD_X64_SHA256: s.downloads.X64?.sha256,
+        DOWNLOAD_ARM64_URL: s.downloads.ARM64?.url,
+        DOWNLOAD_ARM64_SHA256: s.downloads.ARM64?.sha256,
+        USER_SCRIPT: s.userScript,
+        RUNNER_VERSION: s.downloads.version,
+        RUNNER_CACHE: s.runnerCache,
+        RUNNER_SUDO: s.sudo ? 'true' : undefined,
+        SPOT_NOTICE: s.spotNotice,
+        METADATA_ROOT_ONLY: s.metadataRootOnly ? '1' : undefined,
+        SELF_DELETE: s.selfDelete?.cloud,
+        COMPUTE_API_URL: s.selfDelete?.apiUrl,
+    };
+    // One base64 block of NUL-separated keys and values: the script decodes it with one process.
+    const pairs = Object.entries(settings).filter((e) => e[1] !== undefined && e[1] !== '');
+    const block = Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(''), 'utf8').toString('base64');
+    const lines = block.match(/.{1,76}/g) ?? [];
+    return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
+}
+/** The credential as the script reads it from elsewhere: base64 of one pair, key NUL value NUL. */
+function credentialUserData(c) {
+    const [key, value] = 'jitConfig' in c ? ['RUNNER_JITCONFIG', c.jitConfig] : ['RUNNER_TOKEN', c.registrationToken];
+    return Buffer.from(`${key}\0${value}\0`, 'utf8').toString('base64');
+}
+
+
+/***/ }),
+
 /***/ 77307:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -31447,6 +31500,11 @@ function kubernetesOptions(read, env, machine) {
     if (region && region !== DEFAULT_REGION) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('region', region, 'leave region unset on Kubernetes: runner pods run on the cluster of the kubeconfig; ' +
             'to choose where in it, use kubernetes-namespace');
+    }
+    const sudo = read('sudo').trim();
+    if (sudo && sudo !== 'false') {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .InputError */ .dz('sudo', sudo, "leave sudo unset on Kubernetes: the runner runs as the pod's user; " +
+            "to run it as the image's own user, use kubernetes-security-context: image");
     }
     return parseKubernetes(read, env, machine?.wantsGpu ?? false);
 }
@@ -35547,7 +35605,7 @@ const aws = {
     title: 'AWS',
     catalog: catalog/* AWS_CATALOG */.q7,
     options: awsOptions,
-    load: () => Promise.all(/* import() */[__nccwpck_require__.e(96), __nccwpck_require__.e(870)]).then(__nccwpck_require__.bind(__nccwpck_require__, 5870)),
+    load: () => Promise.all(/* import() */[__nccwpck_require__.e(96), __nccwpck_require__.e(916)]).then(__nccwpck_require__.bind(__nccwpck_require__, 19916)),
 };
 
 // EXTERNAL MODULE: ./src/clouds/azure/catalog.ts
@@ -35926,6 +35984,7 @@ function parseRunner(read, random = randomSuffix) {
     const reuseIdle = (0,inputs/* bool */.lc)('reuse-idle', input('reuse-idle') || 'false');
     const reuse = reuseIdle ? 'idle' : reuseOnline ? 'online' : undefined;
     const version = input('runner-version') || 'latest';
+    const sudo = (0,inputs/* bool */.lc)('sudo', input('sudo') || 'false');
     const cache = input('runner-cache') || undefined;
     if (cache !== undefined && !/^\/[A-Za-z0-9._/-]*$/.test(cache)) {
         throw new src_errors/* InputError */.dz('runner-cache', cache, 'use an absolute path on the machine image, such as /opt/actions-runner, of letters, digits, dots, dashes, ' +
@@ -35944,6 +36003,7 @@ function parseRunner(read, random = randomSuffix) {
         group,
         version,
         allowPartial,
+        sudo,
         ...(cache ? { cache } : {}),
         ...(reuse ? { reuse } : {}),
     };
@@ -41585,7 +41645,7 @@ class Ledger {
         this.persist(this.data);
     }
     static empty(cloud, region, forge) {
-        return { cloud, region, forge, registrations: [], machines: [], complete: false, keep: [] };
+        return { cloud, region, forge, registrations: [], machines: [], resources: [], complete: false, keep: [] };
     }
     registration(name) {
         const entry = { name };
@@ -41598,6 +41658,22 @@ class Ledger {
         this.data.machines.push(entry);
         this.persist(this.data);
         return entry;
+    }
+    resource(kind, name) {
+        const entry = { kind, name };
+        this.data.resources ??= [];
+        this.data.resources.push(entry);
+        this.persist(this.data);
+        return entry;
+    }
+    /** What a cloud records its resources through, before each create. */
+    get recorder() {
+        return {
+            add: (kind, name) => {
+                const entry = this.resource(kind, name);
+                return { created: (id) => this.update(entry, { id }) };
+            },
+        };
     }
     /** Records what an answer told us about an entry. */
     update(entry, fields) {
@@ -41617,8 +41693,11 @@ class Ledger {
         this.data.complete = true;
         this.persist(this.data);
     }
-    /** Marks every entry outside `keep` as ended, once a cleanup succeeded. */
-    markEnded() {
+    /**
+     * Marks every entry outside `keep` as ended, once a cleanup succeeded; resources too when no
+     * runner is kept, except those named in `left` (still in use: post tries them again).
+     */
+    markEnded(left = new Set()) {
         const keep = new Set(this.data.keep);
         for (const e of this.data.registrations)
             if (!keep.has(e.name))
@@ -41626,19 +41705,32 @@ class Ledger {
         for (const e of this.data.machines)
             if (!keep.has(e.runnerName))
                 e.ended = true;
+        if (keep.size === 0)
+            for (const e of this.data.resources ?? [])
+                if (!left.has(e.name))
+                    e.ended = true;
         this.persist(this.data);
     }
     get isEmpty() {
-        return this.data.registrations.length === 0 && this.data.machines.length === 0;
+        const { registrations, machines, resources } = this.data;
+        return registrations.length === 0 && machines.length === 0 && (resources ?? []).length === 0;
     }
 }
-/** What is left to end: entries of runners not kept, not ended yet. */
+/**
+ * What is left to end: entries of runners not kept, not ended yet; and the launch's resources
+ * when no runner is kept (a kept runner's machine still uses them: cleanup or sweep ends them).
+ */
 function pending(data) {
     const keep = new Set(data.keep ?? []);
     return {
         registrations: data.registrations.filter((e) => !keep.has(e.name) && !e.ended),
         machines: data.machines.filter((e) => !keep.has(e.runnerName) && !e.ended),
+        resources: keep.size === 0 ? (data.resources ?? []).filter((e) => !e.ended) : [],
     };
+}
+/** Whether a pending set has nothing in it. */
+function nothingPending(todo) {
+    return todo.registrations.length === 0 && todo.machines.length === 0 && todo.resources.length === 0;
 }
 
 ;// CONCATENATED MODULE: ./src/lifecycle/end.ts
@@ -41646,6 +41738,29 @@ function pending(data) {
 
 
 
+/** Deletes each resource after the machines ended; one still in use is reported as left, not as a failure. */
+async function endResources(targets, deps, errors) {
+    const report = [];
+    const remove = deps.cloud.deleteResource?.bind(deps.cloud);
+    if (!remove)
+        return report;
+    await (0,retry/* mapLimited */.bB)(targets, CONCURRENCY, async ({ resource, reason }) => {
+        const which = `${resource.kind} ${resource.id ?? resource.name}`;
+        try {
+            const answer = await remove(resource);
+            const result = answer === 'in use' ? 'left' : answer;
+            report.push({ ...resource, reason, result });
+            if (result === 'left')
+                deps.log.warning(`${which} is still in use; mode: cleanup or sweep ends it later`);
+            else
+                deps.log.info(`${which}: ${result}; ${reason}`);
+        }
+        catch (err) {
+            errors.push(`${which}: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
+        }
+    });
+    return report;
+}
 /**
  * Ends everything a ledger names, except the runners it keeps and what was ended already.
  * Entries whose create answer never arrived are found by client token (machines) or by name
@@ -41653,7 +41768,7 @@ function pending(data) {
  */
 async function endLedger(data, deps) {
     const { cloud, forge, log } = deps;
-    const report = { machines: [], registrations: [] };
+    const report = { machines: [], registrations: [], resources: [] };
     const errors = [];
     const todo = pending(data);
     const reason = 'named by the launch';
@@ -41671,6 +41786,13 @@ async function endLedger(data, deps) {
             errors.push(`machine of ${entry.runnerName} (${which}): ${(0,src_errors/* errorMessage */.gJ)(err)}`);
         }
     }));
+    const resources = todo.resources.map(({ kind, name, id }) => ({
+        resource: { kind, name, ...(id ? { id } : {}) },
+        reason,
+    }));
+    // A machine that could not be ended still holds what it uses: those wait for the next cleanup.
+    if (errors.length === 0)
+        report.resources = await endResources(resources, deps, errors);
     let listing;
     const idOf = async (name) => {
         listing ??= forge.runners();
@@ -41708,11 +41830,21 @@ async function endRun(ctx, deps) {
     const names = new Set(machines.map((m) => m.runnerName));
     const targets = machines.filter((m) => m.state !== 'gone').map((machine) => ({ machine, reason }));
     const ended = await endMachines(targets, deps);
+    const made = (await deps.cloud.listResources?.({ repo: ctx.repository, runId: ctx.runId })) ?? [];
+    // One that a live machine (not ending) still uses is left at once: waiting would not free it.
+    const resources = await endResources(made.filter((r) => !r.inUse).map(({ inUse: _, held: __, ...resource }) => ({ resource, reason })), deps, ended.errors);
+    for (const { inUse: _, held: __, ...r } of made.filter((m) => m.inUse)) {
+        resources.push({ ...r, reason, result: 'left' });
+    }
     const runners = await deps.forge.runners();
     const registrations = runners
         .filter((r) => r.labels.some((l) => l.toLowerCase() === label) || names.has(r.name))
         .map((runner) => ({ runner, reason }));
-    return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
+    return {
+        machines: ended.report,
+        registrations: await endRegistrations(registrations, deps, ended.errors),
+        resources,
+    };
 }
 /**
  * `mode: sweep`: for a scheduled workflow. Ends every machine this action made for the
@@ -41721,7 +41853,8 @@ async function endRun(ctx, deps) {
  * a run label, `cml-run-<run id>`, or are named by a machine this action tagged) unless a live
  * machine still belongs to them. Other tools' runners, even named `cml-...`, are left alone. At
  * organisation scope a run label does not say which repository launched the runner, so only
- * registrations named by this repository's machines are ended there.
+ * registrations named by this repository's machines are ended there. Resources the action made
+ * for the repository (AWS security groups) are deleted once no machine, ending ones included, uses them.
  */
 /** The label only this action's runners carry: `cml-run-` and a workflow run id. */
 const RUN_LABEL = /^cml-run-\d+$/i;
@@ -41741,6 +41874,13 @@ async function sweep(ctx, graceSeconds, deps) {
             protectedNames.add(m.runnerName);
     }
     const ended = await endMachines(targets, deps);
+    // Only what no machine holds, ending ones included: a group a machine ending now still holds
+    // is the next sweep's, so a sweep never waits.
+    const made = (await deps.cloud.listResources?.({ repo: ctx.repository })) ?? [];
+    const unused = made
+        .filter((r) => !r.inUse && !r.held)
+        .map(({ inUse: _, held: __, ...resource }) => ({ resource, reason: 'unused' }));
+    const resources = await endResources(unused, deps, ended.errors);
     const ours = new Set(machines.map((m) => m.runnerName));
     const repoWide = deps.forge.scope.kind === 'repo';
     const registrations = runners
@@ -41748,7 +41888,11 @@ async function sweep(ctx, graceSeconds, deps) {
         // A `cml-` name alone proves nothing: CML itself and other tools name their runners so.
         .filter((r) => ours.has(r.name) || (repoWide && r.labels.some((l) => RUN_LABEL.test(l))))
         .map((runner) => ({ runner, reason: 'offline' }));
-    return { machines: ended.report, registrations: await endRegistrations(registrations, deps, ended.errors) };
+    return {
+        machines: ended.report,
+        registrations: await endRegistrations(registrations, deps, ended.errors),
+        resources,
+    };
 }
 /** Why sweep ends a machine, or undefined when it is still in use or within its grace period. */
 function staleBecause(m, runner, now, graceSeconds) {
@@ -41796,40 +41940,8 @@ async function endRegistrations(targets, deps, earlier) {
     return report;
 }
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(73024);
-;// CONCATENATED MODULE: ./src/bootstrap/render.ts
-
-const TEMPLATE = (0,external_node_fs_.readFileSync)(__nccwpck_require__.ab + "startup.sh", 'utf8');
-function renderStartupScript(s) {
-    const settings = {
-        RUNNER_NAME: s.runnerName,
-        RUNNER_LABELS: s.labels.join(','),
-        RUNNER_URL: s.url,
-        RUNNER_GROUP: s.group,
-        RUNNER_JITCONFIG: s.credential && 'jitConfig' in s.credential ? s.credential.jitConfig : undefined,
-        RUNNER_TOKEN: s.credential && 'registrationToken' in s.credential ? s.credential.registrationToken : undefined,
-        CONTAINER: s.container ? '1' : undefined,
-        IDLE_TIMEOUT: String(s.idleTimeoutSeconds),
-        MAX_LIFETIME: String(s.maxLifetimeSeconds),
-        DOWNLOAD_X64_URL: s.downloads.X64?.url,
-        DOWNLOAD_X64_SHA256: s.downloads.X64?.sha256,
-        DOWNLOAD_ARM64_URL: s.downloads.ARM64?.url,
-        DOWNLOAD_ARM64_SHA256: s.downloads.ARM64?.sha256,
-        USER_SCRIPT: s.userScript,
-        RUNNER_VERSION: s.downloads.version,
-        RUNNER_CACHE: s.runnerCache,
-        SPOT_NOTICE: s.spotNotice,
-        SELF_DELETE: s.selfDelete?.cloud,
-        COMPUTE_API_URL: s.selfDelete?.apiUrl,
-    };
-    // One base64 block of NUL-separated keys and values: the script decodes it with one process.
-    const pairs = Object.entries(settings).filter((e) => e[1] !== undefined && e[1] !== '');
-    const block = Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(''), 'utf8').toString('base64');
-    const lines = block.match(/.{1,76}/g) ?? [];
-    return TEMPLATE.replace('@@SETTINGS@@', () => lines.join('\n'));
-}
-
+// EXTERNAL MODULE: ./src/bootstrap/render.ts
+var render = __nccwpck_require__(87524);
 ;// CONCATENATED MODULE: ./src/clouds/descriptor.ts
 /**
  * The architecture every machine of a spec will have, when all its types agree on one. A fallback
@@ -42161,7 +42273,7 @@ class Launch {
     prepare() {
         const preparing = Promise.all([
             this.deps.forge.downloads(this.spec.runner.version),
-            this.deps.cloud.prepare(this.spec.machine),
+            this.deps.cloud.prepare(this.spec.machine, this.ledger.recorder),
         ]).then(([downloads, cloud]) => ({
             downloads,
             cloud,
@@ -42248,7 +42360,7 @@ class Launch {
             this.announced = true;
             deps.log.info(`runner ${ready.downloads.version} in ${deps.cloud.region}; placements in order: ${ready.placements}`);
         }
-        const script = renderStartupScript({
+        const script = (0,render/* renderStartupScript */.T)({
             runnerName: name,
             labels: [...spec.runner.labels, this.label, this.launchLabel],
             url: spec.forge.url,
@@ -42261,6 +42373,7 @@ class Launch {
             downloads: ready.downloads,
             userScript: spec.machine.startupScript,
             runnerCache: spec.runner.cache,
+            sudo: spec.runner.sudo,
             ...ready.cloud.scriptSettings,
         });
         return { script, credential, version: ready.downloads.version };
@@ -42410,12 +42523,11 @@ class Launch {
      */
     async endAllBut(keep) {
         this.ledger.finish(keep);
-        const todo = pending(this.ledger.data);
-        if (todo.machines.length === 0 && todo.registrations.length === 0)
+        if (nothingPending(pending(this.ledger.data)))
             return;
         try {
-            await endLedger(this.ledger.data, this.deps);
-            this.ledger.markEnded();
+            const report = await endLedger(this.ledger.data, this.deps);
+            this.ledger.markEnded(new Set(report.resources.filter((r) => r.result === 'left').map((r) => r.name)));
         }
         catch (err) {
             this.deps.log.warning(`Post will retry the cleanup: ${(0,src_errors/* errorMessage */.gJ)(err)}`);
@@ -42660,6 +42772,8 @@ async function writeEndSummary(spec, ctx, report) {
     const rows = [
         ...report.machines.map((m) => [`machine ${plain(m.id)}`, plain(m.runnerName), m.result, plain(m.reason)]),
         ...report.registrations.map((r) => [`registration ${r.id}`, plain(r.name), r.result, plain(r.reason)]),
+        // A resource belongs to no one runner: every machine of its launch used it.
+        ...report.resources.map((r) => [`${plain(r.kind)} ${plain(r.id ?? r.name)}`, 'all', r.result, plain(r.reason)]),
     ];
     const summary = core/* summary */.z.addHeading(heading, 3);
     if (rows.length === 0)
@@ -42696,12 +42810,13 @@ async function writeEndSummary(spec, ctx, report) {
 async function runPost() {
     try {
         const ledger = loadLedger();
-        if (!ledger || (ledger.machines.length === 0 && ledger.registrations.length === 0)) {
+        const { machines, registrations, resources } = ledger ?? { machines: [], registrations: [] };
+        if (!ledger || machines.length + registrations.length + (resources ?? []).length === 0) {
             core/* info */.pq('Nothing was created; nothing to clean up.');
             return;
         }
         const todo = pending(ledger);
-        if (todo.machines.length === 0 && todo.registrations.length === 0) {
+        if (nothingPending(todo)) {
             core/* info */.pq(ledger.keep.length > 0
                 ? `Every runner that came online (${ledger.keep.join(', ')}) ends itself after its job or idle-timeout; ` +
                     'main already ended the rest, if any.'
@@ -42723,6 +42838,8 @@ async function runPost() {
             const forge = new GitHubForge({ scope: ledger.forge.scope, apiUrl: ledger.forge.apiUrl, token }, actionsLog);
             const report = await endLedger(ledger, { cloud, forge, log: actionsLog });
             core/* info */.pq(`Ended ${report.machines.length} machine(s) and ${report.registrations.length} registration(s).`);
+            for (const r of report.resources)
+                core/* info */.pq(`${r.kind} ${r.id ?? r.name}: ${r.result}`);
         });
     }
     catch (err) {

@@ -39,13 +39,57 @@ CML_RUNNER_SETTINGS
 
 # On Kubernetes the credential arrives from the pod's Secret as ACTIONS_RUNNER_INPUT_JITCONFIG
 # or ACTIONS_RUNNER_INPUT_TOKEN, the variables the runner itself reads; on a VM, from settings.
-# They are read and unset first, so nothing the script starts (the user's startup-script, the
-# download) inherits the credential; only the runner gets it back.
+# `unset` would not do: /proc/<pid>/environ keeps the environment a process was started with,
+# and a job running as the same user can read it. So the script starts itself again (same pid)
+# without them, handing the credential over on fd 3, a pipe read once and closed. Nothing the
+# script starts inherits it: config.sh gets the token, the runner its JIT config, nothing else.
+if [[ -n "${ACTIONS_RUNNER_INPUT_JITCONFIG:-}${ACTIONS_RUNNER_INPUT_TOKEN:-}" ]]; then
+  exec 3< <(printf '%s\0%s\0' "${ACTIONS_RUNNER_INPUT_JITCONFIG:-}" "${ACTIONS_RUNNER_INPUT_TOKEN:-}")
+  exec env -u ACTIONS_RUNNER_INPUT_JITCONFIG -u ACTIONS_RUNNER_INPUT_TOKEN CML_RUNNER_CREDENTIAL_FD=3 "$BASH" "$0"
+fi
 jit_config="${setting[RUNNER_JITCONFIG]:-}"
-jit_config="${jit_config:-${ACTIONS_RUNNER_INPUT_JITCONFIG:-}}"
 registration_token="${setting[RUNNER_TOKEN]:-}"
-registration_token="${registration_token:-${ACTIONS_RUNNER_INPUT_TOKEN:-}}"
-unset ACTIONS_RUNNER_INPUT_JITCONFIG ACTIONS_RUNNER_INPUT_TOKEN
+if [[ "${CML_RUNNER_CREDENTIAL_FD:-}" == 3 ]]; then
+  handed_jit="" handed_token=""
+  IFS= read -r -d '' -u 3 handed_jit || true
+  IFS= read -r -d '' -u 3 handed_token || true
+  exec 3<&-
+  jit_config="${jit_config:-$handed_jit}"
+  registration_token="${registration_token:-$handed_token}"
+  unset handed_jit handed_token
+fi
+unset CML_RUNNER_CREDENTIAL_FD
+
+# CREDENTIAL_FROM=azure-user-data: the credential is in the VM's user data, not in these settings
+# (custom data, which any root process can read back, cannot be changed after creation; user
+# data can, and the launcher empties it once the runner is online). The instance metadata
+# service answers it as base64 of one pair: RUNNER_JITCONFIG or RUNNER_TOKEN, NUL, the value,
+# NUL. It is read into memory only, for up to about two minutes while the service comes up.
+# https://learn.microsoft.com/azure/virtual-machines/user-data
+# https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service#get-user-data
+if [[ "${setting[CREDENTIAL_FROM]:-}" == azure-user-data ]]; then
+  user_data_url="${AZURE_POD_IDENTITY_AUTHORITY_HOST:-http://169.254.169.254}/metadata/instance/compute/userData"
+  user_data=""
+  if command -v curl >/dev/null 2>&1; then
+    for attempt in {1..20}; do
+      user_data="$(curl -sf --max-time 5 -H 'Metadata: true' "$user_data_url?api-version=2021-01-01&format=text")" &&
+        break
+      user_data=""
+      [[ $attempt -lt 20 ]] && sleep 2
+    done
+  else
+    log "no curl: cannot read the runner credential from this VM's user data"
+  fi
+  while IFS= read -r -d '' key && IFS= read -r -d '' value; do
+    case "$key" in
+      RUNNER_JITCONFIG) jit_config="$value" ;;
+      RUNNER_TOKEN) registration_token="$value" ;;
+    esac
+  done < <(printf '%s' "$user_data" | base64 -d 2>/dev/null)
+  unset user_data key value
+  [[ -n "$jit_config$registration_token" ]] ||
+    log "no runner credential in this VM's user data: it was empty or unreadable (already cleared?)"
+fi
 
 runner_home="${CML_RUNNER_HOME:-/opt/cml-runner}"
 runner_dir="$runner_home/runner"
@@ -354,30 +398,96 @@ if [[ -n "$fetch_pid" ]]; then
   fi
 fi
 
-# The runner's own job hooks mark activity for the idle watchdog.
+# On a VM the runner and every job run as an unprivileged user of their own, never as root: the
+# timers that end the machine (max-lifetime, idle-timeout, the spot watch) are this script's
+# processes, which that user cannot signal, and the script's state stays root's. The sudo input
+# gives the user passwordless sudo, as GitHub-hosted runners have; job code can then become root.
+# A container keeps the user its image and securityContext give it.
+runner_user=""
+if [[ -z "$container" && $EUID -eq 0 ]]; then
+  runner_user=cml-runner
+  if ! id -u "$runner_user" >/dev/null 2>&1; then
+    useradd --create-home --user-group --shell /bin/bash "$runner_user"
+  fi
+  sudoers="${CML_RUNNER_SUDOERS:-/etc/sudoers.d}/cml-runner"
+  if [[ "${setting[RUNNER_SUDO]:-}" == true ]]; then
+    log "the runner user $runner_user may use sudo without a password (the sudo input)"
+    printf '%s ALL=(ALL) NOPASSWD:ALL\n' "$runner_user" >"$sudoers"
+    chmod 440 "$sudoers"
+  else
+    rm -f "$sudoers"
+  fi
+  chown -R "$runner_user:$runner_user" "$runner_dir"
+fi
+
+# METADATA_ROOT_ONLY=1 (EC2 spot, no instance profile): the metadata service stays on for the spot
+# watch, which is root's, and a local firewall rule refuses the runner's user, so no job reads the
+# user data: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-limiting-access.html
+# Without iptables (Amazon Linux 2023 images may lack it) nothing is installed, to keep boot short.
+if [[ "${setting[METADATA_ROOT_ONLY]:-}" == 1 && -n "$runner_user" ]]; then
+  metadata_url="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}"
+  metadata_open="job code can read the metadata service, hence the user data"
+  metadata_host="" metadata_port=80
+  [[ "$metadata_url" != https://* ]] || metadata_port=443
+  if [[ "$metadata_url" =~ ^https?://([0-9.]+)(:([0-9]+))?(/|$) ]]; then
+    metadata_host="${BASH_REMATCH[1]}" metadata_port="${BASH_REMATCH[3]:-$metadata_port}"
+  fi
+  if [[ -z "$metadata_host" ]]; then
+    log "$metadata_open: no firewall rule for an endpoint that is not IPv4 ($metadata_url)"
+  elif ! command -v iptables >/dev/null; then
+    log "$metadata_open: iptables is not installed"
+  elif iptables --append OUTPUT --proto tcp --destination "$metadata_host" --dport "$metadata_port" \
+    --match owner --uid-owner "$runner_user" --jump REJECT; then
+    log "the metadata service answers root only: a firewall rule refuses the runner user $runner_user"
+  else
+    log "$metadata_open: iptables refused the firewall rule"
+  fi
+fi
+
+# The runner's own job hooks mark activity for the idle watchdog, in a folder the runner's user
+# may write: a job can keep its machine busy, never past max-lifetime.
+activity_dir="$runner_home/activity"
+make_dir 755 "$activity_dir"
+[[ -z "$runner_user" ]] || chown "$runner_user:$runner_user" "$activity_dir"
 cat >"$hooks_dir/job-started.sh" <<'HOOK'
 #!/bin/bash
-state_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../state" && pwd)"
-touch "$state_dir/busy"
-printf '%(%s)T\n' -1 >"$state_dir/last-activity"
+activity_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../activity" && pwd)"
+touch "$activity_dir/busy"
+printf '%(%s)T\n' -1 >"$activity_dir/last-activity"
 HOOK
 cat >"$hooks_dir/job-completed.sh" <<'HOOK'
 #!/bin/bash
-state_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../state" && pwd)"
-rm -f "$state_dir/busy"
-printf '%(%s)T\n' -1 >"$state_dir/last-activity"
+activity_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../activity" && pwd)"
+rm -f "$activity_dir/busy"
+printf '%(%s)T\n' -1 >"$activity_dir/last-activity"
 HOOK
 chmod 755 "$hooks_dir/job-started.sh" "$hooks_dir/job-completed.sh"
 export ACTIONS_RUNNER_HOOK_JOB_STARTED="$hooks_dir/job-started.sh"
 export ACTIONS_RUNNER_HOOK_JOB_COMPLETED="$hooks_dir/job-completed.sh"
-export RUNNER_ALLOW_RUNASROOT=1
-now >"$state_dir/last-activity"
+# The runner refuses root unless told: only a container whose image runs as root needs it.
+if [[ $EUID -eq 0 && -z "$runner_user" ]]; then
+  export RUNNER_ALLOW_RUNASROOT=1
+fi
+now >"$activity_dir/last-activity"
+[[ -z "$runner_user" ]] || chown "$runner_user:$runner_user" "$activity_dir/last-activity"
+
+# Runs a command with this umask as the runner's user (on a VM; runuser sets HOME, USER, LOGNAME and
+# SHELL for that user and keeps the rest), or as this script's user.
+as_runner() {
+  local mask="$1"
+  shift
+  if [[ -n "$runner_user" ]]; then
+    (umask "$mask" && exec runuser -u "$runner_user" -- "$@")
+  else
+    (umask "$mask" && exec "$@")
+  fi
+}
 
 # The runner runs in its own process group (runner_pid), which end_machine signals, with a login's
 # umask; config.sh before it writes the registration files under the script's own.
 start_runner() {
   set -m
-  open_umask ./run.sh &
+  as_runner 022 ./run.sh &
   runner_pid=$!
   set +m
 }
@@ -394,7 +504,7 @@ else
   if [[ -n "${setting[RUNNER_GROUP]:-}" ]]; then
     config_args+=(--runnergroup "${setting[RUNNER_GROUP]}")
   fi
-  ACTIONS_RUNNER_INPUT_TOKEN="$registration_token" ./config.sh "${config_args[@]}"
+  ACTIONS_RUNNER_INPUT_TOKEN="$registration_token" as_runner 077 ./config.sh "${config_args[@]}"
   start_runner
 fi
 unset 'setting[RUNNER_JITCONFIG]' 'setting[RUNNER_TOKEN]' jit_config registration_token
@@ -462,8 +572,8 @@ while kill -0 "$runner_pid" 2>/dev/null; do
   if [[ -n "$spot_notice" && "$now_s" -ge "$spot_check_at" ]]; then
     if [[ "$spot_notice" == azure ]]; then check_preempt_event; else check_spot_notice; fi
   fi
-  if [[ "$idle_timeout" -gt 0 && ! -e "$state_dir/busy" ]]; then
-    read -r last_activity <"$state_dir/last-activity" || last_activity=$now_s
+  if [[ "$idle_timeout" -gt 0 && ! -e "$activity_dir/busy" ]]; then
+    read -r last_activity <"$activity_dir/last-activity" || last_activity=$now_s
     idle=$((now_s - last_activity))
     if [[ "$idle" -ge "$idle_timeout" ]]; then
       end_machine "idle for ${idle}s (idle-timeout ${idle_timeout}s)"

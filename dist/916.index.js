@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 870;
-exports.ids = [870];
+exports.id = 916;
+exports.ids = [916];
 exports.modules = {
 
-/***/ 5870:
+/***/ 19916:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -106,6 +106,9 @@ const KNOWN = {
     InvalidParameterValue: { kind: 'permanent', advice: 'Check the type, image, aws-instance-profile and tags inputs.' },
     ParameterNotFound: { kind: 'permanent', advice: 'Check the image input and the region.' },
     AccessDeniedException: { kind: 'permanent', advice: 'The credentials need ssm:GetParameter on public parameters.' },
+    'InvalidGroup.Duplicate': { kind: 'permanent', advice: '' },
+    /** A security group still used by an instance (one shutting down too): deleting it waits. */
+    DependencyViolation: { kind: 'permanent', advice: 'An instance still uses the security group.' },
     /** An instance id EC2 no longer knows: terminated long ago. */
     'InvalidInstanceID.NotFound': { kind: 'gone', advice: '' },
 };
@@ -144,7 +147,190 @@ const awsRetryAfterMs = (err) => (0,call/* retryAfterHeader */.W8)(err.$response
 /** A refusal made here, in the same shape as the service's. */
 const awsRefusal = (code, detail, advice = KNOWN[code]?.advice ?? '', kind = KNOWN[code]?.kind ?? 'permanent') => new errors/* CloudError */.K2('AWS', code, detail, advice, kind);
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __webpack_require__(77598);
+;// CONCATENATED MODULE: ./src/clouds/aws/groups.ts
+
+
+
+
+
+/**
+ * The security group a launch makes when `aws-security-group` is not given: one per launch, in the
+ * VPC of its subnets (the default VPC without them), named after the launch's run and a random
+ * part (names are unique per VPC), tagged like the machines. A new group has no inbound rule and
+ * keeps the default outbound rule that allows all traffic ("Security groups for your VPC",
+ * https://docs.aws.amazon.com/vpc/latest/userguide/vpc-security-groups.html): the runner reaches
+ * GitHub, nothing reaches the runner.
+ *
+ * It is written to the ledger before CreateSecurityGroup, so a create whose answer never arrived
+ * is found by name; a retry after a lost answer gets `InvalidGroup.Duplicate` and takes the group
+ * the first call made. It is deleted after the machines: EC2 refuses with `DependencyViolation`
+ * while an instance still uses it, one shutting down too
+ * (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DeleteSecurityGroup.html), so the
+ * delete is tried again for up to three minutes, then reported as still in use.
+ */
+const GROUP_KIND = 'security-group';
+/** How long a delete waits for instances that still hold the group. */
+const DELETE_PATIENCE_MS = 180_000;
+const FIRST_WAIT_MS = 500;
+const LONGEST_WAIT_MS = 15_000;
+/** Instance states that still hold a group and are not ending. */
+const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'];
+const ENDING_STATE = 'shutting-down';
+class LaunchGroups {
+    ec2;
+    call;
+    ctx;
+    region;
+    constructor(ec2, call, ctx, region) {
+        this.ec2 = ec2;
+        this.call = call;
+        this.ctx = ctx;
+        this.region = region;
+    }
+    /** The VPC the launch's machines go to: that of the subnets (which must share one), or the default VPC. */
+    async vpcFor(subnets) {
+        if (subnets.length > 0) {
+            const out = await this.call('ec2:DescribeSubnets', () => this.ec2.send(new dist_cjs/* DescribeSubnetsCommand */.jSW({ SubnetIds: [...subnets] })));
+            const vpcs = [...new Set((out.Subnets ?? []).map((s) => s.VpcId).filter((v) => Boolean(v)))];
+            if (vpcs.length !== 1) {
+                throw awsRefusal('InvalidParameterCombination', `the subnets ${subnets.join(', ')} are in ${vpcs.length} VPCs (${vpcs.join(', ')}), and a security group ` +
+                    'belongs to one', 'Give subnets of one VPC in aws-subnet, or a security group of your own in aws-security-group.');
+            }
+            return vpcs[0];
+        }
+        const out = await this.call('ec2:DescribeVpcs', () => this.ec2.send(new dist_cjs/* DescribeVpcsCommand */.Dti({ Filters: [{ Name: 'is-default', Values: ['true'] }] })));
+        const vpc = out.Vpcs?.[0]?.VpcId;
+        if (!vpc) {
+            throw awsRefusal('VPCIdNotSpecified', `${this.region} has no default VPC`, 'Give the subnets to launch in (aws-subnet), or a security group of your own (aws-security-group).');
+        }
+        return vpc;
+    }
+    /** Makes the launch's group in `vpcId`, recorded before the call; its tags are the first machine's, less its own. */
+    async create(vpcId, machineTags, resources) {
+        const runId = machineTags[clouds_tags/* TAG */.D.runId] ?? 'run';
+        const name = `cml-runner-${runId}-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`;
+        const { [clouds_tags/* TAG */.D.runner]: _runner, Name: _name, ...shared } = machineTags;
+        const tags = Object.entries({ ...shared, Name: name }).map(([Key, Value]) => ({ Key, Value }));
+        const entry = resources?.add(GROUP_KIND, name);
+        let id;
+        try {
+            const out = await this.call('ec2:CreateSecurityGroup', () => this.ec2.send(new dist_cjs/* CreateSecurityGroupCommand */.x3C({
+                GroupName: name,
+                Description: `cml-runner-action runners of ${machineTags[clouds_tags/* TAG */.D.repo] ?? 'a repository'}, run ${runId}`,
+                VpcId: vpcId,
+                TagSpecifications: [{ ResourceType: 'security-group', Tags: tags }],
+            })));
+            id = out.GroupId;
+        }
+        catch (err) {
+            // A retry after a lost answer: the group the first call made is ours by its name.
+            if (!(err instanceof errors/* CloudError */.K2 && err.code === 'InvalidGroup.Duplicate'))
+                throw err;
+            id = (await this.findByName(name))[0];
+            if (!id)
+                throw err;
+        }
+        if (!id)
+            throw awsRefusal('NoGroup', 'CreateSecurityGroup returned no group id');
+        entry?.created(id);
+        this.ctx.log.info(`security group ${id} (${name}) in ${vpcId}: no inbound rule`);
+        return id;
+    }
+    async findByName(name) {
+        const out = await this.call('ec2:DescribeSecurityGroups', () => this.ec2.send(new dist_cjs/* DescribeSecurityGroupsCommand */.jsQ({
+            Filters: [
+                { Name: 'group-name', Values: [name] },
+                { Name: `tag:${clouds_tags/* TAG */.D.managed}`, Values: ['true'] },
+            ],
+        })));
+        return (out.SecurityGroups ?? []).map((g) => g.GroupId).filter((g) => Boolean(g));
+    }
+    /** The groups this action made for a repository (and run), each marked in use when a live instance holds it. */
+    async list(filter) {
+        const filters = [
+            { Name: `tag:${clouds_tags/* TAG */.D.managed}`, Values: ['true'] },
+            { Name: `tag:${clouds_tags/* TAG */.D.repo}`, Values: [filter.repo] },
+            ...(filter.runId ? [{ Name: `tag:${clouds_tags/* TAG */.D.runId}`, Values: [filter.runId] }] : []),
+        ];
+        const groups = [];
+        let NextToken;
+        do {
+            const out = await this.call('ec2:DescribeSecurityGroups', () => this.ec2.send(new dist_cjs/* DescribeSecurityGroupsCommand */.jsQ({ Filters: filters, NextToken })));
+            for (const g of out.SecurityGroups ?? [])
+                if (g.GroupId)
+                    groups.push({ id: g.GroupId, name: g.GroupName ?? '' });
+            NextToken = out.NextToken;
+        } while (NextToken);
+        if (groups.length === 0)
+            return [];
+        const used = new Set();
+        const held = new Set();
+        NextToken = undefined;
+        do {
+            const out = await this.call('ec2:DescribeInstances', () => this.ec2.send(new dist_cjs/* DescribeInstancesCommand */.bNs({
+                Filters: [
+                    { Name: 'instance.group-id', Values: groups.map((g) => g.id) },
+                    { Name: 'instance-state-name', Values: [...LIVE_STATES, ENDING_STATE] },
+                ],
+                NextToken,
+            })));
+            for (const inst of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+                const into = inst.State?.Name === ENDING_STATE ? held : used;
+                for (const g of inst.SecurityGroups ?? [])
+                    if (g.GroupId)
+                        into.add(g.GroupId);
+            }
+            NextToken = out.NextToken;
+        } while (NextToken);
+        return groups.map((g) => ({
+            kind: GROUP_KIND,
+            name: g.name,
+            id: g.id,
+            inUse: used.has(g.id),
+            held: held.has(g.id),
+        }));
+    }
+    /** Deletes a group by id, or by name when its create never answered. */
+    async delete(resource) {
+        if (resource.kind !== GROUP_KIND)
+            throw new Error(`AWS makes no ${resource.kind}`);
+        const ids = resource.id ? [resource.id] : await this.findByName(resource.name);
+        let result = 'gone';
+        for (const id of ids) {
+            const one = await this.deleteOne(id);
+            if (one === 'in use')
+                return one;
+            if (one === 'deleted')
+                result = one;
+        }
+        return result;
+    }
+    async deleteOne(id) {
+        const { clock, signal } = this.ctx;
+        const started = clock.now();
+        for (let wait = FIRST_WAIT_MS;; wait = Math.min(wait * 2, LONGEST_WAIT_MS)) {
+            try {
+                await this.call('ec2:DeleteSecurityGroup', () => this.ec2.send(new dist_cjs/* DeleteSecurityGroupCommand */.yEh({ GroupId: id })));
+                return 'deleted';
+            }
+            catch (err) {
+                if (err instanceof errors/* CloudError */.K2 && err.code === 'InvalidGroup.NotFound')
+                    return 'gone';
+                if (!(err instanceof errors/* CloudError */.K2 && err.code === 'DependencyViolation'))
+                    throw err;
+                if (clock.now() - started >= DELETE_PATIENCE_MS)
+                    return 'in use';
+                this.ctx.log.debug(`security group ${id} is still in use; trying again in ${wait} ms`);
+                await clock.sleep(wait, signal);
+            }
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/clouds/aws/provider.ts
+
 
 
 
@@ -161,7 +347,10 @@ const awsRefusal = (code, detail, advice = KNOWN[code]?.advice ?? '', kind = KNO
  *
  * IAM actions called: ec2:RunInstances, ec2:CreateTags (tags at launch), ec2:DescribeImages,
  * ec2:DescribeInstanceTypeOfferings, ec2:DescribeInstances, ec2:GetConsoleOutput,
- * ec2:TerminateInstances, ssm:GetParameter, and iam:PassRole when aws-instance-profile is given.
+ * ec2:TerminateInstances, ec2:ModifyInstanceMetadataOptions, ssm:GetParameter, and iam:PassRole
+ * when aws-instance-profile is given; without aws-security-group, the launch's own group
+ * (groups.ts): ec2:DescribeSubnets or ec2:DescribeVpcs, ec2:CreateSecurityGroup with
+ * ec2:CreateTags, ec2:DescribeSecurityGroups, ec2:DeleteSecurityGroup.
  * A spot launch needs iam:CreateServiceLinkedRole for spot.amazonaws.com once per account (EC2
  * creates the AWSServiceRoleForEC2Spot role on the first one). The documented policy
  * (docs/permissions/aws/) allows launching and tagging only resources tagged `cml-runner:managed`
@@ -227,6 +416,7 @@ class AwsCloud {
     ssm;
     policy;
     spotRoleAdvised = false;
+    groups;
     constructor(options, region, ctx) {
         this.options = options;
         this.region = region;
@@ -238,11 +428,12 @@ class AwsCloud {
             retryAfterMs: awsRetryAfterMs,
             baseMs: 250,
         };
+        this.groups = new LaunchGroups(this.ec2, (action, fn) => this.call(action, fn), ctx, region);
     }
     call(action, fn) {
         return (0,call/* cloudCall */.QY)(this.ctx, this.policy, action, fn);
     }
-    async prepare(spec) {
+    async prepare(spec, resources) {
         const byArch = new Map();
         for (const type of spec.types)
             if (!byArch.has((0,catalog/* awsArchitecture */.H3)(type)))
@@ -250,8 +441,9 @@ class AwsCloud {
         // The image and disk layout per architecture (a type list may mix x86_64 and arm64 types),
         // and which types the region offers, at once: the check adds no round trip.
         const images = new Map();
-        const [offered] = await Promise.all([
+        const [offered, vpc] = await Promise.all([
             this.offeredHere(spec.types),
+            this.options.securityGroup ? undefined : this.groups.vpcFor(this.options.subnets),
             ...[...byArch].map(async ([arch, type]) => images.set(arch, await this.prepareImage(spec, arch, type))),
         ]);
         const warnings = [];
@@ -265,13 +457,61 @@ class AwsCloud {
             if (types.length === 0)
                 throw await this.notOffered(spec.types);
         }
+        // The launch's own group is made with its first machine, so a launch refused before any
+        // machine leaves none; every machine of the launch shares it.
+        let group;
+        const groupFor = (request) => {
+            if (this.options.securityGroup)
+                return undefined;
+            group ??= this.groups.create(vpc, request.tags, resources);
+            return group;
+        };
         return {
-            scriptSettings: spec.spot ? { spotNotice: 'aws' } : {},
+            // A spot machine keeps its metadata service on for the spot watch (root); without an instance
+            // profile no job needs it, so a firewall rule on the machine keeps job code from the user data.
+            scriptSettings: spec.spot ? { spotNotice: 'aws', metadataRootOnly: !this.options.instanceProfile } : {},
             places: this.options.subnets.length > 0 ? this.options.subnets : [undefined],
             ...(types ? { types } : {}),
             warnings,
-            launch: (request, placement) => this.launch(spec, images, request, placement),
+            launch: async (request, placement) => {
+                const own = await groupFor(request);
+                return this.launch(spec, images, request, placement, own ?? this.options.securityGroup);
+            },
+            online: (machine) => this.closeMetadata(machine),
         };
+    }
+    /**
+     * Turns the machine's metadata service off once its runner is online: the user data, which holds
+     * a reusable runner's registration token, cannot be changed while the instance runs
+     * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html: only a
+     * stopped instance's), and job code could read it there. Waits until EC2 says the change is
+     * applied (ModifyInstanceMetadataOptions answers `pending` first:
+     * https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyInstanceMetadataOptions.html).
+     * Left on when something on the machine still needs it: an instance profile's credentials, read
+     * by job code, and a spot machine's interruption notice, polled by the startup script (without an
+     * instance profile, the script's firewall rule closes it to job code: METADATA_ROOT_ONLY).
+     */
+    async closeMetadata(machine) {
+        if (this.options.instanceProfile || machine.spot)
+            return;
+        await this.call('ec2:ModifyInstanceMetadataOptions', () => this.ec2.send(new dist_cjs/* ModifyInstanceMetadataOptionsCommand */.a5G({ InstanceId: machine.id, HttpEndpoint: 'disabled' })));
+        const started = this.ctx.clock.now();
+        for (let wait = 200;; wait = Math.min(wait * 2, 5_000)) {
+            const out = await this.call('ec2:DescribeInstances', () => this.ec2.send(new dist_cjs/* DescribeInstancesCommand */.bNs({ Filters: [{ Name: 'instance-id', Values: [machine.id] }] })));
+            const options = out.Reservations?.[0]?.Instances?.[0]?.MetadataOptions;
+            if (options?.State === 'applied' && options.HttpEndpoint === 'disabled')
+                return;
+            if (this.ctx.clock.now() - started > 60_000) {
+                throw new Error(`the metadata service of ${machine.id} was not turned off within a minute`);
+            }
+            await this.ctx.clock.sleep(wait, this.ctx.signal);
+        }
+    }
+    listResources(filter) {
+        return this.groups.list(filter);
+    }
+    deleteResource(resource) {
+        return this.groups.delete(resource);
     }
     /** The types this region offers among `types`, or `unchecked` when the credentials may not ask. */
     async offeredHere(types) {
@@ -360,7 +600,7 @@ class AwsCloud {
         }
         return value;
     }
-    async launch(spec, images, request, placement) {
+    async launch(spec, images, request, placement, securityGroup) {
         const { type, spot, where: subnet } = placement;
         const image = images.get((0,catalog/* awsArchitecture */.H3)(type));
         if (!image)
@@ -385,7 +625,7 @@ class AwsCloud {
                 Tags: tags,
             })),
             SubnetId: subnet,
-            SecurityGroupIds: this.options.securityGroup ? [this.options.securityGroup] : undefined,
+            SecurityGroupIds: [securityGroup],
             IamInstanceProfile: this.instanceProfile(),
             InstanceMarketOptions: spot
                 ? {
